@@ -1,0 +1,628 @@
+//! The CLI's client commands: each is one or two HTTP calls to a running server.
+//! Errors print as one line (the server's message and status) with a non-zero exit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+/// Where the server is and who we are.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// Server URL.
+    #[arg(long, env = "AIAAS_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// API key.
+    #[arg(long, env = "AIAAS_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Conn {
+    fn client(&self) -> Result<Client> {
+        let key = self
+            .api_key
+            .clone()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| anyhow!("no API key: pass --api-key or set AIAAS_API_KEY"))?;
+        Ok(Client {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()?,
+            base: self.url.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+}
+
+impl Client {
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = rb
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        self.send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<Value> {
+        self.send(self.req(reqwest::Method::DELETE, path)).await
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: KeysCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Create a key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, owner, developer or inference.
+        #[arg(long)]
+        role: String,
+        /// Tenant id or name (admins only; default: your own).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Comma-separated model names the key may call.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Lifetime in seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    List,
+    Revoke { id: String },
+}
+
+impl KeysArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        match self.cmd {
+            KeysCmd::Create { name, role, tenant, models, expires_in } => {
+                let v = c
+                    .post(
+                        "/api/v1/keys",
+                        json!({"name": name, "role": role, "tenant": tenant,
+                               "allowed_models": models, "expires_in_secs": expires_in}),
+                    )
+                    .await?;
+                println!("id:     {}", v["id"].as_str().unwrap_or_default());
+                println!("role:   {}", v["role"].as_str().unwrap_or_default());
+                println!("secret: {}", v["secret"].as_str().unwrap_or_default());
+                println!("(shown once: store it now)");
+            }
+            KeysCmd::List => {
+                let v = c.get("/api/v1/keys").await?;
+                println!("{:<38} {:<10} {:<20} {}", "ID", "ROLE", "NAME", "STATE");
+                for k in v["keys"].as_array().into_iter().flatten() {
+                    let state = if k["revoked_at"].is_null() { "active" } else { "revoked" };
+                    println!(
+                        "{:<38} {:<10} {:<20} {}",
+                        k["id"].as_str().unwrap_or_default(),
+                        k["role"].as_str().unwrap_or_default(),
+                        k["name"].as_str().unwrap_or_default(),
+                        state
+                    );
+                }
+            }
+            KeysCmd::Revoke { id } => {
+                c.delete(&format!("/api/v1/keys/{}", enc(&id))).await?;
+                println!("revoked {id}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TenantsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: TenantsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantsCmd {
+    Create { name: String },
+    List,
+}
+
+impl TenantsArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        match self.cmd {
+            TenantsCmd::Create { name } => print_json(&c.post("/api/v1/tenants", json!({"name": name})).await?),
+            TenantsCmd::List => {
+                for t in c.get("/api/v1/tenants").await?["tenants"].as_array().into_iter().flatten() {
+                    println!("{}  {}", t["id"].as_str().unwrap_or_default(), t["name"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: DatasetsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum DatasetsCmd {
+    /// Upload a CSV or JSONL file (streamed).
+    Upload {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        text_column: Option<String>,
+        #[arg(long)]
+        label_column: Option<String>,
+        /// csv or jsonl (detected when absent).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    List,
+    /// Show a dataset's statistics and a preview of its rows.
+    Show {
+        id: String,
+        #[arg(long, default_value_t = 5)]
+        preview: usize,
+    },
+    Delete { id: String },
+}
+
+impl DatasetsArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        match self.cmd {
+            DatasetsCmd::Upload { file, name, text_column, label_column, format } => {
+                let f = tokio::fs::File::open(&file)
+                    .await
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                let len = f.metadata().await?.len();
+                let mut query = vec![("name", name)];
+                query.extend(text_column.map(|v| ("text_column", v)));
+                query.extend(label_column.map(|v| ("label_column", v)));
+                query.extend(format.map(|v| ("format", v)));
+                let rb = c
+                    .req(reqwest::Method::POST, "/api/v1/datasets")
+                    .query(&query)
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .body(reqwest::Body::from(f));
+                let v = c.send(rb).await?;
+                println!(
+                    "dataset {} ({}): {} rows, {} classes",
+                    v["name"].as_str().unwrap_or_default(),
+                    v["id"].as_str().unwrap_or_default(),
+                    v["row_count"],
+                    v["stats"]["classes"]
+                );
+            }
+            DatasetsCmd::List => {
+                let v = c.get("/api/v1/datasets").await?;
+                println!("{:<38} {:<24} {:>8} {:>8}", "ID", "NAME", "ROWS", "CLASSES");
+                for d in v["datasets"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<38} {:<24} {:>8} {:>8}",
+                        d["id"].as_str().unwrap_or_default(),
+                        d["name"].as_str().unwrap_or_default(),
+                        d["row_count"],
+                        d["stats"]["classes"]
+                    );
+                }
+            }
+            DatasetsCmd::Show { id, preview } => {
+                let d = c.get(&format!("/api/v1/datasets/{}", enc(&id))).await?;
+                print_json(&d);
+                let rows = c
+                    .get(&format!("/api/v1/datasets/{}/preview?limit={preview}", enc(&id)))
+                    .await?;
+                for r in rows["rows"].as_array().into_iter().flatten() {
+                    let text: String = r["text"].as_str().unwrap_or_default().chars().take(80).collect();
+                    println!("{:>6}  {:<14} {}", r["line"], r["label"].as_str().unwrap_or_default(), text);
+                }
+            }
+            DatasetsCmd::Delete { id } => {
+                c.delete(&format!("/api/v1/datasets/{}", enc(&id))).await?;
+                println!("deleted {id}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Dataset id or name.
+    #[arg(long)]
+    dataset: String,
+    /// Model name for the new version.
+    #[arg(long)]
+    model: String,
+    /// Held-out test dataset id or name.
+    #[arg(long)]
+    test_dataset: Option<String>,
+    /// avgpool, textcnn, gru, lstm, tfidf-logreg or auto.
+    #[arg(long)]
+    architecture: Option<String>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    #[arg(long)]
+    validation_split: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Further training settings as JSON (merged under the flags above).
+    #[arg(long)]
+    config_json: Option<String>,
+    /// Deploy the new version when training succeeds.
+    #[arg(long)]
+    deploy: bool,
+    /// Return after submitting instead of following progress.
+    #[arg(long)]
+    detach: bool,
+}
+
+impl TrainArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        let mut config: Value = match &self.config_json {
+            Some(text) => serde_json::from_str(text).context("--config-json is not valid JSON")?,
+            None => json!({}),
+        };
+        let set = |config: &mut Value, k: &str, v: Value| config[k] = v;
+        if let Some(a) = &self.architecture {
+            set(&mut config, "architecture", json!(a));
+        }
+        if let Some(v) = self.epochs {
+            set(&mut config, "epochs", json!(v));
+        }
+        if let Some(v) = self.batch_size {
+            set(&mut config, "batch_size", json!(v));
+        }
+        if let Some(v) = self.learning_rate {
+            set(&mut config, "learning_rate", json!(v));
+        }
+        if let Some(v) = self.validation_split {
+            set(&mut config, "validation_split", json!(v));
+        }
+        if let Some(v) = self.seed {
+            set(&mut config, "seed", json!(v));
+        }
+        let job = c
+            .post(
+                "/api/v1/jobs",
+                json!({"dataset": self.dataset, "model": self.model, "test_dataset": self.test_dataset,
+                       "config": config, "deploy": self.deploy}),
+            )
+            .await?;
+        let id = job["id"].as_str().unwrap_or_default().to_string();
+        println!("job {id} queued");
+        if self.detach {
+            return Ok(());
+        }
+        follow(&c, &id).await?;
+        let job = c.get(&format!("/api/v1/jobs/{id}")).await?;
+        print_job_result(&job)
+    }
+}
+
+/// Follow a job's SSE stream, drawing a progress bar per training phase.
+async fn follow(c: &Client, id: &str) -> Result<()> {
+    let resp = c
+        .req(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/events"))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("cannot follow job {id} (HTTP {})", resp.status().as_u16());
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut bar: Option<ProgressBar> = None;
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    while let Some(chunk) = stream.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let mut kind = "";
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = if k.trim() == "end" { "end" } else { "event" };
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim());
+                }
+            }
+            if kind == "end" {
+                if let Some(b) = bar.take() {
+                    b.finish();
+                }
+                return Ok(());
+            }
+            let Ok(ev) = serde_json::from_str::<Value>(&data) else { continue };
+            match ev["type"].as_str().unwrap_or_default() {
+                "epoch" | "word2vec_epoch" => {
+                    let total = ev["epochs"].as_u64().unwrap_or(1);
+                    let name = if ev["type"] == "epoch" {
+                        ev["architecture"].as_str().unwrap_or("train").to_string()
+                    } else {
+                        "word2vec".to_string()
+                    };
+                    let b = match &bar {
+                        Some(b) if b.prefix() == name => b.clone(),
+                        _ => {
+                            if let Some(old) = bar.take() {
+                                old.finish();
+                            }
+                            let b = ProgressBar::new(total).with_style(style.clone()).with_prefix(name);
+                            bar = Some(b.clone());
+                            b
+                        }
+                    };
+                    b.set_position(ev["epoch"].as_u64().unwrap_or(0));
+                    if let Some(acc) = ev["val_accuracy"].as_f64() {
+                        b.set_message(format!("loss {:.4} val_acc {acc:.4}", ev["train_loss"].as_f64().unwrap_or(0.0)));
+                    } else if let Some(w) = ev["words_per_second"].as_f64() {
+                        b.set_message(format!("{:.0} words/s", w));
+                    }
+                }
+                "log" => eprintln!("{}", ev["message"].as_str().unwrap_or_default()),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_job_result(job: &Value) -> Result<()> {
+    let status = job["status"].as_str().unwrap_or_default();
+    if status != "succeeded" {
+        bail!(
+            "job {} {status}{}",
+            job["id"].as_str().unwrap_or_default(),
+            job["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
+    let report = &job["report"];
+    println!(
+        "model {}:{} ({})",
+        job["model_name"].as_str().unwrap_or_default(),
+        job["model_version"],
+        report["architecture"].as_str().unwrap_or_default()
+    );
+    println!("{:<14} {:>8} {:>9} {:>9} {:>9} {:>9}", "CANDIDATE", "SPLIT", "ACCURACY", "PRECISION", "RECALL", "F1");
+    for cand in report["candidates"].as_array().into_iter().flatten() {
+        for split in ["validation", "test"] {
+            let m = &cand[split];
+            if m.is_null() {
+                continue;
+            }
+            println!(
+                "{:<14} {:>8} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
+                cand["architecture"].as_str().unwrap_or_default(),
+                split,
+                m["accuracy"].as_f64().unwrap_or(0.0),
+                m["macro_precision"].as_f64().unwrap_or(0.0),
+                m["macro_recall"].as_f64().unwrap_or(0.0),
+                m["macro_f1"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: JobsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum JobsCmd {
+    List,
+    Show { id: String },
+    Cancel { id: String },
+    /// Follow a running job until it ends.
+    Watch { id: String },
+}
+
+impl JobsArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        match self.cmd {
+            JobsCmd::List => {
+                let v = c.get("/api/v1/jobs").await?;
+                println!("{:<38} {:<20} {:<10} {}", "ID", "MODEL", "STATUS", "VERSION");
+                for j in v["jobs"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<38} {:<20} {:<10} {}",
+                        j["id"].as_str().unwrap_or_default(),
+                        j["model_name"].as_str().unwrap_or_default(),
+                        j["status"].as_str().unwrap_or_default(),
+                        j["model_version"]
+                    );
+                }
+            }
+            JobsCmd::Show { id } => print_json(&c.get(&format!("/api/v1/jobs/{}", enc(&id))).await?),
+            JobsCmd::Cancel { id } => {
+                let j = c.post(&format!("/api/v1/jobs/{}/cancel", enc(&id)), json!({})).await?;
+                println!("job {id}: {}", j["status"].as_str().unwrap_or_default());
+            }
+            JobsCmd::Watch { id } => {
+                follow(&c, &id).await?;
+                print_job_result(&c.get(&format!("/api/v1/jobs/{}", enc(&id))).await?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: ModelsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCmd {
+    List,
+    Show { name: String },
+    Deploy {
+        name: String,
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        max_batch: Option<i64>,
+        #[arg(long)]
+        max_delay_ms: Option<i64>,
+        #[arg(long)]
+        queue_capacity: Option<i64>,
+    },
+    Undeploy { name: String },
+    /// Point ALIAS at VERSION.
+    Alias { name: String, alias: String, version: i64 },
+    Delete { name: String },
+}
+
+impl ModelsArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        match self.cmd {
+            ModelsCmd::List => {
+                let v = c.get("/api/v1/models").await?;
+                println!("{:<24} {:>7} {:>9} {:<7}", "NAME", "LATEST", "DEPLOYED", "LOADED");
+                for m in v["models"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<24} {:>7} {:>9} {:<7}",
+                        m["name"].as_str().unwrap_or_default(),
+                        m["latest_version"],
+                        m["deployed_version"],
+                        m["loaded"]
+                    );
+                }
+            }
+            ModelsCmd::Show { name } => print_json(&c.get(&format!("/api/v1/models/{}", enc(&name))).await?),
+            ModelsCmd::Deploy { name, version, alias, max_batch, max_delay_ms, queue_capacity } => {
+                let body = json!({"version": version, "alias": alias, "max_batch": max_batch,
+                                  "max_delay_ms": max_delay_ms, "queue_capacity": queue_capacity});
+                let d = c.post(&format!("/api/v1/models/{}/deploy", enc(&name)), body).await?;
+                println!("{name}: version {} deployed", d["version"]);
+            }
+            ModelsCmd::Undeploy { name } => {
+                c.post(&format!("/api/v1/models/{}/undeploy", enc(&name)), json!({})).await?;
+                println!("{name}: undeployed");
+            }
+            ModelsCmd::Alias { name, alias, version } => {
+                c.post(&format!("/api/v1/models/{}/aliases", enc(&name)), json!({"alias": alias, "version": version}))
+                    .await?;
+                println!("{name}:{alias} -> version {version}");
+            }
+            ModelsCmd::Delete { name } => {
+                c.delete(&format!("/api/v1/models/{}", enc(&name))).await?;
+                println!("{name}: deleted");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Model name, `name:version` or `name:alias`.
+    model: String,
+    /// Texts to classify.
+    #[arg(required = true)]
+    texts: Vec<String>,
+}
+
+impl PredictArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        let v = c
+            .post(&format!("/api/v1/models/{}/predict", enc(&self.model)), json!({"texts": self.texts}))
+            .await?;
+        for (text, p) in self.texts.iter().zip(v["predictions"].as_array().into_iter().flatten()) {
+            let short: String = text.chars().take(60).collect();
+            println!(
+                "{:<14} {:.3}  {short}",
+                p["label"].as_str().unwrap_or_default(),
+                p["confidence"].as_f64().unwrap_or(0.0)
+            );
+        }
+        Ok(())
+    }
+}

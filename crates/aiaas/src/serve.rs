@@ -1,0 +1,68 @@
+//! `aiaas serve`: open the platform, print the first-start secrets once, serve HTTP
+//! until SIGINT/SIGTERM, then drain and shut down cleanly.
+
+use anyhow::{Context, Result};
+use tracing_subscriber::EnvFilter;
+
+use crate::{config, ServeArgs};
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("AIAAS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cfg = config::resolve(&args)?;
+    let (platform, report) = aiaas_core::Platform::open(cfg.platform.clone())
+        .await
+        .with_context(|| format!("cannot open data directory {}", cfg.platform.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(key) = &report.new_admin_key {
+        println!("admin key: {}", key.expose());
+        println!("(shown once: store it now; only its hash is kept)");
+    }
+    if report.admin_key_from_env {
+        println!("admin key registered from AIAAS_ADMIN_KEY");
+    }
+    if report.resumed_jobs > 0 {
+        println!("resumed {} interrupted training job(s)", report.resumed_jobs);
+    }
+    platform.start(&report);
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %cfg.platform.data_dir.display(), "aiaas serving");
+    let app = aiaas_api::app(platform.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("draining: no new requests; stopping training and models");
+    platform.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,161 @@
+//! Test harness: starts the real `aiaas` binary on port 0 with a fresh data directory
+//! and talks to it over HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const ADMIN_KEY: &str = "aiaas_0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab";
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+pub struct ServerOptions<'a> {
+    pub data_dir: &'a Path,
+    pub extra_args: &'a [&'a str],
+}
+
+impl Server {
+    pub fn start(opts: ServerOptions<'_>) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aiaas"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--no-demo"])
+            .arg("--data-dir")
+            .arg(opts.data_dir)
+            .args(opts.extra_args)
+            .env("AIAAS_ADMIN_KEY", ADMIN_KEY)
+            .env("AIAAS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start aiaas serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            assert!(Instant::now() < deadline, "server did not print its address in time");
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read stdout");
+            assert!(!line.contains(ADMIN_KEY), "the admin key must never be printed");
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            data_dir: opts.data_dir.to_path_buf(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(method, self.url(path));
+        if let Some(k) = key {
+            rb = rb.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn upload(&self, key: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url(&format!("/api/v1/datasets?{query}")))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Create a key and return its secret.
+    pub async fn key(&self, by: &str, tenant: &str, role: &str) -> String {
+        let (status, v) = self
+            .call("POST", "/api/v1/keys", Some(by), Some(json!({"name": role, "role": role, "tenant": tenant})))
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["secret"].as_str().expect("secret").to_string()
+    }
+
+    pub async fn wait_for_job(&self, key: &str, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (status, job) = self.call("GET", &format!("/api/v1/jobs/{id}"), Some(key), None).await;
+            assert_eq!(status, 200, "{job}");
+            let s = job["status"].as_str().unwrap_or_default();
+            if ["succeeded", "failed", "cancelled"].contains(&s) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} still {s} after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "server exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not stop within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The BBC News split made by scripts/bbc_news.py (the test command creates it).
+pub fn bbc_dir() -> PathBuf {
+    let dir = std::env::var_os("AIAAS_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            home.join(".cache/aiaas-data-cache")
+        });
+    assert!(
+        dir.join("bbc-train.csv").is_file(),
+        "BBC News data missing in {}: run python3 scripts/bbc_news.py {} (scripts/test.sh does)",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}

@@ -1,0 +1,84 @@
+//! Extractors: the caller's principal from `Authorization: Bearer`, and JSON / query
+//! extractors whose rejections use the API's error format.
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::header;
+use aiaas_core::CoreError;
+use aiaas_types::Principal;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorStyle};
+use crate::AppState;
+
+/// The authenticated caller.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let style = if parts.uri.path().starts_with("/v2/") {
+            ErrorStyle::KServe
+        } else {
+            ErrorStyle::Native
+        };
+        let reject = |error: CoreError| ApiError { error, style };
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                reject(CoreError::Unauthenticated(
+                    "missing API key: send Authorization: Bearer <key>".into(),
+                ))
+            })?
+            .to_str()
+            .map_err(|_| reject(CoreError::Unauthenticated("malformed Authorization header".into())))?;
+        let secret = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                reject(CoreError::Unauthenticated(
+                    "Authorization must use the Bearer scheme".into(),
+                ))
+            })?;
+        let principal = state.platform.authenticate(secret).await.map_err(reject)?;
+        Ok(Auth(principal))
+    }
+}
+
+/// `Json<T>` with errors in the API's format.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let kserve = req.uri().path().starts_with("/v2/");
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => {
+                let error = CoreError::InvalidInput(format!("invalid JSON body: {}", rejection.body_text()));
+                Err(ApiError {
+                    error,
+                    style: if kserve { ErrorStyle::KServe } else { ErrorStyle::Native },
+                })
+            }
+        }
+    }
+}
+
+/// `Query<T>` with errors in the API's format.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(ApiError::bad_request(format!("invalid query string: {}", r.body_text()))),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The HTTP API: axum routes for the native API (`/api/v1`), KServe v2 (`/v2`) and
+//! operations (`/healthz`, `/readyz`, `/metrics`). Handlers are thin: extract, validate
+//! into core types, call the core, map the result. Only this crate knows axum and the
+//! wire formats.
+
+mod error;
+mod extract;
+mod routes;
+
+use std::time::{Duration, Instant};
+
+use aiaas_core::Platform;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+
+pub use error::{status_of, ApiError, ErrorStyle};
+
+/// Largest JSON body accepted (uploads stream separately with their own limit).
+const JSON_LIMIT: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub platform: Platform,
+}
+
+/// The whole router, ready to serve.
+pub fn app(platform: Platform) -> Router {
+    let state = AppState { platform };
+    Router::new()
+        .merge(routes::ops::router())
+        .merge(routes::native::router())
+        .merge(routes::kserve::router())
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(600),
+        ))
+        .with_state(state)
+}
+
+/// Count and time every request by route template (never by raw path: bounded labels).
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let metrics = state.platform.metrics();
+    metrics.inc(
+        "aiaas_http_requests_total",
+        "HTTP requests by route, method and status.",
+        &[("route", &route), ("method", &method), ("status", &status)],
+        1.0,
+    );
+    metrics.observe(
+        "aiaas_http_request_duration_seconds",
+        "HTTP request latency by route.",
+        &[("route", &route)],
+        aiaas_core::metrics_buckets::LATENCY,
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

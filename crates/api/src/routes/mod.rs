@@ -1,0 +1,5 @@
+//! Route groups.
+
+pub mod kserve;
+pub mod native;
+pub mod ops;

@@ -1,0 +1,408 @@
+//! The native API under `/api/v1`: tenants, keys, datasets, training jobs, models.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use aiaas_core::{DatasetFormat, DatasetSpec, DeployRequest, NewKey, TrainRequest};
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/api/v1/keys", get(list_keys).post(create_key))
+        .route("/api/v1/keys/{id}", axum::routing::delete(revoke_key))
+        .route("/api/v1/datasets", get(list_datasets).post(upload_dataset))
+        .route("/api/v1/datasets/{id}", get(get_dataset).delete(delete_dataset))
+        .route("/api/v1/datasets/{id}/preview", get(preview_dataset))
+        .route("/api/v1/jobs", get(list_jobs).post(create_job))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/events", get(job_events))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/models", get(list_models))
+        .route("/api/v1/models/{name}", get(get_model).delete(delete_model))
+        .route("/api/v1/models/{name}/versions/{version}", get(get_version))
+        .route("/api/v1/models/{name}/aliases", post(set_alias))
+        .route("/api/v1/models/{name}/deploy", post(deploy))
+        .route("/api/v1/models/{name}/undeploy", post(undeploy))
+        .route("/api/v1/models/{name}/predict", post(predict))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: String,
+}
+
+async fn create_tenant(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<impl IntoResponse> {
+    let t = s.platform.create_tenant(&p, &body.name).await?;
+    Ok((StatusCode::CREATED, Json(t)))
+}
+
+async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({"tenants": s.platform.list_tenants(&p).await?})))
+}
+
+async fn create_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<NewKey>,
+) -> ApiResult<impl IntoResponse> {
+    let created = s.platform.create_key(&p, body).await?;
+    let mut value = serde_json::to_value(&created.key).unwrap_or_default();
+    // The secret is returned this once; it is not stored and cannot be shown again.
+    value["secret"] = json!(created.secret.expose());
+    Ok((StatusCode::CREATED, Json(value)))
+}
+
+async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({"keys": s.platform.list_keys(&p).await?})))
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.revoke_key(&p, &id).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    name: Option<String>,
+    format: Option<DatasetFormat>,
+    text_column: Option<String>,
+    label_column: Option<String>,
+}
+
+/// Upload a dataset: the raw CSV/JSONL as the body (`name` etc. in the query string),
+/// or `multipart/form-data` with a `file` part and the same fields as parts.
+async fn upload_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let limit = s.platform.max_upload_bytes();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
+        return Err(aiaas_core::CoreError::PayloadTooLarge(format!(
+            "upload exceeds the limit of {limit} bytes"
+        ))
+        .into());
+    }
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut upload = s.platform.begin_upload(&p).await?;
+    let mut q = query;
+    if multipart {
+        let mut form = Multipart::from_request(req, &s)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {}", e.body_text())))?;
+        let mut got_file = false;
+        while let Some(mut field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            if name == "file" && !got_file {
+                got_file = true;
+                let file_name = field.file_name().map(str::to_string);
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
+                {
+                    upload.write_chunk(&chunk).await?;
+                }
+                if q.name.is_none() {
+                    q.name = file_name.as_deref().map(dataset_name_from_file);
+                }
+                if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl")) {
+                    q.format = Some(DatasetFormat::Jsonl);
+                }
+                continue;
+            }
+            let value = field
+                .text()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("invalid multipart field {name}: {e}")))?;
+            match name.as_str() {
+                "name" => q.name = Some(value),
+                "text_column" => q.text_column = Some(value),
+                "label_column" => q.label_column = Some(value),
+                "format" => {
+                    q.format = Some(match value.as_str() {
+                        "csv" => DatasetFormat::Csv,
+                        "jsonl" => DatasetFormat::Jsonl,
+                        other => return Err(ApiError::bad_request(format!("unknown format {other:?}; use csv or jsonl"))),
+                    })
+                }
+                other => return Err(ApiError::bad_request(format!("unknown form field {other:?}"))),
+            }
+        }
+        if !got_file {
+            return Err(ApiError::bad_request("the form has no \"file\" part"));
+        }
+    } else {
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+            upload.write_chunk(&chunk).await?;
+        }
+    }
+    let name = q
+        .name
+        .ok_or_else(|| ApiError::bad_request("name the dataset: ?name=NAME"))?;
+    let spec = DatasetSpec {
+        name,
+        format: q.format,
+        text_column: q.text_column,
+        label_column: q.label_column,
+    };
+    let d = s.platform.create_dataset(&p, spec, upload).await?;
+    Ok((StatusCode::CREATED, Json(d)))
+}
+
+fn dataset_name_from_file(file: &str) -> String {
+    let stem = file.rsplit('/').next().unwrap_or(file);
+    let stem = stem.split('.').next().unwrap_or(stem);
+    stem.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect()
+}
+
+async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({"datasets": s.platform.list_datasets(&p).await?})))
+}
+
+async fn get_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.get_dataset(&p, &id).await?))
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    limit: Option<usize>,
+}
+
+async fn preview_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let rows = s.platform.preview_dataset(&p, &id, q.limit.unwrap_or(20)).await?;
+    Ok(Json(json!({"rows": rows})))
+}
+
+async fn delete_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    s.platform.delete_dataset(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<TrainRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let job = s.platform.submit_job(&p, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+async fn list_jobs(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({"jobs": s.platform.list_jobs(&p).await?})))
+}
+
+async fn get_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.get_job(&p, &id).await?))
+}
+
+async fn cancel_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.cancel_job(&p, &id).await?))
+}
+
+/// Server-sent events of a job: its stored events first (after `Last-Event-ID` when
+/// reconnecting), then new ones as they come, then an `end` event with the final status.
+async fn job_events(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    // Check access before the stream starts, so errors get a proper status.
+    s.platform.get_job(&p, &id).await?;
+    let stream = futures_util::stream::unfold(
+        (s, p, id, after, false),
+        |(s, p, id, after, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let (job, events) = match s.platform.job_events(&p, &id, after).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let ev = Event::default().event("error").data(e.to_string());
+                        return Some((vec![ev], (s, p, id, after, true)));
+                    }
+                };
+                if !events.is_empty() {
+                    let last = events.last().map(|e| e.seq).unwrap_or(after);
+                    let out = events
+                        .into_iter()
+                        .map(|e| {
+                            let kind = e.event.get("type").and_then(|t| t.as_str()).unwrap_or("event").to_string();
+                            Event::default().id(e.seq.to_string()).event(kind).data(e.event.to_string())
+                        })
+                        .collect();
+                    return Some((out, (s, p, id, last, false)));
+                }
+                if job.status.is_terminal() {
+                    let end = json!({"status": job.status, "error": job.error, "model_version": job.model_version});
+                    let ev = Event::default().event("end").data(end.to_string());
+                    return Some((vec![ev], (s, p, id, after, true)));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        },
+    )
+    .flat_map(|events| futures_util::stream::iter(events.into_iter().map(Ok)));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(json!({"models": s.platform.list_models(&p).await?})))
+}
+
+async fn get_model(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.get_model(&p, &name).await?))
+}
+
+async fn get_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.get_version(&p, &name, Some(&version)).await?))
+}
+
+async fn delete_model(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    s.platform.delete_model(&p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetAlias {
+    alias: String,
+    version: i64,
+}
+
+async fn set_alias(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<SetAlias>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.set_alias(&p, &name, &body.alias, body.version).await?))
+}
+
+async fn deploy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    // The body is optional: no body deploys the latest version with default settings.
+    let req: DeployRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DeployRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    Ok(Json(s.platform.deploy(&p, &name, req).await?))
+}
+
+async fn undeploy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    s.platform.undeploy(&p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"texts": [...]}` or `{"text": "..."}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictBody {
+    #[serde(default)]
+    texts: Option<Vec<String>>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+async fn predict(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<PredictBody>,
+) -> ApiResult<impl IntoResponse> {
+    let texts = match (body.texts, body.text) {
+        (Some(t), None) => t,
+        (None, Some(t)) => vec![t],
+        _ => return Err(ApiError::bad_request("give either \"texts\": [...] or \"text\": \"...\"")),
+    };
+    Ok(Json(s.platform.predict(&p, &name, texts).await?))
+}

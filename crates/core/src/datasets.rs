@@ -1,0 +1,626 @@
+//! Datasets: streamed uploads (CSV or JSONL) with a size limit, validation that names
+//! the offending line, statistics and previews. The file is kept as an artifact owned by
+//! its tenant; the row in the database is written last, so a failed upload leaves nothing.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use aiaas_train::LabelledText;
+use aiaas_types::{Permission, Principal};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::{check_name, require};
+use crate::{CoreError, DatasetRecord, Platform, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetFormat {
+    Csv,
+    Jsonl,
+}
+
+impl DatasetFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetFormat::Csv => "csv",
+            DatasetFormat::Jsonl => "jsonl",
+        }
+    }
+
+    fn parse(s: &str) -> Option<DatasetFormat> {
+        match s {
+            "csv" => Some(DatasetFormat::Csv),
+            "jsonl" => Some(DatasetFormat::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+/// What the uploader says about the data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatasetSpec {
+    pub name: String,
+    /// Detected from the content when absent.
+    #[serde(default)]
+    pub format: Option<DatasetFormat>,
+    /// Defaults to `text`.
+    #[serde(default)]
+    pub text_column: Option<String>,
+    /// Defaults to the first of `label`, `category`, `class` present.
+    #[serde(default)]
+    pub label_column: Option<String>,
+}
+
+/// One row of a preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewRow {
+    pub line: u64,
+    pub text: String,
+    pub label: String,
+}
+
+/// An upload in progress: bytes go to a temporary file as they arrive, bounded by the
+/// size limit. Dropping it unfinished removes the file.
+pub struct DatasetUpload {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    bytes: u64,
+    limit: u64,
+    head: Vec<u8>,
+}
+
+impl DatasetUpload {
+    pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.limit {
+            return Err(CoreError::PayloadTooLarge(format!(
+                "upload exceeds the limit of {} bytes",
+                self.limit
+            )));
+        }
+        if self.head.len() < 64 {
+            let take = (64 - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        match &mut self.file {
+            Some(f) => Ok(f.write_all(chunk).await?),
+            None => Err(CoreError::Internal("upload already finished".into())),
+        }
+    }
+
+    /// Feed a whole local file (used by the demo and the CLI's offline paths).
+    pub async fn write_file(&mut self, path: &Path) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut f = tokio::fs::File::open(path).await?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.write_chunk(&buf[..n]).await?;
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if let Some(mut f) = self.file.take() {
+            f.flush().await?;
+            f.sync_all().await?;
+        }
+        Ok(())
+    }
+
+    fn detected_format(&self) -> DatasetFormat {
+        let first = self
+            .head
+            .iter()
+            .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF);
+        if first == Some(&b'{') {
+            DatasetFormat::Jsonl
+        } else {
+            DatasetFormat::Csv
+        }
+    }
+}
+
+impl Drop for DatasetUpload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Platform {
+    pub async fn begin_upload(&self, principal: &Principal) -> Result<DatasetUpload> {
+        require(principal, Permission::WriteData)?;
+        let path = self
+            .data_dir()
+            .join("tmp")
+            .join(format!("{}.upload", aiaas_types::new_id()));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(DatasetUpload {
+            path,
+            file: Some(file),
+            bytes: 0,
+            limit: self.inner.config.max_upload_bytes,
+            head: Vec::new(),
+        })
+    }
+
+    /// Validate an upload and register it as a dataset of the caller's tenant.
+    pub async fn create_dataset(
+        &self,
+        principal: &Principal,
+        spec: DatasetSpec,
+        mut upload: DatasetUpload,
+    ) -> Result<DatasetRecord> {
+        require(principal, Permission::WriteData)?;
+        check_name("dataset", &spec.name)?;
+        let meta = &self.inner.meta;
+        if meta.dataset_by_name(&principal.tenant_id, &spec.name).await?.is_some() {
+            return Err(CoreError::Conflict(format!(
+                "a dataset named {:?} already exists",
+                spec.name
+            )));
+        }
+        upload.finish().await?;
+        if upload.bytes == 0 {
+            return Err(CoreError::InvalidInput("the upload is empty".into()));
+        }
+        let format = spec.format.unwrap_or_else(|| upload.detected_format());
+        let path = upload.path.clone();
+        let columns = (spec.text_column.clone(), spec.label_column.clone());
+        let parsed = tokio::task::spawn_blocking(move || {
+            let parsed = parse(&path, format, columns.0.as_deref(), columns.1.as_deref(), None)?;
+            validate(&parsed.rows)?;
+            let stats = statistics(&parsed);
+            Ok::<_, CoreError>((parsed, stats))
+        })
+        .await??;
+        let (parsed, stats) = parsed;
+        let id = aiaas_types::new_id();
+        let key = format!("datasets/{}/{id}/data.{}", principal.tenant_id, format.as_str());
+        let artifacts = self.inner.artifacts.clone();
+        let upload_path = upload.path.clone();
+        let put_key = key.clone();
+        tokio::task::spawn_blocking(move || artifacts.put_file(&put_key, &upload_path)).await??;
+        let record = DatasetRecord {
+            id,
+            tenant_id: principal.tenant_id.clone(),
+            name: spec.name,
+            format: format.as_str().into(),
+            text_column: parsed.text_column,
+            label_column: parsed.label_column,
+            row_count: parsed.rows.len() as i64,
+            byte_count: upload.bytes as i64,
+            artifact_key: key.clone(),
+            stats,
+            created_at: aiaas_types::now_ms(),
+        };
+        if let Err(e) = meta.insert_dataset(&record).await {
+            let _ = self.inner.artifacts.delete_prefix(&key);
+            return Err(e.into());
+        }
+        tracing::info!(dataset = %record.id, rows = record.row_count, "dataset created");
+        Ok(record)
+    }
+
+    pub async fn list_datasets(&self, principal: &Principal) -> Result<Vec<DatasetRecord>> {
+        require(principal, Permission::ReadData)?;
+        let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
+        Ok(self.inner.meta.datasets(scope).await?)
+    }
+
+    /// A dataset by id, or by name within the caller's tenant.
+    pub async fn get_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<DatasetRecord> {
+        require(principal, Permission::ReadData)?;
+        self.find_dataset(principal, id_or_name).await
+    }
+
+    pub async fn preview_dataset(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+        limit: usize,
+    ) -> Result<Vec<PreviewRow>> {
+        require(principal, Permission::ReadData)?;
+        let d = self.find_dataset(principal, id_or_name).await?;
+        let path = self.inner.artifacts.local_path(&d.artifact_key)?;
+        let limit = limit.clamp(1, 1000);
+        tokio::task::spawn_blocking(move || {
+            let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
+            let parsed = parse(&path, format, Some(&d.text_column), Some(&d.label_column), Some(limit))?;
+            Ok(parsed
+                .rows
+                .into_iter()
+                .map(|r| PreviewRow {
+                    line: r.line,
+                    text: r.text,
+                    label: r.label,
+                })
+                .collect())
+        })
+        .await?
+    }
+
+    pub async fn delete_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<()> {
+        require(principal, Permission::WriteData)?;
+        let d = self.find_dataset(principal, id_or_name).await?;
+        if !self.inner.meta.delete_dataset(&d.id).await? {
+            return Err(CoreError::Conflict(format!(
+                "dataset {:?} is used by training jobs and cannot be deleted",
+                d.name
+            )));
+        }
+        let prefix = format!("datasets/{}/{}", d.tenant_id, d.id);
+        self.inner.artifacts.delete_prefix(&prefix)?;
+        Ok(())
+    }
+
+    pub(crate) async fn find_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<DatasetRecord> {
+        let meta = &self.inner.meta;
+        let found = match meta.dataset(id_or_name).await? {
+            Some(d) => Some(d),
+            None => meta.dataset_by_name(&principal.tenant_id, id_or_name).await?,
+        };
+        match found {
+            Some(d) if principal.sees_tenant(&d.tenant_id) => Ok(d),
+            _ => Err(CoreError::NotFound(format!("no dataset {id_or_name:?}"))),
+        }
+    }
+
+    /// All rows of a stored dataset (blocking: call from a blocking thread).
+    pub(crate) fn load_rows(&self, d: &DatasetRecord) -> Result<Vec<LabelledText>> {
+        let path = self.inner.artifacts.local_path(&d.artifact_key)?;
+        let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
+        let parsed = parse(&path, format, Some(&d.text_column), Some(&d.label_column), None)?;
+        Ok(parsed
+            .rows
+            .into_iter()
+            .map(|r| LabelledText {
+                text: r.text,
+                label: r.label,
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug)]
+struct Row {
+    line: u64,
+    text: String,
+    label: String,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    rows: Vec<Row>,
+    columns: Vec<String>,
+    text_column: String,
+    label_column: String,
+}
+
+fn invalid(msg: String) -> CoreError {
+    CoreError::InvalidInput(msg)
+}
+
+fn parse(
+    path: &Path,
+    format: DatasetFormat,
+    text_column: Option<&str>,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Parsed> {
+    match format {
+        DatasetFormat::Csv => parse_csv(path, text_column, label_column, limit),
+        DatasetFormat::Jsonl => parse_jsonl(path, text_column, label_column, limit),
+    }
+}
+
+fn pick_columns(
+    columns: &[String],
+    text_column: Option<&str>,
+    label_column: Option<&str>,
+) -> Result<(String, String)> {
+    let have = |c: &str| columns.iter().any(|h| h == c);
+    let listing = || columns.join(", ");
+    let text = text_column.unwrap_or("text");
+    if !have(text) {
+        return Err(invalid(format!(
+            "text column {text:?} not found; the data has: {}; name the right one with text_column",
+            listing()
+        )));
+    }
+    let label = match label_column {
+        Some(l) if have(l) => l.to_string(),
+        Some(l) => {
+            return Err(invalid(format!(
+                "label column {l:?} not found; the data has: {}",
+                listing()
+            )))
+        }
+        None => ["label", "category", "class"]
+            .into_iter()
+            .find(|c| have(c))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "no label column (label, category or class); the data has: {}; name it with label_column",
+                    listing()
+                ))
+            })?,
+    };
+    if label == text {
+        return Err(invalid("text and label columns must differ".into()));
+    }
+    Ok((text.to_string(), label))
+}
+
+fn check_row(line: u64, text: &str, label: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(invalid(format!("line {line}: the text is empty")));
+    }
+    if label.trim().is_empty() {
+        return Err(invalid(format!("line {line}: the label is empty")));
+    }
+    Ok(())
+}
+
+fn parse_csv(
+    path: &Path,
+    text_column: Option<&str>,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Parsed> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_path(path)
+        .map_err(|e| CoreError::Internal(format!("cannot open upload: {e}")))?;
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| invalid(format!("line 1: cannot read the CSV header: {e}")))?
+        .clone();
+    let columns: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 { h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h) } else { h };
+            std::str::from_utf8(h)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| invalid("line 1: the CSV header is not valid UTF-8".into()))
+        })
+        .collect::<Result<_>>()?;
+    let (text, label) = pick_columns(&columns, text_column, label_column)?;
+    let ti = columns.iter().position(|c| *c == text).unwrap_or(0);
+    let li = columns.iter().position(|c| *c == label).unwrap_or(0);
+    let mut rows = Vec::new();
+    for record in reader.byte_records() {
+        if limit.is_some_and(|l| rows.len() >= l) {
+            break;
+        }
+        let record = record.map_err(|e| match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                pos,
+                expected_len,
+                len,
+            } => invalid(format!(
+                "line {}: {len} fields where the header has {expected_len}",
+                pos.as_ref().map(|p| p.line()).unwrap_or(0)
+            )),
+            _ => invalid(format!("malformed CSV: {e}")),
+        })?;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let field = |i: usize, name: &str| -> Result<String> {
+            let raw = record.get(i).unwrap_or_default();
+            std::str::from_utf8(raw)
+                .map(str::to_string)
+                .map_err(|_| invalid(format!("line {line}: column {name:?} is not valid UTF-8")))
+        };
+        let row = Row {
+            line,
+            text: field(ti, &text)?,
+            label: field(li, &label)?.trim().to_string(),
+        };
+        check_row(line, &row.text, &row.label)?;
+        rows.push(row);
+    }
+    Ok(Parsed {
+        rows,
+        columns,
+        text_column: text,
+        label_column: label,
+    })
+}
+
+fn parse_jsonl(
+    path: &Path,
+    text_column: Option<&str>,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Parsed> {
+    let file = std::fs::File::open(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut rows = Vec::new();
+    let mut columns: Option<Vec<String>> = None;
+    let mut picked: Option<(String, String)> = None;
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    loop {
+        if limit.is_some_and(|l| rows.len() >= l) {
+            break;
+        }
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line += 1;
+        let s = std::str::from_utf8(&buf)
+            .map_err(|_| invalid(format!("line {line}: not valid UTF-8")))?;
+        let s = s.trim_start_matches('\u{feff}').trim();
+        if s.is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(s)
+            .map_err(|e| invalid(format!("line {line}: not a JSON object: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid(format!("line {line}: not a JSON object")))?;
+        if columns.is_none() {
+            let cols: Vec<String> = obj.keys().cloned().collect();
+            picked = Some(pick_columns(&cols, text_column, label_column)?);
+            columns = Some(cols);
+        }
+        let (tc, lc) = picked.as_ref().ok_or_else(|| CoreError::Internal("columns".into()))?;
+        let text = match obj.get(tc) {
+            Some(serde_json::Value::String(t)) => t.clone(),
+            Some(_) => return Err(invalid(format!("line {line}: field {tc:?} must be a string"))),
+            None => return Err(invalid(format!("line {line}: no field {tc:?}"))),
+        };
+        let label = match obj.get(lc) {
+            Some(serde_json::Value::String(l)) => l.trim().to_string(),
+            Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
+            Some(_) => return Err(invalid(format!("line {line}: field {lc:?} must be a string or number"))),
+            None => return Err(invalid(format!("line {line}: no field {lc:?}"))),
+        };
+        check_row(line, &text, &label)?;
+        rows.push(Row { line, text, label });
+    }
+    let columns = columns.unwrap_or_default();
+    let (text_column, label_column) = picked.unwrap_or_default();
+    Ok(Parsed {
+        rows,
+        columns,
+        text_column,
+        label_column,
+    })
+}
+
+fn validate(rows: &[Row]) -> Result<()> {
+    if rows.len() < 2 {
+        return Err(invalid(format!(
+            "the data set has {} rows; at least two are needed",
+            rows.len()
+        )));
+    }
+    let mut first_line: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+    for r in rows {
+        first_line.entry(&r.label).or_insert((r.line, 0)).1 += 1;
+    }
+    if first_line.len() < 2 {
+        return Err(invalid("all rows have the same label; a classifier needs at least two classes".into()));
+    }
+    if let Some((label, (line, _))) = first_line.iter().find(|(_, (_, n))| *n == 1) {
+        return Err(invalid(format!(
+            "label {label:?} (line {line}) has a single example; every class needs at least two"
+        )));
+    }
+    Ok(())
+}
+
+fn statistics(parsed: &Parsed) -> serde_json::Value {
+    let rows = &parsed.rows;
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in rows {
+        *counts.entry(&r.label).or_default() += 1;
+    }
+    let n = rows.len() as f64;
+    let balance: Vec<serde_json::Value> = counts
+        .iter()
+        .map(|(l, c)| serde_json::json!({"label": l, "count": c, "fraction": *c as f64 / n}))
+        .collect();
+    let mut tokens: Vec<usize> = rows
+        .iter()
+        .map(|r| aiaas_train::text::tokenize(&r.text).len())
+        .collect();
+    let mut chars: Vec<usize> = rows.iter().map(|r| r.text.chars().count()).collect();
+    serde_json::json!({
+        "rows": rows.len(),
+        "classes": counts.len(),
+        "class_balance": balance,
+        "columns": parsed.columns,
+        "text_tokens": summary(&mut tokens),
+        "text_chars": summary(&mut chars),
+    })
+}
+
+fn summary(v: &mut [usize]) -> serde_json::Value {
+    v.sort_unstable();
+    let pct = |p: f64| -> usize {
+        if v.is_empty() {
+            return 0;
+        }
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v[i.min(v.len() - 1)]
+    };
+    let mean = if v.is_empty() { 0.0 } else { v.iter().sum::<usize>() as f64 / v.len() as f64 };
+    serde_json::json!({
+        "min": v.first().copied().unwrap_or(0),
+        "p50": pct(50.0),
+        "p90": pct(90.0),
+        "p99": pct(99.0),
+        "max": v.last().copied().unwrap_or(0),
+        "mean": mean,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(content: &[u8]) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(content).unwrap();
+        f
+    }
+
+    fn csv_err(content: &[u8]) -> String {
+        let f = write(content);
+        match parse(f.path(), DatasetFormat::Csv, None, None, None).and_then(|p| validate(&p.rows)) {
+            Err(e) => e.to_string(),
+            Ok(()) => panic!("expected an error for {:?}", String::from_utf8_lossy(content)),
+        }
+    }
+
+    #[test]
+    fn csv_errors_name_the_line() {
+        assert!(csv_err(b"text,label\na,x\nb,x,extra\n").contains("line 3"));
+        assert!(csv_err(b"text,label\na,x\n\"\",y\nc,y\n").contains("line 3: the text is empty"));
+        assert!(csv_err(b"text,label\na,x\nb,\xff\xfe\n").contains("line 3"));
+        assert!(csv_err(b"body,label\na,x\n").contains("text column \"text\" not found"));
+        let e = csv_err(b"text,label\na,x\nb,x\nc,y\n");
+        assert!(e.contains("\"y\"") && e.contains("line 4") && e.contains("single example"), "{e}");
+        assert!(csv_err(b"text,label\na,x\nb,x\n").contains("two classes"));
+    }
+
+    #[test]
+    fn csv_picks_category_column_and_reports_stats() {
+        let f = write(b"\xEF\xBB\xBFtext,category\nhello world,a\nanother one here,a\nbye,b\nsee you,b\n");
+        let p = parse(f.path(), DatasetFormat::Csv, None, None, None).unwrap();
+        validate(&p.rows).unwrap();
+        assert_eq!(p.label_column, "category");
+        let s = statistics(&p);
+        assert_eq!(s["rows"], 4);
+        assert_eq!(s["classes"], 2);
+        assert_eq!(s["text_tokens"]["max"], 3);
+        assert_eq!(s["class_balance"][0]["fraction"], 0.5);
+    }
+
+    #[test]
+    fn jsonl_rows_and_errors() {
+        let f = write(b"{\"text\":\"a b\",\"label\":1}\n\n{\"text\":\"c\",\"label\":1}\n{\"text\":\"d\",\"label\":2}\n{\"text\":\"e\",\"label\":2}\n");
+        let p = parse(f.path(), DatasetFormat::Jsonl, None, None, None).unwrap();
+        assert_eq!(p.rows.len(), 4);
+        assert_eq!(p.rows[1].line, 3);
+        assert_eq!(p.rows[0].label, "1");
+        let f = write(b"{\"text\":\"a\",\"label\":\"x\"}\n{\"text\":\"b\"}\n");
+        let e = parse(f.path(), DatasetFormat::Jsonl, None, None, None).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("label"), "{e}");
+        let f = write(b"{\"text\":\"a\",\"label\":\"x\"}\nnot json\n");
+        assert!(parse(f.path(), DatasetFormat::Jsonl, None, None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("line 2"));
+    }
+}

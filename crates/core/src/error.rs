@@ -1,0 +1,66 @@
+//! The core's one error type. The API maps each variant to an HTTP status in one
+//! exhaustive match; `Internal` detail is logged, never sent to clients.
+
+use aiaas_engine::EngineError;
+use aiaas_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{message}")]
+    Overloaded {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => CoreError::Conflict(m),
+            other => CoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<EngineError> for CoreError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::QueueFull { .. } => CoreError::Overloaded {
+                message: e.to_string(),
+                retry_after_secs: 1,
+            },
+            EngineError::NotLoaded(_) | EngineError::Stopped(_) => {
+                CoreError::Unavailable(e.to_string())
+            }
+            EngineError::Load(_) | EngineError::Inference(_) => CoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for CoreError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        CoreError::Internal(format!("background task failed: {e}"))
+    }
+}
+
+impl From<std::io::Error> for CoreError {
+    fn from(e: std::io::Error) -> Self {
+        CoreError::Internal(format!("i/o error: {e}"))
+    }
+}

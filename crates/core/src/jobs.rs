@@ -1,0 +1,354 @@
+//! Training jobs: submission, the worker pool that runs them off the async runtime,
+//! progress events, cancellation and recovery after a restart.
+//!
+//! A job's path: `submit_job` stores it `queued` -> a worker claims it atomically ->
+//! the data set is read and `aiaas_train::train` runs on a blocking thread, its events
+//! appended to the job's log -> the model files are stored, then the version row is
+//! written (files first, row last) -> optionally deployed -> the job is `succeeded`.
+//! Cancellation or shutdown stops training at the next batch; shutdown puts the job
+//! back in the queue so the next start resumes it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiaas_store::{JobOutcome, NewJob, NewModelVersion};
+use aiaas_types::{Permission, Principal, TrainConfig, TrainEvent};
+use serde::Deserialize;
+
+use crate::auth::{check_name, require};
+use crate::{CoreError, JobEventRecord, JobRecord, Platform, Result};
+
+/// Jobs that failed this many times in a row (e.g. killed mid-run) are not retried.
+const MAX_ATTEMPTS: i64 = 3;
+
+/// A training job as submitted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequest {
+    /// Dataset id or name.
+    pub dataset: String,
+    /// Optional held-out test dataset (id or name), evaluated after training.
+    #[serde(default)]
+    pub test_dataset: Option<String>,
+    /// Name of the model the new version belongs to.
+    pub model: String,
+    #[serde(default)]
+    pub config: TrainConfig,
+    /// Deploy the new version when training succeeds.
+    #[serde(default)]
+    pub deploy: bool,
+}
+
+impl Platform {
+    pub async fn submit_job(&self, principal: &Principal, req: TrainRequest) -> Result<JobRecord> {
+        require(principal, Permission::Train)?;
+        check_name("model", &req.model)?;
+        req.config.validate().map_err(CoreError::InvalidInput)?;
+        if req.deploy {
+            require(principal, Permission::Deploy)?;
+        }
+        let dataset = self.find_dataset(principal, &req.dataset).await?;
+        let test = match &req.test_dataset {
+            Some(t) => Some(self.find_dataset(principal, t).await?),
+            None => None,
+        };
+        if dataset.tenant_id != principal.tenant_id && !principal.is_admin() {
+            return Err(CoreError::NotFound(format!("no dataset {:?}", req.dataset)));
+        }
+        let config = serde_json::to_value(&req.config)
+            .map_err(|e| CoreError::Internal(format!("config: {e}")))?;
+        let job = self
+            .inner
+            .meta
+            .insert_job(&NewJob {
+                tenant_id: dataset.tenant_id.clone(),
+                model_name: req.model,
+                dataset_id: dataset.id,
+                test_dataset_id: test.map(|t| t.id),
+                config,
+                deploy: req.deploy,
+            })
+            .await?;
+        tracing::info!(job = %job.id, model = %job.model_name, "training job queued");
+        self.inner.job_wakeup.notify_one();
+        Ok(job)
+    }
+
+    pub async fn list_jobs(&self, principal: &Principal) -> Result<Vec<JobRecord>> {
+        require(principal, Permission::ReadData)?;
+        let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
+        Ok(self.inner.meta.jobs(scope).await?)
+    }
+
+    pub async fn get_job(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
+        require(principal, Permission::ReadData)?;
+        match self.inner.meta.job(id).await? {
+            Some(j) if principal.sees_tenant(&j.tenant_id) => Ok(j),
+            _ => Err(CoreError::NotFound(format!("no job {id:?}"))),
+        }
+    }
+
+    /// Events of a job after sequence number `after` (0 for all).
+    pub async fn job_events(
+        &self,
+        principal: &Principal,
+        id: &str,
+        after: i64,
+    ) -> Result<(JobRecord, Vec<JobEventRecord>)> {
+        let job = self.get_job(principal, id).await?;
+        let events = self.inner.meta.job_events_after(id, after).await?;
+        Ok((job, events))
+    }
+
+    pub async fn cancel_job(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
+        require(principal, Permission::Train)?;
+        let job = self.get_job(principal, id).await?;
+        if job.status.is_terminal() {
+            return Err(CoreError::Conflict(format!(
+                "job {id} has already finished ({})",
+                job.status.as_str()
+            )));
+        }
+        self.inner.meta.request_cancel(id).await?;
+        if let Some(flag) = self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            flag.store(true, Ordering::SeqCst);
+        }
+        self.get_job(principal, id).await
+    }
+
+    /// Put jobs left `running` by a dead process back in the queue (or fail them after
+    /// too many attempts). Returns how many were resumed.
+    pub(crate) async fn recover_jobs(&self) -> Result<usize> {
+        let meta = &self.inner.meta;
+        let mut resumed = 0;
+        for (id, attempts) in meta.running_jobs().await? {
+            if attempts >= MAX_ATTEMPTS {
+                meta.finish_job(
+                    &id,
+                    &JobOutcome::Failed(format!("interrupted {attempts} times; not retried")),
+                )
+                .await?;
+                continue;
+            }
+            meta.requeue_job(&id).await?;
+            let event = TrainEvent::Log {
+                message: "the server stopped during training; the job was queued again".into(),
+            };
+            self.append_event(&id, &event).await;
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    pub(crate) fn spawn_job_workers(&self) {
+        let n = self.inner.config.training_workers.max(1);
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..n {
+            let p = self.clone();
+            workers.push(tokio::spawn(async move { p.job_worker().await }));
+        }
+    }
+
+    async fn job_worker(&self) {
+        while !self.inner.shutting_down.load(Ordering::SeqCst) {
+            match self.inner.meta.claim_next_job(&self.inner.worker_id).await {
+                Ok(Some(job)) => self.run_job(job).await,
+                Ok(None) => {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        self.inner.job_wakeup.notified(),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming a training job failed");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+
+    async fn run_job(&self, job: JobRecord) {
+        let id = job.id.clone();
+        tracing::info!(job = %id, model = %job.model_name, "training job started");
+        let cancel = Arc::new(AtomicBool::new(job.cancel_requested));
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), cancel.clone());
+        let outcome = self.train_and_register(&job, cancel.clone()).await;
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        let meta = &self.inner.meta;
+        let stored = match outcome {
+            Err(CoreError::Unavailable(_)) if self.inner.shutting_down.load(Ordering::SeqCst) => {
+                self.append_event(&id, &TrainEvent::Log {
+                    message: "the server is shutting down; the job will resume on the next start".into(),
+                })
+                .await;
+                meta.requeue_job(&id).await
+            }
+            Err(CoreError::Unavailable(_)) => meta.finish_job(&id, &JobOutcome::Cancelled).await,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "training job failed");
+                let message = match e {
+                    CoreError::Internal(_) => "internal error; see the server log".to_string(),
+                    other => other.to_string(),
+                };
+                meta.finish_job(&id, &JobOutcome::Failed(message)).await
+            }
+            Ok((report, version)) => {
+                tracing::info!(job = %id, version, "training job succeeded");
+                meta.finish_job(&id, &JobOutcome::Succeeded { report, model_version: version })
+                    .await
+            }
+        };
+        if let Err(e) = stored {
+            tracing::error!(job = %id, error = %e, "recording the end of a job failed");
+        }
+    }
+
+    /// Train, store the files, register the version, deploy if asked.
+    /// `Unavailable` means the job was stopped (cancel or shutdown).
+    async fn train_and_register(
+        &self,
+        job: &JobRecord,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<(serde_json::Value, i64)> {
+        let config: TrainConfig = serde_json::from_value(job.config.clone())
+            .map_err(|e| CoreError::InvalidInput(format!("stored job config is invalid: {e}")))?;
+        let meta = &self.inner.meta;
+        let dataset = meta
+            .dataset(&job.dataset_id)
+            .await?
+            .ok_or_else(|| CoreError::NotFound("the job's dataset was deleted".into()))?;
+        let test = match &job.test_dataset_id {
+            Some(t) => Some(
+                meta.dataset(t)
+                    .await?
+                    .ok_or_else(|| CoreError::NotFound("the job's test dataset was deleted".into()))?,
+            ),
+            None => None,
+        };
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<TrainEvent>();
+        let p = self.clone();
+        let job_id = job.id.clone();
+        let event_writer = tokio::spawn(async move {
+            while let Some(e) = events_rx.recv().await {
+                p.append_event(&job_id, &e).await;
+            }
+        });
+        let watcher = self.spawn_cancel_watcher(&job.id, cancel.clone());
+        let p = self.clone();
+        let flag = cancel.clone();
+        let trained = tokio::task::spawn_blocking(move || {
+            let rows = p.load_rows(&dataset)?;
+            let test_rows = test.as_ref().map(|t| p.load_rows(t)).transpose()?;
+            let on_event = move |e: TrainEvent| {
+                let _ = events_tx.send(e);
+            };
+            let control = aiaas_train::TrainControl {
+                cancel: &flag,
+                on_event: &on_event,
+            };
+            aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(|e| match e {
+                aiaas_train::TrainError::Cancelled => CoreError::Unavailable("cancelled".into()),
+                aiaas_train::TrainError::InvalidData(m) | aiaas_train::TrainError::InvalidConfig(m) => {
+                    CoreError::InvalidInput(m)
+                }
+                other => CoreError::Internal(other.to_string()),
+            })
+        })
+        .await;
+        watcher.abort();
+        let _ = event_writer.await;
+        let trained = trained??;
+        if cancel.load(Ordering::SeqCst) {
+            return Err(CoreError::Unavailable("cancelled".into()));
+        }
+        let report = serde_json::to_value(&trained.report)
+            .map_err(|e| CoreError::Internal(format!("report: {e}")))?;
+        let version = self
+            .register_version(job, &trained, report.clone())
+            .await?;
+        if job.deploy {
+            if let Err(e) = self
+                .deploy_version_of(&job.tenant_id, &job.model_name, version)
+                .await
+            {
+                self.append_event(&job.id, &TrainEvent::Log {
+                    message: format!("trained, but deploying failed: {e}"),
+                })
+                .await;
+            }
+        }
+        Ok((report, version))
+    }
+
+    async fn register_version(
+        &self,
+        job: &JobRecord,
+        trained: &aiaas_train::TrainedModel,
+        report: serde_json::Value,
+    ) -> Result<i64> {
+        let prefix = format!("models/{}/{}/{}", job.tenant_id, job.model_name, job.id);
+        let artifacts = self.inner.artifacts.clone();
+        let files = trained.files.clone();
+        let put_prefix = prefix.clone();
+        tokio::task::spawn_blocking(move || {
+            for (name, bytes) in &files {
+                artifacts.put(&format!("{put_prefix}/{name}"), bytes)?;
+            }
+            Ok::<_, aiaas_store::StoreError>(())
+        })
+        .await??;
+        let record = self
+            .inner
+            .meta
+            .insert_model_version(&NewModelVersion {
+                tenant_id: job.tenant_id.clone(),
+                model_name: job.model_name.clone(),
+                task: "text-classification".into(),
+                architecture: trained.report.architecture.as_str().into(),
+                labels: trained.report.labels.clone(),
+                artifact_prefix: prefix,
+                files: trained.files.keys().cloned().collect(),
+                report,
+                config: job.config.clone(),
+                job_id: Some(job.id.clone()),
+                dataset_id: Some(job.dataset_id.clone()),
+            })
+            .await?;
+        Ok(record.version)
+    }
+
+    /// Follow cancel requests made through the database (e.g. by another process).
+    fn spawn_cancel_watcher(&self, job_id: &str, flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let p = self.clone();
+        let id = job_id.to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(true) = p.inner.meta.cancel_requested(&id).await {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    }
+
+    pub(crate) async fn append_event(&self, job_id: &str, event: &TrainEvent) {
+        let value = match serde_json::to_value(event) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        if let Err(e) = self.inner.meta.append_job_event(job_id, &value).await {
+            tracing::warn!(job = %job_id, error = %e, "could not store a job event");
+        }
+    }
+}

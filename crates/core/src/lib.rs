@@ -1,0 +1,33 @@
+//! The platform's services: tenants, keys, datasets, training jobs, the model registry,
+//! deployments and inference. Every operation takes the caller's `Principal` and checks
+//! its permission here, in the core, never in the HTTP layer.
+//!
+//! Architecture invariant: objects of one tenant are invisible to another; a lookup of
+//! another tenant's object answers `NotFound`, exactly like a missing one.
+
+mod auth;
+mod datasets;
+mod error;
+mod jobs;
+mod models;
+mod platform;
+mod tenants;
+
+pub use aiaas_engine::{BatchSettings, Metrics};
+pub use aiaas_store::{
+    AliasRecord, ApiKeyRecord, DatasetRecord, DeploymentRecord, JobEventRecord, JobRecord,
+    JobStatus, ModelRecord, ModelVersionRecord, Tenant,
+};
+pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, PreviewRow};
+pub use error::CoreError;
+pub use jobs::TrainRequest;
+pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
+pub use platform::{Platform, PlatformConfig, StartupReport};
+pub use tenants::{CreatedKey, NewKey};
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// Histogram buckets for metrics recorded outside the engine.
+pub mod metrics_buckets {
+    pub use aiaas_engine::metrics::{BATCH_BUCKETS as BATCH, LATENCY_BUCKETS as LATENCY};
+}

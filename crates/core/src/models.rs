@@ -1,0 +1,489 @@
+//! The model registry (models, versions, aliases), deployments and inference.
+//!
+//! A deployment is desired state in the database (model + version + batching); the
+//! engine's runtimes follow it, loading on deploy, at start, or on first use.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aiaas_engine::BatchSettings;
+use aiaas_store::DeploymentSettings;
+use aiaas_types::{Permission, Principal};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{check_name, require};
+use crate::{
+    AliasRecord, CoreError, DeploymentRecord, ModelRecord, ModelVersionRecord, Platform, Result,
+};
+
+/// Most texts accepted in one predict call.
+pub const MAX_TEXTS_PER_REQUEST: usize = 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    #[serde(flatten)]
+    pub model: ModelRecord,
+    pub latest_version: Option<i64>,
+    pub deployed_version: Option<i64>,
+    pub loaded: bool,
+    pub aliases: Vec<AliasRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelDetails {
+    #[serde(flatten)]
+    pub model: ModelRecord,
+    pub versions: Vec<ModelVersionRecord>,
+    pub aliases: Vec<AliasRecord>,
+    pub deployment: Option<DeploymentRecord>,
+    pub loaded: bool,
+}
+
+/// Which version to deploy and how to serve it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// A version number; or
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// an alias; neither means the latest version.
+    #[serde(default)]
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub max_batch: Option<i64>,
+    #[serde(default)]
+    pub max_delay_ms: Option<i64>,
+    #[serde(default)]
+    pub queue_capacity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassPrediction {
+    pub label: String,
+    pub confidence: f32,
+    pub probabilities: BTreeMap<String, f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Predictions {
+    pub model: String,
+    pub version: i64,
+    pub labels: Vec<String>,
+    pub predictions: Vec<ClassPrediction>,
+}
+
+/// `name`, `name:3` or `name:alias`.
+struct ModelRef<'a> {
+    name: &'a str,
+    selector: Option<&'a str>,
+}
+
+fn parse_ref(reference: &str) -> ModelRef<'_> {
+    match reference.split_once(':') {
+        Some((name, sel)) => ModelRef {
+            name,
+            selector: Some(sel),
+        },
+        None => ModelRef {
+            name: reference,
+            selector: None,
+        },
+    }
+}
+
+fn runtime_key(model_id: &str, version: i64) -> String {
+    format!("{model_id}:{version}")
+}
+
+impl Platform {
+    pub async fn list_models(&self, principal: &Principal) -> Result<Vec<ModelSummary>> {
+        require(principal, Permission::ReadModels)?;
+        let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
+        let meta = &self.inner.meta;
+        let mut out = Vec::new();
+        for model in meta.models(scope).await? {
+            if !principal.may_call_model(&model.name) {
+                continue;
+            }
+            let versions = meta.model_versions(&model.id).await?;
+            let deployment = meta.deployment(&model.id).await?;
+            let loaded = deployment
+                .as_ref()
+                .is_some_and(|d| self.inner.engine.is_loaded(&runtime_key(&model.id, d.version)));
+            out.push(ModelSummary {
+                latest_version: versions.last().map(|v| v.version),
+                deployed_version: deployment.map(|d| d.version),
+                loaded,
+                aliases: meta.aliases(&model.id).await?,
+                model,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn get_model(&self, principal: &Principal, name: &str) -> Result<ModelDetails> {
+        require(principal, Permission::ReadModels)?;
+        let model = self.find_model(principal, name).await?;
+        let meta = &self.inner.meta;
+        let deployment = meta.deployment(&model.id).await?;
+        let loaded = deployment
+            .as_ref()
+            .is_some_and(|d| self.inner.engine.is_loaded(&runtime_key(&model.id, d.version)));
+        Ok(ModelDetails {
+            versions: meta.model_versions(&model.id).await?,
+            aliases: meta.aliases(&model.id).await?,
+            deployment,
+            loaded,
+            model,
+        })
+    }
+
+    /// A version by number or alias (`None`: the deployed one, else the latest).
+    pub async fn get_version(
+        &self,
+        principal: &Principal,
+        name: &str,
+        selector: Option<&str>,
+    ) -> Result<ModelVersionRecord> {
+        require(principal, Permission::ReadModels)?;
+        let model = self.find_model(principal, name).await?;
+        self.resolve_version(&model, selector).await
+    }
+
+    pub async fn set_alias(
+        &self,
+        principal: &Principal,
+        name: &str,
+        alias: &str,
+        version: i64,
+    ) -> Result<AliasRecord> {
+        require(principal, Permission::Deploy)?;
+        check_name("alias", alias)?;
+        if alias.chars().all(|c| c.is_ascii_digit()) {
+            return Err(CoreError::InvalidInput("an alias cannot be a number".into()));
+        }
+        let model = self.find_model(principal, name).await?;
+        self.resolve_version(&model, Some(&version.to_string())).await?;
+        self.inner.meta.set_alias(&model.id, alias, version).await?;
+        self.inner
+            .meta
+            .aliases(&model.id)
+            .await?
+            .into_iter()
+            .find(|a| a.alias == alias)
+            .ok_or_else(|| CoreError::Internal("alias vanished".into()))
+    }
+
+    pub async fn deploy(
+        &self,
+        principal: &Principal,
+        name: &str,
+        req: DeployRequest,
+    ) -> Result<DeploymentRecord> {
+        require(principal, Permission::Deploy)?;
+        let model = self.find_model(principal, name).await?;
+        let selector = match (&req.version, &req.alias) {
+            (Some(_), Some(_)) => {
+                return Err(CoreError::InvalidInput("give either version or alias, not both".into()))
+            }
+            (Some(v), None) => Some(v.to_string()),
+            (None, Some(a)) => Some(a.clone()),
+            (None, None) => None,
+        };
+        let version = match selector {
+            Some(s) => self.resolve_version(&model, Some(&s)).await?,
+            None => self.latest_version(&model).await?,
+        };
+        let defaults = self.inner.config.batch;
+        let settings = DeploymentSettings {
+            max_batch: req.max_batch.unwrap_or(defaults.max_batch as i64),
+            max_delay_ms: req
+                .max_delay_ms
+                .unwrap_or(defaults.max_delay.as_millis() as i64),
+            queue_capacity: req.queue_capacity.unwrap_or(defaults.queue_capacity as i64),
+        };
+        if !(1..=4096).contains(&settings.max_batch)
+            || !(0..=10_000).contains(&settings.max_delay_ms)
+            || !(1..=100_000).contains(&settings.queue_capacity)
+        {
+            return Err(CoreError::InvalidInput(
+                "max_batch must be 1-4096, max_delay_ms 0-10000 and queue_capacity 1-100000".into(),
+            ));
+        }
+        self.deploy_record(&model, &version, settings).await
+    }
+
+    pub async fn undeploy(&self, principal: &Principal, name: &str) -> Result<()> {
+        require(principal, Permission::Deploy)?;
+        let model = self.find_model(principal, name).await?;
+        let deployment = self.inner.meta.deployment(&model.id).await?;
+        if !self.inner.meta.delete_deployment(&model.id).await? {
+            return Err(CoreError::Conflict(format!("model {name:?} is not deployed")));
+        }
+        if let Some(d) = deployment {
+            self.unload(runtime_key(&model.id, d.version)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_model(&self, principal: &Principal, name: &str) -> Result<()> {
+        require(principal, Permission::Deploy)?;
+        let model = self.find_model(principal, name).await?;
+        let versions = self.inner.meta.model_versions(&model.id).await?;
+        self.inner.meta.delete_model(&model.id).await?;
+        for v in versions {
+            self.unload(runtime_key(&model.id, v.version)).await;
+            if let Err(e) = self.inner.artifacts.delete_prefix(&v.artifact_prefix) {
+                tracing::warn!(error = %e, "model files left behind");
+            }
+        }
+        Ok(())
+    }
+
+    /// Classify texts with a deployed model: `name`, `name:version` or `name:alias`.
+    pub async fn predict(
+        &self,
+        principal: &Principal,
+        reference: &str,
+        texts: Vec<String>,
+    ) -> Result<Predictions> {
+        require(principal, Permission::Infer)?;
+        if texts.is_empty() {
+            return Err(CoreError::InvalidInput("give at least one text".into()));
+        }
+        if texts.len() > MAX_TEXTS_PER_REQUEST {
+            return Err(CoreError::InvalidInput(format!(
+                "at most {MAX_TEXTS_PER_REQUEST} texts per request, got {}",
+                texts.len()
+            )));
+        }
+        let r = parse_ref(reference);
+        let model = self.find_model(principal, r.name).await?;
+        if !principal.may_call_model(&model.name) {
+            return Err(CoreError::Forbidden(format!(
+                "this API key may not call model {:?}",
+                model.name
+            )));
+        }
+        let deployment = self.inner.meta.deployment(&model.id).await?.ok_or_else(|| {
+            CoreError::Conflict(format!(
+                "model {:?} is not deployed; deploy it with POST /api/v1/models/{}/deploy",
+                model.name, model.name
+            ))
+        })?;
+        let version = match r.selector {
+            None => self.resolve_version(&model, Some(&deployment.version.to_string())).await?,
+            Some(s) => self.resolve_version(&model, Some(s)).await?,
+        };
+        let key = self.ensure_loaded(&model, &version, &deployment).await?;
+        let predictions = self.inner.engine.classify(&key, texts).await?;
+        let labels = version.labels.clone();
+        let predictions = predictions
+            .into_iter()
+            .map(|p| {
+                let (best, confidence) = p
+                    .probabilities
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+                ClassPrediction {
+                    label: labels.get(best).cloned().unwrap_or_default(),
+                    confidence,
+                    probabilities: labels.iter().cloned().zip(p.probabilities).collect(),
+                }
+            })
+            .collect();
+        Ok(Predictions {
+            model: model.name,
+            version: version.version,
+            labels,
+            predictions,
+        })
+    }
+
+    /// Whether a deployed model's version answers now (for readiness probes).
+    pub async fn model_ready(&self, principal: &Principal, name: &str, selector: Option<&str>) -> Result<bool> {
+        require(principal, Permission::ReadModels)?;
+        let model = self.find_model(principal, name).await?;
+        let Some(d) = self.inner.meta.deployment(&model.id).await? else {
+            return Ok(false);
+        };
+        let version = match selector {
+            Some(s) => self.resolve_version(&model, Some(s)).await?.version,
+            None => d.version,
+        };
+        let key = runtime_key(&model.id, version);
+        if self.inner.engine.is_loaded(&key) {
+            return Ok(true);
+        }
+        // Load on demand counts as ready: the first call loads it.
+        Ok(version == d.version)
+    }
+
+    /// Deploy a freshly trained version (used by jobs with `deploy: true`).
+    pub(crate) async fn deploy_version_of(&self, tenant_id: &str, name: &str, version: i64) -> Result<()> {
+        let model = self
+            .inner
+            .meta
+            .model_by_name(tenant_id, name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no model {name:?}")))?;
+        let v = self.resolve_version(&model, Some(&version.to_string())).await?;
+        let existing = self.inner.meta.deployment(&model.id).await?;
+        let defaults = self.inner.config.batch;
+        let settings = existing
+            .map(|d| DeploymentSettings {
+                max_batch: d.max_batch,
+                max_delay_ms: d.max_delay_ms,
+                queue_capacity: d.queue_capacity,
+            })
+            .unwrap_or(DeploymentSettings {
+                max_batch: defaults.max_batch as i64,
+                max_delay_ms: defaults.max_delay.as_millis() as i64,
+                queue_capacity: defaults.queue_capacity as i64,
+            });
+        self.deploy_record(&model, &v, settings).await?;
+        Ok(())
+    }
+
+    /// Load every deployment's runtime (at start); failures are logged, not fatal.
+    pub(crate) async fn load_deployments(&self) {
+        let deployments = match self.inner.meta.deployments().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list deployments");
+                return;
+            }
+        };
+        for d in deployments {
+            let loaded = async {
+                let model = self.model_by_id(&d.model_id).await?;
+                let version = self.resolve_version(&model, Some(&d.version.to_string())).await?;
+                self.ensure_loaded(&model, &version, &d).await
+            }
+            .await;
+            if let Err(e) = loaded {
+                tracing::error!(model = %d.model_id, error = %e, "deployment not loaded");
+            }
+        }
+    }
+
+    async fn deploy_record(
+        &self,
+        model: &ModelRecord,
+        version: &ModelVersionRecord,
+        settings: DeploymentSettings,
+    ) -> Result<DeploymentRecord> {
+        let previous = self.inner.meta.deployment(&model.id).await?;
+        let record = self
+            .inner
+            .meta
+            .upsert_deployment(&model.id, version.version, settings)
+            .await?;
+        let key = runtime_key(&model.id, version.version);
+        // Reload so new batching settings take effect.
+        self.unload(key.clone()).await;
+        self.ensure_loaded(model, version, &record).await?;
+        if let Some(p) = previous.filter(|p| p.version != version.version) {
+            self.unload(runtime_key(&model.id, p.version)).await;
+        }
+        tracing::info!(model = %model.name, version = version.version, "deployed");
+        Ok(record)
+    }
+
+    async fn ensure_loaded(
+        &self,
+        model: &ModelRecord,
+        version: &ModelVersionRecord,
+        deployment: &DeploymentRecord,
+    ) -> Result<String> {
+        let key = runtime_key(&model.id, version.version);
+        if self.inner.engine.is_loaded(&key) {
+            return Ok(key);
+        }
+        let _guard = self.inner.loading.lock().await;
+        if self.inner.engine.is_loaded(&key) {
+            return Ok(key);
+        }
+        let settings = BatchSettings {
+            max_batch: deployment.max_batch.max(1) as usize,
+            max_delay: Duration::from_millis(deployment.max_delay_ms.max(0) as u64),
+            queue_capacity: deployment.queue_capacity.max(1) as usize,
+        };
+        let p = self.clone();
+        let label = format!("{}:{}", model.name, version.version);
+        let v = version.clone();
+        let k = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut files = aiaas_engine::ModelFiles::new();
+            for name in &v.files {
+                let bytes = p.inner.artifacts.get(&format!("{}/{name}", v.artifact_prefix))?;
+                files.insert(name.clone(), bytes);
+            }
+            p.inner.engine.load_classifier(&k, &label, &files, settings)?;
+            Ok::<_, CoreError>(())
+        })
+        .await??;
+        Ok(key)
+    }
+
+    async fn unload(&self, key: String) {
+        let p = self.clone();
+        let _ = tokio::task::spawn_blocking(move || p.inner.engine.unload(&key)).await;
+    }
+
+    async fn find_model(&self, principal: &Principal, name: &str) -> Result<ModelRecord> {
+        let not_found = || CoreError::NotFound(format!("no model {name:?}"));
+        let model = self
+            .inner
+            .meta
+            .model_by_name(&principal.tenant_id, name)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(model)
+    }
+
+    async fn model_by_id(&self, id: &str) -> Result<ModelRecord> {
+        self.inner
+            .meta
+            .models(None)
+            .await?
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| CoreError::NotFound(format!("no model {id}")))
+    }
+
+    async fn latest_version(&self, model: &ModelRecord) -> Result<ModelVersionRecord> {
+        self.inner
+            .meta
+            .model_versions(&model.id)
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::NotFound(format!("model {:?} has no versions", model.name)))
+    }
+
+    async fn resolve_version(&self, model: &ModelRecord, selector: Option<&str>) -> Result<ModelVersionRecord> {
+        let meta = &self.inner.meta;
+        let number = match selector {
+            None => match meta.deployment(&model.id).await? {
+                Some(d) => d.version,
+                None => return self.latest_version(model).await,
+            },
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) => n,
+                Err(_) => meta
+                    .aliases(&model.id)
+                    .await?
+                    .into_iter()
+                    .find(|a| a.alias == s)
+                    .map(|a| a.version)
+                    .ok_or_else(|| {
+                        CoreError::NotFound(format!("model {:?} has no version or alias {s:?}", model.name))
+                    })?,
+            },
+        };
+        meta.model_version(&model.id, number)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("model {:?} has no version {number}", model.name)))
+    }
+}

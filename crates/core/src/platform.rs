@@ -1,0 +1,334 @@
+//! The platform object: opens the stores, bootstraps the admin key, runs background
+//! work (training workers, deployment loading, the demo) and shuts down cleanly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aiaas_engine::{BatchSettings, Engine, Metrics};
+use aiaas_store::{ApiKeyRecord, ArtifactStore, LocalArtifacts, Metadata};
+use aiaas_types::{Principal, Role, Secret};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::auth::{self, hash_secret};
+use crate::{CoreError, Result};
+
+/// Settings of one platform instance, validated by the binary before it gets here.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub data_dir: PathBuf,
+    /// `sqlite://...`; `None` means `<data_dir>/metadata.db`.
+    pub database_url: Option<String>,
+    /// Largest dataset upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Training jobs run at once by this process.
+    pub training_workers: usize,
+    /// Seed the demo (news data set, `news-classifier`) on an empty data directory.
+    pub demo: bool,
+    /// Admin key from the environment, instead of a generated one.
+    pub admin_key: Option<Secret>,
+    /// Batching and queue bounds for new deployments.
+    pub batch: BatchSettings,
+    /// The demo's CSV; `None` means `<data_dir>/cache/bbc-news.csv`.
+    pub demo_data: Option<PathBuf>,
+}
+
+impl PlatformConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> PlatformConfig {
+        PlatformConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            max_upload_bytes: 100 * 1024 * 1024,
+            training_workers: 1,
+            demo: false,
+            admin_key: None,
+            batch: BatchSettings::default(),
+            demo_data: None,
+        }
+    }
+
+    fn demo_csv(&self) -> PathBuf {
+        self.demo_data
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache").join("bbc-news.csv"))
+    }
+}
+
+/// What happened at start that the operator must be told once.
+#[derive(Debug)]
+pub struct StartupReport {
+    /// A newly generated admin key: print it once, it is not stored.
+    pub new_admin_key: Option<Secret>,
+    /// The admin key from the environment was registered.
+    pub admin_key_from_env: bool,
+    pub first_start: bool,
+    /// Jobs found running from a previous process and put back in the queue.
+    pub resumed_jobs: usize,
+}
+
+/// The platform: cheap to clone, shared by every request handler.
+#[derive(Clone)]
+pub struct Platform {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: PlatformConfig,
+    pub(crate) meta: Metadata,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    pub(crate) engine: Engine,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Cancel flags of the jobs this process is running.
+    pub(crate) running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    pub(crate) job_wakeup: Notify,
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) workers: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) worker_id: String,
+    pub(crate) admin: Mutex<Option<Principal>>,
+    /// Serialises model loads so concurrent first requests load a model once.
+    pub(crate) loading: tokio::sync::Mutex<()>,
+}
+
+impl Platform {
+    /// Open (or create) the data directory and the stores, and bootstrap the admin key.
+    pub async fn open(config: PlatformConfig) -> Result<(Platform, StartupReport)> {
+        for dir in ["artifacts", "tmp", "cache"] {
+            std::fs::create_dir_all(config.data_dir.join(dir)).map_err(|e| {
+                CoreError::InvalidInput(format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                ))
+            })?;
+        }
+        let db_path = config.data_dir.join("metadata.db");
+        let first_start = match &config.database_url {
+            None => !db_path.exists(),
+            Some(_) => false,
+        };
+        let meta = match &config.database_url {
+            None => Metadata::open_sqlite(&db_path).await?,
+            Some(url) => Metadata::connect(url).await?,
+        };
+        let artifacts = Arc::new(LocalArtifacts::open(&config.data_dir.join("artifacts"))?);
+        let metrics = Arc::new(Metrics::new());
+        let platform = Platform {
+            inner: Arc::new(Inner {
+                engine: Engine::new(metrics.clone()),
+                metrics,
+                meta,
+                artifacts,
+                running: Mutex::new(HashMap::new()),
+                job_wakeup: Notify::new(),
+                shutting_down: AtomicBool::new(false),
+                workers: Mutex::new(Vec::new()),
+                worker_id: format!("{}-{}", std::process::id(), aiaas_types::new_id()),
+                admin: Mutex::new(None),
+                loading: tokio::sync::Mutex::new(()),
+                config,
+            }),
+        };
+        let mut report = platform.bootstrap_admin().await?;
+        report.first_start = first_start;
+        report.resumed_jobs = platform.recover_jobs().await?;
+        Ok((platform, report))
+    }
+
+    /// Start the background work: training workers, deployments, and the demo on a
+    /// first start. Returns at once.
+    pub fn start(&self, report: &StartupReport) {
+        self.spawn_job_workers();
+        let p = self.clone();
+        let seed_demo = report.first_start && self.inner.config.demo;
+        tokio::spawn(async move {
+            p.load_deployments().await;
+            if seed_demo {
+                if let Err(e) = p.seed_demo().await {
+                    tracing::warn!(error = %e, "demo not seeded");
+                }
+            }
+        });
+    }
+
+    /// Resolve a bearer secret to its principal.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        if !secret.starts_with(auth::KEY_PREFIX) {
+            return Err(auth::invalid_key());
+        }
+        let record = self
+            .inner
+            .meta
+            .key_by_hash(&hash_secret(secret))
+            .await?
+            .ok_or_else(auth::invalid_key)?;
+        auth::principal_for(secret, &record, aiaas_types::now_ms())
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.inner.config.max_upload_bytes
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    /// Ready to serve: the database answers and the process is not shutting down.
+    pub async fn ready(&self) -> Result<()> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(CoreError::Unavailable("shutting down".into()));
+        }
+        self.inner
+            .meta
+            .ping()
+            .await
+            .map_err(|e| CoreError::Unavailable(format!("metadata database unavailable: {e}")))
+    }
+
+    /// Stop training (running jobs go back to the queue, to resume on the next start),
+    /// wait for the workers, unload models and close the database.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        for flag in self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            flag.store(true, Ordering::SeqCst);
+        }
+        self.inner.job_wakeup.notify_waiters();
+        let workers: Vec<_> = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for w in workers {
+            let _ = w.await;
+        }
+        let p = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for m in p.inner.engine.loaded() {
+                p.inner.engine.unload(&m.key);
+            }
+        })
+        .await;
+        self.inner.meta.close().await;
+    }
+
+    async fn bootstrap_admin(&self) -> Result<StartupReport> {
+        let meta = &self.inner.meta;
+        let tenant = match meta.tenant_by_name("default").await? {
+            Some(t) => t,
+            None => meta.create_tenant("default").await?,
+        };
+        let mut report = StartupReport {
+            new_admin_key: None,
+            admin_key_from_env: false,
+            first_start: false,
+            resumed_jobs: 0,
+        };
+        let secret = match &self.inner.config.admin_key {
+            Some(s) => {
+                if !s.expose().starts_with(auth::KEY_PREFIX) || s.expose().len() < 32 {
+                    return Err(CoreError::InvalidInput(format!(
+                        "AIAAS_ADMIN_KEY must start with {:?} and be at least 32 characters long",
+                        auth::KEY_PREFIX
+                    )));
+                }
+                if let Some(existing) = meta.key_by_hash(&hash_secret(s.expose())).await? {
+                    self.remember_admin(&existing);
+                    return Ok(report);
+                }
+                report.admin_key_from_env = true;
+                s.clone()
+            }
+            None => {
+                let admins: Vec<ApiKeyRecord> = meta
+                    .keys(Some(&tenant.id))
+                    .await?
+                    .into_iter()
+                    .filter(|k| k.role == Role::Admin.as_str() && k.revoked_at.is_none())
+                    .collect();
+                if let Some(existing) = admins.first() {
+                    self.remember_admin(existing);
+                    return Ok(report);
+                }
+                let s = auth::generate_secret();
+                report.new_admin_key = Some(s.clone());
+                s
+            }
+        };
+        let record = ApiKeyRecord {
+            id: aiaas_types::new_id(),
+            tenant_id: tenant.id,
+            name: "admin".into(),
+            role: Role::Admin.as_str().into(),
+            secret_hash: hash_secret(secret.expose()),
+            allowed_models: None,
+            expires_at: None,
+            revoked_at: None,
+            created_at: aiaas_types::now_ms(),
+        };
+        meta.insert_key(&record).await?;
+        self.remember_admin(&record);
+        Ok(report)
+    }
+
+    fn remember_admin(&self, record: &ApiKeyRecord) {
+        *self.inner.admin.lock().unwrap_or_else(|e| e.into_inner()) = Some(Principal {
+            key_id: record.id.clone(),
+            tenant_id: record.tenant_id.clone(),
+            role: Role::Admin,
+            allowed_models: None,
+        });
+    }
+
+    /// Register the bundled news data set and train + deploy `news-classifier`.
+    async fn seed_demo(&self) -> Result<()> {
+        let csv = self.inner.config.demo_csv();
+        if !csv.is_file() {
+            return Err(CoreError::NotFound(format!(
+                "demo data {} is missing; run scripts/bbc_news.py {} to create it",
+                csv.display(),
+                csv.parent().map(|p| p.display().to_string()).unwrap_or_default()
+            )));
+        }
+        let admin = self
+            .inner
+            .admin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| CoreError::Internal("no admin principal".into()))?;
+        let mut upload = self.begin_upload(&admin).await?;
+        upload.write_file(&csv).await?;
+        let dataset = self
+            .create_dataset(
+                &admin,
+                crate::DatasetSpec {
+                    name: "bbc-news".into(),
+                    format: Some(crate::DatasetFormat::Csv),
+                    text_column: Some("text".into()),
+                    label_column: Some("category".into()),
+                },
+                upload,
+            )
+            .await?;
+        let job = self
+            .submit_job(
+                &admin,
+                crate::TrainRequest {
+                    dataset: dataset.id,
+                    test_dataset: None,
+                    model: "news-classifier".into(),
+                    config: aiaas_types::TrainConfig::default(),
+                    deploy: true,
+                },
+            )
+            .await?;
+        tracing::info!(job = %job.id, "demo: training news-classifier from the BBC News data set");
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! Tenants and API keys: creation, listing, revocation.
+
+use aiaas_types::{Permission, Principal, Role, Secret};
+use serde::Deserialize;
+
+use crate::auth::{self, check_name, hash_secret, require};
+use crate::{ApiKeyRecord, CoreError, Platform, Result, Tenant};
+
+/// A key to create.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    /// Tenant id or name; defaults to the caller's tenant. Only admins may name another.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    pub name: String,
+    pub role: Role,
+    /// Model names this key may call; absent means all of its tenant's models.
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    /// Lifetime in seconds from now; absent means no expiry.
+    #[serde(default)]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// A created key with its secret, which is shown this once and never stored.
+#[derive(Debug)]
+pub struct CreatedKey {
+    pub key: ApiKeyRecord,
+    pub secret: Secret,
+}
+
+impl Platform {
+    pub async fn create_tenant(&self, principal: &Principal, name: &str) -> Result<Tenant> {
+        require(principal, Permission::ManageTenants)?;
+        check_name("tenant", name)?;
+        Ok(self.inner.meta.create_tenant(name).await?)
+    }
+
+    pub async fn list_tenants(&self, principal: &Principal) -> Result<Vec<Tenant>> {
+        require(principal, Permission::ManageTenants)?;
+        Ok(self.inner.meta.tenants().await?)
+    }
+
+    pub async fn create_key(&self, principal: &Principal, new: NewKey) -> Result<CreatedKey> {
+        require(principal, Permission::ManageKeys)?;
+        if new.name.trim().is_empty() || new.name.len() > 100 {
+            return Err(CoreError::InvalidInput("key name must be 1-100 characters".into()));
+        }
+        if new.role.rank() > principal.role.rank() {
+            return Err(CoreError::Forbidden(format!(
+                "a key with role {} cannot create a key with role {}",
+                principal.role.as_str(),
+                new.role.as_str()
+            )));
+        }
+        let tenant_id = match &new.tenant {
+            None => principal.tenant_id.clone(),
+            Some(t) => self.resolve_tenant(principal, t).await?.id,
+        };
+        if let Some(models) = &new.allowed_models {
+            for m in models {
+                check_name("model", m)?;
+            }
+        }
+        let expires_at = match new.expires_in_secs {
+            None => None,
+            Some(0) => {
+                return Err(CoreError::InvalidInput("expires_in_secs must be positive".into()))
+            }
+            Some(s) => Some(
+                aiaas_types::now_ms()
+                    .saturating_add(i64::try_from(s).unwrap_or(i64::MAX / 2000).saturating_mul(1000)),
+            ),
+        };
+        let secret = auth::generate_secret();
+        let key = ApiKeyRecord {
+            id: aiaas_types::new_id(),
+            tenant_id,
+            name: new.name.trim().to_string(),
+            role: new.role.as_str().to_string(),
+            secret_hash: hash_secret(secret.expose()),
+            allowed_models: new.allowed_models,
+            expires_at,
+            revoked_at: None,
+            created_at: aiaas_types::now_ms(),
+        };
+        self.inner.meta.insert_key(&key).await?;
+        tracing::info!(key = %key.id, role = %key.role, by = %principal.key_id, "api key created");
+        Ok(CreatedKey { key, secret })
+    }
+
+    pub async fn list_keys(&self, principal: &Principal) -> Result<Vec<ApiKeyRecord>> {
+        require(principal, Permission::ManageKeys)?;
+        let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
+        Ok(self.inner.meta.keys(scope).await?)
+    }
+
+    pub async fn revoke_key(&self, principal: &Principal, key_id: &str) -> Result<ApiKeyRecord> {
+        require(principal, Permission::ManageKeys)?;
+        let not_found = || CoreError::NotFound(format!("no API key with id {key_id}"));
+        let key = self.inner.meta.key(key_id).await?.ok_or_else(not_found)?;
+        if !principal.sees_tenant(&key.tenant_id) {
+            return Err(not_found());
+        }
+        let role = Role::parse(&key.role).unwrap_or(Role::Admin);
+        if role.rank() > principal.role.rank() {
+            return Err(CoreError::Forbidden("cannot revoke a key more powerful than your own".into()));
+        }
+        self.inner.meta.revoke_key(key_id, aiaas_types::now_ms()).await?;
+        tracing::info!(key = %key_id, by = %principal.key_id, "api key revoked");
+        self.inner.meta.key(key_id).await?.ok_or_else(not_found)
+    }
+
+    /// A tenant by id or name, as the caller may see it.
+    async fn resolve_tenant(&self, principal: &Principal, id_or_name: &str) -> Result<Tenant> {
+        let meta = &self.inner.meta;
+        let tenant = match meta.tenant(id_or_name).await? {
+            Some(t) => Some(t),
+            None => meta.tenant_by_name(id_or_name).await?,
+        };
+        match tenant {
+            Some(t) if principal.sees_tenant(&t.id) => Ok(t),
+            _ => Err(CoreError::NotFound(format!("no tenant {id_or_name:?}"))),
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! One classifier's inference thread: a bounded queue in front, dynamic batching inside.
+//!
+//! Admission counts queued and running requests; a full queue answers at once
+//! (`QueueFull`) instead of letting latency grow without bound. Requests whose caller
+//! has gone away (closed reply channel) are dropped before they cost a forward pass.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::{BatchSettings, Classifier, EngineError, Metrics, Prediction};
+
+type Reply = oneshot::Sender<Result<Vec<Prediction>, EngineError>>;
+
+struct Request {
+    texts: Vec<String>,
+    reply: Reply,
+    enqueued: Instant,
+}
+
+pub(crate) struct ClassifierRuntime {
+    label: String,
+    labels: Vec<String>,
+    settings: BatchSettings,
+    sender: Option<SyncSender<Request>>,
+    in_flight: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClassifierRuntime {
+    pub(crate) fn start(
+        label: String,
+        classifier: Classifier,
+        settings: BatchSettings,
+        metrics: Arc<Metrics>,
+    ) -> ClassifierRuntime {
+        let (sender, receiver) = mpsc::sync_channel::<Request>(settings.queue_capacity.max(1));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let labels = classifier.labels().to_vec();
+        let worker = Worker {
+            label: label.clone(),
+            classifier,
+            settings,
+            in_flight: in_flight.clone(),
+            metrics: metrics.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("infer-{label}"))
+            .spawn(move || worker.run(receiver))
+            .ok();
+        ClassifierRuntime {
+            label,
+            labels,
+            settings,
+            sender: Some(sender),
+            in_flight,
+            metrics,
+            thread,
+        }
+    }
+
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub(crate) fn settings(&self) -> BatchSettings {
+        self.settings
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Admit a request or refuse it at once; the future resolves with its predictions.
+    pub(crate) fn submit(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<impl Future<Output = Result<Vec<Prediction>, EngineError>>, EngineError> {
+        let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if admitted >= self.settings.queue_capacity {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.reject();
+            return Err(EngineError::QueueFull {
+                model: self.label.clone(),
+                queued: admitted,
+            });
+        }
+        self.set_depth();
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            texts,
+            reply,
+            enqueued: Instant::now(),
+        };
+        let sent = match &self.sender {
+            Some(s) => s.try_send(request).map_err(|e| match e {
+                TrySendError::Full(_) => EngineError::QueueFull {
+                    model: self.label.clone(),
+                    queued: admitted,
+                },
+                TrySendError::Disconnected(_) => EngineError::Stopped(self.label.clone()),
+            }),
+            None => Err(EngineError::Stopped(self.label.clone())),
+        };
+        if let Err(e) = sent {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.set_depth();
+            if matches!(e, EngineError::QueueFull { .. }) {
+                self.reject();
+            }
+            return Err(e);
+        }
+        let label = self.label.clone();
+        Ok(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(EngineError::Stopped(label)))
+        })
+    }
+
+    fn reject(&self) {
+        self.metrics.inc(
+            "aiaas_inference_rejections_total",
+            "Requests refused because the model's queue was full.",
+            &[("model", &self.label)],
+            1.0,
+        );
+    }
+
+    fn set_depth(&self) {
+        self.metrics.set(
+            "aiaas_inference_queue_depth",
+            "Requests admitted and not yet answered, per model.",
+            &[("model", &self.label)],
+            self.queued() as f64,
+        );
+    }
+}
+
+impl Drop for ClassifierRuntime {
+    fn drop(&mut self) {
+        // Closing the channel ends the worker after it drains what is queued.
+        self.sender.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    label: String,
+    classifier: Classifier,
+    settings: BatchSettings,
+    in_flight: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    fn run(self, receiver: mpsc::Receiver<Request>) {
+        while let Ok(first) = receiver.recv() {
+            let mut batch = vec![first];
+            let mut texts = batch[0].texts.len();
+            let deadline = Instant::now() + self.settings.max_delay;
+            while texts < self.settings.max_batch {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match receiver.recv_timeout(left) {
+                    Ok(r) => {
+                        texts += r.texts.len();
+                        batch.push(r);
+                    }
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            self.run_batch(batch);
+        }
+    }
+
+    fn run_batch(&self, batch: Vec<Request>) {
+        let done = batch.len();
+        let live: Vec<Request> = batch.into_iter().filter(|r| !r.reply.is_closed()).collect();
+        let model = [("model", self.label.as_str())];
+        for r in &live {
+            self.metrics.observe(
+                "aiaas_inference_queue_wait_seconds",
+                "Time a request waited in its model's queue.",
+                &model,
+                crate::metrics::LATENCY_BUCKETS,
+                r.enqueued.elapsed().as_secs_f64(),
+            );
+        }
+        let inputs: Vec<&str> = live
+            .iter()
+            .flat_map(|r| r.texts.iter().map(String::as_str))
+            .collect();
+        if !inputs.is_empty() {
+            self.metrics.observe(
+                "aiaas_inference_batch_size",
+                "Texts per forward pass.",
+                &model,
+                crate::metrics::BATCH_BUCKETS,
+                inputs.len() as f64,
+            );
+        }
+        let started = Instant::now();
+        let result = self.classifier.predict(&inputs);
+        self.metrics.observe(
+            "aiaas_inference_duration_seconds",
+            "Time of one batched forward pass.",
+            &model,
+            crate::metrics::LATENCY_BUCKETS,
+            started.elapsed().as_secs_f64(),
+        );
+        match result {
+            Ok(probabilities) => {
+                let mut rows = probabilities.into_iter();
+                for r in live {
+                    let answer: Vec<Prediction> = rows
+                        .by_ref()
+                        .take(r.texts.len())
+                        .map(|p| Prediction { probabilities: p })
+                        .collect();
+                    let _ = r.reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(model = %self.label, error = %e, "batch inference failed");
+                for r in live {
+                    let _ = r.reply.send(Err(EngineError::Inference(e.to_string())));
+                }
+            }
+        }
+        self.in_flight.fetch_sub(done, Ordering::AcqRel);
+        self.metrics.set(
+            "aiaas_inference_queue_depth",
+            "Requests admitted and not yet answered, per model.",
+            &model,
+            self.in_flight.load(Ordering::Relaxed) as f64,
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Tenants and API keys.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant};
+
+const KEY_COLUMNS: &str =
+    "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, revoked_at, created_at";
+
+impl Metadata {
+    pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let tenant = Tenant {
+            id: aiaas_types::new_id(),
+            name: name.to_string(),
+            created_at: aiaas_types::now_ms(),
+        };
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&tenant.id)
+            .bind(&tenant.name)
+            .bind(tenant.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict_or(e, || format!("a tenant named {name:?} already exists")))?;
+        Ok(tenant)
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    pub async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let allowed = key
+            .allowed_models
+            .as_ref()
+            .map(|m| serde_json::to_string(m).unwrap_or_default());
+        sqlx::query(&format!(
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&key.id)
+        .bind(&key.tenant_id)
+        .bind(&key.name)
+        .bind(&key.role)
+        .bind(&key.secret_hash)
+        .bind(allowed)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, || "key collision; retry".to_string()))?;
+        Ok(())
+    }
+
+    pub async fn key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    pub async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// Keys of one tenant, or of every tenant when `tenant_id` is `None`.
+    pub async fn keys(&self, tenant_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
+        let rows = match tenant_id {
+            Some(t) => {
+                sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at"
+                ))
+                .bind(t)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub async fn count_keys(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Mark a key revoked; returns false when it was already revoked or does not exist.
+    pub async fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
+    let allowed: Option<String> = row.try_get("allowed_models")?;
+    let allowed_models = allowed
+        .map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|e| StoreError::Corrupt(format!("api_keys.allowed_models: {e}")))
+        })
+        .transpose()?;
+    Ok(ApiKeyRecord {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        secret_hash: row.try_get("secret_hash")?,
+        allowed_models,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}

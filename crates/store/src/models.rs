@@ -1,0 +1,270 @@
+//! Models, their versions, aliases and deployments.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{
+    parse_json, AliasRecord, DeploymentRecord, DeploymentSettings, Metadata, ModelRecord,
+    ModelVersionRecord, NewModelVersion, Result, StoreError,
+};
+
+const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact_prefix, files, \
+                               report, config, job_id, dataset_id, created_at";
+const DEPLOYMENT_COLUMNS: &str =
+    "model_id, version, max_batch, max_delay_ms, queue_capacity, created_at, updated_at";
+
+impl Metadata {
+    pub async fn model_by_name(&self, tenant_id: &str, name: &str) -> Result<Option<ModelRecord>> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, task, created_at FROM models WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(model_from_row).transpose()
+    }
+
+    pub async fn models(&self, tenant_id: Option<&str>) -> Result<Vec<ModelRecord>> {
+        let rows = match tenant_id {
+            Some(t) => sqlx::query(
+                "SELECT id, tenant_id, name, task, created_at FROM models WHERE tenant_id = $1 ORDER BY name",
+            )
+            .bind(t)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query("SELECT id, tenant_id, name, task, created_at FROM models ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        };
+        rows.iter().map(model_from_row).collect()
+    }
+
+    /// Register a new version (creating the model on first use) in one transaction;
+    /// the version number is the next after the model's highest.
+    pub async fn insert_model_version(&self, v: &NewModelVersion) -> Result<ModelVersionRecord> {
+        let now = aiaas_types::now_ms();
+        let mut tx = self.pool.begin().await?;
+        // Upsert keeps concurrent first versions of one model from racing each other.
+        sqlx::query(
+            "INSERT INTO models (id, tenant_id, name, task, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, name) DO NOTHING",
+        )
+        .bind(aiaas_types::new_id())
+        .bind(&v.tenant_id)
+        .bind(&v.model_name)
+        .bind(&v.task)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let (model_id,): (String,) =
+            sqlx::query_as("SELECT id FROM models WHERE tenant_id = $1 AND name = $2")
+                .bind(&v.tenant_id)
+                .bind(&v.model_name)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (next,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_id = $1",
+        )
+        .bind(&model_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let record = ModelVersionRecord {
+            model_id,
+            version: next,
+            architecture: v.architecture.clone(),
+            labels: v.labels.clone(),
+            artifact_prefix: v.artifact_prefix.clone(),
+            files: v.files.clone(),
+            report: v.report.clone(),
+            config: v.config.clone(),
+            job_id: v.job_id.clone(),
+            dataset_id: v.dataset_id.clone(),
+            created_at: now,
+        };
+        sqlx::query(&format!(
+            "INSERT INTO model_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&record.model_id)
+        .bind(record.version)
+        .bind(&record.architecture)
+        .bind(serde_json::to_string(&record.labels).unwrap_or_default())
+        .bind(&record.artifact_prefix)
+        .bind(serde_json::to_string(&record.files).unwrap_or_default())
+        .bind(record.report.to_string())
+        .bind(record.config.to_string())
+        .bind(&record.job_id)
+        .bind(&record.dataset_id)
+        .bind(record.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn model_versions(&self, model_id: &str) -> Result<Vec<ModelVersionRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_id = $1 ORDER BY version"
+        ))
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    pub async fn model_version(&self, model_id: &str, version: i64) -> Result<Option<ModelVersionRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_id = $1 AND version = $2"
+        ))
+        .bind(model_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    pub async fn set_alias(&self, model_id: &str, alias: &str, version: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO model_aliases (model_id, alias, version, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+        )
+        .bind(model_id)
+        .bind(alias)
+        .bind(version)
+        .bind(aiaas_types::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn aliases(&self, model_id: &str) -> Result<Vec<AliasRecord>> {
+        let rows = sqlx::query(
+            "SELECT alias, version, updated_at FROM model_aliases WHERE model_id = $1 ORDER BY alias",
+        )
+        .bind(model_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AliasRecord {
+                    alias: r.try_get("alias")?,
+                    version: r.try_get("version")?,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn upsert_deployment(
+        &self,
+        model_id: &str,
+        version: i64,
+        s: DeploymentSettings,
+    ) -> Result<DeploymentRecord> {
+        let now = aiaas_types::now_ms();
+        sqlx::query(&format!(
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, max_batch = excluded.max_batch, \
+             max_delay_ms = excluded.max_delay_ms, queue_capacity = excluded.queue_capacity, \
+             updated_at = excluded.updated_at"
+        ))
+        .bind(model_id)
+        .bind(version)
+        .bind(s.max_batch)
+        .bind(s.max_delay_ms)
+        .bind(s.queue_capacity)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.deployment(model_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("deployment vanished after upsert".into()))
+    }
+
+    pub async fn deployment(&self, model_id: &str) -> Result<Option<DeploymentRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE model_id = $1"
+        ))
+        .bind(model_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(deployment_from_row).transpose()
+    }
+
+    pub async fn deployments(&self) -> Result<Vec<DeploymentRecord>> {
+        let rows = sqlx::query(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(deployment_from_row).collect()
+    }
+
+    pub async fn delete_deployment(&self, model_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM deployments WHERE model_id = $1")
+            .bind(model_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Remove a model with its versions, aliases and deployment in one transaction.
+    pub async fn delete_model(&self, model_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["deployments", "model_aliases", "model_versions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE model_id = $1"))
+                .bind(model_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM models WHERE id = $1")
+            .bind(model_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn model_from_row(row: &AnyRow) -> Result<ModelRecord> {
+    Ok(ModelRecord {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        task: row.try_get("task")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn version_from_row(row: &AnyRow) -> Result<ModelVersionRecord> {
+    let labels: String = row.try_get("labels")?;
+    let files: String = row.try_get("files")?;
+    let report: String = row.try_get("report")?;
+    let config: String = row.try_get("config")?;
+    let strings = |col: &str, v: serde_json::Value| -> Result<Vec<String>> {
+        serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+    };
+    Ok(ModelVersionRecord {
+        model_id: row.try_get("model_id")?,
+        version: row.try_get("version")?,
+        architecture: row.try_get("architecture")?,
+        labels: strings("model_versions.labels", parse_json("labels", &labels)?)?,
+        artifact_prefix: row.try_get("artifact_prefix")?,
+        files: strings("model_versions.files", parse_json("files", &files)?)?,
+        report: parse_json("model_versions.report", &report)?,
+        config: parse_json("model_versions.config", &config)?,
+        job_id: row.try_get("job_id")?,
+        dataset_id: row.try_get("dataset_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {
+    Ok(DeploymentRecord {
+        model_id: row.try_get("model_id")?,
+        version: row.try_get("version")?,
+        max_batch: row.try_get("max_batch")?,
+        max_delay_ms: row.try_get("max_delay_ms")?,
+        queue_capacity: row.try_get("queue_capacity")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

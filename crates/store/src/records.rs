@@ -1,0 +1,186 @@
+//! Rows of the metadata database as plain Rust values.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub role: String,
+    #[serde(skip)]
+    pub secret_hash: String,
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub format: String,
+    pub text_column: String,
+    pub label_column: String,
+    pub row_count: i64,
+    pub byte_count: i64,
+    #[serde(skip)]
+    pub artifact_key: String,
+    pub stats: serde_json::Value,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub task: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelVersionRecord {
+    pub model_id: String,
+    pub version: i64,
+    pub architecture: String,
+    pub labels: Vec<String>,
+    #[serde(skip)]
+    pub artifact_prefix: String,
+    pub files: Vec<String>,
+    pub report: serde_json::Value,
+    pub config: serde_json::Value,
+    pub job_id: Option<String>,
+    pub dataset_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AliasRecord {
+    pub alias: String,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentRecord {
+    pub model_id: String,
+    pub version: i64,
+    pub max_batch: i64,
+    pub max_delay_ms: i64,
+    pub queue_capacity: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Life of a training job: queued -> running -> succeeded | failed | cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        Some(match s {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            "cancelled" => JobStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub model_name: String,
+    pub dataset_id: String,
+    pub test_dataset_id: Option<String>,
+    pub config: serde_json::Value,
+    pub deploy: bool,
+    pub status: JobStatus,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub report: Option<serde_json::Value>,
+    pub model_version: Option<i64>,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobEventRecord {
+    pub seq: i64,
+    pub at: i64,
+    pub event: serde_json::Value,
+}
+
+/// A new job as submitted.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub tenant_id: String,
+    pub model_name: String,
+    pub dataset_id: String,
+    pub test_dataset_id: Option<String>,
+    pub config: serde_json::Value,
+    pub deploy: bool,
+}
+
+/// A new model version, registered after its files are stored.
+#[derive(Debug, Clone)]
+pub struct NewModelVersion {
+    pub tenant_id: String,
+    pub model_name: String,
+    pub task: String,
+    pub architecture: String,
+    pub labels: Vec<String>,
+    pub artifact_prefix: String,
+    pub files: Vec<String>,
+    pub report: serde_json::Value,
+    pub config: serde_json::Value,
+    pub job_id: Option<String>,
+    pub dataset_id: Option<String>,
+}
+
+/// Desired serving settings of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeploymentSettings {
+    pub max_batch: i64,
+    pub max_delay_ms: i64,
+    pub queue_capacity: i64,
+}

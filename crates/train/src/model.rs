@@ -1,0 +1,203 @@
+//! A trained classifier as files (model.json + weights.safetensors) and in memory: saving,
+//! loading with validation, and batched prediction from raw texts.
+
+use aiaas_types::Architecture;
+use serde::{Deserialize, Serialize};
+
+use crate::fit::{Net, PREDICT_BATCH};
+use crate::nets::avgpool::AvgPool;
+use crate::nets::rnn::Rnn;
+use crate::nets::textcnn::TextCnn;
+use crate::nets::{NetSpec, StoredTensors};
+use crate::text::tokenize;
+use crate::tfidf::{Logreg, TfidfSpec, TfidfVectorizer};
+use crate::vocab::TokenVocab;
+use crate::{ModelFiles, TrainError, MODEL_FILE, WEIGHTS_FILE};
+
+/// Version of the model.json layout written by this crate.
+const FORMAT_VERSION: u32 = 1;
+
+/// Contents of model.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ModelSpec {
+    pub format_version: u32,
+    pub architecture: Architecture,
+    pub labels: Vec<String>,
+    pub tokenizer: TokenizerSpec,
+    /// Embedding networks: tokens in embedding-row order ("<pad>", "<unk>", words...).
+    /// tfidf-logreg: feature terms in column order (bigrams joined by a space).
+    pub vocabulary: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tfidf: Option<TfidfSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TokenizerSpec {
+    /// Which tokenizer produced the tokens (see `text::tokenize`).
+    pub kind: String,
+    pub lowercase: bool,
+    /// Tokens kept per text.
+    pub max_len: usize,
+}
+
+impl TokenizerSpec {
+    pub(crate) fn new(max_len: usize) -> TokenizerSpec {
+        TokenizerSpec {
+            kind: "unicode-words+jieba".into(),
+            lowercase: true,
+            max_len,
+        }
+    }
+}
+
+pub(crate) enum Body {
+    Avgpool(AvgPool),
+    Textcnn(TextCnn),
+    Rnn(Rnn),
+    Tfidf(TfidfVectorizer, Logreg),
+}
+
+/// A loaded model for inference. `Send + Sync`: share it across inference threads.
+pub struct Classifier {
+    spec: ModelSpec,
+    vocab: Option<TokenVocab>,
+    body: Body,
+}
+
+impl Classifier {
+    /// Rebuild a classifier from its files. Missing or inconsistent files give
+    /// [`TrainError::InvalidModel`].
+    pub fn from_files(files: &ModelFiles) -> Result<Classifier, TrainError> {
+        let json = files
+            .get(MODEL_FILE)
+            .ok_or_else(|| TrainError::InvalidModel(format!("{MODEL_FILE} is missing")))?;
+        let weights = files
+            .get(WEIGHTS_FILE)
+            .ok_or_else(|| TrainError::InvalidModel(format!("{WEIGHTS_FILE} is missing")))?;
+        let spec: ModelSpec = serde_json::from_slice(json)
+            .map_err(|e| TrainError::InvalidModel(format!("{MODEL_FILE} is not valid: {e}")))?;
+        if spec.format_version != FORMAT_VERSION {
+            return Err(TrainError::InvalidModel(format!(
+                "unsupported model format version {}",
+                spec.format_version
+            )));
+        }
+        if spec.labels.len() < 2 {
+            return Err(TrainError::InvalidModel("a classifier needs at least two labels".into()));
+        }
+        let tensors = StoredTensors::parse(weights)?;
+        let body = match spec.architecture {
+            Architecture::TfidfLogreg => {
+                let tf = spec
+                    .tfidf
+                    .as_ref()
+                    .ok_or_else(|| TrainError::InvalidModel("tfidf settings are missing".into()))?;
+                let vectorizer = TfidfVectorizer::load(tf, spec.vocabulary.clone(), &tensors)?;
+                let logreg = Logreg::load(vectorizer.len(), spec.labels.len(), &tensors)?;
+                Body::Tfidf(vectorizer, logreg)
+            }
+            Architecture::Auto => {
+                return Err(TrainError::InvalidModel("architecture auto is not a model".into()))
+            }
+            arch => {
+                let net = spec
+                    .net
+                    .as_ref()
+                    .ok_or_else(|| TrainError::InvalidModel("network settings are missing".into()))?;
+                if net.vocab_size != spec.vocabulary.len() || net.classes != spec.labels.len() {
+                    return Err(TrainError::InvalidModel(
+                        "vocabulary or label count disagrees with the network settings".into(),
+                    ));
+                }
+                match arch {
+                    Architecture::Avgpool => Body::Avgpool(AvgPool::load(net, &tensors)?),
+                    Architecture::Textcnn => Body::Textcnn(TextCnn::load(net, &tensors)?),
+                    _ => Body::Rnn(Rnn::load(arch, net, &tensors)?),
+                }
+            }
+        };
+        let vocab = match body {
+            Body::Tfidf(..) => None,
+            _ => Some(TokenVocab::from_words(spec.vocabulary.clone())),
+        };
+        Ok(Classifier { spec, vocab, body })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.spec.labels
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        self.spec.architecture
+    }
+
+    /// One probability vector per text, in `labels()` order. Empty input gives empty output.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(PREDICT_BATCH) {
+            let tokens: Vec<Vec<String>> = chunk.iter().map(|t| tokenize(t)).collect();
+            out.extend(self.predict_tokens(&tokens)?);
+        }
+        Ok(out)
+    }
+
+    /// Assemble an in-memory classifier from a freshly trained body.
+    pub(crate) fn new(spec: ModelSpec, body: Body) -> Classifier {
+        let vocab = match body {
+            Body::Tfidf(..) => None,
+            _ => Some(TokenVocab::from_words(spec.vocabulary.clone())),
+        };
+        Classifier { spec, vocab, body }
+    }
+
+    /// Serialise to model files.
+    pub(crate) fn to_files(&self) -> Result<ModelFiles, TrainError> {
+        let weights = match &self.body {
+            Body::Avgpool(n) => n.save()?,
+            Body::Textcnn(n) => n.save()?,
+            Body::Rnn(n) => n.save()?,
+            Body::Tfidf(v, l) => crate::tfidf::save(v, l)?,
+        };
+        let json = serde_json::to_vec_pretty(&self.spec)
+            .map_err(|e| TrainError::Backend(format!("cannot serialise model.json: {e}")))?;
+        let mut files = ModelFiles::new();
+        files.insert(MODEL_FILE.to_string(), json);
+        files.insert(WEIGHTS_FILE.to_string(), weights);
+        Ok(files)
+    }
+
+    fn predict_tokens(&self, tokens: &[Vec<String>]) -> Result<Vec<Vec<f32>>, TrainError> {
+        if let Body::Tfidf(vectorizer, logreg) = &self.body {
+            let features: Vec<_> = tokens.iter().map(|t| vectorizer.transform(t)).collect();
+            let refs: Vec<_> = features.iter().collect();
+            return logreg.predict(&refs);
+        }
+        let vocab = self
+            .vocab
+            .as_ref()
+            .ok_or_else(|| TrainError::InvalidModel("vocabulary is missing".into()))?;
+        let ids: Vec<Vec<u32>> = tokens
+            .iter()
+            .map(|t| vocab.encode(t, self.spec.tokenizer.max_len))
+            .collect();
+        let refs: Vec<&Vec<u32>> = ids.iter().collect();
+        match &self.body {
+            Body::Avgpool(n) => n.predict(&refs),
+            Body::Textcnn(n) => n.predict(&refs),
+            Body::Rnn(n) => n.predict(&refs),
+            Body::Tfidf(..) => Ok(Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn classifier_is_send_and_sync() {
+        assert_send_sync::<super::Classifier>();
+    }
+}

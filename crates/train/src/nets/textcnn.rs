@@ -1,0 +1,137 @@
+//! TextCNN (Kim, 2014, "Convolutional Neural Networks for Sentence Classification"):
+//! Embedding -> one Conv1d per kernel width (ReLU) -> max over time -> concat -> dropout 0.5
+//! (training only) -> Dense(classes), on candle with autograd and Adam.
+
+use candle_core::{Module, Tensor, D};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::candle_util::{dropout_mask, id_batch, loss_and_correct, probabilities, Params};
+use super::{NetSpec, StoredTensors};
+use crate::fit::Net;
+use crate::TrainError;
+
+const DROPOUT: f32 = 0.5;
+
+pub(crate) struct TextCnn {
+    params: Params,
+    embedding: candle_nn::Embedding,
+    /// (kernel width, weight `[filters, dim, width]`, bias `[filters]`).
+    convs: Vec<(usize, Tensor, Tensor)>,
+    out_w: Tensor,
+    out_b: Tensor,
+}
+
+impl TextCnn {
+    pub(crate) fn new(
+        spec: &NetSpec,
+        embeddings: Vec<f32>,
+        lr: f64,
+        freeze_embeddings: bool,
+        seed: u64,
+    ) -> Result<TextCnn, TrainError> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut params = Params::new();
+        let (d, f) = (spec.embedding_dim, spec.filters);
+        let emb = params.add("embedding.weight", embeddings, &[spec.vocab_size, d])?;
+        let mut convs = Vec::new();
+        for &k in &spec.kernel_sizes {
+            // PyTorch's default Conv1d/Linear initialisation bound: 1/sqrt(fan_in).
+            let bound = 1.0 / ((d * k) as f32).sqrt();
+            let w = params.uniform(&mut rng, &format!("conv{k}.weight"), &[f, d, k], bound)?;
+            let b = params.uniform(&mut rng, &format!("conv{k}.bias"), &[f], bound)?;
+            convs.push((k, w, b));
+        }
+        let features = f * spec.kernel_sizes.len();
+        let bound = 1.0 / (features as f32).sqrt();
+        let out_w = params.uniform(&mut rng, "output.weight", &[spec.classes, features], bound)?;
+        let out_b = params.uniform(&mut rng, "output.bias", &[spec.classes], bound)?;
+        let frozen: &[&str] = if freeze_embeddings { &["embedding.weight"] } else { &[] };
+        params.start_training(lr, frozen)?;
+        Ok(TextCnn {
+            params,
+            embedding: candle_nn::Embedding::new(emb, d),
+            convs,
+            out_w,
+            out_b,
+        })
+    }
+
+    pub(crate) fn load(spec: &NetSpec, st: &StoredTensors) -> Result<TextCnn, TrainError> {
+        let mut params = Params::new();
+        let (d, f) = (spec.embedding_dim, spec.filters);
+        let emb = params.load(st, "embedding.weight", &[spec.vocab_size, d])?;
+        let mut convs = Vec::new();
+        for &k in &spec.kernel_sizes {
+            let w = params.load(st, &format!("conv{k}.weight"), &[f, d, k])?;
+            let b = params.load(st, &format!("conv{k}.bias"), &[f])?;
+            convs.push((k, w, b));
+        }
+        let features = f * spec.kernel_sizes.len();
+        let out_w = params.load(st, "output.weight", &[spec.classes, features])?;
+        let out_b = params.load(st, "output.bias", &[spec.classes])?;
+        Ok(TextCnn {
+            params,
+            embedding: candle_nn::Embedding::new(emb, d),
+            convs,
+            out_w,
+            out_b,
+        })
+    }
+
+    pub(crate) fn save(&self) -> Result<Vec<u8>, TrainError> {
+        self.params.save()
+    }
+
+    /// Logits `[B, classes]`; `dropout` carries the RNG when training.
+    fn forward(&self, inputs: &[&Vec<u32>], dropout: Option<&mut StdRng>) -> Result<Tensor, TrainError> {
+        let widest = self.convs.iter().map(|c| c.0).max().unwrap_or(1);
+        // Texts shorter than the widest kernel are padded so every convolution has an output.
+        let (ids, _mask) = id_batch(inputs, widest, false)?;
+        let x = self.embedding.forward(&ids)?.transpose(1, 2)?.contiguous()?;
+        let mut pooled = Vec::with_capacity(self.convs.len());
+        for (_, w, b) in &self.convs {
+            let y = x.conv1d(w, 0, 1, 1, 1)?;
+            let y = y.broadcast_add(&b.reshape((1, (), 1))?)?.relu()?;
+            pooled.push(y.max(D::Minus1)?);
+        }
+        let mut features = Tensor::cat(&pooled, 1)?;
+        if let Some(rng) = dropout {
+            let (rows, cols) = features.dims2()?;
+            features = features.mul(&dropout_mask(rng, rows, cols, DROPOUT)?)?;
+        }
+        Ok(features.matmul(&self.out_w.t()?)?.broadcast_add(&self.out_b)?)
+    }
+}
+
+impl Net for TextCnn {
+    type Input = Vec<u32>;
+    type Snapshot = Vec<Tensor>;
+
+    fn train_batch(
+        &mut self,
+        inputs: &[&Vec<u32>],
+        labels: &[usize],
+        rng: &mut StdRng,
+    ) -> Result<(f64, usize), TrainError> {
+        let logits = self.forward(inputs, Some(rng))?;
+        let (loss, sum, correct) = loss_and_correct(&logits, labels)?;
+        self.params.step(&loss)?;
+        Ok((sum, correct))
+    }
+
+    fn predict(&self, inputs: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, TrainError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        probabilities(&self.forward(inputs, None)?)
+    }
+
+    fn snapshot(&self) -> Result<Vec<Tensor>, TrainError> {
+        self.params.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: Vec<Tensor>) -> Result<(), TrainError> {
+        self.params.restore(snapshot)
+    }
+}

@@ -1,0 +1,345 @@
+//! A whole training job: validate the data, split it, train word2vec once, train each
+//! candidate architecture, evaluate on validation and test, keep the best, write its files.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use aiaas_types::{
+    Architecture, CandidateReport, EmbeddingInit, EpochStats, EvalMetrics, TrainConfig,
+    TrainEvent, TrainReport, Word2VecReport,
+};
+
+use crate::fit::{fit, predict_all, Examples, FitOptions, Net};
+use crate::metrics::{argmax, evaluate};
+use crate::model::{Body, Classifier, ModelSpec, TokenizerSpec};
+use crate::nets::avgpool::AvgPool;
+use crate::nets::rnn::{Rnn, RNN_MAX_LEN};
+use crate::nets::textcnn::TextCnn;
+use crate::nets::{initial_embeddings, NetSpec};
+use crate::split::stratified_split;
+use crate::text::tokenize;
+use crate::tfidf::{Logreg, TfidfVectorizer, LOGREG_EPOCHS};
+use crate::vocab::TokenVocab;
+use crate::word2vec::{train_word2vec, WordVectors};
+use crate::{LabelledText, TrainControl, TrainError, TrainedModel};
+
+/// Train a text classifier. The validation split (`config.validation_split`) is carved from
+/// `train_rows`, stratified by label and deterministic for `config.seed`; `test_rows`, when
+/// given, is evaluated and reported per candidate.
+pub fn train(
+    config: &TrainConfig,
+    train_rows: &[LabelledText],
+    test_rows: Option<&[LabelledText]>,
+    control: TrainControl<'_>,
+) -> Result<TrainedModel, TrainError> {
+    train_with_classifier(config, train_rows, test_rows, &control).map(|(m, _)| m)
+}
+
+/// [`train`], also returning the kept model in memory (tests compare it with the saved files).
+pub(crate) fn train_with_classifier(
+    config: &TrainConfig,
+    train_rows: &[LabelledText],
+    test_rows: Option<&[LabelledText]>,
+    control: &TrainControl<'_>,
+) -> Result<(TrainedModel, Classifier), TrainError> {
+    let started = Instant::now();
+    config.validate().map_err(TrainError::InvalidConfig)?;
+    phase(control, "prepare");
+    let data = Prepared::new(config, train_rows, test_rows.unwrap_or(&[]))?;
+    let candidates = match config.architecture {
+        Architecture::Auto => config.auto_candidates(),
+        arch => vec![arch],
+    };
+    let embeddings = EmbeddingContext::new(config, &data, &candidates, control)?;
+
+    let mut outcomes: Vec<(CandidateReport, Classifier)> = Vec::new();
+    for arch in candidates {
+        phase(control, &format!("train:{}", arch.as_str()));
+        let outcome = train_candidate(arch, config, &data, &embeddings, control)?;
+        let val = outcome.0.validation.as_ref();
+        (control.on_event)(TrainEvent::CandidateDone {
+            architecture: arch,
+            validation_macro_f1: val.map(|m| m.macro_f1),
+            validation_accuracy: val.map(|m| m.accuracy),
+        });
+        outcomes.push(outcome);
+    }
+    let best = best_candidate(&outcomes);
+    phase(control, "save");
+    let reports: Vec<CandidateReport> = outcomes.iter().map(|o| o.0.clone()).collect();
+    let (_, classifier) = outcomes.swap_remove(best);
+    let files = classifier.to_files()?;
+    let report = TrainReport {
+        architecture: classifier.architecture(),
+        labels: data.labels.clone(),
+        train_samples: data.train.labels.len() as u64,
+        validation_samples: data.val.labels.len() as u64,
+        test_samples: data.test.labels.len() as u64,
+        vocabulary: embeddings.vocab.len(),
+        word2vec: embeddings.report.clone(),
+        candidates: reports,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((TrainedModel { report, files }, classifier))
+}
+
+fn phase(control: &TrainControl<'_>, name: &str) {
+    (control.on_event)(TrainEvent::Phase { name: name.to_string() });
+}
+
+/// Index of the best candidate: highest validation macro-F1, ties to the first. Without a
+/// validation split, the highest final training accuracy decides instead.
+fn best_candidate(outcomes: &[(CandidateReport, Classifier)]) -> usize {
+    let score = |r: &CandidateReport| match &r.validation {
+        Some(v) => v.macro_f1,
+        None => r.curve.last().map_or(0.0, |e| e.train_accuracy),
+    };
+    let mut best = 0;
+    for (i, (r, _)) in outcomes.iter().enumerate() {
+        if score(r) > score(&outcomes[best].0) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Tokenised texts and label indices of one split.
+#[derive(Default)]
+struct Split {
+    tokens: Vec<Vec<String>>,
+    labels: Vec<usize>,
+}
+
+struct Prepared {
+    labels: Vec<String>,
+    train: Split,
+    val: Split,
+    test: Split,
+}
+
+impl Prepared {
+    fn new(
+        config: &TrainConfig,
+        rows: &[LabelledText],
+        test_rows: &[LabelledText],
+    ) -> Result<Prepared, TrainError> {
+        if rows.is_empty() {
+            return Err(TrainError::InvalidData("the training data set is empty".into()));
+        }
+        let labels: Vec<String> = rows
+            .iter()
+            .map(|r| r.label.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if labels.len() < 2 {
+            return Err(TrainError::InvalidData(format!(
+                "a classifier needs at least two classes, but every training row has the label {:?}",
+                labels.first().map_or("", String::as_str)
+            )));
+        }
+        let index: HashMap<&str, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i))
+            .collect();
+        let unseen: BTreeSet<&str> = test_rows
+            .iter()
+            .map(|r| r.label.as_str())
+            .filter(|l| !index.contains_key(l))
+            .collect();
+        if !unseen.is_empty() {
+            let list: Vec<&str> = unseen.into_iter().take(10).collect();
+            return Err(TrainError::InvalidData(format!(
+                "the test set has labels that never occur in the training data: {}",
+                list.join(", ")
+            )));
+        }
+        let y: Vec<usize> = rows.iter().map(|r| index[r.label.as_str()]).collect();
+        let (train_idx, val_idx) = stratified_split(&y, config.validation_split, config.seed);
+        let split = |idx: &[usize]| Split {
+            tokens: idx.iter().map(|&i| tokenize(&rows[i].text)).collect(),
+            labels: idx.iter().map(|&i| y[i]).collect(),
+        };
+        let test = Split {
+            tokens: test_rows.iter().map(|r| tokenize(&r.text)).collect(),
+            labels: test_rows.iter().map(|r| index[r.label.as_str()]).collect(),
+        };
+        Ok(Prepared {
+            train: split(&train_idx),
+            val: split(&val_idx),
+            test,
+            labels,
+        })
+    }
+}
+
+/// What the embedding networks share: the token vocabulary and (optionally) word2vec vectors
+/// trained on the training split only.
+struct EmbeddingContext {
+    vocab: TokenVocab,
+    vectors: Option<WordVectors>,
+    report: Option<Word2VecReport>,
+    dim: usize,
+}
+
+impl EmbeddingContext {
+    fn new(
+        config: &TrainConfig,
+        data: &Prepared,
+        candidates: &[Architecture],
+        control: &TrainControl<'_>,
+    ) -> Result<EmbeddingContext, TrainError> {
+        let vocab = TokenVocab::build(&data.train.tokens, config.min_count);
+        let needs_embeddings = candidates.iter().any(|a| a.uses_embeddings());
+        let (vectors, report, dim) = match &config.embedding {
+            EmbeddingInit::Word2vec(params) if needs_embeddings => {
+                phase(control, "word2vec");
+                let mut params = params.clone();
+                if params.threads == 0 {
+                    params.threads = config.threads;
+                }
+                let (v, r) = train_word2vec(&data.train.tokens, &params, config.seed, control)?;
+                (Some(v), Some(r), params.vector_size)
+            }
+            EmbeddingInit::Word2vec(params) => (None, None, params.vector_size),
+            EmbeddingInit::Random => (None, None, config.embedding_dim),
+        };
+        Ok(EmbeddingContext {
+            vocab,
+            vectors,
+            report,
+            dim,
+        })
+    }
+}
+
+fn train_candidate(
+    arch: Architecture,
+    config: &TrainConfig,
+    data: &Prepared,
+    emb: &EmbeddingContext,
+    control: &TrainControl<'_>,
+) -> Result<(CandidateReport, Classifier), TrainError> {
+    let started = Instant::now();
+    let opts = FitOptions {
+        architecture: arch,
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        patience: config.early_stopping_patience,
+        seed: config.seed ^ 0x5EED_0F_BA7C4E5,
+    };
+    if arch == Architecture::TfidfLogreg {
+        let vectorizer = TfidfVectorizer::fit(&data.train.tokens)?;
+        let encode = |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
+        let (train, val, test) = (encode(&data.train), encode(&data.val), encode(&data.test));
+        let mut net = Logreg::new(vectorizer.len(), data.labels.len(), train.len());
+        let opts = FitOptions {
+            epochs: LOGREG_EPOCHS,
+            ..opts
+        };
+        let evals = run(&mut net, &opts, data, [&train, &val, &test], control)?;
+        let spec = ModelSpec {
+            format_version: 1,
+            architecture: arch,
+            labels: data.labels.clone(),
+            tokenizer: TokenizerSpec::new(usize::MAX),
+            vocabulary: vectorizer.terms().to_vec(),
+            net: None,
+            tfidf: Some(TfidfVectorizer::spec()),
+        };
+        let body = Body::Tfidf(vectorizer, net);
+        return Ok((report(arch, evals, started), Classifier::new(spec, body)));
+    }
+
+    // Recurrent networks step through time one token at a time; long sequences make them
+    // slow without helping much (news topics are clear early), so they read at most
+    // RNN_MAX_LEN tokens.
+    let max_len = match arch {
+        Architecture::Gru | Architecture::Lstm => config.max_len.min(RNN_MAX_LEN),
+        _ => config.max_len,
+    };
+    let encode = |s: &Split| -> Vec<Vec<u32>> { s.tokens.iter().map(|t| emb.vocab.encode(t, max_len)).collect() };
+    let splits = [encode(&data.train), encode(&data.val), encode(&data.test)];
+    let spec = NetSpec {
+        vocab_size: emb.vocab.len(),
+        embedding_dim: emb.dim,
+        classes: data.labels.len(),
+        hidden_units: config.hidden_units,
+        kernel_sizes: config.kernel_sizes.clone(),
+        filters: config.filters,
+        rnn_hidden: config.rnn_hidden,
+        bidirectional: config.bidirectional,
+    };
+    let table = initial_embeddings(&emb.vocab, emb.dim, emb.vectors.as_ref(), config.seed);
+    let (lr, freeze, seed) = (config.learning_rate, config.freeze_embeddings, config.seed);
+    let (evals, body) = match arch {
+        Architecture::Avgpool => {
+            let mut net = AvgPool::new(&spec, table, lr, freeze, seed)?;
+            let evals = run(&mut net, &opts, data, splits.each_ref(), control)?;
+            (evals, Body::Avgpool(net))
+        }
+        Architecture::Textcnn => {
+            let mut net = TextCnn::new(&spec, table, lr, freeze, seed)?;
+            let evals = run(&mut net, &opts, data, splits.each_ref(), control)?;
+            (evals, Body::Textcnn(net))
+        }
+        _ => {
+            let mut net = Rnn::new(arch, &spec, table, lr, freeze, seed)?;
+            let evals = run(&mut net, &opts, data, splits.each_ref(), control)?;
+            (evals, Body::Rnn(net))
+        }
+    };
+    let model_spec = ModelSpec {
+        format_version: 1,
+        architecture: arch,
+        labels: data.labels.clone(),
+        tokenizer: TokenizerSpec::new(max_len),
+        vocabulary: emb.vocab.words().to_vec(),
+        net: Some(spec),
+        tfidf: None,
+    };
+    Ok((report(arch, evals, started), Classifier::new(model_spec, body)))
+}
+
+fn examples<'a, I>(inputs: &'a [I], s: &Split) -> Examples<'a, I> {
+    Examples {
+        inputs: inputs.iter().collect(),
+        labels: s.labels.clone(),
+    }
+}
+
+type Evals = (Vec<EpochStats>, Option<EvalMetrics>, Option<EvalMetrics>);
+
+/// Fit on the training split, then evaluate on validation and test (when present).
+fn run<N: Net>(
+    net: &mut N,
+    opts: &FitOptions,
+    data: &Prepared,
+    [train, val, test]: [&Vec<N::Input>; 3],
+    control: &TrainControl<'_>,
+) -> Result<Evals, TrainError> {
+    let train_ex = examples(train, &data.train);
+    let val_ex = (!val.is_empty()).then(|| examples(val, &data.val));
+    let curve = fit(net, &train_ex, val_ex.as_ref(), opts, control)?;
+    phase(control, "evaluate");
+    let eval = |ex: &Examples<'_, N::Input>| -> Result<EvalMetrics, TrainError> {
+        let probs = predict_all(net, &ex.inputs, control)?;
+        let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
+        Ok(evaluate(&data.labels, &ex.labels, &predicted))
+    };
+    let validation = val_ex.as_ref().map(eval).transpose()?;
+    let test_ex = (!test.is_empty()).then(|| examples(test, &data.test));
+    let test = test_ex.as_ref().map(eval).transpose()?;
+    Ok((curve, validation, test))
+}
+
+fn report(arch: Architecture, (curve, validation, test): Evals, started: Instant) -> CandidateReport {
+    CandidateReport {
+        architecture: arch,
+        curve,
+        validation,
+        test,
+        train_seconds: started.elapsed().as_secs_f64(),
+    }
+}

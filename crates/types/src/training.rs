@@ -1,0 +1,399 @@
+//! Training configuration (what a user asks for), training events (what a job reports
+//! while it runs) and the final report (what a model version records).
+
+use serde::{Deserialize, Serialize};
+
+/// Network architecture of a text classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    /// Embedding -> global average pooling -> Dense(hidden, ReLU) -> Dense(classes).
+    Avgpool,
+    /// Embedding -> convolutions of several widths -> max-over-time -> Dense(classes).
+    Textcnn,
+    /// Embedding -> GRU (optionally bidirectional) -> Dense(classes).
+    Gru,
+    /// Embedding -> LSTM (optionally bidirectional) -> Dense(classes).
+    Lstm,
+    /// TF-IDF features -> multinomial logistic regression.
+    TfidfLogreg,
+    /// Train several candidates, keep the best on validation macro-F1.
+    Auto,
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Avgpool => "avgpool",
+            Architecture::Textcnn => "textcnn",
+            Architecture::Gru => "gru",
+            Architecture::Lstm => "lstm",
+            Architecture::TfidfLogreg => "tfidf-logreg",
+            Architecture::Auto => "auto",
+        }
+    }
+
+    /// Whether this architecture learns word embeddings (and so can use word2vec init).
+    pub fn uses_embeddings(self) -> bool {
+        !matches!(self, Architecture::TfidfLogreg)
+    }
+}
+
+/// Word2Vec training mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Word2VecMode {
+    SkipGram,
+    Cbow,
+}
+
+/// Word2Vec with negative sampling, as in Mikolov et al. and gensim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Word2VecParams {
+    pub mode: Word2VecMode,
+    pub vector_size: usize,
+    pub window: usize,
+    pub min_count: usize,
+    pub negative: usize,
+    pub epochs: usize,
+    /// Sub-sampling threshold for frequent words (gensim's `sample`); 0 disables it.
+    pub sample: f64,
+    /// Initial learning rate (gensim's `alpha`), decaying linearly to `min_alpha`.
+    pub alpha: f32,
+    pub min_alpha: f32,
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+}
+
+impl Default for Word2VecParams {
+    fn default() -> Self {
+        Word2VecParams {
+            mode: Word2VecMode::SkipGram,
+            vector_size: 100,
+            window: 5,
+            min_count: 2,
+            negative: 5,
+            epochs: 5,
+            sample: 1e-3,
+            alpha: 0.025,
+            min_alpha: 0.0001,
+            threads: 0,
+        }
+    }
+}
+
+/// How the classifier's embedding table starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "init", rename_all = "kebab-case")]
+pub enum EmbeddingInit {
+    /// Train word2vec on the training texts first and copy its vectors in.
+    Word2vec(Word2VecParams),
+    /// Random initialisation.
+    Random,
+}
+
+impl Default for EmbeddingInit {
+    fn default() -> Self {
+        EmbeddingInit::Word2vec(Word2VecParams::default())
+    }
+}
+
+/// Everything a training job needs to know besides the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub architecture: Architecture,
+    pub embedding: EmbeddingInit,
+    /// Keep the embedding table fixed during classifier training.
+    pub freeze_embeddings: bool,
+    /// Embedding width when `embedding` is `random` (word2vec's `vector_size` otherwise).
+    pub embedding_dim: usize,
+    /// Width of the hidden dense layer (the founding example's 24).
+    pub hidden_units: usize,
+    /// Convolution widths for `textcnn`.
+    pub kernel_sizes: Vec<usize>,
+    /// Filters per width for `textcnn`.
+    pub filters: usize,
+    /// Hidden size for `gru` / `lstm`.
+    pub rnn_hidden: usize,
+    pub bidirectional: bool,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Tokens kept per text (longer texts are truncated).
+    pub max_len: usize,
+    /// Words seen fewer times than this in training are out of vocabulary.
+    pub min_count: usize,
+    /// Fraction of the training data held out for validation.
+    pub validation_split: f64,
+    /// Stop after this many epochs without validation-loss improvement; `None` disables.
+    pub early_stopping_patience: Option<usize>,
+    pub seed: u64,
+    /// Threads for the numeric work; 0 means one per available core.
+    pub threads: usize,
+    /// Candidates tried by `auto` (defaults to all the others when empty).
+    pub candidates: Vec<Architecture>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            architecture: Architecture::Avgpool,
+            embedding: EmbeddingInit::default(),
+            freeze_embeddings: false,
+            embedding_dim: 100,
+            hidden_units: 24,
+            kernel_sizes: vec![3, 4, 5],
+            filters: 64,
+            rnn_hidden: 64,
+            bidirectional: true,
+            epochs: 10,
+            batch_size: 32,
+            learning_rate: 0.001,
+            max_len: 400,
+            min_count: 1,
+            validation_split: 0.2,
+            early_stopping_patience: None,
+            seed: 42,
+            threads: 0,
+            candidates: Vec::new(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Check ranges; the message names the field and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        fn range<T: PartialOrd + std::fmt::Display>(
+            name: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), String> {
+            if v < lo || v > hi {
+                return Err(format!("{name} must be between {lo} and {hi}, got {v}"));
+            }
+            Ok(())
+        }
+        range("epochs", self.epochs, 1, 1000)?;
+        range("batch_size", self.batch_size, 1, 4096)?;
+        range("learning_rate", self.learning_rate, 1e-6, 10.0)?;
+        range("max_len", self.max_len, 1, 10_000)?;
+        range("embedding_dim", self.embedding_dim, 2, 1024)?;
+        range("hidden_units", self.hidden_units, 1, 4096)?;
+        range("filters", self.filters, 1, 1024)?;
+        range("rnn_hidden", self.rnn_hidden, 1, 1024)?;
+        range("min_count", self.min_count, 1, 1_000_000)?;
+        range("validation_split", self.validation_split, 0.0, 0.9)?;
+        range("threads", self.threads, 0, 256)?;
+        if self.kernel_sizes.is_empty() || self.kernel_sizes.iter().any(|&k| k == 0 || k > 32) {
+            return Err("kernel_sizes must be a non-empty list of widths between 1 and 32".into());
+        }
+        if let Some(p) = self.early_stopping_patience {
+            range("early_stopping_patience", p, 1, 1000)?;
+        }
+        if self.candidates.contains(&Architecture::Auto) {
+            return Err("candidates cannot contain auto".into());
+        }
+        if let EmbeddingInit::Word2vec(w) = &self.embedding {
+            range("embedding.vector_size", w.vector_size, 2, 1024)?;
+            range("embedding.window", w.window, 1, 50)?;
+            range("embedding.min_count", w.min_count, 1, 1_000_000)?;
+            range("embedding.negative", w.negative, 1, 50)?;
+            range("embedding.epochs", w.epochs, 1, 100)?;
+            range("embedding.sample", w.sample, 0.0, 1.0)?;
+            range("embedding.alpha", w.alpha, 1e-6, 1.0)?;
+            range("embedding.threads", w.threads, 0, 256)?;
+        }
+        Ok(())
+    }
+
+    /// The architectures `auto` trains.
+    pub fn auto_candidates(&self) -> Vec<Architecture> {
+        if self.candidates.is_empty() {
+            vec![
+                Architecture::TfidfLogreg,
+                Architecture::Avgpool,
+                Architecture::Textcnn,
+                Architecture::Gru,
+            ]
+        } else {
+            self.candidates.clone()
+        }
+    }
+}
+
+/// One epoch of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Precision, recall and F1 for one class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub label: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub support: u64,
+}
+
+/// Evaluation of a classifier on one labelled split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalMetrics {
+    pub samples: u64,
+    pub accuracy: f64,
+    pub macro_precision: f64,
+    pub macro_recall: f64,
+    pub macro_f1: f64,
+    pub per_class: Vec<ClassMetrics>,
+    /// Labels in the order of the confusion matrix's rows and columns.
+    pub labels: Vec<String>,
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Word2VecReport {
+    pub mode: Word2VecMode,
+    pub vocabulary: usize,
+    /// Words processed over all epochs (after sub-sampling, like gensim's effective words).
+    pub words: u64,
+    pub seconds: f64,
+    pub words_per_second: f64,
+}
+
+/// The result of training one architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateReport {
+    pub architecture: Architecture,
+    pub curve: Vec<EpochStats>,
+    pub validation: Option<EvalMetrics>,
+    pub test: Option<EvalMetrics>,
+    pub train_seconds: f64,
+}
+
+/// What a finished training job records and a model version keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// The architecture of the kept model (for `auto`, the winner).
+    pub architecture: Architecture,
+    pub labels: Vec<String>,
+    pub train_samples: u64,
+    pub validation_samples: u64,
+    pub test_samples: u64,
+    pub vocabulary: usize,
+    pub word2vec: Option<Word2VecReport>,
+    pub candidates: Vec<CandidateReport>,
+    pub seconds: f64,
+}
+
+impl TrainReport {
+    /// The kept candidate's report.
+    pub fn chosen(&self) -> Option<&CandidateReport> {
+        self.candidates
+            .iter()
+            .find(|c| c.architecture == self.architecture)
+    }
+}
+
+/// Progress reported while a job runs; stored per job and streamed as SSE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// A phase begins: "prepare", "word2vec", "train:<arch>", "evaluate", "save".
+    Phase { name: String },
+    Word2vecEpoch {
+        epoch: usize,
+        epochs: usize,
+        words_per_second: f64,
+    },
+    Epoch {
+        architecture: Architecture,
+        epochs: usize,
+        #[serde(flatten)]
+        stats: EpochStats,
+    },
+    CandidateDone {
+        architecture: Architecture,
+        validation_macro_f1: Option<f64>,
+        validation_accuracy: Option<f64>,
+    },
+    Log { message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_follow_the_founding_example() {
+        let c: TrainConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.architecture, Architecture::Avgpool);
+        assert_eq!(c.hidden_units, 24);
+        assert_eq!(c.epochs, 10);
+        assert_eq!(c.batch_size, 32);
+        assert!(matches!(c.embedding, EmbeddingInit::Word2vec(_)));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn config_parses_nested_word2vec_and_rejects_unknown_fields() {
+        let c: TrainConfig = serde_json::from_str(
+            r#"{"architecture":"tfidf-logreg","embedding":{"init":"word2vec","mode":"cbow","epochs":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.architecture, Architecture::TfidfLogreg);
+        match c.embedding {
+            EmbeddingInit::Word2vec(w) => {
+                assert_eq!(w.mode, Word2VecMode::Cbow);
+                assert_eq!(w.epochs, 3);
+                assert_eq!(w.window, 5);
+            }
+            EmbeddingInit::Random => panic!("expected word2vec"),
+        }
+        assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch":3}"#).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let c = TrainConfig {
+            validation_split: 0.95,
+            ..TrainConfig::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("validation_split"), "{e}");
+        let c = TrainConfig {
+            batch_size: 0,
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("batch_size"));
+    }
+
+    #[test]
+    fn epoch_event_serialises_flat() {
+        let e = TrainEvent::Epoch {
+            architecture: Architecture::Avgpool,
+            epochs: 10,
+            stats: EpochStats {
+                epoch: 1,
+                train_loss: 0.5,
+                train_accuracy: 0.8,
+                val_loss: Some(0.4),
+                val_accuracy: Some(0.85),
+                seconds: 1.0,
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], "epoch");
+        assert_eq!(v["architecture"], "avgpool");
+        assert_eq!(v["val_accuracy"], 0.85);
+    }
+}
