@@ -51,10 +51,10 @@ fn small_config(arch: Architecture) -> TrainConfig {
             min_count: 1,
             ..Word2VecParams::default()
         }),
-        epochs: 8,
+        epochs: 15,
         batch_size: 16,
         learning_rate: 0.01,
-        filters: 8,
+        filters: 16,
         rnn_hidden: 8,
         ..TrainConfig::default()
     }
@@ -74,6 +74,9 @@ fn train_and_roundtrip(arch: Architecture) -> Classifier {
     assert_eq!(r.test_samples, 60);
     let chosen = r.chosen().unwrap();
     assert!(!chosen.curve.is_empty());
+    for e in &chosen.curve {
+        eprintln!("{arch:?} {e:?}");
+    }
     let test_metrics = chosen.test.as_ref().unwrap();
     assert!(test_metrics.accuracy > 0.9, "{arch:?}: {test_metrics:?}");
     assert!(chosen.validation.is_some());

@@ -105,7 +105,7 @@ async fn upload_dataset(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_LIMIT)) {
         return Err(aiaas_core::CoreError::PayloadTooLarge(format!(
             "upload exceeds the limit of {limit} bytes"
         ))
@@ -136,7 +136,16 @@ async fn upload_dataset(
                     .await
                     .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
                 {
-                    upload.write_chunk(&chunk).await?;
+                    if let Err(e) = upload.write_chunk(&chunk).await {
+                        let mut drained = 0u64;
+                        while let Ok(Some(c)) = field.chunk().await {
+                            drained += c.len() as u64;
+                            if drained > DRAIN_LIMIT {
+                                break;
+                            }
+                        }
+                        return Err(e.into());
+                    }
                 }
                 if q.name.is_none() {
                     q.name = file_name.as_deref().map(dataset_name_from_file);
@@ -171,7 +180,10 @@ async fn upload_dataset(
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-            upload.write_chunk(&chunk).await?;
+            if let Err(e) = upload.write_chunk(&chunk).await {
+                drain(&mut stream).await;
+                return Err(e.into());
+            }
         }
     }
     let name = q
@@ -185,6 +197,21 @@ async fn upload_dataset(
     };
     let d = s.platform.create_dataset(&p, spec, upload).await?;
     Ok((StatusCode::CREATED, Json(d)))
+}
+
+/// Past the upload limit, read (and discard) a bounded remainder of the body before
+/// answering 413, so that clients still sending get the response instead of a reset.
+const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
+
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut drained = 0u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while drained < DRAIN_LIMIT {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => drained += chunk.len() as u64,
+            _ => return,
+        }
+    }
 }
 
 fn dataset_name_from_file(file: &str) -> String {
