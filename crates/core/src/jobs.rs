@@ -191,7 +191,7 @@ impl Platform {
                     message: "the server is shutting down; the job will resume on the next start".into(),
                 })
                 .await;
-                meta.requeue_job(&id).await
+                meta.release_job(&id).await
             }
             Err(CoreError::Unavailable(_)) => meta.finish_job(&id, &JobOutcome::Cancelled).await,
             Err(e) => {

@@ -146,10 +146,25 @@ impl Metadata {
         Ok(row.map(|(c,)| c != 0).unwrap_or(false))
     }
 
-    /// Put a running job back in the queue (shutdown, or a worker that died).
+    /// Put a running job back in the queue after its process died (the attempt counts).
     pub async fn requeue_job(&self, id: &str) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE jobs SET status = $1, claimed_by = NULL, started_at = NULL WHERE id = $2 AND status = $3",
+        )
+        .bind(JobStatus::Queued.as_str())
+        .bind(id)
+        .bind(JobStatus::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hand a running job back to the queue without counting the attempt (a graceful
+    /// shutdown stopped it; it did not fail).
+    pub async fn release_job(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = $1, claimed_by = NULL, started_at = NULL, attempts = attempts - 1 \
+             WHERE id = $2 AND status = $3",
         )
         .bind(JobStatus::Queued.as_str())
         .bind(id)

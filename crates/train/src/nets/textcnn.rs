@@ -1,8 +1,13 @@
 //! TextCNN (Kim, 2014, "Convolutional Neural Networks for Sentence Classification"):
 //! Embedding -> one Conv1d per kernel width (ReLU) -> max over time -> concat -> dropout 0.5
 //! (training only) -> Dense(classes), on candle with autograd and Adam.
+//!
+//! Each convolution is computed as one matmul over unfolded windows (`[B, L-k+1, k*D]` times
+//! `[k*D, F]`): it uses only narrow/cat/matmul, whose gradients are simple, and lets the
+//! matmul kernel do all the arithmetic. A width-k filter's weight is stored as
+//! `conv{k}.weight` `[F, k*D]` with input index `position * D + channel`.
 
-use candle_core::{Module, Tensor, D};
+use candle_core::{Module, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -16,7 +21,7 @@ const DROPOUT: f32 = 0.5;
 pub(crate) struct TextCnn {
     params: Params,
     embedding: candle_nn::Embedding,
-    /// (kernel width, weight `[filters, dim, width]`, bias `[filters]`).
+    /// (kernel width, weight `[filters, width * dim]`, bias `[filters]`).
     convs: Vec<(usize, Tensor, Tensor)>,
     out_w: Tensor,
     out_b: Tensor,
@@ -38,7 +43,7 @@ impl TextCnn {
         for &k in &spec.kernel_sizes {
             // PyTorch's default Conv1d/Linear initialisation bound: 1/sqrt(fan_in).
             let bound = 1.0 / ((d * k) as f32).sqrt();
-            let w = params.uniform(&mut rng, &format!("conv{k}.weight"), &[f, d, k], bound)?;
+            let w = params.uniform(&mut rng, &format!("conv{k}.weight"), &[f, k * d], bound)?;
             let b = params.uniform(&mut rng, &format!("conv{k}.bias"), &[f], bound)?;
             convs.push((k, w, b));
         }
@@ -63,7 +68,7 @@ impl TextCnn {
         let emb = params.load(st, "embedding.weight", &[spec.vocab_size, d])?;
         let mut convs = Vec::new();
         for &k in &spec.kernel_sizes {
-            let w = params.load(st, &format!("conv{k}.weight"), &[f, d, k])?;
+            let w = params.load(st, &format!("conv{k}.weight"), &[f, k * d])?;
             let b = params.load(st, &format!("conv{k}.bias"), &[f])?;
             convs.push((k, w, b));
         }
@@ -88,12 +93,17 @@ impl TextCnn {
         let widest = self.convs.iter().map(|c| c.0).max().unwrap_or(1);
         // Texts shorter than the widest kernel are padded so every convolution has an output.
         let (ids, _mask) = id_batch(inputs, widest, false)?;
-        let x = self.embedding.forward(&ids)?.transpose(1, 2)?.contiguous()?;
+        let x = self.embedding.forward(&ids)?;
+        let len = x.dim(1)?;
         let mut pooled = Vec::with_capacity(self.convs.len());
-        for (_, w, b) in &self.convs {
-            let y = x.conv1d(w, 0, 1, 1, 1)?;
-            let y = y.broadcast_add(&b.reshape((1, (), 1))?)?.relu()?;
-            pooled.push(y.max(D::Minus1)?);
+        for (k, w, b) in &self.convs {
+            let windows = len + 1 - k;
+            let shifted: Vec<Tensor> = (0..*k)
+                .map(|j| x.narrow(1, j, windows))
+                .collect::<Result<_, _>>()?;
+            let unfolded = Tensor::cat(&shifted, 2)?;
+            let y = unfolded.broadcast_matmul(&w.t()?)?.broadcast_add(b)?.relu()?;
+            pooled.push(y.max(1)?);
         }
         let mut features = Tensor::cat(&pooled, 1)?;
         if let Some(rng) = dropout {

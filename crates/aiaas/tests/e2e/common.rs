@@ -17,25 +17,41 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// The server's log (stderr), inside the data directory.
+    pub log: PathBuf,
 }
 
 pub struct ServerOptions<'a> {
     pub data_dir: &'a Path,
     pub extra_args: &'a [&'a str],
+    /// Seed the demo on a first start (off unless asked).
+    pub demo: bool,
+}
+
+impl<'a> ServerOptions<'a> {
+    pub fn new(data_dir: &'a Path) -> ServerOptions<'a> {
+        ServerOptions { data_dir, extra_args: &[], demo: false }
+    }
 }
 
 impl Server {
     pub fn start(opts: ServerOptions<'_>) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aiaas"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--no-demo"])
+        let log = opts.data_dir.join("server.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aiaas"));
+        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]);
+        if !opts.demo {
+            cmd.arg("--no-demo");
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(opts.data_dir)
             .args(opts.extra_args)
             .env("AIAAS_ADMIN_KEY", ADMIN_KEY)
             .env("AIAAS_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file"),
+            ))
             .spawn()
             .expect("start aiaas serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -59,6 +75,7 @@ impl Server {
             base,
             data_dir: opts.data_dir.to_path_buf(),
             http: reqwest::Client::new(),
+            log,
         }
     }
 
@@ -119,6 +136,12 @@ impl Server {
         }
     }
 
+    /// SIGKILL: a crash, as far as the data directory can tell.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
@@ -136,10 +159,24 @@ impl Server {
     }
 }
 
+impl Server {
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            eprintln!("--- last server log lines ({}) ---", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
@@ -158,4 +195,46 @@ pub fn bbc_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// A small synthetic three-class corpus: each class draws from its own words plus shared
+/// filler, deterministic for a seed. Returns CSV text with a header `text,label`.
+pub fn synthetic_csv(rows_per_class: usize, seed: u64) -> String {
+    let classes: [(&str, &[&str]); 3] = [
+        ("weather", &["rain", "sunny", "cloud", "storm", "wind", "forecast", "snow", "humid"]),
+        ("cooking", &["bake", "oven", "flour", "recipe", "spice", "simmer", "garlic", "butter"]),
+        ("finance", &["stock", "bond", "market", "profit", "loan", "interest", "bank", "equity"]),
+    ];
+    let filler = ["the", "a", "today", "very", "and", "with", "some", "about", "we", "it"];
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move |n: usize| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % n
+    };
+    let mut out = String::from("text,label\n");
+    for i in 0..rows_per_class {
+        for (label, words) in &classes {
+            let len = 6 + next(8);
+            let text: Vec<&str> = (0..len)
+                .map(|_| if next(3) == 0 { filler[next(filler.len())] } else { words[next(words.len())] })
+                .collect();
+            out.push_str(&format!("{} {i},{label}\n", text.join(" ")));
+        }
+    }
+    out
+}
+
+/// Train a model on a synthetic dataset and deploy it; returns the job JSON.
+pub async fn train_small(server: &Server, key: &str, dataset: &str, model: &str, config: Value) -> Value {
+    let (status, v) = server.upload(key, &format!("name={dataset}"), synthetic_csv(40, 7).into_bytes()).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, job) = server
+        .call("POST", "/api/v1/jobs", Some(key),
+              Some(json!({"dataset": dataset, "model": model, "deploy": true, "config": config})))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let job = server.wait_for_job(key, &id, Duration::from_secs(300)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    job
 }

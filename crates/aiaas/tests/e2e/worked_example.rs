@@ -1,11 +1,9 @@
-//! End-to-end: the founding worked example through the real server, bad inputs, tenant
+//! The founding worked example through the real server, bad inputs, tenant
 //! isolation, restart. Starts the real binary on port 0 and talks HTTP.
-
-mod common;
 
 use std::time::Duration;
 
-use common::{bbc_dir, Server, ServerOptions, ADMIN_KEY};
+use crate::common::{bbc_dir, Server, ServerOptions, ADMIN_KEY};
 use serde_json::{json, Value};
 
 async fn count(server: &Server, key: &str, path: &str, field: &str) -> usize {
@@ -23,8 +21,8 @@ async fn news_classifier_worked_example_end_to_end() {
     let data = tempfile::tempdir().unwrap();
     let bbc = bbc_dir();
     let server = Server::start(ServerOptions {
-        data_dir: data.path(),
         extra_args: &["--max-upload-mb", "8"],
+        ..ServerOptions::new(data.path())
     });
 
     // Health needs no key.
@@ -236,10 +234,7 @@ async fn news_classifier_worked_example_end_to_end() {
 
     // Restart: models, datasets and jobs survive; the deployment serves again.
     server.stop();
-    let server = Server::start(ServerOptions {
-        data_dir: data.path(),
-        extra_args: &[],
-    });
+    let server = Server::start(ServerOptions::new(data.path()));
     assert_eq!(count(&server, &dev, "/api/v1/datasets", "datasets").await, 2);
     assert_eq!(count(&server, &dev, "/api/v1/jobs", "jobs").await, 1);
     let (status, model) = server.call("GET", "/api/v1/models/news-classifier", Some(&dev), None).await;

@@ -1,0 +1,76 @@
+//! The CLI against a running server: upload, train with progress, predict, list, keys,
+//! and one-line errors with a non-zero exit.
+
+use std::process::{Command, Output};
+
+use crate::common::{synthetic_csv, Server, ServerOptions, ADMIN_KEY};
+
+fn aiaas(server: &Server, key: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(args)
+        .env("AIAAS_URL", &server.base)
+        .env("AIAAS_API_KEY", key)
+        .output()
+        .expect("run aiaas")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_uploads_trains_predicts_and_reports_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let csv = data.path().join("topics.csv");
+    std::fs::write(&csv, synthetic_csv(30, 3)).unwrap();
+    let csv = csv.to_str().unwrap().to_string();
+    let s = &server;
+
+    let out = ok(&aiaas(s, ADMIN_KEY, &["datasets", "upload", &csv, "--name", "topics"]));
+    assert!(out.contains("90 rows, 3 classes"), "{out}");
+    let out = ok(&aiaas(s, ADMIN_KEY, &["datasets", "list"]));
+    assert!(out.contains("topics"), "{out}");
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &["train", "--dataset", "topics", "--model", "topics", "--architecture", "tfidf-logreg", "--deploy"],
+    ));
+    assert!(out.contains("CANDIDATE") && out.contains("tfidf-logreg") && out.contains("validation"), "{out}");
+    let out = ok(&aiaas(s, ADMIN_KEY, &["predict", "topics", "simmer the garlic in butter", "storm and rain"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("cooking"), "{out}");
+    assert!(lines[1].starts_with("weather"), "{out}");
+    let out = ok(&aiaas(s, ADMIN_KEY, &["models", "list"]));
+    assert!(out.contains("topics"), "{out}");
+    let out = ok(&aiaas(s, ADMIN_KEY, &["jobs", "list"]));
+    assert!(out.contains("succeeded"), "{out}");
+    let out = ok(&aiaas(s, ADMIN_KEY, &["keys", "create", "--name", "ci", "--role", "inference"]));
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("secret line")
+        .trim()
+        .to_string();
+    let out = ok(&aiaas(s, &secret, &["predict", "topics", "bank loan interest"]));
+    assert!(out.starts_with("finance"), "{out}");
+
+    // Errors: one line on stderr, non-zero exit.
+    let out = aiaas(s, "aiaas_wrong", &["models", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("invalid API key") && err.contains("401"), "{err}");
+    let out = aiaas(s, &secret, &["train", "--dataset", "topics", "--model", "x"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+    let out = aiaas(s, ADMIN_KEY, &["predict", "missing-model", "x"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model"), "{out:?}");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: each starts the real `aiaas` binary on port 0 with a fresh data
+//! directory and talks to it over HTTP (and through the CLI), as a user would.
+
+mod access;
+mod cli;
+mod common;
+mod jobs;
+mod serving;
+mod worked_example;

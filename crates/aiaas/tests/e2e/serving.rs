@@ -1,0 +1,198 @@
+//! Serving over HTTP: versions and aliases, undeploy and delete, back-pressure (429),
+//! Chinese text, and the demo seeded on a first start.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::common::{bbc_dir, train_small, Server, ServerOptions, ADMIN_KEY};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_aliases_and_deployments() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    train_small(&server, ADMIN_KEY, "d1", "topics", json!({"architecture": "tfidf-logreg"})).await;
+    let (status, job) = server
+        .call("POST", "/api/v1/jobs", Some(ADMIN_KEY),
+              Some(json!({"dataset": "d1", "model": "topics", "config": {"architecture": "avgpool", "epochs": 5}})))
+        .await;
+    assert_eq!(status, 202);
+    let job = server
+        .wait_for_job(ADMIN_KEY, job["id"].as_str().unwrap(), Duration::from_secs(300))
+        .await;
+    assert_eq!(job["model_version"], 2, "{job}");
+    let (_, model) = server.call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None).await;
+    assert_eq!(model["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(model["deployment"]["version"], 1, "version 2 was not asked to deploy");
+
+    let body = json!({"texts": ["stock market and bank profit"]});
+    let (status, v) = server.call("POST", "/api/v1/models/topics/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["predictions"][0]["label"], "finance");
+    let (status, v) = server.call("POST", "/api/v1/models/topics:2/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["version"], 2);
+
+    // Aliases: set, deploy by alias, address by alias.
+    let (status, _) = server
+        .call("POST", "/api/v1/models/topics/aliases", Some(ADMIN_KEY), Some(json!({"alias": "prod", "version": 2})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .call("POST", "/api/v1/models/topics/aliases", Some(ADMIN_KEY), Some(json!({"alias": "prod", "version": 9})))
+        .await;
+    assert_eq!(status, 404, "an alias must point at an existing version");
+    let (status, d) = server
+        .call("POST", "/api/v1/models/topics/deploy", Some(ADMIN_KEY), Some(json!({"alias": "prod"})))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["version"], 2);
+    let (_, v) = server.call("POST", "/api/v1/models/topics:prod/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    assert_eq!(v["version"], 2);
+    let (status, v) = server.call("POST", "/api/v1/models/topics:nope/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    assert_eq!(status, 404, "{v}");
+
+    // KServe versioned routes.
+    let infer = json!({"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": [["rain and snow storm"]]}]});
+    let (status, out) = server.call("POST", "/v2/models/topics/versions/1/infer", Some(ADMIN_KEY), Some(infer.clone())).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["model_version"], "1");
+    assert_eq!(out["outputs"][0]["data"][0], "weather");
+    let (status, out) = server.call("POST", "/v2/models/topics/versions/7/infer", Some(ADMIN_KEY), Some(infer.clone())).await;
+    assert_eq!(status, 404);
+    assert!(out["error"].is_string(), "KServe errors are {{\"error\": \"...\"}}: {out}");
+    let (status, _) = server.call("GET", "/v2/models/missing/ready", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = server.call("GET", "/v2/health/live", None, None).await;
+    assert_eq!(status, 200);
+
+    // Undeploy: predict answers 409 with how to fix it; delete: 404.
+    let (status, _) = server.call("POST", "/api/v1/models/topics/undeploy", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 204);
+    let (status, v) = server.call("POST", "/api/v1/models/topics/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    assert_eq!(status, 409);
+    assert!(v["error"]["message"].as_str().unwrap().contains("deploy"), "{v}");
+    let (status, _) = server.call("GET", "/v2/models/topics/ready", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 400, "an undeployed model is not ready");
+    let (status, _) = server.call("DELETE", "/api/v1/models/topics", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = server.call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    train_small(&server, ADMIN_KEY, "d", "topics", json!({"architecture": "tfidf-logreg"})).await;
+    // One admitted request at a time, and each waits 400 ms for its batch to fill:
+    // concurrent callers must be turned away, not queued without bound.
+    let (status, d) = server
+        .call("POST", "/api/v1/models/topics/deploy", Some(ADMIN_KEY),
+              Some(json!({"version": 1, "queue_capacity": 1, "max_batch": 4096, "max_delay_ms": 400})))
+        .await;
+    assert_eq!(status, 200, "{d}");
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let http = server.http.clone();
+        let url = server.url("/api/v1/models/topics/predict");
+        calls.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN_KEY)
+                .json(&json!({"texts": ["bake the bread in the oven"]}))
+                .send()
+                .await
+                .unwrap();
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), retry)
+        }));
+    }
+    let mut ok = 0;
+    let mut rejected = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            (200, _) => ok += 1,
+            (429, Some(retry)) => {
+                assert!(retry.parse::<u64>().unwrap() >= 1);
+                rejected += 1;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(ok >= 1, "some requests are served");
+    assert!(rejected >= 1, "some requests are refused while the queue is full");
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aiaas_inference_rejections_total{model=\"topics:1\"}"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_text_is_segmented_into_words() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let sport = ["足球比赛非常精彩", "球队在比赛中进球", "运动员获得冠军", "篮球比赛今晚开始", "教练训练球队"];
+    let money = ["股票市场今天上涨", "银行提高贷款利率", "公司利润大幅增长", "投资者购买债券", "经济增长放缓"];
+    let mut csv = String::from("text,label\n");
+    for i in 0..8 {
+        for s in sport {
+            csv.push_str(&format!("{s}{},体育\n", i));
+        }
+        for s in money {
+            csv.push_str(&format!("{s}{},财经\n", i));
+        }
+    }
+    let (status, d) = server.upload(ADMIN_KEY, "name=zh", csv.into_bytes()).await;
+    assert_eq!(status, 201, "{d}");
+    assert!(d["stats"]["text_tokens"]["min"].as_u64().unwrap() >= 3, "sentences split into words: {d}");
+    let (status, job) = server
+        .call("POST", "/api/v1/jobs", Some(ADMIN_KEY),
+              Some(json!({"dataset": "zh", "model": "zh-news", "deploy": true,
+                          "config": {"architecture": "tfidf-logreg"}})))
+        .await;
+    assert_eq!(status, 202);
+    let job = server.wait_for_job(ADMIN_KEY, job["id"].as_str().unwrap(), Duration::from_secs(120)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (status, v) = server
+        .call("POST", "/api/v1/models/zh-news/predict", Some(ADMIN_KEY),
+              Some(json!({"texts": ["银行股票市场", "足球队比赛"]})))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["predictions"][0]["label"], "财经");
+    assert_eq!(v["predictions"][1]["label"], "体育");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_seeds_the_demo_news_classifier() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("cache")).unwrap();
+    std::fs::copy(bbc_dir().join("bbc-news.csv"), data.path().join("cache/bbc-news.csv")).unwrap();
+    let server = Server::start(ServerOptions {
+        demo: true,
+        ..ServerOptions::new(data.path())
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (status, m) = server.call("GET", "/api/v1/models/news-classifier", Some(ADMIN_KEY), None).await;
+        if status == 200 && m["deployment"]["version"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "demo model not deployed in time");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, v) = server
+        .call("POST", "/api/v1/models/news-classifier/predict", Some(ADMIN_KEY),
+              Some(json!({"text": "The government announced a general election and new taxes."})))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["predictions"][0]["label"], "politics", "{v}");
+    // A second start of the same data directory does not seed again.
+    server.stop();
+    let server = Server::start(ServerOptions {
+        demo: true,
+        ..ServerOptions::new(data.path())
+    });
+    let (_, jobs) = server.call("GET", "/api/v1/jobs", Some(ADMIN_KEY), None).await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
+    server.stop();
+}
