@@ -276,7 +276,12 @@ fn bbc_other_architectures() {
         _ => Architecture::Textcnn,
     };
     let epochs = std::env::var("BBC_EPOCHS").ok().and_then(|e| e.parse().ok()).unwrap_or(5);
-    let (model, secs) = bbc_run(&TrainConfig { architecture: arch, epochs, ..TrainConfig::default() });
+    let embedding = match std::env::var("BBC_EMBEDDING").as_deref() {
+        Ok("random") => EmbeddingInit::Random,
+        Ok("cbow") => EmbeddingInit::Word2vec(Word2VecParams { mode: aiaas_types::Word2VecMode::Cbow, ..Word2VecParams::default() }),
+        _ => EmbeddingInit::default(),
+    };
+    let (model, secs) = bbc_run(&TrainConfig { architecture: arch, epochs, embedding, ..TrainConfig::default() });
     print_summary(&model, secs);
 }
 

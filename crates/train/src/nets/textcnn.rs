@@ -94,16 +94,17 @@ impl TextCnn {
         // Texts shorter than the widest kernel are padded so every convolution has an output.
         let (ids, _mask) = id_batch(inputs, widest, false)?;
         let x = self.embedding.forward(&ids)?;
-        let len = x.dim(1)?;
+        let (batch, len, dim) = x.dims3()?;
         let mut pooled = Vec::with_capacity(self.convs.len());
         for (k, w, b) in &self.convs {
             let windows = len + 1 - k;
             let shifted: Vec<Tensor> = (0..*k)
                 .map(|j| x.narrow(1, j, windows))
                 .collect::<Result<_, _>>()?;
-            let unfolded = Tensor::cat(&shifted, 2)?;
-            let y = unfolded.broadcast_matmul(&w.t()?)?.broadcast_add(b)?.relu()?;
-            pooled.push(y.max(1)?);
+            // One [B*windows, k*D] x [k*D, F] matmul rather than B small ones.
+            let unfolded = Tensor::cat(&shifted, 2)?.reshape((batch * windows, k * dim))?;
+            let y = unfolded.matmul(&w.t()?)?.broadcast_add(b)?.relu()?;
+            pooled.push(y.reshape((batch, windows, ()))?.max(1)?);
         }
         let mut features = Tensor::cat(&pooled, 1)?;
         if let Some(rng) = dropout {
@@ -143,5 +144,52 @@ impl Net for TextCnn {
 
     fn restore(&mut self, snapshot: Vec<Tensor>) -> Result<(), TrainError> {
         self.params.restore(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "timing probe"]
+    fn timing_probe() {
+        let spec = NetSpec { vocab_size: 18000, embedding_dim: 100, classes: 5, hidden_units: 24, kernel_sizes: vec![3, 4, 5], filters: 64, rnn_hidden: 64, bidirectional: true };
+        let emb = vec![0.01; 18000 * 100];
+        let mut net = TextCnn::new(&spec, emb, 1e-3, false, 1).unwrap();
+        let seqs: Vec<Vec<u32>> = (0..32).map(|i| (0..400).map(|j| ((i * 400 + j) % 17999 + 1) as u32).collect()).collect();
+        let refs: Vec<&Vec<u32>> = seqs.iter().collect();
+        let labels: Vec<usize> = (0..32).map(|i| i % 5).collect();
+        let mut rng = StdRng::seed_from_u64(1);
+        {
+            let x = Tensor::randn(0f32, 1.0, (32, 400, 100), &candle_core::Device::Cpu).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (64, 500), &candle_core::Device::Cpu).unwrap();
+            for _ in 0..2 {
+                let t = std::time::Instant::now();
+                let sh: Vec<Tensor> = (0..5).map(|j| x.narrow(1, j, 396).unwrap()).collect();
+                let u = Tensor::cat(&sh, 2).unwrap().reshape((32 * 396, 500)).unwrap();
+                let t1 = t.elapsed();
+                let y = u.matmul(&w.t().unwrap()).unwrap();
+                let t2 = t.elapsed();
+                let y = y.relu().unwrap().reshape((32, 396, 64)).unwrap().max(1).unwrap();
+                let t3 = t.elapsed();
+                let ids = Tensor::from_vec(refs.iter().flat_map(|r| r.iter().copied()).collect::<Vec<u32>>(), (32, 400), &candle_core::Device::Cpu).unwrap();
+                let e = net.embedding.forward(&ids).unwrap();
+                let t4 = t.elapsed();
+                eprintln!("cat {t1:?} matmul {:?} relu+max {:?} emb {:?} {:?}", t2 - t1, t3 - t2, t4 - t3, (y.dims(), e.dims()));
+            }
+        }
+        for _ in 0..2 {
+            let t = std::time::Instant::now();
+            let logits = net.forward(&refs, Some(&mut rng)).unwrap();
+            let t1 = t.elapsed();
+            let (loss, _, _) = super::super::candle_util::loss_and_correct(&logits, &labels).unwrap();
+            let grads = loss.backward().unwrap();
+            let t2 = t.elapsed();
+            drop(grads);
+            net.train_batch(&refs, &labels, &mut rng).unwrap();
+            let t3 = t.elapsed();
+            eprintln!("forward {t1:?} +backward {t2:?} full step {:?}", t3 - t2);
+        }
     }
 }

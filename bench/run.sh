@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The benchmark in one command: aiaas and its Python peers (gensim, Keras, scikit-learn)
+# on the same BBC News split and the same tokens, one after the other, then one table.
+#   bash bench/run.sh            # table on stdout, markdown in bench/out/report.md
+#   BENCH_STRICT=1 bash bench/run.sh   # exit 1 unless every target passes
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export AIAAS_TEST_DATA="${AIAAS_TEST_DATA:-$HOME/.cache/aiaas-data-cache}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aiaas-target}"
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+    . "$HOME/.cargo/env"
+fi
+
+out=bench/out
+echo "== setup (venv, BBC split)" >&2
+bash bench/setup.sh
+mkdir -p "$out"
+rm -rf "$out/tokens" "$out/aiaas.json" "$out/peer.json" "$out/report.md"
+
+echo "== aiaas (cargo run --release -p aiaas-train --example bench)" >&2
+cargo run --release --quiet -p aiaas-train --example bench -- \
+    --data "$AIAAS_TEST_DATA" --tokens "$out/tokens" --out "$out/aiaas.json"
+
+echo "== Python: gensim, Keras, scikit-learn" >&2
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be set on this machine for old OpenBLAS builds;
+# they slow a current numpy, so the Python side runs without them (this command only).
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+    bench/.venv/bin/python bench/python_baseline.py --tokens "$out/tokens" --out "$out/peer.json"
+
+echo "== comparison" >&2
+strict=()
+if [ "${BENCH_STRICT:-0}" = 1 ]; then strict=(--strict); fi
+python3 bench/compare.py --ours "$out/aiaas.json" --peer "$out/peer.json" \
+    --report "$out/report.md" "${strict[@]}"

@@ -1,0 +1,189 @@
+//! KServe v2 / Open Inference Protocol (REST; JSON tensors and the binary tensor
+//! extension) for the classifiers:
+//! health, server and model metadata, model readiness and `infer`.
+//!
+//! A classifier takes one BYTES input tensor of texts (any shape; flattened row-major)
+//! and returns `label` (BYTES, one per text) and `probabilities` (FP32, texts x classes).
+
+mod tensors;
+
+use aiaas_core::CoreError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Auth;
+use crate::AppState;
+
+const INPUT: &str = "text";
+const OUTPUT_LABEL: &str = "label";
+const OUTPUT_PROBS: &str = "probabilities";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/versions/{version}", get(version_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/versions/{version}/ready", get(version_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}/infer", post(version_infer))
+}
+
+async fn server_metadata() -> impl IntoResponse {
+    Json(json!({"name": "aiaas", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+}
+
+async fn live() -> impl IntoResponse {
+    Json(json!({"live": true}))
+}
+
+async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    match s.platform.ready().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false}))),
+    }
+}
+
+async fn model_metadata(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    metadata(&s, &p, &name, None).await
+}
+
+async fn version_metadata(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    metadata(&s, &p, &name, Some(&version)).await
+}
+
+async fn metadata(
+    s: &AppState,
+    p: &aiaas_types::Principal,
+    name: &str,
+    version: Option<&str>,
+) -> ApiResult<Json<Value>> {
+    let details = s.platform.get_model(p, name).await.map_err(ApiError::kserve)?;
+    let chosen = s
+        .platform
+        .get_version(p, name, version)
+        .await
+        .map_err(ApiError::kserve)?;
+    let versions: Vec<String> = details.versions.iter().map(|v| v.version.to_string()).collect();
+    Ok(Json(json!({
+        "name": details.model.name,
+        "versions": versions,
+        "platform": "aiaas_text_classifier",
+        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [
+            {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1]},
+            {"name": OUTPUT_PROBS, "datatype": "FP32", "shape": [-1, chosen.labels.len()]}
+        ],
+        "parameters": {"version": chosen.version, "labels": chosen.labels, "architecture": chosen.architecture}
+    })))
+}
+
+async fn model_ready(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    readiness(&s, &p, &name, None).await
+}
+
+async fn version_ready(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    readiness(&s, &p, &name, Some(&version)).await
+}
+
+async fn readiness(
+    s: &AppState,
+    p: &aiaas_types::Principal,
+    name: &str,
+    version: Option<&str>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let ready = s
+        .platform
+        .model_ready(p, name, version)
+        .await
+        .map_err(ApiError::kserve)?;
+    let status = if ready { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    Ok((status, Json(json!({"name": name, "ready": ready}))))
+}
+
+async fn infer(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    run_infer(&s, &p, &name, None, &headers, &body).await
+}
+
+async fn version_infer(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    run_infer(&s, &p, &name, Some(&version), &headers, &body).await
+}
+
+async fn run_infer(
+    s: &AppState,
+    p: &aiaas_types::Principal,
+    name: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let bad = |m: String| ApiError::kserve(CoreError::InvalidInput(m));
+    let request = tensors::decode_request(headers, body).map_err(bad)?;
+    let texts = request.texts;
+    let n = texts.len();
+    let reference = match version {
+        Some(v) => format!("{name}:{v}"),
+        None => name.to_string(),
+    };
+    let result = s
+        .platform
+        .predict(p, &reference, texts)
+        .await
+        .map_err(ApiError::kserve)?;
+    let labels: Vec<String> = result.predictions.iter().map(|p| p.label.clone()).collect();
+    let probabilities: Vec<f32> = result
+        .predictions
+        .iter()
+        .flat_map(|p| result.labels.iter().map(|l| p.probabilities.get(l).copied().unwrap_or(0.0)))
+        .collect();
+    let mut outputs = Vec::new();
+    for wanted in &request.outputs {
+        let tensor = match wanted.name.as_str() {
+            OUTPUT_LABEL => tensors::Tensor::bytes(OUTPUT_LABEL, vec![n], labels.clone()),
+            _ => tensors::Tensor::fp32(OUTPUT_PROBS, vec![n, result.labels.len()], probabilities.clone()),
+        };
+        outputs.push((tensor, wanted.binary));
+    }
+    Ok(tensors::encode_response(
+        &result.model,
+        &result.version.to_string(),
+        request.id.as_deref(),
+        outputs,
+    ))
+}

@@ -1,0 +1,95 @@
+"""Fixtures: a real `aiaas serve` on port 0 with a fresh data directory, and a small
+deployed classifier trained through the HTTP API."""
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+ADMIN_KEY = "aiaas_" + "5a" * 32
+
+
+def _binary():
+    path = os.environ.get("AIAAS_BIN")
+    if not path:
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/aiaas-target"))
+        path = os.path.join(target, "debug", "aiaas")
+    assert os.path.exists(path), f"aiaas binary not found at {path}; build it first (scripts/test.sh does)"
+    return path
+
+
+class Server:
+    def __init__(self, proc, base, data_dir):
+        self.proc = proc
+        self.base = base
+        self.data_dir = data_dir
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+
+    @property
+    def hostport(self):
+        return self.base.removeprefix("http://")
+
+    def api(self, method, path, **kw):
+        return self.http.request(method, self.base + path, timeout=60, **kw)
+
+
+@pytest.fixture(scope="session")
+def server():
+    data_dir = tempfile.mkdtemp(prefix="aiaas-py-")
+    env = dict(os.environ, AIAAS_ADMIN_KEY=ADMIN_KEY, AIAAS_LOG="warn")
+    log = open(os.path.join(data_dir, "server.log"), "w")
+    proc = subprocess.Popen(
+        [_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-demo"],
+        stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+    )
+    base = None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("listening on "):
+            base = line.split()[-1]
+            break
+    assert base, "server did not start"
+    yield Server(proc, base, data_dir)
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def _synthetic_csv(rows_per_class=40):
+    classes = {
+        "weather": ["rain", "sunny", "cloud", "storm", "wind", "forecast", "snow"],
+        "cooking": ["bake", "oven", "flour", "recipe", "spice", "simmer", "garlic"],
+        "finance": ["stock", "bond", "market", "profit", "loan", "interest", "bank"],
+    }
+    lines = ["text,label"]
+    for i in range(rows_per_class):
+        for label, words in classes.items():
+            picked = [words[(i * 3 + j * 5) % len(words)] for j in range(6)]
+            lines.append(f"{' '.join(picked)} the {i},{label}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def topics_model(server):
+    """A deployed three-class classifier named `topics`."""
+    r = server.api("POST", "/api/v1/datasets?name=topics", data=_synthetic_csv().encode())
+    assert r.status_code == 201, r.text
+    r = server.api("POST", "/api/v1/jobs", json={
+        "dataset": "topics", "model": "topics", "deploy": True,
+        "config": {"architecture": "tfidf-logreg"},
+    })
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        job = server.api("GET", f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    assert job["status"] == "succeeded", job
+    return "topics"
