@@ -83,5 +83,10 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         .as_ref()
         .filter(|k| !k.is_empty())
         .map(|k| aiaas_types::Secret::new(k.clone()));
+    if let Some(k) = &platform.admin_key {
+        if !k.expose().starts_with("aiaas_") || k.expose().len() < 32 {
+            bail!("AIAAS_ADMIN_KEY must start with \"aiaas_\" and be at least 32 characters long");
+        }
+    }
     Ok(ServeConfig { listen, platform })
 }

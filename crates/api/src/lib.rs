@@ -5,6 +5,7 @@
 
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use axum::response::Response;
 use axum::Router;
 
 pub use error::{status_of, ApiError, ErrorStyle};
+pub use openapi::document as openapi_document;
 
 /// Largest JSON body accepted (uploads stream separately with their own limit).
 const JSON_LIMIT: usize = 16 * 1024 * 1024;
@@ -32,6 +34,8 @@ pub fn app(platform: Platform) -> Router {
         .merge(routes::ops::router())
         .merge(routes::native::router())
         .merge(routes::kserve::router())
+        .merge(openapi::router())
+        .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -39,6 +43,15 @@ pub fn app(platform: Platform) -> Router {
             Duration::from_secs(600),
         ))
         .with_state(state)
+}
+
+/// Unknown paths get the API's error format and a pointer to the documentation.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    aiaas_core::CoreError::NotFound(format!(
+        "no route for {method} {}; the API is described at /openapi.json",
+        uri.path()
+    ))
+    .into()
 }
 
 /// Count and time every request by route template (never by raw path: bounded labels).

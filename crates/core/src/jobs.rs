@@ -298,7 +298,12 @@ impl Platform {
     ) -> Result<i64> {
         let prefix = format!("models/{}/{}/{}", job.tenant_id, job.model_name, job.id);
         let artifacts = self.inner.artifacts.clone();
-        let files = trained.files.clone();
+        // The version's artifact is self-describing: weights and model description from
+        // training, plus the job's configuration and the evaluation report.
+        let mut files = trained.files.clone();
+        files.insert("config.json".into(), pretty(&job.config));
+        files.insert("report.json".into(), pretty(&report));
+        let names: Vec<String> = files.keys().cloned().collect();
         let put_prefix = prefix.clone();
         tokio::task::spawn_blocking(move || {
             for (name, bytes) in &files {
@@ -317,7 +322,7 @@ impl Platform {
                 architecture: trained.report.architecture.as_str().into(),
                 labels: trained.report.labels.clone(),
                 artifact_prefix: prefix,
-                files: trained.files.keys().cloned().collect(),
+                files: names,
                 report,
                 config: job.config.clone(),
                 job_id: Some(job.id.clone()),
@@ -351,4 +356,8 @@ impl Platform {
             tracing::warn!(job = %job_id, error = %e, "could not store a job event");
         }
     }
+}
+
+fn pretty(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap_or_default()
 }

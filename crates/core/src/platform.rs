@@ -103,10 +103,6 @@ impl Platform {
             })?;
         }
         let db_path = config.data_dir.join("metadata.db");
-        let first_start = match &config.database_url {
-            None => !db_path.exists(),
-            Some(_) => false,
-        };
         let meta = match &config.database_url {
             None => Metadata::open_sqlite(&db_path).await?,
             Some(url) => Metadata::connect(url).await?,
@@ -129,6 +125,9 @@ impl Platform {
                 config,
             }),
         };
+        // A first start is one that finds no key at all (not merely a missing file, so an
+        // interrupted first start is still treated as one).
+        let first_start = platform.inner.meta.count_keys().await? == 0;
         let mut report = platform.bootstrap_admin().await?;
         report.first_start = first_start;
         report.resumed_jobs = platform.recover_jobs().await?;

@@ -12,9 +12,16 @@ use rand::SeedableRng;
 use crate::metrics::argmax;
 use crate::{TrainControl, TrainError};
 
-/// A trainable classifier over inputs of type `Input` (token ids, sparse features, ...).
-pub(crate) trait Net {
+/// A classifier over inputs of type `Input` (token ids, sparse features, ...).
+pub(crate) trait Predictor {
     type Input;
+
+    /// Class probabilities per input (inference mode: no dropout).
+    fn predict(&self, inputs: &[&Self::Input]) -> Result<Vec<Vec<f32>>, TrainError>;
+}
+
+/// A classifier trained by mini-batch gradient steps.
+pub(crate) trait Net: Predictor {
     type Snapshot;
 
     /// One optimiser step on a batch; returns (sum of per-example losses, correct predictions).
@@ -24,9 +31,6 @@ pub(crate) trait Net {
         labels: &[usize],
         rng: &mut StdRng,
     ) -> Result<(f64, usize), TrainError>;
-
-    /// Class probabilities per input (inference mode: no dropout).
-    fn predict(&self, inputs: &[&Self::Input]) -> Result<Vec<Vec<f32>>, TrainError>;
 
     fn snapshot(&self) -> Result<Self::Snapshot, TrainError>;
     fn restore(&mut self, snapshot: Self::Snapshot) -> Result<(), TrainError>;
@@ -99,7 +103,11 @@ pub(crate) fn fit<N: Net>(
             val_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         };
-        tracing::debug!(architecture = opts.architecture.as_str(), ?stats, "epoch done");
+        tracing::debug!(
+            architecture = opts.architecture.as_str(),
+            ?stats,
+            "epoch done"
+        );
         (control.on_event)(TrainEvent::Epoch {
             architecture: opts.architecture,
             epochs: opts.epochs,
@@ -128,7 +136,7 @@ pub(crate) fn fit<N: Net>(
 pub(crate) const PREDICT_BATCH: usize = 128;
 
 /// Probabilities for every input, in inference batches, checking for cancellation.
-pub(crate) fn predict_all<N: Net>(
+pub(crate) fn predict_all<N: Predictor>(
     net: &N,
     inputs: &[&N::Input],
     control: &TrainControl<'_>,
@@ -144,7 +152,7 @@ pub(crate) fn predict_all<N: Net>(
 }
 
 /// Mean cross-entropy and accuracy of `net` on `examples`.
-fn loss_and_accuracy<N: Net>(
+pub(crate) fn loss_and_accuracy<N: Predictor>(
     net: &N,
     examples: &Examples<'_, N::Input>,
     control: &TrainControl<'_>,

@@ -1,9 +1,16 @@
 //! Text-classifier training and inference: tokenisation, word2vec, the classifier networks
-//! (average pooling, TextCNN, GRU/LSTM on candle; TF-IDF + logistic regression in plain Rust),
-//! evaluation metrics, and the model files a trained version is stored as.
+//! (average pooling and TF-IDF + logistic regression in plain Rust with sparse updates; TextCNN
+//! and GRU/LSTM on candle with autograd), evaluation metrics, and the model files a trained
+//! version is stored as.
 //!
 //! Entry points: [`train`] (a whole job: split, word2vec, one or several architectures,
 //! evaluation, files) and [`Classifier`] (load the files back and predict).
+//!
+//! Determinism: splits, initialisation, shuffling and dropout all come from `config.seed`.
+//! Word2vec with one thread is deterministic; with several it is Hogwild (as word2vec.c and
+//! gensim), so "same seed, same model" needs `threads = 1` (word2vec uses
+//! `Word2VecParams::threads`, or `TrainConfig::threads` when that is 0). candle's CPU kernels
+//! pick their own thread count.
 
 pub mod metrics;
 pub mod text;

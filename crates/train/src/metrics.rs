@@ -88,10 +88,17 @@ mod tests {
     fn hand_computed_three_classes() {
         // truth:     a a a b b c
         // predicted: a a b b c c
-        let m = evaluate(&labels(&["a", "b", "c"]), &[0, 0, 0, 1, 1, 2], &[0, 0, 1, 1, 2, 2]);
+        let m = evaluate(
+            &labels(&["a", "b", "c"]),
+            &[0, 0, 0, 1, 1, 2],
+            &[0, 0, 1, 1, 2, 2],
+        );
         assert_eq!(m.samples, 6);
         assert!((m.accuracy - 4.0 / 6.0).abs() < 1e-12);
-        assert_eq!(m.confusion, vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]);
+        assert_eq!(
+            m.confusion,
+            vec![vec![2, 1, 0], vec![0, 1, 1], vec![0, 0, 1]]
+        );
         let a = &m.per_class[0];
         assert_eq!((a.precision, a.recall, a.support), (1.0, 2.0 / 3.0, 3));
         assert!((a.f1 - 0.8).abs() < 1e-12);

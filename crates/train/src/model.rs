@@ -4,7 +4,7 @@
 use aiaas_types::Architecture;
 use serde::{Deserialize, Serialize};
 
-use crate::fit::{Net, PREDICT_BATCH};
+use crate::fit::{Predictor, PREDICT_BATCH};
 use crate::nets::avgpool::AvgPool;
 use crate::nets::rnn::Rnn;
 use crate::nets::textcnn::TextCnn;
@@ -38,12 +38,12 @@ pub(crate) struct TokenizerSpec {
     /// Which tokenizer produced the tokens (see `text::tokenize`).
     pub kind: String,
     pub lowercase: bool,
-    /// Tokens kept per text.
-    pub max_len: usize,
+    /// Tokens kept per text; `None` keeps them all (tfidf-logreg).
+    pub max_len: Option<usize>,
 }
 
 impl TokenizerSpec {
-    pub(crate) fn new(max_len: usize) -> TokenizerSpec {
+    pub(crate) fn new(max_len: Option<usize>) -> TokenizerSpec {
         TokenizerSpec {
             kind: "unicode-words+jieba".into(),
             lowercase: true,
@@ -85,7 +85,9 @@ impl Classifier {
             )));
         }
         if spec.labels.len() < 2 {
-            return Err(TrainError::InvalidModel("a classifier needs at least two labels".into()));
+            return Err(TrainError::InvalidModel(
+                "a classifier needs at least two labels".into(),
+            ));
         }
         let tensors = StoredTensors::parse(weights)?;
         let body = match spec.architecture {
@@ -99,13 +101,14 @@ impl Classifier {
                 Body::Tfidf(vectorizer, logreg)
             }
             Architecture::Auto => {
-                return Err(TrainError::InvalidModel("architecture auto is not a model".into()))
+                return Err(TrainError::InvalidModel(
+                    "architecture auto is not a model".into(),
+                ))
             }
             arch => {
-                let net = spec
-                    .net
-                    .as_ref()
-                    .ok_or_else(|| TrainError::InvalidModel("network settings are missing".into()))?;
+                let net = spec.net.as_ref().ok_or_else(|| {
+                    TrainError::InvalidModel("network settings are missing".into())
+                })?;
                 if net.vocab_size != spec.vocabulary.len() || net.classes != spec.labels.len() {
                     return Err(TrainError::InvalidModel(
                         "vocabulary or label count disagrees with the network settings".into(),
@@ -180,7 +183,7 @@ impl Classifier {
             .ok_or_else(|| TrainError::InvalidModel("vocabulary is missing".into()))?;
         let ids: Vec<Vec<u32>> = tokens
             .iter()
-            .map(|t| vocab.encode(t, self.spec.tokenizer.max_len))
+            .map(|t| vocab.encode(t, self.spec.tokenizer.max_len.unwrap_or(usize::MAX)))
             .collect();
         let refs: Vec<&Vec<u32>> = ids.iter().collect();
         match &self.body {

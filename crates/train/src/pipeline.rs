@@ -5,11 +5,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use aiaas_types::{
-    Architecture, CandidateReport, EmbeddingInit, EpochStats, EvalMetrics, TrainConfig,
-    TrainEvent, TrainReport, Word2VecReport,
+    Architecture, CandidateReport, EmbeddingInit, EpochStats, EvalMetrics, TrainConfig, TrainEvent,
+    TrainReport, Word2VecReport,
 };
 
-use crate::fit::{fit, predict_all, Examples, FitOptions, Net};
+use crate::fit::{fit, predict_all, Examples, FitOptions, Net, Predictor};
 use crate::metrics::{argmax, evaluate};
 use crate::model::{Body, Classifier, ModelSpec, TokenizerSpec};
 use crate::nets::avgpool::AvgPool;
@@ -18,7 +18,7 @@ use crate::nets::textcnn::TextCnn;
 use crate::nets::{initial_embeddings, NetSpec};
 use crate::split::stratified_split;
 use crate::text::tokenize;
-use crate::tfidf::{Logreg, TfidfVectorizer, LOGREG_EPOCHS};
+use crate::tfidf::{train_logreg, TfidfVectorizer};
 use crate::vocab::TokenVocab;
 use crate::word2vec::{train_word2vec, WordVectors};
 use crate::{LabelledText, TrainControl, TrainError, TrainedModel};
@@ -84,7 +84,9 @@ pub(crate) fn train_with_classifier(
 }
 
 fn phase(control: &TrainControl<'_>, name: &str) {
-    (control.on_event)(TrainEvent::Phase { name: name.to_string() });
+    (control.on_event)(TrainEvent::Phase {
+        name: name.to_string(),
+    });
 }
 
 /// Index of the best candidate: highest validation macro-F1, ties to the first. Without a
@@ -124,7 +126,9 @@ impl Prepared {
         test_rows: &[LabelledText],
     ) -> Result<Prepared, TrainError> {
         if rows.is_empty() {
-            return Err(TrainError::InvalidData("the training data set is empty".into()));
+            return Err(TrainError::InvalidData(
+                "the training data set is empty".into(),
+            ));
         }
         let labels: Vec<String> = rows
             .iter()
@@ -227,23 +231,28 @@ fn train_candidate(
         epochs: config.epochs,
         batch_size: config.batch_size,
         patience: config.early_stopping_patience,
-        seed: config.seed ^ 0x5EED_0F_BA7C4E5,
+        seed: config.seed ^ 0x5EED_F0BA_7C4E_5EED,
     };
     if arch == Architecture::TfidfLogreg {
         let vectorizer = TfidfVectorizer::fit(&data.train.tokens)?;
-        let encode = |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
+        let encode =
+            |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
         let (train, val, test) = (encode(&data.train), encode(&data.val), encode(&data.test));
-        let mut net = Logreg::new(vectorizer.len(), data.labels.len(), train.len());
-        let opts = FitOptions {
-            epochs: LOGREG_EPOCHS,
-            ..opts
-        };
-        let evals = run(&mut net, &opts, data, [&train, &val, &test], control)?;
+        let train_ex = examples(&train, &data.train);
+        let val_ex = (!val.is_empty()).then(|| examples(&val, &data.val));
+        let (net, curve) = train_logreg(
+            vectorizer.len(),
+            data.labels.len(),
+            &train_ex,
+            val_ex.as_ref(),
+            control,
+        )?;
+        let evals = evaluate_splits(&net, curve, data, val_ex.as_ref(), &test, control)?;
         let spec = ModelSpec {
             format_version: 1,
             architecture: arch,
             labels: data.labels.clone(),
-            tokenizer: TokenizerSpec::new(usize::MAX),
+            tokenizer: TokenizerSpec::new(None),
             vocabulary: vectorizer.terms().to_vec(),
             net: None,
             tfidf: Some(TfidfVectorizer::spec()),
@@ -259,7 +268,12 @@ fn train_candidate(
         Architecture::Gru | Architecture::Lstm => config.max_len.min(RNN_MAX_LEN),
         _ => config.max_len,
     };
-    let encode = |s: &Split| -> Vec<Vec<u32>> { s.tokens.iter().map(|t| emb.vocab.encode(t, max_len)).collect() };
+    let encode = |s: &Split| -> Vec<Vec<u32>> {
+        s.tokens
+            .iter()
+            .map(|t| emb.vocab.encode(t, max_len))
+            .collect()
+    };
     let splits = [encode(&data.train), encode(&data.val), encode(&data.test)];
     let spec = NetSpec {
         vocab_size: emb.vocab.len(),
@@ -294,12 +308,15 @@ fn train_candidate(
         format_version: 1,
         architecture: arch,
         labels: data.labels.clone(),
-        tokenizer: TokenizerSpec::new(max_len),
+        tokenizer: TokenizerSpec::new(Some(max_len)),
         vocabulary: emb.vocab.words().to_vec(),
         net: Some(spec),
         tfidf: None,
     };
-    Ok((report(arch, evals, started), Classifier::new(model_spec, body)))
+    Ok((
+        report(arch, evals, started),
+        Classifier::new(model_spec, body),
+    ))
 }
 
 fn examples<'a, I>(inputs: &'a [I], s: &Split) -> Examples<'a, I> {
@@ -322,19 +339,35 @@ fn run<N: Net>(
     let train_ex = examples(train, &data.train);
     let val_ex = (!val.is_empty()).then(|| examples(val, &data.val));
     let curve = fit(net, &train_ex, val_ex.as_ref(), opts, control)?;
+    evaluate_splits(net, curve, data, val_ex.as_ref(), test, control)
+}
+
+/// Metrics of a trained model on the validation and test splits (when present).
+fn evaluate_splits<P: Predictor>(
+    net: &P,
+    curve: Vec<EpochStats>,
+    data: &Prepared,
+    val: Option<&Examples<'_, P::Input>>,
+    test: &[P::Input],
+    control: &TrainControl<'_>,
+) -> Result<Evals, TrainError> {
     phase(control, "evaluate");
-    let eval = |ex: &Examples<'_, N::Input>| -> Result<EvalMetrics, TrainError> {
+    let eval = |ex: &Examples<'_, P::Input>| -> Result<EvalMetrics, TrainError> {
         let probs = predict_all(net, &ex.inputs, control)?;
         let predicted: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
         Ok(evaluate(&data.labels, &ex.labels, &predicted))
     };
-    let validation = val_ex.as_ref().map(eval).transpose()?;
+    let validation = val.map(eval).transpose()?;
     let test_ex = (!test.is_empty()).then(|| examples(test, &data.test));
     let test = test_ex.as_ref().map(eval).transpose()?;
     Ok((curve, validation, test))
 }
 
-fn report(arch: Architecture, (curve, validation, test): Evals, started: Instant) -> CandidateReport {
+fn report(
+    arch: Architecture,
+    (curve, validation, test): Evals,
+    started: Instant,
+) -> CandidateReport {
     CandidateReport {
         architecture: arch,
         curve,

@@ -7,7 +7,11 @@ use rand::SeedableRng;
 
 /// Indices of the training and validation rows. Each label contributes
 /// `round(n * fraction)` rows to validation, always leaving at least one for training.
-pub(crate) fn stratified_split(labels: &[usize], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn stratified_split(
+    labels: &[usize],
+    fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
     let mut by_label: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, &l) in labels.iter().enumerate() {
         by_label.entry(l).or_default().push(i);

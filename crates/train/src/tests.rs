@@ -13,14 +13,25 @@ use crate::{train, Classifier, LabelledText, TrainControl, TrainError, MODEL_FIL
 /// Three topics with distinct vocabularies plus shared filler words.
 fn synthetic(n: usize, seed: u64) -> Vec<LabelledText> {
     let topics = [
-        ("sport", ["goal", "match", "team", "league", "coach", "score"]),
-        ("tech", ["software", "chip", "phone", "internet", "computer", "data"]),
-        ("politics", ["vote", "minister", "election", "party", "law", "senate"]),
+        (
+            "sport",
+            ["goal", "match", "team", "league", "coach", "score"],
+        ),
+        (
+            "tech",
+            ["software", "chip", "phone", "internet", "computer", "data"],
+        ),
+        (
+            "politics",
+            ["vote", "minister", "election", "party", "law", "senate"],
+        ),
     ];
     let filler = ["the", "a", "of", "and", "today", "new", "said"];
     let mut state = seed.wrapping_add(1);
     let mut next = move |m: usize| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as usize) % m
     };
     (0..n)
@@ -28,9 +39,18 @@ fn synthetic(n: usize, seed: u64) -> Vec<LabelledText> {
             let (label, words) = &topics[i % topics.len()];
             let len = 6 + next(8);
             let text: Vec<&str> = (0..len)
-                .map(|_| if next(2) == 0 { words[next(words.len())] } else { filler[next(filler.len())] })
+                .map(|_| {
+                    if next(2) == 0 {
+                        words[next(words.len())]
+                    } else {
+                        filler[next(filler.len())]
+                    }
+                })
                 .collect();
-            LabelledText { text: text.join(" ") + ".", label: label.to_string() }
+            LabelledText {
+                text: text.join(" ") + ".",
+                label: label.to_string(),
+            }
         })
         .collect()
 }
@@ -38,7 +58,10 @@ fn synthetic(n: usize, seed: u64) -> Vec<LabelledText> {
 fn quiet<R>(f: impl FnOnce(&TrainControl<'_>) -> R) -> R {
     let cancel = AtomicBool::new(false);
     let on_event = |_e: TrainEvent| {};
-    f(&TrainControl { cancel: &cancel, on_event: &on_event })
+    f(&TrainControl {
+        cancel: &cancel,
+        on_event: &on_event,
+    })
 }
 
 fn small_config(arch: Architecture) -> TrainConfig {
@@ -84,7 +107,11 @@ fn train_and_roundtrip(arch: Architecture) -> Classifier {
     let loaded = Classifier::from_files(&model.files).unwrap();
     assert_eq!(loaded.labels(), in_memory.labels());
     assert_eq!(loaded.architecture(), arch);
-    let texts: Vec<&str> = test.iter().map(|r| r.text.as_str()).chain(["", "?!"]).collect();
+    let texts: Vec<&str> = test
+        .iter()
+        .map(|r| r.text.as_str())
+        .chain(["", "?!"])
+        .collect();
     let a = loaded.predict(&texts).unwrap();
     let b = in_memory.predict(&texts).unwrap();
     assert_eq!(a, b);
@@ -126,8 +153,30 @@ fn lstm_trains_saves_and_loads() {
 fn same_seed_gives_the_same_model() {
     let rows = synthetic(120, 3);
     let config = small_config(Architecture::Avgpool);
-    let a = quiet(|c| train(&config, &rows, None, TrainControl { cancel: c.cancel, on_event: c.on_event })).unwrap();
-    let b = quiet(|c| train(&config, &rows, None, TrainControl { cancel: c.cancel, on_event: c.on_event })).unwrap();
+    let a = quiet(|c| {
+        train(
+            &config,
+            &rows,
+            None,
+            TrainControl {
+                cancel: c.cancel,
+                on_event: c.on_event,
+            },
+        )
+    })
+    .unwrap();
+    let b = quiet(|c| {
+        train(
+            &config,
+            &rows,
+            None,
+            TrainControl {
+                cancel: c.cancel,
+                on_event: c.on_event,
+            },
+        )
+    })
+    .unwrap();
     assert_eq!(a.files, b.files);
 }
 
@@ -142,18 +191,41 @@ fn auto_keeps_the_best_validation_candidate_and_reports_all() {
     let events = Mutex::new(Vec::new());
     let cancel = AtomicBool::new(false);
     let on_event = |e: TrainEvent| events.lock().unwrap().push(e);
-    let model = train(&config, &rows, None, TrainControl { cancel: &cancel, on_event: &on_event }).unwrap();
+    let model = train(
+        &config,
+        &rows,
+        None,
+        TrainControl {
+            cancel: &cancel,
+            on_event: &on_event,
+        },
+    )
+    .unwrap();
     let r = &model.report;
     assert_eq!(r.candidates.len(), 2);
     let f1 = |i: usize| r.candidates[i].validation.as_ref().unwrap().macro_f1;
     let winner = if f1(1) > f1(0) { 1 } else { 0 };
     assert_eq!(r.architecture, r.candidates[winner].architecture);
-    assert_eq!(Classifier::from_files(&model.files).unwrap().architecture(), r.architecture);
+    assert_eq!(
+        Classifier::from_files(&model.files).unwrap().architecture(),
+        r.architecture
+    );
     let events = events.into_inner().unwrap();
-    let done = events.iter().filter(|e| matches!(e, TrainEvent::CandidateDone { .. })).count();
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::CandidateDone { .. }))
+        .count();
     assert_eq!(done, 2);
-    assert!(events.iter().any(|e| matches!(e, TrainEvent::Word2vecEpoch { .. })));
-    assert!(events.iter().any(|e| matches!(e, TrainEvent::Epoch { architecture: Architecture::Avgpool, .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, TrainEvent::Word2vecEpoch { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        TrainEvent::Epoch {
+            architecture: Architecture::Avgpool,
+            ..
+        }
+    )));
     assert!(matches!(&events[0], TrainEvent::Phase { name } if name == "prepare"));
 }
 
@@ -161,14 +233,32 @@ fn auto_keeps_the_best_validation_candidate_and_reports_all() {
 fn rejects_single_class_and_unseen_test_labels() {
     let mut rows = synthetic(30, 5);
     let config = small_config(Architecture::Avgpool);
-    let test = vec![LabelledText { text: "x".into(), label: "weather".into() }];
-    let e = quiet(|c| train_with_classifier(&config, &rows, Some(&test), c)).err().unwrap();
-    assert!(matches!(&e, TrainError::InvalidData(m) if m.contains("weather")), "{e}");
+    let test = vec![LabelledText {
+        text: "x".into(),
+        label: "weather".into(),
+    }];
+    let e = quiet(|c| train_with_classifier(&config, &rows, Some(&test), c))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, TrainError::InvalidData(m) if m.contains("weather")),
+        "{e}"
+    );
     rows.iter_mut().for_each(|r| r.label = "one".into());
-    let e = quiet(|c| train_with_classifier(&config, &rows, None, c)).err().unwrap();
-    assert!(matches!(&e, TrainError::InvalidData(m) if m.contains("at least two classes")), "{e}");
-    let bad = TrainConfig { batch_size: 0, ..config };
-    let e = quiet(|c| train_with_classifier(&bad, &synthetic(30, 5), None, c)).err().unwrap();
+    let e = quiet(|c| train_with_classifier(&config, &rows, None, c))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, TrainError::InvalidData(m) if m.contains("at least two classes")),
+        "{e}"
+    );
+    let bad = TrainConfig {
+        batch_size: 0,
+        ..config
+    };
+    let e = quiet(|c| train_with_classifier(&bad, &synthetic(30, 5), None, c))
+        .err()
+        .unwrap();
     assert!(matches!(e, TrainError::InvalidConfig(_)));
 }
 
@@ -177,11 +267,18 @@ fn empty_texts_and_no_validation_split_are_fine() {
     let mut rows = synthetic(90, 6);
     rows[0].text = "!!!".into();
     rows[1].text = String::new();
-    let config = TrainConfig { validation_split: 0.0, early_stopping_patience: Some(2), ..small_config(Architecture::Avgpool) };
+    let config = TrainConfig {
+        validation_split: 0.0,
+        early_stopping_patience: Some(2),
+        ..small_config(Architecture::Avgpool)
+    };
     let (model, clf) = quiet(|c| train_with_classifier(&config, &rows, None, c)).unwrap();
     let chosen = model.report.chosen().unwrap();
     assert!(chosen.validation.is_none());
-    assert!(chosen.curve.iter().all(|e| e.val_loss.is_none() && e.train_loss.is_finite()));
+    assert!(chosen
+        .curve
+        .iter()
+        .all(|e| e.val_loss.is_none() && e.train_loss.is_finite()));
     assert_eq!(chosen.curve.len(), config.epochs);
     assert!(clf.predict(&[""]).unwrap()[0].iter().all(|p| p.is_finite()));
 }
@@ -190,23 +287,43 @@ fn empty_texts_and_no_validation_split_are_fine() {
 fn cancellation_stops_training() {
     let cancel = AtomicBool::new(true);
     let on_event = |_e: TrainEvent| {};
-    let r = train(&small_config(Architecture::Avgpool), &synthetic(60, 7), None, TrainControl { cancel: &cancel, on_event: &on_event });
+    let r = train(
+        &small_config(Architecture::Avgpool),
+        &synthetic(60, 7),
+        None,
+        TrainControl {
+            cancel: &cancel,
+            on_event: &on_event,
+        },
+    );
     assert!(matches!(r, Err(TrainError::Cancelled)));
 }
 
 #[test]
 fn corrupt_or_missing_files_are_invalid_model() {
     let rows = synthetic(60, 8);
-    let model = quiet(|c| train_with_classifier(&small_config(Architecture::Avgpool), &rows, None, c)).unwrap().0;
+    let model =
+        quiet(|c| train_with_classifier(&small_config(Architecture::Avgpool), &rows, None, c))
+            .unwrap()
+            .0;
     let mut files = model.files.clone();
     files.remove(WEIGHTS_FILE);
-    assert!(matches!(Classifier::from_files(&files), Err(TrainError::InvalidModel(_))));
+    assert!(matches!(
+        Classifier::from_files(&files),
+        Err(TrainError::InvalidModel(_))
+    ));
     let mut files = model.files.clone();
     files.insert(WEIGHTS_FILE.into(), b"garbage".to_vec());
-    assert!(matches!(Classifier::from_files(&files), Err(TrainError::InvalidModel(_))));
+    assert!(matches!(
+        Classifier::from_files(&files),
+        Err(TrainError::InvalidModel(_))
+    ));
     let mut files = model.files.clone();
     files.insert(MODEL_FILE.into(), b"{".to_vec());
-    assert!(matches!(Classifier::from_files(&files), Err(TrainError::InvalidModel(_))));
+    assert!(matches!(
+        Classifier::from_files(&files),
+        Err(TrainError::InvalidModel(_))
+    ));
 }
 
 // ---- BBC News benchmarks (ignored: they need the converted corpus) ----
@@ -220,7 +337,10 @@ fn read_bbc(name: &str) -> Vec<LabelledText> {
         .records()
         .map(|r| {
             let r = r.unwrap();
-            LabelledText { text: r[0].to_string(), label: r[1].to_string() }
+            LabelledText {
+                text: r[0].to_string(),
+                label: r[1].to_string(),
+            }
         })
         .collect()
 }
@@ -230,21 +350,38 @@ fn bbc_run(config: &TrainConfig) -> (crate::TrainedModel, f64) {
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
     let on_event = |e: TrainEvent| match e {
-        TrainEvent::Epoch { .. } | TrainEvent::Word2vecEpoch { .. } | TrainEvent::Phase { .. } => eprintln!("{:>7.2}s {e:?}", started.elapsed().as_secs_f64()),
+        TrainEvent::Epoch { .. } | TrainEvent::Word2vecEpoch { .. } | TrainEvent::Phase { .. } => {
+            eprintln!("{:>7.2}s {e:?}", started.elapsed().as_secs_f64())
+        }
         _ => {}
     };
-    let model = train(config, &train_rows, Some(&test_rows), TrainControl { cancel: &cancel, on_event: &on_event }).unwrap();
+    let model = train(
+        config,
+        &train_rows,
+        Some(&test_rows),
+        TrainControl {
+            cancel: &cancel,
+            on_event: &on_event,
+        },
+    )
+    .unwrap();
     (model, started.elapsed().as_secs_f64())
 }
 
 fn print_summary(model: &crate::TrainedModel, secs: f64) {
     let r = &model.report;
     if let Some(w) = &r.word2vec {
-        eprintln!("word2vec: {} words in {:.2}s = {:.0} words/s, vocab {}", w.words, w.seconds, w.words_per_second, w.vocabulary);
+        eprintln!(
+            "word2vec: {} words in {:.2}s = {:.0} words/s, vocab {}",
+            w.words, w.seconds, w.words_per_second, w.vocabulary
+        );
     }
     for c in &r.candidates {
         let t = c.test.as_ref().unwrap();
-        eprintln!("{:?}: train {:.2}s test accuracy {:.4} macro-F1 {:.4}", c.architecture, c.train_seconds, t.accuracy, t.macro_f1);
+        eprintln!(
+            "{:?}: train {:.2}s test accuracy {:.4} macro-F1 {:.4}",
+            c.architecture, c.train_seconds, t.accuracy, t.macro_f1
+        );
     }
     eprintln!("total {secs:.2}s, kept {:?}", r.architecture);
 }
@@ -261,9 +398,22 @@ fn bbc_avgpool_reaches_target() {
 #[test]
 #[ignore = "needs the BBC News CSVs; run with --ignored --nocapture"]
 fn bbc_tfidf_logreg() {
-    let (model, secs) = bbc_run(&TrainConfig { architecture: Architecture::TfidfLogreg, ..TrainConfig::default() });
+    let (model, secs) = bbc_run(&TrainConfig {
+        architecture: Architecture::TfidfLogreg,
+        ..TrainConfig::default()
+    });
     print_summary(&model, secs);
-    assert!(model.report.chosen().unwrap().test.as_ref().unwrap().accuracy >= 0.95);
+    assert!(
+        model
+            .report
+            .chosen()
+            .unwrap()
+            .test
+            .as_ref()
+            .unwrap()
+            .accuracy
+            >= 0.95
+    );
 }
 
 #[test]
@@ -275,13 +425,24 @@ fn bbc_other_architectures() {
         Ok("auto") => Architecture::Auto,
         _ => Architecture::Textcnn,
     };
-    let epochs = std::env::var("BBC_EPOCHS").ok().and_then(|e| e.parse().ok()).unwrap_or(5);
+    let epochs = std::env::var("BBC_EPOCHS")
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(5);
     let embedding = match std::env::var("BBC_EMBEDDING").as_deref() {
         Ok("random") => EmbeddingInit::Random,
-        Ok("cbow") => EmbeddingInit::Word2vec(Word2VecParams { mode: aiaas_types::Word2VecMode::Cbow, ..Word2VecParams::default() }),
+        Ok("cbow") => EmbeddingInit::Word2vec(Word2VecParams {
+            mode: aiaas_types::Word2VecMode::Cbow,
+            ..Word2VecParams::default()
+        }),
         _ => EmbeddingInit::default(),
     };
-    let (model, secs) = bbc_run(&TrainConfig { architecture: arch, epochs, embedding, ..TrainConfig::default() });
+    let (model, secs) = bbc_run(&TrainConfig {
+        architecture: arch,
+        epochs,
+        embedding,
+        ..TrainConfig::default()
+    });
     print_summary(&model, secs);
 }
 
@@ -290,9 +451,43 @@ fn bbc_other_architectures() {
 fn bbc_word2vec_speed() {
     let rows = read_bbc("bbc-train.csv");
     let sentences: Vec<Vec<String>> = rows.iter().map(|r| crate::tokenize(&r.text)).collect();
-    for mode in [aiaas_types::Word2VecMode::SkipGram, aiaas_types::Word2VecMode::Cbow] {
-        let params = Word2VecParams { mode, threads: 2, ..Word2VecParams::default() };
+    for mode in [
+        aiaas_types::Word2VecMode::SkipGram,
+        aiaas_types::Word2VecMode::Cbow,
+    ] {
+        let params = Word2VecParams {
+            mode,
+            threads: 2,
+            ..Word2VecParams::default()
+        };
         let (_, report) = quiet(|c| crate::train_word2vec(&sentences, &params, 1, c)).unwrap();
         eprintln!("{mode:?}: {report:?}");
     }
+}
+
+#[test]
+fn early_stopping_restores_the_best_epoch() {
+    let rows = synthetic(150, 9);
+    let config = TrainConfig {
+        epochs: 40,
+        learning_rate: 0.05,
+        early_stopping_patience: Some(2),
+        ..small_config(Architecture::Avgpool)
+    };
+    let (model, _) = quiet(|c| train_with_classifier(&config, &rows, None, c)).unwrap();
+    let chosen = model.report.chosen().unwrap();
+    let best = chosen
+        .curve
+        .iter()
+        .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
+        .unwrap();
+    assert!(
+        chosen.curve.len() < 40,
+        "patience 2 should stop before 40 epochs"
+    );
+    assert_eq!(chosen.curve.len(), best.epoch + 2);
+    assert_eq!(
+        Some(chosen.validation.as_ref().unwrap().accuracy),
+        best.val_accuracy
+    );
 }

@@ -1,26 +1,24 @@
 //! The classic baseline: TF-IDF features (unigrams + bigrams, sublinear tf, smooth idf,
 //! l2-normalised, vocabulary capped by document frequency) and multinomial logistic regression
-//! with L2, trained by mini-batch Adam on sparse features, in plain Rust.
+//! with L2, trained to convergence by L-BFGS on sparse features, in plain Rust. `epochs`,
+//! `batch_size` and `learning_rate` of the configuration do not apply (the problem is convex).
 
 use std::collections::HashMap;
 
-use rand::rngs::StdRng;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use aiaas_types::{Architecture, EpochStats, TrainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::fit::Net;
-use crate::metrics::argmax;
-use crate::nets::{softmax, to_safetensors, Adam, StoredTensors};
-use crate::TrainError;
+use crate::fit::{loss_and_accuracy, Examples, Predictor};
+use crate::nets::{softmax, to_safetensors, StoredTensors};
+use crate::{TrainControl, TrainError};
 
 /// Most features kept (by document frequency), as scikit-learn's `max_features`.
 const MAX_FEATURES: usize = 50_000;
 /// Corpora at least this large drop terms seen in a single document (noise, mostly bigrams).
 const MIN_DF2_DOCS: usize = 50;
-/// Epochs of mini-batch Adam: the objective is convex and cheap, so a fixed budget well past
-/// convergence is used instead of the networks' `epochs`.
-pub(crate) const LOGREG_EPOCHS: usize = 30;
-/// Adam step size for the (unscaled, l2-normalised) sparse features.
-pub(crate) const LOGREG_LEARNING_RATE: f64 = 0.02;
 /// Inverse L2 strength, as scikit-learn's `C` (objective: C * sum of losses + |W|^2 / 2).
 const LOGREG_C: f64 = 10.0;
 
@@ -80,7 +78,9 @@ impl TfidfVectorizer {
         st: &StoredTensors,
     ) -> Result<TfidfVectorizer, TrainError> {
         if spec.ngram_max != 2 || !spec.sublinear_tf || spec.norm != "l2" {
-            return Err(TrainError::InvalidModel("unsupported tfidf settings".into()));
+            return Err(TrainError::InvalidModel(
+                "unsupported tfidf settings".into(),
+            ));
         }
         let idf = st.flat("tfidf.idf", &[terms.len()])?;
         Ok(TfidfVectorizer {
@@ -148,49 +148,19 @@ pub(crate) struct Logreg {
     classes: usize,
     w: Vec<f32>,
     b: Vec<f32>,
-    train: Option<Box<LogregTrain>>,
-}
-
-struct LogregTrain {
-    adam: Adam,
-    /// L2 coefficient on the mean loss: 1 / (C * n).
-    l2: f32,
-    gw: Vec<f32>,
-    gb: Vec<f32>,
-    mw: Vec<f32>,
-    vw: Vec<f32>,
-    mb: Vec<f32>,
-    vb: Vec<f32>,
 }
 
 impl Logreg {
-    pub(crate) fn new(features: usize, classes: usize, train_size: usize) -> Logreg {
-        let state = LogregTrain {
-            adam: Adam::new(LOGREG_LEARNING_RATE),
-            l2: (1.0 / (LOGREG_C * train_size.max(1) as f64)) as f32,
-            gw: vec![0.0; features * classes],
-            gb: vec![0.0; classes],
-            mw: vec![0.0; features * classes],
-            vw: vec![0.0; features * classes],
-            mb: vec![0.0; classes],
-            vb: vec![0.0; classes],
-        };
-        Logreg {
-            features,
-            classes,
-            w: vec![0.0; features * classes],
-            b: vec![0.0; classes],
-            train: Some(Box::new(state)),
-        }
-    }
-
-    pub(crate) fn load(features: usize, classes: usize, st: &StoredTensors) -> Result<Logreg, TrainError> {
+    pub(crate) fn load(
+        features: usize,
+        classes: usize,
+        st: &StoredTensors,
+    ) -> Result<Logreg, TrainError> {
         Ok(Logreg {
             features,
             classes,
             w: st.flat("logreg.weight", &[classes, features])?,
             b: st.flat("logreg.bias", &[classes])?,
-            train: None,
         })
     }
 
@@ -204,55 +174,8 @@ impl Logreg {
     }
 }
 
-impl Net for Logreg {
+impl Predictor for Logreg {
     type Input = SparseVec;
-    type Snapshot = (Vec<f32>, Vec<f32>);
-
-    fn train_batch(
-        &mut self,
-        inputs: &[&SparseVec],
-        labels: &[usize],
-        _rng: &mut StdRng,
-    ) -> Result<(f64, usize), TrainError> {
-        let st = self
-            .train
-            .as_mut()
-            .ok_or_else(|| TrainError::Backend("model was loaded for inference only".into()))?;
-        let (f, c) = (self.features, self.classes);
-        // The L2 term's gradient, then the data term's (sparse) on top.
-        for (g, w) in st.gw.iter_mut().zip(&self.w) {
-            *g = st.l2 * w;
-        }
-        st.gb.fill(0.0);
-        let scale = 1.0 / inputs.len().max(1) as f32;
-        let mut p = vec![0.0; c];
-        let (mut loss, mut correct) = (0.0f64, 0usize);
-        for (x, &y) in inputs.iter().zip(labels) {
-            if y >= c {
-                return Err(TrainError::Backend(format!("label index {y} out of range")));
-            }
-            for (k, pk) in p.iter_mut().enumerate() {
-                let row = &self.w[k * f..(k + 1) * f];
-                *pk = self.b[k] + x.iter().map(|&(i, v)| row[i as usize] * v).sum::<f32>();
-            }
-            softmax(&mut p);
-            loss -= f64::from(p[y].max(1e-12)).ln();
-            correct += usize::from(argmax(&p) == y);
-            p[y] -= 1.0;
-            for k in 0..c {
-                let d = p[k] * scale;
-                st.gb[k] += d;
-                let row = &mut st.gw[k * f..(k + 1) * f];
-                for &(i, v) in x.iter() {
-                    row[i as usize] += d * v;
-                }
-            }
-        }
-        st.adam.next_step();
-        st.adam.update(&mut self.w, &st.gw, &mut st.mw, &mut st.vw);
-        st.adam.update(&mut self.b, &st.gb, &mut st.mb, &mut st.vb);
-        Ok((loss, correct))
-    }
 
     fn predict(&self, inputs: &[&SparseVec]) -> Result<Vec<Vec<f32>>, TrainError> {
         Ok(inputs
@@ -264,15 +187,245 @@ impl Net for Logreg {
             })
             .collect())
     }
+}
 
-    fn snapshot(&self) -> Result<Self::Snapshot, TrainError> {
-        Ok((self.w.clone(), self.b.clone()))
+/// Fit the logistic regression by L-BFGS on the full training set, minimising
+/// `mean cross-entropy + |W|^2 / (2 C n)` (scikit-learn's objective divided by `C n`; the
+/// bias is not penalised). Every `ITERATIONS_PER_EPOCH` iterations count as one epoch of the
+/// learning curve.
+pub(crate) fn train_logreg(
+    features: usize,
+    classes: usize,
+    train: &Examples<'_, SparseVec>,
+    validation: Option<&Examples<'_, SparseVec>>,
+    control: &TrainControl<'_>,
+) -> Result<(Logreg, Vec<EpochStats>), TrainError> {
+    let n = train.inputs.len();
+    if n == 0 {
+        return Err(TrainError::InvalidData("no training examples".into()));
+    }
+    let problem = Objective {
+        xs: &train.inputs,
+        ys: &train.labels,
+        features,
+        classes,
+        l2: 1.0 / (LOGREG_C * n as f64),
+    };
+    let epochs = MAX_ITERATIONS / ITERATIONS_PER_EPOCH;
+    let mut lbfgs = Lbfgs::new(vec![0.0; features * classes + classes], &problem);
+    let mut curve = Vec::new();
+    let mut started = Instant::now();
+    for iteration in 1..=MAX_ITERATIONS {
+        if control.cancel.load(Ordering::Relaxed) {
+            return Err(TrainError::Cancelled);
+        }
+        let converged = !lbfgs.step(&problem);
+        if iteration % ITERATIONS_PER_EPOCH == 0 || converged {
+            let model = problem.model(&lbfgs.x);
+            let (val_loss, val_accuracy) = match validation.filter(|v| !v.inputs.is_empty()) {
+                Some(v) => {
+                    let (l, a) = loss_and_accuracy(&model, v, control)?;
+                    (Some(l), Some(a))
+                }
+                None => (None, None),
+            };
+            let stats = EpochStats {
+                epoch: curve.len() + 1,
+                train_loss: lbfgs.data_loss,
+                train_accuracy: lbfgs.correct as f64 / n as f64,
+                val_loss,
+                val_accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            (control.on_event)(TrainEvent::Epoch {
+                architecture: Architecture::TfidfLogreg,
+                epochs,
+                stats: stats.clone(),
+            });
+            curve.push(stats);
+            started = Instant::now();
+        }
+        if converged {
+            break;
+        }
+    }
+    Ok((problem.model(&lbfgs.x), curve))
+}
+
+/// Iteration budget; scikit-learn's `max_iter` is 1000 but this problem converges well before.
+const MAX_ITERATIONS: usize = 300;
+const ITERATIONS_PER_EPOCH: usize = 25;
+/// Stop when the largest gradient component falls below this.
+const GRADIENT_TOLERANCE: f64 = 1e-7;
+/// L-BFGS memory.
+const HISTORY: usize = 10;
+
+struct Objective<'a> {
+    xs: &'a [&'a SparseVec],
+    ys: &'a [usize],
+    features: usize,
+    classes: usize,
+    l2: f64,
+}
+
+impl Objective<'_> {
+    /// Objective value at `x` (weights then biases), its gradient into `grad`, and the data
+    /// loss and correct count on the way.
+    fn eval(&self, x: &[f64], grad: &mut [f64]) -> (f64, f64, usize) {
+        let (f, c) = (self.features, self.classes);
+        let n = self.xs.len() as f64;
+        let (w, b) = x.split_at(f * c);
+        grad.fill(0.0);
+        let mut p = vec![0.0f64; c];
+        let (mut loss, mut correct) = (0.0, 0usize);
+        for (doc, &y) in self.xs.iter().zip(self.ys) {
+            for (k, pk) in p.iter_mut().enumerate() {
+                let row = &w[k * f..(k + 1) * f];
+                *pk = b[k]
+                    + doc
+                        .iter()
+                        .map(|&(i, v)| row[i as usize] * f64::from(v))
+                        .sum::<f64>();
+            }
+            let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for pk in p.iter_mut() {
+                *pk = (*pk - max).exp();
+                sum += *pk;
+            }
+            p.iter_mut().for_each(|pk| *pk /= sum);
+            loss -= p[y].max(1e-300).ln();
+            let best = (0..c).fold(0, |best, k| if p[k] > p[best] { k } else { best });
+            correct += usize::from(best == y);
+            p[y] -= 1.0;
+            let (gw, gb) = grad.split_at_mut(f * c);
+            for (k, &pk) in p.iter().enumerate() {
+                let d = pk / n;
+                gb[k] += d;
+                let row = &mut gw[k * f..(k + 1) * f];
+                for &(i, v) in doc.iter() {
+                    row[i as usize] += d * f64::from(v);
+                }
+            }
+        }
+        let data_loss = loss / n;
+        let mut penalty = 0.0;
+        for (g, &wi) in grad[..f * c].iter_mut().zip(w) {
+            *g += self.l2 * wi;
+            penalty += wi * wi;
+        }
+        (data_loss + 0.5 * self.l2 * penalty, data_loss, correct)
     }
 
-    fn restore(&mut self, s: Self::Snapshot) -> Result<(), TrainError> {
-        (self.w, self.b) = s;
-        Ok(())
+    fn model(&self, x: &[f64]) -> Logreg {
+        let (w, b) = x.split_at(self.features * self.classes);
+        Logreg {
+            features: self.features,
+            classes: self.classes,
+            w: w.iter().map(|&v| v as f32).collect(),
+            b: b.iter().map(|&v| v as f32).collect(),
+        }
     }
+}
+
+/// Limited-memory BFGS (Nocedal & Wright, algorithm 7.4) with a backtracking Armijo line search.
+struct Lbfgs {
+    x: Vec<f64>,
+    value: f64,
+    grad: Vec<f64>,
+    data_loss: f64,
+    correct: usize,
+    history: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>,
+}
+
+impl Lbfgs {
+    fn new(x: Vec<f64>, problem: &Objective<'_>) -> Lbfgs {
+        let mut grad = vec![0.0; x.len()];
+        let (value, data_loss, correct) = problem.eval(&x, &mut grad);
+        Lbfgs {
+            x,
+            value,
+            grad,
+            data_loss,
+            correct,
+            history: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// One iteration; false when converged (or no further progress is possible).
+    fn step(&mut self, problem: &Objective<'_>) -> bool {
+        if self.grad.iter().fold(0.0f64, |m, g| m.max(g.abs())) < GRADIENT_TOLERANCE {
+            return false;
+        }
+        let direction = self.direction();
+        let slope = dot64(&direction, &self.grad);
+        if slope >= 0.0 {
+            // Not a descent direction (numerical trouble): restart from steepest descent.
+            self.history.clear();
+            return !self.grad.is_empty();
+        }
+        let mut t = if self.history.is_empty() {
+            1.0 / self
+                .grad
+                .iter()
+                .map(|g| g * g)
+                .sum::<f64>()
+                .sqrt()
+                .max(1e-12)
+        } else {
+            1.0
+        };
+        let mut candidate = vec![0.0; self.x.len()];
+        let mut grad = vec![0.0; self.x.len()];
+        for _ in 0..40 {
+            for ((c, &x), &d) in candidate.iter_mut().zip(&self.x).zip(&direction) {
+                *c = x + t * d;
+            }
+            let (value, data_loss, correct) = problem.eval(&candidate, &mut grad);
+            if value <= self.value + 1e-4 * t * slope {
+                let s: Vec<f64> = candidate.iter().zip(&self.x).map(|(a, b)| a - b).collect();
+                let y: Vec<f64> = grad.iter().zip(&self.grad).map(|(a, b)| a - b).collect();
+                let sy = dot64(&s, &y);
+                if sy > 1e-12 {
+                    if self.history.len() == HISTORY {
+                        self.history.pop_front();
+                    }
+                    self.history.push_back((s, y, 1.0 / sy));
+                }
+                let improvement = self.value - value;
+                self.x.copy_from_slice(&candidate);
+                self.grad.copy_from_slice(&grad);
+                (self.value, self.data_loss, self.correct) = (value, data_loss, correct);
+                return improvement > 1e-12 * self.value.abs().max(1.0);
+            }
+            t *= 0.5;
+        }
+        false
+    }
+
+    /// `-H g` by the two-loop recursion.
+    fn direction(&self) -> Vec<f64> {
+        let mut q: Vec<f64> = self.grad.iter().map(|g| -g).collect();
+        let mut alphas = Vec::with_capacity(self.history.len());
+        for (s, y, rho) in self.history.iter().rev() {
+            let a = rho * dot64(s, &q);
+            q.iter_mut().zip(y).for_each(|(qi, yi)| *qi -= a * yi);
+            alphas.push(a);
+        }
+        if let Some((s, y, _)) = self.history.back() {
+            let gamma = dot64(s, y) / dot64(y, y).max(1e-300);
+            q.iter_mut().for_each(|qi| *qi *= gamma);
+        }
+        for ((s, y, rho), a) in self.history.iter().zip(alphas.iter().rev()) {
+            let b = rho * dot64(y, &q);
+            q.iter_mut().zip(s).for_each(|(qi, si)| *qi += (a - b) * si);
+        }
+        q
+    }
+}
+
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// weights.safetensors of a tfidf-logreg model.

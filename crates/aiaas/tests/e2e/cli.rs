@@ -74,3 +74,38 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
     let out = aiaas(s, ADMIN_KEY, &["predict", "missing-model", "x"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model"), "{out:?}");
 }
+
+#[test]
+fn serve_rejects_bad_configuration_with_a_clear_message() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_aiaas"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(args)
+            .env_remove("AIAAS_ADMIN_KEY")
+            .output()
+            .expect("run aiaas serve")
+    };
+    let out = run(&["--listen", "localhost-ish"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"), "{out:?}");
+    let out = run(&["--listen", "127.0.0.1:0", "--training-workers", "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("training workers"), "{out:?}");
+    let toml = data.path().join("aiaas.toml");
+    std::fs::write(&toml, "listen = \"127.0.0.1:0\"\nmax_uplaod_mb = 5\n").unwrap();
+    let out = run(&["--config", toml.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("aiaas.toml") && err.contains("max_uplaod_mb"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--data-dir"])
+        .arg(data.path())
+        .env("AIAAS_ADMIN_KEY", "too-short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AIAAS_ADMIN_KEY"), "{out:?}");
+}

@@ -196,3 +196,38 @@ async fn first_start_seeds_the_demo_news_classifier() {
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_operation_is_routed() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let (status, doc) = server.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path.replace("{id}", "x").replace("{name}", "x").replace("{version}", "1");
+            let resp = server
+                .http
+                .request(method.to_uppercase().parse().unwrap(), server.url(&concrete))
+                .bearer_auth(ADMIN_KEY)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            assert_ne!(status, 405, "{method} {path} is documented but not routed");
+            assert!(!text.contains("no route for"), "{method} {path} is documented but not routed: {text}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} operations documented");
+    let (status, v) = server.call("GET", "/api/v1/nothing-here", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 404);
+    assert!(v["error"]["message"].as_str().unwrap().contains("openapi.json"), "{v}");
+    let page = server.http.get(server.url("/docs")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("/openapi.json"));
+}

@@ -240,6 +240,15 @@ async fn news_classifier_worked_example_end_to_end() {
     let (status, model) = server.call("GET", "/api/v1/models/news-classifier", Some(&dev), None).await;
     assert_eq!(status, 200);
     assert_eq!(model["deployment"]["version"], 1);
+    let files: Vec<&str> = model["versions"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in ["config.json", "model.json", "report.json", "weights.safetensors"] {
+        assert!(files.contains(&f), "version files {files:?} lack {f}");
+    }
     let (status, pred) = server
         .call("POST", "/api/v1/models/news-classifier/predict", Some(&infer), Some(texts))
         .await;

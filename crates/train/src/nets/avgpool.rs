@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::{glorot, softmax, to_safetensors, Adam, NetSpec, StoredTensors};
-use crate::fit::Net;
+use crate::fit::{Net, Predictor};
 use crate::metrics::argmax;
 use crate::vocab::PAD;
 use crate::word2vec::{axpy, dot};
@@ -62,9 +62,16 @@ impl AvgPool {
         freeze_embeddings: bool,
         seed: u64,
     ) -> Result<AvgPool, TrainError> {
-        let (v, d, h, c) = (spec.vocab_size, spec.embedding_dim, spec.hidden_units, spec.classes);
+        let (v, d, h, c) = (
+            spec.vocab_size,
+            spec.embedding_dim,
+            spec.hidden_units,
+            spec.classes,
+        );
         if embeddings.len() != v * d {
-            return Err(TrainError::Backend("embedding table has the wrong size".into()));
+            return Err(TrainError::Backend(
+                "embedding table has the wrong size".into(),
+            ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
         let w = AvgPoolWeights {
@@ -82,7 +89,11 @@ impl AvgPool {
             b2: vec![0.0; c],
         };
         let moments = AvgPoolWeights {
-            emb: if freeze_embeddings { Vec::new() } else { vec![0.0; v * d] },
+            emb: if freeze_embeddings {
+                Vec::new()
+            } else {
+                vec![0.0; v * d]
+            },
             ..zeros.clone()
         };
         let state = TrainState {
@@ -107,7 +118,12 @@ impl AvgPool {
 
     /// Rebuild for inference from stored weights.
     pub(crate) fn load(spec: &NetSpec, st: &StoredTensors) -> Result<AvgPool, TrainError> {
-        let (v, d, h, c) = (spec.vocab_size, spec.embedding_dim, spec.hidden_units, spec.classes);
+        let (v, d, h, c) = (
+            spec.vocab_size,
+            spec.embedding_dim,
+            spec.hidden_units,
+            spec.classes,
+        );
         let w = AvgPoolWeights {
             emb: st.flat("embedding.weight", &[v, d])?,
             w1: st.flat("hidden.weight", &[h, d])?,
@@ -157,19 +173,36 @@ impl AvgPool {
     /// Dense layers from a pooled vector: pre-activations `z1` and class probabilities `p`.
     fn head(&self, pooled: &[f32], z1: &mut [f32], a1: &mut [f32], p: &mut [f32]) {
         let (d, h) = (self.dim, self.hidden);
-        for j in 0..h {
-            z1[j] = dot(&self.w.w1[j * d..(j + 1) * d], pooled) + self.w.b1[j];
-            a1[j] = z1[j].max(0.0);
+        for (j, (z, a)) in z1.iter_mut().zip(a1.iter_mut()).enumerate() {
+            *z = dot(&self.w.w1[j * d..(j + 1) * d], pooled) + self.w.b1[j];
+            *a = z.max(0.0);
         }
-        for k in 0..self.classes {
-            p[k] = dot(&self.w.w2[k * h..(k + 1) * h], a1) + self.w.b2[k];
+        for (k, pk) in p.iter_mut().enumerate() {
+            *pk = dot(&self.w.w2[k * h..(k + 1) * h], a1) + self.w.b2[k];
         }
         softmax(p);
     }
 }
 
-impl Net for AvgPool {
+impl Predictor for AvgPool {
     type Input = Vec<u32>;
+
+    fn predict(&self, inputs: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, TrainError> {
+        let mut pooled = vec![0.0; self.dim];
+        let (mut z1, mut a1) = (vec![0.0; self.hidden], vec![0.0; self.hidden]);
+        Ok(inputs
+            .iter()
+            .map(|ids| {
+                let mut p = vec![0.0; self.classes];
+                self.pool(ids, &mut pooled);
+                self.head(&pooled, &mut z1, &mut a1, &mut p);
+                p
+            })
+            .collect())
+    }
+}
+
+impl Net for AvgPool {
     type Snapshot = AvgPoolWeights;
 
     fn train_batch(
@@ -185,20 +218,6 @@ impl Net for AvgPool {
         let result = self.step(&mut st, inputs, labels);
         self.train = Some(st);
         result
-    }
-
-    fn predict(&self, inputs: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, TrainError> {
-        let mut pooled = vec![0.0; self.dim];
-        let (mut z1, mut a1) = (vec![0.0; self.hidden], vec![0.0; self.hidden]);
-        Ok(inputs
-            .iter()
-            .map(|ids| {
-                let mut p = vec![0.0; self.classes];
-                self.pool(ids, &mut pooled);
-                self.head(&pooled, &mut z1, &mut a1, &mut p);
-                p
-            })
-            .collect())
     }
 
     fn snapshot(&self) -> Result<AvgPoolWeights, TrainError> {
@@ -244,22 +263,23 @@ impl AvgPool {
             p[y] -= 1.0;
             p.iter_mut().for_each(|x| *x *= scale);
             dz1.fill(0.0);
-            for k in 0..c {
-                axpy(p[k], &a1, &mut g.w2[k * h..(k + 1) * h]);
-                g.b2[k] += p[k];
-                axpy(p[k], &self.w.w2[k * h..(k + 1) * h], &mut dz1);
+            for (k, &pk) in p.iter().enumerate() {
+                axpy(pk, &a1, &mut g.w2[k * h..(k + 1) * h]);
+                g.b2[k] += pk;
+                axpy(pk, &self.w.w2[k * h..(k + 1) * h], &mut dz1);
             }
-            for j in 0..h {
-                if z1[j] <= 0.0 {
-                    dz1[j] = 0.0;
+            // ReLU gradient: nothing flows back through inactive units.
+            for (dz, &z) in dz1.iter_mut().zip(&z1) {
+                if z <= 0.0 {
+                    *dz = 0.0;
                 }
             }
             dpooled.fill(0.0);
-            for j in 0..h {
-                if dz1[j] != 0.0 {
-                    axpy(dz1[j], &pooled, &mut g.w1[j * d..(j + 1) * d]);
-                    g.b1[j] += dz1[j];
-                    axpy(dz1[j], &self.w.w1[j * d..(j + 1) * d], &mut dpooled);
+            for (j, &dz) in dz1.iter().enumerate() {
+                if dz != 0.0 {
+                    axpy(dz, &pooled, &mut g.w1[j * d..(j + 1) * d]);
+                    g.b1[j] += dz;
+                    axpy(dz, &self.w.w1[j * d..(j + 1) * d], &mut dpooled);
                 }
             }
             if st.freeze_embeddings || n == 0 {

@@ -123,10 +123,15 @@ impl Adam {
 }
 
 /// Serialise named f32 arrays (with shapes) as safetensors bytes.
-pub(crate) fn to_safetensors(arrays: Vec<(&str, Vec<f32>, Vec<usize>)>) -> Result<Vec<u8>, TrainError> {
+pub(crate) fn to_safetensors(
+    arrays: Vec<(&str, Vec<f32>, Vec<usize>)>,
+) -> Result<Vec<u8>, TrainError> {
     let mut tensors = Vec::with_capacity(arrays.len());
     for (name, data, shape) in arrays {
-        tensors.push((name.to_string(), Tensor::from_vec(data, shape, &Device::Cpu)?));
+        tensors.push((
+            name.to_string(),
+            Tensor::from_vec(data, shape, &Device::Cpu)?,
+        ));
     }
     safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None)
         .map_err(|e| TrainError::Backend(format!("cannot serialise weights: {e}")))
@@ -154,7 +159,8 @@ impl StoredTensors {
                 t.dims()
             )));
         }
-        t.to_dtype(candle_core::DType::F32).map_err(TrainError::from)
+        t.to_dtype(candle_core::DType::F32)
+            .map_err(TrainError::from)
     }
 
     /// The tensor `name` as a flat f32 vector, checked to have exactly `shape`.

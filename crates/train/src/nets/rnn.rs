@@ -6,13 +6,13 @@
 //! and only the recurrent matmul runs per time step.
 
 use aiaas_types::Architecture;
-use candle_core::{Module, Tensor, D};
+use candle_core::{Module, Tensor, Var, D};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::candle_util::{id_batch, loss_and_correct, probabilities, Params};
+use super::candle_util::{id_batch, loss_and_correct, probabilities, Params, EMBEDDING};
 use super::{NetSpec, StoredTensors};
-use crate::fit::Net;
+use crate::fit::{Net, Predictor};
 use crate::TrainError;
 
 /// Tokens an RNN reads per text: stepping through time one token at a time makes long
@@ -56,7 +56,10 @@ fn cell_of(arch: Architecture) -> Result<Cell, TrainError> {
     match arch {
         Architecture::Gru => Ok(Cell::Gru),
         Architecture::Lstm => Ok(Cell::Lstm),
-        other => Err(TrainError::InvalidConfig(format!("{} is not a recurrent network", other.as_str()))),
+        other => Err(TrainError::InvalidConfig(format!(
+            "{} is not a recurrent network",
+            other.as_str()
+        ))),
     }
 }
 
@@ -89,13 +92,18 @@ impl Rnn {
             }
             let b_ih = params.add(&format!("{name}.b_ih"), b, &[gh])?;
             let b_hh = params.add(&format!("{name}.b_hh"), vec![0.0; gh], &[gh])?;
-            directions.push(Direction { w_ih, w_hh, b_ih, b_hh });
+            directions.push(Direction {
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+            });
         }
         let features = h * directions.len();
         let bound = 1.0 / (features as f32).sqrt();
         let out_w = params.uniform(&mut rng, "output.weight", &[spec.classes, features], bound)?;
         let out_b = params.uniform(&mut rng, "output.bias", &[spec.classes], bound)?;
-        let frozen: &[&str] = if freeze_embeddings { &["embedding.weight"] } else { &[] };
+        let frozen: &[&str] = if freeze_embeddings { &[EMBEDDING] } else { &[] };
         params.start_training(lr, frozen)?;
         Ok(Rnn {
             cell,
@@ -108,7 +116,11 @@ impl Rnn {
         })
     }
 
-    pub(crate) fn load(arch: Architecture, spec: &NetSpec, st: &StoredTensors) -> Result<Rnn, TrainError> {
+    pub(crate) fn load(
+        arch: Architecture,
+        spec: &NetSpec,
+        st: &StoredTensors,
+    ) -> Result<Rnn, TrainError> {
         let cell = cell_of(arch)?;
         let mut params = Params::new();
         let (d, h) = (spec.embedding_dim, spec.rnn_hidden);
@@ -141,69 +153,129 @@ impl Rnn {
         self.params.save()
     }
 
+    /// Logits `[B, classes]`.
     fn forward(&self, inputs: &[&Vec<u32>]) -> Result<Tensor, TrainError> {
-        let mut pooled = Vec::with_capacity(self.directions.len());
+        let (xi, mask) = self.project(inputs)?;
+        let steps = (0..xi.dim(0)?)
+            .map(|t| xi.get(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.recur(&steps, &mask)
+    }
+
+    /// Input projections of every time step and direction, `[L, directions, B, G*H]`, and the
+    /// token mask `[B, L]`.
+    fn project(&self, inputs: &[&Vec<u32>]) -> Result<(Tensor, Tensor), TrainError> {
+        let mut projected = Vec::with_capacity(self.directions.len());
+        let mut mask = None;
         for (i, dir) in self.directions.iter().enumerate() {
             // The backward direction reads each text's tokens reversed; the mask is the same
             // (real tokens first), and a mean over real positions does not depend on order.
-            let (ids, mask) = id_batch(inputs, 1, i == 1)?;
-            pooled.push(self.run_direction(dir, &ids, &mask)?);
+            let (ids, m) = id_batch(inputs, 1, i == 1)?;
+            // Time-major ([L, B, ...]) so each step's slice is contiguous.
+            let x = self.embedding.forward(&ids.t()?.contiguous()?)?;
+            // Input projections of every time step in one matmul: [L, B, G*H].
+            projected.push(
+                x.broadcast_matmul(&dir.w_ih.t()?)?
+                    .broadcast_add(&dir.b_ih)?,
+            );
+            mask = Some(m);
         }
-        let features = Tensor::cat(&pooled, 1)?;
-        Ok(features.matmul(&self.out_w.t()?)?.broadcast_add(&self.out_b)?)
+        let mask = mask.ok_or_else(|| TrainError::Backend("network has no direction".into()))?;
+        Ok((Tensor::stack(&projected, 1)?, mask))
     }
 
-    /// Masked mean of the hidden states of one direction: `[B, H]`.
-    fn run_direction(&self, dir: &Direction, ids: &Tensor, mask: &Tensor) -> Result<Tensor, TrainError> {
-        let (b, len) = ids.dims2()?;
+    /// The recurrence over per-step input projections (`[directions, B, G*H]` each), then the
+    /// masked mean and the output layer. Both directions run in the same time loop as one
+    /// batched computation: half the candle ops of two loops, and per-op overhead dominates
+    /// at these sizes.
+    fn recur(&self, steps: &[Tensor], mask: &Tensor) -> Result<Tensor, TrainError> {
         let h = self.hidden;
-        let x = self.embedding.forward(ids)?;
-        // Input projections of every time step in one matmul: [B, L, G*H].
-        let xi = x
-            .broadcast_matmul(&dir.w_ih.t()?)?
-            .broadcast_add(&dir.b_ih)?;
-        let w_hh_t = dir.w_hh.t()?;
-        let mut state = Tensor::zeros((b, h), candle_core::DType::F32, x.device())?;
+        let dirs = self.directions.len();
+        let len = steps.len();
+        let b = mask.dim(0)?;
+        let w_hh_t = Tensor::stack(
+            &self
+                .directions
+                .iter()
+                .map(|d| d.w_hh.t())
+                .collect::<Result<Vec<_>, _>>()?,
+            0,
+        )?; // [dirs, H, G*H]
+        let b_hh = Tensor::stack(
+            &self.directions.iter().map(|d| &d.b_hh).collect::<Vec<_>>(),
+            0,
+        )?
+        .unsqueeze(1)?; // [dirs, 1, G*H]
+        let mut state = Tensor::zeros((dirs, b, h), candle_core::DType::F32, mask.device())?;
         let mut cell_state = state.clone();
-        let mut sum = state.clone();
-        for t in 0..len {
-            let gi = xi.narrow(1, t, 1)?.squeeze(1)?;
-            let gh = state.matmul(&w_hh_t)?.broadcast_add(&dir.b_hh)?;
-            let m = mask.narrow(1, t, 1)?;
+        let mut states = Vec::with_capacity(len);
+        for gi in steps {
+            let gi = gi.clone();
+            let gh = state.matmul(&w_hh_t)?.broadcast_add(&b_hh)?;
             state = match self.cell {
                 Cell::Gru => {
-                    let r = sigmoid(&(gi.narrow(1, 0, h)? + gh.narrow(1, 0, h)?)?)?;
-                    let z = sigmoid(&(gi.narrow(1, h, h)? + gh.narrow(1, h, h)?)?)?;
-                    let n = (gi.narrow(1, 2 * h, h)? + (r * gh.narrow(1, 2 * h, h)?)?)?.tanh()?;
+                    // Reset and update gates share one sigmoid over their 2H columns.
+                    let rz = sigmoid(&(gi.narrow(2, 0, 2 * h)? + gh.narrow(2, 0, 2 * h)?)?)?;
+                    let (r, z) = (rz.narrow(2, 0, h)?, rz.narrow(2, h, h)?);
+                    let n = (gi.narrow(2, 2 * h, h)? + (r * gh.narrow(2, 2 * h, h)?)?)?.tanh()?;
                     // h' = (1 - z) * n + z * h  =  n + z * (h - n)
                     (&n + (z * (&state - &n)?)?)?
                 }
                 Cell::Lstm => {
                     let g = (gi + gh)?;
-                    let i = sigmoid(&g.narrow(1, 0, h)?)?;
-                    let f = sigmoid(&g.narrow(1, h, h)?)?;
-                    let c = g.narrow(1, 2 * h, h)?.tanh()?;
-                    let o = sigmoid(&g.narrow(1, 3 * h, h)?)?;
+                    let ifo = sigmoid(&Tensor::cat(
+                        &[g.narrow(2, 0, 2 * h)?, g.narrow(2, 3 * h, h)?],
+                        2,
+                    )?)?;
+                    let (i, f, o) = (
+                        ifo.narrow(2, 0, h)?,
+                        ifo.narrow(2, h, h)?,
+                        ifo.narrow(2, 2 * h, h)?,
+                    );
+                    let c = g.narrow(2, 2 * h, h)?.tanh()?;
                     cell_state = ((f * &cell_state)? + (i * c)?)?;
                     (o * cell_state.tanh()?)?
                 }
             };
-            // Padding comes after the real tokens, so states past the end are simply not
-            // counted in the mean.
-            sum = (sum + state.broadcast_mul(&m)?)?;
+            states.push(state.clone());
         }
-        let count = mask.sum_keepdim(D::Minus1)?.clamp(1.0, f64::MAX)?;
-        Ok(sum.broadcast_div(&count)?)
+        // Masked mean over time: padding comes after the real tokens, so states past a
+        // text's end are simply not counted.
+        let step_mask = mask.t()?.contiguous()?.reshape((len, 1, b, 1))?;
+        let summed = Tensor::stack(&states, 0)?
+            .broadcast_mul(&step_mask)?
+            .sum(0)?; // [dirs, B, H]
+        let count = mask
+            .sum_keepdim(D::Minus1)?
+            .clamp(1.0, f64::MAX)?
+            .unsqueeze(0)?; // [1, B, 1]
+        let pooled = summed
+            .broadcast_div(&count)?
+            .transpose(0, 1)?
+            .reshape((b, dirs * h))?;
+        Ok(pooled
+            .matmul(&self.out_w.t()?)?
+            .broadcast_add(&self.out_b)?)
     }
 }
 
-/// Logistic function from differentiable primitives.
+/// Logistic function (candle-nn's fused op, which has a gradient).
 fn sigmoid(x: &Tensor) -> Result<Tensor, TrainError> {
-    Ok((x.neg()?.exp()? + 1.0)?.recip()?)
+    Ok(candle_nn::ops::sigmoid(x)?)
+}
+
+impl Predictor for Rnn {
+    type Input = Vec<u32>;
+
+    fn predict(&self, inputs: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, TrainError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        probabilities(&self.forward(inputs)?)
+    }
 }
 
 impl Net for Rnn {
-    type Input = Vec<u32>;
     type Snapshot = Vec<Tensor>;
 
     fn train_batch(
@@ -212,17 +284,30 @@ impl Net for Rnn {
         labels: &[usize],
         _rng: &mut StdRng,
     ) -> Result<(f64, usize), TrainError> {
-        let logits = self.forward(inputs)?;
+        // Backpropagation in two phases. Slicing step t out of the projected sequence has a
+        // gradient as large as the whole sequence (candle pads the slice's gradient back to
+        // full size), which makes plain backprop through L slices cost O(L^2). So the
+        // recurrence runs on detached per-step copies; their gradients are stacked and pushed
+        // through the projection once.
+        let (xi, mask) = self.project(inputs)?;
+        let leaves = (0..xi.dim(0)?)
+            .map(|t| Var::from_tensor(&xi.get(t)?.detach()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let steps: Vec<Tensor> = leaves.iter().map(|v| v.as_tensor().clone()).collect();
+        let logits = self.recur(&steps, &mask)?;
         let (loss, sum, correct) = loss_and_correct(&logits, labels)?;
-        self.params.step(&loss)?;
+        let mut grads = loss.backward()?;
+        let step_grads = steps
+            .iter()
+            .map(|s| match grads.remove(s) {
+                Some(g) => Ok(g),
+                None => s.zeros_like(),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let surrogate = (&xi * Tensor::stack(&step_grads, 0)?)?.sum_all()?;
+        grads.extend(surrogate.backward()?)?;
+        self.params.apply(&grads, inputs)?;
         Ok((sum, correct))
-    }
-
-    fn predict(&self, inputs: &[&Vec<u32>]) -> Result<Vec<Vec<f32>>, TrainError> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
-        probabilities(&self.forward(inputs)?)
     }
 
     fn snapshot(&self) -> Result<Vec<Tensor>, TrainError> {

@@ -1,0 +1,237 @@
+//! The OpenAPI 3.1 document of the API (`/openapi.json`) and a small self-contained
+//! page to read and try it (`/docs`; no CDN, works offline).
+
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(document()) }))
+        .route(
+            "/docs",
+            get(|| async { ([(header::CACHE_CONTROL, "no-cache")], Html(DOCS_PAGE)).into_response() }),
+        )
+}
+
+/// One documented operation.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    /// Whether it needs `Authorization: Bearer`.
+    auth: bool,
+    body: Option<Value>,
+}
+
+const fn op(method: &'static str, path: &'static str, tag: &'static str, summary: &'static str) -> Op {
+    Op {
+        method,
+        path,
+        tag,
+        summary,
+        auth: true,
+        body: None,
+    }
+}
+
+fn operations() -> Vec<Op> {
+    let open = |o: Op| Op { auth: false, ..o };
+    let with = |o: Op, body: Value| Op { body: Some(body), ..o };
+    vec![
+        open(op("get", "/healthz", "operations", "Liveness")),
+        open(op("get", "/readyz", "operations", "Readiness (database reachable, not draining)")),
+        open(op("get", "/metrics", "operations", "Prometheus metrics")),
+        with(
+            op("post", "/api/v1/tenants", "tenants", "Create a tenant (admin)"),
+            json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}),
+        ),
+        op("get", "/api/v1/tenants", "tenants", "List tenants (admin)"),
+        with(
+            op("post", "/api/v1/keys", "keys", "Create an API key; the secret is returned once"),
+            json!({"type": "object", "required": ["name", "role"], "properties": {
+                "name": {"type": "string"},
+                "role": {"enum": ["admin", "owner", "developer", "inference"]},
+                "tenant": {"type": "string", "description": "tenant id or name (admins only)"},
+                "allowed_models": {"type": "array", "items": {"type": "string"}},
+                "expires_in_secs": {"type": "integer", "minimum": 1}}}),
+        ),
+        op("get", "/api/v1/keys", "keys", "List API keys (no secrets)"),
+        op("delete", "/api/v1/keys/{id}", "keys", "Revoke an API key"),
+        Op {
+            body: Some(json!({"type": "string", "format": "binary",
+                "description": "CSV or JSONL, streamed; or multipart/form-data with a `file` part. Query: name, format (csv|jsonl), text_column, label_column"})),
+            ..op("post", "/api/v1/datasets", "datasets", "Upload a dataset")
+        },
+        op("get", "/api/v1/datasets", "datasets", "List datasets"),
+        op("get", "/api/v1/datasets/{id}", "datasets", "A dataset with its statistics"),
+        op("delete", "/api/v1/datasets/{id}", "datasets", "Delete a dataset not used by jobs"),
+        op("get", "/api/v1/datasets/{id}/preview", "datasets", "First rows (query: limit)"),
+        with(
+            op("post", "/api/v1/jobs", "training", "Start a training job"),
+            json!({"type": "object", "required": ["dataset", "model"], "properties": {
+                "dataset": {"type": "string"}, "test_dataset": {"type": "string"},
+                "model": {"type": "string"}, "deploy": {"type": "boolean"},
+                "config": {"type": "object", "description": "architecture (avgpool|textcnn|gru|lstm|tfidf-logreg|auto), embedding {init: word2vec|random, mode, vector_size, window, min_count, negative, epochs, sample}, freeze_embeddings, epochs, batch_size, learning_rate, max_len, validation_split, early_stopping_patience, seed, threads"}}}),
+        ),
+        op("get", "/api/v1/jobs", "training", "List training jobs"),
+        op("get", "/api/v1/jobs/{id}", "training", "A job with its report"),
+        op("get", "/api/v1/jobs/{id}/events", "training", "Job events as server-sent events (Last-Event-ID resumes)"),
+        op("post", "/api/v1/jobs/{id}/cancel", "training", "Cancel a job"),
+        op("get", "/api/v1/models", "models", "List models"),
+        op("get", "/api/v1/models/{name}", "models", "A model: versions, aliases, deployment"),
+        op("delete", "/api/v1/models/{name}", "models", "Delete a model and its versions"),
+        op("get", "/api/v1/models/{name}/versions/{version}", "models", "One version (number or alias)"),
+        with(
+            op("post", "/api/v1/models/{name}/aliases", "models", "Point an alias at a version"),
+            json!({"type": "object", "required": ["alias", "version"], "properties": {
+                "alias": {"type": "string"}, "version": {"type": "integer"}}}),
+        ),
+        with(
+            op("post", "/api/v1/models/{name}/deploy", "models", "Deploy a version (default: latest)"),
+            json!({"type": "object", "properties": {"version": {"type": "integer"}, "alias": {"type": "string"},
+                "max_batch": {"type": "integer"}, "max_delay_ms": {"type": "integer"}, "queue_capacity": {"type": "integer"}}}),
+        ),
+        op("post", "/api/v1/models/{name}/undeploy", "models", "Undeploy"),
+        with(
+            op("post", "/api/v1/models/{name}/predict", "inference", "Classify texts (name, name:version or name:alias)"),
+            json!({"type": "object", "properties": {"texts": {"type": "array", "items": {"type": "string"}}, "text": {"type": "string"}}}),
+        ),
+        open(op("get", "/v2", "kserve", "Server metadata")),
+        open(op("get", "/v2/health/live", "kserve", "Server live")),
+        open(op("get", "/v2/health/ready", "kserve", "Server ready")),
+        op("get", "/v2/models/{name}", "kserve", "Model metadata"),
+        op("get", "/v2/models/{name}/versions/{version}", "kserve", "Model version metadata"),
+        op("get", "/v2/models/{name}/ready", "kserve", "Model ready"),
+        op("get", "/v2/models/{name}/versions/{version}/ready", "kserve", "Model version ready"),
+        with(
+            op("post", "/v2/models/{name}/infer", "kserve", "Inference (JSON or binary tensors)"),
+            json!({"type": "object", "required": ["inputs"], "properties": {
+                "id": {"type": "string"},
+                "inputs": {"type": "array", "items": {"type": "object"}},
+                "outputs": {"type": "array", "items": {"type": "object"}}}}),
+        ),
+        op("post", "/v2/models/{name}/versions/{version}/infer", "kserve", "Inference on a version"),
+        open(op("get", "/openapi.json", "operations", "This document")),
+        open(op("get", "/docs", "operations", "Interactive API page")),
+    ]
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for o in operations() {
+        let params: Vec<Value> = o
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut operation = json!({
+            "tags": [o.tag],
+            "summary": o.summary,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "success"},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"}
+            }
+        });
+        if !o.auth {
+            operation["security"] = json!([]);
+        }
+        if let Some(schema) = o.body {
+            let media = if o.path == "/api/v1/datasets" { "text/csv" } else { "application/json" };
+            operation["requestBody"] = json!({"content": {media: {"schema": schema}}});
+        }
+        let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
+        entry[o.method] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "aiaas",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Self-hosted AI models as a service: datasets, training, registry, deployments, inference."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"error": {"type": "object", "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}}}}}}}}}
+        }
+    })
+}
+
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>aiaas API</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#222}
+h1{font-size:1.4rem} details{border:1px solid #ddd;border-radius:6px;margin:.4rem 0;padding:.4rem .7rem}
+summary{cursor:pointer} code.m{display:inline-block;width:4rem;font-weight:bold;text-transform:uppercase}
+textarea,input{width:100%;box-sizing:border-box;font-family:monospace} pre{background:#f5f5f5;padding:.5rem;overflow:auto;max-height:20rem}
+label{display:block;margin:.3rem 0 .1rem;font-size:.9rem}
+</style></head><body>
+<h1>aiaas API</h1>
+<p>The operations of <a href="/openapi.json">/openapi.json</a>. Your API key stays in this tab (session storage).</p>
+<label for="key">API key</label><input id="key" type="password" autocomplete="off" placeholder="aiaas_...">
+<div id="ops"></div>
+<script>
+const keyInput=document.getElementById('key');
+keyInput.value=sessionStorage.getItem('aiaas-key')||'';
+keyInput.addEventListener('input',()=>sessionStorage.setItem('aiaas-key',keyInput.value));
+fetch('/openapi.json').then(r=>r.json()).then(doc=>{
+  const root=document.getElementById('ops');
+  for(const [path,ops] of Object.entries(doc.paths)){
+    for(const [method,op] of Object.entries(ops)){
+      const d=document.createElement('details');
+      const s=document.createElement('summary');
+      s.innerHTML='<code class="m"></code><code></code> — ';
+      s.children[0].textContent=method; s.children[1].textContent=path; s.append(op.summary);
+      d.append(s);
+      const pathIn=document.createElement('input'); pathIn.value=path; pathIn.setAttribute('aria-label','path');
+      const body=document.createElement('textarea'); body.rows=4; body.setAttribute('aria-label','body');
+      if(op.requestBody){body.placeholder=JSON.stringify(Object.values(op.requestBody.content)[0].schema,null,1);}
+      const btn=document.createElement('button'); btn.textContent='Send';
+      const out=document.createElement('pre');
+      btn.onclick=async()=>{
+        const h={}; if(keyInput.value) h['Authorization']='Bearer '+keyInput.value;
+        if(body.value) h['Content-Type']='application/json';
+        try{const r=await fetch(pathIn.value,{method:method.toUpperCase(),headers:h,body:body.value||undefined});
+          const t=await r.text(); let shown=t; try{shown=JSON.stringify(JSON.parse(t),null,2)}catch(e){}
+          out.textContent=r.status+' '+r.statusText+'\n'+shown;}catch(e){out.textContent=String(e)}
+      };
+      d.append(pathIn); if(method!=='get'&&method!=='delete'){d.append(body)} d.append(btn,out);
+      root.append(d);
+    }
+  }
+});
+</script></body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_operation_has_a_summary_and_path_parameters() {
+        let doc = super::document();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 30);
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().unwrap() {
+                assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}");
+                let declared = op["parameters"].as_array().unwrap().len();
+                assert_eq!(declared, path.matches('{').count(), "{method} {path}");
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The aiaas side of `bench/run.sh`: word2vec throughput (CBOW and skip-gram), the
+//! founding example (word2vec + avgpool, 10 epochs), `tfidf-logreg` and `auto` on the
+//! fixed BBC News split, written as JSON. It also writes the tokenised split so the
+//! Python peer (gensim + Keras) trains on exactly the same tokens.
+//!
+//! cargo run --release -p aiaas-train --example bench -- \
+//!     --data DIR --tokens OUT_DIR --out OUT.json
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use aiaas_train::{train, train_word2vec, LabelledText, TrainControl};
+use aiaas_types::{Architecture, EmbeddingInit, TrainConfig, TrainReport, Word2VecMode, Word2VecParams};
+use serde_json::{json, Value};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+struct Args {
+    data: PathBuf,
+    tokens: PathBuf,
+    out: PathBuf,
+}
+
+fn args() -> Result<Args, String> {
+    let mut data = None;
+    let mut tokens = None;
+    let mut out = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--data" => data = Some(PathBuf::from(value)),
+            "--tokens" => tokens = Some(PathBuf::from(value)),
+            "--out" => out = Some(PathBuf::from(value)),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(Args {
+        data: data.ok_or("--data DIR is required")?,
+        tokens: tokens.ok_or("--tokens DIR is required")?,
+        out: out.ok_or("--out FILE is required")?,
+    })
+}
+
+fn read_csv(path: &Path) -> Result<Vec<LabelledText>, String> {
+    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut rows = Vec::new();
+    for r in reader.records() {
+        let r = r.map_err(|e| format!("{}: {e}", path.display()))?;
+        rows.push(LabelledText {
+            text: r.get(0).unwrap_or_default().to_string(),
+            label: r.get(1).unwrap_or_default().to_string(),
+        });
+    }
+    Ok(rows)
+}
+
+fn write_tokens(path: &Path, rows: &[LabelledText]) -> Result<Vec<Vec<String>>, String> {
+    let tokenised: Vec<Vec<String>> = rows.iter().map(|r| aiaas_train::tokenize(&r.text)).collect();
+    let mut text = String::new();
+    for (r, t) in rows.iter().zip(&tokenised) {
+        text.push_str(&r.label);
+        text.push('\t');
+        text.push_str(&t.join(" "));
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(tokenised)
+}
+
+/// The settings both sides use (gensim's names: vector_size, window, min_count, negative,
+/// epochs, sample, alpha, min_alpha, workers).
+fn w2v_params(mode: Word2VecMode) -> Word2VecParams {
+    Word2VecParams {
+        mode,
+        vector_size: 100,
+        window: 5,
+        min_count: 2,
+        negative: 5,
+        epochs: 5,
+        sample: 1e-3,
+        alpha: 0.025,
+        min_alpha: 0.0001,
+        threads: 2,
+    }
+}
+
+fn run() -> Result<(), String> {
+    let a = args()?;
+    let train_rows = read_csv(&a.data.join("bbc-train.csv"))?;
+    let test_rows = read_csv(&a.data.join("bbc-test.csv"))?;
+    std::fs::create_dir_all(&a.tokens).map_err(|e| e.to_string())?;
+    let sentences = write_tokens(&a.tokens.join("train.tsv"), &train_rows)?;
+    write_tokens(&a.tokens.join("test.tsv"), &test_rows)?;
+
+    let cancel = AtomicBool::new(false);
+    let quiet = |_e: aiaas_types::TrainEvent| {};
+    let control = || TrainControl {
+        cancel: &cancel,
+        on_event: &quiet,
+    };
+
+    let mut w2v = serde_json::Map::new();
+    for (name, mode) in [("cbow", Word2VecMode::Cbow), ("skip-gram", Word2VecMode::SkipGram)] {
+        let (_, report) = train_word2vec(&sentences, &w2v_params(mode), 42, &control())
+            .map_err(|e| e.to_string())?;
+        eprintln!("word2vec {name}: {:.0} words/s", report.words_per_second);
+        w2v.insert(
+            name.into(),
+            json!({"words_per_second": report.words_per_second, "words": report.words, "seconds": report.seconds}),
+        );
+    }
+
+    // The founding example: word2vec (skip-gram) init, avgpool, 10 epochs, batch 32,
+    // Adam 1e-3, validation split 0.2 — the same settings as the Keras side.
+    let founding = TrainConfig {
+        architecture: Architecture::Avgpool,
+        embedding: EmbeddingInit::Word2vec(w2v_params(Word2VecMode::SkipGram)),
+        threads: 2,
+        ..TrainConfig::default()
+    };
+    let avgpool = timed_train(&founding, &train_rows, &test_rows, control())?;
+    let chosen = avgpool.chosen().ok_or("no avgpool candidate")?;
+    let fit_seconds: f64 = chosen.curve.iter().map(|e| e.seconds).sum();
+    let avgpool_json = json!({
+        "train_seconds": fit_seconds,
+        "candidate_seconds": chosen.train_seconds,
+        "word2vec_seconds": avgpool.word2vec.as_ref().map(|w| w.seconds),
+        "epochs": chosen.curve.len(),
+        "accuracy": chosen.test.as_ref().map(|m| m.accuracy),
+        "macro_f1": chosen.test.as_ref().map(|m| m.macro_f1),
+    });
+    eprintln!("avgpool: {avgpool_json}");
+
+    let tfidf = timed_train(
+        &TrainConfig {
+            architecture: Architecture::TfidfLogreg,
+            threads: 2,
+            ..TrainConfig::default()
+        },
+        &train_rows,
+        &test_rows,
+        control(),
+    )?;
+    let started = Instant::now();
+    let auto = timed_train(
+        &TrainConfig {
+            architecture: Architecture::Auto,
+            threads: 2,
+            ..TrainConfig::default()
+        },
+        &train_rows,
+        &test_rows,
+        control(),
+    )?;
+    let auto_seconds = started.elapsed().as_secs_f64();
+    let summary = |r: &TrainReport, seconds: Option<f64>| -> Value {
+        let c = r.chosen();
+        json!({
+            "chosen": r.architecture.as_str(),
+            "accuracy": c.and_then(|c| c.test.as_ref()).map(|m| m.accuracy),
+            "macro_f1": c.and_then(|c| c.test.as_ref()).map(|m| m.macro_f1),
+            "train_seconds": seconds.unwrap_or(r.seconds),
+            "candidates": r.candidates.iter().map(|c| json!({
+                "architecture": c.architecture.as_str(),
+                "validation_macro_f1": c.validation.as_ref().map(|m| m.macro_f1),
+                "test_accuracy": c.test.as_ref().map(|m| m.accuracy),
+                "train_seconds": c.train_seconds,
+            })).collect::<Vec<_>>(),
+        })
+    };
+    let out = json!({
+        "word2vec": w2v,
+        "avgpool": avgpool_json,
+        "tfidf-logreg": summary(&tfidf, None),
+        "auto": summary(&auto, Some(auto_seconds)),
+    });
+    if let Some(dir) = a.out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&a.out, serde_json::to_string_pretty(&out).unwrap_or_default())
+        .map_err(|e| format!("{}: {e}", a.out.display()))?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn timed_train(
+    config: &TrainConfig,
+    train_rows: &[LabelledText],
+    test_rows: &[LabelledText],
+    control: TrainControl<'_>,
+) -> Result<TrainReport, String> {
+    let trained = train(config, train_rows, Some(test_rows), control).map_err(|e| e.to_string())?;
+    Ok(trained.report)
+}
