@@ -1,12 +1,11 @@
 //! The founding example's network: Embedding -> masked mean over the real (non-padding) tokens
 //! -> Dense(hidden, ReLU) -> Dense(classes) -> softmax, trained with cross-entropy and Adam.
 //!
-//! Implemented directly in Rust rather than on candle: the embedding table (~25k x 100 on BBC
-//! News) dominates the parameters, and only the rows of the words in a batch receive gradient.
-//! Updating those rows alone (lazy Adam, as TensorFlow's LazyAdam / PyTorch's SparseAdam) and
-//! skipping padding entirely makes an epoch a few milliseconds instead of a dense Adam pass over
-//! the whole table per step. Two classes still use a 2-way softmax, so every architecture
-//! outputs one probability per label.
+//! Implemented directly in Rust rather than on candle: the forward and backward passes touch
+//! only the embedding rows of the words in the batch and never see padding (texts are not
+//! padded at all), and the one pass over the whole table per step is a single vectorised Adam
+//! loop, with no autograd graph or temporary tensors. Two classes still use a 2-way softmax,
+//! so every architecture outputs one probability per label.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -46,10 +45,11 @@ struct TrainState {
     moments: AvgPoolWeights,
     second: AvgPoolWeights,
     grad: AvgPoolWeights,
-    /// Row of `emb_grad` holding each embedding row's gradient, or `u32::MAX`.
-    slot: Vec<u32>,
-    /// Embedding rows touched by the current batch, in order of first use.
+    /// Whether each embedding row has gradient in the current batch.
+    touched: Vec<bool>,
+    /// Embedding rows touched by the current batch (to clear `emb_grad` cheaply).
     rows: Vec<u32>,
+    /// Dense `vocab x dim` gradient buffer, zero outside `rows` (empty when frozen).
     emb_grad: Vec<f32>,
 }
 
@@ -102,9 +102,13 @@ impl AvgPool {
             second: moments.clone(),
             moments,
             grad: zeros,
-            slot: vec![u32::MAX; v],
+            touched: vec![false; v],
             rows: Vec::new(),
-            emb_grad: Vec::new(),
+            emb_grad: if freeze_embeddings {
+                Vec::new()
+            } else {
+                vec![0.0; v * d]
+            },
         };
         Ok(AvgPool {
             vocab: v,
@@ -290,14 +294,12 @@ impl AvgPool {
                 if id == PAD || id as usize >= self.vocab {
                     continue;
                 }
-                let slot = &mut st.slot[id as usize];
-                if *slot == u32::MAX {
-                    *slot = st.rows.len() as u32;
+                let row = id as usize;
+                if !st.touched[row] {
+                    st.touched[row] = true;
                     st.rows.push(id);
-                    st.emb_grad.extend(std::iter::repeat_n(0.0, d));
                 }
-                let s = *slot as usize;
-                axpy(share, &dpooled, &mut st.emb_grad[s * d..(s + 1) * d]);
+                axpy(share, &dpooled, &mut st.emb_grad[row * d..(row + 1) * d]);
             }
         }
         st.adam.next_step();
@@ -306,19 +308,19 @@ impl AvgPool {
         st.adam.update(&mut self.w.b1, &g.b1, &mut m.b1, &mut v.b1);
         st.adam.update(&mut self.w.w2, &g.w2, &mut m.w2, &mut v.w2);
         st.adam.update(&mut self.w.b2, &g.b2, &mut m.b2, &mut v.b2);
-        // Lazy Adam on the embedding: only the rows this batch used.
-        for (s, &row) in st.rows.iter().enumerate() {
-            let r = row as usize * d..(row as usize + 1) * d;
-            st.adam.update(
-                &mut self.w.emb[r.clone()],
-                &st.emb_grad[s * d..(s + 1) * d],
-                &mut m.emb[r.clone()],
-                &mut v.emb[r],
-            );
-            st.slot[row as usize] = u32::MAX;
+        if !st.freeze_embeddings {
+            // Dense Adam semantics: rows outside the batch (zero gradient) keep moving with
+            // their decaying momentum, as in Keras/PyTorch. Measured on BBC News this reaches
+            // a lower validation loss in 10 epochs than lazy (batch-rows-only) Adam.
+            st.adam
+                .update(&mut self.w.emb, &st.emb_grad, &mut m.emb, &mut v.emb);
+            for &row in &st.rows {
+                let row = row as usize;
+                st.emb_grad[row * d..(row + 1) * d].fill(0.0);
+                st.touched[row] = false;
+            }
+            st.rows.clear();
         }
-        st.rows.clear();
-        st.emb_grad.clear();
         Ok((loss, correct))
     }
 }
