@@ -65,9 +65,17 @@ pub(crate) fn train_with_classifier(
         outcomes.push(outcome);
     }
     let best = best_candidate(&outcomes);
-    phase(control, "save");
     let reports: Vec<CandidateReport> = outcomes.iter().map(|o| o.0.clone()).collect();
-    let (_, classifier) = outcomes.swap_remove(best);
+    let (_, mut classifier) = outcomes.swap_remove(best);
+    let mut refit = None;
+    let mut vocabulary = embeddings.vocab.len();
+    if config.architecture == Architecture::Auto && config.refit && !data.val.labels.is_empty() {
+        let (report, refitted, vocab) = refit_winner(config, classifier.architecture(), train_rows, test_rows, control)?;
+        classifier = refitted;
+        refit = Some(report);
+        vocabulary = vocab;
+    }
+    phase(control, "save");
     let files = classifier.to_files()?;
     let report = TrainReport {
         architecture: classifier.architecture(),
@@ -75,12 +83,35 @@ pub(crate) fn train_with_classifier(
         train_samples: data.train.labels.len() as u64,
         validation_samples: data.val.labels.len() as u64,
         test_samples: data.test.labels.len() as u64,
-        vocabulary: embeddings.vocab.len(),
+        vocabulary,
         word2vec: embeddings.report.clone(),
         candidates: reports,
+        refit,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((TrainedModel { report, files }, classifier))
+}
+
+/// Train the chosen architecture again on all the training rows (no validation split), as
+/// scikit-learn's `refit`: selection used the validation split, the kept model uses it too.
+fn refit_winner(
+    config: &TrainConfig,
+    arch: Architecture,
+    train_rows: &[LabelledText],
+    test_rows: Option<&[LabelledText]>,
+    control: &TrainControl<'_>,
+) -> Result<(CandidateReport, Classifier, usize), TrainError> {
+    phase(control, &format!("refit:{}", arch.as_str()));
+    let refit_config = TrainConfig {
+        architecture: arch,
+        validation_split: 0.0,
+        early_stopping_patience: None,
+        ..config.clone()
+    };
+    let data = Prepared::new(&refit_config, train_rows, test_rows.unwrap_or(&[]))?;
+    let embeddings = EmbeddingContext::new(&refit_config, &data, &[arch], control)?;
+    let (report, classifier) = train_candidate(arch, &refit_config, &data, &embeddings, control)?;
+    Ok((report, classifier, embeddings.vocab.len()))
 }
 
 fn phase(control: &TrainControl<'_>, name: &str) {

@@ -227,6 +227,30 @@ fn auto_keeps_the_best_validation_candidate_and_reports_all() {
         }
     )));
     assert!(matches!(&events[0], TrainEvent::Phase { name } if name == "prepare"));
+    // The winner is trained again on training + validation data and that is the kept model.
+    let refit = r.refit.as_ref().expect("auto refits its winner by default");
+    assert_eq!(refit.architecture, r.architecture);
+    assert!(refit.validation.is_none(), "the refit has no validation split left");
+    assert_eq!(r.chosen(), Some(refit));
+    let refit_phase = format!("refit:{}", r.architecture.as_str());
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, TrainEvent::Phase { name } if *name == refit_phase)));
+}
+
+#[test]
+fn auto_without_refit_keeps_the_selected_candidate() {
+    let rows = synthetic(120, 6);
+    let config = TrainConfig {
+        candidates: vec![Architecture::TfidfLogreg, Architecture::Avgpool],
+        refit: false,
+        ..small_config(Architecture::Auto)
+    };
+    let (model, _) = quiet(|c| train_with_classifier(&config, &rows, None, c)).unwrap();
+    assert!(model.report.refit.is_none());
+    let chosen = model.report.chosen().unwrap();
+    assert_eq!(chosen.architecture, model.report.architecture);
+    assert!(chosen.validation.is_some());
 }
 
 #[test]
