@@ -7,6 +7,7 @@
 
 mod auth;
 mod datasets;
+mod demo;
 mod error;
 mod jobs;
 mod models;

@@ -49,7 +49,7 @@ impl PlatformConfig {
         }
     }
 
-    fn demo_csv(&self) -> PathBuf {
+    pub(crate) fn demo_csv(&self) -> PathBuf {
         self.demo_data
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache").join("bbc-news.csv"))
@@ -282,52 +282,5 @@ impl Platform {
             role: Role::Admin,
             allowed_models: None,
         });
-    }
-
-    /// Register the bundled news data set and train + deploy `news-classifier`.
-    async fn seed_demo(&self) -> Result<()> {
-        let csv = self.inner.config.demo_csv();
-        if !csv.is_file() {
-            return Err(CoreError::NotFound(format!(
-                "demo data {} is missing; run scripts/bbc_news.py {} to create it",
-                csv.display(),
-                csv.parent().map(|p| p.display().to_string()).unwrap_or_default()
-            )));
-        }
-        let admin = self
-            .inner
-            .admin
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| CoreError::Internal("no admin principal".into()))?;
-        let mut upload = self.begin_upload(&admin).await?;
-        upload.write_file(&csv).await?;
-        let dataset = self
-            .create_dataset(
-                &admin,
-                crate::DatasetSpec {
-                    name: "bbc-news".into(),
-                    format: Some(crate::DatasetFormat::Csv),
-                    text_column: Some("text".into()),
-                    label_column: Some("category".into()),
-                },
-                upload,
-            )
-            .await?;
-        let job = self
-            .submit_job(
-                &admin,
-                crate::TrainRequest {
-                    dataset: dataset.id,
-                    test_dataset: None,
-                    model: "news-classifier".into(),
-                    config: aiaas_types::TrainConfig::default(),
-                    deploy: true,
-                },
-            )
-            .await?;
-        tracing::info!(job = %job.id, "demo: training news-classifier from the BBC News data set");
-        Ok(())
     }
 }

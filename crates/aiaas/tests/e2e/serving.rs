@@ -165,8 +165,9 @@ async fn chinese_text_is_segmented_into_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_seeds_the_demo_news_classifier() {
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(data.path().join("cache")).unwrap();
-    std::fs::copy(bbc_dir().join("bbc-news.csv"), data.path().join("cache/bbc-news.csv")).unwrap();
+    // The data directory has no copy of the corpus: the server takes it from the shared
+    // cache that the test command fills (AIAAS_TEST_DATA).
+    assert!(bbc_dir().join("bbc-news.csv").is_file());
     let server = Server::start(ServerOptions {
         demo: true,
         ..ServerOptions::new(data.path())
@@ -186,6 +187,7 @@ async fn first_start_seeds_the_demo_news_classifier() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["predictions"][0]["label"], "politics", "{v}");
+    assert!(data.path().join("cache/bbc-news.csv").is_file());
     // A second start of the same data directory does not seed again.
     server.stop();
     let server = Server::start(ServerOptions {
