@@ -106,6 +106,15 @@ def notes(ours, peer):
         if a and p and abs(a / p - 1) > 0.05:
             n.append(f"word2vec {mode}: aiaas counted {a} words, gensim {p} effective words "
                      f"({a / p:.2f}x): the words/s figures count different work.")
+    busy = []
+    for label, path in (("gensim CBOW", ("word2vec", "cbow")), ("gensim skip-gram", ("word2vec", "skip-gram")),
+                        ("Keras fit", ("keras",)), ("scikit-learn fit", ("sklearn_tfidf_logreg",))):
+        other = get(peer, *path, "other_processes_cores")
+        if other is not None and other > 0.25:
+            busy.append(f"{label} {other:.2f}")
+    if busy:
+        n.append("WARNING: other processes were busy during the Python timings (cores used: "
+                 + ", ".join(busy) + "); rerun on an idle machine.")
     mask = get(peer, "keras", "mask_zero")
     if mask is not None:
         n.append(f"Keras GlobalAveragePooling1D with mask_zero={str(mask).lower()} "

@@ -52,6 +52,47 @@ LEARNING_RATE = 1e-3
 MASK_ZERO = True
 
 
+class Busy:
+    """Wall and CPU time of a timed section, and how busy the rest of the machine was
+    meanwhile (cores' worth of CPU used by other processes, from /proc/stat on Linux):
+    a sign of a contended, untrustworthy timing."""
+
+    def __enter__(self):
+        self.t0, self.c0, self.s0 = time.perf_counter(), _own_cpu(), _machine_busy()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu_seconds = _own_cpu() - self.c0
+        s1 = _machine_busy()
+        self.other_cores = None
+        if self.s0 is not None and s1 is not None and self.seconds > 0:
+            self.other_cores = max(0.0, (s1 - self.s0 - self.cpu_seconds) / self.seconds)
+        return False
+
+    def fields(self):
+        return dict(
+            cpu_seconds=round(self.cpu_seconds, 3),
+            other_processes_cores=None if self.other_cores is None else round(self.other_cores, 2),
+        )
+
+
+def _own_cpu():
+    t = os.times()
+    return t.user + t.system
+
+
+def _machine_busy():
+    """CPU seconds all processes have used since boot (None where /proc/stat is missing)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def log(msg):
     print(f"[python_baseline] {msg}", file=sys.stderr, flush=True)
 
@@ -93,22 +134,24 @@ def time_word2vec(sentences, sg, repeats):
     for r in range(repeats):
         model = Word2Vec(sg=sg, **W2V)
         model.build_vocab(sentences)
-        t0 = time.perf_counter()
-        effective, raw = model.train(
-            sentences, total_examples=model.corpus_count, epochs=model.epochs
-        )
-        seconds = time.perf_counter() - t0
+        with Busy() as busy:
+            effective, raw = model.train(
+                sentences, total_examples=model.corpus_count, epochs=model.epochs
+            )
+        seconds = busy.seconds
         runs.append(
             dict(
                 words_per_second=effective / seconds,
                 effective_words=int(effective),
                 raw_words=int(raw),
                 seconds=seconds,
+                **busy.fields(),
             )
         )
         log(f"word2vec {'skip-gram' if sg else 'cbow'} run {r + 1}/{repeats}: "
             f"{effective / seconds / 1e6:.3f} M effective words/s "
-            f"({effective} effective, {raw} raw words in {seconds:.2f} s)")
+            f"({effective} effective, {raw} raw words in {seconds:.2f} s; "
+            f"other processes used {busy.other_cores or 0:.2f} cores)")
     by_speed = sorted(runs, key=lambda x: x["words_per_second"])
     median = dict(by_speed[len(by_speed) // 2])
     median["runs"] = runs
@@ -176,17 +219,17 @@ def keras_founding_example(w2v, train_labels, train_docs, test_labels, test_docs
             self.t = now
 
     epoch_times = EpochTimes()
-    t0 = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        epochs=EPOCHS,
-        batch_size=BATCH,
-        validation_split=VALIDATION_SPLIT,
-        callbacks=[epoch_times],
-        verbose=0,
-    )
-    train_seconds = time.perf_counter() - t0
+    with Busy() as busy:
+        history = model.fit(
+            x_train,
+            y_train,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+            validation_split=VALIDATION_SPLIT,
+            callbacks=[epoch_times],
+            verbose=0,
+        )
+    train_seconds = busy.seconds
 
     pred = np.argmax(model.predict(x_test, batch_size=256, verbose=0), axis=1)
     result = dict(
@@ -205,9 +248,11 @@ def keras_founding_example(w2v, train_labels, train_docs, test_labels, test_docs
         truncating="post",
         padding="post",
         tf_threads=dict(intra_op=THREADS, inter_op=1),
+        **busy.fields(),
     )
     log(f"keras: {EPOCHS} epochs in {train_seconds:.2f} s, test accuracy "
-        f"{result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}")
+        f"{result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f} "
+        f"(other processes used {busy.other_cores or 0:.2f} cores)")
     return result, tf.__version__, keras.__version__
 
 
@@ -218,7 +263,6 @@ def sklearn_tfidf_logreg(train_labels, train_docs, test_labels, test_docs):
 
     train_text = [" ".join(d) for d in train_docs]
     test_text = [" ".join(d) for d in test_docs]
-    t0 = time.perf_counter()
     vec = TfidfVectorizer(
         tokenizer=str.split,
         token_pattern=None,
@@ -228,10 +272,11 @@ def sklearn_tfidf_logreg(train_labels, train_docs, test_labels, test_docs):
         min_df=2,
         max_features=50000,
     )
-    x_train = vec.fit_transform(train_text)
     clf = LogisticRegression(C=10.0, max_iter=1000)
-    clf.fit(x_train, train_labels)
-    train_seconds = time.perf_counter() - t0
+    with Busy() as busy:
+        x_train = vec.fit_transform(train_text)
+        clf.fit(x_train, train_labels)
+    train_seconds = busy.seconds
     pred = clf.predict(vec.transform(test_text))
     result = dict(
         accuracy=float(accuracy_score(test_labels, pred)),
@@ -241,6 +286,7 @@ def sklearn_tfidf_logreg(train_labels, train_docs, test_labels, test_docs):
         settings="TfidfVectorizer(ngram_range=(1,2), sublinear_tf=True, min_df=2, "
                  "max_features=50000) + LogisticRegression(C=10, max_iter=1000), "
                  "fit on the whole training split",
+        **busy.fields(),
     )
     log(f"sklearn tfidf-logreg: accuracy {result['accuracy']:.4f}, macro-F1 "
         f"{result['macro_f1']:.4f}, {train_seconds:.2f} s")
@@ -263,9 +309,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", required=True, help="directory with train.tsv and test.tsv")
     ap.add_argument("--out", required=True, help="JSON file to write")
-    ap.add_argument("--w2v-repeats", type=int, default=3,
-                    help="word2vec timing runs per mode; the median is reported (default 3)")
+    ap.add_argument("--w2v-repeats", type=int, default=5,
+                    help="word2vec timing runs per mode; the median is reported (default 5)")
     ap.add_argument("--skip-keras", action="store_true", help="leave out the Keras part")
+    ap.add_argument("--only-word2vec", action="store_true",
+                    help="time word2vec only (run.sh interleaves such runs with aiaas's)")
     args = ap.parse_args()
 
     train_labels, train_docs = read_tsv(os.path.join(args.tokens, "train.tsv"))
@@ -296,6 +344,10 @@ def main():
         "effective words (after min_count and sub-sampling, all epochs; train()'s first "
         "return value) / seconds of model.train(); median of the runs"
     )
+    if args.only_word2vec:
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=2)
+        return
 
     versions = {
         "gensim": gensim.__version__,

@@ -25,12 +25,18 @@ struct Args {
     data: PathBuf,
     tokens: PathBuf,
     out: PathBuf,
+    /// `--only word2vec` skips the classifiers (for quick word2vec measurements).
+    only_word2vec: bool,
+    /// `--w2v-repeats N`: word2vec runs per mode, median reported (default 5).
+    w2v_repeats: usize,
 }
 
 fn args() -> Result<Args, String> {
     let mut data = None;
     let mut tokens = None;
     let mut out = None;
+    let mut only_word2vec = false;
+    let mut w2v_repeats = 5;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -38,6 +44,10 @@ fn args() -> Result<Args, String> {
             "--data" => data = Some(PathBuf::from(value)),
             "--tokens" => tokens = Some(PathBuf::from(value)),
             "--out" => out = Some(PathBuf::from(value)),
+            "--only" if value == "word2vec" => only_word2vec = true,
+            "--w2v-repeats" => {
+                w2v_repeats = value.parse().ok().filter(|n| *n > 0).ok_or("--w2v-repeats needs a positive number")?
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -45,6 +55,8 @@ fn args() -> Result<Args, String> {
         data: data.ok_or("--data DIR is required")?,
         tokens: tokens.ok_or("--tokens DIR is required")?,
         out: out.ok_or("--out FILE is required")?,
+        only_word2vec,
+        w2v_repeats,
     })
 }
 
@@ -106,15 +118,31 @@ fn run() -> Result<(), String> {
         on_event: &quiet,
     };
 
+    // Each mode runs `w2v_repeats` times on a fresh model; the median is reported, as on
+    // the Python side.
     let mut w2v = serde_json::Map::new();
     for (name, mode) in [("cbow", Word2VecMode::Cbow), ("skip-gram", Word2VecMode::SkipGram)] {
-        let (_, report) = train_word2vec(&sentences, &w2v_params(mode), 42, &control())
-            .map_err(|e| e.to_string())?;
-        eprintln!("word2vec {name}: {:.0} words/s", report.words_per_second);
+        let mut runs = Vec::new();
+        for repeat in 0..a.w2v_repeats {
+            let (_, report) = train_word2vec(&sentences, &w2v_params(mode), 42 + repeat as u64, &control())
+                .map_err(|e| e.to_string())?;
+            runs.push(report);
+        }
+        runs.sort_by(|a, b| a.words_per_second.total_cmp(&b.words_per_second));
+        let median = &runs[runs.len() / 2];
+        eprintln!("word2vec {name}: {:.0} words/s (median of {})", median.words_per_second, a.w2v_repeats);
         w2v.insert(
             name.into(),
-            json!({"words_per_second": report.words_per_second, "words": report.words, "seconds": report.seconds}),
+            json!({"words_per_second": median.words_per_second, "words": median.words, "seconds": median.seconds,
+                   "runs": runs.iter().map(|r| r.words_per_second).collect::<Vec<_>>()}),
         );
+    }
+
+    if a.only_word2vec {
+        let out = json!({"word2vec": w2v});
+        std::fs::write(&a.out, serde_json::to_string_pretty(&out).unwrap_or_default())
+            .map_err(|e| format!("{}: {e}", a.out.display()))?;
+        return Ok(());
     }
 
     // The founding example: word2vec (skip-gram) init, avgpool, 10 epochs, batch 32,

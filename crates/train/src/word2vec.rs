@@ -1,5 +1,5 @@
 //! Word2Vec with negative sampling (skip-gram and CBOW) in pure Rust, following the original
-//! word2vec.c and gensim: min_count vocabulary, unigram^0.75 noise table, gensim's frequent-word
+//! word2vec.c and gensim: min_count vocabulary, unigram^0.75 noise (alias sampling), gensim's frequent-word
 //! sub-sampling, linear learning-rate decay, reduced (dynamic) windows and Hogwild threads.
 
 use std::collections::HashMap;
@@ -75,10 +75,11 @@ pub fn train_word2vec(
 
     let v = vocab.words.len();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut syn0: Vec<f32> = (0..v * dim)
-        .map(|_| (rng.random::<f32>() - 0.5) / dim as f32)
-        .collect();
-    let mut syn1 = vec![0f32; v * dim];
+    let mut syn0 = HugeBuffer::zeroed(v * dim);
+    for x in syn0.iter_mut() {
+        *x = (rng.random::<f32>() - 0.5) / dim as f32;
+    }
+    let mut syn1 = HugeBuffer::zeroed(v * dim);
 
     let threads = match params.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -154,7 +155,7 @@ pub fn train_word2vec(
         words: vocab.words,
         counts: vocab.counts,
         index: vocab.index,
-        vectors: syn0,
+        vectors: syn0.to_vec(),
         dim,
     };
     Ok((vectors, report))
@@ -263,30 +264,112 @@ fn keep_thresholds(counts: &[u64], sample: f64) -> Vec<u64> {
         .collect()
 }
 
-/// Noise distribution `count^0.75` as a lookup table (word2vec.c's unigram table), sized to
-/// the vocabulary so it stays cache-friendly for small corpora.
+/// Noise distribution `count^0.75`, sampled in O(1) with Vose's alias method. Its two
+/// arrays have one entry per word (a few hundred KB for a 16k vocabulary), so they stay in
+/// the cache, where word2vec.c's 10^8-entry unigram table costs a cache miss per draw.
 struct NoiseTable {
-    table: Vec<u32>,
+    /// Probability (scaled to 2^32) of keeping column `i` rather than its alias.
+    keep: Vec<u32>,
+    alias: Vec<u32>,
 }
 
 impl NoiseTable {
     fn new(counts: &[u64]) -> NoiseTable {
-        let size = (counts.len() * 200).clamp(1_000_000, 10_000_000);
+        let n = counts.len().max(1);
         let powers: Vec<f64> = counts.iter().map(|&c| (c as f64).powf(0.75)).collect();
-        let total: f64 = powers.iter().sum();
-        let mut table = Vec::with_capacity(size);
-        let mut word = 0usize;
-        let mut cumulative = powers[0] / total;
-        for i in 0..size {
-            table.push(word as u32);
-            if (i + 1) as f64 / size as f64 > cumulative && word + 1 < counts.len() {
-                word += 1;
-                cumulative += powers[word] / total;
+        let total: f64 = powers.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let mut scaled: Vec<f64> = powers.iter().map(|p| p * n as f64 / total).collect();
+        scaled.resize(n, 1.0);
+        let mut keep = vec![u32::MAX; n];
+        let mut alias: Vec<u32> = (0..n as u32).collect();
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
+        while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
+            keep[s] = (scaled[s] * 4_294_967_295.0) as u32;
+            alias[s] = l as u32;
+            scaled[l] -= 1.0 - scaled[s];
+            if scaled[l] < 1.0 {
+                large.pop();
+                small.push(l);
             }
         }
-        NoiseTable { table }
+        NoiseTable { keep, alias }
+    }
+
+    /// A word drawn from the noise distribution, using two LCG states' high bits.
+    #[inline(always)]
+    fn sample(&self, column_bits: u64, coin_bits: u64) -> u32 {
+        let i = bounded(column_bits, self.keep.len());
+        let coin = ((coin_bits >> 16) & 0xFFFF_FFFF) as u32;
+        if coin < self.keep[i] {
+            i as u32
+        } else {
+            self.alias[i]
+        }
     }
 }
+
+/// A zeroed f32 buffer aligned to 2 MiB and, on Linux, marked for transparent huge pages:
+/// word2vec touches random rows of two matrices of several MB, and with 4 KiB pages
+/// nearly every row access is also a TLB miss. (NumPy does the same for gensim's arrays.)
+struct HugeBuffer {
+    ptr: std::ptr::NonNull<f32>,
+    len: usize,
+    layout: std::alloc::Layout,
+}
+
+const HUGE_PAGE: usize = 2 * 1024 * 1024;
+
+impl HugeBuffer {
+    fn zeroed(len: usize) -> HugeBuffer {
+        let bytes = (len.max(1) * std::mem::size_of::<f32>()).next_multiple_of(HUGE_PAGE);
+        let layout = match std::alloc::Layout::from_size_align(bytes, HUGE_PAGE) {
+            Ok(l) => l,
+            Err(_) => std::alloc::Layout::new::<f32>(),
+        };
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) } as *mut f32;
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout);
+        };
+        #[cfg(target_os = "linux")]
+        // SAFETY: the range is exactly the allocation just made; the advice only affects
+        // how the kernel backs it. Failure (e.g. THP disabled) is harmless.
+        unsafe {
+            libc::madvise(raw.cast(), layout.size(), libc::MADV_HUGEPAGE);
+        }
+        HugeBuffer { ptr, len, layout }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut f32 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl std::ops::Deref for HugeBuffer {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        // SAFETY: `ptr` points to at least `len` zero-initialised (or since written) f32s.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for HugeBuffer {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for HugeBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
+    }
+}
+
+// SAFETY: HugeBuffer owns its allocation like a Vec<f32>.
+unsafe impl Send for HugeBuffer {}
+unsafe impl Sync for HugeBuffer {}
 
 const MAX_EXP: f32 = 6.0;
 const EXP_TABLE_SIZE: usize = 1000;
@@ -506,10 +589,11 @@ impl Job<'_> {
         let mut n = 0;
         targets[n] = word;
         n += 1;
-        let table = &self.noise.table;
         for _ in 0..self.params.negative.min(MAX_NEGATIVE) {
             rng = next_random(rng);
-            let t = table[bounded(rng, table.len())];
+            let column = rng;
+            rng = next_random(rng);
+            let t = self.noise.sample(column, rng);
             if t != word {
                 targets[n] = t;
                 n += 1;
@@ -589,20 +673,24 @@ fn bounded(state: u64, n: usize) -> usize {
     ((((state >> 16) & 0xFFFF_FFFF) * n as u64) >> 32) as usize
 }
 
-/// Dot product with eight independent accumulators so the compiler can vectorise it.
+/// Dot product with sixteen independent accumulators (two 8-lane vectors), so the
+/// compiler can vectorise it and two FMA chains overlap.
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
+        for i in 0..16 {
             acc[i] += x[i] * y[i];
         }
     }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    let mut s = 0.0;
+    for i in 0..8 {
+        s += acc[i] + acc[i + 8];
+    }
     for (x, y) in ra.iter().zip(rb) {
         s += x * y;
     }
@@ -620,6 +708,28 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn noise_samples_follow_count_to_the_three_quarters() {
+        let counts = [1000u64, 100, 10, 1, 500];
+        let table = NoiseTable::new(&counts);
+        let weights: Vec<f64> = counts.iter().map(|&c| (c as f64).powf(0.75)).collect();
+        let total: f64 = weights.iter().sum();
+        let mut seen = [0u64; 5];
+        let mut rng = 7u64;
+        let draws = 400_000;
+        for _ in 0..draws {
+            rng = next_random(rng);
+            let column = rng;
+            rng = next_random(rng);
+            seen[table.sample(column, rng) as usize] += 1;
+        }
+        for i in 0..5 {
+            let expected = weights[i] / total;
+            let got = seen[i] as f64 / draws as f64;
+            assert!((got - expected).abs() < 0.01, "word {i}: {got} vs {expected}");
+        }
+    }
     use rand::seq::IndexedRandom;
 
     /// Two topics with disjoint vocabularies: words of one topic co-occur only with each other.
