@@ -147,7 +147,7 @@ impl KeysArgs {
             }
             KeysCmd::List => {
                 let v = c.get("/api/v1/keys").await?;
-                println!("{:<38} {:<10} {:<20} {}", "ID", "ROLE", "NAME", "STATE");
+                println!("{:<38} {:<10} {:<20} STATE", "ID", "ROLE", "NAME");
                 for k in v["keys"].as_array().into_iter().flatten() {
                     let state = if k["revoked_at"].is_null() { "active" } else { "revoked" };
                     println!(
@@ -500,7 +500,7 @@ impl JobsArgs {
         match self.cmd {
             JobsCmd::List => {
                 let v = c.get("/api/v1/jobs").await?;
-                println!("{:<38} {:<20} {:<10} {}", "ID", "MODEL", "STATUS", "VERSION");
+                println!("{:<38} {:<20} {:<10} VERSION", "ID", "MODEL", "STATUS");
                 for j in v["jobs"].as_array().into_iter().flatten() {
                     println!(
                         "{:<38} {:<20} {:<10} {}",

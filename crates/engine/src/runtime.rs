@@ -121,9 +121,7 @@ impl ClassifierRuntime {
         }
         let label = self.label.clone();
         Ok(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(EngineError::Stopped(label)))
+            answer.await.unwrap_or(Err(EngineError::Stopped(label)))
         })
     }
 
