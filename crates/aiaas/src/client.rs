@@ -14,7 +14,12 @@ use serde_json::{json, Value};
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
     /// Server URL.
-    #[arg(long, env = "AIAAS_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "AIAAS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// API key.
     #[arg(long, env = "AIAAS_API_KEY", hide_env_values = true, global = true)]
@@ -76,7 +81,8 @@ impl Client {
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        self.send(self.req(reqwest::Method::POST, path).json(&body)).await
+        self.send(self.req(reqwest::Method::POST, path).json(&body))
+            .await
     }
 
     async fn delete(&self, path: &str) -> Result<Value> {
@@ -91,7 +97,9 @@ fn print_json(v: &Value) {
 fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -125,14 +133,22 @@ enum KeysCmd {
         expires_in: Option<u64>,
     },
     List,
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 impl KeysArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
         match self.cmd {
-            KeysCmd::Create { name, role, tenant, models, expires_in } => {
+            KeysCmd::Create {
+                name,
+                role,
+                tenant,
+                models,
+                expires_in,
+            } => {
                 let v = c
                     .post(
                         "/api/v1/keys",
@@ -149,7 +165,11 @@ impl KeysArgs {
                 let v = c.get("/api/v1/keys").await?;
                 println!("{:<38} {:<10} {:<20} STATE", "ID", "ROLE", "NAME");
                 for k in v["keys"].as_array().into_iter().flatten() {
-                    let state = if k["revoked_at"].is_null() { "active" } else { "revoked" };
+                    let state = if k["revoked_at"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
                     println!(
                         "{:<38} {:<10} {:<20} {}",
                         k["id"].as_str().unwrap_or_default(),
@@ -186,10 +206,20 @@ impl TenantsArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
         match self.cmd {
-            TenantsCmd::Create { name } => print_json(&c.post("/api/v1/tenants", json!({"name": name})).await?),
+            TenantsCmd::Create { name } => {
+                print_json(&c.post("/api/v1/tenants", json!({"name": name})).await?)
+            }
             TenantsCmd::List => {
-                for t in c.get("/api/v1/tenants").await?["tenants"].as_array().into_iter().flatten() {
-                    println!("{}  {}", t["id"].as_str().unwrap_or_default(), t["name"].as_str().unwrap_or_default());
+                for t in c.get("/api/v1/tenants").await?["tenants"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "{}  {}",
+                        t["id"].as_str().unwrap_or_default(),
+                        t["name"].as_str().unwrap_or_default()
+                    );
                 }
             }
         }
@@ -227,14 +257,22 @@ enum DatasetsCmd {
         #[arg(long, default_value_t = 5)]
         preview: usize,
     },
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
 }
 
 impl DatasetsArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
         match self.cmd {
-            DatasetsCmd::Upload { file, name, text_column, label_column, format } => {
+            DatasetsCmd::Upload {
+                file,
+                name,
+                text_column,
+                label_column,
+                format,
+            } => {
                 let f = tokio::fs::File::open(&file)
                     .await
                     .with_context(|| format!("cannot open {}", file.display()))?;
@@ -274,11 +312,24 @@ impl DatasetsArgs {
                 let d = c.get(&format!("/api/v1/datasets/{}", enc(&id))).await?;
                 print_json(&d);
                 let rows = c
-                    .get(&format!("/api/v1/datasets/{}/preview?limit={preview}", enc(&id)))
+                    .get(&format!(
+                        "/api/v1/datasets/{}/preview?limit={preview}",
+                        enc(&id)
+                    ))
                     .await?;
                 for r in rows["rows"].as_array().into_iter().flatten() {
-                    let text: String = r["text"].as_str().unwrap_or_default().chars().take(80).collect();
-                    println!("{:>6}  {:<14} {}", r["line"], r["label"].as_str().unwrap_or_default(), text);
+                    let text: String = r["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect();
+                    println!(
+                        "{:>6}  {:<14} {}",
+                        r["line"],
+                        r["label"].as_str().unwrap_or_default(),
+                        text
+                    );
                 }
             }
             DatasetsCmd::Delete { id } => {
@@ -405,7 +456,9 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
                 }
                 return Ok(());
             }
-            let Ok(ev) = serde_json::from_str::<Value>(&data) else { continue };
+            let Ok(ev) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
             match ev["type"].as_str().unwrap_or_default() {
                 "epoch" | "word2vec_epoch" => {
                     let total = ev["epochs"].as_u64().unwrap_or(1);
@@ -420,14 +473,19 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
                             if let Some(old) = bar.take() {
                                 old.finish();
                             }
-                            let b = ProgressBar::new(total).with_style(style.clone()).with_prefix(name);
+                            let b = ProgressBar::new(total)
+                                .with_style(style.clone())
+                                .with_prefix(name);
                             bar = Some(b.clone());
                             b
                         }
                     };
                     b.set_position(ev["epoch"].as_u64().unwrap_or(0));
                     if let Some(acc) = ev["val_accuracy"].as_f64() {
-                        b.set_message(format!("loss {:.4} val_acc {acc:.4}", ev["train_loss"].as_f64().unwrap_or(0.0)));
+                        b.set_message(format!(
+                            "loss {:.4} val_acc {acc:.4}",
+                            ev["train_loss"].as_f64().unwrap_or(0.0)
+                        ));
                     } else if let Some(w) = ev["words_per_second"].as_f64() {
                         b.set_message(format!("{:.0} words/s", w));
                     }
@@ -446,7 +504,10 @@ fn print_job_result(job: &Value) -> Result<()> {
         bail!(
             "job {} {status}{}",
             job["id"].as_str().unwrap_or_default(),
-            job["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+            job["error"]
+                .as_str()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
     let report = &job["report"];
@@ -456,7 +517,10 @@ fn print_job_result(job: &Value) -> Result<()> {
         job["model_version"],
         report["architecture"].as_str().unwrap_or_default()
     );
-    println!("{:<14} {:>8} {:>9} {:>9} {:>9} {:>9}", "CANDIDATE", "SPLIT", "ACCURACY", "PRECISION", "RECALL", "F1");
+    println!(
+        "{:<14} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "CANDIDATE", "SPLIT", "ACCURACY", "PRECISION", "RECALL", "F1"
+    );
     for cand in report["candidates"].as_array().into_iter().flatten() {
         for split in ["validation", "test"] {
             let m = &cand[split];
@@ -488,10 +552,16 @@ pub struct JobsArgs {
 #[derive(Subcommand, Debug)]
 enum JobsCmd {
     List,
-    Show { id: String },
-    Cancel { id: String },
+    Show {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
     /// Follow a running job until it ends.
-    Watch { id: String },
+    Watch {
+        id: String,
+    },
 }
 
 impl JobsArgs {
@@ -511,9 +581,13 @@ impl JobsArgs {
                     );
                 }
             }
-            JobsCmd::Show { id } => print_json(&c.get(&format!("/api/v1/jobs/{}", enc(&id))).await?),
+            JobsCmd::Show { id } => {
+                print_json(&c.get(&format!("/api/v1/jobs/{}", enc(&id))).await?)
+            }
             JobsCmd::Cancel { id } => {
-                let j = c.post(&format!("/api/v1/jobs/{}/cancel", enc(&id)), json!({})).await?;
+                let j = c
+                    .post(&format!("/api/v1/jobs/{}/cancel", enc(&id)), json!({}))
+                    .await?;
                 println!("job {id}: {}", j["status"].as_str().unwrap_or_default());
             }
             JobsCmd::Watch { id } => {
@@ -536,7 +610,9 @@ pub struct ModelsArgs {
 #[derive(Subcommand, Debug)]
 enum ModelsCmd {
     List,
-    Show { name: String },
+    Show {
+        name: String,
+    },
     Deploy {
         name: String,
         #[arg(long)]
@@ -550,10 +626,18 @@ enum ModelsCmd {
         #[arg(long)]
         queue_capacity: Option<i64>,
     },
-    Undeploy { name: String },
+    Undeploy {
+        name: String,
+    },
     /// Point ALIAS at VERSION.
-    Alias { name: String, alias: String, version: i64 },
-    Delete { name: String },
+    Alias {
+        name: String,
+        alias: String,
+        version: i64,
+    },
+    Delete {
+        name: String,
+    },
 }
 
 impl ModelsArgs {
@@ -562,7 +646,10 @@ impl ModelsArgs {
         match self.cmd {
             ModelsCmd::List => {
                 let v = c.get("/api/v1/models").await?;
-                println!("{:<24} {:>7} {:>9} {:<7}", "NAME", "LATEST", "DEPLOYED", "LOADED");
+                println!(
+                    "{:<24} {:>7} {:>9} {:<7}",
+                    "NAME", "LATEST", "DEPLOYED", "LOADED"
+                );
                 for m in v["models"].as_array().into_iter().flatten() {
                     println!(
                         "{:<24} {:>7} {:>9} {:<7}",
@@ -573,20 +660,42 @@ impl ModelsArgs {
                     );
                 }
             }
-            ModelsCmd::Show { name } => print_json(&c.get(&format!("/api/v1/models/{}", enc(&name))).await?),
-            ModelsCmd::Deploy { name, version, alias, max_batch, max_delay_ms, queue_capacity } => {
+            ModelsCmd::Show { name } => {
+                print_json(&c.get(&format!("/api/v1/models/{}", enc(&name))).await?)
+            }
+            ModelsCmd::Deploy {
+                name,
+                version,
+                alias,
+                max_batch,
+                max_delay_ms,
+                queue_capacity,
+            } => {
                 let body = json!({"version": version, "alias": alias, "max_batch": max_batch,
                                   "max_delay_ms": max_delay_ms, "queue_capacity": queue_capacity});
-                let d = c.post(&format!("/api/v1/models/{}/deploy", enc(&name)), body).await?;
+                let d = c
+                    .post(&format!("/api/v1/models/{}/deploy", enc(&name)), body)
+                    .await?;
                 println!("{name}: version {} deployed", d["version"]);
             }
             ModelsCmd::Undeploy { name } => {
-                c.post(&format!("/api/v1/models/{}/undeploy", enc(&name)), json!({})).await?;
+                c.post(
+                    &format!("/api/v1/models/{}/undeploy", enc(&name)),
+                    json!({}),
+                )
+                .await?;
                 println!("{name}: undeployed");
             }
-            ModelsCmd::Alias { name, alias, version } => {
-                c.post(&format!("/api/v1/models/{}/aliases", enc(&name)), json!({"alias": alias, "version": version}))
-                    .await?;
+            ModelsCmd::Alias {
+                name,
+                alias,
+                version,
+            } => {
+                c.post(
+                    &format!("/api/v1/models/{}/aliases", enc(&name)),
+                    json!({"alias": alias, "version": version}),
+                )
+                .await?;
                 println!("{name}:{alias} -> version {version}");
             }
             ModelsCmd::Delete { name } => {
@@ -613,9 +722,16 @@ impl PredictArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
         let v = c
-            .post(&format!("/api/v1/models/{}/predict", enc(&self.model)), json!({"texts": self.texts}))
+            .post(
+                &format!("/api/v1/models/{}/predict", enc(&self.model)),
+                json!({"texts": self.texts}),
+            )
             .await?;
-        for (text, p) in self.texts.iter().zip(v["predictions"].as_array().into_iter().flatten()) {
+        for (text, p) in self
+            .texts
+            .iter()
+            .zip(v["predictions"].as_array().into_iter().flatten())
+        {
             let short: String = text.chars().take(60).collect();
             println!(
                 "{:<14} {:.3}  {short}",

@@ -57,13 +57,21 @@ pub struct ServeArgs {
     #[arg(long, env = "AIAAS_TRAINING_WORKERS")]
     pub training_workers: Option<usize>,
     /// Admin key to register instead of generating one (as a deployment's secret).
-    #[arg(long = "admin-key-from-env", env = "AIAAS_ADMIN_KEY", hide = true, hide_env_values = true)]
+    #[arg(
+        long = "admin-key-from-env",
+        env = "AIAAS_ADMIN_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
     pub admin_key: Option<String>,
 }
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -17,7 +17,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let cfg = config::resolve(&args)?;
     let (platform, report) = aiaas_core::Platform::open(cfg.platform.clone())
         .await
-        .with_context(|| format!("cannot open data directory {}", cfg.platform.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open data directory {}",
+                cfg.platform.data_dir.display()
+            )
+        })?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -30,7 +35,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("admin key registered from AIAAS_ADMIN_KEY");
     }
     if report.resumed_jobs > 0 {
-        println!("resumed {} interrupted training job(s)", report.resumed_jobs);
+        println!(
+            "resumed {} interrupted training job(s)",
+            report.resumed_jobs
+        );
     }
     platform.start(&report);
     println!("listening on http://{addr}");

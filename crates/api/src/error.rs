@@ -2,10 +2,10 @@
 //! so a new error variant cannot ship unmapped. 5xx bodies carry a fixed message and a
 //! reference id; the detail goes to the log only.
 
+use aiaas_core::CoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use aiaas_core::CoreError;
 use serde_json::json;
 
 /// Which wire format an error is written in.
@@ -75,7 +75,10 @@ impl IntoResponse for ApiError {
             ErrorStyle::KServe => json!({"error": message}),
         };
         let mut response = (status, Json(body)).into_response();
-        if let CoreError::Overloaded { retry_after_secs, .. } = &self.error {
+        if let CoreError::Overloaded {
+            retry_after_secs, ..
+        } = &self.error
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -1,11 +1,11 @@
 //! Extractors: the caller's principal from `Authorization: Bearer`, and JSON / query
 //! extractors whose rejections use the API's error format.
 
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
-use axum::http::request::Parts;
-use axum::http::header;
 use aiaas_core::CoreError;
 use aiaas_types::Principal;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorStyle};
@@ -17,7 +17,10 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let style = if parts.uri.path().starts_with("/v2/") {
             ErrorStyle::KServe
         } else {
@@ -33,7 +36,11 @@ impl FromRequestParts<AppState> for Auth {
                 ))
             })?
             .to_str()
-            .map_err(|_| reject(CoreError::Unauthenticated("malformed Authorization header".into())))?;
+            .map_err(|_| {
+                reject(CoreError::Unauthenticated(
+                    "malformed Authorization header".into(),
+                ))
+            })?;
         let secret = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
@@ -59,10 +66,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
-                let error = CoreError::InvalidInput(format!("invalid JSON body: {}", rejection.body_text()));
+                let error = CoreError::InvalidInput(format!(
+                    "invalid JSON body: {}",
+                    rejection.body_text()
+                ));
                 Err(ApiError {
                     error,
-                    style: if kserve { ErrorStyle::KServe } else { ErrorStyle::Native },
+                    style: if kserve {
+                        ErrorStyle::KServe
+                    } else {
+                        ErrorStyle::Native
+                    },
                 })
             }
         }
@@ -78,7 +92,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(ApiQuery(v)),
-            Err(r) => Err(ApiError::bad_request(format!("invalid query string: {}", r.body_text()))),
+            Err(r) => Err(ApiError::bad_request(format!(
+                "invalid query string: {}",
+                r.body_text()
+            ))),
         }
     }
 }

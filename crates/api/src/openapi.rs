@@ -14,7 +14,9 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(|| async { Json(document()) }))
         .route(
             "/docs",
-            get(|| async { ([(header::CACHE_CONTROL, "no-cache")], Html(DOCS_PAGE)).into_response() }),
+            get(|| async {
+                ([(header::CACHE_CONTROL, "no-cache")], Html(DOCS_PAGE)).into_response()
+            }),
         )
 }
 
@@ -29,7 +31,12 @@ struct Op {
     body: Option<Value>,
 }
 
-const fn op(method: &'static str, path: &'static str, tag: &'static str, summary: &'static str) -> Op {
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+) -> Op {
     Op {
         method,
         path,
@@ -42,18 +49,36 @@ const fn op(method: &'static str, path: &'static str, tag: &'static str, summary
 
 fn operations() -> Vec<Op> {
     let open = |o: Op| Op { auth: false, ..o };
-    let with = |o: Op, body: Value| Op { body: Some(body), ..o };
+    let with = |o: Op, body: Value| Op {
+        body: Some(body),
+        ..o
+    };
     vec![
         open(op("get", "/healthz", "operations", "Liveness")),
-        open(op("get", "/readyz", "operations", "Readiness (database reachable, not draining)")),
+        open(op(
+            "get",
+            "/readyz",
+            "operations",
+            "Readiness (database reachable, not draining)",
+        )),
         open(op("get", "/metrics", "operations", "Prometheus metrics")),
         with(
-            op("post", "/api/v1/tenants", "tenants", "Create a tenant (admin)"),
+            op(
+                "post",
+                "/api/v1/tenants",
+                "tenants",
+                "Create a tenant (admin)",
+            ),
             json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}),
         ),
         op("get", "/api/v1/tenants", "tenants", "List tenants (admin)"),
         with(
-            op("post", "/api/v1/keys", "keys", "Create an API key; the secret is returned once"),
+            op(
+                "post",
+                "/api/v1/keys",
+                "keys",
+                "Create an API key; the secret is returned once",
+            ),
             json!({"type": "object", "required": ["name", "role"], "properties": {
                 "name": {"type": "string"},
                 "role": {"enum": ["admin", "owner", "developer", "inference"]},
@@ -69,9 +94,24 @@ fn operations() -> Vec<Op> {
             ..op("post", "/api/v1/datasets", "datasets", "Upload a dataset")
         },
         op("get", "/api/v1/datasets", "datasets", "List datasets"),
-        op("get", "/api/v1/datasets/{id}", "datasets", "A dataset with its statistics"),
-        op("delete", "/api/v1/datasets/{id}", "datasets", "Delete a dataset not used by jobs"),
-        op("get", "/api/v1/datasets/{id}/preview", "datasets", "First rows (query: limit)"),
+        op(
+            "get",
+            "/api/v1/datasets/{id}",
+            "datasets",
+            "A dataset with its statistics",
+        ),
+        op(
+            "delete",
+            "/api/v1/datasets/{id}",
+            "datasets",
+            "Delete a dataset not used by jobs",
+        ),
+        op(
+            "get",
+            "/api/v1/datasets/{id}/preview",
+            "datasets",
+            "First rows (query: limit)",
+        ),
         with(
             op("post", "/api/v1/jobs", "training", "Start a training job"),
             json!({"type": "object", "required": ["dataset", "model"], "properties": {
@@ -80,43 +120,113 @@ fn operations() -> Vec<Op> {
                 "config": {"type": "object", "description": "architecture (avgpool|textcnn|gru|lstm|tfidf-logreg|auto), embedding {init: word2vec|random, mode, vector_size, window, min_count, negative, epochs, sample}, freeze_embeddings, epochs, batch_size, learning_rate, max_len, validation_split, early_stopping_patience, seed, threads"}}}),
         ),
         op("get", "/api/v1/jobs", "training", "List training jobs"),
-        op("get", "/api/v1/jobs/{id}", "training", "A job with its report"),
-        op("get", "/api/v1/jobs/{id}/events", "training", "Job events as server-sent events (Last-Event-ID resumes)"),
-        op("post", "/api/v1/jobs/{id}/cancel", "training", "Cancel a job"),
+        op(
+            "get",
+            "/api/v1/jobs/{id}",
+            "training",
+            "A job with its report",
+        ),
+        op(
+            "get",
+            "/api/v1/jobs/{id}/events",
+            "training",
+            "Job events as server-sent events (Last-Event-ID resumes)",
+        ),
+        op(
+            "post",
+            "/api/v1/jobs/{id}/cancel",
+            "training",
+            "Cancel a job",
+        ),
         op("get", "/api/v1/models", "models", "List models"),
-        op("get", "/api/v1/models/{name}", "models", "A model: versions, aliases, deployment"),
-        op("delete", "/api/v1/models/{name}", "models", "Delete a model and its versions"),
-        op("get", "/api/v1/models/{name}/versions/{version}", "models", "One version (number or alias)"),
+        op(
+            "get",
+            "/api/v1/models/{name}",
+            "models",
+            "A model: versions, aliases, deployment",
+        ),
+        op(
+            "delete",
+            "/api/v1/models/{name}",
+            "models",
+            "Delete a model and its versions",
+        ),
+        op(
+            "get",
+            "/api/v1/models/{name}/versions/{version}",
+            "models",
+            "One version (number or alias)",
+        ),
         with(
-            op("post", "/api/v1/models/{name}/aliases", "models", "Point an alias at a version"),
+            op(
+                "post",
+                "/api/v1/models/{name}/aliases",
+                "models",
+                "Point an alias at a version",
+            ),
             json!({"type": "object", "required": ["alias", "version"], "properties": {
                 "alias": {"type": "string"}, "version": {"type": "integer"}}}),
         ),
         with(
-            op("post", "/api/v1/models/{name}/deploy", "models", "Deploy a version (default: latest)"),
+            op(
+                "post",
+                "/api/v1/models/{name}/deploy",
+                "models",
+                "Deploy a version (default: latest)",
+            ),
             json!({"type": "object", "properties": {"version": {"type": "integer"}, "alias": {"type": "string"},
                 "max_batch": {"type": "integer"}, "max_delay_ms": {"type": "integer"}, "queue_capacity": {"type": "integer"}}}),
         ),
-        op("post", "/api/v1/models/{name}/undeploy", "models", "Undeploy"),
+        op(
+            "post",
+            "/api/v1/models/{name}/undeploy",
+            "models",
+            "Undeploy",
+        ),
         with(
-            op("post", "/api/v1/models/{name}/predict", "inference", "Classify texts (name, name:version or name:alias)"),
+            op(
+                "post",
+                "/api/v1/models/{name}/predict",
+                "inference",
+                "Classify texts (name, name:version or name:alias)",
+            ),
             json!({"type": "object", "properties": {"texts": {"type": "array", "items": {"type": "string"}}, "text": {"type": "string"}}}),
         ),
         open(op("get", "/v2", "kserve", "Server metadata")),
         open(op("get", "/v2/health/live", "kserve", "Server live")),
         open(op("get", "/v2/health/ready", "kserve", "Server ready")),
         op("get", "/v2/models/{name}", "kserve", "Model metadata"),
-        op("get", "/v2/models/{name}/versions/{version}", "kserve", "Model version metadata"),
+        op(
+            "get",
+            "/v2/models/{name}/versions/{version}",
+            "kserve",
+            "Model version metadata",
+        ),
         op("get", "/v2/models/{name}/ready", "kserve", "Model ready"),
-        op("get", "/v2/models/{name}/versions/{version}/ready", "kserve", "Model version ready"),
+        op(
+            "get",
+            "/v2/models/{name}/versions/{version}/ready",
+            "kserve",
+            "Model version ready",
+        ),
         with(
-            op("post", "/v2/models/{name}/infer", "kserve", "Inference (JSON or binary tensors)"),
+            op(
+                "post",
+                "/v2/models/{name}/infer",
+                "kserve",
+                "Inference (JSON or binary tensors)",
+            ),
             json!({"type": "object", "required": ["inputs"], "properties": {
                 "id": {"type": "string"},
                 "inputs": {"type": "array", "items": {"type": "object"}},
                 "outputs": {"type": "array", "items": {"type": "object"}}}}),
         ),
-        op("post", "/v2/models/{name}/versions/{version}/infer", "kserve", "Inference on a version"),
+        op(
+            "post",
+            "/v2/models/{name}/versions/{version}/infer",
+            "kserve",
+            "Inference on a version",
+        ),
         open(op("get", "/openapi.json", "operations", "This document")),
         open(op("get", "/docs", "operations", "Interactive API page")),
     ]
@@ -148,7 +258,11 @@ pub fn document() -> Value {
             operation["security"] = json!([]);
         }
         if let Some(schema) = o.body {
-            let media = if o.path == "/api/v1/datasets" { "text/csv" } else { "application/json" };
+            let media = if o.path == "/api/v1/datasets" {
+                "text/csv"
+            } else {
+                "application/json"
+            };
             operation["requestBody"] = json!({"content": {media: {"schema": schema}}});
         }
         let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
@@ -228,7 +342,10 @@ mod tests {
         assert!(paths.len() >= 30);
         for (path, ops) in paths {
             for (method, op) in ops.as_object().unwrap() {
-                assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{method} {path}");
+                assert!(
+                    op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                    "{method} {path}"
+                );
                 let declared = op["parameters"].as_array().unwrap().len();
                 assert_eq!(declared, path.matches('{').count(), "{method} {path}");
             }

@@ -20,12 +20,18 @@ async fn app() -> (tempfile::TempDir, axum::Router) {
     (dir, aiaas_api::app(platform))
 }
 
-async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+async fn send(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, headers, value)
 }
 
@@ -52,7 +58,10 @@ async fn native_errors_have_codes_and_messages() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
     assert_eq!(body["error"]["code"], "unauthenticated");
-    assert!(body["error"]["message"].as_str().unwrap().contains("Authorization"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization"));
 
     let (status, _, body) = send(&app, get("/api/v1/models/nope", Some(ADMIN))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -61,14 +70,33 @@ async fn native_errors_have_codes_and_messages() {
     let (status, _, body) = send(&app, post_json("/api/v1/tenants", ADMIN, "{\"name\": ")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_request");
-    assert!(body["error"]["message"].as_str().unwrap().contains("invalid JSON"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid JSON"));
 
-    let (status, _, body) = send(&app, post_json("/api/v1/tenants", ADMIN, r#"{"name": "a", "extra": 1}"#)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are refused: {body}");
+    let (status, _, body) = send(
+        &app,
+        post_json("/api/v1/tenants", ADMIN, r#"{"name": "a", "extra": 1}"#),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unknown fields are refused: {body}"
+    );
 
-    let (status, _, body) = send(&app, post_json("/api/v1/tenants", ADMIN, r#"{"name": "acme"}"#)).await;
+    let (status, _, body) = send(
+        &app,
+        post_json("/api/v1/tenants", ADMIN, r#"{"name": "acme"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, _, body) = send(&app, post_json("/api/v1/tenants", ADMIN, r#"{"name": "acme"}"#)).await;
+    let (status, _, body) = send(
+        &app,
+        post_json("/api/v1/tenants", ADMIN, r#"{"name": "acme"}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"]["code"], "conflict");
 }
@@ -93,20 +121,40 @@ async fn kserve_routes_answer_in_the_kserve_error_format() {
 #[tokio::test]
 async fn operations_endpoints_need_no_key_and_count_requests() {
     let (_dir, app) = app().await;
-    for path in ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/openapi.json"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/openapi.json",
+    ] {
         let (status, _, _) = send(&app, get(path, None)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
     let (_, _, _) = send(&app, get("/api/v1/models", Some(ADMIN))).await;
     let resp = app.clone().oneshot(get("/metrics", None)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
-    let text = String::from_utf8(axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
     assert!(
-        text.contains(r#"aiaas_http_requests_total{route="/api/v1/models",method="GET",status="200"} 1"#),
+        text.contains(
+            r#"aiaas_http_requests_total{route="/api/v1/models",method="GET",status="200"} 1"#
+        ),
         "{text}"
     );
-    assert!(text.contains("aiaas_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("aiaas_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +162,11 @@ async fn created_keys_show_their_secret_once() {
     let (_dir, app) = app().await;
     let (status, _, key) = send(
         &app,
-        post_json("/api/v1/keys", ADMIN, &json!({"name": "ci", "role": "developer"}).to_string()),
+        post_json(
+            "/api/v1/keys",
+            ADMIN,
+            &json!({"name": "ci", "role": "developer"}).to_string(),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);

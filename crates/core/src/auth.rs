@@ -35,10 +35,14 @@ pub(crate) fn principal_for(
         return Err(invalid_key());
     }
     if record.revoked_at.is_some() {
-        return Err(CoreError::Unauthenticated("this API key has been revoked".into()));
+        return Err(CoreError::Unauthenticated(
+            "this API key has been revoked".into(),
+        ));
     }
     if record.expires_at.is_some_and(|t| t <= now_ms) {
-        return Err(CoreError::Unauthenticated("this API key has expired".into()));
+        return Err(CoreError::Unauthenticated(
+            "this API key has expired".into(),
+        ));
     }
     let role = Role::parse(&record.role)
         .ok_or_else(|| CoreError::Internal(format!("key {} has unknown role", record.id)))?;
@@ -87,7 +91,10 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), CoreError> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -127,11 +134,20 @@ mod tests {
     fn wrong_revoked_and_expired_keys_are_refused() {
         let s = generate_secret();
         let r = record(&s);
-        assert_eq!(principal_for(s.expose(), &r, 10).unwrap().role, Role::Developer);
+        assert_eq!(
+            principal_for(s.expose(), &r, 10).unwrap().role,
+            Role::Developer
+        );
         assert!(principal_for("aiaas_wrong", &r, 10).is_err());
-        let revoked = ApiKeyRecord { revoked_at: Some(1), ..r.clone() };
+        let revoked = ApiKeyRecord {
+            revoked_at: Some(1),
+            ..r.clone()
+        };
         assert!(principal_for(s.expose(), &revoked, 10).is_err());
-        let expired = ApiKeyRecord { expires_at: Some(5), ..r };
+        let expired = ApiKeyRecord {
+            expires_at: Some(5),
+            ..r
+        };
         assert!(principal_for(s.expose(), &expired, 10).is_err());
     }
 

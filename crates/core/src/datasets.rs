@@ -158,7 +158,11 @@ impl Platform {
         require(principal, Permission::WriteData)?;
         check_name("dataset", &spec.name)?;
         let meta = &self.inner.meta;
-        if meta.dataset_by_name(&principal.tenant_id, &spec.name).await?.is_some() {
+        if meta
+            .dataset_by_name(&principal.tenant_id, &spec.name)
+            .await?
+            .is_some()
+        {
             return Err(CoreError::Conflict(format!(
                 "a dataset named {:?} already exists",
                 spec.name
@@ -172,7 +176,13 @@ impl Platform {
         let path = upload.path.clone();
         let columns = (spec.text_column.clone(), spec.label_column.clone());
         let parsed = tokio::task::spawn_blocking(move || {
-            let parsed = parse(&path, format, columns.0.as_deref(), columns.1.as_deref(), None)?;
+            let parsed = parse(
+                &path,
+                format,
+                columns.0.as_deref(),
+                columns.1.as_deref(),
+                None,
+            )?;
             validate(&parsed.rows)?;
             let stats = statistics(&parsed);
             Ok::<_, CoreError>((parsed, stats))
@@ -180,7 +190,11 @@ impl Platform {
         .await??;
         let (parsed, stats) = parsed;
         let id = aiaas_types::new_id();
-        let key = format!("datasets/{}/{id}/data.{}", principal.tenant_id, format.as_str());
+        let key = format!(
+            "datasets/{}/{id}/data.{}",
+            principal.tenant_id,
+            format.as_str()
+        );
         let artifacts = self.inner.artifacts.clone();
         let upload_path = upload.path.clone();
         let put_key = key.clone();
@@ -213,7 +227,11 @@ impl Platform {
     }
 
     /// A dataset by id, or by name within the caller's tenant.
-    pub async fn get_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<DatasetRecord> {
+    pub async fn get_dataset(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<DatasetRecord> {
         require(principal, Permission::ReadData)?;
         self.find_dataset(principal, id_or_name).await
     }
@@ -230,7 +248,13 @@ impl Platform {
         let limit = limit.clamp(1, 1000);
         tokio::task::spawn_blocking(move || {
             let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
-            let parsed = parse(&path, format, Some(&d.text_column), Some(&d.label_column), Some(limit))?;
+            let parsed = parse(
+                &path,
+                format,
+                Some(&d.text_column),
+                Some(&d.label_column),
+                Some(limit),
+            )?;
             Ok(parsed
                 .rows
                 .into_iter()
@@ -258,11 +282,18 @@ impl Platform {
         Ok(())
     }
 
-    pub(crate) async fn find_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<DatasetRecord> {
+    pub(crate) async fn find_dataset(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<DatasetRecord> {
         let meta = &self.inner.meta;
         let found = match meta.dataset(id_or_name).await? {
             Some(d) => Some(d),
-            None => meta.dataset_by_name(&principal.tenant_id, id_or_name).await?,
+            None => {
+                meta.dataset_by_name(&principal.tenant_id, id_or_name)
+                    .await?
+            }
         };
         match found {
             Some(d) if principal.sees_tenant(&d.tenant_id) => Ok(d),
@@ -274,7 +305,13 @@ impl Platform {
     pub(crate) fn load_rows(&self, d: &DatasetRecord) -> Result<Vec<LabelledText>> {
         let path = self.inner.artifacts.local_path(&d.artifact_key)?;
         let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
-        let parsed = parse(&path, format, Some(&d.text_column), Some(&d.label_column), None)?;
+        let parsed = parse(
+            &path,
+            format,
+            Some(&d.text_column),
+            Some(&d.label_column),
+            None,
+        )?;
         Ok(parsed
             .rows
             .into_iter()
@@ -385,7 +422,11 @@ fn parse_csv(
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let h = if i == 0 { h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h) } else { h };
+            let h = if i == 0 {
+                h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+            } else {
+                h
+            };
             std::str::from_utf8(h)
                 .map(|s| s.trim().to_string())
                 .map_err(|_| invalid("line 1: the CSV header is not valid UTF-8".into()))
@@ -471,16 +512,26 @@ fn parse_jsonl(
             picked = Some(pick_columns(&cols, text_column, label_column)?);
             columns = Some(cols);
         }
-        let (tc, lc) = picked.as_ref().ok_or_else(|| CoreError::Internal("columns".into()))?;
+        let (tc, lc) = picked
+            .as_ref()
+            .ok_or_else(|| CoreError::Internal("columns".into()))?;
         let text = match obj.get(tc) {
             Some(serde_json::Value::String(t)) => t.clone(),
-            Some(_) => return Err(invalid(format!("line {line}: field {tc:?} must be a string"))),
+            Some(_) => {
+                return Err(invalid(format!(
+                    "line {line}: field {tc:?} must be a string"
+                )))
+            }
             None => return Err(invalid(format!("line {line}: no field {tc:?}"))),
         };
         let label = match obj.get(lc) {
             Some(serde_json::Value::String(l)) => l.trim().to_string(),
             Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
-            Some(_) => return Err(invalid(format!("line {line}: field {lc:?} must be a string or number"))),
+            Some(_) => {
+                return Err(invalid(format!(
+                    "line {line}: field {lc:?} must be a string or number"
+                )))
+            }
             None => return Err(invalid(format!("line {line}: no field {lc:?}"))),
         };
         check_row(line, &text, &label)?;
@@ -508,7 +559,9 @@ fn validate(rows: &[Row]) -> Result<()> {
         first_line.entry(&r.label).or_insert((r.line, 0)).1 += 1;
     }
     if first_line.len() < 2 {
-        return Err(invalid("all rows have the same label; a classifier needs at least two classes".into()));
+        return Err(invalid(
+            "all rows have the same label; a classifier needs at least two classes".into(),
+        ));
     }
     if let Some((label, (line, _))) = first_line.iter().find(|(_, (_, n))| *n == 1) {
         return Err(invalid(format!(
@@ -553,7 +606,11 @@ fn summary(v: &mut [usize]) -> serde_json::Value {
         let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
         v[i.min(v.len() - 1)]
     };
-    let mean = if v.is_empty() { 0.0 } else { v.iter().sum::<usize>() as f64 / v.len() as f64 };
+    let mean = if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<usize>() as f64 / v.len() as f64
+    };
     serde_json::json!({
         "min": v.first().copied().unwrap_or(0),
         "p50": pct(50.0),
@@ -577,9 +634,13 @@ mod tests {
 
     fn csv_err(content: &[u8]) -> String {
         let f = write(content);
-        match parse(f.path(), DatasetFormat::Csv, None, None, None).and_then(|p| validate(&p.rows)) {
+        match parse(f.path(), DatasetFormat::Csv, None, None, None).and_then(|p| validate(&p.rows))
+        {
             Err(e) => e.to_string(),
-            Ok(()) => panic!("expected an error for {:?}", String::from_utf8_lossy(content)),
+            Ok(()) => panic!(
+                "expected an error for {:?}",
+                String::from_utf8_lossy(content)
+            ),
         }
     }
 
@@ -590,13 +651,18 @@ mod tests {
         assert!(csv_err(b"text,label\na,x\nb,\xff\xfe\n").contains("line 3"));
         assert!(csv_err(b"body,label\na,x\n").contains("text column \"text\" not found"));
         let e = csv_err(b"text,label\na,x\nb,x\nc,y\n");
-        assert!(e.contains("\"y\"") && e.contains("line 4") && e.contains("single example"), "{e}");
+        assert!(
+            e.contains("\"y\"") && e.contains("line 4") && e.contains("single example"),
+            "{e}"
+        );
         assert!(csv_err(b"text,label\na,x\nb,x\n").contains("two classes"));
     }
 
     #[test]
     fn csv_picks_category_column_and_reports_stats() {
-        let f = write(b"\xEF\xBB\xBFtext,category\nhello world,a\nanother one here,a\nbye,b\nsee you,b\n");
+        let f = write(
+            b"\xEF\xBB\xBFtext,category\nhello world,a\nanother one here,a\nbye,b\nsee you,b\n",
+        );
         let p = parse(f.path(), DatasetFormat::Csv, None, None, None).unwrap();
         validate(&p.rows).unwrap();
         assert_eq!(p.label_column, "category");
@@ -615,7 +681,9 @@ mod tests {
         assert_eq!(p.rows[1].line, 3);
         assert_eq!(p.rows[0].label, "1");
         let f = write(b"{\"text\":\"a\",\"label\":\"x\"}\n{\"text\":\"b\"}\n");
-        let e = parse(f.path(), DatasetFormat::Jsonl, None, None, None).unwrap_err().to_string();
+        let e = parse(f.path(), DatasetFormat::Jsonl, None, None, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("label"), "{e}");
         let f = write(b"{\"text\":\"a\",\"label\":\"x\"}\nnot json\n");
         assert!(parse(f.path(), DatasetFormat::Jsonl, None, None, None)

@@ -59,7 +59,9 @@ async fn prepare_bbc(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let shared = std::env::var_os("AIAAS_TEST_DATA")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/aiaas-data-cache")));
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/aiaas-data-cache"))
+        });
     if let Some(shared) = shared {
         let from = shared.join("bbc-news.csv");
         if from.is_file() && shared != dir {

@@ -111,7 +111,13 @@ impl Platform {
             )));
         }
         self.inner.meta.request_cancel(id).await?;
-        if let Some(flag) = self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+        if let Some(flag) = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
             flag.store(true, Ordering::SeqCst);
         }
         self.get_job(principal, id).await
@@ -187,9 +193,14 @@ impl Platform {
         let meta = &self.inner.meta;
         let stored = match outcome {
             Err(CoreError::Unavailable(_)) if self.inner.shutting_down.load(Ordering::SeqCst) => {
-                self.append_event(&id, &TrainEvent::Log {
-                    message: "the server is shutting down; the job will resume on the next start".into(),
-                })
+                self.append_event(
+                    &id,
+                    &TrainEvent::Log {
+                        message:
+                            "the server is shutting down; the job will resume on the next start"
+                                .into(),
+                    },
+                )
                 .await;
                 meta.release_job(&id).await
             }
@@ -204,8 +215,14 @@ impl Platform {
             }
             Ok((report, version)) => {
                 tracing::info!(job = %id, version, "training job succeeded");
-                meta.finish_job(&id, &JobOutcome::Succeeded { report, model_version: version })
-                    .await
+                meta.finish_job(
+                    &id,
+                    &JobOutcome::Succeeded {
+                        report,
+                        model_version: version,
+                    },
+                )
+                .await
             }
         };
         if let Err(e) = stored {
@@ -227,14 +244,13 @@ impl Platform {
             .dataset(&job.dataset_id)
             .await?
             .ok_or_else(|| CoreError::NotFound("the job's dataset was deleted".into()))?;
-        let test = match &job.test_dataset_id {
-            Some(t) => Some(
-                meta.dataset(t)
-                    .await?
-                    .ok_or_else(|| CoreError::NotFound("the job's test dataset was deleted".into()))?,
-            ),
-            None => None,
-        };
+        let test =
+            match &job.test_dataset_id {
+                Some(t) => Some(meta.dataset(t).await?.ok_or_else(|| {
+                    CoreError::NotFound("the job's test dataset was deleted".into())
+                })?),
+                None => None,
+            };
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<TrainEvent>();
         let p = self.clone();
         let job_id = job.id.clone();
@@ -258,9 +274,8 @@ impl Platform {
             };
             aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(|e| match e {
                 aiaas_train::TrainError::Cancelled => CoreError::Unavailable("cancelled".into()),
-                aiaas_train::TrainError::InvalidData(m) | aiaas_train::TrainError::InvalidConfig(m) => {
-                    CoreError::InvalidInput(m)
-                }
+                aiaas_train::TrainError::InvalidData(m)
+                | aiaas_train::TrainError::InvalidConfig(m) => CoreError::InvalidInput(m),
                 other => CoreError::Internal(other.to_string()),
             })
         })
@@ -273,17 +288,18 @@ impl Platform {
         }
         let report = serde_json::to_value(&trained.report)
             .map_err(|e| CoreError::Internal(format!("report: {e}")))?;
-        let version = self
-            .register_version(job, &trained, report.clone())
-            .await?;
+        let version = self.register_version(job, &trained, report.clone()).await?;
         if job.deploy {
             if let Err(e) = self
                 .deploy_version_of(&job.tenant_id, &job.model_name, version)
                 .await
             {
-                self.append_event(&job.id, &TrainEvent::Log {
-                    message: format!("trained, but deploying failed: {e}"),
-                })
+                self.append_event(
+                    &job.id,
+                    &TrainEvent::Log {
+                        message: format!("trained, but deploying failed: {e}"),
+                    },
+                )
                 .await;
             }
         }
@@ -333,7 +349,11 @@ impl Platform {
     }
 
     /// Follow cancel requests made through the database (e.g. by another process).
-    fn spawn_cancel_watcher(&self, job_id: &str, flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    fn spawn_cancel_watcher(
+        &self,
+        job_id: &str,
+        flag: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
         let p = self.clone();
         let id = job_id.to_string();
         tokio::spawn(async move {

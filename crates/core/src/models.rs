@@ -107,9 +107,11 @@ impl Platform {
             }
             let versions = meta.model_versions(&model.id).await?;
             let deployment = meta.deployment(&model.id).await?;
-            let loaded = deployment
-                .as_ref()
-                .is_some_and(|d| self.inner.engine.is_loaded(&runtime_key(&model.id, d.version)));
+            let loaded = deployment.as_ref().is_some_and(|d| {
+                self.inner
+                    .engine
+                    .is_loaded(&runtime_key(&model.id, d.version))
+            });
             out.push(ModelSummary {
                 latest_version: versions.last().map(|v| v.version),
                 deployed_version: deployment.map(|d| d.version),
@@ -126,9 +128,11 @@ impl Platform {
         let model = self.find_model(principal, name).await?;
         let meta = &self.inner.meta;
         let deployment = meta.deployment(&model.id).await?;
-        let loaded = deployment
-            .as_ref()
-            .is_some_and(|d| self.inner.engine.is_loaded(&runtime_key(&model.id, d.version)));
+        let loaded = deployment.as_ref().is_some_and(|d| {
+            self.inner
+                .engine
+                .is_loaded(&runtime_key(&model.id, d.version))
+        });
         Ok(ModelDetails {
             versions: meta.model_versions(&model.id).await?,
             aliases: meta.aliases(&model.id).await?,
@@ -160,10 +164,13 @@ impl Platform {
         require(principal, Permission::Deploy)?;
         check_name("alias", alias)?;
         if alias.chars().all(|c| c.is_ascii_digit()) {
-            return Err(CoreError::InvalidInput("an alias cannot be a number".into()));
+            return Err(CoreError::InvalidInput(
+                "an alias cannot be a number".into(),
+            ));
         }
         let model = self.find_model(principal, name).await?;
-        self.resolve_version(&model, Some(&version.to_string())).await?;
+        self.resolve_version(&model, Some(&version.to_string()))
+            .await?;
         self.inner.meta.set_alias(&model.id, alias, version).await?;
         self.inner
             .meta
@@ -184,7 +191,9 @@ impl Platform {
         let model = self.find_model(principal, name).await?;
         let selector = match (&req.version, &req.alias) {
             (Some(_), Some(_)) => {
-                return Err(CoreError::InvalidInput("give either version or alias, not both".into()))
+                return Err(CoreError::InvalidInput(
+                    "give either version or alias, not both".into(),
+                ))
             }
             (Some(v), None) => Some(v.to_string()),
             (None, Some(a)) => Some(a.clone()),
@@ -218,7 +227,9 @@ impl Platform {
         let model = self.find_model(principal, name).await?;
         let deployment = self.inner.meta.deployment(&model.id).await?;
         if !self.inner.meta.delete_deployment(&model.id).await? {
-            return Err(CoreError::Conflict(format!("model {name:?} is not deployed")));
+            return Err(CoreError::Conflict(format!(
+                "model {name:?} is not deployed"
+            )));
         }
         if let Some(d) = deployment {
             self.unload(runtime_key(&model.id, d.version)).await;
@@ -265,14 +276,22 @@ impl Platform {
                 model.name
             )));
         }
-        let deployment = self.inner.meta.deployment(&model.id).await?.ok_or_else(|| {
-            CoreError::Conflict(format!(
-                "model {:?} is not deployed; deploy it with POST /api/v1/models/{}/deploy",
-                model.name, model.name
-            ))
-        })?;
+        let deployment = self
+            .inner
+            .meta
+            .deployment(&model.id)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Conflict(format!(
+                    "model {:?} is not deployed; deploy it with POST /api/v1/models/{}/deploy",
+                    model.name, model.name
+                ))
+            })?;
         let version = match r.selector {
-            None => self.resolve_version(&model, Some(&deployment.version.to_string())).await?,
+            None => {
+                self.resolve_version(&model, Some(&deployment.version.to_string()))
+                    .await?
+            }
             Some(s) => self.resolve_version(&model, Some(s)).await?,
         };
         let key = self.ensure_loaded(&model, &version, &deployment).await?;
@@ -281,11 +300,14 @@ impl Platform {
         let predictions = predictions
             .into_iter()
             .map(|p| {
-                let (best, confidence) = p
-                    .probabilities
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+                let (best, confidence) =
+                    p.probabilities
+                        .iter()
+                        .enumerate()
+                        .fold(
+                            (0, f32::MIN),
+                            |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+                        );
                 ClassPrediction {
                     label: labels.get(best).cloned().unwrap_or_default(),
                     confidence,
@@ -302,7 +324,12 @@ impl Platform {
     }
 
     /// Whether a deployed model's version answers now (for readiness probes).
-    pub async fn model_ready(&self, principal: &Principal, name: &str, selector: Option<&str>) -> Result<bool> {
+    pub async fn model_ready(
+        &self,
+        principal: &Principal,
+        name: &str,
+        selector: Option<&str>,
+    ) -> Result<bool> {
         require(principal, Permission::ReadModels)?;
         let model = self.find_model(principal, name).await?;
         let Some(d) = self.inner.meta.deployment(&model.id).await? else {
@@ -321,14 +348,21 @@ impl Platform {
     }
 
     /// Deploy a freshly trained version (used by jobs with `deploy: true`).
-    pub(crate) async fn deploy_version_of(&self, tenant_id: &str, name: &str, version: i64) -> Result<()> {
+    pub(crate) async fn deploy_version_of(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<()> {
         let model = self
             .inner
             .meta
             .model_by_name(tenant_id, name)
             .await?
             .ok_or_else(|| CoreError::NotFound(format!("no model {name:?}")))?;
-        let v = self.resolve_version(&model, Some(&version.to_string())).await?;
+        let v = self
+            .resolve_version(&model, Some(&version.to_string()))
+            .await?;
         let existing = self.inner.meta.deployment(&model.id).await?;
         let defaults = self.inner.config.batch;
         let settings = existing
@@ -358,7 +392,9 @@ impl Platform {
         for d in deployments {
             let loaded = async {
                 let model = self.model_by_id(&d.model_id).await?;
-                let version = self.resolve_version(&model, Some(&d.version.to_string())).await?;
+                let version = self
+                    .resolve_version(&model, Some(&d.version.to_string()))
+                    .await?;
                 self.ensure_loaded(&model, &version, &d).await
             }
             .await;
@@ -417,10 +453,15 @@ impl Platform {
         tokio::task::spawn_blocking(move || {
             let mut files = aiaas_engine::ModelFiles::new();
             for name in &v.files {
-                let bytes = p.inner.artifacts.get(&format!("{}/{name}", v.artifact_prefix))?;
+                let bytes = p
+                    .inner
+                    .artifacts
+                    .get(&format!("{}/{name}", v.artifact_prefix))?;
                 files.insert(name.clone(), bytes);
             }
-            p.inner.engine.load_classifier(&k, &label, &files, settings)?;
+            p.inner
+                .engine
+                .load_classifier(&k, &label, &files, settings)?;
             Ok::<_, CoreError>(())
         })
         .await??;
@@ -462,7 +503,11 @@ impl Platform {
             .ok_or_else(|| CoreError::NotFound(format!("model {:?} has no versions", model.name)))
     }
 
-    async fn resolve_version(&self, model: &ModelRecord, selector: Option<&str>) -> Result<ModelVersionRecord> {
+    async fn resolve_version(
+        &self,
+        model: &ModelRecord,
+        selector: Option<&str>,
+    ) -> Result<ModelVersionRecord> {
         let meta = &self.inner.meta;
         let number = match selector {
             None => match meta.deployment(&model.id).await? {
@@ -478,12 +523,15 @@ impl Platform {
                     .find(|a| a.alias == s)
                     .map(|a| a.version)
                     .ok_or_else(|| {
-                        CoreError::NotFound(format!("model {:?} has no version or alias {s:?}", model.name))
+                        CoreError::NotFound(format!(
+                            "model {:?} has no version or alias {s:?}",
+                            model.name
+                        ))
                     })?,
             },
         };
-        meta.model_version(&model.id, number)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("model {:?} has no version {number}", model.name)))
+        meta.model_version(&model.id, number).await?.ok_or_else(|| {
+            CoreError::NotFound(format!("model {:?} has no version {number}", model.name))
+        })
     }
 }

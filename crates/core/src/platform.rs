@@ -192,7 +192,13 @@ impl Platform {
     /// wait for the workers, unload models and close the database.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        for flag in self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for flag in self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             flag.store(true, Ordering::SeqCst);
         }
         self.inner.job_wakeup.notify_waiters();

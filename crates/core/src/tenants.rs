@@ -45,7 +45,9 @@ impl Platform {
     pub async fn create_key(&self, principal: &Principal, new: NewKey) -> Result<CreatedKey> {
         require(principal, Permission::ManageKeys)?;
         if new.name.trim().is_empty() || new.name.len() > 100 {
-            return Err(CoreError::InvalidInput("key name must be 1-100 characters".into()));
+            return Err(CoreError::InvalidInput(
+                "key name must be 1-100 characters".into(),
+            ));
         }
         if new.role.rank() > principal.role.rank() {
             return Err(CoreError::Forbidden(format!(
@@ -66,11 +68,16 @@ impl Platform {
         let expires_at = match new.expires_in_secs {
             None => None,
             Some(0) => {
-                return Err(CoreError::InvalidInput("expires_in_secs must be positive".into()))
+                return Err(CoreError::InvalidInput(
+                    "expires_in_secs must be positive".into(),
+                ))
             }
             Some(s) => Some(
-                aiaas_types::now_ms()
-                    .saturating_add(i64::try_from(s).unwrap_or(i64::MAX / 2000).saturating_mul(1000)),
+                aiaas_types::now_ms().saturating_add(
+                    i64::try_from(s)
+                        .unwrap_or(i64::MAX / 2000)
+                        .saturating_mul(1000),
+                ),
             ),
         };
         let secret = auth::generate_secret();
@@ -105,9 +112,14 @@ impl Platform {
         }
         let role = Role::parse(&key.role).unwrap_or(Role::Admin);
         if role.rank() > principal.role.rank() {
-            return Err(CoreError::Forbidden("cannot revoke a key more powerful than your own".into()));
+            return Err(CoreError::Forbidden(
+                "cannot revoke a key more powerful than your own".into(),
+            ));
         }
-        self.inner.meta.revoke_key(key_id, aiaas_types::now_ms()).await?;
+        self.inner
+            .meta
+            .revoke_key(key_id, aiaas_types::now_ms())
+            .await?;
         tracing::info!(key = %key_id, by = %principal.key_id, "api key revoked");
         self.inner.meta.key(key_id).await?.ok_or_else(not_found)
     }

@@ -157,7 +157,11 @@ impl Engine {
     }
 
     /// Classify texts on the runtime under `key`; resolves when its batch has run.
-    pub async fn classify(&self, key: &str, texts: Vec<String>) -> Result<Vec<Prediction>, EngineError> {
+    pub async fn classify(
+        &self,
+        key: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Prediction>, EngineError> {
         let runtime = self
             .get(key)
             .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
@@ -173,6 +177,9 @@ impl Engine {
     }
 
     fn len(&self) -> usize {
-        self.runtimes.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.runtimes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }

@@ -41,28 +41,64 @@ impl Metrics {
         Metrics::default()
     }
 
-    pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], by: f64) {
-        self.with(name, help, labels, || Series::Counter(0.0), |s| {
-            if let Series::Counter(v) = s {
-                *v += by;
-            }
-        });
+    pub fn inc(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        by: f64,
+    ) {
+        self.with(
+            name,
+            help,
+            labels,
+            || Series::Counter(0.0),
+            |s| {
+                if let Series::Counter(v) = s {
+                    *v += by;
+                }
+            },
+        );
     }
 
-    pub fn set(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], value: f64) {
-        self.with(name, help, labels, || Series::Gauge(0.0), |s| {
-            if let Series::Gauge(v) = s {
-                *v = value;
-            }
-        });
+    pub fn set(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) {
+        self.with(
+            name,
+            help,
+            labels,
+            || Series::Gauge(0.0),
+            |s| {
+                if let Series::Gauge(v) = s {
+                    *v = value;
+                }
+            },
+        );
     }
 
-    pub fn add(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], by: f64) {
-        self.with(name, help, labels, || Series::Gauge(0.0), |s| {
-            if let Series::Gauge(v) = s {
-                *v += by;
-            }
-        });
+    pub fn add(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        by: f64,
+    ) {
+        self.with(
+            name,
+            help,
+            labels,
+            || Series::Gauge(0.0),
+            |s| {
+                if let Series::Gauge(v) = s {
+                    *v += by;
+                }
+            },
+        );
     }
 
     pub fn observe(
@@ -124,9 +160,14 @@ impl Metrics {
                     } => {
                         for (b, c) in bounds.iter().zip(counts) {
                             let le = b.to_string();
-                            let _ = writeln!(out, "{name}_bucket{} {c}", label_text(labels, Some(&le)));
+                            let _ =
+                                writeln!(out, "{name}_bucket{} {c}", label_text(labels, Some(&le)));
                         }
-                        let _ = writeln!(out, "{name}_bucket{} {count}", label_text(labels, Some("+Inf")));
+                        let _ = writeln!(
+                            out,
+                            "{name}_bucket{} {count}",
+                            label_text(labels, Some("+Inf"))
+                        );
                         let _ = writeln!(out, "{name}_sum{} {sum}", label_text(labels, None));
                         let _ = writeln!(out, "{name}_count{} {count}", label_text(labels, None));
                     }
@@ -170,7 +211,9 @@ fn label_text(labels: &Labels, le: Option<&str>) -> String {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -186,7 +229,10 @@ mod tests {
         m.observe("lat", "Latency.", &[], &[0.1, 1.0], 0.5);
         m.observe("lat", "Latency.", &[], &[0.1, 1.0], 0.05);
         let text = m.render();
-        assert!(text.contains("# TYPE req_total counter\nreq_total{route=\"/a\"} 3\n"), "{text}");
+        assert!(
+            text.contains("# TYPE req_total counter\nreq_total{route=\"/a\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("depth{model=\"x\\\"y\"} 4"), "{text}");
         assert!(text.contains("lat_bucket{le=\"0.1\"} 1\n"), "{text}");
         assert!(text.contains("lat_bucket{le=\"1\"} 2\n"), "{text}");

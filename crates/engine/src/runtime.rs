@@ -120,9 +120,7 @@ impl ClassifierRuntime {
             return Err(e);
         }
         let label = self.label.clone();
-        Ok(async move {
-            answer.await.unwrap_or(Err(EngineError::Stopped(label)))
-        })
+        Ok(async move { answer.await.unwrap_or(Err(EngineError::Stopped(label))) })
     }
 
     fn reject(&self) {

@@ -61,7 +61,9 @@ impl ArtifactStore for LocalArtifacts {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
         use std::io::Write;
         let path = self.path(key)?;
-        let dir = path.parent().ok_or_else(|| StoreError::InvalidKey(key.into()))?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| StoreError::InvalidKey(key.into()))?;
         std::fs::create_dir_all(dir).map_err(io(key))?;
         let tmp = dir.join(format!(".{}.tmp", aiaas_types::new_id()));
         let write = || -> std::io::Result<()> {
@@ -78,7 +80,9 @@ impl ArtifactStore for LocalArtifacts {
 
     fn put_file(&self, key: &str, file: &Path) -> Result<()> {
         let path = self.path(key)?;
-        let dir = path.parent().ok_or_else(|| StoreError::InvalidKey(key.into()))?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| StoreError::InvalidKey(key.into()))?;
         std::fs::create_dir_all(dir).map_err(io(key))?;
         std::fs::File::open(file)
             .and_then(|f| f.sync_all())
@@ -150,7 +154,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = LocalArtifacts::open(dir.path()).unwrap();
         for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "", "a/b c"] {
-            assert!(matches!(a.put(bad, b"x"), Err(StoreError::InvalidKey(_))), "{bad}");
+            assert!(
+                matches!(a.put(bad, b"x"), Err(StoreError::InvalidKey(_))),
+                "{bad}"
+            );
         }
     }
 }

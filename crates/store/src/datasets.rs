@@ -38,7 +38,11 @@ impl Metadata {
         row.as_ref().map(dataset_from_row).transpose()
     }
 
-    pub async fn dataset_by_name(&self, tenant_id: &str, name: &str) -> Result<Option<DatasetRecord>> {
+    pub async fn dataset_by_name(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<DatasetRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM datasets WHERE tenant_id = $1 AND name = $2"
         ))
@@ -50,21 +54,13 @@ impl Metadata {
     }
 
     pub async fn datasets(&self, tenant_id: Option<&str>) -> Result<Vec<DatasetRecord>> {
-        let rows = match tenant_id {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM datasets WHERE tenant_id = $1 ORDER BY created_at"
-                ))
-                .bind(t)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("SELECT {COLUMNS} FROM datasets ORDER BY created_at"))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .fetch_scoped(
+                &format!("SELECT {COLUMNS} FROM datasets"),
+                "created_at",
+                tenant_id,
+            )
+            .await?;
         rows.iter().map(dataset_from_row).collect()
     }
 

@@ -6,7 +6,9 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{parse_json, JobEventRecord, JobRecord, JobStatus, Metadata, NewJob, Result, StoreError};
+use crate::{
+    parse_json, JobEventRecord, JobRecord, JobStatus, Metadata, NewJob, Result, StoreError,
+};
 
 const COLUMNS: &str = "id, tenant_id, model_name, dataset_id, test_dataset_id, config, deploy, \
                        status, cancel_requested, error, report, model_version, attempts, \
@@ -54,21 +56,13 @@ impl Metadata {
     }
 
     pub async fn jobs(&self, tenant_id: Option<&str>) -> Result<Vec<JobRecord>> {
-        let rows = match tenant_id {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM jobs WHERE tenant_id = $1 ORDER BY created_at DESC"
-                ))
-                .bind(t)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("SELECT {COLUMNS} FROM jobs ORDER BY created_at DESC"))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .fetch_scoped(
+                &format!("SELECT {COLUMNS} FROM jobs"),
+                "created_at DESC",
+                tenant_id,
+            )
+            .await?;
         rows.iter().map(job_from_row).collect()
     }
 
@@ -199,7 +193,11 @@ impl Metadata {
         Ok(row.0)
     }
 
-    pub async fn job_events_after(&self, job_id: &str, after_seq: i64) -> Result<Vec<JobEventRecord>> {
+    pub async fn job_events_after(
+        &self,
+        job_id: &str,
+        after_seq: i64,
+    ) -> Result<Vec<JobEventRecord>> {
         let rows = sqlx::query(
             "SELECT seq, at, event FROM job_events WHERE job_id = $1 AND seq > $2 ORDER BY seq",
         )

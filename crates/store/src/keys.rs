@@ -91,23 +91,13 @@ impl Metadata {
 
     /// Keys of one tenant, or of every tenant when `tenant_id` is `None`.
     pub async fn keys(&self, tenant_id: Option<&str>) -> Result<Vec<ApiKeyRecord>> {
-        let rows = match tenant_id {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at"
-                ))
-                .bind(t)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = self
+            .fetch_scoped(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys"),
+                "created_at",
+                tenant_id,
+            )
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -120,13 +110,12 @@ impl Metadata {
 
     /// Mark a key revoked; returns false when it was already revoked or does not exist.
     pub async fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -74,16 +74,24 @@ impl Metadata {
                 Box::pin(async move {
                     // Per-connection settings: wait for the single writer instead of failing
                     // with SQLITE_BUSY, and enforce the foreign keys the schema declares.
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
             .connect_with(options)
             .await?;
         // WAL is a property of the database file: setting it once is enough.
-        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
         let metadata = Metadata { pool };
         migrate::run(&metadata.pool).await?;
         Ok(metadata)
@@ -97,6 +105,30 @@ impl Metadata {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Rows of `select` (a `SELECT ... FROM table` of a table with a `tenant_id` column),
+    /// of one tenant or of all when `tenant_id` is `None`, in `order`.
+    async fn fetch_scoped(
+        &self,
+        select: &str,
+        order: &str,
+        tenant_id: Option<&str>,
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
+        let rows = match tenant_id {
+            Some(t) => {
+                sqlx::query(&format!("{select} WHERE tenant_id = $1 ORDER BY {order}"))
+                    .bind(t)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{select} ORDER BY {order}"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows)
     }
 }
 

@@ -34,12 +34,14 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
         for statement in statements(sql) {
             sqlx::query(&statement).execute(&mut *tx).await?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(*version)
-            .bind(*name)
-            .bind(aiaas_types::now_ms())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(aiaas_types::now_ms())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(version, name, "applied migration");
     }
@@ -65,7 +67,12 @@ fn statements(sql: &str) -> Vec<String> {
 mod tests {
     #[test]
     fn statements_drop_comments_and_blanks() {
-        let s = super::statements("-- hi\nCREATE TABLE a (x TEXT); -- tail\n\nCREATE TABLE b (y TEXT);\n");
-        assert_eq!(s, vec!["CREATE TABLE a (x TEXT)", "CREATE TABLE b (y TEXT)"]);
+        let s = super::statements(
+            "-- hi\nCREATE TABLE a (x TEXT); -- tail\n\nCREATE TABLE b (y TEXT);\n",
+        );
+        assert_eq!(
+            s,
+            vec!["CREATE TABLE a (x TEXT)", "CREATE TABLE b (y TEXT)"]
+        );
     }
 }

@@ -26,17 +26,13 @@ impl Metadata {
     }
 
     pub async fn models(&self, tenant_id: Option<&str>) -> Result<Vec<ModelRecord>> {
-        let rows = match tenant_id {
-            Some(t) => sqlx::query(
-                "SELECT id, tenant_id, name, task, created_at FROM models WHERE tenant_id = $1 ORDER BY name",
+        let rows = self
+            .fetch_scoped(
+                "SELECT id, tenant_id, name, task, created_at FROM models",
+                "name",
+                tenant_id,
             )
-            .bind(t)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query("SELECT id, tenant_id, name, task, created_at FROM models ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        };
+            .await?;
         rows.iter().map(model_from_row).collect()
     }
 
@@ -112,7 +108,11 @@ impl Metadata {
         rows.iter().map(version_from_row).collect()
     }
 
-    pub async fn model_version(&self, model_id: &str, version: i64) -> Result<Option<ModelVersionRecord>> {
+    pub async fn model_version(
+        &self,
+        model_id: &str,
+        version: i64,
+    ) -> Result<Option<ModelVersionRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_id = $1 AND version = $2"
         ))

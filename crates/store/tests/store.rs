@@ -1,10 +1,14 @@
 //! Integration tests of the metadata store against a real SQLite file.
 
-use aiaas_store::{ApiKeyRecord, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob, StoreError};
+use aiaas_store::{
+    ApiKeyRecord, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob, StoreError,
+};
 
 async fn open() -> (tempfile::TempDir, Metadata) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Metadata::open_sqlite(&dir.path().join("meta.db")).await.unwrap();
+    let db = Metadata::open_sqlite(&dir.path().join("meta.db"))
+        .await
+        .unwrap();
     (dir, db)
 }
 
@@ -41,7 +45,10 @@ async fn migrations_are_idempotent_and_data_survives_reopen() {
 async fn duplicate_names_are_conflicts() {
     let (_d, db) = open().await;
     db.create_tenant("acme").await.unwrap();
-    assert!(matches!(db.create_tenant("acme").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        db.create_tenant("acme").await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 #[tokio::test]
@@ -119,15 +126,27 @@ async fn cancel_and_finish_follow_the_state_machine() {
         deploy: true,
     };
     let queued = db.insert_job(&new).await.unwrap();
-    assert_eq!(db.request_cancel(&queued.id).await.unwrap(), Some(JobStatus::Cancelled));
+    assert_eq!(
+        db.request_cancel(&queued.id).await.unwrap(),
+        Some(JobStatus::Cancelled)
+    );
     let job = db.insert_job(&new).await.unwrap();
     let claimed = db.claim_next_job("w").await.unwrap().unwrap();
     assert_eq!(claimed.id, job.id);
-    assert_eq!(db.request_cancel(&job.id).await.unwrap(), Some(JobStatus::Running));
+    assert_eq!(
+        db.request_cancel(&job.id).await.unwrap(),
+        Some(JobStatus::Running)
+    );
     assert!(db.cancel_requested(&job.id).await.unwrap());
-    assert!(db.finish_job(&job.id, &JobOutcome::Cancelled).await.unwrap());
+    assert!(db
+        .finish_job(&job.id, &JobOutcome::Cancelled)
+        .await
+        .unwrap());
     // A finished job cannot be finished again.
-    assert!(!db.finish_job(&job.id, &JobOutcome::Failed("x".into())).await.unwrap());
+    assert!(!db
+        .finish_job(&job.id, &JobOutcome::Failed("x".into()))
+        .await
+        .unwrap());
     // A dataset used by jobs cannot be deleted.
     assert!(!db.delete_dataset(&ds.id).await.unwrap());
 }
@@ -149,7 +168,12 @@ async fn events_get_consecutive_sequence_numbers() {
         .await
         .unwrap();
     for i in 0..3 {
-        assert_eq!(db.append_job_event(&job.id, &serde_json::json!({"i": i})).await.unwrap(), i + 1);
+        assert_eq!(
+            db.append_job_event(&job.id, &serde_json::json!({"i": i}))
+                .await
+                .unwrap(),
+            i + 1
+        );
     }
     let after = db.job_events_after(&job.id, 1).await.unwrap();
     assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);

@@ -11,7 +11,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use aiaas_train::{train, train_word2vec, LabelledText, TrainControl};
-use aiaas_types::{Architecture, EmbeddingInit, TrainConfig, TrainReport, Word2VecMode, Word2VecParams};
+use aiaas_types::{
+    Architecture, EmbeddingInit, TrainConfig, TrainReport, Word2VecMode, Word2VecParams,
+};
 use serde_json::{json, Value};
 
 fn main() {
@@ -46,7 +48,11 @@ fn args() -> Result<Args, String> {
             "--out" => out = Some(PathBuf::from(value)),
             "--only" if value == "word2vec" => only_word2vec = true,
             "--w2v-repeats" => {
-                w2v_repeats = value.parse().ok().filter(|n| *n > 0).ok_or("--w2v-repeats needs a positive number")?
+                w2v_repeats = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("--w2v-repeats needs a positive number")?
             }
             other => return Err(format!("unknown flag {other}")),
         }
@@ -61,7 +67,8 @@ fn args() -> Result<Args, String> {
 }
 
 fn read_csv(path: &Path) -> Result<Vec<LabelledText>, String> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut rows = Vec::new();
     for r in reader.records() {
         let r = r.map_err(|e| format!("{}: {e}", path.display()))?;
@@ -74,7 +81,10 @@ fn read_csv(path: &Path) -> Result<Vec<LabelledText>, String> {
 }
 
 fn write_tokens(path: &Path, rows: &[LabelledText]) -> Result<Vec<Vec<String>>, String> {
-    let tokenised: Vec<Vec<String>> = rows.iter().map(|r| aiaas_train::tokenize(&r.text)).collect();
+    let tokenised: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| aiaas_train::tokenize(&r.text))
+        .collect();
     let mut text = String::new();
     for (r, t) in rows.iter().zip(&tokenised) {
         text.push_str(&r.label);
@@ -121,16 +131,27 @@ fn run() -> Result<(), String> {
     // Each mode runs `w2v_repeats` times on a fresh model; the median is reported, as on
     // the Python side.
     let mut w2v = serde_json::Map::new();
-    for (name, mode) in [("cbow", Word2VecMode::Cbow), ("skip-gram", Word2VecMode::SkipGram)] {
+    for (name, mode) in [
+        ("cbow", Word2VecMode::Cbow),
+        ("skip-gram", Word2VecMode::SkipGram),
+    ] {
         let mut runs = Vec::new();
         for repeat in 0..a.w2v_repeats {
-            let (_, report) = train_word2vec(&sentences, &w2v_params(mode), 42 + repeat as u64, &control())
-                .map_err(|e| e.to_string())?;
+            let (_, report) = train_word2vec(
+                &sentences,
+                &w2v_params(mode),
+                42 + repeat as u64,
+                &control(),
+            )
+            .map_err(|e| e.to_string())?;
             runs.push(report);
         }
         runs.sort_by(|a, b| a.words_per_second.total_cmp(&b.words_per_second));
         let median = &runs[runs.len() / 2];
-        eprintln!("word2vec {name}: {:.0} words/s (median of {})", median.words_per_second, a.w2v_repeats);
+        eprintln!(
+            "word2vec {name}: {:.0} words/s (median of {})",
+            median.words_per_second, a.w2v_repeats
+        );
         w2v.insert(
             name.into(),
             json!({"words_per_second": median.words_per_second, "words": median.words, "seconds": median.seconds,
@@ -140,8 +161,11 @@ fn run() -> Result<(), String> {
 
     if a.only_word2vec {
         let out = json!({"word2vec": w2v});
-        std::fs::write(&a.out, serde_json::to_string_pretty(&out).unwrap_or_default())
-            .map_err(|e| format!("{}: {e}", a.out.display()))?;
+        std::fs::write(
+            &a.out,
+            serde_json::to_string_pretty(&out).unwrap_or_default(),
+        )
+        .map_err(|e| format!("{}: {e}", a.out.display()))?;
         return Ok(());
     }
 
@@ -212,8 +236,11 @@ fn run() -> Result<(), String> {
     if let Some(dir) = a.out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
-    std::fs::write(&a.out, serde_json::to_string_pretty(&out).unwrap_or_default())
-        .map_err(|e| format!("{}: {e}", a.out.display()))?;
+    std::fs::write(
+        &a.out,
+        serde_json::to_string_pretty(&out).unwrap_or_default(),
+    )
+    .map_err(|e| format!("{}: {e}", a.out.display()))?;
     eprintln!("wrote {}", a.out.display());
     Ok(())
 }

@@ -70,7 +70,13 @@ pub(crate) fn train_with_classifier(
     let mut refit = None;
     let mut vocabulary = embeddings.vocab.len();
     if config.architecture == Architecture::Auto && config.refit && !data.val.labels.is_empty() {
-        let (report, refitted, vocab) = refit_winner(config, classifier.architecture(), train_rows, test_rows, control)?;
+        let (report, refitted, vocab) = refit_winner(
+            config,
+            classifier.architecture(),
+            train_rows,
+            test_rows,
+            control,
+        )?;
         classifier = refitted;
         refit = Some(report);
         vocabulary = vocab;

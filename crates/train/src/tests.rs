@@ -230,7 +230,10 @@ fn auto_keeps_the_best_validation_candidate_and_reports_all() {
     // The winner is trained again on training + validation data and that is the kept model.
     let refit = r.refit.as_ref().expect("auto refits its winner by default");
     assert_eq!(refit.architecture, r.architecture);
-    assert!(refit.validation.is_none(), "the refit has no validation split left");
+    assert!(
+        refit.validation.is_none(),
+        "the refit has no validation split left"
+    );
     assert_eq!(r.chosen(), Some(refit));
     let refit_phase = format!("refit:{}", r.architecture.as_str());
     assert!(events

@@ -282,7 +282,8 @@ impl NoiseTable {
         scaled.resize(n, 1.0);
         let mut keep = vec![u32::MAX; n];
         let mut alias: Vec<u32> = (0..n as u32).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+            (0..n).partition(|&i| scaled[i] < 1.0);
         while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
             keep[s] = (scaled[s] * 4_294_967_295.0) as u32;
             alias[s] = l as u32;
@@ -727,7 +728,10 @@ mod tests {
         for i in 0..5 {
             let expected = weights[i] / total;
             let got = seen[i] as f64 / draws as f64;
-            assert!((got - expected).abs() < 0.01, "word {i}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 0.01,
+                "word {i}: {got} vs {expected}"
+            );
         }
     }
     use rand::seq::IndexedRandom;

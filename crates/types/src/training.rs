@@ -320,7 +320,9 @@ impl TrainReport {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TrainEvent {
     /// A phase begins: "prepare", "word2vec", "train:<arch>", "evaluate", "save".
-    Phase { name: String },
+    Phase {
+        name: String,
+    },
     Word2vecEpoch {
         epoch: usize,
         epochs: usize,
@@ -337,7 +339,9 @@ pub enum TrainEvent {
         validation_macro_f1: Option<f64>,
         validation_accuracy: Option<f64>,
     },
-    Log { message: String },
+    Log {
+        message: String,
+    },
 }
 
 #[cfg(test)]

@@ -13,16 +13,31 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
     let server = Server::start(ServerOptions::new(data.path()));
     for name in ["acme", "rival"] {
         let (status, _) = server
-            .call("POST", "/api/v1/tenants", Some(ADMIN_KEY), Some(json!({"name": name})))
+            .call(
+                "POST",
+                "/api/v1/tenants",
+                Some(ADMIN_KEY),
+                Some(json!({"name": name})),
+            )
             .await;
         assert_eq!(status, 201);
     }
     let (status, v) = server
-        .call("POST", "/api/v1/tenants", Some(ADMIN_KEY), Some(json!({"name": "acme"})))
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "acme"})),
+        )
         .await;
     assert_eq!(status, 409, "{v}");
     let (status, _) = server
-        .call("POST", "/api/v1/tenants", Some(ADMIN_KEY), Some(json!({"name": "bad name/"})))
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "bad name/"})),
+        )
         .await;
     assert_eq!(status, 400);
 
@@ -30,15 +45,32 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
     let dev = server.key(&owner, "acme", "developer").await;
     let rival_owner = server.key(ADMIN_KEY, "rival", "owner").await;
     let (status, _) = server
-        .call("POST", "/api/v1/tenants", Some(&owner), Some(json!({"name": "x"})))
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(&owner),
+            Some(json!({"name": "x"})),
+        )
         .await;
     assert_eq!(status, 403, "only admins manage tenants");
     let (status, _) = server
-        .call("POST", "/api/v1/keys", Some(&owner), Some(json!({"name": "x", "role": "inference", "tenant": "rival"})))
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": "x", "role": "inference", "tenant": "rival"})),
+        )
         .await;
     assert_eq!(status, 404, "an owner cannot even see another tenant");
 
-    train_small(&server, &dev, "topics-data", "topics", json!({"architecture": "tfidf-logreg"})).await;
+    train_small(
+        &server,
+        &dev,
+        "topics-data",
+        "topics",
+        json!({"architecture": "tfidf-logreg"}),
+    )
+    .await;
     let body = json!({"texts": ["the oven and flour for the recipe"]});
 
     // Allow-lists.
@@ -49,54 +81,112 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
     assert_eq!(status, 201, "{v}");
     let narrow = v["secret"].as_str().unwrap().to_string();
     let (status, v) = server
-        .call("POST", "/api/v1/models/topics/predict", Some(&narrow), Some(body.clone()))
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(&narrow),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(status, 403, "{v}");
-    let (status, v) = server.call("GET", "/api/v1/models", Some(&narrow), None).await;
-    assert_eq!(status, 200);
-    assert_eq!(v["models"].as_array().unwrap().len(), 0, "allow-listed keys list only their models");
     let (status, v) = server
-        .call("POST", "/api/v1/keys", Some(&owner),
-              Some(json!({"name": "topics-only", "role": "inference", "allowed_models": ["topics"]})))
+        .call("GET", "/api/v1/models", Some(&narrow), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["models"].as_array().unwrap().len(),
+        0,
+        "allow-listed keys list only their models"
+    );
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": "topics-only", "role": "inference", "allowed_models": ["topics"]})),
+        )
         .await;
     assert_eq!(status, 201);
     let allowed = v["secret"].as_str().unwrap().to_string();
     let allowed_id = v["id"].as_str().unwrap().to_string();
     let (status, v) = server
-        .call("POST", "/api/v1/models/topics/predict", Some(&allowed), Some(body.clone()))
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(&allowed),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["predictions"][0]["label"], "cooking");
 
     // Revocation: only within the tenant, and effective at once.
     let (status, _) = server
-        .call("DELETE", &format!("/api/v1/keys/{allowed_id}"), Some(&rival_owner), None)
+        .call(
+            "DELETE",
+            &format!("/api/v1/keys/{allowed_id}"),
+            Some(&rival_owner),
+            None,
+        )
         .await;
     assert_eq!(status, 404, "another tenant's key is invisible");
-    let (status, _) = server.call("DELETE", &format!("/api/v1/keys/{allowed_id}"), Some(&dev), None).await;
+    let (status, _) = server
+        .call(
+            "DELETE",
+            &format!("/api/v1/keys/{allowed_id}"),
+            Some(&dev),
+            None,
+        )
+        .await;
     assert_eq!(status, 403, "developers do not manage keys");
-    let (status, v) = server.call("DELETE", &format!("/api/v1/keys/{allowed_id}"), Some(&owner), None).await;
+    let (status, v) = server
+        .call(
+            "DELETE",
+            &format!("/api/v1/keys/{allowed_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     assert!(v["revoked_at"].is_i64());
     let (status, v) = server
-        .call("POST", "/api/v1/models/topics/predict", Some(&allowed), Some(body.clone()))
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(&allowed),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(status, 401);
-    assert!(v["error"]["message"].as_str().unwrap().contains("revoked"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{v}"
+    );
 
     // Expiry.
     let (status, v) = server
-        .call("POST", "/api/v1/keys", Some(&owner),
-              Some(json!({"name": "short", "role": "inference", "expires_in_secs": 1})))
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": "short", "role": "inference", "expires_in_secs": 1})),
+        )
         .await;
     assert_eq!(status, 201);
     let short = v["secret"].as_str().unwrap().to_string();
-    let (status, _) = server.call("GET", "/api/v1/models", Some(&short), None).await;
+    let (status, _) = server
+        .call("GET", "/api/v1/models", Some(&short), None)
+        .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (status, v) = server.call("GET", "/api/v1/models", Some(&short), None).await;
+    let (status, v) = server
+        .call("GET", "/api/v1/models", Some(&short), None)
+        .await;
     assert_eq!(status, 401);
-    assert!(v["error"]["message"].as_str().unwrap().contains("expired"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("expired"),
+        "{v}"
+    );
 
     // Listings carry no secrets or hashes, and owners see only their tenant's keys.
     let (status, v) = server.call("GET", "/api/v1/keys", Some(&owner), None).await;
@@ -104,7 +194,9 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
     let text = v.to_string();
     assert!(!text.contains("secret"), "{text}");
     assert!(!text.contains(&owner) && !text.contains(&dev));
-    let (_, all) = server.call("GET", "/api/v1/keys", Some(ADMIN_KEY), None).await;
+    let (_, all) = server
+        .call("GET", "/api/v1/keys", Some(ADMIN_KEY), None)
+        .await;
     assert!(all["keys"].as_array().unwrap().len() > v["keys"].as_array().unwrap().len());
 
     // Malformed Authorization headers.
@@ -122,6 +214,9 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
     // No secret ever reaches the log.
     let logs = server.logs();
     for secret in [ADMIN_KEY, &owner, &dev, &narrow, &allowed, &short] {
-        assert!(!logs.contains(secret), "a key secret appeared in the server log");
+        assert!(
+            !logs.contains(secret),
+            "a key secret appeared in the server log"
+        );
     }
 }

@@ -34,17 +34,42 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
     let csv = csv.to_str().unwrap().to_string();
     let s = &server;
 
-    let out = ok(&aiaas(s, ADMIN_KEY, &["datasets", "upload", &csv, "--name", "topics"]));
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &["datasets", "upload", &csv, "--name", "topics"],
+    ));
     assert!(out.contains("90 rows, 3 classes"), "{out}");
     let out = ok(&aiaas(s, ADMIN_KEY, &["datasets", "list"]));
     assert!(out.contains("topics"), "{out}");
     let out = ok(&aiaas(
         s,
         ADMIN_KEY,
-        &["train", "--dataset", "topics", "--model", "topics", "--architecture", "tfidf-logreg", "--deploy"],
+        &[
+            "train",
+            "--dataset",
+            "topics",
+            "--model",
+            "topics",
+            "--architecture",
+            "tfidf-logreg",
+            "--deploy",
+        ],
     ));
-    assert!(out.contains("CANDIDATE") && out.contains("tfidf-logreg") && out.contains("validation"), "{out}");
-    let out = ok(&aiaas(s, ADMIN_KEY, &["predict", "topics", "simmer the garlic in butter", "storm and rain"]));
+    assert!(
+        out.contains("CANDIDATE") && out.contains("tfidf-logreg") && out.contains("validation"),
+        "{out}"
+    );
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &[
+            "predict",
+            "topics",
+            "simmer the garlic in butter",
+            "storm and rain",
+        ],
+    ));
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("cooking"), "{out}");
     assert!(lines[1].starts_with("weather"), "{out}");
@@ -52,14 +77,22 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
     assert!(out.contains("topics"), "{out}");
     let out = ok(&aiaas(s, ADMIN_KEY, &["jobs", "list"]));
     assert!(out.contains("succeeded"), "{out}");
-    let out = ok(&aiaas(s, ADMIN_KEY, &["keys", "create", "--name", "ci", "--role", "inference"]));
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &["keys", "create", "--name", "ci", "--role", "inference"],
+    ));
     let secret = out
         .lines()
         .find_map(|l| l.strip_prefix("secret: "))
         .expect("secret line")
         .trim()
         .to_string();
-    let out = ok(&aiaas(s, &secret, &["predict", "topics", "bank loan interest"]));
+    let out = ok(&aiaas(
+        s,
+        &secret,
+        &["predict", "topics", "bank loan interest"],
+    ));
     assert!(out.starts_with("finance"), "{out}");
 
     // Errors: one line on stderr, non-zero exit.
@@ -67,12 +100,22 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("invalid API key") && err.contains("401"), "{err}");
-    let out = aiaas(s, &secret, &["train", "--dataset", "topics", "--model", "x"]);
+    assert!(
+        err.contains("invalid API key") && err.contains("401"),
+        "{err}"
+    );
+    let out = aiaas(
+        s,
+        &secret,
+        &["train", "--dataset", "topics", "--model", "x"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
     let out = aiaas(s, ADMIN_KEY, &["predict", "missing-model", "x"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no model"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no model"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -90,22 +133,40 @@ fn serve_rejects_bad_configuration_with_a_clear_message() {
     };
     let out = run(&["--listen", "localhost-ish"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen"),
+        "{out:?}"
+    );
     let out = run(&["--listen", "127.0.0.1:0", "--training-workers", "0"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("training workers"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("training workers"),
+        "{out:?}"
+    );
     let toml = data.path().join("aiaas.toml");
     std::fs::write(&toml, "listen = \"127.0.0.1:0\"\nmax_uplaod_mb = 5\n").unwrap();
     let out = run(&["--config", toml.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("aiaas.toml") && err.contains("max_uplaod_mb"), "{err}");
+    assert!(
+        err.contains("aiaas.toml") && err.contains("max_uplaod_mb"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_aiaas"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+            "--data-dir",
+        ])
         .arg(data.path())
         .env("AIAAS_ADMIN_KEY", "too-short")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("AIAAS_ADMIN_KEY"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("AIAAS_ADMIN_KEY"),
+        "{out:?}"
+    );
 }

@@ -30,7 +30,11 @@ pub struct ServerOptions<'a> {
 
 impl<'a> ServerOptions<'a> {
     pub fn new(data_dir: &'a Path) -> ServerOptions<'a> {
-        ServerOptions { data_dir, extra_args: &[], demo: false }
+        ServerOptions {
+            data_dir,
+            extra_args: &[],
+            demo: false,
+        }
     }
 }
 
@@ -50,7 +54,11 @@ impl Server {
             .env("AIAAS_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
-                std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file"),
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log file"),
             ))
             .spawn()
             .expect("start aiaas serve");
@@ -58,12 +66,18 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         let base = loop {
-            assert!(Instant::now() < deadline, "server did not print its address in time");
+            assert!(
+                Instant::now() < deadline,
+                "server did not print its address in time"
+            );
             let line = lines
                 .next()
                 .expect("server exited before listening")
                 .expect("read stdout");
-            assert!(!line.contains(ADMIN_KEY), "the admin key must never be printed");
+            assert!(
+                !line.contains(ADMIN_KEY),
+                "the admin key must never be printed"
+            );
             if let Some(addr) = line.strip_prefix("listening on ") {
                 break addr.trim().to_string();
             }
@@ -83,7 +97,13 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    pub async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut rb = self.http.request(method, self.url(path));
         if let Some(k) = key {
@@ -110,13 +130,21 @@ impl Server {
             .expect("upload");
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Create a key and return its secret.
     pub async fn key(&self, by: &str, tenant: &str, role: &str) -> String {
         let (status, v) = self
-            .call("POST", "/api/v1/keys", Some(by), Some(json!({"name": role, "role": role, "tenant": tenant})))
+            .call(
+                "POST",
+                "/api/v1/keys",
+                Some(by),
+                Some(json!({"name": role, "role": role, "tenant": tenant})),
+            )
             .await;
         assert_eq!(status, 201, "{v}");
         v["secret"].as_str().expect("secret").to_string()
@@ -125,13 +153,18 @@ impl Server {
     pub async fn wait_for_job(&self, key: &str, id: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
         loop {
-            let (status, job) = self.call("GET", &format!("/api/v1/jobs/{id}"), Some(key), None).await;
+            let (status, job) = self
+                .call("GET", &format!("/api/v1/jobs/{id}"), Some(key), None)
+                .await;
             assert_eq!(status, 200, "{job}");
             let s = job["status"].as_str().unwrap_or_default();
             if ["succeeded", "failed", "cancelled"].contains(&s) {
                 return job;
             }
-            assert!(Instant::now() < deadline, "job {id} still {s} after {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "job {id} still {s} after {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
@@ -145,7 +178,10 @@ impl Server {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
-        let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(ok.success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -153,7 +189,10 @@ impl Server {
                 assert!(status.success(), "server exited with {status}");
                 return;
             }
-            assert!(Instant::now() < deadline, "server did not stop within 60 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop within 60 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -185,7 +224,9 @@ pub fn bbc_dir() -> PathBuf {
     let dir = std::env::var_os("AIAAS_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
             home.join(".cache/aiaas-data-cache")
         });
     assert!(
@@ -201,14 +242,35 @@ pub fn bbc_dir() -> PathBuf {
 /// filler, deterministic for a seed. Returns CSV text with a header `text,label`.
 pub fn synthetic_csv(rows_per_class: usize, seed: u64) -> String {
     let classes: [(&str, &[&str]); 3] = [
-        ("weather", &["rain", "sunny", "cloud", "storm", "wind", "forecast", "snow", "humid"]),
-        ("cooking", &["bake", "oven", "flour", "recipe", "spice", "simmer", "garlic", "butter"]),
-        ("finance", &["stock", "bond", "market", "profit", "loan", "interest", "bank", "equity"]),
+        (
+            "weather",
+            &[
+                "rain", "sunny", "cloud", "storm", "wind", "forecast", "snow", "humid",
+            ],
+        ),
+        (
+            "cooking",
+            &[
+                "bake", "oven", "flour", "recipe", "spice", "simmer", "garlic", "butter",
+            ],
+        ),
+        (
+            "finance",
+            &[
+                "stock", "bond", "market", "profit", "loan", "interest", "bank", "equity",
+            ],
+        ),
     ];
-    let filler = ["the", "a", "today", "very", "and", "with", "some", "about", "we", "it"];
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let filler = [
+        "the", "a", "today", "very", "and", "with", "some", "about", "we", "it",
+    ];
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move |n: usize| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as usize) % n
     };
     let mut out = String::from("text,label\n");
@@ -216,7 +278,13 @@ pub fn synthetic_csv(rows_per_class: usize, seed: u64) -> String {
         for (label, words) in &classes {
             let len = 6 + next(8);
             let text: Vec<&str> = (0..len)
-                .map(|_| if next(3) == 0 { filler[next(filler.len())] } else { words[next(words.len())] })
+                .map(|_| {
+                    if next(3) == 0 {
+                        filler[next(filler.len())]
+                    } else {
+                        words[next(words.len())]
+                    }
+                })
                 .collect();
             out.push_str(&format!("{} {i},{label}\n", text.join(" ")));
         }
@@ -225,16 +293,34 @@ pub fn synthetic_csv(rows_per_class: usize, seed: u64) -> String {
 }
 
 /// Train a model on a synthetic dataset and deploy it; returns the job JSON.
-pub async fn train_small(server: &Server, key: &str, dataset: &str, model: &str, config: Value) -> Value {
-    let (status, v) = server.upload(key, &format!("name={dataset}"), synthetic_csv(40, 7).into_bytes()).await;
+pub async fn train_small(
+    server: &Server,
+    key: &str,
+    dataset: &str,
+    model: &str,
+    config: Value,
+) -> Value {
+    let (status, v) = server
+        .upload(
+            key,
+            &format!("name={dataset}"),
+            synthetic_csv(40, 7).into_bytes(),
+        )
+        .await;
     assert_eq!(status, 201, "{v}");
     let (status, job) = server
-        .call("POST", "/api/v1/jobs", Some(key),
-              Some(json!({"dataset": dataset, "model": model, "deploy": true, "config": config})))
+        .call(
+            "POST",
+            "/api/v1/jobs",
+            Some(key),
+            Some(json!({"dataset": dataset, "model": model, "deploy": true, "config": config})),
+        )
         .await;
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_string();
-    let job = server.wait_for_job(key, &id, Duration::from_secs(300)).await;
+    let job = server
+        .wait_for_job(key, &id, Duration::from_secs(300))
+        .await;
     assert_eq!(job["status"], "succeeded", "{job}");
     job
 }

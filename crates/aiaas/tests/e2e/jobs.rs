@@ -11,7 +11,9 @@ use crate::common::{bbc_dir, synthetic_csv, Server, ServerOptions, ADMIN_KEY};
 async fn wait_running(server: &Server, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (status, job) = server.call("GET", &format!("/api/v1/jobs/{id}"), Some(ADMIN_KEY), None).await;
+        let (status, job) = server
+            .call("GET", &format!("/api/v1/jobs/{id}"), Some(ADMIN_KEY), None)
+            .await;
         assert_eq!(status, 200, "{job}");
         if job["status"] == "running" {
             return;
@@ -34,7 +36,9 @@ async fn events_text(server: &Server, id: &str, needle: &str) -> bool {
         .unwrap();
     let mut text = String::new();
     let mut stream = events.bytes_stream();
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(3), stream.next()).await {
+    while let Ok(Some(Ok(chunk))) =
+        tokio::time::timeout(Duration::from_secs(3), stream.next()).await
+    {
         text.push_str(&String::from_utf8_lossy(&chunk));
         if text.contains(needle) {
             return true;
@@ -45,7 +49,9 @@ async fn events_text(server: &Server, id: &str, needle: &str) -> bool {
 }
 
 async fn submit(server: &Server, body: Value) -> String {
-    let (status, job) = server.call("POST", "/api/v1/jobs", Some(ADMIN_KEY), Some(body)).await;
+    let (status, job) = server
+        .call("POST", "/api/v1/jobs", Some(ADMIN_KEY), Some(body))
+        .await;
     assert_eq!(status, 202, "{job}");
     job["id"].as_str().unwrap().to_string()
 }
@@ -63,15 +69,37 @@ async fn jobs_cancel_fail_cleanly_and_resume_after_restart() {
     // Cancel a running job: it stops within seconds and its event stream ends.
     let id = submit(&server, long.clone()).await;
     wait_running(&server, &id).await;
-    let (status, v) = server.call("POST", &format!("/api/v1/jobs/{id}/cancel"), Some(ADMIN_KEY), None).await;
+    let (status, v) = server
+        .call(
+            "POST",
+            &format!("/api/v1/jobs/{id}/cancel"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
-    let job = server.wait_for_job(ADMIN_KEY, &id, Duration::from_secs(60)).await;
+    let job = server
+        .wait_for_job(ADMIN_KEY, &id, Duration::from_secs(60))
+        .await;
     assert_eq!(job["status"], "cancelled", "{job}");
-    let (status, _) = server.call("POST", &format!("/api/v1/jobs/{id}/cancel"), Some(ADMIN_KEY), None).await;
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/api/v1/jobs/{id}/cancel"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
     assert_eq!(status, 409, "a finished job cannot be cancelled again");
-    let (status, models) = server.call("GET", "/api/v1/models", Some(ADMIN_KEY), None).await;
+    let (status, models) = server
+        .call("GET", "/api/v1/models", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(models["models"].as_array().unwrap().len(), 0, "a cancelled job registers no model");
+    assert_eq!(
+        models["models"].as_array().unwrap().len(),
+        0,
+        "a cancelled job registers no model"
+    );
 
     // A job whose test set has a label unseen in training fails with a clear message.
     let (status, _) = server
@@ -79,36 +107,67 @@ async fn jobs_cancel_fail_cleanly_and_resume_after_restart() {
         .await;
     assert_eq!(status, 201);
     let odd = "text,label\nsomething new,astronomy\nanother new,astronomy\nrain storm,weather\nsnow wind,weather\n";
-    let (status, _) = server.upload(ADMIN_KEY, "name=odd-test", odd.as_bytes().to_vec()).await;
+    let (status, _) = server
+        .upload(ADMIN_KEY, "name=odd-test", odd.as_bytes().to_vec())
+        .await;
     assert_eq!(status, 201);
-    let id = submit(&server, json!({"dataset": "small", "test_dataset": "odd-test", "model": "odd",
-                                    "config": {"architecture": "tfidf-logreg"}})).await;
-    let job = server.wait_for_job(ADMIN_KEY, &id, Duration::from_secs(120)).await;
+    let id = submit(
+        &server,
+        json!({"dataset": "small", "test_dataset": "odd-test", "model": "odd",
+                                    "config": {"architecture": "tfidf-logreg"}}),
+    )
+    .await;
+    let job = server
+        .wait_for_job(ADMIN_KEY, &id, Duration::from_secs(120))
+        .await;
     assert_eq!(job["status"], "failed", "{job}");
-    assert!(job["error"].as_str().unwrap().contains("astronomy"), "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("astronomy"),
+        "{job}"
+    );
 
     // Shutdown mid-training: the server exits promptly, the job resumes on restart.
     let id = submit(&server, long).await;
     wait_running(&server, &id).await;
     let stopping = Instant::now();
     server.stop();
-    assert!(stopping.elapsed() < Duration::from_secs(30), "shutdown took {:?}", stopping.elapsed());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(30),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
     let server = Server::start(ServerOptions::new(data.path()));
     wait_running(&server, &id).await;
-    let (_, job) = server.call("GET", &format!("/api/v1/jobs/{id}"), Some(ADMIN_KEY), None).await;
-    assert_eq!(job["attempts"], 1, "a graceful stop does not count as a failed attempt: {job}");
+    let (_, job) = server
+        .call("GET", &format!("/api/v1/jobs/{id}"), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(
+        job["attempts"], 1,
+        "a graceful stop does not count as a failed attempt: {job}"
+    );
     assert!(events_text(&server, &id, "resume on the next start").await);
 
     // A crash (SIGKILL) mid-training: the next start finds the job running and queues it again.
     server.kill();
     let server = Server::start(ServerOptions::new(data.path()));
     wait_running(&server, &id).await;
-    let (_, job) = server.call("GET", &format!("/api/v1/jobs/{id}"), Some(ADMIN_KEY), None).await;
+    let (_, job) = server
+        .call("GET", &format!("/api/v1/jobs/{id}"), Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(job["attempts"], 2, "{job}");
     assert!(events_text(&server, &id, "queued again").await);
-    let (status, _) = server.call("POST", &format!("/api/v1/jobs/{id}/cancel"), Some(ADMIN_KEY), None).await;
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/api/v1/jobs/{id}/cancel"),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
-    let job = server.wait_for_job(ADMIN_KEY, &id, Duration::from_secs(60)).await;
+    let job = server
+        .wait_for_job(ADMIN_KEY, &id, Duration::from_secs(60))
+        .await;
     assert_eq!(job["status"], "cancelled");
     server.stop();
 }

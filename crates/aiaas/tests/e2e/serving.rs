@@ -11,73 +11,174 @@ use crate::common::{bbc_dir, train_small, Server, ServerOptions, ADMIN_KEY};
 async fn versions_aliases_and_deployments() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    train_small(&server, ADMIN_KEY, "d1", "topics", json!({"architecture": "tfidf-logreg"})).await;
+    train_small(
+        &server,
+        ADMIN_KEY,
+        "d1",
+        "topics",
+        json!({"architecture": "tfidf-logreg"}),
+    )
+    .await;
     let (status, job) = server
         .call("POST", "/api/v1/jobs", Some(ADMIN_KEY),
               Some(json!({"dataset": "d1", "model": "topics", "config": {"architecture": "avgpool", "epochs": 5}})))
         .await;
     assert_eq!(status, 202);
     let job = server
-        .wait_for_job(ADMIN_KEY, job["id"].as_str().unwrap(), Duration::from_secs(300))
+        .wait_for_job(
+            ADMIN_KEY,
+            job["id"].as_str().unwrap(),
+            Duration::from_secs(300),
+        )
         .await;
     assert_eq!(job["model_version"], 2, "{job}");
-    let (_, model) = server.call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None).await;
+    let (_, model) = server
+        .call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(model["versions"].as_array().unwrap().len(), 2);
-    assert_eq!(model["deployment"]["version"], 1, "version 2 was not asked to deploy");
+    assert_eq!(
+        model["deployment"]["version"], 1,
+        "version 2 was not asked to deploy"
+    );
 
     let body = json!({"texts": ["stock market and bank profit"]});
-    let (status, v) = server.call("POST", "/api/v1/models/topics/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(ADMIN_KEY),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["version"], 1);
     assert_eq!(v["predictions"][0]["label"], "finance");
-    let (status, v) = server.call("POST", "/api/v1/models/topics:2/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics:2/predict",
+            Some(ADMIN_KEY),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["version"], 2);
 
     // Aliases: set, deploy by alias, address by alias.
     let (status, _) = server
-        .call("POST", "/api/v1/models/topics/aliases", Some(ADMIN_KEY), Some(json!({"alias": "prod", "version": 2})))
+        .call(
+            "POST",
+            "/api/v1/models/topics/aliases",
+            Some(ADMIN_KEY),
+            Some(json!({"alias": "prod", "version": 2})),
+        )
         .await;
     assert_eq!(status, 200);
     let (status, _) = server
-        .call("POST", "/api/v1/models/topics/aliases", Some(ADMIN_KEY), Some(json!({"alias": "prod", "version": 9})))
+        .call(
+            "POST",
+            "/api/v1/models/topics/aliases",
+            Some(ADMIN_KEY),
+            Some(json!({"alias": "prod", "version": 9})),
+        )
         .await;
     assert_eq!(status, 404, "an alias must point at an existing version");
     let (status, d) = server
-        .call("POST", "/api/v1/models/topics/deploy", Some(ADMIN_KEY), Some(json!({"alias": "prod"})))
+        .call(
+            "POST",
+            "/api/v1/models/topics/deploy",
+            Some(ADMIN_KEY),
+            Some(json!({"alias": "prod"})),
+        )
         .await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["version"], 2);
-    let (_, v) = server.call("POST", "/api/v1/models/topics:prod/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    let (_, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics:prod/predict",
+            Some(ADMIN_KEY),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(v["version"], 2);
-    let (status, v) = server.call("POST", "/api/v1/models/topics:nope/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics:nope/predict",
+            Some(ADMIN_KEY),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, 404, "{v}");
 
     // KServe versioned routes.
     let infer = json!({"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", "data": [["rain and snow storm"]]}]});
-    let (status, out) = server.call("POST", "/v2/models/topics/versions/1/infer", Some(ADMIN_KEY), Some(infer.clone())).await;
+    let (status, out) = server
+        .call(
+            "POST",
+            "/v2/models/topics/versions/1/infer",
+            Some(ADMIN_KEY),
+            Some(infer.clone()),
+        )
+        .await;
     assert_eq!(status, 200, "{out}");
     assert_eq!(out["model_version"], "1");
     assert_eq!(out["outputs"][0]["data"][0], "weather");
-    let (status, out) = server.call("POST", "/v2/models/topics/versions/7/infer", Some(ADMIN_KEY), Some(infer.clone())).await;
+    let (status, out) = server
+        .call(
+            "POST",
+            "/v2/models/topics/versions/7/infer",
+            Some(ADMIN_KEY),
+            Some(infer.clone()),
+        )
+        .await;
     assert_eq!(status, 404);
-    assert!(out["error"].is_string(), "KServe errors are {{\"error\": \"...\"}}: {out}");
-    let (status, _) = server.call("GET", "/v2/models/missing/ready", Some(ADMIN_KEY), None).await;
+    assert!(
+        out["error"].is_string(),
+        "KServe errors are {{\"error\": \"...\"}}: {out}"
+    );
+    let (status, _) = server
+        .call("GET", "/v2/models/missing/ready", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 404);
     let (status, _) = server.call("GET", "/v2/health/live", None, None).await;
     assert_eq!(status, 200);
 
     // Undeploy: predict answers 409 with how to fix it; delete: 404.
-    let (status, _) = server.call("POST", "/api/v1/models/topics/undeploy", Some(ADMIN_KEY), None).await;
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/undeploy",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
-    let (status, v) = server.call("POST", "/api/v1/models/topics/predict", Some(ADMIN_KEY), Some(body.clone())).await;
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(ADMIN_KEY),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, 409);
-    assert!(v["error"]["message"].as_str().unwrap().contains("deploy"), "{v}");
-    let (status, _) = server.call("GET", "/v2/models/topics/ready", Some(ADMIN_KEY), None).await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("deploy"),
+        "{v}"
+    );
+    let (status, _) = server
+        .call("GET", "/v2/models/topics/ready", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 400, "an undeployed model is not ready");
-    let (status, _) = server.call("DELETE", "/api/v1/models/topics", Some(ADMIN_KEY), None).await;
+    let (status, _) = server
+        .call("DELETE", "/api/v1/models/topics", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = server.call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None).await;
+    let (status, _) = server
+        .call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -85,12 +186,25 @@ async fn versions_aliases_and_deployments() {
 async fn a_full_queue_answers_429_with_retry_after() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    train_small(&server, ADMIN_KEY, "d", "topics", json!({"architecture": "tfidf-logreg"})).await;
+    train_small(
+        &server,
+        ADMIN_KEY,
+        "d",
+        "topics",
+        json!({"architecture": "tfidf-logreg"}),
+    )
+    .await;
     // One admitted request at a time, and each waits 400 ms for its batch to fill:
     // concurrent callers must be turned away, not queued without bound.
     let (status, d) = server
-        .call("POST", "/api/v1/models/topics/deploy", Some(ADMIN_KEY),
-              Some(json!({"version": 1, "queue_capacity": 1, "max_batch": 4096, "max_delay_ms": 400})))
+        .call(
+            "POST",
+            "/api/v1/models/topics/deploy",
+            Some(ADMIN_KEY),
+            Some(
+                json!({"version": 1, "queue_capacity": 1, "max_batch": 4096, "max_delay_ms": 400}),
+            ),
+        )
         .await;
     assert_eq!(status, 200, "{d}");
     let mut calls = Vec::new();
@@ -105,7 +219,10 @@ async fn a_full_queue_answers_429_with_retry_after() {
                 .send()
                 .await
                 .unwrap();
-            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
             (r.status().as_u16(), retry)
         }));
     }
@@ -122,17 +239,43 @@ async fn a_full_queue_answers_429_with_retry_after() {
         }
     }
     assert!(ok >= 1, "some requests are served");
-    assert!(rejected >= 1, "some requests are refused while the queue is full");
-    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("aiaas_inference_rejections_total{model=\"topics:1\"}"), "{metrics}");
+    assert!(
+        rejected >= 1,
+        "some requests are refused while the queue is full"
+    );
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aiaas_inference_rejections_total{model=\"topics:1\"}"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chinese_text_is_segmented_into_words() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    let sport = ["足球比赛非常精彩", "球队在比赛中进球", "运动员获得冠军", "篮球比赛今晚开始", "教练训练球队"];
-    let money = ["股票市场今天上涨", "银行提高贷款利率", "公司利润大幅增长", "投资者购买债券", "经济增长放缓"];
+    let sport = [
+        "足球比赛非常精彩",
+        "球队在比赛中进球",
+        "运动员获得冠军",
+        "篮球比赛今晚开始",
+        "教练训练球队",
+    ];
+    let money = [
+        "股票市场今天上涨",
+        "银行提高贷款利率",
+        "公司利润大幅增长",
+        "投资者购买债券",
+        "经济增长放缓",
+    ];
     let mut csv = String::from("text,label\n");
     for i in 0..8 {
         for s in sport {
@@ -144,18 +287,35 @@ async fn chinese_text_is_segmented_into_words() {
     }
     let (status, d) = server.upload(ADMIN_KEY, "name=zh", csv.into_bytes()).await;
     assert_eq!(status, 201, "{d}");
-    assert!(d["stats"]["text_tokens"]["min"].as_u64().unwrap() >= 3, "sentences split into words: {d}");
+    assert!(
+        d["stats"]["text_tokens"]["min"].as_u64().unwrap() >= 3,
+        "sentences split into words: {d}"
+    );
     let (status, job) = server
-        .call("POST", "/api/v1/jobs", Some(ADMIN_KEY),
-              Some(json!({"dataset": "zh", "model": "zh-news", "deploy": true,
-                          "config": {"architecture": "tfidf-logreg"}})))
+        .call(
+            "POST",
+            "/api/v1/jobs",
+            Some(ADMIN_KEY),
+            Some(json!({"dataset": "zh", "model": "zh-news", "deploy": true,
+                          "config": {"architecture": "tfidf-logreg"}})),
+        )
         .await;
     assert_eq!(status, 202);
-    let job = server.wait_for_job(ADMIN_KEY, job["id"].as_str().unwrap(), Duration::from_secs(120)).await;
+    let job = server
+        .wait_for_job(
+            ADMIN_KEY,
+            job["id"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let (status, v) = server
-        .call("POST", "/api/v1/models/zh-news/predict", Some(ADMIN_KEY),
-              Some(json!({"texts": ["银行股票市场", "足球队比赛"]})))
+        .call(
+            "POST",
+            "/api/v1/models/zh-news/predict",
+            Some(ADMIN_KEY),
+            Some(json!({"texts": ["银行股票市场", "足球队比赛"]})),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["predictions"][0]["label"], "财经");
@@ -174,7 +334,14 @@ async fn first_start_seeds_the_demo_news_classifier() {
     });
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let (status, m) = server.call("GET", "/api/v1/models/news-classifier", Some(ADMIN_KEY), None).await;
+        let (status, m) = server
+            .call(
+                "GET",
+                "/api/v1/models/news-classifier",
+                Some(ADMIN_KEY),
+                None,
+            )
+            .await;
         if status == 200 && m["deployment"]["version"] == 1 {
             break;
         }
@@ -182,8 +349,12 @@ async fn first_start_seeds_the_demo_news_classifier() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (status, v) = server
-        .call("POST", "/api/v1/models/news-classifier/predict", Some(ADMIN_KEY),
-              Some(json!({"text": "The government announced a general election and new taxes."})))
+        .call(
+            "POST",
+            "/api/v1/models/news-classifier/predict",
+            Some(ADMIN_KEY),
+            Some(json!({"text": "The government announced a general election and new taxes."})),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["predictions"][0]["label"], "politics", "{v}");
@@ -194,7 +365,9 @@ async fn first_start_seeds_the_demo_news_classifier() {
         demo: true,
         ..ServerOptions::new(data.path())
     });
-    let (_, jobs) = server.call("GET", "/api/v1/jobs", Some(ADMIN_KEY), None).await;
+    let (_, jobs) = server
+        .call("GET", "/api/v1/jobs", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1);
     server.stop();
 }
@@ -209,10 +382,16 @@ async fn every_documented_operation_is_routed() {
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for method in ops.as_object().unwrap().keys() {
-            let concrete = path.replace("{id}", "x").replace("{name}", "x").replace("{version}", "1");
+            let concrete = path
+                .replace("{id}", "x")
+                .replace("{name}", "x")
+                .replace("{version}", "1");
             let resp = server
                 .http
-                .request(method.to_uppercase().parse().unwrap(), server.url(&concrete))
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    server.url(&concrete),
+                )
                 .bearer_auth(ADMIN_KEY)
                 .header("content-type", "application/json")
                 .body("{}")
@@ -222,14 +401,33 @@ async fn every_documented_operation_is_routed() {
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap();
             assert_ne!(status, 405, "{method} {path} is documented but not routed");
-            assert!(!text.contains("no route for"), "{method} {path} is documented but not routed: {text}");
+            assert!(
+                !text.contains("no route for"),
+                "{method} {path} is documented but not routed: {text}"
+            );
             checked += 1;
         }
     }
     assert!(checked >= 30, "only {checked} operations documented");
-    let (status, v) = server.call("GET", "/api/v1/nothing-here", Some(ADMIN_KEY), None).await;
+    let (status, v) = server
+        .call("GET", "/api/v1/nothing-here", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 404);
-    assert!(v["error"]["message"].as_str().unwrap().contains("openapi.json"), "{v}");
-    let page = server.http.get(server.url("/docs")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openapi.json"),
+        "{v}"
+    );
+    let page = server
+        .http
+        .get(server.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("/openapi.json"));
 }

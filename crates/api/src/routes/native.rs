@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/keys", get(list_keys).post(create_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(revoke_key))
         .route("/api/v1/datasets", get(list_datasets).post(upload_dataset))
-        .route("/api/v1/datasets/{id}", get(get_dataset).delete(delete_dataset))
+        .route(
+            "/api/v1/datasets/{id}",
+            get(get_dataset).delete(delete_dataset),
+        )
         .route("/api/v1/datasets/{id}/preview", get(preview_dataset))
         .route("/api/v1/jobs", get(list_jobs).post(create_job))
         .route("/api/v1/jobs/{id}", get(get_job))
@@ -118,9 +121,9 @@ async fn upload_dataset(
     let mut upload = s.platform.begin_upload(&p).await?;
     let mut q = query;
     if multipart {
-        let mut form = Multipart::from_request(req, &s)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {}", e.body_text())))?;
+        let mut form = Multipart::from_request(req, &s).await.map_err(|e| {
+            ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+        })?;
         let mut got_file = false;
         while let Some(mut field) = form
             .next_field()
@@ -150,15 +153,15 @@ async fn upload_dataset(
                 if q.name.is_none() {
                     q.name = file_name.as_deref().map(dataset_name_from_file);
                 }
-                if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl")) {
+                if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl"))
+                {
                     q.format = Some(DatasetFormat::Jsonl);
                 }
                 continue;
             }
-            let value = field
-                .text()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("invalid multipart field {name}: {e}")))?;
+            let value = field.text().await.map_err(|e| {
+                ApiError::bad_request(format!("invalid multipart field {name}: {e}"))
+            })?;
             match name.as_str() {
                 "name" => q.name = Some(value),
                 "text_column" => q.text_column = Some(value),
@@ -167,10 +170,18 @@ async fn upload_dataset(
                     q.format = Some(match value.as_str() {
                         "csv" => DatasetFormat::Csv,
                         "jsonl" => DatasetFormat::Jsonl,
-                        other => return Err(ApiError::bad_request(format!("unknown format {other:?}; use csv or jsonl"))),
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "unknown format {other:?}; use csv or jsonl"
+                            )))
+                        }
                     })
                 }
-                other => return Err(ApiError::bad_request(format!("unknown form field {other:?}"))),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown form field {other:?}"
+                    )))
+                }
             }
         }
         if !got_file {
@@ -179,7 +190,8 @@ async fn upload_dataset(
     } else {
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
             if let Err(e) = upload.write_chunk(&chunk).await {
                 drain(&mut stream).await;
                 return Err(e.into());
@@ -218,12 +230,20 @@ fn dataset_name_from_file(file: &str) -> String {
     let stem = file.rsplit('/').next().unwrap_or(file);
     let stem = stem.split('.').next().unwrap_or(stem);
     stem.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
 async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"datasets": s.platform.list_datasets(&p).await?})))
+    Ok(Json(
+        json!({"datasets": s.platform.list_datasets(&p).await?}),
+    ))
 }
 
 async fn get_dataset(
@@ -245,7 +265,10 @@ async fn preview_dataset(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PreviewQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let rows = s.platform.preview_dataset(&p, &id, q.limit.unwrap_or(20)).await?;
+    let rows = s
+        .platform
+        .preview_dataset(&p, &id, q.limit.unwrap_or(20))
+        .await?;
     Ok(Json(json!({"rows": rows})))
 }
 
@@ -357,7 +380,9 @@ async fn get_version(
     Auth(p): Auth,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.get_version(&p, &name, Some(&version)).await?))
+    Ok(Json(
+        s.platform.get_version(&p, &name, Some(&version)).await?,
+    ))
 }
 
 async fn delete_model(
@@ -382,7 +407,11 @@ async fn set_alias(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SetAlias>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.set_alias(&p, &name, &body.alias, body.version).await?))
+    Ok(Json(
+        s.platform
+            .set_alias(&p, &name, &body.alias, body.version)
+            .await?,
+    ))
 }
 
 async fn deploy(
@@ -429,7 +458,11 @@ async fn predict(
     let texts = match (body.texts, body.text) {
         (Some(t), None) => t,
         (None, Some(t)) => vec![t],
-        _ => return Err(ApiError::bad_request("give either \"texts\": [...] or \"text\": \"...\"")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either \"texts\": [...] or \"text\": \"...\"",
+            ))
+        }
     };
     Ok(Json(s.platform.predict(&p, &name, texts).await?))
 }

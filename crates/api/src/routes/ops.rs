@@ -32,7 +32,10 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.platform.metrics().render(),
     )
 }

@@ -30,11 +30,20 @@ pub fn router() -> Router<AppState> {
         .route("/v2/health/live", get(live))
         .route("/v2/health/ready", get(ready))
         .route("/v2/models/{name}", get(model_metadata))
-        .route("/v2/models/{name}/versions/{version}", get(version_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(version_metadata),
+        )
         .route("/v2/models/{name}/ready", get(model_ready))
-        .route("/v2/models/{name}/versions/{version}/ready", get(version_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(version_ready),
+        )
         .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}/infer", post(version_infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(version_infer),
+        )
 }
 
 async fn server_metadata() -> impl IntoResponse {
@@ -48,7 +57,10 @@ async fn live() -> impl IntoResponse {
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     match s.platform.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"ready": false}))),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false})),
+        ),
     }
 }
 
@@ -74,13 +86,21 @@ async fn metadata(
     name: &str,
     version: Option<&str>,
 ) -> ApiResult<Json<Value>> {
-    let details = s.platform.get_model(p, name).await.map_err(ApiError::kserve)?;
+    let details = s
+        .platform
+        .get_model(p, name)
+        .await
+        .map_err(ApiError::kserve)?;
     let chosen = s
         .platform
         .get_version(p, name, version)
         .await
         .map_err(ApiError::kserve)?;
-    let versions: Vec<String> = details.versions.iter().map(|v| v.version.to_string()).collect();
+    let versions: Vec<String> = details
+        .versions
+        .iter()
+        .map(|v| v.version.to_string())
+        .collect();
     Ok(Json(json!({
         "name": details.model.name,
         "versions": versions,
@@ -121,7 +141,11 @@ async fn readiness(
         .model_ready(p, name, version)
         .await
         .map_err(ApiError::kserve)?;
-    let status = if ready { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     Ok((status, Json(json!({"name": name, "ready": ready}))))
 }
 
@@ -170,13 +194,22 @@ async fn run_infer(
     let probabilities: Vec<f32> = result
         .predictions
         .iter()
-        .flat_map(|p| result.labels.iter().map(|l| p.probabilities.get(l).copied().unwrap_or(0.0)))
+        .flat_map(|p| {
+            result
+                .labels
+                .iter()
+                .map(|l| p.probabilities.get(l).copied().unwrap_or(0.0))
+        })
         .collect();
     let mut outputs = Vec::new();
     for wanted in &request.outputs {
         let tensor = match wanted.name.as_str() {
             OUTPUT_LABEL => tensors::Tensor::bytes(OUTPUT_LABEL, vec![n], labels.clone()),
-            _ => tensors::Tensor::fp32(OUTPUT_PROBS, vec![n, result.labels.len()], probabilities.clone()),
+            _ => tensors::Tensor::fp32(
+                OUTPUT_PROBS,
+                vec![n, result.labels.len()],
+                probabilities.clone(),
+            ),
         };
         outputs.push((tensor, wanted.binary));
     }

@@ -58,7 +58,10 @@ struct RequestedOutput {
 }
 
 fn flag(params: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
-    params.as_ref().and_then(|p| p.get(key)).and_then(Value::as_bool)
+    params
+        .as_ref()
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_bool)
 }
 
 /// Parse an infer request body (JSON, or JSON header + binary data).
@@ -83,7 +86,10 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
     let req: InferRequest =
         serde_json::from_slice(head).map_err(|e| format!("invalid JSON body: {e}"))?;
     let [input] = req.inputs.as_slice() else {
-        return Err(format!("expected exactly one input tensor, got {}", req.inputs.len()));
+        return Err(format!(
+            "expected exactly one input tensor, got {}",
+            req.inputs.len()
+        ));
     };
     if input.datatype != "BYTES" {
         return Err(format!(
@@ -280,7 +286,10 @@ pub(super) fn encode_response(
     all.extend_from_slice(&binary);
     let mut response = all.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(v) = HeaderValue::from_str(&head_len.to_string()) {
         headers.insert(HEADER_LENGTH, v);
     }
@@ -302,7 +311,10 @@ mod tests {
             raw.len()
         );
         let mut headers = HeaderMap::new();
-        headers.insert(HEADER_LENGTH, HeaderValue::from_str(&head.len().to_string()).unwrap());
+        headers.insert(
+            HEADER_LENGTH,
+            HeaderValue::from_str(&head.len().to_string()).unwrap(),
+        );
         let mut body = head.into_bytes();
         body.extend_from_slice(&raw);
         (headers, body)
@@ -316,7 +328,9 @@ mod tests {
         assert_eq!(r.outputs.len(), 1);
         assert!(r.outputs[0].binary);
         let (headers, body) = binary_body(&["a"], "[2]");
-        assert!(decode_request(&headers, &body).unwrap_err().contains("shape"));
+        assert!(decode_request(&headers, &body)
+            .unwrap_err()
+            .contains("shape"));
         let (headers, mut body) = binary_body(&["abc"], "[1]");
         body.truncate(body.len() - 1);
         assert!(decode_request(&headers, &body).is_err());
@@ -325,16 +339,25 @@ mod tests {
     #[test]
     fn json_inputs_follow_the_declared_shape() {
         let h = HeaderMap::new();
-        let ok = decode_request(&h, br#"{"inputs":[{"name":"t","shape":[2,1],"datatype":"BYTES","data":[["a"],["b"]]}]}"#)
-            .unwrap();
+        let ok = decode_request(
+            &h,
+            br#"{"inputs":[{"name":"t","shape":[2,1],"datatype":"BYTES","data":[["a"],["b"]]}]}"#,
+        )
+        .unwrap();
         assert_eq!(ok.texts, vec!["a", "b"]);
         assert_eq!(ok.outputs.len(), 2);
-        assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[3],"datatype":"BYTES","data":["a"]}]}"#)
-            .unwrap_err()
-            .contains("shape"));
-        assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[1],"datatype":"FP32","data":[1.0]}]}"#)
-            .unwrap_err()
-            .contains("BYTES"));
+        assert!(decode_request(
+            &h,
+            br#"{"inputs":[{"name":"t","shape":[3],"datatype":"BYTES","data":["a"]}]}"#
+        )
+        .unwrap_err()
+        .contains("shape"));
+        assert!(decode_request(
+            &h,
+            br#"{"inputs":[{"name":"t","shape":[1],"datatype":"FP32","data":[1.0]}]}"#
+        )
+        .unwrap_err()
+        .contains("BYTES"));
         assert!(decode_request(&h, br#"{"inputs":[]}"#).is_err());
         assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[1],"datatype":"BYTES","data":["a"]}],"outputs":[{"name":"x"}]}"#)
             .unwrap_err()
@@ -348,12 +371,25 @@ mod tests {
             "1",
             Some("r"),
             vec![
-                (Tensor::bytes(OUTPUT_LABEL, vec![1], vec!["ab".into()]), true),
-                (Tensor::fp32(OUTPUT_PROBS, vec![1, 2], vec![0.25, 0.75]), false),
+                (
+                    Tensor::bytes(OUTPUT_LABEL, vec![1], vec!["ab".into()]),
+                    true,
+                ),
+                (
+                    Tensor::fp32(OUTPUT_PROBS, vec![1, 2], vec![0.25, 0.75]),
+                    false,
+                ),
             ],
         );
-        let len: usize = r.headers()[HEADER_LENGTH].to_str().unwrap().parse().unwrap();
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/octet-stream");
+        let len: usize = r.headers()[HEADER_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/octet-stream"
+        );
         let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
         let head: Value = serde_json::from_slice(&body[..len]).unwrap();
         assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 6);
