@@ -288,17 +288,20 @@ impl Platform {
         id_or_name: &str,
     ) -> Result<DatasetRecord> {
         let meta = &self.inner.meta;
-        let found = match meta.dataset(id_or_name).await? {
+        // An id counts only when the caller may see it; otherwise the string is a name in
+        // the caller's tenant (so another tenant's ids neither shadow names nor leak).
+        let by_id = meta
+            .dataset(id_or_name)
+            .await?
+            .filter(|d| principal.sees_tenant(&d.tenant_id));
+        let found = match by_id {
             Some(d) => Some(d),
             None => {
                 meta.dataset_by_name(&principal.tenant_id, id_or_name)
                     .await?
             }
         };
-        match found {
-            Some(d) if principal.sees_tenant(&d.tenant_id) => Ok(d),
-            _ => Err(CoreError::NotFound(format!("no dataset {id_or_name:?}"))),
-        }
+        found.ok_or_else(|| CoreError::NotFound(format!("no dataset {id_or_name:?}")))
     }
 
     /// All rows of a stored dataset (blocking: call from a blocking thread).

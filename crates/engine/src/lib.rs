@@ -122,8 +122,9 @@ impl Engine {
             .runtimes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(key)
-            .is_some();
+            .remove(key);
+        // Dropped after the lock is released: the drop joins the runtime's thread.
+        let removed = removed.is_some();
         self.metrics.set(
             "aiaas_models_loaded",
             "Models loaded in this process.",

@@ -215,6 +215,9 @@ impl Worker {
             crate::metrics::LATENCY_BUCKETS,
             started.elapsed().as_secs_f64(),
         );
+        // Release the admission slots before answering: a caller that sends its next
+        // request as soon as it has an answer must find its slot free.
+        self.in_flight.fetch_sub(done, Ordering::AcqRel);
         match result {
             Ok(probabilities) => {
                 let mut rows = probabilities.into_iter();
@@ -234,7 +237,6 @@ impl Worker {
                 }
             }
         }
-        self.in_flight.fetch_sub(done, Ordering::AcqRel);
         self.metrics.set(
             "aiaas_inference_queue_depth",
             "Requests admitted and not yet answered, per model.",

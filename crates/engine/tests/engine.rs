@@ -274,6 +274,25 @@ async fn unload_lets_a_queued_request_finish() {
     assert_eq!(answer[0].probabilities, want[0]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_sending_one_request_at_a_time_is_never_refused() {
+    let engine = Engine::new(Arc::new(Metrics::new()));
+    let settings = BatchSettings {
+        max_batch: 1,
+        max_delay: Duration::ZERO,
+        queue_capacity: 1,
+    };
+    engine
+        .load_classifier("m", "m", model_files(Architecture::TfidfLogreg), settings)
+        .unwrap();
+    // The admission slot is released before the answer is sent, so the next request of
+    // the same caller always finds it free.
+    for i in 0..2000u64 {
+        let answer = engine.classify("m", vec![topic_text(i)]).await;
+        assert!(answer.is_ok(), "request {i}: {:?}", answer.err());
+    }
+}
+
 #[tokio::test]
 async fn reloading_a_key_replaces_its_settings() {
     let engine = Engine::new(Arc::new(Metrics::new()));
