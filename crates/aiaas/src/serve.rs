@@ -44,8 +44,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     println!("listening on http://{addr}");
     tracing::info!(%addr, data_dir = %cfg.platform.data_dir.display(), "aiaas serving");
     let app = aiaas_api::app(platform.clone());
+    let draining = platform.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Before HTTP drains: readiness false, event streams end, training stops.
+            draining.begin_shutdown();
+        })
         .await
         .context("server error")?;
     tracing::info!("draining: no new requests; stopping training and models");

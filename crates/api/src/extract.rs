@@ -61,25 +61,32 @@ pub struct ApiJson<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
+    /// The body is parsed as JSON whatever its declared content type (`curl -d` sends
+    /// form encoding by default); the body limit still applies (413 past it).
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let kserve = req.uri().path().starts_with("/v2/");
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => {
-                let error = CoreError::InvalidInput(format!(
-                    "invalid JSON body: {}",
-                    rejection.body_text()
-                ));
-                Err(ApiError {
-                    error,
-                    style: if kserve {
-                        ErrorStyle::KServe
-                    } else {
-                        ErrorStyle::Native
-                    },
-                })
-            }
-        }
+        let style = if req.uri().path().starts_with("/v2/") {
+            ErrorStyle::KServe
+        } else {
+            ErrorStyle::Native
+        };
+        let reject = |error: CoreError| ApiError { error, style };
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| {
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    reject(CoreError::PayloadTooLarge(
+                        "the request body is larger than the limit of 16 MiB".into(),
+                    ))
+                } else {
+                    reject(CoreError::InvalidInput(format!(
+                        "cannot read the request body: {}",
+                        r.body_text()
+                    )))
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| reject(CoreError::InvalidInput(format!("invalid JSON body: {e}"))))
     }
 }
 

@@ -278,7 +278,8 @@ impl Platform {
             )));
         }
         let prefix = format!("datasets/{}/{}", d.tenant_id, d.id);
-        self.inner.artifacts.delete_prefix(&prefix)?;
+        let artifacts = self.inner.artifacts.clone();
+        tokio::task::spawn_blocking(move || artifacts.delete_prefix(&prefix)).await??;
         Ok(())
     }
 

@@ -53,6 +53,14 @@ impl Platform {
             Some(t) => Some(self.find_dataset(principal, t).await?),
             None => None,
         };
+        if test
+            .as_ref()
+            .is_some_and(|t| t.tenant_id != dataset.tenant_id)
+        {
+            return Err(CoreError::InvalidInput(
+                "the test dataset must belong to the same tenant as the training dataset".into(),
+            ));
+        }
         if dataset.tenant_id != principal.tenant_id && !principal.is_admin() {
             return Err(CoreError::NotFound(format!("no dataset {:?}", req.dataset)));
         }
@@ -184,6 +192,10 @@ impl Platform {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), cancel.clone());
+        // A claim that raced the start of a shutdown stops at once (and is released).
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            cancel.store(true, Ordering::SeqCst);
+        }
         let outcome = self.train_and_register(&job, cancel.clone()).await;
         self.inner
             .running

@@ -91,6 +91,14 @@ fn parse_ref(reference: &str) -> ModelRef<'_> {
     }
 }
 
+fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
+    DeploymentSettings {
+        max_batch: d.max_batch,
+        max_delay_ms: d.max_delay_ms,
+        queue_capacity: d.queue_capacity,
+    }
+}
+
 fn runtime_key(model_id: &str, version: i64) -> String {
     format!("{model_id}:{version}")
 }
@@ -225,15 +233,12 @@ impl Platform {
     pub async fn undeploy(&self, principal: &Principal, name: &str) -> Result<()> {
         require(principal, Permission::Deploy)?;
         let model = self.find_model(principal, name).await?;
-        let deployment = self.inner.meta.deployment(&model.id).await?;
         if !self.inner.meta.delete_deployment(&model.id).await? {
             return Err(CoreError::Conflict(format!(
                 "model {name:?} is not deployed"
             )));
         }
-        if let Some(d) = deployment {
-            self.unload(runtime_key(&model.id, d.version)).await;
-        }
+        self.unload_versions(&model, None).await;
         Ok(())
     }
 
@@ -242,12 +247,16 @@ impl Platform {
         let model = self.find_model(principal, name).await?;
         let versions = self.inner.meta.model_versions(&model.id).await?;
         self.inner.meta.delete_model(&model.id).await?;
-        for v in versions {
-            self.unload(runtime_key(&model.id, v.version)).await;
-            if let Err(e) = self.inner.artifacts.delete_prefix(&v.artifact_prefix) {
-                tracing::warn!(error = %e, "model files left behind");
+        self.unload_versions(&model, None).await;
+        let artifacts = self.inner.artifacts.clone();
+        tokio::task::spawn_blocking(move || {
+            for v in versions {
+                if let Err(e) = artifacts.delete_prefix(&v.artifact_prefix) {
+                    tracing::warn!(error = %e, "model files left behind");
+                }
             }
-        }
+        })
+        .await?;
         Ok(())
     }
 
@@ -270,12 +279,6 @@ impl Platform {
         }
         let r = parse_ref(reference);
         let model = self.find_model(principal, r.name).await?;
-        if !principal.may_call_model(&model.name) {
-            return Err(CoreError::Forbidden(format!(
-                "this API key may not call model {:?}",
-                model.name
-            )));
-        }
         let deployment = self
             .inner
             .meta
@@ -410,23 +413,21 @@ impl Platform {
         version: &ModelVersionRecord,
         settings: DeploymentSettings,
     ) -> Result<DeploymentRecord> {
-        let previous = self.inner.meta.deployment(&model.id).await?;
+        // Load first (replacing any runtime of this version, so new batching settings take
+        // effect), record the deployment only once it serves: a version that cannot load
+        // leaves the previous deployment in place.
+        let key = self.load(model, version, settings).await?;
         let record = self
             .inner
             .meta
             .upsert_deployment(&model.id, version.version, settings)
             .await?;
-        let key = runtime_key(&model.id, version.version);
-        // Reload so new batching settings take effect.
-        self.unload(key.clone()).await;
-        self.ensure_loaded(model, version, &record).await?;
-        if let Some(p) = previous.filter(|p| p.version != version.version) {
-            self.unload(runtime_key(&model.id, p.version)).await;
-        }
+        self.unload_versions(model, Some(&key)).await;
         tracing::info!(model = %model.name, version = version.version, "deployed");
         Ok(record)
     }
 
+    /// The runtime key of a version, loading it on first use.
     async fn ensure_loaded(
         &self,
         model: &ModelRecord,
@@ -441,10 +442,32 @@ impl Platform {
         if self.inner.engine.is_loaded(&key) {
             return Ok(key);
         }
-        let settings = BatchSettings {
-            max_batch: deployment.max_batch.max(1) as usize,
-            max_delay: Duration::from_millis(deployment.max_delay_ms.max(0) as u64),
-            queue_capacity: deployment.queue_capacity.max(1) as usize,
+        self.load_unlocked(model, version, settings_of(deployment))
+            .await
+    }
+
+    /// Load (or reload) a version's runtime.
+    async fn load(
+        &self,
+        model: &ModelRecord,
+        version: &ModelVersionRecord,
+        settings: DeploymentSettings,
+    ) -> Result<String> {
+        let _guard = self.inner.loading.lock().await;
+        self.load_unlocked(model, version, settings).await
+    }
+
+    async fn load_unlocked(
+        &self,
+        model: &ModelRecord,
+        version: &ModelVersionRecord,
+        settings: DeploymentSettings,
+    ) -> Result<String> {
+        let key = runtime_key(&model.id, version.version);
+        let batch = BatchSettings {
+            max_batch: settings.max_batch.max(1) as usize,
+            max_delay: Duration::from_millis(settings.max_delay_ms.max(0) as u64),
+            queue_capacity: settings.queue_capacity.max(1) as usize,
         };
         let p = self.clone();
         let label = format!("{}:{}", model.name, version.version);
@@ -459,20 +482,35 @@ impl Platform {
                     .get(&format!("{}/{name}", v.artifact_prefix))?;
                 files.insert(name.clone(), bytes);
             }
-            p.inner
-                .engine
-                .load_classifier(&k, &label, &files, settings)?;
+            p.inner.engine.load_classifier(&k, &label, &files, batch)?;
             Ok::<_, CoreError>(())
         })
         .await??;
         Ok(key)
     }
 
-    async fn unload(&self, key: String) {
+    /// Unload every loaded version of a model (versions addressed as `name:N` load on
+    /// demand too), except `keep`.
+    async fn unload_versions(&self, model: &ModelRecord, keep: Option<&str>) {
+        let prefix = format!("{}:", model.id);
+        let keys: Vec<String> = self
+            .inner
+            .engine
+            .loaded()
+            .into_iter()
+            .map(|m| m.key)
+            .filter(|k| k.starts_with(&prefix) && Some(k.as_str()) != keep)
+            .collect();
         let p = self.clone();
-        let _ = tokio::task::spawn_blocking(move || p.inner.engine.unload(&key)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            for k in keys {
+                p.inner.engine.unload(&k);
+            }
+        })
+        .await;
     }
 
+    /// A model of the caller's tenant that the caller's key may use (its allow-list).
     async fn find_model(&self, principal: &Principal, name: &str) -> Result<ModelRecord> {
         let not_found = || CoreError::NotFound(format!("no model {name:?}"));
         let model = self
@@ -481,6 +519,12 @@ impl Platform {
             .model_by_name(&principal.tenant_id, name)
             .await?
             .ok_or_else(not_found)?;
+        if !principal.may_call_model(&model.name) {
+            return Err(CoreError::Forbidden(format!(
+                "this API key may not use model {:?}",
+                model.name
+            )));
+        }
         Ok(model)
     }
 

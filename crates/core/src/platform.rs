@@ -94,6 +94,8 @@ pub(crate) struct Inner {
 impl Platform {
     /// Open (or create) the data directory and the stores, and bootstrap the admin key.
     pub async fn open(config: PlatformConfig) -> Result<(Platform, StartupReport)> {
+        // Partial uploads of a process that died are worthless: start with an empty tmp/.
+        let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
         for dir in ["artifacts", "tmp", "cache"] {
             std::fs::create_dir_all(config.data_dir.join(dir)).map_err(|e| {
                 CoreError::InvalidInput(format!(
@@ -188,9 +190,10 @@ impl Platform {
             .map_err(|e| CoreError::Unavailable(format!("metadata database unavailable: {e}")))
     }
 
-    /// Stop training (running jobs go back to the queue, to resume on the next start),
-    /// wait for the workers, unload models and close the database.
-    pub async fn shutdown(&self) {
+    /// The first step of a shutdown, taken as soon as the signal arrives (before HTTP
+    /// drains): readiness turns false, event streams end, running training stops at its
+    /// next batch (its job goes back to the queue) and no new job is claimed.
+    pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         for flag in self
             .inner
@@ -202,6 +205,16 @@ impl Platform {
             flag.store(true, Ordering::SeqCst);
         }
         self.inner.job_wakeup.notify_waiters();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Stop training (running jobs go back to the queue, to resume on the next start),
+    /// wait for the workers, unload models and close the database.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
         let workers: Vec<_> = self
             .inner
             .workers

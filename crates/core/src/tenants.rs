@@ -56,6 +56,19 @@ impl Platform {
                 new.role.as_str()
             )));
         }
+        // A key limited to some models can only hand out a subset of them.
+        if let Some(mine) = &principal.allowed_models {
+            let within = new
+                .allowed_models
+                .as_ref()
+                .is_some_and(|theirs| theirs.iter().all(|m| mine.contains(m)));
+            if !within {
+                return Err(CoreError::Forbidden(
+                    "a key limited to some models can only create keys limited to a subset of them"
+                        .into(),
+                ));
+            }
+        }
         let tenant_id = match &new.tenant {
             None => principal.tenant_id.clone(),
             Some(t) => self.resolve_tenant(principal, t).await?.id,

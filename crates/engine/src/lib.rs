@@ -166,7 +166,11 @@ impl Engine {
         let runtime = self
             .get(key)
             .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
-        runtime.submit(texts)?.await
+        let answer = runtime.submit(texts)?;
+        // Not held across the wait: dropping the last reference joins the runtime's thread,
+        // which must not happen on an async worker.
+        drop(runtime);
+        answer.await
     }
 
     fn get(&self, key: &str) -> Option<Arc<ClassifierRuntime>> {

@@ -207,7 +207,16 @@ impl Worker {
             );
         }
         let started = Instant::now();
-        let result = self.classifier.predict(&inputs);
+        // A panic in a model must not kill the runtime thread (it would stay registered
+        // but never answer): it becomes this batch's error.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.classifier.predict(&inputs)
+        }))
+        .unwrap_or_else(|_| {
+            Err(aiaas_train::TrainError::Backend(
+                "the model panicked on this batch".into(),
+            ))
+        });
         self.metrics.observe(
             "aiaas_inference_duration_seconds",
             "Time of one batched forward pass.",

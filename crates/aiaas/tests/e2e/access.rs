@@ -98,6 +98,41 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
         0,
         "allow-listed keys list only their models"
     );
+    for path in [
+        "/api/v1/models/topics",
+        "/api/v1/models/topics/versions/1",
+        "/v2/models/topics",
+        "/v2/models/topics/ready",
+    ] {
+        let (status, v) = server.call("GET", path, Some(&narrow), None).await;
+        assert_eq!(status, 403, "{path}: {v}");
+    }
+    // A key limited to some models can only hand out a subset of them.
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": "limited-owner", "role": "owner", "allowed_models": ["topics"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let limited_owner = v["secret"].as_str().unwrap().to_string();
+    for (models, expected) in [
+        (json!(null), 403),
+        (json!(["other"]), 403),
+        (json!(["topics"]), 201),
+    ] {
+        let (status, v) = server
+            .call(
+                "POST",
+                "/api/v1/keys",
+                Some(&limited_owner),
+                Some(json!({"name": "sub", "role": "inference", "allowed_models": models})),
+            )
+            .await;
+        assert_eq!(status, expected, "allowed_models {models}: {v}");
+    }
     let (status, v) = server
         .call(
             "POST",
@@ -213,7 +248,15 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
 
     // No secret ever reaches the log.
     let logs = server.logs();
-    for secret in [ADMIN_KEY, &owner, &dev, &narrow, &allowed, &short] {
+    for secret in [
+        ADMIN_KEY,
+        &owner,
+        &dev,
+        &narrow,
+        &allowed,
+        &short,
+        &limited_owner,
+    ] {
         assert!(
             !logs.contains(secret),
             "a key secret appeared in the server log"

@@ -64,6 +64,46 @@ async fn versions_aliases_and_deployments() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["version"], 2);
 
+    // A version whose files are damaged cannot be deployed, and the running deployment
+    // stays as it was.
+    let weights = find_file(
+        &data.path().join("artifacts/models"),
+        job["id"].as_str().unwrap(),
+        "weights.safetensors",
+    );
+    let good = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &good[..good.len() / 2]).unwrap();
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/deploy",
+            Some(ADMIN_KEY),
+            Some(json!({"version": 2})),
+        )
+        .await;
+    assert_eq!(status, 500, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reference"),
+        "5xx bodies carry a reference: {v}"
+    );
+    let (_, model) = server
+        .call("GET", "/api/v1/models/topics", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(model["deployment"]["version"], 1);
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(ADMIN_KEY),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    std::fs::write(&weights, &good).unwrap();
+
     // Aliases: set, deploy by alias, address by alias.
     let (status, _) = server
         .call(
@@ -430,4 +470,77 @@ async fn every_documented_operation_is_routed() {
         .await
         .unwrap();
     assert!(page.contains("/openapi.json"));
+}
+
+/// The file `name` under a directory whose path contains `component` (an artifact of a job).
+fn find_file(root: &std::path::Path, component: &str, name: &str) -> std::path::PathBuf {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == name)
+                && path.to_string_lossy().contains(component)
+            {
+                return path;
+            }
+        }
+    }
+    panic!("no {name} under {} for {component}", root.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_follow_their_own_limits() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    // A multipart upload larger than the JSON limit (16 MiB) but within the upload limit.
+    let csv = std::fs::read_to_string(bbc_dir().join("bbc-train.csv")).unwrap();
+    let (header, rows) = csv.split_once('\n').unwrap();
+    let mut big = String::from(header);
+    big.push('\n');
+    while big.len() < 20 * 1024 * 1024 {
+        big.push_str(rows);
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("name", "big")
+        .text("label_column", "category")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(big.into_bytes()).file_name("big.csv"),
+        );
+    let resp = server
+        .http
+        .post(server.url("/api/v1/datasets"))
+        .bearer_auth(ADMIN_KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{v}");
+    assert!(v["byte_count"].as_i64().unwrap() > 20 * 1024 * 1024);
+    // A JSON body past 16 MiB is 413, not 400.
+    let huge = json!({"texts": ["x".repeat(17 * 1024 * 1024)]});
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/models/any/predict",
+            Some(ADMIN_KEY),
+            Some(huge),
+        )
+        .await;
+    assert_eq!(status, 413, "{v}");
+    // curl -d sends form encoding by default: the body is still read as JSON.
+    let resp = server
+        .http
+        .post(server.url("/api/v1/tenants"))
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"name": "from-curl"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
 }

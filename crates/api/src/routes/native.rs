@@ -4,7 +4,8 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use aiaas_core::{DatasetFormat, DatasetSpec, DeployRequest, NewKey, TrainRequest};
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::handler::Handler;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
@@ -23,7 +24,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/api/v1/keys", get(list_keys).post(create_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(revoke_key))
-        .route("/api/v1/datasets", get(list_datasets).post(upload_dataset))
+        .route(
+            "/api/v1/datasets",
+            // Uploads stream with their own limit (`max_upload_bytes`, 413 past it).
+            get(list_datasets).post(upload_dataset.layer(DefaultBodyLimit::disable())),
+        )
         .route(
             "/api/v1/datasets/{id}",
             get(get_dataset).delete(delete_dataset),
@@ -335,7 +340,15 @@ async fn job_events(
                 let (job, events) = match s.platform.job_events(&p, &id, after).await {
                     Ok(v) => v,
                     Err(e) => {
-                        let ev = Event::default().event("error").data(e.to_string());
+                        let message = match e {
+                            aiaas_core::CoreError::Internal(detail) => {
+                                let reference = aiaas_types::new_id();
+                                tracing::error!(error_ref = %reference, %detail, "job event stream failed");
+                                format!("internal error; reference {reference}")
+                            }
+                            other => other.to_string(),
+                        };
+                        let ev = Event::default().event("error").data(message);
                         return Some((vec![ev], (s, p, id, after, true)));
                     }
                 };
@@ -349,6 +362,11 @@ async fn job_events(
                         })
                         .collect();
                     return Some((out, (s, p, id, last, false)));
+                }
+                if s.platform.is_shutting_down() {
+                    // End without an `end` event: the client can tell a cut stream from a
+                    // finished job, and reconnect with Last-Event-ID to another replica.
+                    return None;
                 }
                 if job.status.is_terminal() {
                     let end = json!({"status": job.status, "error": job.error, "model_version": job.model_version});

@@ -23,10 +23,18 @@ async fn healthz() -> impl IntoResponse {
 pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.platform.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": e.to_string()})),
-        ),
+        Err(e) => {
+            tracing::warn!(reason = %e, "not ready");
+            let reason = if s.platform.is_shutting_down() {
+                "shutting down"
+            } else {
+                "metadata database unavailable"
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not ready", "reason": reason})),
+            )
+        }
     }
 }
 

@@ -124,7 +124,11 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
     if input.shape.iter().any(|d| *d < 0) {
         return Err("shape dimensions must be non-negative".into());
     }
-    let declared: i64 = input.shape.iter().product();
+    let declared = input
+        .shape
+        .iter()
+        .try_fold(1i64, |acc, d| acc.checked_mul(*d))
+        .ok_or_else(|| format!("input {:?} has a shape too large to hold", input.name))?;
     if declared != texts.len() as i64 {
         return Err(format!(
             "input {:?} has shape {:?} ({declared} elements) but {} data elements",
@@ -359,6 +363,9 @@ mod tests {
         .unwrap_err()
         .contains("BYTES"));
         assert!(decode_request(&h, br#"{"inputs":[]}"#).is_err());
+        assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[4294967296,4294967296,4294967296],"datatype":"BYTES","data":["a"]}]}"#)
+            .unwrap_err()
+            .contains("too large"));
         assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[1],"datatype":"BYTES","data":["a"]}],"outputs":[{"name":"x"}]}"#)
             .unwrap_err()
             .contains("unknown output"));
