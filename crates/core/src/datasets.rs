@@ -359,35 +359,64 @@ fn parse(
     }
 }
 
+/// Column names taken as the text, and as the label, when the uploader names none
+/// (compared case-insensitively, first match wins).
+const TEXT_COLUMNS: &[&str] = &[
+    "text", "content", "sentence", "review", "document", "body", "message",
+];
+const LABEL_COLUMNS: &[&str] = &["label", "category", "class", "sentiment", "target", "topic"];
+
 fn pick_columns(
     columns: &[String],
     text_column: Option<&str>,
     label_column: Option<&str>,
 ) -> Result<(String, String)> {
-    let have = |c: &str| columns.iter().any(|h| h == c);
     let listing = || columns.join(", ");
-    let text = text_column.unwrap_or("text");
-    if !have(text) {
-        return Err(invalid(format!(
-            "text column {text:?} not found; the data has: {}; name the right one with text_column",
-            listing()
-        )));
-    }
-    let label = match label_column {
-        Some(l) if have(l) => l.to_string(),
-        Some(l) => {
-            return Err(invalid(format!(
-                "label column {l:?} not found; the data has: {}",
+    let named = |given: &str| columns.iter().find(|c| *c == given).cloned();
+    let guess = |candidates: &[&str], not: Option<&str>| -> Option<String> {
+        candidates.iter().find_map(|cand| {
+            columns
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(cand) && Some(c.as_str()) != not)
+                .cloned()
+        })
+    };
+    // With exactly two columns, naming (or finding) one of them settles the other.
+    let other = |one: &str| -> Option<String> {
+        (columns.len() == 2)
+            .then(|| columns.iter().find(|c| *c != one).cloned())
+            .flatten()
+    };
+    let text = match text_column {
+        Some(t) => named(t).ok_or_else(|| {
+            invalid(format!(
+                "text column {t:?} not found; the data has: {}",
                 listing()
-            )))
-        }
-        None => ["label", "category", "class"]
-            .into_iter()
-            .find(|c| have(c))
-            .map(str::to_string)
+            ))
+        })?,
+        None => guess(TEXT_COLUMNS, label_column)
+            .or_else(|| label_column.and_then(other))
             .ok_or_else(|| {
                 invalid(format!(
-                    "no label column (label, category or class); the data has: {}; name it with label_column",
+                    "no text column ({}); the data has: {}; name it with text_column",
+                    TEXT_COLUMNS.join(", "),
+                    listing()
+                ))
+            })?,
+    };
+    let label = match label_column {
+        Some(l) => named(l).ok_or_else(|| {
+            invalid(format!(
+                "label column {l:?} not found; the data has: {}",
+                listing()
+            ))
+        })?,
+        None => guess(LABEL_COLUMNS, Some(&text))
+            .or_else(|| other(&text))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "no label column ({}); the data has: {}; name it with label_column",
+                    LABEL_COLUMNS.join(", "),
                     listing()
                 ))
             })?,
@@ -395,7 +424,22 @@ fn pick_columns(
     if label == text {
         return Err(invalid("text and label columns must differ".into()));
     }
-    Ok((text.to_string(), label))
+    Ok((text, label))
+}
+
+/// The field delimiter of a CSV upload: comma, tab or semicolon, whichever the header
+/// line has most of (comma when none).
+fn sniff_delimiter(path: &Path) -> u8 {
+    let mut first = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = std::io::BufReader::new(f).read_until(b'\n', &mut first);
+    }
+    let count = |d: u8| first.iter().filter(|&&b| b == d).count();
+    [b',', b'\t', b';']
+        .into_iter()
+        .max_by_key(|&d| (count(d), d == b','))
+        .filter(|&d| count(d) > 0)
+        .unwrap_or(b',')
 }
 
 fn check_row(line: u64, text: &str, label: &str) -> Result<()> {
@@ -416,6 +460,7 @@ fn parse_csv(
 ) -> Result<Parsed> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
+        .delimiter(sniff_delimiter(path))
         .from_path(path)
         .map_err(|e| CoreError::Internal(format!("cannot open upload: {e}")))?;
     let headers = reader
@@ -653,7 +698,7 @@ mod tests {
         assert!(csv_err(b"text,label\na,x\nb,x,extra\n").contains("line 3"));
         assert!(csv_err(b"text,label\na,x\n\"\",y\nc,y\n").contains("line 3: the text is empty"));
         assert!(csv_err(b"text,label\na,x\nb,\xff\xfe\n").contains("line 3"));
-        assert!(csv_err(b"body,label\na,x\n").contains("text column \"text\" not found"));
+        assert!(csv_err(b"words,label\na,x\n").contains("no text column"));
         let e = csv_err(b"text,label\na,x\nb,x\nc,y\n");
         assert!(
             e.contains("\"y\"") && e.contains("line 4") && e.contains("single example"),
@@ -675,6 +720,40 @@ mod tests {
         assert_eq!(s["classes"], 2);
         assert_eq!(s["text_tokens"]["max"], 3);
         assert_eq!(s["class_balance"][0]["fraction"], 0.5);
+    }
+
+    #[test]
+    fn columns_and_delimiters_are_recognised() {
+        let f =
+            write(b"Review\tSentiment\ngreat film\tpos\nawful\tneg\nloved it\tpos\nboring\tneg\n");
+        let p = parse(f.path(), DatasetFormat::Csv, None, None, None).unwrap();
+        assert_eq!(
+            (p.text_column.as_str(), p.label_column.as_str()),
+            ("Review", "Sentiment")
+        );
+        assert_eq!(p.rows[0].text, "great film");
+        let f = write(b"tweet;airline;mood\nso late;ua;neg\non time;ua;pos\n");
+        let p = parse(
+            f.path(),
+            DatasetFormat::Csv,
+            Some("tweet"),
+            Some("mood"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.rows[1].label, "pos");
+        // Two columns: naming one settles the other.
+        let f = write(b"q,a\nhow are you,greeting\nbye now,farewell\n");
+        let p = parse(f.path(), DatasetFormat::Csv, Some("q"), None, None).unwrap();
+        assert_eq!(p.label_column, "a");
+        let f = write(b"id,q,a\n1,x,y\n");
+        let e = parse(f.path(), DatasetFormat::Csv, Some("q"), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no label column") && e.contains("id, q, a"),
+            "{e}"
+        );
     }
 
     #[test]
