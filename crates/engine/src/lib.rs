@@ -35,7 +35,9 @@ pub enum EngineError {
 pub struct BatchSettings {
     /// Most texts run through the model in one forward pass.
     pub max_batch: usize,
-    /// Longest a request waits for others to fill its batch.
+    /// Longest a request waits for others to fill its batch. The default, zero, batches
+    /// what is already queued and never delays a lone request (as Triton's default):
+    /// under load, requests queue while a batch runs and the next batch takes them all.
     pub max_delay: Duration,
     /// Requests admitted (queued + running); past it, `QueueFull`.
     pub queue_capacity: usize,
@@ -45,7 +47,7 @@ impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
             max_batch: 32,
-            max_delay: Duration::from_millis(5),
+            max_delay: Duration::ZERO,
             queue_capacity: 256,
         }
     }
