@@ -36,6 +36,7 @@ pub fn app(platform: Platform) -> Router {
         .merge(routes::kserve::router())
         .merge(openapi::router())
         .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -52,6 +53,19 @@ async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError 
         uri.path()
     ))
     .into()
+}
+
+/// A known path with a method it does not take: 405 in the API's error format.
+async fn wrong_method(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({"error": {
+        "code": "method_not_allowed",
+        "message": format!("{} does not take {method}; see /openapi.json", uri.path()),
+    }});
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
 /// Count and time every request by route template (never by raw path: bounded labels).

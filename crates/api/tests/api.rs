@@ -63,6 +63,12 @@ async fn native_errors_have_codes_and_messages() {
         .unwrap()
         .contains("Authorization"));
 
+    let (status, _, body) = send(&app, post_json("/api/v1/models/x/predict", ADMIN, "{}")).await;
+    assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    let (status, _, body) = send(&app, get("/api/v1/models/x/predict", Some(ADMIN))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
     let (status, _, body) = send(&app, get("/api/v1/models/nope", Some(ADMIN))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");

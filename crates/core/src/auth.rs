@@ -75,7 +75,7 @@ fn describe(p: Permission) -> &'static str {
     match p {
         Permission::ManageTenants => "manage tenants",
         Permission::ManageKeys => "manage API keys",
-        Permission::ReadData => "read datasets",
+        Permission::ReadData => "read datasets or training jobs",
         Permission::WriteData => "upload or delete datasets",
         Permission::Train => "start or cancel training jobs",
         Permission::Deploy => "deploy, alias or delete models",

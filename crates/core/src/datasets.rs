@@ -273,7 +273,7 @@ impl Platform {
         let d = self.find_dataset(principal, id_or_name).await?;
         if !self.inner.meta.delete_dataset(&d.id).await? {
             return Err(CoreError::Conflict(format!(
-                "dataset {:?} is used by training jobs and cannot be deleted",
+                "dataset {:?} is used by a queued or running training job; cancel it or wait for it to finish",
                 d.name
             )));
         }
@@ -481,10 +481,21 @@ fn parse_csv(
                 .map_err(|_| invalid("line 1: the CSV header is not valid UTF-8".into()))
         })
         .collect::<Result<_>>()?;
+    if let Some(dup) = columns
+        .iter()
+        .enumerate()
+        .find(|(i, c)| columns[..*i].contains(c))
+        .map(|(_, c)| c)
+    {
+        return Err(invalid(format!(
+            "line 1: the column name {dup:?} appears twice in the header"
+        )));
+    }
     let (text, label) = pick_columns(&columns, text_column, label_column)?;
     let ti = columns.iter().position(|c| *c == text).unwrap_or(0);
     let li = columns.iter().position(|c| *c == label).unwrap_or(0);
     let mut rows = Vec::new();
+    let mut lines = LineCounter::open(path)?;
     for record in reader.byte_records() {
         if limit.is_some_and(|l| rows.len() >= l) {
             break;
@@ -496,11 +507,14 @@ fn parse_csv(
                 len,
             } => invalid(format!(
                 "line {}: {len} fields where the header has {expected_len}",
-                pos.as_ref().map(|p| p.line()).unwrap_or(0)
+                pos.as_ref().map(|p| lines.line_at(p.byte())).unwrap_or(0)
             )),
             _ => invalid(format!("malformed CSV: {e}")),
         })?;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record
+            .position()
+            .map(|p| lines.line_at(p.byte()))
+            .unwrap_or(0);
         let field = |i: usize, name: &str| -> Result<String> {
             let raw = record.get(i).unwrap_or_default();
             std::str::from_utf8(raw)
@@ -521,6 +535,54 @@ fn parse_csv(
         text_column: text,
         label_column: label,
     })
+}
+
+/// Line numbers of byte offsets, counted by '\n' alone (the csv crate's own count is off by
+/// one on CRLF files). Offsets must be asked for in increasing order.
+struct LineCounter {
+    reader: std::io::BufReader<std::fs::File>,
+    offset: u64,
+    newlines: u64,
+}
+
+impl LineCounter {
+    fn open(path: &Path) -> Result<LineCounter> {
+        Ok(LineCounter {
+            reader: std::io::BufReader::new(std::fs::File::open(path)?),
+            offset: 0,
+            newlines: 0,
+        })
+    }
+
+    /// The 1-based line on which byte `offset` lies.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.offset < offset {
+            let Ok(buf) = self.reader.fill_buf() else {
+                break;
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let take = buf.len().min((offset - self.offset) as usize);
+            self.newlines += buf[..take].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.reader.consume(take);
+            self.offset += take as u64;
+        }
+        // With CRLF the csv crate places a record's start on the '\n' (or "\r\n") that
+        // ends the previous line: the record really begins after it.
+        loop {
+            let next = match self.reader.fill_buf() {
+                Ok([b, ..]) if *b == b'\r' || *b == b'\n' => *b,
+                _ => break,
+            };
+            if next == b'\n' {
+                self.newlines += 1;
+            }
+            self.reader.consume(1);
+            self.offset += 1;
+        }
+        self.newlines + 1
+    }
 }
 
 fn parse_jsonl(
@@ -599,7 +661,7 @@ fn parse_jsonl(
 fn validate(rows: &[Row]) -> Result<()> {
     if rows.len() < 2 {
         return Err(invalid(format!(
-            "the data set has {} rows; at least two are needed",
+            "the data set has {} row(s); at least two are needed",
             rows.len()
         )));
     }
@@ -699,6 +761,7 @@ mod tests {
         assert!(csv_err(b"text,label\na,x\n\"\",y\nc,y\n").contains("line 3: the text is empty"));
         assert!(csv_err(b"text,label\na,x\nb,\xff\xfe\n").contains("line 3"));
         assert!(csv_err(b"words,label\na,x\n").contains("no text column"));
+        assert!(csv_err(b"text,text,label\na,b,x\n").contains("appears twice"));
         let e = csv_err(b"text,label\na,x\nb,x\nc,y\n");
         assert!(
             e.contains("\"y\"") && e.contains("line 4") && e.contains("single example"),
@@ -720,6 +783,14 @@ mod tests {
         assert_eq!(s["classes"], 2);
         assert_eq!(s["text_tokens"]["max"], 3);
         assert_eq!(s["class_balance"][0]["fraction"], 0.5);
+    }
+
+    #[test]
+    fn line_numbers_are_right_for_crlf_files() {
+        let e = csv_err(b"text,label\r\ngood,pos\r\n,neg\r\nfoo,neg\r\n");
+        assert!(e.contains("line 3: the text is empty"), "{e}");
+        let e = csv_err(b"text,label\r\n\"multi\r\nline\",pos\r\nok,pos\r\nbad,neg,x\r\n");
+        assert!(e.contains("line 5"), "{e}");
     }
 
     #[test]

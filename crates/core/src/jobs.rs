@@ -53,13 +53,21 @@ impl Platform {
             Some(t) => Some(self.find_dataset(principal, t).await?),
             None => None,
         };
-        if test
-            .as_ref()
-            .is_some_and(|t| t.tenant_id != dataset.tenant_id)
-        {
-            return Err(CoreError::InvalidInput(
-                "the test dataset must belong to the same tenant as the training dataset".into(),
-            ));
+        if let Some(t) = &test {
+            if t.tenant_id != dataset.tenant_id {
+                return Err(CoreError::InvalidInput(
+                    "the test dataset must belong to the same tenant as the training dataset"
+                        .into(),
+                ));
+            }
+            let known = labels_of(&dataset);
+            let unseen: Vec<String> = labels_of(t).difference(&known).cloned().collect();
+            if !unseen.is_empty() {
+                return Err(CoreError::InvalidInput(format!(
+                    "the test dataset has labels the training dataset lacks: {}",
+                    unseen.join(", ")
+                )));
+            }
         }
         if dataset.tenant_id != principal.tenant_id && !principal.is_admin() {
             return Err(CoreError::NotFound(format!("no dataset {:?}", req.dataset)));
@@ -392,4 +400,14 @@ impl Platform {
 
 fn pretty(v: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec_pretty(v).unwrap_or_default()
+}
+
+/// The labels of a dataset, from its stored statistics.
+fn labels_of(d: &crate::DatasetRecord) -> std::collections::BTreeSet<String> {
+    d.stats["class_balance"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["label"].as_str().map(str::to_string))
+        .collect()
 }

@@ -470,7 +470,14 @@ impl Platform {
             queue_capacity: settings.queue_capacity.max(1) as usize,
         };
         let p = self.clone();
-        let label = format!("{}:{}", model.name, version.version);
+        // Metrics name a runtime by tenant, model and version: names repeat across tenants.
+        let tenant = self
+            .inner
+            .meta
+            .tenant(&model.tenant_id)
+            .await?
+            .map_or_else(|| model.tenant_id.clone(), |t| t.name);
+        let label = format!("{tenant}/{}:{}", model.name, version.version);
         let v = version.clone();
         let k = key.clone();
         tokio::task::spawn_blocking(move || {

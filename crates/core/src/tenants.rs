@@ -78,6 +78,12 @@ impl Platform {
                 check_name("model", m)?;
             }
         }
+        const TEN_YEARS: u64 = 10 * 366 * 24 * 3600;
+        if new.expires_in_secs.is_some_and(|s| s > TEN_YEARS) {
+            return Err(CoreError::InvalidInput(format!(
+                "expires_in_secs must be at most {TEN_YEARS} (ten years); leave it out for a key that does not expire"
+            )));
+        }
         let expires_at = match new.expires_in_secs {
             None => None,
             Some(0) => {

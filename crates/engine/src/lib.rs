@@ -126,6 +126,10 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
         // Dropped after the lock is released: the drop joins the runtime's thread.
+        if let Some(runtime) = &removed {
+            self.metrics
+                .remove("aiaas_inference_queue_depth", &[("model", runtime.label())]);
+        }
         let removed = removed.is_some();
         self.metrics.set(
             "aiaas_models_loaded",

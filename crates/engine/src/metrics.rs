@@ -134,6 +134,15 @@ impl Metrics {
         });
     }
 
+    /// Forget one series (e.g. the gauges of a model that was unloaded).
+    pub fn remove(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(family) = families.get_mut(name) {
+            let key: Labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            family.series.remove(&key);
+        }
+    }
+
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let families = self.families.lock().unwrap_or_else(|e| e.into_inner());

@@ -81,8 +81,10 @@ CREATE TABLE jobs (
     id TEXT PRIMARY KEY,
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     model_name TEXT NOT NULL,
-    dataset_id TEXT NOT NULL REFERENCES datasets (id),
-    test_dataset_id TEXT REFERENCES datasets (id),
+    -- No foreign keys to datasets: a finished job keeps the ids of the data it used as
+    -- history after the dataset is deleted.
+    dataset_id TEXT NOT NULL,
+    test_dataset_id TEXT,
     config TEXT NOT NULL,
     deploy INTEGER NOT NULL,
     status TEXT NOT NULL,

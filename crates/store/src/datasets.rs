@@ -64,11 +64,13 @@ impl Metadata {
         rows.iter().map(dataset_from_row).collect()
     }
 
-    /// Delete a dataset row unless a job still refers to it; returns whether it was deleted.
+    /// Delete a dataset row unless a queued or running job still needs it; returns whether
+    /// it was deleted. Finished jobs keep its id as history.
     pub async fn delete_dataset(&self, id: &str) -> Result<bool> {
         let done = sqlx::query(
             "DELETE FROM datasets WHERE id = $1 AND NOT EXISTS \
-             (SELECT 1 FROM jobs WHERE jobs.dataset_id = $1 OR jobs.test_dataset_id = $1)",
+             (SELECT 1 FROM jobs WHERE (jobs.dataset_id = $1 OR jobs.test_dataset_id = $1) \
+              AND jobs.status IN ('queued', 'running'))",
         )
         .bind(id)
         .execute(&self.pool)

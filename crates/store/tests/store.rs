@@ -147,8 +147,13 @@ async fn cancel_and_finish_follow_the_state_machine() {
         .finish_job(&job.id, &JobOutcome::Failed("x".into()))
         .await
         .unwrap());
-    // A dataset used by jobs cannot be deleted.
+    // A dataset a queued job needs cannot be deleted; once no job is active it can, and
+    // the finished jobs keep its id as history.
+    let pending = db.insert_job(&new).await.unwrap();
     assert!(!db.delete_dataset(&ds.id).await.unwrap());
+    db.request_cancel(&pending.id).await.unwrap();
+    assert!(db.delete_dataset(&ds.id).await.unwrap());
+    assert_eq!(db.job(&job.id).await.unwrap().unwrap().dataset_id, ds.id);
 }
 
 #[tokio::test]

@@ -233,6 +233,13 @@ impl EmbeddingContext {
     ) -> Result<EmbeddingContext, TrainError> {
         let vocab = TokenVocab::build(&data.train.tokens, config.min_count);
         let needs_embeddings = candidates.iter().any(|a| a.uses_embeddings());
+        // Only padding and unknown: every text would look the same to the network.
+        if needs_embeddings && vocab.len() <= 2 {
+            return Err(TrainError::InvalidData(format!(
+                "no word occurs at least min_count={} times in the training texts; lower min_count",
+                config.min_count
+            )));
+        }
         let (vectors, report, dim) = match &config.embedding {
             EmbeddingInit::Word2vec(params) if needs_embeddings => {
                 phase(control, "word2vec");

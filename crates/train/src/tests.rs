@@ -281,12 +281,24 @@ fn rejects_single_class_and_unseen_test_labels() {
     );
     let bad = TrainConfig {
         batch_size: 0,
-        ..config
+        ..config.clone()
     };
     let e = quiet(|c| train_with_classifier(&bad, &synthetic(30, 5), None, c))
         .err()
         .unwrap();
     assert!(matches!(e, TrainError::InvalidConfig(_)));
+    // A min_count no word reaches leaves nothing to learn from: refused, not trained.
+    let sparse = TrainConfig {
+        min_count: 1_000_000,
+        ..config.clone()
+    };
+    let e = quiet(|c| train_with_classifier(&sparse, &synthetic(30, 5), None, c))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, TrainError::InvalidData(m) if m.contains("min_count")),
+        "{e}"
+    );
 }
 
 #[test]

@@ -83,14 +83,43 @@ impl Default for Word2VecParams {
     }
 }
 
-/// How the classifier's embedding table starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How the classifier's embedding table starts. In JSON: `{"init": "word2vec", ...params}`
+/// (`init` may be left out: word2vec) or `{"init": "random"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "init", rename_all = "kebab-case")]
 pub enum EmbeddingInit {
     /// Train word2vec on the training texts first and copy its vectors in.
     Word2vec(Word2VecParams),
     /// Random initialisation.
     Random,
+}
+
+impl<'de> Deserialize<'de> for EmbeddingInit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let init = match fields.remove("init") {
+            None => "word2vec".to_string(),
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "embedding.init must be a string, got {other}"
+                )))
+            }
+        };
+        match init.as_str() {
+            "word2vec" => Word2VecParams::deserialize(serde_json::Value::Object(fields))
+                .map(EmbeddingInit::Word2vec)
+                .map_err(|e| D::Error::custom(format!("embedding: {e}"))),
+            "random" if fields.is_empty() => Ok(EmbeddingInit::Random),
+            "random" => Err(D::Error::custom(
+                "embedding with init \"random\" takes no other fields (use embedding_dim for its width)",
+            )),
+            other => Err(D::Error::custom(format!(
+                "unknown embedding.init {other:?}: use \"word2vec\" or \"random\""
+            ))),
+        }
+    }
 }
 
 impl Default for EmbeddingInit {
@@ -199,6 +228,12 @@ impl TrainConfig {
         }
         if self.candidates.contains(&Architecture::Auto) {
             return Err("candidates cannot contain auto".into());
+        }
+        if !self.candidates.is_empty() && self.architecture != Architecture::Auto {
+            return Err(format!(
+                "candidates apply only to architecture auto, not {}",
+                self.architecture.as_str()
+            ));
         }
         if let EmbeddingInit::Word2vec(w) = &self.embedding {
             range("embedding.vector_size", w.vector_size, 2, 1024)?;
@@ -375,6 +410,37 @@ mod tests {
             EmbeddingInit::Random => panic!("expected word2vec"),
         }
         assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch":3}"#).is_err());
+    }
+
+    #[test]
+    fn embedding_init_defaults_to_word2vec_and_checks_its_fields() {
+        let c: TrainConfig = serde_json::from_str(r#"{"embedding":{"mode":"cbow"}}"#).unwrap();
+        assert!(
+            matches!(c.embedding, EmbeddingInit::Word2vec(ref w) if w.mode == Word2VecMode::Cbow)
+        );
+        let c: TrainConfig = serde_json::from_str(r#"{"embedding":{"init":"random"}}"#).unwrap();
+        assert_eq!(c.embedding, EmbeddingInit::Random);
+        for bad in [
+            r#"{"embedding":{"init":"glove"}}"#,
+            r#"{"embedding":{"init":"random","window":3}}"#,
+            r#"{"embedding":{"windows":3}}"#,
+            r#"{"embedding":{"init":3}}"#,
+        ] {
+            assert!(serde_json::from_str::<TrainConfig>(bad).is_err(), "{bad}");
+        }
+        // Serialising and parsing back gives the same configuration.
+        let c = TrainConfig::default();
+        let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn candidates_need_auto() {
+        let c = TrainConfig {
+            candidates: vec![Architecture::Gru],
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("auto"));
     }
 
     #[test]

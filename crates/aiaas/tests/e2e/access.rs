@@ -209,6 +209,15 @@ async fn keys_are_revocable_expire_and_follow_allow_lists() {
         .await;
     assert_eq!(status, 201);
     let short = v["secret"].as_str().unwrap().to_string();
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": "forever", "role": "inference", "expires_in_secs": u64::MAX})),
+        )
+        .await;
+    assert_eq!(status, 400, "absurd lifetimes are refused: {v}");
     let (status, _) = server
         .call("GET", "/api/v1/models", Some(&short), None)
         .await;

@@ -1,4 +1,4 @@
-//! Training jobs over HTTP: cancellation, failure with a clear message, and a job
+//! Training jobs over HTTP: cancellation, refusal and failure with clear messages, and a job
 //! interrupted by a shutdown resuming on the next start.
 
 use std::time::{Duration, Instant};
@@ -111,10 +111,31 @@ async fn jobs_cancel_fail_cleanly_and_resume_after_restart() {
         .upload(ADMIN_KEY, "name=odd-test", odd.as_bytes().to_vec())
         .await;
     assert_eq!(status, 201);
+    // Labels the training data lacks are refused at submission, before any work.
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/jobs",
+            Some(ADMIN_KEY),
+            Some(
+                json!({"dataset": "small", "test_dataset": "odd-test", "model": "odd",
+                          "config": {"architecture": "tfidf-logreg"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("astronomy"),
+        "{v}"
+    );
+    // A job that can only fail while training ends `failed` with a message to act on.
     let id = submit(
         &server,
-        json!({"dataset": "small", "test_dataset": "odd-test", "model": "odd",
-                                    "config": {"architecture": "tfidf-logreg"}}),
+        json!({"dataset": "small", "model": "odd",
+               "config": {"architecture": "avgpool", "min_count": 1000000}}),
     )
     .await;
     let job = server
@@ -122,7 +143,7 @@ async fn jobs_cancel_fail_cleanly_and_resume_after_restart() {
         .await;
     assert_eq!(job["status"], "failed", "{job}");
     assert!(
-        job["error"].as_str().unwrap().contains("astronomy"),
+        job["error"].as_str().unwrap().contains("min_count"),
         "{job}"
     );
 

@@ -293,7 +293,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("aiaas_inference_rejections_total{model=\"topics:1\"}"),
+        metrics.contains("aiaas_inference_rejections_total{model=\"default/topics:1\"}"),
         "{metrics}"
     );
 }

@@ -345,7 +345,7 @@ async fn news_classifier_worked_example_end_to_end() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("aiaas_inference_batch_size_bucket{model=\"news-classifier:1\""),
+        metrics.contains("aiaas_inference_batch_size_bucket{model=\"acme/news-classifier:1\""),
         "{metrics}"
     );
     assert!(metrics.contains("aiaas_http_requests_total"), "{metrics}");
