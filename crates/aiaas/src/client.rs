@@ -434,6 +434,8 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
     let mut stream = resp.bytes_stream();
     let mut buf = String::new();
     let mut bar: Option<ProgressBar> = None;
+    // Progress bars only on a terminal; piped (CI logs) a plain line per epoch instead.
+    let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -460,6 +462,7 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
                 continue;
             };
             match ev["type"].as_str().unwrap_or_default() {
+                "epoch" | "word2vec_epoch" if plain => eprintln!("{}", plain_progress(&ev)),
                 "epoch" | "word2vec_epoch" => {
                     let total = ev["epochs"].as_u64().unwrap_or(1);
                     let name = if ev["type"] == "epoch" {
@@ -496,6 +499,30 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line for a progress event, for logs.
+fn plain_progress(ev: &Value) -> String {
+    let of = format!("{}/{}", ev["epoch"], ev["epochs"]);
+    if ev["type"] == "word2vec_epoch" {
+        return format!(
+            "word2vec epoch {of}: {:.0} words/s",
+            ev["words_per_second"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let mut line = format!(
+        "{} epoch {of}: loss {:.4} accuracy {:.4}",
+        ev["architecture"].as_str().unwrap_or("train"),
+        ev["train_loss"].as_f64().unwrap_or(0.0),
+        ev["train_accuracy"].as_f64().unwrap_or(0.0)
+    );
+    if let Some(acc) = ev["val_accuracy"].as_f64() {
+        line.push_str(&format!(
+            " val_loss {:.4} val_accuracy {acc:.4}",
+            ev["val_loss"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    line
 }
 
 fn print_job_result(job: &Value) -> Result<()> {

@@ -68,6 +68,16 @@ pub struct ServeArgs {
 
 fn main() {
     let cli = Cli::parse();
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A client command piped into `head` should stop quietly when the pipe closes,
+        // like any Unix tool, instead of panicking on the failed write. (The server keeps
+        // Rust's default of ignoring SIGPIPE: a closed socket is an error it handles.)
+        // SAFETY: restoring the default disposition of a signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

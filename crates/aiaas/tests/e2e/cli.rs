@@ -60,6 +60,25 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
         out.contains("CANDIDATE") && out.contains("tfidf-logreg") && out.contains("validation"),
         "{out}"
     );
+    // Piped (no terminal), progress comes as plain lines.
+    let piped = aiaas(
+        s,
+        ADMIN_KEY,
+        &[
+            "train",
+            "--dataset",
+            "topics",
+            "--model",
+            "topics-avg",
+            "--architecture",
+            "avgpool",
+            "--epochs",
+            "3",
+        ],
+    );
+    let progress = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success(), "{progress}");
+    assert!(progress.contains("avgpool epoch 3/3: loss"), "{progress}");
     let out = ok(&aiaas(
         s,
         ADMIN_KEY,
@@ -94,6 +113,21 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
         &["predict", "topics", "bank loan interest"],
     ));
     assert!(out.starts_with("finance"), "{out}");
+
+    // Output into a closed pipe (`| head`) ends the command quietly, not with a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(["datasets", "list"])
+        .env("AIAAS_URL", &s.base)
+        .env("AIAAS_API_KEY", ADMIN_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
 
     // Errors: one line on stderr, non-zero exit.
     let out = aiaas(s, "aiaas_wrong", &["models", "list"]);
