@@ -163,3 +163,32 @@ fn damaged_model_files_are_refused_with_a_reason() {
         other => panic!("expected InvalidModel, got {:?}", other.err()),
     }
 }
+
+#[test]
+fn one_thread_and_one_seed_give_the_same_model_for_every_architecture() {
+    let data = rows();
+    for arch in [
+        Architecture::TfidfLogreg,
+        Architecture::Avgpool,
+        Architecture::Textcnn,
+        Architecture::Gru,
+        Architecture::Lstm,
+    ] {
+        let run = || {
+            let cancel = AtomicBool::new(false);
+            let on_event = |_e: TrainEvent| {};
+            train(
+                &config(arch),
+                &data,
+                None,
+                TrainControl {
+                    cancel: &cancel,
+                    on_event: &on_event,
+                },
+            )
+            .unwrap()
+            .files
+        };
+        assert_eq!(run(), run(), "{arch:?} is not reproducible");
+    }
+}
