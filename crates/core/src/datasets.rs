@@ -112,12 +112,16 @@ impl DatasetUpload {
         Ok(())
     }
 
-    fn detected_format(&self) -> DatasetFormat {
-        let first = self
-            .head
+    /// The first byte that is neither white space nor part of a UTF-8 byte-order mark.
+    fn first_significant(&self) -> Option<u8> {
+        self.head
             .iter()
-            .find(|b| !b.is_ascii_whitespace() && **b != 0xEF && **b != 0xBB && **b != 0xBF);
-        if first == Some(&b'{') {
+            .copied()
+            .find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF)
+    }
+
+    fn detected_format(&self) -> DatasetFormat {
+        if self.first_significant() == Some(b'{') {
             DatasetFormat::Jsonl
         } else {
             DatasetFormat::Csv
@@ -169,8 +173,17 @@ impl Platform {
             )));
         }
         upload.finish().await?;
-        if upload.bytes == 0 {
-            return Err(CoreError::InvalidInput("the upload is empty".into()));
+        match upload.first_significant() {
+            None if upload.bytes as usize <= upload.head.len() => {
+                return Err(CoreError::InvalidInput("the upload is empty".into()))
+            }
+            Some(b'[') => {
+                return Err(CoreError::InvalidInput(
+                    "a JSON array is not a supported format: upload CSV or JSON Lines (one object per line)"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
         let format = spec.format.unwrap_or_else(|| upload.detected_format());
         let path = upload.path.clone();
@@ -245,7 +258,7 @@ impl Platform {
         require(principal, Permission::ReadData)?;
         let d = self.find_dataset(principal, id_or_name).await?;
         let path = self.inner.artifacts.local_path(&d.artifact_key)?;
-        let limit = limit.clamp(1, 1000);
+        let limit = limit.min(1000);
         tokio::task::spawn_blocking(move || {
             let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
             let parsed = parse(

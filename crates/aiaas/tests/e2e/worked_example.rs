@@ -124,6 +124,14 @@ async fn news_classifier_worked_example_end_to_end() {
         .await;
     assert_eq!(status, 400);
     assert!(error_message(&v).contains("single example"), "{v}");
+    for (body, expected) in [
+        (b"\xEF\xBB\xBF\n  \n".to_vec(), "empty"),
+        (br#"[{"text": "a", "label": "x"}]"#.to_vec(), "JSON Lines"),
+    ] {
+        let (status, v) = server.upload(&dev, "name=odd", body).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(error_message(&v).contains(expected), "{v}");
+    }
     let oversize = train_csv.repeat(3);
     let (status, v) = server.upload(&dev, "name=huge", oversize).await;
     assert_eq!(status, 413, "{v}");
@@ -358,6 +366,10 @@ async fn news_classifier_worked_example_end_to_end() {
         2
     );
     assert_eq!(count(&server, &dev, "/api/v1/jobs", "jobs").await, 1);
+    assert_eq!(
+        count(&server, &dev, "/api/v1/jobs?limit=0", "jobs").await,
+        0
+    );
     let (status, model) = server
         .call("GET", "/api/v1/models/news-classifier", Some(&dev), None)
         .await;

@@ -295,8 +295,21 @@ async fn create_job(
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
-async fn list_jobs(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"jobs": s.platform.list_jobs(&p).await?})))
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Most recent N only.
+    limit: Option<usize>,
+}
+
+async fn list_jobs(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let mut jobs = s.platform.list_jobs(&p).await?;
+    jobs.truncate(q.limit.unwrap_or(usize::MAX));
+    Ok(Json(json!({"jobs": jobs})))
 }
 
 async fn get_job(
