@@ -119,7 +119,12 @@ fn operations() -> Vec<Op> {
                 "model": {"type": "string"}, "deploy": {"type": "boolean"},
                 "config": {"type": "object", "description": "architecture (avgpool|textcnn|gru|lstm|tfidf-logreg|auto), embedding {init: word2vec|random, mode, vector_size, window, min_count, negative, epochs, sample}, freeze_embeddings, epochs, batch_size, learning_rate, max_len, validation_split, early_stopping_patience, seed, threads"}}}),
         ),
-        op("get", "/api/v1/jobs", "training", "List training jobs, newest first (query: limit)"),
+        op(
+            "get",
+            "/api/v1/jobs",
+            "training",
+            "List training jobs, newest first (query: limit)",
+        ),
         op(
             "get",
             "/api/v1/jobs/{id}",

@@ -19,6 +19,31 @@ use serde::Deserialize;
 use crate::auth::{check_name, require};
 use crate::{CoreError, JobEventRecord, JobRecord, Platform, Result};
 
+/// Why a running job ended without succeeding.
+enum JobEnd {
+    /// Cancelled, or interrupted by a shutdown (then released to the queue).
+    Stopped,
+    Failed(CoreError),
+}
+
+impl From<CoreError> for JobEnd {
+    fn from(e: CoreError) -> Self {
+        JobEnd::Failed(e)
+    }
+}
+
+impl From<aiaas_store::StoreError> for JobEnd {
+    fn from(e: aiaas_store::StoreError) -> Self {
+        JobEnd::Failed(e.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for JobEnd {
+    fn from(e: tokio::task::JoinError) -> Self {
+        JobEnd::Failed(e.into())
+    }
+}
+
 /// Jobs that failed this many times in a row (e.g. killed mid-run) are not retried.
 const MAX_ATTEMPTS: i64 = 3;
 
@@ -212,7 +237,7 @@ impl Platform {
             .remove(&id);
         let meta = &self.inner.meta;
         let stored = match outcome {
-            Err(CoreError::Unavailable(_)) if self.inner.shutting_down.load(Ordering::SeqCst) => {
+            Err(JobEnd::Stopped) if self.inner.shutting_down.load(Ordering::SeqCst) => {
                 self.append_event(
                     &id,
                     &TrainEvent::Log {
@@ -224,8 +249,8 @@ impl Platform {
                 .await;
                 meta.release_job(&id).await
             }
-            Err(CoreError::Unavailable(_)) => meta.finish_job(&id, &JobOutcome::Cancelled).await,
-            Err(e) => {
+            Err(JobEnd::Stopped) => meta.finish_job(&id, &JobOutcome::Cancelled).await,
+            Err(JobEnd::Failed(e)) => {
                 tracing::warn!(job = %id, error = %e, "training job failed");
                 let message = match e {
                     CoreError::Internal(_) => "internal error; see the server log".to_string(),
@@ -251,12 +276,11 @@ impl Platform {
     }
 
     /// Train, store the files, register the version, deploy if asked.
-    /// `Unavailable` means the job was stopped (cancel or shutdown).
     async fn train_and_register(
         &self,
         job: &JobRecord,
         cancel: Arc<AtomicBool>,
-    ) -> Result<(serde_json::Value, i64)> {
+    ) -> Result<(serde_json::Value, i64), JobEnd> {
         let config: TrainConfig = serde_json::from_value(job.config.clone())
             .map_err(|e| CoreError::InvalidInput(format!("stored job config is invalid: {e}")))?;
         let meta = &self.inner.meta;
@@ -285,6 +309,14 @@ impl Platform {
         let trained = tokio::task::spawn_blocking(move || {
             let rows = p.load_rows(&dataset)?;
             let test_rows = test.as_ref().map(|t| p.load_rows(t)).transpose()?;
+            let stopped_or = |e: aiaas_train::TrainError| match e {
+                aiaas_train::TrainError::Cancelled => JobEnd::Stopped,
+                aiaas_train::TrainError::InvalidData(m)
+                | aiaas_train::TrainError::InvalidConfig(m) => {
+                    JobEnd::Failed(CoreError::InvalidInput(m))
+                }
+                other => JobEnd::Failed(CoreError::Internal(other.to_string())),
+            };
             let on_event = move |e: TrainEvent| {
                 let _ = events_tx.send(e);
             };
@@ -292,19 +324,14 @@ impl Platform {
                 cancel: &flag,
                 on_event: &on_event,
             };
-            aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(|e| match e {
-                aiaas_train::TrainError::Cancelled => CoreError::Unavailable("cancelled".into()),
-                aiaas_train::TrainError::InvalidData(m)
-                | aiaas_train::TrainError::InvalidConfig(m) => CoreError::InvalidInput(m),
-                other => CoreError::Internal(other.to_string()),
-            })
+            aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(stopped_or)
         })
         .await;
         watcher.abort();
         let _ = event_writer.await;
         let trained = trained??;
         if cancel.load(Ordering::SeqCst) {
-            return Err(CoreError::Unavailable("cancelled".into()));
+            return Err(JobEnd::Stopped);
         }
         let report = serde_json::to_value(&trained.report)
             .map_err(|e| CoreError::Internal(format!("report: {e}")))?;

@@ -211,13 +211,11 @@ impl Platform {
             Some(s) => self.resolve_version(&model, Some(&s)).await?,
             None => self.latest_version(&model).await?,
         };
-        let defaults = self.inner.config.batch;
+        let defaults = self.default_settings();
         let settings = DeploymentSettings {
-            max_batch: req.max_batch.unwrap_or(defaults.max_batch as i64),
-            max_delay_ms: req
-                .max_delay_ms
-                .unwrap_or(defaults.max_delay.as_millis() as i64),
-            queue_capacity: req.queue_capacity.unwrap_or(defaults.queue_capacity as i64),
+            max_batch: req.max_batch.unwrap_or(defaults.max_batch),
+            max_delay_ms: req.max_delay_ms.unwrap_or(defaults.max_delay_ms),
+            queue_capacity: req.queue_capacity.unwrap_or(defaults.queue_capacity),
         };
         if !(1..=4096).contains(&settings.max_batch)
             || !(0..=10_000).contains(&settings.max_delay_ms)
@@ -366,21 +364,23 @@ impl Platform {
         let v = self
             .resolve_version(&model, Some(&version.to_string()))
             .await?;
-        let existing = self.inner.meta.deployment(&model.id).await?;
-        let defaults = self.inner.config.batch;
-        let settings = existing
-            .map(|d| DeploymentSettings {
-                max_batch: d.max_batch,
-                max_delay_ms: d.max_delay_ms,
-                queue_capacity: d.queue_capacity,
-            })
-            .unwrap_or(DeploymentSettings {
-                max_batch: defaults.max_batch as i64,
-                max_delay_ms: defaults.max_delay.as_millis() as i64,
-                queue_capacity: defaults.queue_capacity as i64,
-            });
+        // A redeploy keeps the model's serving settings; a first deploy takes the defaults.
+        let settings = match self.inner.meta.deployment(&model.id).await? {
+            Some(d) => settings_of(&d),
+            None => self.default_settings(),
+        };
         self.deploy_record(&model, &v, settings).await?;
         Ok(())
+    }
+
+    /// Serving settings of a new deployment: the server's configured defaults.
+    fn default_settings(&self) -> DeploymentSettings {
+        let b = self.inner.config.batch;
+        DeploymentSettings {
+            max_batch: b.max_batch as i64,
+            max_delay_ms: b.max_delay.as_millis() as i64,
+            queue_capacity: b.queue_capacity as i64,
+        }
     }
 
     /// Load every deployment's runtime (at start); failures are logged, not fatal.
@@ -538,10 +538,8 @@ impl Platform {
     async fn model_by_id(&self, id: &str) -> Result<ModelRecord> {
         self.inner
             .meta
-            .models(None)
+            .model(id)
             .await?
-            .into_iter()
-            .find(|m| m.id == id)
             .ok_or_else(|| CoreError::NotFound(format!("no model {id}")))
     }
 

@@ -128,7 +128,7 @@ impl Engine {
         // Dropped after the lock is released: the drop joins the runtime's thread.
         if let Some(runtime) = &removed {
             self.metrics
-                .remove("aiaas_inference_queue_depth", &[("model", runtime.label())]);
+                .remove(runtime::QUEUE_DEPTH, &[("model", runtime.label())]);
         }
         let removed = removed.is_some();
         self.metrics.set(

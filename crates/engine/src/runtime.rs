@@ -133,14 +133,22 @@ impl ClassifierRuntime {
     }
 
     fn set_depth(&self) {
-        self.metrics.set(
-            "aiaas_inference_queue_depth",
-            "Requests admitted and not yet answered, per model.",
-            &[("model", &self.label)],
-            self.queued() as f64,
-        );
+        publish_depth(&self.metrics, &self.label, &self.in_flight);
     }
 }
+
+/// The queue-depth gauge of one model, from its admission counter.
+fn publish_depth(metrics: &Metrics, label: &str, in_flight: &AtomicUsize) {
+    metrics.set(
+        QUEUE_DEPTH,
+        "Requests admitted and not yet answered, per model.",
+        &[("model", label)],
+        in_flight.load(Ordering::Relaxed) as f64,
+    );
+}
+
+/// Name of the queue-depth gauge (removed when a model is unloaded).
+pub(crate) const QUEUE_DEPTH: &str = "aiaas_inference_queue_depth";
 
 impl Drop for ClassifierRuntime {
     fn drop(&mut self) {
@@ -246,11 +254,6 @@ impl Worker {
                 }
             }
         }
-        self.metrics.set(
-            "aiaas_inference_queue_depth",
-            "Requests admitted and not yet answered, per model.",
-            &model,
-            self.in_flight.load(Ordering::Relaxed) as f64,
-        );
+        publish_depth(&self.metrics, &self.label, &self.in_flight);
     }
 }

@@ -25,6 +25,15 @@ impl Metadata {
         row.as_ref().map(model_from_row).transpose()
     }
 
+    pub async fn model(&self, id: &str) -> Result<Option<ModelRecord>> {
+        let row =
+            sqlx::query("SELECT id, tenant_id, name, task, created_at FROM models WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(model_from_row).transpose()
+    }
+
     pub async fn models(&self, tenant_id: Option<&str>) -> Result<Vec<ModelRecord>> {
         let rows = self
             .fetch_scoped(
