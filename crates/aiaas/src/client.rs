@@ -26,14 +26,14 @@ pub struct Conn {
     api_key: Option<String>,
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
-    base: String,
+    pub(crate) base: String,
     key: String,
 }
 
 impl Conn {
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         let key = self
             .api_key
             .clone()
@@ -50,10 +50,24 @@ impl Conn {
 }
 
 impl Client {
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.key)
+    }
+
+    /// A response with a success status, or the server's error message.
+    pub(crate) async fn check(&self, resp: reqwest::Response) -> Result<reqwest::Response> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("{msg} (HTTP {})", status.as_u16());
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Value> {
@@ -76,7 +90,7 @@ impl Client {
         Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn get(&self, path: &str) -> Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> Result<Value> {
         self.send(self.req(reqwest::Method::GET, path)).await
     }
 
@@ -85,16 +99,16 @@ impl Client {
             .await
     }
 
-    async fn delete(&self, path: &str) -> Result<Value> {
+    pub(crate) async fn delete(&self, path: &str) -> Result<Value> {
         self.send(self.req(reqwest::Method::DELETE, path)).await
     }
 }
 
-fn print_json(v: &Value) {
+pub(crate) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

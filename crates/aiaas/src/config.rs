@@ -21,6 +21,28 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_delay_ms: Option<u64>,
     queue_capacity: Option<usize>,
+    models_dir: Option<PathBuf>,
+    wheel_dirs: Option<Vec<PathBuf>>,
+    pypi_index: Option<String>,
+    max_model_memory: Option<String>,
+    keep_alive: Option<String>,
+    llm_slots: Option<usize>,
+    llm_context: Option<u32>,
+    llm_queue: Option<usize>,
+    load_timeout: Option<f64>,
+}
+
+/// The library part of the file.
+struct FileLibrary {
+    models_dir: Option<PathBuf>,
+    wheel_dirs: Option<Vec<PathBuf>>,
+    pypi_index: Option<String>,
+    max_model_memory: Option<String>,
+    keep_alive: Option<String>,
+    llm_slots: Option<usize>,
+    llm_context: Option<u32>,
+    llm_queue: Option<usize>,
+    load_timeout: Option<f64>,
 }
 
 /// Validated server settings.
@@ -31,7 +53,7 @@ pub struct ServeConfig {
 }
 
 pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -39,6 +61,17 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
                 .with_context(|| format!("invalid config file {}", path.display()))?
         }
         None => FileConfig::default(),
+    };
+    let file_library = FileLibrary {
+        models_dir: file.models_dir.take(),
+        wheel_dirs: file.wheel_dirs.take(),
+        pypi_index: file.pypi_index.take(),
+        max_model_memory: file.max_model_memory.take(),
+        keep_alive: file.keep_alive.take(),
+        llm_slots: file.llm_slots.take(),
+        llm_context: file.llm_context.take(),
+        llm_queue: file.llm_queue.take(),
+        load_timeout: file.load_timeout.take(),
     };
     let listen_text = args
         .listen
@@ -88,5 +121,95 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
             bail!("AIAAS_ADMIN_KEY must start with \"aiaas_\" and be at least 32 characters long");
         }
     }
+    platform.library = library(args, file_library)?;
+    if platform.demo {
+        // The README's OpenAI examples work minutes after the first start.
+        platform.library.first_start_pulls =
+            vec!["smollm2-135m-instruct".into(), "all-minilm-l6-v2".into()];
+    }
     Ok(ServeConfig { listen, platform })
+}
+
+/// The library's settings from flags, environment and file.
+fn library(args: &ServeArgs, file: FileLibrary) -> Result<aiaas_core::LibraryConfig> {
+    let mut c = aiaas_core::LibraryConfig::default();
+    c.cache_dir = args.models_dir.clone().or(file.models_dir);
+    c.wheel_dirs = if args.wheel_dirs.is_empty() {
+        file.wheel_dirs.unwrap_or_default()
+    } else {
+        args.wheel_dirs.clone()
+    };
+    if let Some(index) = args.pypi_index.clone().or(file.pypi_index) {
+        if !(index.starts_with("http://") || index.starts_with("https://")) {
+            bail!("--pypi-index must be an http(s) URL, got {index:?}");
+        }
+        c.pypi_index = index;
+    }
+    if let Some(m) = args.max_model_memory.clone().or(file.max_model_memory) {
+        c.max_model_memory = Some(parse_bytes(&m).with_context(|| {
+            format!("--max-model-memory {m:?} is not a size such as 4G, 800M or 2000000000")
+        })?);
+    }
+    if let Some(k) = args.keep_alive.clone().or(file.keep_alive) {
+        c.keep_alive = aiaas_core::KeepAlive::parse(&k)
+            .with_context(|| format!("--keep-alive {k:?} is not a duration such as 5m, 30s, 0 or -1"))?;
+    }
+    if let Some(s) = args.llm_slots.or(file.llm_slots) {
+        if !(1..=64).contains(&s) {
+            bail!("--llm-slots must be between 1 and 64, got {s}");
+        }
+        c.generator.slots = s;
+    }
+    if let Some(ctx) = args.llm_context.or(file.llm_context) {
+        if !(64..=1_048_576).contains(&ctx) {
+            bail!("--llm-context must be between 64 and 1048576 tokens, got {ctx}");
+        }
+        c.generator.context_per_slot = ctx;
+    }
+    if let Some(q) = args.llm_queue.or(file.llm_queue) {
+        if !(1..=100_000).contains(&q) {
+            bail!("--llm-queue must be between 1 and 100000, got {q}");
+        }
+        c.generator.queue_capacity = q;
+    }
+    if let Some(t) = args.load_timeout.or(file.load_timeout) {
+        if !(t > 0.0 && t <= 3600.0) {
+            bail!("--load-timeout must be between 0 and 3600 seconds, got {t}");
+        }
+        c.load_timeout = std::time::Duration::from_secs_f64(t);
+    }
+    Ok(c)
+}
+
+/// `4G`, `800M`, `512K` (powers of 1024) or plain bytes.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], t[i..].to_ascii_uppercase()),
+        None => (t, String::new()),
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    let scale = match unit.trim_end_matches(['B', 'I']) {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0_f64.powi(4),
+        _ => return None,
+    };
+    let bytes = value * scale;
+    (bytes.is_finite() && bytes >= 1.0).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_bytes("4G"), Some(4 << 30));
+        assert_eq!(super::parse_bytes("800M"), Some(800 << 20));
+        assert_eq!(super::parse_bytes("1.5GiB"), Some(3 << 29));
+        assert_eq!(super::parse_bytes("1000"), Some(1000));
+        assert_eq!(super::parse_bytes("lots"), None);
+        assert_eq!(super::parse_bytes("0"), None);
+    }
 }

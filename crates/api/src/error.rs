@@ -15,12 +15,29 @@ pub enum ErrorStyle {
     Native,
     /// KServe v2: `{"error": "..."}`
     KServe,
+    /// OpenAI: `{"error": {"message", "type", "param", "code"}}`
+    OpenAi,
+}
+
+impl ErrorStyle {
+    /// The style of the API a path belongs to.
+    pub fn for_path(path: &str) -> ErrorStyle {
+        if path.starts_with("/v2/") {
+            ErrorStyle::KServe
+        } else if path.starts_with("/v1/") {
+            ErrorStyle::OpenAi
+        } else {
+            ErrorStyle::Native
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct ApiError {
     pub error: CoreError,
     pub style: ErrorStyle,
+    /// The request parameter at fault, when one is (OpenAI's `param`).
+    pub param: Option<String>,
 }
 
 impl ApiError {
@@ -28,6 +45,24 @@ impl ApiError {
         ApiError {
             error,
             style: ErrorStyle::KServe,
+            param: None,
+        }
+    }
+
+    pub fn openai(error: CoreError) -> ApiError {
+        ApiError {
+            error,
+            style: ErrorStyle::OpenAi,
+            param: None,
+        }
+    }
+
+    /// An OpenAI-style 400 naming the parameter at fault.
+    pub fn openai_param(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            error: CoreError::InvalidInput(message.into()),
+            style: ErrorStyle::OpenAi,
+            param: Some(param.to_string()),
         }
     }
 
@@ -41,6 +76,7 @@ impl From<CoreError> for ApiError {
         ApiError {
             error,
             style: ErrorStyle::Native,
+            param: None,
         }
     }
 }
@@ -56,6 +92,9 @@ pub fn status_of(e: &CoreError) -> (StatusCode, &'static str) {
         CoreError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         CoreError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
         CoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        CoreError::Loading { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_loading"),
+        CoreError::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        CoreError::BadUpstream(_) => (StatusCode::BAD_GATEWAY, "bad_upstream"),
         CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     }
 }
@@ -63,7 +102,11 @@ pub fn status_of(e: &CoreError) -> (StatusCode, &'static str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = status_of(&self.error);
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        let message = if status.is_server_error()
+            && !matches!(
+                status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT | StatusCode::BAD_GATEWAY
+            ) {
             let reference = aiaas_types::new_id();
             tracing::error!(error_ref = %reference, detail = %self.error, "request failed");
             format!("internal error; reference {reference}")
@@ -73,13 +116,25 @@ impl IntoResponse for ApiError {
         let body = match self.style {
             ErrorStyle::Native => json!({"error": {"code": code, "message": message}}),
             ErrorStyle::KServe => json!({"error": message}),
+            ErrorStyle::OpenAi => json!({"error": {
+                "message": message,
+                "type": openai_type(status),
+                "param": self.param,
+                "code": code,
+            }}),
         };
         let mut response = (status, Json(body)).into_response();
-        if let CoreError::Overloaded {
-            retry_after_secs, ..
-        } = &self.error
-        {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        let retry_after = match &self.error {
+            CoreError::Overloaded {
+                retry_after_secs, ..
+            }
+            | CoreError::Loading {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
@@ -89,6 +144,18 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// OpenAI's error `type` for a status.
+fn openai_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
     }
 }
 

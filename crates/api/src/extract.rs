@@ -21,12 +21,12 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let style = if parts.uri.path().starts_with("/v2/") {
-            ErrorStyle::KServe
-        } else {
-            ErrorStyle::Native
+        let style = ErrorStyle::for_path(parts.uri.path());
+        let reject = |error: CoreError| ApiError {
+            error,
+            style,
+            param: None,
         };
-        let reject = |error: CoreError| ApiError { error, style };
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -64,12 +64,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     /// The body is parsed as JSON whatever its declared content type (`curl -d` sends
     /// form encoding by default); the body limit still applies (413 past it).
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let style = if req.uri().path().starts_with("/v2/") {
-            ErrorStyle::KServe
-        } else {
-            ErrorStyle::Native
+        let style = ErrorStyle::for_path(req.uri().path());
+        let reject = |error: CoreError| ApiError {
+            error,
+            style,
+            param: None,
         };
-        let reject = |error: CoreError| ApiError { error, style };
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|r| {

@@ -33,6 +33,8 @@ pub fn app(platform: Platform) -> Router {
     Router::new()
         .merge(routes::ops::router())
         .merge(routes::native::router())
+        .merge(routes::library::router())
+        .merge(routes::openai::router())
         .merge(routes::kserve::router())
         .merge(openapi::router())
         .fallback(no_route)

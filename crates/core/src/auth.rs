@@ -75,6 +75,7 @@ fn describe(p: Permission) -> &'static str {
     match p {
         Permission::ManageTenants => "manage tenants",
         Permission::ManageKeys => "manage API keys",
+        Permission::ManageLibrary => "pull, remove, load or unload library models",
         Permission::ReadData => "read datasets or training jobs",
         Permission::WriteData => "upload or delete datasets",
         Permission::Train => "start or cancel training jobs",

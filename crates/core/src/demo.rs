@@ -97,3 +97,27 @@ async fn prepare_bbc(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+impl Platform {
+    /// Pull a catalogue model for the first start (the default chat and embedding
+    /// models), logging progress now and then and the outcome.
+    pub(crate) async fn pull_in_background(&self, name: &str) {
+        tracing::info!(model = %name, "pulling a default model in the background");
+        let last = std::sync::Mutex::new(0u64);
+        let model = name.to_string();
+        let progress = std::sync::Arc::new(move |p: crate::PullProgress| {
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if p.completed_bytes >= *last + 25 * 1024 * 1024 {
+                *last = p.completed_bytes;
+                tracing::info!(model = %model, status = %p.status, mb = p.completed_bytes >> 20, "pulling");
+            }
+        });
+        match self
+            .pull_unchecked(name, None, progress, crate::CancelFlag::new())
+            .await
+        {
+            Ok(m) => tracing::info!(model = %m.name, "default model ready"),
+            Err(e) => tracing::warn!(model = %name, error = %e, "default model not pulled"),
+        }
+    }
+}

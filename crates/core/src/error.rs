@@ -25,6 +25,17 @@ pub enum CoreError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// A model is still loading: try again shortly.
+    #[error("{message}")]
+    Loading {
+        message: String,
+        retry_after_secs: u64,
+    },
+    #[error("{0}")]
+    TimedOut(String),
+    /// A remote the server depends on failed or sent bad data (a model download).
+    #[error("{0}")]
+    BadUpstream(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -49,6 +60,25 @@ impl From<EngineError> for CoreError {
                 CoreError::Unavailable(e.to_string())
             }
             EngineError::Load(_) | EngineError::Inference(_) => CoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<aiaas_engine::llm::LlmError> for CoreError {
+    fn from(e: aiaas_engine::llm::LlmError) -> Self {
+        use aiaas_engine::llm::LlmError;
+        match e {
+            LlmError::InvalidRequest(m) => CoreError::InvalidInput(m),
+            LlmError::ContextExceeded { .. } => CoreError::PayloadTooLarge(e.to_string()),
+            LlmError::QueueFull { .. } => CoreError::Overloaded {
+                message: e.to_string(),
+                retry_after_secs: 1,
+            },
+            LlmError::Timeout => CoreError::TimedOut(e.to_string()),
+            LlmError::Stopped(_) => CoreError::Unavailable(e.to_string()),
+            LlmError::Load(_) | LlmError::Template(_) | LlmError::Decode(_) => {
+                CoreError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -9,7 +9,9 @@ mod auth;
 mod datasets;
 mod demo;
 mod error;
+mod generate;
 mod jobs;
+mod library;
 mod models;
 mod platform;
 mod tenants;
@@ -21,6 +23,17 @@ pub use aiaas_store::{
 };
 pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, PreviewRow};
 pub use error::CoreError;
+pub use generate::{
+    collect, ChatRequest, CollectedChoice, CompletionRequest, EmbeddingOutput, EmbeddingRequest,
+    Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
+};
+pub use library::{
+    CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
+};
+pub use aiaas_engine::llm::{ChatMessage, FinishReason, GenEvent, TokenLogprob};
+pub use aiaas_engine::{LoadedModel, RuntimeKind};
+pub use aiaas_hub::{CancelFlag, PullProgress};
+pub use aiaas_store::{LibraryModelRecord, UsageRecord};
 pub use jobs::TrainRequest;
 pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};

@@ -33,6 +33,8 @@ pub struct PlatformConfig {
     pub batch: BatchSettings,
     /// The demo's CSV; `None` means `<data_dir>/cache/bbc-news.csv`.
     pub demo_data: Option<PathBuf>,
+    /// The model library: cache, sources, serving defaults, memory budget.
+    pub library: crate::library::LibraryConfig,
 }
 
 impl PlatformConfig {
@@ -46,6 +48,7 @@ impl PlatformConfig {
             admin_key: None,
             batch: BatchSettings::default(),
             demo_data: None,
+            library: crate::library::LibraryConfig::default(),
         }
     }
 
@@ -89,6 +92,7 @@ pub(crate) struct Inner {
     pub(crate) admin: Mutex<Option<Principal>>,
     /// Serialises model loads so concurrent first requests load a model once.
     pub(crate) loading: tokio::sync::Mutex<()>,
+    pub(crate) library: crate::library::LibraryState,
 }
 
 impl Platform {
@@ -96,7 +100,7 @@ impl Platform {
     pub async fn open(config: PlatformConfig) -> Result<(Platform, StartupReport)> {
         // Partial uploads of a process that died are worthless: start with an empty tmp/.
         let _ = std::fs::remove_dir_all(config.data_dir.join("tmp"));
-        for dir in ["artifacts", "tmp", "cache"] {
+        for dir in ["artifacts", "tmp", "cache", "models"] {
             std::fs::create_dir_all(config.data_dir.join(dir)).map_err(|e| {
                 CoreError::InvalidInput(format!(
                     "cannot create data directory {}: {e}",
@@ -124,6 +128,7 @@ impl Platform {
                 worker_id: format!("{}-{}", std::process::id(), aiaas_types::new_id()),
                 admin: Mutex::new(None),
                 loading: tokio::sync::Mutex::new(()),
+                library: crate::library::LibraryState::default(),
                 config,
             }),
         };
@@ -150,6 +155,20 @@ impl Platform {
                 }
             }
         });
+        if report.first_start {
+            for name in self.inner.config.library.first_start_pulls.clone() {
+                let p = self.clone();
+                tokio::spawn(async move { p.pull_in_background(&name).await });
+            }
+        }
+        let p = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            while !p.is_shutting_down() {
+                tick.tick().await;
+                p.reap_idle().await;
+            }
+        });
     }
 
     /// Resolve a bearer secret to its principal.
@@ -168,6 +187,12 @@ impl Platform {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The Prometheus text of every metric, scheduler gauges refreshed first.
+    pub fn render_metrics(&self) -> String {
+        self.inner.engine.refresh_gauges();
+        self.inner.metrics.render()
     }
 
     pub fn max_upload_bytes(&self) -> u64 {

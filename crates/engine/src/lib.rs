@@ -1,19 +1,25 @@
-//! Model runtimes: loaded models, each served by its own inference thread behind a
-//! bounded queue with dynamic batching. The async world talks to a runtime only through
-//! channels; HTTP never sees candle.
+//! Model runtimes: loaded models, each served by its own thread behind a bounded queue.
+//! Classifiers and embedding encoders batch dynamically (`runtime`); generative models
+//! decode many sequences at once on llama.cpp (`aiaas_llm::Generator`). The async world
+//! talks to a runtime only through channels; HTTP never sees candle or llama.cpp.
 //!
 //! Architecture invariant: inference never runs on the async runtime's worker threads.
 
+mod generation;
 pub mod metrics;
 mod runtime;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+pub use aiaas_embed::{EmbedOptions, Embedder, Embedding};
+pub use aiaas_llm as llm;
 pub use aiaas_train::{Classifier, ModelFiles};
+pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
-use runtime::ClassifierRuntime;
+use runtime::{BatchModel, BatchRuntime};
 
 /// Errors of the serving engine.
 #[derive(Debug, thiserror::Error)]
@@ -53,24 +59,101 @@ impl Default for BatchSettings {
     }
 }
 
+/// What kind of runtime serves a loaded model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    Classifier,
+    Generator,
+    Embedder,
+}
+
 /// A loaded model as reported to operators.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LoadedModel {
     pub key: String,
     pub label: String,
-    pub queued: usize,
-    pub settings: BatchSettings,
+    pub kind: RuntimeKind,
+    /// Requests admitted and not yet answered.
+    pub in_flight: usize,
+    /// Sequence slots in use and in all (generators).
+    pub slots_busy: Option<usize>,
+    pub slots: Option<usize>,
+    /// Estimated resident memory: weights + caches.
+    pub memory_bytes: u64,
+    /// Since the last request ended (zero while one runs).
+    #[serde(serialize_with = "as_secs")]
+    pub idle_for: Duration,
 }
 
-/// Class probabilities for one text, with the labels they belong to.
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Class probabilities for one text, in the model's label order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     pub probabilities: Vec<f32>,
 }
 
+impl BatchModel for Classifier {
+    type Output = Prediction;
+    fn run(&self, inputs: &[&str]) -> Result<Vec<Prediction>, String> {
+        self.predict(inputs)
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|probabilities| Prediction { probabilities })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Embedders always truncate to the model's length; the caller sees the `truncated` flag
+/// and decides whether that is an error.
+impl BatchModel for Embedder {
+    type Output = Embedding;
+    fn run(&self, inputs: &[&str]) -> Result<Vec<Embedding>, String> {
+        self.embed(inputs, EmbedOptions { truncate: true })
+            .map_err(|e| e.to_string())
+    }
+}
+
+enum Runtime {
+    Classifier(Arc<BatchRuntime<Classifier>>),
+    Embedder(Arc<BatchRuntime<Embedder>>),
+    Generator(Arc<GeneratorRuntime>),
+}
+
+struct Entry {
+    runtime: Runtime,
+    memory_bytes: u64,
+    /// Dimensions and token limit (embedders).
+    embedding_shape: Option<(usize, usize)>,
+    last_used: Mutex<Instant>,
+}
+
+impl Entry {
+    fn in_flight(&self) -> usize {
+        match &self.runtime {
+            Runtime::Classifier(r) => r.queued(),
+            Runtime::Embedder(r) => r.queued(),
+            Runtime::Generator(g) => g.generator().in_flight(),
+        }
+    }
+
+    fn label(&self) -> &str {
+        match &self.runtime {
+            Runtime::Classifier(r) => r.label(),
+            Runtime::Embedder(r) => r.label(),
+            Runtime::Generator(g) => g.generator().label(),
+        }
+    }
+}
+
 /// All runtimes of this process, by deployment key.
 pub struct Engine {
-    runtimes: RwLock<HashMap<String, Arc<ClassifierRuntime>>>,
+    runtimes: RwLock<HashMap<String, Arc<Entry>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -97,70 +180,137 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let classifier =
             Classifier::from_files(files).map_err(|e| EngineError::Load(e.to_string()))?;
-        let runtime = ClassifierRuntime::start(
-            label.to_string(),
-            classifier,
-            settings,
-            self.metrics.clone(),
-        );
-        let old = self
-            .runtimes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), Arc::new(runtime));
-        drop(old);
-        self.metrics.set(
-            "aiaas_models_loaded",
-            "Models loaded in this process.",
-            &[],
-            self.len() as f64,
-        );
+        let memory = files.values().map(|b| b.len() as u64).sum();
+        let runtime =
+            BatchRuntime::start(label.to_string(), classifier, settings, self.metrics.clone());
+        self.insert(key, Runtime::Classifier(Arc::new(runtime)), memory, None);
         Ok(())
     }
 
-    /// Stop a runtime; requests already queued finish first.
+    /// Load a sentence-embedding model folder. Blocking.
+    pub fn load_embedder(
+        &self,
+        key: &str,
+        label: &str,
+        dir: &Path,
+        settings: BatchSettings,
+    ) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let embedder = Embedder::load(dir).map_err(|e| EngineError::Load(e.to_string()))?;
+        let memory = folder_size(dir);
+        let shape = (embedder.dimensions(), embedder.max_tokens());
+        let runtime =
+            BatchRuntime::start(label.to_string(), embedder, settings, self.metrics.clone());
+        self.insert(key, Runtime::Embedder(Arc::new(runtime)), memory, Some(shape));
+        self.loaded_event(label, "load", started.elapsed());
+        Ok(())
+    }
+
+    /// Load a GGUF model and start its generation scheduler. Blocking.
+    pub fn load_generator(
+        &self,
+        key: &str,
+        label: &str,
+        path: &Path,
+        settings: llm::GeneratorSettings,
+    ) -> Result<Arc<GeneratorRuntime>, EngineError> {
+        let started = Instant::now();
+        let runtime = Arc::new(GeneratorRuntime::load(path, label, settings, self.metrics.clone())?);
+        let memory = runtime.memory_bytes();
+        self.insert(key, Runtime::Generator(runtime.clone()), memory, None);
+        self.loaded_event(label, "load", started.elapsed());
+        Ok(runtime)
+    }
+
+    /// Stop a runtime; classifier requests already queued finish first, generation
+    /// still running ends with `Stopped`. Blocking (joins the runtime's thread).
     pub fn unload(&self, key: &str) -> bool {
         let removed = self
             .runtimes
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
-        // Dropped after the lock is released: the drop joins the runtime's thread.
-        if let Some(runtime) = &removed {
-            self.metrics
-                .remove(runtime::QUEUE_DEPTH, &[("model", runtime.label())]);
+        let Some(entry) = removed else {
+            return false;
+        };
+        let label = entry.label().to_string();
+        self.metrics.remove(runtime::QUEUE_DEPTH, &[("model", &label)]);
+        if matches!(entry.runtime, Runtime::Generator(_)) {
+            generation::forget_gauges(&self.metrics, &label);
         }
-        let removed = removed.is_some();
-        self.metrics.set(
-            "aiaas_models_loaded",
-            "Models loaded in this process.",
-            &[],
-            self.len() as f64,
-        );
-        removed
+        let kind_reports_events = !matches!(entry.runtime, Runtime::Classifier(_));
+        // Dropped here, outside the lock: the drop joins the runtime's thread.
+        drop(entry);
+        if kind_reports_events {
+            self.loaded_event(&label, "unload", Duration::ZERO);
+        }
+        self.publish_count();
+        true
     }
 
     pub fn is_loaded(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
-    pub fn labels(&self, key: &str) -> Option<Vec<String>> {
-        self.get(key).map(|r| r.labels().to_vec())
-    }
-
     pub fn loaded(&self) -> Vec<LoadedModel> {
         let runtimes = self.runtimes.read().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<LoadedModel> = runtimes
             .iter()
-            .map(|(k, r)| LoadedModel {
-                key: k.clone(),
-                label: r.label().to_string(),
-                queued: r.queued(),
-                settings: r.settings(),
+            .map(|(k, e)| {
+                let in_flight = e.in_flight();
+                let (kind, slots_busy, slots) = match &e.runtime {
+                    Runtime::Classifier(_) => (RuntimeKind::Classifier, None, None),
+                    Runtime::Embedder(_) => (RuntimeKind::Embedder, None, None),
+                    Runtime::Generator(g) => {
+                        let s = g.generator().stats();
+                        (RuntimeKind::Generator, Some(s.slots_busy), Some(s.slots))
+                    }
+                };
+                LoadedModel {
+                    key: k.clone(),
+                    label: e.label().to_string(),
+                    kind,
+                    in_flight,
+                    slots_busy,
+                    slots,
+                    memory_bytes: e.memory_bytes,
+                    idle_for: if in_flight > 0 {
+                        Duration::ZERO
+                    } else {
+                        e.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+                    },
+                }
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+
+    /// Estimated memory of every loaded model.
+    pub fn memory_used(&self) -> u64 {
+        self.runtimes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|e| e.memory_bytes)
+            .sum()
+    }
+
+    /// Refresh the gauges only a scheduler knows (running, waiting, KV-cache use).
+    pub fn refresh_gauges(&self) {
+        let runtimes = self.runtimes.read().unwrap_or_else(|e| e.into_inner());
+        for e in runtimes.values() {
+            if let Runtime::Generator(g) = &e.runtime {
+                generation::publish_stats(&self.metrics, g);
+            }
+        }
+    }
+
+    /// Mark a model as used now (for idle unloading and LRU eviction).
+    pub fn touch(&self, key: &str) {
+        if let Some(e) = self.get(key) {
+            *e.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
     }
 
     /// Classify texts on the runtime under `key`; resolves when its batch has run.
@@ -169,28 +319,127 @@ impl Engine {
         key: &str,
         texts: Vec<String>,
     ) -> Result<Vec<Prediction>, EngineError> {
-        let runtime = self
+        let entry = self
             .get(key)
             .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
+        let Runtime::Classifier(runtime) = &entry.runtime else {
+            return Err(EngineError::NotLoaded(key.to_string()));
+        };
         let answer = runtime.submit(texts)?;
         // Not held across the wait: dropping the last reference joins the runtime's thread,
         // which must not happen on an async worker.
-        drop(runtime);
-        answer.await
+        drop(entry);
+        let out = answer.await;
+        self.touch(key);
+        out
     }
 
-    fn get(&self, key: &str) -> Option<Arc<ClassifierRuntime>> {
+    /// Embed texts on the embedding runtime under `key` (truncated to the model's length;
+    /// see `Embedding::truncated`).
+    pub async fn embed(&self, key: &str, texts: Vec<String>) -> Result<Vec<Embedding>, EngineError> {
+        let entry = self
+            .get(key)
+            .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
+        let Runtime::Embedder(runtime) = &entry.runtime else {
+            return Err(EngineError::NotLoaded(key.to_string()));
+        };
+        let answer = runtime.submit(texts)?;
+        drop(entry);
+        let out = answer.await;
+        self.touch(key);
+        out
+    }
+
+    /// The generation runtime under `key`.
+    pub fn generator(&self, key: &str) -> Option<Arc<GeneratorRuntime>> {
+        match &self.get(key)?.runtime {
+            Runtime::Generator(g) => Some(g.clone()),
+            _ => None,
+        }
+    }
+
+    /// Dimensions and token limit of the embedding model under `key`.
+    pub fn embedder_info(&self, key: &str) -> Option<(usize, usize)> {
+        self.get(key)?.embedding_shape
+    }
+
+    fn insert(
+        &self,
+        key: &str,
+        runtime: Runtime,
+        memory_bytes: u64,
+        embedding_shape: Option<(usize, usize)>,
+    ) {
+        let entry = Arc::new(Entry {
+            runtime,
+            memory_bytes,
+            embedding_shape,
+            last_used: Mutex::new(Instant::now()),
+        });
+        let old = self
+            .runtimes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), entry);
+        drop(old);
+        self.publish_count();
+    }
+
+    fn publish_count(&self) {
+        let (count, memory) = {
+            let r = self.runtimes.read().unwrap_or_else(|e| e.into_inner());
+            (r.len(), r.values().map(|e| e.memory_bytes).sum::<u64>())
+        };
+        self.metrics.set(
+            "aiaas_models_loaded",
+            "Models loaded in this process.",
+            &[],
+            count as f64,
+        );
+        self.metrics.set(
+            "aiaas_models_memory_bytes",
+            "Estimated memory of the loaded models (weights and caches).",
+            &[],
+            memory as f64,
+        );
+    }
+
+    fn loaded_event(&self, label: &str, event: &str, took: Duration) {
+        self.metrics.inc(
+            "aiaas_model_load_events_total",
+            "Model loads and unloads.",
+            &[("model", label), ("event", event)],
+            1.0,
+        );
+        if event == "load" {
+            self.metrics.observe(
+                "aiaas_model_load_seconds",
+                "Time to load a model.",
+                &[("model", label)],
+                metrics::LATENCY_BUCKETS,
+                took.as_secs_f64(),
+            );
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Entry>> {
         self.runtimes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .cloned()
     }
+}
 
-    fn len(&self) -> usize {
-        self.runtimes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
+fn folder_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -1,4 +1,5 @@
-//! One classifier's inference thread: a bounded queue in front, dynamic batching inside.
+//! One encoder model's inference thread (a classifier, an embedding model): a bounded
+//! queue in front, dynamic batching inside.
 //!
 //! Admission counts queued and running requests; a full queue answers at once
 //! (`QueueFull`) instead of letting latency grow without bound. Requests whose caller
@@ -12,39 +13,44 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use crate::{BatchSettings, Classifier, EngineError, Metrics, Prediction};
+use crate::{BatchSettings, EngineError, Metrics};
 
-type Reply = oneshot::Sender<Result<Vec<Prediction>, EngineError>>;
+/// A model that maps a batch of texts to one output each, on the runtime's thread.
+pub(crate) trait BatchModel: Send + 'static {
+    type Output: Send + 'static;
+    fn run(&self, inputs: &[&str]) -> Result<Vec<Self::Output>, String>;
+}
 
-struct Request {
+type Reply<O> = oneshot::Sender<Result<Vec<O>, EngineError>>;
+
+struct Request<O> {
     texts: Vec<String>,
-    reply: Reply,
+    reply: Reply<O>,
     enqueued: Instant,
 }
 
-pub(crate) struct ClassifierRuntime {
+pub(crate) struct BatchRuntime<M: BatchModel> {
     label: String,
-    labels: Vec<String>,
     settings: BatchSettings,
-    sender: Option<SyncSender<Request>>,
+    sender: Option<SyncSender<Request<M::Output>>>,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl ClassifierRuntime {
+impl<M: BatchModel> BatchRuntime<M> {
     pub(crate) fn start(
         label: String,
-        classifier: Classifier,
+        model: M,
         settings: BatchSettings,
         metrics: Arc<Metrics>,
-    ) -> ClassifierRuntime {
-        let (sender, receiver) = mpsc::sync_channel::<Request>(settings.queue_capacity.max(1));
+    ) -> BatchRuntime<M> {
+        let (sender, receiver) =
+            mpsc::sync_channel::<Request<M::Output>>(settings.queue_capacity.max(1));
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let labels = classifier.labels().to_vec();
         let worker = Worker {
             label: label.clone(),
-            classifier,
+            model,
             settings,
             in_flight: in_flight.clone(),
             metrics: metrics.clone(),
@@ -53,9 +59,8 @@ impl ClassifierRuntime {
             .name(format!("infer-{label}"))
             .spawn(move || worker.run(receiver))
             .ok();
-        ClassifierRuntime {
+        BatchRuntime {
             label,
-            labels,
             settings,
             sender: Some(sender),
             in_flight,
@@ -68,14 +73,6 @@ impl ClassifierRuntime {
         &self.label
     }
 
-    pub(crate) fn labels(&self) -> &[String] {
-        &self.labels
-    }
-
-    pub(crate) fn settings(&self) -> BatchSettings {
-        self.settings
-    }
-
     pub(crate) fn queued(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -84,7 +81,7 @@ impl ClassifierRuntime {
     pub(crate) fn submit(
         &self,
         texts: Vec<String>,
-    ) -> Result<impl Future<Output = Result<Vec<Prediction>, EngineError>>, EngineError> {
+    ) -> Result<impl Future<Output = Result<Vec<M::Output>, EngineError>>, EngineError> {
         let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if admitted >= self.settings.queue_capacity {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -150,7 +147,7 @@ fn publish_depth(metrics: &Metrics, label: &str, in_flight: &AtomicUsize) {
 /// Name of the queue-depth gauge (removed when a model is unloaded).
 pub(crate) const QUEUE_DEPTH: &str = "aiaas_inference_queue_depth";
 
-impl Drop for ClassifierRuntime {
+impl<M: BatchModel> Drop for BatchRuntime<M> {
     fn drop(&mut self) {
         // Closing the channel ends the worker after it drains what is queued.
         self.sender.take();
@@ -160,16 +157,16 @@ impl Drop for ClassifierRuntime {
     }
 }
 
-struct Worker {
+struct Worker<M: BatchModel> {
     label: String,
-    classifier: Classifier,
+    model: M,
     settings: BatchSettings,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 }
 
-impl Worker {
-    fn run(self, receiver: mpsc::Receiver<Request>) {
+impl<M: BatchModel> Worker<M> {
+    fn run(self, receiver: mpsc::Receiver<Request<M::Output>>) {
         while let Ok(first) = receiver.recv() {
             let mut batch = vec![first];
             let mut texts = batch[0].texts.len();
@@ -188,9 +185,9 @@ impl Worker {
         }
     }
 
-    fn run_batch(&self, batch: Vec<Request>) {
+    fn run_batch(&self, batch: Vec<Request<M::Output>>) {
         let done = batch.len();
-        let live: Vec<Request> = batch.into_iter().filter(|r| !r.reply.is_closed()).collect();
+        let live: Vec<Request<M::Output>> = batch.into_iter().filter(|r| !r.reply.is_closed()).collect();
         let model = [("model", self.label.as_str())];
         for r in &live {
             self.metrics.observe(
@@ -217,14 +214,9 @@ impl Worker {
         let started = Instant::now();
         // A panic in a model must not kill the runtime thread (it would stay registered
         // but never answer): it becomes this batch's error.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.classifier.predict(&inputs)
-        }))
-        .unwrap_or_else(|_| {
-            Err(aiaas_train::TrainError::Backend(
-                "the model panicked on this batch".into(),
-            ))
-        });
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.run(&inputs)))
+                .unwrap_or_else(|_| Err("the model panicked on this batch".into()));
         self.metrics.observe(
             "aiaas_inference_duration_seconds",
             "Time of one batched forward pass.",
@@ -236,21 +228,17 @@ impl Worker {
         // request as soon as it has an answer must find its slot free.
         self.in_flight.fetch_sub(done, Ordering::AcqRel);
         match result {
-            Ok(probabilities) => {
-                let mut rows = probabilities.into_iter();
+            Ok(outputs) => {
+                let mut rows = outputs.into_iter();
                 for r in live {
-                    let answer: Vec<Prediction> = rows
-                        .by_ref()
-                        .take(r.texts.len())
-                        .map(|p| Prediction { probabilities: p })
-                        .collect();
+                    let answer: Vec<M::Output> = rows.by_ref().take(r.texts.len()).collect();
                     let _ = r.reply.send(Ok(answer));
                 }
             }
             Err(e) => {
                 tracing::error!(model = %self.label, error = %e, "batch inference failed");
                 for r in live {
-                    let _ = r.reply.send(Err(EngineError::Inference(e.to_string())));
+                    let _ = r.reply.send(Err(EngineError::Inference(e.clone())));
                 }
             }
         }

@@ -10,6 +10,8 @@ mod datasets;
 mod jobs;
 pub use jobs::JobOutcome;
 mod keys;
+mod library;
+pub use library::{LibraryModelRecord, UsageRecord};
 mod migrate;
 mod models;
 mod records;

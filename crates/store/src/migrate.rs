@@ -5,11 +5,18 @@ use sqlx::AnyPool;
 
 use crate::Result;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "library",
+        include_str!("../migrations/0002_library.sql"),
+    ),
+];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
     sqlx::query(

@@ -27,6 +27,8 @@ pub enum Permission {
     Deploy,
     ReadModels,
     Infer,
+    /// Pull, remove, load and unload models of the installation-wide library.
+    ManageLibrary,
 }
 
 impl Role {
@@ -54,8 +56,8 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Owner => !matches!(permission, ManageTenants),
-            Role::Developer => !matches!(permission, ManageTenants | ManageKeys),
+            Role::Owner => !matches!(permission, ManageTenants | ManageLibrary),
+            Role::Developer => !matches!(permission, ManageTenants | ManageKeys | ManageLibrary),
             Role::Inference => matches!(permission, ReadModels | Infer),
         }
     }
@@ -116,6 +118,9 @@ mod tests {
         assert!(Role::Admin.can(Permission::ManageTenants));
         assert!(!Role::Owner.can(Permission::ManageTenants));
         assert!(Role::Owner.can(Permission::ManageKeys));
+        assert!(Role::Admin.can(Permission::ManageLibrary));
+        assert!(!Role::Owner.can(Permission::ManageLibrary));
+        assert!(!Role::Developer.can(Permission::ManageLibrary));
         assert!(!Role::Developer.can(Permission::ManageKeys));
         assert!(Role::Developer.can(Permission::Train));
     }

@@ -44,6 +44,6 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.platform.metrics().render(),
+        s.platform.render_metrics(),
     )
 }

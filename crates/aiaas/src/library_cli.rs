@@ -1,0 +1,376 @@
+//! Ollama-style commands for the model library: `pull`, `list`, `ps`, `rm`, `show` and
+//! `run` (a one-shot prompt, or an interactive chat with streamed replies).
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use crate::client::{enc, print_json, Conn};
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// A catalogue name (see `aiaas list --catalogue`), a local `.gguf` file or Hugging
+    /// Face folder (paths as the server sees them), or a Hugging Face repo (`hf:org/name`).
+    source: String,
+    /// Install under this name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+impl PullArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        let resp = c
+            .req(reqwest::Method::POST, "/api/v1/library/pull")
+            .json(&json!({"source": self.source, "name": self.name}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", c.base))?;
+        let resp = c.check(resp).await?;
+        let tty = std::io::stderr().is_terminal();
+        let bar = ProgressBar::new(0);
+        if tty {
+            bar.set_style(
+                ProgressStyle::with_template("{msg:24} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        } else {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let mut last_status = String::new();
+        let mut lines = LineStream::new(resp);
+        while let Some(line) = lines.next_line().await? {
+            let v: Value = match serde_json::from_str(&line) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            if let Some(e) = v.get("error") {
+                bar.abandon();
+                bail!("{}", e["message"].as_str().unwrap_or("pull failed"));
+            }
+            let status = v["status"].as_str().unwrap_or_default().to_string();
+            if status == "success" {
+                bar.finish_and_clear();
+                let m = &v["model"];
+                println!(
+                    "pulled {} ({}, {}, {})",
+                    m["name"].as_str().unwrap_or("?"),
+                    m["task"].as_str().unwrap_or("?"),
+                    human_bytes(m["size_bytes"].as_u64().unwrap_or(0)),
+                    m["source"].as_str().unwrap_or("?")
+                );
+                return Ok(());
+            }
+            if let Some(total) = v["total"].as_u64() {
+                bar.set_length(total);
+            }
+            bar.set_position(v["completed"].as_u64().unwrap_or(0));
+            if status != last_status {
+                bar.set_message(status.clone());
+                if !tty {
+                    eprintln!("{status}");
+                }
+                last_status = status;
+            }
+        }
+        bail!("the server closed the pull before it finished")
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Show the catalogue (what `pull` can fetch by name) instead.
+    #[arg(long)]
+    catalogue: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+impl ListArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        let path = if self.catalogue { "/api/v1/library/catalogue" } else { "/api/v1/library" };
+        let v = c.get(path).await?;
+        if self.json {
+            print_json(&v);
+            return Ok(());
+        }
+        let models = v["models"].as_array().cloned().unwrap_or_default();
+        if self.catalogue {
+            println!("{:<26} {:<11} {:>9}  {:<9} DESCRIPTION", "NAME", "TASK", "SIZE", "INSTALLED");
+            for m in models {
+                println!(
+                    "{:<26} {:<11} {:>9}  {:<9} {}",
+                    m["name"].as_str().unwrap_or(""),
+                    m["task"].as_str().unwrap_or(""),
+                    human_bytes(m["download_bytes"].as_u64().unwrap_or(0)),
+                    if m["installed"].as_bool() == Some(true) { "yes" } else { "no" },
+                    m["description"].as_str().unwrap_or("")
+                );
+            }
+            return Ok(());
+        }
+        println!("{:<26} {:<11} {:<5} {:>9}  {:<7} SOURCE", "NAME", "TASK", "FMT", "SIZE", "LOADED");
+        for m in models {
+            println!(
+                "{:<26} {:<11} {:<5} {:>9}  {:<7} {}",
+                m["name"].as_str().unwrap_or(""),
+                m["task"].as_str().unwrap_or(""),
+                m["format"].as_str().unwrap_or(""),
+                human_bytes(m["size_bytes"].as_u64().unwrap_or(0)),
+                if m["loaded"].as_bool() == Some(true) { "yes" } else { "no" },
+                m["source"].as_str().unwrap_or("")
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[arg(long)]
+    json: bool,
+}
+
+impl PsArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        let v = c.get("/api/v1/ps").await?;
+        if self.json {
+            print_json(&v);
+            return Ok(());
+        }
+        println!("{:<32} {:<10} {:>9} {:>8} {:>9} {:>10}", "MODEL", "KIND", "MEMORY", "SLOTS", "IN FLIGHT", "IDLE");
+        for m in v["models"].as_array().cloned().unwrap_or_default() {
+            let slots = match (m["slots_busy"].as_u64(), m["slots"].as_u64()) {
+                (Some(b), Some(t)) => format!("{b}/{t}"),
+                _ => "-".into(),
+            };
+            println!(
+                "{:<32} {:<10} {:>9} {:>8} {:>9} {:>9.0}s",
+                m["label"].as_str().unwrap_or(""),
+                m["kind"].as_str().unwrap_or(""),
+                human_bytes(m["memory_bytes"].as_u64().unwrap_or(0)),
+                slots,
+                m["in_flight"].as_u64().unwrap_or(0),
+                m["idle_for"].as_f64().unwrap_or(0.0)
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    #[command(flatten)]
+    conn: Conn,
+    name: String,
+}
+
+impl RmArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        c.delete(&format!("/api/v1/library/{}", enc(&self.name))).await?;
+        println!("removed {}", self.name);
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    conn: Conn,
+    name: String,
+}
+
+impl ShowArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        print_json(&c.get(&format!("/api/v1/library/{}", enc(&self.name))).await?);
+        Ok(())
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    conn: Conn,
+    model: String,
+    /// The prompt; without one, an interactive chat (end with /bye or Ctrl-D).
+    prompt: Option<String>,
+    #[arg(long)]
+    temperature: Option<f32>,
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    #[arg(long)]
+    seed: Option<i64>,
+    /// A system message for chat models.
+    #[arg(long)]
+    system: Option<String>,
+}
+
+impl RunArgs {
+    pub async fn run(self) -> Result<()> {
+        let c = self.conn.client()?;
+        let info = c.get(&format!("/api/v1/library/{}", enc(&self.model))).await?;
+        let task = info["task"].as_str().unwrap_or("chat").to_string();
+        if task == "embedding" {
+            bail!("{} is an embedding model; `run` is for chat and completion models", self.model);
+        }
+        let mut history: Vec<Value> = Vec::new();
+        if let Some(s) = &self.system {
+            history.push(json!({"role": "system", "content": s}));
+        }
+        if let Some(prompt) = &self.prompt {
+            self.turn(&c, &task, &mut history, prompt).await?;
+            return Ok(());
+        }
+        let interactive = std::io::stdin().is_terminal();
+        let stdin = std::io::stdin();
+        loop {
+            if interactive {
+                eprint!(">>> ");
+                let _ = std::io::stderr().flush();
+            }
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line)? == 0 {
+                break;
+            }
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if line == "/bye" || line == "/exit" {
+                break;
+            }
+            self.turn(&c, &task, &mut history, line).await?;
+        }
+        Ok(())
+    }
+
+    /// One exchange: stream the reply to stdout and remember it.
+    async fn turn(
+        &self,
+        c: &crate::client::Client,
+        task: &str,
+        history: &mut Vec<Value>,
+        prompt: &str,
+    ) -> Result<()> {
+        let chat = task == "chat";
+        let mut body = json!({"model": self.model, "stream": true});
+        if chat {
+            history.push(json!({"role": "user", "content": prompt}));
+            body["messages"] = json!(history);
+        } else {
+            body["prompt"] = json!(prompt);
+        }
+        if let Some(t) = self.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(m) = self.max_tokens {
+            body["max_tokens"] = json!(m);
+        }
+        if let Some(s) = self.seed {
+            body["seed"] = json!(s);
+        }
+        let path = if chat { "/v1/chat/completions" } else { "/v1/completions" };
+        let resp = c
+            .req(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", c.base))?;
+        let resp = c.check(resp).await?;
+        let mut reply = String::new();
+        let mut out = std::io::stdout();
+        if !chat {
+            print!("{prompt}");
+        }
+        let mut lines = LineStream::new(resp);
+        while let Some(line) = lines.next_line().await? {
+            let Some(data) = line.strip_prefix("data: ") else { continue };
+            if data == "[DONE]" {
+                break;
+            }
+            let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            if let Some(e) = v.get("error") {
+                bail!("{}", e["message"].as_str().unwrap_or("generation failed"));
+            }
+            let piece = if chat {
+                v["choices"][0]["delta"]["content"].as_str()
+            } else {
+                v["choices"][0]["text"].as_str()
+            };
+            if let Some(p) = piece {
+                reply.push_str(p);
+                print!("{p}");
+                let _ = out.flush();
+            }
+        }
+        println!();
+        if chat {
+            history.push(json!({"role": "assistant", "content": reply}));
+        }
+        Ok(())
+    }
+}
+
+/// Lines of a streamed response body.
+struct LineStream {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl LineStream {
+    fn new(resp: reqwest::Response) -> LineStream {
+        LineStream {
+            resp,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn next_line(&mut self) -> Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                return Ok(Some(text));
+            }
+            match self.resp.chunk().await.context("the connection broke")? {
+                Some(chunk) => self.buf.extend_from_slice(&chunk),
+                None => {
+                    if self.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let text = String::from_utf8_lossy(&self.buf).to_string();
+                    self.buf.clear();
+                    return Ok(Some(text));
+                }
+            }
+        }
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

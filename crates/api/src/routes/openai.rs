@@ -1,0 +1,725 @@
+//! The OpenAI-compatible API (`/v1`): chat completions, completions, embeddings and
+//! models, faithful enough that the official clients work with only `base_url` and
+//! `api_key` changed. Requests are read as JSON values and checked field by field so a
+//! bad parameter is named in the error (`param`), as OpenAI does.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use aiaas_core::{
+    collect, ChatMessage, ChatRequest, CompletionRequest, CoreError, EmbeddingRequest,
+    FinishReason, GenEvent, Generation, GenerationOptions, KeepAlive, ResponseFormat,
+    TokenLogprob, MAX_CHOICES,
+};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Auth};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+}
+
+type OResult<T> = Result<T, ApiError>;
+
+fn oai(e: CoreError) -> ApiError {
+    ApiError::openai(e)
+}
+
+fn created() -> i64 {
+    aiaas_types::now_ms() / 1000
+}
+
+fn fingerprint() -> String {
+    format!("aiaas-{}", env!("CARGO_PKG_VERSION"))
+}
+
+// ---------------------------------------------------------------- models
+
+async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<Value>> {
+    let models = s.platform.library(&p).await.map_err(oai)?;
+    let data: Vec<Value> = models
+        .iter()
+        .map(|m| model_object(&m.record.name, m.record.created_at, &m.record.task))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn get_model(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> OResult<Json<Value>> {
+    let m = s.platform.library_model(&p, &id).await.map_err(oai)?;
+    Ok(Json(model_object(&m.record.name, m.record.created_at, &m.record.task)))
+}
+
+fn model_object(name: &str, created_ms: i64, task: &str) -> Value {
+    json!({"id": name, "object": "model", "created": created_ms / 1000, "owned_by": "aiaas", "task": task})
+}
+
+// ---------------------------------------------------------------- request parsing
+
+/// A JSON object body whose fields are read one by one, each error naming its field.
+struct Body(Map<String, Value>);
+
+impl Body {
+    fn new(v: Value) -> OResult<Body> {
+        match v {
+            Value::Object(m) => Ok(Body(m)),
+            _ => Err(ApiError::openai(CoreError::InvalidInput(
+                "the request body must be a JSON object".into(),
+            ))),
+        }
+    }
+
+    fn get(&self, k: &str) -> Option<&Value> {
+        self.0.get(k).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, k: &str) -> OResult<Option<String>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::openai_param(k, format!("{k} must be a string"))),
+        }
+    }
+
+    fn required_string(&self, k: &str) -> OResult<String> {
+        self.string(k)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::openai_param(k, format!("{k} is required")))
+    }
+
+    fn number(&self, k: &str, range: std::ops::RangeInclusive<f64>) -> OResult<Option<f64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(x) if range.contains(&x) => Ok(Some(x)),
+                _ => Err(ApiError::openai_param(
+                    k,
+                    format!("{k} must be a number from {} to {}", range.start(), range.end()),
+                )),
+            },
+        }
+    }
+
+    fn integer(&self, k: &str, range: std::ops::RangeInclusive<i64>) -> OResult<Option<i64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(x) if range.contains(&x) => Ok(Some(x)),
+                _ => Err(ApiError::openai_param(
+                    k,
+                    format!("{k} must be an integer from {} to {}", range.start(), range.end()),
+                )),
+            },
+        }
+    }
+
+    fn boolean(&self, k: &str) -> OResult<Option<bool>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::openai_param(k, format!("{k} must be true or false"))),
+        }
+    }
+
+    fn refuse(&self, k: &str, why: &str) -> OResult<()> {
+        match self.get(k) {
+            None => Ok(()),
+            Some(_) => Err(ApiError::openai_param(k, format!("{k} is not supported: {why}"))),
+        }
+    }
+}
+
+/// The parameters chat and completions share.
+fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOptions> {
+    let max_tokens = match b.integer("max_completion_tokens", 1..=1_000_000)? {
+        Some(v) => Some(v),
+        None => b.integer("max_tokens", 1..=1_000_000)?,
+    };
+    let stop = match b.get("stop") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => {
+            if items.len() > 4 {
+                return Err(ApiError::openai_param("stop", "stop takes at most 4 strings"));
+            }
+            items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ApiError::openai_param("stop", "stop must be strings"))
+                })
+                .collect::<OResult<Vec<_>>>()?
+        }
+        Some(_) => return Err(ApiError::openai_param("stop", "stop must be a string or a list of strings")),
+    };
+    if stop.iter().any(String::is_empty) {
+        return Err(ApiError::openai_param("stop", "stop strings must not be empty"));
+    }
+    let n = b.integer("n", 1..=MAX_CHOICES as i64)?.unwrap_or(1) as usize;
+    let keep_alive = match b.get("keep_alive") {
+        None => None,
+        Some(Value::String(s)) => Some(KeepAlive::parse(s).ok_or_else(|| {
+            ApiError::openai_param("keep_alive", "keep_alive must be a duration such as \"5m\", \"0\" or \"-1\"")
+        })?),
+        Some(v) => match v.as_f64() {
+            Some(x) if x < 0.0 => Some(KeepAlive::Forever),
+            Some(x) => Some(KeepAlive::For(Duration::from_secs_f64(x))),
+            None => return Err(ApiError::openai_param("keep_alive", "keep_alive must be a duration or a number of seconds")),
+        },
+    };
+    let response_format = match b.get("response_format") {
+        None => ResponseFormat::Text,
+        Some(v) => match v.get("type").and_then(Value::as_str) {
+            Some("text") => ResponseFormat::Text,
+            Some("json_object") => ResponseFormat::JsonObject,
+            Some("json_schema") => {
+                let schema = v
+                    .get("json_schema")
+                    .and_then(|j| j.get("schema"))
+                    .filter(|s| s.is_object())
+                    .ok_or_else(|| {
+                        ApiError::openai_param(
+                            "response_format",
+                            "json_schema needs a schema object: {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}",
+                        )
+                    })?;
+                ResponseFormat::JsonSchema(schema.to_string())
+            }
+            _ => {
+                return Err(ApiError::openai_param(
+                    "response_format",
+                    "response_format type must be text, json_object or json_schema",
+                ))
+            }
+        },
+    };
+    let timeout = b.number("timeout", 0.001..=86_400.0)?.map(Duration::from_secs_f64);
+    Ok(GenerationOptions {
+        max_tokens: max_tokens.map(|v| v as usize),
+        temperature: b.number("temperature", 0.0..=2.0)?.map(|v| v as f32),
+        top_p: b.number("top_p", 0.0..=1.0)?.map(|v| v as f32).map(|v| v.max(f32::MIN_POSITIVE)),
+        seed: b.get("seed").map(|v| {
+            v.as_i64()
+                .map(|s| s as u64)
+                .or_else(|| v.as_u64())
+                .ok_or_else(|| ApiError::openai_param("seed", "seed must be an integer"))
+        }).transpose()?,
+        presence_penalty: b.number("presence_penalty", -2.0..=2.0)?.unwrap_or(0.0) as f32,
+        frequency_penalty: b.number("frequency_penalty", -2.0..=2.0)?.unwrap_or(0.0) as f32,
+        stop,
+        n,
+        logprobs,
+        response_format,
+        keep_alive,
+        timeout,
+    })
+}
+
+struct StreamMode {
+    stream: bool,
+    include_usage: bool,
+}
+
+fn stream_mode(b: &Body) -> OResult<StreamMode> {
+    let stream = b.boolean("stream")?.unwrap_or(false);
+    let include_usage = match b.get("stream_options") {
+        None => false,
+        Some(o) => o.get("include_usage").and_then(Value::as_bool).unwrap_or(false),
+    };
+    Ok(StreamMode { stream, include_usage })
+}
+
+fn message_content(i: usize, m: &Value) -> OResult<String> {
+    let param = format!("messages[{i}].content");
+    match m.get("content") {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for part in parts {
+                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(t)) => out.push_str(t),
+                    _ => {
+                        return Err(ApiError::openai_param(
+                            &param,
+                            "only text content parts are supported",
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(ApiError::openai_param(&param, "content must be a string or a list of parts")),
+    }
+}
+
+// ---------------------------------------------------------------- chat
+
+async fn chat_completions(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> OResult<Response> {
+    let b = Body::new(body)?;
+    let model = b.required_string("model")?;
+    b.refuse("tools", "this server does not call tools")?;
+    b.refuse("functions", "this server does not call functions")?;
+    let raw = match b.get("messages") {
+        Some(Value::Array(items)) if !items.is_empty() => items.clone(),
+        _ => return Err(ApiError::openai_param("messages", "messages must be a non-empty list")),
+    };
+    let mut messages = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::openai_param(&format!("messages[{i}].role"), "each message needs a role")
+        })?;
+        if !matches!(role, "system" | "developer" | "user" | "assistant") {
+            return Err(ApiError::openai_param(
+                &format!("messages[{i}].role"),
+                format!("role {role:?} is not supported (system, developer, user, assistant)"),
+            ));
+        }
+        let role = if role == "developer" { "system" } else { role };
+        messages.push(ChatMessage {
+            role: role.to_string(),
+            content: message_content(i, m)?,
+        });
+    }
+    let logprobs = match b.boolean("logprobs")? {
+        Some(true) => Some(b.integer("top_logprobs", 0..=20)?.unwrap_or(0) as usize),
+        _ => {
+            if b.get("top_logprobs").is_some() {
+                return Err(ApiError::openai_param("top_logprobs", "top_logprobs needs logprobs: true"));
+            }
+            None
+        }
+    };
+    let opts = options(&b, logprobs)?;
+    let mode = stream_mode(&b)?;
+    let n = opts.n;
+    let generation = s
+        .platform
+        .chat(&p, ChatRequest { model, messages, options: opts })
+        .await
+        .map_err(oai)?;
+    let id = format!("chatcmpl-{}", aiaas_types::new_id());
+    if mode.stream {
+        return Ok(stream_response(generation, id, n, mode.include_usage, Kind::Chat).into_response());
+    }
+    let reply = collect_all(generation, n).await?;
+    let choices: Vec<Value> = reply
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({
+                "index": i,
+                "message": {"role": "assistant", "content": c.text, "refusal": null},
+                "logprobs": if logprobs.is_some() { chat_logprobs(&c.logprobs) } else { Value::Null },
+                "finish_reason": finish(c.finish_reason),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created(),
+        "model": reply.model,
+        "system_fingerprint": fingerprint(),
+        "choices": choices,
+        "usage": usage(reply.prompt_tokens, reply.completion_tokens),
+    }))
+    .into_response())
+}
+
+// ---------------------------------------------------------------- completions
+
+async fn completions(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> OResult<Response> {
+    let b = Body::new(body)?;
+    let model = b.required_string("model")?;
+    b.refuse("suffix", "insertion is not supported")?;
+    b.refuse("best_of", "use n")?;
+    let prompts: Vec<String> = match b.get("prompt") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        }
+        Some(Value::Array(items)) if !items.is_empty() => {
+            return Err(ApiError::openai_param(
+                "prompt",
+                "token-id prompts are not supported: send the prompt as text",
+            ))
+        }
+        _ => return Err(ApiError::openai_param("prompt", "prompt must be a string or a list of strings")),
+    };
+    let echo = b.boolean("echo")?.unwrap_or(false);
+    let logprobs = b.integer("logprobs", 0..=5)?.map(|v| v as usize);
+    let opts = options(&b, logprobs)?;
+    let mode = stream_mode(&b)?;
+    if echo && mode.stream {
+        return Err(ApiError::openai_param("echo", "echo is not supported with stream"));
+    }
+    let n = opts.n;
+    let echoed = prompts.clone();
+    let generation = s
+        .platform
+        .complete(&p, CompletionRequest { model, prompts, options: opts })
+        .await
+        .map_err(oai)?;
+    let id = format!("cmpl-{}", aiaas_types::new_id());
+    if mode.stream {
+        return Ok(stream_response(generation, id, n, mode.include_usage, Kind::Completion).into_response());
+    }
+    let reply = collect_all(generation, n).await?;
+    let choices: Vec<Value> = reply
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let prefix = if echo { echoed[i / n].as_str() } else { "" };
+            json!({
+                "index": i,
+                "text": format!("{prefix}{}", c.text),
+                "logprobs": if logprobs.is_some() { completion_logprobs(&c.logprobs, prefix.len()) } else { Value::Null },
+                "finish_reason": finish(c.finish_reason),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "id": id,
+        "object": "text_completion",
+        "created": created(),
+        "model": reply.model,
+        "system_fingerprint": fingerprint(),
+        "choices": choices,
+        "usage": usage(reply.prompt_tokens, reply.completion_tokens),
+    }))
+    .into_response())
+}
+
+// ---------------------------------------------------------------- embeddings
+
+async fn embeddings(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> OResult<Json<Value>> {
+    let b = Body::new(body)?;
+    let model = b.required_string("model")?;
+    let inputs: Vec<String> = match b.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        }
+        Some(Value::Array(items)) if !items.is_empty() => {
+            return Err(ApiError::openai_param(
+                "input",
+                "token-id inputs are not supported: send the input as text",
+            ))
+        }
+        _ => return Err(ApiError::openai_param("input", "input must be a non-empty string or list of strings")),
+    };
+    let base64 = match b.string("encoding_format")?.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(_) => return Err(ApiError::openai_param("encoding_format", "encoding_format must be float or base64")),
+    };
+    let dimensions = b.integer("dimensions", 1..=65_536)?;
+    let truncate = b.boolean("truncate")?.unwrap_or(false);
+    let keep_alive = match b.string("keep_alive")? {
+        None => None,
+        Some(k) => Some(KeepAlive::parse(&k).ok_or_else(|| {
+            ApiError::openai_param("keep_alive", "keep_alive must be a duration such as \"5m\"")
+        })?),
+    };
+    let out = s
+        .platform
+        .embed(&p, EmbeddingRequest { model, inputs, truncate, keep_alive })
+        .await
+        .map_err(oai)?;
+    if let (Some(d), Some(v)) = (dimensions, out.vectors.first()) {
+        if d as usize != v.len() {
+            return Err(ApiError::openai_param(
+                "dimensions",
+                format!("model {:?} makes {}-dimensional embeddings and cannot shorten them", out.model, v.len()),
+            ));
+        }
+    }
+    let data: Vec<Value> = out
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                Value::String(base64_f32(v))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": out.model,
+        "usage": {"prompt_tokens": out.prompt_tokens, "total_tokens": out.prompt_tokens},
+    })))
+}
+
+/// Little-endian f32 bytes in standard base64 (what OpenAI's clients decode).
+fn base64_f32(v: &[f32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------- replies
+
+struct Reply {
+    model: String,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    choices: Vec<aiaas_core::CollectedChoice>,
+}
+
+async fn collect_all(g: Generation, _n: usize) -> OResult<Reply> {
+    let prompt_tokens = g.prompt_tokens.iter().sum();
+    let mut choices = Vec::with_capacity(g.choices.len());
+    // Collected together: the sequences run at once; awaiting one by one is fine because
+    // each receiver buffers its events.
+    for rx in g.choices {
+        choices.push(collect(rx).await.map_err(oai)?);
+    }
+    Ok(Reply {
+        model: g.model,
+        prompt_tokens,
+        completion_tokens: choices.iter().map(|c| c.completion_tokens).sum(),
+        choices,
+    })
+}
+
+fn finish(r: Option<FinishReason>) -> Value {
+    match r {
+        Some(FinishReason::Stop) => json!("stop"),
+        Some(FinishReason::Length) => json!("length"),
+        None => Value::Null,
+    }
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+fn chat_logprobs(entries: &[TokenLogprob]) -> Value {
+    let content: Vec<Value> = entries
+        .iter()
+        .map(|t| {
+            json!({
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": t.bytes,
+                "top_logprobs": t.top_logprobs.iter().map(|a| json!({
+                    "token": a.token, "logprob": a.logprob, "bytes": a.bytes,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"content": content, "refusal": null})
+}
+
+fn completion_logprobs(entries: &[TokenLogprob], start_offset: usize) -> Value {
+    let mut offset = start_offset;
+    let mut offsets = Vec::with_capacity(entries.len());
+    for t in entries {
+        offsets.push(offset);
+        offset += t.token.len();
+    }
+    json!({
+        "tokens": entries.iter().map(|t| t.token.clone()).collect::<Vec<_>>(),
+        "token_logprobs": entries.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+        "top_logprobs": entries.iter().map(|t| {
+            let m: Map<String, Value> = t.top_logprobs.iter().map(|a| (a.token.clone(), json!(a.logprob))).collect();
+            Value::Object(m)
+        }).collect::<Vec<_>>(),
+        "text_offset": offsets,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Chat,
+    Completion,
+}
+
+/// Server-sent events in OpenAI's chunk format, choices interleaved as they produce
+/// text, ending with `data: [DONE]`. Dropping the stream (client gone) drops the
+/// receivers, which cancels the sequences.
+fn stream_response(
+    g: Generation,
+    id: String,
+    _n: usize,
+    include_usage: bool,
+    kind: Kind,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, GenEvent)>();
+    let total = g.choices.len();
+    let mut forwarders = Vec::with_capacity(total);
+    for (i, mut choice) in g.choices.into_iter().enumerate() {
+        let tx = tx.clone();
+        forwarders.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    ev = choice.recv() => match ev {
+                        Some(ev) => {
+                            if tx.send((i, ev)).is_err() { break; }
+                        }
+                        None => break,
+                    },
+                    _ = tx.closed() => break,
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let model = g.model;
+    let prompt_tokens: usize = g.prompt_tokens.iter().sum();
+    let created = created();
+    let (object, fp) = match kind {
+        Kind::Chat => ("chat.completion.chunk", fingerprint()),
+        Kind::Completion => ("text_completion", fingerprint()),
+    };
+    let stream = async_stream(move |out: mpsc::UnboundedSender<Event>| async move {
+        let chunk = |choices: Value, usage_v: Option<Value>| {
+            let mut v = json!({
+                "id": id, "object": object, "created": created, "model": model,
+                "system_fingerprint": fp, "choices": choices,
+            });
+            if include_usage {
+                v["usage"] = usage_v.unwrap_or(Value::Null);
+            }
+            Event::default().data(v.to_string())
+        };
+        if kind == Kind::Chat {
+            for i in 0..total {
+                let _ = out.send(chunk(
+                    json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
+                    None,
+                ));
+            }
+        }
+        let mut completion_tokens = 0;
+        let mut ended = 0;
+        while ended < total {
+            let Some((i, ev)) = rx.recv().await else { break };
+            let piece = match ev {
+                GenEvent::Text { text, logprobs } => match kind {
+                    Kind::Chat => json!([{"index": i, "delta": {"content": text},
+                        "logprobs": if logprobs.is_empty() { Value::Null } else { chat_logprobs(&logprobs) },
+                        "finish_reason": null}]),
+                    Kind::Completion => json!([{"index": i, "text": text,
+                        "logprobs": if logprobs.is_empty() { Value::Null } else { completion_logprobs(&logprobs, 0) },
+                        "finish_reason": null}]),
+                },
+                GenEvent::Done { reason, usage: u } => {
+                    ended += 1;
+                    completion_tokens += u.completion_tokens;
+                    match kind {
+                        Kind::Chat => json!([{"index": i, "delta": {}, "logprobs": null, "finish_reason": finish(Some(reason))}]),
+                        Kind::Completion => json!([{"index": i, "text": "", "logprobs": null, "finish_reason": finish(Some(reason))}]),
+                    }
+                }
+                GenEvent::Error(e) => {
+                    let err = ApiError::openai(e.into());
+                    let (status, code) = crate::error::status_of(&err.error);
+                    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+                        "internal error".to_string()
+                    } else {
+                        err.error.to_string()
+                    };
+                    let _ = out.send(Event::default().data(
+                        json!({"error": {"message": message, "type": "server_error", "param": null, "code": code}}).to_string(),
+                    ));
+                    break;
+                }
+            };
+            let _ = out.send(chunk(piece, None));
+        }
+        if include_usage && ended == total {
+            let _ = out.send(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
+        }
+        let _ = out.send(Event::default().data("[DONE]"));
+        drop(forwarders);
+    });
+    Sse::new(stream)
+}
+
+/// A stream fed by an async task through a channel; when the stream is dropped the
+/// task's sends fail and it ends.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(mpsc::UnboundedSender<Event>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(f(tx));
+    let guard = AbortOnDrop(task);
+    futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv().await.map(|e| (Ok(e), (rx, guard)))
+    })
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_encoding() {
+        // 1.0f32 = 00 00 80 3f; 2.0f32 = 00 00 00 40.
+        assert_eq!(base64_f32(&[1.0]), "AACAPw==");
+        assert_eq!(base64_f32(&[1.0, 2.0]), "AACAPwAAAEA=");
+        assert_eq!(base64_f32(&[]), "");
+    }
+}

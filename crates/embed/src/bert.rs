@@ -1,0 +1,327 @@
+//! The BERT encoder (post-LayerNorm transformer with absolute positions), inference only,
+//! as in Hugging Face `transformers/models/bert/modeling_bert.py` (`BertModel` without the
+//! pooler): BERT itself and the sentence encoders built on it (all-MiniLM-L6-v2, BGE and
+//! E5 small/base).
+//!
+//! Layout for speed on CPU: hidden states stay `[batch * seq_len, hidden]` contiguous from
+//! embedding to output; Q, K and V are one `[hidden, 3 * hidden]` weight (one matmul);
+//! weights are stored transposed once at load (`[in, out]`, contiguous); bias, activation,
+//! residual and LayerNorm run fused in place on each matmul's output (kernels.rs).
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use crate::error::{EmbedError, Result};
+use crate::kernels::{Activation, Attention, BiasActivation, ResidualNorm};
+
+/// The fields of Hugging Face `config.json` the encoder uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub hidden_act: Activation,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: u32,
+    #[serde(default = "default_position_embedding_type")]
+    pub position_embedding_type: String,
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_position_embedding_type() -> String {
+    "absolute".into()
+}
+
+impl Config {
+    fn validate(&self) -> Result<()> {
+        if let Some(kind) = self.model_type.as_deref() {
+            if kind != "bert" {
+                return Err(EmbedError::Unsupported(format!("model_type `{kind}` (only `bert`)")));
+            }
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(EmbedError::Unsupported(format!(
+                "position_embedding_type `{}`",
+                self.position_embedding_type
+            )));
+        }
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(EmbedError::Unsupported(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A loaded BERT encoder.
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    cfg: Config,
+}
+
+/// One padded batch of token ids: `[batch, seq_len]` row-major, with an additive attention
+/// mask (0 for a token, a large negative for padding).
+pub struct BertInput<'a> {
+    pub ids: &'a [u32],
+    pub type_ids: &'a [u32],
+    pub additive_mask: &'a [f32],
+    pub batch: usize,
+    pub seq_len: usize,
+}
+
+impl Bert {
+    /// Loads the weights under `vb` (names as in `BertModel`: `embeddings.*`, `encoder.*`;
+    /// a `bert.` prefix, as in task-head checkpoints, is accepted).
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        cfg.validate()?;
+        let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") {
+            vb
+        } else if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+            vb.pp("bert")
+        } else {
+            return Err(EmbedError::Unsupported(
+                "no `embeddings.word_embeddings.weight` in the safetensors".into(),
+            ));
+        };
+        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            embeddings,
+            layers,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The last hidden states, `[batch * seq_len, hidden_size]`.
+    pub fn forward(&self, input: &BertInput) -> Result<Tensor> {
+        let n = input.batch * input.seq_len;
+        if input.ids.len() != n || input.type_ids.len() != n || input.additive_mask.len() != n {
+            return Err(EmbedError::Config(format!(
+                "batch of {} x {} with {} ids, {} type ids, {} mask values",
+                input.batch,
+                input.seq_len,
+                input.ids.len(),
+                input.type_ids.len(),
+                input.additive_mask.len()
+            )));
+        }
+        if input.seq_len > self.cfg.max_position_embeddings {
+            return Err(EmbedError::TooLong {
+                index: 0,
+                tokens: input.seq_len,
+                max: self.cfg.max_position_embeddings,
+            });
+        }
+        let dev = &Device::Cpu;
+        let mask = Tensor::from_slice(input.additive_mask, (input.batch, input.seq_len), dev)?;
+        let attention = Attention {
+            batch: input.batch,
+            seq_len: input.seq_len,
+            heads: self.cfg.num_attention_heads,
+            head_dim: self.cfg.hidden_size / self.cfg.num_attention_heads,
+        };
+        let mut hidden = self.embeddings.forward(input)?;
+        for layer in &self.layers {
+            hidden = layer.forward(&hidden, &mask, &attention)?;
+        }
+        Ok(hidden)
+    }
+}
+
+/// A linear layer kept as `x @ weight_t` plus a bias applied by the fused kernel after it.
+struct Dense {
+    /// `[in, out]`, contiguous.
+    weight_t: Tensor,
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    /// Loads and concatenates the `[out, in]` weights and biases of `parts` along `out`.
+    fn load(vb: &VarBuilder, parts: &[&str], in_dim: usize, out_dims: &[usize]) -> Result<Self> {
+        let mut weights = Vec::with_capacity(parts.len());
+        let mut bias = Vec::new();
+        for (part, &out) in parts.iter().zip(out_dims) {
+            let vb = vb.pp(*part);
+            weights.push(vb.get((out, in_dim), "weight").map_err(shape_err(part))?);
+            bias.extend(vb.get(out, "bias").map_err(shape_err(part))?.to_vec1::<f32>()?);
+        }
+        let weight_t = Tensor::cat(&weights, 0)?.t()?.contiguous()?;
+        Ok(Self { weight_t, bias })
+    }
+
+    fn project(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.matmul(&self.weight_t)?)
+    }
+}
+
+/// `weight` and `bias` of a LayerNorm, as plain vectors for the fused kernel.
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        let get = |name: &str| -> Result<Vec<f32>> {
+            Ok(vb.get(dim, name).map_err(shape_err("LayerNorm"))?.to_vec1::<f32>()?)
+        };
+        Ok(Self {
+            gamma: get("weight")?,
+            beta: get("bias")?,
+            eps: eps as f32,
+        })
+    }
+
+    /// `y = norm(y + bias + residual)`, in place.
+    fn add_and_norm(&self, y: &Tensor, residual: &Tensor, bias: Option<&[f32]>) -> Result<()> {
+        let op = ResidualNorm {
+            bias,
+            gamma: &self.gamma,
+            beta: &self.beta,
+            eps: self.eps,
+        };
+        Ok(y.inplace_op2(residual, &op)?)
+    }
+}
+
+struct Embeddings {
+    words: Tensor,
+    positions: Tensor,
+    token_types: Tensor,
+    norm: Norm,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let get = |name: &str, rows: usize| -> Result<Tensor> {
+            vb.pp(name).get((rows, h), "weight").map_err(shape_err(name))
+        };
+        Ok(Self {
+            words: get("word_embeddings", cfg.vocab_size)?,
+            positions: get("position_embeddings", cfg.max_position_embeddings)?,
+            token_types: get("token_type_embeddings", cfg.type_vocab_size)?,
+            norm: Norm::load(vb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+        })
+    }
+
+    /// `norm(word + position + token type)`, `[batch * seq_len, hidden]`.
+    fn forward(&self, input: &BertInput) -> Result<Tensor> {
+        let dev = &Device::Cpu;
+        let vocab = self.words.dim(0)? as u32;
+        let types = self.token_types.dim(0)? as u32;
+        // index_select does not check its indices; a bad id must be an error, not a panic.
+        if let Some(bad) = input.ids.iter().find(|&&id| id >= vocab) {
+            return Err(EmbedError::Tokenizer(format!("token id {bad} outside the vocabulary of {vocab}")));
+        }
+        if let Some(bad) = input.type_ids.iter().find(|&&id| id >= types) {
+            return Err(EmbedError::Tokenizer(format!("token type {bad} outside {types} types")));
+        }
+        let ids = Tensor::from_slice(input.ids, input.ids.len(), dev)?;
+        let type_ids = Tensor::from_slice(input.type_ids, input.type_ids.len(), dev)?;
+        let hidden = self.words.dim(1)?;
+        let words = self.words.index_select(&ids, 0)?;
+        let rest = self
+            .token_types
+            .index_select(&type_ids, 0)?
+            .reshape((input.batch, input.seq_len, hidden))?
+            .broadcast_add(&self.positions.narrow(0, 0, input.seq_len)?)?
+            .reshape((input.batch * input.seq_len, hidden))?
+            .contiguous()?;
+        self.norm.add_and_norm(&words, &rest, None)?;
+        Ok(words)
+    }
+}
+
+struct Layer {
+    qkv: Dense,
+    attention_out: Dense,
+    attention_norm: Norm,
+    intermediate: Dense,
+    act: Activation,
+    output: Dense,
+    output_norm: Norm,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let eps = cfg.layer_norm_eps;
+        let attn = vb.pp("attention");
+        Ok(Self {
+            qkv: Dense::load(&attn.pp("self"), &["query", "key", "value"], h, &[h, h, h])?,
+            attention_out: Dense::load(&attn.pp("output"), &["dense"], h, &[h])?,
+            attention_norm: Norm::load(attn.pp("output").pp("LayerNorm"), h, eps)?,
+            intermediate: Dense::load(&vb.pp("intermediate"), &["dense"], h, &[i])?,
+            act: cfg.hidden_act,
+            output: Dense::load(&vb.pp("output"), &["dense"], i, &[h])?,
+            output_norm: Norm::load(vb.pp("output").pp("LayerNorm"), h, eps)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, mask: &Tensor, attention: &Attention) -> Result<Tensor> {
+        let qkv = self.qkv.project(x)?;
+        qkv.inplace_op1(&BiasActivation {
+            bias: &self.qkv.bias,
+            act: Activation::Identity,
+        })?;
+        let context = qkv.apply_op2_no_bwd(mask, attention)?;
+        let attended = self.attention_out.project(&context)?;
+        self.attention_norm
+            .add_and_norm(&attended, x, Some(&self.attention_out.bias))?;
+        let inner = self.intermediate.project(&attended)?;
+        inner.inplace_op1(&BiasActivation {
+            bias: &self.intermediate.bias,
+            act: self.act,
+        })?;
+        let out = self.output.project(&inner)?;
+        self.output_norm
+            .add_and_norm(&out, &attended, Some(&self.output.bias))?;
+        Ok(out)
+    }
+}
+
+/// Turns a missing or misshapen tensor into a clear `Unsupported` error.
+fn shape_err(name: &str) -> impl Fn(candle_core::Error) -> EmbedError + '_ {
+    move |e| EmbedError::Unsupported(format!("weights for `{name}`: {e}"))
+}
+
+/// Reads `model.safetensors` into a VarBuilder (f32 on the CPU).
+pub(crate) fn load_weights(path: &std::path::Path) -> Result<VarBuilder<'static>> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+        EmbedError::Unsupported(format!("cannot read {}: {e}", path.display()))
+    })?;
+    let tensors = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let t = if t.dtype().is_float() { t.to_dtype(DType::F32)? } else { t };
+            Ok((name, t))
+        })
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+}

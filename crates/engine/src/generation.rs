@@ -1,0 +1,182 @@
+//! A loaded generative model: its weights and template (`LlmModel`), its scheduler
+//! (`Generator`), and the metrics the scheduler reports (time to first token, time per
+//! output token, tokens, running/waiting sequences, KV-cache use).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiaas_llm::{
+    FinishReason, GenerationObserver, Generator, GeneratorSettings, LlmModel, Usage,
+};
+
+use crate::metrics::{Metrics, LATENCY_BUCKETS};
+use crate::EngineError;
+
+/// Buckets for time per output token: 1 ms to 2 s.
+const TOKEN_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0,
+];
+
+/// A generative model being served.
+pub struct GeneratorRuntime {
+    model: LlmModel,
+    generator: Generator,
+}
+
+impl GeneratorRuntime {
+    pub(crate) fn load(
+        path: &Path,
+        label: &str,
+        settings: GeneratorSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<GeneratorRuntime, EngineError> {
+        let model = LlmModel::load(path).map_err(|e| EngineError::Load(e.to_string()))?;
+        let observer = Arc::new(Observer {
+            label: label.to_string(),
+            metrics,
+        });
+        let generator = Generator::start(&model, label, settings, Some(observer))
+            .map_err(|e| EngineError::Load(e.to_string()))?;
+        Ok(GeneratorRuntime { model, generator })
+    }
+
+    pub fn model(&self) -> &LlmModel {
+        &self.model
+    }
+
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// Weights plus the KV cache (f16 keys and values for every slot's context).
+    pub fn memory_bytes(&self) -> u64 {
+        let info = self.model.info();
+        let s = self.generator.settings();
+        let kv_per_token = kv_bytes_per_token(info);
+        info.size_bytes + kv_per_token * (s.slots as u64) * u64::from(s.context_per_slot)
+    }
+}
+
+/// An estimate from the GGUF's shape: 2 (K and V) × layers × embedding width × 2 bytes,
+/// an upper bound for grouped-query models (their KV heads are fewer).
+fn kv_bytes_per_token(info: &aiaas_llm::ModelInfo) -> u64 {
+    2 * u64::from(info.layers) * info.embedding_length.max(0) as u64 * 2
+}
+
+/// Drop the per-model gauges of an unloaded model.
+pub(crate) fn forget_gauges(metrics: &Metrics, label: &str) {
+    for name in [RUNNING, WAITING, KV_USE] {
+        metrics.remove(name, &[("model", label)]);
+    }
+}
+
+const RUNNING: &str = "aiaas_llm_requests_running";
+const WAITING: &str = "aiaas_llm_requests_waiting";
+const KV_USE: &str = "aiaas_llm_kv_cache_usage_ratio";
+
+struct Observer {
+    label: String,
+    metrics: Arc<Metrics>,
+}
+
+impl Observer {
+    fn labels(&self) -> [(&'static str, &str); 1] {
+        [("model", self.label.as_str())]
+    }
+}
+
+impl GenerationObserver for Observer {
+    fn queue_wait(&self, wait: Duration) {
+        self.metrics.observe(
+            "aiaas_inference_queue_wait_seconds",
+            "Time a request waited in its model's queue.",
+            &self.labels(),
+            LATENCY_BUCKETS,
+            wait.as_secs_f64(),
+        );
+    }
+
+    fn first_token(&self, ttft: Duration) {
+        self.metrics.observe(
+            "aiaas_llm_time_to_first_token_seconds",
+            "Time from admission to the first generated token (queue wait and prefill).",
+            &self.labels(),
+            LATENCY_BUCKETS,
+            ttft.as_secs_f64(),
+        );
+    }
+
+    fn token_interval(&self, interval: Duration) {
+        self.metrics.observe(
+            "aiaas_llm_time_per_output_token_seconds",
+            "Time between consecutive generated tokens of one sequence.",
+            &self.labels(),
+            TOKEN_BUCKETS,
+            interval.as_secs_f64(),
+        );
+    }
+
+    fn decode_step(&self, tokens: usize, sequences: usize) {
+        self.metrics.observe(
+            "aiaas_llm_batch_tokens",
+            "Tokens per llama.cpp decode call (prompt chunks and generated tokens).",
+            &self.labels(),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+            tokens as f64,
+        );
+        self.metrics.set(
+            RUNNING,
+            "Sequences decoding now, per model.",
+            &self.labels(),
+            sequences as f64,
+        );
+    }
+
+    fn finished(&self, usage: &Usage, reason: Option<FinishReason>) {
+        let labels = self.labels();
+        self.metrics.inc(
+            "aiaas_llm_prompt_tokens_total",
+            "Prompt tokens processed.",
+            &labels,
+            usage.prompt_tokens as f64,
+        );
+        self.metrics.inc(
+            "aiaas_llm_completion_tokens_total",
+            "Tokens generated.",
+            &labels,
+            usage.completion_tokens as f64,
+        );
+        let outcome = match reason {
+            Some(FinishReason::Stop) => "stop",
+            Some(FinishReason::Length) => "length",
+            None => "cancelled",
+        };
+        self.metrics.inc(
+            "aiaas_llm_requests_total",
+            "Generation requests ended, by how they ended.",
+            &[("model", self.label.as_str()), ("outcome", outcome)],
+            1.0,
+        );
+    }
+}
+
+/// Publish the gauges that need the scheduler's own view (called by the engine's
+/// users when they want fresh values, e.g. before rendering /metrics).
+pub(crate) fn publish_stats(metrics: &Metrics, runtime: &GeneratorRuntime) {
+    let s = runtime.generator.stats();
+    let label = runtime.generator.label();
+    metrics.set(RUNNING, "Sequences decoding now, per model.", &[("model", label)], s.slots_busy as f64);
+    metrics.set(
+        WAITING,
+        "Requests admitted and waiting for a sequence slot, per model.",
+        &[("model", label)],
+        s.waiting as f64,
+    );
+    let ratio = if s.kv_tokens_capacity == 0 {
+        0.0
+    } else {
+        s.kv_tokens_used as f64 / s.kv_tokens_capacity as f64
+    };
+    metrics.set(KV_USE, "Share of the KV cache in use, per model.", &[("model", label)], ratio);
+}

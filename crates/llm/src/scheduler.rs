@@ -1,0 +1,596 @@
+//! The generation scheduler of one loaded model: one llama.cpp context with a fixed
+//! number of sequence slots, driven by one dedicated thread (continuous batching).
+//!
+//! Each step builds one batch: the next token of every sequence that is generating, plus
+//! a chunk of the prompt of sequences still prefilling (small chunks while others
+//! generate, so running streams keep flowing). A request joins at the next step when a
+//! slot is free; a finished, cancelled (receiver dropped) or timed-out sequence leaves
+//! at once and its KV cache is cleared. Admission (queued + running) is bounded: past it,
+//! `QueueFull` at once.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::sampling::{build_sampler, logprobs, random_seed, TopLogprob};
+use crate::sequence::{ReplyText, Step};
+use crate::{
+    backend, piece_bytes, FinishReason, GenEvent, GenerateRequest, LlmError, LlmModel,
+    TokenLogprob, Usage,
+};
+
+/// How a model is served.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeneratorSettings {
+    /// Sequences decoded together (continuous batching width).
+    pub slots: usize,
+    /// Tokens of context per sequence (prompt + reply).
+    pub context_per_slot: u32,
+    /// Requests admitted at once, running and waiting; past it, `QueueFull`.
+    pub queue_capacity: usize,
+    /// Most tokens in one decode call.
+    pub batch_tokens: u32,
+    /// Prompt tokens per step while other sequences are generating.
+    pub prefill_chunk: u32,
+    /// CPU threads llama.cpp computes with.
+    pub threads: i32,
+}
+
+impl Default for GeneratorSettings {
+    fn default() -> Self {
+        GeneratorSettings {
+            slots: 8,
+            context_per_slot: 2048,
+            queue_capacity: 64,
+            batch_tokens: 512,
+            prefill_chunk: 128,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
+        }
+    }
+}
+
+/// A snapshot for operators and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct GeneratorStats {
+    pub slots: usize,
+    pub slots_busy: usize,
+    pub waiting: usize,
+    pub kv_tokens_used: usize,
+    pub kv_tokens_capacity: usize,
+    pub requests_total: u64,
+    pub prompt_tokens_total: u64,
+    pub completion_tokens_total: u64,
+}
+
+/// Measurements the scheduler reports as it works (for the caller's metrics).
+pub trait GenerationObserver: Send + Sync {
+    fn queue_wait(&self, _wait: Duration) {}
+    fn first_token(&self, _ttft: Duration) {}
+    fn token_interval(&self, _interval: Duration) {}
+    fn decode_step(&self, _tokens: usize, _sequences: usize) {}
+    fn finished(&self, _usage: &Usage, _reason: Option<FinishReason>) {}
+}
+
+struct NoObserver;
+impl GenerationObserver for NoObserver {}
+
+struct Job {
+    request: GenerateRequest,
+    events: UnboundedSender<GenEvent>,
+    enqueued: Instant,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    admitted: AtomicUsize,
+    stats: Mutex<GeneratorStats>,
+}
+
+/// The running scheduler of one model. Dropping it fails what is still queued or
+/// running with `Stopped` and joins its thread.
+pub struct Generator {
+    label: String,
+    settings: GeneratorSettings,
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Generator {
+    /// Create the context (on the scheduler's own thread) and start serving.
+    pub fn start(
+        model: &LlmModel,
+        label: &str,
+        settings: GeneratorSettings,
+        observer: Option<Arc<dyn GenerationObserver>>,
+    ) -> Result<Generator, LlmError> {
+        let settings = GeneratorSettings {
+            slots: settings.slots.clamp(1, 64),
+            context_per_slot: settings
+                .context_per_slot
+                .clamp(64, model.info().context_length.max(64)),
+            queue_capacity: settings.queue_capacity.max(1),
+            batch_tokens: settings.batch_tokens.max(64),
+            prefill_chunk: settings.prefill_chunk.clamp(16, settings.batch_tokens.max(64)),
+            threads: settings.threads.max(1),
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            admitted: AtomicUsize::new(0),
+            stats: Mutex::new(GeneratorStats {
+                slots: settings.slots,
+                kv_tokens_capacity: settings.slots * settings.context_per_slot as usize,
+                ..GeneratorStats::default()
+            }),
+        });
+        let llama = model.shared();
+        let observer = observer.unwrap_or_else(|| Arc::new(NoObserver));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("llm-{label}"))
+            .spawn(move || {
+                let scheduler = match Scheduler::new(&llama, settings, thread_shared, observer) {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                scheduler.run();
+            })
+            .map_err(|e| LlmError::Load(format!("cannot start the scheduler thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(LlmError::Load("the scheduler thread died while starting".into()));
+            }
+        }
+        Ok(Generator {
+            label: label.to_string(),
+            settings,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn settings(&self) -> GeneratorSettings {
+        self.settings
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Most prompt + reply tokens one sequence can hold.
+    pub fn context_per_slot(&self) -> usize {
+        self.settings.context_per_slot as usize
+    }
+
+    pub fn stats(&self) -> GeneratorStats {
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Requests admitted and not finished (running + waiting).
+    pub fn in_flight(&self) -> usize {
+        self.shared.admitted.load(Ordering::Acquire)
+    }
+
+    /// Admit a request or refuse it at once. Events arrive on the receiver; dropping the
+    /// receiver cancels the sequence at its next step.
+    pub fn submit(&self, request: GenerateRequest) -> Result<UnboundedReceiver<GenEvent>, LlmError> {
+        request.sampling.validate()?;
+        if request.prompt.is_empty() {
+            return Err(LlmError::InvalidRequest("the prompt is empty".into()));
+        }
+        let max = self.context_per_slot();
+        if request.prompt.len() >= max {
+            return Err(LlmError::ContextExceeded {
+                tokens: request.prompt.len(),
+                max,
+            });
+        }
+        let capacity = self.settings.queue_capacity;
+        let admitted = self.shared.admitted.fetch_add(1, Ordering::AcqRel);
+        if admitted >= capacity {
+            self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(LlmError::QueueFull {
+                model: self.label.clone(),
+                queued: admitted,
+            });
+        }
+        let (tx, rx) = unbounded_channel();
+        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.closed {
+            self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(LlmError::Stopped(self.label.clone()));
+        }
+        q.jobs.push_back(Job {
+            request,
+            events: tx,
+            enqueued: Instant::now(),
+        });
+        drop(q);
+        self.shared.wake.notify_one();
+        Ok(rx)
+    }
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A sequence in a slot.
+struct Sequence {
+    job: Job,
+    sampler: LlamaSampler,
+    reply: ReplyText,
+    /// Prompt tokens already in the KV cache.
+    prefilled: usize,
+    /// Tokens in the KV cache (prompt + generated).
+    n_past: usize,
+    generated: usize,
+    /// The token to feed next while generating.
+    next: Option<LlamaToken>,
+    /// Index in the current batch whose logits belong to this sequence.
+    logits_at: Option<i32>,
+    deadline: Option<Instant>,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
+    pending_logprobs: Vec<TokenLogprob>,
+}
+
+struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    settings: GeneratorSettings,
+    shared: Arc<Shared>,
+    observer: Arc<dyn GenerationObserver>,
+    slots: Vec<Option<Sequence>>,
+}
+
+impl<'m> Scheduler<'m> {
+    fn new(
+        model: &'m LlamaModel,
+        settings: GeneratorSettings,
+        shared: Arc<Shared>,
+        observer: Arc<dyn GenerationObserver>,
+    ) -> Result<Scheduler<'m>, LlmError> {
+        let backend = backend()?;
+        let n_ctx = settings.slots as u32 * settings.context_per_slot;
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(settings.batch_tokens)
+            .with_n_ubatch(settings.batch_tokens)
+            .with_n_seq_max(settings.slots as u32)
+            .with_kv_unified(false)
+            .with_n_threads(settings.threads)
+            .with_n_threads_batch(settings.threads);
+        let ctx = model
+            .new_context(backend, params)
+            .map_err(|e| LlmError::Load(format!("cannot create a context: {e}")))?;
+        Ok(Scheduler {
+            model,
+            ctx,
+            batch: LlamaBatch::new(settings.batch_tokens as usize, settings.slots as i32),
+            settings,
+            shared,
+            observer,
+            slots: (0..settings.slots).map(|_| None).collect(),
+        })
+    }
+
+    fn run(mut self) {
+        loop {
+            if !self.admit() {
+                break;
+            }
+            self.drop_abandoned();
+            if self.slots.iter().all(Option::is_none) {
+                continue;
+            }
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            match step {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.fail_all(e),
+                Err(_) => self.fail_all(LlmError::Decode("the model panicked".into())),
+            }
+            self.publish_stats();
+        }
+        self.fail_all(LlmError::Stopped("model unloaded".into()));
+        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        for job in q.jobs.drain(..) {
+            let _ = job.events.send(GenEvent::Error(LlmError::Stopped("model unloaded".into())));
+        }
+    }
+
+    /// Fill free slots from the queue, waiting while there is nothing to do. False once
+    /// the generator is closed.
+    fn admit(&mut self) -> bool {
+        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if q.closed {
+                return false;
+            }
+            let idle = self.slots.iter().all(Option::is_none);
+            if !(idle && q.jobs.is_empty()) {
+                break;
+            }
+            q = self.shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        while let Some(free) = self.slots.iter().position(Option::is_none) {
+            let Some(job) = q.jobs.pop_front() else { break };
+            if job.events.is_closed() {
+                self.release_admission();
+                continue;
+            }
+            let deadline = job.request.timeout.map(|t| job.enqueued + t);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let _ = job.events.send(GenEvent::Error(LlmError::Timeout));
+                self.release_admission();
+                continue;
+            }
+            self.observer.queue_wait(job.enqueued.elapsed());
+            let seed = job
+                .request
+                .sampling
+                .seed
+                .map_or_else(random_seed, |s| (s ^ (s >> 32)) as u32);
+            let sampler =
+                match build_sampler(self.model, &job.request.sampling, job.request.grammar.as_deref(), seed) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = job.events.send(GenEvent::Error(e));
+                        self.release_admission();
+                        continue;
+                    }
+                };
+            let reply = ReplyText::new(job.request.stop.clone());
+            self.slots[free] = Some(Sequence {
+                job,
+                sampler,
+                reply,
+                prefilled: 0,
+                n_past: 0,
+                generated: 0,
+                next: None,
+                logits_at: None,
+                deadline,
+                first_token: None,
+                last_token: None,
+                pending_logprobs: Vec::new(),
+            });
+        }
+        let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.waiting = q.jobs.len();
+        true
+    }
+
+    /// Sequences whose caller has gone away or whose time is up leave now.
+    fn drop_abandoned(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            let Some(seq) = &self.slots[i] else { continue };
+            if seq.job.events.is_closed() {
+                self.end(i, None);
+            } else if seq.deadline.is_some_and(|d| now >= d) {
+                let _ = seq.job.events.send(GenEvent::Error(LlmError::Timeout));
+                self.end(i, None);
+            }
+        }
+    }
+
+    /// One decode call over every active sequence, then sampling.
+    fn step(&mut self) -> Result<(), LlmError> {
+        self.batch.clear();
+        let mut generating = 0;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(seq) = slot else { continue };
+            seq.logits_at = None;
+            if let Some(token) = seq.next {
+                seq.logits_at = Some(self.batch.n_tokens());
+                self.batch
+                    .add(token, seq.n_past as i32, &[i as i32], true)
+                    .map_err(|e| LlmError::Decode(e.to_string()))?;
+                seq.n_past += 1;
+                generating += 1;
+            }
+        }
+        let mut budget = self.settings.batch_tokens as usize - self.batch.n_tokens() as usize;
+        if generating > 0 {
+            budget = budget.min(self.settings.prefill_chunk as usize);
+        }
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(seq) = slot else { continue };
+            if seq.next.is_some() || budget == 0 {
+                continue;
+            }
+            let prompt = &seq.job.request.prompt;
+            let take = (prompt.len() - seq.prefilled).min(budget);
+            for k in 0..take {
+                let at = seq.prefilled + k;
+                let last = at + 1 == prompt.len();
+                if last {
+                    seq.logits_at = Some(self.batch.n_tokens());
+                }
+                self.batch
+                    .add(LlamaToken(prompt[at]), at as i32, &[i as i32], last)
+                    .map_err(|e| LlmError::Decode(e.to_string()))?;
+            }
+            seq.prefilled += take;
+            seq.n_past += take;
+            budget -= take;
+        }
+        let tokens = self.batch.n_tokens() as usize;
+        if tokens == 0 {
+            return Ok(());
+        }
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| LlmError::Decode(e.to_string()))?;
+        self.observer
+            .decode_step(tokens, self.slots.iter().filter(|s| s.is_some()).count());
+        for i in 0..self.slots.len() {
+            self.sample(i);
+        }
+        Ok(())
+    }
+
+    /// Pick the next token of the sequence in slot `i` if this step produced its logits.
+    fn sample(&mut self, i: usize) {
+        let Some(seq) = self.slots[i].as_mut() else { return };
+        let Some(at) = seq.logits_at.take() else { return };
+        let want = seq.job.request.logprobs;
+        let raw: Option<Vec<f32>> = want.map(|_| self.ctx.get_logits_ith(at).to_vec());
+        let token = seq.sampler.sample(&self.ctx, at);
+        let now = Instant::now();
+        match seq.last_token {
+            None => {
+                seq.first_token = Some(now);
+                self.observer.first_token(now - seq.job.enqueued);
+            }
+            Some(prev) => self.observer.token_interval(now - prev),
+        }
+        seq.last_token = Some(now);
+        if self.model.vocab().is_eog(token) {
+            // The end of the model's turn: whatever was held back belongs to the reply.
+            let rest = seq.reply.finish();
+            self.finish(i, FinishReason::Stop, rest);
+            return;
+        }
+        seq.generated += 1;
+        let bytes = piece_bytes(self.model, token, false);
+        if let (Some(top), Some(logits)) = (want, raw) {
+            let (lp, best) = logprobs(&logits, token.0 as usize, top);
+            let model = self.model;
+            let entry = |id: usize| {
+                let b = piece_bytes(model, LlamaToken(id as i32), false);
+                (String::from_utf8_lossy(&b).into_owned(), b)
+            };
+            seq.pending_logprobs.push(TokenLogprob {
+                token: String::from_utf8_lossy(&bytes).into_owned(),
+                bytes: bytes.clone(),
+                logprob: lp,
+                top_logprobs: best
+                    .into_iter()
+                    .map(|(id, logprob)| {
+                        let (token, bytes) = entry(id);
+                        TopLogprob { token, bytes, logprob }
+                    })
+                    .collect(),
+            });
+        }
+        match seq.reply.push(&bytes) {
+            Step::Stopped(text) => self.finish(i, FinishReason::Stop, text),
+            Step::Text(text) => {
+                let max_tokens = seq.job.request.max_tokens.unwrap_or(usize::MAX);
+                let full = seq.n_past + 1 >= self.settings.context_per_slot as usize;
+                if seq.generated >= max_tokens || full {
+                    let mut text = text;
+                    text.push_str(&seq.reply.finish());
+                    self.finish(i, FinishReason::Length, text);
+                    return;
+                }
+                let logprobs = std::mem::take(&mut seq.pending_logprobs);
+                if !text.is_empty() || !logprobs.is_empty() {
+                    let _ = seq.job.events.send(GenEvent::Text { text, logprobs });
+                }
+                seq.next = Some(token);
+            }
+        }
+    }
+
+    /// Send the last text and the summary, then free the slot.
+    fn finish(&mut self, i: usize, reason: FinishReason, text: String) {
+        if let Some(seq) = self.slots[i].as_mut() {
+            let logprobs = std::mem::take(&mut seq.pending_logprobs);
+            if !text.is_empty() || !logprobs.is_empty() {
+                let _ = seq.job.events.send(GenEvent::Text { text, logprobs });
+            }
+        }
+        self.end(i, Some(reason));
+    }
+
+    /// Free slot `i`: clear its KV cache, report its usage (when it finished normally).
+    /// The slot and the admission are released before the caller hears `Done`, so a
+    /// caller that sends its next request at once finds room.
+    fn end(&mut self, i: usize, reason: Option<FinishReason>) {
+        let Some(seq) = self.slots[i].take() else { return };
+        let _ = self.ctx.clear_kv_cache_seq(Some(i as u32), None, None);
+        let usage = Usage {
+            prompt_tokens: seq.job.request.prompt.len(),
+            completion_tokens: seq.generated,
+            time_to_first_token: seq.first_token.map(|t| t - seq.job.enqueued),
+            total_time: seq.job.enqueued.elapsed(),
+        };
+        self.observer.finished(&usage, reason);
+        {
+            let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.requests_total += 1;
+            stats.prompt_tokens_total += usage.prompt_tokens as u64;
+            stats.completion_tokens_total += usage.completion_tokens as u64;
+        }
+        self.publish_stats();
+        self.release_admission();
+        if let Some(reason) = reason {
+            let _ = seq.job.events.send(GenEvent::Done { reason, usage });
+        }
+    }
+
+    fn fail_all(&mut self, error: LlmError) {
+        for i in 0..self.slots.len() {
+            if let Some(seq) = &self.slots[i] {
+                let _ = seq.job.events.send(GenEvent::Error(error.clone()));
+                self.end(i, None);
+            }
+        }
+        let _ = self.ctx.clear_kv_cache_seq(None, None, None);
+        self.publish_stats();
+    }
+
+    fn release_admission(&self) {
+        self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn publish_stats(&self) {
+        let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.slots_busy = self.slots.iter().filter(|s| s.is_some()).count();
+        stats.kv_tokens_used = self.slots.iter().flatten().map(|s| s.n_past).sum();
+    }
+}

@@ -1,0 +1,245 @@
+//! The generation scheduler on real weights (SmolLM2-135M-Instruct, Q4_1 GGUF, which the
+//! set-up script extracts to `$AIAAS_TEST_DATA/models/smollm2-135m-instruct.gguf`).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aiaas_llm::{
+    ChatMessage, FinishReason, GenEvent, GenerateRequest, Generator, GeneratorSettings,
+    LlmError, LlmModel, SamplingParams,
+};
+
+fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("AIAAS_LLM_GGUF") {
+        return PathBuf::from(p);
+    }
+    let data = std::env::var_os("AIAAS_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
+    });
+    let p = data.join("models/smollm2-135m-instruct.gguf");
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh --test (it extracts the model)",
+        p.display()
+    );
+    p
+}
+
+fn model() -> &'static LlmModel {
+    static MODEL: OnceLock<LlmModel> = OnceLock::new();
+    MODEL.get_or_init(|| LlmModel::load(&model_path()).expect("model loads"))
+}
+
+fn greedy(prompt: Vec<i32>, max_tokens: usize) -> GenerateRequest {
+    GenerateRequest {
+        prompt,
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        max_tokens: Some(max_tokens),
+        stop: Vec::new(),
+        grammar: None,
+        logprobs: None,
+        timeout: None,
+    }
+}
+
+fn chat_prompt(text: &str) -> Vec<i32> {
+    let m = model();
+    let rendered = m
+        .render_chat(&[ChatMessage {
+            role: "user".into(),
+            content: text.into(),
+        }])
+        .unwrap();
+    m.tokenize(&rendered).unwrap()
+}
+
+/// Gather one sequence's text and ending.
+async fn run(mut rx: tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> (String, FinishReason, usize) {
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenEvent::Text { text: t, .. } => text.push_str(&t),
+            GenEvent::Done { reason, usage } => return (text, reason, usage.completion_tokens),
+            GenEvent::Error(e) => panic!("generation failed: {e}"),
+        }
+    }
+    panic!("stream ended without Done");
+}
+
+fn small(slots: usize, queue: usize) -> GeneratorSettings {
+    GeneratorSettings {
+        slots,
+        context_per_slot: 1024,
+        queue_capacity: queue,
+        ..GeneratorSettings::default()
+    }
+}
+
+#[test]
+fn metadata_and_template() {
+    let m = model();
+    assert_eq!(m.info().architecture, "llama");
+    assert!(m.info().context_length >= 2048);
+    assert!(m.has_chat_template());
+    let prompt = m
+        .render_chat(&[ChatMessage {
+            role: "user".into(),
+            content: "Hi".into(),
+        }])
+        .unwrap();
+    // SmolLM2's own template adds its default system message (llama.cpp's built-in
+    // ChatML matching drops it).
+    assert!(prompt.starts_with("<|im_start|>system\n"), "{prompt}");
+    assert!(prompt.ends_with("<|im_start|>assistant\n"), "{prompt}");
+    let ids = m.tokenize(&prompt).unwrap();
+    assert!(ids.len() > 10);
+    // The rendered template starts with <|im_start|>; no BOS is doubled in front of it.
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(m.token_text(ids[1]), "system");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sequences_match_sequential_greedy_runs() {
+    let g = Generator::start(model(), "test", small(4, 16), None).unwrap();
+    let prompts = [
+        "What is the capital of France?",
+        "Write one sentence about the sea.",
+        "Name three colours.",
+        "Count from one to five.",
+        "Say hello in Spanish.",
+        "What is 2 + 2?",
+    ];
+    let mut alone = Vec::new();
+    for p in prompts {
+        alone.push(run(g.submit(greedy(chat_prompt(p), 24)).unwrap()).await);
+    }
+    let receivers: Vec<_> = prompts
+        .iter()
+        .map(|p| g.submit(greedy(chat_prompt(p), 24)).unwrap())
+        .collect();
+    let mut together = Vec::new();
+    for rx in receivers {
+        together.push(run(rx).await);
+    }
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        assert!(!a.0.is_empty(), "prompt {i} produced text");
+        assert_eq!(a, b, "prompt {i}: batched decoding must not change greedy output");
+    }
+    let s = g.stats();
+    assert_eq!(s.slots_busy, 0);
+    assert_eq!(g.in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_strings_max_tokens_and_seeds() {
+    let g = Generator::start(model(), "test", small(2, 8), None).unwrap();
+    let (text, reason, n) = run(g.submit(greedy(chat_prompt("Tell me a long story about a dragon."), 7)).unwrap()).await;
+    assert_eq!((reason, n), (FinishReason::Length, 7), "{text}");
+
+    // Stop at the first space: the reply is one word, the stop string is not in it.
+    let mut req = greedy(chat_prompt("Tell me a long story about a dragon."), 64);
+    req.stop = vec![" ".into()];
+    let (text, reason, _) = run(g.submit(req).unwrap()).await;
+    assert_eq!(reason, FinishReason::Stop);
+    assert!(!text.contains(' ') && !text.is_empty(), "{text:?}");
+
+    let sampled = |seed| {
+        let mut r = greedy(chat_prompt("Invent a name for a cat."), 16);
+        r.sampling = SamplingParams {
+            temperature: 1.0,
+            seed: Some(seed),
+            ..SamplingParams::default()
+        };
+        r
+    };
+    let a = run(g.submit(sampled(42)).unwrap()).await;
+    let b = run(g.submit(sampled(42)).unwrap()).await;
+    assert_eq!(a, b, "same seed, same text");
+    let others: Vec<_> = [1u64, 2, 3, 4]
+        .into_iter()
+        .map(|s| g.submit(sampled(s)).unwrap())
+        .collect();
+    let mut distinct = std::collections::HashSet::new();
+    for rx in others {
+        distinct.insert(run(rx).await.0);
+    }
+    assert!(distinct.len() > 1, "different seeds give different texts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logprobs_and_json_grammar() {
+    let g = Generator::start(model(), "test", small(2, 8), None).unwrap();
+    let mut req = greedy(chat_prompt("Say yes."), 5);
+    req.logprobs = Some(3);
+    let mut rx = g.submit(req).unwrap();
+    let mut entries = Vec::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenEvent::Text { logprobs, .. } => entries.extend(logprobs),
+            GenEvent::Done { .. } => break,
+            GenEvent::Error(e) => panic!("{e}"),
+        }
+    }
+    assert!(!entries.is_empty());
+    for e in &entries {
+        assert!(e.logprob <= 0.0);
+        assert_eq!(e.top_logprobs.len(), 3);
+        // Greedy: the chosen token is the most likely one.
+        assert!((e.top_logprobs[0].logprob - e.logprob).abs() < 1e-4, "{e:?}");
+        assert!(e.top_logprobs.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+    }
+
+    let schema = r#"{"type":"object","properties":{"name":{"type":"string","maxLength":20},"age":{"type":"integer"}},"required":["name","age"]}"#;
+    let mut req = greedy(chat_prompt("Describe a person as JSON."), 80);
+    req.grammar = Some(aiaas_llm::json_schema_grammar(schema).unwrap());
+    let (text, reason, _) = run(g.submit(req).unwrap()).await;
+    assert_eq!(reason, FinishReason::Stop, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(v["name"].is_string() && v["age"].is_i64(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_cancellation_and_limits() {
+    let g = Generator::start(model(), "test", small(1, 2), None).unwrap();
+    let long = || greedy(chat_prompt("Write a very long essay about rivers."), 400);
+    let first = g.submit(long()).unwrap();
+    let second = g.submit(long()).unwrap();
+    match g.submit(long()) {
+        Err(LlmError::QueueFull { .. }) => {}
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    // Cancelling frees the slot: the next request runs at once.
+    drop(first);
+    drop(second);
+    let t = std::time::Instant::now();
+    while g.in_flight() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "cancelled sequences must leave");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, reason, n) = run(g.submit(greedy(chat_prompt("Hi"), 3)).unwrap()).await;
+    assert_eq!((reason, n), (FinishReason::Length, 3));
+
+    let too_long = vec![1; 1024];
+    assert!(matches!(
+        g.submit(greedy(too_long, 4)),
+        Err(LlmError::ContextExceeded { tokens: 1024, max: 1024 })
+    ));
+    let mut bad = greedy(chat_prompt("Hi"), 4);
+    bad.sampling.temperature = 3.0;
+    assert!(matches!(g.submit(bad), Err(LlmError::InvalidRequest(_))));
+
+    let mut slow = long();
+    slow.timeout = Some(Duration::from_millis(200));
+    let mut rx = g.submit(slow).unwrap();
+    let mut timed_out = false;
+    while let Some(ev) = rx.recv().await {
+        if let GenEvent::Error(LlmError::Timeout) = ev {
+            timed_out = true;
+        }
+    }
+    assert!(timed_out);
+}

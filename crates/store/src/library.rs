@@ -1,0 +1,186 @@
+//! The model library (models pulled into the installation's model cache) and per-key
+//! daily usage.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{parse_json, Metadata, Result, StoreError};
+
+/// A model in the library: installation-wide, callable by every tenant's keys (subject to
+/// their allow-lists).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LibraryModelRecord {
+    pub id: String,
+    pub name: String,
+    /// `chat`, `completion` or `embedding`.
+    pub task: String,
+    /// `gguf` or `hf`.
+    pub format: String,
+    pub source: String,
+    pub license: String,
+    /// Folder under the model cache.
+    #[serde(skip)]
+    pub dir: String,
+    pub files: serde_json::Value,
+    pub size_bytes: i64,
+    /// Default request parameters (temperature, …) from the catalogue.
+    pub defaults: serde_json::Value,
+    /// How it is served (slots, context, queue, keep-alive).
+    pub settings: serde_json::Value,
+    pub created_at: i64,
+}
+
+/// Usage of one key on one model on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub tenant_id: String,
+    pub key_id: String,
+    pub model: String,
+    pub day: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+}
+
+const COLUMNS: &str = "id, name, task, format, source, license, dir, files, size_bytes, defaults, \
+                       settings, created_at";
+
+impl Metadata {
+    /// Register a pulled model; a name already taken is a conflict.
+    pub async fn insert_library_model(&self, m: &LibraryModelRecord) -> Result<()> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO library_models ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12) ON CONFLICT (name) DO NOTHING"
+        ))
+        .bind(&m.id)
+        .bind(&m.name)
+        .bind(&m.task)
+        .bind(&m.format)
+        .bind(&m.source)
+        .bind(&m.license)
+        .bind(&m.dir)
+        .bind(m.files.to_string())
+        .bind(m.size_bytes)
+        .bind(m.defaults.to_string())
+        .bind(m.settings.to_string())
+        .bind(m.created_at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("model {:?}", m.name)));
+        }
+        Ok(())
+    }
+
+    pub async fn library_model(&self, name: &str) -> Result<Option<LibraryModelRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM library_models WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(library_from_row).transpose()
+    }
+
+    pub async fn library_models(&self) -> Result<Vec<LibraryModelRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM library_models ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(library_from_row).collect()
+    }
+
+    pub async fn set_library_settings(&self, name: &str, settings: &serde_json::Value) -> Result<bool> {
+        let done = sqlx::query("UPDATE library_models SET settings = $1 WHERE name = $2")
+            .bind(settings.to_string())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn delete_library_model(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM library_models WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Add one request's tokens to a key's usage of the day.
+    pub async fn record_usage(&self, u: &UsageRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO usage_daily (tenant_id, key_id, model, day, requests, prompt_tokens, \
+             completion_tokens) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (key_id, model, day) DO UPDATE SET \
+             requests = usage_daily.requests + excluded.requests, \
+             prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
+             completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens",
+        )
+        .bind(&u.tenant_id)
+        .bind(&u.key_id)
+        .bind(&u.model)
+        .bind(&u.day)
+        .bind(u.requests)
+        .bind(u.prompt_tokens)
+        .bind(u.completion_tokens)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Usage rows of a tenant (all tenants for `None`), newest day first.
+    pub async fn usage(&self, tenant_id: Option<&str>) -> Result<Vec<UsageRecord>> {
+        let columns = "tenant_id, key_id, model, day, requests, prompt_tokens, completion_tokens";
+        let rows = match tenant_id {
+            Some(t) => {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM usage_daily WHERE tenant_id = $1 \
+                     ORDER BY day DESC, key_id, model"
+                ))
+                .bind(t)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM usage_daily ORDER BY day DESC, key_id, model"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(UsageRecord {
+                    tenant_id: r.try_get("tenant_id")?,
+                    key_id: r.try_get("key_id")?,
+                    model: r.try_get("model")?,
+                    day: r.try_get("day")?,
+                    requests: r.try_get("requests")?,
+                    prompt_tokens: r.try_get("prompt_tokens")?,
+                    completion_tokens: r.try_get("completion_tokens")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn library_from_row(r: &AnyRow) -> Result<LibraryModelRecord> {
+    Ok(LibraryModelRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        task: r.try_get("task")?,
+        format: r.try_get("format")?,
+        source: r.try_get("source")?,
+        license: r.try_get("license")?,
+        dir: r.try_get("dir")?,
+        files: parse_json("files", &r.try_get::<String, _>("files")?)?,
+        size_bytes: r.try_get("size_bytes")?,
+        defaults: parse_json("defaults", &r.try_get::<String, _>("defaults")?)?,
+        settings: parse_json("settings", &r.try_get::<String, _>("settings")?)?,
+        created_at: r.try_get("created_at")?,
+    })
+}

