@@ -33,7 +33,8 @@ class Server:
         return self.base.removeprefix("http://")
 
     def api(self, method, path, **kw):
-        return self.http.request(method, self.base + path, timeout=60, **kw)
+        kw.setdefault("timeout", 60)
+        return self.http.request(method, self.base + path, **kw)
 
 
 @pytest.fixture(scope="session")

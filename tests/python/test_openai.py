@@ -112,17 +112,22 @@ def test_n_choices(client, chat_model):
 
 
 def test_stop_strings_are_not_emitted(client, chat_model):
-    r = ask(client, chat_model, "Count from one to ten in words, separated by commas.",
-            temperature=0, max_tokens=60, stop=[","])
-    text = r.choices[0].message.content
-    assert "," not in text, text
+    prompt = "Write two sentences about mountains."
+    free = ask(client, chat_model, prompt, temperature=0, max_tokens=40).choices[0].message.content
+    words = free.split()
+    assert len(words) > 4, free
+    # A stop string from the middle of the free reply: greedy decoding meets it again,
+    # and the reply must end just before it.
+    stop = " " + words[3]
+    expected = free[:free.index(stop)]
+    r = ask(client, chat_model, prompt, temperature=0, max_tokens=40, stop=[stop, "never-seen-xyz"])
+    assert r.choices[0].message.content == expected
     assert r.choices[0].finish_reason == "stop"
     streamed = "".join(
         c.choices[0].delta.content or ""
-        for c in ask(client, chat_model, "Count from one to ten in words, separated by commas.",
-                     temperature=0, max_tokens=60, stop=[","], stream=True)
+        for c in ask(client, chat_model, prompt, temperature=0, max_tokens=40, stop=[stop], stream=True)
         if c.choices)
-    assert streamed == text
+    assert streamed == expected
 
 
 def test_seed_reproducibility(client, chat_model):
@@ -161,8 +166,9 @@ def test_json_schema_output(client, chat_model):
             response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
     doc = json.loads(r.choices[0].message.content)
     jsonschema.validate(doc, schema)
-    r = ask(client, chat_model, "Give me a JSON object about a dog.", temperature=0, max_tokens=80,
-            response_format={"type": "json_object"})
+    r = ask(client, chat_model, "Give a JSON object with the keys name and age for a person called Ann who is 30.",
+            temperature=0, max_tokens=200, response_format={"type": "json_object"})
+    assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
     assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 

@@ -251,7 +251,7 @@ impl Platform {
                     timeout: o.timeout,
                 };
                 // Dropping the receivers already admitted cancels their sequences.
-                choices.push(runtime.generator().submit(request)?);
+                choices.push(runtime.submit(request)?);
             }
         }
         let prompt_total = prompt_tokens.iter().sum();

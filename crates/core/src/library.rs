@@ -250,6 +250,21 @@ impl Platform {
         self.pull_unchecked(source, name, progress, cancel).await
     }
 
+    /// What `pull` checks before any work: the caller's right, the source's form and the
+    /// name (so a streamed pull can answer 403/400 before its stream starts).
+    pub fn check_pull(&self, principal: &Principal, source: &str, name: Option<&str>) -> Result<()> {
+        require(principal, Permission::ManageLibrary)?;
+        let parsed = PullSource::parse(strip_tag(source)).map_err(hub_error)?;
+        if let Some(n) = name {
+            aiaas_hub::validate_name(n).map_err(hub_error)?;
+        } else if parsed.default_name().is_none() {
+            return Err(CoreError::InvalidInput(format!(
+                "cannot make a model name from {source:?}: give one with `name`"
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) async fn pull_unchecked(
         &self,
         source: &str,

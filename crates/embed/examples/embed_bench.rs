@@ -18,13 +18,14 @@ struct Args {
     batch: usize,
     seconds: f64,
     threads: Option<usize>,
+    split_by_length: bool,
 }
 
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,
         Err(msg) => {
-            eprintln!("{msg}\nusage: embed_bench --model DIR --sentences FILE [--batch N] [--seconds S] [--threads N]");
+            eprintln!("{msg}\nusage: embed_bench --model DIR --sentences FILE [--batch N] [--seconds S] [--threads N] [--no-split]");
             std::process::exit(2);
         }
     };
@@ -43,6 +44,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = EmbedderConfig {
         max_batch: args.batch.max(1),
         threads: args.threads,
+        split_by_length: args.split_by_length,
     };
     let embedder = Embedder::load_with(&args.model, config)?;
     let opts = EmbedOptions { truncate: true };
@@ -64,7 +66,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let secs = start.elapsed().as_secs_f64();
     let done = passes * sentences.len();
     println!(
-        "{{\"impl\":\"aiaas-embed\",\"batch\":{},\"sentences\":{},\"tokens\":{},\"seconds\":{:.3},\"sentences_per_s\":{:.1}}}",
+        "{{\"impl\":\"aiaas-embed\",\"split_by_length\":{},\"batch\":{},\"sentences\":{},\"tokens\":{},\"seconds\":{:.3},\"sentences_per_s\":{:.1}}}",
+        args.split_by_length,
         args.batch,
         done,
         tokens,
@@ -77,7 +80,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 fn parse_args() -> Result<Args, String> {
     let mut model = None;
     let mut sentences = None;
-    let (mut batch, mut seconds, mut threads) = (32usize, 5f64, None);
+    let (mut batch, mut seconds, mut threads, mut split_by_length) = (32usize, 5f64, None, true);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -87,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
             "--batch" => batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--seconds" => seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--threads" => threads = Some(value()?.parse().map_err(|e| format!("--threads: {e}"))?),
+            "--no-split" => split_by_length = false,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -96,5 +100,6 @@ fn parse_args() -> Result<Args, String> {
         batch,
         seconds,
         threads,
+        split_by_length,
     })
 }

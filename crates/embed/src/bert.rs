@@ -5,15 +5,16 @@
 //!
 //! Layout for speed on CPU: hidden states stay `[batch * seq_len, hidden]` contiguous from
 //! embedding to output; Q, K and V are one `[hidden, 3 * hidden]` weight (one matmul);
-//! weights are stored transposed once at load (`[in, out]`, contiguous); bias, activation,
-//! residual and LayerNorm run fused in place on each matmul's output (kernels.rs).
+//! weights are packed once at load for the AVX-512 kernel (kernels/linear.rs), or
+//! transposed to `[in, out]` for candle's matmul elsewhere; activation, residual and
+//! LayerNorm run fused in place on each matmul's output (kernels/mod.rs).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::error::{EmbedError, Result};
-use crate::kernels::{Activation, Attention, BiasActivation, ResidualNorm};
+use crate::kernels::{Activation, Attention, BiasActivation, PackedLinear, ResidualNorm};
 
 /// The fields of Hugging Face `config.json` the encoder uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -152,11 +153,15 @@ impl Bert {
     }
 }
 
-/// A linear layer kept as `x @ weight_t` plus a bias applied by the fused kernel after it.
-struct Dense {
-    /// `[in, out]`, contiguous.
-    weight_t: Tensor,
-    bias: Vec<f32>,
+/// A linear layer `x W^T + b`: the prepacked AVX-512 kernel where the CPU has it, else
+/// candle's matmul on the weight transposed once at load plus the fused bias kernel.
+enum Dense {
+    Packed(PackedLinear),
+    Candle {
+        /// `[in, out]`, contiguous.
+        weight_t: Tensor,
+        bias: Vec<f32>,
+    },
 }
 
 impl Dense {
@@ -169,12 +174,23 @@ impl Dense {
             weights.push(vb.get((out, in_dim), "weight").map_err(shape_err(part))?);
             bias.extend(vb.get(out, "bias").map_err(shape_err(part))?.to_vec1::<f32>()?);
         }
-        let weight_t = Tensor::cat(&weights, 0)?.t()?.contiguous()?;
-        Ok(Self { weight_t, bias })
+        let weight = Tensor::cat(&weights, 0)?;
+        if PackedLinear::supported() {
+            let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+            return Ok(Dense::Packed(PackedLinear::new(&w, &bias, in_dim, bias.len())));
+        }
+        let weight_t = weight.t()?.contiguous()?;
+        Ok(Dense::Candle { weight_t, bias })
     }
 
-    fn project(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?)
+    /// `act(x W^T + b)` for `x` of `[rows, in]`.
+    fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let (y, bias, cols) = match self {
+            Dense::Packed(linear) => (x.apply_op1_no_bwd(linear)?, None, linear.out_dim()),
+            Dense::Candle { weight_t, bias } => (x.matmul(weight_t)?, Some(bias.as_slice()), bias.len()),
+        };
+        y.inplace_op1(&BiasActivation { bias, cols, act })?;
+        Ok(y)
     }
 }
 
@@ -197,10 +213,9 @@ impl Norm {
         })
     }
 
-    /// `y = norm(y + bias + residual)`, in place.
-    fn add_and_norm(&self, y: &Tensor, residual: &Tensor, bias: Option<&[f32]>) -> Result<()> {
+    /// `y = norm(y + residual)`, in place.
+    fn add_and_norm(&self, y: &Tensor, residual: &Tensor) -> Result<()> {
         let op = ResidualNorm {
-            bias,
             gamma: &self.gamma,
             beta: &self.beta,
             eps: self.eps,
@@ -253,7 +268,7 @@ impl Embeddings {
             .broadcast_add(&self.positions.narrow(0, 0, input.seq_len)?)?
             .reshape((input.batch * input.seq_len, hidden))?
             .contiguous()?;
-        self.norm.add_and_norm(&words, &rest, None)?;
+        self.norm.add_and_norm(&words, &rest)?;
         Ok(words)
     }
 }
@@ -285,23 +300,13 @@ impl Layer {
     }
 
     fn forward(&self, x: &Tensor, mask: &Tensor, attention: &Attention) -> Result<Tensor> {
-        let qkv = self.qkv.project(x)?;
-        qkv.inplace_op1(&BiasActivation {
-            bias: &self.qkv.bias,
-            act: Activation::Identity,
-        })?;
+        let qkv = self.qkv.forward(x, Activation::Identity)?;
         let context = qkv.apply_op2_no_bwd(mask, attention)?;
-        let attended = self.attention_out.project(&context)?;
-        self.attention_norm
-            .add_and_norm(&attended, x, Some(&self.attention_out.bias))?;
-        let inner = self.intermediate.project(&attended)?;
-        inner.inplace_op1(&BiasActivation {
-            bias: &self.intermediate.bias,
-            act: self.act,
-        })?;
-        let out = self.output.project(&inner)?;
-        self.output_norm
-            .add_and_norm(&out, &attended, Some(&self.output.bias))?;
+        let attended = self.attention_out.forward(&context, Activation::Identity)?;
+        self.attention_norm.add_and_norm(&attended, x)?;
+        let inner = self.intermediate.forward(&attended, self.act)?;
+        let out = self.output.forward(&inner, Activation::Identity)?;
+        self.output_norm.add_and_norm(&out, &attended)?;
         Ok(out)
     }
 }

@@ -4,14 +4,15 @@
 //! [`Embedder::load`] reads a folder (config.json, tokenizer.json, model.safetensors, and
 //! the optional modules.json, 1_Pooling/config.json, sentence_bert_config.json);
 //! [`Embedder::embed`] turns texts into vectors: tokenize (truncating or refusing over-long
-//! texts), sort by length and run sub-batches padded only to their longest member, pool
-//! under the attention mask, L2-normalise when the folder says so, and return the vectors
+//! texts), sort by length and run sub-batches padded only to their longest member (cut
+//! where that saves padding: batching.rs), pool under the attention mask, L2-normalise when the folder says so, and return the vectors
 //! in the caller's order.
 //!
 //! Threads: all numeric work (tokenizer, matmuls, kernels) runs on the embedder's own rayon
 //! pool, sized to the threads the process may use unless [`EmbedderConfig::threads`] says
 //! otherwise. `embed` blocks; call it from a blocking thread, not an async worker.
 
+mod batching;
 mod bert;
 mod error;
 mod folder;
@@ -37,6 +38,9 @@ pub struct EmbedderConfig {
     pub max_batch: usize,
     /// Threads for the numeric work; `None` means every thread the process may use.
     pub threads: Option<usize>,
+    /// Cut a call's texts, sorted by length, into sub-batches where that saves padding
+    /// (default); when false, sub-batches are simply `max_batch` texts of the sorted order.
+    pub split_by_length: bool,
 }
 
 impl Default for EmbedderConfig {
@@ -44,6 +48,7 @@ impl Default for EmbedderConfig {
         Self {
             max_batch: 32,
             threads: None,
+            split_by_length: true,
         }
     }
 }
@@ -73,6 +78,7 @@ pub struct Embedder {
     pipeline: Pipeline,
     max_tokens: usize,
     max_batch: usize,
+    split_by_length: bool,
     pool: rayon::ThreadPool,
 }
 
@@ -113,6 +119,7 @@ impl Embedder {
             pipeline,
             max_tokens,
             max_batch: config.max_batch,
+            split_by_length: config.split_by_length,
             pool,
         })
     }
@@ -147,8 +154,10 @@ impl Embedder {
             // Similar lengths share a sub-batch, so little of any batch is padding.
             let mut order: Vec<usize> = (0..texts.len()).collect();
             order.sort_by_key(|&i| tokenized[i].ids.len());
+            let lengths: Vec<usize> = order.iter().map(|&i| tokenized[i].ids.len()).collect();
             let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
-            for chunk in order.chunks(self.max_batch) {
+            for range in batching::plan(&lengths, self.max_batch, self.split_by_length) {
+                let chunk = &order[range];
                 let items: Vec<&Tokenized> = chunk.iter().map(|&i| &tokenized[i]).collect();
                 let vectors = self.embed_batch(&items)?;
                 for ((&i, vector), item) in chunk.iter().zip(vectors).zip(&items) {

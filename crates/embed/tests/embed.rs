@@ -193,6 +193,7 @@ fn small_sub_batches_give_the_same_vectors() {
     let config = EmbedderConfig {
         max_batch: 3,
         threads: Some(1),
+        split_by_length: false,
     };
     let small = Embedder::load_with(&f.dir, config).expect("load");
     let texts: Vec<&str> = f.reference.sentences.iter().map(|s| s.text.as_str()).collect();
@@ -233,7 +234,7 @@ fn rejects_a_bad_configuration() {
     let f = fixture();
     let config = EmbedderConfig {
         max_batch: 0,
-        threads: None,
+        ..EmbedderConfig::default()
     };
     assert!(matches!(
         Embedder::load_with(&f.dir, config),

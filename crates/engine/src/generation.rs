@@ -22,6 +22,7 @@ const TOKEN_BUCKETS: &[f64] = &[
 pub struct GeneratorRuntime {
     model: LlmModel,
     generator: Generator,
+    metrics: Arc<Metrics>,
 }
 
 impl GeneratorRuntime {
@@ -34,11 +35,38 @@ impl GeneratorRuntime {
         let model = LlmModel::load(path).map_err(|e| EngineError::Load(e.to_string()))?;
         let observer = Arc::new(Observer {
             label: label.to_string(),
-            metrics,
+            metrics: metrics.clone(),
         });
         let generator = Generator::start(&model, label, settings, Some(observer))
             .map_err(|e| EngineError::Load(e.to_string()))?;
-        Ok(GeneratorRuntime { model, generator })
+        Ok(GeneratorRuntime {
+            model,
+            generator,
+            metrics,
+        })
+    }
+
+    /// Admit one sequence; refusals are counted by reason.
+    pub fn submit(
+        &self,
+        request: aiaas_llm::GenerateRequest,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<aiaas_llm::GenEvent>, aiaas_llm::LlmError> {
+        use aiaas_llm::LlmError;
+        self.generator.submit(request).inspect_err(|e| {
+            let reason = match e {
+                LlmError::QueueFull { .. } => "queue_full",
+                LlmError::ContextExceeded { .. } => "context_exceeded",
+                LlmError::InvalidRequest(_) => "invalid_request",
+                LlmError::Stopped(_) => "unloading",
+                _ => "other",
+            };
+            self.metrics.inc(
+                "aiaas_llm_rejections_total",
+                "Generation requests refused at admission, by reason.",
+                &[("model", self.generator.label()), ("reason", reason)],
+                1.0,
+            );
+        })
     }
 
     pub fn model(&self) -> &LlmModel {
@@ -53,15 +81,8 @@ impl GeneratorRuntime {
     pub fn memory_bytes(&self) -> u64 {
         let info = self.model.info();
         let s = self.generator.settings();
-        let kv_per_token = kv_bytes_per_token(info);
-        info.size_bytes + kv_per_token * (s.slots as u64) * u64::from(s.context_per_slot)
+        info.size_bytes + info.kv_bytes_per_token() * (s.slots as u64) * u64::from(s.context_per_slot)
     }
-}
-
-/// An estimate from the GGUF's shape: 2 (K and V) × layers × embedding width × 2 bytes,
-/// an upper bound for grouped-query models (their KV heads are fewer).
-fn kv_bytes_per_token(info: &aiaas_llm::ModelInfo) -> u64 {
-    2 * u64::from(info.layers) * info.embedding_length.max(0) as u64 * 2
 }
 
 /// Drop the per-model gauges of an unloaded model.

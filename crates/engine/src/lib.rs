@@ -84,6 +84,9 @@ pub struct LoadedModel {
     /// Since the last request ended (zero while one runs).
     #[serde(serialize_with = "as_secs")]
     pub idle_for: Duration,
+    /// Batching of classifiers and embedders.
+    #[serde(skip)]
+    pub batch: Option<BatchSettings>,
 }
 
 fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -130,10 +133,22 @@ struct Entry {
     memory_bytes: u64,
     /// Dimensions and token limit (embedders).
     embedding_shape: Option<(usize, usize)>,
+    /// Class labels, in output order (classifiers).
+    labels: Option<Vec<String>>,
     last_used: Mutex<Instant>,
 }
 
 impl Entry {
+    fn new(runtime: Runtime, memory_bytes: u64) -> Entry {
+        Entry {
+            runtime,
+            memory_bytes,
+            embedding_shape: None,
+            labels: None,
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
     fn in_flight(&self) -> usize {
         match &self.runtime {
             Runtime::Classifier(r) => r.queued(),
@@ -181,9 +196,13 @@ impl Engine {
         let classifier =
             Classifier::from_files(files).map_err(|e| EngineError::Load(e.to_string()))?;
         let memory = files.values().map(|b| b.len() as u64).sum();
+        let labels = classifier.labels().to_vec();
         let runtime =
             BatchRuntime::start(label.to_string(), classifier, settings, self.metrics.clone());
-        self.insert(key, Runtime::Classifier(Arc::new(runtime)), memory, None);
+        self.insert(key, Entry {
+            labels: Some(labels),
+            ..Entry::new(Runtime::Classifier(Arc::new(runtime)), memory)
+        });
         Ok(())
     }
 
@@ -201,7 +220,10 @@ impl Engine {
         let shape = (embedder.dimensions(), embedder.max_tokens());
         let runtime =
             BatchRuntime::start(label.to_string(), embedder, settings, self.metrics.clone());
-        self.insert(key, Runtime::Embedder(Arc::new(runtime)), memory, Some(shape));
+        self.insert(key, Entry {
+            embedding_shape: Some(shape),
+            ..Entry::new(Runtime::Embedder(Arc::new(runtime)), memory)
+        });
         self.loaded_event(label, "load", started.elapsed());
         Ok(())
     }
@@ -217,7 +239,7 @@ impl Engine {
         let started = Instant::now();
         let runtime = Arc::new(GeneratorRuntime::load(path, label, settings, self.metrics.clone())?);
         let memory = runtime.memory_bytes();
-        self.insert(key, Runtime::Generator(runtime.clone()), memory, None);
+        self.insert(key, Entry::new(Runtime::Generator(runtime.clone()), memory));
         self.loaded_event(label, "load", started.elapsed());
         Ok(runtime)
     }
@@ -258,12 +280,14 @@ impl Engine {
             .iter()
             .map(|(k, e)| {
                 let in_flight = e.in_flight();
-                let (kind, slots_busy, slots) = match &e.runtime {
-                    Runtime::Classifier(_) => (RuntimeKind::Classifier, None, None),
-                    Runtime::Embedder(_) => (RuntimeKind::Embedder, None, None),
+                let (kind, slots_busy, slots, batch) = match &e.runtime {
+                    Runtime::Classifier(r) => {
+                        (RuntimeKind::Classifier, None, None, Some(r.settings()))
+                    }
+                    Runtime::Embedder(r) => (RuntimeKind::Embedder, None, None, Some(r.settings())),
                     Runtime::Generator(g) => {
                         let s = g.generator().stats();
-                        (RuntimeKind::Generator, Some(s.slots_busy), Some(s.slots))
+                        (RuntimeKind::Generator, Some(s.slots_busy), Some(s.slots), None)
                     }
                 };
                 LoadedModel {
@@ -279,11 +303,17 @@ impl Engine {
                     } else {
                         e.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
                     },
+                    batch,
                 }
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
+    }
+
+    /// Class labels of the classifier under `key`.
+    pub fn labels(&self, key: &str) -> Option<Vec<String>> {
+        self.get(key)?.labels.clone()
     }
 
     /// Estimated memory of every loaded model.
@@ -363,19 +393,8 @@ impl Engine {
         self.get(key)?.embedding_shape
     }
 
-    fn insert(
-        &self,
-        key: &str,
-        runtime: Runtime,
-        memory_bytes: u64,
-        embedding_shape: Option<(usize, usize)>,
-    ) {
-        let entry = Arc::new(Entry {
-            runtime,
-            memory_bytes,
-            embedding_shape,
-            last_used: Mutex::new(Instant::now()),
-        });
+    fn insert(&self, key: &str, entry: Entry) {
+        let entry = Arc::new(entry);
         let old = self
             .runtimes
             .write()

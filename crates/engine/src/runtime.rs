@@ -73,6 +73,10 @@ impl<M: BatchModel> BatchRuntime<M> {
         &self.label
     }
 
+    pub(crate) fn settings(&self) -> BatchSettings {
+        self.settings
+    }
+
     pub(crate) fn queued(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }

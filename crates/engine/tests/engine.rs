@@ -179,7 +179,7 @@ async fn a_full_queue_refuses_at_once_and_recovers() {
     );
 
     // Once the admitted request has been answered and accounted, capacity is free again.
-    wait_until("the queue drains", || engine.loaded()[0].queued == 0).await;
+    wait_until("the queue drains", || engine.loaded()[0].in_flight == 0).await;
     let again = engine.classify("m", vec![topic_text(1)]).await.unwrap();
     assert_eq!(
         again[0].probabilities,
@@ -259,7 +259,7 @@ async fn unload_lets_a_queued_request_finish() {
         tokio::spawn(async move { engine.classify("m", vec![text]).await })
     };
     wait_until("the request is queued", || {
-        engine.loaded().first().is_some_and(|m| m.queued == 1)
+        engine.loaded().first().is_some_and(|m| m.in_flight == 1)
     })
     .await;
     let e = engine.clone();
@@ -309,7 +309,7 @@ async fn reloading_a_key_replaces_its_settings() {
     let loaded = engine.loaded();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].label, "v2");
-    assert_eq!(loaded[0].settings, second);
+    assert_eq!(loaded[0].batch, Some(second));
     assert_eq!(models_loaded(&engine), Some(1.0));
     assert!(engine.classify("m", Vec::new()).await.unwrap().is_empty());
 }

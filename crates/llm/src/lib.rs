@@ -72,7 +72,19 @@ pub struct ModelInfo {
     pub vocab_size: i32,
     pub embedding_length: i32,
     pub layers: u32,
+    pub attention_heads: u32,
+    /// Key/value heads (fewer than attention heads in grouped-query models).
+    pub kv_heads: u32,
     pub chat_template: Option<String>,
+}
+
+impl ModelInfo {
+    /// Bytes of KV cache one token takes: keys and values (f16) of every layer.
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        let embd = self.embedding_length.max(0) as u64;
+        let kv_width = embd * u64::from(self.kv_heads) / u64::from(self.attention_heads.max(1));
+        2 * u64::from(self.layers) * kv_width * 2
+    }
 }
 
 /// A GGUF model's weights (memory-mapped) and what is needed to prompt it.
@@ -113,6 +125,8 @@ impl LlmModel {
             vocab_size: model.n_vocab(),
             embedding_length: model.n_embd(),
             layers: model.n_layer(),
+            attention_heads: model.n_head(),
+            kv_heads: model.n_head_kv(),
             chat_template,
         };
         Ok(LlmModel {

@@ -5,5 +5,6 @@ mod access;
 mod cli;
 mod common;
 mod jobs;
+mod library;
 mod serving;
 mod worked_example;

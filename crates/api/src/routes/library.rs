@@ -65,6 +65,8 @@ async fn pull(
     Auth(p): Auth,
     ApiJson(body): ApiJson<PullBody>,
 ) -> ApiResult<Response> {
+    s.platform
+        .check_pull(&p, &body.source, body.name.as_deref())?;
     let cancel = CancelFlag::new();
     if body.stream == Some(false) {
         let record = s

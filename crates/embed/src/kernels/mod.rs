@@ -8,6 +8,7 @@
 //! These loops auto-vectorise (math.rs) and split rows over the current rayon pool.
 
 mod attention;
+mod linear;
 pub(crate) mod math;
 
 use candle_core::backend::BackendStorage;
@@ -16,6 +17,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 pub(crate) use attention::Attention;
+pub(crate) use linear::PackedLinear;
 
 /// A feed-forward activation, named as in Hugging Face `config.json` (`hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -48,9 +50,11 @@ impl Activation {
     }
 }
 
-/// `x = act(x + bias)` in place, `x` being `[rows, bias.len()]`.
+/// `x = act(x + bias)` in place, `x` being `[rows, cols]` (`bias`, when given, has `cols`
+/// values).
 pub(crate) struct BiasActivation<'a> {
-    pub bias: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub cols: usize,
     pub act: Activation,
 }
 
@@ -60,31 +64,33 @@ impl InplaceOp1 for BiasActivation<'_> {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let x = f32_rows_mut(storage, layout, self.bias.len(), self.name())?;
+        let x = f32_rows_mut(storage, layout, self.cols, self.name())?;
         // One match per call, not per element: each arm is its own vectorised loop.
-        match self.act {
-            Activation::Gelu => add_bias_then(x, self.bias, |v| Activation::Gelu.apply(v)),
-            Activation::GeluTanh => add_bias_then(x, self.bias, |v| Activation::GeluTanh.apply(v)),
-            Activation::Relu => add_bias_then(x, self.bias, |v| Activation::Relu.apply(v)),
-            Activation::Identity => add_bias_then(x, self.bias, |v| v),
+        match (self.act, self.bias) {
+            (Activation::Gelu, bias) => add_bias_then(x, self.cols, bias, |v| Activation::Gelu.apply(v)),
+            (Activation::GeluTanh, bias) => add_bias_then(x, self.cols, bias, |v| Activation::GeluTanh.apply(v)),
+            (Activation::Relu, bias) => add_bias_then(x, self.cols, bias, |v| v.max(0.0)),
+            (Activation::Identity, Some(bias)) => add_bias_then(x, self.cols, Some(bias), |v| v),
+            (Activation::Identity, None) => {}
         }
         Ok(())
     }
 }
 
-fn add_bias_then(x: &mut [f32], bias: &[f32], f: impl Fn(f32) -> f32 + Sync) {
-    for_each_row(x, bias.len(), |row| {
-        for (v, b) in row.iter_mut().zip(bias) {
-            *v = f(*v + b);
-        }
-    });
+fn add_bias_then(x: &mut [f32], cols: usize, bias: Option<&[f32]>, f: impl Fn(f32) -> f32 + Sync) {
+    match bias {
+        Some(bias) => for_each_row(x, cols, |row| {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = f(*v + b);
+            }
+        }),
+        None => for_each_row(x, cols, |row| row.iter_mut().for_each(|v| *v = f(*v))),
+    }
 }
 
-/// `y = LayerNorm(y + bias + residual) * gamma + beta` in place (post-LN BERT's
-/// "add & norm"), `y` and `residual` being `[rows, gamma.len()]`.
+/// `y = LayerNorm(y + residual) * gamma + beta` in place (post-LN BERT's "add & norm"),
+/// `y` and `residual` being `[rows, gamma.len()]`.
 pub(crate) struct ResidualNorm<'a> {
-    /// `None` when the residual already holds every term (the embedding sum).
-    pub bias: Option<&'a [f32]>,
     pub gamma: &'a [f32],
     pub beta: &'a [f32],
     pub eps: f32,
@@ -108,17 +114,9 @@ impl InplaceOp2 for ResidualNorm<'_> {
         if residual.len() != y.len() {
             candle_core::bail!("{}: residual has {} values, input {}", self.name(), residual.len(), y.len());
         }
-        let zeros;
-        let bias = match self.bias {
-            Some(bias) => bias,
-            None => {
-                zeros = vec![0f32; cols];
-                &zeros
-            }
-        };
         for_each_row_pair(y, residual, cols, |row, res| {
-            for ((v, r), b) in row.iter_mut().zip(res).zip(bias) {
-                *v += r + b;
+            for (v, r) in row.iter_mut().zip(res) {
+                *v += r;
             }
             // Two passes (mean, then squared deviations): BERT activations have large
             // means, where E[x^2] - E[x]^2 loses digits.
@@ -201,7 +199,8 @@ mod tests {
     fn bias_gelu_matches_reference() {
         let x = Tensor::new(&[[-3f32, -0.5, 0.0], [0.5, 1.0, 4.0]], &Device::Cpu).unwrap();
         let bias = [0.25f32, 0.0, -1.0];
-        x.inplace_op1(&BiasActivation { bias: &bias, act: Activation::Gelu }).unwrap();
+        let op = BiasActivation { bias: Some(&bias), cols: 3, act: Activation::Gelu };
+        x.inplace_op1(&op).unwrap();
         let got: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
         let input = [-3f32, -0.5, 0.0, 0.5, 1.0, 4.0];
         for (i, (g, v)) in got.iter().zip(input).enumerate() {
@@ -220,8 +219,8 @@ mod tests {
     fn residual_norm_normalises_rows() {
         let y = Tensor::new(&[[1f32, 2., 3., 4.], [10., 10., 10., 50.]], &Device::Cpu).unwrap();
         let r = Tensor::new(&[[1f32, 0., -1., 0.], [0., 0., 0., 0.]], &Device::Cpu).unwrap();
-        let (gamma, beta, bias) = ([1f32, 1., 2., 1.], [0f32, 0., 0., 1.], [0f32; 4]);
-        let op = ResidualNorm { bias: Some(&bias), gamma: &gamma, beta: &beta, eps: 1e-12 };
+        let (gamma, beta) = ([1f32, 1., 2., 1.], [0f32, 0., 0., 1.]);
+        let op = ResidualNorm { gamma: &gamma, beta: &beta, eps: 1e-12 };
         y.inplace_op2(&r, &op).unwrap();
         let got: Vec<Vec<f32>> = y.to_vec2().unwrap();
         // Row 0 is [2, 2, 2, 4]: mean 2.5, std sqrt(0.75).
