@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start aiaas on the embedded default (./aiaas-data, SQLite, 127.0.0.1:8080), installing
-# what it needs first. On a first start it prints the admin key once and trains the demo
-# news classifier in the background. Extra arguments go to `aiaas serve`.
+# what it needs first. On a first start it prints the admin key once, trains the demo
+# news classifier and pulls the default chat and embedding models in the background.
+# Extra arguments go to `aiaas serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aiaas-target}"

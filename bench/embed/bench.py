@@ -7,7 +7,10 @@ Run through bench/embed/run.sh, which builds the Rust example and passes its pat
    onnxruntime's transformers optimizer (fused Attention, SkipLayerNorm, BiasGelu);
 3. a correctness gate: both graphs against tests/fixtures/embed/reference.json (cosine);
 4. timing: in each round, for batch 1 and 32, our example (its own process) and each
-   onnxruntime session (2 intra-op threads) in turn; medians over the rounds;
+   onnxruntime session (2 intra-op threads) in turn; medians over the rounds. At batch 32
+   ours runs twice: as shipped (a call's texts are sorted and cut into sub-batches where
+   that saves padding) and with --no-split (one sub-batch padded to its longest, exactly
+   what the onnxruntime side gets), which compares the kernels alone;
 5. a table with sentences/s and ratios ours / onnxruntime, and bench/out/embed/report.json.
 
 Both sides time the whole call: tokenization, encoder, pooling, normalisation; batches of
@@ -125,9 +128,9 @@ def time_ort(emb, texts, batch, seconds):
     return passes * len(texts) / (time.perf_counter() - start)
 
 
-def time_ours(binary, folder, sentences_path, batch, seconds):
-    out = subprocess.run([binary, "--model", folder, "--sentences", sentences_path, "--batch", str(batch),
-                          "--seconds", str(seconds)], check=True, capture_output=True, text=True)
+def time_ours(binary, folder, sentences_path, batch, seconds, split=True):
+    cmd = [binary, "--model", folder, "--sentences", sentences_path, "--batch", str(batch), "--seconds", str(seconds)]
+    out = subprocess.run(cmd + ([] if split else ["--no-split"]), check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["sentences_per_s"]
 
 
@@ -167,7 +170,9 @@ def main():
         sessions[name] = OrtEmbedder(path, folder, max_tokens)
         cosines[name] = check_against_reference(name, sessions[name])
 
-    tok = sessions["onnxruntime"].tok
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_length=max_tokens)
     lengths = [len(e.ids) for e in tok.encode_batch(texts)]
     padded32 = sum(max(lengths[i:i + 32]) * len(lengths[i:i + 32]) for i in range(0, len(lengths), 32))
     print(f"== {len(texts)} sentences from {source}: mean {statistics.mean(lengths):.1f} tokens, "
@@ -179,6 +184,9 @@ def main():
             print(f"== round {r + 1}/{args.rounds}, batch {batch}", file=sys.stderr)
             runs.setdefault(("aiaas-embed", batch), []).append(
                 time_ours(args.ours, folder, sent_path, batch, args.seconds))
+            if batch > 1:  # the same kernels without the length split: one padded sub-batch per call
+                runs.setdefault(("aiaas-embed-nosplit", batch), []).append(
+                    time_ours(args.ours, folder, sent_path, batch, args.seconds, split=False))
             for name, emb in sessions.items():
                 runs.setdefault((name, batch), []).append(time_ort(emb, texts, batch, args.seconds))
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -186,15 +194,19 @@ def main():
     print()
     print(f"sentences/s, median of {args.rounds} rounds ({len(texts)} sentences, mean "
           f"{statistics.mean(lengths):.1f} tokens; {THREADS} threads; {platform.processor() or platform.machine()})")
-    print(f"{'batch':>5} | {'aiaas-embed':>11} | {'onnxruntime':>11} | {'ort-fused':>9} | {'ours/ort':>8} | {'ours/fused':>10}")
+    print(f"{'batch':>5} | {'aiaas-embed':>11} | {'onnxruntime':>11} | {'ort-fused':>9} | {'ours/ort':>8} | {'ours/fused':>10}"
+          f" | {'ours, no split':>14} | {'no split/fused':>14}")
     report = {"sentences": len(texts), "source": source, "mean_tokens": statistics.mean(lengths),
               "threads": THREADS, "onnxruntime": ort.__version__, "cosine_vs_reference": cosines,
               "rounds": {f"{k[0]}@{k[1]}": v for k, v in runs.items()}, "median": {}}
     for batch in (1, 32):
         ours, plain, fused = (med[(n, batch)] for n in ("aiaas-embed", "onnxruntime", "onnxruntime-fused"))
-        print(f"{batch:>5} | {ours:>11.1f} | {plain:>11.1f} | {fused:>9.1f} | {ours / plain:>8.2f} | {ours / fused:>10.2f}")
-        report["median"][str(batch)] = {"aiaas-embed": ours, "onnxruntime": plain, "onnxruntime-fused": fused,
-                                        "ours/onnxruntime": ours / plain, "ours/onnxruntime-fused": ours / fused}
+        nosplit = med.get(("aiaas-embed-nosplit", batch), ours)  # batch 1: nothing to split
+        print(f"{batch:>5} | {ours:>11.1f} | {plain:>11.1f} | {fused:>9.1f} | {ours / plain:>8.2f} | {ours / fused:>10.2f}"
+              f" | {nosplit:>14.1f} | {nosplit / fused:>14.2f}")
+        report["median"][str(batch)] = {"aiaas-embed": ours, "aiaas-embed-nosplit": nosplit, "onnxruntime": plain,
+                                        "onnxruntime-fused": fused, "ours/onnxruntime": ours / plain,
+                                        "ours/onnxruntime-fused": ours / fused, "nosplit/onnxruntime-fused": nosplit / fused}
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
 

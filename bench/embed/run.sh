@@ -20,7 +20,7 @@ venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy, tokenizers" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import onnx, onnxruntime, numpy, tokenizers, sympy" 2>/dev/null; then
     echo "== installing bench/embed/requirements.txt into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/embed/requirements.txt
 fi

@@ -150,11 +150,14 @@ def wait_http(base, path, timeout, proc=None, ok=(200,)):
     return False
 
 
-def loadavg():
-    try:
-        return os.getloadavg()[0]
-    except OSError:
+def busy_cores(seconds=2.0):
+    """Cores busy on the machine over a short sample (nothing of ours is running yet)."""
+    a = cpu_busy()
+    time.sleep(seconds)
+    b = cpu_busy()
+    if not a or not b or b[1] == a[1]:
         return None
+    return (b[0] - a[0]) / ((b[1] - a[1]) / (os.cpu_count() or 1))
 
 
 def cpu_busy():
@@ -373,6 +376,7 @@ def concurrent(server, clients, per_client, max_tokens):
 
     machine0 = cpu_busy()
     proc0 = proc_cpu(server.proc.pid) if server.proc else None
+    self0 = os.times()
     threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
     for t in threads:
         t.start()
@@ -397,13 +401,19 @@ def concurrent(server, clients, per_client, max_tokens):
     }
     machine1 = cpu_busy()
     proc1 = proc_cpu(server.proc.pid) if server.proc else None
+    self1 = os.times()
     if machine0 and machine1 and proc0 is not None and proc1 is not None:
-        # cores used by the server process over the run (the client uses the rest)
+        # cores used over the run by the server, by this client, and by anything else
         busy = machine1[0] - machine0[0]
         total = machine1[1] - machine0[1]
         ncpu = os.cpu_count() or 1
-        out["server_cores"] = (proc1 - proc0) / (total / ncpu) if total else None
-        out["machine_cores"] = busy / (total / ncpu) if total else None
+        if total:
+            ticks = total / ncpu
+            seconds = ticks / os.sysconf("SC_CLK_TCK")
+            out["machine_cores"] = busy / ticks
+            out["server_cores"] = (proc1 - proc0) / ticks
+            out["client_cores"] = ((self1.user - self0.user) + (self1.system - self0.system)) / seconds
+            out["other_cores"] = max(0.0, out["machine_cores"] - out["server_cores"] - out["client_cores"])
     return out
 
 
@@ -695,7 +705,7 @@ def main():
         except FileNotFoundError:
             pass
 
-    la = loadavg()
+    idle = busy_cores()
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "aiaas binary": args.aiaas_bin,
@@ -705,14 +715,14 @@ def main():
                      f"{args.threads} threads per server, aiaas --llm-slots {args.llm_slots} "
                      f"--llm-context {args.llm_context}, llama-server --parallel {args.llm_slots} "
                      f"-c {args.llm_slots * args.llm_context}, llama-cpp-python n_ctx {args.lcp_ctx}"),
-        "load average at start": f"{la:.2f}" if la is not None else "?",
+        "cores busy before the start (2 s sample)": f"{idle:.2f}" if idle is not None else "?",
     }
     if args.label:
         meta = {"NOTE": args.label, **meta}
     results = {"_notes": []}
-    if la is not None and la > 0.5:
-        results["_notes"].append(f"WARNING: load average {la:.2f} at start: something else is using the "
-                                 "CPUs (a build?); every number is lower than on an idle machine.")
+    if idle is not None and idle > 0.25:
+        results["_notes"].append(f"WARNING: {idle:.2f} cores busy before the start: something else is using "
+                                 "the CPUs (a build?); every number is lower than on an idle machine.")
 
     data_dir = tempfile.mkdtemp(prefix="aiaas-llm-bench-")
     key = "aiaas_bench_" + secrets.token_hex(16)
@@ -777,6 +787,14 @@ def main():
         if os.environ.get("BENCH_KEEP_TMP") != "1":
             shutil.rmtree(data_dir, ignore_errors=True)
 
+    others = {f"{name} {c} clients": v["other_cores"]
+              for name in ["aiaas"] + PEERS if isinstance(results.get(name), dict)
+              for c, v in results[name].get("concurrency", {}).items() if v.get("other_cores") is not None}
+    busy = {k: v for k, v in others.items() if v > 0.25}
+    if busy:
+        results["_notes"].insert(0, "WARNING: other processes used CPU during the runs (cores): " +
+                                 ", ".join(f"{k} {v:.2f}" for k, v in busy.items()) +
+                                 "; those numbers are not comparable. Run on an idle machine.")
     results["_notes"].append(
         "cold load: aiaas = POST /api/v1/library/NAME/load after an unload (context for "
         f"{args.llm_slots} x {args.llm_context} tokens created); llama-cpp-python = Llama(...) "

@@ -51,7 +51,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let pass = |embedder: &Embedder| -> Result<usize, aiaas_embed::EmbedError> {
         let mut tokens = 0;
         for chunk in sentences.chunks(args.batch.max(1)) {
-            tokens += embedder.embed(chunk, opts)?.iter().map(|e| e.tokens).sum::<usize>();
+            tokens += embedder
+                .embed(chunk, opts)?
+                .iter()
+                .map(|e| e.tokens)
+                .sum::<usize>();
         }
         Ok(tokens)
     };

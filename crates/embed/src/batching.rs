@@ -17,11 +17,18 @@ pub(crate) const PASS_COST_TOKENS: usize = 12;
 /// Cuts `sorted_lengths` (ascending) into consecutive ranges of at most `max_batch`
 /// minimising `sum(len(range) * longest(range)) + PASS_COST_TOKENS * ranges`.
 /// With `split_by_length` false, ranges are simply `max_batch` long.
-pub(crate) fn plan(sorted_lengths: &[usize], max_batch: usize, split_by_length: bool) -> Vec<Range<usize>> {
+pub(crate) fn plan(
+    sorted_lengths: &[usize],
+    max_batch: usize,
+    split_by_length: bool,
+) -> Vec<Range<usize>> {
     let n = sorted_lengths.len();
     let max_batch = max_batch.max(1);
     if !split_by_length {
-        return (0..n).step_by(max_batch).map(|s| s..(s + max_batch).min(n)).collect();
+        return (0..n)
+            .step_by(max_batch)
+            .map(|s| s..(s + max_batch).min(n))
+            .collect();
     }
     // best[j]: cheapest cost of the first j texts; cut[j]: where its last range starts.
     let mut best = vec![usize::MAX; n + 1];
@@ -31,7 +38,8 @@ pub(crate) fn plan(sorted_lengths: &[usize], max_batch: usize, split_by_length: 
         let longest = sorted_lengths[j - 1];
         for i in j.saturating_sub(max_batch)..j {
             let cost = best[i] + (j - i) * longest + PASS_COST_TOKENS;
-            if cost < best[j] {
+            // `<=`: among equal costs the latest cut wins, so full batches come first.
+            if cost <= best[j] {
                 best[j] = cost;
                 cut[j] = i;
             }

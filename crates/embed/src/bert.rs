@@ -52,7 +52,9 @@ impl Config {
     fn validate(&self) -> Result<()> {
         if let Some(kind) = self.model_type.as_deref() {
             if kind != "bert" {
-                return Err(EmbedError::Unsupported(format!("model_type `{kind}` (only `bert`)")));
+                return Err(EmbedError::Unsupported(format!(
+                    "model_type `{kind}` (only `bert`)"
+                )));
             }
         }
         if self.position_embedding_type != "absolute" {
@@ -61,7 +63,9 @@ impl Config {
                 self.position_embedding_type
             )));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(EmbedError::Unsupported(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -92,6 +96,11 @@ impl Bert {
     /// Loads the weights under `vb` (names as in `BertModel`: `embeddings.*`, `encoder.*`;
     /// a `bert.` prefix, as in task-head checkpoints, is accepted).
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Self::load_with(vb, cfg, PackedLinear::supported())
+    }
+
+    /// `load`, choosing the linear-layer kernel (`packed` needs AVX-512).
+    fn load_with(vb: VarBuilder, cfg: &Config, packed: bool) -> Result<Self> {
         cfg.validate()?;
         let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") {
             vb
@@ -104,7 +113,7 @@ impl Bert {
         };
         let embeddings = Embeddings::load(vb.pp("embeddings"), cfg)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), cfg))
+            .map(|i| Layer::load(vb.pp(format!("encoder.layer.{i}")), cfg, packed))
             .collect::<Result<_>>()?;
         Ok(Self {
             embeddings,
@@ -166,18 +175,33 @@ enum Dense {
 
 impl Dense {
     /// Loads and concatenates the `[out, in]` weights and biases of `parts` along `out`.
-    fn load(vb: &VarBuilder, parts: &[&str], in_dim: usize, out_dims: &[usize]) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        parts: &[&str],
+        dims: (usize, &[usize]),
+        packed: bool,
+    ) -> Result<Self> {
+        let (in_dim, out_dims) = dims;
         let mut weights = Vec::with_capacity(parts.len());
         let mut bias = Vec::new();
         for (part, &out) in parts.iter().zip(out_dims) {
             let vb = vb.pp(*part);
             weights.push(vb.get((out, in_dim), "weight").map_err(shape_err(part))?);
-            bias.extend(vb.get(out, "bias").map_err(shape_err(part))?.to_vec1::<f32>()?);
+            bias.extend(
+                vb.get(out, "bias")
+                    .map_err(shape_err(part))?
+                    .to_vec1::<f32>()?,
+            );
         }
         let weight = Tensor::cat(&weights, 0)?;
-        if PackedLinear::supported() {
+        if packed {
             let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
-            return Ok(Dense::Packed(PackedLinear::new(&w, &bias, in_dim, bias.len())));
+            return Ok(Dense::Packed(PackedLinear::new(
+                &w,
+                &bias,
+                in_dim,
+                bias.len(),
+            )));
         }
         let weight_t = weight.t()?.contiguous()?;
         Ok(Dense::Candle { weight_t, bias })
@@ -187,7 +211,9 @@ impl Dense {
     fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let (y, bias, cols) = match self {
             Dense::Packed(linear) => (x.apply_op1_no_bwd(linear)?, None, linear.out_dim()),
-            Dense::Candle { weight_t, bias } => (x.matmul(weight_t)?, Some(bias.as_slice()), bias.len()),
+            Dense::Candle { weight_t, bias } => {
+                (x.matmul(weight_t)?, Some(bias.as_slice()), bias.len())
+            }
         };
         y.inplace_op1(&BiasActivation { bias, cols, act })?;
         Ok(y)
@@ -204,7 +230,10 @@ struct Norm {
 impl Norm {
     fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
         let get = |name: &str| -> Result<Vec<f32>> {
-            Ok(vb.get(dim, name).map_err(shape_err("LayerNorm"))?.to_vec1::<f32>()?)
+            Ok(vb
+                .get(dim, name)
+                .map_err(shape_err("LayerNorm"))?
+                .to_vec1::<f32>()?)
         };
         Ok(Self {
             gamma: get("weight")?,
@@ -235,7 +264,9 @@ impl Embeddings {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let h = cfg.hidden_size;
         let get = |name: &str, rows: usize| -> Result<Tensor> {
-            vb.pp(name).get((rows, h), "weight").map_err(shape_err(name))
+            vb.pp(name)
+                .get((rows, h), "weight")
+                .map_err(shape_err(name))
         };
         Ok(Self {
             words: get("word_embeddings", cfg.vocab_size)?,
@@ -252,10 +283,14 @@ impl Embeddings {
         let types = self.token_types.dim(0)? as u32;
         // index_select does not check its indices; a bad id must be an error, not a panic.
         if let Some(bad) = input.ids.iter().find(|&&id| id >= vocab) {
-            return Err(EmbedError::Tokenizer(format!("token id {bad} outside the vocabulary of {vocab}")));
+            return Err(EmbedError::Tokenizer(format!(
+                "token id {bad} outside the vocabulary of {vocab}"
+            )));
         }
         if let Some(bad) = input.type_ids.iter().find(|&&id| id >= types) {
-            return Err(EmbedError::Tokenizer(format!("token type {bad} outside {types} types")));
+            return Err(EmbedError::Tokenizer(format!(
+                "token type {bad} outside {types} types"
+            )));
         }
         let ids = Tensor::from_slice(input.ids, input.ids.len(), dev)?;
         let type_ids = Tensor::from_slice(input.type_ids, input.type_ids.len(), dev)?;
@@ -284,17 +319,22 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, packed: bool) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let eps = cfg.layer_norm_eps;
         let attn = vb.pp("attention");
         Ok(Self {
-            qkv: Dense::load(&attn.pp("self"), &["query", "key", "value"], h, &[h, h, h])?,
-            attention_out: Dense::load(&attn.pp("output"), &["dense"], h, &[h])?,
+            qkv: Dense::load(
+                &attn.pp("self"),
+                &["query", "key", "value"],
+                (h, &[h, h, h]),
+                packed,
+            )?,
+            attention_out: Dense::load(&attn.pp("output"), &["dense"], (h, &[h]), packed)?,
             attention_norm: Norm::load(attn.pp("output").pp("LayerNorm"), h, eps)?,
-            intermediate: Dense::load(&vb.pp("intermediate"), &["dense"], h, &[i])?,
+            intermediate: Dense::load(&vb.pp("intermediate"), &["dense"], (h, &[i]), packed)?,
             act: cfg.hidden_act,
-            output: Dense::load(&vb.pp("output"), &["dense"], i, &[h])?,
+            output: Dense::load(&vb.pp("output"), &["dense"], (i, &[h]), packed)?,
             output_norm: Norm::load(vb.pp("output").pp("LayerNorm"), h, eps)?,
         })
     }
@@ -318,15 +358,123 @@ fn shape_err(name: &str) -> impl Fn(candle_core::Error) -> EmbedError + '_ {
 
 /// Reads `model.safetensors` into a VarBuilder (f32 on the CPU).
 pub(crate) fn load_weights(path: &std::path::Path) -> Result<VarBuilder<'static>> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-        EmbedError::Unsupported(format!("cannot read {}: {e}", path.display()))
-    })?;
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| EmbedError::Unsupported(format!("cannot read {}: {e}", path.display())))?;
     let tensors = tensors
         .into_iter()
         .map(|(name, t)| {
-            let t = if t.dtype().is_float() { t.to_dtype(DType::F32)? } else { t };
+            let t = if t.dtype().is_float() {
+                t.to_dtype(DType::F32)?
+            } else {
+                t
+            };
             Ok((name, t))
         })
         .collect::<Result<std::collections::HashMap<_, _>>>()?;
     Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// A 2-layer BERT with random weights, under Hugging Face's tensor names.
+    fn tiny() -> (Config, HashMap<String, Tensor>) {
+        let cfg: Config = serde_json::from_str(
+            r#"{"vocab_size":50,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,
+                "intermediate_size":64,"hidden_act":"gelu","max_position_embeddings":16}"#,
+        )
+        .unwrap();
+        let mut w = HashMap::new();
+        let mut put = |name: String, shape: &[usize]| {
+            let t = Tensor::randn(0f32, 0.5, shape, &Device::Cpu).unwrap();
+            w.insert(name, t);
+        };
+        let (h, i) = (32, 64);
+        put("embeddings.word_embeddings.weight".into(), &[50, h]);
+        put("embeddings.position_embeddings.weight".into(), &[16, h]);
+        put("embeddings.token_type_embeddings.weight".into(), &[2, h]);
+        let mut norm = |p: &str| {
+            put(format!("{p}.LayerNorm.weight"), &[h]);
+            put(format!("{p}.LayerNorm.bias"), &[h]);
+        };
+        norm("embeddings");
+        for l in 0..2 {
+            let p = format!("encoder.layer.{l}");
+            norm(&format!("{p}.attention.output"));
+            norm(&format!("{p}.output"));
+        }
+        let mut put = |name: String, shape: &[usize]| {
+            let t = Tensor::randn(0f32, 0.5, shape, &Device::Cpu).unwrap();
+            w.insert(name, t);
+        };
+        for l in 0..2 {
+            let p = format!("encoder.layer.{l}");
+            for (name, out, inp) in [
+                ("attention.self.query", h, h),
+                ("attention.self.key", h, h),
+                ("attention.self.value", h, h),
+                ("attention.output.dense", h, h),
+                ("intermediate.dense", i, h),
+                ("output.dense", h, i),
+            ] {
+                put(format!("{p}.{name}.weight"), &[out, inp]);
+                put(format!("{p}.{name}.bias"), &[out]);
+            }
+        }
+        (cfg, w)
+    }
+
+    fn run(model: &Bert) -> Vec<f32> {
+        // Two sequences of 5 and 3 tokens, the second padded.
+        let ids = [1, 7, 9, 4, 2, 1, 30, 2, 0, 0];
+        let mask = [0., 0., 0., 0., 0., 0., 0., 0., f32::MIN, f32::MIN];
+        let input = BertInput {
+            ids: &ids,
+            type_ids: &[0; 10],
+            additive_mask: &mask,
+            batch: 2,
+            seq_len: 5,
+        };
+        model
+            .forward(&input)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn packed_and_candle_linear_layers_agree() {
+        if !PackedLinear::supported() {
+            return; // only the candle path exists here, and the integration tests cover it
+        }
+        let (cfg, w) = tiny();
+        let vb = |w: &HashMap<String, Tensor>| {
+            VarBuilder::from_tensors(w.clone(), DType::F32, &Device::Cpu)
+        };
+        let packed = run(&Bert::load_with(vb(&w), &cfg, true).unwrap());
+        let candle = run(&Bert::load_with(vb(&w), &cfg, false).unwrap());
+        let real = 8 * 32; // padded rows may differ; they are never pooled
+        let diff = packed[..real]
+            .iter()
+            .zip(&candle[..real])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "largest difference {diff}");
+    }
+
+    #[test]
+    fn rejects_other_architectures() {
+        let (mut cfg, w) = tiny();
+        cfg.position_embedding_type = "relative_key".into();
+        let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
+        assert!(matches!(
+            Bert::load(vb, &cfg),
+            Err(EmbedError::Unsupported(_))
+        ));
+    }
 }

@@ -105,7 +105,10 @@ struct PoolingConfig {
 impl PoolingConfig {
     fn mode(&self) -> Result<Pooling> {
         let unsupported = [
-            (self.pooling_mode_mean_sqrt_len_tokens, "mean_sqrt_len_tokens"),
+            (
+                self.pooling_mode_mean_sqrt_len_tokens,
+                "mean_sqrt_len_tokens",
+            ),
             (self.pooling_mode_weightedmean_tokens, "weightedmean_tokens"),
             (self.pooling_mode_lasttoken, "lasttoken"),
         ];
@@ -165,7 +168,11 @@ mod tests {
             "1_Pool/config.json",
             r#"{"word_embedding_dimension":8,"pooling_mode_cls_token":true}"#,
         );
-        write(dir.path(), "sentence_bert_config.json", r#"{"max_seq_length":128}"#);
+        write(
+            dir.path(),
+            "sentence_bert_config.json",
+            r#"{"max_seq_length":128}"#,
+        );
         let pipeline = Pipeline::read(dir.path()).unwrap();
         assert_eq!(pipeline.pooling, Pooling::Cls);
         assert!(pipeline.normalize);

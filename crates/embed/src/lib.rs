@@ -5,8 +5,12 @@
 //! the optional modules.json, 1_Pooling/config.json, sentence_bert_config.json);
 //! [`Embedder::embed`] turns texts into vectors: tokenize (truncating or refusing over-long
 //! texts), sort by length and run sub-batches padded only to their longest member (cut
-//! where that saves padding: batching.rs), pool under the attention mask, L2-normalise when the folder says so, and return the vectors
-//! in the caller's order.
+//! where that saves padding: batching.rs), pool under the attention mask, L2-normalise
+//! when the folder says so, and return the vectors in the caller's order.
+//!
+//! Speed: the encoder (bert.rs) keeps activations contiguous, fuses Q/K/V into one
+//! projection, runs linear layers on weights packed once at load for an AVX-512 kernel
+//! (candle's matmul on other CPUs) and fuses the element-wise steps (kernels/).
 //!
 //! Threads: all numeric work (tokenizer, matmuls, kernels) runs on the embedder's own rayon
 //! pool, sized to the threads the process may use unless [`EmbedderConfig::threads`] says
@@ -105,9 +109,9 @@ impl Embedder {
         let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"), max_tokens)?;
         let weights = bert::load_weights(&dir.join("model.safetensors"))?;
         let model = Bert::load(weights, &bert_config)?;
-        let threads = config.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        });
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("aiaas-embed-{i}"))
@@ -188,10 +192,10 @@ impl Embedder {
             seq_len: batch.seq_len,
         })?;
         let hidden: Vec<f32> = hidden.flatten_all()?.to_vec1()?;
-        let mut vectors = self
-            .pipeline
-            .pooling
-            .pool(&hidden, &batch.mask, batch.seq_len, self.dimensions());
+        let mut vectors =
+            self.pipeline
+                .pooling
+                .pool(&hidden, &batch.mask, batch.seq_len, self.dimensions());
         if self.pipeline.normalize {
             vectors.iter_mut().for_each(|v| pooling::l2_normalize(v));
         }

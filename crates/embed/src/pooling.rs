@@ -16,7 +16,13 @@ pub enum Pooling {
 impl Pooling {
     /// Pools each sequence of a batch. `hidden` is `[batch, seq_len, dim]` row-major and
     /// `mask` is `[batch, seq_len]` with 1 for a real token and 0 for padding.
-    pub(crate) fn pool(self, hidden: &[f32], mask: &[f32], seq_len: usize, dim: usize) -> Vec<Vec<f32>> {
+    pub(crate) fn pool(
+        self,
+        hidden: &[f32],
+        mask: &[f32],
+        seq_len: usize,
+        dim: usize,
+    ) -> Vec<Vec<f32>> {
         hidden
             .chunks_exact(seq_len * dim)
             .zip(mask.chunks_exact(seq_len))

@@ -116,8 +116,11 @@ impl PaddedBatch {
     pub fn new(items: &[&Tokenized], pad_id: u32) -> Self {
         let seq_len = items.iter().map(|t| t.ids.len()).max().unwrap_or(0);
         let n = items.len() * seq_len;
-        let (mut ids, mut type_ids, mut mask) =
-            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut ids, mut type_ids, mut mask) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for item in items {
             let pad = seq_len - item.ids.len();
             ids.extend_from_slice(&item.ids);

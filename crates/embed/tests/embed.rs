@@ -50,7 +50,8 @@ fn fixture() -> &'static Fixture {
             }
         };
         let embedder = Embedder::load(&dir).expect("load the model folder");
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/embed/reference.json");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/embed/reference.json");
         let text = std::fs::read_to_string(&path).expect("reference.json");
         let reference = serde_json::from_str(&text).expect("parse reference.json");
         Fixture {
@@ -63,9 +64,11 @@ fn fixture() -> &'static Fixture {
 }
 
 fn find_wheel() -> PathBuf {
-    let data = std::env::var_os("AIAAS_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/aiaas-data-cache")
-    });
+    let data = std::env::var_os("AIAAS_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/aiaas-data-cache")
+        });
     let wheels = data.join("wheels");
     let found = std::fs::read_dir(&wheels).ok().and_then(|entries| {
         entries
@@ -134,7 +137,12 @@ fn describes_the_model() {
 #[test]
 fn matches_the_independent_reference() {
     let f = fixture();
-    let texts: Vec<&str> = f.reference.sentences.iter().map(|s| s.text.as_str()).collect();
+    let texts: Vec<&str> = f
+        .reference
+        .sentences
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
     let got = embed(&texts);
     assert_eq!(got.len(), texts.len());
     let mut worst = 1f32;
@@ -142,11 +150,18 @@ fn matches_the_independent_reference() {
         let cos = cosine(&g.vector, &want.vector);
         worst = worst.min(cos);
         assert!(cos >= 0.999, "sentence {i} ({:?}): cosine {cos}", want.text);
-        assert!((norm(&g.vector) - 1.0).abs() < 1e-4, "sentence {i}: norm {}", norm(&g.vector));
+        assert!(
+            (norm(&g.vector) - 1.0).abs() < 1e-4,
+            "sentence {i}: norm {}",
+            norm(&g.vector)
+        );
         assert_eq!(g.vector.len(), f.reference.dimensions);
         assert_eq!(g.tokens, want.tokens, "sentence {i} token count");
         assert_eq!(g.truncated, want.truncated, "sentence {i} truncation flag");
-        assert_eq!(g.truncated, want.untruncated_tokens > f.reference.max_tokens);
+        assert_eq!(
+            g.truncated,
+            want.untruncated_tokens > f.reference.max_tokens
+        );
     }
     eprintln!("lowest cosine against the reference: {worst}");
 }
@@ -162,8 +177,14 @@ fn keeps_the_callers_order_across_mixed_lengths() {
     for (k, &i) in picks.iter().enumerate() {
         let alone = &embed(&[s[i].text.as_str()])[0];
         assert_eq!(together[k].tokens, s[i].tokens, "position {k}");
-        assert!(cosine(&together[k].vector, &alone.vector) > 0.99999, "position {k}");
-        assert!(cosine(&together[k].vector, &s[i].vector) >= 0.999, "position {k}");
+        assert!(
+            cosine(&together[k].vector, &alone.vector) > 0.99999,
+            "position {k}"
+        );
+        assert!(
+            cosine(&together[k].vector, &s[i].vector) >= 0.999,
+            "position {k}"
+        );
     }
 }
 
@@ -196,7 +217,12 @@ fn small_sub_batches_give_the_same_vectors() {
         split_by_length: false,
     };
     let small = Embedder::load_with(&f.dir, config).expect("load");
-    let texts: Vec<&str> = f.reference.sentences.iter().map(|s| s.text.as_str()).collect();
+    let texts: Vec<&str> = f
+        .reference
+        .sentences
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
     let a = small.embed(&texts, TRUNCATE).unwrap();
     let b = embed(&texts);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {

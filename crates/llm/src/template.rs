@@ -73,12 +73,7 @@ fn raise_exception(message: String) -> Result<Value, Error> {
 /// `strftime_now(format)`: templates that print today's date (Llama 3's). Only the
 /// formats those templates use are supported; the date is UTC.
 fn strftime_now(format: String) -> Result<Value, Error> {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = aiaas_types::utc_date(aiaas_types::now_ms());
     const MONTHS: [&str; 12] = [
         "January", "February", "March", "April", "May", "June", "July", "August",
         "September", "October", "November", "December",
@@ -91,20 +86,6 @@ fn strftime_now(format: String) -> Result<Value, Error> {
         .replace("%B", month_name)
         .replace("%b", &month_name[..3]);
     Ok(Value::from(out))
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -144,8 +125,8 @@ mod tests {
 
     #[test]
     fn dates_for_templates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
+        assert_eq!(aiaas_types::utc_date(0), (1970, 1, 1));
+        assert_eq!(aiaas_types::utc_date(20_000 * 86_400_000), (2024, 10, 4));
         let s = strftime_now("%d %b %Y".into()).unwrap().to_string();
         assert_eq!(s.len(), 11, "{s}");
     }

@@ -3,26 +3,10 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{synthetic_csv, Server, ServerOptions, ADMIN_KEY};
+use crate::common::{cli, cli_ok as ok, synthetic_csv, Server, ServerOptions, ADMIN_KEY};
 
 fn aiaas(server: &Server, key: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aiaas"))
-        .args(args)
-        .env("AIAAS_URL", &server.base)
-        .env("AIAAS_API_KEY", key)
-        .output()
-        .expect("run aiaas")
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    cli(server, key, args, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

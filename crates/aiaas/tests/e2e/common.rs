@@ -324,3 +324,35 @@ pub async fn train_small(
     assert_eq!(job["status"], "succeeded", "{job}");
     job
 }
+
+/// Run the CLI against a server, optionally feeding it standard input.
+pub fn cli(server: &Server, key: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(args)
+        .env("AIAAS_URL", &server.base)
+        .env("AIAAS_API_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run aiaas");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("wait")
+}
+
+/// The standard output of a CLI run that must have succeeded.
+pub fn cli_ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

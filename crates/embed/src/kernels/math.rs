@@ -13,7 +13,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let t = x * LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -22,8 +23,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let p = p * r * r + r + 1.0;
-    // n is in [-126, 127], so 2^n is a normal float built from its exponent bits.
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from the bits of `t` (= 1.5 * 2^23 + n, so its bits are 0x4B40_0000 + n): no
+    // float-to-int conversion, whose saturating `as` semantics LLVM does not vectorise.
+    // n is in [-126, 127], so n + 127 is a normal exponent.
+    let exponent = t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23;
+    p * f32::from_bits(exponent)
 }
 
 /// The error function to about 1 ulp (Norbert Juffa's erff: a polynomial in x^2 below
@@ -82,7 +86,11 @@ pub(crate) fn sum(xs: &[f32]) -> f32 {
 pub(crate) fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
-    let rest: f32 = chunks.remainder().iter().map(|x| (x - mean) * (x - mean)).sum();
+    let rest: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|x| (x - mean) * (x - mean))
+        .sum();
     for chunk in chunks {
         for (a, x) in acc.iter_mut().zip(chunk) {
             *a += (x - mean) * (x - mean);
@@ -96,7 +104,10 @@ pub(crate) fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
 pub(crate) fn max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
-    let rest = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let rest = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     for chunk in chunks {
         for (a, &x) in acc.iter_mut().zip(chunk) {
             *a = if x > *a { x } else { *a };
@@ -114,7 +125,10 @@ mod tests {
         for i in -8700..=8800 {
             let x = i as f32 / 100.0;
             let (ours, std) = (exp(x), x.exp());
-            assert!(((ours - std) / std).abs() < 5e-7, "exp({x}) = {ours}, std {std}");
+            assert!(
+                ((ours - std) / std).abs() < 5e-7,
+                "exp({x}) = {ours}, std {std}"
+            );
         }
         assert!(exp(f32::NEG_INFINITY) < 1e-37);
         assert!(exp(f32::MIN) < 1e-37);
@@ -125,8 +139,15 @@ mod tests {
         for i in -600..=600 {
             let x = i as f32 / 100.0;
             let want = erf_f64(x as f64);
-            assert!((erf(x) as f64 - want).abs() < 1.5e-7, "erf({x}): {} vs {want}", erf(x));
-            assert!((tanh(x) as f64 - (x as f64).tanh()).abs() < 3e-7, "tanh({x})");
+            assert!(
+                (erf(x) as f64 - want).abs() < 1.5e-7,
+                "erf({x}): {} vs {want}",
+                erf(x)
+            );
+            assert!(
+                (tanh(x) as f64 - (x as f64).tanh()).abs() < 3e-7,
+                "tanh({x})"
+            );
         }
     }
 

@@ -1,11 +1,12 @@
-//! CPU kernels the encoder runs between candle's matrix multiplications, as candle custom
-//! ops: bias + activation and bias + residual + LayerNorm fused, in place on the matmul's
-//! fresh output, and attention over the fused QKV projection (attention.rs).
+//! CPU kernels of the encoder, as candle custom ops on contiguous `[rows, cols]` tensors:
+//! the linear layer with prepacked weights (linear.rs, AVX-512), attention straight from the
+//! fused QKV projection (attention.rs), and, in place on each projection's fresh output,
+//! activation (plus bias on the non-AVX-512 path) and residual + LayerNorm (here).
 //!
 //! Why not candle's element-wise ops: each is a separate pass and allocation, broadcasting a
 //! bias goes through a strided path, `gelu_erf` calls a scalar erf per element (the largest
-//! single cost of a BERT layer on CPU), and `layer_norm` uses a one-pass variance.
-//! These loops auto-vectorise (math.rs) and split rows over the current rayon pool.
+//! single cost of a BERT layer on CPU after the matmuls), and `layer_norm` uses a one-pass
+//! variance. These loops auto-vectorise (math.rs) and split rows over the current rayon pool.
 
 mod attention;
 mod linear;
@@ -67,8 +68,12 @@ impl InplaceOp1 for BiasActivation<'_> {
         let x = f32_rows_mut(storage, layout, self.cols, self.name())?;
         // One match per call, not per element: each arm is its own vectorised loop.
         match (self.act, self.bias) {
-            (Activation::Gelu, bias) => add_bias_then(x, self.cols, bias, |v| Activation::Gelu.apply(v)),
-            (Activation::GeluTanh, bias) => add_bias_then(x, self.cols, bias, |v| Activation::GeluTanh.apply(v)),
+            (Activation::Gelu, bias) => {
+                add_bias_then(x, self.cols, bias, |v| Activation::Gelu.apply(v))
+            }
+            (Activation::GeluTanh, bias) => {
+                add_bias_then(x, self.cols, bias, |v| Activation::GeluTanh.apply(v))
+            }
             (Activation::Relu, bias) => add_bias_then(x, self.cols, bias, |v| v.max(0.0)),
             (Activation::Identity, Some(bias)) => add_bias_then(x, self.cols, Some(bias), |v| v),
             (Activation::Identity, None) => {}
@@ -112,7 +117,12 @@ impl InplaceOp2 for ResidualNorm<'_> {
         let residual = f32_rows(s2, l2, cols, self.name())?;
         let y = f32_rows_mut(s1, l1, cols, self.name())?;
         if residual.len() != y.len() {
-            candle_core::bail!("{}: residual has {} values, input {}", self.name(), residual.len(), y.len());
+            candle_core::bail!(
+                "{}: residual has {} values, input {}",
+                self.name(),
+                residual.len(),
+                y.len()
+            );
         }
         for_each_row_pair(y, residual, cols, |row, res| {
             for (v, r) in row.iter_mut().zip(res) {
@@ -147,7 +157,12 @@ fn for_each_row(x: &mut [f32], cols: usize, f: impl Fn(&mut [f32]) + Sync) {
         .for_each(|block| block.chunks_exact_mut(cols).for_each(&f));
 }
 
-fn for_each_row_pair(y: &mut [f32], other: &[f32], cols: usize, f: impl Fn(&mut [f32], &[f32]) + Sync) {
+fn for_each_row_pair(
+    y: &mut [f32],
+    other: &[f32],
+    cols: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
     let rows = y.len() / cols.max(1);
     let block = rows_per_task(rows, cols) * cols;
     y.par_chunks_mut(block)
@@ -160,7 +175,12 @@ fn for_each_row_pair(y: &mut [f32], other: &[f32], cols: usize, f: impl Fn(&mut 
 }
 
 /// The contiguous f32 values of a `[rows, cols]` tensor.
-fn f32_rows<'a>(s: &'a CpuStorage, l: &Layout, cols: usize, op: &str) -> candle_core::Result<&'a [f32]> {
+fn f32_rows<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    cols: usize,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("{op}: expected f32, got {:?}", s.dtype())
     };
@@ -171,7 +191,12 @@ fn f32_rows<'a>(s: &'a CpuStorage, l: &Layout, cols: usize, op: &str) -> candle_
     Ok(&data[start..end])
 }
 
-fn f32_rows_mut<'a>(s: &'a mut CpuStorage, l: &Layout, cols: usize, op: &str) -> candle_core::Result<&'a mut [f32]> {
+fn f32_rows_mut<'a>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+    cols: usize,
+    op: &str,
+) -> candle_core::Result<&'a mut [f32]> {
     let dtype = s.dtype();
     let CpuStorage::F32(data) = s else {
         candle_core::bail!("{op}: expected f32, got {dtype:?}")
@@ -199,7 +224,11 @@ mod tests {
     fn bias_gelu_matches_reference() {
         let x = Tensor::new(&[[-3f32, -0.5, 0.0], [0.5, 1.0, 4.0]], &Device::Cpu).unwrap();
         let bias = [0.25f32, 0.0, -1.0];
-        let op = BiasActivation { bias: Some(&bias), cols: 3, act: Activation::Gelu };
+        let op = BiasActivation {
+            bias: Some(&bias),
+            cols: 3,
+            act: Activation::Gelu,
+        };
         x.inplace_op1(&op).unwrap();
         let got: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
         let input = [-3f32, -0.5, 0.0, 0.5, 1.0, 4.0];
@@ -220,7 +249,11 @@ mod tests {
         let y = Tensor::new(&[[1f32, 2., 3., 4.], [10., 10., 10., 50.]], &Device::Cpu).unwrap();
         let r = Tensor::new(&[[1f32, 0., -1., 0.], [0., 0., 0., 0.]], &Device::Cpu).unwrap();
         let (gamma, beta) = ([1f32, 1., 2., 1.], [0f32, 0., 0., 1.]);
-        let op = ResidualNorm { gamma: &gamma, beta: &beta, eps: 1e-12 };
+        let op = ResidualNorm {
+            gamma: &gamma,
+            beta: &beta,
+            eps: 1e-12,
+        };
         y.inplace_op2(&r, &op).unwrap();
         let got: Vec<Vec<f32>> = y.to_vec2().unwrap();
         // Row 0 is [2, 2, 2, 4]: mean 2.5, std sqrt(0.75).
@@ -230,6 +263,9 @@ mod tests {
             assert!((g - w).abs() < 1e-5, "{got:?}");
         }
         // Row 1: mean 20, std sqrt(300); the first three are -1/sqrt(3) times 1, 1, 2.
-        assert!((got[1].iter().take(3).sum::<f32>() + 4.0 / 3f32.sqrt()).abs() < 1e-4, "{got:?}");
+        assert!(
+            (got[1].iter().take(3).sum::<f32>() + 4.0 / 3f32.sqrt()).abs() < 1e-4,
+            "{got:?}"
+        );
     }
 }
