@@ -259,6 +259,9 @@ impl Drop for Generator {
 struct Sequence {
     job: Job,
     sampler: LlamaSampler,
+    /// Plain greedy decoding (no penalties, no grammar): the argmax of the logits,
+    /// without building llama.cpp's candidate array over the whole vocabulary.
+    argmax_only: bool,
     reply: ReplyText,
     /// Prompt tokens already in the KV cache.
     prefilled: usize,
@@ -372,6 +375,11 @@ impl<'m> Scheduler<'m> {
                 .sampling
                 .seed
                 .map_or_else(random_seed, |s| (s ^ (s >> 32)) as u32);
+            let p = &job.request.sampling;
+            let argmax_only = p.temperature <= 0.0
+                && p.presence_penalty == 0.0
+                && p.frequency_penalty == 0.0
+                && job.request.grammar.is_none();
             let sampler =
                 match build_sampler(self.model, &job.request.sampling, job.request.grammar.as_deref(), seed) {
                     Ok(s) => s,
@@ -384,6 +392,7 @@ impl<'m> Scheduler<'m> {
             let reply = ReplyText::new(job.request.stop.clone());
             self.slots[free] = Some(Sequence {
                 job,
+                argmax_only,
                 sampler,
                 reply,
                 prefilled: 0,
@@ -478,7 +487,11 @@ impl<'m> Scheduler<'m> {
         let Some(at) = seq.logits_at.take() else { return };
         let want = seq.job.request.logprobs;
         let raw: Option<Vec<f32>> = want.map(|_| self.ctx.get_logits_ith(at).to_vec());
-        let token = seq.sampler.sample(&self.ctx, at);
+        let token = if seq.argmax_only {
+            LlamaToken(argmax(self.ctx.get_logits_ith(at)) as i32)
+        } else {
+            seq.sampler.sample(&self.ctx, at)
+        };
         let now = Instant::now();
         match seq.last_token {
             None => {
@@ -592,5 +605,27 @@ impl<'m> Scheduler<'m> {
         let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.slots_busy = self.slots.iter().filter(|s| s.is_some()).count();
         stats.kv_tokens_used = self.slots.iter().flatten().map(|s| s.n_past).sum();
+    }
+}
+
+/// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_value = f32::NEG_INFINITY;
+    for (i, &v) in values.iter().enumerate() {
+        if v > best_value {
+            best = i;
+            best_value = v;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(super::argmax(&[0.5, 2.0, -1.0, 2.0]), 1);
+        assert_eq!(super::argmax(&[f32::NEG_INFINITY, -3.0]), 1);
     }
 }
