@@ -32,19 +32,6 @@ struct FileConfig {
     load_timeout: Option<f64>,
 }
 
-/// The library part of the file.
-struct FileLibrary {
-    models_dir: Option<PathBuf>,
-    wheel_dirs: Option<Vec<PathBuf>>,
-    pypi_index: Option<String>,
-    max_model_memory: Option<String>,
-    keep_alive: Option<String>,
-    llm_slots: Option<usize>,
-    llm_context: Option<u32>,
-    llm_queue: Option<usize>,
-    load_timeout: Option<f64>,
-}
-
 /// Validated server settings.
 #[derive(Debug)]
 pub struct ServeConfig {
@@ -53,7 +40,7 @@ pub struct ServeConfig {
 }
 
 pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
-    let mut file = match &args.config {
+    let file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -62,17 +49,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         }
         None => FileConfig::default(),
     };
-    let file_library = FileLibrary {
-        models_dir: file.models_dir.take(),
-        wheel_dirs: file.wheel_dirs.take(),
-        pypi_index: file.pypi_index.take(),
-        max_model_memory: file.max_model_memory.take(),
-        keep_alive: file.keep_alive.take(),
-        llm_slots: file.llm_slots.take(),
-        llm_context: file.llm_context.take(),
-        llm_queue: file.llm_queue.take(),
-        load_timeout: file.load_timeout.take(),
-    };
+    // Read first: the fields below are moved out of `file`.
+    let library_config = library(args, &file)?;
     let listen_text = args
         .listen
         .clone()
@@ -121,7 +99,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
             bail!("AIAAS_ADMIN_KEY must start with \"aiaas_\" and be at least 32 characters long");
         }
     }
-    platform.library = library(args, file_library)?;
+    platform.library = library_config;
     if platform.demo {
         // The README's OpenAI examples work minutes after the first start.
         platform.library.first_start_pulls =
@@ -131,26 +109,26 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
 }
 
 /// The library's settings from flags, environment and file.
-fn library(args: &ServeArgs, file: FileLibrary) -> Result<aiaas_core::LibraryConfig> {
+fn library(args: &ServeArgs, file: &FileConfig) -> Result<aiaas_core::LibraryConfig> {
     let mut c = aiaas_core::LibraryConfig::default();
-    c.cache_dir = args.models_dir.clone().or(file.models_dir);
+    c.cache_dir = args.models_dir.clone().or_else(|| file.models_dir.clone());
     c.wheel_dirs = if args.wheel_dirs.is_empty() {
-        file.wheel_dirs.unwrap_or_default()
+        file.wheel_dirs.clone().unwrap_or_default()
     } else {
         args.wheel_dirs.clone()
     };
-    if let Some(index) = args.pypi_index.clone().or(file.pypi_index) {
+    if let Some(index) = args.pypi_index.clone().or_else(|| file.pypi_index.clone()) {
         if !(index.starts_with("http://") || index.starts_with("https://")) {
             bail!("--pypi-index must be an http(s) URL, got {index:?}");
         }
         c.pypi_index = index;
     }
-    if let Some(m) = args.max_model_memory.clone().or(file.max_model_memory) {
+    if let Some(m) = args.max_model_memory.clone().or_else(|| file.max_model_memory.clone()) {
         c.max_model_memory = Some(parse_bytes(&m).with_context(|| {
             format!("--max-model-memory {m:?} is not a size such as 4G, 800M or 2000000000")
         })?);
     }
-    if let Some(k) = args.keep_alive.clone().or(file.keep_alive) {
+    if let Some(k) = args.keep_alive.clone().or_else(|| file.keep_alive.clone()) {
         c.keep_alive = aiaas_core::KeepAlive::parse(&k)
             .with_context(|| format!("--keep-alive {k:?} is not a duration such as 5m, 30s, 0 or -1"))?;
     }

@@ -349,32 +349,38 @@ impl Engine {
         key: &str,
         texts: Vec<String>,
     ) -> Result<Vec<Prediction>, EngineError> {
-        let entry = self
-            .get(key)
-            .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
-        let Runtime::Classifier(runtime) = &entry.runtime else {
-            return Err(EngineError::NotLoaded(key.to_string()));
-        };
-        let answer = runtime.submit(texts)?;
-        // Not held across the wait: dropping the last reference joins the runtime's thread,
-        // which must not happen on an async worker.
-        drop(entry);
-        let out = answer.await;
-        self.touch(key);
-        out
+        self.run_batch(key, texts, |r| match r {
+            Runtime::Classifier(c) => Some(c.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// Embed texts on the embedding runtime under `key` (truncated to the model's length;
     /// see `Embedding::truncated`).
     pub async fn embed(&self, key: &str, texts: Vec<String>) -> Result<Vec<Embedding>, EngineError> {
-        let entry = self
+        self.run_batch(key, texts, |r| match r {
+            Runtime::Embedder(e) => Some(e.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Submit texts to the batch runtime of kind `M` under `key` and wait for the answer.
+    async fn run_batch<M: BatchModel>(
+        &self,
+        key: &str,
+        texts: Vec<String>,
+        pick: impl Fn(&Runtime) -> Option<Arc<BatchRuntime<M>>>,
+    ) -> Result<Vec<M::Output>, EngineError> {
+        let runtime = self
             .get(key)
+            .and_then(|e| pick(&e.runtime))
             .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
-        let Runtime::Embedder(runtime) = &entry.runtime else {
-            return Err(EngineError::NotLoaded(key.to_string()));
-        };
         let answer = runtime.submit(texts)?;
-        drop(entry);
+        // Not held across the wait: dropping the last reference joins the runtime's thread,
+        // which must not happen on an async worker.
+        drop(runtime);
         let out = answer.await;
         self.touch(key);
         out

@@ -334,7 +334,6 @@ async fn chat_completions(
     };
     let opts = options(&b, logprobs)?;
     let mode = stream_mode(&b)?;
-    let n = opts.n;
     let generation = s
         .platform
         .chat(&p, ChatRequest { model, messages, options: opts })
@@ -342,9 +341,9 @@ async fn chat_completions(
         .map_err(oai)?;
     let id = format!("chatcmpl-{}", aiaas_types::new_id());
     if mode.stream {
-        return Ok(stream_response(generation, id, n, mode.include_usage, Kind::Chat).into_response());
+        return Ok(stream_response(generation, id, mode.include_usage, Kind::Chat).into_response());
     }
-    let reply = collect_all(generation, n).await?;
+    let reply = collect_all(generation).await?;
     let choices: Vec<Value> = reply
         .choices
         .iter()
@@ -358,16 +357,7 @@ async fn chat_completions(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created(),
-        "model": reply.model,
-        "system_fingerprint": fingerprint(),
-        "choices": choices,
-        "usage": usage(reply.prompt_tokens, reply.completion_tokens),
-    }))
-    .into_response())
+    Ok(reply.envelope(&id, "chat.completion", choices).into_response())
 }
 
 // ---------------------------------------------------------------- completions
@@ -398,9 +388,9 @@ async fn completions(
         .map_err(oai)?;
     let id = format!("cmpl-{}", aiaas_types::new_id());
     if mode.stream {
-        return Ok(stream_response(generation, id, n, mode.include_usage, Kind::Completion).into_response());
+        return Ok(stream_response(generation, id, mode.include_usage, Kind::Completion).into_response());
     }
-    let reply = collect_all(generation, n).await?;
+    let reply = collect_all(generation).await?;
     let choices: Vec<Value> = reply
         .choices
         .iter()
@@ -415,16 +405,7 @@ async fn completions(
             })
         })
         .collect();
-    Ok(Json(json!({
-        "id": id,
-        "object": "text_completion",
-        "created": created(),
-        "model": reply.model,
-        "system_fingerprint": fingerprint(),
-        "choices": choices,
-        "usage": usage(reply.prompt_tokens, reply.completion_tokens),
-    }))
-    .into_response())
+    Ok(reply.envelope(&id, "text_completion", choices).into_response())
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -512,7 +493,22 @@ struct Reply {
     choices: Vec<aiaas_core::CollectedChoice>,
 }
 
-async fn collect_all(g: Generation, _n: usize) -> OResult<Reply> {
+impl Reply {
+    /// The non-streamed answer around its choices.
+    fn envelope(&self, id: &str, object: &str, choices: Vec<Value>) -> Json<Value> {
+        Json(json!({
+            "id": id,
+            "object": object,
+            "created": created(),
+            "model": self.model,
+            "system_fingerprint": fingerprint(),
+            "choices": choices,
+            "usage": usage(self.prompt_tokens, self.completion_tokens),
+        }))
+    }
+}
+
+async fn collect_all(g: Generation) -> OResult<Reply> {
     let prompt_tokens = g.prompt_tokens.iter().sum();
     let mut choices = Vec::with_capacity(g.choices.len());
     // Collected together: the sequences run at once; awaiting one by one is fine because
@@ -587,7 +583,6 @@ enum Kind {
 fn stream_response(
     g: Generation,
     id: String,
-    _n: usize,
     include_usage: bool,
     kind: Kind,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
