@@ -9,6 +9,7 @@
 # BENCH_CLIENTS (1,4,8,16), BENCH_MAX_TOKENS (128), BENCH_SINGLE (8 single-stream
 # requests), BENCH_ROUNDS (2 requests per client and level), BENCH_MIN_REQUESTS (8 per
 # level at least), BENCH_COLD_REPS (3),
+# BENCH_PAIRS (5 alternating aiaas/llama-server runs at 8 clients, both servers up; 0: none),
 # BENCH_LCP=0 / BENCH_LLAMA_SERVER=0 (skip a peer), LLAMA_CPP_SRC (llama.cpp sources for
 # llama-server), BENCH_LABEL (a line on top of the report). Run it on an idle machine:
 # a concurrent build halves every number.
@@ -125,9 +126,9 @@ fi
 
 strict=()
 if [ "${BENCH_STRICT:-0}" = 1 ]; then strict=(--strict); fi
-echo "== measuring (servers one after the other)" >&2
+echo "== measuring (servers one after the other, then aiaas and llama-server alternately)" >&2
 "$py" "$here/bench.py" --aiaas-bin "$aiaas_bin" --venv-python "$lcp_python" \
     --llama-server "$llama_server" --wheel-dir "$wheels" --out "$here/out" \
     --clients "${BENCH_CLIENTS:-1,4,8,16}" --max-tokens "${BENCH_MAX_TOKENS:-128}" \
     --single "${BENCH_SINGLE:-8}" --rounds "${BENCH_ROUNDS:-2}" --min-requests "${BENCH_MIN_REQUESTS:-8}" \
-    --cold-reps "${BENCH_COLD_REPS:-3}" --label "$label" "${strict[@]}"
+    --cold-reps "${BENCH_COLD_REPS:-3}" --pairs "${BENCH_PAIRS:-5}" --label "$label" "${strict[@]}"

@@ -130,6 +130,23 @@ def test_stop_strings_are_not_emitted(client, chat_model):
     assert streamed == expected
 
 
+def test_repeated_prompt_reuses_its_cached_prefix(client, chat_model):
+    kw = dict(temperature=0, max_tokens=20)
+    question = "Name a planet of the solar system and say one thing about it."
+    first = ask(client, chat_model, question, **kw)
+    again = ask(client, chat_model, question, **kw)
+    # The slot's KV cache still holds the prompt: all but its last token are reused
+    # (the last one is computed again for the logits of the first reply token), and the
+    # reply is the one computed from scratch.
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens
+    assert again.usage.prompt_tokens_details.cached_tokens == again.usage.prompt_tokens - 1
+    assert again.choices[0].message.content == first.choices[0].message.content
+    # Streaming reports it too.
+    stream = ask(client, chat_model, question, stream=True, stream_options={"include_usage": True}, **kw)
+    usage = [c.usage for c in stream if c.usage][-1]
+    assert usage.prompt_tokens_details.cached_tokens == usage.prompt_tokens - 1
+
+
 def test_seed_reproducibility(client, chat_model):
     kw = dict(temperature=1.0, top_p=0.95, max_tokens=24)
     a = ask(client, chat_model, "Tell me about a dragon.", seed=1234, **kw).choices[0].message.content

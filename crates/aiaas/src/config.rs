@@ -123,14 +123,19 @@ fn library(args: &ServeArgs, file: &FileConfig) -> Result<aiaas_core::LibraryCon
         }
         c.pypi_index = index;
     }
-    if let Some(m) = args.max_model_memory.clone().or_else(|| file.max_model_memory.clone()) {
+    if let Some(m) = args
+        .max_model_memory
+        .clone()
+        .or_else(|| file.max_model_memory.clone())
+    {
         c.max_model_memory = Some(parse_bytes(&m).with_context(|| {
             format!("--max-model-memory {m:?} is not a size such as 4G, 800M or 2000000000")
         })?);
     }
     if let Some(k) = args.keep_alive.clone().or_else(|| file.keep_alive.clone()) {
-        c.keep_alive = aiaas_core::KeepAlive::parse(&k)
-            .with_context(|| format!("--keep-alive {k:?} is not a duration such as 5m, 30s, 0 or -1"))?;
+        c.keep_alive = aiaas_core::KeepAlive::parse(&k).with_context(|| {
+            format!("--keep-alive {k:?} is not a duration such as 5m, 30s, 0 or -1")
+        })?;
     }
     if let Some(s) = args.llm_slots.or(file.llm_slots) {
         if !(1..=64).contains(&s) {

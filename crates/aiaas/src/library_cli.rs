@@ -36,8 +36,10 @@ impl PullArgs {
         let bar = ProgressBar::new(0);
         if tty {
             bar.set_style(
-                ProgressStyle::with_template("{msg:24} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{msg:24} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
         } else {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -96,7 +98,11 @@ pub struct ListArgs {
 impl ListArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
-        let path = if self.catalogue { "/api/v1/library/catalogue" } else { "/api/v1/library" };
+        let path = if self.catalogue {
+            "/api/v1/library/catalogue"
+        } else {
+            "/api/v1/library"
+        };
         let v = c.get(path).await?;
         if self.json {
             print_json(&v);
@@ -104,20 +110,30 @@ impl ListArgs {
         }
         let models = v["models"].as_array().cloned().unwrap_or_default();
         if self.catalogue {
-            println!("{:<26} {:<11} {:>9}  {:<9} DESCRIPTION", "NAME", "TASK", "SIZE", "INSTALLED");
+            println!(
+                "{:<26} {:<11} {:>9}  {:<9} DESCRIPTION",
+                "NAME", "TASK", "SIZE", "INSTALLED"
+            );
             for m in models {
                 println!(
                     "{:<26} {:<11} {:>9}  {:<9} {}",
                     m["name"].as_str().unwrap_or(""),
                     m["task"].as_str().unwrap_or(""),
                     human_bytes(m["download_bytes"].as_u64().unwrap_or(0)),
-                    if m["installed"].as_bool() == Some(true) { "yes" } else { "no" },
+                    if m["installed"].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
                     m["description"].as_str().unwrap_or("")
                 );
             }
             return Ok(());
         }
-        println!("{:<26} {:<11} {:<5} {:>9}  {:<7} SOURCE", "NAME", "TASK", "FMT", "SIZE", "LOADED");
+        println!(
+            "{:<26} {:<11} {:<5} {:>9}  {:<7} SOURCE",
+            "NAME", "TASK", "FMT", "SIZE", "LOADED"
+        );
         for m in models {
             println!(
                 "{:<26} {:<11} {:<5} {:>9}  {:<7} {}",
@@ -125,7 +141,11 @@ impl ListArgs {
                 m["task"].as_str().unwrap_or(""),
                 m["format"].as_str().unwrap_or(""),
                 human_bytes(m["size_bytes"].as_u64().unwrap_or(0)),
-                if m["loaded"].as_bool() == Some(true) { "yes" } else { "no" },
+                if m["loaded"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                },
                 m["source"].as_str().unwrap_or("")
             );
         }
@@ -149,7 +169,10 @@ impl PsArgs {
             print_json(&v);
             return Ok(());
         }
-        println!("{:<32} {:<10} {:>9} {:>8} {:>9} {:>10}", "MODEL", "KIND", "MEMORY", "SLOTS", "IN FLIGHT", "IDLE");
+        println!(
+            "{:<32} {:<10} {:>9} {:>8} {:>9} {:>10}",
+            "MODEL", "KIND", "MEMORY", "SLOTS", "IN FLIGHT", "IDLE"
+        );
         for m in v["models"].as_array().cloned().unwrap_or_default() {
             let slots = match (m["slots_busy"].as_u64(), m["slots"].as_u64()) {
                 (Some(b), Some(t)) => format!("{b}/{t}"),
@@ -179,7 +202,8 @@ pub struct RmArgs {
 impl RmArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
-        c.delete(&format!("/api/v1/library/{}", enc(&self.name))).await?;
+        c.delete(&format!("/api/v1/library/{}", enc(&self.name)))
+            .await?;
         println!("removed {}", self.name);
         Ok(())
     }
@@ -195,7 +219,10 @@ pub struct ShowArgs {
 impl ShowArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
-        print_json(&c.get(&format!("/api/v1/library/{}", enc(&self.name))).await?);
+        print_json(
+            &c.get(&format!("/api/v1/library/{}", enc(&self.name)))
+                .await?,
+        );
         Ok(())
     }
 }
@@ -221,10 +248,15 @@ pub struct RunArgs {
 impl RunArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
-        let info = c.get(&format!("/api/v1/library/{}", enc(&self.model))).await?;
+        let info = c
+            .get(&format!("/api/v1/library/{}", enc(&self.model)))
+            .await?;
         let task = info["task"].as_str().unwrap_or("chat").to_string();
         if task == "embedding" {
-            bail!("{} is an embedding model; `run` is for chat and completion models", self.model);
+            bail!(
+                "{} is an embedding model; `run` is for chat and completion models",
+                self.model
+            );
         }
         let mut history: Vec<Value> = Vec::new();
         if let Some(s) = &self.system {
@@ -282,7 +314,11 @@ impl RunArgs {
         if let Some(s) = self.seed {
             body["seed"] = json!(s);
         }
-        let path = if chat { "/v1/chat/completions" } else { "/v1/completions" };
+        let path = if chat {
+            "/v1/chat/completions"
+        } else {
+            "/v1/completions"
+        };
         let resp = c
             .req(reqwest::Method::POST, path)
             .json(&body)
@@ -297,7 +333,9 @@ impl RunArgs {
         }
         let mut lines = LineStream::new(resp);
         while let Some(line) = lines.next_line().await? {
-            let Some(data) = line.strip_prefix("data: ") else { continue };
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
             if data == "[DONE]" {
                 break;
             }
@@ -342,7 +380,9 @@ impl LineStream {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
-                let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
                 return Ok(Some(text));
             }
             match self.resp.chunk().await.context("the connection broke")? {

@@ -1,9 +1,11 @@
 //! The `aiaas` binary: `serve` runs the platform; every other command is a client of a
 //! running server (URL and key from flags or `AIAAS_URL` / `AIAAS_API_KEY`).
 
+mod audit_cli;
 mod client;
 mod config;
 mod library_cli;
+mod log_mask;
 mod serve;
 
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ enum Command {
     Show(library_cli::ShowArgs),
     /// Prompt a model once, or chat with it interactively.
     Run(library_cli::RunArgs),
+    /// Verify, list and export the audit log.
+    Audit(audit_cli::AuditArgs),
 }
 
 #[derive(Args, Debug)]
@@ -145,6 +149,7 @@ fn main() {
             Command::Rm(c) => c.run().await,
             Command::Show(c) => c.run().await,
             Command::Run(c) => c.run().await,
+            Command::Audit(c) => c.run().await,
         }
     });
     if let Err(e) = result {

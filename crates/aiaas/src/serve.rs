@@ -11,7 +11,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_env_filter(
             EnvFilter::try_from_env("AIAAS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(crate::log_mask::MaskedStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = config::resolve(&args)?;
@@ -45,6 +45,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(%addr, data_dir = %cfg.platform.data_dir.display(), "aiaas serving");
     let app = aiaas_api::app(platform.clone());
     let draining = platform.clone();
+    // The client's address reaches the audit log.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -105,7 +105,9 @@ impl IntoResponse for ApiError {
         let message = if status.is_server_error()
             && !matches!(
                 status,
-                StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT | StatusCode::BAD_GATEWAY
+                StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+                    | StatusCode::BAD_GATEWAY
             ) {
             let reference = aiaas_types::new_id();
             tracing::error!(error_ref = %reference, detail = %self.error, "request failed");

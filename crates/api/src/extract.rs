@@ -51,6 +51,9 @@ impl FromRequestParts<AppState> for Auth {
                 ))
             })?;
         let principal = state.platform.authenticate(secret).await.map_err(reject)?;
+        if let Some(caller) = parts.extensions.get::<crate::audit::Caller>() {
+            caller.set(&principal);
+        }
         Ok(Auth(principal))
     }
 }

@@ -3,6 +3,7 @@
 //! into core types, call the core, map the result. Only this crate knows axum and the
 //! wire formats.
 
+mod audit;
 mod error;
 mod extract;
 mod openapi;
@@ -36,10 +37,16 @@ pub fn app(platform: Platform) -> Router {
         .merge(routes::library::router())
         .merge(routes::openai::router())
         .merge(routes::kserve::router())
+        .merge(routes::audit::router())
+        .merge(routes::privacy::router())
         .merge(openapi::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -232,6 +232,38 @@ fn operations() -> Vec<Op> {
             "kserve",
             "Inference on a version",
         ),
+        with(
+            op(
+                "post",
+                "/api/v1/privacy/mask",
+                "privacy",
+                "Find and mask personal data (mode mask, label or pseudonymise)",
+            ),
+            json!({"type": "object", "properties": {
+                "text": {"type": "string"},
+                "texts": {"type": "array", "items": {"type": "string"}},
+                "mode": {"type": "string", "enum": ["mask", "label", "pseudonymise"]},
+                "kinds": {"type": "array", "items": {"type": "string",
+                    "enum": ["email", "phone", "china_id", "bank_card", "ipv4", "ipv6"]}}}}),
+        ),
+        op(
+            "get",
+            "/api/v1/audit",
+            "audit",
+            "Audit entries (filters: tenant, key, action, outcome, since, until, after, limit)",
+        ),
+        op(
+            "get",
+            "/api/v1/audit/export",
+            "audit",
+            "Audit entries as JSON lines",
+        ),
+        op(
+            "get",
+            "/api/v1/audit/verify",
+            "audit",
+            "Verify the audit hash chain (admin)",
+        ),
         open(op("get", "/openapi.json", "operations", "This document")),
         open(op("get", "/docs", "operations", "Interactive API page")),
     ]

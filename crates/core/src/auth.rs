@@ -82,6 +82,7 @@ fn describe(p: Permission) -> &'static str {
         Permission::Deploy => "deploy, alias or delete models",
         Permission::ReadModels => "read models",
         Permission::Infer => "call models",
+        Permission::ReadAudit => "read the audit log",
     }
 }
 

@@ -179,7 +179,8 @@ impl Platform {
             }
         }
         let prompt_tokens = out.iter().map(|e| e.tokens).sum();
-        self.record_usage(principal, &record.name, prompt_tokens, 0).await;
+        self.record_usage(principal, &record.name, prompt_tokens, 0)
+            .await;
         Ok(EmbeddingOutput {
             model: record.name,
             truncated: out.iter().map(|e| e.truncated).collect(),
@@ -237,7 +238,9 @@ impl Platform {
                 let request = GenerateRequest {
                     prompt: prompt.clone(),
                     sampling: SamplingParams {
-                        temperature: o.temperature.unwrap_or_else(|| default_f32("temperature", 1.0)),
+                        temperature: o
+                            .temperature
+                            .unwrap_or_else(|| default_f32("temperature", 1.0)),
                         top_p: o.top_p.unwrap_or_else(|| default_f32("top_p", 1.0)),
                         // Choices of one request differ; each is reproducible from the seed.
                         seed: o.seed.map(|s| s.wrapping_add(i as u64)),
@@ -249,6 +252,8 @@ impl Platform {
                     grammar: grammar.clone(),
                     logprobs: o.logprobs,
                     timeout: o.timeout,
+                    // Cached prompt prefixes are shared within a tenant, never across.
+                    cache_scope: principal.tenant_id.clone(),
                 };
                 // Dropping the receivers already admitted cancels their sequences.
                 choices.push(runtime.submit(request)?);
@@ -311,7 +316,8 @@ impl Platform {
                 ended += 1;
             }
             if ended > 0 {
-                p.record_usage(&principal, &model, prompt_tokens, completion).await;
+                p.record_usage(&principal, &model, prompt_tokens, completion)
+                    .await;
             }
         });
         outer
@@ -374,6 +380,8 @@ pub struct CollectedChoice {
     pub logprobs: Vec<llm::TokenLogprob>,
     pub finish_reason: Option<FinishReason>,
     pub completion_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from an earlier request.
+    pub cached_tokens: usize,
 }
 
 /// Wait for a sequence to end and gather what it produced.
@@ -388,6 +396,7 @@ pub async fn collect(mut events: UnboundedReceiver<GenEvent>) -> Result<Collecte
             GenEvent::Done { reason, usage } => {
                 out.finish_reason = Some(reason);
                 out.completion_tokens = usage.completion_tokens;
+                out.cached_tokens = usage.cached_tokens;
                 return Ok(out);
             }
             GenEvent::Error(e) => return Err(e.into()),

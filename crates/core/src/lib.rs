@@ -5,6 +5,7 @@
 //! Architecture invariant: objects of one tenant are invisible to another; a lookup of
 //! another tenant's object answers `NotFound`, exactly like a missing one.
 
+mod audit;
 mod auth;
 mod datasets;
 mod demo;
@@ -14,12 +15,21 @@ mod jobs;
 mod library;
 mod models;
 mod platform;
+mod privacy;
 mod tenants;
 
+pub use aiaas_engine::llm::{ChatMessage, FinishReason, GenEvent, TokenLogprob};
 pub use aiaas_engine::{BatchSettings, Metrics};
+pub use aiaas_engine::{LoadedModel, RuntimeKind};
+pub use aiaas_hub::{CancelFlag, PullProgress};
 pub use aiaas_store::{
     AliasRecord, ApiKeyRecord, DatasetRecord, DeploymentRecord, JobEventRecord, JobRecord,
     JobStatus, ModelRecord, ModelVersionRecord, Tenant,
+};
+pub use aiaas_store::{LibraryModelRecord, UsageRecord};
+pub use audit::{
+    entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditOutcome, AuditQuery,
+    AuditVerification, ChainHead, GENESIS, HEAD_FILE,
 };
 pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, PreviewRow};
 pub use error::CoreError;
@@ -27,16 +37,13 @@ pub use generate::{
     collect, ChatRequest, CollectedChoice, CompletionRequest, EmbeddingOutput, EmbeddingRequest,
     Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
+pub use jobs::TrainRequest;
 pub use library::{
     CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
 };
-pub use aiaas_engine::llm::{ChatMessage, FinishReason, GenEvent, TokenLogprob};
-pub use aiaas_engine::{LoadedModel, RuntimeKind};
-pub use aiaas_hub::{CancelFlag, PullProgress};
-pub use aiaas_store::{LibraryModelRecord, UsageRecord};
-pub use jobs::TrainRequest;
 pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
+pub use privacy::{MaskOutput, MaskRequest, MaskedText, PSEUDONYM_SECRET_FILE};
 pub use tenants::{CreatedKey, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

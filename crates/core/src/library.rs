@@ -36,7 +36,11 @@ impl KeepAlive {
     pub fn parse(text: &str) -> Option<KeepAlive> {
         let t = text.trim();
         if t.starts_with('-') {
-            return t[1..].trim_end_matches(['s', 'm', 'h']).parse::<f64>().ok().map(|_| KeepAlive::Forever);
+            return t[1..]
+                .trim_end_matches(['s', 'm', 'h'])
+                .parse::<f64>()
+                .ok()
+                .map(|_| KeepAlive::Forever);
         }
         let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
             Some(i) => (&t[..i], &t[i..]),
@@ -194,7 +198,12 @@ impl Platform {
 
     /// The one puller of this process (it keeps an HTTP client and tracks its pulls).
     fn puller(&self) -> Result<Arc<Puller>> {
-        let mut slot = self.inner.library.puller.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self
+            .inner
+            .library
+            .puller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
@@ -252,7 +261,12 @@ impl Platform {
 
     /// What `pull` checks before any work: the caller's right, the source's form and the
     /// name (so a streamed pull can answer 403/400 before its stream starts).
-    pub fn check_pull(&self, principal: &Principal, source: &str, name: Option<&str>) -> Result<()> {
+    pub fn check_pull(
+        &self,
+        principal: &Principal,
+        source: &str,
+        name: Option<&str>,
+    ) -> Result<()> {
         require(principal, Permission::ManageLibrary)?;
         let parsed = PullSource::parse(strip_tag(source)).map_err(hub_error)?;
         if let Some(n) = name {
@@ -286,7 +300,12 @@ impl Platform {
             return Ok(existing);
         }
         {
-            let mut pulls = self.inner.library.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pulls = self
+                .inner
+                .library
+                .pulls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if !pulls.insert(target.clone()) {
                 return Err(CoreError::Conflict(format!(
                     "model {target:?} is being pulled already"
@@ -405,8 +424,12 @@ impl Platform {
         require(principal, Permission::ManageLibrary)?;
         let record = self.visible_library_model(principal, name).await?;
         if settings.slots.is_some_and(|s| !(1..=64).contains(&s))
-            || settings.context_length.is_some_and(|c| !(64..=1_048_576).contains(&c))
-            || settings.queue_capacity.is_some_and(|q| !(1..=100_000).contains(&q))
+            || settings
+                .context_length
+                .is_some_and(|c| !(64..=1_048_576).contains(&c))
+            || settings
+                .queue_capacity
+                .is_some_and(|q| !(1..=100_000).contains(&q))
             || settings.max_batch.is_some_and(|b| !(1..=4096).contains(&b))
         {
             return Err(CoreError::InvalidInput(
@@ -414,7 +437,10 @@ impl Platform {
             ));
         }
         let value = serde_json::to_value(settings).unwrap_or_default();
-        self.inner.meta.set_library_settings(&record.name, &value).await?;
+        self.inner
+            .meta
+            .set_library_settings(&record.name, &value)
+            .await?;
         if self.inner.engine.is_loaded(&runtime_key(&record.name)) {
             self.unload_library(&record.name).await;
         }
@@ -425,7 +451,8 @@ impl Platform {
     pub async fn load_library_model(&self, principal: &Principal, name: &str) -> Result<()> {
         require(principal, Permission::ManageLibrary)?;
         let record = self.visible_library_model(principal, name).await?;
-        self.ensure_library_loaded(&record, None, Duration::from_secs(3600)).await
+        self.ensure_library_loaded(&record, None, Duration::from_secs(3600))
+            .await
     }
 
     /// Unload a model now; true if it was loaded.
@@ -452,7 +479,9 @@ impl Platform {
                 // Deployed classifiers: the caller's tenant's only (label `tenant/model:v`).
                 let model_id = m.key.split(':').next().unwrap_or_default();
                 if let Ok(Some(model)) = self.inner.meta.model(model_id).await {
-                    if principal.sees_tenant(&model.tenant_id) && principal.may_call_model(&model.name) {
+                    if principal.sees_tenant(&model.tenant_id)
+                        && principal.may_call_model(&model.name)
+                    {
                         out.push(m);
                     }
                 }
@@ -492,7 +521,8 @@ impl Platform {
             )));
         }
         let timeout = self.inner.config.library.load_timeout;
-        self.ensure_library_loaded(record, keep_alive, timeout).await?;
+        self.ensure_library_loaded(record, keep_alive, timeout)
+            .await?;
         let key = runtime_key(&record.name);
         self.inner.engine.touch(&key);
         self.inner
@@ -508,7 +538,8 @@ impl Platform {
         keep_alive: Option<KeepAlive>,
     ) -> Result<String> {
         let timeout = self.inner.config.library.load_timeout;
-        self.ensure_library_loaded(record, keep_alive, timeout).await?;
+        self.ensure_library_loaded(record, keep_alive, timeout)
+            .await?;
         let key = runtime_key(&record.name);
         self.inner.engine.touch(&key);
         Ok(key)
@@ -535,7 +566,12 @@ impl Platform {
             return Ok(());
         }
         let mut outcome = {
-            let mut loads = self.inner.library.loads.lock().unwrap_or_else(|e| e.into_inner());
+            let mut loads = self
+                .inner
+                .library
+                .loads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             match loads.get(&record.name) {
                 Some(rx) => rx.clone(),
                 None => {
@@ -570,7 +606,9 @@ impl Platform {
                     "model {:?} could not be loaded: {e}",
                     record.name
                 ))),
-                None => Err(CoreError::Internal("model load ended without an outcome".into())),
+                None => Err(CoreError::Internal(
+                    "model load ended without an outcome".into(),
+                )),
             },
         }
     }
@@ -604,7 +642,10 @@ impl Platform {
                 let needed = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 self.make_room(needed).await?;
                 tokio::task::spawn_blocking(move || {
-                    p.inner.engine.load_generator(&key, &label, &path, g).map(|_| ())
+                    p.inner
+                        .engine
+                        .load_generator(&key, &label, &path, g)
+                        .map(|_| ())
                 })
                 .await??;
             }
@@ -613,11 +654,15 @@ impl Platform {
                 b.max_batch = settings.max_batch.unwrap_or(b.max_batch);
                 b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
                 self.make_room(record.size_bytes.max(0) as u64).await?;
-                tokio::task::spawn_blocking(move || p.inner.engine.load_embedder(&key, &label, &dir, b))
-                    .await??;
+                tokio::task::spawn_blocking(move || {
+                    p.inner.engine.load_embedder(&key, &label, &dir, b)
+                })
+                .await??;
             }
             other => {
-                return Err(CoreError::Internal(format!("unknown model format {other:?}")));
+                return Err(CoreError::Internal(format!(
+                    "unknown model format {other:?}"
+                )));
             }
         }
         tracing::info!(model = %record.name, "model loaded");
@@ -651,7 +696,8 @@ impl Platform {
                 });
             };
             tracing::info!(model = %victim.label, "unloading the least recently used model to make room");
-            self.unload_library(victim.key.trim_start_matches("lib:")).await;
+            self.unload_library(victim.key.trim_start_matches("lib:"))
+                .await;
         }
     }
 
@@ -674,7 +720,9 @@ impl Platform {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for m in self.inner.engine.loaded() {
-            let Some(name) = m.key.strip_prefix("lib:") else { continue };
+            let Some(name) = m.key.strip_prefix("lib:") else {
+                continue;
+            };
             if m.in_flight > 0 {
                 continue;
             }
@@ -714,12 +762,21 @@ mod tests {
 
     #[test]
     fn keep_alive_forms() {
-        assert_eq!(KeepAlive::parse("5m"), Some(KeepAlive::For(Duration::from_secs(300))));
+        assert_eq!(
+            KeepAlive::parse("5m"),
+            Some(KeepAlive::For(Duration::from_secs(300)))
+        );
         assert_eq!(KeepAlive::parse("0"), Some(KeepAlive::For(Duration::ZERO)));
-        assert_eq!(KeepAlive::parse("1.5s"), Some(KeepAlive::For(Duration::from_millis(1500))));
+        assert_eq!(
+            KeepAlive::parse("1.5s"),
+            Some(KeepAlive::For(Duration::from_millis(1500)))
+        );
         assert_eq!(KeepAlive::parse("-1"), Some(KeepAlive::Forever));
         assert_eq!(KeepAlive::parse("-1m"), Some(KeepAlive::Forever));
-        assert_eq!(KeepAlive::parse("2h"), Some(KeepAlive::For(Duration::from_secs(7200))));
+        assert_eq!(
+            KeepAlive::parse("2h"),
+            Some(KeepAlive::For(Duration::from_secs(7200)))
+        );
         assert_eq!(KeepAlive::parse("soon"), None);
         assert_eq!(KeepAlive::parse("3d"), None);
         assert!(KeepAlive::For(Duration::ZERO).expired(Duration::ZERO));
@@ -728,7 +785,10 @@ mod tests {
 
     #[test]
     fn tags() {
-        assert_eq!(strip_tag("smollm2-135m-instruct:latest"), "smollm2-135m-instruct");
+        assert_eq!(
+            strip_tag("smollm2-135m-instruct:latest"),
+            "smollm2-135m-instruct"
+        );
         assert_eq!(strip_tag("x"), "x");
     }
 }

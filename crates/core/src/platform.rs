@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     /// Serialises model loads so concurrent first requests load a model once.
     pub(crate) loading: tokio::sync::Mutex<()>,
     pub(crate) library: crate::library::LibraryState,
+    /// Serialises this process's audit appends (the chain is linear).
+    pub(crate) audit_lock: tokio::sync::Mutex<()>,
 }
 
 impl Platform {
@@ -129,6 +131,7 @@ impl Platform {
                 admin: Mutex::new(None),
                 loading: tokio::sync::Mutex::new(()),
                 library: crate::library::LibraryState::default(),
+                audit_lock: tokio::sync::Mutex::new(()),
                 config,
             }),
         };

@@ -6,9 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiaas_llm::{
-    FinishReason, GenerationObserver, Generator, GeneratorSettings, LlmModel, Usage,
-};
+use aiaas_llm::{FinishReason, GenerationObserver, Generator, GeneratorSettings, LlmModel, Usage};
 
 use crate::metrics::{Metrics, LATENCY_BUCKETS};
 use crate::EngineError;
@@ -50,7 +48,8 @@ impl GeneratorRuntime {
     pub fn submit(
         &self,
         request: aiaas_llm::GenerateRequest,
-    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<aiaas_llm::GenEvent>, aiaas_llm::LlmError> {
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<aiaas_llm::GenEvent>, aiaas_llm::LlmError>
+    {
         use aiaas_llm::LlmError;
         self.generator.submit(request).inspect_err(|e| {
             let reason = match e {
@@ -81,7 +80,8 @@ impl GeneratorRuntime {
     pub fn memory_bytes(&self) -> u64 {
         let info = self.model.info();
         let s = self.generator.settings();
-        info.size_bytes + info.kv_bytes_per_token() * (s.slots as u64) * u64::from(s.context_per_slot)
+        info.size_bytes
+            + info.kv_bytes_per_token() * (s.slots as u64) * u64::from(s.context_per_slot)
     }
 }
 
@@ -163,6 +163,12 @@ impl GenerationObserver for Observer {
             usage.prompt_tokens as f64,
         );
         self.metrics.inc(
+            "aiaas_llm_prompt_cached_tokens_total",
+            "Prompt tokens whose KV cache was reused from an earlier request (a shared prefix).",
+            &labels,
+            usage.cached_tokens as f64,
+        );
+        self.metrics.inc(
             "aiaas_llm_completion_tokens_total",
             "Tokens generated.",
             &labels,
@@ -187,7 +193,12 @@ impl GenerationObserver for Observer {
 pub(crate) fn publish_stats(metrics: &Metrics, runtime: &GeneratorRuntime) {
     let s = runtime.generator.stats();
     let label = runtime.generator.label();
-    metrics.set(RUNNING, "Sequences decoding now, per model.", &[("model", label)], s.slots_busy as f64);
+    metrics.set(
+        RUNNING,
+        "Sequences decoding now, per model.",
+        &[("model", label)],
+        s.slots_busy as f64,
+    );
     metrics.set(
         WAITING,
         "Requests admitted and waiting for a sequence slot, per model.",
@@ -199,5 +210,10 @@ pub(crate) fn publish_stats(metrics: &Metrics, runtime: &GeneratorRuntime) {
     } else {
         s.kv_tokens_used as f64 / s.kv_tokens_capacity as f64
     };
-    metrics.set(KV_USE, "Share of the KV cache in use, per model.", &[("model", label)], ratio);
+    metrics.set(
+        KV_USE,
+        "Share of the KV cache in use, per model.",
+        &[("model", label)],
+        ratio,
+    );
 }

@@ -197,12 +197,19 @@ impl Engine {
             Classifier::from_files(files).map_err(|e| EngineError::Load(e.to_string()))?;
         let memory = files.values().map(|b| b.len() as u64).sum();
         let labels = classifier.labels().to_vec();
-        let runtime =
-            BatchRuntime::start(label.to_string(), classifier, settings, self.metrics.clone());
-        self.insert(key, Entry {
-            labels: Some(labels),
-            ..Entry::new(Runtime::Classifier(Arc::new(runtime)), memory)
-        });
+        let runtime = BatchRuntime::start(
+            label.to_string(),
+            classifier,
+            settings,
+            self.metrics.clone(),
+        );
+        self.insert(
+            key,
+            Entry {
+                labels: Some(labels),
+                ..Entry::new(Runtime::Classifier(Arc::new(runtime)), memory)
+            },
+        );
         Ok(())
     }
 
@@ -220,10 +227,13 @@ impl Engine {
         let shape = (embedder.dimensions(), embedder.max_tokens());
         let runtime =
             BatchRuntime::start(label.to_string(), embedder, settings, self.metrics.clone());
-        self.insert(key, Entry {
-            embedding_shape: Some(shape),
-            ..Entry::new(Runtime::Embedder(Arc::new(runtime)), memory)
-        });
+        self.insert(
+            key,
+            Entry {
+                embedding_shape: Some(shape),
+                ..Entry::new(Runtime::Embedder(Arc::new(runtime)), memory)
+            },
+        );
         self.loaded_event(label, "load", started.elapsed());
         Ok(())
     }
@@ -237,7 +247,12 @@ impl Engine {
         settings: llm::GeneratorSettings,
     ) -> Result<Arc<GeneratorRuntime>, EngineError> {
         let started = Instant::now();
-        let runtime = Arc::new(GeneratorRuntime::load(path, label, settings, self.metrics.clone())?);
+        let runtime = Arc::new(GeneratorRuntime::load(
+            path,
+            label,
+            settings,
+            self.metrics.clone(),
+        )?);
         let memory = runtime.memory_bytes();
         self.insert(key, Entry::new(Runtime::Generator(runtime.clone()), memory));
         self.loaded_event(label, "load", started.elapsed());
@@ -256,7 +271,8 @@ impl Engine {
             return false;
         };
         let label = entry.label().to_string();
-        self.metrics.remove(runtime::QUEUE_DEPTH, &[("model", &label)]);
+        self.metrics
+            .remove(runtime::QUEUE_DEPTH, &[("model", &label)]);
         if matches!(entry.runtime, Runtime::Generator(_)) {
             generation::forget_gauges(&self.metrics, &label);
         }
@@ -287,7 +303,12 @@ impl Engine {
                     Runtime::Embedder(r) => (RuntimeKind::Embedder, None, None, Some(r.settings())),
                     Runtime::Generator(g) => {
                         let s = g.generator().stats();
-                        (RuntimeKind::Generator, Some(s.slots_busy), Some(s.slots), None)
+                        (
+                            RuntimeKind::Generator,
+                            Some(s.slots_busy),
+                            Some(s.slots),
+                            None,
+                        )
                     }
                 };
                 LoadedModel {
@@ -301,7 +322,10 @@ impl Engine {
                     idle_for: if in_flight > 0 {
                         Duration::ZERO
                     } else {
-                        e.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+                        e.last_used
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .elapsed()
                     },
                     batch,
                 }
@@ -358,7 +382,11 @@ impl Engine {
 
     /// Embed texts on the embedding runtime under `key` (truncated to the model's length;
     /// see `Embedding::truncated`).
-    pub async fn embed(&self, key: &str, texts: Vec<String>) -> Result<Vec<Embedding>, EngineError> {
+    pub async fn embed(
+        &self,
+        key: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Embedding>, EngineError> {
         self.run_batch(key, texts, |r| match r {
             Runtime::Embedder(e) => Some(e.clone()),
             _ => None,

@@ -191,7 +191,8 @@ impl<M: BatchModel> Worker<M> {
 
     fn run_batch(&self, batch: Vec<Request<M::Output>>) {
         let done = batch.len();
-        let live: Vec<Request<M::Output>> = batch.into_iter().filter(|r| !r.reply.is_closed()).collect();
+        let live: Vec<Request<M::Output>> =
+            batch.into_iter().filter(|r| !r.reply.is_closed()).collect();
         let model = [("model", self.label.as_str())];
         for r in &live {
             self.metrics.observe(

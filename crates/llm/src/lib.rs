@@ -34,7 +34,9 @@ pub enum LlmError {
     Load(String),
     #[error("{0}")]
     InvalidRequest(String),
-    #[error("the prompt has {tokens} tokens; this model's context holds {max} (including the reply)")]
+    #[error(
+        "the prompt has {tokens} tokens; this model's context holds {max} (including the reply)"
+    )]
     ContextExceeded { tokens: usize, max: usize },
     #[error("model {model} is overloaded: {queued} requests queued")]
     QueueFull { model: String, queued: usize },
@@ -212,12 +214,18 @@ pub struct GenerateRequest {
     pub logprobs: Option<usize>,
     /// Give up after this long (queue wait included).
     pub timeout: Option<std::time::Duration>,
+    /// Who may share cached prompt prefixes with this request (e.g. the tenant): a
+    /// sequence only reuses the KV cache left by a request of the same scope, so one
+    /// tenant cannot learn from timings what another has prompted.
+    pub cache_scope: String,
 }
 
 /// Token counts and timings of a finished sequence.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Usage {
     pub prompt_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from an earlier request (not recomputed).
+    pub cached_tokens: usize,
     pub completion_tokens: usize,
     /// Queue wait + prefill until the first generated token.
     pub time_to_first_token: Option<std::time::Duration>,

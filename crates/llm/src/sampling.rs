@@ -158,10 +158,22 @@ mod tests {
         let ok = SamplingParams::default();
         assert!(ok.validate().is_ok());
         for bad in [
-            SamplingParams { temperature: 2.5, ..ok.clone() },
-            SamplingParams { top_p: 0.0, ..ok.clone() },
-            SamplingParams { presence_penalty: -3.0, ..ok.clone() },
-            SamplingParams { frequency_penalty: 2.1, ..ok.clone() },
+            SamplingParams {
+                temperature: 2.5,
+                ..ok.clone()
+            },
+            SamplingParams {
+                top_p: 0.0,
+                ..ok.clone()
+            },
+            SamplingParams {
+                presence_penalty: -3.0,
+                ..ok.clone()
+            },
+            SamplingParams {
+                frequency_penalty: 2.1,
+                ..ok.clone()
+            },
         ] {
             assert!(matches!(bad.validate(), Err(LlmError::InvalidRequest(_))));
         }

@@ -69,6 +69,8 @@ pub struct GeneratorStats {
     pub kv_tokens_capacity: usize,
     pub requests_total: u64,
     pub prompt_tokens_total: u64,
+    /// Prompt tokens reused from a slot's cache instead of computed.
+    pub cached_tokens_total: u64,
     pub completion_tokens_total: u64,
 }
 
@@ -127,7 +129,9 @@ impl Generator {
                 .clamp(64, model.info().context_length.max(64)),
             queue_capacity: settings.queue_capacity.max(1),
             batch_tokens: settings.batch_tokens.max(64),
-            prefill_chunk: settings.prefill_chunk.clamp(16, settings.batch_tokens.max(64)),
+            prefill_chunk: settings
+                .prefill_chunk
+                .clamp(16, settings.batch_tokens.max(64)),
             threads: settings.threads.max(1),
         };
         let shared = Arc::new(Shared {
@@ -168,7 +172,9 @@ impl Generator {
             }
             Err(_) => {
                 let _ = thread.join();
-                return Err(LlmError::Load("the scheduler thread died while starting".into()));
+                return Err(LlmError::Load(
+                    "the scheduler thread died while starting".into(),
+                ));
             }
         }
         Ok(Generator {
@@ -203,7 +209,10 @@ impl Generator {
 
     /// Admit a request or refuse it at once. Events arrive on the receiver; dropping the
     /// receiver cancels the sequence at its next step.
-    pub fn submit(&self, request: GenerateRequest) -> Result<UnboundedReceiver<GenEvent>, LlmError> {
+    pub fn submit(
+        &self,
+        request: GenerateRequest,
+    ) -> Result<UnboundedReceiver<GenEvent>, LlmError> {
         request.sampling.validate()?;
         if request.prompt.is_empty() {
             return Err(LlmError::InvalidRequest("the prompt is empty".into()));
@@ -265,6 +274,10 @@ struct Sequence {
     reply: ReplyText,
     /// Prompt tokens already in the KV cache.
     prefilled: usize,
+    /// Of those, the ones reused from the slot's previous sequence.
+    cached: usize,
+    /// Generated tokens fed back into the KV cache, in order.
+    fed: Vec<i32>,
     /// Tokens in the KV cache (prompt + generated).
     n_past: usize,
     generated: usize,
@@ -278,6 +291,17 @@ struct Sequence {
     pending_logprobs: Vec<TokenLogprob>,
 }
 
+/// What a free slot's KV cache still holds from its last sequence: the tokens at
+/// positions 0.. and who may reuse them.
+#[derive(Default)]
+struct Leftover {
+    tokens: Vec<i32>,
+    scope: String,
+    /// When the slot was last released (an ordinal): the least recently used slot is
+    /// the one overwritten when no slot holds a useful prefix.
+    released: u64,
+}
+
 struct Scheduler<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
@@ -286,6 +310,11 @@ struct Scheduler<'m> {
     shared: Arc<Shared>,
     observer: Arc<dyn GenerationObserver>,
     slots: Vec<Option<Sequence>>,
+    leftovers: Vec<Leftover>,
+    releases: u64,
+    /// The sliding attention window of models that have one (Gemma 2/3): a cache whose
+    /// old positions were dropped can only be cut where the window is still whole.
+    sliding_window: Option<usize>,
 }
 
 impl<'m> Scheduler<'m> {
@@ -308,9 +337,20 @@ impl<'m> Scheduler<'m> {
         let ctx = model
             .new_context(backend, params)
             .map_err(|e| LlmError::Load(format!("cannot create a context: {e}")))?;
+        let arch = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_default();
+        let sliding_window = model
+            .meta_val_str(&format!("{arch}.attention.sliding_window"))
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&w| w > 0);
         Ok(Scheduler {
             model,
             ctx,
+            leftovers: (0..settings.slots).map(|_| Leftover::default()).collect(),
+            releases: 0,
+            sliding_window,
             batch: LlamaBatch::new(settings.batch_tokens as usize, settings.slots as i32),
             settings,
             shared,
@@ -339,14 +379,17 @@ impl<'m> Scheduler<'m> {
         self.fail_all(LlmError::Stopped("model unloaded".into()));
         let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         for job in q.jobs.drain(..) {
-            let _ = job.events.send(GenEvent::Error(LlmError::Stopped("model unloaded".into())));
+            let _ = job
+                .events
+                .send(GenEvent::Error(LlmError::Stopped("model unloaded".into())));
         }
     }
 
     /// Fill free slots from the queue, waiting while there is nothing to do. False once
     /// the generator is closed.
     fn admit(&mut self) -> bool {
-        let mut q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = self.shared.clone();
+        let mut q = shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if q.closed {
                 return false;
@@ -357,7 +400,7 @@ impl<'m> Scheduler<'m> {
             }
             q = self.shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
         }
-        while let Some(free) = self.slots.iter().position(Option::is_none) {
+        while self.slots.iter().any(Option::is_none) {
             let Some(job) = q.jobs.pop_front() else { break };
             if job.events.is_closed() {
                 self.release_admission();
@@ -380,23 +423,30 @@ impl<'m> Scheduler<'m> {
                 && p.presence_penalty == 0.0
                 && p.frequency_penalty == 0.0
                 && job.request.grammar.is_none();
-            let sampler =
-                match build_sampler(self.model, &job.request.sampling, job.request.grammar.as_deref(), seed) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = job.events.send(GenEvent::Error(e));
-                        self.release_admission();
-                        continue;
-                    }
-                };
+            let sampler = match build_sampler(
+                self.model,
+                &job.request.sampling,
+                job.request.grammar.as_deref(),
+                seed,
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = job.events.send(GenEvent::Error(e));
+                    self.release_admission();
+                    continue;
+                }
+            };
             let reply = ReplyText::new(job.request.stop.clone());
+            let (free, cached) = self.claim_slot(&job.request);
             self.slots[free] = Some(Sequence {
                 job,
                 argmax_only,
                 sampler,
                 reply,
-                prefilled: 0,
-                n_past: 0,
+                prefilled: cached,
+                cached,
+                fed: Vec::new(),
+                n_past: cached,
                 generated: 0,
                 next: None,
                 logits_at: None,
@@ -409,6 +459,66 @@ impl<'m> Scheduler<'m> {
         let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.waiting = q.jobs.len();
         true
+    }
+
+    /// The free slot for a new request, and how many of its prompt tokens that slot's
+    /// KV cache already holds: the slot whose leftover shares the longest prefix with
+    /// the prompt (same cache scope only), else the least recently released one. The
+    /// rest of the slot's cache is cleared. At least the last prompt token is always
+    /// computed again, since its logits give the first reply token.
+    fn claim_slot(&mut self, request: &GenerateRequest) -> (usize, usize) {
+        let prompt = &request.prompt;
+        let mut best: Option<(usize, usize, u64)> = None;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.is_some() {
+                continue;
+            }
+            let left = &self.leftovers[i];
+            let shared = if left.scope == request.cache_scope {
+                common_prefix(&left.tokens, prompt)
+            } else {
+                0
+            };
+            let better = match best {
+                None => true,
+                Some((_, len, released)) => {
+                    shared > len || (shared == len && left.released < released)
+                }
+            };
+            if better {
+                best = Some((i, shared, left.released));
+            }
+        }
+        let (slot, shared, _) = best.expect("admission checked for a free slot");
+        let mut keep = shared.min(prompt.len().saturating_sub(1));
+        if keep > 0 && !self.can_cut(slot, keep) {
+            keep = 0;
+        }
+        let left = std::mem::take(&mut self.leftovers[slot]);
+        if keep < left.tokens.len() || keep == 0 {
+            let cut = if keep == 0 { None } else { Some(keep as u32) };
+            let removed = self.ctx.clear_kv_cache_seq(Some(slot as u32), cut, None);
+            if keep > 0 && !matches!(removed, Ok(true)) {
+                // Some caches (recurrent state) cannot be cut part-way: start afresh.
+                let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+                keep = 0;
+            }
+        }
+        (slot, keep)
+    }
+
+    /// Whether slot `i`'s cache can be cut to its first `keep` positions and still hold
+    /// everything the next position attends to: with a sliding window, the cache may
+    /// have dropped positions older than the window.
+    fn can_cut(&self, i: usize, keep: usize) -> bool {
+        let oldest = self.ctx.kv_cache_seq_pos_min(i as i32);
+        if oldest <= 0 {
+            return true;
+        }
+        match self.sliding_window {
+            Some(window) => (oldest as usize) + window <= keep,
+            None => false,
+        }
     }
 
     /// Sequences whose caller has gone away or whose time is up leave now.
@@ -438,6 +548,7 @@ impl<'m> Scheduler<'m> {
                     .add(token, seq.n_past as i32, &[i as i32], true)
                     .map_err(|e| LlmError::Decode(e.to_string()))?;
                 seq.n_past += 1;
+                seq.fed.push(token.0);
                 generating += 1;
             }
         }
@@ -483,8 +594,12 @@ impl<'m> Scheduler<'m> {
 
     /// Pick the next token of the sequence in slot `i` if this step produced its logits.
     fn sample(&mut self, i: usize) {
-        let Some(seq) = self.slots[i].as_mut() else { return };
-        let Some(at) = seq.logits_at.take() else { return };
+        let Some(seq) = self.slots[i].as_mut() else {
+            return;
+        };
+        let Some(at) = seq.logits_at.take() else {
+            return;
+        };
         let want = seq.job.request.logprobs;
         let raw: Option<Vec<f32>> = want.map(|_| self.ctx.get_logits_ith(at).to_vec());
         let token = if seq.argmax_only {
@@ -524,7 +639,11 @@ impl<'m> Scheduler<'m> {
                     .into_iter()
                     .map(|(id, logprob)| {
                         let (token, bytes) = entry(id);
-                        TopLogprob { token, bytes, logprob }
+                        TopLogprob {
+                            token,
+                            bytes,
+                            logprob,
+                        }
                     })
                     .collect(),
             });
@@ -560,14 +679,28 @@ impl<'m> Scheduler<'m> {
         self.end(i, Some(reason));
     }
 
-    /// Free slot `i`: clear its KV cache, report its usage (when it finished normally).
-    /// The slot and the admission are released before the caller hears `Done`, so a
-    /// caller that sends its next request at once finds room.
+    /// Free slot `i`, report its usage (when it finished normally). Its KV cache stays
+    /// for a later request that starts with the same tokens. The slot and the admission
+    /// are released before the caller hears `Done`, so a caller that sends its next
+    /// request at once finds room.
     fn end(&mut self, i: usize, reason: Option<FinishReason>) {
-        let Some(seq) = self.slots[i].take() else { return };
-        let _ = self.ctx.clear_kv_cache_seq(Some(i as u32), None, None);
+        let Some(mut seq) = self.slots[i].take() else {
+            return;
+        };
+        let prompt_tokens = seq.job.request.prompt.len();
+        let mut tokens = std::mem::take(&mut seq.job.request.prompt);
+        tokens.truncate(seq.prefilled);
+        tokens.extend_from_slice(&seq.fed);
+        debug_assert_eq!(tokens.len(), seq.n_past);
+        self.releases += 1;
+        self.leftovers[i] = Leftover {
+            tokens,
+            scope: std::mem::take(&mut seq.job.request.cache_scope),
+            released: self.releases,
+        };
         let usage = Usage {
-            prompt_tokens: seq.job.request.prompt.len(),
+            prompt_tokens,
+            cached_tokens: seq.cached,
             completion_tokens: seq.generated,
             time_to_first_token: seq.first_token.map(|t| t - seq.job.enqueued),
             total_time: seq.job.enqueued.elapsed(),
@@ -577,6 +710,7 @@ impl<'m> Scheduler<'m> {
             let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
             stats.requests_total += 1;
             stats.prompt_tokens_total += usage.prompt_tokens as u64;
+            stats.cached_tokens_total += usage.cached_tokens as u64;
             stats.completion_tokens_total += usage.completion_tokens as u64;
         }
         self.publish_stats();
@@ -594,6 +728,9 @@ impl<'m> Scheduler<'m> {
             }
         }
         let _ = self.ctx.clear_kv_cache_seq(None, None, None);
+        self.leftovers
+            .iter_mut()
+            .for_each(|l| *l = Leftover::default());
         self.publish_stats();
     }
 
@@ -606,6 +743,11 @@ impl<'m> Scheduler<'m> {
         stats.slots_busy = self.slots.iter().filter(|s| s.is_some()).count();
         stats.kv_tokens_used = self.slots.iter().flatten().map(|s| s.n_past).sum();
     }
+}
+
+/// How many leading tokens two sequences share.
+fn common_prefix(a: &[i32], b: &[i32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
@@ -623,6 +765,13 @@ fn argmax(values: &[f32]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn common_prefix_counts_leading_equal_tokens() {
+        assert_eq!(super::common_prefix(&[1, 2, 3], &[1, 2, 4, 5]), 2);
+        assert_eq!(super::common_prefix(&[], &[1]), 0);
+        assert_eq!(super::common_prefix(&[7, 8], &[7, 8, 9]), 2);
+    }
+
     #[test]
     fn argmax_takes_the_first_of_equal_maxima() {
         assert_eq!(super::argmax(&[0.5, 2.0, -1.0, 2.0]), 1);

@@ -75,8 +75,18 @@ fn raise_exception(message: String) -> Result<Value, Error> {
 fn strftime_now(format: String) -> Result<Value, Error> {
     let (y, m, d) = aiaas_types::utc_date(aiaas_types::now_ms());
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August",
-        "September", "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let month_name = MONTHS[(m - 1) as usize];
     let out = format
@@ -109,7 +119,9 @@ mod tests {
             out,
             "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
-        let out = t.render(&[msg("system", "Be brief."), msg("user", "Hi")]).unwrap();
+        let out = t
+            .render(&[msg("system", "Be brief."), msg("user", "Hi")])
+            .unwrap();
         assert!(out.starts_with("<|im_start|>system\nBe brief.<|im_end|>"));
         assert!(!out.contains("You are helpful."));
     }
@@ -120,7 +132,10 @@ mod tests {
         let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
         assert_eq!(t.render(&[msg("user", "  a  ")]).unwrap(), "<s>a|");
         let err = t.render(&[msg("tool", "x")]).unwrap_err();
-        assert!(matches!(err, LlmError::InvalidRequest(ref m) if m.contains("no tools")), "{err}");
+        assert!(
+            matches!(err, LlmError::InvalidRequest(ref m) if m.contains("no tools")),
+            "{err}"
+        );
     }
 
     #[test]

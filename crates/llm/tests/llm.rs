@@ -6,17 +6,19 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use aiaas_llm::{
-    ChatMessage, FinishReason, GenEvent, GenerateRequest, Generator, GeneratorSettings,
-    LlmError, LlmModel, SamplingParams,
+    ChatMessage, FinishReason, GenEvent, GenerateRequest, Generator, GeneratorSettings, LlmError,
+    LlmModel, SamplingParams, Usage,
 };
 
 fn model_path() -> PathBuf {
     if let Some(p) = std::env::var_os("AIAAS_LLM_GGUF") {
         return PathBuf::from(p);
     }
-    let data = std::env::var_os("AIAAS_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-    });
+    let data = std::env::var_os("AIAAS_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
+        });
     let p = data.join("models/smollm2-135m-instruct.gguf");
     assert!(
         p.is_file(),
@@ -43,6 +45,7 @@ fn greedy(prompt: Vec<i32>, max_tokens: usize) -> GenerateRequest {
         grammar: None,
         logprobs: None,
         timeout: None,
+        cache_scope: String::new(),
     }
 }
 
@@ -58,12 +61,27 @@ fn chat_prompt(text: &str) -> Vec<i32> {
 }
 
 /// Gather one sequence's text and ending.
-async fn run(mut rx: tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> (String, FinishReason, usize) {
+async fn run(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<GenEvent>,
+) -> (String, FinishReason, usize) {
     let mut text = String::new();
     while let Some(ev) = rx.recv().await {
         match ev {
             GenEvent::Text { text: t, .. } => text.push_str(&t),
             GenEvent::Done { reason, usage } => return (text, reason, usage.completion_tokens),
+            GenEvent::Error(e) => panic!("generation failed: {e}"),
+        }
+    }
+    panic!("stream ended without Done");
+}
+
+/// Gather one sequence's text and usage.
+async fn run_usage(mut rx: tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> (String, Usage) {
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenEvent::Text { text: t, .. } => text.push_str(&t),
+            GenEvent::Done { usage, .. } => return (text, usage),
             GenEvent::Error(e) => panic!("generation failed: {e}"),
         }
     }
@@ -127,7 +145,10 @@ async fn concurrent_sequences_match_sequential_greedy_runs() {
     }
     for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
         assert!(!a.0.is_empty(), "prompt {i} produced text");
-        assert_eq!(a, b, "prompt {i}: batched decoding must not change greedy output");
+        assert_eq!(
+            a, b,
+            "prompt {i}: batched decoding must not change greedy output"
+        );
     }
     let s = g.stats();
     assert_eq!(s.slots_busy, 0);
@@ -137,7 +158,13 @@ async fn concurrent_sequences_match_sequential_greedy_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_strings_max_tokens_and_seeds() {
     let g = Generator::start(model(), "test", small(2, 8), None).unwrap();
-    let (text, reason, n) = run(g.submit(greedy(chat_prompt("Tell me a long story about a dragon."), 7)).unwrap()).await;
+    let (text, reason, n) = run(g
+        .submit(greedy(
+            chat_prompt("Tell me a long story about a dragon."),
+            7,
+        ))
+        .unwrap())
+    .await;
     assert_eq!((reason, n), (FinishReason::Length, 7), "{text}");
 
     // Stop at the first space: the reply is one word, the stop string is not in it.
@@ -189,8 +216,14 @@ async fn logprobs_and_json_grammar() {
         assert!(e.logprob <= 0.0);
         assert_eq!(e.top_logprobs.len(), 3);
         // Greedy: the chosen token is the most likely one.
-        assert!((e.top_logprobs[0].logprob - e.logprob).abs() < 1e-4, "{e:?}");
-        assert!(e.top_logprobs.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+        assert!(
+            (e.top_logprobs[0].logprob - e.logprob).abs() < 1e-4,
+            "{e:?}"
+        );
+        assert!(e
+            .top_logprobs
+            .windows(2)
+            .all(|w| w[0].logprob >= w[1].logprob));
     }
 
     let schema = r#"{"type":"object","properties":{"name":{"type":"string","maxLength":20},"age":{"type":"integer"}},"required":["name","age"]}"#;
@@ -198,7 +231,8 @@ async fn logprobs_and_json_grammar() {
     req.grammar = Some(aiaas_llm::json_schema_grammar(schema).unwrap());
     let (text, reason, _) = run(g.submit(req).unwrap()).await;
     assert_eq!(reason, FinishReason::Stop, "{text}");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert!(v["name"].is_string() && v["age"].is_i64(), "{v}");
 }
 
@@ -217,7 +251,10 @@ async fn admission_cancellation_and_limits() {
     drop(second);
     let t = std::time::Instant::now();
     while g.in_flight() > 0 {
-        assert!(t.elapsed() < Duration::from_secs(10), "cancelled sequences must leave");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "cancelled sequences must leave"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let (_, reason, n) = run(g.submit(greedy(chat_prompt("Hi"), 3)).unwrap()).await;
@@ -226,7 +263,10 @@ async fn admission_cancellation_and_limits() {
     let too_long = vec![1; 1024];
     assert!(matches!(
         g.submit(greedy(too_long, 4)),
-        Err(LlmError::ContextExceeded { tokens: 1024, max: 1024 })
+        Err(LlmError::ContextExceeded {
+            tokens: 1024,
+            max: 1024
+        })
     ));
     let mut bad = greedy(chat_prompt("Hi"), 4);
     bad.sampling.temperature = 3.0;
@@ -242,4 +282,78 @@ async fn admission_cancellation_and_limits() {
         }
     }
     assert!(timed_out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_prompt_prefixes_are_reused_within_a_scope() {
+    let question = chat_prompt("Tell me about dogs.");
+    let other = chat_prompt("Tell me about cats.");
+    let shared = other
+        .iter()
+        .zip(&question)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        shared > 10,
+        "the template's system message is a shared prefix"
+    );
+
+    // The reference: a fresh context, nothing cached.
+    let fresh = Generator::start(model(), "fresh", small(1, 4), None).unwrap();
+    let (reference, usage) = run_usage(fresh.submit(greedy(question.clone(), 24)).unwrap()).await;
+    assert_eq!(usage.cached_tokens, 0);
+    drop(fresh);
+
+    let g = Generator::start(model(), "cached", small(1, 4), None).unwrap();
+    let (_, usage) = run_usage(g.submit(greedy(other.clone(), 24)).unwrap()).await;
+    assert_eq!(usage.cached_tokens, 0, "nothing to reuse yet");
+
+    // Same system message, another question: the shared prefix is reused, the reply is
+    // the one computed from scratch.
+    let (text, usage) = run_usage(g.submit(greedy(question.clone(), 24)).unwrap()).await;
+    assert_eq!(usage.cached_tokens, shared);
+    assert_eq!(usage.prompt_tokens, question.len());
+    assert_eq!(text, reference);
+
+    // The very same prompt: all but its last token (whose logits start the reply).
+    let (text, usage) = run_usage(g.submit(greedy(question.clone(), 24)).unwrap()).await;
+    assert_eq!(usage.cached_tokens, question.len() - 1);
+    assert_eq!(text, reference);
+
+    // The next turn of the conversation starts with the whole previous prompt.
+    let m = model();
+    let turn = |role: &str, content: &str| ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    };
+    let follow_up = m
+        .tokenize(
+            &m.render_chat(&[
+                turn("user", "Tell me about dogs."),
+                turn("assistant", &reference),
+                turn("user", "And cats?"),
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+    let (_, usage) = run_usage(g.submit(greedy(follow_up.clone(), 8)).unwrap()).await;
+    let follow_up_cached = usage.cached_tokens;
+    assert!(
+        usage.cached_tokens >= question.len() && usage.cached_tokens < follow_up.len(),
+        "{} cached of {} ({} in the first turn)",
+        usage.cached_tokens,
+        follow_up.len(),
+        question.len()
+    );
+
+    // Another scope (tenant) never reuses what this one left.
+    let mut foreign = greedy(question.clone(), 24);
+    foreign.cache_scope = "another-tenant".into();
+    let (text, usage) = run_usage(g.submit(foreign).unwrap()).await;
+    assert_eq!(usage.cached_tokens, 0);
+    assert_eq!(text, reference);
+    assert_eq!(
+        g.stats().cached_tokens_total as usize,
+        shared + (question.len() - 1) + follow_up_cached
+    );
 }

@@ -6,6 +6,8 @@
 //! run on both databases through sqlx's `Any` driver.
 
 mod artifacts;
+mod audit;
+pub use audit::{AuditFilter, AuditRecord};
 mod datasets;
 mod jobs;
 pub use jobs::JobOutcome;

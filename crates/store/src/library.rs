@@ -92,7 +92,11 @@ impl Metadata {
         rows.iter().map(library_from_row).collect()
     }
 
-    pub async fn set_library_settings(&self, name: &str, settings: &serde_json::Value) -> Result<bool> {
+    pub async fn set_library_settings(
+        &self,
+        name: &str,
+        settings: &serde_json::Value,
+    ) -> Result<bool> {
         let done = sqlx::query("UPDATE library_models SET settings = $1 WHERE name = $2")
             .bind(settings.to_string())
             .bind(name)

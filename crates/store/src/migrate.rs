@@ -11,11 +11,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "foundation",
         include_str!("../migrations/0001_foundation.sql"),
     ),
-    (
-        2,
-        "library",
-        include_str!("../migrations/0002_library.sql"),
-    ),
+    (2, "library", include_str!("../migrations/0002_library.sql")),
+    (3, "audit", include_str!("../migrations/0003_audit.sql")),
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {

@@ -29,6 +29,8 @@ pub enum Permission {
     Infer,
     /// Pull, remove, load and unload models of the installation-wide library.
     ManageLibrary,
+    /// Read, export and verify the audit log (admins: every tenant's; owners: their own).
+    ReadAudit,
 }
 
 impl Role {
@@ -57,7 +59,10 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Owner => !matches!(permission, ManageTenants | ManageLibrary),
-            Role::Developer => !matches!(permission, ManageTenants | ManageKeys | ManageLibrary),
+            Role::Developer => !matches!(
+                permission,
+                ManageTenants | ManageKeys | ManageLibrary | ReadAudit
+            ),
             Role::Inference => matches!(permission, ReadModels | Infer),
         }
     }

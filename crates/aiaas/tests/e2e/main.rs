@@ -6,5 +6,6 @@ mod cli;
 mod common;
 mod jobs;
 mod library;
+mod security;
 mod serving;
 mod worked_example;

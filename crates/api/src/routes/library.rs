@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/library/catalogue", get(catalogue))
         .route("/api/v1/library/pull", post(pull))
         .route("/api/v1/library/{name}", get(show).delete(remove))
-        .route("/api/v1/library/{name}/settings", axum::routing::put(set_settings))
+        .route(
+            "/api/v1/library/{name}/settings",
+            axum::routing::put(set_settings),
+        )
         .route("/api/v1/library/{name}/load", post(load))
         .route("/api/v1/library/{name}/unload", post(unload))
         .route("/api/v1/ps", get(ps))
@@ -71,7 +74,13 @@ async fn pull(
     if body.stream == Some(false) {
         let record = s
             .platform
-            .pull(&p, &body.source, body.name.as_deref(), Arc::new(|_| {}), cancel)
+            .pull(
+                &p,
+                &body.source,
+                body.name.as_deref(),
+                Arc::new(|_| {}),
+                cancel,
+            )
             .await?;
         return Ok((StatusCode::CREATED, Json(record)).into_response());
     }
@@ -149,7 +158,9 @@ async fn set_settings(
     Path(name): Path<String>,
     ApiJson(settings): ApiJson<ServingSettings>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.platform.set_library_settings(&p, &name, settings).await?)))
+    Ok(Json(json!(
+        s.platform.set_library_settings(&p, &name, settings).await?
+    )))
 }
 
 async fn load(
@@ -167,9 +178,13 @@ async fn unload(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let was = s.platform.unload_library_model(&p, &name).await?;
-    Ok(Json(json!({"model": name, "loaded": false, "was_loaded": was})))
+    Ok(Json(
+        json!({"model": name, "loaded": false, "was_loaded": was}),
+    ))
 }
 
 async fn ps(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"models": s.platform.running_models(&p).await?})))
+    Ok(Json(
+        json!({"models": s.platform.running_models(&p).await?}),
+    ))
 }

@@ -1,7 +1,9 @@
 //! Route groups.
 
+pub mod audit;
 pub mod kserve;
 pub mod library;
 pub mod native;
 pub mod openai;
 pub mod ops;
+pub mod privacy;

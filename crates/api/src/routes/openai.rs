@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use aiaas_core::{
     collect, ChatMessage, ChatRequest, CompletionRequest, CoreError, EmbeddingRequest,
-    FinishReason, GenEvent, Generation, GenerationOptions, KeepAlive, ResponseFormat,
-    TokenLogprob, MAX_CHOICES,
+    FinishReason, GenEvent, Generation, GenerationOptions, KeepAlive, ResponseFormat, TokenLogprob,
+    MAX_CHOICES,
 };
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -65,7 +65,11 @@ async fn get_model(
     Path(id): Path<String>,
 ) -> OResult<Json<Value>> {
     let m = s.platform.library_model(&p, &id).await.map_err(oai)?;
-    Ok(Json(model_object(&m.record.name, m.record.created_at, &m.record.task)))
+    Ok(Json(model_object(
+        &m.record.name,
+        m.record.created_at,
+        &m.record.task,
+    )))
 }
 
 fn model_object(name: &str, created_ms: i64, task: &str) -> Value {
@@ -112,7 +116,11 @@ impl Body {
                 Some(x) if range.contains(&x) => Ok(Some(x)),
                 _ => Err(ApiError::openai_param(
                     k,
-                    format!("{k} must be a number from {} to {}", range.start(), range.end()),
+                    format!(
+                        "{k} must be a number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
                 )),
             },
         }
@@ -125,7 +133,11 @@ impl Body {
                 Some(x) if range.contains(&x) => Ok(Some(x)),
                 _ => Err(ApiError::openai_param(
                     k,
-                    format!("{k} must be an integer from {} to {}", range.start(), range.end()),
+                    format!(
+                        "{k} must be an integer from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
                 )),
             },
         }
@@ -135,7 +147,10 @@ impl Body {
         match self.get(k) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(ApiError::openai_param(k, format!("{k} must be true or false"))),
+            Some(_) => Err(ApiError::openai_param(
+                k,
+                format!("{k} must be true or false"),
+            )),
         }
     }
 
@@ -144,8 +159,13 @@ impl Body {
     fn texts(&self, k: &str) -> OResult<Vec<String>> {
         match self.get(k) {
             Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
-                Ok(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            Some(Value::Array(items))
+                if !items.is_empty() && items.iter().all(Value::is_string) =>
+            {
+                Ok(items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect())
             }
             Some(Value::Array(items)) if !items.is_empty() => Err(ApiError::openai_param(
                 k,
@@ -161,7 +181,10 @@ impl Body {
     fn refuse(&self, k: &str, why: &str) -> OResult<()> {
         match self.get(k) {
             None => Ok(()),
-            Some(_) => Err(ApiError::openai_param(k, format!("{k} is not supported: {why}"))),
+            Some(_) => Err(ApiError::openai_param(
+                k,
+                format!("{k} is not supported: {why}"),
+            )),
         }
     }
 }
@@ -177,7 +200,10 @@ fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOptions> {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => {
             if items.len() > 4 {
-                return Err(ApiError::openai_param("stop", "stop takes at most 4 strings"));
+                return Err(ApiError::openai_param(
+                    "stop",
+                    "stop takes at most 4 strings",
+                ));
             }
             items
                 .iter()
@@ -188,21 +214,37 @@ fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOptions> {
                 })
                 .collect::<OResult<Vec<_>>>()?
         }
-        Some(_) => return Err(ApiError::openai_param("stop", "stop must be a string or a list of strings")),
+        Some(_) => {
+            return Err(ApiError::openai_param(
+                "stop",
+                "stop must be a string or a list of strings",
+            ))
+        }
     };
     if stop.iter().any(String::is_empty) {
-        return Err(ApiError::openai_param("stop", "stop strings must not be empty"));
+        return Err(ApiError::openai_param(
+            "stop",
+            "stop strings must not be empty",
+        ));
     }
     let n = b.integer("n", 1..=MAX_CHOICES as i64)?.unwrap_or(1) as usize;
     let keep_alive = match b.get("keep_alive") {
         None => None,
         Some(Value::String(s)) => Some(KeepAlive::parse(s).ok_or_else(|| {
-            ApiError::openai_param("keep_alive", "keep_alive must be a duration such as \"5m\", \"0\" or \"-1\"")
+            ApiError::openai_param(
+                "keep_alive",
+                "keep_alive must be a duration such as \"5m\", \"0\" or \"-1\"",
+            )
         })?),
         Some(v) => match v.as_f64() {
             Some(x) if x < 0.0 => Some(KeepAlive::Forever),
             Some(x) => Some(KeepAlive::For(Duration::from_secs_f64(x))),
-            None => return Err(ApiError::openai_param("keep_alive", "keep_alive must be a duration or a number of seconds")),
+            None => {
+                return Err(ApiError::openai_param(
+                    "keep_alive",
+                    "keep_alive must be a duration or a number of seconds",
+                ))
+            }
         },
     };
     let response_format = match b.get("response_format") {
@@ -231,17 +273,25 @@ fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOptions> {
             }
         },
     };
-    let timeout = b.number("timeout", 0.001..=86_400.0)?.map(Duration::from_secs_f64);
+    let timeout = b
+        .number("timeout", 0.001..=86_400.0)?
+        .map(Duration::from_secs_f64);
     Ok(GenerationOptions {
         max_tokens: max_tokens.map(|v| v as usize),
         temperature: b.number("temperature", 0.0..=2.0)?.map(|v| v as f32),
-        top_p: b.number("top_p", 0.0..=1.0)?.map(|v| v as f32).map(|v| v.max(f32::MIN_POSITIVE)),
-        seed: b.get("seed").map(|v| {
-            v.as_i64()
-                .map(|s| s as u64)
-                .or_else(|| v.as_u64())
-                .ok_or_else(|| ApiError::openai_param("seed", "seed must be an integer"))
-        }).transpose()?,
+        top_p: b
+            .number("top_p", 0.0..=1.0)?
+            .map(|v| v as f32)
+            .map(|v| v.max(f32::MIN_POSITIVE)),
+        seed: b
+            .get("seed")
+            .map(|v| {
+                v.as_i64()
+                    .map(|s| s as u64)
+                    .or_else(|| v.as_u64())
+                    .ok_or_else(|| ApiError::openai_param("seed", "seed must be an integer"))
+            })
+            .transpose()?,
         presence_penalty: b.number("presence_penalty", -2.0..=2.0)?.unwrap_or(0.0) as f32,
         frequency_penalty: b.number("frequency_penalty", -2.0..=2.0)?.unwrap_or(0.0) as f32,
         stop,
@@ -262,9 +312,15 @@ fn stream_mode(b: &Body) -> OResult<StreamMode> {
     let stream = b.boolean("stream")?.unwrap_or(false);
     let include_usage = match b.get("stream_options") {
         None => false,
-        Some(o) => o.get("include_usage").and_then(Value::as_bool).unwrap_or(false),
+        Some(o) => o
+            .get("include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     };
-    Ok(StreamMode { stream, include_usage })
+    Ok(StreamMode {
+        stream,
+        include_usage,
+    })
 }
 
 fn message_content(i: usize, m: &Value) -> OResult<String> {
@@ -275,7 +331,10 @@ fn message_content(i: usize, m: &Value) -> OResult<String> {
         Some(Value::Array(parts)) => {
             let mut out = String::new();
             for part in parts {
-                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                match (
+                    part.get("type").and_then(Value::as_str),
+                    part.get("text").and_then(Value::as_str),
+                ) {
                     (Some("text"), Some(t)) => out.push_str(t),
                     _ => {
                         return Err(ApiError::openai_param(
@@ -287,7 +346,10 @@ fn message_content(i: usize, m: &Value) -> OResult<String> {
             }
             Ok(out)
         }
-        Some(_) => Err(ApiError::openai_param(&param, "content must be a string or a list of parts")),
+        Some(_) => Err(ApiError::openai_param(
+            &param,
+            "content must be a string or a list of parts",
+        )),
     }
 }
 
@@ -304,7 +366,12 @@ async fn chat_completions(
     b.refuse("functions", "this server does not call functions")?;
     let raw = match b.get("messages") {
         Some(Value::Array(items)) if !items.is_empty() => items.clone(),
-        _ => return Err(ApiError::openai_param("messages", "messages must be a non-empty list")),
+        _ => {
+            return Err(ApiError::openai_param(
+                "messages",
+                "messages must be a non-empty list",
+            ))
+        }
     };
     let mut messages = Vec::with_capacity(raw.len());
     for (i, m) in raw.iter().enumerate() {
@@ -327,7 +394,10 @@ async fn chat_completions(
         Some(true) => Some(b.integer("top_logprobs", 0..=20)?.unwrap_or(0) as usize),
         _ => {
             if b.get("top_logprobs").is_some() {
-                return Err(ApiError::openai_param("top_logprobs", "top_logprobs needs logprobs: true"));
+                return Err(ApiError::openai_param(
+                    "top_logprobs",
+                    "top_logprobs needs logprobs: true",
+                ));
             }
             None
         }
@@ -336,7 +406,14 @@ async fn chat_completions(
     let mode = stream_mode(&b)?;
     let generation = s
         .platform
-        .chat(&p, ChatRequest { model, messages, options: opts })
+        .chat(
+            &p,
+            ChatRequest {
+                model,
+                messages,
+                options: opts,
+            },
+        )
         .await
         .map_err(oai)?;
     let id = format!("chatcmpl-{}", aiaas_types::new_id());
@@ -357,7 +434,9 @@ async fn chat_completions(
             })
         })
         .collect();
-    Ok(reply.envelope(&id, "chat.completion", choices).into_response())
+    Ok(reply
+        .envelope(&id, "chat.completion", choices)
+        .into_response())
 }
 
 // ---------------------------------------------------------------- completions
@@ -377,18 +456,30 @@ async fn completions(
     let opts = options(&b, logprobs)?;
     let mode = stream_mode(&b)?;
     if echo && mode.stream {
-        return Err(ApiError::openai_param("echo", "echo is not supported with stream"));
+        return Err(ApiError::openai_param(
+            "echo",
+            "echo is not supported with stream",
+        ));
     }
     let n = opts.n;
     let echoed = prompts.clone();
     let generation = s
         .platform
-        .complete(&p, CompletionRequest { model, prompts, options: opts })
+        .complete(
+            &p,
+            CompletionRequest {
+                model,
+                prompts,
+                options: opts,
+            },
+        )
         .await
         .map_err(oai)?;
     let id = format!("cmpl-{}", aiaas_types::new_id());
     if mode.stream {
-        return Ok(stream_response(generation, id, mode.include_usage, Kind::Completion).into_response());
+        return Ok(
+            stream_response(generation, id, mode.include_usage, Kind::Completion).into_response(),
+        );
     }
     let reply = collect_all(generation).await?;
     let choices: Vec<Value> = reply
@@ -405,7 +496,9 @@ async fn completions(
             })
         })
         .collect();
-    Ok(reply.envelope(&id, "text_completion", choices).into_response())
+    Ok(reply
+        .envelope(&id, "text_completion", choices)
+        .into_response())
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -421,7 +514,12 @@ async fn embeddings(
     let base64 = match b.string("encoding_format")?.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
-        Some(_) => return Err(ApiError::openai_param("encoding_format", "encoding_format must be float or base64")),
+        Some(_) => {
+            return Err(ApiError::openai_param(
+                "encoding_format",
+                "encoding_format must be float or base64",
+            ))
+        }
     };
     let dimensions = b.integer("dimensions", 1..=65_536)?;
     let truncate = b.boolean("truncate")?.unwrap_or(false);
@@ -433,14 +531,26 @@ async fn embeddings(
     };
     let out = s
         .platform
-        .embed(&p, EmbeddingRequest { model, inputs, truncate, keep_alive })
+        .embed(
+            &p,
+            EmbeddingRequest {
+                model,
+                inputs,
+                truncate,
+                keep_alive,
+            },
+        )
         .await
         .map_err(oai)?;
     if let (Some(d), Some(v)) = (dimensions, out.vectors.first()) {
         if d as usize != v.len() {
             return Err(ApiError::openai_param(
                 "dimensions",
-                format!("model {:?} makes {}-dimensional embeddings and cannot shorten them", out.model, v.len()),
+                format!(
+                    "model {:?} makes {}-dimensional embeddings and cannot shorten them",
+                    out.model,
+                    v.len()
+                ),
             ));
         }
     }
@@ -471,7 +581,11 @@ fn base64_f32(v: &[f32]) -> String {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
@@ -489,6 +603,7 @@ fn base64_f32(v: &[f32]) -> String {
 struct Reply {
     model: String,
     prompt_tokens: usize,
+    cached_tokens: usize,
     completion_tokens: usize,
     choices: Vec<aiaas_core::CollectedChoice>,
 }
@@ -503,7 +618,7 @@ impl Reply {
             "model": self.model,
             "system_fingerprint": fingerprint(),
             "choices": choices,
-            "usage": usage(self.prompt_tokens, self.completion_tokens),
+            "usage": usage(self.prompt_tokens, self.cached_tokens, self.completion_tokens),
         }))
     }
 }
@@ -516,9 +631,11 @@ async fn collect_all(g: Generation) -> OResult<Reply> {
     for rx in g.choices {
         choices.push(collect(rx).await.map_err(oai)?);
     }
+    let cached: Vec<usize> = choices.iter().map(|c| c.cached_tokens).collect();
     Ok(Reply {
         model: g.model,
         prompt_tokens,
+        cached_tokens: cached_per_prompt(&cached, g.prompt_tokens.len()),
         completion_tokens: choices.iter().map(|c| c.completion_tokens).sum(),
         choices,
     })
@@ -532,8 +649,27 @@ fn finish(r: Option<FinishReason>) -> Value {
     }
 }
 
-fn usage(prompt: usize, completion: usize) -> Value {
-    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+fn usage(prompt: usize, cached: usize, completion: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    })
+}
+
+/// Cached prompt tokens of a request: each prompt counts once (as in `prompt_tokens`),
+/// with the most any of its `n` sequences reused. `cached[p * n + i]` is choice `i` of
+/// prompt `p`.
+fn cached_per_prompt(cached: &[usize], prompts: usize) -> usize {
+    if prompts == 0 || cached.is_empty() {
+        return 0;
+    }
+    let n = cached.len().div_ceil(prompts);
+    cached
+        .chunks(n)
+        .map(|c| c.iter().copied().max().unwrap_or(0))
+        .sum()
 }
 
 fn chat_logprobs(entries: &[TokenLogprob]) -> Value {
@@ -588,6 +724,7 @@ fn stream_response(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, GenEvent)>();
     let total = g.choices.len();
+    let prompts = g.prompt_tokens.len();
     let mut forwarders = Vec::with_capacity(total);
     for (i, mut choice) in g.choices.into_iter().enumerate() {
         let tx = tx.clone();
@@ -633,9 +770,12 @@ fn stream_response(
             }
         }
         let mut completion_tokens = 0;
+        let mut cached = vec![0; total];
         let mut ended = 0;
         while ended < total {
-            let Some((i, ev)) = rx.recv().await else { break };
+            let Some((i, ev)) = rx.recv().await else {
+                break;
+            };
             let piece = match ev {
                 GenEvent::Text { text, logprobs } => match kind {
                     Kind::Chat => json!([{"index": i, "delta": {"content": text},
@@ -648,9 +788,14 @@ fn stream_response(
                 GenEvent::Done { reason, usage: u } => {
                     ended += 1;
                     completion_tokens += u.completion_tokens;
+                    cached[i] = u.cached_tokens;
                     match kind {
-                        Kind::Chat => json!([{"index": i, "delta": {}, "logprobs": null, "finish_reason": finish(Some(reason))}]),
-                        Kind::Completion => json!([{"index": i, "text": "", "logprobs": null, "finish_reason": finish(Some(reason))}]),
+                        Kind::Chat => {
+                            json!([{"index": i, "delta": {}, "logprobs": null, "finish_reason": finish(Some(reason))}])
+                        }
+                        Kind::Completion => {
+                            json!([{"index": i, "text": "", "logprobs": null, "finish_reason": finish(Some(reason))}])
+                        }
                     }
                 }
                 GenEvent::Error(e) => {
@@ -670,7 +815,14 @@ fn stream_response(
             let _ = out.send(chunk(piece, None));
         }
         if include_usage && ended == total {
-            let _ = out.send(chunk(json!([]), Some(usage(prompt_tokens, completion_tokens))));
+            let _ = out.send(chunk(
+                json!([]),
+                Some(usage(
+                    prompt_tokens,
+                    cached_per_prompt(&cached, prompts),
+                    completion_tokens,
+                )),
+            ));
         }
         let _ = out.send(Event::default().data("[DONE]"));
         drop(forwarders);

@@ -1,0 +1,395 @@
+//! Data protection over HTTP and the CLI: the audit log (who, what, from where, outcome;
+//! a hash chain that `aiaas audit verify` checks, catching edited and deleted entries),
+//! PII masking as an endpoint and in the server's log.
+
+use serde_json::{json, Value};
+
+use crate::common::{cli, Server, ServerOptions, ADMIN_KEY};
+
+fn audit_verify(data_dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run aiaas audit verify")
+}
+
+/// Change the database behind the server's back, as an attacker with file access would
+/// (Python's sqlite3 module: no extra tool to install).
+fn run_sql(db: &std::path::Path, statement: &str) {
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+        .arg(db)
+        .arg(statement)
+        .status()
+        .expect("python3");
+    assert!(status.success(), "{statement}");
+}
+
+async fn entries(server: &Server, key: &str, query: &str) -> Vec<Value> {
+    let (status, v) = server
+        .call("GET", &format!("/api/v1/audit{query}"), Some(key), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["entries"].as_array().expect("entries").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_records_denials_and_changes_and_detects_tampering() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "acme"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "rival"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let owner = server.key(ADMIN_KEY, "acme", "owner").await;
+    let rival_owner = server.key(ADMIN_KEY, "rival", "owner").await;
+    let inference = server.key(&owner, "acme", "inference").await;
+    let developer = server.key(&owner, "acme", "developer").await;
+
+    // A wrong key, a forbidden call, a failed change.
+    let (status, _) = server
+        .call(
+            "GET",
+            "/api/v1/models",
+            Some("aiaas_0000000000000000000000000000000000000000000000000000000000000000"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&inference),
+            Some(json!({"name": "x", "role": "inference"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/v1/datasets/no-such-dataset",
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let all = entries(&server, ADMIN_KEY, "").await;
+    let find = |action: &str| {
+        all.iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let failed_auth = find("auth.failed");
+    assert_eq!(failed_auth.len(), 1, "{all:#?}");
+    assert_eq!(failed_auth[0]["outcome"], "denied");
+    assert_eq!(failed_auth[0]["source"], "127.0.0.1");
+    assert!(failed_auth[0]["key_id"].is_null());
+    let denied = find("access.denied");
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["role"], "inference");
+    assert_eq!(denied[0]["target"], "/api/v1/keys");
+    // Key creations (three by the admin, one by the owner) and tenants are changes.
+    assert_eq!(find("POST /api/v1/keys").len(), 4, "{all:#?}");
+    assert_eq!(find("POST /api/v1/tenants").len(), 2);
+    let failed = find("DELETE /api/v1/datasets/{id}");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["outcome"], "failed");
+    // Reads and model calls are not audited.
+    assert!(all.iter().all(|e| e["action"] != "GET /api/v1/models"));
+    // seq counts from 1, each entry points at the one before.
+    for (i, e) in all.iter().enumerate() {
+        assert_eq!(e["seq"], json!(i as i64 + 1));
+        if i > 0 {
+            assert_eq!(e["prev_hash"], all[i - 1]["hash"]);
+        }
+    }
+
+    // Owners see their tenant's entries only; developers none; filters work.
+    let acme = entries(&server, &owner, "").await;
+    assert!(!acme.is_empty());
+    let acme_tenant = acme[0]["tenant_id"].clone();
+    assert!(acme.iter().all(|e| e["tenant_id"] == acme_tenant));
+    let rival = entries(&server, &rival_owner, "").await;
+    assert!(rival.iter().all(|e| e["tenant_id"] != acme_tenant));
+    let (status, _) = server
+        .call("GET", "/api/v1/audit", Some(&developer), None)
+        .await;
+    assert_eq!(status, 403);
+    let denials = entries(&server, ADMIN_KEY, "?outcome=denied").await;
+    assert_eq!(
+        denials.len(),
+        2 + 1,
+        "the developer's refused read is a denial too: {denials:#?}"
+    );
+    let keys_only = entries(&server, ADMIN_KEY, "?action=POST%20/api/v1/keys").await;
+    assert_eq!(keys_only.len(), 4);
+    let (status, v) = server
+        .call("GET", "/api/v1/audit?outcome=maybe", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, 400, "{v}");
+
+    // Export: JSON lines, one per entry.
+    let resp = server
+        .http
+        .get(server.url("/api/v1/audit/export"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(lines.len() >= all.len());
+    assert_eq!(lines[0]["seq"], 1);
+    let out = cli(
+        &server,
+        ADMIN_KEY,
+        &["audit", "export", "--outcome", "denied"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    // The chain verifies, over HTTP (admins only) and from the data directory.
+    let (status, v) = server
+        .call("GET", "/api/v1/audit/verify", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["ok"], true, "{v}");
+    let (status, _) = server
+        .call("GET", "/api/v1/audit/verify", Some(&owner), None)
+        .await;
+    assert_eq!(status, 403);
+    server.stop();
+
+    let ok = audit_verify(data.path());
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain intact"));
+
+    // Edit one entry in the database: caught.
+    let db = data.path().join("metadata.db");
+    let sql = |statement: &str| {
+        run_sql(&db, statement);
+    };
+    sql("UPDATE audit_log SET outcome = 'success' WHERE action = 'auth.failed'");
+    let edited = audit_verify(data.path());
+    assert!(!edited.status.success());
+    let report = String::from_utf8_lossy(&edited.stdout);
+    assert!(report.contains("was edited"), "{report}");
+    sql("UPDATE audit_log SET outcome = 'denied' WHERE action = 'auth.failed'");
+    assert!(
+        audit_verify(data.path()).status.success(),
+        "restoring the value restores the chain"
+    );
+
+    // Delete an entry in the middle: caught; delete the newest: caught by the head file.
+    sql("DELETE FROM audit_log WHERE seq = 3");
+    let gap = audit_verify(data.path());
+    assert!(!gap.status.success());
+    assert!(String::from_utf8_lossy(&gap.stdout).contains("missing"));
+    let data2 = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data2.path()));
+    let _ = server.key(ADMIN_KEY, "default", "developer").await;
+    let _ = server.key(ADMIN_KEY, "default", "inference").await;
+    server.stop();
+    assert!(audit_verify(data2.path()).status.success());
+    let db2 = data2.path().join("metadata.db");
+    run_sql(
+        &db2,
+        "DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)",
+    );
+    let truncated = audit_verify(data2.path());
+    assert!(!truncated.status.success());
+    assert!(String::from_utf8_lossy(&truncated.stdout).contains("newest entries were deleted"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masking_endpoint_and_masked_logs() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let text = "客户张伟，电话 138 1234 5678，邮箱 zhang.wei@example.cn，卡号 6222 0212 3456 7894，from 203.0.113.9";
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/privacy/mask",
+            Some(ADMIN_KEY),
+            Some(json!({"text": text})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let masked = v["text"].as_str().unwrap();
+    for secret in ["1234 5678", "zhang.wei", "0212 3456", "113.9"] {
+        assert!(!masked.contains(secret), "{secret} left in {masked}");
+    }
+    assert!(
+        masked.contains("5678"),
+        "mask mode keeps the shape: {masked}"
+    );
+    assert_eq!(v["counts"]["phone"], 1, "{v}");
+    assert_eq!(v["counts"]["email"], 1);
+    assert_eq!(v["counts"]["bank_card"], 1);
+    assert_eq!(v["counts"]["ipv4"], 1);
+    assert_eq!(
+        v["findings"].as_array().unwrap().len(),
+        v["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>() as usize
+    );
+
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/privacy/mask",
+            Some(ADMIN_KEY),
+            Some(json!({"texts": ["call +44 20 7946 0958", "none here"], "mode": "label"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["results"][0]["text"], "call [PHONE]");
+    assert_eq!(v["results"][1]["text"], "none here");
+
+    // Pseudonyms: the same number written two ways is one token within a tenant, and a
+    // different token in another tenant.
+    let pseudo = |key: String, t: &'static str| {
+        let server = &server;
+        async move {
+            let (status, v) = server
+                .call(
+                    "POST",
+                    "/api/v1/privacy/mask",
+                    Some(&key),
+                    Some(json!({"text": t, "mode": "pseudonymise"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            v["text"].as_str().unwrap().to_string()
+        }
+    };
+    let a = pseudo(ADMIN_KEY.to_string(), "13812345678").await;
+    let b = pseudo(ADMIN_KEY.to_string(), "138-1234-5678").await;
+    assert!(a.starts_with("[PHONE:"), "{a}");
+    assert_eq!(a, b);
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/tenants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "other"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let other = server.key(ADMIN_KEY, "other", "inference").await;
+    assert_ne!(pseudo(other.clone(), "13812345678").await, a);
+    let mode = std::fs::metadata(data.path().join("pseudonym.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    // Bad requests say what to fix.
+    for (body, needle) in [
+        (json!({"text": "x", "mode": "hide"}), "mode"),
+        (json!({"text": "x", "kinds": ["passport"]}), "kind"),
+        (json!({"text": "x", "texts": ["y"]}), "either"),
+    ] {
+        let (status, v) = server
+            .call("POST", "/api/v1/privacy/mask", Some(&other), Some(body))
+            .await;
+        assert_eq!(status, 400, "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{v}"
+        );
+    }
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/privacy/mask",
+            None,
+            Some(json!({"text": "x"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // Audit targets are masked.
+    let (status, _) = server
+        .call(
+            "DELETE",
+            "/api/v1/datasets/jane.doe@example.org",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let all = entries(&server, ADMIN_KEY, "?action=DELETE").await;
+    assert_eq!(all.len(), 1);
+    let target = all[0]["target"].as_str().unwrap();
+    assert!(
+        !target.contains("jane.doe"),
+        "audit targets are masked: {target}"
+    );
+
+    // The server logs a pulled model's source path; an e-mail address in it is masked.
+    let test_data = std::env::var_os("AIAAS_TEST_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/aiaas-data-cache")
+        });
+    let gguf = test_data.join("models/smollm2-135m-instruct.gguf");
+    assert!(gguf.is_file(), "run scripts/setup.sh --test");
+    let odd = data.path().join("jane.doe@example.org");
+    std::fs::create_dir_all(&odd).unwrap();
+    // A copy, not a link: the pull records the resolved path.
+    std::fs::copy(&gguf, odd.join("model.gguf")).unwrap();
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/library/pull",
+            Some(ADMIN_KEY),
+            Some(json!({"source": odd.join("model.gguf").to_str().unwrap(), "name": "masked-log", "stream": false})),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{v}");
+    server.stop();
+    let log = std::fs::read_to_string(data.path().join("server.log")).unwrap();
+    assert!(log.contains("model pulled"), "{log}");
+    assert!(
+        log.contains("@example.org"),
+        "the mask keeps the domain: {log}"
+    );
+    assert!(!log.contains("jane.doe@example.org"), "{log}");
+}

@@ -1,0 +1,86 @@
+//! `/api/v1/privacy/mask`: the PII masking on its own, for callers that only want that.
+
+use aiaas_core::{CoreError, MaskRequest};
+use aiaas_privacy::{Kind, Mode};
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, Auth};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/privacy/mask", post(mask))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskBody {
+    /// One text (the answer has `text`) ...
+    text: Option<String>,
+    /// ... or several (the answer has `results`).
+    texts: Option<Vec<String>>,
+    /// `mask` (keep the shape, default), `label` or `pseudonymise`.
+    mode: Option<String>,
+    /// Only these kinds: email, phone, china_id, bank_card, ipv4, ipv6.
+    kinds: Option<Vec<String>>,
+}
+
+async fn mask(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<MaskBody>,
+) -> ApiResult<Json<Value>> {
+    let single = body.text.is_some();
+    let texts = match (body.text, body.texts) {
+        (Some(t), None) => vec![t],
+        (None, Some(ts)) => ts,
+        _ => {
+            return Err(CoreError::InvalidInput(
+                "give either \"text\" (a string) or \"texts\" (a list)".into(),
+            )
+            .into())
+        }
+    };
+    let mode = match body.mode.as_deref().unwrap_or("mask") {
+        "mask" => Mode::Mask,
+        "label" => Mode::Label,
+        "pseudonymise" | "pseudonymize" => Mode::Pseudonymise,
+        other => {
+            return Err(CoreError::InvalidInput(format!(
+                "mode must be mask, label or pseudonymise, not {other:?}"
+            ))
+            .into())
+        }
+    };
+    let kinds = body
+        .kinds
+        .map(|ks| {
+            ks.iter()
+                .map(|k| match Kind::parse(k) {
+                    Some(kind) if kind != Kind::Person => Ok(kind),
+                    _ => Err(CoreError::InvalidInput(format!(
+                        "unknown kind {k:?}: use email, phone, china_id, bank_card, ipv4 or ipv6"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let out = s
+        .platform
+        .mask_texts(&p, MaskRequest { texts, mode, kinds })
+        .await?;
+    if single {
+        let first = out.results.into_iter().next();
+        Ok(Json(json!({
+            "text": first.as_ref().map(|r| r.text.clone()),
+            "findings": first.map(|r| r.findings).unwrap_or_default(),
+            "counts": out.counts,
+        })))
+    } else {
+        Ok(Json(json!({"results": out.results, "counts": out.counts})))
+    }
+}
