@@ -46,7 +46,8 @@ def server():
     env = dict(os.environ, AIAAS_ADMIN_KEY=ADMIN_KEY, AIAAS_LOG="warn", AIAAS_WHEEL_DIRS=wheels)
     log = open(os.path.join(data_dir, "server.log"), "w")
     proc = subprocess.Popen(
-        [_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-demo"],
+        [_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-demo",
+         "--master-key-file", os.path.join(data_dir, "test-master.key")],
         stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )
     base = None

@@ -150,12 +150,50 @@ enum KeysCmd {
     Revoke {
         id: String,
     },
+    /// Add a fresh master key and re-wrap every artifact's data key under it (payloads
+    /// are not re-encrypted). Works on the data directory; no server needed.
+    RotateMaster {
+        /// Data directory of the installation.
+        #[arg(long, env = "AIAAS_DATA_DIR", default_value = "aiaas-data")]
+        data_dir: PathBuf,
+        /// Key-ring file (default: `<data-dir>.master-key`).
+        #[arg(long, env = "AIAAS_MASTER_KEY_FILE")]
+        master_key_file: Option<PathBuf>,
+        /// Then remove the old keys from the ring (after checking every artifact opens
+        /// with the new one).
+        #[arg(long)]
+        retire_old: bool,
+    },
 }
 
 impl KeysArgs {
     pub async fn run(self) -> Result<()> {
+        if let KeysCmd::RotateMaster {
+            data_dir,
+            master_key_file,
+            retire_old,
+        } = &self.cmd
+        {
+            let source = master_key_file
+                .clone()
+                .map(aiaas_core::MasterKeySource::File)
+                .unwrap_or_else(|| aiaas_core::MasterKeySource::default_for(data_dir));
+            let (data_dir, retire_old) = (data_dir.clone(), *retire_old);
+            let report = tokio::task::spawn_blocking(move || {
+                aiaas_core::rotate_master(&data_dir, &source, retire_old)
+            })
+            .await??;
+            println!("new active master key: {}", report.new_key_id);
+            println!("re-wrapped artifacts:  {}", report.rewrapped);
+            if !report.retired.is_empty() {
+                println!("retired keys:          {}", report.retired.join(", "));
+            }
+            println!("key file:              {}", report.key_file.display());
+            return Ok(());
+        }
         let c = self.conn.client()?;
         match self.cmd {
+            KeysCmd::RotateMaster { .. } => unreachable!("handled above"),
             KeysCmd::Create {
                 name,
                 role,

@@ -100,12 +100,26 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         }
     }
     platform.library = library_config;
+    platform.master_key = master_key_source(args, &platform.data_dir);
     if platform.demo {
         // The README's OpenAI examples work minutes after the first start.
         platform.library.first_start_pulls =
             vec!["smollm2-135m-instruct".into(), "all-minilm-l6-v2".into()];
     }
     Ok(ServeConfig { listen, platform })
+}
+
+/// `AIAAS_MASTER_KEY` (the key itself), else `--master-key-file`, else the default file
+/// beside the data directory.
+pub fn master_key_source(
+    args: &ServeArgs,
+    data_dir: &std::path::Path,
+) -> aiaas_core::MasterKeySource {
+    match (&args.master_key, &args.master_key_file) {
+        (Some(value), _) if !value.is_empty() => aiaas_core::MasterKeySource::Value(value.clone()),
+        (_, Some(file)) => aiaas_core::MasterKeySource::File(file.clone()),
+        _ => aiaas_core::MasterKeySource::default_for(data_dir),
+    }
 }
 
 /// The library's settings from flags, environment and file.

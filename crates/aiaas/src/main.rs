@@ -101,6 +101,18 @@ pub struct ServeArgs {
     /// Seconds a request waits for its model to load before 503 + Retry-After.
     #[arg(long, env = "AIAAS_LOAD_TIMEOUT")]
     pub load_timeout: Option<f64>,
+    /// The key-ring file of the master keys that encrypt every artifact (created, 0600,
+    /// on first start). Default: beside the data directory, `<data-dir>.master-key`.
+    #[arg(long, env = "AIAAS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (64 hex digits, or a key-ring document) instead of a file.
+    #[arg(
+        long = "master-key-from-env",
+        env = "AIAAS_MASTER_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
     /// Admin key to register instead of generating one (as a deployment's secret).
     #[arg(
         long = "admin-key-from-env",

@@ -34,6 +34,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if report.admin_key_from_env {
         println!("admin key registered from AIAAS_ADMIN_KEY");
     }
+    if let Some(path) = &report.master_key_created {
+        println!(
+            "created the master key file {} (mode 0600): every stored dataset and model is \
+             encrypted with it. Keep it safe and apart from the data directory and its backups: \
+             without it nothing stored can be read.",
+            path.display()
+        );
+    }
+    if report.encrypted_plaintext > 0 {
+        println!(
+            "encrypted {} artifact(s) stored in plain text by an earlier version",
+            report.encrypted_plaintext
+        );
+    }
     if report.resumed_jobs > 0 {
         println!(
             "resumed {} interrupted training job(s)",

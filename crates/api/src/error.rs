@@ -95,6 +95,7 @@ pub fn status_of(e: &CoreError) -> (StatusCode, &'static str) {
         CoreError::Loading { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_loading"),
         CoreError::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         CoreError::BadUpstream(_) => (StatusCode::BAD_GATEWAY, "bad_upstream"),
+        CoreError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_integrity"),
         CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
     }
 }
@@ -111,7 +112,15 @@ impl IntoResponse for ApiError {
             ) {
             let reference = aiaas_types::new_id();
             tracing::error!(error_ref = %reference, detail = %self.error, "request failed");
-            format!("internal error; reference {reference}")
+            match &self.error {
+                // A fixed message (which object failed stays in the log), but one that
+                // tells the operator what happened.
+                CoreError::Integrity(_) => format!(
+                    "stored data failed its integrity check (tampered with or truncated) and \
+                     was not used; restore it from a backup; reference {reference}"
+                ),
+                _ => format!("internal error; reference {reference}"),
+            }
         } else {
             self.error.to_string()
         };

@@ -3,7 +3,7 @@
 //! its tenant; the row in the database is written last, so a failed upload leaves nothing.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use aiaas_train::LabelledText;
@@ -189,8 +189,10 @@ impl Platform {
         let path = upload.path.clone();
         let columns = (spec.text_column.clone(), spec.label_column.clone());
         let parsed = tokio::task::spawn_blocking(move || {
+            let open =
+                || -> Result<Box<dyn Read + Send>> { Ok(Box::new(std::fs::File::open(&path)?)) };
             let parsed = parse(
-                &path,
+                &open,
                 format,
                 columns.0.as_deref(),
                 columns.1.as_deref(),
@@ -257,12 +259,13 @@ impl Platform {
     ) -> Result<Vec<PreviewRow>> {
         require(principal, Permission::ReadData)?;
         let d = self.find_dataset(principal, id_or_name).await?;
-        let path = self.inner.artifacts.local_path(&d.artifact_key)?;
+        let artifacts = self.inner.artifacts.clone();
         let limit = limit.min(1000);
         tokio::task::spawn_blocking(move || {
             let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
+            let open = || -> Result<Box<dyn Read + Send>> { Ok(artifacts.open(&d.artifact_key)?) };
             let parsed = parse(
-                &path,
+                &open,
                 format,
                 Some(&d.text_column),
                 Some(&d.label_column),
@@ -320,10 +323,11 @@ impl Platform {
 
     /// All rows of a stored dataset (blocking: call from a blocking thread).
     pub(crate) fn load_rows(&self, d: &DatasetRecord) -> Result<Vec<LabelledText>> {
-        let path = self.inner.artifacts.local_path(&d.artifact_key)?;
+        let artifacts = &self.inner.artifacts;
         let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
+        let open = || -> Result<Box<dyn Read + Send>> { Ok(artifacts.open(&d.artifact_key)?) };
         let parsed = parse(
-            &path,
+            &open,
             format,
             Some(&d.text_column),
             Some(&d.label_column),
@@ -359,16 +363,20 @@ fn invalid(msg: String) -> CoreError {
     CoreError::InvalidInput(msg)
 }
 
+/// Opens the data afresh (the CSV parser reads it more than once): an upload's temp
+/// file, or a stored dataset through the decrypting artifact store.
+type Opener<'a> = &'a (dyn Fn() -> Result<Box<dyn Read + Send>> + Sync);
+
 fn parse(
-    path: &Path,
+    open: Opener<'_>,
     format: DatasetFormat,
     text_column: Option<&str>,
     label_column: Option<&str>,
     limit: Option<usize>,
 ) -> Result<Parsed> {
     match format {
-        DatasetFormat::Csv => parse_csv(path, text_column, label_column, limit),
-        DatasetFormat::Jsonl => parse_jsonl(path, text_column, label_column, limit),
+        DatasetFormat::Csv => parse_csv(open, text_column, label_column, limit),
+        DatasetFormat::Jsonl => parse_jsonl(open, text_column, label_column, limit),
     }
 }
 
@@ -442,9 +450,9 @@ fn pick_columns(
 
 /// The field delimiter of a CSV upload: comma, tab or semicolon, whichever the header
 /// line has most of (comma when none).
-fn sniff_delimiter(path: &Path) -> u8 {
+fn sniff_delimiter(open: Opener<'_>) -> u8 {
     let mut first = Vec::new();
-    if let Ok(f) = std::fs::File::open(path) {
+    if let Ok(f) = open() {
         let _ = std::io::BufReader::new(f).read_until(b'\n', &mut first);
     }
     let count = |d: u8| first.iter().filter(|&&b| b == d).count();
@@ -466,19 +474,21 @@ fn check_row(line: u64, text: &str, label: &str) -> Result<()> {
 }
 
 fn parse_csv(
-    path: &Path,
+    open: Opener<'_>,
     text_column: Option<&str>,
     label_column: Option<&str>,
     limit: Option<usize>,
 ) -> Result<Parsed> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .delimiter(sniff_delimiter(path))
-        .from_path(path)
-        .map_err(|e| CoreError::Internal(format!("cannot open upload: {e}")))?;
+        .delimiter(sniff_delimiter(open))
+        .from_reader(open()?);
     let headers = reader
         .byte_headers()
-        .map_err(|e| invalid(format!("line 1: cannot read the CSV header: {e}")))?
+        .map_err(|e| {
+            integrity_failure(&e)
+                .unwrap_or_else(|| invalid(format!("line 1: cannot read the CSV header: {e}")))
+        })?
         .clone();
     let columns: Vec<String> = headers
         .iter()
@@ -508,7 +518,7 @@ fn parse_csv(
     let ti = columns.iter().position(|c| *c == text).unwrap_or(0);
     let li = columns.iter().position(|c| *c == label).unwrap_or(0);
     let mut rows = Vec::new();
-    let mut lines = LineCounter::open(path)?;
+    let mut lines = LineCounter::new(open()?);
     for record in reader.byte_records() {
         if limit.is_some_and(|l| rows.len() >= l) {
             break;
@@ -522,7 +532,7 @@ fn parse_csv(
                 "line {}: {len} fields where the header has {expected_len}",
                 pos.as_ref().map(|p| lines.line_at(p.byte())).unwrap_or(0)
             )),
-            _ => invalid(format!("malformed CSV: {e}")),
+            _ => integrity_failure(&e).unwrap_or_else(|| invalid(format!("malformed CSV: {e}"))),
         })?;
         let line = record
             .position()
@@ -550,21 +560,31 @@ fn parse_csv(
     })
 }
 
+/// A CSV read that failed because the stored object did not authenticate (not the
+/// uploader's fault: a 500 that says so, not a 400).
+fn integrity_failure(e: &csv::Error) -> Option<CoreError> {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => aiaas_store::crypto_failure(io)
+            .map(|c| CoreError::Integrity(format!("stored data failed its integrity check: {c}"))),
+        _ => None,
+    }
+}
+
 /// Line numbers of byte offsets, counted by '\n' alone (the csv crate's own count is off by
 /// one on CRLF files). Offsets must be asked for in increasing order.
 struct LineCounter {
-    reader: std::io::BufReader<std::fs::File>,
+    reader: std::io::BufReader<Box<dyn Read + Send>>,
     offset: u64,
     newlines: u64,
 }
 
 impl LineCounter {
-    fn open(path: &Path) -> Result<LineCounter> {
-        Ok(LineCounter {
-            reader: std::io::BufReader::new(std::fs::File::open(path)?),
+    fn new(source: Box<dyn Read + Send>) -> LineCounter {
+        LineCounter {
+            reader: std::io::BufReader::new(source),
             offset: 0,
             newlines: 0,
-        })
+        }
     }
 
     /// The 1-based line on which byte `offset` lies.
@@ -599,13 +619,12 @@ impl LineCounter {
 }
 
 fn parse_jsonl(
-    path: &Path,
+    open: Opener<'_>,
     text_column: Option<&str>,
     label_column: Option<&str>,
     limit: Option<usize>,
 ) -> Result<Parsed> {
-    let file = std::fs::File::open(path)?;
-    let mut reader = std::io::BufReader::new(file);
+    let mut reader = std::io::BufReader::new(open()?);
     let mut rows = Vec::new();
     let mut columns: Option<Vec<String>> = None;
     let mut picked: Option<(String, String)> = None;
@@ -748,6 +767,18 @@ fn summary(v: &mut [usize]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parser over a plain file (the tests' uploads).
+    fn parse(
+        path: &Path,
+        format: DatasetFormat,
+        text_column: Option<&str>,
+        label_column: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Parsed> {
+        let open = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(std::fs::File::open(path)?)) };
+        super::parse(&open, format, text_column, label_column, limit)
+    }
 
     fn write(content: &[u8]) -> tempfile::NamedTempFile {
         use std::io::Write;

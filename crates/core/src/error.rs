@@ -36,6 +36,9 @@ pub enum CoreError {
     /// A remote the server depends on failed or sent bad data (a model download).
     #[error("{0}")]
     BadUpstream(String),
+    /// Stored data failed its integrity check (tampered with or truncated): not served.
+    #[error("{0}")]
+    Integrity(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,6 +47,7 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => CoreError::Conflict(m),
+            e @ StoreError::Integrity { .. } => CoreError::Integrity(e.to_string()),
             other => CoreError::Internal(other.to_string()),
         }
     }
@@ -91,6 +95,9 @@ impl From<tokio::task::JoinError> for CoreError {
 
 impl From<std::io::Error> for CoreError {
     fn from(e: std::io::Error) -> Self {
-        CoreError::Internal(format!("i/o error: {e}"))
+        match aiaas_store::crypto_failure(&e) {
+            Some(c) => CoreError::Integrity(format!("stored data failed its integrity check: {c}")),
+            None => CoreError::Internal(format!("i/o error: {e}")),
+        }
     }
 }

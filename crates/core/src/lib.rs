@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod generate;
 mod jobs;
+mod keys_at_rest;
 mod library;
 mod models;
 mod platform;
@@ -38,6 +39,7 @@ pub use generate::{
     Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
 pub use jobs::TrainRequest;
+pub use keys_at_rest::{rotate_master, MasterKeySource, RotationReport};
 pub use library::{
     CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
 };

@@ -35,12 +35,15 @@ pub struct PlatformConfig {
     pub demo_data: Option<PathBuf>,
     /// The model library: cache, sources, serving defaults, memory budget.
     pub library: crate::library::LibraryConfig,
+    /// Where the master keys encrypting every artifact come from.
+    pub master_key: crate::MasterKeySource,
 }
 
 impl PlatformConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> PlatformConfig {
+        let data_dir: PathBuf = data_dir.into();
         PlatformConfig {
-            data_dir: data_dir.into(),
+            data_dir: data_dir.clone(),
             database_url: None,
             max_upload_bytes: 100 * 1024 * 1024,
             training_workers: 1,
@@ -49,6 +52,7 @@ impl PlatformConfig {
             batch: BatchSettings::default(),
             demo_data: None,
             library: crate::library::LibraryConfig::default(),
+            master_key: crate::MasterKeySource::default_for(&data_dir),
         }
     }
 
@@ -69,6 +73,10 @@ pub struct StartupReport {
     pub first_start: bool,
     /// Jobs found running from a previous process and put back in the queue.
     pub resumed_jobs: usize,
+    /// The master key file created at this start (tell the operator to keep it safe).
+    pub master_key_created: Option<PathBuf>,
+    /// Artifacts of an older version found in plain text and encrypted at this start.
+    pub encrypted_plaintext: usize,
 }
 
 /// The platform: cheap to clone, shared by every request handler.
@@ -115,7 +123,10 @@ impl Platform {
             None => Metadata::open_sqlite(&db_path).await?,
             Some(url) => Metadata::connect(url).await?,
         };
-        let artifacts = Arc::new(LocalArtifacts::open(&config.data_dir.join("artifacts"))?);
+        let (keys, master_key_created) = crate::keys_at_rest::load(&config.master_key)?;
+        let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys)?;
+        let encrypted_plaintext = local.encrypt_plaintext_objects()?;
+        let artifacts = Arc::new(local);
         let metrics = Arc::new(Metrics::new());
         let platform = Platform {
             inner: Arc::new(Inner {
@@ -140,6 +151,8 @@ impl Platform {
         let first_start = platform.inner.meta.count_keys().await? == 0;
         let mut report = platform.bootstrap_admin().await?;
         report.first_start = first_start;
+        report.master_key_created = master_key_created;
+        report.encrypted_plaintext = encrypted_plaintext;
         report.resumed_jobs = platform.recover_jobs().await?;
         Ok((platform, report))
     }
@@ -274,6 +287,8 @@ impl Platform {
             admin_key_from_env: false,
             first_start: false,
             resumed_jobs: 0,
+            master_key_created: None,
+            encrypted_plaintext: 0,
         };
         let secret = match &self.inner.config.admin_key {
             Some(s) => {

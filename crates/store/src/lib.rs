@@ -25,7 +25,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
-pub use artifacts::{ArtifactStore, LocalArtifacts};
+pub use artifacts::{crypto_failure, ArtifactStore, LocalArtifacts, MasterKeys};
 pub use records::*;
 
 /// Errors of the persistence layer.
@@ -43,6 +43,12 @@ pub enum StoreError {
     },
     #[error("invalid artifact key {0:?}")]
     InvalidKey(String),
+    /// A stored object failed authentication: tampered with, truncated or damaged.
+    #[error("artifact {key} failed its integrity check ({reason}); it was not used")]
+    Integrity { key: String, reason: String },
+    /// The master keys cannot open an object (a key missing from the ring, a bad key file).
+    #[error("master key problem: {0}")]
+    Keys(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("unsupported database url {0:?}: expected sqlite://PATH")]

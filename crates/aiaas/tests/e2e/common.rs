@@ -46,9 +46,13 @@ impl Server {
         if !opts.demo {
             cmd.arg("--no-demo");
         }
+        // The master key inside the test's data directory (removed with it); the default
+        // puts it beside the data directory, which a temp dir would leave behind.
         let mut child = cmd
             .arg("--data-dir")
             .arg(opts.data_dir)
+            .arg("--master-key-file")
+            .arg(opts.data_dir.join("test-master.key"))
             .args(opts.extra_args)
             .env("AIAAS_ADMIN_KEY", ADMIN_KEY)
             .env("AIAAS_LOG", "info")

@@ -393,3 +393,274 @@ async fn masking_endpoint_and_masked_logs() {
     );
     assert!(!log.contains("jane.doe@example.org"), "{log}");
 }
+
+/// Every file under `<data>/artifacts`, relative paths.
+fn artifact_files(data: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![data.join("artifacts")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+async fn predict_label(server: &Server, text: &str) -> (u16, Value) {
+    server
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(ADMIN_KEY),
+            Some(json!({"texts": [text]})),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    crate::common::train_small(
+        &server,
+        ADMIN_KEY,
+        "topics-data",
+        "topics",
+        json!({"architecture": "avgpool", "epochs": 3}),
+    )
+    .await;
+    let (status, before) = predict_label(&server, "stock market and bank profit").await;
+    assert_eq!(status, 200, "{before}");
+
+    // On disk: only ciphertext. The CSV's words and the model's JSON never appear.
+    let files = artifact_files(data.path());
+    assert!(files.len() >= 3, "dataset + model files: {files:?}");
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert_eq!(&bytes[..8], b"AIAASENC", "{}", f.display());
+        for needle in [&b"forecast"[..], b"architecture", b"weather"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} leaks {:?}",
+                f.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+    let key_file = data.path().join("test-master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // A flipped bit in the stored dataset: refused with a clear error, never served.
+    let dataset = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("/datasets/"))
+        .unwrap()
+        .clone();
+    let good = std::fs::read(&dataset).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    std::fs::write(&dataset, &bad).unwrap();
+    let (status, v) = server
+        .call(
+            "GET",
+            "/api/v1/datasets/topics-data/preview?limit=5",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 500, "{v}");
+    assert_eq!(v["error"]["code"], "data_integrity", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("integrity check"),
+        "{v}"
+    );
+    // Truncated (the last chunk gone): refused too.
+    std::fs::write(&dataset, &good[..good.len() - 20]).unwrap();
+    let (status, v) = server
+        .call(
+            "GET",
+            "/api/v1/datasets/topics-data/preview?limit=5",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 500, "{v}");
+    assert_eq!(v["error"]["code"], "data_integrity");
+    // Training on it fails with the reason, instead of learning from damaged data.
+    let (status, job) = server
+        .call(
+            "POST",
+            "/api/v1/jobs",
+            Some(ADMIN_KEY),
+            Some(json!({"dataset": "topics-data", "model": "other", "config": {"epochs": 1}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job = server
+        .wait_for_job(
+            ADMIN_KEY,
+            job["id"].as_str().unwrap(),
+            std::time::Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("integrity"),
+        "{job}"
+    );
+    std::fs::write(&dataset, &good).unwrap();
+    let (status, v) = server
+        .call(
+            "GET",
+            "/api/v1/datasets/topics-data/preview?limit=5",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["rows"].as_array().unwrap().len(), 5);
+    server.stop();
+
+    // Rotate the master key: every artifact re-wrapped, payloads untouched.
+    let header_key = |f: &std::path::Path| {
+        String::from_utf8_lossy(&std::fs::read(f).unwrap()[29..61])
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    let old_id = header_key(&files[0]);
+    let payload = |f: &std::path::Path| std::fs::read(f).unwrap()[121..].to_vec();
+    let payloads: Vec<_> = files.iter().map(|f| payload(f)).collect();
+    let rotate = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+            .args(["keys", "rotate-master", "--data-dir"])
+            .arg(data.path())
+            .arg("--master-key-file")
+            .arg(&key_file)
+            .args(extra)
+            .env_remove("AIAAS_API_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = rotate(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains(&format!("re-wrapped artifacts:  {}", files.len())),
+        "{text}"
+    );
+    for (f, p) in files.iter().zip(&payloads) {
+        assert_ne!(header_key(f), old_id, "{}", f.display());
+        assert_eq!(&payload(f), p, "the payload is not re-encrypted");
+    }
+    // Then retire the old key: the ring no longer holds it and everything still reads.
+    let out = rotate(&["--retire-old"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&old_id));
+    assert!(!std::fs::read_to_string(&key_file)
+        .unwrap()
+        .contains(&old_id));
+    let server = Server::start(ServerOptions::new(data.path()));
+    let (status, after) = predict_label(&server, "stock market and bank profit").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(
+        after["predictions"], before["predictions"],
+        "same model, same answer after rotation"
+    );
+    let (status, _) = server
+        .call(
+            "GET",
+            "/api/v1/datasets/topics-data/preview?limit=5",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    server.stop();
+
+    // A wrong master key opens nothing (and says which key is missing).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(["keys", "rotate-master", "--data-dir"])
+        .arg(data.path())
+        .arg("--master-key-file")
+        .arg(data.path().join("no-such.key"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no master key file"));
+}
+
+#[test]
+fn the_default_master_key_file_lives_beside_the_data_directory() {
+    use std::io::{BufRead, BufReader};
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("AIAAS_ADMIN_KEY", ADMIN_KEY)
+        .env_remove("AIAAS_MASTER_KEY")
+        .env_remove("AIAAS_MASTER_KEY_FILE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.starts_with("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let key = parent.path().join("data.master-key");
+    assert!(key.is_file(), "{said}");
+    assert!(
+        said.contains("created the master key file") && said.contains("data.master-key"),
+        "{said}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(!data.join("data.master-key").exists());
+}
