@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod jobs;
 mod library;
+mod routes;
 mod security;
 mod serving;
 mod worked_example;

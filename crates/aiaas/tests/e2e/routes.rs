@@ -1,0 +1,124 @@
+//! Every route of the router, found by asking it: each `.route("…")` path in the API
+//! crate's sources is probed with every method; whatever does not answer 405 is a route.
+//! Each must be in the OpenAPI document, and each answers 401 without a valid key unless
+//! the document marks it open (health, readiness, metrics, the documents themselves).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::common::{Server, ServerOptions};
+
+/// Paths of `.route("PATH", ...)` calls under `crates/api/src`.
+fn source_paths() -> BTreeSet<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/src");
+    let mut out = BTreeSet::new();
+    let mut dirs = vec![root];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("api sources") {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find(".route(") {
+                rest = &rest[i + ".route(".len()..];
+                let trimmed = rest.trim_start();
+                if let Some(lit) = trimmed.strip_prefix('"') {
+                    if let Some(end) = lit.find('"') {
+                        out.insert(lit[..end].to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| match seg {
+            "{version}" => "1".to_string(),
+            s if s.starts_with('{') => "some-name".to_string(),
+            s => s.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let (status, doc) = server.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    // (path, method) -> open?
+    let mut documented: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let open = op.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            documented.insert((path.clone(), method.to_uppercase()), open);
+        }
+    }
+    let paths = source_paths();
+    assert!(paths.len() > 40, "found {} route paths in the sources", paths.len());
+    let mut found = BTreeSet::new();
+    let mut problems = BTreeSet::new();
+    for path in &paths {
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            for key in [None, Some("aiaas_not-a-real-key")] {
+                let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+                let mut rb = server.http.request(m, server.url(&concrete(path)));
+                if let Some(k) = key {
+                    rb = rb.bearer_auth(k);
+                }
+                if method != "GET" && method != "DELETE" {
+                    rb = rb.header("content-type", "application/json").body("{}");
+                }
+                let status = rb.send().await.unwrap().status().as_u16();
+                if status == 405 {
+                    continue;
+                }
+                // OpenAPI writes a catch-all segment `{*id}` as `{id}`.
+                let path = &path.replace("{*", "{");
+                found.insert((path.clone(), method.to_string()));
+                match documented.get(&(path.clone(), method.to_string())) {
+                    None => {
+                        problems.insert(format!("{method} {path} is a route but not in /openapi.json"));
+                    }
+                    Some(true) => {
+                        if status == 401 {
+                            problems.insert(format!("{method} {path} is documented open but answered 401"));
+                        }
+                    }
+                    Some(false) => {
+                        if status != 401 {
+                            problems.insert(format!(
+                                "{method} {path} answered {status} with {} key (401 expected)",
+                                if key.is_some() { "an invalid" } else { "no" }
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (path, method) in documented.keys() {
+        if !found.contains(&(path.clone(), method.clone())) {
+            problems.insert(format!("/openapi.json documents {method} {path}, which the router does not serve"));
+        }
+    }
+    // Only these are open: health, readiness, metrics, and the API's own description.
+    let open: BTreeSet<_> = documented.iter().filter(|(_, o)| **o).map(|((p, _), _)| p.as_str()).collect();
+    let allowed: BTreeSet<_> =
+        ["/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/openapi.json", "/docs"]
+            .into_iter()
+            .collect();
+    for p in open.difference(&allowed) {
+        problems.insert(format!("{p} is open (no key) but is not health, readiness, metrics or documentation"));
+    }
+    assert!(problems.is_empty(), "{}", problems.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(found.len() >= 50, "{} routes", found.len());
+    server.stop();
+}
