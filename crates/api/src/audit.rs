@@ -6,27 +6,41 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use aiaas_core::{AuditEvent, AuditOutcome};
+use aiaas_core::{AuditEvent, AuditOutcome, RateStatus};
 use aiaas_types::Principal;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::json;
 
 use crate::AppState;
 
-/// Who the request turned out to be, once `Auth` has run.
+/// Who the request turned out to be, and where it stands against its rate limit,
+/// once `Auth` has run.
 #[derive(Clone, Default)]
-pub(crate) struct Caller(Arc<Mutex<Option<Principal>>>);
+pub(crate) struct Caller(Arc<Mutex<(Option<Principal>, Option<RateStatus>)>>);
 
 impl Caller {
-    pub(crate) fn set(&self, principal: &Principal) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(principal.clone());
+    pub(crate) fn set(&self, principal: &Principal, rate: Option<RateStatus>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = (Some(principal.clone()), rate);
     }
 
-    fn get(&self) -> Option<Principal> {
+    fn get(&self) -> (Option<Principal>, Option<RateStatus>) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// `X-RateLimit-Limit` (requests per burst), `-Remaining`, `-Reset` (seconds until full).
+pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, s: &RateStatus) {
+    for (name, value) in [
+        ("x-ratelimit-limit", s.limit.to_string()),
+        ("x-ratelimit-remaining", s.remaining.to_string()),
+        ("x-ratelimit-reset", s.reset_secs.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
     }
 }
 
@@ -43,8 +57,14 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
         .map(|c| c.0.ip().to_string());
     let caller = Caller::default();
     req.extensions_mut().insert(caller.clone());
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let status = response.status();
+    let (principal, rate) = caller.get();
+    if let Some(rate) = &rate {
+        if !response.headers().contains_key("x-ratelimit-limit") {
+            rate_limit_headers(response.headers_mut(), rate);
+        }
+    }
     if let Some((action, outcome)) = classify(&method, route.as_deref(), status) {
         let event = AuditEvent {
             action,
@@ -57,7 +77,7 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
                 "status": status.as_u16(),
             }),
         };
-        state.platform.audit(caller.get().as_ref(), event).await;
+        state.platform.audit(principal.as_ref(), event).await;
     }
     response
 }

@@ -91,6 +91,7 @@ pub fn status_of(e: &CoreError) -> (StatusCode, &'static str) {
         CoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         CoreError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         CoreError::Overloaded { .. } => (StatusCode::TOO_MANY_REQUESTS, "overloaded"),
+        CoreError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         CoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         CoreError::Loading { .. } => (StatusCode::SERVICE_UNAVAILABLE, "model_loading"),
         CoreError::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
@@ -141,6 +142,9 @@ impl IntoResponse for ApiError {
             }
             | CoreError::Loading {
                 retry_after_secs, ..
+            }
+            | CoreError::RateLimited {
+                retry_after_secs, ..
             } => Some(*retry_after_secs),
             _ => None,
         };
@@ -148,6 +152,21 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if let CoreError::RateLimited {
+            retry_after_secs,
+            limit,
+            ..
+        } = &self.error
+        {
+            crate::audit::rate_limit_headers(
+                response.headers_mut(),
+                &aiaas_core::RateStatus {
+                    limit: *limit,
+                    remaining: 0,
+                    reset_secs: *retry_after_secs,
+                },
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -50,9 +50,27 @@ impl FromRequestParts<AppState> for Auth {
                     "Authorization must use the Bearer scheme".into(),
                 ))
             })?;
-        let principal = state.platform.authenticate(secret).await.map_err(reject)?;
-        if let Some(caller) = parts.extensions.get::<crate::audit::Caller>() {
-            caller.set(&principal);
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let (principal, record) = state
+            .platform
+            .authenticate_record(secret)
+            .await
+            .map_err(reject)?;
+        let caller = parts.extensions.get::<crate::audit::Caller>().cloned();
+        // Known from here on, so a refusal below is audited with the key.
+        if let Some(c) = &caller {
+            c.set(&principal, None);
+        }
+        let rate = state
+            .platform
+            .admit_request(&principal, &record, ip)
+            .await
+            .map_err(reject)?;
+        if let Some(c) = &caller {
+            c.set(&principal, rate);
         }
         Ok(Auth(principal))
     }

@@ -88,6 +88,16 @@ fn operations() -> Vec<Op> {
         ),
         op("get", "/api/v1/keys", "keys", "List API keys (no secrets)"),
         op("delete", "/api/v1/keys/{id}", "keys", "Revoke an API key"),
+        with(
+            op("put", "/api/v1/keys/{id}", "keys", "Set a key's limits and IP allow-list"),
+            json!({"type": "object", "properties": {
+                "limits": {"$ref": "#/components/schemas/Limits"},
+                "allowed_ips": {"type": "array", "items": {"type": "string"}}}}),
+        ),
+        with(
+            op("put", "/api/v1/tenants/{id}/limits", "tenants", "Set a tenant's limits (admin)"),
+            json!({"$ref": "#/components/schemas/Limits"}),
+        ),
         Op {
             body: Some(json!({"type": "string", "format": "binary",
                 "description": "CSV or JSONL, streamed; or multipart/form-data with a `file` part. Query: name, format (csv|jsonl), text_column, label_column"})),
@@ -356,6 +366,11 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Limits": {"type": "object", "properties": {
+                "requests_per_minute": {"type": "integer", "minimum": 1},
+                "burst": {"type": "integer", "minimum": 1},
+                "tokens_per_minute": {"type": "integer", "minimum": 1},
+                "tokens_per_month": {"type": "integer", "minimum": 1}}}},
             "responses": {"Error": {"description": "error", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {"error": {"type": "object", "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"}}}}}}}}}

@@ -121,6 +121,8 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             created_at: 0,
+            limits: aiaas_types::Limits::default(),
+            allowed_ips: None,
         }
     }
 

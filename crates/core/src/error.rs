@@ -23,6 +23,14 @@ pub enum CoreError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A key's or tenant's rate limit or quota: retry after the given time.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+        /// The limit that was reached (for `X-RateLimit-Limit`).
+        limit: u32,
+    },
     #[error("{0}")]
     Unavailable(String),
     /// A model is still loading: try again shortly.

@@ -94,6 +94,7 @@ impl Platform {
     /// Start a chat completion: `n` sequences of one conversation.
     pub async fn chat(&self, principal: &Principal, req: ChatRequest) -> Result<Generation> {
         let record = self.callable_model(principal, &req.model).await?;
+        self.check_token_quota(principal).await?;
         if record.task == "embedding" {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
@@ -121,6 +122,7 @@ impl Platform {
         req: CompletionRequest,
     ) -> Result<Generation> {
         let record = self.callable_model(principal, &req.model).await?;
+        self.check_token_quota(principal).await?;
         if record.task == "embedding" {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
@@ -152,6 +154,7 @@ impl Platform {
         req: EmbeddingRequest,
     ) -> Result<EmbeddingOutput> {
         let record = self.callable_model(principal, &req.model).await?;
+        self.check_token_quota(principal).await?;
         if record.task != "embedding" {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is not an embedding model",
@@ -342,6 +345,7 @@ impl Platform {
         prompt_tokens: usize,
         completion_tokens: usize,
     ) {
+        self.charge_tokens(principal, (prompt_tokens + completion_tokens) as u64);
         let day = utc_day(aiaas_types::now_ms());
         let record = UsageRecord {
             tenant_id: principal.tenant_id.clone(),

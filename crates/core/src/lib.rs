@@ -13,6 +13,7 @@ mod error;
 mod generate;
 mod jobs;
 mod keys_at_rest;
+mod limits;
 mod library;
 mod models;
 mod platform;
@@ -39,6 +40,7 @@ pub use generate::{
     Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
 pub use jobs::TrainRequest;
+pub use limits::RateStatus;
 pub use keys_at_rest::{rotate_master, MasterKeySource, RotationReport};
 pub use library::{
     CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
@@ -46,7 +48,7 @@ pub use library::{
 pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{MaskOutput, MaskRequest, MaskedText, PSEUDONYM_SECRET_FILE};
-pub use tenants::{CreatedKey, NewKey};
+pub use tenants::{CreatedKey, KeyLimits, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

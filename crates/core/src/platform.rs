@@ -103,6 +103,7 @@ pub(crate) struct Inner {
     pub(crate) library: crate::library::LibraryState,
     /// Serialises this process's audit appends (the chain is linear).
     pub(crate) audit_lock: tokio::sync::Mutex<()>,
+    pub(crate) limiter: crate::limits::Limiter,
 }
 
 impl Platform {
@@ -143,6 +144,7 @@ impl Platform {
                 loading: tokio::sync::Mutex::new(()),
                 library: crate::library::LibraryState::default(),
                 audit_lock: tokio::sync::Mutex::new(()),
+                limiter: crate::limits::Limiter::default(),
                 config,
             }),
         };
@@ -187,8 +189,14 @@ impl Platform {
         });
     }
 
-    /// Resolve a bearer secret to its principal.
+    /// Resolve a bearer secret to its principal (no rate limiting: see
+    /// `authenticate_request` for requests).
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        Ok(self.authenticate_record(secret).await?.0)
+    }
+
+    /// The principal of a bearer secret and its key's record (limits, allow-lists).
+    pub async fn authenticate_record(&self, secret: &str) -> Result<(Principal, ApiKeyRecord)> {
         if !secret.starts_with(auth::KEY_PREFIX) {
             return Err(auth::invalid_key());
         }
@@ -198,7 +206,8 @@ impl Platform {
             .key_by_hash(&hash_secret(secret))
             .await?
             .ok_or_else(auth::invalid_key)?;
-        auth::principal_for(secret, &record, aiaas_types::now_ms())
+        let principal = auth::principal_for(secret, &record, aiaas_types::now_ms())?;
+        Ok((principal, record))
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -331,6 +340,8 @@ impl Platform {
             expires_at: None,
             revoked_at: None,
             created_at: aiaas_types::now_ms(),
+            limits: aiaas_types::Limits::default(),
+            allowed_ips: None,
         };
         meta.insert_key(&record).await?;
         self.remember_admin(&record);

@@ -21,6 +21,22 @@ pub struct NewKey {
     /// Lifetime in seconds from now; absent means no expiry.
     #[serde(default)]
     pub expires_in_secs: Option<u64>,
+    /// Rate limits and token quotas of this key (absent: none beyond the tenant's).
+    #[serde(default)]
+    pub limits: Option<aiaas_types::Limits>,
+    /// CIDR ranges the key may be used from (absent: anywhere).
+    #[serde(default)]
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// New limits and IP allow-list of an existing key (both replace the old ones).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimits {
+    #[serde(default)]
+    pub limits: aiaas_types::Limits,
+    #[serde(default)]
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// A created key with its secret, which is shown this once and never stored.
@@ -99,6 +115,13 @@ impl Platform {
                 ),
             ),
         };
+        let limits = new.limits.unwrap_or_default();
+        limits.validate().map_err(CoreError::InvalidInput)?;
+        let allowed_ips = new
+            .allowed_ips
+            .as_deref()
+            .map(crate::limits::parse_allowed_ips)
+            .transpose()?;
         let secret = auth::generate_secret();
         let key = ApiKeyRecord {
             id: aiaas_types::new_id(),
@@ -110,10 +133,53 @@ impl Platform {
             expires_at,
             revoked_at: None,
             created_at: aiaas_types::now_ms(),
+            limits,
+            allowed_ips,
         };
         self.inner.meta.insert_key(&key).await?;
         tracing::info!(key = %key.id, role = %key.role, by = %principal.key_id, "api key created");
         Ok(CreatedKey { key, secret })
+    }
+
+    /// Replace a key's limits and IP allow-list (owners: keys of their tenant).
+    pub async fn set_key_limits(&self, principal: &Principal, key_id: &str, new: KeyLimits) -> Result<ApiKeyRecord> {
+        require(principal, Permission::ManageKeys)?;
+        new.limits.validate().map_err(CoreError::InvalidInput)?;
+        let allowed_ips = new
+            .allowed_ips
+            .as_deref()
+            .map(crate::limits::parse_allowed_ips)
+            .transpose()?;
+        let not_found = || CoreError::NotFound(format!("no API key with id {key_id}"));
+        let key = self.inner.meta.key(key_id).await?.ok_or_else(not_found)?;
+        if !principal.sees_tenant(&key.tenant_id) {
+            return Err(not_found());
+        }
+        if Role::parse(&key.role).is_some_and(|r| r.rank() > principal.role.rank()) {
+            return Err(CoreError::Forbidden(
+                "a key cannot change the limits of a key with a higher role".into(),
+            ));
+        }
+        self.inner
+            .meta
+            .set_key_limits(&key.id, &new.limits, allowed_ips.as_deref())
+            .await?;
+        self.inner.meta.key(key_id).await?.ok_or_else(not_found)
+    }
+
+    /// Replace a tenant's limits (admins).
+    pub async fn set_tenant_limits(
+        &self,
+        principal: &Principal,
+        tenant: &str,
+        limits: aiaas_types::Limits,
+    ) -> Result<Tenant> {
+        require(principal, Permission::ManageTenants)?;
+        limits.validate().map_err(CoreError::InvalidInput)?;
+        let t = self.resolve_tenant(principal, tenant).await?;
+        self.inner.meta.set_tenant_limits(&t.id, &limits).await?;
+        self.forget_tenant_limits(&t.id);
+        Ok(Tenant { limits, ..t })
     }
 
     pub async fn list_keys(&self, principal: &Principal) -> Result<Vec<ApiKeyRecord>> {

@@ -5,8 +5,9 @@ use sqlx::Row;
 
 use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant};
 
-const KEY_COLUMNS: &str =
-    "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, revoked_at, created_at";
+const KEY_COLUMNS: &str = "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, \
+     revoked_at, created_at, limits, allowed_ips";
+const TENANT_COLUMNS: &str = "id, name, created_at, limits";
 
 impl Metadata {
     pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
@@ -14,6 +15,7 @@ impl Metadata {
             id: aiaas_types::new_id(),
             name: name.to_string(),
             created_at: aiaas_types::now_ms(),
+            limits: aiaas_types::Limits::default(),
         };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
@@ -26,14 +28,14 @@ impl Metadata {
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY created_at")
+        let rows = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at"))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(tenant_from_row).collect()
     }
 
     pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -41,7 +43,7 @@ impl Metadata {
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
+        let row = sqlx::query(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -54,7 +56,7 @@ impl Metadata {
             .as_ref()
             .map(|m| serde_json::to_string(m).unwrap_or_default());
         sqlx::query(&format!(
-            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&key.id)
         .bind(&key.tenant_id)
@@ -65,6 +67,12 @@ impl Metadata {
         .bind(key.expires_at)
         .bind(key.revoked_at)
         .bind(key.created_at)
+        .bind(limits_text(&key.limits))
+        .bind(
+            key.allowed_ips
+                .as_ref()
+                .map(|ips| serde_json::to_string(ips).unwrap_or_default()),
+        )
         .execute(&self.pool)
         .await
         .map_err(|e| conflict_or(e, || "key collision; retry".to_string()))?;
@@ -108,6 +116,32 @@ impl Metadata {
         Ok(n)
     }
 
+    /// Replace a key's limits and IP allow-list; false when there is no such key.
+    pub async fn set_key_limits(
+        &self,
+        id: &str,
+        limits: &aiaas_types::Limits,
+        allowed_ips: Option<&[String]>,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET limits = $1, allowed_ips = $2 WHERE id = $3")
+            .bind(limits_text(limits))
+            .bind(allowed_ips.map(|ips| serde_json::to_string(ips).unwrap_or_default()))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replace a tenant's limits; false when there is no such tenant.
+    pub async fn set_tenant_limits(&self, id: &str, limits: &aiaas_types::Limits) -> Result<bool> {
+        let done = sqlx::query("UPDATE tenants SET limits = $1 WHERE id = $2")
+            .bind(limits_text(limits))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Mark a key revoked; returns false when it was already revoked or does not exist.
     pub async fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
         let done =
@@ -125,7 +159,19 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
+        limits: limits_from(row.try_get("limits")?, "tenants.limits")?,
     })
+}
+
+/// NULL for no limits, else the JSON object.
+fn limits_text(l: &aiaas_types::Limits) -> Option<String> {
+    (!l.is_unlimited()).then(|| serde_json::to_string(l).unwrap_or_default())
+}
+
+fn limits_from(text: Option<String>, column: &str) -> Result<aiaas_types::Limits> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
@@ -146,5 +192,13 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         created_at: row.try_get("created_at")?,
+        limits: limits_from(row.try_get("limits")?, "api_keys.limits")?,
+        allowed_ips: row
+            .try_get::<Option<String>, _>("allowed_ips")?
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("api_keys.allowed_ips: {e}")))
+            })
+            .transpose()?,
     })
 }

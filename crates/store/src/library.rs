@@ -136,6 +136,32 @@ impl Metadata {
     }
 
     /// Usage rows of a tenant (all tenants for `None`), newest day first.
+    /// Tokens (prompt + completion) recorded in a calendar month (`YYYY-MM`) for a key,
+    /// or for a whole tenant.
+    pub async fn tokens_in_month(
+        &self,
+        key_id: Option<&str>,
+        tenant_id: Option<&str>,
+        month: &str,
+    ) -> Result<u64> {
+        let (column, id) = match (key_id, tenant_id) {
+            (Some(k), _) => ("key_id", k),
+            (None, Some(t)) => ("tenant_id", t),
+            (None, None) => return Ok(0),
+        };
+        // Days are `YYYY-MM-DD` text: the month's days sort between these two bounds.
+        let row: (Option<i64>,) = sqlx::query_as(&format!(
+            "SELECT CAST(SUM(prompt_tokens + completion_tokens) AS BIGINT) FROM usage_daily \
+             WHERE {column} = $1 AND day >= $2 AND day <= $3"
+        ))
+        .bind(id)
+        .bind(format!("{month}-01"))
+        .bind(format!("{month}-31"))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.0.unwrap_or(0).max(0) as u64)
+    }
+
     pub async fn usage(&self, tenant_id: Option<&str>) -> Result<Vec<UsageRecord>> {
         let columns = "tenant_id, key_id, model, day, requests, prompt_tokens, completion_tokens";
         let rows = match tenant_id {

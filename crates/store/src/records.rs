@@ -7,6 +7,8 @@ pub struct Tenant {
     pub id: String,
     pub name: String,
     pub created_at: i64,
+    /// Limits on all the tenant's keys together.
+    pub limits: aiaas_types::Limits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,6 +23,9 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
+    pub limits: aiaas_types::Limits,
+    /// CIDR ranges the key may be used from; `None` means anywhere.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

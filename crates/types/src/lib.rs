@@ -5,11 +5,13 @@
 //! other crates speak to each other.
 
 pub mod ids;
+pub mod limits;
 pub mod principal;
 pub mod secret;
 pub mod training;
 
 pub use ids::new_id;
+pub use limits::{IpNet, Limits};
 pub use principal::{Permission, Principal, Role};
 pub use secret::Secret;
 pub use training::{

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::common::{Server, ServerOptions};
 
 /// Paths of `.route("PATH", ...)` calls under `crates/api/src`.
-fn source_paths() -> BTreeSet<String> {
+pub(crate) fn source_paths() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/src");
     let mut out = BTreeSet::new();
     let mut dirs = vec![root];

@@ -23,7 +23,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/api/v1/keys", get(list_keys).post(create_key))
-        .route("/api/v1/keys/{id}", axum::routing::delete(revoke_key))
+        .route("/api/v1/keys/{id}", axum::routing::delete(revoke_key).put(set_key_limits))
+        .route("/api/v1/tenants/{id}/limits", axum::routing::put(set_tenant_limits))
         .route(
             "/api/v1/datasets",
             // Uploads stream with their own limit (`max_upload_bytes`, 413 past it).
@@ -80,6 +81,26 @@ async fn create_key(
 
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     Ok(Json(json!({"keys": s.platform.list_keys(&p).await?})))
+}
+
+/// Replace a key's limits and IP allow-list: `{"limits": {...}, "allowed_ips": [...]}`.
+async fn set_key_limits(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<aiaas_core::KeyLimits>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.set_key_limits(&p, &id, body).await?))
+}
+
+/// Replace a tenant's limits (admin): the body is the limits object.
+async fn set_tenant_limits(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<aiaas_types::Limits>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.set_tenant_limits(&p, &id, body).await?))
 }
 
 async fn revoke_key(
