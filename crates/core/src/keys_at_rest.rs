@@ -71,6 +71,20 @@ pub(crate) fn load(source: &MasterKeySource) -> Result<(Arc<MasterKeys>, Option<
     }
 }
 
+/// The keys of an existing installation (never creates a key: a backup or restore with
+/// a fresh key would be useless).
+pub fn load_existing(source: &MasterKeySource) -> Result<Arc<MasterKeys>> {
+    if let MasterKeySource::File(path) = source {
+        if !path.is_file() {
+            return Err(CoreError::NotFound(format!(
+                "no master key file at {}: pass --master-key-file (or AIAAS_MASTER_KEY)",
+                path.display()
+            )));
+        }
+    }
+    Ok(load(source)?.0)
+}
+
 /// What `aiaas keys rotate-master` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RotationReport {

@@ -7,14 +7,15 @@
 
 mod audit;
 mod auth;
+mod backup;
 mod datasets;
 mod demo;
 mod error;
 mod generate;
 mod jobs;
 mod keys_at_rest;
-mod limits;
 mod library;
+mod limits;
 mod models;
 mod platform;
 mod privacy;
@@ -33,6 +34,10 @@ pub use audit::{
     entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditOutcome, AuditQuery,
     AuditVerification, ChainHead, GENESIS, HEAD_FILE,
 };
+pub use backup::{
+    backup_data_dir, prune_backups, restore_backup, verify_backup, ArchiveReport, BackupReport,
+    BACKUP_SUFFIX,
+};
 pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, PreviewRow};
 pub use error::CoreError;
 pub use generate::{
@@ -40,11 +45,11 @@ pub use generate::{
     Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
 pub use jobs::TrainRequest;
-pub use limits::RateStatus;
-pub use keys_at_rest::{rotate_master, MasterKeySource, RotationReport};
+pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, RotationReport};
 pub use library::{
     CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
 };
+pub use limits::RateStatus;
 pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{MaskOutput, MaskRequest, MaskedText, PSEUDONYM_SECRET_FILE};

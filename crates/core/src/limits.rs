@@ -65,7 +65,9 @@ impl Bucket {
         RateStatus {
             limit: self.capacity as u32,
             remaining: self.level.max(0.0) as u32,
-            reset_secs: ((self.capacity - self.level) / self.per_sec).ceil().max(0.0) as u64,
+            reset_secs: ((self.capacity - self.level) / self.per_sec)
+                .ceil()
+                .max(0.0) as u64,
         }
     }
 }
@@ -82,7 +84,9 @@ struct Account {
 impl Account {
     /// Follow a change of limits, keeping what was used.
     fn configure(&mut self, limits: Limits, now: Instant) {
-        if self.limits == limits && (self.requests.is_some() || limits.requests_per_minute.is_none()) {
+        if self.limits == limits
+            && (self.requests.is_some() || limits.requests_per_minute.is_none())
+        {
             return;
         }
         self.requests = limits.requests_per_minute.map(|rpm| {
@@ -240,19 +244,38 @@ impl Platform {
         let needs = |map: &Mutex<HashMap<String, Account>>, id: &str| {
             let map = map.lock().unwrap_or_else(|e| e.into_inner());
             map.get(id).is_some_and(|a| {
-                a.limits.tokens_per_month.is_some() && a.month.as_ref().is_none_or(|(m, _)| m != month)
+                a.limits.tokens_per_month.is_some()
+                    && a.month.as_ref().is_none_or(|(m, _)| m != month)
             })
         };
         let limiter = &self.inner.limiter;
         if needs(&limiter.keys, &principal.key_id) {
-            let used = self.inner.meta.tokens_in_month(Some(&principal.key_id), None, month).await?;
-            if let Some(a) = limiter.keys.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&principal.key_id) {
+            let used = self
+                .inner
+                .meta
+                .tokens_in_month(Some(&principal.key_id), None, month)
+                .await?;
+            if let Some(a) = limiter
+                .keys
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&principal.key_id)
+            {
                 a.month = Some((month.to_string(), used));
             }
         }
         if needs(&limiter.tenants, &principal.tenant_id) {
-            let used = self.inner.meta.tokens_in_month(None, Some(&principal.tenant_id), month).await?;
-            if let Some(a) = limiter.tenants.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&principal.tenant_id) {
+            let used = self
+                .inner
+                .meta
+                .tokens_in_month(None, Some(&principal.tenant_id), month)
+                .await?;
+            if let Some(a) = limiter
+                .tenants
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(&principal.tenant_id)
+            {
                 a.month = Some((month.to_string(), used));
             }
         }
@@ -261,14 +284,25 @@ impl Platform {
 
     async fn tenant_limits(&self, tenant_id: &str) -> Result<Limits> {
         {
-            let cache = self.inner.limiter.tenant_limits.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = self
+                .inner
+                .limiter
+                .tenant_limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some((l, at)) = cache.get(tenant_id) {
                 if at.elapsed() < TENANT_LIMITS_TTL {
                     return Ok(*l);
                 }
             }
         }
-        let limits = self.inner.meta.tenant(tenant_id).await?.map(|t| t.limits).unwrap_or_default();
+        let limits = self
+            .inner
+            .meta
+            .tenant(tenant_id)
+            .await?
+            .map(|t| t.limits)
+            .unwrap_or_default();
         self.inner
             .limiter
             .tenant_limits
@@ -352,14 +386,24 @@ mod tests {
     #[test]
     fn calendar() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2026, 12, 1) * 86_400_000 / 1000, 1_796_083_200);
+        assert_eq!(
+            days_from_civil(2026, 12, 1) * 86_400_000 / 1000,
+            1_796_083_200
+        );
         let ms = 1_795_000_000_000; // 2026-11-18
         assert_eq!(month_of(ms), "2026-11");
         let s = seconds_to_next_month(ms);
         assert_eq!(aiaas_types::utc_date(ms + s as i64 * 1000), (2026, 12, 1));
-        assert_eq!(month_of(days_from_civil(2024, 12, 31) * 86_400_000), "2024-12");
         assert_eq!(
-            aiaas_types::utc_date((days_from_civil(2024, 12, 31) * 86_400_000) + seconds_to_next_month(days_from_civil(2024, 12, 31) * 86_400_000) as i64 * 1000),
+            month_of(days_from_civil(2024, 12, 31) * 86_400_000),
+            "2024-12"
+        );
+        assert_eq!(
+            aiaas_types::utc_date(
+                (days_from_civil(2024, 12, 31) * 86_400_000)
+                    + seconds_to_next_month(days_from_civil(2024, 12, 31) * 86_400_000) as i64
+                        * 1000
+            ),
             (2025, 1, 1)
         );
     }
@@ -372,11 +416,21 @@ mod tests {
             assert_eq!(b.wait_for(1.0), 0.0);
             b.level -= 1.0;
         }
-        assert!((b.wait_for(1.0) - 1.0).abs() < 1e-9, "one per second at 60/min");
+        assert!(
+            (b.wait_for(1.0) - 1.0).abs() < 1e-9,
+            "one per second at 60/min"
+        );
         b.refill(t0 + Duration::from_millis(1500));
         assert_eq!(b.wait_for(1.0), 0.0);
         b.refill(t0 + Duration::from_secs(100));
         assert_eq!(b.level, 3.0, "never above the burst");
-        assert_eq!(b.status(), RateStatus { limit: 3, remaining: 3, reset_secs: 0 });
+        assert_eq!(
+            b.status(),
+            RateStatus {
+                limit: 3,
+                remaining: 3,
+                reset_secs: 0
+            }
+        );
     }
 }

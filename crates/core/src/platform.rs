@@ -104,6 +104,7 @@ pub(crate) struct Inner {
     /// Serialises this process's audit appends (the chain is linear).
     pub(crate) audit_lock: tokio::sync::Mutex<()>,
     pub(crate) limiter: crate::limits::Limiter,
+    pub(crate) master_keys: Arc<aiaas_store::MasterKeys>,
 }
 
 impl Platform {
@@ -125,7 +126,7 @@ impl Platform {
             Some(url) => Metadata::connect(url).await?,
         };
         let (keys, master_key_created) = crate::keys_at_rest::load(&config.master_key)?;
-        let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys)?;
+        let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
         let encrypted_plaintext = local.encrypt_plaintext_objects()?;
         let artifacts = Arc::new(local);
         let metrics = Arc::new(Metrics::new());
@@ -145,6 +146,7 @@ impl Platform {
                 library: crate::library::LibraryState::default(),
                 audit_lock: tokio::sync::Mutex::new(()),
                 limiter: crate::limits::Limiter::default(),
+                master_keys: keys,
                 config,
             }),
         };

@@ -142,7 +142,12 @@ impl Platform {
     }
 
     /// Replace a key's limits and IP allow-list (owners: keys of their tenant).
-    pub async fn set_key_limits(&self, principal: &Principal, key_id: &str, new: KeyLimits) -> Result<ApiKeyRecord> {
+    pub async fn set_key_limits(
+        &self,
+        principal: &Principal,
+        key_id: &str,
+        new: KeyLimits,
+    ) -> Result<ApiKeyRecord> {
         require(principal, Permission::ManageKeys)?;
         new.limits.validate().map_err(CoreError::InvalidInput)?;
         let allowed_ips = new

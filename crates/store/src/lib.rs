@@ -17,6 +17,7 @@ pub use library::{LibraryModelRecord, UsageRecord};
 mod migrate;
 mod models;
 mod records;
+mod snapshot;
 
 use std::path::Path;
 use std::str::FromStr;

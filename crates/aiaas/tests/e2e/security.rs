@@ -664,3 +664,145 @@ fn the_default_master_key_file_lives_beside_the_data_directory() {
     }
     assert!(!data.join("data.master-key").exists());
 }
+
+fn backups_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p: &std::path::PathBuf| p.to_string_lossy().ends_with(".aiaas-backup"));
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_verify_wipe_restore_gives_the_same_predictions() {
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    crate::common::train_small(&server, ADMIN_KEY, "topics-data", "topics", json!({"architecture": "avgpool", "epochs": 3})).await;
+    let app_key = server.key(ADMIN_KEY, "default", "inference").await;
+    let texts = json!({"texts": ["stock market and bank profit", "rain and wind tomorrow", "bake the bread in the oven"]});
+    let (status, before) = server.call("POST", "/api/v1/models/topics/predict", Some(&app_key), Some(texts.clone())).await;
+    assert_eq!(status, 200, "{before}");
+    // A bigger dataset, so a backup takes long enough to be killed half-way below.
+    let mut big = String::from("text,label\n");
+    while big.len() < 24 << 20 {
+        big.push_str("the quarterly market report of the bank showed profit growth,finance\n");
+        big.push_str("heavy rain and strong wind are forecast for tomorrow evening,weather\n");
+    }
+    let (status, v) = server.upload(ADMIN_KEY, "name=big", big.into_bytes()).await;
+    assert_eq!(status, 201, "{v}");
+
+    // Online: the server keeps running.
+    let key_file = data.path().join("test-master.key");
+    let create = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"));
+        c.args(["backup", "create", "--data-dir"])
+            .arg(data.path())
+            .arg("--out")
+            .arg(out.path())
+            .arg("--master-key-file")
+            .arg(&key_file);
+        c
+    };
+    let done = create().output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let archives = backups_in(out.path());
+    assert_eq!(archives.len(), 1);
+    let first = archives[0].clone();
+    let verify = |archive: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+            .args(["backup", "verify"])
+            .arg(archive)
+            .arg("--master-key-file")
+            .arg(&key_file)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify(&first));
+    let raw = std::fs::read(&first).unwrap();
+    assert!(!raw.windows(9).any(|w| w == b"quarterly"), "the archive is encrypted");
+
+    // A flipped bit or a cut archive does not verify.
+    let bad = out.path().join("bad.bin");
+    let mut flipped = raw.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x10;
+    std::fs::write(&bad, &flipped).unwrap();
+    assert!(!verify(&bad));
+    std::fs::write(&bad, &raw[..raw.len() - 1000]).unwrap();
+    assert!(!verify(&bad));
+    std::fs::remove_file(&bad).unwrap();
+
+    // kill -9 at several points of a backup: the earlier backup stays intact and every
+    // archive with a backup's name verifies (a killed one leaves only a temp file).
+    for delay_ms in [5u64, 20, 60, 150, 400] {
+        let mut child = create().spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        for archive in backups_in(out.path()) {
+            assert!(verify(&archive), "{} after a kill at {delay_ms} ms", archive.display());
+        }
+        assert!(verify(&first));
+    }
+    for leftover in walk(out.path()).into_iter().filter(|p| p.to_string_lossy().ends_with("archive.tmp")) {
+        assert!(!verify(&leftover), "a killed backup's temp file must not verify");
+    }
+    server.stop();
+
+    // Wipe, restore into a new directory, start there.
+    let restored = tempfile::tempdir().unwrap();
+    let target = restored.path().join("data");
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(["backup", "restore"])
+        .arg(&first)
+        .arg("--data-dir")
+        .arg(&target)
+        .arg("--master-key-file")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // Restoring over a non-empty directory is refused.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args(["backup", "restore"])
+        .arg(&first)
+        .arg("--data-dir")
+        .arg(&target)
+        .arg("--master-key-file")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    std::fs::copy(&key_file, target.join("test-master.key")).unwrap();
+    drop(data);
+    let server = Server::start(ServerOptions::new(&target));
+    let (status, after) = server.call("POST", "/api/v1/models/topics/predict", Some(&app_key), Some(texts)).await;
+    assert_eq!(status, 200, "the old inference key still works: {after}");
+    assert_eq!(after["predictions"], before["predictions"], "byte-identical predictions");
+    let (status, v) = server.call("GET", "/api/v1/datasets/big/preview?limit=2", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 200, "{v}");
+    server.stop();
+    let audit = audit_verify(&target);
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,38 @@
+//! What a backup needs from the database: a consistent copy taken while the server runs,
+//! and the artifacts the copy refers to.
+
+use std::path::Path;
+
+use crate::{Metadata, Result, StoreError};
+
+impl Metadata {
+    /// Write a consistent copy of the whole database to `dest` (SQLite `VACUUM INTO`: one
+    /// read transaction, so writers carry on and the copy is a single point in time).
+    pub async fn snapshot_to(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists",
+                dest.display()
+            )));
+        }
+        let path = dest
+            .to_str()
+            .ok_or_else(|| StoreError::InvalidKey(dest.display().to_string()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Artifact keys and key prefixes the rows refer to (datasets' files, model versions'
+    /// folders).
+    pub async fn referenced_artifacts(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT artifact_key FROM datasets UNION SELECT artifact_prefix FROM model_versions",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
