@@ -28,6 +28,11 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip python3-ven
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   need_apt+=(python3-venv)
 fi
+if [ "$with_tests" = 1 ]; then
+  # The HTTPS end-to-end tests make their certificates and check them with real clients.
+  command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+  command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

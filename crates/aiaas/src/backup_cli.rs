@@ -18,7 +18,12 @@ struct Keys {
     #[arg(long, env = "AIAAS_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
     /// The master key itself instead of a file.
-    #[arg(long = "master-key-from-env", env = "AIAAS_MASTER_KEY", hide = true, hide_env_values = true)]
+    #[arg(
+        long = "master-key-from-env",
+        env = "AIAAS_MASTER_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
     master_key: Option<String>,
 }
 
@@ -67,24 +72,52 @@ enum BackupCommand {
 impl BackupArgs {
     pub async fn run(self) -> Result<()> {
         match self.command {
-            BackupCommand::Create { data_dir, out, keys } => {
-                let r = aiaas_core::backup_data_dir(&data_dir, &keys.source(&data_dir), &out).await?;
-                println!("backup {}: {} files, {} bytes", r.path.display(), r.files, r.bytes);
+            BackupCommand::Create {
+                data_dir,
+                out,
+                keys,
+            } => {
+                let r =
+                    aiaas_core::backup_data_dir(&data_dir, &keys.source(&data_dir), &out).await?;
+                println!(
+                    "backup {}: {} files, {} bytes",
+                    r.path.display(),
+                    r.files,
+                    r.bytes
+                );
             }
-            BackupCommand::Verify { archive, data_dir, keys } => {
+            BackupCommand::Verify {
+                archive,
+                data_dir,
+                keys,
+            } => {
                 let keys = aiaas_core::load_existing(&keys.source(&data_dir))?;
-                let r = tokio::task::spawn_blocking(move || aiaas_core::verify_backup(&archive, &keys.ring()))
-                    .await??;
-                println!("backup intact: {} files, {} bytes, taken at {} (epoch ms)", r.files, r.bytes, r.created_at);
+                let r = tokio::task::spawn_blocking(move || {
+                    aiaas_core::verify_backup(&archive, &keys.ring())
+                })
+                .await??;
+                println!(
+                    "backup intact: {} files, {} bytes, taken at {} (epoch ms)",
+                    r.files, r.bytes, r.created_at
+                );
             }
-            BackupCommand::Restore { archive, data_dir, keys } => {
+            BackupCommand::Restore {
+                archive,
+                data_dir,
+                keys,
+            } => {
                 let keys = aiaas_core::load_existing(&keys.source(&data_dir))?;
                 let target = data_dir.clone();
                 let r = tokio::task::spawn_blocking(move || {
                     aiaas_core::restore_backup(&archive, &keys.ring(), &target)
                 })
                 .await??;
-                println!("restored {} files ({} bytes) into {}", r.files, r.bytes, data_dir.display());
+                println!(
+                    "restored {} files ({} bytes) into {}",
+                    r.files,
+                    r.bytes,
+                    data_dir.display()
+                );
             }
         }
         Ok(())

@@ -30,12 +30,18 @@ struct FileConfig {
     llm_context: Option<u32>,
     llm_queue: Option<usize>,
     load_timeout: Option<f64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    allow_insecure_http: Option<bool>,
 }
 
 /// Validated server settings.
 #[derive(Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// HTTPS when set; plain HTTP otherwise (loopback only unless allowed).
+    pub tls: Option<crate::tls::TlsFiles>,
     pub platform: aiaas_core::PlatformConfig,
 }
 
@@ -51,6 +57,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     };
     // Read first: the fields below are moved out of `file`.
     let library_config = library(args, &file)?;
+    let tls = tls_files(args, &file)?;
     let listen_text = args
         .listen
         .clone()
@@ -59,6 +66,14 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     let listen: SocketAddr = listen_text.parse().with_context(|| {
         format!("--listen {listen_text:?} is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:8080, 0.0.0.0:0)")
     })?;
+    let allow_insecure_http = args.allow_insecure_http || file.allow_insecure_http == Some(true);
+    if tls.is_none() && !allow_insecure_http && !listen.ip().to_canonical().is_loopback() {
+        bail!(
+            "refusing to serve plain HTTP on {listen}, which is not a loopback address: API \
+             keys and data would cross the network unencrypted. Pass --tls-cert and --tls-key \
+             to serve HTTPS, or --allow-insecure-http (e.g. behind a TLS-terminating proxy)"
+        );
+    }
     let data_dir = args
         .data_dir
         .clone()
@@ -106,7 +121,11 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         platform.library.first_start_pulls =
             vec!["smollm2-135m-instruct".into(), "all-minilm-l6-v2".into()];
     }
-    Ok(ServeConfig { listen, platform })
+    Ok(ServeConfig {
+        listen,
+        tls,
+        platform,
+    })
 }
 
 /// `AIAAS_MASTER_KEY` (the key itself), else `--master-key-file`, else the default file
@@ -119,6 +138,35 @@ pub fn master_key_source(
         (Some(value), _) if !value.is_empty() => aiaas_core::MasterKeySource::Value(value.clone()),
         (_, Some(file)) => aiaas_core::MasterKeySource::File(file.clone()),
         _ => aiaas_core::MasterKeySource::default_for(data_dir),
+    }
+}
+
+/// `--tls-cert` and `--tls-key` come together or not at all; a client CA needs both.
+fn tls_files(args: &ServeArgs, file: &FileConfig) -> Result<Option<crate::tls::TlsFiles>> {
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    let client_ca = args
+        .tls_client_ca
+        .clone()
+        .or_else(|| file.tls_client_ca.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
+            cert,
+            key,
+            client_ca,
+        })),
+        (Some(_), None) => {
+            bail!("--tls-cert needs --tls-key (the certificate's private key, PEM)")
+        }
+        (None, Some(_)) => {
+            bail!("--tls-key needs --tls-cert (the certificate chain, PEM)")
+        }
+        (None, None) if client_ca.is_some() => {
+            bail!(
+                "--tls-client-ca needs --tls-cert and --tls-key (the server's certificate and key)"
+            )
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -200,6 +248,56 @@ fn parse_bytes(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: crate::ServeArgs,
+    }
+
+    fn resolve(args: &[&str]) -> anyhow::Result<super::ServeConfig> {
+        let parsed = Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))?;
+        super::resolve(&parsed.args)
+    }
+
+    #[test]
+    fn plain_http_beyond_loopback_needs_tls_or_consent() {
+        for ok in [
+            "127.0.0.1:0",
+            "127.8.9.10:80",
+            "[::1]:0",
+            "[::ffff:127.0.0.1]:0",
+        ] {
+            assert!(resolve(&["--listen", ok]).is_ok(), "{ok}");
+        }
+        for refused in ["0.0.0.0:0", "10.1.2.3:8080", "[::]:0"] {
+            let err = resolve(&["--listen", refused])
+                .expect_err(refused)
+                .to_string();
+            assert!(err.contains("--allow-insecure-http"), "{err}");
+        }
+        let allowed = resolve(&["--listen", "0.0.0.0:0", "--allow-insecure-http"]).unwrap();
+        assert!(allowed.tls.is_none());
+        let tls = resolve(&[
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert!(tls.unwrap().tls.is_some());
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs() {
+        let err = |args: &[&str]| resolve(args).expect_err("refused").to_string();
+        assert!(err(&["--tls-cert", "c.pem"]).contains("needs --tls-key"));
+        assert!(err(&["--tls-key", "k.pem"]).contains("needs --tls-cert"));
+        assert!(err(&["--tls-client-ca", "ca.pem"]).contains("needs --tls-cert"));
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(super::parse_bytes("4G"), Some(4 << 30));

@@ -2,11 +2,13 @@
 //! running server (URL and key from flags or `AIAAS_URL` / `AIAAS_API_KEY`).
 
 mod audit_cli;
+mod backup_cli;
 mod client;
 mod config;
 mod library_cli;
 mod log_mask;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 
@@ -51,6 +53,8 @@ enum Command {
     Run(library_cli::RunArgs),
     /// Verify, list and export the audit log.
     Audit(audit_cli::AuditArgs),
+    /// Create, verify and restore encrypted backups.
+    Backup(backup_cli::BackupArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +117,20 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub master_key: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// Reloaded with the key and client CA on SIGHUP.
+    #[arg(long, env = "AIAAS_TLS_CERT", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, RSA or SEC1); needs --tls-cert.
+    #[arg(long, env = "AIAAS_TLS_KEY", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM; mTLS). Needs --tls-cert.
+    #[arg(long, env = "AIAAS_TLS_CLIENT_CA", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Allow plain HTTP on an address other than loopback (e.g. behind a TLS-terminating
+    /// proxy); without TLS, only 127.0.0.0/8 and ::1 are served otherwise.
+    #[arg(long, env = "AIAAS_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
     /// Admin key to register instead of generating one (as a deployment's secret).
     #[arg(
         long = "admin-key-from-env",
@@ -162,6 +180,7 @@ fn main() {
             Command::Show(c) => c.run().await,
             Command::Run(c) => c.run().await,
             Command::Audit(c) => c.run().await,
+            Command::Backup(c) => c.run().await,
         }
     });
     if let Err(e) = result {

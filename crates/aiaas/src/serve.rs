@@ -1,9 +1,12 @@
-//! `aiaas serve`: open the platform, print the first-start secrets once, serve HTTP
-//! until SIGINT/SIGTERM, then drain and shut down cleanly.
+//! `aiaas serve`: open the platform, print the first-start secrets once, serve HTTP (or
+//! HTTPS, see tls.rs) until SIGINT/SIGTERM, then drain and shut down cleanly.
+
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tracing_subscriber::EnvFilter;
 
+use crate::tls::TlsConfig;
 use crate::{config, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -15,6 +18,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = config::resolve(&args)?;
+    // Bad certificate files stop the start before the data directory is touched.
+    let tls = cfg
+        .tls
+        .clone()
+        .map(TlsConfig::load)
+        .transpose()?
+        .map(Arc::new);
     let (platform, report) = aiaas_core::Platform::open(cfg.platform.clone())
         .await
         .with_context(|| {
@@ -54,44 +64,67 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             report.resumed_jobs
         );
     }
+    #[cfg(unix)]
+    if let Some(tls) = &tls {
+        crate::tls::reload_on_sighup(Arc::clone(tls))?;
+    }
+    let shutdown_signal = shutdown_signal();
     platform.start(&report);
-    println!("listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %cfg.platform.data_dir.display(), "aiaas serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    tracing::info!(
+        %addr,
+        scheme,
+        client_certificates = tls.as_ref().is_some_and(|t| t.requires_client_cert()),
+        data_dir = %cfg.platform.data_dir.display(),
+        "aiaas serving"
+    );
     let app = aiaas_api::app(platform.clone());
     let draining = platform.clone();
-    // The client's address reaches the audit log.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Before HTTP drains: readiness false, event streams end, training stops.
-            draining.begin_shutdown();
-        })
-        .await
-        .context("server error")?;
+    let shutdown = async move {
+        shutdown_signal.await;
+        // Before HTTP drains: readiness false, event streams end, training stops.
+        draining.begin_shutdown();
+    };
+    crate::tls::serve(listener, app, tls, shutdown).await;
     tracing::info!("draining: no new requests; stopping training and models");
     platform.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed by this call, not at the future's first
+/// poll: a signal that comes right after "listening on" must drain the server, not end it
+/// the default way.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        tokio::select! {
+            () = next_signal(interrupt) => {},
+            () = next_signal(terminate) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(unix)]
+async fn next_signal(handler: std::io::Result<tokio::signal::unix::Signal>) {
+    match handler {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle a shutdown signal");
+            std::future::pending::<()>().await
+        }
     }
 }

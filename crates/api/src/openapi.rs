@@ -89,13 +89,23 @@ fn operations() -> Vec<Op> {
         op("get", "/api/v1/keys", "keys", "List API keys (no secrets)"),
         op("delete", "/api/v1/keys/{id}", "keys", "Revoke an API key"),
         with(
-            op("put", "/api/v1/keys/{id}", "keys", "Set a key's limits and IP allow-list"),
+            op(
+                "put",
+                "/api/v1/keys/{id}",
+                "keys",
+                "Set a key's limits and IP allow-list",
+            ),
             json!({"type": "object", "properties": {
                 "limits": {"$ref": "#/components/schemas/Limits"},
                 "allowed_ips": {"type": "array", "items": {"type": "string"}}}}),
         ),
         with(
-            op("put", "/api/v1/tenants/{id}/limits", "tenants", "Set a tenant's limits (admin)"),
+            op(
+                "put",
+                "/api/v1/tenants/{id}/limits",
+                "tenants",
+                "Set a tenant's limits (admin)",
+            ),
             json!({"$ref": "#/components/schemas/Limits"}),
         ),
         Op {
@@ -274,8 +284,18 @@ fn operations() -> Vec<Op> {
             "audit",
             "Verify the audit hash chain (admin)",
         ),
-        op("get", "/api/v1/library", "library", "Models in the library (LLMs, encoders)"),
-        op("get", "/api/v1/library/catalogue", "library", "The catalogue of models to pull"),
+        op(
+            "get",
+            "/api/v1/library",
+            "library",
+            "Models in the library (LLMs, encoders)",
+        ),
+        op(
+            "get",
+            "/api/v1/library/catalogue",
+            "library",
+            "The catalogue of models to pull",
+        ),
         with(
             op(
                 "post",
@@ -287,31 +307,86 @@ fn operations() -> Vec<Op> {
                 "source": {"type": "string", "description": "catalogue name, local path, or hf:org/name"},
                 "name": {"type": "string"}, "stream": {"type": "boolean"}}}),
         ),
-        op("get", "/api/v1/library/{name}", "library", "A library model's details"),
-        op("delete", "/api/v1/library/{name}", "library", "Remove a library model (admin)"),
+        op(
+            "get",
+            "/api/v1/library/{name}",
+            "library",
+            "A library model's details",
+        ),
+        op(
+            "delete",
+            "/api/v1/library/{name}",
+            "library",
+            "Remove a library model (admin)",
+        ),
         with(
-            op("put", "/api/v1/library/{name}/settings", "library", "Serving settings (admin)"),
+            op(
+                "put",
+                "/api/v1/library/{name}/settings",
+                "library",
+                "Serving settings (admin)",
+            ),
             json!({"type": "object", "properties": {
                 "slots": {"type": "integer"}, "context_length": {"type": "integer"},
                 "queue_capacity": {"type": "integer"}, "max_batch": {"type": "integer"},
                 "keep_alive_secs": {"type": "integer"}}}),
         ),
-        op("post", "/api/v1/library/{name}/load", "library", "Load a model now (admin)"),
-        op("post", "/api/v1/library/{name}/unload", "library", "Unload a model now (admin)"),
-        op("get", "/api/v1/ps", "library", "Loaded models: memory, slots, idle time"),
-        op("get", "/api/v1/usage", "library", "Usage per key, model and day"),
+        op(
+            "post",
+            "/api/v1/library/{name}/load",
+            "library",
+            "Load a model now (admin)",
+        ),
+        op(
+            "post",
+            "/api/v1/library/{name}/unload",
+            "library",
+            "Unload a model now (admin)",
+        ),
+        op(
+            "get",
+            "/api/v1/ps",
+            "library",
+            "Loaded models: memory, slots, idle time",
+        ),
+        op(
+            "get",
+            "/api/v1/usage",
+            "library",
+            "Usage per key, model and day",
+        ),
         op("get", "/v1/models", "openai", "Models (OpenAI format)"),
-        op("get", "/v1/models/{id}", "openai", "One model (OpenAI format)"),
+        op(
+            "get",
+            "/v1/models/{id}",
+            "openai",
+            "One model (OpenAI format)",
+        ),
         with(
-            op("post", "/v1/chat/completions", "openai", "Chat completion (OpenAI; SSE when stream)"),
+            op(
+                "post",
+                "/v1/chat/completions",
+                "openai",
+                "Chat completion (OpenAI; SSE when stream)",
+            ),
             json!({"type": "object", "required": ["model", "messages"]}),
         ),
         with(
-            op("post", "/v1/completions", "openai", "Text completion (OpenAI; SSE when stream)"),
+            op(
+                "post",
+                "/v1/completions",
+                "openai",
+                "Text completion (OpenAI; SSE when stream)",
+            ),
             json!({"type": "object", "required": ["model", "prompt"]}),
         ),
         with(
-            op("post", "/v1/embeddings", "openai", "Embeddings (OpenAI format)"),
+            op(
+                "post",
+                "/v1/embeddings",
+                "openai",
+                "Embeddings (OpenAI format)",
+            ),
             json!({"type": "object", "required": ["model", "input"]}),
         ),
         open(op("get", "/openapi.json", "operations", "This document")),

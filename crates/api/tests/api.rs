@@ -15,6 +15,8 @@ async fn app() -> (tempfile::TempDir, axum::Router) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = PlatformConfig::new(dir.path());
     config.admin_key = Some(Secret::new(ADMIN));
+    // A key from "the environment": nothing written beside the temp dir.
+    config.master_key = aiaas_core::MasterKeySource::Value("ab".repeat(32));
     let (platform, report) = Platform::open(config).await.unwrap();
     platform.start(&report);
     (dir, aiaas_api::app(platform))

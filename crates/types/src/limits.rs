@@ -29,7 +29,10 @@ impl Limits {
     /// A limit of zero would lock a key out silently: say so instead.
     pub fn validate(&self) -> Result<(), String> {
         if self.requests_per_minute == Some(0) || self.burst == Some(0) {
-            return Err("requests_per_minute and burst must be positive (leave them out for no limit)".into());
+            return Err(
+                "requests_per_minute and burst must be positive (leave them out for no limit)"
+                    .into(),
+            );
         }
         if self.tokens_per_minute == Some(0) || self.tokens_per_month == Some(0) {
             return Err("tokens_per_minute and tokens_per_month must be positive (leave them out for no limit)".into());
@@ -54,10 +57,9 @@ impl IpNet {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let addr: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR range (e.g. 10.0.0.0/8)"))?;
+        let addr: IpAddr = addr.trim().parse().map_err(|_| {
+            format!("{text:?} is not an IP address or CIDR range (e.g. 10.0.0.0/8)")
+        })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -75,11 +77,15 @@ impl IpNet {
         let ip = canonical(ip);
         match (canonical(self.addr), ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -111,7 +117,9 @@ mod tests {
         let v6 = IpNet::parse("2001:db8::/32").unwrap();
         assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
         assert!(!v6.contains("2001:db9::1".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
         for bad in ["10.0.0.0/33", "example.com", "10.0.0/8", "::1/129", ""] {
             assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
@@ -120,8 +128,23 @@ mod tests {
     #[test]
     fn limits_must_be_positive() {
         assert!(Limits::default().validate().is_ok());
-        assert!(Limits { requests_per_minute: Some(0), ..Limits::default() }.validate().is_err());
-        assert!(Limits { burst: Some(5), ..Limits::default() }.validate().is_err());
-        assert!(Limits { tokens_per_month: Some(1000), ..Limits::default() }.validate().is_ok());
+        assert!(Limits {
+            requests_per_minute: Some(0),
+            ..Limits::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Limits {
+            burst: Some(5),
+            ..Limits::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Limits {
+            tokens_per_month: Some(1000),
+            ..Limits::default()
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -9,15 +9,27 @@ use serde_json::{json, Value};
 use crate::common::{Server, ServerOptions, ADMIN_KEY};
 
 async fn get(server: &Server, key: &str, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-    let resp = server.http.get(server.url(path)).bearer_auth(key).send().await.unwrap();
+    let resp = server
+        .http
+        .get(server.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 fn header(h: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
-    h.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 async fn new_key(server: &Server, tenant: &str, body: Value) -> (String, String) {
@@ -25,9 +37,14 @@ async fn new_key(server: &Server, tenant: &str, body: Value) -> (String, String)
     body["name"] = json!("limited");
     body["role"] = json!("developer");
     body["tenant"] = json!(tenant);
-    let (status, v) = server.call("POST", "/api/v1/keys", Some(ADMIN_KEY), Some(body)).await;
+    let (status, v) = server
+        .call("POST", "/api/v1/keys", Some(ADMIN_KEY), Some(body))
+        .await;
     assert_eq!(status, 201, "{v}");
-    (v["secret"].as_str().unwrap().to_string(), v["id"].as_str().unwrap().to_string())
+    (
+        v["secret"].as_str().unwrap().to_string(),
+        v["id"].as_str().unwrap().to_string(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,12 +52,24 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
     for name in ["acme", "calm"] {
-        let (status, _) = server.call("POST", "/api/v1/tenants", Some(ADMIN_KEY), Some(json!({"name": name}))).await;
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/v1/tenants",
+                Some(ADMIN_KEY),
+                Some(json!({"name": name})),
+            )
+            .await;
         assert_eq!(status, 201);
     }
 
     // A key with 60 requests per minute and bursts of 3.
-    let (key, key_id) = new_key(&server, "acme", json!({"limits": {"requests_per_minute": 60, "burst": 3}})).await;
+    let (key, key_id) = new_key(
+        &server,
+        "acme",
+        json!({"limits": {"requests_per_minute": 60, "burst": 3}}),
+    )
+    .await;
     for remaining in [2, 1, 0] {
         let (status, h, _) = get(&server, &key, "/api/v1/models").await;
         assert_eq!(status, 200);
@@ -50,7 +79,13 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
     let (status, h, v) = get(&server, &key, "/api/v1/models").await;
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["code"], "rate_limited");
-    assert!(v["error"]["message"].as_str().unwrap().contains("rate limit of the key"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit of the key"),
+        "{v}"
+    );
     let retry = header(&h, "retry-after").expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
     assert_eq!(header(&h, "x-ratelimit-remaining"), Some(0));
@@ -65,7 +100,12 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
 
     // A tenant limit is shared by all of its keys.
     let (status, v) = server
-        .call("PUT", "/api/v1/tenants/calm/limits", Some(ADMIN_KEY), Some(json!({"requests_per_minute": 2})))
+        .call(
+            "PUT",
+            "/api/v1/tenants/calm/limits",
+            Some(ADMIN_KEY),
+            Some(json!({"requests_per_minute": 2})),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["limits"]["requests_per_minute"], 2);
@@ -74,23 +114,51 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
     assert_eq!(get(&server, &a, "/api/v1/models").await.0, 200);
     let (status, h, _) = get(&server, &b, "/api/v1/models").await;
     assert_eq!(status, 200);
-    assert_eq!(header(&h, "x-ratelimit-limit"), Some(2), "the tenant's limit shows when the key has none");
+    assert_eq!(
+        header(&h, "x-ratelimit-limit"),
+        Some(2),
+        "the tenant's limit shows when the key has none"
+    );
     let (status, _, v) = get(&server, &a, "/api/v1/models").await;
     assert_eq!(status, 429);
-    assert!(v["error"]["message"].as_str().unwrap().contains("of the tenant"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("of the tenant"),
+        "{v}"
+    );
     // Only admins set tenant limits; bad limits are named.
     let (developer, _) = new_key(&server, "acme", json!({})).await;
     let (status, _) = server
-        .call("PUT", "/api/v1/tenants/calm/limits", Some(&developer), Some(json!({"requests_per_minute": 1000})))
+        .call(
+            "PUT",
+            "/api/v1/tenants/calm/limits",
+            Some(&developer),
+            Some(json!({"requests_per_minute": 1000})),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, v) = server
-        .call("PUT", "/api/v1/tenants/calm/limits", Some(ADMIN_KEY), Some(json!({"requests_per_minute": 0})))
+        .call(
+            "PUT",
+            "/api/v1/tenants/calm/limits",
+            Some(ADMIN_KEY),
+            Some(json!({"requests_per_minute": 0})),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("positive"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("positive"),
+        "{v}"
+    );
     let (status, _) = server
-        .call("PUT", "/api/v1/tenants/calm/limits", Some(ADMIN_KEY), Some(json!({"rpm": 5})))
+        .call(
+            "PUT",
+            "/api/v1/tenants/calm/limits",
+            Some(ADMIN_KEY),
+            Some(json!({"rpm": 5})),
+        )
         .await;
     assert_eq!(status, 400);
 
@@ -98,37 +166,76 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
     let (far, far_id) = new_key(&server, "acme", json!({"allowed_ips": ["10.0.0.0/8"]})).await;
     let (status, _, v) = get(&server, &far, "/api/v1/models").await;
     assert_eq!(status, 403, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("127.0.0.1"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{v}"
+    );
     let (status, v) = server
-        .call("PUT", &format!("/api/v1/keys/{far_id}"), Some(ADMIN_KEY), Some(json!({"allowed_ips": ["10.0.0.0/8", "127.0.0.0/8"]})))
+        .call(
+            "PUT",
+            &format!("/api/v1/keys/{far_id}"),
+            Some(ADMIN_KEY),
+            Some(json!({"allowed_ips": ["10.0.0.0/8", "127.0.0.0/8"]})),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(get(&server, &far, "/api/v1/models").await.0, 200);
     let (status, v) = server
-        .call("POST", "/api/v1/keys", Some(ADMIN_KEY), Some(json!({"name": "x", "role": "inference", "allowed_ips": ["not-an-ip"]})))
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "x", "role": "inference", "allowed_ips": ["not-an-ip"]})),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("not-an-ip"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not-an-ip"),
+        "{v}"
+    );
     // Lifting a key's limits takes effect at once.
     let (status, _) = server
-        .call("PUT", &format!("/api/v1/keys/{key_id}"), Some(ADMIN_KEY), Some(json!({"limits": {}})))
+        .call(
+            "PUT",
+            &format!("/api/v1/keys/{key_id}"),
+            Some(ADMIN_KEY),
+            Some(json!({"limits": {}})),
+        )
         .await;
     assert_eq!(status, 200);
     for _ in 0..5 {
         assert_eq!(get(&server, &key, "/api/v1/models").await.0, 200);
     }
     // The denials are audited.
-    let (_, v) = server.call("GET", "/api/v1/audit?outcome=denied", Some(ADMIN_KEY), None).await;
-    assert!(v["entries"].as_array().unwrap().iter().any(|e| e["key_id"] == far_id.as_str()), "{v}");
+    let (_, v) = server
+        .call("GET", "/api/v1/audit?outcome=denied", Some(ADMIN_KEY), None)
+        .await;
+    assert!(
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key_id"] == far_id.as_str()),
+        "{v}"
+    );
     server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monthly_token_quota_stops_model_calls() {
     let data = tempfile::tempdir().unwrap();
-    let test_data = std::env::var_os("AIAAS_TEST_DATA").map(std::path::PathBuf::from).unwrap_or_else(|| {
-        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-    });
+    let test_data = std::env::var_os("AIAAS_TEST_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/aiaas-data-cache")
+        });
     let wheels = test_data.join("wheels");
     let wheels = wheels.to_str().unwrap().to_string();
     let server = Server::start(ServerOptions {
@@ -136,27 +243,68 @@ async fn monthly_token_quota_stops_model_calls() {
         ..ServerOptions::new(data.path())
     });
     let (status, v) = server
-        .call("POST", "/api/v1/library/pull", Some(ADMIN_KEY), Some(json!({"source": "all-minilm-l6-v2", "stream": false})))
+        .call(
+            "POST",
+            "/api/v1/library/pull",
+            Some(ADMIN_KEY),
+            Some(json!({"source": "all-minilm-l6-v2", "stream": false})),
+        )
         .await;
     assert!(status == 200 || status == 201, "{v}");
-    let (key, _) = new_key(&server, "default", json!({"limits": {"tokens_per_month": 20}})).await;
+    let (key, _) = new_key(
+        &server,
+        "default",
+        json!({"limits": {"tokens_per_month": 20}}),
+    )
+    .await;
     let body = json!({"model": "all-minilm-l6-v2", "input": "The quarterly results beat the forecast by a wide margin."});
-    let (status, v) = server.call("POST", "/v1/embeddings", Some(&key), Some(body.clone())).await;
+    let (status, v) = server
+        .call("POST", "/v1/embeddings", Some(&key), Some(body.clone()))
+        .await;
     assert_eq!(status, 200, "{v}");
     let used = v["usage"]["prompt_tokens"].as_u64().unwrap();
     assert!(used > 10 && used < 20, "{used}");
-    let (status, _) = server.call("POST", "/v1/embeddings", Some(&key), Some(body.clone())).await;
+    let (status, _) = server
+        .call("POST", "/v1/embeddings", Some(&key), Some(body.clone()))
+        .await;
     assert_eq!(status, 200, "under the quota before the call");
-    let resp = server.http.post(server.url("/v1/embeddings")).bearer_auth(&key).json(&body).send().await.unwrap();
+    let resp = server
+        .http
+        .post(server.url("/v1/embeddings"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 429);
-    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(retry > 0 && retry <= 31 * 24 * 3600, "until the next month: {retry}");
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        retry > 0 && retry <= 31 * 24 * 3600,
+        "until the next month: {retry}"
+    );
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limited", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("monthly token quota"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("monthly token quota"),
+        "{v}"
+    );
     // Usage was recorded per key and day.
-    let (_, u) = server.call("GET", "/api/v1/usage", Some(ADMIN_KEY), None).await;
-    let total: u64 = u["usage"].as_array().unwrap().iter().map(|r| r["prompt_tokens"].as_u64().unwrap()).sum();
+    let (_, u) = server
+        .call("GET", "/api/v1/usage", Some(ADMIN_KEY), None)
+        .await;
+    let total: u64 = u["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["prompt_tokens"].as_u64().unwrap())
+        .sum();
     assert_eq!(total, 2 * used);
     // After a restart the quota still holds (seeded from the recorded usage).
     server.stop();
@@ -164,7 +312,9 @@ async fn monthly_token_quota_stops_model_calls() {
         extra_args: &["--wheel-dir", &wheels],
         ..ServerOptions::new(data.path())
     });
-    let (status, v) = server.call("POST", "/v1/embeddings", Some(&key), Some(body)).await;
+    let (status, v) = server
+        .call("POST", "/v1/embeddings", Some(&key), Some(body))
+        .await;
     assert_eq!(status, 429, "{v}");
     server.stop();
 }

@@ -57,12 +57,18 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
     let mut documented: BTreeMap<(String, String), bool> = BTreeMap::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let open = op.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            let open = op
+                .get("security")
+                .is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
             documented.insert((path.clone(), method.to_uppercase()), open);
         }
     }
     let paths = source_paths();
-    assert!(paths.len() > 40, "found {} route paths in the sources", paths.len());
+    assert!(
+        paths.len() > 40,
+        "found {} route paths in the sources",
+        paths.len()
+    );
     let mut found = BTreeSet::new();
     let mut problems = BTreeSet::new();
     for path in &paths {
@@ -85,11 +91,15 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
                 found.insert((path.clone(), method.to_string()));
                 match documented.get(&(path.clone(), method.to_string())) {
                     None => {
-                        problems.insert(format!("{method} {path} is a route but not in /openapi.json"));
+                        problems.insert(format!(
+                            "{method} {path} is a route but not in /openapi.json"
+                        ));
                     }
                     Some(true) => {
                         if status == 401 {
-                            problems.insert(format!("{method} {path} is documented open but answered 401"));
+                            problems.insert(format!(
+                                "{method} {path} is documented open but answered 401"
+                            ));
                         }
                     }
                     Some(false) => {
@@ -106,19 +116,39 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
     }
     for (path, method) in documented.keys() {
         if !found.contains(&(path.clone(), method.clone())) {
-            problems.insert(format!("/openapi.json documents {method} {path}, which the router does not serve"));
+            problems.insert(format!(
+                "/openapi.json documents {method} {path}, which the router does not serve"
+            ));
         }
     }
     // Only these are open: health, readiness, metrics, and the API's own description.
-    let open: BTreeSet<_> = documented.iter().filter(|(_, o)| **o).map(|((p, _), _)| p.as_str()).collect();
-    let allowed: BTreeSet<_> =
-        ["/healthz", "/readyz", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/openapi.json", "/docs"]
-            .into_iter()
-            .collect();
+    let open: BTreeSet<_> = documented
+        .iter()
+        .filter(|(_, o)| **o)
+        .map(|((p, _), _)| p.as_str())
+        .collect();
+    let allowed: BTreeSet<_> = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/openapi.json",
+        "/docs",
+    ]
+    .into_iter()
+    .collect();
     for p in open.difference(&allowed) {
-        problems.insert(format!("{p} is open (no key) but is not health, readiness, metrics or documentation"));
+        problems.insert(format!(
+            "{p} is open (no key) but is not health, readiness, metrics or documentation"
+        ));
     }
-    assert!(problems.is_empty(), "{}", problems.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{}",
+        problems.into_iter().collect::<Vec<_>>().join("\n")
+    );
     assert!(found.len() >= 50, "{} routes", found.len());
     server.stop();
 }

@@ -679,10 +679,24 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    crate::common::train_small(&server, ADMIN_KEY, "topics-data", "topics", json!({"architecture": "avgpool", "epochs": 3})).await;
+    crate::common::train_small(
+        &server,
+        ADMIN_KEY,
+        "topics-data",
+        "topics",
+        json!({"architecture": "avgpool", "epochs": 3}),
+    )
+    .await;
     let app_key = server.key(ADMIN_KEY, "default", "inference").await;
     let texts = json!({"texts": ["stock market and bank profit", "rain and wind tomorrow", "bake the bread in the oven"]});
-    let (status, before) = server.call("POST", "/api/v1/models/topics/predict", Some(&app_key), Some(texts.clone())).await;
+    let (status, before) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(&app_key),
+            Some(texts.clone()),
+        )
+        .await;
     assert_eq!(status, 200, "{before}");
     // A bigger dataset, so a backup takes long enough to be killed half-way below.
     let mut big = String::from("text,label\n");
@@ -706,7 +720,11 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
         c
     };
     let done = create().output().unwrap();
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     let archives = backups_in(out.path());
     assert_eq!(archives.len(), 1);
     let first = archives[0].clone();
@@ -723,7 +741,10 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
     };
     assert!(verify(&first));
     let raw = std::fs::read(&first).unwrap();
-    assert!(!raw.windows(9).any(|w| w == b"quarterly"), "the archive is encrypted");
+    assert!(
+        !raw.windows(9).any(|w| w == b"quarterly"),
+        "the archive is encrypted"
+    );
 
     // A flipped bit or a cut archive does not verify.
     let bad = out.path().join("bad.bin");
@@ -744,12 +765,22 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
         let _ = child.kill();
         let _ = child.wait();
         for archive in backups_in(out.path()) {
-            assert!(verify(&archive), "{} after a kill at {delay_ms} ms", archive.display());
+            assert!(
+                verify(&archive),
+                "{} after a kill at {delay_ms} ms",
+                archive.display()
+            );
         }
         assert!(verify(&first));
     }
-    for leftover in walk(out.path()).into_iter().filter(|p| p.to_string_lossy().ends_with("archive.tmp")) {
-        assert!(!verify(&leftover), "a killed backup's temp file must not verify");
+    for leftover in walk(out.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("archive.tmp"))
+    {
+        assert!(
+            !verify(&leftover),
+            "a killed backup's temp file must not verify"
+        );
     }
     server.stop();
 
@@ -781,14 +812,35 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
     std::fs::copy(&key_file, target.join("test-master.key")).unwrap();
     drop(data);
     let server = Server::start(ServerOptions::new(&target));
-    let (status, after) = server.call("POST", "/api/v1/models/topics/predict", Some(&app_key), Some(texts)).await;
+    let (status, after) = server
+        .call(
+            "POST",
+            "/api/v1/models/topics/predict",
+            Some(&app_key),
+            Some(texts),
+        )
+        .await;
     assert_eq!(status, 200, "the old inference key still works: {after}");
-    assert_eq!(after["predictions"], before["predictions"], "byte-identical predictions");
-    let (status, v) = server.call("GET", "/api/v1/datasets/big/preview?limit=2", Some(ADMIN_KEY), None).await;
+    assert_eq!(
+        after["predictions"], before["predictions"],
+        "byte-identical predictions"
+    );
+    let (status, v) = server
+        .call(
+            "GET",
+            "/api/v1/datasets/big/preview?limit=2",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{v}");
     server.stop();
     let audit = audit_verify(&target);
-    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -805,4 +857,60 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_client_trickling_its_headers_is_cut_off() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .arg("--master-key-file")
+        .arg(data.path().join("test-master.key"))
+        .env("AIAAS_ADMIN_KEY", ADMIN_KEY)
+        .env("AIAAS_HEADER_TIMEOUT_SECS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("listening on http://") {
+            addr = a.trim().to_string();
+            break;
+        }
+    }
+    // Headers sent slowly and never finished: the server hangs up.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "not cut off: {waited:?}"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    // A complete request on a new connection is served.
+    let mut ok = std::net::TcpStream::connect(&addr).unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    ok.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -52,24 +52,55 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
     for name in ["alpha", "beta"] {
-        let (status, _) = server.call("POST", "/api/v1/tenants", Some(ADMIN_KEY), Some(json!({"name": name}))).await;
+        let (status, _) = server
+            .call(
+                "POST",
+                "/api/v1/tenants",
+                Some(ADMIN_KEY),
+                Some(json!({"name": name})),
+            )
+            .await;
         assert_eq!(status, 201);
     }
     let a_owner = server.key(ADMIN_KEY, "alpha", "owner").await;
     let b_owner = server.key(ADMIN_KEY, "beta", "owner").await;
-    let job = train_small(&server, &a_owner, "a-data", "a-model", json!({"architecture": "avgpool", "epochs": 2})).await;
+    let job = train_small(
+        &server,
+        &a_owner,
+        "a-data",
+        "a-model",
+        json!({"architecture": "avgpool", "epochs": 2}),
+    )
+    .await;
     let (status, a_key) = server
-        .call("POST", "/api/v1/keys", Some(&a_owner), Some(json!({"name": "a-app", "role": "inference"})))
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&a_owner),
+            Some(json!({"name": "a-app", "role": "inference"})),
+        )
         .await;
     assert_eq!(status, 201);
-    let (_, datasets) = server.call("GET", "/api/v1/datasets", Some(&a_owner), None).await;
-    let (_, tenants) = server.call("GET", "/api/v1/tenants", Some(ADMIN_KEY), None).await;
-    let alpha_id = tenants["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "alpha").unwrap()["id"]
+    let (_, datasets) = server
+        .call("GET", "/api/v1/datasets", Some(&a_owner), None)
+        .await;
+    let (_, tenants) = server
+        .call("GET", "/api/v1/tenants", Some(ADMIN_KEY), None)
+        .await;
+    let alpha_id = tenants["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alpha")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     let ids = [
-        ("datasets", datasets["datasets"][0]["id"].as_str().unwrap().to_string()),
+        (
+            "datasets",
+            datasets["datasets"][0]["id"].as_str().unwrap().to_string(),
+        ),
         ("jobs", job["id"].as_str().unwrap().to_string()),
         ("keys", a_key["id"].as_str().unwrap().to_string()),
         ("tenants", alpha_id.clone()),
@@ -89,7 +120,10 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
                     return "1".to_string();
                 }
                 let collection = segs[i - 1];
-                let found = ids.iter().find(|(c, _)| *c == collection).map(|(_, id)| id.clone());
+                let found = ids
+                    .iter()
+                    .find(|(c, _)| *c == collection)
+                    .map(|(_, id)| id.clone());
                 match (found, missing) {
                     (Some(_), true) => "01a00000-0000-7000-8000-000000000000".to_string(),
                     (Some(id), false) => id,
@@ -113,7 +147,10 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
                 let b_owner = &b_owner;
                 async move {
                     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-                    let mut rb = server.http.request(m, server.url(&target)).bearer_auth(b_owner);
+                    let mut rb = server
+                        .http
+                        .request(m, server.url(&target))
+                        .bearer_auth(b_owner);
                     if let Some(body) = body_for(method, &target) {
                         rb = rb.json(&body);
                     }
@@ -151,7 +188,14 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     // Lists show B nothing of A.
-    for path in ["/api/v1/datasets", "/api/v1/models", "/api/v1/jobs", "/api/v1/keys", "/api/v1/usage", "/v1/models"] {
+    for path in [
+        "/api/v1/datasets",
+        "/api/v1/models",
+        "/api/v1/jobs",
+        "/api/v1/keys",
+        "/api/v1/usage",
+        "/v1/models",
+    ] {
         let (status, v) = server.call("GET", path, Some(&b_owner), None).await;
         assert_eq!(status, 200, "{path}: {v}");
         let text = v.to_string();
@@ -161,15 +205,25 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
     }
 
     // B's audit entries are B's own (its attempts on A's names included), none of A's.
-    let (_, audit) = server.call("GET", "/api/v1/audit", Some(&b_owner), None).await;
+    let (_, audit) = server
+        .call("GET", "/api/v1/audit", Some(&b_owner), None)
+        .await;
     let entries = audit["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
-    assert!(entries.iter().all(|e| e["tenant_id"] != alpha_id.as_str()), "{audit}");
+    assert!(
+        entries.iter().all(|e| e["tenant_id"] != alpha_id.as_str()),
+        "{audit}"
+    );
 
     // Nothing of A's changed, and its model still answers.
     assert_eq!(snapshot(&server, &a_owner).await, before);
     let (status, v) = server
-        .call("POST", "/api/v1/models/a-model/predict", Some(&a_owner), Some(json!({"texts": ["stock market and bank profit"]})))
+        .call(
+            "POST",
+            "/api/v1/models/a-model/predict",
+            Some(&a_owner),
+            Some(json!({"texts": ["stock market and bank profit"]})),
+        )
         .await;
     assert_eq!(status, 200, "{v}");
     server.stop();

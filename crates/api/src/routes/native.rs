@@ -23,8 +23,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/api/v1/keys", get(list_keys).post(create_key))
-        .route("/api/v1/keys/{id}", axum::routing::delete(revoke_key).put(set_key_limits))
-        .route("/api/v1/tenants/{id}/limits", axum::routing::put(set_tenant_limits))
+        .route(
+            "/api/v1/keys/{id}",
+            axum::routing::delete(revoke_key).put(set_key_limits),
+        )
+        .route(
+            "/api/v1/tenants/{id}/limits",
+            axum::routing::put(set_tenant_limits),
+        )
         .route(
             "/api/v1/datasets",
             // Uploads stream with their own limit (`max_upload_bytes`, 413 past it).
