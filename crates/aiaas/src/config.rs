@@ -43,6 +43,15 @@ pub struct ServeConfig {
     /// HTTPS when set; plain HTTP otherwise (loopback only unless allowed).
     pub tls: Option<crate::tls::TlsFiles>,
     pub platform: aiaas_core::PlatformConfig,
+    /// Scheduled backups, when asked for.
+    pub backups: Option<BackupSchedule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupSchedule {
+    pub every: std::time::Duration,
+    pub dir: PathBuf,
+    pub keep: usize,
 }
 
 pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
@@ -121,9 +130,43 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         platform.library.first_start_pulls =
             vec!["smollm2-135m-instruct".into(), "all-minilm-l6-v2".into()];
     }
+    platform.private_metrics = args.private_metrics;
+    let backups = match &args.backup_every {
+        None => {
+            if args.backup_dir.is_some() || args.backup_keep.is_some() {
+                bail!(
+                    "--backup-dir and --backup-keep need --backup-every (e.g. --backup-every 6h)"
+                );
+            }
+            None
+        }
+        Some(text) => {
+            let every = match aiaas_core::KeepAlive::parse(text) {
+                Some(aiaas_core::KeepAlive::For(d)) if d >= std::time::Duration::from_secs(1) => d,
+                _ => {
+                    bail!("--backup-every {text:?} is not a duration of at least 1s (e.g. 30m, 6h)")
+                }
+            };
+            let keep = args.backup_keep.unwrap_or(7);
+            if keep == 0 {
+                bail!("--backup-keep must be at least 1");
+            }
+            let dir = args.backup_dir.clone().unwrap_or_else(|| {
+                let mut name = platform
+                    .data_dir
+                    .file_name()
+                    .map(|n| n.to_os_string())
+                    .unwrap_or_else(|| "aiaas-data".into());
+                name.push(".backups");
+                platform.data_dir.with_file_name(name)
+            });
+            Some(BackupSchedule { every, dir, keep })
+        }
+    };
     Ok(ServeConfig {
         listen,
         tls,
+        backups,
         platform,
     })
 }

@@ -131,6 +131,18 @@ pub struct ServeArgs {
     /// proxy); without TLS, only 127.0.0.0/8 and ::1 are served otherwise.
     #[arg(long, env = "AIAAS_ALLOW_INSECURE_HTTP")]
     pub allow_insecure_http: bool,
+    /// `/metrics` only with an admin key (default: open, for a Prometheus scraper).
+    #[arg(long, env = "AIAAS_PRIVATE_METRICS")]
+    pub private_metrics: bool,
+    /// Back up the installation this often (e.g. 6h, 30m) into --backup-dir.
+    #[arg(long, env = "AIAAS_BACKUP_EVERY")]
+    pub backup_every: Option<String>,
+    /// Where scheduled backups go (default: `<data-dir>.backups`).
+    #[arg(long, env = "AIAAS_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// How many scheduled backups to keep (the oldest are removed).
+    #[arg(long, env = "AIAAS_BACKUP_KEEP")]
+    pub backup_keep: Option<usize>,
     /// Admin key to register instead of generating one (as a deployment's secret).
     #[arg(
         long = "admin-key-from-env",

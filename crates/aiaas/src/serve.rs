@@ -79,6 +79,25 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         data_dir = %cfg.platform.data_dir.display(),
         "aiaas serving"
     );
+    if let Some(schedule) = cfg.backups.clone() {
+        let p = platform.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(schedule.every);
+            tick.tick().await; // the first backup one period after the start
+            loop {
+                tick.tick().await;
+                if p.is_shutting_down() {
+                    break;
+                }
+                match p.backup_now(&schedule.dir, schedule.keep).await {
+                    Ok(r) => {
+                        tracing::info!(path = %r.path.display(), files = r.files, "scheduled backup written")
+                    }
+                    Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
+                }
+            }
+        });
+    }
     let app = aiaas_api::app(platform.clone());
     let draining = platform.clone();
     let shutdown = async move {

@@ -23,6 +23,8 @@ pub struct PlatformConfig {
     pub database_url: Option<String>,
     /// Largest dataset upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// `/metrics` only with an admin key (else open, as for a Prometheus scraper).
+    pub private_metrics: bool,
     /// Training jobs run at once by this process.
     pub training_workers: usize,
     /// Seed the demo (news data set, `news-classifier`) on an empty data directory.
@@ -46,6 +48,7 @@ impl PlatformConfig {
             data_dir: data_dir.clone(),
             database_url: None,
             max_upload_bytes: 100 * 1024 * 1024,
+            private_metrics: false,
             training_workers: 1,
             demo: false,
             admin_key: None,
@@ -220,6 +223,24 @@ impl Platform {
     pub fn render_metrics(&self) -> String {
         self.inner.engine.refresh_gauges();
         self.inner.metrics.render()
+    }
+
+    /// Whether a request for `/metrics` with this bearer secret (if any) is served.
+    pub async fn may_read_metrics(&self, secret: Option<&str>) -> Result<()> {
+        if !self.inner.config.private_metrics {
+            return Ok(());
+        }
+        let secret = secret.ok_or_else(|| {
+            CoreError::Unauthenticated("metrics are private here: send an admin key".into())
+        })?;
+        let principal = self.authenticate(secret).await?;
+        if principal.is_admin() {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(
+                "only admin keys read the metrics".into(),
+            ))
+        }
     }
 
     pub fn max_upload_bytes(&self) -> u64 {

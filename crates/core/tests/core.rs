@@ -487,6 +487,8 @@ impl World {
         let mut config = PlatformConfig::new(dir.path());
         config.admin_key = Some(Secret::new(ADMIN_KEY));
         config.demo = false;
+        // From "the environment": nothing written beside the temp dir.
+        config.master_key = aiaas_core::MasterKeySource::Value("ef".repeat(32));
         let (platform, report) = Platform::open(config).await.unwrap();
         assert!(report.first_start && report.admin_key_from_env);
         assert!(report.new_admin_key.is_none());
@@ -686,6 +688,8 @@ fn new_key(tenant: Option<&str>, role: Role) -> NewKey {
         role,
         allowed_models: None,
         expires_in_secs: None,
+        limits: None,
+        allowed_ips: None,
     }
 }
 

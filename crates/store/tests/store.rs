@@ -65,6 +65,13 @@ async fn keys_round_trip_and_revoke_once() {
         expires_at: None,
         revoked_at: None,
         created_at: 1,
+        limits: aiaas_types::Limits {
+            requests_per_minute: Some(60),
+            burst: Some(10),
+            tokens_per_minute: None,
+            tokens_per_month: Some(1_000_000),
+        },
+        allowed_ips: Some(vec!["10.0.0.0/8".into()]),
     };
     db.insert_key(&key).await.unwrap();
     assert_eq!(db.key_by_hash("abc").await.unwrap().unwrap(), key);

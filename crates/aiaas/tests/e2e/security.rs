@@ -914,3 +914,63 @@ fn a_client_trickling_its_headers_is_cut_off() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_keep_the_newest_and_metrics_can_be_private() {
+    let data = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().to_str().unwrap().to_string();
+    let server = Server::start(ServerOptions {
+        extra_args: &[
+            "--backup-every",
+            "1s",
+            "--backup-keep",
+            "2",
+            "--backup-dir",
+            &dir,
+            "--private-metrics",
+        ],
+        ..ServerOptions::new(data.path())
+    });
+    let developer = server.key(ADMIN_KEY, "default", "developer").await;
+    // Metrics: admins only.
+    let (status, _) = server.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = server.call("GET", "/metrics", Some(&developer), None).await;
+    assert_eq!(status, 403);
+    let (status, v) = server.call("GET", "/metrics", Some(ADMIN_KEY), None).await;
+    assert_eq!(status, 200);
+    assert!(v
+        .as_str()
+        .unwrap_or_default()
+        .contains("aiaas_http_requests_total"));
+    // Backups every second, two kept.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 4 && std::time::Instant::now() < deadline {
+        for b in backups_in(backups.path()) {
+            seen.insert(b);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(seen.len() >= 4, "backups written: {seen:?}");
+    let left = backups_in(backups.path());
+    assert!(left.len() <= 2, "only the newest two are kept: {left:?}");
+    server.stop();
+    let key_file = data.path().join("test-master.key");
+    for b in backups_in(backups.path()) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiaas"))
+            .args(["backup", "verify"])
+            .arg(&b)
+            .arg("--master-key-file")
+            .arg(&key_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            b.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics. No authentication.
+//! Operations endpoints: liveness, readiness, Prometheus metrics. No authentication,
+//! except for metrics when the server is started with `--private-metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -38,12 +39,24 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    (
+async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, crate::ApiError> {
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    s.platform.may_read_metrics(secret).await?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         s.platform.render_metrics(),
-    )
+    ))
 }
