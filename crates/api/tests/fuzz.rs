@@ -141,12 +141,16 @@ async fn status_of(app: &axum::Router, req: Request<Body>) -> u16 {
     status
 }
 
-/// Run one target until the budget is spent; returns (cases, accepted).
+/// Run one target until the budget is spent (none when `FUZZ_TARGET` names another);
+/// returns (cases, accepted).
 async fn run(
     name: &str,
     app: &axum::Router,
     mut make: impl FnMut(&mut Rng, u64) -> Request<Body>,
 ) -> (u64, u64) {
+    if std::env::var("FUZZ_TARGET").is_ok_and(|t| !name.starts_with(t.as_str())) {
+        return (0, 0);
+    }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
     let deadline = Instant::now() + budget();
     let (mut cases, mut accepted) = (0u64, 0u64);
@@ -164,7 +168,7 @@ async fn run(
         cases += 1;
     }
     println!(
-        "fuzz {name}: {cases} cases, {accepted} accepted, {:.0} s",
+        "\nfuzz {name}: {cases} cases, {accepted} accepted, {:.0} s",
         budget().as_secs_f64()
     );
     (cases, accepted)
@@ -268,10 +272,12 @@ fn json_body(rng: &mut Rng, _i: u64) -> Request<Body> {
 async fn strangers_input_never_crashes_or_errors_the_server() {
     let (_dir, app) = platform().await;
     let (cases, accepted) = run("dataset upload (csv/jsonl/raw)", &app, upload).await;
-    assert!(
-        cases > 20 && accepted > 0,
-        "the seeds must parse at least sometimes"
-    );
+    if std::env::var_os("FUZZ_TARGET").is_none() {
+        assert!(
+            cases > 20 && accepted > 0,
+            "the seeds must parse at least sometimes"
+        );
+    }
     run("multipart upload", &app, multipart).await;
     run("json bodies", &app, json_body).await;
     let status = status_of(&app, Request::get("/readyz").body(Body::empty()).unwrap()).await;

@@ -51,6 +51,11 @@ pub struct DatasetSpec {
     /// Defaults to the first of `label`, `category`, `class` present.
     #[serde(default)]
     pub label_column: Option<String>,
+    /// Mask personal data in the texts before anything is stored (the stored data set is
+    /// then the masked text and label columns, as JSON Lines); the findings per kind are
+    /// reported in `stats.pii`.
+    #[serde(default)]
+    pub mask_pii: Option<aiaas_privacy::Mode>,
 }
 
 /// One row of a preview.
@@ -203,7 +208,30 @@ impl Platform {
             Ok::<_, CoreError>((parsed, stats))
         })
         .await??;
-        let (parsed, stats) = parsed;
+        let (mut parsed, mut stats) = parsed;
+        let mut format = format;
+        let mut upload_path = upload.path.clone();
+        if let Some(mode) = spec.mask_pii {
+            let policy = match mode {
+                aiaas_privacy::Mode::Pseudonymise => {
+                    aiaas_privacy::Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?)
+                }
+                other => aiaas_privacy::Policy::new(other),
+            };
+            let raw = upload.path.clone();
+            let masked_path = raw.with_extension("masked.jsonl");
+            let out = masked_path.clone();
+            let (rows, counts) =
+                tokio::task::spawn_blocking(move || mask_rows(parsed.rows, &policy, &out))
+                    .await??;
+            let _ = std::fs::remove_file(&raw);
+            parsed.rows = rows;
+            parsed.text_column = "text".into();
+            parsed.label_column = "label".into();
+            format = DatasetFormat::Jsonl;
+            upload_path = masked_path;
+            stats["pii"] = serde_json::json!({"mode": mode, "found": counts});
+        }
         let id = aiaas_types::new_id();
         let key = format!(
             "datasets/{}/{id}/data.{}",
@@ -211,7 +239,6 @@ impl Platform {
             format.as_str()
         );
         let artifacts = self.inner.artifacts.clone();
-        let upload_path = upload.path.clone();
         let put_key = key.clone();
         tokio::task::spawn_blocking(move || artifacts.put_file(&put_key, &upload_path)).await??;
         let record = DatasetRecord {
@@ -361,6 +388,36 @@ struct Parsed {
 
 fn invalid(msg: String) -> CoreError {
     CoreError::InvalidInput(msg)
+}
+
+/// Mask the texts of `rows` and write them (text and label) as JSON Lines to `out`.
+fn mask_rows(
+    rows: Vec<Row>,
+    policy: &aiaas_privacy::Policy,
+    out: &Path,
+) -> Result<(Vec<Row>, aiaas_privacy::Counts)> {
+    use std::io::Write;
+    let detector = aiaas_privacy::detector();
+    let mut counts = aiaas_privacy::Counts::new();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut masked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let m = detector.mask(&row.text, policy);
+        for (kind, n) in m.counts {
+            *counts.entry(kind).or_default() += n;
+        }
+        let line = serde_json::json!({"text": m.text, "label": row.label});
+        writeln!(file, "{line}")?;
+        masked.push(Row {
+            line: row.line,
+            text: m.text,
+            label: row.label,
+        });
+    }
+    file.into_inner()
+        .map_err(|e| CoreError::Internal(format!("writing the masked data set: {e}")))?
+        .sync_all()?;
+    Ok((masked, counts))
 }
 
 /// Opens the data afresh (the CSV parser reads it more than once): an upload's temp

@@ -38,6 +38,7 @@ impl Platform {
             format: Some(DatasetFormat::Csv),
             text_column: Some("text".into()),
             label_column: Some("category".into()),
+            mask_pii: None,
         };
         let dataset = self.create_dataset(&admin, spec, upload).await?;
         let request = TrainRequest {

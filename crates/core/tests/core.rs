@@ -655,6 +655,7 @@ async fn upload(
         format: None,
         text_column: None,
         label_column: None,
+        mask_pii: None,
     };
     let record = platform
         .create_dataset(principal, spec, upload)

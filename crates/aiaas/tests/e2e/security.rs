@@ -974,3 +974,63 @@ async fn scheduled_backups_keep_the_newest_and_metrics_can_be_private() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataset_uploads_can_be_masked_and_report_what_was_found() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let mut csv = String::from("text,label\n");
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "\"call me on 138 1234 56{i:02} about the invoice\",billing\n"
+        ));
+        csv.push_str(&format!(
+            "\"write to user{i}@example.com, my card is 6222 0212 3456 7894\",billing\n"
+        ));
+        csv.push_str("\"the weather is fine today\",chat\n");
+        csv.push_str("\"see you tomorrow at noon\",chat\n");
+    }
+    let (status, v) = server
+        .upload(
+            ADMIN_KEY,
+            "name=support&mask_pii=label",
+            csv.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["stats"]["pii"]["mode"], "label", "{v}");
+    assert_eq!(v["stats"]["pii"]["found"]["phone"], 6, "{v}");
+    assert_eq!(v["stats"]["pii"]["found"]["email"], 6);
+    assert_eq!(v["stats"]["pii"]["found"]["bank_card"], 6);
+    assert_eq!(v["row_count"], 24);
+    let (status, p) = server
+        .call(
+            "GET",
+            "/api/v1/datasets/support/preview?limit=24",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    let text = p.to_string();
+    assert!(
+        text.contains("[PHONE]") && text.contains("[EMAIL]") && text.contains("[BANK_CARD]"),
+        "{text}"
+    );
+    for secret in ["1234 56", "@example.com", "6222 0212"] {
+        assert!(!text.contains(secret), "{secret} stored: {text}");
+    }
+    // Unmasked uploads keep the data and report nothing.
+    let (status, v) = server.upload(ADMIN_KEY, "name=raw", csv.into_bytes()).await;
+    assert_eq!(status, 201);
+    assert!(v["stats"]["pii"].is_null());
+    let (status, v) = server
+        .upload(
+            ADMIN_KEY,
+            "name=bad&mask_pii=hide",
+            b"text,label\na,b\nc,d\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    server.stop();
+}

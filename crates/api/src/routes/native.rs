@@ -124,6 +124,8 @@ struct UploadQuery {
     format: Option<DatasetFormat>,
     text_column: Option<String>,
     label_column: Option<String>,
+    /// `mask`, `label` or `pseudonymise`: personal data masked before storing.
+    mask_pii: Option<aiaas_privacy::Mode>,
 }
 
 /// Upload a dataset: the raw CSV/JSONL as the body (`name` etc. in the query string),
@@ -198,6 +200,18 @@ async fn upload_dataset(
                 "name" => q.name = Some(value),
                 "text_column" => q.text_column = Some(value),
                 "label_column" => q.label_column = Some(value),
+                "mask_pii" => {
+                    q.mask_pii = Some(match value.as_str() {
+                        "mask" => aiaas_privacy::Mode::Mask,
+                        "label" => aiaas_privacy::Mode::Label,
+                        "pseudonymise" => aiaas_privacy::Mode::Pseudonymise,
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "unknown mask_pii {other:?}; use mask, label or pseudonymise"
+                            )))
+                        }
+                    })
+                }
                 "format" => {
                     q.format = Some(match value.as_str() {
                         "csv" => DatasetFormat::Csv,
@@ -238,6 +252,7 @@ async fn upload_dataset(
         format: q.format,
         text_column: q.text_column,
         label_column: q.label_column,
+        mask_pii: q.mask_pii,
     };
     let d = s.platform.create_dataset(&p, spec, upload).await?;
     Ok((StatusCode::CREATED, Json(d)))
