@@ -55,7 +55,7 @@ struct Filters {
 impl Filters {
     fn query(&self) -> String {
         let mut q = Vec::new();
-        let mut add = |k: &str, v: String| q.push(format!("{k}={}", urlencode(&v)));
+        let mut add = |k: &str, v: String| q.push(format!("{k}={}", crate::client::enc(&v)));
         if let Some(v) = &self.tenant {
             add("tenant", v.clone());
         }
@@ -80,17 +80,6 @@ impl Filters {
             format!("?{}", q.join("&"))
         }
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl AuditArgs {

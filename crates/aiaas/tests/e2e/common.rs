@@ -140,6 +140,19 @@ impl Server {
         )
     }
 
+    /// Create a tenant (as the admin).
+    pub async fn tenant(&self, name: &str) {
+        let (status, v) = self
+            .call(
+                "POST",
+                "/api/v1/tenants",
+                Some(ADMIN_KEY),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, 201, "{v}");
+    }
+
     /// Create a key and return its secret.
     pub async fn key(&self, by: &str, tenant: &str, role: &str) -> String {
         let (status, v) = self
@@ -223,16 +236,22 @@ impl Drop for Server {
     }
 }
 
-/// The BBC News split made by scripts/bbc_news.py (the test command creates it).
-pub fn bbc_dir() -> PathBuf {
-    let dir = std::env::var_os("AIAAS_TEST_DATA")
+/// The test data cache the test command fills (`AIAAS_TEST_DATA`): wheels, the
+/// extracted GGUF, the BBC News split.
+pub fn test_data() -> PathBuf {
+    std::env::var_os("AIAAS_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."));
             home.join(".cache/aiaas-data-cache")
-        });
+        })
+}
+
+/// The BBC News split made by scripts/bbc_news.py (the test command creates it).
+pub fn bbc_dir() -> PathBuf {
+    let dir = test_data();
     assert!(
         dir.join("bbc-train.csv").is_file(),
         "BBC News data missing in {}: run python3 scripts/bbc_news.py {} (scripts/test.sh does)",

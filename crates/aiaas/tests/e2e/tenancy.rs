@@ -52,15 +52,7 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
     for name in ["alpha", "beta"] {
-        let (status, _) = server
-            .call(
-                "POST",
-                "/api/v1/tenants",
-                Some(ADMIN_KEY),
-                Some(json!({"name": name})),
-            )
-            .await;
-        assert_eq!(status, 201);
+        server.tenant(name).await;
     }
     let a_owner = server.key(ADMIN_KEY, "alpha", "owner").await;
     let b_owner = server.key(ADMIN_KEY, "beta", "owner").await;
