@@ -93,8 +93,7 @@ pub struct EmbeddingOutput {
 impl Platform {
     /// Start a chat completion: `n` sequences of one conversation.
     pub async fn chat(&self, principal: &Principal, req: ChatRequest) -> Result<Generation> {
-        let record = self.callable_model(principal, &req.model).await?;
-        self.check_token_quota(principal).await?;
+        let record = self.metered_model(principal, &req.model).await?;
         if record.task == "embedding" {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
@@ -121,8 +120,7 @@ impl Platform {
         principal: &Principal,
         req: CompletionRequest,
     ) -> Result<Generation> {
-        let record = self.callable_model(principal, &req.model).await?;
-        self.check_token_quota(principal).await?;
+        let record = self.metered_model(principal, &req.model).await?;
         if record.task == "embedding" {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
@@ -153,8 +151,7 @@ impl Platform {
         principal: &Principal,
         req: EmbeddingRequest,
     ) -> Result<EmbeddingOutput> {
-        let record = self.callable_model(principal, &req.model).await?;
-        self.check_token_quota(principal).await?;
+        let record = self.metered_model(principal, &req.model).await?;
         if record.task != "embedding" {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is not an embedding model",
@@ -269,6 +266,14 @@ impl Platform {
             prompt_tokens,
             choices,
         })
+    }
+
+    /// A model the caller may call now: allowed (404/403 otherwise) and within the key's
+    /// and tenant's token limits (429 otherwise).
+    async fn metered_model(&self, principal: &Principal, name: &str) -> Result<LibraryModelRecord> {
+        let record = self.callable_model(principal, name).await?;
+        self.check_token_quota(principal).await?;
+        Ok(record)
     }
 
     /// Forward each sequence's events, and record the request's usage when all end.

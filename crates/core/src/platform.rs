@@ -108,6 +108,7 @@ pub(crate) struct Inner {
     pub(crate) audit_lock: tokio::sync::Mutex<()>,
     pub(crate) limiter: crate::limits::Limiter,
     pub(crate) master_keys: Arc<aiaas_store::MasterKeys>,
+    pub(crate) pseudonym_secret: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Platform {
@@ -150,6 +151,7 @@ impl Platform {
                 audit_lock: tokio::sync::Mutex::new(()),
                 limiter: crate::limits::Limiter::default(),
                 master_keys: keys,
+                pseudonym_secret: std::sync::OnceLock::new(),
                 config,
             }),
         };

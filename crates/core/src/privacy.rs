@@ -94,11 +94,19 @@ impl Platform {
         .map_err(|e| CoreError::Internal(format!("masking task failed: {e}")))
     }
 
-    /// The tenant's pseudonym key: stable for the life of the installation.
+    /// The tenant's pseudonym key: stable for the life of the installation. The secret
+    /// is read (or created) once per process.
     pub(crate) fn pseudonym_key(&self, tenant_id: &str) -> Result<PseudonymKey> {
-        let secret =
-            load_or_create_secret(&self.inner.config.data_dir.join(PSEUDONYM_SECRET_FILE))?;
-        Ok(PseudonymKey::derive(&secret, tenant_id))
+        let cell = &self.inner.pseudonym_secret;
+        let secret = match cell.get() {
+            Some(s) => s,
+            None => {
+                let path = self.inner.config.data_dir.join(PSEUDONYM_SECRET_FILE);
+                let s = load_or_create_secret(&path)?;
+                cell.get_or_init(|| s)
+            }
+        };
+        Ok(PseudonymKey::derive(secret, tenant_id))
     }
 }
 

@@ -381,6 +381,18 @@ fn artifact_files(data: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The `topics` classifier, trained and deployed on the synthetic data set `topics-data`.
+async fn train_topics(server: &Server) {
+    crate::common::train_small(
+        server,
+        ADMIN_KEY,
+        "topics-data",
+        "topics",
+        json!({"architecture": "avgpool", "epochs": 3}),
+    )
+    .await;
+}
+
 async fn predict_label(server: &Server, text: &str) -> (u16, Value) {
     server
         .call(
@@ -396,14 +408,7 @@ async fn predict_label(server: &Server, text: &str) -> (u16, Value) {
 async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    crate::common::train_small(
-        &server,
-        ADMIN_KEY,
-        "topics-data",
-        "topics",
-        json!({"architecture": "avgpool", "epochs": 3}),
-    )
-    .await;
+    train_topics(&server).await;
     let (status, before) = predict_label(&server, "stock market and bank profit").await;
     assert_eq!(status, 200, "{before}");
 
@@ -649,14 +654,7 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
-    crate::common::train_small(
-        &server,
-        ADMIN_KEY,
-        "topics-data",
-        "topics",
-        json!({"architecture": "avgpool", "epochs": 3}),
-    )
-    .await;
+    train_topics(&server).await;
     let app_key = server.key(ADMIN_KEY, "default", "inference").await;
     let texts = json!({"texts": ["stock market and bank profit", "rain and wind tomorrow", "bake the bread in the oven"]});
     let (status, before) = server
