@@ -102,6 +102,16 @@ fn operations() -> Vec<Op> {
         with(
             op(
                 "put",
+                "/api/v1/tenants/{id}/privacy",
+                "tenants",
+                "Set a tenant's PII policy for model inputs (owner, admin)",
+            ),
+            json!({"type": "object", "properties": {"inputs": {
+                "type": ["string", "null"], "enum": ["mask", "label", "pseudonymise", null]}}}),
+        ),
+        with(
+            op(
+                "put",
                 "/api/v1/tenants/{id}/limits",
                 "tenants",
                 "Set a tenant's limits (admin)",

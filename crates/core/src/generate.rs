@@ -103,8 +103,10 @@ impl Platform {
         if req.messages.is_empty() {
             return Err(CoreError::InvalidInput("messages must not be empty".into()));
         }
+        let mut messages = req.messages;
+        self.mask_model_inputs(principal, messages.iter_mut().map(|m| &mut m.content))
+            .await?;
         let runtime = self.generator_for(&record, req.options.keep_alive).await?;
-        let messages = req.messages;
         let rt = runtime.clone();
         let prompt = tokio::task::spawn_blocking(move || {
             let text = rt.model().render_chat(&messages)?;
@@ -132,9 +134,11 @@ impl Platform {
                 "give 1 to {MAX_CHOICES} prompts (times n) per request"
             )));
         }
+        let mut prompts = req.prompts;
+        self.mask_model_inputs(principal, prompts.iter_mut())
+            .await?;
         let runtime = self.generator_for(&record, req.options.keep_alive).await?;
         let rt = runtime.clone();
-        let prompts = req.prompts;
         let tokens = tokio::task::spawn_blocking(move || {
             prompts
                 .iter()
@@ -163,8 +167,10 @@ impl Platform {
                 "give 1 to {MAX_EMBEDDING_INPUTS} inputs"
             )));
         }
+        let mut inputs = req.inputs;
+        self.mask_model_inputs(principal, inputs.iter_mut()).await?;
         let key = self.embedder_for(&record, req.keep_alive).await?;
-        let out = self.inner.engine.embed(&key, req.inputs).await?;
+        let out = self.inner.engine.embed(&key, inputs).await?;
         if !req.truncate {
             if let Some((i, e)) = out.iter().enumerate().find(|(_, e)| e.truncated) {
                 let max = self

@@ -263,7 +263,7 @@ impl Platform {
         &self,
         principal: &Principal,
         reference: &str,
-        texts: Vec<String>,
+        mut texts: Vec<String>,
     ) -> Result<Predictions> {
         require(principal, Permission::Infer)?;
         if texts.is_empty() {
@@ -275,6 +275,7 @@ impl Platform {
                 texts.len()
             )));
         }
+        self.mask_model_inputs(principal, texts.iter_mut()).await?;
         let r = parse_ref(reference);
         let model = self.find_model(principal, r.name).await?;
         let deployment = self

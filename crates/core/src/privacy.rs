@@ -94,6 +94,81 @@ impl Platform {
         .map_err(|e| CoreError::Internal(format!("masking task failed: {e}")))
     }
 
+    /// Set the tenant's PII policy for model inputs (`None`: off). Owners set their own
+    /// tenant's, admins any.
+    pub async fn set_tenant_pii_inputs(
+        &self,
+        principal: &Principal,
+        tenant: &str,
+        mode: Option<Mode>,
+    ) -> Result<crate::Tenant> {
+        require(principal, Permission::ManageKeys)?;
+        let t = self.find_tenant(principal, tenant).await?;
+        let name = mode.map(mode_name);
+        self.inner.meta.set_tenant_pii_inputs(&t.id, name).await?;
+        self.inner
+            .pii_policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&t.id);
+        Ok(crate::Tenant {
+            pii_inputs: name.map(str::to_string),
+            ..t
+        })
+    }
+
+    /// Apply the caller's tenant policy to texts about to reach a model: masked in
+    /// place when the tenant asks for it (the model never sees the original).
+    pub(crate) async fn mask_model_inputs<'a>(
+        &self,
+        principal: &Principal,
+        texts: impl IntoIterator<Item = &'a mut String>,
+    ) -> Result<()> {
+        let Some(mode) = self.tenant_pii_inputs(&principal.tenant_id).await? else {
+            return Ok(());
+        };
+        let policy = match mode {
+            Mode::Pseudonymise => Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?),
+            other => Policy::new(other),
+        };
+        let detector = aiaas_privacy::detector();
+        for text in texts {
+            let masked = detector.mask(text, &policy);
+            if !masked.counts.is_empty() {
+                *text = masked.text;
+            }
+        }
+        Ok(())
+    }
+
+    async fn tenant_pii_inputs(&self, tenant_id: &str) -> Result<Option<Mode>> {
+        const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+        if let Some((mode, at)) = self
+            .inner
+            .pii_policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant_id)
+        {
+            if at.elapsed() < TTL {
+                return Ok(*mode);
+            }
+        }
+        let mode = self
+            .inner
+            .meta
+            .tenant(tenant_id)
+            .await?
+            .and_then(|t| t.pii_inputs)
+            .and_then(|m| parse_mode(&m));
+        self.inner
+            .pii_policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant_id.to_string(), (mode, std::time::Instant::now()));
+        Ok(mode)
+    }
+
     /// The tenant's pseudonym key: stable for the life of the installation. The secret
     /// is read (or created) once per process.
     pub(crate) fn pseudonym_key(&self, tenant_id: &str) -> Result<PseudonymKey> {
@@ -107,6 +182,23 @@ impl Platform {
             }
         };
         Ok(PseudonymKey::derive(secret, tenant_id))
+    }
+}
+
+pub fn parse_mode(text: &str) -> Option<Mode> {
+    match text {
+        "mask" => Some(Mode::Mask),
+        "label" => Some(Mode::Label),
+        "pseudonymise" | "pseudonymize" => Some(Mode::Pseudonymise),
+        _ => None,
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Mask => "mask",
+        Mode::Label => "label",
+        Mode::Pseudonymise => "pseudonymise",
     }
 }
 

@@ -215,6 +215,14 @@ impl Platform {
     }
 
     /// A tenant by id or name, as the caller may see it.
+    pub(crate) async fn find_tenant(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<Tenant> {
+        self.resolve_tenant(principal, id_or_name).await
+    }
+
     async fn resolve_tenant(&self, principal: &Principal, id_or_name: &str) -> Result<Tenant> {
         let meta = &self.inner.meta;
         let tenant = match meta.tenant(id_or_name).await? {

@@ -7,7 +7,7 @@ use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant};
 
 const KEY_COLUMNS: &str = "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, \
      revoked_at, created_at, limits, allowed_ips";
-const TENANT_COLUMNS: &str = "id, name, created_at, limits";
+const TENANT_COLUMNS: &str = "id, name, created_at, limits, pii_inputs";
 
 impl Metadata {
     pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
@@ -16,6 +16,7 @@ impl Metadata {
             name: name.to_string(),
             created_at: aiaas_types::now_ms(),
             limits: aiaas_types::Limits::default(),
+            pii_inputs: None,
         };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
@@ -138,6 +139,16 @@ impl Metadata {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Set a tenant's PII policy for model inputs; false when there is no such tenant.
+    pub async fn set_tenant_pii_inputs(&self, id: &str, mode: Option<&str>) -> Result<bool> {
+        let done = sqlx::query("UPDATE tenants SET pii_inputs = $1 WHERE id = $2")
+            .bind(mode)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Replace a tenant's limits; false when there is no such tenant.
     pub async fn set_tenant_limits(&self, id: &str, limits: &aiaas_types::Limits) -> Result<bool> {
         let done = sqlx::query("UPDATE tenants SET limits = $1 WHERE id = $2")
@@ -166,6 +177,7 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
         limits: limits_from(row.try_get("limits")?, "tenants.limits")?,
+        pii_inputs: row.try_get("pii_inputs")?,
     })
 }
 

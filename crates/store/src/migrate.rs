@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "library", include_str!("../migrations/0002_library.sql")),
     (3, "audit", include_str!("../migrations/0003_audit.sql")),
     (4, "limits", include_str!("../migrations/0004_limits.sql")),
+    (5, "privacy", include_str!("../migrations/0005_privacy.sql")),
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {

@@ -9,6 +9,9 @@ pub struct Tenant {
     pub created_at: i64,
     /// Limits on all the tenant's keys together.
     pub limits: aiaas_types::Limits,
+    /// Masking mode applied to every text the tenant's keys send to a model (`mask`,
+    /// `label`, `pseudonymise`), or none.
+    pub pii_inputs: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1016,3 +1016,108 @@ async fn dataset_uploads_can_be_masked_and_report_what_was_found() {
     assert_eq!(status, 400, "{v}");
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_policy_masks_what_its_keys_send_to_models() {
+    let data = tempfile::tempdir().unwrap();
+    let wheels = crate::common::test_data().join("wheels");
+    let wheels = wheels.to_str().unwrap().to_string();
+    let server = Server::start(ServerOptions {
+        extra_args: &["--wheel-dir", &wheels],
+        ..ServerOptions::new(data.path())
+    });
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/library/pull",
+            Some(ADMIN_KEY),
+            Some(json!({"source": "all-minilm-l6-v2", "stream": false})),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{v}");
+    server.tenant("clinic").await;
+    let owner = server.key(ADMIN_KEY, "clinic", "owner").await;
+    let app = server.key(&owner, "clinic", "inference").await;
+    let embed = |key: String, text: &'static str| {
+        let server = &server;
+        async move {
+            let (status, v) = server
+                .call(
+                    "POST",
+                    "/v1/embeddings",
+                    Some(&key),
+                    Some(json!({"model": "all-minilm-l6-v2", "input": text})),
+                )
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let vector: Vec<f64> = v["data"][0]["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            (vector, v["usage"]["prompt_tokens"].as_u64().unwrap())
+        }
+    };
+    let raw = "please call the patient on 138 1234 5678 tomorrow";
+    let labelled = "please call the patient on [PHONE] tomorrow";
+    let (before, _) = embed(app.clone(), raw).await;
+    let (as_label, label_tokens) = embed(app.clone(), labelled).await;
+    assert_ne!(before, as_label);
+    // The owner turns the policy on: the model now sees the labelled text.
+    let (status, v) = server
+        .call(
+            "PUT",
+            "/api/v1/tenants/clinic/privacy",
+            Some(&owner),
+            Some(json!({"inputs": "label"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["pii_inputs"], "label");
+    let (after, tokens) = embed(app.clone(), raw).await;
+    assert_eq!(after, as_label, "the model got the masked text");
+    assert_eq!(tokens, label_tokens);
+    // Other tenants are not affected; bad modes and foreign tenants are refused.
+    let (other, _) = embed(ADMIN_KEY.to_string(), raw).await;
+    assert_eq!(other, before);
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/v1/tenants/clinic/privacy",
+            Some(&owner),
+            Some(json!({"inputs": "hide"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/v1/tenants/default/privacy",
+            Some(&owner),
+            Some(json!({"inputs": "label"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/v1/tenants/clinic/privacy",
+            Some(&app),
+            Some(json!({"inputs": null})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Off again.
+    let (status, _) = server
+        .call(
+            "PUT",
+            "/api/v1/tenants/clinic/privacy",
+            Some(&owner),
+            Some(json!({"inputs": null})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(embed(app, raw).await.0, before);
+    server.stop();
+}

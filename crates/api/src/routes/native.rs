@@ -32,6 +32,10 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(set_tenant_limits),
         )
         .route(
+            "/api/v1/tenants/{id}/privacy",
+            axum::routing::put(set_tenant_privacy),
+        )
+        .route(
             "/api/v1/datasets",
             // Uploads stream with their own limit (`max_upload_bytes`, 413 past it).
             get(list_datasets).post(upload_dataset.layer(DefaultBodyLimit::disable())),
@@ -107,6 +111,31 @@ async fn set_tenant_limits(
     ApiJson(body): ApiJson<aiaas_types::Limits>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(s.platform.set_tenant_limits(&p, &id, body).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantPrivacy {
+    /// `mask`, `label`, `pseudonymise`, or null (off): applied to every text the
+    /// tenant's keys send to a model.
+    inputs: Option<String>,
+}
+
+async fn set_tenant_privacy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TenantPrivacy>,
+) -> ApiResult<impl IntoResponse> {
+    let mode = match body.inputs.as_deref() {
+        None => None,
+        Some(m) => Some(aiaas_core::parse_mode(m).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "inputs must be mask, label, pseudonymise or null, not {m:?}"
+            ))
+        })?),
+    };
+    Ok(Json(s.platform.set_tenant_pii_inputs(&p, &id, mode).await?))
 }
 
 async fn revoke_key(
