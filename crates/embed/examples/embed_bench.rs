@@ -45,6 +45,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         max_batch: args.batch.max(1),
         threads: args.threads,
         split_by_length: args.split_by_length,
+        ..EmbedderConfig::default()
     };
     let embedder = Embedder::load_with(&args.model, config)?;
     let opts = EmbedOptions { truncate: true };

@@ -99,6 +99,11 @@ impl Bert {
         Self::load_with(vb, cfg, PackedLinear::supported())
     }
 
+    /// `load` with candle's generic linear layers whatever the CPU (as without AVX-512).
+    pub fn load_portable(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Self::load_with(vb, cfg, false)
+    }
+
     /// `load`, choosing the linear-layer kernel (`packed` needs AVX-512).
     fn load_with(vb: VarBuilder, cfg: &Config, packed: bool) -> Result<Self> {
         cfg.validate()?;

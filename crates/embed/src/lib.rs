@@ -45,6 +45,9 @@ pub struct EmbedderConfig {
     /// Cut a call's texts, sorted by length, into sub-batches where that saves padding
     /// (default); when false, sub-batches are simply `max_batch` texts of the sorted order.
     pub split_by_length: bool,
+    /// Use candle's generic linear layers even where the packed AVX-512 kernel runs (the
+    /// path every CPU without AVX-512 takes; default false).
+    pub portable_kernels: bool,
 }
 
 impl Default for EmbedderConfig {
@@ -53,6 +56,7 @@ impl Default for EmbedderConfig {
             max_batch: 32,
             threads: None,
             split_by_length: true,
+            portable_kernels: false,
         }
     }
 }
@@ -108,7 +112,11 @@ impl Embedder {
             });
         let tokenizer = TextTokenizer::load(&dir.join("tokenizer.json"), max_tokens)?;
         let weights = bert::load_weights(&dir.join("model.safetensors"))?;
-        let model = Bert::load(weights, &bert_config)?;
+        let model = if config.portable_kernels {
+            Bert::load_portable(weights, &bert_config)?
+        } else {
+            Bert::load(weights, &bert_config)?
+        };
         let threads = config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -215,6 +215,7 @@ fn small_sub_batches_give_the_same_vectors() {
         max_batch: 3,
         threads: Some(1),
         split_by_length: false,
+        ..EmbedderConfig::default()
     };
     let small = Embedder::load_with(&f.dir, config).expect("load");
     let texts: Vec<&str> = f
@@ -253,6 +254,30 @@ fn too_long_without_truncation_names_the_text() {
         .unwrap();
     assert_eq!(ok[1].tokens, 256);
     assert!(!ok[1].truncated);
+}
+
+/// The portable path (candle's linear layers, as on CPUs without AVX-512) on the real
+/// weights, against the same independent reference.
+#[test]
+fn portable_kernels_match_the_reference_too() {
+    let f = fixture();
+    let config = EmbedderConfig {
+        portable_kernels: true,
+        ..EmbedderConfig::default()
+    };
+    let portable = Embedder::load_with(&f.dir, config).expect("load");
+    let texts: Vec<&str> = f
+        .reference
+        .sentences
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    let got = portable.embed(&texts, TRUNCATE).expect("embed");
+    for (i, (g, want)) in got.iter().zip(&f.reference.sentences).enumerate() {
+        let cos = cosine(&g.vector, &want.vector);
+        assert!(cos >= 0.999, "sentence {i}: cosine {cos}");
+        assert_eq!(g.tokens, want.tokens);
+    }
 }
 
 #[test]
