@@ -404,6 +404,74 @@ fn operations() -> Vec<Op> {
     ]
 }
 
+/// The permission each authenticated operation needs, declared once (the core checks it
+/// in the operation itself; the end-to-end tests prove the two agree for every role).
+const PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("get", "/api/v1/tenants", "manage_tenants"),
+    ("post", "/api/v1/tenants", "manage_tenants"),
+    ("put", "/api/v1/tenants/{id}/limits", "manage_tenants"),
+    ("put", "/api/v1/tenants/{id}/privacy", "manage_keys"),
+    ("get", "/api/v1/keys", "manage_keys"),
+    ("post", "/api/v1/keys", "manage_keys"),
+    ("put", "/api/v1/keys/{id}", "manage_keys"),
+    ("delete", "/api/v1/keys/{id}", "manage_keys"),
+    ("get", "/api/v1/datasets", "read_data"),
+    ("post", "/api/v1/datasets", "write_data"),
+    ("get", "/api/v1/datasets/{id}", "read_data"),
+    ("delete", "/api/v1/datasets/{id}", "write_data"),
+    ("get", "/api/v1/datasets/{id}/preview", "read_data"),
+    ("get", "/api/v1/jobs", "read_data"),
+    ("post", "/api/v1/jobs", "train"),
+    ("get", "/api/v1/jobs/{id}", "read_data"),
+    ("get", "/api/v1/jobs/{id}/events", "read_data"),
+    ("post", "/api/v1/jobs/{id}/cancel", "train"),
+    ("get", "/api/v1/models", "read_models"),
+    ("get", "/api/v1/models/{name}", "read_models"),
+    ("delete", "/api/v1/models/{name}", "deploy"),
+    (
+        "get",
+        "/api/v1/models/{name}/versions/{version}",
+        "read_models",
+    ),
+    ("post", "/api/v1/models/{name}/aliases", "deploy"),
+    ("post", "/api/v1/models/{name}/deploy", "deploy"),
+    ("post", "/api/v1/models/{name}/undeploy", "deploy"),
+    ("post", "/api/v1/models/{name}/predict", "infer"),
+    ("get", "/v2/models/{name}", "read_models"),
+    ("get", "/v2/models/{name}/versions/{version}", "read_models"),
+    ("get", "/v2/models/{name}/ready", "read_models"),
+    (
+        "get",
+        "/v2/models/{name}/versions/{version}/ready",
+        "read_models",
+    ),
+    ("post", "/v2/models/{name}/infer", "infer"),
+    (
+        "post",
+        "/v2/models/{name}/versions/{version}/infer",
+        "infer",
+    ),
+    ("get", "/api/v1/library", "read_models"),
+    ("get", "/api/v1/library/catalogue", "read_models"),
+    ("post", "/api/v1/library/pull", "manage_library"),
+    ("get", "/api/v1/library/{name}", "read_models"),
+    ("delete", "/api/v1/library/{name}", "manage_library"),
+    ("put", "/api/v1/library/{name}/settings", "manage_library"),
+    ("post", "/api/v1/library/{name}/load", "manage_library"),
+    ("post", "/api/v1/library/{name}/unload", "manage_library"),
+    ("get", "/api/v1/ps", "read_models"),
+    ("get", "/api/v1/usage", "read_models"),
+    ("get", "/v1/models", "read_models"),
+    ("get", "/v1/models/{id}", "read_models"),
+    ("post", "/v1/chat/completions", "infer"),
+    ("post", "/v1/completions", "infer"),
+    ("post", "/v1/embeddings", "infer"),
+    ("post", "/api/v1/privacy/mask", "infer"),
+    ("get", "/api/v1/audit", "read_audit"),
+    ("get", "/api/v1/audit/export", "read_audit"),
+    ("get", "/api/v1/audit/verify", "manage_tenants"),
+];
+
 /// The OpenAPI document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -428,6 +496,12 @@ pub fn document() -> Value {
         });
         if !o.auth {
             operation["security"] = json!([]);
+        }
+        if let Some((_, _, permission)) = PERMISSIONS
+            .iter()
+            .find(|(m, p, _)| *m == o.method && *p == o.path)
+        {
+            operation["x-aiaas-permission"] = json!(permission);
         }
         if let Some(schema) = o.body {
             let media = if o.path == "/api/v1/datasets" {

@@ -33,6 +33,41 @@ pub enum Permission {
     ReadAudit,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 10] = [
+        Permission::ManageTenants,
+        Permission::ManageKeys,
+        Permission::ReadData,
+        Permission::WriteData,
+        Permission::Train,
+        Permission::Deploy,
+        Permission::ReadModels,
+        Permission::Infer,
+        Permission::ManageLibrary,
+        Permission::ReadAudit,
+    ];
+
+    /// The name the API documents (`x-aiaas-permission` in /openapi.json).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ManageTenants => "manage_tenants",
+            Permission::ManageKeys => "manage_keys",
+            Permission::ReadData => "read_data",
+            Permission::WriteData => "write_data",
+            Permission::Train => "train",
+            Permission::Deploy => "deploy",
+            Permission::ReadModels => "read_models",
+            Permission::Infer => "infer",
+            Permission::ManageLibrary => "manage_library",
+            Permission::ReadAudit => "read_audit",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {

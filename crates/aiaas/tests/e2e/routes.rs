@@ -152,3 +152,112 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
     assert!(found.len() >= 50, "{} routes", found.len());
     server.stop();
 }
+
+/// Every authenticated operation declares its permission (`x-aiaas-permission`), and the
+/// server enforces exactly that: a key of each role the permission is not given to gets
+/// 403, a key of each role it is given to gets something else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_enforces_the_permission_it_declares() {
+    use aiaas_types::{Permission, Role};
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let (_, doc) = server.call("GET", "/openapi.json", None, None).await;
+    let keys = [
+        (
+            Role::Owner,
+            server
+                .key(crate::common::ADMIN_KEY, "default", "owner")
+                .await,
+        ),
+        (
+            Role::Developer,
+            server
+                .key(crate::common::ADMIN_KEY, "default", "developer")
+                .await,
+        ),
+        (
+            Role::Inference,
+            server
+                .key(crate::common::ADMIN_KEY, "default", "inference")
+                .await,
+        ),
+    ];
+    let mut problems = BTreeSet::new();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let open = op
+                .get("security")
+                .is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            if open {
+                continue;
+            }
+            let Some(permission) = op["x-aiaas-permission"]
+                .as_str()
+                .and_then(Permission::parse)
+            else {
+                problems.insert(format!("{method} {path} declares no permission"));
+                continue;
+            };
+            for (role, key) in &keys {
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let mut rb = server
+                    .http
+                    .request(m, server.url(&concrete(path)))
+                    .bearer_auth(key);
+                if method != "get" && method != "delete" {
+                    rb = rb.json(&valid_body(path));
+                }
+                let status = rb.send().await.unwrap().status().as_u16();
+                let allowed = role.can(permission);
+                if !allowed && status != 403 {
+                    problems.insert(format!(
+                        "{method} {path} needs {} but a {} key got {status}",
+                        permission.as_str(),
+                        role.as_str()
+                    ));
+                }
+                if allowed && status == 403 {
+                    problems.insert(format!(
+                        "{method} {path} declares {} (a {} key has it) but answered 403",
+                        permission.as_str(),
+                        role.as_str()
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "{checked} checks");
+    assert!(
+        problems.is_empty(),
+        "{}",
+        problems.into_iter().collect::<Vec<_>>().join("\n")
+    );
+    server.stop();
+}
+
+/// A body that passes validation, so what answers is the permission check.
+fn valid_body(path: &str) -> serde_json::Value {
+    use serde_json::json;
+    match path {
+        "/api/v1/jobs" => json!({"dataset": "some-data", "model": "some-model"}),
+        "/api/v1/keys" => json!({"name": "k", "role": "inference"}),
+        "/api/v1/tenants" => json!({"name": "another-tenant"}),
+        "/api/v1/library/pull" => json!({"source": "no-such-model", "stream": false}),
+        p if p.ends_with("/aliases") => json!({"alias": "prod", "version": 1}),
+        p if p.ends_with("/predict") => json!({"texts": ["a"]}),
+        p if p.ends_with("/infer") => {
+            json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a"]}]})
+        }
+        "/v1/chat/completions" => {
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        }
+        "/v1/completions" => json!({"model": "m", "prompt": "hi"}),
+        "/v1/embeddings" => json!({"model": "m", "input": "hi"}),
+        "/api/v1/privacy/mask" => json!({"text": "hi"}),
+        p if p.ends_with("/limits") => json!({"requests_per_minute": 100}),
+        p if p.ends_with("/privacy") => json!({"inputs": null}),
+        _ => json!({}),
+    }
+}
