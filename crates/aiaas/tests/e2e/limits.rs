@@ -222,21 +222,8 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monthly_token_quota_stops_model_calls() {
     let data = tempfile::tempdir().unwrap();
-    let wheels = crate::common::test_data().join("wheels");
-    let wheels = wheels.to_str().unwrap().to_string();
-    let server = Server::start(ServerOptions {
-        extra_args: &["--wheel-dir", &wheels],
-        ..ServerOptions::new(data.path())
-    });
-    let (status, v) = server
-        .call(
-            "POST",
-            "/api/v1/library/pull",
-            Some(ADMIN_KEY),
-            Some(json!({"source": "all-minilm-l6-v2", "stream": false})),
-        )
-        .await;
-    assert!(status == 200 || status == 201, "{v}");
+    let server = Server::start_with_wheels(data.path(), &[]);
+    server.pull("all-minilm-l6-v2").await;
     let (key, _) = new_key(
         &server,
         "default",
@@ -294,10 +281,7 @@ async fn monthly_token_quota_stops_model_calls() {
     assert_eq!(total, 2 * used);
     // After a restart the quota still holds (seeded from the recorded usage).
     server.stop();
-    let server = Server::start(ServerOptions {
-        extra_args: &["--wheel-dir", &wheels],
-        ..ServerOptions::new(data.path())
-    });
+    let server = Server::start_with_wheels(data.path(), &[]);
     let (status, v) = server
         .call("POST", "/v1/embeddings", Some(&key), Some(body))
         .await;

@@ -364,21 +364,16 @@ async fn masking_endpoint_and_masked_logs() {
     assert!(!log.contains("jane.doe@example.org"), "{log}");
 }
 
-/// Every file under `<data>/artifacts`, relative paths.
+/// Every stored object under `<data>/artifacts` (full paths).
 fn artifact_files(data: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![data.join("artifacts")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
+    // Hidden names are the store's own (temp files, the migration marker), not objects.
+    walk(&data.join("artifacts"))
+        .into_iter()
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect()
 }
 
 /// The `topics` classifier, trained and deployed on the synthetic data set `topics-data`.
@@ -1017,24 +1012,19 @@ async fn dataset_uploads_can_be_masked_and_report_what_was_found() {
     server.stop();
 }
 
+/// `PUT /api/v1/tenants/{tenant}/privacy` with `{"inputs": inputs}`.
+async fn set_privacy(server: &Server, key: &str, tenant: &str, inputs: Value) -> (u16, Value) {
+    let path = format!("/api/v1/tenants/{tenant}/privacy");
+    server
+        .call("PUT", &path, Some(key), Some(json!({ "inputs": inputs })))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_policy_masks_what_its_keys_send_to_models() {
     let data = tempfile::tempdir().unwrap();
-    let wheels = crate::common::test_data().join("wheels");
-    let wheels = wheels.to_str().unwrap().to_string();
-    let server = Server::start(ServerOptions {
-        extra_args: &["--wheel-dir", &wheels],
-        ..ServerOptions::new(data.path())
-    });
-    let (status, v) = server
-        .call(
-            "POST",
-            "/api/v1/library/pull",
-            Some(ADMIN_KEY),
-            Some(json!({"source": "all-minilm-l6-v2", "stream": false})),
-        )
-        .await;
-    assert!(status == 200 || status == 201, "{v}");
+    let server = Server::start_with_wheels(data.path(), &[]);
+    server.pull("all-minilm-l6-v2").await;
     server.tenant("clinic").await;
     let owner = server.key(ADMIN_KEY, "clinic", "owner").await;
     let app = server.key(&owner, "clinic", "inference").await;
@@ -1065,14 +1055,7 @@ async fn a_tenant_policy_masks_what_its_keys_send_to_models() {
     let (as_label, label_tokens) = embed(app.clone(), labelled).await;
     assert_ne!(before, as_label);
     // The owner turns the policy on: the model now sees the labelled text.
-    let (status, v) = server
-        .call(
-            "PUT",
-            "/api/v1/tenants/clinic/privacy",
-            Some(&owner),
-            Some(json!({"inputs": "label"})),
-        )
-        .await;
+    let (status, v) = set_privacy(&server, &owner, "clinic", json!("label")).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["pii_inputs"], "label");
     let (after, tokens) = embed(app.clone(), raw).await;
@@ -1081,42 +1064,14 @@ async fn a_tenant_policy_masks_what_its_keys_send_to_models() {
     // Other tenants are not affected; bad modes and foreign tenants are refused.
     let (other, _) = embed(ADMIN_KEY.to_string(), raw).await;
     assert_eq!(other, before);
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/v1/tenants/clinic/privacy",
-            Some(&owner),
-            Some(json!({"inputs": "hide"})),
-        )
-        .await;
+    let (status, _) = set_privacy(&server, &owner, "clinic", json!("hide")).await;
     assert_eq!(status, 400);
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/v1/tenants/default/privacy",
-            Some(&owner),
-            Some(json!({"inputs": "label"})),
-        )
-        .await;
+    let (status, _) = set_privacy(&server, &owner, "default", json!("label")).await;
     assert_eq!(status, 404);
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/v1/tenants/clinic/privacy",
-            Some(&app),
-            Some(json!({"inputs": null})),
-        )
-        .await;
+    let (status, _) = set_privacy(&server, &app, "clinic", json!(null)).await;
     assert_eq!(status, 403);
     // Off again.
-    let (status, _) = server
-        .call(
-            "PUT",
-            "/api/v1/tenants/clinic/privacy",
-            Some(&owner),
-            Some(json!({"inputs": null})),
-        )
-        .await;
+    let (status, _) = set_privacy(&server, &owner, "clinic", json!(null)).await;
     assert_eq!(status, 200);
     assert_eq!(embed(app, raw).await.0, before);
     server.stop();
