@@ -104,10 +104,9 @@ fn operations() -> Vec<Op> {
                 "put",
                 "/api/v1/tenants/{id}/privacy",
                 "tenants",
-                "Set a tenant's PII policy for model inputs (owner, admin)",
+                "Set a tenant's PII policies for model inputs and outputs (owner, admin); a field left out keeps its value, null turns it off",
             ),
-            json!({"type": "object", "properties": {"inputs": {
-                "type": ["string", "null"], "enum": ["mask", "label", "pseudonymise", null]}}}),
+            json!({"type": "object", "properties": {"inputs": pii_mode(), "outputs": pii_mode()}}),
         ),
         with(
             op(
@@ -210,7 +209,8 @@ fn operations() -> Vec<Op> {
                 "Deploy a version (default: latest)",
             ),
             json!({"type": "object", "properties": {"version": {"type": "integer"}, "alias": {"type": "string"},
-                "max_batch": {"type": "integer"}, "max_delay_ms": {"type": "integer"}, "queue_capacity": {"type": "integer"}}}),
+                "max_batch": {"type": "integer"}, "max_delay_ms": {"type": "integer"}, "queue_capacity": {"type": "integer"},
+                "pii_inputs": pii_mode()}}),
         ),
         op(
             "post",
@@ -339,7 +339,8 @@ fn operations() -> Vec<Op> {
             json!({"type": "object", "properties": {
                 "slots": {"type": "integer"}, "context_length": {"type": "integer"},
                 "queue_capacity": {"type": "integer"}, "max_batch": {"type": "integer"},
-                "keep_alive_secs": {"type": "integer"}}}),
+                "keep_alive_secs": {"type": "integer"},
+                "pii_inputs": pii_mode(), "pii_outputs": pii_mode()}}),
         ),
         op(
             "post",
@@ -406,6 +407,11 @@ fn operations() -> Vec<Op> {
 
 /// The permission each authenticated operation needs, declared once (the core checks it
 /// in the operation itself; the end-to-end tests prove the two agree for every role).
+/// A PII masking mode, or null for none.
+fn pii_mode() -> Value {
+    json!({"type": ["string", "null"], "enum": ["mask", "label", "pseudonymise", null]})
+}
+
 const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/tenants", "manage_tenants"),
     ("post", "/api/v1/tenants", "manage_tenants"),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aiaas_train::LabelledText;
 use aiaas_types::{Permission, Principal};
@@ -67,16 +68,37 @@ pub struct PreviewRow {
 }
 
 /// An upload in progress: bytes go to a temporary file as they arrive, bounded by the
-/// size limit. Dropping it unfinished removes the file.
+/// size limit, encrypted under a key that lives only in this value's memory (so the
+/// plaintext never touches the disk, even while it is parsed). Dropping it unfinished
+/// removes the file.
 pub struct DatasetUpload {
     path: PathBuf,
     file: Option<tokio::fs::File>,
+    /// Seals into memory; each write drains it into `file`.
+    sealer: Option<aiaas_crypto::Encryptor<Vec<u8>>>,
+    key: Arc<aiaas_crypto::KeyRing>,
     bytes: u64,
     limit: u64,
     head: Vec<u8>,
 }
 
 impl DatasetUpload {
+    async fn create(path: PathBuf, limit: u64) -> Result<DatasetUpload> {
+        let key = Arc::new(aiaas_crypto::KeyRing::generate().map_err(temp_crypto)?);
+        let sealer = aiaas_crypto::Encryptor::new(&key, Vec::new(), Default::default())
+            .map_err(temp_crypto)?;
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(DatasetUpload {
+            path,
+            file: Some(file),
+            sealer: Some(sealer),
+            key,
+            bytes: 0,
+            limit,
+            head: Vec::new(),
+        })
+    }
+
     pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         self.bytes += chunk.len() as u64;
         if self.bytes > self.limit {
@@ -89,10 +111,12 @@ impl DatasetUpload {
             let take = (64 - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        match &mut self.file {
-            Some(f) => Ok(f.write_all(chunk).await?),
-            None => Err(CoreError::Internal("upload already finished".into())),
-        }
+        let (Some(file), Some(sealer)) = (&mut self.file, &mut self.sealer) else {
+            return Err(CoreError::Internal("upload already finished".into()));
+        };
+        std::io::Write::write_all(sealer, chunk)?;
+        let sealed = std::mem::take(sealer.get_mut());
+        Ok(file.write_all(&sealed).await?)
     }
 
     /// Feed a whole local file (used by the demo and the CLI's offline paths).
@@ -110,11 +134,18 @@ impl DatasetUpload {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        if let Some(mut f) = self.file.take() {
+        if let (Some(mut f), Some(sealer)) = (self.file.take(), self.sealer.take()) {
+            let rest = sealer.finish().map_err(temp_crypto)?;
+            f.write_all(&rest).await?;
             f.flush().await?;
             f.sync_all().await?;
         }
         Ok(())
+    }
+
+    /// Opens the finished upload's plaintext, decrypting as it reads.
+    fn opener(&self) -> impl Fn() -> Result<Box<dyn Read + Send>> + Sync + Send + 'static {
+        temp_opener(self.path.clone(), self.key.clone())
     }
 
     /// The first byte that is neither white space nor part of a UTF-8 byte-order mark.
@@ -147,14 +178,7 @@ impl Platform {
             .data_dir()
             .join("tmp")
             .join(format!("{}.upload", aiaas_types::new_id()));
-        let file = tokio::fs::File::create(&path).await?;
-        Ok(DatasetUpload {
-            path,
-            file: Some(file),
-            bytes: 0,
-            limit: self.inner.config.max_upload_bytes,
-            head: Vec::new(),
-        })
+        DatasetUpload::create(path, self.inner.config.max_upload_bytes).await
     }
 
     /// Validate an upload and register it as a dataset of the caller's tenant.
@@ -191,11 +215,9 @@ impl Platform {
             _ => {}
         }
         let format = spec.format.unwrap_or_else(|| upload.detected_format());
-        let path = upload.path.clone();
+        let open = upload.opener();
         let columns = (spec.text_column.clone(), spec.label_column.clone());
         let parsed = tokio::task::spawn_blocking(move || {
-            let open =
-                || -> Result<Box<dyn Read + Send>> { Ok(Box::new(std::fs::File::open(&path)?)) };
             let parsed = parse(
                 &open,
                 format,
@@ -221,9 +243,13 @@ impl Platform {
             let raw = upload.path.clone();
             let masked_path = raw.with_extension("masked.jsonl");
             let out = masked_path.clone();
-            let (rows, counts) =
-                tokio::task::spawn_blocking(move || mask_rows(parsed.rows, &policy, &out))
-                    .await??;
+            let key = upload.key.clone();
+            let (rows, counts) = tokio::task::spawn_blocking(move || {
+                mask_rows(parsed.rows, &policy, &out, &key).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&out);
+                })
+            })
+            .await??;
             let _ = std::fs::remove_file(&raw);
             parsed.rows = rows;
             parsed.text_column = "text".into();
@@ -240,7 +266,14 @@ impl Platform {
         );
         let artifacts = self.inner.artifacts.clone();
         let put_key = key.clone();
-        tokio::task::spawn_blocking(move || artifacts.put_file(&put_key, &upload_path)).await??;
+        let open = temp_opener(upload_path.clone(), upload.key.clone());
+        tokio::task::spawn_blocking(move || {
+            let stored =
+                open().and_then(|mut plain| Ok(artifacts.put_reader(&put_key, &mut plain)?));
+            let _ = std::fs::remove_file(&upload_path);
+            stored
+        })
+        .await??;
         let record = DatasetRecord {
             id,
             tenant_id: principal.tenant_id.clone(),
@@ -390,16 +423,21 @@ fn invalid(msg: String) -> CoreError {
     CoreError::InvalidInput(msg)
 }
 
-/// Mask the texts of `rows` and write them (text and label) as JSON Lines to `out`.
+/// Mask the texts of `rows` and write them (text and label) as JSON Lines to `out`,
+/// encrypted under the upload's `key`.
 fn mask_rows(
     rows: Vec<Row>,
     policy: &aiaas_privacy::Policy,
     out: &Path,
+    key: &aiaas_crypto::KeyRing,
 ) -> Result<(Vec<Row>, aiaas_privacy::Counts)> {
     use std::io::Write;
     let detector = aiaas_privacy::detector();
     let mut counts = aiaas_privacy::Counts::new();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let sink = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut file = std::io::BufWriter::new(
+        aiaas_crypto::Encryptor::new(key, sink, Default::default()).map_err(temp_crypto)?,
+    );
     let mut masked = Vec::with_capacity(rows.len());
     for row in rows {
         let m = detector.mask(&row.text, policy);
@@ -414,10 +452,33 @@ fn mask_rows(
             label: row.label,
         });
     }
-    file.into_inner()
+    let sealer = file
+        .into_inner()
+        .map_err(|e| CoreError::Internal(format!("writing the masked data set: {e}")))?;
+    sealer
+        .finish()
+        .map_err(temp_crypto)?
+        .into_inner()
         .map_err(|e| CoreError::Internal(format!("writing the masked data set: {e}")))?
         .sync_all()?;
     Ok((masked, counts))
+}
+
+/// Opens a temporary file written under an upload's in-memory key, decrypting.
+fn temp_opener(
+    path: PathBuf,
+    key: Arc<aiaas_crypto::KeyRing>,
+) -> impl Fn() -> Result<Box<dyn Read + Send>> + Sync + Send + 'static {
+    move || {
+        let file = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
+        let plain = aiaas_crypto::Decryptor::new(&key, file).map_err(temp_crypto)?;
+        Ok(Box::new(plain) as Box<dyn Read + Send>)
+    }
+}
+
+/// The upload's own temporary encryption failed: nothing a user did.
+fn temp_crypto(e: aiaas_crypto::CryptoError) -> CoreError {
+    CoreError::Internal(format!("encrypting the upload's temporary file: {e}"))
 }
 
 /// Opens the data afresh (the CSV parser reads it more than once): an upload's temp
@@ -824,6 +885,32 @@ fn summary(v: &mut [usize]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_upload_never_reaches_the_disk_in_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.upload");
+        let mut upload = DatasetUpload::create(path.clone(), 1 << 30).await.unwrap();
+        let row = "write to jane.doe@example.org about the bond market,finance\n";
+        let content = format!("text,label\n{}", row.repeat(5000));
+        for piece in content.as_bytes().chunks(7919) {
+            upload.write_chunk(piece).await.unwrap();
+        }
+        upload.finish().await.unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(aiaas_crypto::is_encrypted(&on_disk));
+        assert!(!on_disk.windows(8).any(|w| w == b"jane.doe"));
+        let mut back = String::new();
+        (upload.opener())()
+            .unwrap()
+            .read_to_string(&mut back)
+            .unwrap();
+        assert_eq!(back, content);
+        let parsed = super::parse(&upload.opener(), DatasetFormat::Csv, None, None, None).unwrap();
+        assert_eq!(parsed.rows.len(), 5000);
+        drop(upload);
+        assert!(!path.exists(), "an abandoned upload leaves no file");
+    }
 
     /// The parser over a plain file (the tests' uploads).
     fn parse(

@@ -9,12 +9,13 @@ use std::time::Duration;
 use aiaas_engine::llm::{
     self, ChatMessage, FinishReason, GenEvent, GenerateRequest, LlmError, SamplingParams,
 };
+use aiaas_privacy::{Policy, StreamMasker};
 use aiaas_store::{LibraryModelRecord, UsageRecord};
 use aiaas_types::{Permission, Principal};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::auth::require;
-use crate::library::KeepAlive;
+use crate::library::{KeepAlive, ServingSettings};
 use crate::{CoreError, Platform, Result};
 
 /// Most choices (`n`) and prompts per request.
@@ -103,9 +104,16 @@ impl Platform {
         if req.messages.is_empty() {
             return Err(CoreError::InvalidInput("messages must not be empty".into()));
         }
+        let privacy = ServingSettings::of(&record);
+        let output = self.output_policy(principal, privacy.pii_outputs).await?;
+        refuse_masked_logprobs(&output, &req.options)?;
         let mut messages = req.messages;
-        self.mask_model_inputs(principal, messages.iter_mut().map(|m| &mut m.content))
-            .await?;
+        self.mask_model_inputs(
+            principal,
+            privacy.pii_inputs,
+            messages.iter_mut().map(|m| &mut m.content),
+        )
+        .await?;
         let runtime = self.generator_for(&record, req.options.keep_alive).await?;
         let rt = runtime.clone();
         let prompt = tokio::task::spawn_blocking(move || {
@@ -113,7 +121,14 @@ impl Platform {
             rt.model().tokenize(&text)
         })
         .await??;
-        self.admit_sequences(principal, &record, &runtime, vec![prompt], &req.options)
+        self.admit_sequences(
+            principal,
+            &record,
+            &runtime,
+            vec![prompt],
+            &req.options,
+            output,
+        )
     }
 
     /// Start a text completion: `n` sequences for each prompt.
@@ -134,8 +149,11 @@ impl Platform {
                 "give 1 to {MAX_CHOICES} prompts (times n) per request"
             )));
         }
+        let privacy = ServingSettings::of(&record);
+        let output = self.output_policy(principal, privacy.pii_outputs).await?;
+        refuse_masked_logprobs(&output, &req.options)?;
         let mut prompts = req.prompts;
-        self.mask_model_inputs(principal, prompts.iter_mut())
+        self.mask_model_inputs(principal, privacy.pii_inputs, prompts.iter_mut())
             .await?;
         let runtime = self.generator_for(&record, req.options.keep_alive).await?;
         let rt = runtime.clone();
@@ -146,7 +164,7 @@ impl Platform {
                 .collect::<Result<Vec<_>, LlmError>>()
         })
         .await??;
-        self.admit_sequences(principal, &record, &runtime, tokens, &req.options)
+        self.admit_sequences(principal, &record, &runtime, tokens, &req.options, output)
     }
 
     /// Embed texts with a library embedding model.
@@ -168,7 +186,9 @@ impl Platform {
             )));
         }
         let mut inputs = req.inputs;
-        self.mask_model_inputs(principal, inputs.iter_mut()).await?;
+        let pii_inputs = ServingSettings::of(&record).pii_inputs;
+        self.mask_model_inputs(principal, pii_inputs, inputs.iter_mut())
+            .await?;
         let key = self.embedder_for(&record, req.keep_alive).await?;
         let out = self.inner.engine.embed(&key, inputs).await?;
         if !req.truncate {
@@ -223,6 +243,7 @@ impl Platform {
         runtime: &aiaas_engine::GeneratorRuntime,
         prompts: Vec<Vec<i32>>,
         o: &GenerationOptions,
+        output: Option<Policy>,
     ) -> Result<Generation> {
         let defaults = &record.defaults;
         let default_f32 = |k: &str, fallback: f32| {
@@ -266,7 +287,7 @@ impl Platform {
             }
         }
         let prompt_total = prompt_tokens.iter().sum();
-        let choices = self.account(principal, &record.name, prompt_total, choices);
+        let choices = self.account(principal, &record.name, prompt_total, choices, output);
         Ok(Generation {
             model: record.name.clone(),
             prompt_tokens,
@@ -282,15 +303,16 @@ impl Platform {
         Ok(record)
     }
 
-    /// Forward each sequence's events, and record the request's usage when all end.
-    /// A dropped outer receiver (client gone) drops the inner one: the scheduler frees
-    /// the slot at its next step.
+    /// Forward each sequence's events (text masked on the way when `output` asks), and
+    /// record the request's usage when all end. A dropped outer receiver (client gone)
+    /// drops the inner one: the scheduler frees the slot at its next step.
     fn account(
         &self,
         principal: &Principal,
         model: &str,
         prompt_tokens: usize,
         choices: Vec<UnboundedReceiver<GenEvent>>,
+        output: Option<Policy>,
     ) -> Vec<UnboundedReceiver<GenEvent>> {
         let (done_tx, mut done_rx) = unbounded_channel::<usize>();
         let outer: Vec<UnboundedReceiver<GenEvent>> = choices
@@ -298,13 +320,36 @@ impl Platform {
             .map(|mut inner| {
                 let (tx, rx) = unbounded_channel();
                 let done = done_tx.clone();
+                let mut masker = output
+                    .clone()
+                    .map(|policy| StreamMasker::new(aiaas_privacy::detector().clone(), policy));
                 tokio::spawn(async move {
                     loop {
                         tokio::select! {
                             event = inner.recv() => {
-                                let Some(event) = event else { break };
+                                let Some(mut event) = event else { break };
                                 if let GenEvent::Done { usage, .. } = &event {
                                     let _ = done.send(usage.completion_tokens);
+                                }
+                                if let Some(m) = masker.as_mut() {
+                                    match &mut event {
+                                        GenEvent::Text { text, .. } => {
+                                            *text = m.push(text);
+                                            if text.is_empty() {
+                                                continue;
+                                            }
+                                        }
+                                        GenEvent::Done { .. } => {
+                                            let rest = m.finish();
+                                            if !rest.is_empty() {
+                                                let last = GenEvent::Text { text: rest, logprobs: Vec::new() };
+                                                if tx.send(last).is_err() {
+                                                    break;
+                                                }
+                                            }
+                                        }
+                                        GenEvent::Error(_) => {}
+                                    }
                                 }
                                 let end = matches!(event, GenEvent::Done { .. } | GenEvent::Error(_));
                                 if tx.send(event).is_err() || end {
@@ -374,6 +419,17 @@ impl Platform {
 }
 
 /// `YYYY-MM-DD` (UTC) of an epoch-milliseconds time.
+/// Token log-probabilities would show the unmasked tokens of a masked reply.
+fn refuse_masked_logprobs(output: &Option<Policy>, o: &GenerationOptions) -> Result<()> {
+    if output.is_some() && o.logprobs.is_some() {
+        return Err(CoreError::InvalidInput(
+            "logprobs are not available here: this model's replies are masked by a PII policy"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn utc_day(ms: i64) -> String {
     let (y, m, d) = aiaas_types::utc_date(ms);
     format!("{y:04}-{m:02}-{d:02}")

@@ -52,7 +52,10 @@ pub use library::{
 pub use limits::RateStatus;
 pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
-pub use privacy::{parse_mode, MaskOutput, MaskRequest, MaskedText, PSEUDONYM_SECRET_FILE};
+pub use privacy::{
+    parse_mode, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, PrivacyUpdate,
+    PSEUDONYM_SECRET_FILE,
+};
 pub use tenants::{CreatedKey, KeyLimits, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -92,6 +92,20 @@ pub struct ServingSettings {
     /// Seconds an idle model stays loaded; -1 forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_secs: Option<i64>,
+    /// PII masking of every text sent to the model, whoever calls it (over the tenant's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_inputs: Option<aiaas_privacy::Mode>,
+    /// PII masking of every text the model returns, whoever calls it (over the tenant's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_outputs: Option<aiaas_privacy::Mode>,
+}
+
+impl ServingSettings {
+    /// A library model's stored settings (a record written by an older version that no
+    /// longer parses counts as no settings).
+    pub fn of(record: &LibraryModelRecord) -> ServingSettings {
+        serde_json::from_value(record.settings.clone()).unwrap_or_default()
+    }
 }
 
 /// Server-wide library settings.
@@ -619,8 +633,7 @@ impl Platform {
         if self.inner.engine.is_loaded(&key) {
             return Ok(());
         }
-        let settings: ServingSettings =
-            serde_json::from_value(record.settings.clone()).unwrap_or_default();
+        let settings = ServingSettings::of(record);
         let c = &self.inner.config.library;
         let dir = self.library_cache_dir().join(&record.dir);
         let label = record.name.clone();

@@ -55,6 +55,10 @@ pub struct DeployRequest {
     pub max_delay_ms: Option<i64>,
     #[serde(default)]
     pub queue_capacity: Option<i64>,
+    /// PII masking of every text sent to the model: a mode, or null for the callers'
+    /// tenant policies.
+    #[serde(default, deserialize_with = "crate::privacy::present")]
+    pub pii_inputs: Option<Option<aiaas_privacy::Mode>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,6 +100,7 @@ fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
         max_batch: d.max_batch,
         max_delay_ms: d.max_delay_ms,
         queue_capacity: d.queue_capacity,
+        pii_inputs: d.pii_inputs.clone(),
     }
 }
 
@@ -211,11 +216,19 @@ impl Platform {
             Some(s) => self.resolve_version(&model, Some(&s)).await?,
             None => self.latest_version(&model).await?,
         };
-        let defaults = self.default_settings();
+        // Settings not given keep the current deployment's (a first deploy: the defaults).
+        let current = match self.inner.meta.deployment(&model.id).await? {
+            Some(d) => settings_of(&d),
+            None => self.default_settings(),
+        };
         let settings = DeploymentSettings {
-            max_batch: req.max_batch.unwrap_or(defaults.max_batch),
-            max_delay_ms: req.max_delay_ms.unwrap_or(defaults.max_delay_ms),
-            queue_capacity: req.queue_capacity.unwrap_or(defaults.queue_capacity),
+            max_batch: req.max_batch.unwrap_or(current.max_batch),
+            max_delay_ms: req.max_delay_ms.unwrap_or(current.max_delay_ms),
+            queue_capacity: req.queue_capacity.unwrap_or(current.queue_capacity),
+            pii_inputs: match req.pii_inputs {
+                Some(mode) => mode.map(|m| crate::privacy::mode_name(m).to_string()),
+                None => current.pii_inputs,
+            },
         };
         if !(1..=4096).contains(&settings.max_batch)
             || !(0..=10_000).contains(&settings.max_delay_ms)
@@ -275,7 +288,6 @@ impl Platform {
                 texts.len()
             )));
         }
-        self.mask_model_inputs(principal, texts.iter_mut()).await?;
         let r = parse_ref(reference);
         let model = self.find_model(principal, r.name).await?;
         let deployment = self
@@ -296,6 +308,12 @@ impl Platform {
             }
             Some(s) => self.resolve_version(&model, Some(s)).await?,
         };
+        let model_mode = deployment
+            .pii_inputs
+            .as_deref()
+            .and_then(crate::privacy::parse_mode);
+        self.mask_model_inputs(principal, model_mode, texts.iter_mut())
+            .await?;
         let key = self.ensure_loaded(&model, &version, &deployment).await?;
         let predictions = self.inner.engine.classify(&key, texts).await?;
         let labels = version.labels.clone();
@@ -381,6 +399,7 @@ impl Platform {
             max_batch: b.max_batch as i64,
             max_delay_ms: b.max_delay.as_millis() as i64,
             queue_capacity: b.queue_capacity as i64,
+            pii_inputs: None,
         }
     }
 
@@ -417,7 +436,7 @@ impl Platform {
         // Load first (replacing any runtime of this version, so new batching settings take
         // effect), record the deployment only once it serves: a version that cannot load
         // leaves the previous deployment in place.
-        let key = self.load(model, version, settings).await?;
+        let key = self.load(model, version, settings.clone()).await?;
         let record = self
             .inner
             .meta

@@ -109,9 +109,9 @@ pub(crate) struct Inner {
     pub(crate) limiter: crate::limits::Limiter,
     pub(crate) master_keys: Arc<aiaas_store::MasterKeys>,
     pub(crate) pseudonym_secret: std::sync::OnceLock<Vec<u8>>,
-    /// Tenants' PII policies for model inputs, cached for a few seconds.
+    /// Tenants' PII policies for model inputs and outputs, cached for a few seconds.
     pub(crate) pii_policies:
-        Mutex<HashMap<String, (Option<aiaas_privacy::Mode>, std::time::Instant)>>,
+        Mutex<HashMap<String, (crate::privacy::ModelPrivacy, std::time::Instant)>>,
 }
 
 impl Platform {

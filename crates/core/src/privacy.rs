@@ -1,4 +1,11 @@
-//! PII masking as a service (`/api/v1/privacy/mask`) and the per-tenant pseudonym keys.
+//! PII masking as a service (`/api/v1/privacy/mask`), the policies that mask what goes
+//! into and comes out of models, and the per-tenant pseudonym keys.
+//!
+//! Policies: a tenant may ask for its keys' model inputs and/or outputs to be masked; a
+//! deployed model (a trained model's deployment, or a library model's serving settings)
+//! may carry its own mode, which then applies to every caller and takes precedence over
+//! the tenant's. Outputs are masked as they stream ([`aiaas_privacy::StreamMasker`]), so a
+//! value split across tokens is still caught.
 //!
 //! Pseudonyms are HMAC-SHA256 tokens under a key derived per tenant from one installation
 //! secret (`pseudonym.key` in the data directory, 0600, created on first use). It is kept
@@ -94,43 +101,60 @@ impl Platform {
         .map_err(|e| CoreError::Internal(format!("masking task failed: {e}")))
     }
 
-    /// Set the tenant's PII policy for model inputs (`None`: off). Owners set their own
-    /// tenant's, admins any.
-    pub async fn set_tenant_pii_inputs(
+    /// Change the tenant's PII policies for model inputs and outputs (fields left `None`
+    /// keep their value). Owners set their own tenant's, admins any.
+    pub async fn set_tenant_privacy(
         &self,
         principal: &Principal,
         tenant: &str,
-        mode: Option<Mode>,
+        update: PrivacyUpdate,
     ) -> Result<crate::Tenant> {
         require(principal, Permission::ManageKeys)?;
         let t = self.find_tenant(principal, tenant).await?;
-        let name = mode.map(mode_name);
-        self.inner.meta.set_tenant_pii_inputs(&t.id, name).await?;
+        if update.inputs.is_none() && update.outputs.is_none() {
+            return Err(CoreError::InvalidInput(
+                "give \"inputs\" and/or \"outputs\": mask, label, pseudonymise or null".into(),
+            ));
+        }
+        let keep = |current: &Option<String>, change: Option<Option<Mode>>| match change {
+            Some(mode) => mode.map(|m| mode_name(m).to_string()),
+            None => current.clone(),
+        };
+        let inputs = keep(&t.pii_inputs, update.inputs);
+        let outputs = keep(&t.pii_outputs, update.outputs);
+        self.inner
+            .meta
+            .set_tenant_privacy(&t.id, inputs.as_deref(), outputs.as_deref())
+            .await?;
         self.inner
             .pii_policies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&t.id);
         Ok(crate::Tenant {
-            pii_inputs: name.map(str::to_string),
+            pii_inputs: inputs,
+            pii_outputs: outputs,
             ..t
         })
     }
 
-    /// Apply the caller's tenant policy to texts about to reach a model: masked in
-    /// place when the tenant asks for it (the model never sees the original).
+    /// Apply the input policy to texts about to reach a model: masked in place when the
+    /// model's own policy (`model_mode`) or else the caller's tenant asks for it (the
+    /// model never sees the original).
     pub(crate) async fn mask_model_inputs<'a>(
         &self,
         principal: &Principal,
+        model_mode: Option<Mode>,
         texts: impl IntoIterator<Item = &'a mut String>,
     ) -> Result<()> {
-        let Some(mode) = self.tenant_pii_inputs(&principal.tenant_id).await? else {
-            return Ok(());
+        let mode = match model_mode {
+            Some(m) => m,
+            None => match self.tenant_privacy(&principal.tenant_id).await?.inputs {
+                Some(m) => m,
+                None => return Ok(()),
+            },
         };
-        let policy = match mode {
-            Mode::Pseudonymise => Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?),
-            other => Policy::new(other),
-        };
+        let policy = self.policy_for(principal, mode)?;
         let detector = aiaas_privacy::detector();
         for text in texts {
             let masked = detector.mask(text, &policy);
@@ -141,9 +165,30 @@ impl Platform {
         Ok(())
     }
 
-    async fn tenant_pii_inputs(&self, tenant_id: &str) -> Result<Option<Mode>> {
+    /// The policy for what a model returns to the caller: the model's own (`model_mode`),
+    /// else the caller's tenant's; `None` when neither asks for masking.
+    pub(crate) async fn output_policy(
+        &self,
+        principal: &Principal,
+        model_mode: Option<Mode>,
+    ) -> Result<Option<Policy>> {
+        let mode = match model_mode {
+            Some(m) => Some(m),
+            None => self.tenant_privacy(&principal.tenant_id).await?.outputs,
+        };
+        mode.map(|m| self.policy_for(principal, m)).transpose()
+    }
+
+    fn policy_for(&self, principal: &Principal, mode: Mode) -> Result<Policy> {
+        Ok(match mode {
+            Mode::Pseudonymise => Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?),
+            other => Policy::new(other),
+        })
+    }
+
+    async fn tenant_privacy(&self, tenant_id: &str) -> Result<ModelPrivacy> {
         const TTL: std::time::Duration = std::time::Duration::from_secs(5);
-        if let Some((mode, at)) = self
+        if let Some((policy, at)) = self
             .inner
             .pii_policies
             .lock()
@@ -151,22 +196,21 @@ impl Platform {
             .get(tenant_id)
         {
             if at.elapsed() < TTL {
-                return Ok(*mode);
+                return Ok(*policy);
             }
         }
-        let mode = self
-            .inner
-            .meta
-            .tenant(tenant_id)
-            .await?
-            .and_then(|t| t.pii_inputs)
-            .and_then(|m| parse_mode(&m));
+        let tenant = self.inner.meta.tenant(tenant_id).await?;
+        let mode_of = |m: Option<&String>| m.and_then(|m| parse_mode(m));
+        let policy = ModelPrivacy {
+            inputs: mode_of(tenant.as_ref().and_then(|t| t.pii_inputs.as_ref())),
+            outputs: mode_of(tenant.as_ref().and_then(|t| t.pii_outputs.as_ref())),
+        };
         self.inner
             .pii_policies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant_id.to_string(), (mode, std::time::Instant::now()));
-        Ok(mode)
+            .insert(tenant_id.to_string(), (policy, std::time::Instant::now()));
+        Ok(policy)
     }
 
     /// The tenant's pseudonym key: stable for the life of the installation. The secret
@@ -185,6 +229,30 @@ impl Platform {
     }
 }
 
+/// Masking modes for what goes into a model and what comes out (`None`: no masking).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelPrivacy {
+    pub inputs: Option<Mode>,
+    pub outputs: Option<Mode>,
+}
+
+/// A change to a tenant's policies: `None` keeps a field, `Some(None)` turns it off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrivacyUpdate {
+    pub inputs: Option<Option<Mode>>,
+    pub outputs: Option<Option<Mode>>,
+}
+
+/// For `Option<Option<T>>` fields: present (even as null) gives `Some`, absent `None`
+/// (with `#[serde(default)]`).
+pub(crate) fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 pub fn parse_mode(text: &str) -> Option<Mode> {
     match text {
         "mask" => Some(Mode::Mask),
@@ -194,7 +262,7 @@ pub fn parse_mode(text: &str) -> Option<Mode> {
     }
 }
 
-fn mode_name(mode: Mode) -> &'static str {
+pub(crate) fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Mask => "mask",
         Mode::Label => "label",

@@ -30,6 +30,6 @@ pub use keyring::{KeyId, KeyRing, MasterKey, MASTER_KEY_LEN, MAX_KEY_ID_LEN};
 pub use rewrap::{rewrap_file, rewrap_header};
 pub use stream::{
     ciphertext_len, decrypt_to_vec, encrypt, encrypt_to_vec, encrypt_with, header_key_id,
-    is_encrypted, verify, Decryptor, EncryptOptions, VerifyReport, DEFAULT_CHUNK_SIZE,
+    is_encrypted, verify, Decryptor, EncryptOptions, Encryptor, VerifyReport, DEFAULT_CHUNK_SIZE,
 };
 pub use value::{open_value, reseal_value, seal_value};

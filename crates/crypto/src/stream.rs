@@ -83,6 +83,92 @@ pub fn encrypt_with<R: Read, W: Write>(
     Ok(total)
 }
 
+/// Push-side encryption: bytes are written as they arrive (an upload streaming in) and
+/// sealed chunk by chunk into `writer`; [`Encryptor::finish`] seals the final chunk. The
+/// output is the same format `encrypt` writes. Holds at most one chunk in memory. An
+/// encryptor dropped without `finish` leaves a stream that readers refuse as truncated.
+pub struct Encryptor<W: Write> {
+    writer: W,
+    cipher: ChunkCipher,
+    buf: Zeroizing<Vec<u8>>,
+    filled: usize,
+    chunk_size: usize,
+    next_index: u64,
+}
+
+impl<W: Write> Encryptor<W> {
+    /// Writes the header (a fresh data key, wrapped by the ring's active key).
+    pub fn new(ring: &KeyRing, mut writer: W, options: EncryptOptions) -> Result<Self> {
+        let chunk_size = checked_chunk_size(options.chunk_size)?;
+        let mut data_key: DataKey = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        crate::random::fill(data_key.as_mut())?;
+        let header = Header::seal(ring.active_key(), options.chunk_size, &data_key)?;
+        writer.write_all(&header.encode())?;
+        Ok(Encryptor {
+            writer,
+            cipher: ChunkCipher::new(&header, &data_key)?,
+            buf: Zeroizing::new(vec![0u8; chunk_size + TAG_LEN]),
+            filled: 0,
+            chunk_size,
+            next_index: 0,
+        })
+    }
+
+    /// The sink, to drain what has been sealed so far (a `Vec<u8>` sink, say).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+
+    /// Seals what is left as the final chunk and returns the sink.
+    pub fn finish(mut self) -> Result<W> {
+        self.seal(true)?;
+        self.writer.flush()?;
+        // The buffer zeroizes itself on drop.
+        let Encryptor { writer, .. } = self;
+        Ok(writer)
+    }
+
+    /// Seals the buffered chunk: a full one is never final (the format's rule), the
+    /// final one is shorter (possibly empty).
+    fn seal(&mut self, last: bool) -> Result<()> {
+        let n = self.filled;
+        let tag = self
+            .cipher
+            .seal(self.next_index, last, &mut self.buf[..n])?;
+        self.buf[n..n + TAG_LEN].copy_from_slice(tag.as_ref());
+        self.writer.write_all(&self.buf[..n + TAG_LEN])?;
+        self.buf[..n + TAG_LEN].zeroize();
+        self.filled = 0;
+        self.next_index += 1;
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Encryptor<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let take = data.len().min(self.chunk_size - self.filled);
+        self.buf[self.filled..self.filled + take].copy_from_slice(&data[..take]);
+        self.filled += take;
+        if self.filled == self.chunk_size {
+            self.seal(false)?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl<W: Write> std::fmt::Debug for Encryptor<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encryptor")
+            .field("chunk_size", &self.chunk_size)
+            .field("next_index", &self.next_index)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Encrypts a whole buffer.
 pub fn encrypt_to_vec(ring: &KeyRing, plaintext: &[u8]) -> Result<Vec<u8>> {
     let capacity = ciphertext_len(plaintext.len() as u64, DEFAULT_CHUNK_SIZE);
@@ -363,6 +449,40 @@ fn checked_chunk_size(chunk_size: u32) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_writes_give_the_same_format_as_encrypt() {
+        let ring = KeyRing::generate().unwrap();
+        let data: Vec<u8> = (0..500u32).map(|i| (i * 31 % 251) as u8).collect();
+        for chunk in [1u32, 7, 64] {
+            for len in [0usize, 1, 6, 7, 8, 63, 64, 65, 128, 500] {
+                for piece in [1usize, 3, 64, 1000] {
+                    let options = EncryptOptions { chunk_size: chunk };
+                    let mut e = Encryptor::new(&ring, Vec::new(), options).unwrap();
+                    for part in data[..len].chunks(piece) {
+                        e.write_all(part).unwrap();
+                    }
+                    let out = e.finish().unwrap();
+                    assert_eq!(out.len() as u64, ciphertext_len(len as u64, chunk));
+                    assert_eq!(decrypt_to_vec(&ring, &out).unwrap(), &data[..len]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_unfinished_push_stream_reads_as_truncated() {
+        let ring = KeyRing::generate().unwrap();
+        let options = EncryptOptions { chunk_size: 8 };
+        let mut e = Encryptor::new(&ring, Vec::new(), options).unwrap();
+        e.write_all(b"sixteen bytes!!!").unwrap();
+        let partial = std::mem::take(e.get_mut());
+        drop(e);
+        assert!(matches!(
+            decrypt_to_vec(&ring, &partial),
+            Err(CryptoError::Truncated)
+        ));
+    }
 
     #[test]
     fn ciphertext_len_matches_output() {

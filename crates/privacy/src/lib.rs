@@ -24,6 +24,7 @@ mod key;
 mod mask;
 mod rules;
 mod scan;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +35,7 @@ pub use detect::Detector;
 pub use error::PrivacyError;
 pub use key::PseudonymKey;
 pub use mask::{Masked, Mode, Policy};
+pub use stream::{StreamMasker, MAX_PENDING};
 
 /// How many findings of each kind were masked.
 pub type Counts = BTreeMap<Kind, usize>;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aiaas_privacy::{detector, Detector, Kind, Mode, Policy, PseudonymKey};
+use aiaas_privacy::{detector, Detector, Kind, Mode, Policy, PseudonymKey, StreamMasker};
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -198,5 +198,48 @@ fn detector_is_shareable_across_threads() {
         .collect();
     for h in handles {
         assert_eq!(h.join().ok(), Some(1));
+    }
+}
+
+/// Streaming a line in pieces masks it exactly as masking it whole does, wherever it is
+/// cut: one character at a time, at every single cut point, and at pseudo-random cuts.
+#[test]
+fn streamed_masking_equals_whole_text_masking() {
+    let policy = Policy::new(Mode::Mask);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |bound: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % bound as u64) as usize
+    };
+    let run = |chunks: &[&str]| {
+        let mut m = StreamMasker::new(detector().clone(), policy.clone());
+        let mut out: String = chunks.iter().map(|c| m.push(c)).collect();
+        out.push_str(&m.finish());
+        out
+    };
+    for line in load() {
+        let whole = detector().mask(&line.text, &policy).text;
+        let bounds: Vec<usize> = (0..=line.text.len())
+            .filter(|&i| line.text.is_char_boundary(i))
+            .collect();
+        let by_char: Vec<&str> = bounds.windows(2).map(|w| &line.text[w[0]..w[1]]).collect();
+        assert_eq!(run(&by_char), whole, "one char at a time: {:?}", line.text);
+        for &cut in &bounds {
+            let (a, b) = line.text.split_at(cut);
+            assert_eq!(run(&[a, b]), whole, "cut at {cut}: {:?}", line.text);
+        }
+        for _ in 0..20 {
+            let mut cuts: Vec<usize> = (0..4).map(|_| bounds[next(bounds.len())]).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([line.text.len()]) {
+                pieces.push(&line.text[from..c]);
+                from = c;
+            }
+            assert_eq!(run(&pieces), whole, "cuts {pieces:?}");
+        }
     }
 }

@@ -19,6 +19,8 @@ pub trait ArtifactStore: Send + Sync {
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
     /// Store the contents of a local file under `key` (atomic; the file is removed).
     fn put_file(&self, key: &str, file: &Path) -> Result<()>;
+    /// Store everything `reader` yields under `key` (atomic: a failed read stores nothing).
+    fn put_reader(&self, key: &str, reader: &mut dyn Read) -> Result<()>;
     fn get(&self, key: &str) -> Result<Vec<u8>>;
     /// A streaming reader of the object's plaintext (for parsers of large objects).
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>>;
@@ -222,6 +224,10 @@ impl ArtifactStore for LocalArtifacts {
         self.write_atomic(key, std::io::BufReader::with_capacity(1 << 16, source))?;
         let _ = std::fs::remove_file(file);
         Ok(())
+    }
+
+    fn put_reader(&self, key: &str, reader: &mut dyn Read) -> Result<()> {
+        self.write_atomic(key, std::io::BufReader::with_capacity(1 << 16, reader))
     }
 
     fn get(&self, key: &str) -> Result<Vec<u8>> {

@@ -7,7 +7,7 @@ use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant};
 
 const KEY_COLUMNS: &str = "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, \
      revoked_at, created_at, limits, allowed_ips";
-const TENANT_COLUMNS: &str = "id, name, created_at, limits, pii_inputs";
+const TENANT_COLUMNS: &str = "id, name, created_at, limits, pii_inputs, pii_outputs";
 
 impl Metadata {
     pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
@@ -17,6 +17,7 @@ impl Metadata {
             created_at: aiaas_types::now_ms(),
             limits: aiaas_types::Limits::default(),
             pii_inputs: None,
+            pii_outputs: None,
         };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
@@ -139,13 +140,21 @@ impl Metadata {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Set a tenant's PII policy for model inputs; false when there is no such tenant.
-    pub async fn set_tenant_pii_inputs(&self, id: &str, mode: Option<&str>) -> Result<bool> {
-        let done = sqlx::query("UPDATE tenants SET pii_inputs = $1 WHERE id = $2")
-            .bind(mode)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Set a tenant's PII policies for model inputs and outputs (each a mode name or
+    /// NULL for off); false when there is no such tenant.
+    pub async fn set_tenant_privacy(
+        &self,
+        id: &str,
+        inputs: Option<&str>,
+        outputs: Option<&str>,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE tenants SET pii_inputs = $1, pii_outputs = $2 WHERE id = $3")
+                .bind(inputs)
+                .bind(outputs)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -178,6 +187,7 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
         created_at: row.try_get("created_at")?,
         limits: limits_from(row.try_get("limits")?, "tenants.limits")?,
         pii_inputs: row.try_get("pii_inputs")?,
+        pii_outputs: row.try_get("pii_outputs")?,
     })
 }
 

@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "audit", include_str!("../migrations/0003_audit.sql")),
     (4, "limits", include_str!("../migrations/0004_limits.sql")),
     (5, "privacy", include_str!("../migrations/0005_privacy.sql")),
+    (
+        6,
+        "output_privacy",
+        include_str!("../migrations/0006_output_privacy.sql"),
+    ),
 ];
 
 pub(crate) async fn run(pool: &AnyPool) -> Result<()> {

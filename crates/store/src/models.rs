@@ -11,7 +11,7 @@ use crate::{
 const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact_prefix, files, \
                                report, config, job_id, dataset_id, created_at";
 const DEPLOYMENT_COLUMNS: &str =
-    "model_id, version, max_batch, max_delay_ms, queue_capacity, created_at, updated_at";
+    "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, created_at, updated_at";
 
 impl Metadata {
     pub async fn model_by_name(&self, tenant_id: &str, name: &str) -> Result<Option<ModelRecord>> {
@@ -172,16 +172,17 @@ impl Metadata {
     ) -> Result<DeploymentRecord> {
         let now = aiaas_types::now_ms();
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
              ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, max_batch = excluded.max_batch, \
              max_delay_ms = excluded.max_delay_ms, queue_capacity = excluded.queue_capacity, \
-             updated_at = excluded.updated_at"
+             pii_inputs = excluded.pii_inputs, updated_at = excluded.updated_at"
         ))
         .bind(model_id)
         .bind(version)
         .bind(s.max_batch)
         .bind(s.max_delay_ms)
         .bind(s.queue_capacity)
+        .bind(s.pii_inputs)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -273,6 +274,7 @@ fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {
         max_batch: row.try_get("max_batch")?,
         max_delay_ms: row.try_get("max_delay_ms")?,
         queue_capacity: row.try_get("queue_capacity")?,
+        pii_inputs: row.try_get("pii_inputs")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

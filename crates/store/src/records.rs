@@ -12,6 +12,8 @@ pub struct Tenant {
     /// Masking mode applied to every text the tenant's keys send to a model (`mask`,
     /// `label`, `pseudonymise`), or none.
     pub pii_inputs: Option<String>,
+    /// Masking mode applied to every text a model returns to the tenant's keys.
+    pub pii_outputs: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,6 +88,8 @@ pub struct DeploymentRecord {
     pub max_batch: i64,
     pub max_delay_ms: i64,
     pub queue_capacity: i64,
+    /// Masking mode applied to every text sent to this model, whoever calls it.
+    pub pii_inputs: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -186,9 +190,11 @@ pub struct NewModelVersion {
 }
 
 /// Desired serving settings of a deployment.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentSettings {
     pub max_batch: i64,
     pub max_delay_ms: i64,
     pub queue_capacity: i64,
+    /// Masking mode for every text sent to the model (`None`: the caller's tenant policy).
+    pub pii_inputs: Option<String>,
 }

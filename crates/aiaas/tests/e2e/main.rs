@@ -7,6 +7,7 @@ mod common;
 mod jobs;
 mod library;
 mod limits;
+mod privacy;
 mod routes;
 mod security;
 mod serving;

@@ -113,12 +113,22 @@ async fn set_tenant_limits(
     Ok(Json(s.platform.set_tenant_limits(&p, &id, body).await?))
 }
 
+/// A field left out keeps its value; null turns it off.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TenantPrivacy {
-    /// `mask`, `label`, `pseudonymise`, or null (off): applied to every text the
-    /// tenant's keys send to a model.
-    inputs: Option<String>,
+    /// `mask`, `label` or `pseudonymise`: applied to every text the tenant's keys send
+    /// to a model.
+    #[serde(default, deserialize_with = "present")]
+    inputs: Option<Option<String>>,
+    /// The same for every text a model returns to the tenant's keys (streamed replies
+    /// too).
+    #[serde(default, deserialize_with = "present")]
+    outputs: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 async fn set_tenant_privacy(
@@ -127,15 +137,25 @@ async fn set_tenant_privacy(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TenantPrivacy>,
 ) -> ApiResult<impl IntoResponse> {
-    let mode = match body.inputs.as_deref() {
-        None => None,
-        Some(m) => Some(aiaas_core::parse_mode(m).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "inputs must be mask, label, pseudonymise or null, not {m:?}"
-            ))
-        })?),
+    let mode = |field: &str, value: Option<Option<String>>| -> ApiResult<_> {
+        value
+            .map(|v| {
+                v.map(|m| {
+                    aiaas_core::parse_mode(&m).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "{field} must be mask, label, pseudonymise or null, not {m:?}"
+                        ))
+                    })
+                })
+                .transpose()
+            })
+            .transpose()
     };
-    Ok(Json(s.platform.set_tenant_pii_inputs(&p, &id, mode).await?))
+    let update = aiaas_core::PrivacyUpdate {
+        inputs: mode("inputs", body.inputs)?,
+        outputs: mode("outputs", body.outputs)?,
+    };
+    Ok(Json(s.platform.set_tenant_privacy(&p, &id, update).await?))
 }
 
 async fn revoke_key(
