@@ -150,12 +150,16 @@ enum KeysCmd {
     Revoke {
         id: String,
     },
-    /// Add a fresh master key and re-wrap every artifact's data key under it (payloads
-    /// are not re-encrypted). Works on the data directory; no server needed.
+    /// Add a fresh master key and re-wrap every artifact's and model file's data key
+    /// under it (payloads are not re-encrypted). Works on the data directory; no server
+    /// needed.
     RotateMaster {
         /// Data directory of the installation.
         #[arg(long, env = "AIAAS_DATA_DIR", default_value = "aiaas-data")]
         data_dir: PathBuf,
+        /// Where pulled models are kept, if the server was given --models-dir.
+        #[arg(long, env = "AIAAS_MODELS_DIR")]
+        models_dir: Option<PathBuf>,
         /// Key-ring file (default: `<data-dir>.master-key`).
         #[arg(long, env = "AIAAS_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
@@ -170,6 +174,7 @@ impl KeysArgs {
     pub async fn run(self) -> Result<()> {
         if let KeysCmd::RotateMaster {
             data_dir,
+            models_dir,
             master_key_file,
             retire_old,
         } = &self.cmd
@@ -178,13 +183,16 @@ impl KeysArgs {
                 .clone()
                 .map(aiaas_core::MasterKeySource::File)
                 .unwrap_or_else(|| aiaas_core::MasterKeySource::default_for(data_dir));
-            let (data_dir, retire_old) = (data_dir.clone(), *retire_old);
-            let report = tokio::task::spawn_blocking(move || {
-                aiaas_core::rotate_master(&data_dir, &source, retire_old)
-            })
-            .await??;
+            let rotation = aiaas_core::Rotation {
+                data_dir: data_dir.clone(),
+                models_dir: models_dir.clone(),
+                source,
+                retire_old: *retire_old,
+            };
+            let report =
+                tokio::task::spawn_blocking(move || aiaas_core::rotate_master(&rotation)).await??;
             println!("new active master key: {}", report.new_key_id);
-            println!("re-wrapped artifacts:  {}", report.rewrapped);
+            println!("re-wrapped objects:    {}", report.rewrapped);
             if !report.retired.is_empty() {
                 println!("retired keys:          {}", report.retired.join(", "));
             }

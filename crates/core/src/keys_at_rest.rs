@@ -96,15 +96,31 @@ pub struct RotationReport {
     pub key_file: PathBuf,
 }
 
-/// Add a fresh active master key, re-wrap every artifact's data key under it (payloads
-/// are not re-encrypted) and, with `retire_old`, drop the old keys from the ring once
-/// every object verifiably opens with the new one. Offline (the server may run: it
-/// reloads the key file when it meets the new key id).
-pub fn rotate_master(
-    data_dir: &Path,
-    source: &MasterKeySource,
-    retire_old: bool,
-) -> Result<RotationReport> {
+/// What to rotate.
+#[derive(Clone)]
+pub struct Rotation {
+    pub data_dir: PathBuf,
+    /// Where pulled models are kept (`None`: `<data-dir>/models`).
+    pub models_dir: Option<PathBuf>,
+    pub source: MasterKeySource,
+    /// Then drop the old keys from the ring.
+    pub retire_old: bool,
+}
+
+/// Add a fresh active master key, re-wrap every artifact's and every sealed model
+/// file's data key under it (payloads are not re-encrypted) and, with `retire_old`, drop
+/// the old keys from the ring once every object verifiably opens with the new one.
+/// Offline (the server may run: it reloads the key file when it meets the new key id).
+pub fn rotate_master(rotation: &Rotation) -> Result<RotationReport> {
+    let Rotation {
+        data_dir,
+        models_dir,
+        source,
+        retire_old,
+    } = rotation;
+    let models_dir = models_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("models"));
     let MasterKeySource::File(path) = source else {
         return Err(CoreError::InvalidInput(
             "the master key comes from AIAAS_MASTER_KEY: rotate it where that secret is kept \
@@ -134,8 +150,18 @@ pub fn rotate_master(
             rewrapped += 1;
         }
     }
+    let model_files = aiaas_store::ModelFiles::new(keys.clone());
+    rewrapped += model_files.rewrap_all(&models_dir)?;
     let mut retired = Vec::new();
-    if retire_old {
+    if *retire_old {
+        for (file, id) in aiaas_store::ModelFiles::key_ids(&models_dir)? {
+            if &id != keys.ring().active_id() {
+                return Err(CoreError::Internal(format!(
+                    "{} is still wrapped by {id}; not retiring",
+                    file.display()
+                )));
+            }
+        }
         for key in store.keys()? {
             store.verify(&key)?;
             let mut f = std::fs::File::open(data_dir.join("artifacts").join(&key))?;

@@ -45,7 +45,7 @@ pub use generate::{
     Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
 pub use jobs::TrainRequest;
-pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, RotationReport};
+pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, Rotation, RotationReport};
 pub use library::{
     CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
 };

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aiaas_engine::llm::GeneratorSettings;
 use aiaas_engine::{BatchSettings, GeneratorRuntime, LoadedModel, RuntimeKind};
 use aiaas_hub::{CancelFlag, HubError, InstalledModel, PullProgress, PullSource, Puller};
-use aiaas_store::LibraryModelRecord;
+use aiaas_store::{LibraryModelRecord, ModelFiles, ModelView};
 use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -153,7 +153,7 @@ pub(crate) struct LibraryState {
     /// Names being pulled now.
     pulls: Mutex<HashSet<String>>,
     /// Loads in progress: their outcome once known.
-    loads: Mutex<HashMap<String, watch::Receiver<Option<Result<(), String>>>>>,
+    loads: Mutex<HashMap<String, watch::Receiver<LoadOutcome>>>,
     /// The latest keep-alive a request asked for, per model.
     keep_alive: Mutex<HashMap<String, KeepAlive>>,
     puller: Mutex<Option<Arc<Puller>>>,
@@ -197,6 +197,31 @@ pub(crate) fn strip_tag(name: &str) -> &str {
     name.strip_suffix(":latest").unwrap_or(name)
 }
 
+/// The files of a library model's folder, as recorded at its pull.
+fn file_names(record: &LibraryModelRecord) -> Vec<String> {
+    record
+        .files
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| f.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How a load ended (`None` while it runs), shared with every request waiting for it.
+type LoadOutcome = Option<Result<(), LoadFailure>>;
+
+/// Why a load failed, kept apart from the message: damaged weights are a 500
+/// `data_integrity`, anything else a 503.
+#[derive(Debug, Clone)]
+struct LoadFailure {
+    integrity: bool,
+    message: String,
+}
+
 fn runtime_key(name: &str) -> String {
     format!("lib:{name}")
 }
@@ -208,6 +233,47 @@ impl Platform {
             .cache_dir
             .clone()
             .unwrap_or_else(|| c.data_dir.join("models"))
+    }
+
+    /// Seals and opens library model folders under the master keys.
+    pub(crate) fn model_files(&self) -> ModelFiles {
+        ModelFiles::new(self.inner.master_keys.clone())
+    }
+
+    /// A model folder decrypted into memory for a loader (blocking).
+    fn model_view(&self, dir: &std::path::Path, names: &[String]) -> Result<ModelView> {
+        let scratch = self.inner.config.data_dir.join("tmp");
+        Ok(self.model_files().view(dir, names, &scratch)?)
+    }
+
+    /// Seal the files of library models pulled before weights were encrypted (at
+    /// start; files already sealed are only looked at). Returns how many were sealed.
+    pub(crate) async fn seal_library_models(&self) -> Result<usize> {
+        let cache = self.library_cache_dir();
+        let files = self.model_files();
+        let folders: Vec<_> = self
+            .inner
+            .meta
+            .library_models()
+            .await?
+            .iter()
+            .map(|r| (cache.join(&r.dir), file_names(r)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut sealed = 0;
+            for (dir, names) in folders {
+                match files.seal(&dir, &names) {
+                    Ok(n) => sealed += n,
+                    // A model whose folder went missing is reported when it is loaded.
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "model files not sealed")
+                    }
+                }
+            }
+            sealed
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("sealing model files: {e}")))
     }
 
     /// The one puller of this process (it keeps an HTTP client and tracks its pulls).
@@ -344,8 +410,19 @@ impl Platform {
         result
     }
 
-    /// Record an installed model; if that fails, its folder goes too (nothing half-done).
+    /// Seal an installed model's files and record it; if either fails, its folder goes
+    /// too (nothing half-done).
     async fn register(&self, puller: &Puller, m: InstalledModel) -> Result<LibraryModelRecord> {
+        let files = self.model_files();
+        let (dir, names) = (
+            m.dir.clone(),
+            m.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        );
+        let sealed = tokio::task::spawn_blocking(move || files.seal(&dir, &names)).await?;
+        if let Err(e) = sealed {
+            let _ = puller.remove(&m.name);
+            return Err(e.into());
+        }
         let cache = self.library_cache_dir();
         let dir = m
             .dir
@@ -594,7 +671,10 @@ impl Platform {
                     let p = self.clone();
                     let record = record.clone();
                     tokio::spawn(async move {
-                        let result = p.load_library(&record).await.map_err(|e| e.to_string());
+                        let result = p.load_library(&record).await.map_err(|e| LoadFailure {
+                            integrity: matches!(e, CoreError::Integrity(_)),
+                            message: e.to_string(),
+                        });
                         p.inner
                             .library
                             .loads
@@ -616,10 +696,15 @@ impl Platform {
             Ok(Err(_)) => Err(CoreError::Internal("the model load task ended".into())),
             Ok(Ok(v)) => match v.as_ref() {
                 Some(Ok(())) => Ok(()),
-                Some(Err(e)) => Err(CoreError::Unavailable(format!(
-                    "model {:?} could not be loaded: {e}",
-                    record.name
-                ))),
+                Some(Err(e)) => {
+                    let message =
+                        format!("model {:?} could not be loaded: {}", record.name, e.message);
+                    Err(if e.integrity {
+                        CoreError::Integrity(message)
+                    } else {
+                        CoreError::Unavailable(message)
+                    })
+                }
                 None => Err(CoreError::Internal(
                     "model load ended without an outcome".into(),
                 )),
@@ -636,6 +721,7 @@ impl Platform {
         let settings = ServingSettings::of(record);
         let c = &self.inner.config.library;
         let dir = self.library_cache_dir().join(&record.dir);
+        let names = file_names(record);
         let label = record.name.clone();
         let p = self.clone();
         match record.format.as_str() {
@@ -651,14 +737,13 @@ impl Platform {
                 g.context_per_slot = settings
                     .context_length
                     .unwrap_or_else(|| g.context_per_slot.min(catalogue_ctx.unwrap_or(u32::MAX)));
-                let path = dir.join("model.gguf");
-                let needed = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                let needed = std::fs::metadata(dir.join("model.gguf")).map_or(0, |m| m.len());
                 self.make_room(needed).await?;
                 tokio::task::spawn_blocking(move || {
-                    p.inner
-                        .engine
-                        .load_generator(&key, &label, &path, g)
-                        .map(|_| ())
+                    let view = p.model_view(&dir, &names)?;
+                    let path = view.path().join("model.gguf");
+                    p.inner.engine.load_generator(&key, &label, &path, g)?;
+                    Ok::<_, CoreError>(())
                 })
                 .await??;
             }
@@ -668,7 +753,9 @@ impl Platform {
                 b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
                 self.make_room(record.size_bytes.max(0) as u64).await?;
                 tokio::task::spawn_blocking(move || {
-                    p.inner.engine.load_embedder(&key, &label, &dir, b)
+                    let view = p.model_view(&dir, &names)?;
+                    p.inner.engine.load_embedder(&key, &label, view.path(), b)?;
+                    Ok::<_, CoreError>(())
                 })
                 .await??;
             }

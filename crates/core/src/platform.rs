@@ -165,7 +165,7 @@ impl Platform {
         let mut report = platform.bootstrap_admin().await?;
         report.first_start = first_start;
         report.master_key_created = master_key_created;
-        report.encrypted_plaintext = encrypted_plaintext;
+        report.encrypted_plaintext = encrypted_plaintext + platform.seal_library_models().await?;
         report.resumed_jobs = platform.recover_jobs().await?;
         Ok((platform, report))
     }

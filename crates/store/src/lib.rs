@@ -15,6 +15,7 @@ mod keys;
 mod library;
 pub use library::{LibraryModelRecord, UsageRecord};
 mod migrate;
+mod model_files;
 mod models;
 mod records;
 mod snapshot;
@@ -27,6 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};
 
 pub use artifacts::{crypto_failure, ArtifactStore, LocalArtifacts, MasterKeys};
+pub use model_files::{ModelFiles, ModelView};
 pub use records::*;
 
 /// Errors of the persistence layer.

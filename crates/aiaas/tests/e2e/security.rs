@@ -388,6 +388,24 @@ async fn train_topics(server: &Server) {
     .await;
 }
 
+/// A short greedy completion from the library model `chat`.
+async fn complete_chat(server: &Server) -> (u16, Value) {
+    let (status, v) = server
+        .call(
+            "POST",
+            "/v1/completions",
+            Some(ADMIN_KEY),
+            Some(json!({"model": "chat", "prompt": "The capital of France is", "max_tokens": 8, "temperature": 0})),
+        )
+        .await;
+    let text = if status == 200 {
+        v["choices"][0]["text"].clone()
+    } else {
+        v
+    };
+    (status, text)
+}
+
 async fn predict_label(server: &Server, text: &str) -> (u16, Value) {
     server
         .call(
@@ -406,6 +424,27 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
     train_topics(&server).await;
     let (status, before) = predict_label(&server, "stock market and bank profit").await;
     assert_eq!(status, 200, "{before}");
+    // A library model's weights are sealed too, and still load.
+    let gguf = crate::common::test_data().join("models/smollm2-135m-instruct.gguf");
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/library/pull",
+            Some(ADMIN_KEY),
+            Some(json!({"source": gguf.to_str().unwrap(), "name": "chat", "stream": false})),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let weights = data.path().join("models/chat/model.gguf");
+    let sealed = std::fs::read(&weights).unwrap();
+    assert_eq!(&sealed[..8], b"AIAASENC");
+    let plain = std::fs::read(&gguf).unwrap();
+    assert!(
+        sealed[121..4217] != plain[..4096],
+        "the weights are not stored as they came"
+    );
+    let reply_before = complete_chat(&server).await;
+    assert_eq!(reply_before.0, 200, "{}", reply_before.1);
 
     // On disk: only ciphertext. The CSV's words and the model's JSON never appear.
     let files = artifact_files(data.path());
@@ -538,9 +577,10 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        text.contains(&format!("re-wrapped artifacts:  {}", files.len())),
-        "{text}"
+        text.contains(&format!("re-wrapped objects:    {}", files.len() + 1)),
+        "artifacts and the model's weights: {text}"
     );
+    assert_ne!(header_key(&weights), old_id);
     for (f, p) in files.iter().zip(&payloads) {
         assert_ne!(header_key(f), old_id, "{}", f.display());
         assert_eq!(&payload(f), p, "the payload is not re-encrypted");
@@ -563,6 +603,7 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
         after["predictions"], before["predictions"],
         "same model, same answer after rotation"
     );
+    assert_eq!(complete_chat(&server).await, reply_before);
     let (status, _) = server
         .call(
             "GET",
@@ -572,6 +613,22 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
         )
         .await;
     assert_eq!(status, 200);
+    server.stop();
+
+    // Damaged weights are refused when the model loads, with the reason.
+    let good = std::fs::read(&weights).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 3;
+    bad[at] ^= 0x10;
+    std::fs::write(&weights, &bad).unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let (status, v) = complete_chat(&server).await;
+    assert_eq!(status, 500, "{v}");
+    assert_eq!(v["error"]["code"], "data_integrity", "{v}");
+    server.stop();
+    std::fs::write(&weights, &good).unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    assert_eq!(complete_chat(&server).await, reply_before);
     server.stop();
 
     // A wrong master key opens nothing (and says which key is missing).
