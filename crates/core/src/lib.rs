@@ -56,7 +56,7 @@ pub use privacy::{
     parse_mode, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, PrivacyUpdate,
     PSEUDONYM_SECRET_FILE,
 };
-pub use tenants::{CreatedKey, KeyLimits, NewKey};
+pub use tenants::{CreatedKey, Identity, KeyLimits, NewKey, TenantName};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

@@ -46,6 +46,21 @@ pub struct CreatedKey {
     pub secret: Secret,
 }
 
+/// Who a key is: `GET /api/v1/me`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Identity {
+    pub key: ApiKeyRecord,
+    pub tenant: TenantName,
+    /// What the key's role allows (`manage_keys`, `train`, `infer`, ...).
+    pub permissions: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantName {
+    pub id: String,
+    pub name: String,
+}
+
 impl Platform {
     pub async fn create_tenant(&self, principal: &Principal, name: &str) -> Result<Tenant> {
         require(principal, Permission::ManageTenants)?;
@@ -185,6 +200,39 @@ impl Platform {
         self.inner.meta.set_tenant_limits(&t.id, &limits).await?;
         self.forget_tenant_limits(&t.id);
         Ok(Tenant { limits, ..t })
+    }
+
+    /// The caller's own key, tenant and permissions (any valid key may ask: the console
+    /// shows what a user can do from it).
+    pub async fn whoami(&self, principal: &Principal) -> Result<Identity> {
+        // Every role has it; declared so the route's permission is checked like any other.
+        require(principal, Permission::ReadModels)?;
+        let missing = || CoreError::Unauthenticated("this API key no longer exists".into());
+        let key = self
+            .inner
+            .meta
+            .key(&principal.key_id)
+            .await?
+            .ok_or_else(missing)?;
+        let tenant = self
+            .inner
+            .meta
+            .tenant(&principal.tenant_id)
+            .await?
+            .ok_or_else(missing)?;
+        let permissions = Permission::ALL
+            .into_iter()
+            .filter(|p| principal.role.can(*p))
+            .map(Permission::as_str)
+            .collect();
+        Ok(Identity {
+            key,
+            tenant: TenantName {
+                id: tenant.id,
+                name: tenant.name,
+            },
+            permissions,
+        })
     }
 
     pub async fn list_keys(&self, principal: &Principal) -> Result<Vec<ApiKeyRecord>> {

@@ -22,6 +22,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/api/v1/me", get(me))
         .route("/api/v1/keys", get(list_keys).post(create_key))
         .route(
             "/api/v1/keys/{id}",
@@ -87,6 +88,10 @@ async fn create_key(
     // The secret is returned this once; it is not stored and cannot be shown again.
     value["secret"] = json!(created.secret.expose());
     Ok((StatusCode::CREATED, Json(value)))
+}
+
+async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(s.platform.whoami(&p).await?))
 }
 
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {

@@ -1,0 +1,68 @@
+//! The web console: the single-page app built from `web/` (see `build.rs`), embedded in
+//! the binary and served at `/` (`index.html`) and `/assets/{file}`. It needs no key to
+//! load; everything it shows comes from the API with the key the user signs in with.
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::AppState;
+
+mod files {
+    include!(concat!(env!("OUT_DIR"), "/console_files.rs"));
+}
+
+/// Scripts and styles only from this origin, no framing, no inline script: a key pasted
+/// into the console cannot be read by injected code from elsewhere.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+                   form-action 'self'; frame-ancestors 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{file}", get(asset))
+}
+
+async fn index() -> Response {
+    serve("index.html", "no-cache")
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    // Asset names carry a content hash: cache them for good.
+    serve(
+        &format!("assets/{file}"),
+        "public, max-age=31536000, immutable",
+    )
+}
+
+fn serve(path: &str, cache: &'static str) -> Response {
+    let Some((_, bytes, kind)) = files::FILES.iter().find(|(p, _, _)| *p == path) else {
+        return (StatusCode::NOT_FOUND, "no such console file").into_response();
+    };
+    let mut resp = (*bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// The console's size as served (for the README's figure and a test's bound).
+pub fn total_bytes() -> usize {
+    files::FILES.iter().map(|(_, b, _)| b.len()).sum()
+}

@@ -1,0 +1,309 @@
+// End-to-end test of the web console in headless Chromium (Debian's, driven by
+// playwright-core) against the real `aiaas serve` on port 0 with a fresh data directory:
+// the founding worked example done entirely in the browser (upload the BBC CSV, train
+// and watch the curve grow, deploy, classify), a streamed chat, keys created and revoked,
+// and an inference-only key that sees no training controls and gets the API's 403 when
+// it forges the call. Every page is screenshotted into SCREENSHOTS (see README) and the
+// browser's console must stay free of errors.
+//
+//   AIAAS_BIN=... AIAAS_TEST_DATA=... node --test test/e2e/
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.AIAAS_BIN ?? path.join(os.homedir(), ".cache/aiaas-target/debug/aiaas");
+const DATA = process.env.AIAAS_TEST_DATA ?? path.join(os.homedir(), ".cache/aiaas-data-cache");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const SCREENSHOTS = process.env.AIAAS_SCREENSHOTS ?? path.join(here, "../../test-results/screenshots");
+
+let server;
+let base;
+let adminKey;
+let browser;
+let page;
+const consoleErrors = [];
+/** Console errors the test provoked on purpose (a forged call answered 403). */
+let expectedErrors = 0;
+
+async function startServer() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aiaas-console-"));
+  const child = spawn(
+    BIN,
+    ["serve", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0", "--no-demo", "--master-key-file", path.join(dir, "master.key")],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`aiaas did not start:\n${out}`)), 60_000);
+    const on = (chunk) => {
+      out += chunk;
+      const url = /listening on (http:\/\/[0-9.:]+)/.exec(out);
+      const key = /admin key: (aiaas_[0-9a-f]+)/.exec(out);
+      if (url && key) {
+        clearTimeout(timer);
+        resolve({ url: url[1], key: key[1] });
+      }
+    };
+    child.stdout.on("data", on);
+    child.stderr.on("data", on);
+    child.on("exit", (code) => reject(new Error(`aiaas exited with ${code}:\n${out}`)));
+  });
+  const { url, key } = await ready;
+  return { child, dir, url, key };
+}
+
+async function call(method, p, body, key = adminKey) {
+  const resp = await fetch(base + p, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await resp.text();
+  return { status: resp.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(key) {
+  await page.goto(base + "/");
+  await page.getByLabel("API key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("navigation", { name: "Sections" }).waitFor();
+}
+
+before(async () => {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  server = await startServer();
+  base = server.url;
+  adminKey = server.key;
+  // The chat model comes from the test data (the CLI's `aiaas pull` does the same).
+  const gguf = path.join(DATA, "models/smollm2-135m-instruct.gguf");
+  const pulled = await call("POST", "/api/v1/library/pull", { source: gguf, name: "smollm2-135m-instruct", stream: false });
+  assert.ok([200, 201].includes(pulled.status), JSON.stringify(pulled.body));
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(m.text());
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`uncaught: ${e.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+  server?.child.kill("SIGTERM");
+  if (server) fs.rmSync(server.dir, { recursive: true, force: true });
+});
+
+test("the console is served by the binary itself, locked down by its headers", async () => {
+  const index = await fetch(base + "/");
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get("content-type"), /text\/html/);
+  assert.match(index.headers.get("content-security-policy"), /script-src 'self'/);
+  assert.match(index.headers.get("content-security-policy"), /frame-ancestors 'none'/);
+  const html = await index.text();
+  const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(html)?.[1];
+  assert.ok(script, html);
+  const asset = await fetch(`${base}/${script}`);
+  assert.equal(asset.status, 200);
+  assert.match(asset.headers.get("cache-control"), /immutable/);
+  assert.equal((await fetch(`${base}/assets/no-such-file.js`)).status, 404);
+});
+
+test("sign-in refuses a wrong key with the API's message, and keeps the key out of the URL", async () => {
+  await page.goto(base + "/");
+  await shot("01-sign-in");
+  await page.getByLabel("API key").fill("aiaas_not_a_real_key");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /key/i);
+  assert.doesNotMatch(await alert.innerText(), /Error 500/);
+  expectedErrors += 1; // the browser logs the refused request (401)
+  await signIn(adminKey);
+  assert.ok(!page.url().includes(adminKey));
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("aiaas.key")), adminKey);
+});
+
+test("upload the BBC CSV: columns picked from a preview, progress, stats", async () => {
+  await page.goto(base + "/#/datasets");
+  await page.getByLabel("CSV or JSON Lines file").setInputFiles(path.join(DATA, "bbc-train.csv"));
+  await page.getByLabel("Text column").waitFor();
+  assert.equal(await page.getByLabel("Text column").inputValue(), "text");
+  assert.equal(await page.getByLabel("Label column").inputValue(), "category");
+  await page.getByLabel("Name").fill("bbc");
+  await shot("02-datasets-upload-preview");
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.getByRole("heading", { name: "Class balance" }).waitFor({ timeout: 120_000 });
+  const bars = page.getByRole("list", { name: "Rows per class" }).getByRole("listitem");
+  assert.equal(await bars.count(), 5);
+  const labels = await page.getByRole("list", { name: "Rows per class" }).innerText();
+  for (const l of ["business", "entertainment", "politics", "sport", "tech"]) assert.match(labels, new RegExp(l));
+  await shot("03-dataset-stats");
+});
+
+test("train: the curve grows epoch by epoch over SSE, then deploy with one click", async () => {
+  await page.goto(base + "/#/training");
+  await page.getByLabel("Data set").selectOption("bbc");
+  await page.getByLabel("Model name").fill("news");
+  await page.getByLabel("Architecture").selectOption("avgpool");
+  await page.getByLabel("Epochs").fill("12");
+  await shot("04-training-form");
+  await page.getByRole("button", { name: "Start training" }).click();
+  const done = page.getByTestId("epochs-done");
+  await done.first().waitFor({ timeout: 120_000 });
+  const epochOf = async () => Number(/epoch (\d+) of/.exec(await done.first().innerText())?.[1] ?? 0);
+  const seen = new Set();
+  const deadline = Date.now() + 300_000;
+  while (Date.now() < deadline) {
+    const e = await epochOf();
+    seen.add(e);
+    if (e === 6) await shot("05-training-live");
+    if (await page.getByRole("button", { name: /^Deploy v\d+/ }).isVisible()) break;
+    await page.waitForTimeout(50);
+  }
+  assert.equal(await epochOf(), 12, "every epoch arrived");
+  assert.ok(seen.size >= 3, `the curve was seen growing (epochs seen: ${[...seen].join(",")})`);
+  await page.getByRole("button", { name: "Deploy v1" }).click();
+  await page.getByText("Deployed news v1").waitFor();
+  await shot("06-training-finished-deployed");
+});
+
+test("models: deployed, with metrics and a confusion matrix", async () => {
+  await page.goto(base + "/#/models");
+  const row = page.getByRole("row", { name: /news/ });
+  await row.waitFor();
+  assert.match(await row.innerText(), /v1/);
+  await shot("07-models");
+  await page.getByRole("link", { name: "news", exact: true }).click();
+  await page.getByRole("table", { name: /Confusion matrix/ }).waitFor();
+  assert.match(await page.locator(".stats").first().innerText(), /accuracy/);
+  await shot("08-model-detail");
+});
+
+test("playground: classify a sentence and get the right label", async () => {
+  await page.goto(base + "/#/playground/classify");
+  const text = "Shares in the bank rose sharply after quarterly profits beat forecasts and investors bought the stock.";
+  await page.getByLabel("Text", { exact: true }).fill(text);
+  await page.getByRole("button", { name: "Classify" }).click();
+  const label = page.locator(".prediction-label strong");
+  await label.waitFor({ timeout: 60_000 });
+  assert.equal((await label.innerText()).trim(), "business");
+  await shot("09-playground-classify");
+});
+
+test("playground: chat with the LLM, streamed", async () => {
+  await page.goto(base + "/#/playground/chat");
+  await page.getByLabel("Message").fill("Say hello in one short sentence.");
+  await page.getByRole("button", { name: "Send" }).click();
+  const reply = page.locator(".msg.assistant").last();
+  await reply.waitFor({ timeout: 120_000 });
+  // Streamed: the reply is seen growing before the answer ends.
+  const lengths = new Set();
+  const speed = page.getByLabel("Speed of the last answer");
+  while (!(await speed.isVisible())) {
+    lengths.add((await reply.innerText()).length);
+    await page.waitForTimeout(20);
+  }
+  assert.ok((await reply.innerText()).replace("Model:", "").trim().length > 0, "the assistant replied");
+  assert.ok(lengths.size >= 2, `the text arrived in pieces (${[...lengths].join(",")})`);
+  assert.match(await speed.innerText(), /time to first token/);
+  await shot("10-playground-chat");
+});
+
+test("keys: create one (secret shown once), then revoke it", async () => {
+  await page.goto(base + "/#/keys");
+  await page.getByRole("button", { name: "New key" }).click();
+  await page.locator("#key-name").fill("console-e2e");
+  await page.locator("#key-role").selectOption("inference");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const secret = page.getByLabel("The new key's secret");
+  await secret.waitFor();
+  const value = (await secret.innerText()).trim();
+  assert.match(value, /^aiaas_[0-9a-f]{64}$/);
+  await shot("11-keys-created");
+  const me = await call("GET", "/api/v1/me", undefined, value);
+  assert.equal(me.status, 200);
+  assert.equal(me.body.key.role, "inference");
+  await page.getByRole("button", { name: "I have saved it, dismiss" }).click();
+  await page.getByRole("button", { name: "Revoke console-e2e" }).click();
+  await page.getByRole("group", { name: "Confirm revoking console-e2e" }).getByRole("button", { name: "Yes, revoke" }).click();
+  await page.getByRole("row", { name: /console-e2e/ }).getByText("revoked").waitFor();
+  assert.equal((await call("GET", "/api/v1/me", undefined, value)).status, 401);
+  await shot("12-keys-revoked");
+});
+
+test("every other page renders for the admin", async () => {
+  for (const [name, route] of [
+    ["13-tenants", "tenants"],
+    ["14-usage", "usage"],
+    ["15-audit", "audit"],
+    ["16-status", "status"],
+    ["17-playground-embeddings", "playground/embeddings"],
+  ]) {
+    await page.goto(`${base}/#/${route}`);
+    await page.getByRole("heading", { level: 1 }).waitFor();
+    await page.waitForTimeout(2500);
+    await shot(name);
+  }
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${base}/#/models`);
+  try {
+    await page.getByRole("heading", { name: "Models", exact: true }).waitFor();
+    await page.getByRole("row", { name: /news/ }).waitFor();
+    await shot("18-models-phone-width");
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 1, `no horizontal scrolling at phone width (${overflow}px too wide)`);
+    await page.getByRole("button", { name: "Menu" }).click();
+    await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "Playground" }).click();
+    await page.getByRole("heading", { level: 1 }).waitFor();
+    await shot("19-playground-phone-width");
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+});
+
+test("an inference-only key sees no training controls and gets the API's 403 if it forges the call", async () => {
+  const created = await call("POST", "/api/v1/keys", { name: "app", role: "inference" });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await page.getByRole("button", { name: "Sign out" }).click();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("aiaas.key")), null, "sign-out forgets the key");
+  await signIn(created.body.secret);
+  const nav = await page.getByRole("navigation", { name: "Sections" }).innerText();
+  assert.doesNotMatch(nav, /Training|Datasets|Keys/);
+  assert.match(nav, /Playground/);
+  await page.goto(base + "/#/models");
+  await page.getByRole("row", { name: /news/ }).waitFor();
+  assert.equal(await page.getByRole("button", { name: /Deploy|Undeploy|Train/ }).count(), 0);
+  await page.goto(base + "/#/training");
+  assert.equal(await page.getByRole("button", { name: "Start training" }).count(), 0);
+  await shot("20-inference-key-no-training");
+  const forged = await page.evaluate(async () => {
+    const resp = await fetch("/api/v1/jobs", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${sessionStorage.getItem("aiaas.key")}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ dataset: "bbc", model: "forged" }),
+    });
+    return { status: resp.status, body: await resp.json() };
+  });
+  expectedErrors += 1; // the browser logs the refused request
+  assert.equal(forged.status, 403);
+  assert.match(forged.body.error.message, /permission|not allowed|may not/i);
+});
+
+test("no console errors on any page", () => {
+  const unexpected = consoleErrors.filter((e) => !/Failed to load resource: the server responded with a status of (401|403)/.test(e));
+  assert.deepEqual(unexpected, []);
+  assert.ok(consoleErrors.length <= expectedErrors, `only the provoked refusals were logged: ${consoleErrors.join(" | ")}`);
+});
