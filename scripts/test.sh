@@ -20,12 +20,12 @@ AIAAS_BIN="$CARGO_TARGET_DIR/debug/aiaas" "$AIAAS_PYENV/bin/python" -m pytest -q
 # The console (its node_modules were installed by the build; again here if removed).
 [ -d web/node_modules ] || (cd web && npm ci --no-audit --no-fund)
 (cd web && npx vitest run) 2>&1 | tee -a "$log"
-(cd web && AIAAS_BIN="$CARGO_TARGET_DIR/debug/aiaas" node --test --test-reporter=spec test/e2e/) 2>&1 | tee -a "$log"
+(cd web && AIAAS_BIN="$CARGO_TARGET_DIR/debug/aiaas" node --test --test-concurrency=1 --test-reporter=spec test/e2e/) 2>&1 | tee -a "$log"
 
 # Both runners passed (pipefail): add up what they ran.
 python3 - "$log" <<'PY'
 import re, sys
-text = open(sys.argv[1], errors="replace").read()
+text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], errors="replace").read())
 passed = failed = 0
 for p, f in re.findall(r"test result: \w+\. (\d+) passed; (\d+) failed", text):
     passed += int(p); failed += int(f)

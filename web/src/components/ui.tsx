@@ -1,7 +1,7 @@
 // Building blocks shared by the pages: errors, empty states, tabs, code panels, bars.
 
 import type { ComponentChildren } from "preact";
-import { useState } from "preact/hooks";
+import { useId, useState } from "preact/hooks";
 import { messageOf } from "../api";
 
 /** The API's own message, never a bare "Error 500". */
@@ -43,27 +43,47 @@ export function PageHeader({ title, children }: { title: string; children?: Comp
   );
 }
 
+/** WAI-ARIA tabs: the selected tab is the one in the tab order; arrow keys, Home and
+ * End move between tabs. Each tab's id is `${idPrefix}-${id}`. */
 export function Tabs<T extends string>({
   tabs,
   value,
   onChange,
   label,
+  idPrefix = "tab",
 }: {
   tabs: { id: T; label: string }[];
   value: T;
   onChange: (id: T) => void;
   label: string;
+  idPrefix?: string;
 }) {
+  const move = (e: KeyboardEvent) => {
+    const i = tabs.findIndex((t) => t.id === value);
+    const to =
+      e.key === "ArrowRight" ? (i + 1) % tabs.length
+      : e.key === "ArrowLeft" ? (i - 1 + tabs.length) % tabs.length
+      : e.key === "Home" ? 0
+      : e.key === "End" ? tabs.length - 1
+      : -1;
+    if (to < 0) return;
+    e.preventDefault();
+    onChange(tabs[to].id);
+    const list = (e.currentTarget as HTMLElement | null)?.closest("[role=tablist]");
+    requestAnimationFrame(() => (list?.querySelectorAll<HTMLElement>("[role=tab]")[to])?.focus());
+  };
   return (
     <div class="tabs" role="tablist" aria-label={label}>
       {tabs.map((t) => (
         <button
           type="button"
           role="tab"
-          id={`tab-${t.id}`}
+          id={`${idPrefix}-${t.id}`}
           aria-selected={t.id === value}
+          tabIndex={t.id === value ? 0 : -1}
           class={t.id === value ? "tab active" : "tab"}
           onClick={() => onChange(t.id)}
+          onKeyDown={move}
         >
           {t.label}
         </button>
@@ -101,6 +121,7 @@ export function CopyButton({ text, label = "Copy" }: { text: string; label?: str
 
 /** "Show code": the same call as curl and with the `openai` Python client (or requests). */
 export function CodePanel({ snippets }: { snippets: { id: string; label: string; code: string }[] }) {
+  const idPrefix = `code${useId()}`;
   const [open, setOpen] = useState(false);
   const [tab, setTab] = useState(snippets[0]?.id ?? "");
   const current = snippets.find((s) => s.id === tab) ?? snippets[0];
@@ -111,7 +132,7 @@ export function CodePanel({ snippets }: { snippets: { id: string; label: string;
       </button>
       {open && current && (
         <div>
-          <Tabs label="Code language" tabs={snippets.map((s) => ({ id: s.id, label: s.label }))} value={current.id} onChange={setTab} />
+          <Tabs label="Code language" idPrefix={idPrefix} tabs={snippets.map((s) => ({ id: s.id, label: s.label }))} value={current.id} onChange={setTab} />
           <pre class="code">
             <code>{current.code}</code>
           </pre>

@@ -10,18 +10,12 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { DATA, SCREENSHOTS, call as apiCall, pullChatModel, startServer } from "./harness.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.AIAAS_BIN ?? path.join(os.homedir(), ".cache/aiaas-target/debug/aiaas");
-const DATA = process.env.AIAAS_TEST_DATA ?? path.join(os.homedir(), ".cache/aiaas-data-cache");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-export const SCREENSHOTS = process.env.AIAAS_SCREENSHOTS ?? path.join(here, "../../test-results/screenshots");
 
 let server;
 let base;
@@ -29,45 +23,10 @@ let adminKey;
 let browser;
 let page;
 const consoleErrors = [];
-/** Console errors the test provoked on purpose (a forged call answered 403). */
+/** Console errors the test provoked on purpose (refused requests). */
 let expectedErrors = 0;
 
-async function startServer() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aiaas-console-"));
-  const child = spawn(
-    BIN,
-    ["serve", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0", "--no-demo", "--master-key-file", path.join(dir, "master.key")],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let out = "";
-  const ready = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`aiaas did not start:\n${out}`)), 60_000);
-    const on = (chunk) => {
-      out += chunk;
-      const url = /listening on (http:\/\/[0-9.:]+)/.exec(out);
-      const key = /admin key: (aiaas_[0-9a-f]+)/.exec(out);
-      if (url && key) {
-        clearTimeout(timer);
-        resolve({ url: url[1], key: key[1] });
-      }
-    };
-    child.stdout.on("data", on);
-    child.stderr.on("data", on);
-    child.on("exit", (code) => reject(new Error(`aiaas exited with ${code}:\n${out}`)));
-  });
-  const { url, key } = await ready;
-  return { child, dir, url, key };
-}
-
-async function call(method, p, body, key = adminKey) {
-  const resp = await fetch(base + p, {
-    method,
-    headers: { Authorization: `Bearer ${key}`, ...(body ? { "Content-Type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await resp.text();
-  return { status: resp.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = (method, p, body, key = adminKey) => apiCall(base, key, method, p, body);
 
 async function shot(name) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
@@ -85,9 +44,7 @@ before(async () => {
   server = await startServer();
   base = server.url;
   adminKey = server.key;
-  // The chat model comes from the test data (the CLI's `aiaas pull` does the same).
-  const gguf = path.join(DATA, "models/smollm2-135m-instruct.gguf");
-  const pulled = await call("POST", "/api/v1/library/pull", { source: gguf, name: "smollm2-135m-instruct", stream: false });
+  const pulled = await pullChatModel(base, adminKey);
   assert.ok([200, 201].includes(pulled.status), JSON.stringify(pulled.body));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -102,8 +59,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.child.kill("SIGTERM");
-  if (server) fs.rmSync(server.dir, { recursive: true, force: true });
+  server?.stop();
 });
 
 test("the console is served by the binary itself, locked down by its headers", async () => {
