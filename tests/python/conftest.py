@@ -1,6 +1,7 @@
 """Fixtures: a real `aiaas serve` on port 0 with a fresh data directory, and a small
 deployed classifier trained through the HTTP API."""
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -63,6 +64,9 @@ def server():
     yield Server(proc, base, data_dir)
     proc.terminate()
     proc.wait(timeout=60)
+    log.close()
+    # The data directory holds pulled models (hundreds of MB): never leave it behind.
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _synthetic_csv(rows_per_class=40):

@@ -21,7 +21,7 @@ export interface Me {
     allowed_models: string[] | null;
     expires_at: number | null;
   };
-  tenant: { id: string; name: string };
+  tenant: Tenant;
   permissions: Permission[];
 }
 

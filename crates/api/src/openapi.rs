@@ -93,11 +93,12 @@ fn operations() -> Vec<Op> {
                 "put",
                 "/api/v1/keys/{id}",
                 "keys",
-                "Set a key's limits and IP allow-list",
+                "Set a key's limits, IP allow-list and (if given) model allow-list",
             ),
             json!({"type": "object", "properties": {
                 "limits": {"$ref": "#/components/schemas/Limits"},
-                "allowed_ips": {"type": "array", "items": {"type": "string"}}}}),
+                "allowed_ips": {"type": "array", "items": {"type": "string"}},
+                "allowed_models": {"type": ["array", "null"], "items": {"type": "string"}}}}),
         ),
         with(
             op(

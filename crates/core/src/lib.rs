@@ -56,7 +56,7 @@ pub use privacy::{
     parse_mode, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, PrivacyUpdate,
     PSEUDONYM_SECRET_FILE,
 };
-pub use tenants::{CreatedKey, Identity, KeyLimits, NewKey, TenantName};
+pub use tenants::{CreatedKey, Identity, KeyLimits, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

@@ -37,6 +37,9 @@ pub struct KeyLimits {
     pub limits: aiaas_types::Limits,
     #[serde(default)]
     pub allowed_ips: Option<Vec<String>>,
+    /// The models the key may call: left out keeps the list, null allows every model.
+    #[serde(default, deserialize_with = "crate::privacy::present")]
+    pub allowed_models: Option<Option<Vec<String>>>,
 }
 
 /// A created key with its secret, which is shown this once and never stored.
@@ -50,15 +53,10 @@ pub struct CreatedKey {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Identity {
     pub key: ApiKeyRecord,
-    pub tenant: TenantName,
+    /// The key's own tenant: name, limits and PII policies.
+    pub tenant: Tenant,
     /// What the key's role allows (`manage_keys`, `train`, `infer`, ...).
     pub permissions: Vec<&'static str>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TenantName {
-    pub id: String,
-    pub name: String,
 }
 
 impl Platform {
@@ -180,10 +178,32 @@ impl Platform {
                 "a key cannot change the limits of a key with a higher role".into(),
             ));
         }
+        if let Some(models) = &new.allowed_models {
+            for m in models.iter().flatten() {
+                check_name("model", m)?;
+            }
+            // A key limited to some models can only grant a subset of them.
+            if let Some(mine) = &principal.allowed_models {
+                let within = models
+                    .as_ref()
+                    .is_some_and(|theirs| theirs.iter().all(|m| mine.contains(m)));
+                if !within {
+                    return Err(CoreError::Forbidden(
+                        "a key limited to some models can only allow a subset of them".into(),
+                    ));
+                }
+            }
+        }
         self.inner
             .meta
             .set_key_limits(&key.id, &new.limits, allowed_ips.as_deref())
             .await?;
+        if let Some(models) = &new.allowed_models {
+            self.inner
+                .meta
+                .set_key_allowed_models(&key.id, models.as_deref())
+                .await?;
+        }
         self.inner.meta.key(key_id).await?.ok_or_else(not_found)
     }
 
@@ -227,10 +247,7 @@ impl Platform {
             .collect();
         Ok(Identity {
             key,
-            tenant: TenantName {
-                id: tenant.id,
-                name: tenant.name,
-            },
+            tenant,
             permissions,
         })
     }

@@ -140,6 +140,21 @@ impl Metadata {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Replace a key's model allow-list (`None`: every model); false when there is no
+    /// such key.
+    pub async fn set_key_allowed_models(
+        &self,
+        id: &str,
+        models: Option<&[String]>,
+    ) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET allowed_models = $1 WHERE id = $2")
+            .bind(models.map(|m| serde_json::to_string(m).unwrap_or_default()))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Set a tenant's PII policies for model inputs and outputs (each a mode name or
     /// NULL for off); false when there is no such tenant.
     pub async fn set_tenant_privacy(

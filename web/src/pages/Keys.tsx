@@ -24,6 +24,7 @@ import {
 } from "../keys";
 import { can, useMe } from "../me";
 import type { ApiKey, Me, Tenant } from "../types";
+import { TenantPrivacyForm } from "./Tenants";
 
 /** POST /api/v1/keys answers the key with its secret, this once. */
 type CreatedKey = ApiKey & { secret: string };
@@ -118,6 +119,8 @@ export function KeysPage() {
         {isAdmin ? "Keys of every tenant." : `Keys of your tenant, ${me.tenant.name}.`} A key's secret is shown once, when it
         is created; the server keeps only a hash of it.
       </p>
+
+      {!isAdmin && <OwnTenantPrivacy tenant={me.tenant} />}
 
       {created && <SecretBox created={created} tenant={tenantName.get(created.tenant_id)} onDismiss={() => setCreated(null)} />}
 
@@ -500,6 +503,7 @@ function CreateKeyForm({
 
 function EditKeyForm({ apiKey, onSaved, onCancel }: { apiKey: ApiKey; onSaved: () => void; onCancel: () => void }) {
   const [ips, setIps] = useState((apiKey.allowed_ips ?? []).join(", "));
+  const [models, setModels] = useState((apiKey.allowed_models ?? []).join(", "));
   const [limits, setLimits] = useState<LimitsForm>(limitsToForm(apiKey.limits));
   const act = useAction();
   const heading = useRef<HTMLHeadingElement>(null);
@@ -515,6 +519,9 @@ function EditKeyForm({ apiKey, onSaved, onCancel }: { apiKey: ApiKey; onSaved: (
           const body: Record<string, unknown> = { limits: limitsFromForm(limits) };
           const list = parseList(ips);
           if (list.length > 0) body.allowed_ips = list;
+          // Empty: every model (null); otherwise exactly these.
+          const allowed = parseList(models);
+          body.allowed_models = allowed.length > 0 ? allowed : null;
           return api<ApiKey>("PUT", `/api/v1/keys/${encodeURIComponent(apiKey.id)}`, body);
         });
         if (saved) onSaved();
@@ -527,9 +534,23 @@ function EditKeyForm({ apiKey, onSaved, onCancel }: { apiKey: ApiKey; onSaved: (
         Key id <code>{apiKey.id}</code> <CopyButton text={apiKey.id} label="Copy id" />
       </p>
       <p class="muted small">
-        Allowed models: {describeList(apiKey.allowed_models, "all")}. Models and expiry are fixed when a key is created; to change
-        them, create a new key and revoke this one.
+        Expiry is fixed when a key is created ({apiKey.expires_at ? `expires ${new Date(apiKey.expires_at).toLocaleString()}` : "never expires"}); to
+        change it, create a new key and revoke this one.
       </p>
+      <label for="edit-key-models">
+        Allowed models
+        <input
+          id="edit-key-models"
+          autocomplete="off"
+          placeholder="every model"
+          aria-describedby="edit-key-models-hint"
+          value={models}
+          onInput={(e) => setModels(inputValue(e))}
+        />
+        <span id="edit-key-models-hint" class="muted small hint">
+          Comma-separated model names; empty for every model of the tenant.
+        </span>
+      </label>
       <label for="edit-key-ips">
         Allowed IP addresses
         <input
@@ -555,5 +576,36 @@ function EditKeyForm({ apiKey, onSaved, onCancel }: { apiKey: ApiKey; onSaved: (
         </button>
       </div>
     </form>
+  );
+}
+
+/** An owner's view of its own tenant's PII policy (admins set every tenant's under Tenants). */
+function OwnTenantPrivacy({ tenant }: { tenant: Tenant }) {
+  const [current, setCurrent] = useState(tenant);
+  const [editing, setEditing] = useState(false);
+  const describe = (m: string | null) => m ?? "off";
+  if (editing) {
+    return (
+      <TenantPrivacyForm
+        tenant={current}
+        onSaved={async () => {
+          const me = await api<Me>("GET", "/api/v1/me");
+          setCurrent(me.tenant);
+          setEditing(false);
+        }}
+        onCancel={() => setEditing(false)}
+      />
+    );
+  }
+  return (
+    <section class="card" aria-labelledby="own-privacy-title">
+      <h2 id="own-privacy-title">PII policy of your tenant</h2>
+      <p>
+        Model inputs: <Badge>{describe(current.pii_inputs)}</Badge> · model outputs: <Badge>{describe(current.pii_outputs)}</Badge>
+      </p>
+      <button type="button" class="secondary" onClick={() => setEditing(true)}>
+        Edit PII policy
+      </button>
+    </section>
   );
 }

@@ -258,7 +258,7 @@ function TenantLimitsForm({ tenant, onSaved, onCancel }: { tenant: Tenant; onSav
   );
 }
 
-function TenantPrivacyForm({ tenant, onSaved, onCancel }: { tenant: Tenant; onSaved: () => void; onCancel: () => void }) {
+export function TenantPrivacyForm({ tenant, onSaved, onCancel }: { tenant: Tenant; onSaved: () => void; onCancel: () => void }) {
   const [inputs, setInputs] = useState<PiiMode>((tenant.pii_inputs as PiiMode | null) ?? "off");
   const [outputs, setOutputs] = useState<PiiMode>((tenant.pii_outputs as PiiMode | null) ?? "off");
   const act = useAction();

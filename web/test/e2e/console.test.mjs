@@ -230,6 +230,27 @@ test("every other page renders for the admin", async () => {
   }
 });
 
+test("an owner sets its own tenant's PII policy, and sees no Tenants page", async () => {
+  const created = await call("POST", "/api/v1/keys", { name: "owner", role: "owner" });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(created.body.secret);
+  const nav = await page.getByRole("navigation", { name: "Sections" }).innerText();
+  assert.match(nav, /Keys/);
+  assert.doesNotMatch(nav, /Tenants/);
+  await page.goto(base + "/#/keys");
+  await page.getByRole("heading", { name: "PII policy of your tenant" }).waitFor();
+  await page.getByRole("button", { name: "Edit PII policy" }).click();
+  await page.locator("#pii-outputs").selectOption("mask");
+  await page.getByRole("button", { name: "Save PII policy" }).click();
+  await page.getByRole("heading", { name: "PII policy of your tenant" }).waitFor();
+  const me = await call("GET", "/api/v1/me", undefined, created.body.secret);
+  assert.equal(me.body.tenant.pii_outputs, "mask");
+  assert.equal(me.body.tenant.pii_inputs, null);
+  await shot("21-owner-keys-and-privacy");
+  assert.equal((await call("PUT", `/api/v1/tenants/${me.body.tenant.id}/privacy`, { outputs: null })).status, 200);
+});
+
 test("an inference-only key sees no training controls and gets the API's 403 if it forges the call", async () => {
   const created = await call("POST", "/api/v1/keys", { name: "app", role: "inference" });
   assert.equal(created.status, 201, JSON.stringify(created.body));

@@ -175,6 +175,43 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(get(&server, &far, "/api/v1/models").await.0, 200);
+    // The model allow-list is editable too: a list, kept when left out, null for all.
+    let embed = |model: &'static str| {
+        let (server, far) = (&server, far.clone());
+        async move {
+            let body = json!({"model": model, "input": "hi"});
+            server
+                .call("POST", "/v1/embeddings", Some(&far), Some(body))
+                .await
+                .0
+        }
+    };
+    assert_eq!(
+        embed("other").await,
+        404,
+        "every model allowed: an unknown one is missing"
+    );
+    let put = |body: Value| {
+        let (server, path) = (&server, format!("/api/v1/keys/{far_id}"));
+        async move { server.call("PUT", &path, Some(ADMIN_KEY), Some(body)).await }
+    };
+    let ips = json!(["10.0.0.0/8", "127.0.0.0/8"]);
+    let (status, v) = put(json!({"allowed_ips": ips, "allowed_models": ["only-this"]})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["allowed_models"], json!(["only-this"]));
+    assert_eq!(embed("other").await, 403);
+    assert_eq!(embed("only-this").await, 404);
+    let (status, v) = put(json!({"allowed_ips": ips})).await;
+    assert_eq!(
+        (status, &v["allowed_models"]),
+        (200, &json!(["only-this"])),
+        "kept: {v}"
+    );
+    let (status, _) = put(json!({"allowed_ips": ips, "allowed_models": ["../etc"]})).await;
+    assert_eq!(status, 400);
+    let (status, v) = put(json!({"allowed_ips": ips, "allowed_models": null})).await;
+    assert_eq!((status, &v["allowed_models"]), (200, &Value::Null), "{v}");
+    assert_eq!(embed("other").await, 404);
     let (status, v) = server
         .call(
             "POST",

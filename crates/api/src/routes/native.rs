@@ -98,7 +98,8 @@ async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl I
     Ok(Json(json!({"keys": s.platform.list_keys(&p).await?})))
 }
 
-/// Replace a key's limits and IP allow-list: `{"limits": {...}, "allowed_ips": [...]}`.
+/// Replace a key's limits and IP allow-list: `{"limits": {...}, "allowed_ips": [...]}`;
+/// `allowed_models` (optional) replaces its model allow-list (null: every model).
 async fn set_key_limits(
     State(s): State<AppState>,
     Auth(p): Auth,
