@@ -37,6 +37,7 @@ before(async () => {
   browser = await puppeteer.launch({ browser: "firefox", executablePath: FIREFOX, headless: true, protocol: "webDriverBiDi" });
   page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
+  page.setDefaultTimeout(90_000);
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(m.text());
   });

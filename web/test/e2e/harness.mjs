@@ -17,7 +17,12 @@ export async function startServer() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aiaas-console-"));
   const child = spawn(
     BIN,
-    ["serve", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0", "--no-demo", "--master-key-file", path.join(dir, "master.key")],
+    [
+      "serve", "--data-dir", path.join(dir, "data"), "--listen", "127.0.0.1:0", "--no-demo",
+      "--master-key-file", path.join(dir, "master.key"),
+      // Catalogue pulls come from the wheels the set-up script cached (no network).
+      "--wheel-dir", path.join(DATA, "wheels"),
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
