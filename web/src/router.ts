@@ -37,6 +37,8 @@ export function useRoute(): Route {
   useEffect(() => {
     const on = () => setRoute(parseHash(window.location.hash));
     window.addEventListener("hashchange", on);
+    // A change between the first render and this effect fired no event we heard.
+    on();
     return () => window.removeEventListener("hashchange", on);
   }, []);
   return route;

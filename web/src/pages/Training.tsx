@@ -1,7 +1,7 @@
 // Training: start a job with the training API's options, watch it live (curves drawn as
 // epochs arrive over SSE), cancel it, compare finished jobs, deploy the result.
 
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, stream } from "../api";
 import { LineChart, color } from "../components/chart";
 import { Badge, Empty, ErrorBox, Loading, PageHeader, ProgressBar, Stat } from "../components/ui";
@@ -130,8 +130,10 @@ function NewJob({ datasets, datasetsError }: { datasets?: Dataset[]; datasetsErr
   useEffect(() => {
     if (!dataset && datasets && datasets.length > 0) setDataset(datasets[0].name);
   }, [datasets]);
+  // A default model name follows the data set until the user types one.
+  const named = useRef(false);
   useEffect(() => {
-    if (!model && dataset) setModel(`${dataset}-classifier`.replace(/[^A-Za-z0-9_.-]+/g, "-").slice(0, 64));
+    if (!named.current && dataset) setModel(`${dataset}-classifier`.replace(/[^A-Za-z0-9_.-]+/g, "-").slice(0, 64));
   }, [dataset]);
   if (datasets && datasets.length === 0) {
     return (
@@ -181,7 +183,15 @@ function NewJob({ datasets, datasetsError }: { datasets?: Dataset[]; datasetsErr
           </label>
           <label>
             Model name
-            <input value={model} required pattern="[A-Za-z0-9][A-Za-z0-9_.\-]*" onInput={(e) => setModel((e.target as HTMLInputElement).value)} />
+            <input
+              value={model}
+              required
+              pattern="[A-Za-z0-9][A-Za-z0-9_.\-]*"
+              onInput={(e) => {
+                named.current = true;
+                setModel((e.target as HTMLInputElement).value);
+              }}
+            />
           </label>
           <label>
             Architecture

@@ -28,6 +28,19 @@ let expectedErrors = 0;
 
 const call = (method, p, body, key = adminKey) => apiCall(base, key, method, p, body);
 
+/** A test that leaves a screenshot of the page behind when it fails. */
+function step(name, fn) {
+  test(name, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      const slug = name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
+      await page?.screenshot({ path: path.join(SCREENSHOTS, `FAILED-${slug}.png`), fullPage: true }).catch(() => {});
+      throw e;
+    }
+  });
+}
+
 async function shot(name) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
@@ -66,7 +79,7 @@ after(async () => {
   server?.stop();
 });
 
-test("the console is served by the binary itself, locked down by its headers", async () => {
+step("the console is served by the binary itself, locked down by its headers", async () => {
   const index = await fetch(base + "/");
   assert.equal(index.status, 200);
   assert.match(index.headers.get("content-type"), /text\/html/);
@@ -81,7 +94,7 @@ test("the console is served by the binary itself, locked down by its headers", a
   assert.equal((await fetch(`${base}/assets/no-such-file.js`)).status, 404);
 });
 
-test("sign-in refuses a wrong key with the API's message, and keeps the key out of the URL", async () => {
+step("sign-in refuses a wrong key with the API's message, and keeps the key out of the URL", async () => {
   await page.goto(base + "/");
   await shot("01-sign-in");
   await page.getByLabel("API key").fill("aiaas_not_a_real_key");
@@ -96,7 +109,7 @@ test("sign-in refuses a wrong key with the API's message, and keeps the key out 
   assert.equal(await page.evaluate(() => sessionStorage.getItem("aiaas.key")), adminKey);
 });
 
-test("upload the BBC CSV: columns picked from a preview, progress, stats", async () => {
+step("upload the BBC CSV: columns picked from a preview, progress, stats", async () => {
   await page.goto(base + "/#/datasets");
   await page.getByLabel("CSV or JSON Lines file").setInputFiles(path.join(DATA, "bbc-train.csv"));
   await page.getByLabel("Text column").waitFor();
@@ -113,7 +126,7 @@ test("upload the BBC CSV: columns picked from a preview, progress, stats", async
   await shot("03-dataset-stats");
 });
 
-test("train: the curve grows epoch by epoch over SSE, then deploy with one click", async () => {
+step("train: the curve grows epoch by epoch over SSE, then deploy with one click", async () => {
   await page.goto(base + "/#/training");
   await page.getByLabel("Data set").selectOption("bbc");
   await page.getByLabel("Model name").fill("news");
@@ -140,7 +153,7 @@ test("train: the curve grows epoch by epoch over SSE, then deploy with one click
   await shot("06-training-finished-deployed");
 });
 
-test("models: deployed, with metrics and a confusion matrix", async () => {
+step("models: deployed, with metrics and a confusion matrix", async () => {
   await page.goto(base + "/#/models");
   const row = page.getByRole("row", { name: /^news\b(?!-)/ });
   await row.waitFor();
@@ -152,7 +165,7 @@ test("models: deployed, with metrics and a confusion matrix", async () => {
   await shot("08-model-detail");
 });
 
-test("playground: classify a sentence and get the right label", async () => {
+step("playground: classify a sentence and get the right label", async () => {
   await page.goto(base + "/#/playground/classify");
   const text = "Shares in the bank rose sharply after quarterly profits beat forecasts and investors bought the stock.";
   await page.getByLabel("Text", { exact: true }).fill(text);
@@ -163,7 +176,7 @@ test("playground: classify a sentence and get the right label", async () => {
   await shot("09-playground-classify");
 });
 
-test("playground: chat with the LLM, streamed", async () => {
+step("playground: chat with the LLM, streamed", async () => {
   await page.goto(base + "/#/playground/chat");
   await page.getByLabel("Message").fill("Say hello in one short sentence.");
   await page.getByRole("button", { name: "Send" }).click();
@@ -182,7 +195,7 @@ test("playground: chat with the LLM, streamed", async () => {
   await shot("10-playground-chat");
 });
 
-test("playground: sentence similarity with the embedding model", async () => {
+step("playground: sentence similarity with the embedding model", async () => {
   await page.goto(base + "/#/playground/embeddings");
   const inputs = page.locator("#panel-embeddings input[type=text]");
   await inputs.first().waitFor();
@@ -199,12 +212,13 @@ test("playground: sentence similarity with the embedding model", async () => {
   await shot("17-playground-embeddings");
 });
 
-test("training: cancel a running job, compare two finished ones", async () => {
+step("training: cancel a running job, compare two finished ones", async () => {
   await page.goto(base + "/#/training");
   await page.getByLabel("Data set").selectOption("bbc");
   await page.getByLabel("Model name").fill("long-run");
   await page.getByLabel("Epochs").fill("500");
   await page.getByRole("button", { name: "Start training" }).click();
+  await page.getByRole("heading", { name: "Job: long-run" }).waitFor();
   await page.getByRole("button", { name: "Cancel" }).click();
   await page.locator(".badge", { hasText: "cancelled" }).waitFor({ timeout: 120_000 });
 
@@ -214,6 +228,7 @@ test("training: cancel a running job, compare two finished ones", async () => {
   await page.getByLabel("Architecture").selectOption("tfidf-logreg");
   await page.getByLabel("Epochs").fill("5");
   await page.getByRole("button", { name: "Start training" }).click();
+  await page.getByRole("heading", { name: "Job: news-tfidf" }).waitFor();
   await page.locator(".badge", { hasText: "succeeded" }).waitFor({ timeout: 180_000 });
   await page.goto(base + "/#/training");
   for (const model of ["news", "news-tfidf"]) {
@@ -230,7 +245,48 @@ test("training: cancel a running job, compare two finished ones", async () => {
   await shot("17b-training-compare");
 });
 
-test("keys: create one (secret shown once), then revoke it", async () => {
+step("models: alias, undeploy and redeploy a version; load and unload a library model", async () => {
+  await page.goto(base + "/#/models/news");
+  await page.getByLabel("Alias for v1").fill("production");
+  await page.getByRole("button", { name: "Set alias" }).click();
+  await page.getByRole("row", { name: /v1/ }).getByText("production").waitFor();
+  await page.getByRole("button", { name: "Undeploy" }).click();
+  await page.getByText("not deployed").first().waitFor();
+  assert.equal((await call("POST", "/api/v1/models/news/predict", { text: "x" })).status, 409);
+  await page.getByRole("button", { name: "Deploy v1" }).click();
+  await page.getByText("deployed v1").first().waitFor();
+  assert.equal((await call("POST", "/api/v1/models/news:production/predict", { text: "shares rose" })).status, 200);
+
+  await page.goto(base + "/#/models");
+  const row = page.getByRole("row", { name: /all-minilm-l6-v2/ });
+  await row.waitFor();
+  if ((await row.getByRole("button", { name: "Unload" }).count()) > 0) {
+    await row.getByRole("button", { name: "Unload" }).click();
+  }
+  await row.getByRole("button", { name: "Load" }).click();
+  await row.getByText(/^(loaded|busy)/).waitFor();
+  const ps = await call("GET", "/api/v1/ps");
+  assert.ok(ps.body.models.some((m) => m.label === "all-minilm-l6-v2"), JSON.stringify(ps.body));
+  await row.getByRole("button", { name: "Unload" }).click();
+  await row.getByText("unloaded").waitFor();
+});
+
+step("usage and audit show what this test did", async () => {
+  await page.goto(base + "/#/usage");
+  await page.getByText("smollm2-135m-instruct").first().waitFor();
+  await page.goto(base + "/#/audit");
+  await page.locator("#audit-outcome").selectOption("denied");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  // Only denials are listed once the filter applies, the refused sign-in of the first
+  // test (an authentication failure) among them.
+  await page.waitForFunction(() => {
+    const badges = [...document.querySelectorAll("tbody .badge")].map((b) => b.textContent);
+    return badges.length > 0 && badges.every((o) => o === "denied");
+  });
+  await page.getByRole("cell", { name: /auth\.failed/ }).first().waitFor();
+});
+
+step("keys: create one (secret shown once), then revoke it", async () => {
   await page.goto(base + "/#/keys");
   await page.getByRole("button", { name: "New key" }).click();
   await page.locator("#key-name").fill("console-e2e");
@@ -252,7 +308,7 @@ test("keys: create one (secret shown once), then revoke it", async () => {
   await shot("12-keys-revoked");
 });
 
-test("every other page renders for the admin", async () => {
+step("every other page renders for the admin", async () => {
   for (const [name, route] of [
     ["13-tenants", "tenants"],
     ["14-usage", "usage"],
@@ -281,7 +337,7 @@ test("every other page renders for the admin", async () => {
   }
 });
 
-test("an owner sets its own tenant's PII policy, and sees no Tenants page", async () => {
+step("an owner sets its own tenant's PII policy, and sees no Tenants page", async () => {
   const created = await call("POST", "/api/v1/keys", { name: "owner", role: "owner" });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -302,7 +358,7 @@ test("an owner sets its own tenant's PII policy, and sees no Tenants page", asyn
   assert.equal((await call("PUT", `/api/v1/tenants/${me.body.tenant.id}/privacy`, { outputs: null })).status, 200);
 });
 
-test("an inference-only key sees no training controls and gets the API's 403 if it forges the call", async () => {
+step("an inference-only key sees no training controls and gets the API's 403 if it forges the call", async () => {
   const created = await call("POST", "/api/v1/keys", { name: "app", role: "inference" });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -330,7 +386,7 @@ test("an inference-only key sees no training controls and gets the API's 403 if 
   assert.match(forged.body.error.message, /permission|not allowed|may not/i);
 });
 
-test("no console errors on any page", () => {
+step("no console errors on any page", () => {
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource: the server responded with a status of (401|403)/.test(e));
   assert.deepEqual(unexpected, []);
   assert.ok(consoleErrors.length <= expectedErrors, `only the provoked refusals were logged: ${consoleErrors.join(" | ")}`);
