@@ -3,6 +3,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import type { EpochPoint } from "../types";
 
 export interface Series {
   label: string;
@@ -89,4 +90,25 @@ export function LineChart({
   }, [x, series]);
 
   return <div class="chart" ref={host} role="img" aria-label={title} />;
+}
+
+/** Loss (right axis) and accuracy (left) per epoch of one architecture's training;
+ * `index` picks a distinct set of colours when several are drawn on one page. */
+export function EpochCurves({ architecture, points, index }: { architecture: string; points: EpochPoint[]; index: number }) {
+  const c = (k: number) => color(4 * index + k);
+  return (
+    <LineChart
+      title={`Loss and accuracy per epoch, ${architecture}`}
+      x={points.map((p) => p.epoch)}
+      xLabel="epoch"
+      yLabel="accuracy"
+      rightLabel="loss"
+      series={[
+        { label: "train accuracy", values: points.map((p) => p.train_accuracy), color: c(0) },
+        { label: "validation accuracy", values: points.map((p) => p.val_accuracy ?? null), color: c(2) },
+        { label: "train loss", values: points.map((p) => p.train_loss), color: c(1), right: true },
+        { label: "validation loss", values: points.map((p) => p.val_loss ?? null), color: c(3), right: true },
+      ]}
+    />
+  );
 }

@@ -4,7 +4,7 @@
 
 import { useState } from "preact/hooks";
 import { api } from "../api";
-import { LineChart, color } from "../components/chart";
+import { EpochCurves } from "../components/chart";
 import { Badge, Empty, ErrorBox, Heatmap, Loading, PageHeader, Stat } from "../components/ui";
 import { bytes, duration, num, pct, when } from "../format";
 import { useAction, useApi, useInterval } from "../hooks";
@@ -391,19 +391,7 @@ function VersionDetails({ version }: { version: ModelVersion }) {
               <h3>
                 {c.architecture} {c.architecture === report.architecture && <Badge kind="ok">chosen</Badge>} <span class="muted small">trained in {duration(c.train_seconds)}</span>
               </h3>
-              <LineChart
-                title={`Loss and accuracy per epoch, ${c.architecture}`}
-                x={c.curve.map((p) => p.epoch)}
-                xLabel="epoch"
-                yLabel="accuracy"
-                rightLabel="loss"
-                series={[
-                  { label: "train accuracy", values: c.curve.map((p) => p.train_accuracy), color: color(2 * i) },
-                  { label: "validation accuracy", values: c.curve.map((p) => p.val_accuracy ?? null), color: color(2 * i + 2) },
-                  { label: "train loss", values: c.curve.map((p) => p.train_loss), color: color(2 * i + 1), right: true },
-                  { label: "validation loss", values: c.curve.map((p) => p.val_loss ?? null), color: color(2 * i + 3), right: true },
-                ]}
-              />
+              <EpochCurves architecture={c.architecture} points={c.curve} index={i} />
             </div>
           ))}
         </section>

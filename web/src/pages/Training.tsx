@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, stream } from "../api";
-import { LineChart, color } from "../components/chart";
+import { EpochCurves, LineChart, color } from "../components/chart";
 import { Badge, Empty, ErrorBox, Loading, PageHeader, ProgressBar, Stat } from "../components/ui";
 import { duration, num, pct, when } from "../format";
 import { useAction, useApi, useInterval } from "../hooks";
@@ -350,19 +350,7 @@ export function JobPage({ id }: { id: string }) {
                 </span>
               </h3>
               {running && c.epochs > 0 && <ProgressBar value={(last?.epoch ?? 0) / c.epochs} label={`${c.architecture} epochs`} />}
-              <LineChart
-                title={`Loss and accuracy per epoch, ${c.architecture}`}
-                x={c.points.map((p) => p.epoch)}
-                xLabel="epoch"
-                yLabel="accuracy"
-                rightLabel="loss"
-                series={[
-                  { label: "train accuracy", values: c.points.map((p) => p.train_accuracy), color: color(4 * i) },
-                  { label: "validation accuracy", values: c.points.map((p) => p.val_accuracy ?? null), color: color(4 * i + 2) },
-                  { label: "train loss", values: c.points.map((p) => p.train_loss), color: color(4 * i + 1), right: true },
-                  { label: "validation loss", values: c.points.map((p) => p.val_loss ?? null), color: color(4 * i + 3), right: true },
-                ]}
-              />
+              <EpochCurves architecture={c.architecture} points={c.points} index={i} />
             </div>
           );
         })}
