@@ -161,16 +161,19 @@ impl Server {
 
     /// Pull a library model (as the admin, not streamed) and return its record.
     pub async fn pull(&self, source: &str) -> Value {
-        let (status, v) = self
-            .call(
-                "POST",
-                "/api/v1/library/pull",
-                Some(ADMIN_KEY),
-                Some(json!({"source": source, "stream": false})),
-            )
-            .await;
+        let (status, v) = self.pull_as(source, None).await;
         assert!(status == 200 || status == 201, "pull {source}: {v}");
         v
+    }
+
+    /// Pull a library model under `name` (as the admin, not streamed): status and body.
+    pub async fn pull_as(&self, source: &str, name: Option<&str>) -> (u16, Value) {
+        let mut body = json!({"source": source, "stream": false});
+        if let Some(n) = name {
+            body["name"] = json!(n);
+        }
+        self.call("POST", "/api/v1/library/pull", Some(ADMIN_KEY), Some(body))
+            .await
     }
 
     /// Create a tenant (as the admin).

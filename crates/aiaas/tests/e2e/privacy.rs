@@ -137,14 +137,7 @@ async fn model_replies_are_masked_by_tenant_and_model_policies() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(ServerOptions::new(data.path()));
     let gguf = crate::common::test_data().join("models/smollm2-135m-instruct.gguf");
-    let (status, v) = server
-        .call(
-            "POST",
-            "/api/v1/library/pull",
-            Some(ADMIN_KEY),
-            Some(json!({"source": gguf.to_str().unwrap(), "name": "chat", "stream": false})),
-        )
-        .await;
+    let (status, v) = server.pull_as(gguf.to_str().unwrap(), Some("chat")).await;
     assert_eq!(status, 201, "{v}");
     server.tenant("clinic").await;
     let owner = server.key(ADMIN_KEY, "clinic", "owner").await;

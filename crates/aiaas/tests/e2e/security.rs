@@ -346,12 +346,7 @@ async fn masking_endpoint_and_masked_logs() {
     // A copy, not a link: the pull records the resolved path.
     std::fs::copy(&gguf, odd.join("model.gguf")).unwrap();
     let (status, v) = server
-        .call(
-            "POST",
-            "/api/v1/library/pull",
-            Some(ADMIN_KEY),
-            Some(json!({"source": odd.join("model.gguf").to_str().unwrap(), "name": "masked-log", "stream": false})),
-        )
+        .pull_as(odd.join("model.gguf").to_str().unwrap(), Some("masked-log"))
         .await;
     assert!(status == 200 || status == 201, "{v}");
     server.stop();
@@ -406,6 +401,18 @@ async fn complete_chat(server: &Server) -> (u16, Value) {
     (status, text)
 }
 
+/// The first rows of the stored `topics-data` data set.
+async fn preview_topics(server: &Server) -> (u16, Value) {
+    server
+        .call(
+            "GET",
+            "/api/v1/datasets/topics-data/preview?limit=5",
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await
+}
+
 async fn predict_label(server: &Server, text: &str) -> (u16, Value) {
     server
         .call(
@@ -426,14 +433,7 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
     assert_eq!(status, 200, "{before}");
     // A library model's weights are sealed too, and still load.
     let gguf = crate::common::test_data().join("models/smollm2-135m-instruct.gguf");
-    let (status, v) = server
-        .call(
-            "POST",
-            "/api/v1/library/pull",
-            Some(ADMIN_KEY),
-            Some(json!({"source": gguf.to_str().unwrap(), "name": "chat", "stream": false})),
-        )
-        .await;
+    let (status, v) = server.pull_as(gguf.to_str().unwrap(), Some("chat")).await;
     assert_eq!(status, 201, "{v}");
     let weights = data.path().join("models/chat/model.gguf");
     let sealed = std::fs::read(&weights).unwrap();
@@ -482,14 +482,7 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
     let at = bad.len() / 2;
     bad[at] ^= 0x01;
     std::fs::write(&dataset, &bad).unwrap();
-    let (status, v) = server
-        .call(
-            "GET",
-            "/api/v1/datasets/topics-data/preview?limit=5",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (status, v) = preview_topics(&server).await;
     assert_eq!(status, 500, "{v}");
     assert_eq!(v["error"]["code"], "data_integrity", "{v}");
     assert!(
@@ -501,14 +494,7 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
     );
     // Truncated (the last chunk gone): refused too.
     std::fs::write(&dataset, &good[..good.len() - 20]).unwrap();
-    let (status, v) = server
-        .call(
-            "GET",
-            "/api/v1/datasets/topics-data/preview?limit=5",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (status, v) = preview_topics(&server).await;
     assert_eq!(status, 500, "{v}");
     assert_eq!(v["error"]["code"], "data_integrity");
     // Training on it fails with the reason, instead of learning from damaged data.
@@ -537,14 +523,7 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
         "{job}"
     );
     std::fs::write(&dataset, &good).unwrap();
-    let (status, v) = server
-        .call(
-            "GET",
-            "/api/v1/datasets/topics-data/preview?limit=5",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (status, v) = preview_topics(&server).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["rows"].as_array().unwrap().len(), 5);
     server.stop();
@@ -604,14 +583,7 @@ async fn artifacts_are_encrypted_tamper_is_refused_and_the_master_key_rotates() 
         "same model, same answer after rotation"
     );
     assert_eq!(complete_chat(&server).await, reply_before);
-    let (status, _) = server
-        .call(
-            "GET",
-            "/api/v1/datasets/topics-data/preview?limit=5",
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
+    let (status, _) = preview_topics(&server).await;
     assert_eq!(status, 200);
     server.stop();
 
