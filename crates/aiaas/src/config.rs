@@ -109,6 +109,24 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         bail!("max_batch and queue_capacity must be positive");
     }
     let mut platform = aiaas_core::PlatformConfig::new(data_dir);
+    platform.database_url = args.database_url.clone().filter(|u| !u.is_empty());
+    if let Some(url) = &platform.database_url {
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            bail!(
+                "--database-url must be postgres://USER:PASSWORD@HOST:PORT/DB (or sqlite://PATH), got {}",
+                aiaas_core::redact_url(url)
+            );
+        }
+    }
+    platform.artifacts = s3_config(args)?;
+    if let Some(id) = args.replica_id.as_ref().filter(|i| !i.is_empty()) {
+        platform.replica_id = id.clone();
+    }
+    platform.job_lease = seconds("--job-lease", args.job_lease, 30.0, 2.0..=3600.0)?;
+    platform.drain_timeout = seconds("--drain-timeout", args.drain_timeout, 30.0, 0.0..=3600.0)?;
     platform.demo = !args.no_demo && file.demo.unwrap_or(true);
     platform.max_upload_bytes = max_upload_mb * 1024 * 1024;
     platform.training_workers = training_workers;
@@ -160,6 +178,18 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
                 name.push(".backups");
                 platform.data_dir.with_file_name(name)
             });
+            if platform.artifacts.is_some()
+                || platform
+                    .database_url
+                    .as_deref()
+                    .is_some_and(|u| !u.starts_with("sqlite:"))
+            {
+                bail!(
+                    "--backup-every backs up SQLite + local files; with PostgreSQL and S3 use \
+                     the database's and the bucket's own backups (pg_dump or PITR, bucket \
+                     versioning), keeping the master key apart"
+                );
+            }
             Some(BackupSchedule { every, dir, keep })
         }
     };
@@ -169,6 +199,64 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         backups,
         platform,
     })
+}
+
+/// A duration flag in seconds, within `range`.
+fn seconds(
+    flag: &str,
+    value: Option<f64>,
+    default: f64,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<std::time::Duration> {
+    let v = value.unwrap_or(default);
+    if !v.is_finite() || !range.contains(&v) {
+        bail!(
+            "{flag} must be between {} and {} seconds, got {v}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(std::time::Duration::from_secs_f64(v))
+}
+
+/// The S3 artifact store, when `--artifacts s3://...` asks for one.
+fn s3_config(args: &ServeArgs) -> Result<Option<aiaas_core::S3Config>> {
+    let Some(url) = args.artifacts.as_ref().filter(|u| !u.is_empty()) else {
+        if args.s3_endpoint.is_some() {
+            bail!("--s3-endpoint needs --artifacts s3://BUCKET/PREFIX");
+        }
+        return Ok(None);
+    };
+    let (bucket, prefix) = aiaas_core::S3Config::parse_url(url)?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(access_key), Some(secret_key)) =
+        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    else {
+        bail!(
+            "--artifacts {url} needs S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        );
+    };
+    let endpoint = args.s3_endpoint.clone().filter(|e| !e.is_empty());
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            bail!("--s3-endpoint must be an http:// or https:// URL, got {e:?}");
+        }
+    }
+    Ok(Some(aiaas_core::S3Config {
+        path_style: args.s3_path_style.unwrap_or(endpoint.is_some()),
+        endpoint,
+        region: args
+            .s3_region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into()),
+        bucket,
+        prefix,
+        access_key,
+        secret_key,
+        session_token: env("AWS_SESSION_TOKEN"),
+    }))
 }
 
 /// `AIAAS_MASTER_KEY` (the key itself), else `--master-key-file`, else the default file
@@ -235,6 +323,11 @@ fn library(args: &ServeArgs, file: &FileConfig) -> Result<aiaas_core::LibraryCon
     {
         c.max_model_memory = Some(parse_bytes(&m).with_context(|| {
             format!("--max-model-memory {m:?} is not a size such as 4G, 800M or 2000000000")
+        })?);
+    }
+    if let Some(m) = args.models_cache_max.clone() {
+        c.cache_max_bytes = Some(parse_bytes(&m).with_context(|| {
+            format!("--models-cache-max {m:?} is not a size such as 40G or 800M")
         })?);
     }
     if let Some(k) = args.keep_alive.clone().or_else(|| file.keep_alive.clone()) {

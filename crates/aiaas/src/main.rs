@@ -68,6 +68,35 @@ pub struct ServeArgs {
     /// Optional TOML configuration file.
     #[arg(long, env = "AIAAS_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The metadata database: `postgres://USER:PASSWORD@HOST:PORT/DB` for replicas sharing
+    /// one database (default: SQLite in the data directory).
+    #[arg(long, env = "AIAAS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where datasets and model files are stored: `s3://BUCKET/PREFIX` for replicas
+    /// sharing one object store (default: files in the data directory). Credentials from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+    #[arg(long, env = "AIAAS_ARTIFACTS")]
+    pub artifacts: Option<String>,
+    /// The S3 endpoint, e.g. http://127.0.0.1:9000 for a local server (default: AWS).
+    #[arg(long, env = "AIAAS_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long, env = "AIAAS_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Address buckets in the path (http://host/bucket/key), as most local S3 servers
+    /// need; default: on when --s3-endpoint is given.
+    #[arg(long, env = "AIAAS_S3_PATH_STYLE")]
+    pub s3_path_style: Option<bool>,
+    /// This replica's name, in job logs (default: the host name; a pod's name).
+    #[arg(long, env = "AIAAS_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Seconds a training job stays claimed by a replica that stopped renewing it
+    /// (it died); then another replica takes the job over.
+    #[arg(long, env = "AIAAS_JOB_LEASE")]
+    pub job_lease: Option<f64>,
+    /// Seconds in-flight requests get to finish after SIGTERM before the server stops.
+    #[arg(long, env = "AIAAS_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<f64>,
     /// Do not seed the demo (news data set and classifier) on a first start.
     #[arg(long, env = "AIAAS_NO_DEMO")]
     pub no_demo: bool,
@@ -90,6 +119,11 @@ pub struct ServeArgs {
     /// are unloaded to make room.
     #[arg(long, env = "AIAAS_MAX_MODEL_MEMORY")]
     pub max_model_memory: Option<String>,
+    /// With --artifacts s3://...: the most this replica's local cache of model weights
+    /// holds, e.g. 40G (least recently used models not loaded are dropped; they stay in
+    /// the object store). Default: unbounded.
+    #[arg(long, env = "AIAAS_MODELS_CACHE_MAX")]
+    pub models_cache_max: Option<String>,
     /// How long an idle library model stays loaded: 5m, 30s, 0 (unload at once), -1 (forever).
     #[arg(long, env = "AIAAS_KEEP_ALIVE", allow_hyphen_values = true)]
     pub keep_alive: Option<String>,

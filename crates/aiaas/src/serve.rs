@@ -105,7 +105,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         // Before HTTP drains: readiness false, event streams end, training stops.
         draining.begin_shutdown();
     };
-    crate::tls::serve(listener, app, tls, shutdown).await;
+    crate::tls::serve(listener, app, tls, shutdown, cfg.platform.drain_timeout).await;
     tracing::info!("draining: no new requests; stopping training and models");
     platform.shutdown().await;
     tracing::info!("stopped");

@@ -117,6 +117,7 @@ pub async fn serve(
     app: axum::Router,
     tls: Option<Arc<TlsConfig>>,
     shutdown: impl Future<Output = ()>,
+    drain: std::time::Duration,
 ) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -140,12 +141,21 @@ pub async fn serve(
         };
         tokio::spawn(connection.run());
     }
+    // No new connections from here (a load balancer retries them on another replica);
+    // requests in flight get `drain` to finish, idle keep-alive connections close now.
     drop(listener);
-    tracing::debug!(
-        connections = graceful.count(),
-        "waiting for open connections"
+    let open = graceful.count();
+    tracing::info!(
+        connections = open,
+        deadline_secs = drain.as_secs_f64(),
+        "draining open connections"
     );
-    graceful.shutdown().await;
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            deadline_secs = drain.as_secs_f64(),
+            "requests still running at the drain deadline were cut"
+        );
+    }
 }
 
 /// One accepted TCP connection: handshake, then HTTP/1.1 until either side closes it.

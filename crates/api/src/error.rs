@@ -146,6 +146,8 @@ impl IntoResponse for ApiError {
             | CoreError::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            // The database away, a draining replica: another try (or replica) soon.
+            CoreError::Unavailable(_) => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -105,5 +105,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         aiaas_core::metrics_buckets::LATENCY,
         started.elapsed().as_secs_f64(),
     );
+    // Which replica answered (behind a load balancer, for operators and retries).
+    let mut response = response;
+    if let Ok(v) = axum::http::HeaderValue::from_str(state.platform.replica_id()) {
+        response.headers_mut().insert("x-aiaas-replica", v);
+    }
     response
 }

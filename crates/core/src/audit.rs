@@ -113,11 +113,10 @@ impl Platform {
         let target = event.target.map(|t| masker.mask(&t, &policy).text);
         let mut detail = event.detail;
         masker.mask_json(&mut detail, &policy);
-        // One writer at a time in this process; the primary key on `seq` settles races
-        // with other processes sharing the database.
+        // One writer at a time in this process; across replicas, the store's append is
+        // atomic (an advisory lock on PostgreSQL, the primary key on `seq` elsewhere).
         let _guard = self.inner.audit_lock.lock().await;
-        for _ in 0..8 {
-            let head = self.inner.meta.audit_head().await?;
+        let build = |head: Option<(i64, String)>| {
             let (seq, prev_hash) = match head {
                 Some((seq, hash)) => (seq + 1, hash),
                 None => (1, GENESIS.to_string()),
@@ -138,8 +137,11 @@ impl Platform {
                 hash: String::new(),
             };
             record.hash = entry_hash(&record);
-            match self.inner.meta.insert_audit(&record).await {
-                Ok(()) => {
+            record
+        };
+        for _ in 0..8 {
+            match self.inner.meta.append_audit(&build).await {
+                Ok(record) => {
                     let head = ChainHead {
                         seq: record.seq,
                         hash: record.hash,

@@ -60,6 +60,14 @@ pub async fn create_backup(
     keys: Arc<MasterKeys>,
     out_dir: &Path,
 ) -> Result<BackupReport> {
+    if meta.backend() != aiaas_store::Backend::Sqlite {
+        return Err(CoreError::InvalidInput(
+            "aiaas backups cover SQLite + local files; with PostgreSQL and S3 use the \
+             database's and the bucket's own backups (pg_dump or PITR, bucket versioning or \
+             replication), with the master key kept apart"
+                .into(),
+        ));
+    }
     std::fs::create_dir_all(out_dir).map_err(|e| {
         CoreError::InvalidInput(format!("cannot create {}: {e}", out_dir.display()))
     })?;
@@ -124,6 +132,13 @@ impl crate::Platform {
     /// A backup of this installation into `out_dir` (the scheduled backups), then the
     /// oldest beyond `keep` removed.
     pub async fn backup_now(&self, out_dir: &Path, keep: usize) -> Result<BackupReport> {
+        if self.inner.artifacts.is_shared() {
+            return Err(CoreError::InvalidInput(
+                "aiaas backups cover local artifacts; back up the S3 bucket with its own \
+                 versioning or replication"
+                    .into(),
+            ));
+        }
         let report = create_backup(
             &self.inner.meta,
             &self.inner.config.data_dir,

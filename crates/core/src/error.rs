@@ -56,6 +56,13 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Conflict(m) => CoreError::Conflict(m),
             e @ StoreError::Integrity { .. } => CoreError::Integrity(e.to_string()),
+            // The database is down or restarting: the request may simply be retried.
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "metadata database unavailable");
+                CoreError::Unavailable(
+                    "the metadata database is unavailable; retry shortly".into(),
+                )
+            }
             other => CoreError::Internal(other.to_string()),
         }
     }

@@ -401,7 +401,8 @@ impl Platform {
         prompt_tokens: usize,
         completion_tokens: usize,
     ) {
-        self.charge_tokens(principal, (prompt_tokens + completion_tokens) as u64);
+        self.charge_tokens(principal, (prompt_tokens + completion_tokens) as u64)
+            .await;
         let day = utc_day(aiaas_types::now_ms());
         let record = UsageRecord {
             tenant_id: principal.tenant_id.clone(),

@@ -6,7 +6,12 @@
 //! appended to the job's log -> the model files are stored, then the version row is
 //! written (files first, row last) -> optionally deployed -> the job is `succeeded`.
 //! Cancellation or shutdown stops training at the next batch; shutdown puts the job
-//! back in the queue so the next start resumes it.
+//! back in the queue so the next start (or another replica) resumes it.
+//!
+//! A claim is a lease (`PlatformConfig::job_lease`), renewed while the job trains. A
+//! replica that dies stops renewing; once the lease runs out another replica claims the
+//! job and trains it again from the start. A worker that finds its lease taken stops and
+//! records nothing. Each attempt writes its files under its own prefix.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -164,21 +169,27 @@ impl Platform {
         self.get_job(principal, id).await
     }
 
-    /// Put jobs left `running` by a dead process back in the queue (or fail them after
-    /// too many attempts). Returns how many were resumed.
+    /// On SQLite (one process owns the database): put jobs left `running` by a dead
+    /// process back in the queue at once, or fail them after too many attempts. Returns
+    /// how many were resumed. On PostgreSQL other replicas may be running them: their
+    /// leases decide (a dead replica's jobs are claimed again once its lease runs out).
     pub(crate) async fn recover_jobs(&self) -> Result<usize> {
         let meta = &self.inner.meta;
+        if meta.backend() != aiaas_store::Backend::Sqlite {
+            return Ok(0);
+        }
         let mut resumed = 0;
-        for (id, attempts) in meta.running_jobs().await? {
+        for (id, attempts, worker) in meta.running_jobs().await? {
             if attempts >= MAX_ATTEMPTS {
                 meta.finish_job(
                     &id,
+                    &worker,
                     &JobOutcome::Failed(format!("interrupted {attempts} times; not retried")),
                 )
                 .await?;
                 continue;
             }
-            meta.requeue_job(&id).await?;
+            meta.requeue_job(&id, &worker).await?;
             let event = TrainEvent::Log {
                 message: "the server stopped during training; the job was queued again".into(),
             };
@@ -199,7 +210,20 @@ impl Platform {
 
     async fn job_worker(&self) {
         while !self.inner.shutting_down.load(Ordering::SeqCst) {
-            match self.inner.meta.claim_next_job(&self.inner.worker_id).await {
+            let lease = self.lease_ms();
+            match self.inner.meta.claim_next_job(&self.inner.worker_id, lease).await {
+                Ok(Some(job)) if job.attempts > MAX_ATTEMPTS => {
+                    // Claimed again after its replicas died this many times: give up.
+                    let message = format!("interrupted {} times; not retried", job.attempts - 1);
+                    if let Err(e) = self
+                        .inner
+                        .meta
+                        .finish_job(&job.id, &self.inner.worker_id, &JobOutcome::Failed(message))
+                        .await
+                    {
+                        tracing::error!(job = %job.id, error = %e, "recording a failed job failed");
+                    }
+                }
                 Ok(Some(job)) => self.run_job(job).await,
                 Ok(None) => {
                     let _ = tokio::time::timeout(
@@ -216,9 +240,27 @@ impl Platform {
         }
     }
 
+    fn lease_ms(&self) -> i64 {
+        self.inner.config.job_lease.as_millis().clamp(1000, i64::MAX as u128) as i64
+    }
+
     async fn run_job(&self, job: JobRecord) {
         let id = job.id.clone();
-        tracing::info!(job = %id, model = %job.model_name, "training job started");
+        let worker = self.inner.worker_id.clone();
+        tracing::info!(job = %id, model = %job.model_name, attempt = job.attempts, "training job started");
+        if job.attempts > 1 {
+            self.append_event(
+                &id,
+                &TrainEvent::Log {
+                    message: format!(
+                        "resumed on replica {} (attempt {})",
+                        self.inner.config.replica_id, job.attempts
+                    ),
+                },
+            )
+            .await;
+        }
+        let lost = Arc::new(AtomicBool::new(false));
         let cancel = Arc::new(AtomicBool::new(job.cancel_requested));
         self.inner
             .running
@@ -229,39 +271,46 @@ impl Platform {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             cancel.store(true, Ordering::SeqCst);
         }
-        let outcome = self.train_and_register(&job, cancel.clone()).await;
+        let outcome = self
+            .train_and_register(&job, cancel.clone(), lost.clone())
+            .await;
         self.inner
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         let meta = &self.inner.meta;
+        if lost.load(Ordering::SeqCst) {
+            tracing::warn!(job = %id, "the job's lease was taken by another replica; its result is not recorded here");
+            return;
+        }
         let stored = match outcome {
             Err(JobEnd::Stopped) if self.inner.shutting_down.load(Ordering::SeqCst) => {
                 self.append_event(
                     &id,
                     &TrainEvent::Log {
-                        message:
-                            "the server is shutting down; the job will resume on the next start"
-                                .into(),
+                        message: "the server is shutting down; the job goes back to the queue \
+                                  for another replica or the next start"
+                            .into(),
                     },
                 )
                 .await;
-                meta.release_job(&id).await
+                meta.release_job(&id, &worker).await
             }
-            Err(JobEnd::Stopped) => meta.finish_job(&id, &JobOutcome::Cancelled).await,
+            Err(JobEnd::Stopped) => meta.finish_job(&id, &worker, &JobOutcome::Cancelled).await,
             Err(JobEnd::Failed(e)) => {
                 tracing::warn!(job = %id, error = %e, "training job failed");
                 let message = match e {
                     CoreError::Internal(_) => "internal error; see the server log".to_string(),
                     other => other.to_string(),
                 };
-                meta.finish_job(&id, &JobOutcome::Failed(message)).await
+                meta.finish_job(&id, &worker, &JobOutcome::Failed(message)).await
             }
             Ok((report, version)) => {
                 tracing::info!(job = %id, version, "training job succeeded");
                 meta.finish_job(
                     &id,
+                    &worker,
                     &JobOutcome::Succeeded {
                         report,
                         model_version: version,
@@ -280,6 +329,7 @@ impl Platform {
         &self,
         job: &JobRecord,
         cancel: Arc<AtomicBool>,
+        lost: Arc<AtomicBool>,
     ) -> Result<(serde_json::Value, i64), JobEnd> {
         let config: TrainConfig = serde_json::from_value(job.config.clone())
             .map_err(|e| CoreError::InvalidInput(format!("stored job config is invalid: {e}")))?;
@@ -303,7 +353,7 @@ impl Platform {
                 p.append_event(&job_id, &e).await;
             }
         });
-        let watcher = self.spawn_cancel_watcher(&job.id, cancel.clone());
+        let watcher = self.spawn_job_watcher(&job.id, cancel.clone(), lost.clone());
         let p = self.clone();
         let flag = cancel.clone();
         let trained = tokio::task::spawn_blocking(move || {
@@ -333,6 +383,16 @@ impl Platform {
         if cancel.load(Ordering::SeqCst) {
             return Err(JobEnd::Stopped);
         }
+        // Still this worker's job? (Its lease may have run out while it trained.)
+        if !self
+            .inner
+            .meta
+            .renew_job_lease(&job.id, &self.inner.worker_id, self.lease_ms())
+            .await?
+        {
+            lost.store(true, Ordering::SeqCst);
+            return Err(JobEnd::Stopped);
+        }
         let report = serde_json::to_value(&trained.report)
             .map_err(|e| CoreError::Internal(format!("report: {e}")))?;
         let version = self.register_version(job, &trained, report.clone()).await?;
@@ -359,7 +419,12 @@ impl Platform {
         trained: &aiaas_train::TrainedModel,
         report: serde_json::Value,
     ) -> Result<i64> {
-        let prefix = format!("models/{}/{}/{}", job.tenant_id, job.model_name, job.id);
+        // One prefix per attempt: an attempt cut short may have left files behind, and
+        // stored objects are never overwritten.
+        let prefix = format!(
+            "models/{}/{}/{}-{}",
+            job.tenant_id, job.model_name, job.id, job.attempts
+        );
         let artifacts = self.inner.artifacts.clone();
         // The version's artifact is self-describing: weights and model description from
         // training, plus the job's configuration and the evaluation report.
@@ -395,20 +460,38 @@ impl Platform {
         Ok(record.version)
     }
 
-    /// Follow cancel requests made through the database (e.g. by another process).
-    fn spawn_cancel_watcher(
+    /// While a job trains: follow cancel requests made through the database (e.g. on
+    /// another replica) every second, and renew the job's lease every third of it. A
+    /// renewal refused means another worker owns the job now: training stops (`lost`).
+    /// A renewal that fails (database away) is retried; the lease covers the gap.
+    fn spawn_job_watcher(
         &self,
         job_id: &str,
         flag: Arc<AtomicBool>,
+        lost: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
         let p = self.clone();
         let id = job_id.to_string();
+        let lease = self.lease_ms();
+        let renew_every = Duration::from_millis((lease / 3).max(500) as u64);
         tokio::spawn(async move {
+            let mut last_renewal = std::time::Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(1).min(renew_every)).await;
                 if let Ok(true) = p.inner.meta.cancel_requested(&id).await {
                     flag.store(true, Ordering::SeqCst);
                     return;
+                }
+                if last_renewal.elapsed() >= renew_every {
+                    match p.inner.meta.renew_job_lease(&id, &p.inner.worker_id, lease).await {
+                        Ok(true) => last_renewal = std::time::Instant::now(),
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(job = %id, error = %e, "renewing a job's lease failed; retrying"),
+                    }
                 }
             }
         })

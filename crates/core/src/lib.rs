@@ -29,7 +29,7 @@ pub use aiaas_store::{
     AliasRecord, ApiKeyRecord, DatasetRecord, DeploymentRecord, JobEventRecord, JobRecord,
     JobStatus, ModelRecord, ModelVersionRecord, Tenant,
 };
-pub use aiaas_store::{LibraryModelRecord, UsageRecord};
+pub use aiaas_store::{redact_url, Backend, LibraryModelRecord, S3Config, UsageRecord};
 pub use audit::{
     entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditOutcome, AuditQuery,
     AuditVerification, ChainHead, GENESIS, HEAD_FILE,

@@ -124,6 +124,9 @@ pub struct LibraryConfig {
     pub keep_alive: KeepAlive,
     /// Most memory loaded models may take (estimated); `None`: no limit.
     pub max_model_memory: Option<u64>,
+    /// With a shared artifact store: the most this replica's model cache holds (least
+    /// recently used folders of models not loaded go first); `None`: unbounded.
+    pub cache_max_bytes: Option<u64>,
     /// Longest a request waits for its model to load before a 503.
     pub load_timeout: Duration,
     /// Pull these catalogue models in the background on a first start.
@@ -141,6 +144,7 @@ impl Default for LibraryConfig {
             embed_batch: BatchSettings::default(),
             keep_alive: KeepAlive::For(Duration::from_secs(300)),
             max_model_memory: None,
+            cache_max_bytes: None,
             load_timeout: Duration::from_secs(60),
             first_start_pulls: Vec::new(),
         }
@@ -222,6 +226,11 @@ struct LoadFailure {
     message: String,
 }
 
+/// Where a library model's sealed files live in a shared artifact store.
+fn library_prefix(id: &str) -> String {
+    format!("library/{id}")
+}
+
 fn runtime_key(name: &str) -> String {
     format!("lib:{name}")
 }
@@ -251,6 +260,7 @@ impl Platform {
     pub(crate) async fn seal_library_models(&self) -> Result<usize> {
         let cache = self.library_cache_dir();
         let files = self.model_files();
+        let shared = self.inner.artifacts.is_shared();
         let folders: Vec<_> = self
             .inner
             .meta
@@ -262,6 +272,9 @@ impl Platform {
         tokio::task::spawn_blocking(move || {
             let mut sealed = 0;
             for (dir, names) in folders {
+                if shared && !dir.exists() {
+                    continue; // fetched from the shared store on first use
+                }
                 match files.seal(&dir, &names) {
                     Ok(n) => sealed += n,
                     // A model whose folder went missing is reported when it is loaded.
@@ -429,8 +442,32 @@ impl Platform {
             .strip_prefix(&cache)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| m.name.clone());
+        let id = aiaas_types::new_id();
+        if self.inner.artifacts.is_shared() {
+            // Replicas fetch the weights from the shared store: files first, row last.
+            let artifacts = self.inner.artifacts.clone();
+            let (folder, names, prefix) = (
+                m.dir.clone(),
+                m.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+                library_prefix(&id),
+            );
+            let uploaded = tokio::task::spawn_blocking(move || {
+                for name in &names {
+                    artifacts.put_sealed(&format!("{prefix}/{name}"), &folder.join(name))?;
+                }
+                Ok::<_, aiaas_store::StoreError>(())
+            })
+            .await?;
+            if let Err(e) = uploaded {
+                let artifacts = self.inner.artifacts.clone();
+                let prefix = library_prefix(&id);
+                let _ = tokio::task::spawn_blocking(move || artifacts.delete_prefix(&prefix)).await;
+                let _ = puller.remove(&m.name);
+                return Err(e.into());
+            }
+        }
         let record = LibraryModelRecord {
-            id: aiaas_types::new_id(),
+            id,
             name: m.name.clone(),
             task: m.task.to_string(),
             format: m.format.to_string(),
@@ -445,6 +482,11 @@ impl Platform {
         };
         if let Err(e) = self.inner.meta.insert_library_model(&record).await {
             let _ = puller.remove(&m.name);
+            if self.inner.artifacts.is_shared() {
+                let artifacts = self.inner.artifacts.clone();
+                let prefix = library_prefix(&record.id);
+                let _ = tokio::task::spawn_blocking(move || artifacts.delete_prefix(&prefix)).await;
+            }
             return Err(e.into());
         }
         tracing::info!(model = %record.name, source = %record.source, "model pulled");
@@ -498,9 +540,23 @@ impl Platform {
         self.inner.meta.delete_library_model(&record.name).await?;
         let puller = self.puller()?;
         let name = record.name.clone();
-        tokio::task::spawn_blocking(move || puller.remove(&name))
-            .await?
-            .map_err(hub_error)?;
+        let artifacts = self.inner.artifacts.clone();
+        let prefix = library_prefix(&record.id);
+        tokio::task::spawn_blocking(move || {
+            if artifacts.is_shared() {
+                if let Err(e) = artifacts.delete_prefix(&prefix) {
+                    tracing::warn!(error = %e, "model files left in the artifact store");
+                }
+                // This replica's cached copy, if it has one.
+                return match puller.remove(&name) {
+                    Err(HubError::NotFound(_)) => Ok(()),
+                    other => other,
+                };
+            }
+            puller.remove(&name)
+        })
+        .await?
+        .map_err(hub_error)?;
         tracing::info!(model = %record.name, "model removed");
         Ok(())
     }
@@ -720,6 +776,7 @@ impl Platform {
         }
         let settings = ServingSettings::of(record);
         let c = &self.inner.config.library;
+        self.ensure_cached(record).await?;
         let dir = self.library_cache_dir().join(&record.dir);
         let names = file_names(record);
         let label = record.name.clone();
@@ -769,6 +826,113 @@ impl Platform {
         Ok(())
     }
 
+    /// With a shared artifact store, make sure this replica's cache holds the model's
+    /// sealed files: fetch what is missing from the store, check each against the size
+    /// and sha256 recorded at the pull (a copy that fails is deleted, never loaded), then
+    /// keep the cache under its size bound. The folder's time marks its last use.
+    async fn ensure_cached(&self, record: &LibraryModelRecord) -> Result<()> {
+        let dir = self.library_cache_dir().join(&record.dir);
+        if !self.inner.artifacts.is_shared() {
+            return Ok(());
+        }
+        let missing: Vec<(String, u64, String)> = record
+            .files
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let name = f.get("name")?.as_str()?.to_string();
+                let size = f.get("size")?.as_u64()?;
+                let sha = f.get("sha256")?.as_str()?.to_string();
+                Some((name, size, sha))
+            })
+            .filter(|(name, _, _)| !dir.join(name).is_file())
+            .collect();
+        let artifacts = self.inner.artifacts.clone();
+        let files = self.model_files();
+        let prefix = library_prefix(&record.id);
+        let (folder, name) = (dir.clone(), record.name.clone());
+        let fetched = missing.len();
+        tokio::task::spawn_blocking(move || {
+            for (file, size, sha) in missing {
+                let target = folder.join(&file);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let partial = folder.join(format!(".{}.part", aiaas_types::new_id()));
+                let checked = artifacts
+                    .get_sealed(&format!("{prefix}/{file}"), &partial)
+                    .and_then(|()| files.check(&partial, size, &sha));
+                if let Err(e) = checked {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(CoreError::from(e));
+                }
+                std::fs::rename(&partial, &target)?;
+            }
+            // The cache's LRU clock.
+            let _ = std::fs::File::open(&folder).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            Ok::<_, CoreError>(())
+        })
+        .await??;
+        if fetched > 0 {
+            tracing::info!(model = %name, files = fetched, "model files fetched from the artifact store into this replica's cache");
+            self.trim_cache(&record.name).await;
+        }
+        Ok(())
+    }
+
+    /// Drop this replica's cached copy of a model removed from the library elsewhere.
+    pub(crate) async fn forget_cached_model(&self, name: &str) {
+        if !self.inner.artifacts.is_shared() {
+            return;
+        }
+        let Ok(puller) = self.puller() else { return };
+        let n = name.to_string();
+        let _ = tokio::task::spawn_blocking(move || puller.remove(&n)).await;
+    }
+
+    /// Keep the model cache under `--models-cache-max`: remove the least recently used
+    /// folders of models not loaded here (they stay in the shared store), never `keep`.
+    async fn trim_cache(&self, keep: &str) {
+        let Some(bound) = self.inner.config.library.cache_max_bytes else {
+            return;
+        };
+        let Ok(records) = self.inner.meta.library_models().await else {
+            return;
+        };
+        let cache = self.library_cache_dir();
+        let loaded: std::collections::HashSet<String> = self
+            .inner
+            .engine
+            .loaded()
+            .into_iter()
+            .filter_map(|m| m.key.strip_prefix("lib:").map(str::to_string))
+            .collect();
+        let mut present: Vec<(std::time::SystemTime, u64, String)> = records
+            .iter()
+            .filter_map(|r| {
+                let meta = std::fs::metadata(cache.join(&r.dir)).ok()?;
+                Some((meta.modified().ok()?, r.size_bytes.max(0) as u64, r.name.clone()))
+            })
+            .collect();
+        let mut total: u64 = present.iter().map(|p| p.1).sum();
+        present.sort();
+        for (_, size, name) in present {
+            if total <= bound {
+                break;
+            }
+            if name == keep || loaded.contains(&name) {
+                continue;
+            }
+            let Ok(puller) = self.puller() else { return };
+            let n = name.clone();
+            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || puller.remove(&n)).await {
+                tracing::info!(model = %name, "removed from this replica's model cache (size bound)");
+                total = total.saturating_sub(size);
+            }
+        }
+    }
+
     /// Unload least recently used idle library models until `needed` more bytes fit
     /// the memory budget.
     async fn make_room(&self, needed: u64) -> Result<()> {
@@ -801,7 +965,7 @@ impl Platform {
         }
     }
 
-    async fn unload_library(&self, name: &str) -> bool {
+    pub(crate) async fn unload_library(&self, name: &str) -> bool {
         let key = runtime_key(name);
         let p = self.clone();
         tokio::task::spawn_blocking(move || p.inner.engine.unload(&key))

@@ -1,23 +1,30 @@
 //! Rate limits, token quotas and IP allow-lists, per key and per tenant.
 //!
-//! Requests: a token bucket per key and per tenant, taken from both or neither at
+//! Requests: a bucket per key and per tenant, taken from both or neither at
 //! authentication. LLM tokens (prompt + completion, embeddings' inputs too): a bucket per
 //! minute, charged when a request's usage is known and checked before the next one is
 //! admitted (so one large request may overdraw it; the next waits until it refills), and
-//! a count per calendar month (UTC), seeded from the recorded daily usage. The state is
-//! this process's (replicas sharing limits: the scale-out issue).
+//! a count per calendar month (UTC) from the recorded daily usage.
+//!
+//! The buckets live in the metadata database (`aiaas_store::Gcra`), so every replica
+//! draws from the same ones. The monthly count is read from the recorded usage at most
+//! every few seconds per key and tenant, plus what this replica charged since: replicas
+//! together may overshoot a monthly quota by the usage of those few seconds.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use aiaas_store::{Gcra, RateDecision};
 use aiaas_types::{IpNet, Limits, Principal};
 
 use crate::{ApiKeyRecord, CoreError, Platform, Result};
 
 /// How long a tenant's limits are cached between database reads.
 const TENANT_LIMITS_TTL: Duration = Duration::from_secs(5);
+/// How long a monthly count read from the database is trusted.
+const MONTH_TTL: Duration = Duration::from_secs(3);
 
 /// Where a caller stands against its request limit (for the `X-RateLimit-*` headers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,91 +35,46 @@ pub struct RateStatus {
     pub reset_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    capacity: f64,
-    per_sec: f64,
-    level: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(capacity: f64, per_minute: f64, now: Instant) -> Bucket {
-        Bucket {
-            capacity,
-            per_sec: per_minute / 60.0,
-            level: capacity,
-            at: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.level = (self.level + dt * self.per_sec).min(self.capacity);
-        self.at = now;
-    }
-
-    /// Seconds until `n` is available (0 when it is now).
-    fn wait_for(&self, n: f64) -> f64 {
-        if self.level >= n {
-            0.0
-        } else {
-            (n - self.level) / self.per_sec
-        }
-    }
-
-    fn status(&self) -> RateStatus {
-        RateStatus {
-            limit: self.capacity as u32,
-            remaining: self.level.max(0.0) as u32,
-            reset_secs: ((self.capacity - self.level) / self.per_sec)
-                .ceil()
-                .max(0.0) as u64,
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Account {
-    limits: Limits,
-    requests: Option<Bucket>,
-    tokens: Option<Bucket>,
-    /// (month "YYYY-MM", tokens used in it) once seeded from the database.
-    month: Option<(String, u64)>,
-}
-
-impl Account {
-    /// Follow a change of limits, keeping what was used.
-    fn configure(&mut self, limits: Limits, now: Instant) {
-        if self.limits == limits
-            && (self.requests.is_some() || limits.requests_per_minute.is_none())
-        {
-            return;
-        }
-        self.requests = limits.requests_per_minute.map(|rpm| {
-            let capacity = f64::from(limits.burst.unwrap_or(rpm));
-            let mut b = Bucket::new(capacity, f64::from(rpm), now);
-            if let Some(old) = &self.requests {
-                b.level = old.level.min(capacity);
-            }
-            b
-        });
-        self.tokens = limits.tokens_per_minute.map(|tpm| {
-            let mut b = Bucket::new(tpm as f64, tpm as f64, now);
-            if let Some(old) = &self.tokens {
-                b.level = old.level.min(tpm as f64);
-            }
-            b
-        });
-        self.limits = limits;
-    }
-}
+/// A month's token count: (month "YYYY-MM", tokens, read from the database at).
+type MonthCount = (String, u64, Instant);
 
 #[derive(Default)]
 pub(crate) struct Limiter {
-    keys: Mutex<HashMap<String, Account>>,
-    tenants: Mutex<HashMap<String, Account>>,
+    months: Mutex<HashMap<String, MonthCount>>,
     tenant_limits: Mutex<HashMap<String, (Limits, Instant)>>,
+}
+
+fn now_us() -> i64 {
+    aiaas_types::now_ms().saturating_mul(1000)
+}
+
+fn request_bucket(l: &Limits) -> Option<Gcra> {
+    l.requests_per_minute
+        .map(|rpm| Gcra::per_minute(u64::from(rpm), u64::from(l.burst.unwrap_or(rpm))))
+}
+
+fn token_bucket(l: &Limits) -> Option<Gcra> {
+    l.tokens_per_minute.map(|tpm| Gcra::per_minute(tpm, tpm))
+}
+
+fn status_of(g: Gcra, tat: i64, now: i64) -> RateStatus {
+    RateStatus {
+        limit: u32::try_from(g.capacity).unwrap_or(u32::MAX),
+        remaining: u32::try_from(g.remaining(tat, now).max(0)).unwrap_or(u32::MAX),
+        reset_secs: (g.until_full(tat, now).max(0) as u64).div_ceil(1_000_000),
+    }
+}
+
+fn limited(who: &str, g: Gcra, what: &str, wait_us: i64) -> CoreError {
+    let secs = (wait_us.max(1) as u64).div_ceil(1_000_000).max(1);
+    CoreError::RateLimited {
+        message: format!(
+            "{what} limit of the {who} reached ({} per minute); retry in {secs} s",
+            60_000_000 / g.interval_us.max(1)
+        ),
+        retry_after_secs: secs,
+        limit: u32::try_from(g.capacity).unwrap_or(u32::MAX),
+    }
 }
 
 impl Platform {
@@ -126,85 +88,69 @@ impl Platform {
     ) -> Result<Option<RateStatus>> {
         check_ip(record, ip)?;
         let tenant_limits = self.tenant_limits(&principal.tenant_id).await?;
-        let now = Instant::now();
-        let limiter = &self.inner.limiter;
-        let mut keys = limiter.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tenants = limiter.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        let key = keys.entry(principal.key_id.clone()).or_default();
-        key.configure(record.limits, now);
-        let tenant = tenants.entry(principal.tenant_id.clone()).or_default();
-        tenant.configure(tenant_limits, now);
-        let mut wait: f64 = 0.0;
-        let mut limited_by = None;
-        for (who, acc) in [("key", &mut *key), ("tenant", &mut *tenant)] {
-            if let Some(b) = acc.requests.as_mut() {
-                b.refill(now);
-                let w = b.wait_for(1.0);
-                if w > wait {
-                    wait = w;
-                    limited_by = Some((who, b.capacity as u32));
+        let meta = &self.inner.meta;
+        let now = now_us();
+        let mut status = None;
+        let key_bucket = request_bucket(&record.limits);
+        let key_name = format!("key:{}:requests", principal.key_id);
+        if let Some(g) = key_bucket {
+            match meta.rate_take(&key_name, g, 1, now).await? {
+                RateDecision::Admitted { tat } => status = Some(status_of(g, tat, now)),
+                RateDecision::Refused { wait_us } => {
+                    return Err(limited("key", g, "rate", wait_us))
                 }
             }
         }
-        if let Some((who, limit)) = limited_by {
-            return Err(CoreError::RateLimited {
-                message: format!(
-                    "rate limit of the {who} reached ({limit} requests per minute with bursts); retry in {:.0} s",
-                    wait.ceil()
-                ),
-                retry_after_secs: wait.ceil().max(1.0) as u64,
-                limit,
-            });
-        }
-        for acc in [&mut *key, &mut *tenant] {
-            if let Some(b) = acc.requests.as_mut() {
-                b.level -= 1.0;
+        if let Some(g) = request_bucket(&tenant_limits) {
+            let name = format!("tenant:{}:requests", principal.tenant_id);
+            match meta.rate_take(&name, g, 1, now).await? {
+                // The headers describe the key's own limit, else the tenant's.
+                RateDecision::Admitted { tat } => {
+                    status = status.or(Some(status_of(g, tat, now)));
+                }
+                RateDecision::Refused { wait_us } => {
+                    if let Some(k) = key_bucket {
+                        meta.rate_refund(&key_name, k, 1).await?;
+                    }
+                    return Err(limited("tenant", g, "rate", wait_us));
+                }
             }
         }
-        // The headers describe the key's own limit, else the tenant's.
-        Ok(key
-            .requests
-            .as_ref()
-            .or(tenant.requests.as_ref())
-            .map(Bucket::status))
+        Ok(status)
     }
 
     /// Before a model call that consumes LLM tokens: 429 while the key's or the tenant's
     /// tokens-per-minute bucket is empty, or its monthly quota is used up.
     pub(crate) async fn check_token_quota(&self, principal: &Principal) -> Result<()> {
+        let key_limits = self
+            .inner
+            .meta
+            .key(&principal.key_id)
+            .await?
+            .map(|k| k.limits)
+            .unwrap_or_default();
+        let tenant_limits = self.tenant_limits(&principal.tenant_id).await?;
         let month = month_of(aiaas_types::now_ms());
-        self.seed_month(principal, &month).await?;
-        let now = Instant::now();
-        let limiter = &self.inner.limiter;
-        let mut keys = limiter.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tenants = limiter.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        for (who, acc) in [
-            ("key", keys.get_mut(&principal.key_id)),
-            ("tenant", tenants.get_mut(&principal.tenant_id)),
+        let now = now_us();
+        for (who, id, limits) in [
+            ("key", &principal.key_id, key_limits),
+            ("tenant", &principal.tenant_id, tenant_limits),
         ] {
-            let Some(acc) = acc else { continue };
-            if let Some(b) = acc.tokens.as_mut() {
-                b.refill(now);
-                if b.level <= 0.0 {
-                    let wait = b.wait_for(1.0).ceil().max(1.0);
-                    return Err(CoreError::RateLimited {
-                        message: format!(
-                            "token rate limit of the {who} reached ({} tokens per minute); retry in {wait:.0} s",
-                            b.capacity
-                        ),
-                        retry_after_secs: wait as u64,
-                        limit: b.capacity as u32,
-                    });
+            if let Some(g) = token_bucket(&limits) {
+                let tat = self.inner.meta.rate_tat(&format!("{who}:{id}:tokens")).await?;
+                let wait = g.until_available(tat, now);
+                if wait > 0 {
+                    return Err(limited(who, g, "token rate", wait));
                 }
             }
-            if let (Some(quota), Some((m, used))) = (acc.limits.tokens_per_month, &acc.month) {
-                if *m == month && *used >= quota {
-                    let wait = seconds_to_next_month(aiaas_types::now_ms());
+            if let Some(quota) = limits.tokens_per_month {
+                let used = self.tokens_this_month(who, id, &month).await?;
+                if used >= quota {
                     return Err(CoreError::RateLimited {
                         message: format!(
                             "monthly token quota of the {who} used up ({used} of {quota} tokens in {month})"
                         ),
-                        retry_after_secs: wait,
+                        retry_after_secs: seconds_to_next_month(aiaas_types::now_ms()),
                         limit: u32::try_from(quota).unwrap_or(u32::MAX),
                     });
                 }
@@ -214,72 +160,85 @@ impl Platform {
     }
 
     /// Count tokens a finished request used against its key's and tenant's limits.
-    pub(crate) fn charge_tokens(&self, principal: &Principal, tokens: u64) {
+    pub(crate) async fn charge_tokens(&self, principal: &Principal, tokens: u64) {
         let month = month_of(aiaas_types::now_ms());
-        let limiter = &self.inner.limiter;
-        let mut keys = limiter.keys.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tenants = limiter.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        for acc in [
-            keys.get_mut(&principal.key_id),
-            tenants.get_mut(&principal.tenant_id),
-        ]
-        .into_iter()
-        .flatten()
         {
-            if let Some(b) = acc.tokens.as_mut() {
-                b.refill(Instant::now());
-                b.level -= tokens as f64;
+            let mut months = self
+                .inner
+                .limiter
+                .months
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for name in [
+                format!("key:{}", principal.key_id),
+                format!("tenant:{}", principal.tenant_id),
+            ] {
+                if let Some((m, used, _)) = months.get_mut(&name) {
+                    if *m == month {
+                        *used += tokens;
+                    }
+                }
             }
-            if let Some((m, used)) = acc.month.as_mut() {
-                if *m == month {
-                    *used += tokens;
+        }
+        let key_limits = match self.inner.meta.key(&principal.key_id).await {
+            Ok(k) => k.map(|k| k.limits).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "tokens not charged to the key's rate limit");
+                return;
+            }
+        };
+        let tenant_limits = self
+            .tenant_limits(&principal.tenant_id)
+            .await
+            .unwrap_or_default();
+        let now = now_us();
+        for (who, id, limits) in [
+            ("key", &principal.key_id, key_limits),
+            ("tenant", &principal.tenant_id, tenant_limits),
+        ] {
+            if let Some(g) = token_bucket(&limits) {
+                let name = format!("{who}:{id}:tokens");
+                if let Err(e) = self
+                    .inner
+                    .meta
+                    .rate_charge(&name, g, tokens.min(i64::MAX as u64) as i64, now)
+                    .await
+                {
+                    tracing::warn!(error = %e, "tokens not charged to a rate limit");
                 }
             }
         }
     }
 
-    /// Load this month's recorded usage into the accounts that have a monthly quota and
-    /// have not been seeded for this month yet.
-    async fn seed_month(&self, principal: &Principal, month: &str) -> Result<()> {
-        let needs = |map: &Mutex<HashMap<String, Account>>, id: &str| {
-            let map = map.lock().unwrap_or_else(|e| e.into_inner());
-            map.get(id).is_some_and(|a| {
-                a.limits.tokens_per_month.is_some()
-                    && a.month.as_ref().is_none_or(|(m, _)| m != month)
-            })
+    /// Tokens used this month by a key or tenant: the recorded usage (re-read every few
+    /// seconds, so other replicas' usage counts) plus what this replica charged since.
+    async fn tokens_this_month(&self, who: &str, id: &str, month: &str) -> Result<u64> {
+        let name = format!("{who}:{id}");
+        {
+            let months = self
+                .inner
+                .limiter
+                .months
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some((m, used, at)) = months.get(&name) {
+                if m == month && at.elapsed() < MONTH_TTL {
+                    return Ok(*used);
+                }
+            }
+        }
+        let (key, tenant) = match who {
+            "key" => (Some(id), None),
+            _ => (None, Some(id)),
         };
-        let limiter = &self.inner.limiter;
-        if needs(&limiter.keys, &principal.key_id) {
-            let used = self
-                .inner
-                .meta
-                .tokens_in_month(Some(&principal.key_id), None, month)
-                .await?;
-            if let Some(a) = limiter
-                .keys
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(&principal.key_id)
-            {
-                a.month = Some((month.to_string(), used));
-            }
-        }
-        if needs(&limiter.tenants, &principal.tenant_id) {
-            let used = self
-                .inner
-                .meta
-                .tokens_in_month(None, Some(&principal.tenant_id), month)
-                .await?;
-            if let Some(a) = limiter
-                .tenants
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_mut(&principal.tenant_id)
-            {
-                a.month = Some((month.to_string(), used));
-            }
-        }
-        Ok(())
+        let used = self.inner.meta.tokens_in_month(key, tenant, month).await?;
+        self.inner
+            .limiter
+            .months
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, (month.to_string(), used, Instant::now()));
+        Ok(used)
     }
 
     async fn tenant_limits(&self, tenant_id: &str) -> Result<Limits> {
@@ -405,32 +364,6 @@ mod tests {
                         * 1000
             ),
             (2025, 1, 1)
-        );
-    }
-
-    #[test]
-    fn bucket_refills_and_bursts() {
-        let t0 = Instant::now();
-        let mut b = Bucket::new(3.0, 60.0, t0);
-        for _ in 0..3 {
-            assert_eq!(b.wait_for(1.0), 0.0);
-            b.level -= 1.0;
-        }
-        assert!(
-            (b.wait_for(1.0) - 1.0).abs() < 1e-9,
-            "one per second at 60/min"
-        );
-        b.refill(t0 + Duration::from_millis(1500));
-        assert_eq!(b.wait_for(1.0), 0.0);
-        b.refill(t0 + Duration::from_secs(100));
-        assert_eq!(b.level, 3.0, "never above the burst");
-        assert_eq!(
-            b.status(),
-            RateStatus {
-                limit: 3,
-                remaining: 3,
-                reset_secs: 0
-            }
         );
     }
 }

@@ -1,9 +1,10 @@
 //! The model registry (models, versions, aliases), deployments and inference.
 //!
-//! A deployment is desired state in the database (model + version + batching); the
-//! engine's runtimes follow it, loading on deploy, at start, or on first use.
+//! A deployment is desired state in the database (model + version + batching); each
+//! replica's runtimes follow it: loading on deploy, at start, or on first use, and
+//! `reconcile_deployments` (every few seconds) unloading what a change elsewhere left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aiaas_engine::BatchSettings;
@@ -425,6 +426,58 @@ impl Platform {
                 tracing::error!(model = %d.model_id, error = %e, "deployment not loaded");
             }
         }
+    }
+
+    /// Bring this replica's loaded classifiers in line with the deployments in the
+    /// database, which other replicas may have changed: a runtime of a model no longer
+    /// deployed (undeployed, deleted) is unloaded, and so is the deployed version's
+    /// runtime when its batching settings changed (it loads again, with the new settings,
+    /// on its next request). Requests already resolve aliases and deployments from the
+    /// database, so they follow a change at once; this frees what the change left behind.
+    /// Returns how many runtimes were unloaded.
+    pub(crate) async fn reconcile_deployments(&self) -> Result<usize> {
+        let deployments: HashMap<String, DeploymentRecord> = self
+            .inner
+            .meta
+            .deployments()
+            .await?
+            .into_iter()
+            .map(|d| (d.model_id.clone(), d))
+            .collect();
+        let mut stale = Vec::new();
+        for m in self.inner.engine.loaded() {
+            if m.kind != aiaas_engine::RuntimeKind::Classifier {
+                continue;
+            }
+            let Some((model_id, version)) = m.key.rsplit_once(':') else {
+                continue;
+            };
+            let keep = match deployments.get(model_id) {
+                None => false,
+                Some(d) if version == d.version.to_string() => m.batch.is_none_or(|b| {
+                    b.max_batch as i64 == d.max_batch
+                        && b.max_delay.as_millis() as i64 == d.max_delay_ms
+                        && b.queue_capacity as i64 == d.queue_capacity
+                }),
+                // Another version, addressed as `name:N`: kept while the model is deployed.
+                Some(_) => true,
+            };
+            if !keep && m.in_flight == 0 {
+                stale.push(m.key);
+            }
+        }
+        let n = stale.len();
+        if n > 0 {
+            let p = self.clone();
+            tokio::task::spawn_blocking(move || {
+                for k in stale {
+                    tracing::info!(runtime = %k, "unloading a runtime its deployment no longer wants");
+                    p.inner.engine.unload(&k);
+                }
+            })
+            .await?;
+        }
+        Ok(n)
     }
 
     async fn deploy_record(

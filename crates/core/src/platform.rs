@@ -19,8 +19,16 @@ use crate::{CoreError, Result};
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
     pub data_dir: PathBuf,
-    /// `sqlite://...`; `None` means `<data_dir>/metadata.db`.
+    /// `sqlite://...` or `postgres://...`; `None` means `<data_dir>/metadata.db`.
     pub database_url: Option<String>,
+    /// Where artifacts live: `None` is `<data_dir>/artifacts`; S3 for replicas.
+    pub artifacts: Option<aiaas_store::S3Config>,
+    /// This process's name among replicas (a pod name), in job logs and metrics.
+    pub replica_id: String,
+    /// How long a claimed training job stays this replica's without a renewal.
+    pub job_lease: std::time::Duration,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub drain_timeout: std::time::Duration,
     /// Largest dataset upload accepted, in bytes.
     pub max_upload_bytes: u64,
     /// `/metrics` only with an admin key (else open, as for a Prometheus scraper).
@@ -47,6 +55,10 @@ impl PlatformConfig {
         PlatformConfig {
             data_dir: data_dir.clone(),
             database_url: None,
+            artifacts: None,
+            replica_id: default_replica_id(),
+            job_lease: std::time::Duration::from_secs(30),
+            drain_timeout: std::time::Duration::from_secs(30),
             max_upload_bytes: 100 * 1024 * 1024,
             private_metrics: false,
             training_workers: 1,
@@ -64,6 +76,23 @@ impl PlatformConfig {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache").join("bbc-news.csv"))
     }
+}
+
+/// Seconds between two reconciliations of loaded models with the database.
+const RECONCILE_TICKS: u64 = 2;
+
+/// The host name (a pod's name on Kubernetes), else "local".
+fn default_replica_id() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "local".into())
 }
 
 /// What happened at start that the operator must be told once.
@@ -98,6 +127,8 @@ pub(crate) struct Inner {
     pub(crate) running: Mutex<HashMap<String, Arc<AtomicBool>>>,
     pub(crate) job_wakeup: Notify,
     pub(crate) shutting_down: AtomicBool,
+    /// Set once the deployments found at start have been loaded (readiness waits for it).
+    pub(crate) started: tokio::sync::watch::Sender<bool>,
     pub(crate) workers: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) worker_id: String,
     pub(crate) admin: Mutex<Option<Principal>>,
@@ -133,9 +164,26 @@ impl Platform {
             Some(url) => Metadata::connect(url).await?,
         };
         let (keys, master_key_created) = crate::keys_at_rest::load(&config.master_key)?;
-        let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
-        let encrypted_plaintext = local.encrypt_plaintext_objects()?;
-        let artifacts = Arc::new(local);
+        let (artifacts, encrypted_plaintext): (Arc<dyn ArtifactStore>, usize) =
+            match &config.artifacts {
+                None => {
+                    let local =
+                        LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
+                    let n = local.encrypt_plaintext_objects()?;
+                    (Arc::new(local), n)
+                }
+                Some(s3) => {
+                    let scratch = config.data_dir.join("tmp");
+                    let (s3, keys) = (s3.clone(), keys.clone());
+                    let store = tokio::task::spawn_blocking(move || {
+                        let store = aiaas_store::S3Artifacts::open(s3, keys, &scratch)?;
+                        store.check()?;
+                        Ok::<_, aiaas_store::StoreError>(store)
+                    })
+                    .await??;
+                    (Arc::new(store), 0)
+                }
+            };
         let metrics = Arc::new(Metrics::new());
         let platform = Platform {
             inner: Arc::new(Inner {
@@ -146,8 +194,14 @@ impl Platform {
                 running: Mutex::new(HashMap::new()),
                 job_wakeup: Notify::new(),
                 shutting_down: AtomicBool::new(false),
+                started: tokio::sync::watch::Sender::new(false),
                 workers: Mutex::new(Vec::new()),
-                worker_id: format!("{}-{}", std::process::id(), aiaas_types::new_id()),
+                worker_id: format!(
+                    "{}/{}-{}",
+                    config.replica_id,
+                    std::process::id(),
+                    aiaas_types::new_id()
+                ),
                 admin: Mutex::new(None),
                 loading: tokio::sync::Mutex::new(()),
                 library: crate::library::LibraryState::default(),
@@ -161,8 +215,11 @@ impl Platform {
         };
         // A first start is one that finds no key at all (not merely a missing file, so an
         // interrupted first start is still treated as one).
+        let lock = platform.inner.meta.startup_lock().await?;
         let first_start = platform.inner.meta.count_keys().await? == 0;
-        let mut report = platform.bootstrap_admin().await?;
+        let report = platform.bootstrap_admin().await;
+        lock.release().await?;
+        let mut report = report?;
         report.first_start = first_start;
         report.master_key_created = master_key_created;
         report.encrypted_plaintext = encrypted_plaintext + platform.seal_library_models().await?;
@@ -178,6 +235,7 @@ impl Platform {
         let seed_demo = report.first_start && self.inner.config.demo;
         tokio::spawn(async move {
             p.load_deployments().await;
+            p.inner.started.send_replace(true);
             if seed_demo {
                 if let Err(e) = p.seed_demo().await {
                     tracing::warn!(error = %e, "demo not seeded");
@@ -193,11 +251,34 @@ impl Platform {
         let p = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut n = 0u64;
             while !p.is_shutting_down() {
                 tick.tick().await;
                 p.reap_idle().await;
+                n += 1;
+                if n % RECONCILE_TICKS == 0 {
+                    p.reconcile().await;
+                }
             }
         });
+    }
+
+    /// Follow changes other replicas made in the database: deployments, and library
+    /// models removed. Failures (the database away) are logged and retried next time.
+    async fn reconcile(&self) {
+        if let Err(e) = self.reconcile_deployments().await {
+            tracing::warn!(error = %e, "reconciling deployments failed");
+        }
+        for m in self.inner.engine.loaded() {
+            let Some(name) = m.key.strip_prefix("lib:") else {
+                continue;
+            };
+            if let Ok(None) = self.inner.meta.library_model(name).await {
+                tracing::info!(model = %name, "unloading a library model removed elsewhere");
+                self.unload_library(name).await;
+                self.forget_cached_model(name).await;
+            }
+        }
     }
 
     /// Resolve a bearer secret to its principal (no rate limiting: see
@@ -249,6 +330,11 @@ impl Platform {
         }
     }
 
+    /// This replica's name (`--replica-id`, else the host name).
+    pub fn replica_id(&self) -> &str {
+        &self.inner.config.replica_id
+    }
+
     pub fn max_upload_bytes(&self) -> u64 {
         self.inner.config.max_upload_bytes
     }
@@ -257,10 +343,24 @@ impl Platform {
         &self.inner.config.data_dir
     }
 
-    /// Ready to serve: the database answers and the process is not shutting down.
+    /// Ready to serve: started (deployments loaded), not shutting down, and the
+    /// database answers.
     pub async fn ready(&self) -> Result<()> {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(CoreError::Unavailable("shutting down".into()));
+        }
+        // A probe during start waits a moment (a start with little to load is ready by
+        // then) before it answers "starting".
+        let mut started = self.inner.started.subscribe();
+        if !matches!(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                started.wait_for(|s| *s)
+            )
+            .await,
+            Ok(Ok(_))
+        ) {
+            return Err(CoreError::Unavailable("starting".into()));
         }
         self.inner
             .meta

@@ -68,6 +68,11 @@ pub enum RuntimeKind {
     Embedder,
 }
 
+/// Requests waiting per model, refreshed at each scrape (see `refresh_gauges`).
+const SCALING_QUEUE: &str = "aiaas_queue_depth";
+/// Slots busy per model.
+const SCALING_BUSY: &str = "aiaas_busy_slots";
+
 /// A loaded model as reported to operators.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LoadedModel {
@@ -271,8 +276,9 @@ impl Engine {
             return false;
         };
         let label = entry.label().to_string();
-        self.metrics
-            .remove(runtime::QUEUE_DEPTH, &[("model", &label)]);
+        for gauge in [runtime::QUEUE_DEPTH, SCALING_QUEUE, SCALING_BUSY] {
+            self.metrics.remove(gauge, &[("model", &label)]);
+        }
         if matches!(entry.runtime, Runtime::Generator(_)) {
             generation::forget_gauges(&self.metrics, &label);
         }
@@ -352,11 +358,36 @@ impl Engine {
 
     /// Refresh the gauges only a scheduler knows (running, waiting, KV-cache use).
     pub fn refresh_gauges(&self) {
-        let runtimes = self.runtimes.read().unwrap_or_else(|e| e.into_inner());
-        for e in runtimes.values() {
-            if let Runtime::Generator(g) = &e.runtime {
-                generation::publish_stats(&self.metrics, g);
+        {
+            let runtimes = self.runtimes.read().unwrap_or_else(|e| e.into_inner());
+            for e in runtimes.values() {
+                if let Runtime::Generator(g) = &e.runtime {
+                    generation::publish_stats(&self.metrics, g);
+                }
             }
+        }
+        // The autoscaling pair, the same for every kind of model: requests waiting for a
+        // slot, and slots busy. A generator's slots are its sequences; a batched model's
+        // one batch in progress holds up to `max_batch` requests.
+        for m in self.loaded() {
+            let busy = match (m.slots_busy, m.batch) {
+                (Some(busy), _) => busy.min(m.in_flight),
+                (None, Some(b)) => m.in_flight.min(b.max_batch),
+                (None, None) => 0,
+            };
+            let labels = [("model", m.label.as_str())];
+            self.metrics.set(
+                SCALING_QUEUE,
+                "Requests waiting for a slot, per loaded model (the autoscaling signal).",
+                &labels,
+                m.in_flight.saturating_sub(busy) as f64,
+            );
+            self.metrics.set(
+                SCALING_BUSY,
+                "Slots busy (sequences generating, or requests in the batch running), per loaded model.",
+                &labels,
+                busy as f64,
+            );
         }
     }
 

@@ -15,7 +15,10 @@ use crate::{Result, StoreError};
 
 /// Where artifacts live. Keys are `/`-separated relative paths of safe characters.
 pub trait ArtifactStore: Send + Sync {
-    /// Store `bytes` under `key`, replacing any previous object atomically.
+    /// Store `bytes` under `key`, atomically: readers see the whole object or none.
+    /// Keys are unique ids, so an existing object is not expected: [`LocalArtifacts`]
+    /// replaces it, while [`S3Artifacts`](crate::S3Artifacts) (shared by replicas) refuses
+    /// with [`StoreError::Conflict`] unless it was built to overwrite.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
     /// Store the contents of a local file under `key` (atomic; the file is removed).
     fn put_file(&self, key: &str, file: &Path) -> Result<()>;
@@ -32,6 +35,16 @@ pub trait ArtifactStore: Send + Sync {
     fn rewrap(&self, key: &str) -> Result<bool>;
     /// Read the whole object and check every chunk; its plaintext length.
     fn verify(&self, key: &str) -> Result<u64>;
+    /// Whether other replicas read this store too (then library weights are shared
+    /// through it, and each replica keeps a local cache).
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Store a file that already is an envelope under the master keys (a sealed model
+    /// file) as `key`, byte for byte; the file stays where it is.
+    fn put_sealed(&self, key: &str, file: &Path) -> Result<()>;
+    /// Write object `key`'s envelope, as stored, to the new file `dest`.
+    fn get_sealed(&self, key: &str, dest: &Path) -> Result<()>;
 }
 
 /// The master keys, shared by the stores that encrypt with them. Reloadable from their
@@ -111,17 +124,7 @@ impl LocalArtifacts {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        let ok = !key.is_empty()
-            && key.split('/').all(|part| {
-                !part.is_empty()
-                    && part != "."
-                    && part != ".."
-                    && !part.starts_with('.')
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            });
-        if !ok {
+        if !valid_key(key) {
             return Err(StoreError::InvalidKey(key.to_string()));
         }
         Ok(self.root.join(key))
@@ -168,7 +171,23 @@ impl LocalArtifacts {
     }
 }
 
-fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Whether `key` is a valid artifact key, for every backend: `/`-separated parts of
+/// `A-Z a-z 0-9 - _ .`, none empty and none starting with a dot (so no `.` or `..`, no
+/// absolute paths, and no names of the hidden temp files writes leave while in progress).
+pub(crate) fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && !part.starts_with('.')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+pub(crate) fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..])? {
@@ -179,7 +198,7 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn io(key: &str) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+pub(crate) fn io(key: &str) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| match crypto_failure(&source) {
         Some(e) => integrity(key, e),
         None => StoreError::Io {
@@ -194,7 +213,7 @@ pub fn crypto_failure(e: &std::io::Error) -> Option<&CryptoError> {
     e.get_ref()?.downcast_ref::<CryptoError>()
 }
 
-fn crypto(key: &str, e: CryptoError) -> StoreError {
+pub(crate) fn crypto(key: &str, e: CryptoError) -> StoreError {
     match e {
         CryptoError::Io(source) => StoreError::Io {
             key: key.to_string(),
@@ -281,6 +300,39 @@ impl ArtifactStore for LocalArtifacts {
     fn rewrap(&self, key: &str) -> Result<bool> {
         let path = self.path(key)?;
         aiaas_crypto::rewrap_file(&self.keys.ring(), &path).map_err(|e| crypto(key, e))
+    }
+
+    fn put_sealed(&self, key: &str, file: &Path) -> Result<()> {
+        let path = self.path(key)?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| StoreError::InvalidKey(key.into()))?;
+        std::fs::create_dir_all(dir).map_err(io(key))?;
+        let mut prefix = [0u8; 8];
+        let n = std::fs::File::open(file)
+            .and_then(|mut f| read_up_to(&mut f, &mut prefix))
+            .map_err(io(key))?;
+        if !aiaas_crypto::is_encrypted(&prefix[..n]) {
+            return Err(StoreError::Integrity {
+                key: key.into(),
+                reason: "the file to store is not sealed".into(),
+            });
+        }
+        let tmp = dir.join(format!(".{}.tmp", aiaas_types::new_id()));
+        let copied = std::fs::copy(file, &tmp)
+            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(key)(e));
+        }
+        Ok(())
+    }
+
+    fn get_sealed(&self, key: &str, dest: &Path) -> Result<()> {
+        let path = self.path(key)?;
+        std::fs::copy(&path, dest).map_err(io(key))?;
+        Ok(())
     }
 
     fn verify(&self, key: &str) -> Result<u64> {

@@ -43,40 +43,81 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
+/// The advisory lock key that serialises appends across replicas.
+const AUDIT_LOCK: i64 = 0x6169_6161_735f_6175;
+
+const HEAD: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+
 const COLUMNS: &str =
     "seq, id, at, tenant_id, key_id, role, action, target, outcome, source, detail, prev_hash, hash";
 
 impl Metadata {
     /// The last entry's sequence number and hash, if any.
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        let row = sqlx::query(HEAD)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))))
     }
 
-    /// Append an entry; `Conflict` when its `seq` was taken meanwhile (re-read the head).
-    pub async fn insert_audit(&self, r: &AuditRecord) -> Result<()> {
-        sqlx::query(&format!(
+    /// Append the entry `build` makes from the current head, atomically: on PostgreSQL
+    /// the transaction first takes an advisory lock, so replicas append one at a time and
+    /// the chain stays linear; on SQLite a race with another process is a `Conflict` on
+    /// `seq` (the caller builds again from the new head).
+    pub async fn append_audit(
+        &self,
+        build: impl Fn(Option<(i64, String)>) -> AuditRecord,
+    ) -> Result<AuditRecord> {
+        let sql = format!(
             "INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(r.seq)
-        .bind(&r.id)
-        .bind(r.at)
-        .bind(&r.tenant_id)
-        .bind(&r.key_id)
-        .bind(&r.role)
-        .bind(&r.action)
-        .bind(&r.target)
-        .bind(&r.outcome)
-        .bind(&r.source)
-        .bind(&r.detail)
-        .bind(&r.prev_hash)
-        .bind(&r.hash)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_or(e, || format!("audit entry {} already written", r.seq)))?;
-        Ok(())
+        );
+        let insert = |r: &AuditRecord| {
+            sqlx::query(&sql)
+            .bind(r.seq)
+            .bind(r.id.clone())
+            .bind(r.at)
+            .bind(r.tenant_id.clone())
+            .bind(r.key_id.clone())
+            .bind(r.role.clone())
+            .bind(r.action.clone())
+            .bind(r.target.clone())
+            .bind(r.outcome.clone())
+            .bind(r.source.clone())
+            .bind(r.detail.clone())
+            .bind(r.prev_hash.clone())
+            .bind(r.hash.clone())
+        };
+        let conflict = |r: &AuditRecord| {
+            let seq = r.seq;
+            move |e| conflict_or(e, || format!("audit entry {seq} already written"))
+        };
+        match self.backend {
+            crate::Backend::Postgres => {
+                crate::retrying(|| async {
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(AUDIT_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                    let head = sqlx::query(HEAD)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)));
+                    let r = build(head);
+                    insert(&r).execute(&mut *tx).await.map_err(conflict(&r))?;
+                    tx.commit().await?;
+                    Ok(r)
+                })
+                .await
+            }
+            crate::Backend::Sqlite => {
+                // No transaction: a read transaction cannot become a write one once another
+                // connection wrote; the primary key settles the race instead.
+                let r = build(self.audit_head().await?);
+                insert(&r).execute(&self.pool).await.map_err(conflict(&r))?;
+                Ok(r)
+            }
+        }
     }
 
     /// Entries matching `filter`, by ascending `seq`, at most `filter.limit`.

@@ -1,7 +1,12 @@
 //! Training jobs and their event logs.
 //!
-//! Claiming is one atomic `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING`, which
-//! SQLite's single writer serialises; PostgreSQL will add `FOR UPDATE SKIP LOCKED`.
+//! Claiming is one atomic `UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING`: on
+//! PostgreSQL the inner select takes the row with `FOR UPDATE SKIP LOCKED`, so concurrent
+//! replicas each get a different job; SQLite's single writer serialises the statement.
+//! A claim is a lease: the claiming worker renews it while it trains, and a running job
+//! whose lease ran out is claimed again (its worker died). Every later write of a job's
+//! state names the worker, so a worker that lost its lease cannot overwrite the state
+//! written by the one that took over.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -12,7 +17,7 @@ use crate::{
 
 const COLUMNS: &str = "id, tenant_id, model_name, dataset_id, test_dataset_id, config, deploy, \
                        status, cancel_requested, error, report, model_version, attempts, \
-                       created_at, started_at, finished_at";
+                       claimed_by, created_at, started_at, finished_at";
 
 /// How a job ended.
 #[derive(Debug, Clone)]
@@ -29,7 +34,7 @@ impl Metadata {
     pub async fn insert_job(&self, job: &NewJob) -> Result<JobRecord> {
         let id = aiaas_types::new_id();
         sqlx::query(&format!(
-            "INSERT INTO jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, NULL, NULL, 0, $9, NULL, NULL)"
+            "INSERT INTO jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, NULL, NULL, 0, NULL, $9, NULL, NULL)"
         ))
         .bind(&id)
         .bind(&job.tenant_id)
@@ -66,24 +71,53 @@ impl Metadata {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Atomically move the oldest queued job to running for `worker`.
-    pub async fn claim_next_job(&self, worker: &str) -> Result<Option<JobRecord>> {
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET status = $1, claimed_by = $2, started_at = $3, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM jobs WHERE status = $4 ORDER BY created_at LIMIT 1) \
-             AND status = $4 RETURNING {COLUMNS}"
-        ))
-        .bind(JobStatus::Running.as_str())
-        .bind(worker)
-        .bind(aiaas_types::now_ms())
-        .bind(JobStatus::Queued.as_str())
-        .fetch_optional(&self.pool)
+    /// Atomically give `worker` the oldest job that is queued, or running under a lease
+    /// that ran out, leased for `lease_ms`.
+    pub async fn claim_next_job(&self, worker: &str, lease_ms: i64) -> Result<Option<JobRecord>> {
+        let lock = match self.backend {
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let claimable = "(status = $5 OR (status = $1 AND lease_until < $3))";
+        let sql = format!(
+            "UPDATE jobs SET status = $1, claimed_by = $2, started_at = $3, lease_until = $4, \
+             attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs WHERE {claimable} ORDER BY created_at LIMIT 1{lock}) \
+             AND {claimable} RETURNING {COLUMNS}"
+        );
+        let row = crate::retrying(|| async {
+            let now = aiaas_types::now_ms();
+            Ok(sqlx::query(&sql)
+                .bind(JobStatus::Running.as_str())
+                .bind(worker)
+                .bind(now)
+                .bind(now + lease_ms)
+                .bind(JobStatus::Queued.as_str())
+                .fetch_optional(&self.pool)
+                .await?)
+        })
         .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// Record the end of a running job. Returns false if the job was not running.
-    pub async fn finish_job(&self, id: &str, outcome: &JobOutcome) -> Result<bool> {
+    /// Renew `worker`'s lease of a running job. False when the worker no longer holds it
+    /// (the lease ran out and another worker claimed the job, or the job ended).
+    pub async fn renew_job_lease(&self, id: &str, worker: &str, lease_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND claimed_by = $3 AND status = $4",
+        )
+        .bind(aiaas_types::now_ms() + lease_ms)
+        .bind(id)
+        .bind(worker)
+        .bind(JobStatus::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record the end of a job `worker` is running. Returns false if the job was not
+    /// running under this worker's claim.
+    pub async fn finish_job(&self, id: &str, worker: &str, outcome: &JobOutcome) -> Result<bool> {
         let (status, error, report, version) = match outcome {
             JobOutcome::Succeeded {
                 report,
@@ -98,8 +132,8 @@ impl Metadata {
             JobOutcome::Cancelled => (JobStatus::Cancelled, None, None, None),
         };
         let done = sqlx::query(
-            "UPDATE jobs SET status = $1, error = $2, report = $3, model_version = $4, finished_at = $5 \
-             WHERE id = $6 AND status = $7",
+            "UPDATE jobs SET status = $1, error = $2, report = $3, model_version = $4, finished_at = $5, \
+             lease_until = NULL WHERE id = $6 AND status = $7 AND claimed_by = $8",
         )
         .bind(status.as_str())
         .bind(error)
@@ -108,6 +142,7 @@ impl Metadata {
         .bind(aiaas_types::now_ms())
         .bind(id)
         .bind(JobStatus::Running.as_str())
+        .bind(worker)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -140,14 +175,17 @@ impl Metadata {
         Ok(row.map(|(c,)| c != 0).unwrap_or(false))
     }
 
-    /// Put a running job back in the queue after its process died (the attempt counts).
-    pub async fn requeue_job(&self, id: &str) -> Result<bool> {
+    /// Put a job `worker` was running back in the queue after its process died (the
+    /// attempt counts).
+    pub async fn requeue_job(&self, id: &str, worker: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE jobs SET status = $1, claimed_by = NULL, started_at = NULL WHERE id = $2 AND status = $3",
+            "UPDATE jobs SET status = $1, claimed_by = NULL, started_at = NULL, lease_until = NULL \
+             WHERE id = $2 AND status = $3 AND claimed_by = $4",
         )
         .bind(JobStatus::Queued.as_str())
         .bind(id)
         .bind(JobStatus::Running.as_str())
+        .bind(worker)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -155,23 +193,24 @@ impl Metadata {
 
     /// Hand a running job back to the queue without counting the attempt (a graceful
     /// shutdown stopped it; it did not fail).
-    pub async fn release_job(&self, id: &str) -> Result<bool> {
+    pub async fn release_job(&self, id: &str, worker: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE jobs SET status = $1, claimed_by = NULL, started_at = NULL, attempts = attempts - 1 \
-             WHERE id = $2 AND status = $3",
+            "UPDATE jobs SET status = $1, claimed_by = NULL, started_at = NULL, lease_until = NULL, \
+             attempts = attempts - 1 WHERE id = $2 AND status = $3 AND claimed_by = $4",
         )
         .bind(JobStatus::Queued.as_str())
         .bind(id)
         .bind(JobStatus::Running.as_str())
+        .bind(worker)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Jobs left running by a previous process (crash or kill): their ids.
-    pub async fn running_jobs(&self) -> Result<Vec<(String, i64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT id, attempts FROM jobs WHERE status = $1")
+    /// Running jobs: (id, attempts, the worker that claimed it).
+    pub async fn running_jobs(&self) -> Result<Vec<(String, i64, String)>> {
+        let rows: Vec<(String, i64, String)> =
+            sqlx::query_as("SELECT id, attempts, COALESCE(claimed_by, '') FROM jobs WHERE status = $1")
                 .bind(JobStatus::Running.as_str())
                 .fetch_all(&self.pool)
                 .await?;
@@ -237,6 +276,7 @@ fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
         report: report.map(|r| parse_json("jobs.report", &r)).transpose()?,
         model_version: row.try_get("model_version")?,
         attempts: row.try_get("attempts")?,
+        worker: row.try_get("claimed_by")?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,

@@ -1,9 +1,10 @@
-//! Persistence: the metadata database (SQLite now, PostgreSQL through the same portable
-//! SQL later) and the artifact store (files written atomically).
+//! Persistence: the metadata database (SQLite on one machine, PostgreSQL for replicas,
+//! through the same portable SQL) and the artifact store (local files or S3, encrypted).
 //!
 //! Only this crate knows SQL. Every query uses `$n` placeholders, application-generated
 //! text ids, BIGINT epoch-millisecond times and INTEGER booleans, so the same statements
-//! run on both databases through sqlx's `Any` driver.
+//! run on both databases through sqlx's `Any` driver. The few places where the two differ
+//! (job claiming, advisory locks) branch on [`Backend`], each branch tested.
 
 mod artifacts;
 mod audit;
@@ -17,7 +18,10 @@ pub use library::{LibraryModelRecord, UsageRecord};
 mod migrate;
 mod model_files;
 mod models;
+mod rate_limits;
+pub use rate_limits::{Gcra, RateDecision};
 mod records;
+mod s3;
 mod snapshot;
 
 use std::path::Path;
@@ -29,6 +33,7 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use artifacts::{crypto_failure, ArtifactStore, LocalArtifacts, MasterKeys};
 pub use model_files::{ModelFiles, ModelView};
+pub use s3::{S3Artifacts, S3Config, S3UrlError};
 pub use records::*;
 
 /// Errors of the persistence layer.
@@ -54,8 +59,71 @@ pub enum StoreError {
     Keys(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("unsupported database url {0:?}: expected sqlite://PATH")]
+    #[error("unsupported database url {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    /// The database cannot be reached (down, restarting, network): retry later.
+    #[error("metadata database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether this is the database being unreachable (a 503 for clients, not a 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => connection_lost(e),
+            _ => false,
+        }
+    }
+}
+
+/// An error that means "the database is not there right now" rather than "this query
+/// is wrong": i/o, pool exhaustion or closure, and PostgreSQL's connection-exception
+/// (08xxx) and operator-intervention (57P0x) classes.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// A serialization failure or deadlock: the transaction may simply be run again.
+fn retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
+}
+
+/// Run `op` again (up to three more times, backing off) while it fails with a
+/// serialization failure or a deadlock.
+pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Err(StoreError::Database(e)) if retryable(&e) && attempt < 3 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "retrying a transaction");
+                tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Which database a [`Metadata`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -64,6 +132,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Metadata {
     pool: AnyPool,
+    backend: Backend,
 }
 
 impl Metadata {
@@ -73,12 +142,20 @@ impl Metadata {
         Self::connect(&url).await
     }
 
-    /// Connect to a database URL and bring its schema up to date.
+    /// Connect to a database URL (`sqlite://PATH` or `postgres://...`) and bring its
+    /// schema up to date.
     pub async fn connect(url: &str) -> Result<Metadata> {
         sqlx::any::install_default_drivers();
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url).await
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
         }
+    }
+
+    async fn connect_sqlite(url: &str) -> Result<Metadata> {
         let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
             .max_connections(8)
@@ -105,9 +182,82 @@ impl Metadata {
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&pool)
             .await?;
-        let metadata = Metadata { pool };
-        migrate::run(&metadata.pool).await?;
+        let metadata = Metadata {
+            pool,
+            backend: Backend::Sqlite,
+        };
+        migrate::run(&metadata).await?;
         Ok(metadata)
+    }
+
+    /// A pool of PostgreSQL connections, each with a statement timeout (a stuck query
+    /// fails instead of holding a request forever). Connections are checked before use, so
+    /// a pool that outlived a database restart heals on the next request. An unreachable
+    /// database at start is retried for a while (a replica often starts beside it), then
+    /// reported with the host it tried, the password never shown.
+    async fn connect_postgres(url: &str) -> Result<Metadata> {
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(|e| StoreError::UnsupportedUrl(format!("{}: {e}", redact_url(url))))?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Duration::from_secs(300))
+            .test_before_acquire(true)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::query("SET statement_timeout = 30000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("SET lock_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        let metadata = Metadata {
+            pool,
+            backend: Backend::Postgres,
+        };
+        let deadline = std::time::Instant::now() + CONNECT_PATIENCE;
+        loop {
+            match metadata.ping().await {
+                Ok(()) => break,
+                Err(e) if e.is_unavailable() && std::time::Instant::now() < deadline => {
+                    tracing::warn!(database = %redact_url(url), error = %e, "metadata database not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot connect to {}: {e}",
+                        redact_url(url)
+                    )))
+                }
+            }
+        }
+        migrate::run(&metadata).await?;
+        Ok(metadata)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Take the installation-wide start-up lock (replicas starting together bootstrap the
+    /// first tenant and admin key one at a time). PostgreSQL: a session advisory lock on a
+    /// connection held until [`StartupLock::release`]; SQLite: nothing to take.
+    pub async fn startup_lock(&self) -> Result<StartupLock> {
+        if self.backend != Backend::Postgres {
+            return Ok(StartupLock { conn: None });
+        }
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(STARTUP_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        Ok(StartupLock { conn: Some(conn) })
     }
 
     /// A cheap query that proves the database answers.
@@ -153,6 +303,52 @@ fn conflict_or(err: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
         }
     }
     StoreError::Database(err)
+}
+
+/// The advisory lock key of start-up bootstrapping.
+const STARTUP_LOCK: i64 = 0x6169_6161_735f_7374;
+
+/// Held while a replica bootstraps; see [`Metadata::startup_lock`].
+pub struct StartupLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+}
+
+impl StartupLock {
+    pub async fn release(self) -> Result<()> {
+        if let Some(mut conn) = self.conn {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(STARTUP_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// How long a start waits for an unreachable PostgreSQL before giving up.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A database URL fit for logs and errors: the password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
 }
 
 fn parse_json(column: &str, text: &str) -> Result<serde_json::Value> {

@@ -1,9 +1,12 @@
 //! Schema migrations: one ordered list of SQL files, applied once each, recorded in
-//! `schema_migrations`. The same files serve SQLite and PostgreSQL.
+//! `schema_migrations`. The same files serve SQLite and PostgreSQL. Replicas starting
+//! together against one PostgreSQL take turns: each migration runs in a transaction that
+//! first takes an advisory lock, then checks again whether another replica applied it.
 
-use sqlx::AnyPool;
+use crate::{Backend, Metadata, Result};
 
-use crate::Result;
+/// The advisory lock key of schema changes (any constant shared by every replica).
+const MIGRATION_LOCK: i64 = 0x6169_6161_735f_6d67;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -20,9 +23,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "output_privacy",
         include_str!("../migrations/0006_output_privacy.sql"),
     ),
+    (7, "replicas", include_str!("../migrations/0007_replicas.sql")),
 ];
 
-pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
+pub(crate) async fn run(meta: &Metadata) -> Result<()> {
+    let pool = &meta.pool;
+    let mut tx = pool.begin().await?;
+    lock(meta.backend, &mut tx).await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT PRIMARY KEY,
@@ -30,18 +37,20 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
             applied_at BIGINT NOT NULL
         )",
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     for (version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        lock(meta.backend, &mut tx).await?;
         let done: Option<(i64,)> =
             sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *tx)
                 .await?;
         if done.is_some() {
-            continue;
+            continue; // applied before, or by another replica while this one waited
         }
-        let mut tx = pool.begin().await?;
         for statement in statements(sql) {
             sqlx::query(&statement).execute(&mut *tx).await?;
         }
@@ -55,6 +64,17 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<()> {
         .await?;
         tx.commit().await?;
         tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}
+
+/// Serialise schema changes across processes (PostgreSQL; SQLite has one writer anyway).
+async fn lock(backend: Backend, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

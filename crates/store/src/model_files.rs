@@ -176,6 +176,42 @@ impl ModelFiles {
         Ok(view)
     }
 
+    /// Check a sealed file against the size and sha256 (lowercase hex) of its plaintext
+    /// recorded at the pull: every chunk authenticates, and the whole hashes to the
+    /// digest. For a replica's copy fetched from the shared artifact store.
+    pub fn check(&self, path: &Path, size: u64, sha256: &str) -> Result<()> {
+        use sha2::Digest;
+        let mut plain = self.decryptor(path)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = plain.read(&mut buf).map_err(|e| match aiaas_crypto_failure(&e) {
+                Some(c) => integrity(path, c),
+                None => io(path)(e),
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if total != size || !digest.eq_ignore_ascii_case(sha256) {
+            return Err(StoreError::Integrity {
+                key: path.display().to_string(),
+                reason: format!(
+                    "its content ({total} bytes, sha256 {digest}) is not what was pulled ({size} bytes, sha256 {sha256})"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// A decrypting reader; a key unknown to the ring triggers one reload of the key
     /// file (a rotation done by another process).
     fn decryptor(&self, path: &Path) -> Result<aiaas_crypto::Decryptor<std::io::BufReader<File>>> {

@@ -150,6 +150,8 @@ pub struct JobRecord {
     pub report: Option<serde_json::Value>,
     pub model_version: Option<i64>,
     pub attempts: i64,
+    /// The worker (`replica/pid-id`) that claimed it last, while it runs and after.
+    pub worker: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,

@@ -1,16 +1,120 @@
-//! Integration tests of the metadata store against a real SQLite file.
+//! Integration tests of the metadata store. Every test body runs twice: against a real
+//! SQLite file, and against a real PostgreSQL (a fresh database per test in the cluster
+//! named by `AIAAS_TEST_POSTGRES_URL`, which `scripts/test.sh` starts with
+//! `scripts/pg.sh`). Without that variable the PostgreSQL half is skipped with a notice,
+//! unless `AIAAS_REQUIRE_POSTGRES=1` (set by the test script), which makes it a failure.
 
 use aiaas_store::{
-    ApiKeyRecord, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob, StoreError,
+    ApiKeyRecord, AuditRecord, Backend, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob,
+    StoreError,
 };
 
-async fn open() -> (tempfile::TempDir, Metadata) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Metadata::open_sqlite(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
-    (dir, db)
+/// A database for one test: where it lives, so it can be reopened, and how to drop it.
+struct Db {
+    url: String,
+    meta: Metadata,
+    _dir: Option<tempfile::TempDir>,
+    pg_admin: Option<(String, String)>,
 }
+
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
+        let meta = Metadata::connect(&url).await.unwrap();
+        Db {
+            url,
+            meta,
+            _dir: Some(dir),
+            pg_admin: None,
+        }
+    }
+
+    async fn postgres() -> Option<Db> {
+        let admin = match std::env::var("AIAAS_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert!(
+                    std::env::var("AIAAS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "AIAAS_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL with scripts/pg.sh)"
+                );
+                eprintln!("skipped: AIAAS_TEST_POSTGRES_URL is not set");
+                return None;
+            }
+        };
+        let name = format!("store_{}", aiaas_types::new_id().replace('-', ""));
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("the test PostgreSQL answers");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        let url = format!("{base}/{name}");
+        let meta = Metadata::connect(&url).await.unwrap();
+        assert_eq!(meta.backend(), Backend::Postgres);
+        Some(Db {
+            url,
+            meta,
+            _dir: None,
+            pg_admin: Some((admin, name)),
+        })
+    }
+
+    async fn reopen(&self) -> Metadata {
+        Metadata::connect(&self.url).await.unwrap()
+    }
+
+    async fn drop_database(self) {
+        self.meta.close().await;
+        if let Some((admin, name)) = self.pg_admin {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap();
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// Each named test body, as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::Db::sqlite().await;
+                    super::$name(&db).await;
+                    db.drop_database().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(&db).await;
+                    db.drop_database().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    migrations_are_idempotent_and_data_survives_reopen,
+    duplicate_names_are_conflicts,
+    keys_round_trip_and_revoke_once,
+    each_job_is_claimed_exactly_once_by_concurrent_workers,
+    cancel_and_finish_follow_the_state_machine,
+    events_get_consecutive_sequence_numbers,
+    a_job_whose_lease_ran_out_is_claimed_again_and_the_old_worker_is_locked_out,
+    concurrent_audit_appends_from_several_connections_form_one_chain,
+);
 
 async fn dataset(db: &Metadata, tenant: &str, name: &str) -> DatasetRecord {
     let d = DatasetRecord {
@@ -30,20 +134,31 @@ async fn dataset(db: &Metadata, tenant: &str, name: &str) -> DatasetRecord {
     d
 }
 
-#[tokio::test]
-async fn migrations_are_idempotent_and_data_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("meta.db");
-    let db = Metadata::open_sqlite(&path).await.unwrap();
-    let t = db.create_tenant("acme").await.unwrap();
-    db.close().await;
-    let db = Metadata::open_sqlite(&path).await.unwrap();
-    assert_eq!(db.tenant(&t.id).await.unwrap().unwrap().name, "acme");
+fn new_job(tenant: &str, dataset: &str) -> NewJob {
+    NewJob {
+        tenant_id: tenant.into(),
+        model_name: "m".into(),
+        dataset_id: dataset.into(),
+        test_dataset_id: None,
+        config: serde_json::json!({}),
+        deploy: false,
+    }
 }
 
-#[tokio::test]
-async fn duplicate_names_are_conflicts() {
-    let (_d, db) = open().await;
+const LEASE: i64 = 60_000;
+
+async fn migrations_are_idempotent_and_data_survives_reopen(fx: &Db) {
+    let t = fx.meta.create_tenant("acme").await.unwrap();
+    // Two more opens at once (replicas starting together) migrate nothing twice.
+    let (a, b) = tokio::join!(fx.reopen(), fx.reopen());
+    assert_eq!(a.tenant(&t.id).await.unwrap().unwrap().name, "acme");
+    assert_eq!(b.tenant(&t.id).await.unwrap().unwrap().name, "acme");
+    a.close().await;
+    b.close().await;
+}
+
+async fn duplicate_names_are_conflicts(fx: &Db) {
+    let db = &fx.meta;
     db.create_tenant("acme").await.unwrap();
     assert!(matches!(
         db.create_tenant("acme").await,
@@ -51,9 +166,8 @@ async fn duplicate_names_are_conflicts() {
     ));
 }
 
-#[tokio::test]
-async fn keys_round_trip_and_revoke_once() {
-    let (_d, db) = open().await;
+async fn keys_round_trip_and_revoke_once(fx: &Db) {
+    let db = &fx.meta;
     let t = db.create_tenant("acme").await.unwrap();
     let key = ApiKeyRecord {
         id: aiaas_types::new_id(),
@@ -80,11 +194,10 @@ async fn keys_round_trip_and_revoke_once() {
     assert_eq!(db.key(&key.id).await.unwrap().unwrap().revoked_at, Some(5));
 }
 
-#[tokio::test]
-async fn each_job_is_claimed_exactly_once_by_concurrent_workers() {
-    let (_d, db) = open().await;
+async fn each_job_is_claimed_exactly_once_by_concurrent_workers(fx: &Db) {
+    let db = &fx.meta;
     let t = db.create_tenant("acme").await.unwrap();
-    let ds = dataset(&db, &t.id, "news").await;
+    let ds = dataset(db, &t.id, "news").await;
     for _ in 0..40 {
         db.insert_job(&NewJob {
             tenant_id: t.id.clone(),
@@ -97,12 +210,13 @@ async fn each_job_is_claimed_exactly_once_by_concurrent_workers() {
         .await
         .unwrap();
     }
+    // Each worker on its own connection pool, as replicas would be.
     let mut workers = Vec::new();
     for w in 0..4 {
-        let db = db.clone();
+        let db = fx.reopen().await;
         workers.push(tokio::spawn(async move {
             let mut got = Vec::new();
-            while let Some(job) = db.claim_next_job(&format!("w{w}")).await.unwrap() {
+            while let Some(job) = db.claim_next_job(&format!("w{w}"), LEASE).await.unwrap() {
                 got.push(job.id);
             }
             got
@@ -119,11 +233,10 @@ async fn each_job_is_claimed_exactly_once_by_concurrent_workers() {
     assert_eq!(all.len(), 40, "no job claimed twice");
 }
 
-#[tokio::test]
-async fn cancel_and_finish_follow_the_state_machine() {
-    let (_d, db) = open().await;
+async fn cancel_and_finish_follow_the_state_machine(fx: &Db) {
+    let db = &fx.meta;
     let t = db.create_tenant("acme").await.unwrap();
-    let ds = dataset(&db, &t.id, "news").await;
+    let ds = dataset(db, &t.id, "news").await;
     let new = NewJob {
         tenant_id: t.id.clone(),
         model_name: "m".into(),
@@ -138,7 +251,7 @@ async fn cancel_and_finish_follow_the_state_machine() {
         Some(JobStatus::Cancelled)
     );
     let job = db.insert_job(&new).await.unwrap();
-    let claimed = db.claim_next_job("w").await.unwrap().unwrap();
+    let claimed = db.claim_next_job("w", LEASE).await.unwrap().unwrap();
     assert_eq!(claimed.id, job.id);
     assert_eq!(
         db.request_cancel(&job.id).await.unwrap(),
@@ -146,12 +259,12 @@ async fn cancel_and_finish_follow_the_state_machine() {
     );
     assert!(db.cancel_requested(&job.id).await.unwrap());
     assert!(db
-        .finish_job(&job.id, &JobOutcome::Cancelled)
+        .finish_job(&job.id, "w", &JobOutcome::Cancelled)
         .await
         .unwrap());
     // A finished job cannot be finished again.
     assert!(!db
-        .finish_job(&job.id, &JobOutcome::Failed("x".into()))
+        .finish_job(&job.id, "w", &JobOutcome::Failed("x".into()))
         .await
         .unwrap());
     // A dataset a queued job needs cannot be deleted; once no job is active it can, and
@@ -163,11 +276,10 @@ async fn cancel_and_finish_follow_the_state_machine() {
     assert_eq!(db.job(&job.id).await.unwrap().unwrap().dataset_id, ds.id);
 }
 
-#[tokio::test]
-async fn events_get_consecutive_sequence_numbers() {
-    let (_d, db) = open().await;
+async fn events_get_consecutive_sequence_numbers(fx: &Db) {
+    let db = &fx.meta;
     let t = db.create_tenant("acme").await.unwrap();
-    let ds = dataset(&db, &t.id, "news").await;
+    let ds = dataset(db, &t.id, "news").await;
     let job = db
         .insert_job(&NewJob {
             tenant_id: t.id.clone(),
@@ -190,4 +302,94 @@ async fn events_get_consecutive_sequence_numbers() {
     let after = db.job_events_after(&job.id, 1).await.unwrap();
     assert_eq!(after.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(after[1].event["i"], 2);
+}
+
+async fn a_job_whose_lease_ran_out_is_claimed_again_and_the_old_worker_is_locked_out(fx: &Db) {
+    let db = &fx.meta;
+    let t = db.create_tenant("acme").await.unwrap();
+    let ds = dataset(db, &t.id, "news").await;
+    let job = db.insert_job(&new_job(&t.id, &ds.id)).await.unwrap();
+    let first = db.claim_next_job("dead", 200).await.unwrap().unwrap();
+    assert_eq!((first.id.as_str(), first.attempts), (job.id.as_str(), 1));
+    // While the lease holds, nobody else gets the job; the holder can renew it.
+    assert!(db.claim_next_job("other", LEASE).await.unwrap().is_none());
+    assert!(db.renew_job_lease(&job.id, "dead", 200).await.unwrap());
+    assert!(!db.renew_job_lease(&job.id, "other", LEASE).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let again = db.claim_next_job("other", LEASE).await.unwrap().unwrap();
+    assert_eq!((again.id.as_str(), again.attempts), (job.id.as_str(), 2));
+    // The worker that lost the lease can neither renew, nor finish, nor release it.
+    assert!(!db.renew_job_lease(&job.id, "dead", LEASE).await.unwrap());
+    assert!(!db
+        .finish_job(&job.id, "dead", &JobOutcome::Failed("late".into()))
+        .await
+        .unwrap());
+    assert!(!db.release_job(&job.id, "dead").await.unwrap());
+    assert!(db
+        .finish_job(&job.id, "other", &JobOutcome::Cancelled)
+        .await
+        .unwrap());
+    assert_eq!(
+        db.job(&job.id).await.unwrap().unwrap().status,
+        JobStatus::Cancelled
+    );
+}
+
+async fn concurrent_audit_appends_from_several_connections_form_one_chain(fx: &Db) {
+    let mut tasks = Vec::new();
+    for replica in 0..3 {
+        let db = fx.reopen().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..15 {
+                let mut tries = 0;
+                loop {
+                    let appended = db
+                        .append_audit(|head| {
+                            let (seq, prev) = head.unwrap_or((0, "genesis".into()));
+                            AuditRecord {
+                                seq: seq + 1,
+                                id: aiaas_types::new_id(),
+                                at: aiaas_types::now_ms(),
+                                tenant_id: None,
+                                key_id: None,
+                                role: None,
+                                action: format!("r{replica}.{i}"),
+                                target: None,
+                                outcome: "success".into(),
+                                source: None,
+                                detail: "{}".into(),
+                                hash: format!("{prev}>{}", seq + 1),
+                                prev_hash: prev,
+                            }
+                        })
+                        .await;
+                    match appended {
+                        Ok(_) => break,
+                        // SQLite: another connection took the sequence number; build again.
+                        Err(StoreError::Conflict(_)) if tries < 50 => tries += 1,
+                        Err(e) => panic!("append failed: {e}"),
+                    }
+                }
+            }
+            db.close().await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = fx
+        .meta
+        .audit_entries(&aiaas_store::AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 45);
+    let mut prev = "genesis".to_string();
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1);
+        assert_eq!(r.prev_hash, prev, "entry {} links to the one before", r.seq);
+        prev = r.hash.clone();
+    }
 }

@@ -26,6 +26,10 @@ pub struct ServerOptions<'a> {
     pub extra_args: &'a [&'a str],
     /// Seed the demo on a first start (off unless asked).
     pub demo: bool,
+    /// `--listen` (default 127.0.0.1:0: a free port).
+    pub listen: Option<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> ServerOptions<'a> {
@@ -34,6 +38,8 @@ impl<'a> ServerOptions<'a> {
             data_dir,
             extra_args: &[],
             demo: false,
+            listen: None,
+            env: Vec::new(),
         }
     }
 }
@@ -42,7 +48,10 @@ impl Server {
     pub fn start(opts: ServerOptions<'_>) -> Server {
         let log = opts.data_dir.join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aiaas"));
-        cmd.arg("serve").args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
+            .envs(opts.env.iter().map(|(k, v)| (k, v)));
         if !opts.demo {
             cmd.arg("--no-demo");
         }

@@ -166,7 +166,7 @@ async fn jobs_cancel_fail_cleanly_and_resume_after_restart() {
         job["attempts"], 1,
         "a graceful stop does not count as a failed attempt: {job}"
     );
-    assert!(events_text(&server, &id, "resume on the next start").await);
+    assert!(events_text(&server, &id, "goes back to the queue").await);
 
     // A crash (SIGKILL) mid-training: the next start finds the job running and queues it again.
     server.kill();

@@ -8,6 +8,7 @@ mod jobs;
 mod library;
 mod limits;
 mod privacy;
+mod replicas;
 mod routes;
 mod security;
 mod serving;

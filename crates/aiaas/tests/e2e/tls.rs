@@ -23,6 +23,8 @@ async fn https_serves_real_clients_and_refuses_plain_http() {
         data_dir: data.path(),
         extra_args: &["--tls-cert", &cert, "--tls-key", &key],
         demo: false,
+        listen: None,
+        env: Vec::new(),
     });
     let host = server
         .base
@@ -138,6 +140,8 @@ async fn client_certificates_signed_by_the_client_ca_are_required() {
             &ca,
         ],
         demo: false,
+        listen: None,
+        env: Vec::new(),
     });
     let url = server.url("/healthz");
 

@@ -26,10 +26,10 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(reason = %e, "not ready");
-            let reason = if s.platform.is_shutting_down() {
-                "shutting down"
-            } else {
-                "metadata database unavailable"
+            let reason = match &e {
+                _ if s.platform.is_shutting_down() => "shutting down",
+                aiaas_core::CoreError::Unavailable(m) if m == "starting" => "starting",
+                _ => "metadata database unavailable",
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
