@@ -196,6 +196,13 @@ impl Metadata {
     /// database at start is retried for a while (a replica often starts beside it), then
     /// reported with the host it tried, the password never shown.
     async fn connect_postgres(url: &str) -> Result<Metadata> {
+        Self::connect_postgres_within(url, CONNECT_PATIENCE).await
+    }
+
+    /// [`Metadata::connect`] to PostgreSQL, retrying an unreachable database for up to
+    /// `patience` before giving up with [`StoreError::Unavailable`].
+    pub async fn connect_postgres_within(url: &str, patience: Duration) -> Result<Metadata> {
+        sqlx::any::install_default_drivers();
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::UnsupportedUrl(format!("{}: {e}", redact_url(url))))?
             .disable_statement_logging();
@@ -221,7 +228,7 @@ impl Metadata {
             pool,
             backend: Backend::Postgres,
         };
-        let deadline = std::time::Instant::now() + CONNECT_PATIENCE;
+        let deadline = std::time::Instant::now() + patience;
         loop {
             match metadata.ping().await {
                 Ok(()) => break,
@@ -328,8 +335,26 @@ impl StartupLock {
 /// How long a start waits for an unreachable PostgreSQL before giving up.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
-/// A database URL fit for logs and errors: the password replaced by `***`.
+/// A database URL fit for logs and errors: the password (in the user part or as a
+/// `password=` parameter) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((u, q)) => {
+            let q: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            (u, format!("?{}", q.join("&")))
+        }
+        None => (url, String::new()),
+    };
+    redact_userinfo(url) + &query
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -348,6 +373,24 @@ pub fn redact_url(url: &str) -> String {
             format!("{scheme}://{masked}@{host}{tail}")
         }
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://aiaas:s3cret@db:5432/aiaas"),
+            "postgres://aiaas:***@db:5432/aiaas"
+        );
+        assert_eq!(
+            redact_url("postgres://db/aiaas?user=a&password=s3cret&sslmode=require"),
+            "postgres://db/aiaas?user=a&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://aiaas@db/x"), "postgres://aiaas@db/x");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
     }
 }
 

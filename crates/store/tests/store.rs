@@ -393,3 +393,24 @@ async fn concurrent_audit_appends_from_several_connections_form_one_chain(fx: &D
         prev = r.hash.clone();
     }
 }
+
+/// A database that is not there is a clear error after the start-up patience, naming
+/// the host and never the password.
+#[tokio::test]
+async fn an_unreachable_postgres_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // bound, then closed: nobody listens there
+    let url = format!("postgres://aiaas:hunter2@127.0.0.1:{port}/aiaas");
+    let err = match Metadata::connect_postgres_within(&url, std::time::Duration::from_secs(1)).await
+    {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => e,
+    };
+    assert!(err.is_unavailable(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
