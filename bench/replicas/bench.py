@@ -162,7 +162,7 @@ def wrk(url, path, body, seconds, connections):
                  'end\n')
     script.close()
     cpu0 = cpu_times()
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s",
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{int(seconds)}s",
                           "--timeout", "60s", "-s", script.name, url + path],
                          capture_output=True, text=True, check=True).stdout
     cpu1 = cpu_times()

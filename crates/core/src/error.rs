@@ -58,10 +58,12 @@ impl From<StoreError> for CoreError {
             e @ StoreError::Integrity { .. } => CoreError::Integrity(e.to_string()),
             // The database is down or restarting: the request may simply be retried.
             e if e.is_unavailable() => {
-                tracing::warn!(error = %e, "metadata database unavailable");
-                CoreError::Unavailable(
-                    "the metadata database is unavailable; retry shortly".into(),
-                )
+                tracing::warn!(error = %e, "a store is unavailable");
+                let which = match &e {
+                    StoreError::Unavailable(m) if !m.starts_with("metadata") => "artifact store",
+                    _ => "metadata database",
+                };
+                CoreError::Unavailable(format!("the {which} is unavailable; retry shortly"))
             }
             other => CoreError::Internal(other.to_string()),
         }

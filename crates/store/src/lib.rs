@@ -61,8 +61,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database url {0:?}: expected sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
-    /// The database cannot be reached (down, restarting, network): retry later.
-    #[error("metadata database unavailable: {0}")]
+    /// The database or the object store cannot be reached (down, restarting, network,
+    /// overloaded): retry later.
+    #[error("{0}")]
     Unavailable(String),
 }
 
@@ -238,7 +239,7 @@ impl Metadata {
                 }
                 Err(e) => {
                     return Err(StoreError::Unavailable(format!(
-                        "cannot connect to {}: {e}",
+                        "metadata database unavailable: cannot connect to {}: {e}",
                         redact_url(url)
                     )))
                 }

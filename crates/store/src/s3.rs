@@ -364,8 +364,19 @@ impl S3Artifacts {
         };
         let (kind, detail) = self.describe(&e);
         let message = match e {
+            // The store away or overloaded: the request may be retried (a 503, like the
+            // database away), not an error of this object.
             S3Failure::Transport(_) => {
-                format!("cannot reach S3 at {}: {detail}", self.client.0.endpoint)
+                return StoreError::Unavailable(format!(
+                    "cannot reach S3 at {}: {detail}",
+                    self.client.0.endpoint
+                ));
+            }
+            S3Failure::Status { status, .. } if status >= 500 || status == 429 => {
+                return StoreError::Unavailable(format!(
+                    "S3 at {} is unavailable: {detail}",
+                    self.client.0.endpoint
+                ));
             }
             _ => detail,
         };

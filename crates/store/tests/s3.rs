@@ -484,11 +484,17 @@ fn wrong_settings_are_clear_errors() {
 
     let mut nobody_listening = server.config();
     nobody_listening.endpoint = Some("http://127.0.0.1:1".into());
-    let err = open(nobody_listening).check().unwrap_err();
+    let away = open(nobody_listening);
+    let err = away.check().unwrap_err();
     assert!(
         err.to_string().contains("cannot reach the S3 bucket"),
         "{err}"
     );
+    // A store that goes away while serving: "unavailable" (a 503 for the client, to be
+    // retried), not a broken object.
+    let err = away.get("d/data.csv").unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("cannot reach S3"), "{err}");
 
     let mut bad_bucket = server.config();
     bad_bucket.bucket = "Not_A_Bucket".into();
