@@ -202,29 +202,32 @@ impl Platform {
     pub(crate) fn spawn_job_workers(&self) {
         let n = self.inner.config.training_workers.max(1);
         let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..n {
+        for i in 0..n {
             let p = self.clone();
-            workers.push(tokio::spawn(async move { p.job_worker().await }));
+            // Each worker claims under a name of its own, so a lease one of them lost is
+            // never renewed by a sibling.
+            let worker = format!("{}#{i}", self.inner.worker_id);
+            workers.push(tokio::spawn(async move { p.job_worker(worker).await }));
         }
     }
 
-    async fn job_worker(&self) {
+    async fn job_worker(&self, worker: String) {
         while !self.inner.shutting_down.load(Ordering::SeqCst) {
             let lease = self.lease_ms();
-            match self.inner.meta.claim_next_job(&self.inner.worker_id, lease).await {
+            match self.inner.meta.claim_next_job(&worker, lease).await {
                 Ok(Some(job)) if job.attempts > MAX_ATTEMPTS => {
                     // Claimed again after its replicas died this many times: give up.
                     let message = format!("interrupted {} times; not retried", job.attempts - 1);
                     if let Err(e) = self
                         .inner
                         .meta
-                        .finish_job(&job.id, &self.inner.worker_id, &JobOutcome::Failed(message))
+                        .finish_job(&job.id, &worker, &JobOutcome::Failed(message))
                         .await
                     {
                         tracing::error!(job = %job.id, error = %e, "recording a failed job failed");
                     }
                 }
-                Ok(Some(job)) => self.run_job(job).await,
+                Ok(Some(job)) => self.run_job(job, &worker).await,
                 Ok(None) => {
                     let _ = tokio::time::timeout(
                         Duration::from_secs(2),
@@ -244,9 +247,8 @@ impl Platform {
         self.inner.config.job_lease.as_millis().clamp(1000, i64::MAX as u128) as i64
     }
 
-    async fn run_job(&self, job: JobRecord) {
+    async fn run_job(&self, job: JobRecord, worker: &str) {
         let id = job.id.clone();
-        let worker = self.inner.worker_id.clone();
         tracing::info!(job = %id, model = %job.model_name, attempt = job.attempts, "training job started");
         if job.attempts > 1 {
             self.append_event(
@@ -271,9 +273,13 @@ impl Platform {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             cancel.store(true, Ordering::SeqCst);
         }
+        // Renews the lease (and follows cancel requests) until the job's end is recorded:
+        // registering and deploying may wait on a model load.
+        let watcher = self.spawn_job_watcher(&job.id, worker, cancel.clone(), lost.clone());
         let outcome = self
-            .train_and_register(&job, cancel.clone(), lost.clone())
+            .train_and_register(&job, worker, cancel.clone(), lost.clone())
             .await;
+        watcher.abort();
         self.inner
             .running
             .lock()
@@ -295,22 +301,22 @@ impl Platform {
                     },
                 )
                 .await;
-                meta.release_job(&id, &worker).await
+                meta.release_job(&id, worker).await
             }
-            Err(JobEnd::Stopped) => meta.finish_job(&id, &worker, &JobOutcome::Cancelled).await,
+            Err(JobEnd::Stopped) => meta.finish_job(&id, worker, &JobOutcome::Cancelled).await,
             Err(JobEnd::Failed(e)) => {
                 tracing::warn!(job = %id, error = %e, "training job failed");
                 let message = match e {
                     CoreError::Internal(_) => "internal error; see the server log".to_string(),
                     other => other.to_string(),
                 };
-                meta.finish_job(&id, &worker, &JobOutcome::Failed(message)).await
+                meta.finish_job(&id, worker, &JobOutcome::Failed(message)).await
             }
             Ok((report, version)) => {
                 tracing::info!(job = %id, version, "training job succeeded");
                 meta.finish_job(
                     &id,
-                    &worker,
+                    worker,
                     &JobOutcome::Succeeded {
                         report,
                         model_version: version,
@@ -319,8 +325,13 @@ impl Platform {
                 .await
             }
         };
-        if let Err(e) = stored {
-            tracing::error!(job = %id, error = %e, "recording the end of a job failed");
+        match stored {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                job = %id,
+                "the job's end was not recorded: another worker holds it now (its lease ran out)"
+            ),
+            Err(e) => tracing::error!(job = %id, error = %e, "recording the end of a job failed"),
         }
     }
 
@@ -328,6 +339,7 @@ impl Platform {
     async fn train_and_register(
         &self,
         job: &JobRecord,
+        worker: &str,
         cancel: Arc<AtomicBool>,
         lost: Arc<AtomicBool>,
     ) -> Result<(serde_json::Value, i64), JobEnd> {
@@ -353,7 +365,6 @@ impl Platform {
                 p.append_event(&job_id, &e).await;
             }
         });
-        let watcher = self.spawn_job_watcher(&job.id, cancel.clone(), lost.clone());
         let p = self.clone();
         let flag = cancel.clone();
         let trained = tokio::task::spawn_blocking(move || {
@@ -377,7 +388,6 @@ impl Platform {
             aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(stopped_or)
         })
         .await;
-        watcher.abort();
         let _ = event_writer.await;
         let trained = trained??;
         if cancel.load(Ordering::SeqCst) {
@@ -387,7 +397,7 @@ impl Platform {
         if !self
             .inner
             .meta
-            .renew_job_lease(&job.id, &self.inner.worker_id, self.lease_ms())
+            .renew_job_lease(&job.id, worker, self.lease_ms())
             .await?
         {
             lost.store(true, Ordering::SeqCst);
@@ -467,11 +477,13 @@ impl Platform {
     fn spawn_job_watcher(
         &self,
         job_id: &str,
+        worker: &str,
         flag: Arc<AtomicBool>,
         lost: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
         let p = self.clone();
         let id = job_id.to_string();
+        let worker = worker.to_string();
         let lease = self.lease_ms();
         let renew_every = Duration::from_millis((lease / 3).max(500) as u64);
         tokio::spawn(async move {
@@ -483,7 +495,7 @@ impl Platform {
                     return;
                 }
                 if last_renewal.elapsed() >= renew_every {
-                    match p.inner.meta.renew_job_lease(&id, &p.inner.worker_id, lease).await {
+                    match p.inner.meta.renew_job_lease(&id, &worker, lease).await {
                         Ok(true) => last_renewal = std::time::Instant::now(),
                         Ok(false) => {
                             lost.store(true, Ordering::SeqCst);

@@ -226,6 +226,15 @@ struct LoadFailure {
     message: String,
 }
 
+/// The file in a cached model folder naming the library record it is a copy of.
+const CACHE_MARK: &str = ".aiaas-record";
+
+fn cache_mark(dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(CACHE_MARK))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// Where a library model's sealed files live in a shared artifact store.
 fn library_prefix(id: &str) -> String {
     format!("library/{id}")
@@ -488,6 +497,13 @@ impl Platform {
                 let _ = tokio::task::spawn_blocking(move || artifacts.delete_prefix(&prefix)).await;
             }
             return Err(e.into());
+        }
+        if self.inner.artifacts.is_shared() {
+            // Marks this cached folder as the copy of this record (written after the row:
+            // a folder without a mark is never taken for a removed model's).
+            if let Err(e) = std::fs::write(m.dir.join(CACHE_MARK), &record.id) {
+                tracing::warn!(error = %e, "cache mark not written; the weights will be fetched again");
+            }
         }
         tracing::info!(model = %record.name, source = %record.source, "model pulled");
         Ok(record)
@@ -835,6 +851,12 @@ impl Platform {
         if !self.inner.artifacts.is_shared() {
             return Ok(());
         }
+        // A folder that is not this record's copy (a model of the same name removed and
+        // pulled again elsewhere, or an unmarked leftover) is dropped and fetched anew.
+        if dir.exists() && cache_mark(&dir).as_deref() != Some(record.id.as_str()) {
+            tracing::info!(model = %record.name, "the cached copy is not this model's; fetching it again");
+            std::fs::remove_dir_all(&dir)?;
+        }
         let missing: Vec<(String, u64, String)> = record
             .files
             .as_array()
@@ -853,6 +875,7 @@ impl Platform {
         let prefix = library_prefix(&record.id);
         let (folder, name) = (dir.clone(), record.name.clone());
         let fetched = missing.len();
+        let (fetched_any, record_id) = (fetched > 0, record.id.clone());
         tokio::task::spawn_blocking(move || {
             for (file, size, sha) in missing {
                 let target = folder.join(&file);
@@ -869,6 +892,9 @@ impl Platform {
                 }
                 std::fs::rename(&partial, &target)?;
             }
+            if fetched_any {
+                std::fs::write(folder.join(CACHE_MARK), &record_id)?;
+            }
             // The cache's LRU clock.
             let _ = std::fs::File::open(&folder).and_then(|f| f.set_modified(std::time::SystemTime::now()));
             Ok::<_, CoreError>(())
@@ -881,14 +907,32 @@ impl Platform {
         Ok(())
     }
 
-    /// Drop this replica's cached copy of a model removed from the library elsewhere.
-    pub(crate) async fn forget_cached_model(&self, name: &str) {
+    /// Drop this replica's cached copies of models no longer in the library (removed
+    /// on another replica): folders marked with a record id the database does not have.
+    pub(crate) async fn forget_removed_models(&self) {
         if !self.inner.artifacts.is_shared() {
             return;
         }
-        let Ok(puller) = self.puller() else { return };
-        let n = name.to_string();
-        let _ = tokio::task::spawn_blocking(move || puller.remove(&n)).await;
+        let Ok(records) = self.inner.meta.library_models().await else {
+            return;
+        };
+        let ids: HashSet<String> = records.into_iter().map(|r| r.id).collect();
+        let cache = self.library_cache_dir();
+        let _ = tokio::task::spawn_blocking(move || {
+            for entry in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
+                let dir = entry.path();
+                if entry.file_name().to_string_lossy().starts_with('.') || !dir.is_dir() {
+                    continue;
+                }
+                if let Some(id) = cache_mark(&dir) {
+                    if !ids.contains(&id) {
+                        tracing::info!(dir = %dir.display(), "removing the cached copy of a model removed from the library");
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                }
+            }
+        })
+        .await;
     }
 
     /// Keep the model cache under `--models-cache-max`: remove the least recently used

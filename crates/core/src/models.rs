@@ -436,6 +436,11 @@ impl Platform {
     /// database, so they follow a change at once; this frees what the change left behind.
     /// Returns how many runtimes were unloaded.
     pub(crate) async fn reconcile_deployments(&self) -> Result<usize> {
+        // Not while a load (or a deploy, which records its deployment under the same
+        // lock) is under way: its runtime would look unwanted. The next tick will do.
+        let Ok(_guard) = self.inner.loading.try_lock() else {
+            return Ok(0);
+        };
         let deployments: HashMap<String, DeploymentRecord> = self
             .inner
             .meta
@@ -489,12 +494,18 @@ impl Platform {
         // Load first (replacing any runtime of this version, so new batching settings take
         // effect), record the deployment only once it serves: a version that cannot load
         // leaves the previous deployment in place.
-        let key = self.load(model, version, settings.clone()).await?;
-        let record = self
-            .inner
-            .meta
-            .upsert_deployment(&model.id, version.version, settings)
-            .await?;
+        let (key, record) = {
+            let _guard = self.inner.loading.lock().await;
+            let key = self
+                .load_unlocked(model, version, settings.clone())
+                .await?;
+            let record = self
+                .inner
+                .meta
+                .upsert_deployment(&model.id, version.version, settings)
+                .await?;
+            (key, record)
+        };
         self.unload_versions(model, Some(&key)).await;
         tracing::info!(model = %model.name, version = version.version, "deployed");
         Ok(record)
@@ -519,17 +530,7 @@ impl Platform {
             .await
     }
 
-    /// Load (or reload) a version's runtime.
-    async fn load(
-        &self,
-        model: &ModelRecord,
-        version: &ModelVersionRecord,
-        settings: DeploymentSettings,
-    ) -> Result<String> {
-        let _guard = self.inner.loading.lock().await;
-        self.load_unlocked(model, version, settings).await
-    }
-
+    /// Load (or reload) a version's runtime; the caller holds `inner.loading`.
     async fn load_unlocked(
         &self,
         model: &ModelRecord,

@@ -216,10 +216,14 @@ impl Platform {
         // A first start is one that finds no key at all (not merely a missing file, so an
         // interrupted first start is still treated as one).
         let lock = platform.inner.meta.startup_lock().await?;
-        let first_start = platform.inner.meta.count_keys().await? == 0;
-        let report = platform.bootstrap_admin().await;
+        let bootstrapped = async {
+            let first_start = platform.inner.meta.count_keys().await? == 0;
+            let report = platform.bootstrap_admin().await?;
+            Ok::<_, CoreError>((first_start, report))
+        }
+        .await;
         lock.release().await?;
-        let mut report = report?;
+        let (first_start, mut report) = bootstrapped?;
         report.first_start = first_start;
         report.master_key_created = master_key_created;
         report.encrypted_plaintext = encrypted_plaintext + platform.seal_library_models().await?;
@@ -276,9 +280,9 @@ impl Platform {
             if let Ok(None) = self.inner.meta.library_model(name).await {
                 tracing::info!(model = %name, "unloading a library model removed elsewhere");
                 self.unload_library(name).await;
-                self.forget_cached_model(name).await;
             }
         }
+        self.forget_removed_models().await;
     }
 
     /// Resolve a bearer secret to its principal (no rate limiting: see

@@ -86,6 +86,9 @@ impl Metadata {
              AND {claimable} RETURNING {COLUMNS}"
         );
         let row = crate::retrying(|| async {
+            // The clock is read once a connection is in hand: a slow acquire (a database
+            // coming back) must not eat the lease before the claim is even written.
+            let mut conn = self.pool.acquire().await?;
             let now = aiaas_types::now_ms();
             Ok(sqlx::query(&sql)
                 .bind(JobStatus::Running.as_str())
@@ -93,7 +96,7 @@ impl Metadata {
                 .bind(now)
                 .bind(now + lease_ms)
                 .bind(JobStatus::Queued.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *conn)
                 .await?)
         })
         .await?;
@@ -103,6 +106,7 @@ impl Metadata {
     /// Renew `worker`'s lease of a running job. False when the worker no longer holds it
     /// (the lease ran out and another worker claimed the job, or the job ended).
     pub async fn renew_job_lease(&self, id: &str, worker: &str, lease_ms: i64) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_until = $1 WHERE id = $2 AND claimed_by = $3 AND status = $4",
         )
@@ -110,7 +114,7 @@ impl Metadata {
         .bind(id)
         .bind(worker)
         .bind(JobStatus::Running.as_str())
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         Ok(done.rows_affected() == 1)
     }

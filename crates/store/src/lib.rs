@@ -80,7 +80,9 @@ impl StoreError {
 
 /// An error that means "the database is not there right now" rather than "this query
 /// is wrong": i/o, pool exhaustion or closure, and PostgreSQL's connection-exception
-/// (08xxx) and operator-intervention (57P0x) classes.
+/// (08xxx), insufficient-resources (53xxx: too many connections), operator-intervention
+/// (57P0x), statement-timeout (57014), lock-timeout (55P03) and read-only-standby (25006,
+/// a failover in progress) answers.
 fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
@@ -90,7 +92,12 @@ fn connection_lost(e: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db
             .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            .is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
+                    || matches!(c.as_ref(), "57014" | "55P03" | "25006")
+            }),
         _ => false,
     }
 }
@@ -322,14 +329,28 @@ pub struct StartupLock {
 }
 
 impl StartupLock {
-    pub async fn release(self) -> Result<()> {
-        if let Some(mut conn) = self.conn {
-            sqlx::query("SELECT pg_advisory_unlock($1)")
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(mut conn) = self.conn.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(STARTUP_LOCK)
                 .execute(&mut *conn)
-                .await?;
+                .await;
+            if unlocked.is_err() {
+                // Closing the session releases its locks; it must not go back to the pool.
+                drop(conn.detach());
+            }
+            unlocked?;
         }
         Ok(())
+    }
+}
+
+impl Drop for StartupLock {
+    /// Not released (an error on the way): close the connection, which ends the lock.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
     }
 }
 

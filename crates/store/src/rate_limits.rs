@@ -20,7 +20,8 @@ impl Gcra {
     /// `per_minute` units a minute, bursts of `capacity`.
     pub fn per_minute(per_minute: u64, capacity: u64) -> Gcra {
         Gcra {
-            interval_us: (60_000_000 / per_minute.max(1)).max(1) as i64,
+            // Rounded up: a limit is never exceeded, only met a hair early.
+            interval_us: 60_000_000u64.div_ceil(per_minute.max(1)).max(1) as i64,
             capacity: capacity.max(1).min(i64::MAX as u64 / 60_000_000) as i64,
         }
     }
