@@ -24,7 +24,12 @@ pub trait ArtifactStore: Send + Sync {
     fn put_file(&self, key: &str, file: &Path) -> Result<()>;
     /// Store everything `reader` yields under `key` (atomic: a failed read stores nothing).
     fn put_reader(&self, key: &str, reader: &mut dyn Read) -> Result<()>;
-    fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// The object's whole plaintext (authenticated chunk by chunk, as `open` reads it).
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.open(key)?.read_to_end(&mut out).map_err(io(key))?;
+        Ok(out)
+    }
     /// A streaming reader of the object's plaintext (for parsers of large objects).
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>>;
     fn delete_prefix(&self, prefix: &str) -> Result<()>;
@@ -247,14 +252,6 @@ impl ArtifactStore for LocalArtifacts {
 
     fn put_reader(&self, key: &str, reader: &mut dyn Read) -> Result<()> {
         self.write_atomic(key, std::io::BufReader::with_capacity(1 << 16, reader))
-    }
-
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.decryptor(key)?
-            .read_to_end(&mut out)
-            .map_err(io(key))?;
-        Ok(out)
     }
 
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {

@@ -627,14 +627,6 @@ impl ArtifactStore for S3Artifacts {
         self.store(key, reader)
     }
 
-    fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.decryptor(key)?
-            .read_to_end(&mut out)
-            .map_err(io_err(key))?;
-        Ok(out)
-    }
-
     fn open(&self, key: &str) -> Result<Box<dyn Read + Send>> {
         Ok(Box::new(self.decryptor(key)?))
     }

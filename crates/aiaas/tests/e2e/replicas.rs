@@ -266,6 +266,18 @@ impl Cluster {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null), replica)
     }
 
+    /// A prediction sent straight to replica `i`, not through nginx.
+    async fn predict_on(&self, i: usize) -> (u16, Value) {
+        self.replica(i)
+            .call(
+                "POST",
+                "/api/v1/models/topics/predict",
+                Some(ADMIN_KEY),
+                Some(json!({"texts": ["x"]})),
+            )
+            .await
+    }
+
     async fn job(&self, id: &str) -> Value {
         let (status, job, _) = self.call("GET", &format!("/api/v1/jobs/{id}"), None).await;
         assert_eq!(status, 200, "{job}");
@@ -496,15 +508,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     let (status, v, _) = c.call("POST", "/api/v1/models/topics/undeploy", None).await;
     assert!(status == 200 || status == 204, "{status} {v}");
     for i in 0..3 {
-        let (status, v) = c
-            .replica(i)
-            .call(
-                "POST",
-                "/api/v1/models/topics/predict",
-                Some(ADMIN_KEY),
-                Some(json!({"texts": ["x"]})),
-            )
-            .await;
+        let (status, v) = c.predict_on(i).await;
         assert_eq!(status, 409, "replica {i}: {v}");
     }
     // ... and each replica unloads the runtime it had (reconciled within seconds).
@@ -586,15 +590,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     // The database restarts: requests get 503 (not 500) while it is away, readiness
     // turns false, and everything recovers once it is back.
     c.pg.run("stop");
-    let (status, v) = c
-        .replica(0)
-        .call(
-            "POST",
-            "/api/v1/models/topics/predict",
-            Some(ADMIN_KEY),
-            Some(json!({"texts": ["x"]})),
-        )
-        .await;
+    let (status, v) = c.predict_on(0).await;
     assert_eq!(status, 503, "{v}");
     let (status, _) = c.replica(0).call("GET", "/readyz", None, None).await;
     assert_eq!(status, 503);
