@@ -756,17 +756,6 @@ impl ArtifactStore for S3Artifacts {
         Ok(())
     }
 
-    fn verify(&self, key: &str) -> Result<u64> {
-        let mut reader = self.decryptor(key)?;
-        let mut buf = vec![0u8; 1 << 16];
-        let mut total = 0u64;
-        loop {
-            match reader.read(&mut buf).map_err(io_err(key))? {
-                0 => return Ok(total),
-                n => total += n as u64,
-            }
-        }
-    }
 }
 
 fn short_source(key: &str) -> StoreError {

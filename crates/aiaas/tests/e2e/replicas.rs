@@ -284,6 +284,14 @@ impl Cluster {
         job
     }
 
+    /// The job once it has ended (succeeded, failed or cancelled).
+    async fn wait_job_end(&self, id: &str) -> Value {
+        let ended = |j: &Value| {
+            ["succeeded", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))
+        };
+        self.wait_job(id, ended, Duration::from_secs(600)).await
+    }
+
     async fn wait_job(&self, id: &str, until: impl Fn(&Value) -> bool, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
         loop {
@@ -375,11 +383,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     let second = c.index_of_worker(resumed["worker"].as_str().unwrap());
     assert_ne!(second, first, "another replica took the job over");
     let done = c
-        .wait_job(
-            &id,
-            |j| ["succeeded", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or("")),
-            Duration::from_secs(600),
-        )
+        .wait_job_end(&id)
         .await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"], 2, "{done}");
@@ -640,11 +644,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     tokio::time::sleep(Duration::from_millis(500)).await; // into the training proper
     c.replicas[holder].server.take().unwrap().stop();
     let done = c
-        .wait_job(
-            &id,
-            |j| ["succeeded", "failed", "cancelled"].contains(&j["status"].as_str().unwrap_or("")),
-            Duration::from_secs(600),
-        )
+        .wait_job_end(&id)
         .await;
     let holder_log = std::fs::read_to_string(c.replicas[holder].data.path().join("server.log"))
         .unwrap_or_default();
