@@ -289,10 +289,19 @@ pub(crate) fn parse_allowed_ips(list: &[String]) -> Result<Vec<String>> {
             "allowed_ips must not be empty (leave it out to allow every address)".into(),
         ));
     }
-    for item in list {
-        IpNet::parse(item).map_err(CoreError::InvalidInput)?;
-    }
-    Ok(list.iter().map(|s| s.trim().to_string()).collect())
+    list.iter()
+        .map(|item| {
+            let net = IpNet::parse(item).map_err(CoreError::InvalidInput)?;
+            let item = item.trim();
+            // A mapped entry is stored as the IPv4 range it means, so what a caller reads
+            // back is what is enforced; other entries keep the caller's spelling.
+            Ok(if item.to_ascii_lowercase().contains("::ffff:") {
+                net.to_string()
+            } else {
+                item.to_string()
+            })
+        })
+        .collect()
 }
 
 fn check_ip(record: &ApiKeyRecord, ip: Option<IpAddr>) -> Result<()> {
