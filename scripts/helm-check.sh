@@ -237,6 +237,15 @@ for sm in by_kind.get("ServiceMonitor", []):
             errors.append(f"ServiceMonitor {name}: scheme {ep.get('scheme')!r}")
         if not str(ep.get("path", "/metrics")).startswith("/"):
             errors.append(f"ServiceMonitor {name}: path {ep.get('path')!r}")
+        # /metrics on the main port needs a key; only the metrics listener is key-less.
+        creds = ((ep.get("authorization") or {}).get("credentials") or {})
+        if ep.get("port") != "metrics" and not (creds.get("name") and creds.get("key")):
+            errors.append(f"ServiceMonitor {name}: scrapes port {ep.get('port')!r} "
+                          "without a key (only the metrics port serves /metrics key-less)")
+    listens = [cm["data"].get("AIAAS_METRICS_LISTEN") for cm in by_kind.get("ConfigMap", [])]
+    if "metrics" in ports and not any(listens):
+        errors.append(f"ServiceMonitor {name}: the Service has a metrics port but no pod "
+                      "sets AIAAS_METRICS_LISTEN")
 
 with open(out, "w") as f:
     yaml.safe_dump_all([d for d in docs if d["kind"] != "ServiceMonitor"], f)
@@ -298,6 +307,9 @@ for kube in $kube_versions; do
     check_render ci "$kube" -f "$ci_values"
   step "render + validate, development Secret, Kubernetes $kube" \
     check_render dev "$kube" "${dev_args[@]}"
+  step "render + validate, ServiceMonitor scraping with a metrics key, Kubernetes $kube" \
+    check_render ci "$kube" -f "$ci_values" --set metrics.port=0 \
+    --set secrets.metricsKey.name=aiaas-metrics
 done
 
 summary="$passed passed, $failed failed (helm $helm_version, kubernetes-validate $kv_version, strict, Kubernetes ${versions_checked[*]})"

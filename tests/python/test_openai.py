@@ -347,7 +347,7 @@ def test_keep_alive_unloads_and_reloads(server, client):
 
 def test_metrics_report_generation(server, chat_model, client):
     ask(client, chat_model, "hi", max_tokens=3)
-    text = requests.get(server.base + "/metrics").text
+    text = server.api("GET", "/metrics").text
     for name in ("aiaas_llm_time_to_first_token_seconds_bucket", "aiaas_llm_time_per_output_token_seconds",
                  "aiaas_llm_prompt_tokens_total", "aiaas_llm_completion_tokens_total",
                  "aiaas_llm_kv_cache_usage_ratio", "aiaas_model_load_events_total"):

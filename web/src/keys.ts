@@ -3,16 +3,18 @@
 
 import type { Limits } from "./types";
 
-export type Role = "admin" | "owner" | "developer" | "inference";
+export type Role = "admin" | "owner" | "developer" | "inference" | "metrics";
 
 export const ROLES: { id: Role; label: string; hint: string }[] = [
   { id: "admin", label: "admin", hint: "everything, every tenant" },
   { id: "owner", label: "owner", hint: "its tenant: keys, data, training, models, audit" },
   { id: "developer", label: "developer", hint: "data, training, deploying and calling models" },
   { id: "inference", label: "inference", hint: "calling models only" },
+  { id: "metrics", label: "metrics", hint: "reading /metrics only (a Prometheus scraper)" },
 ];
 
-const RANK: Record<Role, number> = { admin: 3, owner: 2, developer: 1, inference: 0 };
+// A metrics key reads what spans every tenant: it ranks with admins, as on the server.
+const RANK: Record<Role, number> = { admin: 3, metrics: 3, owner: 2, developer: 1, inference: 0 };
 
 export function roleRank(role: string): number {
   // An unknown role counts as the most powerful (as the server does).

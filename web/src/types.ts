@@ -10,13 +10,14 @@ export type Permission =
   | "read_models"
   | "infer"
   | "manage_library"
-  | "read_audit";
+  | "read_audit"
+  | "read_metrics";
 
 export interface Me {
   key: {
     id: string;
     name: string;
-    role: "admin" | "owner" | "developer" | "inference";
+    role: "admin" | "owner" | "developer" | "inference" | "metrics";
     tenant_id: string;
     allowed_models: string[] | null;
     expires_at: number | null;

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 /// Where the server is and who we are.
@@ -70,7 +68,7 @@ impl Client {
         bail!("{msg} (HTTP {})", status.as_u16());
     }
 
-    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Value> {
+    pub(crate) async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Value> {
         let resp = rb
             .send()
             .await
@@ -94,7 +92,7 @@ impl Client {
         self.send(self.req(reqwest::Method::GET, path)).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<Value> {
         self.send(self.req(reqwest::Method::POST, path).json(&body))
             .await
     }
@@ -133,7 +131,7 @@ enum KeysCmd {
     Create {
         #[arg(long)]
         name: String,
-        /// admin, owner, developer or inference.
+        /// admin, owner, developer, inference, or metrics (reads /metrics only).
         #[arg(long)]
         role: String,
         /// Tenant id or name (admins only; default: your own).
@@ -395,291 +393,6 @@ impl DatasetsArgs {
             DatasetsCmd::Delete { id } => {
                 c.delete(&format!("/api/v1/datasets/{}", enc(&id))).await?;
                 println!("deleted {id}");
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    #[command(flatten)]
-    conn: Conn,
-    /// Dataset id or name.
-    #[arg(long)]
-    dataset: String,
-    /// Model name for the new version.
-    #[arg(long)]
-    model: String,
-    /// Held-out test dataset id or name.
-    #[arg(long)]
-    test_dataset: Option<String>,
-    /// avgpool, textcnn, gru, lstm, tfidf-logreg or auto.
-    #[arg(long)]
-    architecture: Option<String>,
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    batch_size: Option<usize>,
-    #[arg(long)]
-    learning_rate: Option<f64>,
-    #[arg(long)]
-    validation_split: Option<f64>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Further training settings as JSON (merged under the flags above).
-    #[arg(long)]
-    config_json: Option<String>,
-    /// Deploy the new version when training succeeds.
-    #[arg(long)]
-    deploy: bool,
-    /// Return after submitting instead of following progress.
-    #[arg(long)]
-    detach: bool,
-}
-
-impl TrainArgs {
-    pub async fn run(self) -> Result<()> {
-        let c = self.conn.client()?;
-        let mut config: Value = match &self.config_json {
-            Some(text) => serde_json::from_str(text).context("--config-json is not valid JSON")?,
-            None => json!({}),
-        };
-        let set = |config: &mut Value, k: &str, v: Value| config[k] = v;
-        if let Some(a) = &self.architecture {
-            set(&mut config, "architecture", json!(a));
-        }
-        if let Some(v) = self.epochs {
-            set(&mut config, "epochs", json!(v));
-        }
-        if let Some(v) = self.batch_size {
-            set(&mut config, "batch_size", json!(v));
-        }
-        if let Some(v) = self.learning_rate {
-            set(&mut config, "learning_rate", json!(v));
-        }
-        if let Some(v) = self.validation_split {
-            set(&mut config, "validation_split", json!(v));
-        }
-        if let Some(v) = self.seed {
-            set(&mut config, "seed", json!(v));
-        }
-        let job = c
-            .post(
-                "/api/v1/jobs",
-                json!({"dataset": self.dataset, "model": self.model, "test_dataset": self.test_dataset,
-                       "config": config, "deploy": self.deploy}),
-            )
-            .await?;
-        let id = job["id"].as_str().unwrap_or_default().to_string();
-        println!("job {id} queued");
-        if self.detach {
-            return Ok(());
-        }
-        follow(&c, &id).await?;
-        let job = c.get(&format!("/api/v1/jobs/{id}")).await?;
-        print_job_result(&job)
-    }
-}
-
-/// Follow a job's SSE stream, drawing a progress bar per training phase.
-async fn follow(c: &Client, id: &str) -> Result<()> {
-    let resp = c
-        .req(reqwest::Method::GET, &format!("/api/v1/jobs/{id}/events"))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("cannot follow job {id} (HTTP {})", resp.status().as_u16());
-    }
-    let mut stream = resp.bytes_stream();
-    let mut buf = String::new();
-    let mut bar: Option<ProgressBar> = None;
-    // Progress bars only on a terminal; piped (CI logs) a plain line per epoch instead.
-    let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    while let Some(chunk) = stream.next().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let mut kind = "";
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(k) = line.strip_prefix("event:") {
-                    kind = if k.trim() == "end" { "end" } else { "event" };
-                } else if let Some(d) = line.strip_prefix("data:") {
-                    data.push_str(d.trim());
-                }
-            }
-            if kind == "end" {
-                if let Some(b) = bar.take() {
-                    b.finish();
-                }
-                return Ok(());
-            }
-            let Ok(ev) = serde_json::from_str::<Value>(&data) else {
-                continue;
-            };
-            match ev["type"].as_str().unwrap_or_default() {
-                "epoch" | "word2vec_epoch" if plain => eprintln!("{}", plain_progress(&ev)),
-                "epoch" | "word2vec_epoch" => {
-                    let total = ev["epochs"].as_u64().unwrap_or(1);
-                    let name = if ev["type"] == "epoch" {
-                        ev["architecture"].as_str().unwrap_or("train").to_string()
-                    } else {
-                        "word2vec".to_string()
-                    };
-                    let b = match &bar {
-                        Some(b) if b.prefix() == name => b.clone(),
-                        _ => {
-                            if let Some(old) = bar.take() {
-                                old.finish();
-                            }
-                            let b = ProgressBar::new(total)
-                                .with_style(style.clone())
-                                .with_prefix(name);
-                            bar = Some(b.clone());
-                            b
-                        }
-                    };
-                    b.set_position(ev["epoch"].as_u64().unwrap_or(0));
-                    if let Some(acc) = ev["val_accuracy"].as_f64() {
-                        b.set_message(format!(
-                            "loss {:.4} val_acc {acc:.4}",
-                            ev["train_loss"].as_f64().unwrap_or(0.0)
-                        ));
-                    } else if let Some(w) = ev["words_per_second"].as_f64() {
-                        b.set_message(format!("{:.0} words/s", w));
-                    }
-                }
-                "log" => eprintln!("{}", ev["message"].as_str().unwrap_or_default()),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One line for a progress event, for logs.
-fn plain_progress(ev: &Value) -> String {
-    let of = format!("{}/{}", ev["epoch"], ev["epochs"]);
-    if ev["type"] == "word2vec_epoch" {
-        return format!(
-            "word2vec epoch {of}: {:.0} words/s",
-            ev["words_per_second"].as_f64().unwrap_or(0.0)
-        );
-    }
-    let mut line = format!(
-        "{} epoch {of}: loss {:.4} accuracy {:.4}",
-        ev["architecture"].as_str().unwrap_or("train"),
-        ev["train_loss"].as_f64().unwrap_or(0.0),
-        ev["train_accuracy"].as_f64().unwrap_or(0.0)
-    );
-    if let Some(acc) = ev["val_accuracy"].as_f64() {
-        line.push_str(&format!(
-            " val_loss {:.4} val_accuracy {acc:.4}",
-            ev["val_loss"].as_f64().unwrap_or(0.0)
-        ));
-    }
-    line
-}
-
-fn print_job_result(job: &Value) -> Result<()> {
-    let status = job["status"].as_str().unwrap_or_default();
-    if status != "succeeded" {
-        bail!(
-            "job {} {status}{}",
-            job["id"].as_str().unwrap_or_default(),
-            job["error"]
-                .as_str()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        );
-    }
-    let report = &job["report"];
-    println!(
-        "model {}:{} ({})",
-        job["model_name"].as_str().unwrap_or_default(),
-        job["model_version"],
-        report["architecture"].as_str().unwrap_or_default()
-    );
-    println!(
-        "{:<14} {:>8} {:>9} {:>9} {:>9} {:>9}",
-        "CANDIDATE", "SPLIT", "ACCURACY", "PRECISION", "RECALL", "F1"
-    );
-    for cand in report["candidates"].as_array().into_iter().flatten() {
-        for split in ["validation", "test"] {
-            let m = &cand[split];
-            if m.is_null() {
-                continue;
-            }
-            println!(
-                "{:<14} {:>8} {:>9.4} {:>9.4} {:>9.4} {:>9.4}",
-                cand["architecture"].as_str().unwrap_or_default(),
-                split,
-                m["accuracy"].as_f64().unwrap_or(0.0),
-                m["macro_precision"].as_f64().unwrap_or(0.0),
-                m["macro_recall"].as_f64().unwrap_or(0.0),
-                m["macro_f1"].as_f64().unwrap_or(0.0)
-            );
-        }
-    }
-    Ok(())
-}
-
-#[derive(Args, Debug)]
-pub struct JobsArgs {
-    #[command(flatten)]
-    conn: Conn,
-    #[command(subcommand)]
-    cmd: JobsCmd,
-}
-
-#[derive(Subcommand, Debug)]
-enum JobsCmd {
-    List,
-    Show {
-        id: String,
-    },
-    Cancel {
-        id: String,
-    },
-    /// Follow a running job until it ends.
-    Watch {
-        id: String,
-    },
-}
-
-impl JobsArgs {
-    pub async fn run(self) -> Result<()> {
-        let c = self.conn.client()?;
-        match self.cmd {
-            JobsCmd::List => {
-                let v = c.get("/api/v1/jobs").await?;
-                println!("{:<38} {:<20} {:<10} VERSION", "ID", "MODEL", "STATUS");
-                for j in v["jobs"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<38} {:<20} {:<10} {}",
-                        j["id"].as_str().unwrap_or_default(),
-                        j["model_name"].as_str().unwrap_or_default(),
-                        j["status"].as_str().unwrap_or_default(),
-                        j["model_version"]
-                    );
-                }
-            }
-            JobsCmd::Show { id } => {
-                print_json(&c.get(&format!("/api/v1/jobs/{}", enc(&id))).await?)
-            }
-            JobsCmd::Cancel { id } => {
-                let j = c
-                    .post(&format!("/api/v1/jobs/{}/cancel", enc(&id)), json!({}))
-                    .await?;
-                println!("job {id}: {}", j["status"].as_str().unwrap_or_default());
-            }
-            JobsCmd::Watch { id } => {
-                follow(&c, &id).await?;
-                print_job_result(&c.get(&format!("/api/v1/jobs/{}", enc(&id))).await?)?;
             }
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! clap), then an optional TOML file, then defaults. Validated before anything starts.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -40,6 +40,8 @@ struct FileConfig {
 #[derive(Debug)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// An unauthenticated listener for `/metrics` alone, when asked for.
+    pub metrics_listen: Option<SocketAddr>,
     /// HTTPS when set; plain HTTP otherwise (loopback only unless allowed).
     pub tls: Option<crate::tls::TlsFiles>,
     pub platform: aiaas_core::PlatformConfig,
@@ -105,8 +107,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
             .unwrap_or(defaults.max_delay),
         queue_capacity: file.queue_capacity.unwrap_or(defaults.queue_capacity),
     };
-    if batch.max_batch == 0 || batch.queue_capacity == 0 {
-        bail!("max_batch and queue_capacity must be positive");
+    // The same ranges as a deployment's settings over the API.
+    if !(1..=4096).contains(&batch.max_batch)
+        || !(1..=100_000).contains(&batch.queue_capacity)
+        || batch.max_delay > std::time::Duration::from_secs(10)
+    {
+        bail!("max_batch must be 1-4096, queue_capacity 1-100000 and max_delay_ms 0-10000");
     }
     let mut platform = aiaas_core::PlatformConfig::new(data_dir);
     platform.database_url = args.database_url.clone().filter(|u| !u.is_empty());
@@ -148,7 +154,15 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         platform.library.first_start_pulls =
             vec!["smollm2-135m-instruct".into(), "all-minilm-l6-v2".into()];
     }
-    platform.private_metrics = args.private_metrics;
+    let metrics_listen = args
+        .metrics_listen
+        .as_deref()
+        .map(|text| {
+            text.parse::<SocketAddr>().with_context(|| {
+                format!("--metrics-listen {text:?} is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:9464)")
+            })
+        })
+        .transpose()?;
     let backups = match &args.backup_every {
         None => {
             if args.backup_dir.is_some() || args.backup_keep.is_some() {
@@ -195,6 +209,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     };
     Ok(ServeConfig {
         listen,
+        metrics_listen,
         tls,
         backups,
         platform,
@@ -229,12 +244,18 @@ fn s3_config(args: &ServeArgs) -> Result<Option<aiaas_core::S3Config>> {
     };
     let (bucket, prefix) = aiaas_core::S3Config::parse_url(url)?;
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(access_key), Some(secret_key)) =
-        (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
-    else {
-        bail!(
-            "--artifacts {url} needs S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        );
+    let credentials = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key), Some(secret_key)) => Some(aiaas_core::S3Credentials {
+            access_key,
+            secret_key,
+            session_token: env("AWS_SESSION_TOKEN"),
+        }),
+        (Some(_), None) | (None, Some(_)) => bail!(
+            "--artifacts {url}: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+             neither (then the AWS credential chain is used: a profile, web identity, \
+             container or instance credentials)"
+        ),
+        (None, None) => profile_credentials()?,
     };
     let endpoint = args.s3_endpoint.clone().filter(|e| !e.is_empty());
     if let Some(e) = &endpoint {
@@ -253,9 +274,57 @@ fn s3_config(args: &ServeArgs) -> Result<Option<aiaas_core::S3Config>> {
             .unwrap_or_else(|| "us-east-1".into()),
         bucket,
         prefix,
-        access_key,
-        secret_key,
-        session_token: env("AWS_SESSION_TOKEN"),
+        credentials,
+    }))
+}
+
+/// Keys from the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else
+/// `~/.aws/credentials`), profile `AWS_PROFILE` (else `default`), when the file exists;
+/// `None` leaves the rest of the chain (web identity, container, instance metadata).
+fn profile_credentials() -> Result<Option<aiaas_core::S3Credentials>> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let file = match env("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(f) => PathBuf::from(f),
+        None => match env("HOME") {
+            Some(home) => PathBuf::from(home).join(".aws/credentials"),
+            None => return Ok(None),
+        },
+    };
+    if !file.is_file() {
+        return Ok(None);
+    }
+    read_profile(&file, env("AWS_PROFILE").as_deref())
+}
+
+/// Profile `profile` (else `default`, which may be missing) of a credentials file.
+fn read_profile(file: &Path, profile: Option<&str>) -> Result<Option<aiaas_core::S3Credentials>> {
+    let ini = ini::Ini::load_from_file(file)
+        .with_context(|| format!("cannot read the AWS credentials file {}", file.display()))?;
+    let name = profile.unwrap_or("default");
+    let Some(section) = ini.section(Some(name)) else {
+        if profile.is_some() {
+            bail!(
+                "the AWS credentials file {} has no profile [{name}]",
+                file.display()
+            );
+        }
+        return Ok(None);
+    };
+    let (Some(access_key), Some(secret_key)) = (
+        section.get("aws_access_key_id"),
+        section.get("aws_secret_access_key"),
+    ) else {
+        bail!(
+            "profile [{name}] of {} needs aws_access_key_id and aws_secret_access_key",
+            file.display()
+        );
+    };
+    Ok(Some(aiaas_core::S3Credentials {
+        access_key: access_key.trim().to_string(),
+        secret_key: secret_key.trim().to_string(),
+        session_token: section
+            .get("aws_session_token")
+            .map(|t| t.trim().to_string()),
     }))
 }
 
@@ -395,6 +464,43 @@ mod tests {
     fn resolve(args: &[&str]) -> anyhow::Result<super::ServeConfig> {
         let parsed = Serve::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))?;
         super::resolve(&parsed.args)
+    }
+
+    #[test]
+    fn aws_profiles_are_read_from_the_shared_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s1\n\n\
+             [ci]\naws_access_key_id=AKIDCI\naws_secret_access_key=s2\naws_session_token=t\n\n\
+             [broken]\naws_access_key_id=AKIDX\n",
+        )
+        .unwrap();
+        use super::read_profile;
+        let default = read_profile(&file, None).unwrap().unwrap();
+        assert_eq!(
+            (default.access_key.as_str(), default.session_token),
+            ("AKIDDEFAULT", None)
+        );
+        let ci = read_profile(&file, Some("ci")).unwrap().unwrap();
+        assert_eq!(
+            (ci.secret_key.as_str(), ci.session_token.as_deref()),
+            ("s2", Some("t"))
+        );
+        let err = read_profile(&file, Some("nope")).unwrap_err().to_string();
+        assert!(err.contains("[nope]"), "{err}");
+        let err = read_profile(&file, Some("broken")).unwrap_err().to_string();
+        assert!(err.contains("aws_secret_access_key"), "{err}");
+        std::fs::write(
+            &file,
+            "[other]\naws_access_key_id=a\naws_secret_access_key=b\n",
+        )
+        .unwrap();
+        assert!(
+            read_profile(&file, None).unwrap().is_none(),
+            "no default profile: the chain"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
@@ -331,15 +332,13 @@ impl RunArgs {
         if !chat {
             print!("{prompt}");
         }
-        let mut lines = LineStream::new(resp);
-        while let Some(line) = lines.next_line().await? {
-            let Some(data) = line.strip_prefix("data: ") else {
-                continue;
-            };
+        let mut events = crate::sse::events(resp);
+        while let Some(event) = events.next().await {
+            let data = event?.data;
             if data == "[DONE]" {
                 break;
             }
-            let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
             if let Some(e) = v.get("error") {
                 bail!("{}", e["message"].as_str().unwrap_or("generation failed"));
             }

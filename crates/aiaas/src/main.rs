@@ -5,9 +5,11 @@ mod audit_cli;
 mod backup_cli;
 mod client;
 mod config;
+mod jobs_cli;
 mod library_cli;
 mod log_mask;
 mod serve;
+mod sse;
 mod tls;
 
 use std::path::PathBuf;
@@ -32,9 +34,9 @@ enum Command {
     /// Upload and inspect datasets.
     Datasets(client::DatasetsArgs),
     /// Start a training job and follow its progress.
-    Train(client::TrainArgs),
+    Train(jobs_cli::TrainArgs),
     /// List, show and cancel training jobs.
-    Jobs(client::JobsArgs),
+    Jobs(jobs_cli::JobsArgs),
     /// The model registry and deployments.
     Models(client::ModelsArgs),
     /// Classify texts with a deployed model.
@@ -165,8 +167,13 @@ pub struct ServeArgs {
     /// proxy); without TLS, only 127.0.0.0/8 and ::1 are served otherwise.
     #[arg(long, env = "AIAAS_ALLOW_INSECURE_HTTP")]
     pub allow_insecure_http: bool,
-    /// `/metrics` only with an admin key (default: open, for a Prometheus scraper).
-    #[arg(long, env = "AIAAS_PRIVATE_METRICS")]
+    /// Also serve `/metrics` without a key, and nothing else, on this address (plain
+    /// HTTP, e.g. 127.0.0.1:9464 or a pod-internal port for a Prometheus scraper). On the
+    /// main listener `/metrics` always needs an admin or `metrics` key.
+    #[arg(long, env = "AIAAS_METRICS_LISTEN", value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
+    /// Accepted for older deployments: metrics are private on the main listener now.
+    #[arg(long, env = "AIAAS_PRIVATE_METRICS", hide = true)]
     pub private_metrics: bool,
     /// Back up the installation this often (e.g. 6h, 30m) into --backup-dir.
     #[arg(long, env = "AIAAS_BACKUP_EVERY")]

@@ -37,6 +37,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let scrape_listener = match cfg.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     if let Some(key) = &report.new_admin_key {
         println!("admin key: {}", key.expose());
         println!("(shown once: store it now; only its hash is kept)");
@@ -70,6 +78,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let shutdown_signal = shutdown_signal();
     platform.start(&report);
+    if let Some(scrape) = scrape_listener {
+        let at = scrape.local_addr()?;
+        println!("metrics without a key on http://{at}/metrics");
+        if !at.ip().to_canonical().is_loopback() {
+            tracing::warn!(%at, "metrics are served without a key on a non-loopback address: keep it pod- or host-internal");
+        }
+        let app = aiaas_api::scrape_app(platform.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(scrape, app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     tracing::info!(

@@ -58,6 +58,15 @@ pub fn app(platform: Platform) -> Router {
         .with_state(state)
 }
 
+/// The unauthenticated metrics listener (`--metrics-listen`): `/metrics` only, for a
+/// scraper on an address the operator chose (loopback, a pod-internal port).
+pub fn scrape_app(platform: Platform) -> Router {
+    routes::ops::scrape_router()
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(AppState { platform })
+}
+
 /// Unknown paths get the API's error format and a pointer to the documentation.
 async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     aiaas_core::CoreError::NotFound(format!(
@@ -96,7 +105,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         "aiaas_http_requests_total",
         "HTTP requests by route, method and status.",
         &[("route", &route), ("method", &method), ("status", &status)],
-        1.0,
+        1,
     );
     metrics.observe(
         "aiaas_http_request_duration_seconds",

@@ -61,7 +61,12 @@ fn operations() -> Vec<Op> {
             "operations",
             "Readiness (database reachable, not draining)",
         )),
-        open(op("get", "/metrics", "operations", "Prometheus metrics")),
+        op(
+            "get",
+            "/metrics",
+            "operations",
+            "Prometheus metrics (an admin or metrics key; --metrics-listen serves them without one)",
+        ),
         with(
             op(
                 "post",
@@ -81,7 +86,7 @@ fn operations() -> Vec<Op> {
             ),
             json!({"type": "object", "required": ["name", "role"], "properties": {
                 "name": {"type": "string"},
-                "role": {"enum": ["admin", "owner", "developer", "inference"]},
+                "role": {"enum": ["admin", "owner", "developer", "inference", "metrics"]},
                 "tenant": {"type": "string", "description": "tenant id or name (admins only)"},
                 "allowed_models": {"type": "array", "items": {"type": "string"}},
                 "expires_in_secs": {"type": "integer", "minimum": 1}}}),
@@ -417,6 +422,7 @@ fn pii_mode() -> Value {
 /// The permission each authenticated operation needs, declared once (the core checks it
 /// in the operation itself; the end-to-end tests prove the two agree for every role).
 const PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("get", "/metrics", "read_metrics"),
     ("get", "/api/v1/tenants", "manage_tenants"),
     ("post", "/api/v1/tenants", "manage_tenants"),
     ("put", "/api/v1/tenants/{id}/limits", "manage_tenants"),

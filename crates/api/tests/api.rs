@@ -127,7 +127,7 @@ async fn kserve_routes_answer_in_the_kserve_error_format() {
 }
 
 #[tokio::test]
-async fn operations_endpoints_need_no_key_and_count_requests() {
+async fn probes_need_no_key_and_metrics_count_requests() {
     let (_dir, app) = app().await;
     for path in [
         "/healthz",
@@ -140,7 +140,14 @@ async fn operations_endpoints_need_no_key_and_count_requests() {
         assert_eq!(status, StatusCode::OK, "{path}");
     }
     let (_, _, _) = send(&app, get("/api/v1/models", Some(ADMIN))).await;
-    let resp = app.clone().oneshot(get("/metrics", None)).await.unwrap();
+    // Metrics name every tenant's models: a key is needed on the main router.
+    let (status, _, _) = send(&app, get("/metrics", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let resp = app
+        .clone()
+        .oneshot(get("/metrics", Some(ADMIN)))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()[header::CONTENT_TYPE]
         .to_str()
@@ -187,4 +194,27 @@ async fn created_keys_show_their_secret_once() {
     let (status, _, body) = send(&app, get("/api/v1/tenants", Some(secret))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
+}
+
+/// Numbers a caller sends that no `Duration` can hold are a 400 naming the parameter,
+/// never a panic in the handler.
+#[tokio::test]
+async fn huge_keep_alive_is_a_400_not_a_panic() {
+    let (_dir, app) = app().await;
+    let messages = r#"[{"role": "user", "content": "hi"}]"#;
+    for keep_alive in [
+        "1e20",
+        "1.8e19",
+        r#""99999999999999999999""#,
+        r#""6000000000000000h""#,
+    ] {
+        let body =
+            format!(r#"{{"model": "m", "messages": {messages}, "keep_alive": {keep_alive}}}"#);
+        let (status, _, v) = send(&app, post_json("/v1/chat/completions", ADMIN, &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{keep_alive}: {v}");
+        assert_eq!(v["error"]["param"], "keep_alive", "{v}");
+    }
+    let body = r#"{"model": "m", "input": "hi", "keep_alive": "99999999999999999999"}"#;
+    let (status, _, v) = send(&app, post_json("/v1/embeddings", ADMIN, body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
 }

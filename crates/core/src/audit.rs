@@ -102,7 +102,7 @@ impl Platform {
                 "aiaas_audit_write_failures_total",
                 "Audit entries that could not be written.",
                 &[],
-                1.0,
+                1,
             );
         }
     }

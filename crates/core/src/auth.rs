@@ -83,6 +83,7 @@ fn describe(p: Permission) -> &'static str {
         Permission::ReadModels => "read models",
         Permission::Infer => "call models",
         Permission::ReadAudit => "read the audit log",
+        Permission::ReadMetrics => "read the metrics of the installation",
     }
 }
 

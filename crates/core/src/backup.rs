@@ -255,7 +255,10 @@ fn write_archive(
     let bytes = produced?;
     let file = encrypted?;
     file.sync_all()?;
-    let name = format!("aiaas-{}{BACKUP_SUFFIX}", timestamp(created_at));
+    let name = format!(
+        "aiaas-{}{BACKUP_SUFFIX}",
+        aiaas_types::utc_stamp(created_at)
+    );
     let path = out_dir.join(&name);
     if path.exists() {
         return Err(CoreError::Conflict(format!(
@@ -297,19 +300,6 @@ fn write_entry(w: &mut impl Write, name: &str, size: u64, body: &mut impl Read) 
         left -= n as u64;
     }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// `20261129T020304Z` (plus milliseconds, so two backups in one second differ).
-fn timestamp(ms: i64) -> String {
-    let (y, m, d) = aiaas_types::utc_date(ms);
-    let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 /// What a verified (or restored) archive holds.
@@ -541,11 +531,5 @@ mod tests {
         ] {
             assert!(check_entry_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn timestamps_sort_with_time() {
-        assert_eq!(timestamp(1_795_000_000_123), "20261118T110640.123Z");
-        assert!(timestamp(1_795_000_000_000) < timestamp(1_795_000_001_000));
     }
 }

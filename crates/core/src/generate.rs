@@ -403,7 +403,7 @@ impl Platform {
     ) {
         self.charge_tokens(principal, (prompt_tokens + completion_tokens) as u64)
             .await;
-        let day = utc_day(aiaas_types::now_ms());
+        let day = aiaas_types::utc_day(aiaas_types::now_ms());
         let record = UsageRecord {
             tenant_id: principal.tenant_id.clone(),
             key_id: principal.key_id.clone(),
@@ -429,20 +429,6 @@ fn refuse_masked_logprobs(output: &Option<Policy>, o: &GenerationOptions) -> Res
         ));
     }
     Ok(())
-}
-
-fn utc_day(ms: i64) -> String {
-    let (y, m, d) = aiaas_types::utc_date(ms);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_days() {
-        assert_eq!(super::utc_day(0), "1970-01-01");
-        assert_eq!(super::utc_day(1_795_000_000_000), "2026-11-18");
-    }
 }
 
 /// Text, finish reason and usage of a finished sequence, for non-streaming replies.

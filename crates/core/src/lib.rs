@@ -15,6 +15,7 @@ mod generate;
 mod jobs;
 mod keys_at_rest;
 mod library;
+mod library_load;
 mod limits;
 mod models;
 mod platform;
@@ -26,10 +27,12 @@ pub use aiaas_engine::{BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
 pub use aiaas_store::{
+    redact_url, Backend, LibraryModelRecord, S3Config, S3Credentials, UsageRecord,
+};
+pub use aiaas_store::{
     AliasRecord, ApiKeyRecord, DatasetRecord, DeploymentRecord, JobEventRecord, JobRecord,
     JobStatus, ModelRecord, ModelVersionRecord, Tenant,
 };
-pub use aiaas_store::{redact_url, Backend, LibraryModelRecord, S3Config, UsageRecord};
 pub use audit::{
     entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditOutcome, AuditQuery,
     AuditVerification, ChainHead, GENESIS, HEAD_FILE,

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aiaas_engine::llm::GeneratorSettings;
-use aiaas_engine::{BatchSettings, GeneratorRuntime, LoadedModel, RuntimeKind};
+use aiaas_engine::{BatchSettings, LoadedModel, RuntimeKind};
 use aiaas_hub::{CancelFlag, HubError, InstalledModel, PullProgress, PullSource, Puller};
 use aiaas_store::{LibraryModelRecord, ModelFiles, ModelView};
 use aiaas_types::{Permission, Principal};
@@ -54,18 +54,33 @@ impl KeepAlive {
             "h" => value * 3600.0,
             _ => return None,
         };
-        (secs.is_finite() && secs >= 0.0).then(|| KeepAlive::For(Duration::from_secs_f64(secs)))
+        KeepAlive::from_secs_f64(secs)
+    }
+
+    /// The longest finite keep-alive: past it, say `-1` (forever). It also bounds the
+    /// `Instant` arithmetic done with it.
+    pub const MAX: Duration = Duration::from_secs(366 * 86_400);
+
+    /// A number of seconds as a keep-alive: negative is forever; `None` for NaN or more
+    /// than `MAX` (so no caller's number can overflow a `Duration`).
+    pub fn from_secs_f64(secs: f64) -> Option<KeepAlive> {
+        if secs < 0.0 {
+            return Some(KeepAlive::Forever);
+        }
+        Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| *d <= KeepAlive::MAX)
+            .map(KeepAlive::For)
     }
 
     pub fn from_secs(secs: i64) -> KeepAlive {
-        if secs < 0 {
-            KeepAlive::Forever
-        } else {
-            KeepAlive::For(Duration::from_secs(secs as u64))
+        match u64::try_from(secs) {
+            Err(_) => KeepAlive::Forever,
+            Ok(secs) => KeepAlive::For(Duration::from_secs(secs).min(KeepAlive::MAX)),
         }
     }
 
-    fn expired(self, idle: Duration) -> bool {
+    pub(crate) fn expired(self, idle: Duration) -> bool {
         match self {
             KeepAlive::Forever => false,
             KeepAlive::For(d) => idle >= d,
@@ -157,9 +172,9 @@ pub(crate) struct LibraryState {
     /// Names being pulled now.
     pulls: Mutex<HashSet<String>>,
     /// Loads in progress: their outcome once known.
-    loads: Mutex<HashMap<String, watch::Receiver<LoadOutcome>>>,
+    pub(crate) loads: Mutex<HashMap<String, watch::Receiver<LoadOutcome>>>,
     /// The latest keep-alive a request asked for, per model.
-    keep_alive: Mutex<HashMap<String, KeepAlive>>,
+    pub(crate) keep_alive: Mutex<HashMap<String, KeepAlive>>,
     puller: Mutex<Option<Arc<Puller>>>,
 }
 
@@ -202,7 +217,7 @@ pub(crate) fn strip_tag(name: &str) -> &str {
 }
 
 /// The files of a library model's folder, as recorded at its pull.
-fn file_names(record: &LibraryModelRecord) -> Vec<String> {
+pub(crate) fn file_names(record: &LibraryModelRecord) -> Vec<String> {
     record
         .files
         .as_array()
@@ -221,26 +236,26 @@ type LoadOutcome = Option<Result<(), LoadFailure>>;
 /// Why a load failed, kept apart from the message: damaged weights are a 500
 /// `data_integrity`, anything else a 503.
 #[derive(Debug, Clone)]
-struct LoadFailure {
-    integrity: bool,
-    message: String,
+pub(crate) struct LoadFailure {
+    pub(crate) integrity: bool,
+    pub(crate) message: String,
 }
 
 /// The file in a cached model folder naming the library record it is a copy of.
-const CACHE_MARK: &str = ".aiaas-record";
+pub(crate) const CACHE_MARK: &str = ".aiaas-record";
 
-fn cache_mark(dir: &std::path::Path) -> Option<String> {
+pub(crate) fn cache_mark(dir: &std::path::Path) -> Option<String> {
     std::fs::read_to_string(dir.join(CACHE_MARK))
         .ok()
         .map(|s| s.trim().to_string())
 }
 
 /// Where a library model's sealed files live in a shared artifact store.
-fn library_prefix(id: &str) -> String {
+pub(crate) fn library_prefix(id: &str) -> String {
     format!("library/{id}")
 }
 
-fn runtime_key(name: &str) -> String {
+pub(crate) fn runtime_key(name: &str) -> String {
     format!("lib:{name}")
 }
 
@@ -259,7 +274,7 @@ impl Platform {
     }
 
     /// A model folder decrypted into memory for a loader (blocking).
-    fn model_view(&self, dir: &std::path::Path, names: &[String]) -> Result<ModelView> {
+    pub(crate) fn model_view(&self, dir: &std::path::Path, names: &[String]) -> Result<ModelView> {
         let scratch = self.inner.config.data_dir.join("tmp");
         Ok(self.model_files().view(dir, names, &scratch)?)
     }
@@ -299,7 +314,7 @@ impl Platform {
     }
 
     /// The one puller of this process (it keeps an HTTP client and tracks its pulls).
-    fn puller(&self) -> Result<Arc<Puller>> {
+    pub(crate) fn puller(&self) -> Result<Arc<Puller>> {
         let mut slot = self
             .inner
             .library
@@ -652,404 +667,6 @@ impl Platform {
         }
         Ok(out)
     }
-
-    async fn visible_library_model(
-        &self,
-        principal: &Principal,
-        name: &str,
-    ) -> Result<LibraryModelRecord> {
-        let name = strip_tag(name);
-        if !principal.may_call_model(name) {
-            return Err(CoreError::Forbidden(format!(
-                "this API key may not use model {name:?}"
-            )));
-        }
-        self.inner
-            .meta
-            .library_model(name)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no model {name:?} in the library")))
-    }
-
-    /// The generation runtime of a model, loading it if needed.
-    pub(crate) async fn generator_for(
-        &self,
-        record: &LibraryModelRecord,
-        keep_alive: Option<KeepAlive>,
-    ) -> Result<Arc<GeneratorRuntime>> {
-        if record.format != "gguf" {
-            return Err(CoreError::InvalidInput(format!(
-                "model {:?} is not a GGUF model and cannot generate text",
-                record.name
-            )));
-        }
-        let timeout = self.inner.config.library.load_timeout;
-        self.ensure_library_loaded(record, keep_alive, timeout)
-            .await?;
-        let key = runtime_key(&record.name);
-        self.inner.engine.touch(&key);
-        self.inner
-            .engine
-            .generator(&key)
-            .ok_or_else(|| CoreError::Unavailable(format!("model {:?} was unloaded", record.name)))
-    }
-
-    /// The runtime key of an embedding model, loading it if needed.
-    pub(crate) async fn embedder_for(
-        &self,
-        record: &LibraryModelRecord,
-        keep_alive: Option<KeepAlive>,
-    ) -> Result<String> {
-        let timeout = self.inner.config.library.load_timeout;
-        self.ensure_library_loaded(record, keep_alive, timeout)
-            .await?;
-        let key = runtime_key(&record.name);
-        self.inner.engine.touch(&key);
-        Ok(key)
-    }
-
-    /// Load on first use. The load runs as its own task, so a caller that stops waiting
-    /// (timeout, disconnect) does not abort it; concurrent callers share one load.
-    async fn ensure_library_loaded(
-        &self,
-        record: &LibraryModelRecord,
-        keep_alive: Option<KeepAlive>,
-        wait: Duration,
-    ) -> Result<()> {
-        if let Some(k) = keep_alive {
-            self.inner
-                .library
-                .keep_alive
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(record.name.clone(), k);
-        }
-        let key = runtime_key(&record.name);
-        if self.inner.engine.is_loaded(&key) {
-            return Ok(());
-        }
-        let mut outcome = {
-            let mut loads = self
-                .inner
-                .library
-                .loads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match loads.get(&record.name) {
-                Some(rx) => rx.clone(),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    loads.insert(record.name.clone(), rx.clone());
-                    let p = self.clone();
-                    let record = record.clone();
-                    tokio::spawn(async move {
-                        let result = p.load_library(&record).await.map_err(|e| LoadFailure {
-                            integrity: matches!(e, CoreError::Integrity(_)),
-                            message: e.to_string(),
-                        });
-                        p.inner
-                            .library
-                            .loads
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&record.name);
-                        let _ = tx.send(Some(result));
-                    });
-                    rx
-                }
-            }
-        };
-        let done = tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await;
-        match done {
-            Err(_) => Err(CoreError::Loading {
-                message: format!("model {:?} is loading; retry shortly", record.name),
-                retry_after_secs: 2,
-            }),
-            Ok(Err(_)) => Err(CoreError::Internal("the model load task ended".into())),
-            Ok(Ok(v)) => match v.as_ref() {
-                Some(Ok(())) => Ok(()),
-                Some(Err(e)) => {
-                    let message =
-                        format!("model {:?} could not be loaded: {}", record.name, e.message);
-                    Err(if e.integrity {
-                        CoreError::Integrity(message)
-                    } else {
-                        CoreError::Unavailable(message)
-                    })
-                }
-                None => Err(CoreError::Internal(
-                    "model load ended without an outcome".into(),
-                )),
-            },
-        }
-    }
-
-    async fn load_library(&self, record: &LibraryModelRecord) -> Result<()> {
-        let _guard = self.inner.loading.lock().await;
-        let key = runtime_key(&record.name);
-        if self.inner.engine.is_loaded(&key) {
-            return Ok(());
-        }
-        let settings = ServingSettings::of(record);
-        let c = &self.inner.config.library;
-        self.ensure_cached(record).await?;
-        let dir = self.library_cache_dir().join(&record.dir);
-        let names = file_names(record);
-        let label = record.name.clone();
-        let p = self.clone();
-        match record.format.as_str() {
-            "gguf" => {
-                let catalogue_ctx = record
-                    .defaults
-                    .get("context_length")
-                    .and_then(serde_json::Value::as_u64)
-                    .map(|v| v as u32);
-                let mut g = c.generator;
-                g.slots = settings.slots.unwrap_or(g.slots);
-                g.queue_capacity = settings.queue_capacity.unwrap_or(g.queue_capacity);
-                g.context_per_slot = settings
-                    .context_length
-                    .unwrap_or_else(|| g.context_per_slot.min(catalogue_ctx.unwrap_or(u32::MAX)));
-                let needed = std::fs::metadata(dir.join("model.gguf")).map_or(0, |m| m.len());
-                self.make_room(needed).await?;
-                tokio::task::spawn_blocking(move || {
-                    let view = p.model_view(&dir, &names)?;
-                    let path = view.path().join("model.gguf");
-                    p.inner.engine.load_generator(&key, &label, &path, g)?;
-                    Ok::<_, CoreError>(())
-                })
-                .await??;
-            }
-            "hf" => {
-                let mut b = c.embed_batch;
-                b.max_batch = settings.max_batch.unwrap_or(b.max_batch);
-                b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
-                self.make_room(record.size_bytes.max(0) as u64).await?;
-                tokio::task::spawn_blocking(move || {
-                    let view = p.model_view(&dir, &names)?;
-                    p.inner.engine.load_embedder(&key, &label, view.path(), b)?;
-                    Ok::<_, CoreError>(())
-                })
-                .await??;
-            }
-            other => {
-                return Err(CoreError::Internal(format!(
-                    "unknown model format {other:?}"
-                )));
-            }
-        }
-        tracing::info!(model = %record.name, "model loaded");
-        Ok(())
-    }
-
-    /// With a shared artifact store, make sure this replica's cache holds the model's
-    /// sealed files: fetch what is missing from the store, check each against the size
-    /// and sha256 recorded at the pull (a copy that fails is deleted, never loaded), then
-    /// keep the cache under its size bound. The folder's time marks its last use.
-    async fn ensure_cached(&self, record: &LibraryModelRecord) -> Result<()> {
-        let dir = self.library_cache_dir().join(&record.dir);
-        if !self.inner.artifacts.is_shared() {
-            return Ok(());
-        }
-        // A folder that is not this record's copy (a model of the same name removed and
-        // pulled again elsewhere, or an unmarked leftover) is dropped and fetched anew.
-        if dir.exists() && cache_mark(&dir).as_deref() != Some(record.id.as_str()) {
-            tracing::info!(model = %record.name, "the cached copy is not this model's; fetching it again");
-            std::fs::remove_dir_all(&dir)?;
-        }
-        let missing: Vec<(String, u64, String)> = record
-            .files
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| {
-                let name = f.get("name")?.as_str()?.to_string();
-                let size = f.get("size")?.as_u64()?;
-                let sha = f.get("sha256")?.as_str()?.to_string();
-                Some((name, size, sha))
-            })
-            .filter(|(name, _, _)| !dir.join(name).is_file())
-            .collect();
-        let artifacts = self.inner.artifacts.clone();
-        let files = self.model_files();
-        let prefix = library_prefix(&record.id);
-        let (folder, name) = (dir.clone(), record.name.clone());
-        let fetched = missing.len();
-        let (fetched_any, record_id) = (fetched > 0, record.id.clone());
-        tokio::task::spawn_blocking(move || {
-            for (file, size, sha) in missing {
-                let target = folder.join(&file);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                let partial = folder.join(format!(".{}.part", aiaas_types::new_id()));
-                let checked = artifacts
-                    .get_sealed(&format!("{prefix}/{file}"), &partial)
-                    .and_then(|()| files.check(&partial, size, &sha));
-                if let Err(e) = checked {
-                    let _ = std::fs::remove_file(&partial);
-                    return Err(CoreError::from(e));
-                }
-                std::fs::rename(&partial, &target)?;
-            }
-            if fetched_any {
-                std::fs::write(folder.join(CACHE_MARK), &record_id)?;
-            }
-            // The cache's LRU clock.
-            let _ = std::fs::File::open(&folder).and_then(|f| f.set_modified(std::time::SystemTime::now()));
-            Ok::<_, CoreError>(())
-        })
-        .await??;
-        if fetched > 0 {
-            tracing::info!(model = %name, files = fetched, "model files fetched from the artifact store into this replica's cache");
-            self.trim_cache(&record.name).await;
-        }
-        Ok(())
-    }
-
-    /// Drop this replica's cached copies of models no longer in the library (removed
-    /// on another replica): folders marked with a record id the database does not have.
-    pub(crate) async fn forget_removed_models(&self) {
-        if !self.inner.artifacts.is_shared() {
-            return;
-        }
-        let Ok(records) = self.inner.meta.library_models().await else {
-            return;
-        };
-        let ids: HashSet<String> = records.into_iter().map(|r| r.id).collect();
-        let cache = self.library_cache_dir();
-        let _ = tokio::task::spawn_blocking(move || {
-            for entry in std::fs::read_dir(&cache).into_iter().flatten().flatten() {
-                let dir = entry.path();
-                if entry.file_name().to_string_lossy().starts_with('.') || !dir.is_dir() {
-                    continue;
-                }
-                if let Some(id) = cache_mark(&dir) {
-                    if !ids.contains(&id) {
-                        tracing::info!(dir = %dir.display(), "removing the cached copy of a model removed from the library");
-                        let _ = std::fs::remove_dir_all(&dir);
-                    }
-                }
-            }
-        })
-        .await;
-    }
-
-    /// Keep the model cache under `--models-cache-max`: remove the least recently used
-    /// folders of models not loaded here (they stay in the shared store), never `keep`.
-    async fn trim_cache(&self, keep: &str) {
-        let Some(bound) = self.inner.config.library.cache_max_bytes else {
-            return;
-        };
-        let Ok(records) = self.inner.meta.library_models().await else {
-            return;
-        };
-        let cache = self.library_cache_dir();
-        let loaded: std::collections::HashSet<String> = self
-            .inner
-            .engine
-            .loaded()
-            .into_iter()
-            .filter_map(|m| m.key.strip_prefix("lib:").map(str::to_string))
-            .collect();
-        let mut present: Vec<(std::time::SystemTime, u64, String)> = records
-            .iter()
-            .filter_map(|r| {
-                let meta = std::fs::metadata(cache.join(&r.dir)).ok()?;
-                Some((meta.modified().ok()?, r.size_bytes.max(0) as u64, r.name.clone()))
-            })
-            .collect();
-        let mut total: u64 = present.iter().map(|p| p.1).sum();
-        present.sort();
-        for (_, size, name) in present {
-            if total <= bound {
-                break;
-            }
-            if name == keep || loaded.contains(&name) {
-                continue;
-            }
-            let Ok(puller) = self.puller() else { return };
-            let n = name.clone();
-            if let Ok(Ok(())) = tokio::task::spawn_blocking(move || puller.remove(&n)).await {
-                tracing::info!(model = %name, "removed from this replica's model cache (size bound)");
-                total = total.saturating_sub(size);
-            }
-        }
-    }
-
-    /// Unload least recently used idle library models until `needed` more bytes fit
-    /// the memory budget.
-    async fn make_room(&self, needed: u64) -> Result<()> {
-        let Some(budget) = self.inner.config.library.max_model_memory else {
-            return Ok(());
-        };
-        loop {
-            let used = self.inner.engine.memory_used();
-            if used + needed <= budget {
-                return Ok(());
-            }
-            let victim = self
-                .inner
-                .engine
-                .loaded()
-                .into_iter()
-                .filter(|m| m.key.starts_with("lib:") && m.in_flight == 0)
-                .max_by_key(|m| m.idle_for);
-            let Some(victim) = victim else {
-                return Err(CoreError::Loading {
-                    message: format!(
-                        "not enough model memory: {needed} bytes needed, {used} of {budget} in use by busy models"
-                    ),
-                    retry_after_secs: 5,
-                });
-            };
-            tracing::info!(model = %victim.label, "unloading the least recently used model to make room");
-            self.unload_library(victim.key.trim_start_matches("lib:"))
-                .await;
-        }
-    }
-
-    pub(crate) async fn unload_library(&self, name: &str) -> bool {
-        let key = runtime_key(name);
-        let p = self.clone();
-        tokio::task::spawn_blocking(move || p.inner.engine.unload(&key))
-            .await
-            .unwrap_or(false)
-    }
-
-    /// Unload library models idle past their keep-alive (run every second).
-    pub(crate) async fn reap_idle(&self) {
-        let default = self.inner.config.library.keep_alive;
-        let overrides = self
-            .inner
-            .library
-            .keep_alive
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for m in self.inner.engine.loaded() {
-            let Some(name) = m.key.strip_prefix("lib:") else {
-                continue;
-            };
-            if m.in_flight > 0 {
-                continue;
-            }
-            let keep = match overrides.get(name) {
-                Some(k) => *k,
-                None => match self.inner.meta.library_model(name).await {
-                    Ok(Some(r)) => serde_json::from_value::<ServingSettings>(r.settings)
-                        .ok()
-                        .and_then(|s| s.keep_alive_secs)
-                        .map_or(default, KeepAlive::from_secs),
-                    _ => default,
-                },
-            };
-            if keep.expired(m.idle_for) {
-                tracing::info!(model = %name, idle_secs = m.idle_for.as_secs(), "unloading an idle model");
-                self.unload_library(name).await;
-            }
-        }
-    }
 }
 
 fn hub_error(e: HubError) -> CoreError {
@@ -1087,6 +704,22 @@ mod tests {
         );
         assert_eq!(KeepAlive::parse("soon"), None);
         assert_eq!(KeepAlive::parse("3d"), None);
+        // Numbers no Duration holds are refused, not a panic.
+        for huge in ["99999999999999999999", "6000000000000000h", "367d", "8785h"] {
+            assert_eq!(KeepAlive::parse(huge), None, "{huge}");
+        }
+        assert_eq!(KeepAlive::from_secs_f64(1e20), None);
+        assert_eq!(KeepAlive::from_secs_f64(f64::NAN), None);
+        assert_eq!(KeepAlive::from_secs_f64(f64::INFINITY), None);
+        assert_eq!(KeepAlive::from_secs_f64(-1e300), Some(KeepAlive::Forever));
+        assert_eq!(
+            KeepAlive::from_secs_f64(60.0),
+            Some(KeepAlive::For(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            KeepAlive::from_secs(i64::MAX),
+            KeepAlive::For(KeepAlive::MAX)
+        );
         assert!(KeepAlive::For(Duration::ZERO).expired(Duration::ZERO));
         assert!(!KeepAlive::Forever.expired(Duration::from_secs(1 << 40)));
     }

@@ -137,7 +137,11 @@ impl Platform {
             ("tenant", &principal.tenant_id, tenant_limits),
         ] {
             if let Some(g) = token_bucket(&limits) {
-                let tat = self.inner.meta.rate_tat(&format!("{who}:{id}:tokens")).await?;
+                let tat = self
+                    .inner
+                    .meta
+                    .rate_tat(&format!("{who}:{id}:tokens"))
+                    .await?;
                 let wait = g.until_available(tat, now);
                 if wait > 0 {
                     return Err(limited(who, g, "token rate", wait));
@@ -328,23 +332,12 @@ fn month_of(ms: i64) -> String {
     format!("{y:04}-{m:02}")
 }
 
-/// Seconds from `ms` to the first instant of the next calendar month (UTC).
+/// Seconds from `ms` to the first instant of the next calendar month (UTC), rounded up.
 fn seconds_to_next_month(ms: i64) -> u64 {
-    let (y, m, _) = aiaas_types::utc_date(ms);
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    let start = days_from_civil(ny, nm, 1) * 86_400_000;
-    ((start - ms).max(0) / 1000) as u64 + 1
-}
-
-/// Days since 1970-01-01 of a civil date (the inverse of `utc_date`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let left = aiaas_types::next_month_start_ms(ms)
+        .saturating_sub(ms)
+        .max(0);
+    (left / 1000) as u64 + 1
 }
 
 #[cfg(test)]
@@ -353,25 +346,15 @@ mod tests {
 
     #[test]
     fn calendar() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(
-            days_from_civil(2026, 12, 1) * 86_400_000 / 1000,
-            1_796_083_200
-        );
         let ms = 1_795_000_000_000; // 2026-11-18
         assert_eq!(month_of(ms), "2026-11");
         let s = seconds_to_next_month(ms);
         assert_eq!(aiaas_types::utc_date(ms + s as i64 * 1000), (2026, 12, 1));
+        let new_year_eve = 20_088 * 86_400_000; // 2024-12-31
+        assert_eq!(month_of(new_year_eve), "2024-12");
+        let s = seconds_to_next_month(new_year_eve);
         assert_eq!(
-            month_of(days_from_civil(2024, 12, 31) * 86_400_000),
-            "2024-12"
-        );
-        assert_eq!(
-            aiaas_types::utc_date(
-                (days_from_civil(2024, 12, 31) * 86_400_000)
-                    + seconds_to_next_month(days_from_civil(2024, 12, 31) * 86_400_000) as i64
-                        * 1000
-            ),
+            aiaas_types::utc_date(new_year_eve + s as i64 * 1000),
             (2025, 1, 1)
         );
     }

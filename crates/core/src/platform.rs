@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use aiaas_engine::{BatchSettings, Engine, Metrics};
 use aiaas_store::{ApiKeyRecord, ArtifactStore, LocalArtifacts, Metadata};
-use aiaas_types::{Principal, Role, Secret};
+use aiaas_types::{Permission, Principal, Role, Secret};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -31,8 +31,6 @@ pub struct PlatformConfig {
     pub drain_timeout: std::time::Duration,
     /// Largest dataset upload accepted, in bytes.
     pub max_upload_bytes: u64,
-    /// `/metrics` only with an admin key (else open, as for a Prometheus scraper).
-    pub private_metrics: bool,
     /// Training jobs run at once by this process.
     pub training_workers: usize,
     /// Seed the demo (news data set, `news-classifier`) on an empty data directory.
@@ -60,7 +58,6 @@ impl PlatformConfig {
             job_lease: std::time::Duration::from_secs(30),
             drain_timeout: std::time::Duration::from_secs(30),
             max_upload_bytes: 100 * 1024 * 1024,
-            private_metrics: false,
             training_workers: 1,
             demo: false,
             admin_key: None,
@@ -164,26 +161,26 @@ impl Platform {
             Some(url) => Metadata::connect(url).await?,
         };
         let (keys, master_key_created) = crate::keys_at_rest::load(&config.master_key)?;
-        let (artifacts, encrypted_plaintext): (Arc<dyn ArtifactStore>, usize) =
-            match &config.artifacts {
-                None => {
-                    let local =
-                        LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
-                    let n = local.encrypt_plaintext_objects()?;
-                    (Arc::new(local), n)
-                }
-                Some(s3) => {
-                    let scratch = config.data_dir.join("tmp");
-                    let (s3, keys) = (s3.clone(), keys.clone());
-                    let store = tokio::task::spawn_blocking(move || {
-                        let store = aiaas_store::S3Artifacts::open(s3, keys, &scratch)?;
-                        store.check()?;
-                        Ok::<_, aiaas_store::StoreError>(store)
-                    })
-                    .await??;
-                    (Arc::new(store), 0)
-                }
-            };
+        let (artifacts, encrypted_plaintext): (Arc<dyn ArtifactStore>, usize) = match &config
+            .artifacts
+        {
+            None => {
+                let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
+                let n = local.encrypt_plaintext_objects()?;
+                (Arc::new(local), n)
+            }
+            Some(s3) => {
+                let scratch = config.data_dir.join("tmp");
+                let (s3, keys) = (s3.clone(), keys.clone());
+                let store = tokio::task::spawn_blocking(move || {
+                    let store = aiaas_store::S3Artifacts::open(s3, keys, &scratch)?;
+                    store.check()?;
+                    Ok::<_, aiaas_store::StoreError>(store)
+                })
+                .await??;
+                (Arc::new(store), 0)
+            }
+        };
         let metrics = Arc::new(Metrics::new());
         let platform = Platform {
             inner: Arc::new(Inner {
@@ -310,28 +307,18 @@ impl Platform {
         &self.inner.metrics
     }
 
-    /// The Prometheus text of every metric, scheduler gauges refreshed first.
+    /// The Prometheus text of every metric, scheduler gauges refreshed first, for a key
+    /// that may read them (admin or metrics: the labels name every tenant's models).
+    pub fn metrics_for(&self, principal: &Principal) -> Result<String> {
+        auth::require(principal, Permission::ReadMetrics)?;
+        Ok(self.render_metrics())
+    }
+
+    /// The Prometheus text, unauthenticated: only for a listener the operator opened for
+    /// scrapers (`--metrics-listen`).
     pub fn render_metrics(&self) -> String {
         self.inner.engine.refresh_gauges();
         self.inner.metrics.render()
-    }
-
-    /// Whether a request for `/metrics` with this bearer secret (if any) is served.
-    pub async fn may_read_metrics(&self, secret: Option<&str>) -> Result<()> {
-        if !self.inner.config.private_metrics {
-            return Ok(());
-        }
-        let secret = secret.ok_or_else(|| {
-            CoreError::Unauthenticated("metrics are private here: send an admin key".into())
-        })?;
-        let principal = self.authenticate(secret).await?;
-        if principal.is_admin() {
-            Ok(())
-        } else {
-            Err(CoreError::Forbidden(
-                "only admin keys read the metrics".into(),
-            ))
-        }
     }
 
     /// This replica's name (`--replica-id`, else the host name).
@@ -357,11 +344,7 @@ impl Platform {
         // then) before it answers "starting".
         let mut started = self.inner.started.subscribe();
         if !matches!(
-            tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                started.wait_for(|s| *s)
-            )
-            .await,
+            tokio::time::timeout(std::time::Duration::from_secs(1), started.wait_for(|s| *s)).await,
             Ok(Ok(_))
         ) {
             return Err(CoreError::Unavailable("starting".into()));

@@ -254,20 +254,11 @@ where
 }
 
 pub fn parse_mode(text: &str) -> Option<Mode> {
-    match text {
-        "mask" => Some(Mode::Mask),
-        "label" => Some(Mode::Label),
-        "pseudonymise" | "pseudonymize" => Some(Mode::Pseudonymise),
-        _ => None,
-    }
+    Mode::parse(text)
 }
 
 pub(crate) fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Mask => "mask",
-        Mode::Label => "label",
-        Mode::Pseudonymise => "pseudonymise",
-    }
+    mode.as_str()
 }
 
 /// 32 random bytes (hex) in a 0600 file, created once; created exclusively so two

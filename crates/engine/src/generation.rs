@@ -63,7 +63,7 @@ impl GeneratorRuntime {
                 "aiaas_llm_rejections_total",
                 "Generation requests refused at admission, by reason.",
                 &[("model", self.generator.label()), ("reason", reason)],
-                1.0,
+                1,
             );
         })
     }
@@ -80,8 +80,11 @@ impl GeneratorRuntime {
     pub fn memory_bytes(&self) -> u64 {
         let info = self.model.info();
         let s = self.generator.settings();
-        info.size_bytes
-            + info.kv_bytes_per_token() * (s.slots as u64) * u64::from(s.context_per_slot)
+        let kv = info
+            .kv_bytes_per_token()
+            .saturating_mul(s.slots as u64)
+            .saturating_mul(u64::from(s.context_per_slot));
+        info.size_bytes.saturating_add(kv)
     }
 }
 
@@ -160,19 +163,19 @@ impl GenerationObserver for Observer {
             "aiaas_llm_prompt_tokens_total",
             "Prompt tokens processed.",
             &labels,
-            usage.prompt_tokens as f64,
+            usage.prompt_tokens as u64,
         );
         self.metrics.inc(
             "aiaas_llm_prompt_cached_tokens_total",
             "Prompt tokens whose KV cache was reused from an earlier request (a shared prefix).",
             &labels,
-            usage.cached_tokens as f64,
+            usage.cached_tokens as u64,
         );
         self.metrics.inc(
             "aiaas_llm_completion_tokens_total",
             "Tokens generated.",
             &labels,
-            usage.completion_tokens as f64,
+            usage.completion_tokens as u64,
         );
         let outcome = match reason {
             Some(FinishReason::Stop) => "stop",
@@ -183,7 +186,7 @@ impl GenerationObserver for Observer {
             "aiaas_llm_requests_total",
             "Generation requests ended, by how they ended.",
             &[("model", self.label.as_str()), ("outcome", outcome)],
-            1.0,
+            1,
         );
     }
 }

@@ -493,7 +493,7 @@ impl Engine {
             "aiaas_model_load_events_total",
             "Model loads and unloads.",
             &[("model", label), ("event", event)],
-            1.0,
+            1,
         );
         if event == "load" {
             self.metrics.observe(

@@ -129,7 +129,7 @@ impl<M: BatchModel> BatchRuntime<M> {
             "aiaas_inference_rejections_total",
             "Requests refused because the model's queue was full.",
             &[("model", &self.label)],
-            1.0,
+            1,
         );
     }
 

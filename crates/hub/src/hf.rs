@@ -126,12 +126,14 @@ async fn download_repo(
     cancel: &CancelFlag,
 ) -> Result<(Assembled, String)> {
     status(emit, format!("resolving {repo}"));
-    let info_url = format!(
-        "{}/api/models/{}/revision/{}?blobs=true",
+    let mut info_url = hub_url(
         access.endpoint,
-        repo.repo_id,
-        encode(&repo.revision, false)
-    );
+        ["api", "models"],
+        repo.repo_id.split('/'),
+        ["revision", repo.revision.as_str()],
+    )?;
+    info_url.set_query(Some("blobs=true"));
+    let info_url = String::from(info_url);
     let what = format!("Hugging Face repo {repo}");
     let info: RepoInfo = get_json(access.client, &info_url, access.token, &what, cancel).await?;
     let commit = info.sha.clone().unwrap_or_else(|| repo.revision.clone());
@@ -190,7 +192,7 @@ impl Fetch<'_> {
             })?;
             let sibling = self.info.siblings.iter().find(|s| &s.rfilename == remote);
             let lfs = sibling.and_then(|s| s.lfs.as_ref());
-            let url = resolve_url(self.access.endpoint, self.repo, self.commit, remote);
+            let url = resolve_url(self.access.endpoint, self.repo, self.commit, remote)?;
             let part = partial.join(format!("{}.part", relative.display()));
             let d = Download {
                 url: &url,
@@ -229,7 +231,7 @@ async fn choose_remote(
     let found = candidates(&names);
     let verdict = match found.hf {
         Some(_) => {
-            let url = resolve_url(access.endpoint, repo, commit, "config.json");
+            let url = resolve_url(access.endpoint, repo, commit, "config.json")?;
             let config =
                 get_bytes(access.client, &url, access.token, "config.json", cancel).await?;
             let has_pooling = names.iter().any(|n| n == "1_Pooling/config.json");
@@ -243,12 +245,32 @@ async fn choose_remote(
     })
 }
 
-fn resolve_url(endpoint: &str, repo: &HfRepo, commit: &str, file: &str) -> String {
-    format!(
-        "{endpoint}/{}/resolve/{commit}/{}",
-        repo.repo_id,
-        encode(file, true)
-    )
+fn resolve_url(endpoint: &str, repo: &HfRepo, commit: &str, file: &str) -> Result<String> {
+    let path = ["resolve", commit].into_iter().chain(file.split('/'));
+    hub_url(endpoint, [], repo.repo_id.split('/'), path).map(String::from)
+}
+
+/// `endpoint` followed by path segments, each percent-encoded as one segment (a `/` in
+/// a revision such as `refs/pr/1` becomes `%2F`; a file path's `/` separates segments).
+fn hub_url<'a>(
+    endpoint: &str,
+    head: impl IntoIterator<Item = &'a str>,
+    repo: impl IntoIterator<Item = &'a str>,
+    tail: impl IntoIterator<Item = &'a str>,
+) -> Result<url::Url> {
+    let mut url = url::Url::parse(endpoint)
+        .map_err(|e| HubError::InvalidInput(format!("Hugging Face endpoint {endpoint:?}: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| {
+            HubError::InvalidInput(format!(
+                "Hugging Face endpoint {endpoint:?} is not a base URL"
+            ))
+        })?
+        .pop_if_empty()
+        .extend(head)
+        .extend(repo)
+        .extend(tail);
+    Ok(url)
 }
 
 /// Adds what to do when the Hub cannot be reached and the local cache did not help.
@@ -270,22 +292,6 @@ fn explain_offline(e: HubError, access: &HubAccess<'_>, repo: &HfRepo) -> HubErr
 
 fn is_commit(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Percent-encodes a URL path piece; `/` is kept between file path segments only.
-fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -323,9 +329,20 @@ mod tests {
                 &repo,
                 COMMIT,
                 "1_Pooling/config file.json"
-            ),
+            )
+            .unwrap(),
             format!("https://hf.example/org/name/resolve/{COMMIT}/1_Pooling/config%20file.json")
         );
-        assert_eq!(encode("refs/pr/1", false), "refs%2Fpr%2F1");
+        let info = hub_url(
+            "https://hf.example/mirror/",
+            ["api"],
+            ["org", "name"],
+            ["refs/pr/1"],
+        );
+        assert_eq!(
+            info.unwrap().as_str(),
+            "https://hf.example/mirror/api/org/name/refs%2Fpr%2F1"
+        );
+        assert!(hub_url("not a url", [], [], []).is_err());
     }
 }

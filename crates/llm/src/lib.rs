@@ -84,8 +84,12 @@ impl ModelInfo {
     /// Bytes of KV cache one token takes: keys and values (f16) of every layer.
     pub fn kv_bytes_per_token(&self) -> u64 {
         let embd = self.embedding_length.max(0) as u64;
-        let kv_width = embd * u64::from(self.kv_heads) / u64::from(self.attention_heads.max(1));
-        2 * u64::from(self.layers) * kv_width * 2
+        // Saturating: the sizes come from the file's header; a wild one must not wrap into
+        // a small estimate that slips past the memory budget.
+        let kv_width =
+            embd.saturating_mul(u64::from(self.kv_heads)) / u64::from(self.attention_heads.max(1));
+        4u64.saturating_mul(u64::from(self.layers))
+            .saturating_mul(kv_width)
     }
 }
 

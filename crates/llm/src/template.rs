@@ -70,32 +70,12 @@ fn raise_exception(message: String) -> Result<Value, Error> {
     Err(Error::new(ErrorKind::InvalidOperation, message))
 }
 
-/// `strftime_now(format)`: templates that print today's date (Llama 3's). Only the
-/// formats those templates use are supported; the date is UTC.
+/// `strftime_now(format)`: templates that print today's date (Llama 3's, Granite's), in
+/// UTC, with the whole `strftime` format set; an unknown directive fails the render.
 fn strftime_now(format: String) -> Result<Value, Error> {
-    let (y, m, d) = aiaas_types::utc_date(aiaas_types::now_ms());
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let month_name = MONTHS[(m - 1) as usize];
-    let out = format
-        .replace("%Y", &y.to_string())
-        .replace("%m", &format!("{m:02}"))
-        .replace("%d", &format!("{d:02}"))
-        .replace("%B", month_name)
-        .replace("%b", &month_name[..3]);
-    Ok(Value::from(out))
+    aiaas_types::format_utc(aiaas_types::now_ms(), &format)
+        .map(Value::from)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
 }
 
 #[cfg(test)]
@@ -140,9 +120,35 @@ mod tests {
 
     #[test]
     fn dates_for_templates() {
-        assert_eq!(aiaas_types::utc_date(0), (1970, 1, 1));
-        assert_eq!(aiaas_types::utc_date(20_000 * 86_400_000), (2024, 10, 4));
         let s = strftime_now("%d %b %Y".into()).unwrap().to_string();
         assert_eq!(s.len(), 11, "{s}");
+        // Formats templates use beyond the date: none comes out literally.
+        for format in ["%A", "%H:%M", "%-d", "%B %-d, %Y"] {
+            let s = strftime_now(format.into()).unwrap().to_string();
+            assert!(!s.contains('%') && !s.is_empty(), "{format}: {s}");
+        }
+        let t = ChatTemplate::new(
+            "{{ strftime_now('%A %-d %B') }}|{% for m in messages %}{{ m.content }}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let out = t.render(&[msg("user", "hi")]).unwrap();
+        let days = [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ];
+        assert!(days.iter().any(|d| out.starts_with(d)), "{out}");
+        assert!(!out.contains('%') && out.ends_with("|hi"), "{out}");
+        let bad = ChatTemplate::new("{{ strftime_now('%K') }}", "", "").unwrap();
+        assert!(
+            bad.render(&[msg("user", "hi")]).is_err(),
+            "an unknown directive fails"
+        );
     }
 }

@@ -20,7 +20,30 @@ pub enum Mode {
     /// Replace with a keyed token, `[PHONE:1f3a9c0b7d2e]`: the same value always gives the
     /// same token under one key (so joins and counts across records still work), and
     /// nothing without the key maps tokens back.
+    #[serde(alias = "pseudonymize")]
     Pseudonymise,
+}
+
+impl Mode {
+    /// The spellings every route and setting accepts: `mask`, `label`, `pseudonymise`
+    /// (or `pseudonymize`).
+    pub fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "mask" => Some(Mode::Mask),
+            "label" => Some(Mode::Label),
+            "pseudonymise" | "pseudonymize" => Some(Mode::Pseudonymise),
+            _ => None,
+        }
+    }
+
+    /// The name it is stored and shown under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Mask => "mask",
+            Mode::Label => "label",
+            Mode::Pseudonymise => "pseudonymise",
+        }
+    }
 }
 
 /// A tenant's masking policy.
@@ -168,6 +191,28 @@ fn normalise(kind: Kind, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One set of spellings for every route: the same words parse, and deserialise.
+    #[test]
+    fn modes_have_one_set_of_spellings() {
+        for (text, mode) in [
+            ("mask", Mode::Mask),
+            ("label", Mode::Label),
+            ("pseudonymise", Mode::Pseudonymise),
+            ("pseudonymize", Mode::Pseudonymise),
+        ] {
+            assert_eq!(Mode::parse(text), Some(mode), "{text}");
+            let json = serde_json::Value::String(text.into());
+            assert_eq!(
+                serde_json::from_value::<Mode>(json).unwrap(),
+                mode,
+                "{text}"
+            );
+            assert_eq!(Mode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(Mode::parse("Mask"), None);
+        assert!(serde_json::from_value::<Mode>(serde_json::json!("redact")).is_err());
+    }
 
     #[test]
     fn masks_keep_the_documented_shape() {

@@ -33,8 +33,8 @@ use sqlx::{AnyPool, ConnectOptions};
 
 pub use artifacts::{crypto_failure, ArtifactStore, LocalArtifacts, MasterKeys};
 pub use model_files::{ModelFiles, ModelView};
-pub use s3::{S3Artifacts, S3Config, S3UrlError};
 pub use records::*;
+pub use s3::{S3Artifacts, S3Config, S3Credentials, S3UrlError};
 
 /// Errors of the persistence layer.
 #[derive(Debug, thiserror::Error)]
@@ -90,14 +90,12 @@ fn connection_lost(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| {
-                c.starts_with("08")
-                    || c.starts_with("53")
-                    || c.starts_with("57P")
-                    || matches!(c.as_ref(), "57014" | "55P03" | "25006")
-            }),
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57P")
+                || matches!(c.as_ref(), "57014" | "55P03" | "25006")
+        }),
         _ => false,
     }
 }

@@ -186,21 +186,19 @@ impl ModelFiles {
         let mut buf = vec![0u8; 1 << 20];
         let mut total = 0u64;
         loop {
-            let n = plain.read(&mut buf).map_err(|e| match aiaas_crypto_failure(&e) {
-                Some(c) => integrity(path, c),
-                None => io(path)(e),
-            })?;
+            let n = plain
+                .read(&mut buf)
+                .map_err(|e| match aiaas_crypto_failure(&e) {
+                    Some(c) => integrity(path, c),
+                    None => io(path)(e),
+                })?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
             total += n as u64;
         }
-        let digest: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = hex::encode(hasher.finalize());
         if total != size || !digest.eq_ignore_ascii_case(sha256) {
             return Err(StoreError::Integrity {
                 key: path.display().to_string(),

@@ -22,7 +22,8 @@ use std::sync::{Arc, Barrier};
 
 use aiaas_crypto::KeyRing;
 use aiaas_store::{
-    crypto_failure, ArtifactStore, LocalArtifacts, MasterKeys, S3Artifacts, S3Config, StoreError,
+    crypto_failure, ArtifactStore, LocalArtifacts, MasterKeys, S3Artifacts, S3Config,
+    S3Credentials, StoreError,
 };
 
 const BUCKET: &str = "aiaas-test";
@@ -47,9 +48,10 @@ impl Server {
             region: "us-east-1".into(),
             bucket: BUCKET.into(),
             prefix: PREFIX.into(),
-            access_key: aiaas_testkit::ACCESS_KEY.into(),
-            secret_key: aiaas_testkit::SECRET_KEY.into(),
-            session_token: None,
+            credentials: Some(S3Credentials::new(
+                aiaas_testkit::ACCESS_KEY,
+                aiaas_testkit::SECRET_KEY,
+            )),
             path_style: true,
         }
     }
@@ -457,7 +459,10 @@ fn wrong_settings_are_clear_errors() {
     };
 
     let mut wrong_secret = server.config();
-    wrong_secret.secret_key = "not-the-secret".into();
+    wrong_secret.credentials = Some(S3Credentials::new(
+        aiaas_testkit::ACCESS_KEY,
+        "not-the-secret",
+    ));
     let store = open(wrong_secret);
     let err = store.check().unwrap_err();
     let text = err.to_string();
@@ -472,7 +477,7 @@ fn wrong_settings_are_clear_errors() {
     assert!(err.to_string().contains("access key"), "{err}");
 
     let mut unknown_key = server.config();
-    unknown_key.access_key = "NOBODY".into();
+    unknown_key.credentials = Some(S3Credentials::new("NOBODY", aiaas_testkit::SECRET_KEY));
     let err = open(unknown_key).check().unwrap_err();
     assert_eq!(kind_of(&err), std::io::ErrorKind::PermissionDenied, "{err}");
 
@@ -567,9 +572,11 @@ fn real_s3_when_configured() {
         region: env("AIAAS_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
         bucket,
         prefix: run_prefix,
-        access_key: env("AWS_ACCESS_KEY_ID").expect("AWS_ACCESS_KEY_ID"),
-        secret_key: env("AWS_SECRET_ACCESS_KEY").expect("AWS_SECRET_ACCESS_KEY"),
-        session_token: env("AWS_SESSION_TOKEN"),
+        credentials: Some(S3Credentials {
+            access_key: env("AWS_ACCESS_KEY_ID").expect("AWS_ACCESS_KEY_ID"),
+            secret_key: env("AWS_SECRET_ACCESS_KEY").expect("AWS_SECRET_ACCESS_KEY"),
+            session_token: env("AWS_SESSION_TOKEN"),
+        }),
         path_style: env("AIAAS_TEST_S3_PATH_STYLE").is_some_and(|v| v == "1"),
     };
     let dir = tempfile::tempdir().unwrap();

@@ -179,6 +179,14 @@ impl Prepared {
                 labels.first().map_or("", String::as_str)
             )));
         }
+        if labels.len() > aiaas_types::MAX_CLASSES {
+            return Err(TrainError::InvalidData(format!(
+                "a classifier is trained for at most {} classes; this data set has {} labels \
+                 (is the label column the right one?)",
+                aiaas_types::MAX_CLASSES,
+                labels.len()
+            )));
+        }
         let index: HashMap<&str, usize> = labels
             .iter()
             .enumerate()
@@ -231,7 +239,8 @@ impl EmbeddingContext {
         candidates: &[Architecture],
         control: &TrainControl<'_>,
     ) -> Result<EmbeddingContext, TrainError> {
-        let vocab = TokenVocab::build(&data.train.tokens, config.min_count);
+        let max_words = aiaas_types::MAX_EMBEDDING_WEIGHTS / config.embedding_dim.max(1);
+        let vocab = TokenVocab::build(&data.train.tokens, config.min_count, max_words);
         let needs_embeddings = candidates.iter().any(|a| a.uses_embeddings());
         // Only padding and unknown: every text would look the same to the network.
         if needs_embeddings && vocab.len() <= 2 {
@@ -278,7 +287,7 @@ fn train_candidate(
         seed: config.seed ^ 0x5EED_F0BA_7C4E_5EED,
     };
     if arch == Architecture::TfidfLogreg {
-        let vectorizer = TfidfVectorizer::fit(&data.train.tokens)?;
+        let vectorizer = TfidfVectorizer::fit(&data.train.tokens, data.labels.len())?;
         let encode =
             |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
         let (train, val, test) = (encode(&data.train), encode(&data.val), encode(&data.test));

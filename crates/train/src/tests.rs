@@ -299,6 +299,29 @@ fn rejects_single_class_and_unseen_test_labels() {
         matches!(&e, TrainError::InvalidData(m) if m.contains("min_count")),
         "{e}"
     );
+    // A label per row (the wrong column?) stops with a clear error, not exhausted memory.
+    let per_row: Vec<LabelledText> = (0..2 * (aiaas_types::MAX_CLASSES + 1))
+        .map(|i| LabelledText {
+            text: format!("text number {i}"),
+            label: format!("label-{}", i / 2),
+        })
+        .collect();
+    let e = quiet(|c| train_with_classifier(&config, &per_row, None, c))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, TrainError::InvalidData(m) if m.contains("at most 1000 classes")),
+        "{e}"
+    );
+}
+
+/// Vocabularies are capped by the embedding's size budget, the most frequent words kept.
+#[test]
+fn vocabularies_keep_the_most_frequent_words_within_the_budget() {
+    let toks = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    let texts = [toks("a a a b b c d"), toks("a b c")];
+    let v = crate::vocab::TokenVocab::build(&texts, 1, 4);
+    assert_eq!(v.words(), ["<pad>", "<unk>", "a", "b"]);
 }
 
 #[test]

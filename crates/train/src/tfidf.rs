@@ -17,6 +17,10 @@ use crate::{TrainControl, TrainError};
 
 /// Most features kept (by document frequency), as scikit-learn's `max_features`.
 const MAX_FEATURES: usize = 50_000;
+
+/// Most weights (features x classes) of the logistic regression: L-BFGS keeps about twenty
+/// vectors of this size, so with many classes fewer features are kept.
+const MAX_WEIGHTS: usize = 5_000_000;
 /// Corpora at least this large drop terms seen in a single document (noise, mostly bigrams).
 const MIN_DF2_DOCS: usize = 50;
 /// Inverse L2 strength, as scikit-learn's `C` (objective: C * sum of losses + |W|^2 / 2).
@@ -40,7 +44,8 @@ pub(crate) struct TfidfVectorizer {
 }
 
 impl TfidfVectorizer {
-    pub(crate) fn fit(docs: &[Vec<String>]) -> Result<TfidfVectorizer, TrainError> {
+    /// Fit on tokenised training texts for a classifier of `classes` classes.
+    pub(crate) fn fit(docs: &[Vec<String>], classes: usize) -> Result<TfidfVectorizer, TrainError> {
         let mut df: HashMap<String, u32> = HashMap::new();
         for doc in docs {
             let mut seen: Vec<String> = terms_of(doc);
@@ -53,7 +58,7 @@ impl TfidfVectorizer {
         let min_df = if docs.len() >= MIN_DF2_DOCS { 2 } else { 1 };
         let mut kept: Vec<(String, u32)> = df.into_iter().filter(|(_, d)| *d >= min_df).collect();
         kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        kept.truncate(MAX_FEATURES);
+        kept.truncate(MAX_FEATURES.min(MAX_WEIGHTS / classes.max(1)));
         if kept.is_empty() {
             return Err(TrainError::InvalidData(
                 "the training texts contain no words to build TF-IDF features from".into(),
@@ -448,7 +453,7 @@ mod tests {
     #[test]
     fn tfidf_matches_hand_computation() {
         let docs = vec![toks("a b a"), toks("b c")];
-        let v = TfidfVectorizer::fit(&docs).unwrap();
+        let v = TfidfVectorizer::fit(&docs, 2).unwrap();
         // Terms: a, b, c, "a b", "b a", "b c"; b is in both documents.
         assert_eq!(v.len(), 6);
         let x = v.transform(&toks("a a b"));

@@ -15,8 +15,9 @@ pub(crate) struct TokenVocab {
 }
 
 impl TokenVocab {
-    /// Build from tokenised training texts.
-    pub(crate) fn build(texts: &[Vec<String>], min_count: usize) -> TokenVocab {
+    /// Build from tokenised training texts: the words seen `min_count` times or more, at
+    /// most `max_words` of them (the most frequent).
+    pub(crate) fn build(texts: &[Vec<String>], min_count: usize, max_words: usize) -> TokenVocab {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for t in texts {
             for w in t {
@@ -28,6 +29,7 @@ impl TokenVocab {
             .filter(|&(w, c)| c >= min_count && w != PAD_TOKEN && w != UNK_TOKEN)
             .collect();
         kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        kept.truncate(max_words.saturating_sub(2));
         let words = [PAD_TOKEN, UNK_TOKEN]
             .into_iter()
             .chain(kept.into_iter().map(|(w, _)| w))
@@ -74,7 +76,7 @@ mod tests {
 
     #[test]
     fn special_tokens_first_then_by_frequency() {
-        let v = TokenVocab::build(&[toks("b a b c"), toks("b a")], 2);
+        let v = TokenVocab::build(&[toks("b a b c"), toks("b a")], 2, usize::MAX);
         assert_eq!(v.words(), &["<pad>", "<unk>", "b", "a"]);
         assert_eq!(v.encode(&toks("a c b z"), 3), vec![3, UNK, 2]);
         assert_eq!(PAD, 0);

@@ -61,7 +61,8 @@ pub fn train_word2vec(
             "word2vec needs vector_size, window and epochs of at least 1".into(),
         ));
     }
-    let vocab = Vocab::build(sentences, params.min_count.max(1));
+    let max_words = aiaas_types::MAX_EMBEDDING_WEIGHTS / dim;
+    let vocab = Vocab::build(sentences, params.min_count.max(1), max_words);
     if vocab.words.is_empty() {
         return Err(TrainError::InvalidData(format!(
             "word2vec: no word occurs at least {} times in the training texts",
@@ -168,7 +169,8 @@ struct Vocab {
 }
 
 impl Vocab {
-    fn build(sentences: &[Vec<String>], min_count: usize) -> Vocab {
+    /// The words seen `min_count` times or more, the `max_words` most frequent of them.
+    fn build(sentences: &[Vec<String>], min_count: usize, max_words: usize) -> Vocab {
         let mut counts: HashMap<&str, u64> = HashMap::new();
         for s in sentences {
             for w in s {
@@ -180,6 +182,7 @@ impl Vocab {
             .filter(|&(_, c)| c >= min_count as u64)
             .collect();
         kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        kept.truncate(max_words);
         let words: Vec<String> = kept.iter().map(|(w, _)| w.to_string()).collect();
         let index = words
             .iter()

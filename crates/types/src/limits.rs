@@ -57,7 +57,9 @@ impl IpNet {
     pub fn parse(text: &str) -> Result<IpNet, String> {
         let trimmed = text.trim();
         let net = match trimmed.split_once('/') {
-            Some(_) => trimmed.parse::<ipnet::IpNet>().map_err(|_| bad_range(text))?,
+            Some(_) => trimmed
+                .parse::<ipnet::IpNet>()
+                .map_err(|_| bad_range(text))?,
             None => ipnet::IpNet::from(trimmed.parse::<IpAddr>().map_err(|_| bad_range(text))?),
         };
         match net {
@@ -160,10 +162,16 @@ mod tests {
         let all = IpNet::parse("::ffff:0.0.0.0/96").unwrap();
         assert_eq!(all.to_string(), "0.0.0.0/0");
         assert!(all.contains(ip("198.51.100.1")));
-        assert!(!all.contains(ip("2001:db8::1")), "a mapped /96 is IPv4 only");
+        assert!(
+            !all.contains(ip("2001:db8::1")),
+            "a mapped /96 is IPv4 only"
+        );
 
         let err = IpNet::parse("::ffff:0.0.0.0/95").unwrap_err();
-        assert!(err.contains("::ffff:0.0.0.0/95") && err.contains("96-128"), "{err}");
+        assert!(
+            err.contains("::ffff:0.0.0.0/95") && err.contains("96-128"),
+            "{err}"
+        );
         assert!(IpNet::parse("::ffff:1.2.3.4/129").is_err());
     }
 
@@ -175,7 +183,10 @@ mod tests {
         assert!(!every_v4.contains(ip("2001:db8::1")));
         let every_v6 = IpNet::parse("::/0").unwrap();
         assert!(every_v6.contains(ip("2001:db8::1")));
-        assert!(!every_v6.contains(ip("8.8.8.8")), "an IPv6 range never holds an IPv4 client");
+        assert!(
+            !every_v6.contains(ip("8.8.8.8")),
+            "an IPv6 range never holds an IPv4 client"
+        );
         assert!(!every_v6.contains(ip("::ffff:8.8.8.8")));
 
         let host = IpNet::parse("192.0.2.1/32").unwrap();
@@ -193,7 +204,9 @@ mod tests {
             }
         }
         // Host bits past the prefix are ignored, as in every CIDR reader.
-        assert!(IpNet::parse("10.1.2.3/8").unwrap().contains(ip("10.200.0.1")));
+        assert!(IpNet::parse("10.1.2.3/8")
+            .unwrap()
+            .contains(ip("10.200.0.1")));
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum Role {
     Developer,
     /// Call the allowed models only.
     Inference,
+    /// Read `/metrics` only: for scrapers. Metric labels name every tenant's models, so
+    /// only admins mint these keys.
+    Metrics,
 }
 
 /// What an operation needs. Every core operation declares one.
@@ -31,10 +34,12 @@ pub enum Permission {
     ManageLibrary,
     /// Read, export and verify the audit log (admins: every tenant's; owners: their own).
     ReadAudit,
+    /// Read the Prometheus metrics of the whole installation (`/metrics`).
+    ReadMetrics,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ManageTenants,
         Permission::ManageKeys,
         Permission::ReadData,
@@ -45,6 +50,7 @@ impl Permission {
         Permission::Infer,
         Permission::ManageLibrary,
         Permission::ReadAudit,
+        Permission::ReadMetrics,
     ];
 
     /// The name the API documents (`x-aiaas-permission` in /openapi.json).
@@ -60,6 +66,7 @@ impl Permission {
             Permission::Infer => "infer",
             Permission::ManageLibrary => "manage_library",
             Permission::ReadAudit => "read_audit",
+            Permission::ReadMetrics => "read_metrics",
         }
     }
 
@@ -69,23 +76,26 @@ impl Permission {
 }
 
 impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Owner,
+        Role::Developer,
+        Role::Inference,
+        Role::Metrics,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
             Role::Owner => "owner",
             Role::Developer => "developer",
             Role::Inference => "inference",
+            Role::Metrics => "metrics",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "owner" => Some(Role::Owner),
-            "developer" => Some(Role::Developer),
-            "inference" => Some(Role::Inference),
-            _ => None,
-        }
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// The rights matrix: the single place where a role is turned into permissions.
@@ -93,19 +103,22 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Owner => !matches!(permission, ManageTenants | ManageLibrary),
+            // Metrics span every tenant: an owner's view stops at its own.
+            Role::Owner => !matches!(permission, ManageTenants | ManageLibrary | ReadMetrics),
             Role::Developer => !matches!(
                 permission,
-                ManageTenants | ManageKeys | ManageLibrary | ReadAudit
+                ManageTenants | ManageKeys | ManageLibrary | ReadAudit | ReadMetrics
             ),
             Role::Inference => matches!(permission, ReadModels | Infer),
+            Role::Metrics => matches!(permission, ReadMetrics),
         }
     }
 
-    /// Rank used to stop a key minting a key more powerful than itself.
+    /// Rank used to stop a key minting a key more powerful than itself. A metrics key
+    /// reads what spans every tenant, so it ranks with admins: only they mint or revoke it.
     pub fn rank(self) -> u8 {
         match self {
-            Role::Admin => 3,
+            Role::Admin | Role::Metrics => 3,
             Role::Owner => 2,
             Role::Developer => 1,
             Role::Inference => 0,
@@ -166,8 +179,28 @@ mod tests {
     }
 
     #[test]
+    fn only_admin_and_metrics_keys_read_metrics() {
+        for role in Role::ALL {
+            let reads = matches!(role, Role::Admin | Role::Metrics);
+            assert_eq!(role.can(Permission::ReadMetrics), reads, "{role:?}");
+        }
+        for permission in Permission::ALL {
+            let only_metrics = permission == Permission::ReadMetrics;
+            assert_eq!(
+                Role::Metrics.can(permission),
+                only_metrics,
+                "{permission:?}"
+            );
+        }
+        assert!(
+            Role::Metrics.rank() > Role::Owner.rank(),
+            "owners cannot mint one"
+        );
+    }
+
+    #[test]
     fn role_names_round_trip() {
-        for r in [Role::Admin, Role::Owner, Role::Developer, Role::Inference] {
+        for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);

@@ -195,6 +195,20 @@ impl Default for TrainConfig {
     }
 }
 
+/// Most classes a classifier is trained for: a confusion matrix and per-class weights grow
+/// with it (squared for the matrix), so an upload with a label per row stops here with a
+/// clear error instead of exhausting memory.
+pub const MAX_CLASSES: usize = 1000;
+
+/// Most weights in one embedding matrix (vocabulary x dimension): past it the least
+/// frequent words are dropped (as gensim's `max_final_vocab`), so memory stays bounded
+/// whatever vocabulary a data set brings.
+pub const MAX_EMBEDDING_WEIGHTS: usize = 64 << 20;
+
+/// Most values in one activation tensor of a batch (batch x length x width): TextCNN and
+/// the recurrent networks hold a few of these, padded to the batch's longest text.
+pub const MAX_BATCH_ACTIVATIONS: usize = 64 << 20;
+
 impl TrainConfig {
     /// Check ranges; the message names the field and the allowed range.
     pub fn validate(&self) -> Result<(), String> {
@@ -220,6 +234,19 @@ impl TrainConfig {
         range("min_count", self.min_count, 1, 1_000_000)?;
         range("validation_split", self.validation_split, 0.0, 0.9)?;
         range("threads", self.threads, 0, 256)?;
+        // Each setting has its range, and so does their product: one activation tensor.
+        let width = self
+            .embedding_dim
+            .max(self.filters)
+            .max(4 * self.rnn_hidden);
+        let activations = self.batch_size * self.max_len * width;
+        if activations > MAX_BATCH_ACTIVATIONS {
+            return Err(format!(
+                "batch_size x max_len x the widest layer (embedding_dim, filters or 4 x \
+                 rnn_hidden) is {activations}, more than {MAX_BATCH_ACTIVATIONS}: lower \
+                 batch_size or max_len"
+            ));
+        }
         if self.kernel_sizes.is_empty() || self.kernel_sizes.iter().any(|&k| k == 0 || k > 32) {
             return Err("kernel_sizes must be a non-empty list of widths between 1 and 32".into());
         }
@@ -243,6 +270,8 @@ impl TrainConfig {
             range("embedding.epochs", w.epochs, 1, 100)?;
             range("embedding.sample", w.sample, 0.0, 1.0)?;
             range("embedding.alpha", w.alpha, 1e-6, 1.0)?;
+            // Decays from alpha to min_alpha: a larger or negative one would diverge.
+            range("embedding.min_alpha", w.min_alpha, 0.0, w.alpha)?;
             range("embedding.threads", w.threads, 0, 256)?;
         }
         Ok(())
@@ -456,6 +485,47 @@ mod tests {
             ..TrainConfig::default()
         };
         assert!(c.validate().unwrap_err().contains("batch_size"));
+    }
+
+    /// Settings each in range can still multiply into one tensor no machine holds.
+    #[test]
+    fn the_product_of_batch_settings_is_bounded() {
+        let c = TrainConfig {
+            batch_size: 4096,
+            max_len: 10_000,
+            embedding_dim: 1024,
+            ..TrainConfig::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert!(e.contains("batch_size") && e.contains("max_len"), "{e}");
+        let c = TrainConfig {
+            batch_size: 256,
+            max_len: 1000,
+            embedding_dim: 256,
+            ..TrainConfig::default()
+        };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn min_alpha_lies_between_zero_and_alpha() {
+        for (min_alpha, ok) in [
+            (0.0, true),
+            (0.0001, true),
+            (0.025, true),
+            (-0.01, false),
+            (0.5, false),
+            (1e30, false),
+        ] {
+            let c: TrainConfig = serde_json::from_value(
+                serde_json::json!({"embedding": {"alpha": 0.025, "min_alpha": min_alpha}}),
+            )
+            .unwrap();
+            assert_eq!(c.validate().is_ok(), ok, "{min_alpha}");
+            if !ok {
+                assert!(c.validate().unwrap_err().contains("min_alpha"));
+            }
+        }
     }
 
     #[test]

@@ -239,7 +239,7 @@ export function StatusPage() {
           <ErrorBox title="Metrics" error={metricsError} />
           {refused && (
             <p class="small">
-              This key cannot read <code>/metrics</code> here (the server may run with <code>--private-metrics</code>, which lets only admin keys in).{" "}
+              This key cannot read <code>/metrics</code>: metrics name every tenant's models, so only admin and <code>metrics</code> keys read them.{" "}
               <button type="button" class="secondary small" onClick={retry}>
                 Try again
               </button>

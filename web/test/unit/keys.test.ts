@@ -14,7 +14,7 @@ import {
 
 describe("roles", () => {
   it("hands out only the key's own role and those below", () => {
-    expect(rolesCreatableBy("admin")).toEqual(["admin", "owner", "developer", "inference"]);
+    expect(rolesCreatableBy("admin")).toEqual(["admin", "owner", "developer", "inference", "metrics"]);
     expect(rolesCreatableBy("owner")).toEqual(["owner", "developer", "inference"]);
     expect(rolesCreatableBy("inference")).toEqual(["inference"]);
   });

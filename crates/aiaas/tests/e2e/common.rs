@@ -19,6 +19,8 @@ pub struct Server {
     pub http: reqwest::Client,
     /// The server's log (stderr), inside the data directory.
     pub log: PathBuf,
+    /// What it printed on stdout before "listening on".
+    pub startup: Vec<String>,
 }
 
 pub struct ServerOptions<'a> {
@@ -77,6 +79,7 @@ impl Server {
             .expect("start aiaas serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut startup = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let base = loop {
             assert!(
@@ -94,6 +97,7 @@ impl Server {
             if let Some(addr) = line.strip_prefix("listening on ") {
                 break addr.trim().to_string();
             }
+            startup.push(line);
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
@@ -103,6 +107,7 @@ impl Server {
             data_dir: opts.data_dir.to_path_buf(),
             http: reqwest::Client::new(),
             log,
+            startup,
         }
     }
 

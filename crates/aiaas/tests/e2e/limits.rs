@@ -236,22 +236,40 @@ async fn request_limits_per_key_and_tenant_and_ip_allow_lists() {
     );
     // An IPv4-mapped entry names its IPv4 address and nothing more (it once admitted
     // every IPv4 client); a mapped range below /96 is refused, naming the entry.
-    let (mapped, mapped_id) =
-        new_key(&server, "acme", json!({"allowed_ips": ["::ffff:203.0.113.5"]})).await;
+    let (mapped, mapped_id) = new_key(
+        &server,
+        "acme",
+        json!({"allowed_ips": ["::ffff:203.0.113.5"]}),
+    )
+    .await;
     let (status, _, v) = get(&server, &mapped, "/api/v1/models").await;
-    assert_eq!(status, 403, "a mapped entry for another address admits 127.0.0.1: {v}");
+    assert_eq!(
+        status, 403,
+        "a mapped entry for another address admits 127.0.0.1: {v}"
+    );
     let (status, v) = put_ips(&server, &mapped_id, json!(["::ffff:127.0.0.1"])).await;
-    assert_eq!((status, &v["allowed_ips"]), (200, &json!(["127.0.0.1/32"])), "{v}");
+    assert_eq!(
+        (status, &v["allowed_ips"]),
+        (200, &json!(["127.0.0.1/32"])),
+        "{v}"
+    );
     assert_eq!(get(&server, &mapped, "/api/v1/models").await.0, 200);
     let (status, v) = put_ips(&server, &mapped_id, json!(["::ffff:0.0.0.0/95"])).await;
     assert_eq!(status, 400, "{v}");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("::ffff:0.0.0.0/95"), "{v}");
-    assert_eq!(get(&server, &mapped, "/api/v1/models").await.0, 200, "unchanged on 400");
+    assert_eq!(
+        get(&server, &mapped, "/api/v1/models").await.0,
+        200,
+        "unchanged on 400"
+    );
     let (status, v) = put_ips(&server, &mapped_id, json!(["::/0"])).await;
     assert_eq!(status, 200, "{v}");
     let (status, _, v) = get(&server, &mapped, "/api/v1/models").await;
-    assert_eq!(status, 403, "an IPv6 range never admits an IPv4 client: {v}");
+    assert_eq!(
+        status, 403,
+        "an IPv6 range never admits an IPv4 client: {v}"
+    );
     // Lifting a key's limits takes effect at once.
     let (status, _) = server
         .call(

@@ -415,7 +415,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
 
     // Every replica publishes the autoscaling gauges of what it has loaded.
     for i in 0..3 {
-        let (status, text) = c.replica(i).call("GET", "/metrics", None, None).await;
+        let (status, text) = c.replica(i).call("GET", "/metrics", Some(ADMIN_KEY), None).await;
         assert_eq!(status, 200);
         let text = text.as_str().unwrap_or_default().to_string();
         assert!(

@@ -1,7 +1,7 @@
 //! Every route of the router, found by asking it: each `.route("…")` path in the API
 //! crate's sources is probed with every method; whatever does not answer 405 is a route.
 //! Each must be in the OpenAPI document, and each answers 401 without a valid key unless
-//! the document marks it open (health, readiness, metrics, the documents themselves, the
+//! the document marks it open (health, readiness, the documents themselves, the
 //! console's static files).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,7 +122,7 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
             ));
         }
     }
-    // Only these are open: health, readiness, metrics, the API's own description, and the
+    // Only these are open: health, readiness, the API's own description, and the
     // console's static files (which hold no data: every call they make needs a key).
     let open: BTreeSet<_> = documented
         .iter()
@@ -132,7 +132,6 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
     let allowed: BTreeSet<_> = [
         "/healthz",
         "/readyz",
-        "/metrics",
         "/v2",
         "/v2/health/live",
         "/v2/health/ready",
@@ -145,7 +144,7 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
     .collect();
     for p in open.difference(&allowed) {
         problems.insert(format!(
-            "{p} is open (no key) but is not health, readiness, metrics, documentation or the console"
+            "{p} is open (no key) but is not health, readiness, documentation or the console"
         ));
     }
     assert!(
@@ -183,6 +182,12 @@ async fn every_route_enforces_the_permission_it_declares() {
             Role::Inference,
             server
                 .key(crate::common::ADMIN_KEY, "default", "inference")
+                .await,
+        ),
+        (
+            Role::Metrics,
+            server
+                .key(crate::common::ADMIN_KEY, "default", "metrics")
                 .await,
         ),
     ];

@@ -922,7 +922,7 @@ fn a_client_trickling_its_headers_is_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scheduled_backups_keep_the_newest_and_metrics_can_be_private() {
+async fn scheduled_backups_keep_the_newest_and_metrics_need_a_key() {
     let data = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let dir = backups.path().to_str().unwrap().to_string();
@@ -934,22 +934,72 @@ async fn scheduled_backups_keep_the_newest_and_metrics_can_be_private() {
             "2",
             "--backup-dir",
             &dir,
-            "--private-metrics",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
         ..ServerOptions::new(data.path())
     });
-    let developer = server.key(ADMIN_KEY, "default", "developer").await;
-    // Metrics: admins only.
+    // Metrics name every tenant's models: admin and metrics keys only, by default.
     let (status, _) = server.call("GET", "/metrics", None, None).await;
     assert_eq!(status, 401);
-    let (status, _) = server.call("GET", "/metrics", Some(&developer), None).await;
+    for role in ["owner", "developer", "inference"] {
+        let key = server.key(ADMIN_KEY, "default", role).await;
+        let (status, _) = server.call("GET", "/metrics", Some(&key), None).await;
+        assert_eq!(status, 403, "{role}");
+    }
+    let scraper = server.key(ADMIN_KEY, "default", "metrics").await;
+    for key in [ADMIN_KEY, scraper.as_str()] {
+        let (status, v) = server.call("GET", "/metrics", Some(key), None).await;
+        assert_eq!(status, 200);
+        assert!(v
+            .as_str()
+            .unwrap_or_default()
+            .contains("aiaas_http_requests_total"));
+    }
+    // A metrics key reads metrics and nothing else.
+    let (status, _) = server
+        .call("GET", "/api/v1/models", Some(&scraper), None)
+        .await;
     assert_eq!(status, 403);
-    let (status, v) = server.call("GET", "/metrics", Some(ADMIN_KEY), None).await;
-    assert_eq!(status, 200);
-    assert!(v
-        .as_str()
-        .unwrap_or_default()
+    // Only admins mint one: an owner cannot.
+    let owner = server.key(ADMIN_KEY, "default", "owner").await;
+    let (status, v) = server
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(&owner),
+            Some(json!({"name": "s", "role": "metrics"})),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    // The scrape listener serves /metrics without a key, and nothing else.
+    let scrape = server
+        .startup
+        .iter()
+        .find_map(|l| l.strip_prefix("metrics without a key on "))
+        .expect("the scrape listener's address is printed")
+        .trim()
+        .to_string();
+    let resp = server.http.get(&scrape).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
         .contains("aiaas_http_requests_total"));
+    let other = scrape.replace("/metrics", "/api/v1/models");
+    let resp = server
+        .http
+        .get(&other)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        404,
+        "the scrape listener serves nothing but metrics"
+    );
     // Backups every second, two kept.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = std::collections::BTreeSet::new();

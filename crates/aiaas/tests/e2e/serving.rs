@@ -286,6 +286,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     let metrics = server
         .http
         .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_KEY)
         .send()
         .await
         .unwrap()

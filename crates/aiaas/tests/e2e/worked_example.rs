@@ -346,6 +346,7 @@ async fn news_classifier_worked_example_end_to_end() {
     let metrics = server
         .http
         .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_KEY)
         .send()
         .await
         .unwrap()

@@ -256,16 +256,11 @@ async fn upload_dataset(
                 "text_column" => q.text_column = Some(value),
                 "label_column" => q.label_column = Some(value),
                 "mask_pii" => {
-                    q.mask_pii = Some(match value.as_str() {
-                        "mask" => aiaas_privacy::Mode::Mask,
-                        "label" => aiaas_privacy::Mode::Label,
-                        "pseudonymise" => aiaas_privacy::Mode::Pseudonymise,
-                        other => {
-                            return Err(ApiError::bad_request(format!(
-                                "unknown mask_pii {other:?}; use mask, label or pseudonymise"
-                            )))
-                        }
-                    })
+                    q.mask_pii = Some(aiaas_privacy::Mode::parse(&value).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "unknown mask_pii {value:?}; use mask, label or pseudonymise"
+                        ))
+                    })?)
                 }
                 "format" => {
                     q.format = Some(match value.as_str() {

@@ -1,5 +1,6 @@
-//! Operations endpoints: liveness, readiness, Prometheus metrics. No authentication,
-//! except for metrics when the server is started with `--private-metrics`.
+//! Operations endpoints: liveness and readiness (open, for probes) and Prometheus
+//! metrics (an admin or `metrics` key: the labels name every tenant's models). A scraper
+//! without a key reads them on a listener of their own (`--metrics-listen`, `scrape_app`).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -8,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::extract::Auth;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -41,22 +43,26 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(
     State(s): State<AppState>,
-    headers: axum::http::HeaderMap,
+    Auth(principal): Auth,
 ) -> Result<impl IntoResponse, crate::ApiError> {
-    let secret = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    s.platform.may_read_metrics(secret).await?;
-    Ok((
+    Ok(prometheus_text(s.platform.metrics_for(&principal)?))
+}
+
+/// `/metrics` and nothing else, without a key: for the operator's own scrape listener.
+pub fn scrape_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(open_metrics))
+}
+
+async fn open_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    prometheus_text(s.platform.render_metrics())
+}
+
+fn prometheus_text(body: String) -> impl IntoResponse {
+    (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.platform.render_metrics(),
-    ))
+        body,
+    )
 }

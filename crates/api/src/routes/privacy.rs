@@ -45,17 +45,12 @@ async fn mask(
             .into())
         }
     };
-    let mode = match body.mode.as_deref().unwrap_or("mask") {
-        "mask" => Mode::Mask,
-        "label" => Mode::Label,
-        "pseudonymise" | "pseudonymize" => Mode::Pseudonymise,
-        other => {
-            return Err(CoreError::InvalidInput(format!(
-                "mode must be mask, label or pseudonymise, not {other:?}"
-            ))
-            .into())
-        }
-    };
+    let requested = body.mode.as_deref().unwrap_or("mask");
+    let mode = Mode::parse(requested).ok_or_else(|| {
+        CoreError::InvalidInput(format!(
+            "mode must be mask, label or pseudonymise, not {requested:?}"
+        ))
+    })?;
     let kinds = body
         .kinds
         .map(|ks| {

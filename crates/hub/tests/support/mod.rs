@@ -25,6 +25,11 @@ pub fn smollm2_wheel_dir() -> Option<PathBuf> {
         .into_iter()
         .find(|d| d.join(SMOLLM2_WHEEL).is_file());
     if found.is_none() {
+        // CI (and the test script) must run these: a missing wheel is a failure there.
+        assert!(
+            std::env::var("AIAAS_REQUIRE_WHEELS").as_deref() != Ok("1"),
+            "{SMOLLM2_WHEEL} is not in $AIAAS_TEST_DATA/wheels (scripts/setup.sh --test caches it)"
+        );
         eprintln!("NOTE: {SMOLLM2_WHEEL} not found in $AIAAS_TEST_DATA/wheels; test skipped");
     }
     found

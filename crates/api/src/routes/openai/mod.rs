@@ -4,12 +4,10 @@
 //! bad parameter is named in the error (`param`), as OpenAI does.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use aiaas_core::{
     collect, ChatMessage, ChatRequest, CompletionRequest, CoreError, EmbeddingRequest,
-    FinishReason, GenEvent, Generation, GenerationOptions, KeepAlive, ResponseFormat, TokenLogprob,
-    MAX_CHOICES,
+    FinishReason, GenEvent, Generation, KeepAlive, TokenLogprob,
 };
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,6 +18,10 @@ use axum::{Json, Router};
 use futures_util::Stream;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
+
+mod request;
+
+use request::{message_content, options, stream_mode, Body};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Auth};
@@ -74,283 +76,6 @@ async fn get_model(
 
 fn model_object(name: &str, created_ms: i64, task: &str) -> Value {
     json!({"id": name, "object": "model", "created": created_ms / 1000, "owned_by": "aiaas", "task": task})
-}
-
-// ---------------------------------------------------------------- request parsing
-
-/// A JSON object body whose fields are read one by one, each error naming its field.
-struct Body(Map<String, Value>);
-
-impl Body {
-    fn new(v: Value) -> OResult<Body> {
-        match v {
-            Value::Object(m) => Ok(Body(m)),
-            _ => Err(ApiError::openai(CoreError::InvalidInput(
-                "the request body must be a JSON object".into(),
-            ))),
-        }
-    }
-
-    fn get(&self, k: &str) -> Option<&Value> {
-        self.0.get(k).filter(|v| !v.is_null())
-    }
-
-    fn string(&self, k: &str) -> OResult<Option<String>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::openai_param(k, format!("{k} must be a string"))),
-        }
-    }
-
-    fn required_string(&self, k: &str) -> OResult<String> {
-        self.string(k)?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::openai_param(k, format!("{k} is required")))
-    }
-
-    fn number(&self, k: &str, range: std::ops::RangeInclusive<f64>) -> OResult<Option<f64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(x) if range.contains(&x) => Ok(Some(x)),
-                _ => Err(ApiError::openai_param(
-                    k,
-                    format!(
-                        "{k} must be a number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )),
-            },
-        }
-    }
-
-    fn integer(&self, k: &str, range: std::ops::RangeInclusive<i64>) -> OResult<Option<i64>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(v) => match v.as_i64() {
-                Some(x) if range.contains(&x) => Ok(Some(x)),
-                _ => Err(ApiError::openai_param(
-                    k,
-                    format!(
-                        "{k} must be an integer from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )),
-            },
-        }
-    }
-
-    fn boolean(&self, k: &str) -> OResult<Option<bool>> {
-        match self.get(k) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(ApiError::openai_param(
-                k,
-                format!("{k} must be true or false"),
-            )),
-        }
-    }
-
-    /// A string or a non-empty list of strings (`prompt`, `input`); token-id lists are
-    /// refused with a message saying so.
-    fn texts(&self, k: &str) -> OResult<Vec<String>> {
-        match self.get(k) {
-            Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Array(items))
-                if !items.is_empty() && items.iter().all(Value::is_string) =>
-            {
-                Ok(items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect())
-            }
-            Some(Value::Array(items)) if !items.is_empty() => Err(ApiError::openai_param(
-                k,
-                format!("token-id {k}s are not supported: send the {k} as text"),
-            )),
-            _ => Err(ApiError::openai_param(
-                k,
-                format!("{k} must be a non-empty string or list of strings"),
-            )),
-        }
-    }
-
-    fn refuse(&self, k: &str, why: &str) -> OResult<()> {
-        match self.get(k) {
-            None => Ok(()),
-            Some(_) => Err(ApiError::openai_param(
-                k,
-                format!("{k} is not supported: {why}"),
-            )),
-        }
-    }
-}
-
-/// The parameters chat and completions share.
-fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOptions> {
-    let max_tokens = match b.integer("max_completion_tokens", 1..=1_000_000)? {
-        Some(v) => Some(v),
-        None => b.integer("max_tokens", 1..=1_000_000)?,
-    };
-    let stop = match b.get("stop") {
-        None => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => {
-            if items.len() > 4 {
-                return Err(ApiError::openai_param(
-                    "stop",
-                    "stop takes at most 4 strings",
-                ));
-            }
-            items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| ApiError::openai_param("stop", "stop must be strings"))
-                })
-                .collect::<OResult<Vec<_>>>()?
-        }
-        Some(_) => {
-            return Err(ApiError::openai_param(
-                "stop",
-                "stop must be a string or a list of strings",
-            ))
-        }
-    };
-    if stop.iter().any(String::is_empty) {
-        return Err(ApiError::openai_param(
-            "stop",
-            "stop strings must not be empty",
-        ));
-    }
-    let n = b.integer("n", 1..=MAX_CHOICES as i64)?.unwrap_or(1) as usize;
-    let keep_alive = match b.get("keep_alive") {
-        None => None,
-        Some(Value::String(s)) => Some(KeepAlive::parse(s).ok_or_else(|| {
-            ApiError::openai_param(
-                "keep_alive",
-                "keep_alive must be a duration such as \"5m\", \"0\" or \"-1\"",
-            )
-        })?),
-        Some(v) => match v.as_f64() {
-            Some(x) if x < 0.0 => Some(KeepAlive::Forever),
-            Some(x) => Some(KeepAlive::For(Duration::from_secs_f64(x))),
-            None => {
-                return Err(ApiError::openai_param(
-                    "keep_alive",
-                    "keep_alive must be a duration or a number of seconds",
-                ))
-            }
-        },
-    };
-    let response_format = match b.get("response_format") {
-        None => ResponseFormat::Text,
-        Some(v) => match v.get("type").and_then(Value::as_str) {
-            Some("text") => ResponseFormat::Text,
-            Some("json_object") => ResponseFormat::JsonObject,
-            Some("json_schema") => {
-                let schema = v
-                    .get("json_schema")
-                    .and_then(|j| j.get("schema"))
-                    .filter(|s| s.is_object())
-                    .ok_or_else(|| {
-                        ApiError::openai_param(
-                            "response_format",
-                            "json_schema needs a schema object: {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}",
-                        )
-                    })?;
-                ResponseFormat::JsonSchema(schema.to_string())
-            }
-            _ => {
-                return Err(ApiError::openai_param(
-                    "response_format",
-                    "response_format type must be text, json_object or json_schema",
-                ))
-            }
-        },
-    };
-    let timeout = b
-        .number("timeout", 0.001..=86_400.0)?
-        .map(Duration::from_secs_f64);
-    Ok(GenerationOptions {
-        max_tokens: max_tokens.map(|v| v as usize),
-        temperature: b.number("temperature", 0.0..=2.0)?.map(|v| v as f32),
-        top_p: b
-            .number("top_p", 0.0..=1.0)?
-            .map(|v| v as f32)
-            .map(|v| v.max(f32::MIN_POSITIVE)),
-        seed: b
-            .get("seed")
-            .map(|v| {
-                v.as_i64()
-                    .map(|s| s as u64)
-                    .or_else(|| v.as_u64())
-                    .ok_or_else(|| ApiError::openai_param("seed", "seed must be an integer"))
-            })
-            .transpose()?,
-        presence_penalty: b.number("presence_penalty", -2.0..=2.0)?.unwrap_or(0.0) as f32,
-        frequency_penalty: b.number("frequency_penalty", -2.0..=2.0)?.unwrap_or(0.0) as f32,
-        stop,
-        n,
-        logprobs,
-        response_format,
-        keep_alive,
-        timeout,
-    })
-}
-
-struct StreamMode {
-    stream: bool,
-    include_usage: bool,
-}
-
-fn stream_mode(b: &Body) -> OResult<StreamMode> {
-    let stream = b.boolean("stream")?.unwrap_or(false);
-    let include_usage = match b.get("stream_options") {
-        None => false,
-        Some(o) => o
-            .get("include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    };
-    Ok(StreamMode {
-        stream,
-        include_usage,
-    })
-}
-
-fn message_content(i: usize, m: &Value) -> OResult<String> {
-    let param = format!("messages[{i}].content");
-    match m.get("content") {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut out = String::new();
-            for part in parts {
-                match (
-                    part.get("type").and_then(Value::as_str),
-                    part.get("text").and_then(Value::as_str),
-                ) {
-                    (Some("text"), Some(t)) => out.push_str(t),
-                    _ => {
-                        return Err(ApiError::openai_param(
-                            &param,
-                            "only text content parts are supported",
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Some(_) => Err(ApiError::openai_param(
-            &param,
-            "content must be a string or a list of parts",
-        )),
-    }
 }
 
 // ---------------------------------------------------------------- chat
@@ -577,25 +302,9 @@ async fn embeddings(
 
 /// Little-endian f32 bytes in standard base64 (what OpenAI's clients decode).
 fn base64_f32(v: &[f32]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::Engine;
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 // ---------------------------------------------------------------- replies

@@ -1,0 +1,497 @@
+//! Datasets: streamed uploads (CSV or JSONL) with a size limit, validation that names
+//! the offending line, statistics and previews. The file is kept as an artifact owned by
+//! its tenant; the row in the database is written last, so a failed upload leaves nothing.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aiaas_train::LabelledText;
+use aiaas_types::{Permission, Principal};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::{check_name, require};
+use crate::{CoreError, DatasetRecord, Platform, Result};
+
+mod parse;
+
+use parse::{parse, statistics, validate, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetFormat {
+    Csv,
+    Jsonl,
+}
+
+impl DatasetFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetFormat::Csv => "csv",
+            DatasetFormat::Jsonl => "jsonl",
+        }
+    }
+
+    fn parse(s: &str) -> Option<DatasetFormat> {
+        match s {
+            "csv" => Some(DatasetFormat::Csv),
+            "jsonl" => Some(DatasetFormat::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+/// What the uploader says about the data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatasetSpec {
+    pub name: String,
+    /// Detected from the content when absent.
+    #[serde(default)]
+    pub format: Option<DatasetFormat>,
+    /// Defaults to `text`.
+    #[serde(default)]
+    pub text_column: Option<String>,
+    /// Defaults to the first of `label`, `category`, `class` present.
+    #[serde(default)]
+    pub label_column: Option<String>,
+    /// Mask personal data in the texts before anything is stored (the stored data set is
+    /// then the masked text and label columns, as JSON Lines); the findings per kind are
+    /// reported in `stats.pii`.
+    #[serde(default)]
+    pub mask_pii: Option<aiaas_privacy::Mode>,
+}
+
+/// One row of a preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewRow {
+    pub line: u64,
+    pub text: String,
+    pub label: String,
+}
+
+/// An upload in progress: bytes go to a temporary file as they arrive, bounded by the
+/// size limit, encrypted under a key that lives only in this value's memory (so the
+/// plaintext never touches the disk, even while it is parsed). Dropping it unfinished
+/// removes the file.
+pub struct DatasetUpload {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    /// Seals into memory; each write drains it into `file`.
+    sealer: Option<aiaas_crypto::Encryptor<Vec<u8>>>,
+    key: Arc<aiaas_crypto::KeyRing>,
+    bytes: u64,
+    limit: u64,
+    head: Vec<u8>,
+}
+
+impl DatasetUpload {
+    async fn create(path: PathBuf, limit: u64) -> Result<DatasetUpload> {
+        let key = Arc::new(aiaas_crypto::KeyRing::generate().map_err(temp_crypto)?);
+        let sealer = aiaas_crypto::Encryptor::new(&key, Vec::new(), Default::default())
+            .map_err(temp_crypto)?;
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(DatasetUpload {
+            path,
+            file: Some(file),
+            sealer: Some(sealer),
+            key,
+            bytes: 0,
+            limit,
+            head: Vec::new(),
+        })
+    }
+
+    pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.limit {
+            return Err(CoreError::PayloadTooLarge(format!(
+                "upload exceeds the limit of {} bytes",
+                self.limit
+            )));
+        }
+        if self.head.len() < 64 {
+            let take = (64 - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        let (Some(file), Some(sealer)) = (&mut self.file, &mut self.sealer) else {
+            return Err(CoreError::Internal("upload already finished".into()));
+        };
+        std::io::Write::write_all(sealer, chunk)?;
+        let sealed = std::mem::take(sealer.get_mut());
+        Ok(file.write_all(&sealed).await?)
+    }
+
+    /// Feed a whole local file (used by the demo and the CLI's offline paths).
+    pub async fn write_file(&mut self, path: &Path) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let mut f = tokio::fs::File::open(path).await?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.write_chunk(&buf[..n]).await?;
+        }
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if let (Some(mut f), Some(sealer)) = (self.file.take(), self.sealer.take()) {
+            let rest = sealer.finish().map_err(temp_crypto)?;
+            f.write_all(&rest).await?;
+            f.flush().await?;
+            f.sync_all().await?;
+        }
+        Ok(())
+    }
+
+    /// Opens the finished upload's plaintext, decrypting as it reads.
+    fn opener(&self) -> impl Fn() -> Result<Box<dyn Read + Send>> + Sync + Send + 'static {
+        temp_opener(self.path.clone(), self.key.clone())
+    }
+
+    /// The first byte that is neither white space nor part of a UTF-8 byte-order mark.
+    fn first_significant(&self) -> Option<u8> {
+        self.head
+            .iter()
+            .copied()
+            .find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF)
+    }
+
+    fn detected_format(&self) -> DatasetFormat {
+        if self.first_significant() == Some(b'{') {
+            DatasetFormat::Jsonl
+        } else {
+            DatasetFormat::Csv
+        }
+    }
+}
+
+impl Drop for DatasetUpload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Platform {
+    pub async fn begin_upload(&self, principal: &Principal) -> Result<DatasetUpload> {
+        require(principal, Permission::WriteData)?;
+        let path = self
+            .data_dir()
+            .join("tmp")
+            .join(format!("{}.upload", aiaas_types::new_id()));
+        DatasetUpload::create(path, self.inner.config.max_upload_bytes).await
+    }
+
+    /// Validate an upload and register it as a dataset of the caller's tenant.
+    pub async fn create_dataset(
+        &self,
+        principal: &Principal,
+        spec: DatasetSpec,
+        mut upload: DatasetUpload,
+    ) -> Result<DatasetRecord> {
+        require(principal, Permission::WriteData)?;
+        check_name("dataset", &spec.name)?;
+        let meta = &self.inner.meta;
+        if meta
+            .dataset_by_name(&principal.tenant_id, &spec.name)
+            .await?
+            .is_some()
+        {
+            return Err(CoreError::Conflict(format!(
+                "a dataset named {:?} already exists",
+                spec.name
+            )));
+        }
+        upload.finish().await?;
+        match upload.first_significant() {
+            None if upload.bytes as usize <= upload.head.len() => {
+                return Err(CoreError::InvalidInput("the upload is empty".into()))
+            }
+            Some(b'[') => {
+                return Err(CoreError::InvalidInput(
+                    "a JSON array is not a supported format: upload CSV or JSON Lines (one object per line)"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        let format = spec.format.unwrap_or_else(|| upload.detected_format());
+        let open = upload.opener();
+        let columns = (spec.text_column.clone(), spec.label_column.clone());
+        let parsed = tokio::task::spawn_blocking(move || {
+            let parsed = parse(
+                &open,
+                format,
+                columns.0.as_deref(),
+                columns.1.as_deref(),
+                None,
+            )?;
+            validate(&parsed.rows)?;
+            let stats = statistics(&parsed);
+            Ok::<_, CoreError>((parsed, stats))
+        })
+        .await??;
+        let (mut parsed, mut stats) = parsed;
+        let mut format = format;
+        let mut upload_path = upload.path.clone();
+        if let Some(mode) = spec.mask_pii {
+            let policy = match mode {
+                aiaas_privacy::Mode::Pseudonymise => {
+                    aiaas_privacy::Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?)
+                }
+                other => aiaas_privacy::Policy::new(other),
+            };
+            let raw = upload.path.clone();
+            let masked_path = raw.with_extension("masked.jsonl");
+            let out = masked_path.clone();
+            let key = upload.key.clone();
+            let (rows, counts) = tokio::task::spawn_blocking(move || {
+                mask_rows(parsed.rows, &policy, &out, &key).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&out);
+                })
+            })
+            .await??;
+            let _ = std::fs::remove_file(&raw);
+            parsed.rows = rows;
+            parsed.text_column = "text".into();
+            parsed.label_column = "label".into();
+            format = DatasetFormat::Jsonl;
+            upload_path = masked_path;
+            stats["pii"] = serde_json::json!({"mode": mode, "found": counts});
+        }
+        let id = aiaas_types::new_id();
+        let key = format!(
+            "datasets/{}/{id}/data.{}",
+            principal.tenant_id,
+            format.as_str()
+        );
+        let artifacts = self.inner.artifacts.clone();
+        let put_key = key.clone();
+        let open = temp_opener(upload_path.clone(), upload.key.clone());
+        tokio::task::spawn_blocking(move || {
+            let stored =
+                open().and_then(|mut plain| Ok(artifacts.put_reader(&put_key, &mut plain)?));
+            let _ = std::fs::remove_file(&upload_path);
+            stored
+        })
+        .await??;
+        let record = DatasetRecord {
+            id,
+            tenant_id: principal.tenant_id.clone(),
+            name: spec.name,
+            format: format.as_str().into(),
+            text_column: parsed.text_column,
+            label_column: parsed.label_column,
+            row_count: parsed.rows.len() as i64,
+            byte_count: upload.bytes as i64,
+            artifact_key: key.clone(),
+            stats,
+            created_at: aiaas_types::now_ms(),
+        };
+        if let Err(e) = meta.insert_dataset(&record).await {
+            let _ = self.inner.artifacts.delete_prefix(&key);
+            return Err(e.into());
+        }
+        tracing::info!(dataset = %record.id, rows = record.row_count, "dataset created");
+        Ok(record)
+    }
+
+    pub async fn list_datasets(&self, principal: &Principal) -> Result<Vec<DatasetRecord>> {
+        require(principal, Permission::ReadData)?;
+        let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
+        Ok(self.inner.meta.datasets(scope).await?)
+    }
+
+    /// A dataset by id, or by name within the caller's tenant.
+    pub async fn get_dataset(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<DatasetRecord> {
+        require(principal, Permission::ReadData)?;
+        self.find_dataset(principal, id_or_name).await
+    }
+
+    pub async fn preview_dataset(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+        limit: usize,
+    ) -> Result<Vec<PreviewRow>> {
+        require(principal, Permission::ReadData)?;
+        let d = self.find_dataset(principal, id_or_name).await?;
+        let artifacts = self.inner.artifacts.clone();
+        let limit = limit.min(1000);
+        tokio::task::spawn_blocking(move || {
+            let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
+            let open = || -> Result<Box<dyn Read + Send>> { Ok(artifacts.open(&d.artifact_key)?) };
+            let parsed = parse(
+                &open,
+                format,
+                Some(&d.text_column),
+                Some(&d.label_column),
+                Some(limit),
+            )?;
+            Ok(parsed
+                .rows
+                .into_iter()
+                .map(|r| PreviewRow {
+                    line: r.line,
+                    text: r.text,
+                    label: r.label,
+                })
+                .collect())
+        })
+        .await?
+    }
+
+    pub async fn delete_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<()> {
+        require(principal, Permission::WriteData)?;
+        let d = self.find_dataset(principal, id_or_name).await?;
+        if !self.inner.meta.delete_dataset(&d.id).await? {
+            return Err(CoreError::Conflict(format!(
+                "dataset {:?} is used by a queued or running training job; cancel it or wait for it to finish",
+                d.name
+            )));
+        }
+        let prefix = format!("datasets/{}/{}", d.tenant_id, d.id);
+        let artifacts = self.inner.artifacts.clone();
+        tokio::task::spawn_blocking(move || artifacts.delete_prefix(&prefix)).await??;
+        Ok(())
+    }
+
+    pub(crate) async fn find_dataset(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> Result<DatasetRecord> {
+        let meta = &self.inner.meta;
+        // An id counts only when the caller may see it; otherwise the string is a name in
+        // the caller's tenant (so another tenant's ids neither shadow names nor leak).
+        let by_id = meta
+            .dataset(id_or_name)
+            .await?
+            .filter(|d| principal.sees_tenant(&d.tenant_id));
+        let found = match by_id {
+            Some(d) => Some(d),
+            None => {
+                meta.dataset_by_name(&principal.tenant_id, id_or_name)
+                    .await?
+            }
+        };
+        found.ok_or_else(|| CoreError::NotFound(format!("no dataset {id_or_name:?}")))
+    }
+
+    /// All rows of a stored dataset (blocking: call from a blocking thread).
+    pub(crate) fn load_rows(&self, d: &DatasetRecord) -> Result<Vec<LabelledText>> {
+        let artifacts = &self.inner.artifacts;
+        let format = DatasetFormat::parse(&d.format).unwrap_or(DatasetFormat::Csv);
+        let open = || -> Result<Box<dyn Read + Send>> { Ok(artifacts.open(&d.artifact_key)?) };
+        let parsed = parse(
+            &open,
+            format,
+            Some(&d.text_column),
+            Some(&d.label_column),
+            None,
+        )?;
+        Ok(parsed
+            .rows
+            .into_iter()
+            .map(|r| LabelledText {
+                text: r.text,
+                label: r.label,
+            })
+            .collect())
+    }
+}
+
+/// Mask the texts of `rows` and write them (text and label) as JSON Lines to `out`,
+/// encrypted under the upload's `key`.
+fn mask_rows(
+    rows: Vec<Row>,
+    policy: &aiaas_privacy::Policy,
+    out: &Path,
+    key: &aiaas_crypto::KeyRing,
+) -> Result<(Vec<Row>, aiaas_privacy::Counts)> {
+    use std::io::Write;
+    let detector = aiaas_privacy::detector();
+    let mut counts = aiaas_privacy::Counts::new();
+    let sink = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut file = std::io::BufWriter::new(
+        aiaas_crypto::Encryptor::new(key, sink, Default::default()).map_err(temp_crypto)?,
+    );
+    let mut masked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let m = detector.mask(&row.text, policy);
+        for (kind, n) in m.counts {
+            *counts.entry(kind).or_default() += n;
+        }
+        let line = serde_json::json!({"text": m.text, "label": row.label});
+        writeln!(file, "{line}")?;
+        masked.push(Row {
+            line: row.line,
+            text: m.text,
+            label: row.label,
+        });
+    }
+    let sealer = file
+        .into_inner()
+        .map_err(|e| CoreError::Internal(format!("writing the masked data set: {e}")))?;
+    sealer
+        .finish()
+        .map_err(temp_crypto)?
+        .into_inner()
+        .map_err(|e| CoreError::Internal(format!("writing the masked data set: {e}")))?
+        .sync_all()?;
+    Ok((masked, counts))
+}
+
+/// Opens a temporary file written under an upload's in-memory key, decrypting.
+fn temp_opener(
+    path: PathBuf,
+    key: Arc<aiaas_crypto::KeyRing>,
+) -> impl Fn() -> Result<Box<dyn Read + Send>> + Sync + Send + 'static {
+    move || {
+        let file = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
+        let plain = aiaas_crypto::Decryptor::new(&key, file).map_err(temp_crypto)?;
+        Ok(Box::new(plain) as Box<dyn Read + Send>)
+    }
+}
+
+/// The upload's own temporary encryption failed: nothing a user did.
+fn temp_crypto(e: aiaas_crypto::CryptoError) -> CoreError {
+    CoreError::Internal(format!("encrypting the upload's temporary file: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_upload_never_reaches_the_disk_in_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.upload");
+        let mut upload = DatasetUpload::create(path.clone(), 1 << 30).await.unwrap();
+        let row = "write to jane.doe@example.org about the bond market,finance\n";
+        let content = format!("text,label\n{}", row.repeat(5000));
+        for piece in content.as_bytes().chunks(7919) {
+            upload.write_chunk(piece).await.unwrap();
+        }
+        upload.finish().await.unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(aiaas_crypto::is_encrypted(&on_disk));
+        assert!(!on_disk.windows(8).any(|w| w == b"jane.doe"));
+        let mut back = String::new();
+        (upload.opener())()
+            .unwrap()
+            .read_to_string(&mut back)
+            .unwrap();
+        assert_eq!(back, content);
+        let parsed = super::parse(&upload.opener(), DatasetFormat::Csv, None, None, None).unwrap();
+        assert_eq!(parsed.rows.len(), 5000);
+        drop(upload);
+        assert!(!path.exists(), "an abandoned upload leaves no file");
+    }
+}
