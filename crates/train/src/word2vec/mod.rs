@@ -2,12 +2,17 @@
 //! word2vec.c and gensim: min_count vocabulary, unigram^0.75 noise (alias sampling), gensim's frequent-word
 //! sub-sampling, linear learning-rate decay, reduced (dynamic) windows and Hogwild threads.
 
+mod sgd;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use aiaas_types::{TrainEvent, Word2VecMode, Word2VecParams, Word2VecReport};
+use aiaas_types::{TrainEvent, Word2VecParams, Word2VecReport};
 use rand::{Rng, SeedableRng};
+
+pub(crate) use sgd::{axpy, dot};
+use sgd::{HugeBuffer, Job, SharedWeights, SigmoidTable};
 
 use crate::{TrainControl, TrainError};
 
@@ -76,11 +81,16 @@ pub fn train_word2vec(
 
     let v = vocab.words.len();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut syn0 = HugeBuffer::zeroed(v * dim);
-    for x in syn0.iter_mut() {
-        *x = (rng.random::<f32>() - 0.5) / dim as f32;
+    // Rows are shared as pairs of floats (see sgd.rs): an odd dimension gets one padding
+    // float per row, which stays zero (it only ever meets zeros).
+    let stride = dim.next_multiple_of(2);
+    let mut syn0 = HugeBuffer::zeroed(v * stride);
+    for row in syn0.chunks_exact_mut(stride) {
+        for x in &mut row[..dim] {
+            *x = (rng.random::<f32>() - 0.5) / dim as f32;
+        }
     }
-    let mut syn1 = HugeBuffer::zeroed(v * dim);
+    let mut syn1 = HugeBuffer::zeroed(v * stride);
 
     let threads = match params.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -94,8 +104,8 @@ pub fn train_word2vec(
         .map(|t| seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(t as u64 + 1)))
         .collect();
     let shared = SharedWeights {
-        syn0: syn0.as_mut_ptr(),
-        syn1: syn1.as_mut_ptr(),
+        syn0: syn0.as_atomic_pairs(),
+        syn1: syn1.as_atomic_pairs(),
     };
     let job = Job {
         corpus: &corpus,
@@ -103,7 +113,7 @@ pub fn train_word2vec(
         noise: &noise,
         sigmoid: &sigmoid,
         params,
-        dim,
+        dim: stride,
         total_words,
         progress: &progress,
         cancel: control.cancel,
@@ -156,7 +166,11 @@ pub fn train_word2vec(
         words: vocab.words,
         counts: vocab.counts,
         index: vocab.index,
-        vectors: syn0.to_vec(),
+        vectors: syn0
+            .chunks_exact(stride)
+            .flat_map(|row| &row[..dim])
+            .copied()
+            .collect(),
         dim,
     };
     Ok((vectors, report))
@@ -312,358 +326,6 @@ impl NoiseTable {
     }
 }
 
-/// A zeroed f32 buffer aligned to 2 MiB and, on Linux, marked for transparent huge pages:
-/// word2vec touches random rows of two matrices of several MB, and with 4 KiB pages
-/// nearly every row access is also a TLB miss. (NumPy does the same for gensim's arrays.)
-struct HugeBuffer {
-    ptr: std::ptr::NonNull<f32>,
-    len: usize,
-    layout: std::alloc::Layout,
-}
-
-const HUGE_PAGE: usize = 2 * 1024 * 1024;
-
-impl HugeBuffer {
-    fn zeroed(len: usize) -> HugeBuffer {
-        let bytes = (len.max(1) * std::mem::size_of::<f32>()).next_multiple_of(HUGE_PAGE);
-        let layout = match std::alloc::Layout::from_size_align(bytes, HUGE_PAGE) {
-            Ok(l) => l,
-            Err(_) => std::alloc::Layout::new::<f32>(),
-        };
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { std::alloc::alloc_zeroed(layout) } as *mut f32;
-        let Some(ptr) = std::ptr::NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout);
-        };
-        #[cfg(target_os = "linux")]
-        // SAFETY: the range is exactly the allocation just made; the advice only affects
-        // how the kernel backs it. Failure (e.g. THP disabled) is harmless.
-        unsafe {
-            libc::madvise(raw.cast(), layout.size(), libc::MADV_HUGEPAGE);
-        }
-        HugeBuffer { ptr, len, layout }
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut f32 {
-        self.ptr.as_ptr()
-    }
-}
-
-impl std::ops::Deref for HugeBuffer {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        // SAFETY: `ptr` points to at least `len` zero-initialised (or since written) f32s.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl std::ops::DerefMut for HugeBuffer {
-    fn deref_mut(&mut self) -> &mut [f32] {
-        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for HugeBuffer {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
-    }
-}
-
-// SAFETY: HugeBuffer owns its allocation like a Vec<f32>.
-unsafe impl Send for HugeBuffer {}
-unsafe impl Sync for HugeBuffer {}
-
-const MAX_EXP: f32 = 6.0;
-const EXP_TABLE_SIZE: usize = 1000;
-
-/// Precomputed logistic function on [-MAX_EXP, MAX_EXP], as in word2vec.c.
-struct SigmoidTable {
-    table: Vec<f32>,
-}
-
-impl SigmoidTable {
-    fn new() -> SigmoidTable {
-        let table = (0..EXP_TABLE_SIZE)
-            .map(|i| {
-                let x = (i as f32 / EXP_TABLE_SIZE as f32 * 2.0 - 1.0) * MAX_EXP;
-                let e = x.exp();
-                e / (e + 1.0)
-            })
-            .collect();
-        SigmoidTable { table }
-    }
-
-    /// Gradient scale `(label - sigmoid(f)) * alpha`, saturating outside the table like word2vec.c.
-    #[inline(always)]
-    fn gradient(&self, f: f32, label: f32, alpha: f32) -> f32 {
-        if f > MAX_EXP {
-            (label - 1.0) * alpha
-        } else if f < -MAX_EXP {
-            label * alpha
-        } else {
-            let i = ((f + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize;
-            (label - self.table[i.min(EXP_TABLE_SIZE - 1)]) * alpha
-        }
-    }
-}
-
-/// The two weight matrices shared by all worker threads, Hogwild style.
-///
-/// Soundness note: workers read and write rows of these matrices without synchronisation,
-/// exactly like word2vec.c and gensim. Two threads rarely touch the same row at once (rows are
-/// per word, and updates are small), and when they do the worst outcome is a lost or mixed
-/// float update, which SGD tolerates; every index is bounds-checked against the vocabulary, so
-/// no access goes outside the buffers, which outlive the scoped threads.
-struct SharedWeights {
-    syn0: *mut f32,
-    syn1: *mut f32,
-}
-
-// SAFETY: see the note on `SharedWeights`: concurrent access is intentional (Hogwild), all
-// indices are in bounds, and the buffers outlive every thread (std::thread::scope).
-unsafe impl Sync for SharedWeights {}
-unsafe impl Send for SharedWeights {}
-
-struct Job<'a> {
-    corpus: &'a Corpus,
-    keep: &'a [u64],
-    noise: &'a NoiseTable,
-    sigmoid: &'a SigmoidTable,
-    params: &'a Word2VecParams,
-    dim: usize,
-    total_words: u64,
-    progress: &'a AtomicU64,
-    cancel: &'a AtomicBool,
-}
-
-/// Words a worker processes between updates of the shared progress counter (and alpha).
-const PROGRESS_CHUNK: u64 = 10_000;
-
-impl Job<'_> {
-    /// One epoch over `sentences` for one worker; returns (effective words, final RNG state).
-    fn run(&self, w: &SharedWeights, sentences: std::ops::Range<usize>, rng: u64) -> (u64, u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { self.run_avx2(w, sentences, rng) };
-            }
-        }
-        self.run_generic(w, sentences, rng)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(
-        &self,
-        w: &SharedWeights,
-        sentences: std::ops::Range<usize>,
-        rng: u64,
-    ) -> (u64, u64) {
-        self.run_generic(w, sentences, rng)
-    }
-
-    #[inline(always)]
-    fn run_generic(
-        &self,
-        w: &SharedWeights,
-        sentences: std::ops::Range<usize>,
-        mut rng: u64,
-    ) -> (u64, u64) {
-        let dim = self.dim;
-        let v = self.keep.len();
-        let mut sentence: Vec<u32> = Vec::with_capacity(MAX_SENTENCE);
-        let mut neu1 = vec![0f32; dim];
-        let mut neu1e = vec![0f32; dim];
-        let mut effective = 0u64;
-        let mut since_update = 0u64;
-        let mut alpha = self.alpha(self.progress.load(Ordering::Relaxed));
-        for si in sentences {
-            let Some(range) = self.corpus.sentences.get(si) else {
-                continue;
-            };
-            let raw = &self.corpus.tokens[range.clone()];
-            sentence.clear();
-            for &word in raw {
-                rng = next_random(rng);
-                if self.keep[word as usize] >= (rng >> 16) & 0xFFFF_FFFF {
-                    sentence.push(word);
-                }
-            }
-            effective += sentence.len() as u64;
-            since_update += raw.len() as u64;
-            if since_update >= PROGRESS_CHUNK {
-                let done = self.progress.fetch_add(since_update, Ordering::Relaxed) + since_update;
-                since_update = 0;
-                alpha = self.alpha(done);
-                if self.cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-            }
-            let ctx = Ctx { w, v, dim, alpha };
-            rng = match self.params.mode {
-                Word2VecMode::SkipGram => self.skipgram(&ctx, &sentence, &mut neu1e, rng),
-                Word2VecMode::Cbow => self.cbow(&ctx, &sentence, &mut neu1, &mut neu1e, rng),
-            };
-        }
-        self.progress.fetch_add(since_update, Ordering::Relaxed);
-        (effective, rng)
-    }
-
-    fn alpha(&self, done: u64) -> f32 {
-        let p = &self.params;
-        let frac = (done as f64 / self.total_words.max(1) as f64).min(1.0) as f32;
-        (p.alpha - (p.alpha - p.min_alpha) * frac).max(p.min_alpha)
-    }
-
-    /// Skip-gram as in word2vec.c: each context word's input vector predicts the centre word.
-    #[inline(always)]
-    fn skipgram(&self, c: &Ctx, sen: &[u32], neu1e: &mut [f32], mut rng: u64) -> u64 {
-        let window = self.params.window;
-        for (pos, &word) in sen.iter().enumerate() {
-            rng = next_random(rng);
-            let b = bounded(rng, window);
-            let lo = pos.saturating_sub(window - b);
-            let hi = (pos + window - b).min(sen.len() - 1);
-            for (cpos, &ctx_word) in sen.iter().enumerate().take(hi + 1).skip(lo) {
-                if cpos == pos {
-                    continue;
-                }
-                neu1e.fill(0.0);
-                // SAFETY: row indices are < v (see `SharedWeights`).
-                let l1 = unsafe { c.row0(ctx_word) };
-                rng = self.negative_pass(c, word, l1, neu1e, rng);
-                axpy(1.0, neu1e, l1);
-            }
-        }
-        rng
-    }
-
-    /// CBOW with the mean of the context vectors (gensim's cbow_mean=1).
-    #[inline(always)]
-    fn cbow(&self, c: &Ctx, sen: &[u32], neu1: &mut [f32], neu1e: &mut [f32], mut rng: u64) -> u64 {
-        let window = self.params.window;
-        for (pos, &word) in sen.iter().enumerate() {
-            rng = next_random(rng);
-            let b = bounded(rng, window);
-            let lo = pos.saturating_sub(window - b);
-            let hi = (pos + window - b).min(sen.len() - 1);
-            neu1.fill(0.0);
-            let mut count = 0usize;
-            for (cpos, &ctx_word) in sen.iter().enumerate().take(hi + 1).skip(lo) {
-                if cpos != pos {
-                    // SAFETY: in-bounds row (see `SharedWeights`).
-                    axpy(1.0, unsafe { c.row0(ctx_word) }, neu1);
-                    count += 1;
-                }
-            }
-            if count == 0 {
-                continue;
-            }
-            let inv = 1.0 / count as f32;
-            neu1.iter_mut().for_each(|x| *x *= inv);
-            neu1e.fill(0.0);
-            rng = self.negative_pass(c, word, neu1, neu1e, rng);
-            for (cpos, &ctx_word) in sen.iter().enumerate().take(hi + 1).skip(lo) {
-                if cpos != pos {
-                    // SAFETY: in-bounds row (see `SharedWeights`).
-                    axpy(1.0, neu1e, unsafe { c.row0(ctx_word) });
-                }
-            }
-        }
-        rng
-    }
-
-    /// One positive and `negative` noise targets against hidden vector `l1`; accumulates the
-    /// input-side gradient in `neu1e` and updates the output vectors in place.
-    #[inline(always)]
-    fn negative_pass(
-        &self,
-        c: &Ctx,
-        word: u32,
-        l1: &[f32],
-        neu1e: &mut [f32],
-        mut rng: u64,
-    ) -> u64 {
-        // Draw the targets first and prefetch their rows: the loop is bound by cache misses
-        // on random output vectors, and this lets those misses overlap.
-        let mut targets = [0u32; MAX_NEGATIVE + 1];
-        let mut n = 0;
-        targets[n] = word;
-        n += 1;
-        for _ in 0..self.params.negative.min(MAX_NEGATIVE) {
-            rng = next_random(rng);
-            let column = rng;
-            rng = next_random(rng);
-            let t = self.noise.sample(column, rng);
-            if t != word {
-                targets[n] = t;
-                n += 1;
-                c.prefetch1(t);
-            }
-        }
-        for (d, &target) in targets[..n].iter().enumerate() {
-            let label = if d == 0 { 1.0 } else { 0.0 };
-            // SAFETY: in-bounds row (see `SharedWeights`).
-            let l2 = unsafe { c.row1(target) };
-            let g = self.sigmoid.gradient(dot(l1, l2), label, c.alpha);
-            axpy(g, l2, neu1e);
-            axpy(g, l1, l2);
-        }
-        rng
-    }
-}
-
-/// Most negative samples per target honoured (the configuration allows up to 50).
-const MAX_NEGATIVE: usize = 64;
-
-/// Per-sentence view of the shared weights.
-struct Ctx<'a> {
-    w: &'a SharedWeights,
-    v: usize,
-    dim: usize,
-    alpha: f32,
-}
-
-impl Ctx<'_> {
-    /// # Safety
-    /// Hogwild access; see `SharedWeights`.
-    #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row0(&self, word: u32) -> &mut [f32] {
-        let i = (word as usize).min(self.v - 1);
-        std::slice::from_raw_parts_mut(self.w.syn0.add(i * self.dim), self.dim)
-    }
-
-    /// Hint the CPU to start loading output row `word`.
-    #[inline(always)]
-    fn prefetch1(&self, word: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let i = (word as usize).min(self.v - 1);
-            // SAFETY: the address is inside the syn1 buffer; prefetching never faults and
-            // does not access memory in the Rust sense.
-            unsafe {
-                let p = self.w.syn1.add(i * self.dim) as *const i8;
-                for line in (0..self.dim * 4).step_by(64) {
-                    std::arch::x86_64::_mm_prefetch(p.add(line), std::arch::x86_64::_MM_HINT_T0);
-                }
-            }
-        }
-    }
-
-    /// # Safety
-    /// Hogwild access; see `SharedWeights`.
-    #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row1(&self, word: u32) -> &mut [f32] {
-        let i = (word as usize).min(self.v - 1);
-        std::slice::from_raw_parts_mut(self.w.syn1.add(i * self.dim), self.dim)
-    }
-}
-
 /// word2vec.c's linear congruential generator: cheap enough for the inner loop.
 #[inline(always)]
 fn next_random(state: u64) -> u64 {
@@ -677,40 +339,12 @@ fn bounded(state: u64, n: usize) -> usize {
     ((((state >> 16) & 0xFFFF_FFFF) * n as u64) >> 32) as usize
 }
 
-/// Dot product with sixteen independent accumulators (two 8-lane vectors), so the
-/// compiler can vectorise it and two FMA chains overlap.
-#[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s = 0.0;
-    for i in 0..8 {
-        s += acc[i] + acc[i + 8];
-    }
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-/// `y += a * x`.
-#[inline(always)]
-pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use aiaas_types::Word2VecMode;
+
     use super::*;
 
     #[test]
@@ -792,6 +426,30 @@ mod tests {
     #[test]
     fn cbow_groups_cooccurring_words() {
         check_mode(Word2VecMode::Cbow);
+    }
+
+    /// Rows are shared as pairs of floats: an odd dimension carries a padding float that
+    /// must stay out of the vectors and out of the learning.
+    #[test]
+    fn odd_dimensions_learn_like_even_ones() {
+        let (cancel, on_event) = control_parts();
+        let control = TrainControl {
+            cancel: &cancel,
+            on_event: &on_event,
+        };
+        let params = Word2VecParams {
+            vector_size: 33,
+            epochs: 10,
+            threads: 1,
+            sample: 0.0,
+            ..Word2VecParams::default()
+        };
+        let (wv, _) = train_word2vec(&corpus(3), &params, 7, &control).unwrap();
+        assert_eq!(wv.vectors.len(), wv.len() * 33);
+        assert!(wv.vectors.iter().all(|x| x.is_finite()));
+        let same = wv.similarity("cat", "dog").unwrap();
+        let other = wv.similarity("cat", "hammer").unwrap();
+        assert!(same > other + 0.2, "same {same} other {other}");
     }
 
     #[test]
