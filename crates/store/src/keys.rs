@@ -87,14 +87,25 @@ impl Metadata {
         Ok(())
     }
 
+    /// The key with this secret hash; served from the cache when it holds it (a miss is
+    /// never cached: random secrets cannot fill it).
     pub async fn key_by_hash(&self, secret_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let keys = &self.cache.keys;
+        let read_at = keys.generation();
+        if let Some(key) = keys.get(&secret_hash.to_string()) {
+            return Ok(Some(key));
+        }
         let row = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
         ))
         .bind(secret_hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(key_from_row).transpose()
+        let key = row.as_ref().map(key_from_row).transpose()?;
+        if let Some(k) = &key {
+            keys.put(read_at, secret_hash.to_string(), k.clone());
+        }
+        Ok(key)
     }
 
     pub async fn key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
@@ -137,6 +148,7 @@ impl Metadata {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.invalidate(crate::cache::Topic::Keys).await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -152,6 +164,7 @@ impl Metadata {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.invalidate(crate::cache::Topic::Keys).await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -191,6 +204,7 @@ impl Metadata {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+        self.invalidate(crate::cache::Topic::Keys).await;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod audit;
+mod cache;
 pub use audit::{AuditFilter, AuditRecord};
 mod datasets;
 mod jobs;
@@ -139,6 +140,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Metadata {
     pool: AnyPool,
     backend: Backend,
+    /// Hot reads, shared by the clones (see cache.rs).
+    cache: std::sync::Arc<cache::MetaCache>,
+    /// On PostgreSQL: follows other replicas' invalidations while a clone lives.
+    _listener: Option<std::sync::Arc<cache::Listener>>,
 }
 
 impl Metadata {
@@ -191,6 +196,8 @@ impl Metadata {
         let metadata = Metadata {
             pool,
             backend: Backend::Sqlite,
+            cache: std::sync::Arc::new(cache::MetaCache::new()),
+            _listener: None,
         };
         migrate::run(&metadata).await?;
         Ok(metadata)
@@ -230,9 +237,13 @@ impl Metadata {
                 })
             })
             .connect_lazy_with(options);
+        let cache = std::sync::Arc::new(cache::MetaCache::new());
+        let listener = cache::Listener::spawn(url.to_string(), cache.clone());
         let metadata = Metadata {
             pool,
             backend: Backend::Postgres,
+            cache,
+            _listener: Some(std::sync::Arc::new(listener)),
         };
         let deadline = std::time::Instant::now() + patience;
         loop {

@@ -14,7 +14,13 @@ const DEPLOYMENT_COLUMNS: &str =
     "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, created_at, updated_at";
 
 impl Metadata {
+    /// A tenant's model by name (cached when found).
     pub async fn model_by_name(&self, tenant_id: &str, name: &str) -> Result<Option<ModelRecord>> {
+        let (models, key) = (&self.cache.models, (tenant_id.to_string(), name.to_string()));
+        let read_at = models.generation();
+        if let Some(m) = models.get(&key) {
+            return Ok(Some(m));
+        }
         let row = sqlx::query(
             "SELECT id, tenant_id, name, task, created_at FROM models WHERE tenant_id = $1 AND name = $2",
         )
@@ -22,7 +28,11 @@ impl Metadata {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(model_from_row).transpose()
+        let model = row.as_ref().map(model_from_row).transpose()?;
+        if let Some(m) = &model {
+            models.put(read_at, key, m.clone());
+        }
+        Ok(model)
     }
 
     pub async fn model(&self, id: &str) -> Result<Option<ModelRecord>> {
@@ -104,6 +114,7 @@ impl Metadata {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         Ok(record)
     }
 
@@ -117,11 +128,17 @@ impl Metadata {
         rows.iter().map(version_from_row).collect()
     }
 
+    /// One version of a model (cached when found).
     pub async fn model_version(
         &self,
         model_id: &str,
         version: i64,
     ) -> Result<Option<ModelVersionRecord>> {
+        let (versions, key) = (&self.cache.versions, (model_id.to_string(), version));
+        let read_at = versions.generation();
+        if let Some(v) = versions.get(&key) {
+            return Ok(Some(v));
+        }
         let row = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_id = $1 AND version = $2"
         ))
@@ -129,7 +146,11 @@ impl Metadata {
         .bind(version)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(version_from_row).transpose()
+        let found = row.as_ref().map(version_from_row).transpose()?;
+        if let Some(v) = &found {
+            versions.put(read_at, key, v.clone());
+        }
+        Ok(found)
     }
 
     pub async fn set_alias(&self, model_id: &str, alias: &str, version: i64) -> Result<()> {
@@ -143,6 +164,7 @@ impl Metadata {
         .bind(aiaas_types::now_ms())
         .execute(&self.pool)
         .await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         Ok(())
     }
 
@@ -186,19 +208,28 @@ impl Metadata {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         self.deployment(model_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("deployment vanished after upsert".into()))
     }
 
+    /// A model's deployment, or `None` when it is not deployed (both cached).
     pub async fn deployment(&self, model_id: &str) -> Result<Option<DeploymentRecord>> {
+        let deployments = &self.cache.deployments;
+        let read_at = deployments.generation();
+        if let Some(d) = deployments.get(&model_id.to_string()) {
+            return Ok(d);
+        }
         let row = sqlx::query(&format!(
             "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE model_id = $1"
         ))
         .bind(model_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(deployment_from_row).transpose()
+        let found = row.as_ref().map(deployment_from_row).transpose()?;
+        deployments.put(read_at, model_id.to_string(), found.clone());
+        Ok(found)
     }
 
     pub async fn deployments(&self) -> Result<Vec<DeploymentRecord>> {
@@ -213,6 +244,7 @@ impl Metadata {
             .bind(model_id)
             .execute(&self.pool)
             .await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         Ok(done.rows_affected() == 1)
     }
 
@@ -230,6 +262,7 @@ impl Metadata {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         Ok(())
     }
 }

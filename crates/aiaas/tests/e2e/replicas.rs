@@ -474,6 +474,40 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     assert!(replicas.len() > 1, "spread over replicas: {replicas:?}");
     assert_eq!((admitted, refused), (5, 7), "one limit for all replicas");
 
+    // Keys are cached by every replica; a revocation on one reaches the others through
+    // PostgreSQL's NOTIFY: within a second, every replica refuses the key.
+    let (status, v, _) = c
+        .call("POST", "/api/v1/keys", Some(json!({"name": "soon-revoked", "role": "developer"})))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let (doomed, doomed_id) = (
+        v["secret"].as_str().unwrap().to_string(),
+        v["id"].as_str().unwrap().to_string(),
+    );
+    for i in 0..3 {
+        let (status, _) = c.replica(i).call("GET", "/api/v1/models", Some(&doomed), None).await;
+        assert_eq!(status, 200, "replica {i} knows (and caches) the key");
+    }
+    let path = format!("/api/v1/keys/{doomed_id}");
+    let (status, v) = c.replica(0).call("DELETE", &path, Some(ADMIN_KEY), None).await;
+    assert!(status == 200 || status == 204, "{status} {v}");
+    let revoked_at = std::time::Instant::now();
+    for i in 0..3 {
+        loop {
+            let (status, _) = c.replica(i).call("GET", "/api/v1/models", Some(&doomed), None).await;
+            if status == 401 {
+                break;
+            }
+            assert_eq!(status, 200);
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(1),
+                "replica {i} still accepts a key revoked {:?} ago",
+                revoked_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     // A library model pulled through one replica is served by the others: each fetches
     // the sealed weights from the object store into its own cache, checks them, loads.
     let (status, v) = c
@@ -594,8 +628,19 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     // The database restarts: requests get 503 (not 500) while it is away, readiness
     // turns false, and everything recovers once it is back.
     c.pg.run("stop");
-    let (status, v) = c.predict_on(0).await;
-    assert_eq!(status, 503, "{v}");
+    // What a replica has cached (the key, the deployment) may still answer until its
+    // change listener sees the connection gone and drops the cache (at once when the
+    // database closes it; the cache's TTL at the latest); then 503, never a 500.
+    let away = Instant::now();
+    loop {
+        let (status, v) = c.predict_on(0).await;
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200, "{v}");
+        assert!(away.elapsed() < Duration::from_secs(15), "still answering from the cache");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (status, _) = c.replica(0).call("GET", "/readyz", None, None).await;
     assert_eq!(status, 503);
     tokio::time::sleep(Duration::from_secs(2)).await;
