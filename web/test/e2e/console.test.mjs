@@ -260,14 +260,16 @@ step("models: alias, undeploy and redeploy a version; load and unload a library 
   await page.goto(base + "/#/models");
   const row = page.getByRole("row", { name: /all-minilm-l6-v2/ });
   await row.waitFor();
-  if ((await row.getByRole("button", { name: "Unload" }).count()) > 0) {
-    await row.getByRole("button", { name: "Unload" }).click();
+  // exact: a role name matches substrings by default, and "Load" is in "Unload" (a
+  // second click on Unload, before the label flips, once left the model unloaded).
+  if ((await row.getByRole("button", { name: "Unload", exact: true }).count()) > 0) {
+    await row.getByRole("button", { name: "Unload", exact: true }).click();
   }
-  await row.getByRole("button", { name: "Load" }).click();
+  await row.getByRole("button", { name: "Load", exact: true }).click();
   await row.getByText(/^(loaded|busy)/).waitFor();
   const ps = await call("GET", "/api/v1/ps");
   assert.ok(ps.body.models.some((m) => m.label === "all-minilm-l6-v2"), JSON.stringify(ps.body));
-  await row.getByRole("button", { name: "Unload" }).click();
+  await row.getByRole("button", { name: "Unload", exact: true }).click();
   await row.getByText("unloaded").waitFor();
 });
 
