@@ -2,6 +2,7 @@
 //! directory and talks to it over HTTP (and through the CLI), as a user would.
 
 mod access;
+mod backups;
 mod cli;
 mod common;
 mod jobs;
