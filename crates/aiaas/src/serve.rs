@@ -18,6 +18,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = config::resolve(&args)?;
+    if args.private_metrics {
+        tracing::warn!("--private-metrics / AIAAS_PRIVATE_METRICS is no longer needed: /metrics always needs an admin or metrics key now (--metrics-listen serves it without one)");
+    }
     // Bad certificate files stop the start before the data directory is touched.
     let tls = cfg
         .tls
