@@ -48,6 +48,44 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
+    print_start_report(&report);
+    #[cfg(unix)]
+    if let Some(tls) = &tls {
+        crate::tls::reload_on_sighup(Arc::clone(tls))?;
+    }
+    let shutdown_signal = shutdown_signal();
+    platform.start(&report);
+    if let Some(scrape) = scrape_listener {
+        serve_scrape(scrape, &platform)?;
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    tracing::info!(
+        %addr,
+        scheme,
+        client_certificates = tls.as_ref().is_some_and(|t| t.requires_client_cert()),
+        data_dir = %cfg.platform.data_dir.display(),
+        "aiaas serving"
+    );
+    if let Some(schedule) = cfg.backups.clone() {
+        schedule_backups(schedule, platform.clone());
+    }
+    let app = aiaas_api::app(platform.clone());
+    let draining = platform.clone();
+    let shutdown = async move {
+        shutdown_signal.await;
+        // Before HTTP drains: readiness false, event streams end, training stops.
+        draining.begin_shutdown();
+    };
+    crate::tls::serve(listener, app, tls, shutdown, cfg.platform.drain_timeout).await;
+    tracing::info!("draining: no new requests; stopping training and models");
+    platform.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What the first start (or an upgrade) did that an operator must know, printed once.
+fn print_start_report(report: &aiaas_core::StartupReport) {
     if let Some(key) = &report.new_admin_key {
         println!("admin key: {}", key.expose());
         println!("(shown once: store it now; only its hash is kept)");
@@ -75,65 +113,42 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             report.resumed_jobs
         );
     }
-    #[cfg(unix)]
-    if let Some(tls) = &tls {
-        crate::tls::reload_on_sighup(Arc::clone(tls))?;
+}
+
+/// `/metrics` alone, without a key, on the operator's `--metrics-listen` address.
+fn serve_scrape(scrape: tokio::net::TcpListener, platform: &aiaas_core::Platform) -> Result<()> {
+    let at = scrape.local_addr()?;
+    println!("metrics without a key on http://{at}/metrics");
+    if !at.ip().to_canonical().is_loopback() {
+        tracing::warn!(%at, "metrics are served without a key on a non-loopback address: keep it pod- or host-internal");
     }
-    let shutdown_signal = shutdown_signal();
-    platform.start(&report);
-    if let Some(scrape) = scrape_listener {
-        let at = scrape.local_addr()?;
-        println!("metrics without a key on http://{at}/metrics");
-        if !at.ip().to_canonical().is_loopback() {
-            tracing::warn!(%at, "metrics are served without a key on a non-loopback address: keep it pod- or host-internal");
+    let app = aiaas_api::scrape_app(platform.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(scrape, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
         }
-        let app = aiaas_api::scrape_app(platform.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(scrape, app).await {
-                tracing::error!(error = %e, "the metrics listener stopped");
-            }
-        });
-    }
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("listening on {scheme}://{addr}");
-    tracing::info!(
-        %addr,
-        scheme,
-        client_certificates = tls.as_ref().is_some_and(|t| t.requires_client_cert()),
-        data_dir = %cfg.platform.data_dir.display(),
-        "aiaas serving"
-    );
-    if let Some(schedule) = cfg.backups.clone() {
-        let p = platform.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(schedule.every);
-            tick.tick().await; // the first backup one period after the start
-            loop {
-                tick.tick().await;
-                if p.is_shutting_down() {
-                    break;
-                }
-                match p.backup_now(&schedule.dir, schedule.keep).await {
-                    Ok(r) => {
-                        tracing::info!(path = %r.path.display(), files = r.files, "scheduled backup written")
-                    }
-                    Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
-                }
-            }
-        });
-    }
-    let app = aiaas_api::app(platform.clone());
-    let draining = platform.clone();
-    let shutdown = async move {
-        shutdown_signal.await;
-        // Before HTTP drains: readiness false, event streams end, training stops.
-        draining.begin_shutdown();
-    };
-    crate::tls::serve(listener, app, tls, shutdown, cfg.platform.drain_timeout).await;
-    tracing::info!("draining: no new requests; stopping training and models");
-    platform.shutdown().await;
-    tracing::info!("stopped");
+    });
     Ok(())
+}
+
+/// A backup every `schedule.every` (the first one period after the start) until shutdown.
+fn schedule_backups(schedule: config::BackupSchedule, p: aiaas_core::Platform) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(schedule.every);
+        tick.tick().await; // the first backup one period after the start
+        loop {
+            tick.tick().await;
+            if p.is_shutting_down() {
+                break;
+            }
+            match p.backup_now(&schedule.dir, schedule.keep).await {
+                Ok(r) => {
+                    tracing::info!(path = %r.path.display(), files = r.files, "scheduled backup written")
+                }
+                Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
+            }
+        }
+    });
 }
 
 /// SIGINT or SIGTERM. The handlers are installed by this call, not at the future's first
