@@ -189,6 +189,20 @@ async fn created_keys_show_their_secret_once() {
     assert!(secret.starts_with("aiaas_") && secret.len() == 70);
     let (_, _, list) = send(&app, get("/api/v1/keys", Some(ADMIN))).await;
     assert!(!list.to_string().contains(secret));
+    // The key's fields, and never its hash, wherever a key is shown.
+    let hash = hex_sha256(secret);
+    let (_, _, me) = send(&app, get("/api/v1/me", Some(secret))).await;
+    for body in [&key, &list, &me] {
+        let text = body.to_string();
+        assert!(!text.contains(&hash) && !text.contains("secret_hash"), "{text}");
+    }
+    assert_eq!(me["key"]["id"], key["id"]);
+    assert_eq!(me["key"]["role"], "developer");
+    let listed = list["keys"].as_array().unwrap();
+    assert!(listed.iter().any(|k| k["id"] == key["id"] && k["name"] == "ci"), "{list}");
+    for field in ["id", "tenant_id", "name", "role", "created_at", "limits"] {
+        assert!(key.get(field).is_some(), "{field} in {key}");
+    }
     let (status, _, _) = send(&app, get("/api/v1/datasets", Some(secret))).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _, body) = send(&app, get("/api/v1/tenants", Some(secret))).await;
@@ -217,4 +231,9 @@ async fn huge_keep_alive_is_a_400_not_a_panic() {
     let body = r#"{"model": "m", "input": "hi", "keep_alive": "99999999999999999999"}"#;
     let (status, _, v) = send(&app, post_json("/v1/embeddings", ADMIN, body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+}
+
+fn hex_sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

@@ -50,7 +50,7 @@ pub struct CreatedKey {
 }
 
 /// Who a key is: `GET /api/v1/me`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub key: ApiKeyRecord,
     /// The key's own tenant: name, limits and PII policies.

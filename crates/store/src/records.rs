@@ -16,13 +16,14 @@ pub struct Tenant {
     pub pii_outputs: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A key's row. Not `Serialize`: responses are built by the API from its fields, so the
+/// hash can never reach one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
     pub role: String,
-    #[serde(skip)]
     pub secret_hash: String,
     pub allowed_models: Option<Vec<String>>,
     pub expires_at: Option<i64>,

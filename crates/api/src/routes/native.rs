@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, Auth};
-use crate::AppState;
+use crate::{wire, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -84,18 +84,23 @@ async fn create_key(
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<impl IntoResponse> {
     let created = s.platform.create_key(&p, body).await?;
-    let mut value = serde_json::to_value(&created.key).unwrap_or_default();
     // The secret is returned this once; it is not stored and cannot be shown again.
-    value["secret"] = json!(created.secret.expose());
-    Ok((StatusCode::CREATED, Json(value)))
+    let body = wire::CreatedKey {
+        secret: created.secret.expose().to_string(),
+        key: created.key.into(),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.whoami(&p).await?))
+    Ok(Json(wire::Me::from(s.platform.whoami(&p).await?)))
 }
 
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"keys": s.platform.list_keys(&p).await?})))
+    let keys = s.platform.list_keys(&p).await?;
+    Ok(Json(wire::KeyList {
+        keys: keys.into_iter().map(wire::ApiKey::from).collect(),
+    }))
 }
 
 /// Replace a key's limits and IP allow-list: `{"limits": {...}, "allowed_ips": [...]}`;
@@ -106,7 +111,9 @@ async fn set_key_limits(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<aiaas_core::KeyLimits>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.set_key_limits(&p, &id, body).await?))
+    Ok(Json(wire::ApiKey::from(
+        s.platform.set_key_limits(&p, &id, body).await?,
+    )))
 }
 
 /// Replace a tenant's limits (admin): the body is the limits object.
@@ -169,7 +176,7 @@ async fn revoke_key(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.revoke_key(&p, &id).await?))
+    Ok(Json(wire::ApiKey::from(s.platform.revoke_key(&p, &id).await?)))
 }
 
 #[derive(Deserialize, Default)]

@@ -1,0 +1,71 @@
+//! Response bodies the API owns, built from core records: no store row is serialised to
+//! HTTP as it is. An API key's record does not even implement `Serialize`, so its secret
+//! hash cannot reach a response by accident.
+
+use aiaas_core::{ApiKeyRecord, Identity, Tenant};
+use serde::Serialize;
+
+/// An API key as callers see it: everything but the secret (shown once, at creation) and
+/// its hash (never).
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub role: String,
+    pub allowed_models: Option<Vec<String>>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub created_at: i64,
+    pub limits: aiaas_types::Limits,
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+impl From<ApiKeyRecord> for ApiKey {
+    fn from(r: ApiKeyRecord) -> ApiKey {
+        ApiKey {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            role: r.role,
+            allowed_models: r.allowed_models,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            created_at: r.created_at,
+            limits: r.limits,
+            allowed_ips: r.allowed_ips,
+        }
+    }
+}
+
+/// A created key: the key and, this once, its secret.
+#[derive(Debug, Serialize)]
+pub(crate) struct CreatedKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Me {
+    pub key: ApiKey,
+    pub tenant: Tenant,
+    pub permissions: Vec<&'static str>,
+}
+
+impl From<Identity> for Me {
+    fn from(i: Identity) -> Me {
+        Me {
+            key: i.key.into(),
+            tenant: i.tenant,
+            permissions: i.permissions,
+        }
+    }
+}
+
+/// `GET /api/v1/keys`.
+#[derive(Debug, Serialize)]
+pub(crate) struct KeyList {
+    pub keys: Vec<ApiKey>,
+}
