@@ -293,9 +293,7 @@ impl Job<'_> {
         let window = self.params.window;
         for (pos, &word) in sen.iter().enumerate() {
             rng = next_random(rng);
-            let b = bounded(rng, window);
-            let lo = pos.saturating_sub(window - b);
-            let hi = (pos + window - b).min(sen.len() - 1);
+            let (lo, hi) = reduced_window(pos, sen.len(), window, rng);
             for (cpos, &ctx_word) in sen.iter().enumerate().take(hi + 1).skip(lo) {
                 if cpos == pos {
                     continue;
@@ -316,9 +314,7 @@ impl Job<'_> {
         let window = self.params.window;
         for (pos, &word) in sen.iter().enumerate() {
             rng = next_random(rng);
-            let b = bounded(rng, window);
-            let lo = pos.saturating_sub(window - b);
-            let hi = (pos + window - b).min(sen.len() - 1);
+            let (lo, hi) = reduced_window(pos, sen.len(), window, rng);
             s.l1.fill(0.0);
             let mut count = 0usize;
             for (cpos, &ctx_word) in sen.iter().enumerate().take(hi + 1).skip(lo) {
@@ -375,6 +371,14 @@ impl Job<'_> {
         }
         rng
     }
+}
+
+/// The context around `pos` (inclusive bounds), shrunk by a random 0..window as in
+/// word2vec.c (nearer words count more often).
+#[inline(always)]
+fn reduced_window(pos: usize, len: usize, window: usize, rng: u64) -> (usize, usize) {
+    let b = bounded(rng, window);
+    (pos.saturating_sub(window - b), (pos + window - b).min(len - 1))
 }
 
 /// Most negative samples per target honoured (the configuration allows up to 50).
