@@ -141,7 +141,7 @@ fn schedule_backups(schedule: config::BackupSchedule, p: aiaas_core::Platform) {
             if p.is_shutting_down() {
                 break;
             }
-            match p.backup_now(&schedule.dir, schedule.keep).await {
+            match p.backups().backup_now(&schedule.dir, schedule.keep).await {
                 Ok(r) => {
                     tracing::info!(path = %r.path.display(), files = r.files, "scheduled backup written")
                 }

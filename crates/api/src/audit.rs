@@ -77,7 +77,11 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
                 "status": status.as_u16(),
             }),
         };
-        state.platform.audit(principal.as_ref(), event).await;
+        state
+            .platform
+            .audit_log()
+            .append(principal.as_ref(), event)
+            .await;
     }
     response
 }

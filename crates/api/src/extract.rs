@@ -56,6 +56,7 @@ impl FromRequestParts<AppState> for Auth {
             .map(|c| c.0.ip());
         let (principal, record) = state
             .platform
+            .accounts()
             .authenticate_record(secret)
             .await
             .map_err(reject)?;
@@ -66,6 +67,7 @@ impl FromRequestParts<AppState> for Auth {
         }
         let rate = state
             .platform
+            .limiter()
             .admit_request(&principal, &record, ip)
             .await
             .map_err(reject)?;

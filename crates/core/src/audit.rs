@@ -9,6 +9,7 @@
 //! compares the two. Text that reaches an entry is PII-masked first.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aiaas_store::{AuditFilter, AuditRecord, Metadata, StoreError};
 use aiaas_types::{Permission, Principal};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::require;
-use crate::{CoreError, Platform, Result};
+use crate::{CoreError, Metrics, Result};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -91,12 +92,39 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
-impl Platform {
+/// The audit log service: appends (one writer at a time in this process), queries and
+/// verifies the chain. Owns the append lock and the head file beside the database.
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<AuditState>,
+}
+
+struct AuditState {
+    meta: Metadata,
+    /// Where the head file lives.
+    data_dir: PathBuf,
+    metrics: Arc<Metrics>,
+    /// Serialises this process's appends (the chain is linear).
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl AuditLog {
+    pub(crate) fn new(meta: Metadata, data_dir: PathBuf, metrics: Arc<Metrics>) -> AuditLog {
+        AuditLog {
+            inner: Arc::new(AuditState {
+                meta,
+                data_dir,
+                metrics,
+                lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
     /// Append an entry for `event` done by `actor` (None: not authenticated). Never
     /// fails the caller: an entry that cannot be written is logged and counted in
     /// `aiaas_audit_write_failures_total`.
-    pub async fn audit(&self, actor: Option<&Principal>, event: AuditEvent) {
-        if let Err(e) = self.append_audit(actor, event).await {
+    pub async fn append(&self, actor: Option<&Principal>, event: AuditEvent) {
+        if let Err(e) = self.try_append(actor, event).await {
             tracing::error!(error = %e, "audit entry not written");
             self.inner.metrics.inc(
                 "aiaas_audit_write_failures_total",
@@ -107,7 +135,7 @@ impl Platform {
         }
     }
 
-    async fn append_audit(&self, actor: Option<&Principal>, event: AuditEvent) -> Result<()> {
+    async fn try_append(&self, actor: Option<&Principal>, event: AuditEvent) -> Result<()> {
         let masker = aiaas_privacy::detector();
         let policy = aiaas_privacy::Policy::new(aiaas_privacy::Mode::Mask);
         let target = event.target.map(|t| masker.mask(&t, &policy).text);
@@ -115,7 +143,7 @@ impl Platform {
         masker.mask_json(&mut detail, &policy);
         // One writer at a time in this process; across replicas, the store's append is
         // atomic (an advisory lock on PostgreSQL, the primary key on `seq` elsewhere).
-        let _guard = self.inner.audit_lock.lock().await;
+        let _guard = self.inner.lock.lock().await;
         let build = |head: Option<(i64, String)>| {
             let (seq, prev_hash) = match head {
                 Some((seq, hash)) => (seq + 1, hash),
@@ -146,7 +174,7 @@ impl Platform {
                         seq: record.seq,
                         hash: record.hash,
                     };
-                    if let Err(e) = write_head(&self.inner.config.data_dir, &head) {
+                    if let Err(e) = write_head(&self.inner.data_dir, &head) {
                         tracing::warn!(error = %e, "audit head file not updated");
                     }
                     return Ok(());
@@ -162,7 +190,7 @@ impl Platform {
 
     /// Entries matching `query`, oldest first. Admins see every tenant's; owners their
     /// tenant's only, whatever tenant they name.
-    pub async fn audit_entries(
+    pub async fn entries(
         &self,
         principal: &Principal,
         query: AuditQuery,
@@ -201,10 +229,10 @@ impl Platform {
 
     /// Check the whole chain (admins only: it covers every tenant, so it needs the
     /// installation-wide permission).
-    pub async fn verify_audit(&self, principal: &Principal) -> Result<AuditVerification> {
+    pub async fn verify(&self, principal: &Principal) -> Result<AuditVerification> {
         require(principal, Permission::ManageTenants)?;
-        let _guard = self.inner.audit_lock.lock().await;
-        verify_chain(&self.inner.meta, Some(&self.inner.config.data_dir)).await
+        let _guard = self.inner.lock.lock().await;
+        verify_chain(&self.inner.meta, Some(&self.inner.data_dir)).await
     }
 }
 

@@ -128,7 +128,36 @@ pub async fn backup_data_dir(
     result
 }
 
-impl crate::Platform {
+/// The backup service: scheduled archives of this installation.
+#[derive(Clone)]
+pub struct Backups {
+    inner: std::sync::Arc<BackupsState>,
+}
+
+struct BackupsState {
+    meta: Metadata,
+    artifacts: std::sync::Arc<dyn aiaas_store::ArtifactStore>,
+    master_keys: std::sync::Arc<aiaas_store::MasterKeys>,
+    data_dir: std::path::PathBuf,
+}
+
+impl Backups {
+    pub(crate) fn new(
+        meta: Metadata,
+        artifacts: std::sync::Arc<dyn aiaas_store::ArtifactStore>,
+        master_keys: std::sync::Arc<aiaas_store::MasterKeys>,
+        data_dir: std::path::PathBuf,
+    ) -> Backups {
+        Backups {
+            inner: std::sync::Arc::new(BackupsState {
+                meta,
+                artifacts,
+                master_keys,
+                data_dir,
+            }),
+        }
+    }
+
     /// A backup of this installation into `out_dir` (the scheduled backups), then the
     /// oldest beyond `keep` removed.
     pub async fn backup_now(&self, out_dir: &Path, keep: usize) -> Result<BackupReport> {
@@ -141,7 +170,7 @@ impl crate::Platform {
         }
         let report = create_backup(
             &self.inner.meta,
-            &self.inner.config.data_dir,
+            &self.inner.data_dir,
             self.inner.master_keys.clone(),
             out_dir,
         )

@@ -14,8 +14,7 @@ use crate::{CoreError, DatasetFormat, DatasetSpec, Platform, Result, TrainReques
 const CONVERTER: &str = include_str!("../../../scripts/bbc_news.py");
 
 impl Platform {
-    pub(crate) async fn seed_demo(&self) -> Result<()> {
-        let csv = self.inner.config.demo_csv();
+    pub(crate) async fn seed_demo(&self, csv: &Path) -> Result<()> {
         if !csv.is_file() {
             let dir = csv
                 .parent()
@@ -24,15 +23,9 @@ impl Platform {
             tracing::info!(dir = %dir.display(), "demo: preparing the BBC News data set");
             prepare_bbc(&dir).await?;
         }
-        let admin = self
-            .inner
-            .admin
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| CoreError::Internal("no admin principal".into()))?;
-        let mut upload = self.begin_upload(&admin).await?;
-        upload.write_file(&csv).await?;
+        let admin = self.accounts().admin()?;
+        let mut upload = self.datasets().begin_upload(&admin).await?;
+        upload.write_file(csv).await?;
         let spec = DatasetSpec {
             name: "bbc-news".into(),
             format: Some(DatasetFormat::Csv),
@@ -40,7 +33,7 @@ impl Platform {
             label_column: Some("category".into()),
             mask_pii: None,
         };
-        let dataset = self.create_dataset(&admin, spec, upload).await?;
+        let dataset = self.datasets().create(&admin, spec, upload).await?;
         let request = TrainRequest {
             dataset: dataset.id,
             test_dataset: None,
@@ -48,7 +41,7 @@ impl Platform {
             config: aiaas_types::TrainConfig::default(),
             deploy: true,
         };
-        let job = self.submit_job(&admin, request).await?;
+        let job = self.jobs().submit(&admin, request).await?;
         tracing::info!(job = %job.id, "demo: training news-classifier from the BBC News data set");
         Ok(())
     }
@@ -114,6 +107,7 @@ impl Platform {
             }
         });
         match self
+            .library()
             .pull_unchecked(name, None, progress, crate::CancelFlag::new())
             .await
         {

@@ -4,19 +4,24 @@
 //! use, renders and tokenizes the prompt off the async runtime, and admits one sequence
 //! per choice. Usage is recorded per key when a request's sequences have ended.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aiaas_engine::llm::{
     self, ChatMessage, FinishReason, GenEvent, GenerateRequest, LlmError, SamplingParams,
 };
+use aiaas_engine::Engine;
 use aiaas_privacy::{Policy, StreamMasker};
-use aiaas_store::{LibraryModelRecord, UsageRecord};
+use aiaas_store::{LibraryModelRecord, Metadata, UsageRecord};
 use aiaas_types::{Permission, Principal};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::auth::require;
+use crate::library::Library;
 use crate::library::{KeepAlive, ServingSettings};
-use crate::{CoreError, Platform, Result};
+use crate::limits::Limiter;
+use crate::privacy::Privacy;
+use crate::{CoreError, Result};
 
 /// Most choices (`n`) and prompts per request.
 pub const MAX_CHOICES: usize = 16;
@@ -91,7 +96,41 @@ pub struct EmbeddingOutput {
     pub prompt_tokens: usize,
 }
 
-impl Platform {
+/// The inference service of library models: chat, completions and embeddings, usage
+/// recorded per key, token quotas checked before and charged after.
+#[derive(Clone)]
+pub struct Inference {
+    inner: Arc<InferenceState>,
+}
+
+struct InferenceState {
+    meta: Metadata,
+    engine: Arc<Engine>,
+    /// Resolves and loads the library models called.
+    library: Library,
+    privacy: Privacy,
+    limiter: Limiter,
+}
+
+impl Inference {
+    pub(crate) fn new(
+        meta: Metadata,
+        engine: Arc<Engine>,
+        library: Library,
+        privacy: Privacy,
+        limiter: Limiter,
+    ) -> Inference {
+        Inference {
+            inner: Arc::new(InferenceState {
+                meta,
+                engine,
+                library,
+                privacy,
+                limiter,
+            }),
+        }
+    }
+
     /// Start a chat completion: `n` sequences of one conversation.
     pub async fn chat(&self, principal: &Principal, req: ChatRequest) -> Result<Generation> {
         let record = self.metered_model(principal, &req.model).await?;
@@ -105,16 +144,26 @@ impl Platform {
             return Err(CoreError::InvalidInput("messages must not be empty".into()));
         }
         let privacy = ServingSettings::of(&record);
-        let output = self.output_policy(principal, privacy.pii_outputs).await?;
+        let output = self
+            .inner
+            .privacy
+            .output_policy(principal, privacy.pii_outputs)
+            .await?;
         refuse_masked_logprobs(&output, &req.options)?;
         let mut messages = req.messages;
-        self.mask_model_inputs(
-            principal,
-            privacy.pii_inputs,
-            messages.iter_mut().map(|m| &mut m.content),
-        )
-        .await?;
-        let runtime = self.generator_for(&record, req.options.keep_alive).await?;
+        self.inner
+            .privacy
+            .mask_model_inputs(
+                principal,
+                privacy.pii_inputs,
+                messages.iter_mut().map(|m| &mut m.content),
+            )
+            .await?;
+        let runtime = self
+            .inner
+            .library
+            .generator_for(&record, req.options.keep_alive)
+            .await?;
         let rt = runtime.clone();
         let prompt = tokio::task::spawn_blocking(move || {
             let text = rt.model().render_chat(&messages)?;
@@ -150,12 +199,22 @@ impl Platform {
             )));
         }
         let privacy = ServingSettings::of(&record);
-        let output = self.output_policy(principal, privacy.pii_outputs).await?;
+        let output = self
+            .inner
+            .privacy
+            .output_policy(principal, privacy.pii_outputs)
+            .await?;
         refuse_masked_logprobs(&output, &req.options)?;
         let mut prompts = req.prompts;
-        self.mask_model_inputs(principal, privacy.pii_inputs, prompts.iter_mut())
+        self.inner
+            .privacy
+            .mask_model_inputs(principal, privacy.pii_inputs, prompts.iter_mut())
             .await?;
-        let runtime = self.generator_for(&record, req.options.keep_alive).await?;
+        let runtime = self
+            .inner
+            .library
+            .generator_for(&record, req.options.keep_alive)
+            .await?;
         let rt = runtime.clone();
         let tokens = tokio::task::spawn_blocking(move || {
             prompts
@@ -187,9 +246,15 @@ impl Platform {
         }
         let mut inputs = req.inputs;
         let pii_inputs = ServingSettings::of(&record).pii_inputs;
-        self.mask_model_inputs(principal, pii_inputs, inputs.iter_mut())
+        self.inner
+            .privacy
+            .mask_model_inputs(principal, pii_inputs, inputs.iter_mut())
             .await?;
-        let key = self.embedder_for(&record, req.keep_alive).await?;
+        let key = self
+            .inner
+            .library
+            .embedder_for(&record, req.keep_alive)
+            .await?;
         let out = self.inner.engine.embed(&key, inputs).await?;
         if !req.truncate {
             if let Some((i, e)) = out.iter().enumerate().find(|(_, e)| e.truncated) {
@@ -299,7 +364,7 @@ impl Platform {
     /// and tenant's token limits (429 otherwise).
     async fn metered_model(&self, principal: &Principal, name: &str) -> Result<LibraryModelRecord> {
         let record = self.callable_model(principal, name).await?;
-        self.check_token_quota(principal).await?;
+        self.inner.limiter.check_token_quota(principal).await?;
         Ok(record)
     }
 
@@ -401,7 +466,9 @@ impl Platform {
         prompt_tokens: usize,
         completion_tokens: usize,
     ) {
-        self.charge_tokens(principal, (prompt_tokens + completion_tokens) as u64)
+        self.inner
+            .limiter
+            .charge_tokens(principal, (prompt_tokens + completion_tokens) as u64)
             .await;
         let day = aiaas_types::utc_day(aiaas_types::now_ms());
         let record = UsageRecord {

@@ -13,16 +13,21 @@
 //! job and trains it again from the start. A worker that finds its lease taken stops and
 //! records nothing. Each attempt writes its files under its own prefix.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aiaas_store::{JobOutcome, NewJob, NewModelVersion};
+use aiaas_store::{ArtifactStore, JobOutcome, Metadata, NewJob, NewModelVersion};
 use aiaas_types::{Permission, Principal, TrainConfig, TrainEvent};
 use serde::Deserialize;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::auth::{check_name, require};
-use crate::{CoreError, JobEventRecord, JobRecord, Platform, Result};
+use crate::datasets::Datasets;
+use crate::models::Models;
+use crate::{CoreError, JobEventRecord, JobRecord, Result};
 
 /// Why a running job ended without succeeding.
 enum JobEnd {
@@ -70,17 +75,110 @@ pub struct TrainRequest {
     pub deploy: bool,
 }
 
-impl Platform {
-    pub async fn submit_job(&self, principal: &Principal, req: TrainRequest) -> Result<JobRecord> {
+/// The training jobs service: the queue, this process's workers and their cancel flags.
+#[derive(Clone)]
+pub struct TrainingJobs {
+    inner: Arc<JobsState>,
+}
+
+/// What the training jobs service is built from.
+pub(crate) struct JobsConfig {
+    pub(crate) meta: Metadata,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    /// Where jobs read their data sets.
+    pub(crate) datasets: Datasets,
+    /// Where a trained version is deployed (`deploy: true`).
+    pub(crate) models: Models,
+    /// This process's name among replicas, in job logs.
+    pub(crate) replica_id: String,
+    /// Jobs run at once by this process.
+    pub(crate) workers: usize,
+    /// How long a claimed job stays this replica's without a renewal.
+    pub(crate) lease: Duration,
+}
+
+struct JobsState {
+    config: JobsConfig,
+    /// This process's name as a claimer of jobs.
+    worker_id: String,
+    /// Cancel flags of the jobs this process is running.
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    job_wakeup: Notify,
+    shutting_down: AtomicBool,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl TrainingJobs {
+    pub(crate) fn new(config: JobsConfig) -> TrainingJobs {
+        let worker_id = format!(
+            "{}/{}-{}",
+            config.replica_id,
+            std::process::id(),
+            aiaas_types::new_id()
+        );
+        TrainingJobs {
+            inner: Arc::new(JobsState {
+                config,
+                worker_id,
+                running: Mutex::new(HashMap::new()),
+                job_wakeup: Notify::new(),
+                shutting_down: AtomicBool::new(false),
+                workers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Stop claiming jobs; running ones stop at their next batch and go back to the
+    /// queue.
+    pub(crate) fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        for flag in self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+        self.inner.job_wakeup.notify_waiters();
+    }
+
+    /// Wait for this process's workers to end (after `begin_shutdown`).
+    pub(crate) async fn join_workers(&self) {
+        let workers: Vec<_> = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+
+    pub async fn submit(&self, principal: &Principal, req: TrainRequest) -> Result<JobRecord> {
         require(principal, Permission::Train)?;
         check_name("model", &req.model)?;
         req.config.validate().map_err(CoreError::InvalidInput)?;
         if req.deploy {
             require(principal, Permission::Deploy)?;
         }
-        let dataset = self.find_dataset(principal, &req.dataset).await?;
+        let dataset = self
+            .inner
+            .config
+            .datasets
+            .find_dataset(principal, &req.dataset)
+            .await?;
         let test = match &req.test_dataset {
-            Some(t) => Some(self.find_dataset(principal, t).await?),
+            Some(t) => Some(
+                self.inner
+                    .config
+                    .datasets
+                    .find_dataset(principal, t)
+                    .await?,
+            ),
             None => None,
         };
         if let Some(t) = &test {
@@ -106,6 +204,7 @@ impl Platform {
             .map_err(|e| CoreError::Internal(format!("config: {e}")))?;
         let job = self
             .inner
+            .config
             .meta
             .insert_job(&NewJob {
                 tenant_id: dataset.tenant_id.clone(),
@@ -121,42 +220,42 @@ impl Platform {
         Ok(job)
     }
 
-    pub async fn list_jobs(&self, principal: &Principal) -> Result<Vec<JobRecord>> {
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<JobRecord>> {
         require(principal, Permission::ReadData)?;
         let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
-        Ok(self.inner.meta.jobs(scope).await?)
+        Ok(self.inner.config.meta.jobs(scope).await?)
     }
 
-    pub async fn get_job(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
+    pub async fn get(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
         require(principal, Permission::ReadData)?;
-        match self.inner.meta.job(id).await? {
+        match self.inner.config.meta.job(id).await? {
             Some(j) if principal.sees_tenant(&j.tenant_id) => Ok(j),
             _ => Err(CoreError::NotFound(format!("no job {id:?}"))),
         }
     }
 
     /// Events of a job after sequence number `after` (0 for all).
-    pub async fn job_events(
+    pub async fn events(
         &self,
         principal: &Principal,
         id: &str,
         after: i64,
     ) -> Result<(JobRecord, Vec<JobEventRecord>)> {
-        let job = self.get_job(principal, id).await?;
-        let events = self.inner.meta.job_events_after(id, after).await?;
+        let job = self.get(principal, id).await?;
+        let events = self.inner.config.meta.job_events_after(id, after).await?;
         Ok((job, events))
     }
 
-    pub async fn cancel_job(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
+    pub async fn cancel(&self, principal: &Principal, id: &str) -> Result<JobRecord> {
         require(principal, Permission::Train)?;
-        let job = self.get_job(principal, id).await?;
+        let job = self.get(principal, id).await?;
         if job.status.is_terminal() {
             return Err(CoreError::Conflict(format!(
                 "job {id} has already finished ({})",
                 job.status.as_str()
             )));
         }
-        self.inner.meta.request_cancel(id).await?;
+        self.inner.config.meta.request_cancel(id).await?;
         if let Some(flag) = self
             .inner
             .running
@@ -166,15 +265,15 @@ impl Platform {
         {
             flag.store(true, Ordering::SeqCst);
         }
-        self.get_job(principal, id).await
+        self.get(principal, id).await
     }
 
     /// On SQLite (one process owns the database): put jobs left `running` by a dead
     /// process back in the queue at once, or fail them after too many attempts. Returns
     /// how many were resumed. On PostgreSQL other replicas may be running them: their
     /// leases decide (a dead replica's jobs are claimed again once its lease runs out).
-    pub(crate) async fn recover_jobs(&self) -> Result<usize> {
-        let meta = &self.inner.meta;
+    pub(crate) async fn recover(&self) -> Result<usize> {
+        let meta = &self.inner.config.meta;
         if meta.backend() != aiaas_store::Backend::Sqlite {
             return Ok(0);
         }
@@ -199,8 +298,8 @@ impl Platform {
         Ok(resumed)
     }
 
-    pub(crate) fn spawn_job_workers(&self) {
-        let n = self.inner.config.training_workers.max(1);
+    pub(crate) fn spawn_workers(&self) {
+        let n = self.inner.config.workers.max(1);
         let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
         for i in 0..n {
             let p = self.clone();
@@ -214,12 +313,13 @@ impl Platform {
     async fn job_worker(&self, worker: String) {
         while !self.inner.shutting_down.load(Ordering::SeqCst) {
             let lease = self.lease_ms();
-            match self.inner.meta.claim_next_job(&worker, lease).await {
+            match self.inner.config.meta.claim_next_job(&worker, lease).await {
                 Ok(Some(job)) if job.attempts > MAX_ATTEMPTS => {
                     // Claimed again after its replicas died this many times: give up.
                     let message = format!("interrupted {} times; not retried", job.attempts - 1);
                     if let Err(e) = self
                         .inner
+                        .config
                         .meta
                         .finish_job(&job.id, &worker, &JobOutcome::Failed(message))
                         .await
@@ -244,7 +344,11 @@ impl Platform {
     }
 
     fn lease_ms(&self) -> i64 {
-        self.inner.config.job_lease.as_millis().clamp(1000, i64::MAX as u128) as i64
+        self.inner
+            .config
+            .lease
+            .as_millis()
+            .clamp(1000, i64::MAX as u128) as i64
     }
 
     async fn run_job(&self, job: JobRecord, worker: &str) {
@@ -285,7 +389,7 @@ impl Platform {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        let meta = &self.inner.meta;
+        let meta = &self.inner.config.meta;
         if lost.load(Ordering::SeqCst) {
             tracing::warn!(job = %id, "the job's lease was taken by another replica; its result is not recorded here");
             return;
@@ -310,7 +414,8 @@ impl Platform {
                     CoreError::Internal(_) => "internal error; see the server log".to_string(),
                     other => other.to_string(),
                 };
-                meta.finish_job(&id, worker, &JobOutcome::Failed(message)).await
+                meta.finish_job(&id, worker, &JobOutcome::Failed(message))
+                    .await
             }
             Ok((report, version)) => {
                 tracing::info!(job = %id, version, "training job succeeded");
@@ -345,7 +450,7 @@ impl Platform {
     ) -> Result<(serde_json::Value, i64), JobEnd> {
         let config: TrainConfig = serde_json::from_value(job.config.clone())
             .map_err(|e| CoreError::InvalidInput(format!("stored job config is invalid: {e}")))?;
-        let meta = &self.inner.meta;
+        let meta = &self.inner.config.meta;
         let dataset = meta
             .dataset(&job.dataset_id)
             .await?
@@ -368,8 +473,11 @@ impl Platform {
         let p = self.clone();
         let flag = cancel.clone();
         let trained = tokio::task::spawn_blocking(move || {
-            let rows = p.load_rows(&dataset)?;
-            let test_rows = test.as_ref().map(|t| p.load_rows(t)).transpose()?;
+            let rows = p.inner.config.datasets.load_rows(&dataset)?;
+            let test_rows = test
+                .as_ref()
+                .map(|t| p.inner.config.datasets.load_rows(t))
+                .transpose()?;
             let stopped_or = |e: aiaas_train::TrainError| match e {
                 aiaas_train::TrainError::Cancelled => JobEnd::Stopped,
                 aiaas_train::TrainError::InvalidData(m)
@@ -396,6 +504,7 @@ impl Platform {
         // Still this worker's job? (Its lease may have run out while it trained.)
         if !self
             .inner
+            .config
             .meta
             .renew_job_lease(&job.id, worker, self.lease_ms())
             .await?
@@ -408,6 +517,9 @@ impl Platform {
         let version = self.register_version(job, &trained, report.clone()).await?;
         if job.deploy {
             if let Err(e) = self
+                .inner
+                .config
+                .models
                 .deploy_version_of(&job.tenant_id, &job.model_name, version)
                 .await
             {
@@ -435,7 +547,7 @@ impl Platform {
             "models/{}/{}/{}-{}",
             job.tenant_id, job.model_name, job.id, job.attempts
         );
-        let artifacts = self.inner.artifacts.clone();
+        let artifacts = self.inner.config.artifacts.clone();
         // The version's artifact is self-describing: weights and model description from
         // training, plus the job's configuration and the evaluation report.
         let mut files = trained.files.clone();
@@ -452,6 +564,7 @@ impl Platform {
         .await??;
         let record = self
             .inner
+            .config
             .meta
             .insert_model_version(&NewModelVersion {
                 tenant_id: job.tenant_id.clone(),
@@ -490,19 +603,27 @@ impl Platform {
             let mut last_renewal = std::time::Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_secs(1).min(renew_every)).await;
-                if let Ok(true) = p.inner.meta.cancel_requested(&id).await {
+                if let Ok(true) = p.inner.config.meta.cancel_requested(&id).await {
                     flag.store(true, Ordering::SeqCst);
                     return;
                 }
                 if last_renewal.elapsed() >= renew_every {
-                    match p.inner.meta.renew_job_lease(&id, &worker, lease).await {
+                    match p
+                        .inner
+                        .config
+                        .meta
+                        .renew_job_lease(&id, &worker, lease)
+                        .await
+                    {
                         Ok(true) => last_renewal = std::time::Instant::now(),
                         Ok(false) => {
                             lost.store(true, Ordering::SeqCst);
                             flag.store(true, Ordering::SeqCst);
                             return;
                         }
-                        Err(e) => tracing::warn!(job = %id, error = %e, "renewing a job's lease failed; retrying"),
+                        Err(e) => {
+                            tracing::warn!(job = %id, error = %e, "renewing a job's lease failed; retrying")
+                        }
                     }
                 }
             }
@@ -514,7 +635,13 @@ impl Platform {
             Ok(v) => v,
             Err(_) => return,
         };
-        if let Err(e) = self.inner.meta.append_job_event(job_id, &value).await {
+        if let Err(e) = self
+            .inner
+            .config
+            .meta
+            .append_job_event(job_id, &value)
+            .await
+        {
             tracing::warn!(job = %job_id, error = %e, "could not store a job event");
         }
     }

@@ -1,6 +1,9 @@
-//! The platform's services: tenants, keys, datasets, training jobs, the model registry,
-//! deployments and inference. Every operation takes the caller's `Principal` and checks
-//! its permission here, in the core, never in the HTTP layer.
+//! The platform's services, each a struct owning its state: `Accounts` (tenants, keys),
+//! `Limiter`, `AuditLog`, `Privacy`, `Datasets`, `TrainingJobs`, `Models` (trained
+//! models, deployments, predict), `Library` (pulled models, loads, the memory budget),
+//! `Inference` (chat, completions, embeddings) and `Backups`; `Platform` wires them and
+//! runs the lifecycle. Every operation takes the caller's `Principal` and checks its
+//! permission here, in the core, never in the HTTP layer.
 //!
 //! Architecture invariant: objects of one tenant are invisible to another; a lookup of
 //! another tenant's object answers `NotFound`, exactly like a missing one.
@@ -15,7 +18,6 @@ mod generate;
 mod jobs;
 mod keys_at_rest;
 mod library;
-mod library_load;
 mod limits;
 mod models;
 mod platform;
@@ -34,32 +36,33 @@ pub use aiaas_store::{
     JobStatus, ModelRecord, ModelVersionRecord, Tenant,
 };
 pub use audit::{
-    entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditOutcome, AuditQuery,
+    entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditLog, AuditOutcome, AuditQuery,
     AuditVerification, ChainHead, GENESIS, HEAD_FILE,
 };
 pub use backup::{
     backup_data_dir, prune_backups, restore_backup, verify_backup, ArchiveReport, BackupReport,
-    BACKUP_SUFFIX,
+    Backups, BACKUP_SUFFIX,
 };
-pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, PreviewRow};
+pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, Datasets, PreviewRow};
 pub use error::CoreError;
 pub use generate::{
     collect, ChatRequest, CollectedChoice, CompletionRequest, EmbeddingOutput, EmbeddingRequest,
-    Generation, GenerationOptions, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
+    Generation, GenerationOptions, Inference, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
-pub use jobs::TrainRequest;
+pub use jobs::{TrainRequest, TrainingJobs};
 pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, Rotation, RotationReport};
 pub use library::{
-    CatalogueItem, KeepAlive, LibraryConfig, LibraryModel, LibraryModelDetails, ServingSettings,
+    CatalogueItem, KeepAlive, Library, LibraryConfig, LibraryModel, LibraryModelDetails,
+    ServingSettings,
 };
-pub use limits::RateStatus;
-pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Predictions};
+pub use limits::{Limiter, RateStatus};
+pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Models, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{
-    parse_mode, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, PrivacyUpdate,
+    parse_mode, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
     PSEUDONYM_SECRET_FILE,
 };
-pub use tenants::{CreatedKey, Identity, KeyLimits, NewKey};
+pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

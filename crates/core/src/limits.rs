@@ -13,13 +13,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aiaas_store::{Gcra, RateDecision};
+use aiaas_store::{Gcra, Metadata, RateDecision};
 use aiaas_types::{IpNet, Limits, Principal};
 
-use crate::{ApiKeyRecord, CoreError, Platform, Result};
+use crate::{ApiKeyRecord, CoreError, Result};
 
 /// How long a tenant's limits are cached between database reads.
 const TENANT_LIMITS_TTL: Duration = Duration::from_secs(5);
@@ -38,8 +38,15 @@ pub struct RateStatus {
 /// A month's token count: (month "YYYY-MM", tokens, read from the database at).
 type MonthCount = (String, u64, Instant);
 
-#[derive(Default)]
-pub(crate) struct Limiter {
+/// The limits service: admits requests, meters tokens. Owns the caches of tenants'
+/// limits and monthly counts; the buckets themselves live in the database.
+#[derive(Clone)]
+pub struct Limiter {
+    inner: Arc<LimiterState>,
+}
+
+struct LimiterState {
+    meta: Metadata,
     months: Mutex<HashMap<String, MonthCount>>,
     tenant_limits: Mutex<HashMap<String, (Limits, Instant)>>,
 }
@@ -77,7 +84,17 @@ fn limited(who: &str, g: Gcra, what: &str, wait_us: i64) -> CoreError {
     }
 }
 
-impl Platform {
+impl Limiter {
+    pub(crate) fn new(meta: Metadata) -> Limiter {
+        Limiter {
+            inner: Arc::new(LimiterState {
+                meta,
+                months: Mutex::new(HashMap::new()),
+                tenant_limits: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
     /// Admit a request of an authenticated key from `ip`: the key's IP allow-list (403),
     /// then one request from the key's and the tenant's buckets (429).
     pub async fn admit_request(
@@ -167,12 +184,7 @@ impl Platform {
     pub(crate) async fn charge_tokens(&self, principal: &Principal, tokens: u64) {
         let month = month_of(aiaas_types::now_ms());
         {
-            let mut months = self
-                .inner
-                .limiter
-                .months
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut months = self.inner.months.lock().unwrap_or_else(|e| e.into_inner());
             for name in [
                 format!("key:{}", principal.key_id),
                 format!("tenant:{}", principal.tenant_id),
@@ -219,12 +231,7 @@ impl Platform {
     async fn tokens_this_month(&self, who: &str, id: &str, month: &str) -> Result<u64> {
         let name = format!("{who}:{id}");
         {
-            let months = self
-                .inner
-                .limiter
-                .months
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let months = self.inner.months.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((m, used, at)) = months.get(&name) {
                 if m == month && at.elapsed() < MONTH_TTL {
                     return Ok(*used);
@@ -237,7 +244,6 @@ impl Platform {
         };
         let used = self.inner.meta.tokens_in_month(key, tenant, month).await?;
         self.inner
-            .limiter
             .months
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -249,7 +255,6 @@ impl Platform {
         {
             let cache = self
                 .inner
-                .limiter
                 .tenant_limits
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
@@ -267,7 +272,6 @@ impl Platform {
             .map(|t| t.limits)
             .unwrap_or_default();
         self.inner
-            .limiter
             .tenant_limits
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -278,7 +282,6 @@ impl Platform {
     /// Forget a tenant's cached limits (after they change here).
     pub(crate) fn forget_tenant_limits(&self, tenant_id: &str) {
         self.inner
-            .limiter
             .tenant_limits
             .lock()
             .unwrap_or_else(|e| e.into_inner())

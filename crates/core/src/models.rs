@@ -5,17 +5,17 @@
 //! `reconcile_deployments` (every few seconds) unloading what a change elsewhere left.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aiaas_engine::BatchSettings;
-use aiaas_store::DeploymentSettings;
+use aiaas_engine::{BatchSettings, Engine};
+use aiaas_store::{ArtifactStore, DeploymentSettings, Metadata};
 use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{check_name, require};
-use crate::{
-    AliasRecord, CoreError, DeploymentRecord, ModelRecord, ModelVersionRecord, Platform, Result,
-};
+use crate::privacy::Privacy;
+use crate::{AliasRecord, CoreError, DeploymentRecord, ModelRecord, ModelVersionRecord, Result};
 
 /// Most texts accepted in one predict call.
 pub const MAX_TEXTS_PER_REQUEST: usize = 1024;
@@ -109,8 +109,35 @@ fn runtime_key(model_id: &str, version: i64) -> String {
     format!("{model_id}:{version}")
 }
 
-impl Platform {
-    pub async fn list_models(&self, principal: &Principal) -> Result<Vec<ModelSummary>> {
+/// The models service: trained models of each tenant (versions, aliases), their
+/// deployments and predictions. Runtimes live in the shared engine under
+/// `<model id>:<version>`; loads are serialised with the library's through `loading`.
+#[derive(Clone)]
+pub struct Models {
+    inner: Arc<ModelsConfig>,
+}
+
+/// What the models service is built from.
+pub(crate) struct ModelsConfig {
+    pub(crate) meta: Metadata,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    pub(crate) engine: Arc<Engine>,
+    /// Serialises model loads so concurrent first requests load a model once.
+    pub(crate) loading: Arc<tokio::sync::Mutex<()>>,
+    /// Masks inputs under the deployment's or the tenant's policy.
+    pub(crate) privacy: Privacy,
+    /// Serving settings of a first deployment.
+    pub(crate) batch: BatchSettings,
+}
+
+impl Models {
+    pub(crate) fn new(config: ModelsConfig) -> Models {
+        Models {
+            inner: Arc::new(config),
+        }
+    }
+
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<ModelSummary>> {
         require(principal, Permission::ReadModels)?;
         let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
         let meta = &self.inner.meta;
@@ -137,7 +164,7 @@ impl Platform {
         Ok(out)
     }
 
-    pub async fn get_model(&self, principal: &Principal, name: &str) -> Result<ModelDetails> {
+    pub async fn get(&self, principal: &Principal, name: &str) -> Result<ModelDetails> {
         require(principal, Permission::ReadModels)?;
         let model = self.find_model(principal, name).await?;
         let meta = &self.inner.meta;
@@ -254,7 +281,7 @@ impl Platform {
         Ok(())
     }
 
-    pub async fn delete_model(&self, principal: &Principal, name: &str) -> Result<()> {
+    pub async fn delete(&self, principal: &Principal, name: &str) -> Result<()> {
         require(principal, Permission::Deploy)?;
         let model = self.find_model(principal, name).await?;
         let versions = self.inner.meta.model_versions(&model.id).await?;
@@ -313,7 +340,9 @@ impl Platform {
             .pii_inputs
             .as_deref()
             .and_then(crate::privacy::parse_mode);
-        self.mask_model_inputs(principal, model_mode, texts.iter_mut())
+        self.inner
+            .privacy
+            .mask_model_inputs(principal, model_mode, texts.iter_mut())
             .await?;
         let key = self.ensure_loaded(&model, &version, &deployment).await?;
         let predictions = self.inner.engine.classify(&key, texts).await?;
@@ -395,7 +424,7 @@ impl Platform {
 
     /// Serving settings of a new deployment: the server's configured defaults.
     fn default_settings(&self) -> DeploymentSettings {
-        let b = self.inner.config.batch;
+        let b = self.inner.batch;
         DeploymentSettings {
             max_batch: b.max_batch as i64,
             max_delay_ms: b.max_delay.as_millis() as i64,
@@ -496,9 +525,7 @@ impl Platform {
         // leaves the previous deployment in place.
         let (key, record) = {
             let _guard = self.inner.loading.lock().await;
-            let key = self
-                .load_unlocked(model, version, settings.clone())
-                .await?;
+            let key = self.load_unlocked(model, version, settings.clone()).await?;
             let record = self
                 .inner
                 .meta

@@ -1,18 +1,25 @@
 //! The platform object: opens the stores, bootstraps the admin key, runs background
 //! work (training workers, deployment loading, the demo) and shuts down cleanly.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aiaas_engine::{BatchSettings, Engine, Metrics};
-use aiaas_store::{ApiKeyRecord, ArtifactStore, LocalArtifacts, Metadata};
-use aiaas_types::{Permission, Principal, Role, Secret};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use aiaas_store::{ArtifactStore, LocalArtifacts, Metadata};
+use aiaas_types::{Permission, Principal, Secret};
 
-use crate::auth::{self, hash_secret};
+use crate::audit::AuditLog;
+use crate::auth;
+use crate::backup::Backups;
+use crate::datasets::Datasets;
+use crate::generate::Inference;
+use crate::jobs::TrainingJobs;
+use crate::library::Library;
+use crate::limits::Limiter;
+use crate::models::Models;
+use crate::privacy::Privacy;
+use crate::tenants::Accounts;
 use crate::{CoreError, Result};
 
 /// Settings of one platform instance, validated by the binary before it gets here.
@@ -68,7 +75,7 @@ impl PlatformConfig {
         }
     }
 
-    pub(crate) fn demo_csv(&self) -> PathBuf {
+    fn demo_csv(&self) -> PathBuf {
         self.demo_data
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache").join("bbc-news.csv"))
@@ -108,38 +115,37 @@ pub struct StartupReport {
     pub encrypted_plaintext: usize,
 }
 
-/// The platform: cheap to clone, shared by every request handler.
+/// The platform: cheap to clone, shared by every request handler. It opens the stores,
+/// wires the services (each owns its state and gets what it uses in its constructor) and
+/// runs the lifecycle: start, reconcile, readiness, shutdown. Requests go to a service:
+/// `platform.datasets().create(..)`.
 #[derive(Clone)]
 pub struct Platform {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) config: PlatformConfig,
-    pub(crate) meta: Metadata,
-    pub(crate) artifacts: Arc<dyn ArtifactStore>,
-    pub(crate) engine: Engine,
-    pub(crate) metrics: Arc<Metrics>,
-    /// Cancel flags of the jobs this process is running.
-    pub(crate) running: Mutex<HashMap<String, Arc<AtomicBool>>>,
-    pub(crate) job_wakeup: Notify,
-    pub(crate) shutting_down: AtomicBool,
+struct Inner {
+    meta: Metadata,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    replica_id: String,
+    max_upload_bytes: u64,
+    demo: bool,
+    demo_csv: PathBuf,
+    first_start_pulls: Vec<String>,
+    shutting_down: AtomicBool,
     /// Set once the deployments found at start have been loaded (readiness waits for it).
-    pub(crate) started: tokio::sync::watch::Sender<bool>,
-    pub(crate) workers: Mutex<Vec<JoinHandle<()>>>,
-    pub(crate) worker_id: String,
-    pub(crate) admin: Mutex<Option<Principal>>,
-    /// Serialises model loads so concurrent first requests load a model once.
-    pub(crate) loading: tokio::sync::Mutex<()>,
-    pub(crate) library: crate::library::LibraryState,
-    /// Serialises this process's audit appends (the chain is linear).
-    pub(crate) audit_lock: tokio::sync::Mutex<()>,
-    pub(crate) limiter: crate::limits::Limiter,
-    pub(crate) master_keys: Arc<aiaas_store::MasterKeys>,
-    pub(crate) pseudonym_secret: std::sync::OnceLock<Vec<u8>>,
-    /// Tenants' PII policies for model inputs and outputs, cached for a few seconds.
-    pub(crate) pii_policies:
-        Mutex<HashMap<String, (crate::privacy::ModelPrivacy, std::time::Instant)>>,
+    started: tokio::sync::watch::Sender<bool>,
+    accounts: Accounts,
+    limiter: Limiter,
+    audit: AuditLog,
+    privacy: Privacy,
+    datasets: Datasets,
+    jobs: TrainingJobs,
+    models: Models,
+    library: Library,
+    inference: Inference,
+    backups: Backups,
 }
 
 impl Platform {
@@ -161,90 +167,182 @@ impl Platform {
             Some(url) => Metadata::connect(url).await?,
         };
         let (keys, master_key_created) = crate::keys_at_rest::load(&config.master_key)?;
-        let (artifacts, encrypted_plaintext): (Arc<dyn ArtifactStore>, usize) = match &config
-            .artifacts
-        {
-            None => {
-                let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
-                let n = local.encrypt_plaintext_objects()?;
-                (Arc::new(local), n)
-            }
-            Some(s3) => {
-                let scratch = config.data_dir.join("tmp");
-                let (s3, keys) = (s3.clone(), keys.clone());
-                let store = tokio::task::spawn_blocking(move || {
-                    let store = aiaas_store::S3Artifacts::open(s3, keys, &scratch)?;
-                    store.check()?;
-                    Ok::<_, aiaas_store::StoreError>(store)
-                })
-                .await??;
-                (Arc::new(store), 0)
-            }
-        };
-        let metrics = Arc::new(Metrics::new());
-        let platform = Platform {
-            inner: Arc::new(Inner {
-                engine: Engine::new(metrics.clone()),
-                metrics,
-                meta,
-                artifacts,
-                running: Mutex::new(HashMap::new()),
-                job_wakeup: Notify::new(),
-                shutting_down: AtomicBool::new(false),
-                started: tokio::sync::watch::Sender::new(false),
-                workers: Mutex::new(Vec::new()),
-                worker_id: format!(
-                    "{}/{}-{}",
-                    config.replica_id,
-                    std::process::id(),
-                    aiaas_types::new_id()
-                ),
-                admin: Mutex::new(None),
-                loading: tokio::sync::Mutex::new(()),
-                library: crate::library::LibraryState::default(),
-                audit_lock: tokio::sync::Mutex::new(()),
-                limiter: crate::limits::Limiter::default(),
-                master_keys: keys,
-                pseudonym_secret: std::sync::OnceLock::new(),
-                pii_policies: Mutex::new(HashMap::new()),
-                config,
-            }),
-        };
+        let (artifacts, encrypted_plaintext) = open_artifacts(&config, &keys).await?;
+        let platform = Platform::wire(config, meta, artifacts, keys);
+        let accounts = &platform.inner.accounts;
         // A first start is one that finds no key at all (not merely a missing file, so an
         // interrupted first start is still treated as one).
         let lock = platform.inner.meta.startup_lock().await?;
         let bootstrapped = async {
             let first_start = platform.inner.meta.count_keys().await? == 0;
-            let report = platform.bootstrap_admin().await?;
-            Ok::<_, CoreError>((first_start, report))
+            let admin = accounts.bootstrap_admin().await?;
+            Ok::<_, CoreError>((first_start, admin))
         }
         .await;
         lock.release().await?;
-        let (first_start, mut report) = bootstrapped?;
-        report.first_start = first_start;
-        report.master_key_created = master_key_created;
-        report.encrypted_plaintext = encrypted_plaintext + platform.seal_library_models().await?;
-        report.resumed_jobs = platform.recover_jobs().await?;
+        let (first_start, admin) = bootstrapped?;
+        let report = StartupReport {
+            new_admin_key: admin.generated,
+            admin_key_from_env: admin.from_env,
+            first_start,
+            resumed_jobs: platform.inner.jobs.recover().await?,
+            master_key_created,
+            encrypted_plaintext: encrypted_plaintext
+                + platform.inner.library.seal_library_models().await?,
+        };
         Ok((platform, report))
+    }
+
+    /// Build every service over the opened stores: each gets what it uses, nothing more.
+    fn wire(
+        config: PlatformConfig,
+        meta: Metadata,
+        artifacts: Arc<dyn ArtifactStore>,
+        keys: Arc<aiaas_store::MasterKeys>,
+    ) -> Platform {
+        let metrics = Arc::new(Metrics::new());
+        let engine = Arc::new(Engine::new(metrics.clone()));
+        let loading = Arc::new(tokio::sync::Mutex::new(()));
+        let limiter = Limiter::new(meta.clone());
+        let accounts = Accounts::new(meta.clone(), limiter.clone(), config.admin_key.clone());
+        let audit = AuditLog::new(meta.clone(), config.data_dir.clone(), metrics.clone());
+        let privacy = Privacy::new(meta.clone(), accounts.clone(), config.data_dir.clone());
+        let datasets = Datasets::new(crate::datasets::DatasetsConfig {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            privacy: privacy.clone(),
+            scratch: config.data_dir.join("tmp"),
+            max_upload_bytes: config.max_upload_bytes,
+        });
+        let models = Models::new(crate::models::ModelsConfig {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            engine: engine.clone(),
+            loading: loading.clone(),
+            privacy: privacy.clone(),
+            batch: config.batch,
+        });
+        let jobs = TrainingJobs::new(crate::jobs::JobsConfig {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            datasets: datasets.clone(),
+            models: models.clone(),
+            replica_id: config.replica_id.clone(),
+            workers: config.training_workers,
+            lease: config.job_lease,
+        });
+        let library = Library::new(crate::library::LibraryWiring {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            engine: engine.clone(),
+            loading,
+            master_keys: keys.clone(),
+            scratch: config.data_dir.join("tmp"),
+            cache_dir: config
+                .library
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("models")),
+            config: config.library.clone(),
+        });
+        let inference = Inference::new(
+            meta.clone(),
+            engine.clone(),
+            library.clone(),
+            privacy.clone(),
+            limiter.clone(),
+        );
+        let backups = Backups::new(meta.clone(), artifacts, keys, config.data_dir.clone());
+        Platform {
+            inner: Arc::new(Inner {
+                demo_csv: config.demo_csv(),
+                demo: config.demo,
+                first_start_pulls: config.library.first_start_pulls.clone(),
+                replica_id: config.replica_id,
+                max_upload_bytes: config.max_upload_bytes,
+                meta,
+                engine,
+                metrics,
+                shutting_down: AtomicBool::new(false),
+                started: tokio::sync::watch::Sender::new(false),
+                accounts,
+                limiter,
+                audit,
+                privacy,
+                datasets,
+                jobs,
+                models,
+                library,
+                inference,
+                backups,
+            }),
+        }
+    }
+
+    /// Tenants and API keys: authentication, roles, `whoami`.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// Rate limits, token quotas and IP allow-lists.
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
+    }
+
+    /// The hash-chained audit log.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// PII masking and the tenants' privacy policies.
+    pub fn privacy(&self) -> &Privacy {
+        &self.inner.privacy
+    }
+
+    pub fn datasets(&self) -> &Datasets {
+        &self.inner.datasets
+    }
+
+    pub fn jobs(&self) -> &TrainingJobs {
+        &self.inner.jobs
+    }
+
+    /// Trained models: versions, aliases, deployments, predict.
+    pub fn models(&self) -> &Models {
+        &self.inner.models
+    }
+
+    /// Pulled models: catalogue, pulls, loading, the memory budget.
+    pub fn library(&self) -> &Library {
+        &self.inner.library
+    }
+
+    /// Chat, completions and embeddings on library models, with usage per key.
+    pub fn inference(&self) -> &Inference {
+        &self.inner.inference
+    }
+
+    pub fn backups(&self) -> &Backups {
+        &self.inner.backups
     }
 
     /// Start the background work: training workers, deployments, and the demo on a
     /// first start. Returns at once.
     pub fn start(&self, report: &StartupReport) {
-        self.spawn_job_workers();
+        self.inner.jobs.spawn_workers();
         let p = self.clone();
-        let seed_demo = report.first_start && self.inner.config.demo;
+        let seed_demo = report.first_start && self.inner.demo;
         tokio::spawn(async move {
-            p.load_deployments().await;
+            p.inner.models.load_deployments().await;
             p.inner.started.send_replace(true);
             if seed_demo {
-                if let Err(e) = p.seed_demo().await {
+                if let Err(e) = p.seed_demo(&p.inner.demo_csv).await {
                     tracing::warn!(error = %e, "demo not seeded");
                 }
             }
         });
         if report.first_start {
-            for name in self.inner.config.library.first_start_pulls.clone() {
+            for name in self.inner.first_start_pulls.clone() {
                 let p = self.clone();
                 tokio::spawn(async move { p.pull_in_background(&name).await });
             }
@@ -255,7 +353,7 @@ impl Platform {
             let mut n = 0u64;
             while !p.is_shutting_down() {
                 tick.tick().await;
-                p.reap_idle().await;
+                p.inner.library.reap_idle().await;
                 n += 1;
                 if n % RECONCILE_TICKS == 0 {
                     p.reconcile().await;
@@ -267,40 +365,10 @@ impl Platform {
     /// Follow changes other replicas made in the database: deployments, and library
     /// models removed. Failures (the database away) are logged and retried next time.
     async fn reconcile(&self) {
-        if let Err(e) = self.reconcile_deployments().await {
+        if let Err(e) = self.inner.models.reconcile_deployments().await {
             tracing::warn!(error = %e, "reconciling deployments failed");
         }
-        for m in self.inner.engine.loaded() {
-            let Some(name) = m.key.strip_prefix("lib:") else {
-                continue;
-            };
-            if let Ok(None) = self.inner.meta.library_model(name).await {
-                tracing::info!(model = %name, "unloading a library model removed elsewhere");
-                self.unload_library(name).await;
-            }
-        }
-        self.forget_removed_models().await;
-    }
-
-    /// Resolve a bearer secret to its principal (no rate limiting: see
-    /// `authenticate_request` for requests).
-    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
-        Ok(self.authenticate_record(secret).await?.0)
-    }
-
-    /// The principal of a bearer secret and its key's record (limits, allow-lists).
-    pub async fn authenticate_record(&self, secret: &str) -> Result<(Principal, ApiKeyRecord)> {
-        if !secret.starts_with(auth::KEY_PREFIX) {
-            return Err(auth::invalid_key());
-        }
-        let record = self
-            .inner
-            .meta
-            .key_by_hash(&hash_secret(secret))
-            .await?
-            .ok_or_else(auth::invalid_key)?;
-        let principal = auth::principal_for(secret, &record, aiaas_types::now_ms())?;
-        Ok((principal, record))
+        self.inner.library.reconcile().await;
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -323,15 +391,11 @@ impl Platform {
 
     /// This replica's name (`--replica-id`, else the host name).
     pub fn replica_id(&self) -> &str {
-        &self.inner.config.replica_id
+        &self.inner.replica_id
     }
 
     pub fn max_upload_bytes(&self) -> u64 {
-        self.inner.config.max_upload_bytes
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.inner.config.data_dir
+        self.inner.max_upload_bytes
     }
 
     /// Ready to serve: started (deployments loaded), not shutting down, and the
@@ -361,16 +425,7 @@ impl Platform {
     /// next batch (its job goes back to the queue) and no new job is claimed.
     pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
-        for flag in self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
-            flag.store(true, Ordering::SeqCst);
-        }
-        self.inner.job_wakeup.notify_waiters();
+        self.inner.jobs.begin_shutdown();
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -381,95 +436,40 @@ impl Platform {
     /// wait for the workers, unload models and close the database.
     pub async fn shutdown(&self) {
         self.begin_shutdown();
-        let workers: Vec<_> = self
-            .inner
-            .workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        for w in workers {
-            let _ = w.await;
-        }
-        let p = self.clone();
+        self.inner.jobs.join_workers().await;
+        let engine = self.inner.engine.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            for m in p.inner.engine.loaded() {
-                p.inner.engine.unload(&m.key);
+            for m in engine.loaded() {
+                engine.unload(&m.key);
             }
         })
         .await;
         self.inner.meta.close().await;
     }
+}
 
-    async fn bootstrap_admin(&self) -> Result<StartupReport> {
-        let meta = &self.inner.meta;
-        let tenant = match meta.tenant_by_name("default").await? {
-            Some(t) => t,
-            None => meta.create_tenant("default").await?,
-        };
-        let mut report = StartupReport {
-            new_admin_key: None,
-            admin_key_from_env: false,
-            first_start: false,
-            resumed_jobs: 0,
-            master_key_created: None,
-            encrypted_plaintext: 0,
-        };
-        let secret = match &self.inner.config.admin_key {
-            Some(s) => {
-                if !s.expose().starts_with(auth::KEY_PREFIX) || s.expose().len() < 32 {
-                    return Err(CoreError::InvalidInput(format!(
-                        "AIAAS_ADMIN_KEY must start with {:?} and be at least 32 characters long",
-                        auth::KEY_PREFIX
-                    )));
-                }
-                if let Some(existing) = meta.key_by_hash(&hash_secret(s.expose())).await? {
-                    self.remember_admin(&existing);
-                    return Ok(report);
-                }
-                report.admin_key_from_env = true;
-                s.clone()
-            }
-            None => {
-                let admins: Vec<ApiKeyRecord> = meta
-                    .keys(Some(&tenant.id))
-                    .await?
-                    .into_iter()
-                    .filter(|k| k.role == Role::Admin.as_str() && k.revoked_at.is_none())
-                    .collect();
-                if let Some(existing) = admins.first() {
-                    self.remember_admin(existing);
-                    return Ok(report);
-                }
-                let s = auth::generate_secret();
-                report.new_admin_key = Some(s.clone());
-                s
-            }
-        };
-        let record = ApiKeyRecord {
-            id: aiaas_types::new_id(),
-            tenant_id: tenant.id,
-            name: "admin".into(),
-            role: Role::Admin.as_str().into(),
-            secret_hash: hash_secret(secret.expose()),
-            allowed_models: None,
-            expires_at: None,
-            revoked_at: None,
-            created_at: aiaas_types::now_ms(),
-            limits: aiaas_types::Limits::default(),
-            allowed_ips: None,
-        };
-        meta.insert_key(&record).await?;
-        self.remember_admin(&record);
-        Ok(report)
-    }
-
-    fn remember_admin(&self, record: &ApiKeyRecord) {
-        *self.inner.admin.lock().unwrap_or_else(|e| e.into_inner()) = Some(Principal {
-            key_id: record.id.clone(),
-            tenant_id: record.tenant_id.clone(),
-            role: Role::Admin,
-            allowed_models: None,
-        });
-    }
+/// The artifact store the configuration names, and how many plain-text objects of an
+/// older version were encrypted on the way.
+async fn open_artifacts(
+    config: &PlatformConfig,
+    keys: &Arc<aiaas_store::MasterKeys>,
+) -> Result<(Arc<dyn ArtifactStore>, usize)> {
+    Ok(match &config.artifacts {
+        None => {
+            let local = LocalArtifacts::open(&config.data_dir.join("artifacts"), keys.clone())?;
+            let n = local.encrypt_plaintext_objects()?;
+            (Arc::new(local), n)
+        }
+        Some(s3) => {
+            let scratch = config.data_dir.join("tmp");
+            let (s3, keys) = (s3.clone(), keys.clone());
+            let store = tokio::task::spawn_blocking(move || {
+                let store = aiaas_store::S3Artifacts::open(s3, keys, &scratch)?;
+                store.check()?;
+                Ok::<_, aiaas_store::StoreError>(store)
+            })
+            .await??;
+            (Arc::new(store), 0)
+        }
+    })
 }

@@ -12,15 +12,21 @@
 //! apart from the encryption master keys on purpose: rotating those must not change the
 //! pseudonyms already handed out, or joins across time would break.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use aiaas_privacy::{Counts, Finding, Kind, Mode, Policy, PseudonymKey};
 use aiaas_types::{Permission, Principal};
 use rand::RngCore;
 
 use crate::auth::require;
-use crate::{CoreError, Platform, Result};
+use aiaas_store::Metadata;
+
+use crate::tenants::Accounts;
+use crate::{CoreError, Result};
 
 /// The secret the per-tenant pseudonym keys derive from.
 pub const PSEUDONYM_SECRET_FILE: &str = "pseudonym.key";
@@ -50,7 +56,36 @@ pub struct MaskOutput {
     pub counts: Counts,
 }
 
-impl Platform {
+/// The privacy service: masking on request, the tenants' input/output policies (cached
+/// a few seconds) and the per-tenant pseudonym keys. Owns the pseudonym secret.
+#[derive(Clone)]
+pub struct Privacy {
+    inner: Arc<PrivacyState>,
+}
+
+struct PrivacyState {
+    meta: Metadata,
+    accounts: Accounts,
+    /// Where the pseudonym secret lives.
+    data_dir: PathBuf,
+    pseudonym_secret: OnceLock<Vec<u8>>,
+    /// Tenants' PII policies for model inputs and outputs, cached for a few seconds.
+    pii_policies: Mutex<HashMap<String, (ModelPrivacy, Instant)>>,
+}
+
+impl Privacy {
+    pub(crate) fn new(meta: Metadata, accounts: Accounts, data_dir: PathBuf) -> Privacy {
+        Privacy {
+            inner: Arc::new(PrivacyState {
+                meta,
+                accounts,
+                data_dir,
+                pseudonym_secret: OnceLock::new(),
+                pii_policies: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
     /// Find and rewrite personal data in `texts` (any key may: it stores nothing).
     pub async fn mask_texts(&self, principal: &Principal, req: MaskRequest) -> Result<MaskOutput> {
         require(principal, Permission::Infer)?;
@@ -110,7 +145,7 @@ impl Platform {
         update: PrivacyUpdate,
     ) -> Result<crate::Tenant> {
         require(principal, Permission::ManageKeys)?;
-        let t = self.find_tenant(principal, tenant).await?;
+        let t = self.inner.accounts.find_tenant(principal, tenant).await?;
         if update.inputs.is_none() && update.outputs.is_none() {
             return Err(CoreError::InvalidInput(
                 "give \"inputs\" and/or \"outputs\": mask, label, pseudonymise or null".into(),
@@ -209,7 +244,7 @@ impl Platform {
             .pii_policies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant_id.to_string(), (policy, std::time::Instant::now()));
+            .insert(tenant_id.to_string(), (policy, Instant::now()));
         Ok(policy)
     }
 
@@ -220,7 +255,7 @@ impl Platform {
         let secret = match cell.get() {
             Some(s) => s,
             None => {
-                let path = self.inner.config.data_dir.join(PSEUDONYM_SECRET_FILE);
+                let path = self.inner.data_dir.join(PSEUDONYM_SECRET_FILE);
                 let s = load_or_create_secret(&path)?;
                 cell.get_or_init(|| s)
             }

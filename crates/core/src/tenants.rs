@@ -1,10 +1,38 @@
-//! Tenants and API keys: creation, listing, revocation.
+//! Tenants and API keys (`Accounts`): who a bearer secret is, creation, listing,
+//! revocation, the admin key bootstrapped at the first start.
 
+use std::sync::{Arc, Mutex};
+
+use aiaas_store::Metadata;
 use aiaas_types::{Permission, Principal, Role, Secret};
 use serde::Deserialize;
 
 use crate::auth::{self, check_name, hash_secret, require};
-use crate::{ApiKeyRecord, CoreError, Platform, Result, Tenant};
+use crate::limits::Limiter;
+use crate::{ApiKeyRecord, CoreError, Result, Tenant};
+
+/// The accounts service: tenants and API keys. Owns the admin principal of this process.
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<AccountsState>,
+}
+
+struct AccountsState {
+    meta: Metadata,
+    /// Told when a tenant's limits change (it caches them).
+    limiter: Limiter,
+    /// The admin key from the environment, instead of a generated one.
+    configured_admin: Option<Secret>,
+    admin: Mutex<Option<Principal>>,
+}
+
+/// The admin key as the first start left it.
+pub(crate) struct AdminBootstrap {
+    /// A newly generated admin key: print it once, it is not stored.
+    pub(crate) generated: Option<Secret>,
+    /// The admin key from the environment was registered.
+    pub(crate) from_env: bool,
+}
 
 /// A key to create.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,7 +87,49 @@ pub struct Identity {
     pub permissions: Vec<&'static str>,
 }
 
-impl Platform {
+impl Accounts {
+    pub(crate) fn new(meta: Metadata, limiter: Limiter, admin_key: Option<Secret>) -> Accounts {
+        Accounts {
+            inner: Arc::new(AccountsState {
+                meta,
+                limiter,
+                configured_admin: admin_key,
+                admin: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Resolve a bearer secret to its principal (no rate limiting: see
+    /// `Limiter::admit_request` for requests).
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        Ok(self.authenticate_record(secret).await?.0)
+    }
+
+    /// The principal of a bearer secret and its key's record (limits, allow-lists).
+    pub async fn authenticate_record(&self, secret: &str) -> Result<(Principal, ApiKeyRecord)> {
+        if !secret.starts_with(auth::KEY_PREFIX) {
+            return Err(auth::invalid_key());
+        }
+        let record = self
+            .inner
+            .meta
+            .key_by_hash(&hash_secret(secret))
+            .await?
+            .ok_or_else(auth::invalid_key)?;
+        let principal = auth::principal_for(secret, &record, aiaas_types::now_ms())?;
+        Ok((principal, record))
+    }
+
+    /// The admin principal of this installation (for work the platform does itself).
+    pub(crate) fn admin(&self) -> Result<Principal> {
+        self.inner
+            .admin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| CoreError::Internal("no admin principal".into()))
+    }
+
     pub async fn create_tenant(&self, principal: &Principal, name: &str) -> Result<Tenant> {
         require(principal, Permission::ManageTenants)?;
         check_name("tenant", name)?;
@@ -218,7 +288,7 @@ impl Platform {
         limits.validate().map_err(CoreError::InvalidInput)?;
         let t = self.resolve_tenant(principal, tenant).await?;
         self.inner.meta.set_tenant_limits(&t.id, &limits).await?;
-        self.forget_tenant_limits(&t.id);
+        self.inner.limiter.forget_tenant_limits(&t.id);
         Ok(Tenant { limits, ..t })
     }
 
@@ -298,5 +368,75 @@ impl Platform {
             Some(t) if principal.sees_tenant(&t.id) => Ok(t),
             _ => Err(CoreError::NotFound(format!("no tenant {id_or_name:?}"))),
         }
+    }
+
+    /// Make sure the installation has an admin key: the one from the environment, an
+    /// existing one, or a new one (returned to be printed once).
+    pub(crate) async fn bootstrap_admin(&self) -> Result<AdminBootstrap> {
+        let meta = &self.inner.meta;
+        let tenant = match meta.tenant_by_name("default").await? {
+            Some(t) => t,
+            None => meta.create_tenant("default").await?,
+        };
+        let mut report = AdminBootstrap {
+            generated: None,
+            from_env: false,
+        };
+        let secret = match &self.inner.configured_admin {
+            Some(s) => {
+                if !s.expose().starts_with(auth::KEY_PREFIX) || s.expose().len() < 32 {
+                    return Err(CoreError::InvalidInput(format!(
+                        "AIAAS_ADMIN_KEY must start with {:?} and be at least 32 characters long",
+                        auth::KEY_PREFIX
+                    )));
+                }
+                if let Some(existing) = meta.key_by_hash(&hash_secret(s.expose())).await? {
+                    self.remember_admin(&existing);
+                    return Ok(report);
+                }
+                report.from_env = true;
+                s.clone()
+            }
+            None => {
+                let admins: Vec<ApiKeyRecord> = meta
+                    .keys(Some(&tenant.id))
+                    .await?
+                    .into_iter()
+                    .filter(|k| k.role == Role::Admin.as_str() && k.revoked_at.is_none())
+                    .collect();
+                if let Some(existing) = admins.first() {
+                    self.remember_admin(existing);
+                    return Ok(report);
+                }
+                let s = auth::generate_secret();
+                report.generated = Some(s.clone());
+                s
+            }
+        };
+        let record = ApiKeyRecord {
+            id: aiaas_types::new_id(),
+            tenant_id: tenant.id,
+            name: "admin".into(),
+            role: Role::Admin.as_str().into(),
+            secret_hash: hash_secret(secret.expose()),
+            allowed_models: None,
+            expires_at: None,
+            revoked_at: None,
+            created_at: aiaas_types::now_ms(),
+            limits: aiaas_types::Limits::default(),
+            allowed_ips: None,
+        };
+        meta.insert_key(&record).await?;
+        self.remember_admin(&record);
+        Ok(report)
+    }
+
+    fn remember_admin(&self, record: &ApiKeyRecord) {
+        *self.inner.admin.lock().unwrap_or_else(|e| e.into_inner()) = Some(Principal {
+            key_id: record.id.clone(),
+            tenant_id: record.tenant_id.clone(),
+            role: Role::Admin,
+            allowed_models: None,
+        });
     }
 }

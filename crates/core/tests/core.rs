@@ -23,15 +23,16 @@ async fn tenants_cannot_see_or_touch_each_others_objects() {
     let spare = upload(&w.platform, &a.developer, "spare", &topic_csv(&TOPICS, 12)).await;
     let job = w
         .platform
-        .submit_job(&a.developer, train_request(&news.id, "clf"))
+        .jobs()
+        .submit(&a.developer, train_request(&news.id, "clf"))
         .await
         .unwrap();
 
     // While the job is (most likely) still queued or running: the other tenant can neither
     // read nor cancel it, and the job is not cancelled by the attempt.
     for p in [&b.owner, &b.developer] {
-        not_found("cancel_job", w.platform.cancel_job(p, &job.id).await);
-        not_found("get_job", w.platform.get_job(p, &job.id).await);
+        not_found("cancel_job", w.platform.jobs().cancel(p, &job.id).await);
+        not_found("get_job", w.platform.jobs().get(p, &job.id).await);
     }
     let job = wait_for_job(&w.platform, &a.developer, &job.id).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
@@ -40,11 +41,13 @@ async fn tenants_cannot_see_or_touch_each_others_objects() {
 
     let deployment = w
         .platform
+        .models()
         .deploy(&a.developer, "clf", DeployRequest::default())
         .await
         .unwrap();
     assert_eq!(deployment.version, 1);
     w.platform
+        .models()
         .set_alias(&a.developer, "clf", "prod", 1)
         .await
         .unwrap();
@@ -54,6 +57,7 @@ async fn tenants_cannot_see_or_touch_each_others_objects() {
     ];
     let answer = w
         .platform
+        .models()
         .predict(&a.inference, "clf", texts.clone())
         .await
         .unwrap();
@@ -64,90 +68,122 @@ async fn tenants_cannot_see_or_touch_each_others_objects() {
     // Every lookup of tenant A's objects by any key of tenant B, by id and by name.
     for p in [&b.owner, &b.developer] {
         for ds in [news.id.as_str(), "news", spare.id.as_str(), "spare"] {
-            not_found("get_dataset", w.platform.get_dataset(p, ds).await);
+            not_found("get_dataset", w.platform.datasets().get(p, ds).await);
             not_found(
                 "preview_dataset",
-                w.platform.preview_dataset(p, ds, 5).await,
+                w.platform.datasets().preview(p, ds, 5).await,
             );
-            not_found("delete_dataset", w.platform.delete_dataset(p, ds).await);
+            not_found("delete_dataset", w.platform.datasets().delete(p, ds).await);
         }
-        not_found("get_job", w.platform.get_job(p, &job.id).await);
-        not_found("cancel_job", w.platform.cancel_job(p, &job.id).await);
-        not_found("job_events", w.platform.job_events(p, &job.id, 0).await);
+        not_found("get_job", w.platform.jobs().get(p, &job.id).await);
+        not_found("cancel_job", w.platform.jobs().cancel(p, &job.id).await);
+        not_found("job_events", w.platform.jobs().events(p, &job.id, 0).await);
         not_found(
             "submit_job on another tenant's dataset",
             w.platform
-                .submit_job(p, train_request(&news.id, "stolen"))
+                .jobs()
+                .submit(p, train_request(&news.id, "stolen"))
                 .await,
         );
-        not_found("get_model", w.platform.get_model(p, "clf").await);
+        not_found("get_model", w.platform.models().get(p, "clf").await);
         not_found(
             "get_version",
-            w.platform.get_version(p, "clf", Some("1")).await,
+            w.platform.models().get_version(p, "clf", Some("1")).await,
         );
-        not_found("model_ready", w.platform.model_ready(p, "clf", None).await);
+        not_found(
+            "model_ready",
+            w.platform.models().model_ready(p, "clf", None).await,
+        );
         not_found(
             "deploy",
-            w.platform.deploy(p, "clf", DeployRequest::default()).await,
+            w.platform
+                .models()
+                .deploy(p, "clf", DeployRequest::default())
+                .await,
         );
-        not_found("undeploy", w.platform.undeploy(p, "clf").await);
-        not_found("set_alias", w.platform.set_alias(p, "clf", "prod", 1).await);
+        not_found("undeploy", w.platform.models().undeploy(p, "clf").await);
+        not_found(
+            "set_alias",
+            w.platform.models().set_alias(p, "clf", "prod", 1).await,
+        );
         not_found(
             "set_alias (new)",
-            w.platform.set_alias(p, "clf", "hijack", 1).await,
+            w.platform.models().set_alias(p, "clf", "hijack", 1).await,
         );
-        not_found("delete_model", w.platform.delete_model(p, "clf").await);
+        not_found("delete_model", w.platform.models().delete(p, "clf").await);
     }
     for reference in ["clf", "clf:1", "clf:prod"] {
         for p in [&b.owner, &b.developer, &b.inference] {
             not_found(
                 "predict",
-                w.platform.predict(p, reference, texts.clone()).await,
+                w.platform
+                    .models()
+                    .predict(p, reference, texts.clone())
+                    .await,
             );
         }
     }
     for key in [&a.owner_key, &a.developer_key, &a.inference_key] {
         not_found(
             "revoke_key",
-            w.platform.revoke_key(&b.owner, &key.key.id).await,
+            w.platform
+                .accounts()
+                .revoke_key(&b.owner, &key.key.id)
+                .await,
         );
     }
     not_found(
         "revoke_key (admin)",
-        w.platform.revoke_key(&b.owner, &w.admin.key_id).await,
+        w.platform
+            .accounts()
+            .revoke_key(&b.owner, &w.admin.key_id)
+            .await,
     );
     for tenant in [a.tenant.id.as_str(), a.tenant.name.as_str()] {
         let new = new_key(Some(tenant), Role::Inference);
         not_found(
             "create_key in another tenant",
-            w.platform.create_key(&b.owner, new).await,
+            w.platform.accounts().create_key(&b.owner, new).await,
         );
     }
 
     // Listings of tenant B show none of tenant A's objects.
     assert!(w
         .platform
-        .list_datasets(&b.developer)
+        .datasets()
+        .list(&b.developer)
         .await
         .unwrap()
         .is_empty());
-    assert!(w.platform.list_jobs(&b.developer).await.unwrap().is_empty());
     assert!(w
         .platform
-        .list_models(&b.inference)
+        .jobs()
+        .list(&b.developer)
         .await
         .unwrap()
         .is_empty());
-    let keys = w.platform.list_keys(&b.owner).await.unwrap();
+    assert!(w
+        .platform
+        .models()
+        .list(&b.inference)
+        .await
+        .unwrap()
+        .is_empty());
+    let keys = w.platform.accounts().list_keys(&b.owner).await.unwrap();
     assert_eq!(keys.len(), 3);
     assert!(keys.iter().all(|k| k.tenant_id == b.tenant.id), "{keys:?}");
 
     // Nothing of tenant A changed.
     let after = Snapshot::take(&w.platform, a, &news, &job).await;
     assert_eq!(after, before);
-    w.platform.get_dataset(&a.developer, "spare").await.unwrap();
+    w.platform
+        .datasets()
+        .get(&a.developer, "spare")
+        .await
+        .unwrap();
     assert_eq!(
         w.platform
+            .models()
             .predict(&a.inference, "clf:prod", texts)
             .await
             .unwrap(),
@@ -155,10 +191,10 @@ async fn tenants_cannot_see_or_touch_each_others_objects() {
     );
 
     // The admin sees every tenant's datasets and jobs.
-    let all = w.platform.list_datasets(&w.admin).await.unwrap();
+    let all = w.platform.datasets().list(&w.admin).await.unwrap();
     assert!(all.iter().any(|d| d.id == news.id));
     assert_eq!(
-        w.platform.get_job(&w.admin, &job.id).await.unwrap().id,
+        w.platform.jobs().get(&w.admin, &job.id).await.unwrap().id,
         job.id
     );
 
@@ -174,7 +210,8 @@ async fn the_same_names_in_two_tenants_are_separate_objects() {
     assert_ne!(a_data.id, b_data.id);
     assert_eq!(
         w.platform
-            .get_dataset(&a.developer, "data")
+            .datasets()
+            .get(&a.developer, "data")
             .await
             .unwrap()
             .id,
@@ -182,7 +219,8 @@ async fn the_same_names_in_two_tenants_are_separate_objects() {
     );
     assert_eq!(
         w.platform
-            .get_dataset(&b.developer, "data")
+            .datasets()
+            .get(&b.developer, "data")
             .await
             .unwrap()
             .id,
@@ -190,7 +228,8 @@ async fn the_same_names_in_two_tenants_are_separate_objects() {
     );
     let b_rows = w
         .platform
-        .preview_dataset(&b.developer, "data", 100)
+        .datasets()
+        .preview(&b.developer, "data", 100)
         .await
         .unwrap();
     assert!(b_rows.iter().all(|r| r.label == "spam" || r.label == "ham"));
@@ -198,12 +237,18 @@ async fn the_same_names_in_two_tenants_are_separate_objects() {
     for (t, data) in [(a, &a_data), (b, &b_data)] {
         let job = w
             .platform
-            .submit_job(&t.developer, train_request(&data.id, "clf"))
+            .jobs()
+            .submit(&t.developer, train_request(&data.id, "clf"))
             .await
             .unwrap();
         let mut request = train_request(&data.id, "clf");
         request.deploy = true;
-        let deployed = w.platform.submit_job(&t.developer, request).await.unwrap();
+        let deployed = w
+            .platform
+            .jobs()
+            .submit(&t.developer, request)
+            .await
+            .unwrap();
         for id in [&job.id, &deployed.id] {
             let done = wait_for_job(&w.platform, &t.developer, id).await;
             assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
@@ -212,21 +257,31 @@ async fn the_same_names_in_two_tenants_are_separate_objects() {
     let text = vec!["free offer win a prize".to_string()];
     let a_answer = w
         .platform
+        .models()
         .predict(&a.inference, "clf", text.clone())
         .await
         .unwrap();
-    let b_answer = w.platform.predict(&b.inference, "clf", text).await.unwrap();
+    let b_answer = w
+        .platform
+        .models()
+        .predict(&b.inference, "clf", text)
+        .await
+        .unwrap();
     assert_eq!(a_answer.labels, ["politics", "sport", "tech"]);
     assert_eq!(b_answer.labels, ["ham", "spam"]);
     assert_eq!((a_answer.version, b_answer.version), (2, 2));
 
     // Tenant B removing its own "clf" leaves tenant A's alone.
-    w.platform.delete_model(&b.developer, "clf").await.unwrap();
+    w.platform
+        .models()
+        .delete(&b.developer, "clf")
+        .await
+        .unwrap();
     not_found(
         "deleted model",
-        w.platform.get_model(&b.developer, "clf").await,
+        w.platform.models().get(&b.developer, "clf").await,
     );
-    let a_model = w.platform.get_model(&a.developer, "clf").await.unwrap();
+    let a_model = w.platform.models().get(&a.developer, "clf").await.unwrap();
     assert_eq!(a_model.versions.len(), 2);
     assert!(a_model.loaded);
     w.shutdown().await;
@@ -241,7 +296,8 @@ async fn another_tenants_dataset_id_neither_shadows_nor_reveals_a_name() {
     let b_data = upload(&w.platform, &b.developer, &a_data.id, &topic_csv(&MAIL, 30)).await;
     let found = w
         .platform
-        .get_dataset(&b.developer, &a_data.id)
+        .datasets()
+        .get(&b.developer, &a_data.id)
         .await
         .unwrap();
     assert_eq!(found.id, b_data.id);
@@ -249,7 +305,8 @@ async fn another_tenants_dataset_id_neither_shadows_nor_reveals_a_name() {
     // And acme still reaches its own by id.
     let own = w
         .platform
-        .get_dataset(&a.developer, &a_data.id)
+        .datasets()
+        .get(&a.developer, &a_data.id)
         .await
         .unwrap();
     assert_eq!(own.id, a_data.id);
@@ -263,7 +320,8 @@ async fn roles_are_enforced_in_the_core() {
     let data = upload(&w.platform, &a.developer, "data", &topic_csv(&TOPICS, 30)).await;
     let job = w
         .platform
-        .submit_job(&a.developer, train_request(&data.id, "clf"))
+        .jobs()
+        .submit(&a.developer, train_request(&data.id, "clf"))
         .await
         .unwrap();
     wait_for_job(&w.platform, &a.developer, &job.id).await;
@@ -272,41 +330,48 @@ async fn roles_are_enforced_in_the_core() {
     let inf = &a.inference;
     forbidden(
         "begin_upload",
-        w.platform.begin_upload(inf).await.map(|_| ()),
+        w.platform.datasets().begin_upload(inf).await.map(|_| ()),
     );
     forbidden(
         "submit_job",
         w.platform
-            .submit_job(inf, train_request(&data.id, "clf"))
+            .jobs()
+            .submit(inf, train_request(&data.id, "clf"))
             .await,
     );
     forbidden(
         "deploy",
         w.platform
+            .models()
             .deploy(inf, "clf", DeployRequest::default())
             .await,
     );
     forbidden(
         "set_alias",
-        w.platform.set_alias(inf, "clf", "prod", 1).await,
+        w.platform.models().set_alias(inf, "clf", "prod", 1).await,
     );
-    forbidden("delete_model", w.platform.delete_model(inf, "clf").await);
-    forbidden("list_datasets", w.platform.list_datasets(inf).await);
-    forbidden("get_dataset", w.platform.get_dataset(inf, &data.id).await);
+    forbidden("delete_model", w.platform.models().delete(inf, "clf").await);
+    forbidden("list_datasets", w.platform.datasets().list(inf).await);
+    forbidden(
+        "get_dataset",
+        w.platform.datasets().get(inf, &data.id).await,
+    );
     forbidden(
         "delete_dataset",
-        w.platform.delete_dataset(inf, &data.id).await,
+        w.platform.datasets().delete(inf, &data.id).await,
     );
-    forbidden("cancel_job", w.platform.cancel_job(inf, &job.id).await);
+    forbidden("cancel_job", w.platform.jobs().cancel(inf, &job.id).await);
     forbidden(
         "create_key",
         w.platform
+            .accounts()
             .create_key(inf, new_key(None, Role::Inference))
             .await,
     );
     assert_eq!(
         w.platform
-            .get_model(inf, "clf")
+            .models()
+            .get(inf, "clf")
             .await
             .unwrap()
             .versions
@@ -315,7 +380,8 @@ async fn roles_are_enforced_in_the_core() {
     );
     assert!(w
         .platform
-        .get_model(&a.developer, "clf")
+        .models()
+        .get(&a.developer, "clf")
         .await
         .unwrap()
         .deployment
@@ -326,19 +392,24 @@ async fn roles_are_enforced_in_the_core() {
     forbidden(
         "create_key",
         w.platform
+            .accounts()
             .create_key(dev, new_key(None, Role::Inference))
             .await,
     );
-    forbidden("list_keys", w.platform.list_keys(dev).await);
+    forbidden("list_keys", w.platform.accounts().list_keys(dev).await);
     forbidden(
         "revoke_key",
-        w.platform.revoke_key(dev, &a.inference_key.key.id).await,
+        w.platform
+            .accounts()
+            .revoke_key(dev, &a.inference_key.key.id)
+            .await,
     );
     forbidden(
         "create_tenant",
-        w.platform.create_tenant(dev, "newco").await,
+        w.platform.accounts().create_tenant(dev, "newco").await,
     );
     w.platform
+        .accounts()
         .authenticate(a.inference_key.secret.expose())
         .await
         .unwrap();
@@ -348,44 +419,54 @@ async fn roles_are_enforced_in_the_core() {
     deploying.deploy = true;
     forbidden(
         "submit_job (deploy)",
-        w.platform.submit_job(inf, deploying.clone()).await,
+        w.platform.jobs().submit(inf, deploying.clone()).await,
     );
-    let job = w.platform.submit_job(dev, deploying).await.unwrap();
+    let job = w.platform.jobs().submit(dev, deploying).await.unwrap();
     assert_eq!(
         wait_for_job(&w.platform, dev, &job.id).await.status,
         JobStatus::Succeeded
     );
-    let details = w.platform.get_model(dev, "clf").await.unwrap();
+    let details = w.platform.models().get(dev, "clf").await.unwrap();
     assert_eq!(details.deployment.map(|d| d.version), Some(2));
 
     // Owners manage their tenant's keys, but not tenants, and mint no key above their own.
     let owner = &a.owner;
     forbidden(
         "create_tenant",
-        w.platform.create_tenant(owner, "newco").await,
+        w.platform.accounts().create_tenant(owner, "newco").await,
     );
-    forbidden("list_tenants", w.platform.list_tenants(owner).await);
+    forbidden(
+        "list_tenants",
+        w.platform.accounts().list_tenants(owner).await,
+    );
     forbidden(
         "create_key (admin)",
         w.platform
+            .accounts()
             .create_key(owner, new_key(None, Role::Admin))
             .await,
     );
     let tenant_admin = w
         .platform
+        .accounts()
         .create_key(&w.admin, new_key(Some("acme"), Role::Admin))
         .await
         .unwrap();
     forbidden(
         "revoke_key (admin)",
-        w.platform.revoke_key(owner, &tenant_admin.key.id).await,
+        w.platform
+            .accounts()
+            .revoke_key(owner, &tenant_admin.key.id)
+            .await,
     );
     w.platform
+        .accounts()
         .authenticate(tenant_admin.secret.expose())
         .await
         .unwrap();
     let names: Vec<String> = w
         .platform
+        .accounts()
         .list_tenants(&w.admin)
         .await
         .unwrap()
@@ -397,37 +478,55 @@ async fn roles_are_enforced_in_the_core() {
     // An owner's revocation takes effect at once.
     let extra = w
         .platform
+        .accounts()
         .create_key(owner, new_key(None, Role::Developer))
         .await
         .unwrap();
     w.platform
+        .accounts()
         .authenticate(extra.secret.expose())
         .await
         .unwrap();
-    let revoked = w.platform.revoke_key(owner, &extra.key.id).await.unwrap();
+    let revoked = w
+        .platform
+        .accounts()
+        .revoke_key(owner, &extra.key.id)
+        .await
+        .unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(matches!(
-        w.platform.authenticate(extra.secret.expose()).await,
+        w.platform
+            .accounts()
+            .authenticate(extra.secret.expose())
+            .await,
         Err(CoreError::Unauthenticated(_))
     ));
 
     // Allow-lists restrict inference keys to the named models.
     let mut narrow = new_key(None, Role::Inference);
     narrow.allowed_models = Some(vec!["other".into()]);
-    let narrow = w.platform.create_key(owner, narrow).await.unwrap();
     let narrow = w
         .platform
+        .accounts()
+        .create_key(owner, narrow)
+        .await
+        .unwrap();
+    let narrow = w
+        .platform
+        .accounts()
         .authenticate(narrow.secret.expose())
         .await
         .unwrap();
     forbidden(
         "predict (allow-list)",
         w.platform
+            .models()
             .predict(&narrow, "clf", vec!["goal".into()])
             .await,
     );
     assert_eq!(
         w.platform
+            .models()
             .predict(inf, "clf", vec!["goal".into()])
             .await
             .unwrap()
@@ -445,7 +544,7 @@ async fn unknown_keys_are_unauthenticated_and_shutdown_completes() {
     for secret in ["", "Bearer x", "aiaas_short", unknown.as_str()] {
         assert!(
             matches!(
-                w.platform.authenticate(secret).await,
+                w.platform.accounts().authenticate(secret).await,
                 Err(CoreError::Unauthenticated(_))
             ),
             "{secret:?}"
@@ -493,7 +592,7 @@ impl World {
         assert!(report.first_start && report.admin_key_from_env);
         assert!(report.new_admin_key.is_none());
         platform.start(&report);
-        let admin = platform.authenticate(ADMIN_KEY).await.unwrap();
+        let admin = platform.accounts().authenticate(ADMIN_KEY).await.unwrap();
         assert_eq!(admin.role, Role::Admin);
         let acme = TenantKeys::create(&platform, &admin, "acme").await;
         let rival = TenantKeys::create(&platform, &admin, "rival").await;
@@ -515,12 +614,18 @@ impl World {
 
 impl TenantKeys {
     async fn create(platform: &Platform, admin: &Principal, name: &str) -> TenantKeys {
-        let tenant = platform.create_tenant(admin, name).await.unwrap();
+        let tenant = platform
+            .accounts()
+            .create_tenant(admin, name)
+            .await
+            .unwrap();
         let owner_key = platform
+            .accounts()
             .create_key(admin, new_key(Some(name), Role::Owner))
             .await
             .unwrap();
         let owner = platform
+            .accounts()
             .authenticate(owner_key.secret.expose())
             .await
             .unwrap();
@@ -529,18 +634,22 @@ impl TenantKeys {
             (Role::Owner, tenant.id.as_str())
         );
         let developer_key = platform
+            .accounts()
             .create_key(&owner, new_key(None, Role::Developer))
             .await
             .unwrap();
         let developer = platform
+            .accounts()
             .authenticate(developer_key.secret.expose())
             .await
             .unwrap();
         let inference_key = platform
+            .accounts()
             .create_key(&owner, new_key(None, Role::Inference))
             .await
             .unwrap();
         let inference = platform
+            .accounts()
             .authenticate(inference_key.secret.expose())
             .await
             .unwrap();
@@ -579,14 +688,19 @@ impl Snapshot {
         job: &JobRecord,
     ) -> Snapshot {
         let preview = platform
-            .preview_dataset(&a.developer, &dataset.id, 1000)
+            .datasets()
+            .preview(&a.developer, &dataset.id, 1000)
             .await
             .unwrap()
             .into_iter()
             .map(|r| (r.line, r.text, r.label))
             .collect();
-        let (job, events) = platform.job_events(&a.developer, &job.id, 0).await.unwrap();
-        let model = platform.get_model(&a.developer, "clf").await.unwrap();
+        let (job, events) = platform
+            .jobs()
+            .events(&a.developer, &job.id, 0)
+            .await
+            .unwrap();
+        let model = platform.models().get(&a.developer, "clf").await.unwrap();
         // Versions, aliases, deployment and whether it is loaded, as one comparable value.
         let model = format!(
             "{:?} {:?} {:?} {}",
@@ -594,18 +708,25 @@ impl Snapshot {
         );
         let mut keys_usable = Vec::new();
         for key in [&a.owner_key, &a.developer_key, &a.inference_key] {
-            keys_usable.push(platform.authenticate(key.secret.expose()).await.is_ok());
+            keys_usable.push(
+                platform
+                    .accounts()
+                    .authenticate(key.secret.expose())
+                    .await
+                    .is_ok(),
+            );
         }
-        keys_usable.push(platform.authenticate(ADMIN_KEY).await.is_ok());
+        keys_usable.push(platform.accounts().authenticate(ADMIN_KEY).await.is_ok());
         Snapshot {
             dataset: platform
-                .get_dataset(&a.developer, &dataset.id)
+                .datasets()
+                .get(&a.developer, &dataset.id)
                 .await
                 .unwrap(),
             preview,
             job,
             events: events.len(),
-            jobs: platform.list_jobs(&a.developer).await.unwrap().len(),
+            jobs: platform.jobs().list(&a.developer).await.unwrap().len(),
             model,
             keys_usable,
         }
@@ -646,7 +767,7 @@ async fn upload(
     name: &str,
     csv: &str,
 ) -> DatasetRecord {
-    let mut upload = platform.begin_upload(principal).await.unwrap();
+    let mut upload = platform.datasets().begin_upload(principal).await.unwrap();
     let (head, tail) = csv.as_bytes().split_at(csv.len() / 2);
     upload.write_chunk(head).await.unwrap();
     upload.write_chunk(tail).await.unwrap();
@@ -658,7 +779,8 @@ async fn upload(
         mask_pii: None,
     };
     let record = platform
-        .create_dataset(principal, spec, upload)
+        .datasets()
+        .create(principal, spec, upload)
         .await
         .unwrap();
     assert_eq!(record.tenant_id, principal.tenant_id);
@@ -698,7 +820,7 @@ fn new_key(tenant: Option<&str>, role: Role) -> NewKey {
 async fn wait_for_job(platform: &Platform, principal: &Principal, id: &str) -> JobRecord {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let job = platform.get_job(principal, id).await.unwrap();
+        let job = platform.jobs().get(principal, id).await.unwrap();
         if job.status.is_terminal() {
             return job;
         }

@@ -58,7 +58,7 @@ async fn list(
     Auth(p): Auth,
     ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<Json<Value>> {
-    let entries = s.platform.audit_entries(&p, f.into()).await?;
+    let entries = s.platform.audit_log().entries(&p, f.into()).await?;
     Ok(Json(json!({"entries": entries})))
 }
 
@@ -74,7 +74,7 @@ async fn export(
     let mut written = 0i64;
     loop {
         query.limit = Some((total_limit - written).clamp(1, 10_000));
-        let page = s.platform.audit_entries(&p, query.clone()).await?;
+        let page = s.platform.audit_log().entries(&p, query.clone()).await?;
         let Some(last) = page.last() else { break };
         query.after_seq = Some(last.seq);
         for e in &page {
@@ -94,7 +94,7 @@ async fn export(
 }
 
 async fn verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    let v = s.platform.verify_audit(&p).await?;
+    let v = s.platform.audit_log().verify(&p).await?;
     Ok(Json(
         json!({"ok": v.ok(), "entries": v.entries, "head": v.head, "problems": v.problems}),
     ))

@@ -37,15 +37,21 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn usage(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"usage": s.platform.usage(&p).await?})))
+    Ok(Json(
+        json!({"usage": s.platform.inference().usage(&p).await?}),
+    ))
 }
 
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"models": s.platform.library(&p).await?})))
+    Ok(Json(
+        json!({"models": s.platform.library().list(&p).await?}),
+    ))
 }
 
 async fn catalogue(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"models": s.platform.catalogue(&p).await?})))
+    Ok(Json(
+        json!({"models": s.platform.library().catalogue(&p).await?}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -69,11 +75,13 @@ async fn pull(
     ApiJson(body): ApiJson<PullBody>,
 ) -> ApiResult<Response> {
     s.platform
+        .library()
         .check_pull(&p, &body.source, body.name.as_deref())?;
     let cancel = CancelFlag::new();
     if body.stream == Some(false) {
         let record = s
             .platform
+            .library()
             .pull(
                 &p,
                 &body.source,
@@ -101,6 +109,7 @@ async fn pull(
     let flag = cancel.clone();
     tokio::spawn(async move {
         let outcome = platform
+            .library()
             .pull(&p, &body.source, body.name.as_deref(), progress, flag)
             .await;
         let last = match outcome {
@@ -140,7 +149,7 @@ async fn show(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.platform.library_model(&p, &name).await?)))
+    Ok(Json(json!(s.platform.library().get(&p, &name).await?)))
 }
 
 async fn remove(
@@ -148,7 +157,7 @@ async fn remove(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.platform.remove_library_model(&p, &name).await?;
+    s.platform.library().remove(&p, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -159,7 +168,10 @@ async fn set_settings(
     ApiJson(settings): ApiJson<ServingSettings>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(json!(
-        s.platform.set_library_settings(&p, &name, settings).await?
+        s.platform
+            .library()
+            .set_settings(&p, &name, settings)
+            .await?
     )))
 }
 
@@ -168,7 +180,7 @@ async fn load(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    s.platform.load_library_model(&p, &name).await?;
+    s.platform.library().load(&p, &name).await?;
     Ok(Json(json!({"model": name, "loaded": true})))
 }
 
@@ -177,7 +189,7 @@ async fn unload(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let was = s.platform.unload_library_model(&p, &name).await?;
+    let was = s.platform.library().unload(&p, &name).await?;
     Ok(Json(
         json!({"model": name, "loaded": false, "was_loaded": was}),
     ))
@@ -185,6 +197,6 @@ async fn unload(
 
 async fn ps(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"models": s.platform.running_models(&p).await?}),
+        json!({"models": s.platform.library().running(&p).await?}),
     ))
 }

@@ -70,12 +70,14 @@ async fn create_tenant(
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> ApiResult<impl IntoResponse> {
-    let t = s.platform.create_tenant(&p, &body.name).await?;
+    let t = s.platform.accounts().create_tenant(&p, &body.name).await?;
     Ok((StatusCode::CREATED, Json(t)))
 }
 
 async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"tenants": s.platform.list_tenants(&p).await?})))
+    Ok(Json(
+        json!({"tenants": s.platform.accounts().list_tenants(&p).await?}),
+    ))
 }
 
 async fn create_key(
@@ -83,7 +85,7 @@ async fn create_key(
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<impl IntoResponse> {
-    let created = s.platform.create_key(&p, body).await?;
+    let created = s.platform.accounts().create_key(&p, body).await?;
     // The secret is returned this once; it is not stored and cannot be shown again.
     let body = wire::CreatedKey {
         secret: created.secret.expose().to_string(),
@@ -93,11 +95,13 @@ async fn create_key(
 }
 
 async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(wire::Me::from(s.platform.whoami(&p).await?)))
+    Ok(Json(wire::Me::from(
+        s.platform.accounts().whoami(&p).await?,
+    )))
 }
 
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    let keys = s.platform.list_keys(&p).await?;
+    let keys = s.platform.accounts().list_keys(&p).await?;
     Ok(Json(wire::KeyList {
         keys: keys.into_iter().map(wire::ApiKey::from).collect(),
     }))
@@ -112,7 +116,7 @@ async fn set_key_limits(
     ApiJson(body): ApiJson<aiaas_core::KeyLimits>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(wire::ApiKey::from(
-        s.platform.set_key_limits(&p, &id, body).await?,
+        s.platform.accounts().set_key_limits(&p, &id, body).await?,
     )))
 }
 
@@ -123,7 +127,12 @@ async fn set_tenant_limits(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<aiaas_types::Limits>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.set_tenant_limits(&p, &id, body).await?))
+    Ok(Json(
+        s.platform
+            .accounts()
+            .set_tenant_limits(&p, &id, body)
+            .await?,
+    ))
 }
 
 /// A field left out keeps its value; null turns it off.
@@ -168,7 +177,12 @@ async fn set_tenant_privacy(
         inputs: mode("inputs", body.inputs)?,
         outputs: mode("outputs", body.outputs)?,
     };
-    Ok(Json(s.platform.set_tenant_privacy(&p, &id, update).await?))
+    Ok(Json(
+        s.platform
+            .privacy()
+            .set_tenant_privacy(&p, &id, update)
+            .await?,
+    ))
 }
 
 async fn revoke_key(
@@ -176,7 +190,9 @@ async fn revoke_key(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(wire::ApiKey::from(s.platform.revoke_key(&p, &id).await?)))
+    Ok(Json(wire::ApiKey::from(
+        s.platform.accounts().revoke_key(&p, &id).await?,
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -214,7 +230,7 @@ async fn upload_dataset(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut upload = s.platform.begin_upload(&p).await?;
+    let mut upload = s.platform.datasets().begin_upload(&p).await?;
     let mut q = query;
     if multipart {
         let mut form = Multipart::from_request(req, &s).await.map_err(|e| {
@@ -311,7 +327,7 @@ async fn upload_dataset(
         label_column: q.label_column,
         mask_pii: q.mask_pii,
     };
-    let d = s.platform.create_dataset(&p, spec, upload).await?;
+    let d = s.platform.datasets().create(&p, spec, upload).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -346,7 +362,7 @@ fn dataset_name_from_file(file: &str) -> String {
 
 async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        json!({"datasets": s.platform.list_datasets(&p).await?}),
+        json!({"datasets": s.platform.datasets().list(&p).await?}),
     ))
 }
 
@@ -355,7 +371,7 @@ async fn get_dataset(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.get_dataset(&p, &id).await?))
+    Ok(Json(s.platform.datasets().get(&p, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -371,7 +387,8 @@ async fn preview_dataset(
 ) -> ApiResult<impl IntoResponse> {
     let rows = s
         .platform
-        .preview_dataset(&p, &id, q.limit.unwrap_or(20))
+        .datasets()
+        .preview(&p, &id, q.limit.unwrap_or(20))
         .await?;
     Ok(Json(json!({"rows": rows})))
 }
@@ -381,7 +398,7 @@ async fn delete_dataset(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.platform.delete_dataset(&p, &id).await?;
+    s.platform.datasets().delete(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -390,7 +407,7 @@ async fn create_job(
     Auth(p): Auth,
     ApiJson(body): ApiJson<TrainRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let job = s.platform.submit_job(&p, body).await?;
+    let job = s.platform.jobs().submit(&p, body).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
@@ -406,7 +423,7 @@ async fn list_jobs(
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let mut jobs = s.platform.list_jobs(&p).await?;
+    let mut jobs = s.platform.jobs().list(&p).await?;
     jobs.truncate(q.limit.unwrap_or(usize::MAX));
     Ok(Json(json!({"jobs": jobs})))
 }
@@ -416,7 +433,7 @@ async fn get_job(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.get_job(&p, &id).await?))
+    Ok(Json(s.platform.jobs().get(&p, &id).await?))
 }
 
 async fn cancel_job(
@@ -424,7 +441,7 @@ async fn cancel_job(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.cancel_job(&p, &id).await?))
+    Ok(Json(s.platform.jobs().cancel(&p, &id).await?))
 }
 
 /// Server-sent events of a job: its stored events first (after `Last-Event-ID` when
@@ -441,7 +458,7 @@ async fn job_events(
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(0);
     // Check access before the stream starts, so errors get a proper status.
-    s.platform.get_job(&p, &id).await?;
+    s.platform.jobs().get(&p, &id).await?;
     let stream = futures_util::stream::unfold(
         (s, p, id, after, false),
         |(s, p, id, after, done)| async move {
@@ -449,7 +466,7 @@ async fn job_events(
                 return None;
             }
             loop {
-                let (job, events) = match s.platform.job_events(&p, &id, after).await {
+                let (job, events) = match s.platform.jobs().events(&p, &id, after).await {
                     Ok(v) => v,
                     Err(e) => {
                         let message = match e {
@@ -494,7 +511,7 @@ async fn job_events(
 }
 
 async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"models": s.platform.list_models(&p).await?})))
+    Ok(Json(json!({"models": s.platform.models().list(&p).await?})))
 }
 
 async fn get_model(
@@ -502,7 +519,7 @@ async fn get_model(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.get_model(&p, &name).await?))
+    Ok(Json(s.platform.models().get(&p, &name).await?))
 }
 
 async fn get_version(
@@ -511,7 +528,10 @@ async fn get_version(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        s.platform.get_version(&p, &name, Some(&version)).await?,
+        s.platform
+            .models()
+            .get_version(&p, &name, Some(&version))
+            .await?,
     ))
 }
 
@@ -520,7 +540,7 @@ async fn delete_model(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.platform.delete_model(&p, &name).await?;
+    s.platform.models().delete(&p, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -539,6 +559,7 @@ async fn set_alias(
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(
         s.platform
+            .models()
             .set_alias(&p, &name, &body.alias, body.version)
             .await?,
     ))
@@ -557,7 +578,7 @@ async fn deploy(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
-    Ok(Json(s.platform.deploy(&p, &name, req).await?))
+    Ok(Json(s.platform.models().deploy(&p, &name, req).await?))
 }
 
 async fn undeploy(
@@ -565,7 +586,7 @@ async fn undeploy(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    s.platform.undeploy(&p, &name).await?;
+    s.platform.models().undeploy(&p, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -594,5 +615,5 @@ async fn predict(
             ))
         }
     };
-    Ok(Json(s.platform.predict(&p, &name, texts).await?))
+    Ok(Json(s.platform.models().predict(&p, &name, texts).await?))
 }

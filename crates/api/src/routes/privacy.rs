@@ -66,6 +66,7 @@ async fn mask(
         .transpose()?;
     let out = s
         .platform
+        .privacy()
         .mask_texts(&p, MaskRequest { texts, mode, kinds })
         .await?;
     if single {

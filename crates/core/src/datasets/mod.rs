@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::{check_name, require};
-use crate::{CoreError, DatasetRecord, Platform, Result};
+use aiaas_store::{ArtifactStore, Metadata};
+
+use crate::privacy::Privacy;
+use crate::{CoreError, DatasetRecord, Result};
 
 mod parse;
 
@@ -174,18 +177,41 @@ impl Drop for DatasetUpload {
     }
 }
 
-impl Platform {
+/// The datasets service: uploads, validation, the stored files and their rows.
+#[derive(Clone)]
+pub struct Datasets {
+    inner: Arc<DatasetsConfig>,
+}
+
+/// What the datasets service is built from.
+pub(crate) struct DatasetsConfig {
+    pub(crate) meta: Metadata,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    /// Pseudonym keys for data sets masked at upload.
+    pub(crate) privacy: Privacy,
+    /// Where uploads are spooled (sealed) while they arrive.
+    pub(crate) scratch: PathBuf,
+    pub(crate) max_upload_bytes: u64,
+}
+
+impl Datasets {
+    pub(crate) fn new(config: DatasetsConfig) -> Datasets {
+        Datasets {
+            inner: Arc::new(config),
+        }
+    }
+
     pub async fn begin_upload(&self, principal: &Principal) -> Result<DatasetUpload> {
         require(principal, Permission::WriteData)?;
         let path = self
-            .data_dir()
-            .join("tmp")
+            .inner
+            .scratch
             .join(format!("{}.upload", aiaas_types::new_id()));
-        DatasetUpload::create(path, self.inner.config.max_upload_bytes).await
+        DatasetUpload::create(path, self.inner.max_upload_bytes).await
     }
 
     /// Validate an upload and register it as a dataset of the caller's tenant.
-    pub async fn create_dataset(
+    pub async fn create(
         &self,
         principal: &Principal,
         spec: DatasetSpec,
@@ -238,9 +264,9 @@ impl Platform {
         let mut upload_path = upload.path.clone();
         if let Some(mode) = spec.mask_pii {
             let policy = match mode {
-                aiaas_privacy::Mode::Pseudonymise => {
-                    aiaas_privacy::Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?)
-                }
+                aiaas_privacy::Mode::Pseudonymise => aiaas_privacy::Policy::pseudonymise(
+                    self.inner.privacy.pseudonym_key(&principal.tenant_id)?,
+                ),
                 other => aiaas_privacy::Policy::new(other),
             };
             let raw = upload.path.clone();
@@ -298,23 +324,19 @@ impl Platform {
         Ok(record)
     }
 
-    pub async fn list_datasets(&self, principal: &Principal) -> Result<Vec<DatasetRecord>> {
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<DatasetRecord>> {
         require(principal, Permission::ReadData)?;
         let scope = (!principal.is_admin()).then_some(principal.tenant_id.as_str());
         Ok(self.inner.meta.datasets(scope).await?)
     }
 
     /// A dataset by id, or by name within the caller's tenant.
-    pub async fn get_dataset(
-        &self,
-        principal: &Principal,
-        id_or_name: &str,
-    ) -> Result<DatasetRecord> {
+    pub async fn get(&self, principal: &Principal, id_or_name: &str) -> Result<DatasetRecord> {
         require(principal, Permission::ReadData)?;
         self.find_dataset(principal, id_or_name).await
     }
 
-    pub async fn preview_dataset(
+    pub async fn preview(
         &self,
         principal: &Principal,
         id_or_name: &str,
@@ -347,7 +369,7 @@ impl Platform {
         .await?
     }
 
-    pub async fn delete_dataset(&self, principal: &Principal, id_or_name: &str) -> Result<()> {
+    pub async fn delete(&self, principal: &Principal, id_or_name: &str) -> Result<()> {
         require(principal, Permission::WriteData)?;
         let d = self.find_dataset(principal, id_or_name).await?;
         if !self.inner.meta.delete_dataset(&d.id).await? {

@@ -88,11 +88,13 @@ async fn metadata(
 ) -> ApiResult<Json<Value>> {
     let details = s
         .platform
-        .get_model(p, name)
+        .models()
+        .get(p, name)
         .await
         .map_err(ApiError::kserve)?;
     let chosen = s
         .platform
+        .models()
         .get_version(p, name, version)
         .await
         .map_err(ApiError::kserve)?;
@@ -138,6 +140,7 @@ async fn readiness(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let ready = s
         .platform
+        .models()
         .model_ready(p, name, version)
         .await
         .map_err(ApiError::kserve)?;
@@ -187,6 +190,7 @@ async fn run_infer(
     };
     let result = s
         .platform
+        .models()
         .predict(p, &reference, texts)
         .await
         .map_err(ApiError::kserve)?;

@@ -53,7 +53,7 @@ fn fingerprint() -> String {
 // ---------------------------------------------------------------- models
 
 async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<Value>> {
-    let models = s.platform.library(&p).await.map_err(oai)?;
+    let models = s.platform.library().list(&p).await.map_err(oai)?;
     let data: Vec<Value> = models
         .iter()
         .map(|m| model_object(&m.record.name, m.record.created_at, &m.record.task))
@@ -66,7 +66,7 @@ async fn get_model(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> OResult<Json<Value>> {
-    let m = s.platform.library_model(&p, &id).await.map_err(oai)?;
+    let m = s.platform.library().get(&p, &id).await.map_err(oai)?;
     Ok(Json(model_object(
         &m.record.name,
         m.record.created_at,
@@ -131,6 +131,7 @@ async fn chat_completions(
     let mode = stream_mode(&b)?;
     let generation = s
         .platform
+        .inference()
         .chat(
             &p,
             ChatRequest {
@@ -190,6 +191,7 @@ async fn completions(
     let echoed = prompts.clone();
     let generation = s
         .platform
+        .inference()
         .complete(
             &p,
             CompletionRequest {
@@ -256,6 +258,7 @@ async fn embeddings(
     };
     let out = s
         .platform
+        .inference()
         .embed(
             &p,
             EmbeddingRequest {

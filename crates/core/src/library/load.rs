@@ -12,13 +12,28 @@ use aiaas_store::LibraryModelRecord;
 use aiaas_types::Principal;
 use tokio::sync::watch;
 
-use crate::library::{
-    cache_mark, file_names, library_prefix, runtime_key, strip_tag, KeepAlive, LoadFailure,
-    ServingSettings, CACHE_MARK,
+use super::{
+    cache_mark, file_names, library_prefix, runtime_key, strip_tag, KeepAlive, Library,
+    LoadFailure, ServingSettings, CACHE_MARK,
 };
-use crate::{CoreError, Platform, Result};
+use crate::{CoreError, Result};
 
-impl Platform {
+impl Library {
+    /// Follow removals other replicas made: unload library models no longer in the
+    /// database, and forget their cached weights.
+    pub(crate) async fn reconcile(&self) {
+        for m in self.inner.engine.loaded() {
+            let Some(name) = m.key.strip_prefix("lib:") else {
+                continue;
+            };
+            if let Ok(None) = self.inner.meta.library_model(name).await {
+                tracing::info!(model = %name, "unloading a library model removed elsewhere");
+                self.unload_library(name).await;
+            }
+        }
+        self.forget_removed_models().await;
+    }
+
     pub(crate) async fn visible_library_model(
         &self,
         principal: &Principal,
@@ -49,7 +64,7 @@ impl Platform {
                 record.name
             )));
         }
-        let timeout = self.inner.config.library.load_timeout;
+        let timeout = self.inner.config.load_timeout;
         self.ensure_library_loaded(record, keep_alive, timeout)
             .await?;
         let key = runtime_key(&record.name);
@@ -66,7 +81,7 @@ impl Platform {
         record: &LibraryModelRecord,
         keep_alive: Option<KeepAlive>,
     ) -> Result<String> {
-        let timeout = self.inner.config.library.load_timeout;
+        let timeout = self.inner.config.load_timeout;
         self.ensure_library_loaded(record, keep_alive, timeout)
             .await?;
         let key = runtime_key(&record.name);
@@ -84,7 +99,7 @@ impl Platform {
     ) -> Result<()> {
         if let Some(k) = keep_alive {
             self.inner
-                .library
+                .state
                 .keep_alive
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -97,7 +112,7 @@ impl Platform {
         let mut outcome = {
             let mut loads = self
                 .inner
-                .library
+                .state
                 .loads
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
@@ -114,7 +129,7 @@ impl Platform {
                             message: e.to_string(),
                         });
                         p.inner
-                            .library
+                            .state
                             .loads
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -157,7 +172,7 @@ impl Platform {
             return Ok(());
         }
         let settings = ServingSettings::of(record);
-        let c = &self.inner.config.library;
+        let c = &self.inner.config;
         self.ensure_cached(record).await?;
         let dir = self.library_cache_dir().join(&record.dir);
         let names = file_names(record);
@@ -305,7 +320,7 @@ impl Platform {
     /// Keep the model cache under `--models-cache-max`: remove the least recently used
     /// folders of models not loaded here (they stay in the shared store), never `keep`.
     pub(crate) async fn trim_cache(&self, keep: &str) {
-        let Some(bound) = self.inner.config.library.cache_max_bytes else {
+        let Some(bound) = self.inner.config.cache_max_bytes else {
             return;
         };
         let Ok(records) = self.inner.meta.library_models().await else {
@@ -351,7 +366,7 @@ impl Platform {
     /// Unload least recently used idle library models until `needed` more bytes fit
     /// the memory budget.
     pub(crate) async fn make_room(&self, needed: u64) -> Result<()> {
-        let Some(budget) = self.inner.config.library.max_model_memory else {
+        let Some(budget) = self.inner.config.max_model_memory else {
             return Ok(());
         };
         loop {
@@ -390,10 +405,10 @@ impl Platform {
 
     /// Unload library models idle past their keep-alive (run every second).
     pub(crate) async fn reap_idle(&self) {
-        let default = self.inner.config.library.keep_alive;
+        let default = self.inner.config.keep_alive;
         let overrides = self
             .inner
-            .library
+            .state
             .keep_alive
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -14,15 +14,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aiaas_engine::llm::GeneratorSettings;
+use aiaas_engine::Engine;
 use aiaas_engine::{BatchSettings, LoadedModel, RuntimeKind};
 use aiaas_hub::{CancelFlag, HubError, InstalledModel, PullProgress, PullSource, Puller};
-use aiaas_store::{LibraryModelRecord, ModelFiles, ModelView};
+use aiaas_store::{ArtifactStore, LibraryModelRecord, MasterKeys, Metadata, ModelFiles, ModelView};
 use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+mod load;
+
 use crate::auth::require;
-use crate::{CoreError, Platform, Result};
+use crate::{CoreError, Result};
 
 /// How long an idle model stays loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +169,61 @@ impl Default for LibraryConfig {
     }
 }
 
-/// Library state of a running platform.
+/// The library service: pulled models shared by every tenant, their pulls, the local
+/// weights cache, loads on first use, keep-alives and the memory budget.
+#[derive(Clone)]
+pub struct Library {
+    inner: Arc<LibraryInner>,
+}
+
+/// What the library service is built from.
+pub(crate) struct LibraryWiring {
+    pub(crate) meta: Metadata,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+    pub(crate) engine: Arc<Engine>,
+    /// Serialises model loads with the models service's.
+    pub(crate) loading: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) master_keys: Arc<MasterKeys>,
+    /// Where sealed folders are opened for loaders.
+    pub(crate) scratch: PathBuf,
+    /// The model cache (`<data dir>/models` unless configured).
+    pub(crate) cache_dir: PathBuf,
+    pub(crate) config: LibraryConfig,
+}
+
+struct LibraryInner {
+    meta: Metadata,
+    artifacts: Arc<dyn ArtifactStore>,
+    engine: Arc<Engine>,
+    loading: Arc<tokio::sync::Mutex<()>>,
+    master_keys: Arc<MasterKeys>,
+    scratch: PathBuf,
+    cache_dir: PathBuf,
+    config: LibraryConfig,
+    state: LibraryState,
+}
+
+impl Library {
+    pub(crate) fn new(w: LibraryWiring) -> Library {
+        Library {
+            inner: Arc::new(LibraryInner {
+                meta: w.meta,
+                artifacts: w.artifacts,
+                engine: w.engine,
+                loading: w.loading,
+                master_keys: w.master_keys,
+                scratch: w.scratch,
+                cache_dir: w.cache_dir,
+                config: w.config,
+                state: LibraryState::default(),
+            }),
+        }
+    }
+}
+
+/// What the library tracks while it runs.
 #[derive(Default)]
-pub(crate) struct LibraryState {
+struct LibraryState {
     /// Names being pulled now.
     pulls: Mutex<HashSet<String>>,
     /// Loads in progress: their outcome once known.
@@ -259,13 +314,9 @@ pub(crate) fn runtime_key(name: &str) -> String {
     format!("lib:{name}")
 }
 
-impl Platform {
+impl Library {
     pub fn library_cache_dir(&self) -> PathBuf {
-        let c = &self.inner.config;
-        c.library
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| c.data_dir.join("models"))
+        self.inner.cache_dir.clone()
     }
 
     /// Seals and opens library model folders under the master keys.
@@ -275,8 +326,8 @@ impl Platform {
 
     /// A model folder decrypted into memory for a loader (blocking).
     pub(crate) fn model_view(&self, dir: &std::path::Path, names: &[String]) -> Result<ModelView> {
-        let scratch = self.inner.config.data_dir.join("tmp");
-        Ok(self.model_files().view(dir, names, &scratch)?)
+        let scratch = &self.inner.scratch;
+        Ok(self.model_files().view(dir, names, scratch)?)
     }
 
     /// Seal the files of library models pulled before weights were encrypted (at
@@ -317,14 +368,14 @@ impl Platform {
     pub(crate) fn puller(&self) -> Result<Arc<Puller>> {
         let mut slot = self
             .inner
-            .library
+            .state
             .puller
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let c = &self.inner.config.library;
+        let c = &self.inner.config;
         let mut options = aiaas_hub::PullerOptions::from_env(self.library_cache_dir());
         options.pypi_index = c.pypi_index.clone();
         options.hf_endpoint = c.hf_endpoint.clone();
@@ -419,7 +470,7 @@ impl Platform {
         {
             let mut pulls = self
                 .inner
-                .library
+                .state
                 .pulls
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
@@ -439,7 +490,7 @@ impl Platform {
         }
         .await;
         self.inner
-            .library
+            .state
             .pulls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -524,7 +575,7 @@ impl Platform {
         Ok(record)
     }
 
-    pub async fn library(&self, principal: &Principal) -> Result<Vec<LibraryModel>> {
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<LibraryModel>> {
         require(principal, Permission::ReadModels)?;
         Ok(self
             .inner
@@ -540,11 +591,7 @@ impl Platform {
             .collect())
     }
 
-    pub async fn library_model(
-        &self,
-        principal: &Principal,
-        name: &str,
-    ) -> Result<LibraryModelDetails> {
+    pub async fn get(&self, principal: &Principal, name: &str) -> Result<LibraryModelDetails> {
         require(principal, Permission::ReadModels)?;
         let record = self.visible_library_model(principal, name).await?;
         let key = runtime_key(&record.name);
@@ -564,7 +611,7 @@ impl Platform {
     }
 
     /// Remove a model: unloaded, unregistered, its files deleted.
-    pub async fn remove_library_model(&self, principal: &Principal, name: &str) -> Result<()> {
+    pub async fn remove(&self, principal: &Principal, name: &str) -> Result<()> {
         require(principal, Permission::ManageLibrary)?;
         let record = self.visible_library_model(principal, name).await?;
         self.unload_library(&record.name).await;
@@ -593,7 +640,7 @@ impl Platform {
     }
 
     /// Change how a model is served; a loaded model reloads with the new settings.
-    pub async fn set_library_settings(
+    pub async fn set_settings(
         &self,
         principal: &Principal,
         name: &str,
@@ -626,7 +673,7 @@ impl Platform {
     }
 
     /// Load a model now (instead of on first use).
-    pub async fn load_library_model(&self, principal: &Principal, name: &str) -> Result<()> {
+    pub async fn load(&self, principal: &Principal, name: &str) -> Result<()> {
         require(principal, Permission::ManageLibrary)?;
         let record = self.visible_library_model(principal, name).await?;
         self.ensure_library_loaded(&record, None, Duration::from_secs(3600))
@@ -634,17 +681,17 @@ impl Platform {
     }
 
     /// Unload a model now; true if it was loaded.
-    pub async fn unload_library_model(&self, principal: &Principal, name: &str) -> Result<bool> {
+    pub async fn unload(&self, principal: &Principal, name: &str) -> Result<bool> {
         require(principal, Permission::ManageLibrary)?;
         let record = self.visible_library_model(principal, name).await?;
         Ok(self.unload_library(&record.name).await)
     }
 
     /// Loaded models (library and deployed classifiers) the caller may see.
-    pub async fn running_models(&self, principal: &Principal) -> Result<Vec<LoadedModel>> {
+    pub async fn running(&self, principal: &Principal) -> Result<Vec<LoadedModel>> {
         require(principal, Permission::ReadModels)?;
         let visible: HashSet<String> = self
-            .library(principal)
+            .list(principal)
             .await?
             .into_iter()
             .map(|m| runtime_key(&m.record.name))
