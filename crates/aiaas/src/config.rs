@@ -69,22 +69,13 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     // Read first: the fields below are moved out of `file`.
     let library_config = library(args, &file)?;
     let tls = tls_files(args, &file)?;
-    let listen_text = args
-        .listen
-        .clone()
-        .or(file.listen)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let listen: SocketAddr = listen_text.parse().with_context(|| {
-        format!("--listen {listen_text:?} is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:8080, 0.0.0.0:0)")
-    })?;
-    let allow_insecure_http = args.allow_insecure_http || file.allow_insecure_http == Some(true);
-    if tls.is_none() && !allow_insecure_http && !listen.ip().to_canonical().is_loopback() {
-        bail!(
-            "refusing to serve plain HTTP on {listen}, which is not a loopback address: API \
-             keys and data would cross the network unencrypted. Pass --tls-cert and --tls-key \
-             to serve HTTPS, or --allow-insecure-http (e.g. behind a TLS-terminating proxy)"
-        );
-    }
+    let batch = batch_settings(&file)?;
+    let listen = listen_address(
+        args,
+        file.listen,
+        tls.is_some(),
+        file.allow_insecure_http,
+    )?;
     let data_dir = args
         .data_dir
         .clone()
@@ -98,34 +89,10 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     if training_workers == 0 || training_workers > 64 {
         bail!("training workers must be between 1 and 64, got {training_workers}");
     }
-    let defaults = aiaas_core::BatchSettings::default();
-    let batch = aiaas_core::BatchSettings {
-        max_batch: file.max_batch.unwrap_or(defaults.max_batch),
-        max_delay: file
-            .max_delay_ms
-            .map(std::time::Duration::from_millis)
-            .unwrap_or(defaults.max_delay),
-        queue_capacity: file.queue_capacity.unwrap_or(defaults.queue_capacity),
-    };
-    // The same ranges as a deployment's settings over the API.
-    if !(1..=4096).contains(&batch.max_batch)
-        || !(1..=100_000).contains(&batch.queue_capacity)
-        || batch.max_delay > std::time::Duration::from_secs(10)
-    {
-        bail!("max_batch must be 1-4096, queue_capacity 1-100000 and max_delay_ms 0-10000");
-    }
     let mut platform = aiaas_core::PlatformConfig::new(data_dir);
     platform.database_url = args.database_url.clone().filter(|u| !u.is_empty());
     if let Some(url) = &platform.database_url {
-        if !(url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-            || url.starts_with("sqlite:"))
-        {
-            bail!(
-                "--database-url must be postgres://USER:PASSWORD@HOST:PORT/DB (or sqlite://PATH), got {}",
-                aiaas_core::redact_url(url)
-            );
-        }
+        check_database_url(url)?;
     }
     platform.artifacts = s3_config(args)?;
     if let Some(id) = args.replica_id.as_ref().filter(|i| !i.is_empty()) {
@@ -163,7 +130,82 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
             })
         })
         .transpose()?;
-    let backups = match &args.backup_every {
+    let backups = backup_schedule(args, &platform)?;
+    Ok(ServeConfig {
+        listen,
+        metrics_listen,
+        tls,
+        backups,
+        platform,
+    })
+}
+
+/// The main listener's address; plain HTTP only on loopback unless allowed.
+fn listen_address(
+    args: &ServeArgs,
+    from_file: Option<String>,
+    tls: bool,
+    insecure_in_file: Option<bool>,
+) -> Result<SocketAddr> {
+    let listen_text = args
+        .listen
+        .clone()
+        .or(from_file)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen_text.parse().with_context(|| {
+        format!("--listen {listen_text:?} is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:8080, 0.0.0.0:0)")
+    })?;
+    let allow_insecure_http = args.allow_insecure_http || insecure_in_file == Some(true);
+    if !tls && !allow_insecure_http && !listen.ip().to_canonical().is_loopback() {
+        bail!(
+            "refusing to serve plain HTTP on {listen}, which is not a loopback address: API \
+             keys and data would cross the network unencrypted. Pass --tls-cert and --tls-key \
+             to serve HTTPS, or --allow-insecure-http (e.g. behind a TLS-terminating proxy)"
+        );
+    }
+    Ok(listen)
+}
+
+/// Batching defaults of new deployments, within the ranges the API accepts.
+fn batch_settings(file: &FileConfig) -> Result<aiaas_core::BatchSettings> {
+    let defaults = aiaas_core::BatchSettings::default();
+    let batch = aiaas_core::BatchSettings {
+        max_batch: file.max_batch.unwrap_or(defaults.max_batch),
+        max_delay: file
+            .max_delay_ms
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(defaults.max_delay),
+        queue_capacity: file.queue_capacity.unwrap_or(defaults.queue_capacity),
+    };
+    // The same ranges as a deployment's settings over the API.
+    if !(1..=4096).contains(&batch.max_batch)
+        || !(1..=100_000).contains(&batch.queue_capacity)
+        || batch.max_delay > std::time::Duration::from_secs(10)
+    {
+        bail!("max_batch must be 1-4096, queue_capacity 1-100000 and max_delay_ms 0-10000");
+    }
+    Ok(batch)
+}
+
+fn check_database_url(url: &str) -> Result<()> {
+    if !(url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("sqlite:"))
+    {
+        bail!(
+            "--database-url must be postgres://USER:PASSWORD@HOST:PORT/DB (or sqlite://PATH), got {}",
+            aiaas_core::redact_url(url)
+        );
+    }
+    Ok(())
+}
+
+/// Scheduled backups (`--backup-every`), only for SQLite + local files.
+fn backup_schedule(
+    args: &ServeArgs,
+    platform: &aiaas_core::PlatformConfig,
+) -> Result<Option<BackupSchedule>> {
+    Ok(match &args.backup_every {
         None => {
             if args.backup_dir.is_some() || args.backup_keep.is_some() {
                 bail!(
@@ -206,13 +248,6 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
             }
             Some(BackupSchedule { every, dir, keep })
         }
-    };
-    Ok(ServeConfig {
-        listen,
-        metrics_listen,
-        tls,
-        backups,
-        platform,
     })
 }
 

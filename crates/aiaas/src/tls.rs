@@ -150,7 +150,10 @@ pub async fn serve(
         deadline_secs = drain.as_secs_f64(),
         "draining open connections"
     );
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             deadline_secs = drain.as_secs_f64(),
             "requests still running at the drain deadline were cut"

@@ -4,7 +4,7 @@
 //! stored: a fast hash is enough because the secret has full entropy (nothing to brute
 //! force), and the lookup compares the hash in constant time.
 
-use aiaas_types::{Permission, Principal, Role, Secret};
+use aiaas_types::{Permission, Principal, Secret};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -44,8 +44,7 @@ pub(crate) fn principal_for(
             "this API key has expired".into(),
         ));
     }
-    let role = Role::parse(&record.role)
-        .ok_or_else(|| CoreError::Internal(format!("key {} has unknown role", record.id)))?;
+    let role = record.role;
     Ok(Principal {
         key_id: record.id.clone(),
         tenant_id: record.tenant_id.clone(),
@@ -116,7 +115,7 @@ mod tests {
             id: "k".into(),
             tenant_id: "t".into(),
             name: "n".into(),
-            role: "developer".into(),
+            role: aiaas_types::Role::Developer,
             secret_hash: hash_secret(secret.expose()),
             allowed_models: None,
             expires_at: None,
@@ -141,7 +140,7 @@ mod tests {
         let r = record(&s);
         assert_eq!(
             principal_for(s.expose(), &r, 10).unwrap().role,
-            Role::Developer
+            aiaas_types::Role::Developer
         );
         assert!(principal_for("aiaas_wrong", &r, 10).is_err());
         let revoked = ApiKeyRecord {

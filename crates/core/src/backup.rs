@@ -190,6 +190,66 @@ fn write_archive(
     out_dir: &Path,
     created_at: i64,
 ) -> Result<BackupReport> {
+    let files = archive_files(data_dir, keys, work, snapshot, referenced)?;
+    let ring = keys.ring();
+    let tmp = work.join("archive.tmp");
+    let out = std::fs::File::create(&tmp)?;
+    let (reader, writer) = std::io::pipe()?;
+    // The stream is produced on this thread and encrypted on another, so neither the
+    // archive nor any file is ever held whole in memory.
+    let ring2 = ring.clone();
+    let encrypt = std::thread::spawn(move || -> Result<std::fs::File> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+        aiaas_crypto::encrypt(&ring2, reader, &mut out)
+            .map_err(|e| CoreError::Internal(format!("encrypting the backup: {e}")))?;
+        out.into_inner()
+            .map_err(|e| CoreError::Internal(format!("writing the backup: {e}")))
+    });
+    let produced = write_stream(writer, &files, &ring, created_at);
+    let encrypted = encrypt
+        .join()
+        .map_err(|_| CoreError::Internal("the encryption thread panicked".into()))?;
+    let (bytes, entries) = produced?;
+    let file = encrypted?;
+    file.sync_all()?;
+    let path = publish(&tmp, out_dir, created_at)?;
+    Ok(BackupReport {
+        path,
+        files: entries,
+        bytes,
+        created_at,
+    })
+}
+
+/// Move a finished archive into `out_dir` under its dated name (never over another).
+fn publish(tmp: &Path, out_dir: &Path, created_at: i64) -> Result<PathBuf> {
+    let name = format!(
+        "aiaas-{}{BACKUP_SUFFIX}",
+        aiaas_types::utc_stamp(created_at)
+    );
+    let path = out_dir.join(&name);
+    if path.exists() {
+        return Err(CoreError::Conflict(format!(
+            "{} already exists",
+            path.display()
+        )));
+    }
+    std::fs::rename(tmp, &path)?;
+    if let Ok(d) = std::fs::File::open(out_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(path)
+}
+
+/// What an archive holds: the database snapshot, every stored object under a key or
+/// prefix the database refers to (as stored: ciphertext), and the side files.
+fn archive_files(
+    data_dir: &Path,
+    keys: &Arc<MasterKeys>,
+    work: &Path,
+    snapshot: &Path,
+    referenced: &[String],
+) -> Result<Vec<(String, PathBuf)>> {
     let store = LocalArtifacts::open(&data_dir.join("artifacts"), keys.clone())?;
     // Sorted, so the objects under a key or prefix are one run found by binary search.
     let all = store.keys()?;
@@ -219,92 +279,59 @@ fn write_archive(
             files.push(((*side).to_string(), p));
         }
     }
-    let ring = keys.ring();
-    let tmp = work.join("archive.tmp");
-    let out = std::fs::File::create(&tmp)?;
+    Ok(files)
+}
+
+/// The archive's plain stream into `writer`: magic, each file as an entry, the manifest
+/// and its signature. Returns the files' bytes and how many there were.
+fn write_stream(
+    writer: std::io::PipeWriter,
+    files: &[(String, PathBuf)],
+    ring: &KeyRing,
+    created_at: i64,
+) -> Result<(u64, usize)> {
     let mut manifest = Manifest {
         format: 1,
         created_at,
         files: Vec::new(),
     };
-    let (reader, writer) = std::io::pipe()?;
-    // The stream is produced on this thread and encrypted on another, so neither the
-    // archive nor any file is ever held whole in memory.
-    let ring2 = ring.clone();
-    let encrypt = std::thread::spawn(move || -> Result<std::fs::File> {
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
-        aiaas_crypto::encrypt(&ring2, reader, &mut out)
-            .map_err(|e| CoreError::Internal(format!("encrypting the backup: {e}")))?;
-        out.into_inner()
-            .map_err(|e| CoreError::Internal(format!("writing the backup: {e}")))
-    });
-    let produce = || -> Result<u64> {
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, writer);
-        w.write_all(MAGIC)?;
-        let mut bytes = 0;
-        for (name, path) in &files {
-            let mut f = std::fs::File::open(path).map_err(|e| {
-                CoreError::Conflict(format!(
-                    "{name} could not be read ({e}); run the backup again"
-                ))
-            })?;
-            let size = f.metadata()?.len();
-            let sha256 = write_entry(&mut w, name, size, &mut f)?;
-            manifest.files.push(ManifestEntry {
-                name: name.clone(),
-                size,
-                sha256,
-            });
-            bytes += size;
-        }
-        let manifest_bytes = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| CoreError::Internal(format!("manifest: {e}")))?;
-        let digest = Sha256::digest(&manifest_bytes);
-        let signature = aiaas_crypto::seal_value(&ring, &digest, "aiaas-backup-manifest")
-            .map_err(|e| CoreError::Internal(format!("signing the manifest: {e}")))?;
-        write_entry(
-            &mut w,
-            MANIFEST,
-            manifest_bytes.len() as u64,
-            &mut manifest_bytes.as_slice(),
-        )?;
-        write_entry(
-            &mut w,
-            SIGNATURE,
-            signature.len() as u64,
-            &mut signature.as_bytes(),
-        )?;
-        w.flush()?;
-        Ok(bytes)
-    };
-    let produced = produce();
-    let encrypted = encrypt
-        .join()
-        .map_err(|_| CoreError::Internal("the encryption thread panicked".into()))?;
-    let bytes = produced?;
-    let file = encrypted?;
-    file.sync_all()?;
-    let name = format!(
-        "aiaas-{}{BACKUP_SUFFIX}",
-        aiaas_types::utc_stamp(created_at)
-    );
-    let path = out_dir.join(&name);
-    if path.exists() {
-        return Err(CoreError::Conflict(format!(
-            "{} already exists",
-            path.display()
-        )));
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, writer);
+    w.write_all(MAGIC)?;
+    let mut bytes = 0;
+    for (name, path) in files {
+        let mut f = std::fs::File::open(path).map_err(|e| {
+            CoreError::Conflict(format!(
+                "{name} could not be read ({e}); run the backup again"
+            ))
+        })?;
+        let size = f.metadata()?.len();
+        let sha256 = write_entry(&mut w, name, size, &mut f)?;
+        manifest.files.push(ManifestEntry {
+            name: name.clone(),
+            size,
+            sha256,
+        });
+        bytes += size;
     }
-    std::fs::rename(&tmp, &path)?;
-    if let Ok(d) = std::fs::File::open(out_dir) {
-        let _ = d.sync_all();
-    }
-    Ok(BackupReport {
-        path,
-        files: manifest.files.len(),
-        bytes,
-        created_at,
-    })
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| CoreError::Internal(format!("manifest: {e}")))?;
+    let digest = Sha256::digest(&manifest_bytes);
+    let signature = aiaas_crypto::seal_value(ring, &digest, "aiaas-backup-manifest")
+        .map_err(|e| CoreError::Internal(format!("signing the manifest: {e}")))?;
+    write_entry(
+        &mut w,
+        MANIFEST,
+        manifest_bytes.len() as u64,
+        &mut manifest_bytes.as_slice(),
+    )?;
+    write_entry(
+        &mut w,
+        SIGNATURE,
+        signature.len() as u64,
+        &mut signature.as_bytes(),
+    )?;
+    w.flush()?;
+    Ok((bytes, manifest.files.len()))
 }
 
 fn write_entry(w: &mut impl Write, name: &str, size: u64, body: &mut impl Read) -> Result<String> {
@@ -388,10 +415,7 @@ fn read_archive(path: &Path, ring: &KeyRing, write_to: Option<&Path>) -> Result<
         aiaas_crypto::Decryptor::new(ring, std::io::BufReader::with_capacity(1 << 16, file))
             .map_err(|e| bad(path, e))?;
     let mut r = std::io::BufReader::with_capacity(1 << 16, reader);
-    let io = |e: std::io::Error| match aiaas_store::crypto_failure(&e) {
-        Some(c) => bad(path, c),
-        None => bad(path, format!("cut short or unreadable ({e})")),
-    };
+    let io = |e: std::io::Error| unreadable(path, e);
     let mut magic = [0u8; MAGIC.len()];
     r.read_exact(&mut magic).map_err(io)?;
     if magic != MAGIC {
@@ -420,32 +444,7 @@ fn read_archive(path: &Path, ring: &KeyRing, write_to: Option<&Path>) -> Result<
             }
             let manifest_bytes =
                 manifest_bytes.ok_or_else(|| bad(path, "signature before manifest"))?;
-            let sealed = String::from_utf8(body).map_err(|_| bad(path, "malformed signature"))?;
-            let signed = aiaas_crypto::open_value(ring, &sealed, "aiaas-backup-manifest")
-                .map_err(|e| bad(path, format!("manifest signature: {e}")))?;
-            if signed != Sha256::digest(&manifest_bytes).as_slice() {
-                return Err(bad(
-                    path,
-                    "the manifest signature does not match the manifest",
-                ));
-            }
-            let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-                .map_err(|e| bad(path, format!("manifest: {e}")))?;
-            let listed: Vec<(&str, u64, &str)> = manifest
-                .files
-                .iter()
-                .map(|f| (f.name.as_str(), f.size, f.sha256.as_str()))
-                .collect();
-            let found: Vec<(&str, u64, &str)> = seen
-                .iter()
-                .map(|f| (f.name.as_str(), f.size, f.sha256.as_str()))
-                .collect();
-            if listed != found {
-                return Err(bad(
-                    path,
-                    "the files do not match the manifest (checksum, size or list)",
-                ));
-            }
+            let manifest = check_manifest(path, ring, &manifest_bytes, body, &seen)?;
             let mut trailing = [0u8; 1];
             if r.read(&mut trailing).map_err(io)? != 0 {
                 return Err(bad(path, "data after the signature"));
@@ -457,43 +456,97 @@ fn read_archive(path: &Path, ring: &KeyRing, write_to: Option<&Path>) -> Result<
             });
         }
         check_entry_name(&name).map_err(|e| bad(path, e))?;
-        let mut out = match write_to {
-            Some(dir) => {
-                let dest = dir.join(&name);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                Some(std::io::BufWriter::new(std::fs::File::create(&dest)?))
-            }
-            None => None,
-        };
-        let mut hasher = Sha256::new();
-        let mut left = size;
-        let mut buf = vec![0u8; 1 << 16];
-        while left > 0 {
-            let want = (left as usize).min(buf.len());
-            let n = r.read(&mut buf[..want]).map_err(io)?;
-            if n == 0 {
-                return Err(bad(path, format!("{name} is cut short")));
-            }
-            hasher.update(&buf[..n]);
-            if let Some(o) = out.as_mut() {
-                o.write_all(&buf[..n])?;
-            }
-            left -= n as u64;
-        }
-        if let Some(o) = out {
-            let f = o
-                .into_inner()
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
-            f.sync_all()?;
-        }
-        seen.push(ManifestEntry {
-            name,
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        });
+        let sha256 = read_entry(&mut r, path, &name, size, write_to)?;
+        seen.push(ManifestEntry { name, size, sha256 });
     }
+}
+
+/// A read that failed: the archive's authentication, or the archive itself.
+fn unreadable(path: &Path, e: std::io::Error) -> CoreError {
+    match aiaas_store::crypto_failure(&e) {
+        Some(c) => bad(path, c),
+        None => bad(path, format!("cut short or unreadable ({e})")),
+    }
+}
+
+/// The manifest, once its signature checks out and it lists exactly the files `seen`.
+fn check_manifest(
+    path: &Path,
+    ring: &KeyRing,
+    manifest_bytes: &[u8],
+    signature: Vec<u8>,
+    seen: &[ManifestEntry],
+) -> Result<Manifest> {
+    let sealed = String::from_utf8(signature).map_err(|_| bad(path, "malformed signature"))?;
+    let signed = aiaas_crypto::open_value(ring, &sealed, "aiaas-backup-manifest")
+        .map_err(|e| bad(path, format!("manifest signature: {e}")))?;
+    if signed != Sha256::digest(manifest_bytes).as_slice() {
+        return Err(bad(
+            path,
+            "the manifest signature does not match the manifest",
+        ));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(manifest_bytes).map_err(|e| bad(path, format!("manifest: {e}")))?;
+    let listed: Vec<(&str, u64, &str)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.size, f.sha256.as_str()))
+        .collect();
+    let found: Vec<(&str, u64, &str)> = seen
+        .iter()
+        .map(|f| (f.name.as_str(), f.size, f.sha256.as_str()))
+        .collect();
+    if listed != found {
+        return Err(bad(
+            path,
+            "the files do not match the manifest (checksum, size or list)",
+        ));
+    }
+    Ok(manifest)
+}
+
+/// One file's body: hashed, and written under `write_to` when restoring. Returns its
+/// sha256.
+fn read_entry(
+    r: &mut impl Read,
+    path: &Path,
+    name: &str,
+    size: u64,
+    write_to: Option<&Path>,
+) -> Result<String> {
+    let mut out = match write_to {
+        Some(dir) => {
+            let dest = dir.join(name);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            Some(std::io::BufWriter::new(std::fs::File::create(&dest)?))
+        }
+        None => None,
+    };
+    let mut hasher = Sha256::new();
+    let mut left = size;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let want = (left as usize).min(buf.len());
+        let n = r.read(&mut buf[..want]).map_err(|e| unreadable(path, e))?;
+        if n == 0 {
+            return Err(bad(path, format!("{name} is cut short")));
+        }
+        hasher.update(&buf[..n]);
+        if let Some(o) = out.as_mut() {
+            o.write_all(&buf[..n])?;
+        }
+        left -= n as u64;
+    }
+    if let Some(o) = out {
+        let f = o
+            .into_inner()
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        f.sync_all()?;
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Names an archive may carry: the database, the side files, and artifact keys (no

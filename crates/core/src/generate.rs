@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiaas_engine::llm::{
-    self, ChatMessage, FinishReason, GenEvent, GenerateRequest, LlmError, SamplingParams,
-};
+use aiaas_engine::llm::{self, ChatMessage, GenEvent, GenerateRequest, LlmError, SamplingParams};
 use aiaas_engine::Engine;
-use aiaas_privacy::{Policy, StreamMasker};
+use aiaas_privacy::Policy;
 use aiaas_store::{LibraryModelRecord, Metadata, UsageRecord};
-use aiaas_types::{Permission, Principal};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use aiaas_types::{Permission, Principal, Task};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::events::GenerationEvents;
 
 use crate::auth::require;
 use crate::library::Library;
@@ -84,8 +84,10 @@ pub struct EmbeddingRequest {
 /// Running sequences: `choices[p * n + i]` is choice `i` of prompt `p`.
 pub struct Generation {
     pub model: String,
+    /// Prompt tokens of each prompt (one for chat).
     pub prompt_tokens: Vec<usize>,
-    pub choices: Vec<UnboundedReceiver<GenEvent>>,
+    /// Every choice's events as one stream (`n` choices per prompt, prompt-major).
+    pub events: GenerationEvents,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +136,7 @@ impl Inference {
     /// Start a chat completion: `n` sequences of one conversation.
     pub async fn chat(&self, principal: &Principal, req: ChatRequest) -> Result<Generation> {
         let record = self.metered_model(principal, &req.model).await?;
-        if record.task == "embedding" {
+        if record.task == Task::Embedding {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
                 record.name
@@ -187,7 +189,7 @@ impl Inference {
         req: CompletionRequest,
     ) -> Result<Generation> {
         let record = self.metered_model(principal, &req.model).await?;
-        if record.task == "embedding" {
+        if record.task == Task::Embedding {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
                 record.name
@@ -233,7 +235,7 @@ impl Inference {
         req: EmbeddingRequest,
     ) -> Result<EmbeddingOutput> {
         let record = self.metered_model(principal, &req.model).await?;
-        if record.task != "embedding" {
+        if record.task != Task::Embedding {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is not an embedding model",
                 record.name
@@ -352,11 +354,11 @@ impl Inference {
             }
         }
         let prompt_total = prompt_tokens.iter().sum();
-        let choices = self.account(principal, &record.name, prompt_total, choices, output);
+        let events = self.account(principal, &record.name, prompt_total, choices, output);
         Ok(Generation {
             model: record.name.clone(),
             prompt_tokens,
-            choices,
+            events,
         })
     }
 
@@ -368,9 +370,8 @@ impl Inference {
         Ok(record)
     }
 
-    /// Forward each sequence's events (text masked on the way when `output` asks), and
-    /// record the request's usage when all end. A dropped outer receiver (client gone)
-    /// drops the inner one: the scheduler frees the slot at its next step.
+    /// The generation's one event stream; it records the request's usage when its
+    /// sequences have ended.
     fn account(
         &self,
         principal: &Principal,
@@ -378,73 +379,18 @@ impl Inference {
         prompt_tokens: usize,
         choices: Vec<UnboundedReceiver<GenEvent>>,
         output: Option<Policy>,
-    ) -> Vec<UnboundedReceiver<GenEvent>> {
-        let (done_tx, mut done_rx) = unbounded_channel::<usize>();
-        let outer: Vec<UnboundedReceiver<GenEvent>> = choices
-            .into_iter()
-            .map(|mut inner| {
-                let (tx, rx) = unbounded_channel();
-                let done = done_tx.clone();
-                let mut masker = output
-                    .clone()
-                    .map(|policy| StreamMasker::new(aiaas_privacy::detector().clone(), policy));
-                tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            event = inner.recv() => {
-                                let Some(mut event) = event else { break };
-                                if let GenEvent::Done { usage, .. } = &event {
-                                    let _ = done.send(usage.completion_tokens);
-                                }
-                                if let Some(m) = masker.as_mut() {
-                                    match &mut event {
-                                        GenEvent::Text { text, .. } => {
-                                            *text = m.push(text);
-                                            if text.is_empty() {
-                                                continue;
-                                            }
-                                        }
-                                        GenEvent::Done { .. } => {
-                                            let rest = m.finish();
-                                            if !rest.is_empty() {
-                                                let last = GenEvent::Text { text: rest, logprobs: Vec::new() };
-                                                if tx.send(last).is_err() {
-                                                    break;
-                                                }
-                                            }
-                                        }
-                                        GenEvent::Error(_) => {}
-                                    }
-                                }
-                                let end = matches!(event, GenEvent::Done { .. } | GenEvent::Error(_));
-                                if tx.send(event).is_err() || end {
-                                    break;
-                                }
-                            }
-                            _ = tx.closed() => break,
-                        }
-                    }
-                });
-                rx
-            })
-            .collect();
-        drop(done_tx);
+    ) -> GenerationEvents {
         let p = self.clone();
         let principal = principal.clone();
         let model = model.to_string();
-        tokio::spawn(async move {
-            // Every sequence that ran counts its tokens; the prompt counts once.
-            let (mut completion, mut ended) = (0, 0);
-            while let Some(tokens) = done_rx.recv().await {
-                completion += tokens;
-                ended += 1;
-            }
-            if ended > 0 {
+        // Every sequence that ran counts its tokens; the prompt counts once.
+        let record = Box::new(move |completion: usize| {
+            tokio::spawn(async move {
                 p.record_usage(&principal, &model, prompt_tokens, completion)
                     .await;
-            }
+            });
         });
-        outer
+        GenerationEvents::new(choices, output, record)
     }
 
     /// Recorded usage per key, model and day: everything for admins, the tenant's for
@@ -496,38 +442,4 @@ fn refuse_masked_logprobs(output: &Option<Policy>, o: &GenerationOptions) -> Res
         ));
     }
     Ok(())
-}
-
-/// Text, finish reason and usage of a finished sequence, for non-streaming replies.
-#[derive(Debug, Clone, Default)]
-pub struct CollectedChoice {
-    pub text: String,
-    pub logprobs: Vec<llm::TokenLogprob>,
-    pub finish_reason: Option<FinishReason>,
-    pub completion_tokens: usize,
-    /// Prompt tokens whose KV cache was reused from an earlier request.
-    pub cached_tokens: usize,
-}
-
-/// Wait for a sequence to end and gather what it produced.
-pub async fn collect(mut events: UnboundedReceiver<GenEvent>) -> Result<CollectedChoice> {
-    let mut out = CollectedChoice::default();
-    while let Some(event) = events.recv().await {
-        match event {
-            GenEvent::Text { text, logprobs } => {
-                out.text.push_str(&text);
-                out.logprobs.extend(logprobs);
-            }
-            GenEvent::Done { reason, usage } => {
-                out.finish_reason = Some(reason);
-                out.completion_tokens = usage.completion_tokens;
-                out.cached_tokens = usage.cached_tokens;
-                return Ok(out);
-            }
-            GenEvent::Error(e) => return Err(e.into()),
-        }
-    }
-    Err(CoreError::Unavailable(
-        "the model stopped before the reply was complete".into(),
-    ))
 }

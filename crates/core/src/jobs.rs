@@ -389,15 +389,26 @@ impl TrainingJobs {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        let meta = &self.inner.config.meta;
         if lost.load(Ordering::SeqCst) {
             tracing::warn!(job = %id, "the job's lease was taken by another replica; its result is not recorded here");
             return;
         }
+        self.record_end(&id, worker, outcome).await;
+    }
+
+    /// Record how a job this worker still holds ended (released to the queue when the
+    /// server is shutting down).
+    async fn record_end(
+        &self,
+        id: &str,
+        worker: &str,
+        outcome: Result<(serde_json::Value, i64), JobEnd>,
+    ) {
+        let meta = &self.inner.config.meta;
         let stored = match outcome {
             Err(JobEnd::Stopped) if self.inner.shutting_down.load(Ordering::SeqCst) => {
                 self.append_event(
-                    &id,
+                    id,
                     &TrainEvent::Log {
                         message: "the server is shutting down; the job goes back to the queue \
                                   for another replica or the next start"
@@ -405,22 +416,22 @@ impl TrainingJobs {
                     },
                 )
                 .await;
-                meta.release_job(&id, worker).await
+                meta.release_job(id, worker).await
             }
-            Err(JobEnd::Stopped) => meta.finish_job(&id, worker, &JobOutcome::Cancelled).await,
+            Err(JobEnd::Stopped) => meta.finish_job(id, worker, &JobOutcome::Cancelled).await,
             Err(JobEnd::Failed(e)) => {
                 tracing::warn!(job = %id, error = %e, "training job failed");
                 let message = match e {
                     CoreError::Internal(_) => "internal error; see the server log".to_string(),
                     other => other.to_string(),
                 };
-                meta.finish_job(&id, worker, &JobOutcome::Failed(message))
+                meta.finish_job(id, worker, &JobOutcome::Failed(message))
                     .await
             }
             Ok((report, version)) => {
                 tracing::info!(job = %id, version, "training job succeeded");
                 meta.finish_job(
-                    &id,
+                    id,
                     worker,
                     &JobOutcome::Succeeded {
                         report,
@@ -462,42 +473,9 @@ impl TrainingJobs {
                 })?),
                 None => None,
             };
-        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<TrainEvent>();
-        let p = self.clone();
-        let job_id = job.id.clone();
-        let event_writer = tokio::spawn(async move {
-            while let Some(e) = events_rx.recv().await {
-                p.append_event(&job_id, &e).await;
-            }
-        });
-        let p = self.clone();
-        let flag = cancel.clone();
-        let trained = tokio::task::spawn_blocking(move || {
-            let rows = p.inner.config.datasets.load_rows(&dataset)?;
-            let test_rows = test
-                .as_ref()
-                .map(|t| p.inner.config.datasets.load_rows(t))
-                .transpose()?;
-            let stopped_or = |e: aiaas_train::TrainError| match e {
-                aiaas_train::TrainError::Cancelled => JobEnd::Stopped,
-                aiaas_train::TrainError::InvalidData(m)
-                | aiaas_train::TrainError::InvalidConfig(m) => {
-                    JobEnd::Failed(CoreError::InvalidInput(m))
-                }
-                other => JobEnd::Failed(CoreError::Internal(other.to_string())),
-            };
-            let on_event = move |e: TrainEvent| {
-                let _ = events_tx.send(e);
-            };
-            let control = aiaas_train::TrainControl {
-                cancel: &flag,
-                on_event: &on_event,
-            };
-            aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(stopped_or)
-        })
-        .await;
-        let _ = event_writer.await;
-        let trained = trained??;
+        let trained = self
+            .train(job, config, dataset, test, cancel.clone())
+            .await?;
         if cancel.load(Ordering::SeqCst) {
             return Err(JobEnd::Stopped);
         }
@@ -535,6 +513,54 @@ impl TrainingJobs {
         Ok((report, version))
     }
 
+    /// Read the data sets and train on a blocking thread, the events appended to the
+    /// job's log as they come.
+    async fn train(
+        &self,
+        job: &JobRecord,
+        config: TrainConfig,
+        dataset: crate::DatasetRecord,
+        test: Option<crate::DatasetRecord>,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<aiaas_train::TrainedModel, JobEnd> {
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<TrainEvent>();
+        let p = self.clone();
+        let job_id = job.id.clone();
+        let event_writer = tokio::spawn(async move {
+            while let Some(e) = events_rx.recv().await {
+                p.append_event(&job_id, &e).await;
+            }
+        });
+        let p = self.clone();
+        let flag = cancel.clone();
+        let trained = tokio::task::spawn_blocking(move || {
+            let rows = p.inner.config.datasets.load_rows(&dataset)?;
+            let test_rows = test
+                .as_ref()
+                .map(|t| p.inner.config.datasets.load_rows(t))
+                .transpose()?;
+            let stopped_or = |e: aiaas_train::TrainError| match e {
+                aiaas_train::TrainError::Cancelled => JobEnd::Stopped,
+                aiaas_train::TrainError::InvalidData(m)
+                | aiaas_train::TrainError::InvalidConfig(m) => {
+                    JobEnd::Failed(CoreError::InvalidInput(m))
+                }
+                other => JobEnd::Failed(CoreError::Internal(other.to_string())),
+            };
+            let on_event = move |e: TrainEvent| {
+                let _ = events_tx.send(e);
+            };
+            let control = aiaas_train::TrainControl {
+                cancel: &flag,
+                on_event: &on_event,
+            };
+            aiaas_train::train(&config, &rows, test_rows.as_deref(), control).map_err(stopped_or)
+        })
+        .await;
+        let _ = event_writer.await;
+        Ok(trained??)
+    }
+
     async fn register_version(
         &self,
         job: &JobRecord,
@@ -569,7 +595,7 @@ impl TrainingJobs {
             .insert_model_version(&NewModelVersion {
                 tenant_id: job.tenant_id.clone(),
                 model_name: job.model_name.clone(),
-                task: "text-classification".into(),
+                task: aiaas_types::Task::TextClassification,
                 architecture: trained.report.architecture.as_str().into(),
                 labels: trained.report.labels.clone(),
                 artifact_prefix: prefix,

@@ -14,6 +14,7 @@ mod backup;
 mod datasets;
 mod demo;
 mod error;
+mod events;
 mod generate;
 mod jobs;
 mod keys_at_rest;
@@ -22,9 +23,10 @@ mod limits;
 mod models;
 mod platform;
 mod privacy;
+mod runtime_key;
 mod tenants;
 
-pub use aiaas_engine::llm::{ChatMessage, FinishReason, GenEvent, TokenLogprob};
+pub use aiaas_engine::llm::{ChatMessage, FinishReason, GenEvent, ModelInfo, TokenLogprob};
 pub use aiaas_engine::{BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
@@ -32,8 +34,8 @@ pub use aiaas_store::{
     redact_url, Backend, LibraryModelRecord, S3Config, S3Credentials, UsageRecord,
 };
 pub use aiaas_store::{
-    AliasRecord, ApiKeyRecord, DatasetRecord, DeploymentRecord, JobEventRecord, JobRecord,
-    JobStatus, ModelRecord, ModelVersionRecord, Tenant,
+    AliasRecord, ApiKeyRecord, AuditRecord, DatasetRecord, DeploymentRecord, JobEventRecord,
+    JobRecord, JobStatus, ModelRecord, ModelVersionRecord, Tenant,
 };
 pub use audit::{
     entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditLog, AuditOutcome, AuditQuery,
@@ -45,9 +47,10 @@ pub use backup::{
 };
 pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, Datasets, PreviewRow};
 pub use error::CoreError;
+pub use events::{collect, CollectedChoice, GenerationEvents};
 pub use generate::{
-    collect, ChatRequest, CollectedChoice, CompletionRequest, EmbeddingOutput, EmbeddingRequest,
-    Generation, GenerationOptions, Inference, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
+    ChatRequest, CompletionRequest, EmbeddingOutput, EmbeddingRequest, Generation,
+    GenerationOptions, Inference, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
 };
 pub use jobs::{TrainRequest, TrainingJobs};
 pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, Rotation, RotationReport};
@@ -59,7 +62,7 @@ pub use limits::{Limiter, RateStatus};
 pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Models, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{
-    parse_mode, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
+    MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
     PSEUDONYM_SECRET_FILE,
 };
 pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};

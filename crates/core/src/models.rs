@@ -11,18 +11,18 @@ use std::time::Duration;
 use aiaas_engine::{BatchSettings, Engine};
 use aiaas_store::{ArtifactStore, DeploymentSettings, Metadata};
 use aiaas_types::{Permission, Principal};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::auth::{check_name, require};
 use crate::privacy::Privacy;
+use crate::runtime_key::RuntimeKey;
 use crate::{AliasRecord, CoreError, DeploymentRecord, ModelRecord, ModelVersionRecord, Result};
 
 /// Most texts accepted in one predict call.
 pub const MAX_TEXTS_PER_REQUEST: usize = 1024;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ModelSummary {
-    #[serde(flatten)]
     pub model: ModelRecord,
     pub latest_version: Option<i64>,
     pub deployed_version: Option<i64>,
@@ -30,9 +30,8 @@ pub struct ModelSummary {
     pub aliases: Vec<AliasRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ModelDetails {
-    #[serde(flatten)]
     pub model: ModelRecord,
     pub versions: Vec<ModelVersionRecord>,
     pub aliases: Vec<AliasRecord>,
@@ -62,14 +61,14 @@ pub struct DeployRequest {
     pub pii_inputs: Option<Option<aiaas_privacy::Mode>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClassPrediction {
     pub label: String,
     pub confidence: f32,
     pub probabilities: BTreeMap<String, f32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
     pub model: String,
     pub version: i64,
@@ -106,7 +105,7 @@ fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
 }
 
 fn runtime_key(model_id: &str, version: i64) -> String {
-    format!("{model_id}:{version}")
+    RuntimeKey::version(model_id, version).to_string()
 }
 
 /// The models service: trained models of each tenant (versions, aliases), their
@@ -254,7 +253,7 @@ impl Models {
             max_delay_ms: req.max_delay_ms.unwrap_or(current.max_delay_ms),
             queue_capacity: req.queue_capacity.unwrap_or(current.queue_capacity),
             pii_inputs: match req.pii_inputs {
-                Some(mode) => mode.map(|m| crate::privacy::mode_name(m).to_string()),
+                Some(mode) => mode,
                 None => current.pii_inputs,
             },
         };
@@ -336,10 +335,7 @@ impl Models {
             }
             Some(s) => self.resolve_version(&model, Some(s)).await?,
         };
-        let model_mode = deployment
-            .pii_inputs
-            .as_deref()
-            .and_then(crate::privacy::parse_mode);
+        let model_mode = deployment.pii_inputs;
         self.inner
             .privacy
             .mask_model_inputs(principal, model_mode, texts.iter_mut())
@@ -483,12 +479,12 @@ impl Models {
             if m.kind != aiaas_engine::RuntimeKind::Classifier {
                 continue;
             }
-            let Some((model_id, version)) = m.key.rsplit_once(':') else {
+            let Some((model_id, version)) = RuntimeKey::model_version(&m.key) else {
                 continue;
             };
-            let keep = match deployments.get(model_id) {
+            let keep = match deployments.get(&model_id) {
                 None => false,
-                Some(d) if version == d.version.to_string() => m.batch.is_none_or(|b| {
+                Some(d) if version == d.version => m.batch.is_none_or(|b| {
                     b.max_batch as i64 == d.max_batch
                         && b.max_delay.as_millis() as i64 == d.max_delay_ms
                         && b.queue_capacity as i64 == d.queue_capacity

@@ -42,14 +42,14 @@ pub struct MaskRequest {
     pub kinds: Option<Vec<Kind>>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct MaskedText {
     pub text: String,
     /// Where each finding was in the input (byte offsets).
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct MaskOutput {
     pub results: Vec<MaskedText>,
     /// Findings of each kind over all texts.
@@ -151,15 +151,12 @@ impl Privacy {
                 "give \"inputs\" and/or \"outputs\": mask, label, pseudonymise or null".into(),
             ));
         }
-        let keep = |current: &Option<String>, change: Option<Option<Mode>>| match change {
-            Some(mode) => mode.map(|m| mode_name(m).to_string()),
-            None => current.clone(),
-        };
-        let inputs = keep(&t.pii_inputs, update.inputs);
-        let outputs = keep(&t.pii_outputs, update.outputs);
+        let keep = |current: Option<Mode>, change: Option<Option<Mode>>| change.unwrap_or(current);
+        let inputs = keep(t.pii_inputs, update.inputs);
+        let outputs = keep(t.pii_outputs, update.outputs);
         self.inner
             .meta
-            .set_tenant_privacy(&t.id, inputs.as_deref(), outputs.as_deref())
+            .set_tenant_privacy(&t.id, inputs, outputs)
             .await?;
         self.inner
             .pii_policies
@@ -235,10 +232,9 @@ impl Privacy {
             }
         }
         let tenant = self.inner.meta.tenant(tenant_id).await?;
-        let mode_of = |m: Option<&String>| m.and_then(|m| parse_mode(m));
         let policy = ModelPrivacy {
-            inputs: mode_of(tenant.as_ref().and_then(|t| t.pii_inputs.as_ref())),
-            outputs: mode_of(tenant.as_ref().and_then(|t| t.pii_outputs.as_ref())),
+            inputs: tenant.as_ref().and_then(|t| t.pii_inputs),
+            outputs: tenant.as_ref().and_then(|t| t.pii_outputs),
         };
         self.inner
             .pii_policies
@@ -286,14 +282,6 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
-}
-
-pub fn parse_mode(text: &str) -> Option<Mode> {
-    Mode::parse(text)
-}
-
-pub(crate) fn mode_name(mode: Mode) -> &'static str {
-    mode.as_str()
 }
 
 /// 32 random bytes (hex) in a 0600 file, created once; created exclusively so two

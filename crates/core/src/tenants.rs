@@ -177,27 +177,7 @@ impl Accounts {
                 check_name("model", m)?;
             }
         }
-        const TEN_YEARS: u64 = 10 * 366 * 24 * 3600;
-        if new.expires_in_secs.is_some_and(|s| s > TEN_YEARS) {
-            return Err(CoreError::InvalidInput(format!(
-                "expires_in_secs must be at most {TEN_YEARS} (ten years); leave it out for a key that does not expire"
-            )));
-        }
-        let expires_at = match new.expires_in_secs {
-            None => None,
-            Some(0) => {
-                return Err(CoreError::InvalidInput(
-                    "expires_in_secs must be positive".into(),
-                ))
-            }
-            Some(s) => Some(
-                aiaas_types::now_ms().saturating_add(
-                    i64::try_from(s)
-                        .unwrap_or(i64::MAX / 2000)
-                        .saturating_mul(1000),
-                ),
-            ),
-        };
+        let expires_at = expiry(new.expires_in_secs)?;
         let limits = new.limits.unwrap_or_default();
         limits.validate().map_err(CoreError::InvalidInput)?;
         let allowed_ips = new
@@ -210,7 +190,7 @@ impl Accounts {
             id: aiaas_types::new_id(),
             tenant_id,
             name: new.name.trim().to_string(),
-            role: new.role.as_str().to_string(),
+            role: new.role,
             secret_hash: hash_secret(secret.expose()),
             allowed_models: new.allowed_models,
             expires_at,
@@ -220,7 +200,7 @@ impl Accounts {
             allowed_ips,
         };
         self.inner.meta.insert_key(&key).await?;
-        tracing::info!(key = %key.id, role = %key.role, by = %principal.key_id, "api key created");
+        tracing::info!(key = %key.id, role = key.role.as_str(), by = %principal.key_id, "api key created");
         Ok(CreatedKey { key, secret })
     }
 
@@ -243,7 +223,7 @@ impl Accounts {
         if !principal.sees_tenant(&key.tenant_id) {
             return Err(not_found());
         }
-        if Role::parse(&key.role).is_some_and(|r| r.rank() > principal.role.rank()) {
+        if key.role.rank() > principal.role.rank() {
             return Err(CoreError::Forbidden(
                 "a key cannot change the limits of a key with a higher role".into(),
             ));
@@ -335,8 +315,7 @@ impl Accounts {
         if !principal.sees_tenant(&key.tenant_id) {
             return Err(not_found());
         }
-        let role = Role::parse(&key.role).unwrap_or(Role::Admin);
-        if role.rank() > principal.role.rank() {
+        if key.role.rank() > principal.role.rank() {
             return Err(CoreError::Forbidden(
                 "cannot revoke a key more powerful than your own".into(),
             ));
@@ -402,7 +381,7 @@ impl Accounts {
                     .keys(Some(&tenant.id))
                     .await?
                     .into_iter()
-                    .filter(|k| k.role == Role::Admin.as_str() && k.revoked_at.is_none())
+                    .filter(|k| k.role == Role::Admin && k.revoked_at.is_none())
                     .collect();
                 if let Some(existing) = admins.first() {
                     self.remember_admin(existing);
@@ -417,7 +396,7 @@ impl Accounts {
             id: aiaas_types::new_id(),
             tenant_id: tenant.id,
             name: "admin".into(),
-            role: Role::Admin.as_str().into(),
+            role: Role::Admin,
             secret_hash: hash_secret(secret.expose()),
             allowed_models: None,
             expires_at: None,
@@ -439,4 +418,30 @@ impl Accounts {
             allowed_models: None,
         });
     }
+}
+
+/// When a key asked to live `expires_in_secs` expires (ms since the epoch): positive, at
+/// most ten years.
+fn expiry(expires_in_secs: Option<u64>) -> Result<Option<i64>> {
+    const TEN_YEARS: u64 = 10 * 366 * 24 * 3600;
+    if expires_in_secs.is_some_and(|s| s > TEN_YEARS) {
+        return Err(CoreError::InvalidInput(format!(
+            "expires_in_secs must be at most {TEN_YEARS} (ten years); leave it out for a key that does not expire"
+        )));
+    }
+    Ok(match expires_in_secs {
+        None => None,
+        Some(0) => {
+            return Err(CoreError::InvalidInput(
+                "expires_in_secs must be positive".into(),
+            ))
+        }
+        Some(s) => Some(
+            aiaas_types::now_ms().saturating_add(
+                i64::try_from(s)
+                    .unwrap_or(i64::MAX / 2000)
+                    .saturating_mul(1000),
+            ),
+        ),
+    })
 }

@@ -74,7 +74,7 @@ const SCALING_QUEUE: &str = "aiaas_queue_depth";
 const SCALING_BUSY: &str = "aiaas_busy_slots";
 
 /// A loaded model as reported to operators.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadedModel {
     pub key: String,
     pub label: String,
@@ -87,15 +87,9 @@ pub struct LoadedModel {
     /// Estimated resident memory: weights + caches.
     pub memory_bytes: u64,
     /// Since the last request ended (zero while one runs).
-    #[serde(serialize_with = "as_secs")]
     pub idle_for: Duration,
     /// Batching of classifiers and embedders.
-    #[serde(skip)]
     pub batch: Option<BatchSettings>,
-}
-
-fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 /// Class probabilities for one text, in the model's label order.

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use crate::fsutil::safe_relative_path;
-use crate::{validate_name, HubError, ModelFormat, Result, Task};
+use crate::{validate_name, Format, HubError, Result, Task};
 
 const BUILTIN: &str = include_str!("../../../models/catalogue.toml");
 const SUPPORTED_VERSION: u32 = 1;
@@ -25,7 +25,7 @@ pub struct CatalogueEntry {
     pub name: String,
     pub description: String,
     pub task: Task,
-    pub format: ModelFormat,
+    pub format: Format,
     pub license: String,
     #[serde(rename = "package")]
     pub packages: Vec<Package>,
@@ -247,8 +247,14 @@ impl CatalogueEntry {
     fn validate_layout(&self) -> Result<()> {
         let has = |n: &str| self.files.iter().any(|f| f.name == n);
         let complete = match self.format {
-            ModelFormat::Gguf => has("model.gguf"),
-            ModelFormat::Hf => {
+            Format::AiaasClassifier => {
+                return Err(invalid(
+                    &self.name,
+                    "aiaas-classifier models are trained here, not pulled",
+                ))
+            }
+            Format::Gguf => has("model.gguf"),
+            Format::HfEncoder => {
                 has("config.json")
                     && has("tokenizer.json")
                     && self
@@ -305,7 +311,7 @@ mod tests {
         );
 
         let smol = cat.get("smollm2-135m-instruct").expect("smollm2");
-        assert_eq!((smol.task, smol.format), (Task::Chat, ModelFormat::Gguf));
+        assert_eq!((smol.task, smol.format), (Task::Chat, Format::Gguf));
         assert_eq!(smol.packages[0].version, "0.1.2");
         assert_eq!(smol.defaults["context_length"], 8192);
 
@@ -319,7 +325,7 @@ mod tests {
         let minilm = cat.get("all-minilm-l6-v2").expect("minilm");
         assert_eq!(
             (minilm.task, minilm.format),
-            (Task::Embedding, ModelFormat::Hf)
+            (Task::Embedding, Format::HfEncoder)
         );
         assert!(minilm
             .files

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::fsutil::link_or_copy;
 use crate::gguf::read_gguf_metadata;
 use crate::progress::{status, ByteMeter, CancelFlag, Emit};
-use crate::{HubError, ModelFile, ModelFormat, Result, Task};
+use crate::{Format, HubError, ModelFile, Result, Task};
 
 /// `model_type`s of encoders served as embedding models.
 const EMBEDDING_MODEL_TYPES: &[&str] = &["bert", "roberta", "xlm-roberta", "distilbert", "mpnet"];
@@ -54,10 +54,10 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
-    pub(crate) fn format(&self) -> ModelFormat {
+    pub(crate) fn format(&self) -> Format {
         match self {
-            Layout::Gguf { .. } => ModelFormat::Gguf,
-            Layout::Hf { .. } => ModelFormat::Hf,
+            Layout::Gguf { .. } => Format::Gguf,
+            Layout::Hf { .. } => Format::HfEncoder,
         }
     }
 }
@@ -142,7 +142,7 @@ pub(crate) fn hf_task(config: &Value, has_pooling: bool) -> Result<Task> {
 /// A model assembled in a staging folder, before it is installed.
 pub(crate) struct Assembled {
     pub task: Task,
-    pub format: ModelFormat,
+    pub format: Format,
     pub files: Vec<ModelFile>,
     pub license: Option<String>,
     pub defaults: Value,
@@ -156,7 +156,7 @@ pub(crate) fn import_local(
     cancel: &CancelFlag,
 ) -> Result<Assembled> {
     let (format, copies) = plan_import(src)?;
-    if let (ModelFormat::Gguf, Some((gguf, _))) = (format, copies.first()) {
+    if let (Format::Gguf, Some((gguf, _))) = (format, copies.first()) {
         // Refuse a broken file before copying gigabytes.
         read_gguf_metadata(gguf)?;
     }
@@ -184,7 +184,7 @@ pub(crate) fn import_local(
 }
 
 /// The format of a local model and its files: (source path, name in the model folder).
-fn plan_import(src: &Path) -> Result<(ModelFormat, Vec<(PathBuf, String)>)> {
+fn plan_import(src: &Path) -> Result<(Format, Vec<(PathBuf, String)>)> {
     let meta = fs::metadata(src)
         .map_err(|_| HubError::NotFound(format!("no such file or folder: {}", src.display())))?;
     if !meta.is_dir() {
@@ -192,10 +192,7 @@ fn plan_import(src: &Path) -> Result<(ModelFormat, Vec<(PathBuf, String)>)> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
         {
-            Ok((
-                ModelFormat::Gguf,
-                vec![(src.to_path_buf(), "model.gguf".into())],
-            ))
+            Ok((Format::Gguf, vec![(src.to_path_buf(), "model.gguf".into())]))
         } else {
             Err(HubError::InvalidInput(format!(
                 "{} is not a model; {SUPPORTED_LAYOUTS}",
@@ -219,9 +216,14 @@ fn plan_import(src: &Path) -> Result<(ModelFormat, Vec<(PathBuf, String)>)> {
 }
 
 /// Reads task, license and default parameters from installed files.
-pub(crate) fn inspect(dir: &Path, format: ModelFormat) -> Result<Assembled> {
+pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
     match format {
-        ModelFormat::Gguf => {
+        Format::AiaasClassifier => Err(HubError::InvalidInput(format!(
+            "{} holds a classifier trained by aiaas: deploy it through /api/v1/models, \
+             the library holds pulled models only",
+            dir.display()
+        ))),
+        Format::Gguf => {
             let meta = read_gguf_metadata(&dir.join("model.gguf"))?;
             let mut defaults = Map::new();
             if let Some(n) = meta.context_length() {
@@ -239,7 +241,7 @@ pub(crate) fn inspect(dir: &Path, format: ModelFormat) -> Result<Assembled> {
                 defaults: Value::Object(defaults),
             })
         }
-        ModelFormat::Hf => {
+        Format::HfEncoder => {
             let config = read_json(&dir.join("config.json"))?.unwrap_or(Value::Null);
             let pooling = read_json(&dir.join("1_Pooling/config.json"))?;
             let task = hf_task(&config, pooling.is_some())?;

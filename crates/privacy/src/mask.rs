@@ -8,43 +8,8 @@ use crate::rules::phone;
 use crate::scan::digits;
 use crate::{Counts, Finding, Kind};
 
-/// How findings are rewritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Keep the shape and a little of the value, enough for support staff to tell records
-    /// apart: `138****5678`, `j***@example.com`, `192.168.*.*`.
-    Mask,
-    /// Replace with the kind's label: `[PHONE]`.
-    Label,
-    /// Replace with a keyed token, `[PHONE:1f3a9c0b7d2e]`: the same value always gives the
-    /// same token under one key (so joins and counts across records still work), and
-    /// nothing without the key maps tokens back.
-    #[serde(alias = "pseudonymize")]
-    Pseudonymise,
-}
-
-impl Mode {
-    /// The spellings every route and setting accepts: `mask`, `label`, `pseudonymise`
-    /// (or `pseudonymize`).
-    pub fn parse(text: &str) -> Option<Mode> {
-        match text {
-            "mask" => Some(Mode::Mask),
-            "label" => Some(Mode::Label),
-            "pseudonymise" | "pseudonymize" => Some(Mode::Pseudonymise),
-            _ => None,
-        }
-    }
-
-    /// The name it is stored and shown under.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Mask => "mask",
-            Mode::Label => "label",
-            Mode::Pseudonymise => "pseudonymise",
-        }
-    }
-}
+/// How findings are rewritten (the shared vocabulary: `aiaas_types::PiiMode`).
+pub use aiaas_types::PiiMode as Mode;
 
 /// A tenant's masking policy.
 ///

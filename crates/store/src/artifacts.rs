@@ -333,7 +333,6 @@ impl ArtifactStore for LocalArtifacts {
         std::fs::copy(&path, dest).map_err(io(key))?;
         Ok(())
     }
-
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! The audit log's rows: append, read the head, query with filters. The chain (hashes)
 //! is computed and verified in the core; this module only stores what it is given.
 
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{conflict_or, Metadata, Result};
 
 /// One audit entry as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     pub seq: i64,
     pub id: String,
@@ -54,9 +53,7 @@ const COLUMNS: &str =
 impl Metadata {
     /// The last entry's sequence number and hash, if any.
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>> {
-        let row = sqlx::query(HEAD)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(HEAD).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))))
     }
 
@@ -73,19 +70,19 @@ impl Metadata {
         );
         let insert = |r: &AuditRecord| {
             sqlx::query(&sql)
-            .bind(r.seq)
-            .bind(r.id.clone())
-            .bind(r.at)
-            .bind(r.tenant_id.clone())
-            .bind(r.key_id.clone())
-            .bind(r.role.clone())
-            .bind(r.action.clone())
-            .bind(r.target.clone())
-            .bind(r.outcome.clone())
-            .bind(r.source.clone())
-            .bind(r.detail.clone())
-            .bind(r.prev_hash.clone())
-            .bind(r.hash.clone())
+                .bind(r.seq)
+                .bind(r.id.clone())
+                .bind(r.at)
+                .bind(r.tenant_id.clone())
+                .bind(r.key_id.clone())
+                .bind(r.role.clone())
+                .bind(r.action.clone())
+                .bind(r.target.clone())
+                .bind(r.outcome.clone())
+                .bind(r.source.clone())
+                .bind(r.detail.clone())
+                .bind(r.prev_hash.clone())
+                .bind(r.hash.clone())
         };
         let conflict = |r: &AuditRecord| {
             let seq = r.seq;

@@ -234,7 +234,11 @@ mod tests {
         cache.deployments.put(g, "m".into(), None);
         assert_eq!(cache.deployments.get(&"m".into()), Some(None));
         cache.clear(Topic::Keys);
-        assert_eq!(cache.deployments.get(&"m".into()), Some(None), "another family");
+        assert_eq!(
+            cache.deployments.get(&"m".into()),
+            Some(None),
+            "another family"
+        );
         cache.clear(Topic::Models);
         assert_eq!(cache.deployments.get(&"m".into()), None);
     }

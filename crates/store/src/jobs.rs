@@ -213,11 +213,12 @@ impl Metadata {
 
     /// Running jobs: (id, attempts, the worker that claimed it).
     pub async fn running_jobs(&self) -> Result<Vec<(String, i64, String)>> {
-        let rows: Vec<(String, i64, String)> =
-            sqlx::query_as("SELECT id, attempts, COALESCE(claimed_by, '') FROM jobs WHERE status = $1")
-                .bind(JobStatus::Running.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT id, attempts, COALESCE(claimed_by, '') FROM jobs WHERE status = $1",
+        )
+        .bind(JobStatus::Running.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows)
     }
 

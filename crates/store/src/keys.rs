@@ -69,7 +69,7 @@ impl Metadata {
         .bind(&key.id)
         .bind(&key.tenant_id)
         .bind(&key.name)
-        .bind(&key.role)
+        .bind(key.role.as_str())
         .bind(&key.secret_hash)
         .bind(allowed)
         .bind(key.expires_at)
@@ -173,13 +173,13 @@ impl Metadata {
     pub async fn set_tenant_privacy(
         &self,
         id: &str,
-        inputs: Option<&str>,
-        outputs: Option<&str>,
+        inputs: Option<aiaas_types::PiiMode>,
+        outputs: Option<aiaas_types::PiiMode>,
     ) -> Result<bool> {
         let done =
             sqlx::query("UPDATE tenants SET pii_inputs = $1, pii_outputs = $2 WHERE id = $3")
-                .bind(inputs)
-                .bind(outputs)
+                .bind(inputs.map(|m| m.as_str()))
+                .bind(outputs.map(|m| m.as_str()))
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
@@ -215,8 +215,8 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
         name: row.try_get("name")?,
         created_at: row.try_get("created_at")?,
         limits: limits_from(row.try_get("limits")?, "tenants.limits")?,
-        pii_inputs: row.try_get("pii_inputs")?,
-        pii_outputs: row.try_get("pii_outputs")?,
+        pii_inputs: crate::parsed_opt(row, "pii_inputs", aiaas_types::PiiMode::parse)?,
+        pii_outputs: crate::parsed_opt(row, "pii_outputs", aiaas_types::PiiMode::parse)?,
     })
 }
 
@@ -245,7 +245,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         name: row.try_get("name")?,
-        role: row.try_get("role")?,
+        role: crate::parsed(row, "role", aiaas_types::Role::parse)?,
         secret_hash: row.try_get("secret_hash")?,
         allowed_models,
         expires_at: row.try_get("expires_at")?,

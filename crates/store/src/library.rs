@@ -1,6 +1,7 @@
 //! The model library (models pulled into the installation's model cache) and per-key
 //! daily usage.
 
+use aiaas_types::{Format, Task};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -9,18 +10,15 @@ use crate::{parse_json, Metadata, Result, StoreError};
 
 /// A model in the library: installation-wide, callable by every tenant's keys (subject to
 /// their allow-lists).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LibraryModelRecord {
     pub id: String,
     pub name: String,
-    /// `chat`, `completion` or `embedding`.
-    pub task: String,
-    /// `gguf` or `hf`.
-    pub format: String,
+    pub task: Task,
+    pub format: Format,
     pub source: String,
     pub license: String,
     /// Folder under the model cache.
-    #[serde(skip)]
     pub dir: String,
     pub files: serde_json::Value,
     pub size_bytes: i64,
@@ -55,8 +53,8 @@ impl Metadata {
         ))
         .bind(&m.id)
         .bind(&m.name)
-        .bind(&m.task)
-        .bind(&m.format)
+        .bind(m.task.as_str())
+        .bind(m.format.as_str())
         .bind(&m.source)
         .bind(&m.license)
         .bind(&m.dir)
@@ -202,8 +200,8 @@ fn library_from_row(r: &AnyRow) -> Result<LibraryModelRecord> {
     Ok(LibraryModelRecord {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        task: r.try_get("task")?,
-        format: r.try_get("format")?,
+        task: crate::parsed(r, "task", aiaas_types::Task::parse)?,
+        format: crate::parsed(r, "format", aiaas_types::Format::parse)?,
         source: r.try_get("source")?,
         license: r.try_get("license")?,
         dir: r.try_get("dir")?,

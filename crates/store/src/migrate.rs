@@ -23,7 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "output_privacy",
         include_str!("../migrations/0006_output_privacy.sql"),
     ),
-    (7, "replicas", include_str!("../migrations/0007_replicas.sql")),
+    (
+        7,
+        "replicas",
+        include_str!("../migrations/0007_replicas.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

@@ -16,7 +16,10 @@ const DEPLOYMENT_COLUMNS: &str =
 impl Metadata {
     /// A tenant's model by name (cached when found).
     pub async fn model_by_name(&self, tenant_id: &str, name: &str) -> Result<Option<ModelRecord>> {
-        let (models, key) = (&self.cache.models, (tenant_id.to_string(), name.to_string()));
+        let (models, key) = (
+            &self.cache.models,
+            (tenant_id.to_string(), name.to_string()),
+        );
         let read_at = models.generation();
         if let Some(m) = models.get(&key) {
             return Ok(Some(m));
@@ -68,7 +71,7 @@ impl Metadata {
         .bind(aiaas_types::new_id())
         .bind(&v.tenant_id)
         .bind(&v.model_name)
-        .bind(&v.task)
+        .bind(v.task.as_str())
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -204,7 +207,7 @@ impl Metadata {
         .bind(s.max_batch)
         .bind(s.max_delay_ms)
         .bind(s.queue_capacity)
-        .bind(s.pii_inputs)
+        .bind(s.pii_inputs.map(|m| m.as_str()))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -272,7 +275,7 @@ fn model_from_row(row: &AnyRow) -> Result<ModelRecord> {
         id: row.try_get("id")?,
         tenant_id: row.try_get("tenant_id")?,
         name: row.try_get("name")?,
-        task: row.try_get("task")?,
+        task: crate::parsed(row, "task", aiaas_types::Task::parse)?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -307,7 +310,7 @@ fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {
         max_batch: row.try_get("max_batch")?,
         max_delay_ms: row.try_get("max_delay_ms")?,
         queue_capacity: row.try_get("queue_capacity")?,
-        pii_inputs: row.try_get("pii_inputs")?,
+        pii_inputs: crate::parsed_opt(row, "pii_inputs", aiaas_types::PiiMode::parse)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -81,9 +81,7 @@ impl Metadata {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(r) = row {
-            return Ok(RateDecision::Admitted {
-                tat: r.try_get(0)?,
-            });
+            return Ok(RateDecision::Admitted { tat: r.try_get(0)? });
         }
         let tat = self.rate_tat(name).await?;
         Ok(RateDecision::Refused {

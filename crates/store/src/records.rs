@@ -1,19 +1,18 @@
 //! Rows of the metadata database as plain Rust values.
 
-use serde::Serialize;
+use aiaas_types::{PiiMode, Role, Task};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
     pub created_at: i64,
     /// Limits on all the tenant's keys together.
     pub limits: aiaas_types::Limits,
-    /// Masking mode applied to every text the tenant's keys send to a model (`mask`,
-    /// `label`, `pseudonymise`), or none.
-    pub pii_inputs: Option<String>,
+    /// Masking mode applied to every text the tenant's keys send to a model, or none.
+    pub pii_inputs: Option<PiiMode>,
     /// Masking mode applied to every text a model returns to the tenant's keys.
-    pub pii_outputs: Option<String>,
+    pub pii_outputs: Option<PiiMode>,
 }
 
 /// A key's row. Not `Serialize`: responses are built by the API from its fields, so the
@@ -23,7 +22,7 @@ pub struct ApiKeyRecord {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub secret_hash: String,
     pub allowed_models: Option<Vec<String>>,
     pub expires_at: Option<i64>,
@@ -34,7 +33,7 @@ pub struct ApiKeyRecord {
     pub allowed_ips: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DatasetRecord {
     pub id: String,
     pub tenant_id: String,
@@ -44,28 +43,26 @@ pub struct DatasetRecord {
     pub label_column: String,
     pub row_count: i64,
     pub byte_count: i64,
-    #[serde(skip)]
     pub artifact_key: String,
     pub stats: serde_json::Value,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelRecord {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
-    pub task: String,
+    pub task: Task,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelVersionRecord {
     pub model_id: String,
     pub version: i64,
     pub architecture: String,
     pub labels: Vec<String>,
-    #[serde(skip)]
     pub artifact_prefix: String,
     pub files: Vec<String>,
     pub report: serde_json::Value,
@@ -75,14 +72,14 @@ pub struct ModelVersionRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AliasRecord {
     pub alias: String,
     pub version: i64,
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentRecord {
     pub model_id: String,
     pub version: i64,
@@ -90,14 +87,13 @@ pub struct DeploymentRecord {
     pub max_delay_ms: i64,
     pub queue_capacity: i64,
     /// Masking mode applied to every text sent to this model, whoever calls it.
-    pub pii_inputs: Option<String>,
+    pub pii_inputs: Option<PiiMode>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 /// Life of a training job: queued -> running -> succeeded | failed | cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Queued,
     Running,
@@ -136,7 +132,7 @@ impl JobStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     pub id: String,
     pub tenant_id: String,
@@ -158,7 +154,7 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobEventRecord {
     pub seq: i64,
     pub at: i64,
@@ -181,7 +177,7 @@ pub struct NewJob {
 pub struct NewModelVersion {
     pub tenant_id: String,
     pub model_name: String,
-    pub task: String,
+    pub task: Task,
     pub architecture: String,
     pub labels: Vec<String>,
     pub artifact_prefix: String,
@@ -199,5 +195,5 @@ pub struct DeploymentSettings {
     pub max_delay_ms: i64,
     pub queue_capacity: i64,
     /// Masking mode for every text sent to the model (`None`: the caller's tenant policy).
-    pub pii_inputs: Option<String>,
+    pub pii_inputs: Option<PiiMode>,
 }

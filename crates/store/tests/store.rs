@@ -173,7 +173,7 @@ async fn keys_round_trip_and_revoke_once(fx: &Db) {
         id: aiaas_types::new_id(),
         tenant_id: t.id.clone(),
         name: "ci".into(),
-        role: "developer".into(),
+        role: aiaas_types::Role::Developer,
         secret_hash: "abc".into(),
         allowed_models: Some(vec!["m".into()]),
         expires_at: None,

@@ -287,31 +287,8 @@ fn train_candidate(
         seed: config.seed ^ 0x5EED_F0BA_7C4E_5EED,
     };
     if arch == Architecture::TfidfLogreg {
-        let vectorizer = TfidfVectorizer::fit(&data.train.tokens, data.labels.len())?;
-        let encode =
-            |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
-        let (train, val, test) = (encode(&data.train), encode(&data.val), encode(&data.test));
-        let train_ex = examples(&train, &data.train);
-        let val_ex = (!val.is_empty()).then(|| examples(&val, &data.val));
-        let (net, curve) = train_logreg(
-            vectorizer.len(),
-            data.labels.len(),
-            &train_ex,
-            val_ex.as_ref(),
-            control,
-        )?;
-        let evals = evaluate_splits(&net, curve, data, val_ex.as_ref(), &test, control)?;
-        let spec = ModelSpec {
-            format_version: 1,
-            architecture: arch,
-            labels: data.labels.clone(),
-            tokenizer: TokenizerSpec::new(None),
-            vocabulary: vectorizer.terms().to_vec(),
-            net: None,
-            tfidf: Some(TfidfVectorizer::spec()),
-        };
-        let body = Body::Tfidf(vectorizer, net);
-        return Ok((report(arch, evals, started), Classifier::new(spec, body)));
+        let (evals, classifier) = train_tfidf(data, control)?;
+        return Ok((report(arch, evals, started), classifier));
     }
 
     // Recurrent networks step through time one token at a time; long sequences make them
@@ -370,6 +347,38 @@ fn train_candidate(
         report(arch, evals, started),
         Classifier::new(model_spec, body),
     ))
+}
+
+/// The TF-IDF + logistic regression baseline: no word vectors, no network.
+fn train_tfidf(
+    data: &Prepared,
+    control: &TrainControl<'_>,
+) -> Result<(Evals, Classifier), TrainError> {
+    let vectorizer = TfidfVectorizer::fit(&data.train.tokens, data.labels.len())?;
+    let encode =
+        |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
+    let (train, val, test) = (encode(&data.train), encode(&data.val), encode(&data.test));
+    let train_ex = examples(&train, &data.train);
+    let val_ex = (!val.is_empty()).then(|| examples(&val, &data.val));
+    let (net, curve) = train_logreg(
+        vectorizer.len(),
+        data.labels.len(),
+        &train_ex,
+        val_ex.as_ref(),
+        control,
+    )?;
+    let evals = evaluate_splits(&net, curve, data, val_ex.as_ref(), &test, control)?;
+    let spec = ModelSpec {
+        format_version: 1,
+        architecture: Architecture::TfidfLogreg,
+        labels: data.labels.clone(),
+        tokenizer: TokenizerSpec::new(None),
+        vocabulary: vectorizer.terms().to_vec(),
+        net: None,
+        tfidf: Some(TfidfVectorizer::spec()),
+    };
+    let body = Body::Tfidf(vectorizer, net);
+    Ok((evals, Classifier::new(spec, body)))
 }
 
 fn examples<'a, I>(inputs: &'a [I], s: &Split) -> Examples<'a, I> {

@@ -1,11 +1,12 @@
 //! Domain types shared by every layer: identifiers, roles, the caller's principal,
-//! training configuration, training events and evaluation reports.
+//! model tasks and formats, PII modes, training configuration, training events and evaluation reports.
 //!
 //! This crate knows no I/O, no SQL, no HTTP and no candle: it is the vocabulary the
 //! other crates speak to each other.
 
 pub mod ids;
 pub mod limits;
+pub mod model;
 pub mod principal;
 pub mod secret;
 pub mod time;
@@ -13,6 +14,7 @@ pub mod training;
 
 pub use ids::new_id;
 pub use limits::{IpNet, Limits};
+pub use model::{Format, PiiMode, Task, UnknownName};
 pub use principal::{Permission, Principal, Role};
 pub use secret::Secret;
 pub use time::{format_utc, next_month_start_ms, now_ms, utc_date, utc_day, utc_stamp};

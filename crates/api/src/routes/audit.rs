@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiResult;
 use crate::extract::{ApiQuery, Auth};
-use crate::AppState;
+use crate::{wire, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,7 +59,9 @@ async fn list(
     ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<Json<Value>> {
     let entries = s.platform.audit_log().entries(&p, f.into()).await?;
-    Ok(Json(json!({"entries": entries})))
+    Ok(Json(
+        json!({"entries": wire::all::<_, wire::AuditEntry>(entries)}),
+    ))
 }
 
 /// Every matching entry, one JSON object per line.
@@ -78,7 +80,8 @@ async fn export(
         let Some(last) = page.last() else { break };
         query.after_seq = Some(last.seq);
         for e in &page {
-            lines.extend_from_slice(serde_json::to_string(e).unwrap_or_default().as_bytes());
+            let e = wire::AuditEntry::from(e.clone());
+            lines.extend_from_slice(serde_json::to_string(&e).unwrap_or_default().as_bytes());
             lines.push(b'\n');
         }
         written += page.len() as i64;

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{status_of, ApiResult};
 use crate::extract::{ApiJson, Auth};
-use crate::AppState;
+use crate::{wire, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,19 +38,19 @@ pub fn router() -> Router<AppState> {
 
 async fn usage(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"usage": s.platform.inference().usage(&p).await?}),
+        json!({"usage": wire::all::<_, wire::Usage>(s.platform.inference().usage(&p).await?)}),
     ))
 }
 
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"models": s.platform.library().list(&p).await?}),
+        json!({"models": wire::all::<_, wire::LibraryListed>(s.platform.library().list(&p).await?)}),
     ))
 }
 
 async fn catalogue(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"models": s.platform.library().catalogue(&p).await?}),
+        json!({"models": wire::all::<_, wire::CatalogueEntry>(s.platform.library().catalogue(&p).await?)}),
     ))
 }
 
@@ -90,7 +90,7 @@ async fn pull(
                 cancel,
             )
             .await?;
-        return Ok((StatusCode::CREATED, Json(record)).into_response());
+        return Ok((StatusCode::CREATED, Json(wire::LibraryEntry::from(record))).into_response());
     }
     let (tx, rx) = mpsc::unbounded_channel::<Value>();
     let progress_tx = tx.clone();
@@ -113,7 +113,7 @@ async fn pull(
             .pull(&p, &body.source, body.name.as_deref(), progress, flag)
             .await;
         let last = match outcome {
-            Ok(record) => json!({"status": "success", "model": record}),
+            Ok(record) => json!({"status": "success", "model": wire::LibraryEntry::from(record)}),
             Err(e) => {
                 let (status, code) = status_of(&e);
                 json!({"error": {"code": code, "status": status.as_u16(), "message": e.to_string()}})
@@ -149,7 +149,9 @@ async fn show(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.platform.library().get(&p, &name).await?)))
+    Ok(Json(json!(wire::LibraryShown::from(
+        s.platform.library().get(&p, &name).await?
+    ))))
 }
 
 async fn remove(
@@ -167,12 +169,12 @@ async fn set_settings(
     Path(name): Path<String>,
     ApiJson(settings): ApiJson<ServingSettings>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(
-        s.platform
-            .library()
-            .set_settings(&p, &name, settings)
-            .await?
-    )))
+    let record = s
+        .platform
+        .library()
+        .set_settings(&p, &name, settings)
+        .await?;
+    Ok(Json(json!(wire::LibraryEntry::from(record))))
 }
 
 async fn load(
@@ -197,6 +199,6 @@ async fn unload(
 
 async fn ps(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     Ok(Json(
-        json!({"models": s.platform.library().running(&p).await?}),
+        json!({"models": wire::all::<_, wire::RunningModel>(s.platform.library().running(&p).await?)}),
     ))
 }

@@ -71,12 +71,12 @@ async fn create_tenant(
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> ApiResult<impl IntoResponse> {
     let t = s.platform.accounts().create_tenant(&p, &body.name).await?;
-    Ok((StatusCode::CREATED, Json(t)))
+    Ok((StatusCode::CREATED, Json(wire::TenantBody::from(t))))
 }
 
 async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        json!({"tenants": s.platform.accounts().list_tenants(&p).await?}),
+        json!({"tenants": wire::all::<_, wire::TenantBody>(s.platform.accounts().list_tenants(&p).await?)}),
     ))
 }
 
@@ -127,12 +127,12 @@ async fn set_tenant_limits(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<aiaas_types::Limits>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.platform
-            .accounts()
-            .set_tenant_limits(&p, &id, body)
-            .await?,
-    ))
+    let t = s
+        .platform
+        .accounts()
+        .set_tenant_limits(&p, &id, body)
+        .await?;
+    Ok(Json(wire::TenantBody::from(t)))
 }
 
 /// A field left out keeps its value; null turns it off.
@@ -163,7 +163,7 @@ async fn set_tenant_privacy(
         value
             .map(|v| {
                 v.map(|m| {
-                    aiaas_core::parse_mode(&m).ok_or_else(|| {
+                    aiaas_types::PiiMode::parse(&m).ok_or_else(|| {
                         ApiError::bad_request(format!(
                             "{field} must be mask, label, pseudonymise or null, not {m:?}"
                         ))
@@ -177,12 +177,12 @@ async fn set_tenant_privacy(
         inputs: mode("inputs", body.inputs)?,
         outputs: mode("outputs", body.outputs)?,
     };
-    Ok(Json(
-        s.platform
-            .privacy()
-            .set_tenant_privacy(&p, &id, update)
-            .await?,
-    ))
+    let t = s
+        .platform
+        .privacy()
+        .set_tenant_privacy(&p, &id, update)
+        .await?;
+    Ok(Json(wire::TenantBody::from(t)))
 }
 
 async fn revoke_key(
@@ -233,79 +233,10 @@ async fn upload_dataset(
     let mut upload = s.platform.datasets().begin_upload(&p).await?;
     let mut q = query;
     if multipart {
-        let mut form = Multipart::from_request(req, &s).await.map_err(|e| {
+        let form = Multipart::from_request(req, &s).await.map_err(|e| {
             ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
         })?;
-        let mut got_file = false;
-        while let Some(mut field) = form
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
-        {
-            let name = field.name().unwrap_or_default().to_string();
-            if name == "file" && !got_file {
-                got_file = true;
-                let file_name = field.file_name().map(str::to_string);
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
-                {
-                    if let Err(e) = upload.write_chunk(&chunk).await {
-                        let mut drained = 0u64;
-                        while let Ok(Some(c)) = field.chunk().await {
-                            drained += c.len() as u64;
-                            if drained > DRAIN_LIMIT {
-                                break;
-                            }
-                        }
-                        return Err(e.into());
-                    }
-                }
-                if q.name.is_none() {
-                    q.name = file_name.as_deref().map(dataset_name_from_file);
-                }
-                if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl"))
-                {
-                    q.format = Some(DatasetFormat::Jsonl);
-                }
-                continue;
-            }
-            let value = field.text().await.map_err(|e| {
-                ApiError::bad_request(format!("invalid multipart field {name}: {e}"))
-            })?;
-            match name.as_str() {
-                "name" => q.name = Some(value),
-                "text_column" => q.text_column = Some(value),
-                "label_column" => q.label_column = Some(value),
-                "mask_pii" => {
-                    q.mask_pii = Some(aiaas_privacy::Mode::parse(&value).ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "unknown mask_pii {value:?}; use mask, label or pseudonymise"
-                        ))
-                    })?)
-                }
-                "format" => {
-                    q.format = Some(match value.as_str() {
-                        "csv" => DatasetFormat::Csv,
-                        "jsonl" => DatasetFormat::Jsonl,
-                        other => {
-                            return Err(ApiError::bad_request(format!(
-                                "unknown format {other:?}; use csv or jsonl"
-                            )))
-                        }
-                    })
-                }
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "unknown form field {other:?}"
-                    )))
-                }
-            }
-        }
-        if !got_file {
-            return Err(ApiError::bad_request("the form has no \"file\" part"));
-        }
+        read_form(form, &mut upload, &mut q).await?;
     } else {
         let mut stream = req.into_body().into_data_stream();
         while let Some(chunk) = stream.next().await {
@@ -328,7 +259,95 @@ async fn upload_dataset(
         mask_pii: q.mask_pii,
     };
     let d = s.platform.datasets().create(&p, spec, upload).await?;
-    Ok((StatusCode::CREATED, Json(d)))
+    Ok((StatusCode::CREATED, Json(wire::Dataset::from(d))))
+}
+
+/// A multipart upload: the `file` part streamed into `upload`, the other fields into
+/// `q` (a form field overrides the query string; the file's name names the dataset and
+/// its `.jsonl` extension the format when nothing else does).
+async fn read_form(
+    mut form: Multipart,
+    upload: &mut aiaas_core::DatasetUpload,
+    q: &mut UploadQuery,
+) -> ApiResult<()> {
+    let mut got_file = false;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" && !got_file {
+            got_file = true;
+            let file_name = field.file_name().map(str::to_string);
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
+            {
+                if let Err(e) = upload.write_chunk(&chunk).await {
+                    let mut drained = 0u64;
+                    while let Ok(Some(c)) = field.chunk().await {
+                        drained += c.len() as u64;
+                        if drained > DRAIN_LIMIT {
+                            break;
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+            if q.name.is_none() {
+                q.name = file_name.as_deref().map(dataset_name_from_file);
+            }
+            if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl")) {
+                q.format = Some(DatasetFormat::Jsonl);
+            }
+            continue;
+        }
+        let value = field
+            .text()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart field {name}: {e}")))?;
+        set_form_field(q, &name, value)?;
+    }
+    if got_file {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("the form has no \"file\" part"))
+    }
+}
+
+/// One non-file field of an upload form.
+fn set_form_field(q: &mut UploadQuery, name: &str, value: String) -> ApiResult<()> {
+    match name {
+        "name" => q.name = Some(value),
+        "text_column" => q.text_column = Some(value),
+        "label_column" => q.label_column = Some(value),
+        "mask_pii" => {
+            q.mask_pii = Some(aiaas_privacy::Mode::parse(&value).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown mask_pii {value:?}; use mask, label or pseudonymise"
+                ))
+            })?)
+        }
+        "format" => {
+            q.format = Some(match value.as_str() {
+                "csv" => DatasetFormat::Csv,
+                "jsonl" => DatasetFormat::Jsonl,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown format {other:?}; use csv or jsonl"
+                    )))
+                }
+            })
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown form field {other:?}"
+            )))
+        }
+    }
+    Ok(())
 }
 
 /// Past the upload limit, read (and discard) a bounded remainder of the body before
@@ -362,7 +381,7 @@ fn dataset_name_from_file(file: &str) -> String {
 
 async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     Ok(Json(
-        json!({"datasets": s.platform.datasets().list(&p).await?}),
+        json!({"datasets": wire::all::<_, wire::Dataset>(s.platform.datasets().list(&p).await?)}),
     ))
 }
 
@@ -371,7 +390,9 @@ async fn get_dataset(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.datasets().get(&p, &id).await?))
+    Ok(Json(wire::Dataset::from(
+        s.platform.datasets().get(&p, &id).await?,
+    )))
 }
 
 #[derive(Deserialize)]
@@ -390,7 +411,9 @@ async fn preview_dataset(
         .datasets()
         .preview(&p, &id, q.limit.unwrap_or(20))
         .await?;
-    Ok(Json(json!({"rows": rows})))
+    Ok(Json(
+        json!({"rows": wire::all::<_, wire::PreviewLine>(rows)}),
+    ))
 }
 
 async fn delete_dataset(
@@ -408,7 +431,7 @@ async fn create_job(
     ApiJson(body): ApiJson<TrainRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let job = s.platform.jobs().submit(&p, body).await?;
-    Ok((StatusCode::ACCEPTED, Json(job)))
+    Ok((StatusCode::ACCEPTED, Json(wire::Job::from(job))))
 }
 
 #[derive(Deserialize)]
@@ -425,7 +448,7 @@ async fn list_jobs(
 ) -> ApiResult<impl IntoResponse> {
     let mut jobs = s.platform.jobs().list(&p).await?;
     jobs.truncate(q.limit.unwrap_or(usize::MAX));
-    Ok(Json(json!({"jobs": jobs})))
+    Ok(Json(json!({"jobs": wire::all::<_, wire::Job>(jobs)})))
 }
 
 async fn get_job(
@@ -433,7 +456,7 @@ async fn get_job(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.jobs().get(&p, &id).await?))
+    Ok(Json(wire::Job::from(s.platform.jobs().get(&p, &id).await?)))
 }
 
 async fn cancel_job(
@@ -441,7 +464,9 @@ async fn cancel_job(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.jobs().cancel(&p, &id).await?))
+    Ok(Json(wire::Job::from(
+        s.platform.jobs().cancel(&p, &id).await?,
+    )))
 }
 
 /// Server-sent events of a job: its stored events first (after `Last-Event-ID` when
@@ -498,7 +523,7 @@ async fn job_events(
                     return None;
                 }
                 if job.status.is_terminal() {
-                    let end = json!({"status": job.status, "error": job.error, "model_version": job.model_version});
+                    let end = json!({"status": job.status.as_str(), "error": job.error, "model_version": job.model_version});
                     let ev = Event::default().event("end").data(end.to_string());
                     return Some((vec![ev], (s, p, id, after, true)));
                 }
@@ -511,7 +536,10 @@ async fn job_events(
 }
 
 async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({"models": s.platform.models().list(&p).await?})))
+    let models = s.platform.models().list(&p).await?;
+    Ok(Json(
+        json!({"models": wire::all::<_, wire::ModelListed>(models)}),
+    ))
 }
 
 async fn get_model(
@@ -519,7 +547,9 @@ async fn get_model(
     Auth(p): Auth,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(s.platform.models().get(&p, &name).await?))
+    Ok(Json(wire::ModelShown::from(
+        s.platform.models().get(&p, &name).await?,
+    )))
 }
 
 async fn get_version(
@@ -527,12 +557,12 @@ async fn get_version(
     Auth(p): Auth,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.platform
-            .models()
-            .get_version(&p, &name, Some(&version))
-            .await?,
-    ))
+    let v = s
+        .platform
+        .models()
+        .get_version(&p, &name, Some(&version))
+        .await?;
+    Ok(Json(wire::ModelVersion::from(v)))
 }
 
 async fn delete_model(
@@ -557,12 +587,12 @@ async fn set_alias(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SetAlias>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        s.platform
-            .models()
-            .set_alias(&p, &name, &body.alias, body.version)
-            .await?,
-    ))
+    let a = s
+        .platform
+        .models()
+        .set_alias(&p, &name, &body.alias, body.version)
+        .await?;
+    Ok(Json(wire::Alias::from(a)))
 }
 
 async fn deploy(
@@ -578,7 +608,9 @@ async fn deploy(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
-    Ok(Json(s.platform.models().deploy(&p, &name, req).await?))
+    Ok(Json(wire::Deployment::from(
+        s.platform.models().deploy(&p, &name, req).await?,
+    )))
 }
 
 async fn undeploy(
@@ -615,5 +647,7 @@ async fn predict(
             ))
         }
     };
-    Ok(Json(s.platform.models().predict(&p, &name, texts).await?))
+    Ok(Json(wire::Predictions::from(
+        s.platform.models().predict(&p, &name, texts).await?,
+    )))
 }

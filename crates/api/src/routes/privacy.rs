@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth};
-use crate::AppState;
+use crate::{wire, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/privacy/mask", post(mask))
@@ -77,6 +77,7 @@ async fn mask(
             "counts": out.counts,
         })))
     } else {
-        Ok(Json(json!({"results": out.results, "counts": out.counts})))
+        let results = wire::all::<_, wire::Masked>(out.results);
+        Ok(Json(json!({"results": results, "counts": out.counts})))
     }
 }

@@ -66,7 +66,7 @@ pub struct DatasetSpec {
 }
 
 /// One row of a preview.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PreviewRow {
     pub line: u64,
     pub text: String,
@@ -231,22 +231,11 @@ impl Datasets {
             )));
         }
         upload.finish().await?;
-        match upload.first_significant() {
-            None if upload.bytes as usize <= upload.head.len() => {
-                return Err(CoreError::InvalidInput("the upload is empty".into()))
-            }
-            Some(b'[') => {
-                return Err(CoreError::InvalidInput(
-                    "a JSON array is not a supported format: upload CSV or JSON Lines (one object per line)"
-                        .into(),
-                ))
-            }
-            _ => {}
-        }
+        refuse_unsupported_shape(&upload)?;
         let format = spec.format.unwrap_or_else(|| upload.detected_format());
-        let open = upload.opener();
         let columns = (spec.text_column.clone(), spec.label_column.clone());
-        let parsed = tokio::task::spawn_blocking(move || {
+        let open = upload.opener();
+        let (parsed, stats) = tokio::task::spawn_blocking(move || {
             let parsed = parse(
                 &open,
                 format,
@@ -259,50 +248,23 @@ impl Datasets {
             Ok::<_, CoreError>((parsed, stats))
         })
         .await??;
-        let (mut parsed, mut stats) = parsed;
-        let mut format = format;
-        let mut upload_path = upload.path.clone();
+        let mut ready = Checked {
+            rows: parsed,
+            stats,
+            format,
+            path: upload.path.clone(),
+        };
         if let Some(mode) = spec.mask_pii {
-            let policy = match mode {
-                aiaas_privacy::Mode::Pseudonymise => aiaas_privacy::Policy::pseudonymise(
-                    self.inner.privacy.pseudonym_key(&principal.tenant_id)?,
-                ),
-                other => aiaas_privacy::Policy::new(other),
-            };
-            let raw = upload.path.clone();
-            let masked_path = raw.with_extension("masked.jsonl");
-            let out = masked_path.clone();
-            let key = upload.key.clone();
-            let (rows, counts) = tokio::task::spawn_blocking(move || {
-                mask_rows(parsed.rows, &policy, &out, &key).inspect_err(|_| {
-                    let _ = std::fs::remove_file(&out);
-                })
-            })
-            .await??;
-            let _ = std::fs::remove_file(&raw);
-            parsed.rows = rows;
-            parsed.text_column = "text".into();
-            parsed.label_column = "label".into();
-            format = DatasetFormat::Jsonl;
-            upload_path = masked_path;
-            stats["pii"] = serde_json::json!({"mode": mode, "found": counts});
+            ready = self.mask_upload(principal, mode, &upload, ready).await?;
         }
         let id = aiaas_types::new_id();
         let key = format!(
             "datasets/{}/{id}/data.{}",
             principal.tenant_id,
-            format.as_str()
+            ready.format.as_str()
         );
-        let artifacts = self.inner.artifacts.clone();
-        let put_key = key.clone();
-        let open = temp_opener(upload_path.clone(), upload.key.clone());
-        tokio::task::spawn_blocking(move || {
-            let stored =
-                open().and_then(|mut plain| Ok(artifacts.put_reader(&put_key, &mut plain)?));
-            let _ = std::fs::remove_file(&upload_path);
-            stored
-        })
-        .await??;
+        self.store_upload(&key, &ready.path, &upload).await?;
+        let (parsed, stats, format) = (ready.rows, ready.stats, ready.format);
         let record = DatasetRecord {
             id,
             tenant_id: principal.tenant_id.clone(),
@@ -322,6 +284,58 @@ impl Datasets {
         }
         tracing::info!(dataset = %record.id, rows = record.row_count, "dataset created");
         Ok(record)
+    }
+
+    /// Rewrite the personal data in a parsed upload (the upload's rows become JSON Lines
+    /// in a new sealed temp file; the raw file is deleted).
+    async fn mask_upload(
+        &self,
+        principal: &Principal,
+        mode: aiaas_privacy::Mode,
+        upload: &DatasetUpload,
+        mut ready: Checked,
+    ) -> Result<Checked> {
+        let policy = match mode {
+            aiaas_privacy::Mode::Pseudonymise => aiaas_privacy::Policy::pseudonymise(
+                self.inner.privacy.pseudonym_key(&principal.tenant_id)?,
+            ),
+            other => aiaas_privacy::Policy::new(other),
+        };
+        let raw = upload.path.clone();
+        let masked_path = raw.with_extension("masked.jsonl");
+        let out = masked_path.clone();
+        let key = upload.key.clone();
+        let rows = std::mem::take(&mut ready.rows.rows);
+        let (rows, counts) = tokio::task::spawn_blocking(move || {
+            mask_rows(rows, &policy, &out, &key).inspect_err(|_| {
+                let _ = std::fs::remove_file(&out);
+            })
+        })
+        .await??;
+        let _ = std::fs::remove_file(&raw);
+        ready.rows.rows = rows;
+        ready.rows.text_column = "text".into();
+        ready.rows.label_column = "label".into();
+        ready.format = DatasetFormat::Jsonl;
+        ready.path = masked_path;
+        ready.stats["pii"] = serde_json::json!({"mode": mode, "found": counts});
+        Ok(ready)
+    }
+
+    /// Move a sealed temp file into the artifact store under `key` (re-encrypted under the
+    /// master keys), deleting the temp file either way.
+    async fn store_upload(&self, key: &str, path: &Path, upload: &DatasetUpload) -> Result<()> {
+        let artifacts = self.inner.artifacts.clone();
+        let put_key = key.to_string();
+        let path = path.to_path_buf();
+        let open = temp_opener(path.clone(), upload.key.clone());
+        tokio::task::spawn_blocking(move || {
+            let stored =
+                open().and_then(|mut plain| Ok(artifacts.put_reader(&put_key, &mut plain)?));
+            let _ = std::fs::remove_file(&path);
+            stored
+        })
+        .await?
     }
 
     pub async fn list(&self, principal: &Principal) -> Result<Vec<DatasetRecord>> {
@@ -426,6 +440,29 @@ impl Datasets {
                 label: r.label,
             })
             .collect())
+    }
+}
+
+/// An upload parsed and checked, on its way to the store.
+struct Checked {
+    rows: parse::Parsed,
+    stats: serde_json::Value,
+    format: DatasetFormat,
+    /// The sealed temp file holding the rows in `format`.
+    path: PathBuf,
+}
+
+/// Refuse what is neither CSV nor JSON Lines before parsing it as either.
+fn refuse_unsupported_shape(upload: &DatasetUpload) -> Result<()> {
+    match upload.first_significant() {
+        None if upload.bytes as usize <= upload.head.len() => {
+            Err(CoreError::InvalidInput("the upload is empty".into()))
+        }
+        Some(b'[') => Err(CoreError::InvalidInput(
+            "a JSON array is not a supported format: upload CSV or JSON Lines (one object per line)"
+                .into(),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use aiaas_engine::GeneratorRuntime;
 use aiaas_store::LibraryModelRecord;
-use aiaas_types::Principal;
+use aiaas_types::{Format, Principal};
 use tokio::sync::watch;
 
 use super::{
     cache_mark, file_names, library_prefix, runtime_key, strip_tag, KeepAlive, Library,
     LoadFailure, ServingSettings, CACHE_MARK,
 };
+use crate::runtime_key::RuntimeKey;
 use crate::{CoreError, Result};
 
 impl Library {
@@ -23,12 +24,12 @@ impl Library {
     /// database, and forget their cached weights.
     pub(crate) async fn reconcile(&self) {
         for m in self.inner.engine.loaded() {
-            let Some(name) = m.key.strip_prefix("lib:") else {
+            let Some(name) = RuntimeKey::library_name(&m.key) else {
                 continue;
             };
-            if let Ok(None) = self.inner.meta.library_model(name).await {
+            if let Ok(None) = self.inner.meta.library_model(&name).await {
                 tracing::info!(model = %name, "unloading a library model removed elsewhere");
-                self.unload_library(name).await;
+                self.unload_library(&name).await;
             }
         }
         self.forget_removed_models().await;
@@ -58,7 +59,7 @@ impl Library {
         record: &LibraryModelRecord,
         keep_alive: Option<KeepAlive>,
     ) -> Result<Arc<GeneratorRuntime>> {
-        if record.format != "gguf" {
+        if record.format != Format::Gguf {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is not a GGUF model and cannot generate text",
                 record.name
@@ -178,8 +179,9 @@ impl Library {
         let names = file_names(record);
         let label = record.name.clone();
         let p = self.clone();
-        match record.format.as_str() {
-            "gguf" => {
+        // The one place a library format picks its loader and runtime.
+        match record.format {
+            Format::Gguf => {
                 let catalogue_ctx = record
                     .defaults
                     .get("context_length")
@@ -201,7 +203,7 @@ impl Library {
                 })
                 .await??;
             }
-            "hf" => {
+            Format::HfEncoder => {
                 let mut b = c.embed_batch;
                 b.max_batch = settings.max_batch.unwrap_or(b.max_batch);
                 b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
@@ -213,9 +215,11 @@ impl Library {
                 })
                 .await??;
             }
-            other => {
-                return Err(CoreError::Internal(format!(
-                    "unknown model format {other:?}"
+            // Trained classifiers load through the models service, never as library models.
+            Format::AiaasClassifier => {
+                return Err(CoreError::InvalidInput(format!(
+                    "{} is a trained classifier, not a library model",
+                    record.name
                 )));
             }
         }
@@ -332,7 +336,7 @@ impl Library {
             .engine
             .loaded()
             .into_iter()
-            .filter_map(|m| m.key.strip_prefix("lib:").map(str::to_string))
+            .filter_map(|m| RuntimeKey::library_name(&m.key))
             .collect();
         let mut present: Vec<(std::time::SystemTime, u64, String)> = records
             .iter()
@@ -379,7 +383,7 @@ impl Library {
                 .engine
                 .loaded()
                 .into_iter()
-                .filter(|m| m.key.starts_with("lib:") && m.in_flight == 0)
+                .filter(|m| RuntimeKey::library_name(&m.key).is_some() && m.in_flight == 0)
                 .max_by_key(|m| m.idle_for);
             let Some(victim) = victim else {
                 return Err(CoreError::Loading {
@@ -390,8 +394,9 @@ impl Library {
                 });
             };
             tracing::info!(model = %victim.label, "unloading the least recently used model to make room");
-            self.unload_library(victim.key.trim_start_matches("lib:"))
-                .await;
+            if let Some(name) = RuntimeKey::library_name(&victim.key) {
+                self.unload_library(&name).await;
+            }
         }
     }
 
@@ -414,15 +419,15 @@ impl Library {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for m in self.inner.engine.loaded() {
-            let Some(name) = m.key.strip_prefix("lib:") else {
+            let Some(name) = RuntimeKey::library_name(&m.key) else {
                 continue;
             };
             if m.in_flight > 0 {
                 continue;
             }
-            let keep = match overrides.get(name) {
+            let keep = match overrides.get(&name) {
                 Some(k) => *k,
-                None => match self.inner.meta.library_model(name).await {
+                None => match self.inner.meta.library_model(&name).await {
                     Ok(Some(r)) => serde_json::from_value::<ServingSettings>(r.settings)
                         .ok()
                         .and_then(|s| s.keep_alive_secs)
@@ -432,7 +437,7 @@ impl Library {
             };
             if keep.expired(m.idle_for) {
                 tracing::info!(model = %name, idle_secs = m.idle_for.as_secs(), "unloading an idle model");
-                self.unload_library(name).await;
+                self.unload_library(&name).await;
             }
         }
     }

@@ -24,6 +24,8 @@ use tokio::sync::watch;
 
 mod load;
 
+use crate::runtime_key::RuntimeKey;
+
 use crate::auth::require;
 use crate::{CoreError, Result};
 
@@ -234,33 +236,28 @@ struct LibraryState {
 }
 
 /// A library model as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LibraryModel {
-    #[serde(flatten)]
     pub record: LibraryModelRecord,
     pub loaded: bool,
 }
 
 /// `aiaas show`: the record, and what the loaded model says about itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LibraryModelDetails {
-    #[serde(flatten)]
     pub record: LibraryModelRecord,
     pub loaded: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<aiaas_engine::llm::ModelInfo>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding_dimensions: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_input_tokens: Option<usize>,
 }
 
 /// A catalogue entry and whether it is installed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CatalogueItem {
     pub name: String,
     pub description: String,
-    pub task: String,
+    pub task: aiaas_types::Task,
     pub license: String,
     pub download_bytes: u64,
     pub installed: bool,
@@ -311,7 +308,7 @@ pub(crate) fn library_prefix(id: &str) -> String {
 }
 
 pub(crate) fn runtime_key(name: &str) -> String {
-    format!("lib:{name}")
+    RuntimeKey::library(name).to_string()
 }
 
 impl Library {
@@ -404,7 +401,7 @@ impl Library {
             .map(|e| CatalogueItem {
                 name: e.name.clone(),
                 description: e.description.clone(),
-                task: e.task.to_string(),
+                task: e.task,
                 license: e.license.clone(),
                 download_bytes: e.download_size(),
                 installed: installed.contains(&e.name),
@@ -544,8 +541,8 @@ impl Library {
         let record = LibraryModelRecord {
             id,
             name: m.name.clone(),
-            task: m.task.to_string(),
-            format: m.format.to_string(),
+            task: m.task,
+            format: m.format,
             source: m.source.clone(),
             license: m.license.clone().unwrap_or_default(),
             dir,
@@ -702,8 +699,10 @@ impl Library {
                 out.push(m);
             } else if m.kind == RuntimeKind::Classifier {
                 // Deployed classifiers: the caller's tenant's only (label `tenant/model:v`).
-                let model_id = m.key.split(':').next().unwrap_or_default();
-                if let Ok(Some(model)) = self.inner.meta.model(model_id).await {
+                let Some((model_id, _)) = RuntimeKey::model_version(&m.key) else {
+                    continue;
+                };
+                if let Ok(Some(model)) = self.inner.meta.model(&model_id).await {
                     if principal.sees_tenant(&model.tenant_id)
                         && principal.may_call_model(&model.name)
                     {

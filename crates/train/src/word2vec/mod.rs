@@ -84,23 +84,14 @@ pub fn train_word2vec(
     // Rows are shared as pairs of floats (see sgd.rs): an odd dimension gets one padding
     // float per row, which stays zero (it only ever meets zeros).
     let stride = dim.next_multiple_of(2);
-    let mut syn0 = HugeBuffer::zeroed(v * stride);
-    for row in syn0.chunks_exact_mut(stride) {
-        for x in &mut row[..dim] {
-            *x = (rng.random::<f32>() - 0.5) / dim as f32;
-        }
-    }
+    let mut syn0 = input_vectors(v, dim, stride, &mut rng);
     let mut syn1 = HugeBuffer::zeroed(v * stride);
 
-    let threads = match params.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .min(corpus.sentences.len().max(1));
+    let threads = thread_count(params.threads, corpus.sentences.len());
     let parts = corpus.partition(threads);
     let total_words = corpus.tokens.len() as u64 * params.epochs as u64;
     let progress = AtomicU64::new(0);
-    let mut rng_states: Vec<u64> = (0..parts.len())
+    let rng_states: Vec<u64> = (0..parts.len())
         .map(|t| seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(t as u64 + 1)))
         .collect();
     let shared = SharedWeights {
@@ -120,40 +111,7 @@ pub fn train_word2vec(
     };
 
     let started = Instant::now();
-    let mut effective = 0u64;
-    for epoch in 0..params.epochs {
-        let epoch_start = Instant::now();
-        let results: Vec<(u64, u64)> = std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .iter()
-                .zip(&rng_states)
-                .map(|(range, &state)| {
-                    let job = &job;
-                    let shared = &shared;
-                    let range = range.clone();
-                    s.spawn(move || job.run(shared, range, state))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or((0, 0)))
-                .collect()
-        });
-        if control.cancel.load(Ordering::Relaxed) {
-            return Err(TrainError::Cancelled);
-        }
-        let epoch_words: u64 = results.iter().map(|r| r.0).sum();
-        for (state, r) in rng_states.iter_mut().zip(&results) {
-            *state = r.1;
-        }
-        effective += epoch_words;
-        let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
-        (control.on_event)(TrainEvent::Word2vecEpoch {
-            epoch: epoch + 1,
-            epochs: params.epochs,
-            words_per_second: epoch_words as f64 / secs,
-        });
-    }
+    let effective = train_epochs(&job, &shared, &parts, rng_states, control)?;
     let seconds = started.elapsed().as_secs_f64();
     let report = Word2VecReport {
         mode: params.mode,
@@ -174,6 +132,82 @@ pub fn train_word2vec(
         dim,
     };
     Ok((vectors, report))
+}
+
+/// Every epoch over the corpus, reporting each one's speed. Returns the words trained.
+fn train_epochs(
+    job: &Job<'_>,
+    shared: &SharedWeights<'_>,
+    parts: &[std::ops::Range<usize>],
+    mut rng_states: Vec<u64>,
+    control: &TrainControl<'_>,
+) -> Result<u64, TrainError> {
+    let params = job.params;
+    let mut effective = 0u64;
+    for epoch in 0..params.epochs {
+        let epoch_start = Instant::now();
+        let results = run_epoch(job, shared, parts, &rng_states);
+        if control.cancel.load(Ordering::Relaxed) {
+            return Err(TrainError::Cancelled);
+        }
+        let epoch_words: u64 = results.iter().map(|r| r.0).sum();
+        for (state, r) in rng_states.iter_mut().zip(&results) {
+            *state = r.1;
+        }
+        effective += epoch_words;
+        let secs = epoch_start.elapsed().as_secs_f64().max(1e-9);
+        (control.on_event)(TrainEvent::Word2vecEpoch {
+            epoch: epoch + 1,
+            epochs: params.epochs,
+            words_per_second: epoch_words as f64 / secs,
+        });
+    }
+    Ok(effective)
+}
+
+/// The input vectors, small random values (the reference initialisation); padding
+/// floats stay zero.
+fn input_vectors(words: usize, dim: usize, stride: usize, rng: &mut impl Rng) -> HugeBuffer {
+    let mut syn0 = HugeBuffer::zeroed(words * stride);
+    for row in syn0.chunks_exact_mut(stride) {
+        for x in &mut row[..dim] {
+            *x = (rng.random::<f32>() - 0.5) / dim as f32;
+        }
+    }
+    syn0
+}
+
+/// Threads to train on: as asked (0: one per core), never more than sentences.
+fn thread_count(asked: usize, sentences: usize) -> usize {
+    match asked {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(sentences.max(1))
+}
+
+/// One pass over the corpus, one thread per part (Hogwild over the shared weights).
+/// Returns each thread's words trained and its random state after.
+fn run_epoch(
+    job: &Job<'_>,
+    shared: &SharedWeights<'_>,
+    parts: &[std::ops::Range<usize>],
+    rng_states: &[u64],
+) -> Vec<(u64, u64)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .zip(rng_states)
+            .map(|(range, &state)| {
+                let range = range.clone();
+                s.spawn(move || job.run(shared, range, state))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or((0, 0)))
+            .collect()
+    })
 }
 
 struct Vocab {

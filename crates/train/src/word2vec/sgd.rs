@@ -134,7 +134,10 @@ type Row<'a> = &'a [AtomicU64];
 /// changes no dot product).
 #[inline(always)]
 fn unpack(bits: u64) -> [f32; 2] {
-    [f32::from_bits(bits as u32), f32::from_bits((bits >> 32) as u32)]
+    [
+        f32::from_bits(bits as u32),
+        f32::from_bits((bits >> 32) as u32),
+    ]
 }
 
 #[inline(always)]
@@ -378,7 +381,10 @@ impl Job<'_> {
 #[inline(always)]
 fn reduced_window(pos: usize, len: usize, window: usize, rng: u64) -> (usize, usize) {
     let b = bounded(rng, window);
-    (pos.saturating_sub(window - b), (pos + window - b).min(len - 1))
+    (
+        pos.saturating_sub(window - b),
+        (pos + window - b).min(len - 1),
+    )
 }
 
 /// Most negative samples per target honoured (the configuration allows up to 50).

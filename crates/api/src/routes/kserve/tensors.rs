@@ -66,7 +66,35 @@ fn flag(params: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
 
 /// Parse an infer request body (JSON, or JSON header + binary data).
 pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<DecodedRequest, String> {
-    let (head, binary) = match headers.get(HEADER_LENGTH) {
+    let (head, binary) = split_body(headers, body)?;
+    let req: InferRequest =
+        serde_json::from_slice(head).map_err(|e| format!("invalid JSON body: {e}"))?;
+    let [input] = req.inputs.as_slice() else {
+        return Err(format!(
+            "expected exactly one input tensor, got {}",
+            req.inputs.len()
+        ));
+    };
+    if input.datatype != "BYTES" {
+        return Err(format!(
+            "input {:?} has datatype {}; text classifiers take BYTES",
+            input.name, input.datatype
+        ));
+    }
+    let texts = input_texts(input, binary)?;
+    let binary_default = flag(&req.parameters, "binary_data_output").unwrap_or(false);
+    let outputs = wanted_outputs(&req, binary_default)?;
+    Ok(DecodedRequest {
+        id: req.id,
+        texts,
+        outputs,
+    })
+}
+
+/// The JSON header and the binary tail of a request (the tail is empty without
+/// `Inference-Header-Content-Length`).
+fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), String> {
+    Ok(match headers.get(HEADER_LENGTH) {
         Some(v) => {
             let len: usize = v
                 .to_str()
@@ -82,21 +110,12 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
             body.split_at(len)
         }
         None => (body, &[][..]),
-    };
-    let req: InferRequest =
-        serde_json::from_slice(head).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let [input] = req.inputs.as_slice() else {
-        return Err(format!(
-            "expected exactly one input tensor, got {}",
-            req.inputs.len()
-        ));
-    };
-    if input.datatype != "BYTES" {
-        return Err(format!(
-            "input {:?} has datatype {}; text classifiers take BYTES",
-            input.name, input.datatype
-        ));
-    }
+    })
+}
+
+/// The texts of the input tensor, from its binary tail or its JSON data, checked against
+/// its shape.
+fn input_texts(input: &InferInput, binary: &[u8]) -> Result<Vec<String>, String> {
     let binary_size = input
         .parameters
         .as_ref()
@@ -137,8 +156,12 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
             texts.len()
         ));
     }
-    let binary_default = flag(&req.parameters, "binary_data_output").unwrap_or(false);
-    let outputs = match &req.outputs {
+    Ok(texts)
+}
+
+/// The outputs asked for (both by default), each binary or JSON.
+fn wanted_outputs(req: &InferRequest, binary_default: bool) -> Result<Vec<WantedOutput>, String> {
+    Ok(match &req.outputs {
         None => [OUTPUT_LABEL, OUTPUT_PROBS]
             .iter()
             .map(|n| WantedOutput {
@@ -161,11 +184,6 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
                 })
             })
             .collect::<Result<_, String>>()?,
-    };
-    Ok(DecodedRequest {
-        id: req.id,
-        texts,
-        outputs,
     })
 }
 

@@ -3,25 +3,19 @@
 //! `api_key` changed. Requests are read as JSON values and checked field by field so a
 //! bad parameter is named in the error (`param`), as OpenAI does.
 
-use std::convert::Infallible;
-
-use aiaas_core::{
-    collect, ChatMessage, ChatRequest, CompletionRequest, CoreError, EmbeddingRequest,
-    FinishReason, GenEvent, Generation, KeepAlive, TokenLogprob,
-};
+use aiaas_core::{collect, CoreError, FinishReason, Generation, TokenLogprob};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::Stream;
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
 
 mod request;
+mod stream;
+mod valid;
 
-use request::{message_content, options, stream_mode, Body};
+use stream::stream_response;
+use valid::{ValidChat, ValidCompletion, ValidEmbedding};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Auth};
@@ -56,7 +50,7 @@ async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<V
     let models = s.platform.library().list(&p).await.map_err(oai)?;
     let data: Vec<Value> = models
         .iter()
-        .map(|m| model_object(&m.record.name, m.record.created_at, &m.record.task))
+        .map(|m| model_object(&m.record.name, m.record.created_at, m.record.task))
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
@@ -70,11 +64,11 @@ async fn get_model(
     Ok(Json(model_object(
         &m.record.name,
         m.record.created_at,
-        &m.record.task,
+        m.record.task,
     )))
 }
 
-fn model_object(name: &str, created_ms: i64, task: &str) -> Value {
+fn model_object(name: &str, created_ms: i64, task: aiaas_types::Task) -> Value {
     json!({"id": name, "object": "model", "created": created_ms / 1000, "owned_by": "aiaas", "task": task})
 }
 
@@ -85,61 +79,12 @@ async fn chat_completions(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> OResult<Response> {
-    let b = Body::new(body)?;
-    let model = b.required_string("model")?;
-    b.refuse("tools", "this server does not call tools")?;
-    b.refuse("functions", "this server does not call functions")?;
-    let raw = match b.get("messages") {
-        Some(Value::Array(items)) if !items.is_empty() => items.clone(),
-        _ => {
-            return Err(ApiError::openai_param(
-                "messages",
-                "messages must be a non-empty list",
-            ))
-        }
-    };
-    let mut messages = Vec::with_capacity(raw.len());
-    for (i, m) in raw.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::openai_param(&format!("messages[{i}].role"), "each message needs a role")
-        })?;
-        if !matches!(role, "system" | "developer" | "user" | "assistant") {
-            return Err(ApiError::openai_param(
-                &format!("messages[{i}].role"),
-                format!("role {role:?} is not supported (system, developer, user, assistant)"),
-            ));
-        }
-        let role = if role == "developer" { "system" } else { role };
-        messages.push(ChatMessage {
-            role: role.to_string(),
-            content: message_content(i, m)?,
-        });
-    }
-    let logprobs = match b.boolean("logprobs")? {
-        Some(true) => Some(b.integer("top_logprobs", 0..=20)?.unwrap_or(0) as usize),
-        _ => {
-            if b.get("top_logprobs").is_some() {
-                return Err(ApiError::openai_param(
-                    "top_logprobs",
-                    "top_logprobs needs logprobs: true",
-                ));
-            }
-            None
-        }
-    };
-    let opts = options(&b, logprobs)?;
-    let mode = stream_mode(&b)?;
+    let valid = ValidChat::from_body(body)?;
+    let (logprobs, mode) = (valid.logprobs, valid.mode);
     let generation = s
         .platform
         .inference()
-        .chat(
-            &p,
-            ChatRequest {
-                model,
-                messages,
-                options: opts,
-            },
-        )
+        .chat(&p, valid.request)
         .await
         .map_err(oai)?;
     let id = format!("chatcmpl-{}", aiaas_types::new_id());
@@ -155,7 +100,7 @@ async fn chat_completions(
             json!({
                 "index": i,
                 "message": {"role": "assistant", "content": c.text, "refusal": null},
-                "logprobs": if logprobs.is_some() { chat_logprobs(&c.logprobs) } else { Value::Null },
+                "logprobs": if logprobs { chat_logprobs(&c.logprobs) } else { Value::Null },
                 "finish_reason": finish(c.finish_reason),
             })
         })
@@ -172,34 +117,14 @@ async fn completions(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> OResult<Response> {
-    let b = Body::new(body)?;
-    let model = b.required_string("model")?;
-    b.refuse("suffix", "insertion is not supported")?;
-    b.refuse("best_of", "use n")?;
-    let prompts = b.texts("prompt")?;
-    let echo = b.boolean("echo")?.unwrap_or(false);
-    let logprobs = b.integer("logprobs", 0..=5)?.map(|v| v as usize);
-    let opts = options(&b, logprobs)?;
-    let mode = stream_mode(&b)?;
-    if echo && mode.stream {
-        return Err(ApiError::openai_param(
-            "echo",
-            "echo is not supported with stream",
-        ));
-    }
-    let n = opts.n;
-    let echoed = prompts.clone();
+    let valid = ValidCompletion::from_body(body)?;
+    let (echo, logprobs, mode) = (valid.echo, valid.logprobs, valid.mode);
+    let n = valid.request.options.n;
+    let echoed = valid.request.prompts.clone();
     let generation = s
         .platform
         .inference()
-        .complete(
-            &p,
-            CompletionRequest {
-                model,
-                prompts,
-                options: opts,
-            },
-        )
+        .complete(&p, valid.request)
         .await
         .map_err(oai)?;
     let id = format!("cmpl-{}", aiaas_types::new_id());
@@ -218,7 +143,7 @@ async fn completions(
             json!({
                 "index": i,
                 "text": format!("{prefix}{}", c.text),
-                "logprobs": if logprobs.is_some() { completion_logprobs(&c.logprobs, prefix.len()) } else { Value::Null },
+                "logprobs": if logprobs { completion_logprobs(&c.logprobs, prefix.len()) } else { Value::Null },
                 "finish_reason": finish(c.finish_reason),
             })
         })
@@ -235,43 +160,16 @@ async fn embeddings(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> OResult<Json<Value>> {
-    let b = Body::new(body)?;
-    let model = b.required_string("model")?;
-    let inputs = b.texts("input")?;
-    let base64 = match b.string("encoding_format")?.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(_) => {
-            return Err(ApiError::openai_param(
-                "encoding_format",
-                "encoding_format must be float or base64",
-            ))
-        }
-    };
-    let dimensions = b.integer("dimensions", 1..=65_536)?;
-    let truncate = b.boolean("truncate")?.unwrap_or(false);
-    let keep_alive = match b.string("keep_alive")? {
-        None => None,
-        Some(k) => Some(KeepAlive::parse(&k).ok_or_else(|| {
-            ApiError::openai_param("keep_alive", "keep_alive must be a duration such as \"5m\"")
-        })?),
-    };
+    let valid = ValidEmbedding::from_body(body)?;
+    let (base64, dimensions) = (valid.base64, valid.dimensions);
     let out = s
         .platform
         .inference()
-        .embed(
-            &p,
-            EmbeddingRequest {
-                model,
-                inputs,
-                truncate,
-                keep_alive,
-            },
-        )
+        .embed(&p, valid.request)
         .await
         .map_err(oai)?;
     if let (Some(d), Some(v)) = (dimensions, out.vectors.first()) {
-        if d as usize != v.len() {
+        if d != v.len() {
             return Err(ApiError::openai_param(
                 "dimensions",
                 format!(
@@ -337,12 +235,7 @@ impl Reply {
 
 async fn collect_all(g: Generation) -> OResult<Reply> {
     let prompt_tokens = g.prompt_tokens.iter().sum();
-    let mut choices = Vec::with_capacity(g.choices.len());
-    // Collected together: the sequences run at once; awaiting one by one is fine because
-    // each receiver buffers its events.
-    for rx in g.choices {
-        choices.push(collect(rx).await.map_err(oai)?);
-    }
+    let choices = collect(g.events).await.map_err(oai)?;
     let cached: Vec<usize> = choices.iter().map(|c| c.cached_tokens).collect();
     Ok(Reply {
         model: g.model,
@@ -423,146 +316,6 @@ fn completion_logprobs(entries: &[TokenLogprob], start_offset: usize) -> Value {
 enum Kind {
     Chat,
     Completion,
-}
-
-/// Server-sent events in OpenAI's chunk format, choices interleaved as they produce
-/// text, ending with `data: [DONE]`. Dropping the stream (client gone) drops the
-/// receivers, which cancels the sequences.
-fn stream_response(
-    g: Generation,
-    id: String,
-    include_usage: bool,
-    kind: Kind,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, GenEvent)>();
-    let total = g.choices.len();
-    let prompts = g.prompt_tokens.len();
-    let mut forwarders = Vec::with_capacity(total);
-    for (i, mut choice) in g.choices.into_iter().enumerate() {
-        let tx = tx.clone();
-        forwarders.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    ev = choice.recv() => match ev {
-                        Some(ev) => {
-                            if tx.send((i, ev)).is_err() { break; }
-                        }
-                        None => break,
-                    },
-                    _ = tx.closed() => break,
-                }
-            }
-        }));
-    }
-    drop(tx);
-    let model = g.model;
-    let prompt_tokens: usize = g.prompt_tokens.iter().sum();
-    let created = created();
-    let (object, fp) = match kind {
-        Kind::Chat => ("chat.completion.chunk", fingerprint()),
-        Kind::Completion => ("text_completion", fingerprint()),
-    };
-    let stream = async_stream(move |out: mpsc::UnboundedSender<Event>| async move {
-        let chunk = |choices: Value, usage_v: Option<Value>| {
-            let mut v = json!({
-                "id": id, "object": object, "created": created, "model": model,
-                "system_fingerprint": fp, "choices": choices,
-            });
-            if include_usage {
-                v["usage"] = usage_v.unwrap_or(Value::Null);
-            }
-            Event::default().data(v.to_string())
-        };
-        if kind == Kind::Chat {
-            for i in 0..total {
-                let _ = out.send(chunk(
-                    json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]),
-                    None,
-                ));
-            }
-        }
-        let mut completion_tokens = 0;
-        let mut cached = vec![0; total];
-        let mut ended = 0;
-        while ended < total {
-            let Some((i, ev)) = rx.recv().await else {
-                break;
-            };
-            let piece = match ev {
-                GenEvent::Text { text, logprobs } => match kind {
-                    Kind::Chat => json!([{"index": i, "delta": {"content": text},
-                        "logprobs": if logprobs.is_empty() { Value::Null } else { chat_logprobs(&logprobs) },
-                        "finish_reason": null}]),
-                    Kind::Completion => json!([{"index": i, "text": text,
-                        "logprobs": if logprobs.is_empty() { Value::Null } else { completion_logprobs(&logprobs, 0) },
-                        "finish_reason": null}]),
-                },
-                GenEvent::Done { reason, usage: u } => {
-                    ended += 1;
-                    completion_tokens += u.completion_tokens;
-                    cached[i] = u.cached_tokens;
-                    match kind {
-                        Kind::Chat => {
-                            json!([{"index": i, "delta": {}, "logprobs": null, "finish_reason": finish(Some(reason))}])
-                        }
-                        Kind::Completion => {
-                            json!([{"index": i, "text": "", "logprobs": null, "finish_reason": finish(Some(reason))}])
-                        }
-                    }
-                }
-                GenEvent::Error(e) => {
-                    let err = ApiError::openai(e.into());
-                    let (status, code) = crate::error::status_of(&err.error);
-                    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-                        "internal error".to_string()
-                    } else {
-                        err.error.to_string()
-                    };
-                    let _ = out.send(Event::default().data(
-                        json!({"error": {"message": message, "type": "server_error", "param": null, "code": code}}).to_string(),
-                    ));
-                    break;
-                }
-            };
-            let _ = out.send(chunk(piece, None));
-        }
-        if include_usage && ended == total {
-            let _ = out.send(chunk(
-                json!([]),
-                Some(usage(
-                    prompt_tokens,
-                    cached_per_prompt(&cached, prompts),
-                    completion_tokens,
-                )),
-            ));
-        }
-        let _ = out.send(Event::default().data("[DONE]"));
-        drop(forwarders);
-    });
-    Sse::new(stream)
-}
-
-/// A stream fed by an async task through a channel; when the stream is dropped the
-/// task's sends fail and it ends.
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(mpsc::UnboundedSender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(f(tx));
-    let guard = AbortOnDrop(task);
-    futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv().await.map(|e| (Ok(e), (rx, guard)))
-    })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

@@ -136,80 +136,10 @@ pub(super) fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOp
         Some(v) => Some(v),
         None => b.integer("max_tokens", 1..=1_000_000)?,
     };
-    let stop = match b.get("stop") {
-        None => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => {
-            if items.len() > 4 {
-                return Err(ApiError::openai_param(
-                    "stop",
-                    "stop takes at most 4 strings",
-                ));
-            }
-            items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| ApiError::openai_param("stop", "stop must be strings"))
-                })
-                .collect::<OResult<Vec<_>>>()?
-        }
-        Some(_) => {
-            return Err(ApiError::openai_param(
-                "stop",
-                "stop must be a string or a list of strings",
-            ))
-        }
-    };
-    if stop.iter().any(String::is_empty) {
-        return Err(ApiError::openai_param(
-            "stop",
-            "stop strings must not be empty",
-        ));
-    }
+    let stop = stop_strings(b)?;
     let n = b.integer("n", 1..=MAX_CHOICES as i64)?.unwrap_or(1) as usize;
-    let keep_alive = match b.get("keep_alive") {
-        None => None,
-        Some(Value::String(s)) => Some(KeepAlive::parse(s).ok_or_else(|| {
-            ApiError::openai_param(
-                "keep_alive",
-                "keep_alive must be a duration of at most 366 days such as \"5m\", \"0\" or \"-1\" (forever)",
-            )
-        })?),
-        Some(v) => Some(v.as_f64().and_then(KeepAlive::from_secs_f64).ok_or_else(|| {
-            ApiError::openai_param(
-                "keep_alive",
-                "keep_alive must be a duration or a number of seconds, at most 366 days (-1: forever)",
-            )
-        })?),
-    };
-    let response_format = match b.get("response_format") {
-        None => ResponseFormat::Text,
-        Some(v) => match v.get("type").and_then(Value::as_str) {
-            Some("text") => ResponseFormat::Text,
-            Some("json_object") => ResponseFormat::JsonObject,
-            Some("json_schema") => {
-                let schema = v
-                    .get("json_schema")
-                    .and_then(|j| j.get("schema"))
-                    .filter(|s| s.is_object())
-                    .ok_or_else(|| {
-                        ApiError::openai_param(
-                            "response_format",
-                            "json_schema needs a schema object: {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}",
-                        )
-                    })?;
-                ResponseFormat::JsonSchema(schema.to_string())
-            }
-            _ => {
-                return Err(ApiError::openai_param(
-                    "response_format",
-                    "response_format type must be text, json_object or json_schema",
-                ))
-            }
-        },
-    };
+    let keep_alive = keep_alive(b)?;
+    let response_format = response_format(b)?;
     let timeout = b
         .number("timeout", 0.001..=86_400.0)?
         .map(Duration::from_secs_f64);
@@ -238,6 +168,91 @@ pub(super) fn options(b: &Body, logprobs: Option<usize>) -> OResult<GenerationOp
         keep_alive,
         timeout,
     })
+}
+
+fn stop_strings(b: &Body) -> OResult<Vec<String>> {
+    let value = match b.get("stop") {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => {
+            if items.len() > 4 {
+                return Err(ApiError::openai_param(
+                    "stop",
+                    "stop takes at most 4 strings",
+                ));
+            }
+            items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ApiError::openai_param("stop", "stop must be strings"))
+                })
+                .collect::<OResult<Vec<_>>>()?
+        }
+        Some(_) => {
+            return Err(ApiError::openai_param(
+                "stop",
+                "stop must be a string or a list of strings",
+            ))
+        }
+    };
+    if value.iter().any(String::is_empty) {
+        return Err(ApiError::openai_param(
+            "stop",
+            "stop strings must not be empty",
+        ));
+    }
+    Ok(value)
+}
+
+fn keep_alive(b: &Body) -> OResult<Option<KeepAlive>> {
+    let value = match b.get("keep_alive") {
+        None => None,
+        Some(Value::String(s)) => Some(KeepAlive::parse(s).ok_or_else(|| {
+            ApiError::openai_param(
+                "keep_alive",
+                "keep_alive must be a duration of at most 366 days such as \"5m\", \"0\" or \"-1\" (forever)",
+            )
+        })?),
+        Some(v) => Some(v.as_f64().and_then(KeepAlive::from_secs_f64).ok_or_else(|| {
+            ApiError::openai_param(
+                "keep_alive",
+                "keep_alive must be a duration or a number of seconds, at most 366 days (-1: forever)",
+            )
+        })?),
+    };
+    Ok(value)
+}
+
+fn response_format(b: &Body) -> OResult<ResponseFormat> {
+    let value = match b.get("response_format") {
+        None => ResponseFormat::Text,
+        Some(v) => match v.get("type").and_then(Value::as_str) {
+            Some("text") => ResponseFormat::Text,
+            Some("json_object") => ResponseFormat::JsonObject,
+            Some("json_schema") => {
+                let schema = v
+                    .get("json_schema")
+                    .and_then(|j| j.get("schema"))
+                    .filter(|s| s.is_object())
+                    .ok_or_else(|| {
+                        ApiError::openai_param(
+                            "response_format",
+                            "json_schema needs a schema object: {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}",
+                        )
+                    })?;
+                ResponseFormat::JsonSchema(schema.to_string())
+            }
+            _ => {
+                return Err(ApiError::openai_param(
+                    "response_format",
+                    "response_format type must be text, json_object or json_schema",
+                ))
+            }
+        },
+    };
+    Ok(value)
 }
 
 pub(super) struct StreamMode {

@@ -2,8 +2,14 @@
 //! HTTP as it is. An API key's record does not even implement `Serialize`, so its secret
 //! hash cannot reach a response by accident.
 
-use aiaas_core::{ApiKeyRecord, Identity, Tenant};
+use aiaas_core::{ApiKeyRecord, Identity};
 use serde::Serialize;
+
+mod records;
+mod values;
+
+pub(crate) use records::*;
+pub(crate) use values::*;
 
 /// An API key as callers see it: everything but the secret (shown once, at creation) and
 /// its hash (never).
@@ -12,7 +18,7 @@ pub(crate) struct ApiKey {
     pub id: String,
     pub tenant_id: String,
     pub name: String,
-    pub role: String,
+    pub role: aiaas_types::Role,
     pub allowed_models: Option<Vec<String>>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -50,7 +56,7 @@ pub(crate) struct CreatedKey {
 #[derive(Debug, Serialize)]
 pub(crate) struct Me {
     pub key: ApiKey,
-    pub tenant: Tenant,
+    pub tenant: TenantBody,
     pub permissions: Vec<&'static str>,
 }
 
@@ -58,7 +64,7 @@ impl From<Identity> for Me {
     fn from(i: Identity) -> Me {
         Me {
             key: i.key.into(),
-            tenant: i.tenant,
+            tenant: i.tenant.into(),
             permissions: i.permissions,
         }
     }

@@ -1,0 +1,170 @@
+//! Response bodies for what the core computes (predictions, previews, masking results,
+//! the catalogue, running models, what a GGUF says about itself): the API's shapes,
+//! built by `From` from the core's values.
+
+use std::collections::BTreeMap;
+
+use aiaas_core::{CatalogueItem, ClassPrediction, LoadedModel, MaskedText, ModelInfo};
+use aiaas_core::{PreviewRow, RuntimeKind};
+use aiaas_privacy::Finding;
+use aiaas_types::Task;
+use serde::Serialize;
+
+/// One text's prediction.
+#[derive(Debug, Serialize)]
+pub(crate) struct Prediction {
+    pub label: String,
+    pub confidence: f32,
+    pub probabilities: BTreeMap<String, f32>,
+}
+
+impl From<ClassPrediction> for Prediction {
+    fn from(p: ClassPrediction) -> Prediction {
+        Prediction {
+            label: p.label,
+            confidence: p.confidence,
+            probabilities: p.probabilities,
+        }
+    }
+}
+
+/// `POST /api/v1/models/{name}/predict`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Predictions {
+    pub model: String,
+    pub version: i64,
+    pub labels: Vec<String>,
+    pub predictions: Vec<Prediction>,
+}
+
+impl From<aiaas_core::Predictions> for Predictions {
+    fn from(p: aiaas_core::Predictions) -> Predictions {
+        Predictions {
+            model: p.model,
+            version: p.version,
+            labels: p.labels,
+            predictions: super::all(p.predictions),
+        }
+    }
+}
+
+/// One row of a data set preview.
+#[derive(Debug, Serialize)]
+pub(crate) struct PreviewLine {
+    pub line: u64,
+    pub text: String,
+    pub label: String,
+}
+
+impl From<PreviewRow> for PreviewLine {
+    fn from(r: PreviewRow) -> PreviewLine {
+        PreviewLine {
+            line: r.line,
+            text: r.text,
+            label: r.label,
+        }
+    }
+}
+
+/// A catalogue model and whether it is installed.
+#[derive(Debug, Serialize)]
+pub(crate) struct CatalogueEntry {
+    pub name: String,
+    pub description: String,
+    pub task: Task,
+    pub license: String,
+    pub download_bytes: u64,
+    pub installed: bool,
+}
+
+impl From<CatalogueItem> for CatalogueEntry {
+    fn from(c: CatalogueItem) -> CatalogueEntry {
+        CatalogueEntry {
+            name: c.name,
+            description: c.description,
+            task: c.task,
+            license: c.license,
+            download_bytes: c.download_bytes,
+            installed: c.installed,
+        }
+    }
+}
+
+/// One masked text and what was found in the original.
+#[derive(Debug, Serialize)]
+pub(crate) struct Masked {
+    pub text: String,
+    pub findings: Vec<Finding>,
+}
+
+impl From<MaskedText> for Masked {
+    fn from(m: MaskedText) -> Masked {
+        Masked {
+            text: m.text,
+            findings: m.findings,
+        }
+    }
+}
+
+/// A loaded model as `GET /api/v1/ps` reports it.
+#[derive(Debug, Serialize)]
+pub(crate) struct RunningModel {
+    pub key: String,
+    pub label: String,
+    pub kind: RuntimeKind,
+    pub in_flight: usize,
+    pub slots_busy: Option<usize>,
+    pub slots: Option<usize>,
+    pub memory_bytes: u64,
+    /// Seconds since the last request ended (zero while one runs).
+    pub idle_for: f64,
+}
+
+impl From<LoadedModel> for RunningModel {
+    fn from(m: LoadedModel) -> RunningModel {
+        RunningModel {
+            key: m.key,
+            label: m.label,
+            kind: m.kind,
+            in_flight: m.in_flight,
+            slots_busy: m.slots_busy,
+            slots: m.slots,
+            memory_bytes: m.memory_bytes,
+            idle_for: m.idle_for.as_secs_f64(),
+        }
+    }
+}
+
+/// What a loaded GGUF says about itself.
+#[derive(Debug, Serialize)]
+pub(crate) struct GgufInfo {
+    pub architecture: String,
+    pub name: Option<String>,
+    pub parameters: u64,
+    pub size_bytes: u64,
+    pub context_length: u32,
+    pub vocab_size: i32,
+    pub embedding_length: i32,
+    pub layers: u32,
+    pub attention_heads: u32,
+    pub kv_heads: u32,
+    pub chat_template: Option<String>,
+}
+
+impl From<ModelInfo> for GgufInfo {
+    fn from(i: ModelInfo) -> GgufInfo {
+        GgufInfo {
+            architecture: i.architecture,
+            name: i.name,
+            parameters: i.parameters,
+            size_bytes: i.size_bytes,
+            context_length: i.context_length,
+            vocab_size: i.vocab_size,
+            embedding_length: i.embedding_length,
+            layers: i.layers,
+            attention_heads: i.attention_heads,
+            kv_heads: i.kv_heads,
+            chat_template: i.chat_template,
+        }
+    }
+}

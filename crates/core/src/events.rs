@@ -1,0 +1,208 @@
+//! One event stream per generation, from the scheduler to the HTTP layer: every
+//! choice's events tagged with the choice's index and merged in the order they happen
+//! (`select_all` over one `unfold` per choice: kept combinators, no forwarding tasks).
+//! Outputs are PII-masked per choice as they pass (`StreamMasker` holds back what could
+//! still grow into a finding). The request's usage is recorded once: when every
+//! sequence has ended, or, if the stream is dropped first (the client went away: the
+//! receivers drop and the scheduler frees the slots at its next step), for the
+//! sequences that did end.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use aiaas_engine::llm::{FinishReason, GenEvent, TokenLogprob};
+use aiaas_privacy::{Policy, StreamMasker};
+use futures_util::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::{CoreError, Result};
+
+/// What to do with the completion tokens of the sequences that ended (record usage).
+pub(crate) type UsageSink = Box<dyn FnOnce(usize) + Send>;
+
+/// Every choice's events of one generation: `(choice index, event)`. A choice ends with
+/// `Done` or `Error`; the stream ends when every choice has.
+pub struct GenerationEvents {
+    merged: SelectAll<BoxStream<'static, (usize, GenEvent)>>,
+    choices: usize,
+    ended: usize,
+    completion_tokens: usize,
+    usage: Option<UsageSink>,
+}
+
+impl GenerationEvents {
+    pub(crate) fn new(
+        receivers: Vec<UnboundedReceiver<GenEvent>>,
+        output: Option<Policy>,
+        usage: UsageSink,
+    ) -> GenerationEvents {
+        let choices = receivers.len();
+        let merged = stream::select_all(receivers.into_iter().enumerate().map(|(i, rx)| {
+            let masker = output
+                .clone()
+                .map(|policy| StreamMasker::new(aiaas_privacy::detector().clone(), policy));
+            choice_stream(rx, masker).map(move |ev| (i, ev)).boxed()
+        }));
+        GenerationEvents {
+            merged,
+            choices,
+            ended: 0,
+            completion_tokens: 0,
+            usage: Some(usage),
+        }
+    }
+
+    /// How many choices (sequences) the generation runs.
+    pub fn choices(&self) -> usize {
+        self.choices
+    }
+
+    fn settle(&mut self) {
+        if let Some(record) = self.usage.take() {
+            if self.ended > 0 {
+                record(self.completion_tokens);
+            }
+        }
+    }
+}
+
+impl Stream for GenerationEvents {
+    type Item = (usize, GenEvent);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let item = match this.merged.poll_next_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some((_, GenEvent::Done { usage, .. })) => {
+                this.ended += 1;
+                this.completion_tokens += usage.completion_tokens;
+                if this.ended == this.choices {
+                    this.settle();
+                }
+            }
+            Some(_) => {}
+            None => this.settle(),
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for GenerationEvents {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+/// One sequence's events, masked, ending after its `Done` or `Error`.
+fn choice_stream(
+    rx: UnboundedReceiver<GenEvent>,
+    masker: Option<StreamMasker>,
+) -> impl Stream<Item = GenEvent> + Send + 'static {
+    struct Choice {
+        rx: UnboundedReceiver<GenEvent>,
+        masker: Option<StreamMasker>,
+        held: Option<GenEvent>,
+        ended: bool,
+    }
+    let start = Choice {
+        rx,
+        masker,
+        held: None,
+        ended: false,
+    };
+    stream::unfold(start, |mut c| async move {
+        if let Some(event) = c.held.take() {
+            return Some((event, c));
+        }
+        if c.ended {
+            return None;
+        }
+        loop {
+            let event = c.rx.recv().await?;
+            c.ended = matches!(event, GenEvent::Done { .. } | GenEvent::Error(_));
+            let (first, then) = masked(c.masker.as_mut(), event);
+            if let Some(first) = first {
+                c.held = then;
+                return Some((first, c));
+            }
+        }
+    })
+}
+
+/// An event with the output policy applied: text the masker holds back yields nothing
+/// yet; `Done` first flushes what it held.
+fn masked(
+    masker: Option<&mut StreamMasker>,
+    event: GenEvent,
+) -> (Option<GenEvent>, Option<GenEvent>) {
+    let Some(m) = masker else {
+        return (Some(event), None);
+    };
+    match event {
+        GenEvent::Text { text, logprobs } => {
+            let text = m.push(&text);
+            if text.is_empty() {
+                (None, None)
+            } else {
+                (Some(GenEvent::Text { text, logprobs }), None)
+            }
+        }
+        done @ GenEvent::Done { .. } => {
+            let rest = m.finish();
+            if rest.is_empty() {
+                (Some(done), None)
+            } else {
+                let last = GenEvent::Text {
+                    text: rest,
+                    logprobs: Vec::new(),
+                };
+                (Some(last), Some(done))
+            }
+        }
+        error @ GenEvent::Error(_) => (Some(error), None),
+    }
+}
+
+/// What one choice produced, gathered whole (non-streamed replies).
+#[derive(Debug, Clone, Default)]
+pub struct CollectedChoice {
+    pub text: String,
+    pub logprobs: Vec<TokenLogprob>,
+    pub finish_reason: Option<FinishReason>,
+    pub completion_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from an earlier request.
+    pub cached_tokens: usize,
+}
+
+/// Wait for every choice to end and gather what each produced, in choice order.
+pub async fn collect(mut events: GenerationEvents) -> Result<Vec<CollectedChoice>> {
+    let mut out = vec![CollectedChoice::default(); events.choices()];
+    let mut ended = 0;
+    while let Some((i, event)) = events.next().await {
+        let Some(choice) = out.get_mut(i) else {
+            continue;
+        };
+        match event {
+            GenEvent::Text { text, logprobs } => {
+                choice.text.push_str(&text);
+                choice.logprobs.extend(logprobs);
+            }
+            GenEvent::Done { reason, usage } => {
+                choice.finish_reason = Some(reason);
+                choice.completion_tokens = usage.completion_tokens;
+                choice.cached_tokens = usage.cached_tokens;
+                ended += 1;
+                if ended == out.len() {
+                    return Ok(out);
+                }
+            }
+            GenEvent::Error(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Unavailable(
+        "the model stopped before the reply was complete".into(),
+    ))
+}
