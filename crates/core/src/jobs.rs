@@ -596,6 +596,7 @@ impl TrainingJobs {
                 tenant_id: job.tenant_id.clone(),
                 model_name: job.model_name.clone(),
                 task: aiaas_types::Task::TextClassification,
+                format: aiaas_types::Format::AiaasClassifier,
                 architecture: trained.report.architecture.as_str().into(),
                 labels: trained.report.labels.clone(),
                 artifact_prefix: prefix,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aiaas_engine::{BatchSettings, Engine};
 use aiaas_store::{ArtifactStore, DeploymentSettings, Metadata};
-use aiaas_types::{Permission, Principal};
+use aiaas_types::{Format, Permission, Principal};
 use serde::Deserialize;
 
 use crate::auth::{check_name, require};
@@ -577,19 +577,31 @@ impl Models {
         let label = format!("{tenant}/{}:{}", model.name, version.version);
         let v = version.clone();
         let k = key.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut files = aiaas_engine::ModelFiles::new();
-            for name in &v.files {
-                let bytes = p
-                    .inner
-                    .artifacts
-                    .get(&format!("{}/{name}", v.artifact_prefix))?;
-                files.insert(name.clone(), bytes);
+        // The one place a version's format picks its loader and runtime.
+        match version.format {
+            Format::AiaasClassifier => {
+                tokio::task::spawn_blocking(move || {
+                    let mut files = aiaas_engine::ModelFiles::new();
+                    for name in &v.files {
+                        let bytes = p
+                            .inner
+                            .artifacts
+                            .get(&format!("{}/{name}", v.artifact_prefix))?;
+                        files.insert(name.clone(), bytes);
+                    }
+                    p.inner.engine.load_classifier(&k, &label, &files, batch)?;
+                    Ok::<_, CoreError>(())
+                })
+                .await??;
             }
-            p.inner.engine.load_classifier(&k, &label, &files, batch)?;
-            Ok::<_, CoreError>(())
-        })
-        .await??;
+            // Pulled formats live in the library, installation-wide, not as versions.
+            other @ (Format::Gguf | Format::HfEncoder) => {
+                return Err(CoreError::InvalidInput(format!(
+                    "model {:?} version {} is stored as {other}, which serves from the library, not as a tenant model",
+                    model.name, version.version
+                )));
+            }
+        }
         Ok(key)
     }
 

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "replicas",
         include_str!("../migrations/0007_replicas.sql"),
     ),
+    (
+        8,
+        "version_formats",
+        include_str!("../migrations/0008_version_formats.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

@@ -9,7 +9,7 @@ use crate::{
 };
 
 const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact_prefix, files, \
-                               report, config, job_id, dataset_id, created_at";
+                               report, config, job_id, dataset_id, created_at, format";
 const DEPLOYMENT_COLUMNS: &str =
     "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, created_at, updated_at";
 
@@ -99,9 +99,10 @@ impl Metadata {
             job_id: v.job_id.clone(),
             dataset_id: v.dataset_id.clone(),
             created_at: now,
+            format: v.format,
         };
         sqlx::query(&format!(
-            "INSERT INTO model_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO model_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&record.model_id)
         .bind(record.version)
@@ -114,6 +115,7 @@ impl Metadata {
         .bind(&record.job_id)
         .bind(&record.dataset_id)
         .bind(record.created_at)
+        .bind(record.format.as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -300,6 +302,7 @@ fn version_from_row(row: &AnyRow) -> Result<ModelVersionRecord> {
         job_id: row.try_get("job_id")?,
         dataset_id: row.try_get("dataset_id")?,
         created_at: row.try_get("created_at")?,
+        format: crate::parsed(row, "format", aiaas_types::Format::parse)?,
     })
 }
 

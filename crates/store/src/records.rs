@@ -1,6 +1,6 @@
 //! Rows of the metadata database as plain Rust values.
 
-use aiaas_types::{PiiMode, Role, Task};
+use aiaas_types::{Format, PiiMode, Role, Task};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
@@ -70,6 +70,8 @@ pub struct ModelVersionRecord {
     pub job_id: Option<String>,
     pub dataset_id: Option<String>,
     pub created_at: i64,
+    /// How the version's files are laid out: picks its loader and runtime.
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +180,7 @@ pub struct NewModelVersion {
     pub tenant_id: String,
     pub model_name: String,
     pub task: Task,
+    pub format: Format,
     pub architecture: String,
     pub labels: Vec<String>,
     pub artifact_prefix: String,

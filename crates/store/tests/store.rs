@@ -6,8 +6,9 @@
 
 use aiaas_store::{
     ApiKeyRecord, AuditRecord, Backend, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob,
-    StoreError,
+    NewModelVersion, StoreError,
 };
+use aiaas_types::{Format, Task};
 
 /// A database for one test: where it lives, so it can be reopened, and how to drop it.
 struct Db {
@@ -114,7 +115,48 @@ on_both_databases!(
     events_get_consecutive_sequence_numbers,
     a_job_whose_lease_ran_out_is_claimed_again_and_the_old_worker_is_locked_out,
     concurrent_audit_appends_from_several_connections_form_one_chain,
+    model_versions_keep_their_task_and_format,
 );
+
+async fn model_versions_keep_their_task_and_format(fx: &Db) {
+    let db = &fx.meta;
+    let t = db.create_tenant("acme").await.unwrap();
+    let new = NewModelVersion {
+        tenant_id: t.id.clone(),
+        model_name: "clf".into(),
+        task: Task::TextClassification,
+        format: Format::AiaasClassifier,
+        architecture: "avgpool".into(),
+        labels: vec!["a".into(), "b".into()],
+        artifact_prefix: "models/acme/clf/1".into(),
+        files: vec!["model.json".into()],
+        report: serde_json::json!({}),
+        config: serde_json::json!({}),
+        job_id: None,
+        dataset_id: None,
+    };
+    let stored = db.insert_model_version(&new).await.unwrap();
+    assert_eq!(stored.format, Format::AiaasClassifier);
+    let model = db.model_by_name(&t.id, "clf").await.unwrap().unwrap();
+    assert_eq!(model.task, Task::TextClassification);
+    let read = db.model_version(&model.id, 1).await.unwrap().unwrap();
+    assert_eq!((read.version, read.format), (1, Format::AiaasClassifier));
+    // A row holding a format this build does not know is corrupt, not a default (read
+    // through a fresh connection: the first one caches versions).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&fx.url).await.unwrap();
+    sqlx::query("UPDATE model_versions SET format = 'no-such-format'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let fresh = fx.reopen().await;
+    assert!(matches!(
+        fresh.model_version(&model.id, 1).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    fresh.close().await;
+}
 
 async fn dataset(db: &Metadata, tenant: &str, name: &str) -> DatasetRecord {
     let d = DatasetRecord {

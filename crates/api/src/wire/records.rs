@@ -148,6 +148,8 @@ pub(crate) struct ModelVersion {
     pub job_id: Option<String>,
     pub dataset_id: Option<String>,
     pub created_at: i64,
+    /// How the version's files are laid out (`aiaas-classifier` for trained versions).
+    pub format: Format,
 }
 
 impl From<ModelVersionRecord> for ModelVersion {
@@ -163,6 +165,7 @@ impl From<ModelVersionRecord> for ModelVersion {
             job_id: v.job_id,
             dataset_id: v.dataset_id,
             created_at: v.created_at,
+            format: v.format,
         }
     }
 }

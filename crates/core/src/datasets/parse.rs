@@ -147,37 +147,7 @@ fn parse_csv(
         .flexible(false)
         .delimiter(sniff_delimiter(open))
         .from_reader(open()?);
-    let headers = reader
-        .byte_headers()
-        .map_err(|e| {
-            integrity_failure(&e)
-                .unwrap_or_else(|| invalid(format!("line 1: cannot read the CSV header: {e}")))
-        })?
-        .clone();
-    let columns: Vec<String> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let h = if i == 0 {
-                h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
-            } else {
-                h
-            };
-            std::str::from_utf8(h)
-                .map(|s| s.trim().to_string())
-                .map_err(|_| invalid("line 1: the CSV header is not valid UTF-8".into()))
-        })
-        .collect::<Result<_>>()?;
-    if let Some(dup) = columns
-        .iter()
-        .enumerate()
-        .find(|(i, c)| columns[..*i].contains(c))
-        .map(|(_, c)| c)
-    {
-        return Err(invalid(format!(
-            "line 1: the column name {dup:?} appears twice in the header"
-        )));
-    }
+    let columns = header_columns(&mut reader)?;
     let (text, label) = pick_columns(&columns, text_column, label_column)?;
     let ti = columns.iter().position(|c| *c == text).unwrap_or(0);
     let li = columns.iter().position(|c| *c == label).unwrap_or(0);
@@ -222,6 +192,43 @@ fn parse_csv(
         text_column: text,
         label_column: label,
     })
+}
+
+/// The CSV header's column names (a UTF-8 byte-order mark dropped, names trimmed), each
+/// once.
+fn header_columns<R: std::io::Read>(reader: &mut csv::Reader<R>) -> Result<Vec<String>> {
+    let headers = reader
+        .byte_headers()
+        .map_err(|e| {
+            integrity_failure(&e)
+                .unwrap_or_else(|| invalid(format!("line 1: cannot read the CSV header: {e}")))
+        })?
+        .clone();
+    let columns: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 {
+                h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h)
+            } else {
+                h
+            };
+            std::str::from_utf8(h)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| invalid("line 1: the CSV header is not valid UTF-8".into()))
+        })
+        .collect::<Result<_>>()?;
+    if let Some(dup) = columns
+        .iter()
+        .enumerate()
+        .find(|(i, c)| columns[..*i].contains(c))
+        .map(|(_, c)| c)
+    {
+        return Err(invalid(format!(
+            "line 1: the column name {dup:?} appears twice in the header"
+        )));
+    }
+    Ok(columns)
 }
 
 /// A CSV read that failed because the stored object did not authenticate (not the
