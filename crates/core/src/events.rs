@@ -206,3 +206,120 @@ pub async fn collect(mut events: GenerationEvents) -> Result<Vec<CollectedChoice
         "the model stopped before the reply was complete".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use aiaas_engine::llm::Usage;
+    use aiaas_privacy::Mode;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    use super::*;
+
+    fn text(t: &str) -> GenEvent {
+        GenEvent::Text {
+            text: t.into(),
+            logprobs: Vec::new(),
+        }
+    }
+
+    fn done(completion_tokens: usize) -> GenEvent {
+        GenEvent::Done {
+            reason: FinishReason::Stop,
+            usage: Usage {
+                prompt_tokens: 3,
+                cached_tokens: 0,
+                completion_tokens,
+                time_to_first_token: None,
+                total_time: Duration::ZERO,
+            },
+        }
+    }
+
+    /// A usage sink that remembers what it was given.
+    fn sink() -> (UsageSink, Arc<Mutex<Vec<usize>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        (Box::new(move |n| s.lock().unwrap().push(n)), seen)
+    }
+
+    #[tokio::test]
+    async fn choices_merge_into_one_stream_and_usage_is_recorded_once() {
+        let (a_tx, a_rx) = unbounded_channel();
+        let (b_tx, b_rx) = unbounded_channel();
+        let (usage, seen) = sink();
+        let events = GenerationEvents::new(vec![a_rx, b_rx], None, usage);
+        assert_eq!(events.choices(), 2);
+        for e in [text("hel"), text("lo"), done(2)] {
+            a_tx.send(e).unwrap();
+        }
+        for e in [text("bye"), done(5)] {
+            b_tx.send(e).unwrap();
+        }
+        // The senders stay open: each choice still ends at its `Done`.
+        let choices = collect(events).await.unwrap();
+        assert_eq!(choices[0].text, "hello");
+        assert_eq!(choices[1].text, "bye");
+        assert_eq!(
+            (choices[0].completion_tokens, choices[1].completion_tokens),
+            (2, 5)
+        );
+        assert_eq!(*seen.lock().unwrap(), vec![7]);
+        drop((a_tx, b_tx));
+    }
+
+    #[tokio::test]
+    async fn outputs_are_masked_across_chunks_before_done() {
+        let (tx, rx) = unbounded_channel();
+        let (usage, _) = sink();
+        let policy = Policy::new(Mode::Label);
+        let events = GenerationEvents::new(vec![rx], Some(policy), usage);
+        // An address split across chunks is still found: the masker holds back the part
+        // that could grow into a finding and flushes it before `Done`.
+        for e in [text("write to jane.doe@exa"), text("mple.com"), done(4)] {
+            tx.send(e).unwrap();
+        }
+        let choices = collect(events).await.unwrap();
+        assert!(!choices[0].text.contains("jane.doe"), "{}", choices[0].text);
+        assert!(
+            choices[0].text.starts_with("write to "),
+            "{}",
+            choices[0].text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_stream_counts_the_sequences_that_ended_and_cancels_the_rest() {
+        let (a_tx, a_rx) = unbounded_channel();
+        let (b_tx, b_rx) = unbounded_channel();
+        let (usage, seen) = sink();
+        let mut events = GenerationEvents::new(vec![a_rx, b_rx], None, usage);
+        a_tx.send(done(3)).unwrap();
+        b_tx.send(text("still going")).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.push(events.next().await.unwrap().0);
+        }
+        got.sort();
+        assert_eq!(got, vec![0, 1]);
+        drop(events);
+        // Only the sequence that ended counts; the other's receiver is gone, so the
+        // scheduler sees its sends fail and frees the slot.
+        assert_eq!(*seen.lock().unwrap(), vec![3]);
+        assert!(b_tx.send(text("more")).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_error_ends_the_collection_with_it() {
+        let (tx, rx) = unbounded_channel();
+        let (usage, seen) = sink();
+        let events = GenerationEvents::new(vec![rx], None, usage);
+        tx.send(text("partial")).unwrap();
+        tx.send(GenEvent::Error(aiaas_engine::llm::LlmError::Timeout))
+            .unwrap();
+        assert!(collect(events).await.is_err());
+        assert!(seen.lock().unwrap().is_empty());
+    }
+}
