@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use aiaas_store::{ArtifactStore, JobOutcome, Metadata, NewJob, NewModelVersion};
 use aiaas_types::{Permission, Principal, TrainConfig, TrainEvent};
-use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -58,20 +57,16 @@ impl From<tokio::task::JoinError> for JobEnd {
 const MAX_ATTEMPTS: i64 = 3;
 
 /// A training job as submitted.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct TrainRequest {
     /// Dataset id or name.
     pub dataset: String,
     /// Optional held-out test dataset (id or name), evaluated after training.
-    #[serde(default)]
     pub test_dataset: Option<String>,
     /// Name of the model the new version belongs to.
     pub model: String,
-    #[serde(default)]
     pub config: TrainConfig,
     /// Deploy the new version when training succeeds.
-    #[serde(default)]
     pub deploy: bool,
 }
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 use aiaas_engine::{BatchSettings, Engine};
 use aiaas_store::{ArtifactStore, DeploymentSettings, Metadata};
 use aiaas_types::{Format, Permission, Principal};
-use serde::Deserialize;
 
 use crate::auth::{check_name, require};
 use crate::privacy::Privacy;
@@ -40,24 +39,17 @@ pub struct ModelDetails {
 }
 
 /// Which version to deploy and how to serve it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct DeployRequest {
     /// A version number; or
-    #[serde(default)]
     pub version: Option<i64>,
     /// an alias; neither means the latest version.
-    #[serde(default)]
     pub alias: Option<String>,
-    #[serde(default)]
     pub max_batch: Option<i64>,
-    #[serde(default)]
     pub max_delay_ms: Option<i64>,
-    #[serde(default)]
     pub queue_capacity: Option<i64>,
     /// PII masking of every text sent to the model: a mode, or null for the callers'
     /// tenant policies.
-    #[serde(default, deserialize_with = "crate::privacy::present")]
     pub pii_inputs: Option<Option<aiaas_privacy::Mode>>,
 }
 

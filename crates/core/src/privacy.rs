@@ -274,16 +274,6 @@ pub struct PrivacyUpdate {
     pub outputs: Option<Option<Mode>>,
 }
 
-/// For `Option<Option<T>>` fields: present (even as null) gives `Some`, absent `None`
-/// (with `#[serde(default)]`).
-pub(crate) fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
-}
-
 /// 32 random bytes (hex) in a 0600 file, created once; created exclusively so two
 /// processes starting together agree on one secret.
 fn load_or_create_secret(path: &Path) -> Result<Vec<u8>> {

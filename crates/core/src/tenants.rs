@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use aiaas_store::Metadata;
 use aiaas_types::{Permission, Principal, Role, Secret};
-use serde::Deserialize;
 
 use crate::auth::{self, check_name, hash_secret, require};
 use crate::limits::Limiter;
@@ -35,38 +34,28 @@ pub(crate) struct AdminBootstrap {
 }
 
 /// A key to create.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct NewKey {
     /// Tenant id or name; defaults to the caller's tenant. Only admins may name another.
-    #[serde(default)]
     pub tenant: Option<String>,
     pub name: String,
     pub role: Role,
     /// Model names this key may call; absent means all of its tenant's models.
-    #[serde(default)]
     pub allowed_models: Option<Vec<String>>,
     /// Lifetime in seconds from now; absent means no expiry.
-    #[serde(default)]
     pub expires_in_secs: Option<u64>,
     /// Rate limits and token quotas of this key (absent: none beyond the tenant's).
-    #[serde(default)]
     pub limits: Option<aiaas_types::Limits>,
     /// CIDR ranges the key may be used from (absent: anywhere).
-    #[serde(default)]
     pub allowed_ips: Option<Vec<String>>,
 }
 
 /// New limits and IP allow-list of an existing key (both replace the old ones).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyLimits {
-    #[serde(default)]
     pub limits: aiaas_types::Limits,
-    #[serde(default)]
     pub allowed_ips: Option<Vec<String>>,
     /// The models the key may call: left out keeps the list, null allows every model.
-    #[serde(default, deserialize_with = "crate::privacy::present")]
     pub allowed_models: Option<Option<Vec<String>>>,
 }
 

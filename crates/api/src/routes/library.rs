@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use aiaas_core::{CancelFlag, PullProgress, ServingSettings};
+use aiaas_core::{CancelFlag, PullProgress};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -167,12 +167,12 @@ async fn set_settings(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(name): Path<String>,
-    ApiJson(settings): ApiJson<ServingSettings>,
+    ApiJson(settings): ApiJson<wire::LibrarySettings>,
 ) -> ApiResult<Json<Value>> {
     let record = s
         .platform
         .library()
-        .set_settings(&p, &name, settings)
+        .set_settings(&p, &name, settings.into())
         .await?;
     Ok(Json(json!(wire::LibraryEntry::from(record))))
 }

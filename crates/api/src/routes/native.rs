@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use aiaas_core::{DatasetFormat, DatasetSpec, DeployRequest, NewKey, TrainRequest};
+use aiaas_core::{DatasetFormat, DatasetSpec};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -83,9 +83,9 @@ async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<imp
 async fn create_key(
     State(s): State<AppState>,
     Auth(p): Auth,
-    ApiJson(body): ApiJson<NewKey>,
+    ApiJson(body): ApiJson<wire::CreateKey>,
 ) -> ApiResult<impl IntoResponse> {
-    let created = s.platform.accounts().create_key(&p, body).await?;
+    let created = s.platform.accounts().create_key(&p, body.into()).await?;
     // The secret is returned this once; it is not stored and cannot be shown again.
     let body = wire::CreatedKey {
         secret: created.secret.expose().to_string(),
@@ -113,11 +113,14 @@ async fn set_key_limits(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<aiaas_core::KeyLimits>,
+    ApiJson(body): ApiJson<wire::UpdateKey>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(wire::ApiKey::from(
-        s.platform.accounts().set_key_limits(&p, &id, body).await?,
-    )))
+    let key = s
+        .platform
+        .accounts()
+        .set_key_limits(&p, &id, body.into())
+        .await?;
+    Ok(Json(wire::ApiKey::from(key)))
 }
 
 /// Replace a tenant's limits (admin): the body is the limits object.
@@ -428,9 +431,9 @@ async fn delete_dataset(
 async fn create_job(
     State(s): State<AppState>,
     Auth(p): Auth,
-    ApiJson(body): ApiJson<TrainRequest>,
+    ApiJson(body): ApiJson<wire::SubmitJob>,
 ) -> ApiResult<impl IntoResponse> {
-    let job = s.platform.jobs().submit(&p, body).await?;
+    let job = s.platform.jobs().submit(&p, body.into()).await?;
     Ok((StatusCode::ACCEPTED, Json(wire::Job::from(job))))
 }
 
@@ -602,14 +605,14 @@ async fn deploy(
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     // The body is optional: no body deploys the latest version with default settings.
-    let req: DeployRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DeployRequest::default()
+    let req: wire::Deploy = if body.iter().all(u8::is_ascii_whitespace) {
+        wire::Deploy::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
     Ok(Json(wire::Deployment::from(
-        s.platform.models().deploy(&p, &name, req).await?,
+        s.platform.models().deploy(&p, &name, req.into()).await?,
     )))
 }
 

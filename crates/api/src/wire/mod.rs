@@ -6,9 +6,11 @@ use aiaas_core::{ApiKeyRecord, Identity};
 use serde::Serialize;
 
 mod records;
+mod requests;
 mod values;
 
 pub(crate) use records::*;
+pub(crate) use requests::*;
 pub(crate) use values::*;
 
 /// An API key as callers see it: everything but the secret (shown once, at creation) and
