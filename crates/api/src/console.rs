@@ -5,8 +5,9 @@
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -20,16 +21,33 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(index))
-        .route("/assets/{file}", get(asset))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(asset))
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "console",
+    summary = "The web console (a single-page app over this API)",
+    responses((status = 200, description = "the console", body = String, content_type = "text/html")),
+    security(),
+)]
 async fn index() -> Response {
     serve("index.html", "no-cache")
 }
 
+#[utoipa::path(
+    get,
+    path = "/assets/{file}",
+    tag = "console",
+    summary = "The web console's scripts and styles",
+    params(("file" = String, Path)),
+    responses((status = 200, description = "a script or style sheet", body = String)),
+    security(),
+)]
 async fn asset(Path(file): Path<String>) -> Response {
     // Asset names carry a content hash: cache them for good.
     serve(

@@ -18,6 +18,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use console::total_bytes as console_bytes;
 pub use error::{status_of, ApiError, ErrorStyle};
@@ -34,16 +36,8 @@ pub struct AppState {
 /// The whole router, ready to serve.
 pub fn app(platform: Platform) -> Router {
     let state = AppState { platform };
-    Router::new()
-        .merge(routes::ops::router())
-        .merge(routes::native::router())
-        .merge(routes::library::router())
-        .merge(routes::openai::router())
-        .merge(routes::kserve::router())
-        .merge(routes::audit::router())
-        .merge(routes::privacy::router())
-        .merge(openapi::router())
-        .merge(console::router())
+    let (router, _) = api_router().split_for_parts();
+    router
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT))
@@ -57,6 +51,23 @@ pub fn app(platform: Platform) -> Router {
             Duration::from_secs(600),
         ))
         .with_state(state)
+}
+
+/// Every route, each documented by its handler's `#[utoipa::path]`: the router and
+/// the OpenAPI document come from one place.
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes::ops::router())
+        .merge(routes::native::router())
+        .merge(routes::datasets::router())
+        .merge(routes::jobs::router())
+        .merge(routes::library::router())
+        .merge(routes::openai::router())
+        .merge(routes::kserve::router())
+        .merge(routes::audit::router())
+        .merge(routes::privacy::router())
+        .merge(openapi::router())
+        .merge(console::router())
 }
 
 /// The unauthenticated metrics listener (`--metrics-listen`): `/metrics` only, for a

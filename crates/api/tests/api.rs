@@ -194,12 +194,20 @@ async fn created_keys_show_their_secret_once() {
     let (_, _, me) = send(&app, get("/api/v1/me", Some(secret))).await;
     for body in [&key, &list, &me] {
         let text = body.to_string();
-        assert!(!text.contains(&hash) && !text.contains("secret_hash"), "{text}");
+        assert!(
+            !text.contains(&hash) && !text.contains("secret_hash"),
+            "{text}"
+        );
     }
     assert_eq!(me["key"]["id"], key["id"]);
     assert_eq!(me["key"]["role"], "developer");
     let listed = list["keys"].as_array().unwrap();
-    assert!(listed.iter().any(|k| k["id"] == key["id"] && k["name"] == "ci"), "{list}");
+    assert!(
+        listed
+            .iter()
+            .any(|k| k["id"] == key["id"] && k["name"] == "ci"),
+        "{list}"
+    );
     for field in ["id", "tenant_id", "name", "role", "created_at", "limits"] {
         assert!(key.get(field).is_some(), "{field} in {key}");
     }
@@ -236,4 +244,199 @@ async fn huge_keep_alive_is_a_400_not_a_panic() {
 fn hex_sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The document is generated from the handlers and wire types: every operation has a
+/// summary, a success response, its path parameters, a schema for each JSON body it
+/// names, and (unless open) the permission it needs; every `$ref` resolves.
+#[tokio::test]
+async fn the_generated_document_describes_every_operation() {
+    let doc = aiaas_api::openapi_document();
+    std::fs::write(
+        std::env::temp_dir().join("aiaas-openapi.json"),
+        serde_json::to_vec_pretty(&doc).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let permissions: Vec<&str> = aiaas_types::Permission::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let what = format!("{method} {path}");
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what}"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                ["200", "201", "202", "204"]
+                    .iter()
+                    .any(|s| responses.contains_key(*s)),
+                "{what} has no success response"
+            );
+            for name in path.split('/').filter_map(|s| s.strip_prefix('{')) {
+                let name = name.trim_end_matches('}');
+                let declared = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path"));
+                assert!(
+                    declared,
+                    "{what} does not declare its path parameter {name}"
+                );
+            }
+            let open = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            });
+            if !open {
+                let p = op["x-aiaas-permission"].as_str().unwrap_or_default();
+                assert!(permissions.contains(&p), "{what} declares permission {p:?}");
+            }
+        }
+    }
+    assert!(operations >= 60, "{operations} operations");
+    // Every reference points at a schema the document holds.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = &r[..r.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "dangling $ref to {name}");
+    }
+    // The wire types are there, with their fields.
+    assert!(
+        schemas["ModelShown"]["allOf"].is_array()
+            || schemas["ModelShown"]["properties"].is_object()
+    );
+    assert!(schemas["CreateKey"]["properties"]["role"].is_object());
+    assert!(schemas["SubmitJob"]["properties"]["config"].is_object());
+}
+
+#[test]
+fn operation_ids_are_unique() {
+    let doc = aiaas_api::openapi_document();
+    let mut seen = std::collections::BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().unwrap().to_string();
+            assert!(seen.insert(id.clone()), "operationId {id} is used twice");
+        }
+    }
+}
+
+/// The console's `web/src/types.ts` against the document: every field the console reads
+/// from an API answer is a property of that answer's schema, and its `Permission` type
+/// lists exactly the permissions there are. (Report shapes inside `report`/`stats`,
+/// which the API passes through as JSON, are the console's own.)
+#[test]
+fn console_types_agree_with_the_document() {
+    let doc = aiaas_api::openapi_document();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/src/types.ts");
+    let ts = std::fs::read_to_string(&path).expect("web/src/types.ts");
+    let interfaces = ts_interfaces(&ts);
+    // TypeScript interface -> the schema of the answer it describes.
+    let pairs = [
+        ("Me", "Me"),
+        ("ModelSummary", "ModelListed"),
+        ("ModelDetails", "ModelShown"),
+        ("ModelVersion", "ModelVersion"),
+        ("Deployment", "Deployment"),
+        ("LibraryModel", "LibraryListed"),
+        ("Running", "RunningModel"),
+        ("Dataset", "Dataset"),
+        ("Job", "Job"),
+        ("ApiKey", "ApiKey"),
+        ("Limits", "Limits"),
+        ("Tenant", "TenantBody"),
+    ];
+    for (interface, schema) in pairs {
+        let fields = interfaces
+            .get(interface)
+            .unwrap_or_else(|| panic!("types.ts has no interface {interface}"));
+        let properties = schema_properties(schemas, &schemas[schema]);
+        for f in fields {
+            assert!(
+                properties.contains(f),
+                "types.ts {interface}.{f} is not in the {schema} schema ({properties:?})"
+            );
+        }
+    }
+    let union = ts
+        .split("export type Permission =")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("a Permission type");
+    let mut listed: Vec<&str> = union
+        .split('|')
+        .map(|v| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let mut known: Vec<&str> = aiaas_types::Permission::ALL
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    listed.sort_unstable();
+    known.sort_unstable();
+    assert_eq!(listed, known);
+}
+
+/// `export interface Name { field: ...; }` -> the fields at the interface's top level.
+fn ts_interfaces(ts: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for block in ts.split("export interface ").skip(1) {
+        let name = block
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut depth = 0i32;
+        let mut fields = Vec::new();
+        for line in block.lines() {
+            if depth == 1 {
+                let t = line.trim();
+                if let Some((field, _)) = t.split_once(':') {
+                    if !field.is_empty()
+                        && field
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_' || c == '?')
+                    {
+                        fields.push(field.trim_end_matches('?').to_string());
+                    }
+                }
+            }
+            depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
+            if depth <= 0 && line.contains('}') {
+                break;
+            }
+        }
+        out.insert(name, fields);
+    }
+    out
+}
+
+/// A schema's property names, through `$ref` and `allOf` (flattened structs).
+fn schema_properties(
+    schemas: &serde_json::Map<String, Value>,
+    schema: &Value,
+) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        return schema_properties(schemas, &schemas[name]);
+    }
+    if let Some(props) = schema["properties"].as_object() {
+        out.extend(props.keys().cloned());
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(schema_properties(schemas, part));
+    }
+    out
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// bucket (refilled at `requests_per_minute / 60` per second, holding at most `burst`,
 /// default `requests_per_minute`); LLM tokens (prompt + completion) per minute the same
 /// way, and per calendar month (UTC) by a count.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {

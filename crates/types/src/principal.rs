@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A role grants a fixed set of rights; see `Role::can`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Network architecture of a text classifier.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Architecture {
@@ -40,6 +41,7 @@ impl Architecture {
 }
 
 /// Word2Vec training mode.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Word2VecMode {
@@ -48,6 +50,7 @@ pub enum Word2VecMode {
 }
 
 /// Word2Vec with negative sampling, as in Mikolov et al. and gensim.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Word2VecParams {
@@ -85,6 +88,7 @@ impl Default for Word2VecParams {
 
 /// How the classifier's embedding table starts. In JSON: `{"init": "word2vec", ...params}`
 /// (`init` may be left out: word2vec) or `{"init": "random"}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "init", rename_all = "kebab-case")]
 pub enum EmbeddingInit {
@@ -129,6 +133,7 @@ impl Default for EmbeddingInit {
 }
 
 /// Everything a training job needs to know besides the data.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {

@@ -192,7 +192,6 @@ async fn backup_verify_wipe_restore_gives_the_same_predictions() {
     );
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_backups_keep_the_newest_and_metrics_need_a_key() {
     let data = tempfile::tempdir().unwrap();
@@ -302,4 +301,3 @@ async fn scheduled_backups_keep_the_newest_and_metrics_need_a_key() {
         );
     }
 }
-

@@ -36,10 +36,7 @@ fn free_port() -> u16 {
 /// required, a failure) when they are not.
 fn parts_available() -> bool {
     let pg = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.flatten()
-                .any(|v| v.path().join("bin/initdb").is_file())
-        })
+        .map(|d| d.flatten().any(|v| v.path().join("bin/initdb").is_file()))
         .unwrap_or(false);
     let nginx = Path::new("/usr/sbin/nginx").is_file();
     if pg && nginx {
@@ -63,7 +60,10 @@ struct Postgres {
 impl Postgres {
     fn start() -> Postgres {
         // Not under a private temp dir: as root, the server runs as `postgres`.
-        let dir = PathBuf::from(format!("/var/tmp/aiaas-pg-replicas-{}", aiaas_types::new_id()));
+        let dir = PathBuf::from(format!(
+            "/var/tmp/aiaas-pg-replicas-{}",
+            aiaas_types::new_id()
+        ));
         let port = free_port();
         let pg = Postgres {
             url: format!("postgres://aiaas@127.0.0.1:{port}/postgres"),
@@ -209,7 +209,10 @@ impl Cluster {
     fn replica_env(&self) -> Vec<(String, String)> {
         vec![
             ("AIAAS_DATABASE_URL".into(), self.pg.url.clone()),
-            ("AIAAS_ARTIFACTS".into(), format!("s3://{}/aiaas", self.s3.bucket)),
+            (
+                "AIAAS_ARTIFACTS".into(),
+                format!("s3://{}/aiaas", self.s3.bucket),
+            ),
             ("AIAAS_S3_ENDPOINT".into(), self.s3.endpoint.clone()),
             ("AWS_ACCESS_KEY_ID".into(), self.s3.access_key.clone()),
             ("AWS_SECRET_ACCESS_KEY".into(), self.s3.secret_key.clone()),
@@ -224,7 +227,12 @@ impl Cluster {
         let r = &mut self.replicas[i];
         let listen = format!("127.0.0.1:{}", r.port);
         let wheels = test_data().join("wheels").display().to_string();
-        let args = ["--replica-id", r.name.as_str(), "--wheel-dir", wheels.as_str()];
+        let args = [
+            "--replica-id",
+            r.name.as_str(),
+            "--wheel-dir",
+            wheels.as_str(),
+        ];
         r.server = Some(Server::start(ServerOptions {
             listen: Some(listen),
             env,
@@ -263,7 +271,11 @@ impl Cluster {
             .unwrap_or_default()
             .to_string();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), replica)
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            replica,
+        )
     }
 
     /// A prediction sent straight to replica `i`, not through nginx.
@@ -299,7 +311,10 @@ impl Cluster {
             if until(&job) {
                 return job;
             }
-            assert!(Instant::now() < deadline, "job {id} not there after {limit:?}: {job}");
+            assert!(
+                Instant::now() < deadline,
+                "job {id} not there after {limit:?}: {job}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -350,7 +365,12 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 201, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        resp.status().as_u16(),
+        201,
+        "{}",
+        resp.text().await.unwrap()
+    );
     for i in 0..3 {
         let (status, v) = c
             .replica(i)
@@ -382,9 +402,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     let takeover = killed_at.elapsed();
     let second = c.index_of_worker(resumed["worker"].as_str().unwrap());
     assert_ne!(second, first, "another replica took the job over");
-    let done = c
-        .wait_job_end(&id)
-        .await;
+    let done = c.wait_job_end(&id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["attempts"], 2, "{done}");
     eprintln!(
@@ -415,11 +433,15 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
 
     // Every replica publishes the autoscaling gauges of what it has loaded.
     for i in 0..3 {
-        let (status, text) = c.replica(i).call("GET", "/metrics", Some(ADMIN_KEY), None).await;
+        let (status, text) = c
+            .replica(i)
+            .call("GET", "/metrics", Some(ADMIN_KEY), None)
+            .await;
         assert_eq!(status, 200);
         let text = text.as_str().unwrap_or_default().to_string();
         assert!(
-            text.contains("aiaas_queue_depth{model=\"default/topics:") && text.contains("aiaas_busy_slots{"),
+            text.contains("aiaas_queue_depth{model=\"default/topics:")
+                && text.contains("aiaas_busy_slots{"),
             "replica {i} metrics lack the scaling gauges"
         );
     }
@@ -477,7 +499,11 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     // Keys are cached by every replica; a revocation on one reaches the others through
     // PostgreSQL's NOTIFY: within a second, every replica refuses the key.
     let (status, v, _) = c
-        .call("POST", "/api/v1/keys", Some(json!({"name": "soon-revoked", "role": "developer"})))
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "soon-revoked", "role": "developer"})),
+        )
         .await;
     assert_eq!(status, 201, "{v}");
     let (doomed, doomed_id) = (
@@ -485,16 +511,25 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
         v["id"].as_str().unwrap().to_string(),
     );
     for i in 0..3 {
-        let (status, _) = c.replica(i).call("GET", "/api/v1/models", Some(&doomed), None).await;
+        let (status, _) = c
+            .replica(i)
+            .call("GET", "/api/v1/models", Some(&doomed), None)
+            .await;
         assert_eq!(status, 200, "replica {i} knows (and caches) the key");
     }
     let path = format!("/api/v1/keys/{doomed_id}");
-    let (status, v) = c.replica(0).call("DELETE", &path, Some(ADMIN_KEY), None).await;
+    let (status, v) = c
+        .replica(0)
+        .call("DELETE", &path, Some(ADMIN_KEY), None)
+        .await;
     assert!(status == 200 || status == 204, "{status} {v}");
     let revoked_at = std::time::Instant::now();
     for i in 0..3 {
         loop {
-            let (status, _) = c.replica(i).call("GET", "/api/v1/models", Some(&doomed), None).await;
+            let (status, _) = c
+                .replica(i)
+                .call("GET", "/api/v1/models", Some(&doomed), None)
+                .await;
             if status == 401 {
                 break;
             }
@@ -534,7 +569,10 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
         assert_eq!(status, 200, "replica {i}: {v}");
         vectors.push(v["data"][0]["embedding"].clone());
     }
-    assert!(vectors.iter().all(|v| *v == vectors[0]), "the same weights on every replica");
+    assert!(
+        vectors.iter().all(|v| *v == vectors[0]),
+        "the same weights on every replica"
+    );
     let cached = c.replicas[2].data.path().join("models");
     assert!(
         std::fs::read_dir(&cached).map(|d| d.count()).unwrap_or(0) > 0,
@@ -553,12 +591,18 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     let deadline = Instant::now() + Duration::from_secs(10);
     for i in 0..3 {
         loop {
-            let (status, ps) = c.replica(i).call("GET", "/api/v1/ps", Some(ADMIN_KEY), None).await;
+            let (status, ps) = c
+                .replica(i)
+                .call("GET", "/api/v1/ps", Some(ADMIN_KEY), None)
+                .await;
             assert_eq!(status, 200, "{ps}");
             if !ps.to_string().contains("default/topics:") {
                 break;
             }
-            assert!(Instant::now() < deadline, "replica {i} still runs the undeployed model: {ps}");
+            assert!(
+                Instant::now() < deadline,
+                "replica {i} still runs the undeployed model: {ps}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -621,7 +665,10 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
         lost.load(Ordering::SeqCst),
     );
     eprintln!("replicas: under load, a replica killed: {ok} requests answered, {retried} retried, {lost} lost");
-    assert!(before_kill > 0 && ok > before_kill, "requests flowed before and after the kill");
+    assert!(
+        before_kill > 0 && ok > before_kill,
+        "requests flowed before and after the kill"
+    );
     assert_eq!(lost, 0, "no request lost");
     c.start_replica(1);
 
@@ -638,7 +685,10 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
             break;
         }
         assert_eq!(status, 200, "{v}");
-        assert!(away.elapsed() < Duration::from_secs(15), "still answering from the cache");
+        assert!(
+            away.elapsed() < Duration::from_secs(15),
+            "still answering from the cache"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, _) = c.replica(0).call("GET", "/readyz", None, None).await;
@@ -657,7 +707,10 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
         if status == 200 {
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(60), "no recovery: {status}");
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "no recovery: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovery = back.elapsed();
@@ -688,9 +741,7 @@ async fn three_replicas_behind_nginx_over_postgres_and_s3() {
     let holder = c.index_of_worker(running["worker"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(500)).await; // into the training proper
     c.replicas[holder].server.take().unwrap().stop();
-    let done = c
-        .wait_job_end(&id)
-        .await;
+    let done = c.wait_job_end(&id).await;
     let holder_log = std::fs::read_to_string(c.replicas[holder].data.path().join("server.log"))
         .unwrap_or_default();
     assert_eq!(done["status"], "succeeded", "{done}");

@@ -1,5 +1,5 @@
-//! Every route of the router, found by asking it: each `.route("…")` path in the API
-//! crate's sources is probed with every method; whatever does not answer 405 is a route.
+//! Every route of the router, found by asking it: each `.route("…")` path and each
+//! `#[utoipa::path(path = "…")]` in the API crate's sources is probed with every method; whatever does not answer 405 is a route.
 //! Each must be in the OpenAPI document, and each answers 401 without a valid key unless
 //! the document marks it open (health, readiness, the documents themselves, the
 //! console's static files).
@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::common::{Server, ServerOptions};
 
-/// Paths of `.route("PATH", ...)` calls under `crates/api/src`.
+/// Paths of `.route("PATH", ...)` calls and `#[utoipa::path(path = "PATH")]` handlers
+/// under `crates/api/src`.
 pub(crate) fn source_paths() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/src");
     let mut out = BTreeSet::new();
@@ -22,13 +23,16 @@ pub(crate) fn source_paths() -> BTreeSet<String> {
                 continue;
             }
             let text = std::fs::read_to_string(&p).unwrap();
-            let mut rest = text.as_str();
-            while let Some(i) = rest.find(".route(") {
-                rest = &rest[i + ".route(".len()..];
-                let trimmed = rest.trim_start();
-                if let Some(lit) = trimmed.strip_prefix('"') {
-                    if let Some(end) = lit.find('"') {
-                        out.insert(lit[..end].to_string());
+            // Plain routes, and the handlers `routes!` mounts at their documented path.
+            for marker in [".route(", "path = "] {
+                let mut rest = text.as_str();
+                while let Some(i) = rest.find(marker) {
+                    rest = &rest[i + marker.len()..];
+                    let trimmed = rest.trim_start();
+                    if let Some(lit) = trimmed.strip_prefix('"') {
+                        if let Some(end) = lit.find('"') {
+                            out.insert(lit[..end].to_string());
+                        }
                     }
                 }
             }
@@ -58,9 +62,15 @@ async fn every_route_is_documented_and_needs_a_key_unless_declared_open() {
     let mut documented: BTreeMap<(String, String), bool> = BTreeMap::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let open = op
-                .get("security")
-                .is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            // `security: []` (or one empty requirement) lifts the document's bearer scheme.
+            let open = op.get("security").is_some_and(|s| {
+                s.as_array().is_some_and(|reqs| {
+                    reqs.is_empty()
+                        || reqs
+                            .iter()
+                            .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                })
+            });
             documented.insert((path.clone(), method.to_uppercase()), open);
         }
     }
@@ -195,9 +205,15 @@ async fn every_route_enforces_the_permission_it_declares() {
     let mut checked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let open = op
-                .get("security")
-                .is_some_and(|s| s.as_array().is_some_and(Vec::is_empty));
+            // `security: []` (or one empty requirement) lifts the document's bearer scheme.
+            let open = op.get("security").is_some_and(|s| {
+                s.as_array().is_some_and(|reqs| {
+                    reqs.is_empty()
+                        || reqs
+                            .iter()
+                            .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+                })
+            });
             if open {
                 continue;
             }

@@ -5,24 +5,27 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ApiQuery, Auth};
 use crate::{wire, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/audit", get(list))
-        .route("/api/v1/audit/export", get(export))
-        .route("/api/v1/audit/verify", get(verify))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(export))
+        .routes(routes!(verify))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Filters {
     tenant: Option<String>,
     key: Option<String>,
@@ -53,18 +56,37 @@ impl From<Filters> for AuditQuery {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "list_audit_entries",
+    tag = "audit",
+    summary = "Audit entries (filters: tenant, key, action, outcome, since, until, after, limit)",
+    params(Filters),
+    responses((status = 200, description = "entries, oldest first", body = crate::wire::AuditList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadAudit.as_str()))),
+)]
 async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiQuery(f): ApiQuery<Filters>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     let entries = s.platform.audit_log().entries(&p, f.into()).await?;
-    Ok(Json(
-        json!({"entries": wire::all::<_, wire::AuditEntry>(entries)}),
-    ))
+    Ok(Json(wire::AuditList {
+        entries: wire::all(entries),
+    }))
 }
 
 /// Every matching entry, one JSON object per line.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/export",
+    tag = "audit",
+    summary = "Audit entries as JSON lines",
+    params(Filters),
+    responses((status = 200, description = "one entry per line", body = String, content_type = "application/x-ndjson"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadAudit.as_str()))),
+)]
 async fn export(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -96,6 +118,14 @@ async fn export(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/verify",
+    tag = "audit",
+    summary = "Verify the audit hash chain (admin)",
+    responses((status = 200, description = "ok, entries, head, problems", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
+)]
 async fn verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     let v = s.platform.audit_log().verify(&p).await?;
     Ok(Json(

@@ -10,51 +10,75 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{status_of, ApiResult};
 use crate::extract::{ApiJson, Auth};
 use crate::{wire, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/library", get(list))
-        .route("/api/v1/library/catalogue", get(catalogue))
-        .route("/api/v1/library/pull", post(pull))
-        .route("/api/v1/library/{name}", get(show).delete(remove))
-        .route(
-            "/api/v1/library/{name}/settings",
-            axum::routing::put(set_settings),
-        )
-        .route("/api/v1/library/{name}/load", post(load))
-        .route("/api/v1/library/{name}/unload", post(unload))
-        .route("/api/v1/ps", get(ps))
-        .route("/api/v1/usage", get(usage))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(catalogue))
+        .routes(routes!(pull))
+        .routes(routes!(show, remove))
+        .routes(routes!(set_settings))
+        .routes(routes!(load))
+        .routes(routes!(unload))
+        .routes(routes!(ps))
+        .routes(routes!(usage))
 }
 
-async fn usage(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"usage": wire::all::<_, wire::Usage>(s.platform.inference().usage(&p).await?)}),
-    ))
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "library",
+    summary = "Usage per key, model and day",
+    responses((status = 200, description = "usage rows", body = crate::wire::UsageList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
+async fn usage(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::UsageList {
+        usage: wire::all(s.platform.inference().usage(&p).await?),
+    }))
 }
 
-async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"models": wire::all::<_, wire::LibraryListed>(s.platform.library().list(&p).await?)}),
-    ))
+#[utoipa::path(
+    get,
+    path = "/api/v1/library",
+    operation_id = "list_library_models",
+    tag = "library",
+    summary = "Models in the library (LLMs, encoders)",
+    responses((status = 200, description = "library models", body = crate::wire::LibraryList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
+async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::LibraryList {
+        models: wire::all(s.platform.library().list(&p).await?),
+    }))
 }
 
-async fn catalogue(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"models": wire::all::<_, wire::CatalogueEntry>(s.platform.library().catalogue(&p).await?)}),
-    ))
+#[utoipa::path(
+    get,
+    path = "/api/v1/library/catalogue",
+    tag = "library",
+    summary = "The catalogue of models to pull",
+    responses((status = 200, description = "catalogue models", body = crate::wire::Catalogue), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
+async fn catalogue(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::Catalogue {
+        models: wire::all(s.platform.library().catalogue(&p).await?),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PullBody {
     /// A catalogue name, a local path, or a Hugging Face repo id (`hf:org/name`).
@@ -69,6 +93,15 @@ struct PullBody {
 /// Pull a model. Streaming: one JSON object per line (`status`, `completed`, `total`),
 /// ending with `{"status": "success", "model": ...}` or `{"error": ...}`. A client that
 /// disconnects cancels the pull (downloaded parts stay for a resumed pull).
+#[utoipa::path(
+    post,
+    path = "/api/v1/library/pull",
+    tag = "library",
+    summary = "Pull a model (admin; NDJSON progress unless stream is false)",
+    request_body = PullBody,
+    responses((status = 201, description = "pulled (stream: false)", body = crate::wire::LibraryEntry), (status = 200, description = "progress lines, then the model", body = String, content_type = "application/x-ndjson"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
+)]
 async fn pull(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -144,6 +177,15 @@ impl Drop for CancelOnDrop {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/library/{name}",
+    tag = "library",
+    summary = "A library model's details",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the model", body = crate::wire::LibraryShown), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -154,6 +196,15 @@ async fn show(
     ))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/library/{name}",
+    tag = "library",
+    summary = "Remove a library model (admin)",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "removed"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
+)]
 async fn remove(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -163,6 +214,16 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/library/{name}/settings",
+    tag = "library",
+    summary = "Serving settings (admin)",
+    params(("name" = String, Path)),
+    request_body = crate::wire::LibrarySettings,
+    responses((status = 200, description = "the model", body = crate::wire::LibraryEntry), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
+)]
 async fn set_settings(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -177,28 +238,60 @@ async fn set_settings(
     Ok(Json(json!(wire::LibraryEntry::from(record))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/library/{name}/load",
+    tag = "library",
+    summary = "Load a model now (admin)",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "loaded", body = crate::wire::LoadState), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
+)]
 async fn load(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     s.platform.library().load(&p, &name).await?;
-    Ok(Json(json!({"model": name, "loaded": true})))
+    Ok(Json(wire::LoadState {
+        model: name,
+        loaded: true,
+        was_loaded: None,
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/library/{name}/unload",
+    tag = "library",
+    summary = "Unload a model now (admin)",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "unloaded", body = crate::wire::LoadState), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
+)]
 async fn unload(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     let was = s.platform.library().unload(&p, &name).await?;
-    Ok(Json(
-        json!({"model": name, "loaded": false, "was_loaded": was}),
-    ))
+    Ok(Json(wire::LoadState {
+        model: name,
+        loaded: false,
+        was_loaded: Some(was),
+    }))
 }
 
-async fn ps(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"models": wire::all::<_, wire::RunningModel>(s.platform.library().running(&p).await?)}),
-    ))
+#[utoipa::path(
+    get,
+    path = "/api/v1/ps",
+    tag = "library",
+    summary = "Loaded models: memory, slots, idle time",
+    responses((status = 200, description = "loaded models", body = crate::wire::RunningList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
+async fn ps(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::RunningList {
+        models: wire::all(s.platform.library().running(&p).await?),
+    }))
 }

@@ -1,6 +1,8 @@
 //! Route groups.
 
 pub mod audit;
+pub mod datasets;
+pub mod jobs;
 pub mod kserve;
 pub mod library;
 pub mod native;

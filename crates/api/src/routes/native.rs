@@ -1,70 +1,51 @@
-//! The native API under `/api/v1`: tenants, keys, datasets, training jobs, models.
+//! The native API under `/api/v1`: tenants, keys and trained models (data sets and
+//! training jobs are `datasets.rs` and `jobs.rs`).
 
-use std::convert::Infallible;
-use std::time::Duration;
-
-use aiaas_core::{DatasetFormat, DatasetSpec};
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
-use axum::handler::Handler;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use futures_util::{Stream, StreamExt};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Auth};
+use crate::extract::{ApiJson, Auth};
 use crate::{wire, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/keys", get(list_keys).post(create_key))
-        .route(
-            "/api/v1/keys/{id}",
-            axum::routing::delete(revoke_key).put(set_key_limits),
-        )
-        .route(
-            "/api/v1/tenants/{id}/limits",
-            axum::routing::put(set_tenant_limits),
-        )
-        .route(
-            "/api/v1/tenants/{id}/privacy",
-            axum::routing::put(set_tenant_privacy),
-        )
-        .route(
-            "/api/v1/datasets",
-            // Uploads stream with their own limit (`max_upload_bytes`, 413 past it).
-            get(list_datasets).post(upload_dataset.layer(DefaultBodyLimit::disable())),
-        )
-        .route(
-            "/api/v1/datasets/{id}",
-            get(get_dataset).delete(delete_dataset),
-        )
-        .route("/api/v1/datasets/{id}/preview", get(preview_dataset))
-        .route("/api/v1/jobs", get(list_jobs).post(create_job))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/events", get(job_events))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
-        .route("/api/v1/models", get(list_models))
-        .route("/api/v1/models/{name}", get(get_model).delete(delete_model))
-        .route("/api/v1/models/{name}/versions/{version}", get(get_version))
-        .route("/api/v1/models/{name}/aliases", post(set_alias))
-        .route("/api/v1/models/{name}/deploy", post(deploy))
-        .route("/api/v1/models/{name}/undeploy", post(undeploy))
-        .route("/api/v1/models/{name}/predict", post(predict))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(me))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key, set_key_limits))
+        .routes(routes!(set_tenant_limits))
+        .routes(routes!(set_tenant_privacy))
+        .routes(routes!(list_models))
+        .routes(routes!(get_model, delete_model))
+        .routes(routes!(get_version))
+        .routes(routes!(set_alias))
+        .routes(routes!(deploy))
+        .routes(routes!(undeploy))
+        .routes(routes!(predict))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    summary = "Create a tenant (admin)",
+    request_body = CreateTenant,
+    responses((status = 201, description = "created", body = crate::wire::TenantBody), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
+)]
 async fn create_tenant(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -74,12 +55,29 @@ async fn create_tenant(
     Ok((StatusCode::CREATED, Json(wire::TenantBody::from(t))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    summary = "List tenants (admin)",
+    responses((status = 200, description = "tenants", body = crate::wire::TenantList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
+)]
 async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        json!({"tenants": wire::all::<_, wire::TenantBody>(s.platform.accounts().list_tenants(&p).await?)}),
-    ))
+    Ok(Json(wire::TenantList {
+        tenants: wire::all(s.platform.accounts().list_tenants(&p).await?),
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "Create an API key; the secret is returned once",
+    request_body = crate::wire::CreateKey,
+    responses((status = 201, description = "the key and, this once, its secret", body = crate::wire::CreatedKey), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
+)]
 async fn create_key(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -94,12 +92,28 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "keys",
+    summary = "The calling key, its tenant and permissions",
+    responses((status = 200, description = "the key, its tenant and permissions", body = crate::wire::Me), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     Ok(Json(wire::Me::from(
         s.platform.accounts().whoami(&p).await?,
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "List API keys (no secrets)",
+    responses((status = 200, description = "keys", body = crate::wire::KeyList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
+)]
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     let keys = s.platform.accounts().list_keys(&p).await?;
     Ok(Json(wire::KeyList {
@@ -109,6 +123,16 @@ async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl I
 
 /// Replace a key's limits and IP allow-list: `{"limits": {...}, "allowed_ips": [...]}`;
 /// `allowed_models` (optional) replaces its model allow-list (null: every model).
+#[utoipa::path(
+    put,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Set a key's limits, IP allow-list and (if given) model allow-list",
+    params(("id" = String, Path)),
+    request_body = crate::wire::UpdateKey,
+    responses((status = 200, description = "the key", body = crate::wire::ApiKey), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
+)]
 async fn set_key_limits(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -124,6 +148,16 @@ async fn set_key_limits(
 }
 
 /// Replace a tenant's limits (admin): the body is the limits object.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{id}/limits",
+    tag = "tenants",
+    summary = "Set a tenant's limits (admin)",
+    params(("id" = String, Path)),
+    request_body = aiaas_types::Limits,
+    responses((status = 200, description = "the tenant", body = crate::wire::TenantBody), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
+)]
 async fn set_tenant_limits(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -139,7 +173,7 @@ async fn set_tenant_limits(
 }
 
 /// A field left out keeps its value; null turns it off.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPrivacy {
     /// `mask`, `label` or `pseudonymise`: applied to every text the tenant's keys send
@@ -156,6 +190,16 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{id}/privacy",
+    tag = "tenants",
+    summary = "Set a tenant's PII policies for model inputs and outputs (owner, admin); a field left out keeps its value, null turns it off",
+    params(("id" = String, Path)),
+    request_body = TenantPrivacy,
+    responses((status = 200, description = "the tenant", body = crate::wire::TenantBody), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
+)]
 async fn set_tenant_privacy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -188,6 +232,15 @@ async fn set_tenant_privacy(
     Ok(Json(wire::TenantBody::from(t)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Revoke an API key",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the revoked key", body = crate::wire::ApiKey), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
+)]
 async fn revoke_key(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -198,353 +251,30 @@ async fn revoke_key(
     )))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct UploadQuery {
-    name: Option<String>,
-    format: Option<DatasetFormat>,
-    text_column: Option<String>,
-    label_column: Option<String>,
-    /// `mask`, `label` or `pseudonymise`: personal data masked before storing.
-    mask_pii: Option<aiaas_privacy::Mode>,
-}
-
-/// Upload a dataset: the raw CSV/JSONL as the body (`name` etc. in the query string),
-/// or `multipart/form-data` with a `file` part and the same fields as parts.
-async fn upload_dataset(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    ApiQuery(query): ApiQuery<UploadQuery>,
-    headers: HeaderMap,
-    req: Request,
-) -> ApiResult<impl IntoResponse> {
-    let limit = s.platform.max_upload_bytes();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_LIMIT)) {
-        return Err(aiaas_core::CoreError::PayloadTooLarge(format!(
-            "upload exceeds the limit of {limit} bytes"
-        ))
-        .into());
-    }
-    let multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let mut upload = s.platform.datasets().begin_upload(&p).await?;
-    let mut q = query;
-    if multipart {
-        let form = Multipart::from_request(req, &s).await.map_err(|e| {
-            ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
-        })?;
-        read_form(form, &mut upload, &mut q).await?;
-    } else {
-        let mut stream = req.into_body().into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-            if let Err(e) = upload.write_chunk(&chunk).await {
-                drain(&mut stream).await;
-                return Err(e.into());
-            }
-        }
-    }
-    let name = q
-        .name
-        .ok_or_else(|| ApiError::bad_request("name the dataset: ?name=NAME"))?;
-    let spec = DatasetSpec {
-        name,
-        format: q.format,
-        text_column: q.text_column,
-        label_column: q.label_column,
-        mask_pii: q.mask_pii,
-    };
-    let d = s.platform.datasets().create(&p, spec, upload).await?;
-    Ok((StatusCode::CREATED, Json(wire::Dataset::from(d))))
-}
-
-/// A multipart upload: the `file` part streamed into `upload`, the other fields into
-/// `q` (a form field overrides the query string; the file's name names the dataset and
-/// its `.jsonl` extension the format when nothing else does).
-async fn read_form(
-    mut form: Multipart,
-    upload: &mut aiaas_core::DatasetUpload,
-    q: &mut UploadQuery,
-) -> ApiResult<()> {
-    let mut got_file = false;
-    while let Some(mut field) = form
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
-    {
-        let name = field.name().unwrap_or_default().to_string();
-        if name == "file" && !got_file {
-            got_file = true;
-            let file_name = field.file_name().map(str::to_string);
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
-            {
-                if let Err(e) = upload.write_chunk(&chunk).await {
-                    let mut drained = 0u64;
-                    while let Ok(Some(c)) = field.chunk().await {
-                        drained += c.len() as u64;
-                        if drained > DRAIN_LIMIT {
-                            break;
-                        }
-                    }
-                    return Err(e.into());
-                }
-            }
-            if q.name.is_none() {
-                q.name = file_name.as_deref().map(dataset_name_from_file);
-            }
-            if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl")) {
-                q.format = Some(DatasetFormat::Jsonl);
-            }
-            continue;
-        }
-        let value = field
-            .text()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("invalid multipart field {name}: {e}")))?;
-        set_form_field(q, &name, value)?;
-    }
-    if got_file {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request("the form has no \"file\" part"))
-    }
-}
-
-/// One non-file field of an upload form.
-fn set_form_field(q: &mut UploadQuery, name: &str, value: String) -> ApiResult<()> {
-    match name {
-        "name" => q.name = Some(value),
-        "text_column" => q.text_column = Some(value),
-        "label_column" => q.label_column = Some(value),
-        "mask_pii" => {
-            q.mask_pii = Some(aiaas_privacy::Mode::parse(&value).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "unknown mask_pii {value:?}; use mask, label or pseudonymise"
-                ))
-            })?)
-        }
-        "format" => {
-            q.format = Some(match value.as_str() {
-                "csv" => DatasetFormat::Csv,
-                "jsonl" => DatasetFormat::Jsonl,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "unknown format {other:?}; use csv or jsonl"
-                    )))
-                }
-            })
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "unknown form field {other:?}"
-            )))
-        }
-    }
-    Ok(())
-}
-
-/// Past the upload limit, read (and discard) a bounded remainder of the body before
-/// answering 413, so that clients still sending get the response instead of a reset.
-const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
-
-async fn drain(stream: &mut axum::body::BodyDataStream) {
-    let mut drained = 0u64;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while drained < DRAIN_LIMIT {
-        match tokio::time::timeout_at(deadline, stream.next()).await {
-            Ok(Some(Ok(chunk))) => drained += chunk.len() as u64,
-            _ => return,
-        }
-    }
-}
-
-fn dataset_name_from_file(file: &str) -> String {
-    let stem = file.rsplit('/').next().unwrap_or(file);
-    let stem = stem.split('.').next().unwrap_or(stem);
-    stem.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        json!({"datasets": wire::all::<_, wire::Dataset>(s.platform.datasets().list(&p).await?)}),
-    ))
-}
-
-async fn get_dataset(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(wire::Dataset::from(
-        s.platform.datasets().get(&p, &id).await?,
-    )))
-}
-
-#[derive(Deserialize)]
-struct PreviewQuery {
-    limit: Option<usize>,
-}
-
-async fn preview_dataset(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<PreviewQuery>,
-) -> ApiResult<impl IntoResponse> {
-    let rows = s
-        .platform
-        .datasets()
-        .preview(&p, &id, q.limit.unwrap_or(20))
-        .await?;
-    Ok(Json(
-        json!({"rows": wire::all::<_, wire::PreviewLine>(rows)}),
-    ))
-}
-
-async fn delete_dataset(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    s.platform.datasets().delete(&p, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn create_job(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    ApiJson(body): ApiJson<wire::SubmitJob>,
-) -> ApiResult<impl IntoResponse> {
-    let job = s.platform.jobs().submit(&p, body.into()).await?;
-    Ok((StatusCode::ACCEPTED, Json(wire::Job::from(job))))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    /// Most recent N only.
-    limit: Option<usize>,
-}
-
-async fn list_jobs(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<impl IntoResponse> {
-    let mut jobs = s.platform.jobs().list(&p).await?;
-    jobs.truncate(q.limit.unwrap_or(usize::MAX));
-    Ok(Json(json!({"jobs": wire::all::<_, wire::Job>(jobs)})))
-}
-
-async fn get_job(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(wire::Job::from(s.platform.jobs().get(&p, &id).await?)))
-}
-
-async fn cancel_job(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(wire::Job::from(
-        s.platform.jobs().cancel(&p, &id).await?,
-    )))
-}
-
-/// Server-sent events of a job: its stored events first (after `Last-Event-ID` when
-/// reconnecting), then new ones as they come, then an `end` event with the final status.
-async fn job_events(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
-    // Check access before the stream starts, so errors get a proper status.
-    s.platform.jobs().get(&p, &id).await?;
-    let stream = futures_util::stream::unfold(
-        (s, p, id, after, false),
-        |(s, p, id, after, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let (job, events) = match s.platform.jobs().events(&p, &id, after).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        let message = match e {
-                            aiaas_core::CoreError::Internal(detail) => {
-                                let reference = aiaas_types::new_id();
-                                tracing::error!(error_ref = %reference, %detail, "job event stream failed");
-                                format!("internal error; reference {reference}")
-                            }
-                            other => other.to_string(),
-                        };
-                        let ev = Event::default().event("error").data(message);
-                        return Some((vec![ev], (s, p, id, after, true)));
-                    }
-                };
-                if !events.is_empty() {
-                    let last = events.last().map(|e| e.seq).unwrap_or(after);
-                    let out = events
-                        .into_iter()
-                        .map(|e| {
-                            let kind = e.event.get("type").and_then(|t| t.as_str()).unwrap_or("event").to_string();
-                            Event::default().id(e.seq.to_string()).event(kind).data(e.event.to_string())
-                        })
-                        .collect();
-                    return Some((out, (s, p, id, last, false)));
-                }
-                if s.platform.is_shutting_down() {
-                    // End without an `end` event: the client can tell a cut stream from a
-                    // finished job, and reconnect with Last-Event-ID to another replica.
-                    return None;
-                }
-                if job.status.is_terminal() {
-                    let end = json!({"status": job.status.as_str(), "error": job.error, "model_version": job.model_version});
-                    let ev = Event::default().event("end").data(end.to_string());
-                    return Some((vec![ev], (s, p, id, after, true)));
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        },
-    )
-    .flat_map(|events| futures_util::stream::iter(events.into_iter().map(Ok)));
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
-}
-
+#[utoipa::path(
+    get,
+    path = "/api/v1/models",
+    tag = "models",
+    summary = "List models",
+    responses((status = 200, description = "models", body = crate::wire::ModelList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
     let models = s.platform.models().list(&p).await?;
-    Ok(Json(
-        json!({"models": wire::all::<_, wire::ModelListed>(models)}),
-    ))
+    Ok(Json(wire::ModelList {
+        models: wire::all(models),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{name}",
+    tag = "models",
+    summary = "A model: versions, aliases, deployment",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the model", body = crate::wire::ModelShown), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn get_model(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -555,6 +285,15 @@ async fn get_model(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{name}/versions/{version}",
+    tag = "models",
+    summary = "One version (number or alias)",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, description = "the version", body = crate::wire::ModelVersion), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn get_version(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -568,6 +307,15 @@ async fn get_version(
     Ok(Json(wire::ModelVersion::from(v)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/models/{name}",
+    tag = "models",
+    summary = "Delete a model and its versions",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
 async fn delete_model(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -577,13 +325,23 @@ async fn delete_model(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetAlias {
     alias: String,
     version: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/aliases",
+    tag = "models",
+    summary = "Point an alias at a version",
+    params(("name" = String, Path)),
+    request_body = SetAlias,
+    responses((status = 200, description = "the alias", body = crate::wire::Alias), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
 async fn set_alias(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -598,6 +356,16 @@ async fn set_alias(
     Ok(Json(wire::Alias::from(a)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/deploy",
+    tag = "models",
+    summary = "Deploy a version (default: latest)",
+    params(("name" = String, Path)),
+    request_body = Option<crate::wire::Deploy>,
+    responses((status = 200, description = "the deployment", body = crate::wire::Deployment), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
 async fn deploy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -616,6 +384,15 @@ async fn deploy(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/undeploy",
+    tag = "models",
+    summary = "Undeploy",
+    params(("name" = String, Path)),
+    responses((status = 204, description = "undeployed"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
 async fn undeploy(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -626,7 +403,7 @@ async fn undeploy(
 }
 
 /// `{"texts": [...]}` or `{"text": "..."}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PredictBody {
     #[serde(default)]
@@ -635,6 +412,16 @@ struct PredictBody {
     text: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/predict",
+    tag = "inference",
+    summary = "Classify texts (name, name:version or name:alias)",
+    params(("name" = String, Path)),
+    request_body = PredictBody,
+    responses((status = 200, description = "one prediction per text", body = crate::wire::Predictions), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn predict(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -9,20 +9,39 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::extract::Auth;
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness",
+    responses((status = 200, description = "alive", body = Object)),
+    security(),
+)]
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness (database reachable, not draining)",
+    responses((status = 200, description = "ready", body = Object), (status = 503, description = "starting, draining, or the database is away", body = Object)),
+    security(),
+)]
 pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.platform.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
@@ -41,6 +60,14 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (an admin or metrics key; --metrics-listen serves them without one)",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadMetrics.as_str()))),
+)]
 async fn metrics(
     State(s): State<AppState>,
     Auth(principal): Auth,

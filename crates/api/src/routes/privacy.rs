@@ -3,20 +3,22 @@
 use aiaas_core::{CoreError, MaskRequest};
 use aiaas_privacy::{Kind, Mode};
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth};
 use crate::{wire, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/privacy/mask", post(mask))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(mask))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MaskBody {
     /// One text (the answer has `text`) ...
@@ -29,6 +31,15 @@ struct MaskBody {
     kinds: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/privacy/mask",
+    tag = "privacy",
+    summary = "Find and mask personal data (mode mask, label or pseudonymise)",
+    request_body = MaskBody,
+    responses((status = 200, description = "masked texts, findings and counts per kind", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn mask(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -5,17 +5,19 @@
 use aiaas_core::{ApiKeyRecord, Identity};
 use serde::Serialize;
 
+mod lists;
 mod records;
 mod requests;
 mod values;
 
+pub(crate) use lists::*;
 pub(crate) use records::*;
 pub(crate) use requests::*;
 pub(crate) use values::*;
 
 /// An API key as callers see it: everything but the secret (shown once, at creation) and
 /// its hash (never).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ApiKey {
     pub id: String,
     pub tenant_id: String,
@@ -47,7 +49,7 @@ impl From<ApiKeyRecord> for ApiKey {
 }
 
 /// A created key: the key and, this once, its secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CreatedKey {
     #[serde(flatten)]
     pub key: ApiKey,
@@ -55,7 +57,7 @@ pub(crate) struct CreatedKey {
 }
 
 /// `GET /api/v1/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Me {
     pub key: ApiKey,
     pub tenant: TenantBody,
@@ -73,7 +75,20 @@ impl From<Identity> for Me {
 }
 
 /// `GET /api/v1/keys`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct KeyList {
     pub keys: Vec<ApiKey>,
+}
+
+/// Every error: a machine-readable `code` and a message a person can act on (5xx
+/// messages are fixed and carry a reference id; the detail is in the server log).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    pub code: String,
+    pub message: String,
 }

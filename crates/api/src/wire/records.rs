@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// A tenant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TenantBody {
     pub id: String,
     pub name: String,
@@ -36,7 +36,7 @@ impl From<Tenant> for TenantBody {
 }
 
 /// A data set (its stored file's key stays inside).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Dataset {
     pub id: String,
     pub tenant_id: String,
@@ -68,7 +68,7 @@ impl From<DatasetRecord> for Dataset {
 }
 
 /// A training job.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Job {
     pub id: String,
     pub tenant_id: String,
@@ -114,7 +114,7 @@ impl From<JobRecord> for Job {
 }
 
 /// A model's row as listed and shown (flattened into both).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Model {
     pub id: String,
     pub tenant_id: String,
@@ -136,7 +136,7 @@ impl From<ModelRecord> for Model {
 }
 
 /// A version of a trained model (its files' storage prefix stays inside).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ModelVersion {
     pub model_id: String,
     pub version: i64,
@@ -170,7 +170,7 @@ impl From<ModelVersionRecord> for ModelVersion {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Alias {
     pub alias: String,
     pub version: i64,
@@ -188,7 +188,7 @@ impl From<AliasRecord> for Alias {
 }
 
 /// Which version serves and how.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Deployment {
     pub model_id: String,
     pub version: i64,
@@ -216,7 +216,7 @@ impl From<DeploymentRecord> for Deployment {
 }
 
 /// `GET /api/v1/models` entries.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ModelListed {
     #[serde(flatten)]
     pub model: Model,
@@ -239,7 +239,7 @@ impl From<ModelSummary> for ModelListed {
 }
 
 /// `GET /api/v1/models/{name}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ModelShown {
     #[serde(flatten)]
     pub model: Model,
@@ -262,7 +262,7 @@ impl From<ModelDetails> for ModelShown {
 }
 
 /// A library model's row (its cache folder stays inside).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LibraryEntry {
     pub id: String,
     pub name: String,
@@ -296,7 +296,7 @@ impl From<LibraryModelRecord> for LibraryEntry {
 }
 
 /// A library model as listed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LibraryListed {
     #[serde(flatten)]
     pub record: LibraryEntry,
@@ -313,7 +313,7 @@ impl From<aiaas_core::LibraryModel> for LibraryListed {
 }
 
 /// A library model shown, with what the loaded model says about itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LibraryShown {
     #[serde(flatten)]
     pub record: LibraryEntry,
@@ -339,7 +339,7 @@ impl From<aiaas_core::LibraryModelDetails> for LibraryShown {
 }
 
 /// Usage of one key on one model on one day (UTC).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Usage {
     pub tenant_id: String,
     pub key_id: String,
@@ -365,7 +365,7 @@ impl From<UsageRecord> for Usage {
 }
 
 /// One audit entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditEntry {
     pub seq: i64,
     pub id: String,

@@ -6,7 +6,7 @@ use aiaas_types::{Limits, PiiMode, Role, TrainConfig};
 use serde::{Deserialize, Deserializer};
 
 /// `POST /api/v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     /// Tenant id or name; defaults to the caller's tenant. Only admins may name another.
@@ -43,7 +43,7 @@ impl From<CreateKey> for aiaas_core::NewKey {
 }
 
 /// `PUT /api/v1/keys/{id}`: new limits and allow-lists of a key.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateKey {
     #[serde(default)]
@@ -66,7 +66,7 @@ impl From<UpdateKey> for aiaas_core::KeyLimits {
 }
 
 /// `POST /api/v1/jobs`: a training job.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubmitJob {
     /// Dataset id or name.
@@ -96,7 +96,7 @@ impl From<SubmitJob> for aiaas_core::TrainRequest {
 }
 
 /// `POST /api/v1/models/{name}/deploy`: which version, and how to serve it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Deploy {
     /// A version number; or
@@ -132,7 +132,7 @@ impl From<Deploy> for aiaas_core::DeployRequest {
 
 /// `PUT /api/v1/library/{name}/settings`: how a library model is served; unset fields
 /// take the server's defaults.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LibrarySettings {
     /// Sequences generated at once (LLMs).

@@ -11,7 +11,7 @@ use aiaas_types::Task;
 use serde::Serialize;
 
 /// One text's prediction.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Prediction {
     pub label: String,
     pub confidence: f32,
@@ -29,7 +29,7 @@ impl From<ClassPrediction> for Prediction {
 }
 
 /// `POST /api/v1/models/{name}/predict`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Predictions {
     pub model: String,
     pub version: i64,
@@ -49,7 +49,7 @@ impl From<aiaas_core::Predictions> for Predictions {
 }
 
 /// One row of a data set preview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PreviewLine {
     pub line: u64,
     pub text: String,
@@ -67,7 +67,7 @@ impl From<PreviewRow> for PreviewLine {
 }
 
 /// A catalogue model and whether it is installed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CatalogueEntry {
     pub name: String,
     pub description: String,
@@ -91,9 +91,11 @@ impl From<CatalogueItem> for CatalogueEntry {
 }
 
 /// One masked text and what was found in the original.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Masked {
     pub text: String,
+    /// Each finding: `kind`, and the byte range `start..end` in the original text.
+    #[schema(value_type = Vec<Object>)]
     pub findings: Vec<Finding>,
 }
 
@@ -107,10 +109,12 @@ impl From<MaskedText> for Masked {
 }
 
 /// A loaded model as `GET /api/v1/ps` reports it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunningModel {
     pub key: String,
     pub label: String,
+    /// `classifier`, `generator` or `embedder`.
+    #[schema(value_type = String)]
     pub kind: RuntimeKind,
     pub in_flight: usize,
     pub slots_busy: Option<usize>,
@@ -136,7 +140,7 @@ impl From<LoadedModel> for RunningModel {
 }
 
 /// What a loaded GGUF says about itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct GgufInfo {
     pub architecture: String,
     pub name: Option<String>,

@@ -12,9 +12,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Auth;
@@ -24,36 +26,51 @@ const INPUT: &str = "text";
 const OUTPUT_LABEL: &str = "label";
 const OUTPUT_PROBS: &str = "probabilities";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(ready))
-        .route("/v2/models/{name}", get(model_metadata))
-        .route(
-            "/v2/models/{name}/versions/{version}",
-            get(version_metadata),
-        )
-        .route("/v2/models/{name}/ready", get(model_ready))
-        .route(
-            "/v2/models/{name}/versions/{version}/ready",
-            get(version_ready),
-        )
-        .route("/v2/models/{name}/infer", post(infer))
-        .route(
-            "/v2/models/{name}/versions/{version}/infer",
-            post(version_infer),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(server_metadata))
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(model_metadata))
+        .routes(routes!(version_metadata))
+        .routes(routes!(model_ready))
+        .routes(routes!(version_ready))
+        .routes(routes!(infer))
+        .routes(routes!(version_infer))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2",
+    tag = "kserve",
+    summary = "Server metadata",
+    responses((status = 200, description = "server metadata", body = Object)),
+    security(),
+)]
 async fn server_metadata() -> impl IntoResponse {
     Json(json!({"name": "aiaas", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/health/live",
+    tag = "kserve",
+    summary = "Server live",
+    responses((status = 200, description = "live", body = Object)),
+    security(),
+)]
 async fn live() -> impl IntoResponse {
     Json(json!({"live": true}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/health/ready",
+    tag = "kserve",
+    summary = "Server ready",
+    responses((status = 200, description = "ready", body = Object), (status = 503, description = "not ready", body = Object)),
+    security(),
+)]
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     match s.platform.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))),
@@ -64,6 +81,15 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}",
+    tag = "kserve",
+    summary = "Model metadata",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "model metadata", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn model_metadata(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -72,6 +98,15 @@ async fn model_metadata(
     metadata(&s, &p, &name, None).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/versions/{version}",
+    tag = "kserve",
+    summary = "Model version metadata",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, description = "model metadata", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn version_metadata(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -116,6 +151,15 @@ async fn metadata(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/ready",
+    tag = "kserve",
+    summary = "Model ready",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "ready", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn model_ready(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -124,6 +168,15 @@ async fn model_ready(
     readiness(&s, &p, &name, None).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/models/{name}/versions/{version}/ready",
+    tag = "kserve",
+    summary = "Model version ready",
+    params(("name" = String, Path), ("version" = String, Path)),
+    responses((status = 200, description = "ready", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn version_ready(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -152,6 +205,16 @@ async fn readiness(
     Ok((status, Json(json!({"name": name, "ready": ready}))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/models/{name}/infer",
+    tag = "kserve",
+    summary = "Inference (JSON or binary tensors)",
+    params(("name" = String, Path)),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "KServe v2 inference response", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn infer(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -162,6 +225,16 @@ async fn infer(
     run_infer(&s, &p, &name, None, &headers, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/models/{name}/versions/{version}/infer",
+    tag = "kserve",
+    summary = "Inference on a version",
+    params(("name" = String, Path), ("version" = String, Path)),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "KServe v2 inference response", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn version_infer(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -6,8 +6,8 @@
 use aiaas_core::{collect, CoreError, FinishReason, Generation, TokenLogprob};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::Json;
 use serde_json::{json, Map, Value};
 
 mod request;
@@ -17,17 +17,22 @@ mod valid;
 use stream::stream_response;
 use valid::{ValidChat, ValidCompletion, ValidEmbedding};
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Auth};
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/models", get(list_models))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_models))
+        // A model id may hold slashes: a catch-all segment, documented as `{id}` through
+        // `ApiDoc`'s `paths(..)` (a `routes!` path is also the route, which has no `*`).
         .route("/v1/models/{*id}", get(get_model))
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embeddings))
+        .routes(routes!(chat_completions))
+        .routes(routes!(completions))
+        .routes(routes!(embeddings))
 }
 
 type OResult<T> = Result<T, ApiError>;
@@ -46,6 +51,15 @@ fn fingerprint() -> String {
 
 // ---------------------------------------------------------------- models
 
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    operation_id = "openai_list_models",
+    tag = "openai",
+    summary = "Models (OpenAI format)",
+    responses((status = 200, description = "OpenAI model list", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<Value>> {
     let models = s.platform.library().list(&p).await.map_err(oai)?;
     let data: Vec<Value> = models
@@ -55,6 +69,16 @@ async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<V
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    operation_id = "openai_get_model",
+    tag = "openai",
+    summary = "One model (OpenAI format)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "OpenAI model object", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
 async fn get_model(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -74,6 +98,15 @@ fn model_object(name: &str, created_ms: i64, task: aiaas_types::Task) -> Value {
 
 // ---------------------------------------------------------------- chat
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    summary = "Chat completion (OpenAI; SSE when stream)",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "chat.completion, or SSE chunks when stream", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn chat_completions(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -112,6 +145,15 @@ async fn chat_completions(
 
 // ---------------------------------------------------------------- completions
 
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    tag = "openai",
+    summary = "Text completion (OpenAI; SSE when stream)",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "text_completion, or SSE chunks when stream", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn completions(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -155,6 +197,15 @@ async fn completions(
 
 // ---------------------------------------------------------------- embeddings
 
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "openai",
+    summary = "Embeddings (OpenAI format)",
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, description = "OpenAI embedding list", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
 async fn embeddings(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -1,0 +1,308 @@
+//! Data sets: streamed uploads (raw CSV/JSONL, or a multipart form), listing, details,
+//! previews, deletion.
+
+use std::time::Duration;
+
+use aiaas_core::{DatasetFormat, DatasetSpec};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiQuery, Auth};
+use crate::{wire, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    // Uploads stream with their own limit (`max_upload_bytes`, 413 past it).
+    let (schemas, paths, datasets) = routes!(list_datasets, upload_dataset);
+    let datasets = (schemas, paths, datasets.layer(DefaultBodyLimit::disable()));
+    OpenApiRouter::new()
+        .routes(datasets)
+        .routes(routes!(get_dataset, delete_dataset))
+        .routes(routes!(preview_dataset))
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct UploadQuery {
+    name: Option<String>,
+    /// `csv` or `jsonl` (default: from the content).
+    #[param(value_type = Option<String>)]
+    format: Option<DatasetFormat>,
+    text_column: Option<String>,
+    label_column: Option<String>,
+    /// `mask`, `label` or `pseudonymise`: personal data masked before storing.
+    mask_pii: Option<aiaas_privacy::Mode>,
+}
+
+/// Upload a dataset: the raw CSV/JSONL as the body (`name` etc. in the query string),
+/// or `multipart/form-data` with a `file` part and the same fields as parts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/datasets",
+    tag = "datasets",
+    summary = "Upload a dataset",
+    params(UploadQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 201, description = "the data set, validated, with statistics", body = crate::wire::Dataset), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::WriteData.as_str()))),
+)]
+async fn upload_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    headers: HeaderMap,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let limit = s.platform.max_upload_bytes();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_LIMIT)) {
+        return Err(aiaas_core::CoreError::PayloadTooLarge(format!(
+            "upload exceeds the limit of {limit} bytes"
+        ))
+        .into());
+    }
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut upload = s.platform.datasets().begin_upload(&p).await?;
+    let mut q = query;
+    if multipart {
+        let form = Multipart::from_request(req, &s).await.map_err(|e| {
+            ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+        })?;
+        read_form(form, &mut upload, &mut q).await?;
+    } else {
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+            if let Err(e) = upload.write_chunk(&chunk).await {
+                drain(&mut stream).await;
+                return Err(e.into());
+            }
+        }
+    }
+    let name = q
+        .name
+        .ok_or_else(|| ApiError::bad_request("name the dataset: ?name=NAME"))?;
+    let spec = DatasetSpec {
+        name,
+        format: q.format,
+        text_column: q.text_column,
+        label_column: q.label_column,
+        mask_pii: q.mask_pii,
+    };
+    let d = s.platform.datasets().create(&p, spec, upload).await?;
+    Ok((StatusCode::CREATED, Json(wire::Dataset::from(d))))
+}
+
+/// A multipart upload: the `file` part streamed into `upload`, the other fields into
+/// `q` (a form field overrides the query string; the file's name names the dataset and
+/// its `.jsonl` extension the format when nothing else does).
+async fn read_form(
+    mut form: Multipart,
+    upload: &mut aiaas_core::DatasetUpload,
+    q: &mut UploadQuery,
+) -> ApiResult<()> {
+    let mut got_file = false;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" && !got_file {
+            got_file = true;
+            let file_name = field.file_name().map(str::to_string);
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
+            {
+                if let Err(e) = upload.write_chunk(&chunk).await {
+                    let mut drained = 0u64;
+                    while let Ok(Some(c)) = field.chunk().await {
+                        drained += c.len() as u64;
+                        if drained > DRAIN_LIMIT {
+                            break;
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+            if q.name.is_none() {
+                q.name = file_name.as_deref().map(dataset_name_from_file);
+            }
+            if q.format.is_none() && file_name.as_deref().is_some_and(|f| f.ends_with(".jsonl")) {
+                q.format = Some(DatasetFormat::Jsonl);
+            }
+            continue;
+        }
+        let value = field
+            .text()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("invalid multipart field {name}: {e}")))?;
+        set_form_field(q, &name, value)?;
+    }
+    if got_file {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("the form has no \"file\" part"))
+    }
+}
+
+/// One non-file field of an upload form.
+fn set_form_field(q: &mut UploadQuery, name: &str, value: String) -> ApiResult<()> {
+    match name {
+        "name" => q.name = Some(value),
+        "text_column" => q.text_column = Some(value),
+        "label_column" => q.label_column = Some(value),
+        "mask_pii" => {
+            q.mask_pii = Some(aiaas_privacy::Mode::parse(&value).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown mask_pii {value:?}; use mask, label or pseudonymise"
+                ))
+            })?)
+        }
+        "format" => {
+            q.format = Some(match value.as_str() {
+                "csv" => DatasetFormat::Csv,
+                "jsonl" => DatasetFormat::Jsonl,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown format {other:?}; use csv or jsonl"
+                    )))
+                }
+            })
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown form field {other:?}"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// Past the upload limit, read (and discard) a bounded remainder of the body before
+/// answering 413, so that clients still sending get the response instead of a reset.
+const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
+
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    let mut drained = 0u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while drained < DRAIN_LIMIT {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => drained += chunk.len() as u64,
+            _ => return,
+        }
+    }
+}
+
+fn dataset_name_from_file(file: &str) -> String {
+    let stem = file.rsplit('/').next().unwrap_or(file);
+    let stem = stem.split('.').next().unwrap_or(stem);
+    stem.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets",
+    tag = "datasets",
+    summary = "List datasets",
+    responses((status = 200, description = "data sets", body = crate::wire::DatasetList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
+)]
+async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::DatasetList {
+        datasets: wire::all(s.platform.datasets().list(&p).await?),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets/{id}",
+    tag = "datasets",
+    summary = "A dataset with its statistics",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the data set", body = crate::wire::Dataset), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
+)]
+async fn get_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::Dataset::from(
+        s.platform.datasets().get(&p, &id).await?,
+    )))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PreviewQuery {
+    limit: Option<usize>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets/{id}/preview",
+    tag = "datasets",
+    summary = "First rows (query: limit)",
+    params(("id" = String, Path), PreviewQuery),
+    responses((status = 200, description = "the first rows", body = crate::wire::PreviewRows), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
+)]
+async fn preview_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let rows = s
+        .platform
+        .datasets()
+        .preview(&p, &id, q.limit.unwrap_or(20))
+        .await?;
+    Ok(Json(wire::PreviewRows {
+        rows: wire::all(rows),
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/datasets/{id}",
+    tag = "datasets",
+    summary = "Delete a dataset not used by jobs",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::WriteData.as_str()))),
+)]
+async fn delete_dataset(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    s.platform.datasets().delete(&p, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
