@@ -70,12 +70,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     let library_config = library(args, &file)?;
     let tls = tls_files(args, &file)?;
     let batch = batch_settings(&file)?;
-    let listen = listen_address(
-        args,
-        file.listen,
-        tls.is_some(),
-        file.allow_insecure_http,
-    )?;
+    let listen = listen_address(args, file.listen, tls.is_some(), file.allow_insecure_http)?;
     let data_dir = args
         .data_dir
         .clone()
@@ -104,16 +99,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     platform.max_upload_bytes = max_upload_mb * 1024 * 1024;
     platform.training_workers = training_workers;
     platform.batch = batch;
-    platform.admin_key = args
-        .admin_key
-        .as_ref()
-        .filter(|k| !k.is_empty())
-        .map(|k| aiaas_types::Secret::new(k.clone()));
-    if let Some(k) = &platform.admin_key {
-        if !k.expose().starts_with("aiaas_") || k.expose().len() < 32 {
-            bail!("AIAAS_ADMIN_KEY must start with \"aiaas_\" and be at least 32 characters long");
-        }
-    }
+    platform.admin_key = admin_key(args)?;
     platform.library = library_config;
     platform.master_key = master_key_source(args, &platform.data_dir);
     if platform.demo {
@@ -121,15 +107,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         platform.library.first_start_pulls =
             vec!["smollm2-135m-instruct".into(), "all-minilm-l6-v2".into()];
     }
-    let metrics_listen = args
-        .metrics_listen
-        .as_deref()
-        .map(|text| {
-            text.parse::<SocketAddr>().with_context(|| {
-                format!("--metrics-listen {text:?} is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:9464)")
-            })
-        })
-        .transpose()?;
+    let metrics_listen = metrics_address(args)?;
     let backups = backup_schedule(args, &platform)?;
     Ok(ServeConfig {
         listen,
@@ -138,6 +116,33 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
         backups,
         platform,
     })
+}
+
+/// The admin key from the environment (`AIAAS_ADMIN_KEY`), checked for its form.
+fn admin_key(args: &ServeArgs) -> Result<Option<aiaas_types::Secret>> {
+    let key = args
+        .admin_key
+        .as_ref()
+        .filter(|k| !k.is_empty())
+        .map(|k| aiaas_types::Secret::new(k.clone()));
+    if let Some(k) = &key {
+        if !k.expose().starts_with("aiaas_") || k.expose().len() < 32 {
+            bail!("AIAAS_ADMIN_KEY must start with \"aiaas_\" and be at least 32 characters long");
+        }
+    }
+    Ok(key)
+}
+
+/// The key-less metrics listener (`--metrics-listen`), if asked for.
+fn metrics_address(args: &ServeArgs) -> Result<Option<SocketAddr>> {
+    args.metrics_listen
+        .as_deref()
+        .map(|text| {
+            text.parse::<SocketAddr>().with_context(|| {
+                format!("--metrics-listen {text:?} is not HOST:PORT with a numeric IP (e.g. 127.0.0.1:9464)")
+            })
+        })
+        .transpose()
 }
 
 /// The main listener's address; plain HTTP only on loopback unless allowed.

@@ -440,3 +440,51 @@ fn schema_properties(
     }
     out
 }
+
+/// The OpenAI request schemas list every field the handlers read (the handlers read a
+/// body field by field, so the schemas are kept in step by this test).
+#[test]
+fn openai_request_schemas_cover_every_field_the_handlers_read() {
+    let doc = aiaas_api::openapi_document();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for name in ["ChatCompletionBody", "CompletionBody", "EmbeddingBody"] {
+        documented.extend(schema_properties(schemas, &schemas[name]));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes/openai");
+    let mut read = std::collections::BTreeSet::new();
+    for file in ["request.rs", "valid.rs"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for method in [
+            "get",
+            "string",
+            "required_string",
+            "number",
+            "integer",
+            "boolean",
+            "texts",
+        ] {
+            for rest in text.split(&format!(".{method}(")).skip(1) {
+                let rest = rest.trim_start();
+                if let Some(lit) = rest.strip_prefix('"') {
+                    read.insert(lit[..lit.find('"').unwrap()].to_string());
+                }
+            }
+        }
+    }
+    // Nested fields, read from inside one of the documented objects.
+    for nested in [
+        "role",
+        "type",
+        "json_schema",
+        "schema",
+        "include_usage",
+        "text",
+        "content",
+    ] {
+        read.remove(nested);
+    }
+    assert!(read.len() > 20, "{read:?}");
+    let missing: Vec<_> = read.difference(&documented).collect();
+    assert!(missing.is_empty(), "read but not documented: {missing:?}");
+}

@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 mod request;
+pub(crate) mod schema;
 mod stream;
 mod valid;
 
@@ -103,7 +104,7 @@ fn model_object(name: &str, created_ms: i64, task: aiaas_types::Task) -> Value {
     path = "/v1/chat/completions",
     tag = "openai",
     summary = "Chat completion (OpenAI; SSE when stream)",
-    request_body(content = Object, content_type = "application/json"),
+    request_body = schema::ChatCompletionBody,
     responses((status = 200, description = "chat.completion, or SSE chunks when stream", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
@@ -150,7 +151,7 @@ async fn chat_completions(
     path = "/v1/completions",
     tag = "openai",
     summary = "Text completion (OpenAI; SSE when stream)",
-    request_body(content = Object, content_type = "application/json"),
+    request_body = schema::CompletionBody,
     responses((status = 200, description = "text_completion, or SSE chunks when stream", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
@@ -202,7 +203,7 @@ async fn completions(
     path = "/v1/embeddings",
     tag = "openai",
     summary = "Embeddings (OpenAI format)",
-    request_body(content = Object, content_type = "application/json"),
+    request_body = schema::EmbeddingBody,
     responses((status = 200, description = "OpenAI embedding list", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
