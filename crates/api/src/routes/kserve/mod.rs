@@ -211,7 +211,7 @@ async fn readiness(
     tag = "kserve",
     summary = "Inference (JSON or binary tensors)",
     params(("name" = String, Path)),
-    request_body(content = Object, content_type = "application/json"),
+    request_body = tensors::InferRequest,
     responses((status = 200, description = "KServe v2 inference response", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
@@ -231,7 +231,7 @@ async fn infer(
     tag = "kserve",
     summary = "Inference on a version",
     params(("name" = String, Path), ("version" = String, Path)),
-    request_body(content = Object, content_type = "application/json"),
+    request_body = tensors::InferRequest,
     responses((status = 200, description = "KServe v2 inference response", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]

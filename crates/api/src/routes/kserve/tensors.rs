@@ -28,32 +28,43 @@ pub(super) struct WantedOutput {
     pub binary: bool,
 }
 
-#[derive(Deserialize)]
-struct InferRequest {
+/// A KServe v2 inference request (the JSON part; binary tensor data follows it when
+/// `Inference-Header-Content-Length` says where the JSON ends).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct InferRequest {
     #[serde(default)]
     id: Option<String>,
+    /// Exactly one: the texts, datatype `BYTES`.
     inputs: Vec<InferInput>,
+    /// `label` and/or `probabilities` (default: both).
     #[serde(default)]
     outputs: Option<Vec<RequestedOutput>>,
+    /// `binary_data_output`: every output in the binary section.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
-struct InferInput {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct InferInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
+    /// The elements, nested by shape or flat (absent when sent as binary data).
     #[serde(default)]
     data: Option<Value>,
+    /// `binary_data_size`: the input's bytes in the binary section.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
 }
 
-#[derive(Deserialize)]
-struct RequestedOutput {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct RequestedOutput {
     name: String,
+    /// `binary_data`: this output in the binary section.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
 }
 
