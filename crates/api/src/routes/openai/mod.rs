@@ -10,11 +10,13 @@ use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+mod replies;
 mod request;
 pub(crate) mod schema;
 mod stream;
 mod valid;
 
+use replies::ModelObject;
 use stream::stream_response;
 use valid::{ValidChat, ValidCompletion, ValidEmbedding};
 
@@ -58,16 +60,22 @@ fn fingerprint() -> String {
     operation_id = "openai_list_models",
     tag = "openai",
     summary = "Models (OpenAI format)",
-    responses((status = 200, description = "OpenAI model list", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "OpenAI model list", body = replies::ModelObjectList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
-async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<Value>> {
+async fn list_models(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> OResult<Json<replies::ModelObjectList>> {
     let models = s.platform.library().list(&p).await.map_err(oai)?;
-    let data: Vec<Value> = models
+    let data = models
         .iter()
-        .map(|m| model_object(&m.record.name, m.record.created_at, m.record.task))
+        .map(|m| ModelObject::new(&m.record.name, m.record.created_at, m.record.task))
         .collect();
-    Ok(Json(json!({"object": "list", "data": data})))
+    Ok(Json(replies::ModelObjectList {
+        object: "list",
+        data,
+    }))
 }
 
 #[utoipa::path(
@@ -77,24 +85,20 @@ async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> OResult<Json<V
     tag = "openai",
     summary = "One model (OpenAI format)",
     params(("id" = String, Path)),
-    responses((status = 200, description = "OpenAI model object", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "OpenAI model object", body = replies::ModelObject), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn get_model(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> OResult<Json<Value>> {
+) -> OResult<Json<ModelObject>> {
     let m = s.platform.library().get(&p, &id).await.map_err(oai)?;
-    Ok(Json(model_object(
+    Ok(Json(ModelObject::new(
         &m.record.name,
         m.record.created_at,
         m.record.task,
     )))
-}
-
-fn model_object(name: &str, created_ms: i64, task: aiaas_types::Task) -> Value {
-    json!({"id": name, "object": "model", "created": created_ms / 1000, "owned_by": "aiaas", "task": task})
 }
 
 // ---------------------------------------------------------------- chat
@@ -105,7 +109,7 @@ fn model_object(name: &str, created_ms: i64, task: aiaas_types::Task) -> Value {
     tag = "openai",
     summary = "Chat completion (OpenAI; SSE when stream)",
     request_body = schema::ChatCompletionBody,
-    responses((status = 200, description = "chat.completion, or SSE chunks when stream", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "chat.completion, or SSE chunks (`text/event-stream`) when stream", body = replies::ChatCompletion), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn chat_completions(
@@ -126,22 +130,31 @@ async fn chat_completions(
         return Ok(stream_response(generation, id, mode.include_usage, Kind::Chat).into_response());
     }
     let reply = collect_all(generation).await?;
-    let choices: Vec<Value> = reply
+    let choices = reply
         .choices
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            json!({
-                "index": i,
-                "message": {"role": "assistant", "content": c.text, "refusal": null},
-                "logprobs": if logprobs { chat_logprobs(&c.logprobs) } else { Value::Null },
-                "finish_reason": finish(c.finish_reason),
-            })
+        .map(|(i, c)| replies::ChatChoice {
+            index: i,
+            message: replies::AssistantMessage {
+                role: "assistant",
+                content: c.text.clone(),
+                refusal: None,
+            },
+            logprobs: logprobs.then(|| chat_logprobs(&c.logprobs)),
+            finish_reason: finish_reason(c.finish_reason),
         })
         .collect();
-    Ok(reply
-        .envelope(&id, "chat.completion", choices)
-        .into_response())
+    let body = replies::ChatCompletion {
+        id,
+        object: "chat.completion",
+        created: created(),
+        model: reply.model.clone(),
+        system_fingerprint: fingerprint(),
+        choices,
+        usage: reply.usage(),
+    };
+    Ok(Json(body).into_response())
 }
 
 // ---------------------------------------------------------------- completions
@@ -152,7 +165,7 @@ async fn chat_completions(
     tag = "openai",
     summary = "Text completion (OpenAI; SSE when stream)",
     request_body = schema::CompletionBody,
-    responses((status = 200, description = "text_completion, or SSE chunks when stream", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "text_completion, or SSE chunks (`text/event-stream`) when stream", body = replies::TextCompletion), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn completions(
@@ -177,23 +190,30 @@ async fn completions(
         );
     }
     let reply = collect_all(generation).await?;
-    let choices: Vec<Value> = reply
+    let choices = reply
         .choices
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let prefix = if echo { echoed[i / n].as_str() } else { "" };
-            json!({
-                "index": i,
-                "text": format!("{prefix}{}", c.text),
-                "logprobs": if logprobs { completion_logprobs(&c.logprobs, prefix.len()) } else { Value::Null },
-                "finish_reason": finish(c.finish_reason),
-            })
+            replies::TextChoice {
+                index: i,
+                text: format!("{prefix}{}", c.text),
+                logprobs: logprobs.then(|| completion_logprobs(&c.logprobs, prefix.len())),
+                finish_reason: finish_reason(c.finish_reason),
+            }
         })
         .collect();
-    Ok(reply
-        .envelope(&id, "text_completion", choices)
-        .into_response())
+    let body = replies::TextCompletion {
+        id,
+        object: "text_completion",
+        created: created(),
+        model: reply.model.clone(),
+        system_fingerprint: fingerprint(),
+        choices,
+        usage: reply.usage(),
+    };
+    Ok(Json(body).into_response())
 }
 
 // ---------------------------------------------------------------- embeddings
@@ -204,14 +224,14 @@ async fn completions(
     tag = "openai",
     summary = "Embeddings (OpenAI format)",
     request_body = schema::EmbeddingBody,
-    responses((status = 200, description = "OpenAI embedding list", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "OpenAI embedding list", body = replies::EmbeddingList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn embeddings(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
-) -> OResult<Json<Value>> {
+) -> OResult<Json<replies::EmbeddingList>> {
     let valid = ValidEmbedding::from_body(body)?;
     let (base64, dimensions) = (valid.base64, valid.dimensions);
     let out = s
@@ -232,25 +252,30 @@ async fn embeddings(
             ));
         }
     }
-    let data: Vec<Value> = out
+    let data = out
         .vectors
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let embedding = if base64 {
+        .map(|(i, v)| replies::EmbeddingItem {
+            object: "embedding",
+            index: i,
+            // Through `json!`, as before: each f32 written as the f64 it widens to.
+            embedding: if base64 {
                 Value::String(base64_f32(v))
             } else {
                 json!(v)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
+            },
         })
         .collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "model": out.model,
-        "usage": {"prompt_tokens": out.prompt_tokens, "total_tokens": out.prompt_tokens},
-    })))
+    Ok(Json(replies::EmbeddingList {
+        object: "list",
+        data,
+        model: out.model,
+        usage: replies::EmbeddingUsage {
+            prompt_tokens: out.prompt_tokens,
+            total_tokens: out.prompt_tokens,
+        },
+    }))
 }
 
 /// Little-endian f32 bytes in standard base64 (what OpenAI's clients decode).
@@ -271,17 +296,12 @@ struct Reply {
 }
 
 impl Reply {
-    /// The non-streamed answer around its choices.
-    fn envelope(&self, id: &str, object: &str, choices: Vec<Value>) -> Json<Value> {
-        Json(json!({
-            "id": id,
-            "object": object,
-            "created": created(),
-            "model": self.model,
-            "system_fingerprint": fingerprint(),
-            "choices": choices,
-            "usage": usage(self.prompt_tokens, self.cached_tokens, self.completion_tokens),
-        }))
+    fn usage(&self) -> replies::UsageBody {
+        replies::UsageBody::new(
+            self.prompt_tokens,
+            self.cached_tokens,
+            self.completion_tokens,
+        )
     }
 }
 
@@ -298,21 +318,20 @@ async fn collect_all(g: Generation) -> OResult<Reply> {
     })
 }
 
-fn finish(r: Option<FinishReason>) -> Value {
+fn finish_reason(r: Option<FinishReason>) -> Option<&'static str> {
     match r {
-        Some(FinishReason::Stop) => json!("stop"),
-        Some(FinishReason::Length) => json!("length"),
-        None => Value::Null,
+        Some(FinishReason::Stop) => Some("stop"),
+        Some(FinishReason::Length) => Some("length"),
+        None => None,
     }
 }
 
+fn finish(r: Option<FinishReason>) -> Value {
+    json!(finish_reason(r))
+}
+
 fn usage(prompt: usize, cached: usize, completion: usize) -> Value {
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    })
+    json!(replies::UsageBody::new(prompt, cached, completion))
 }
 
 /// Cached prompt tokens of a request: each prompt counts once (as in `prompt_tokens`),
