@@ -5,6 +5,7 @@
 //! A classifier takes one BYTES input tensor of texts (any shape; flattened row-major)
 //! and returns `label` (BYTES, one per text) and `probabilities` (FP32, texts x classes).
 
+mod replies;
 mod tensors;
 
 use aiaas_core::CoreError;
@@ -13,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,11 +45,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/v2",
     tag = "kserve",
     summary = "Server metadata",
-    responses((status = 200, description = "server metadata", body = Object)),
+    responses((status = 200, description = "server metadata", body = replies::ServerMetadata)),
     security(),
 )]
 async fn server_metadata() -> impl IntoResponse {
-    Json(json!({"name": "aiaas", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+    Json(replies::ServerMetadata {
+        name: "aiaas",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: Vec::new(),
+    })
 }
 
 #[utoipa::path(
@@ -56,11 +61,11 @@ async fn server_metadata() -> impl IntoResponse {
     path = "/v2/health/live",
     tag = "kserve",
     summary = "Server live",
-    responses((status = 200, description = "live", body = Object)),
+    responses((status = 200, description = "live", body = replies::Live)),
     security(),
 )]
 async fn live() -> impl IntoResponse {
-    Json(json!({"live": true}))
+    Json(replies::Live { live: true })
 }
 
 #[utoipa::path(
@@ -68,15 +73,15 @@ async fn live() -> impl IntoResponse {
     path = "/v2/health/ready",
     tag = "kserve",
     summary = "Server ready",
-    responses((status = 200, description = "ready", body = Object), (status = 503, description = "not ready", body = Object)),
+    responses((status = 200, description = "ready", body = replies::Ready), (status = 503, description = "not ready", body = replies::Ready)),
     security(),
 )]
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     match s.platform.ready().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"ready": true}))),
+        Ok(()) => (StatusCode::OK, Json(replies::Ready { ready: true })),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false})),
+            Json(replies::Ready { ready: false }),
         ),
     }
 }
@@ -87,7 +92,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     tag = "kserve",
     summary = "Model metadata",
     params(("name" = String, Path)),
-    responses((status = 200, description = "model metadata", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "model metadata", body = replies::ModelMetadata), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn model_metadata(
@@ -104,7 +109,7 @@ async fn model_metadata(
     tag = "kserve",
     summary = "Model version metadata",
     params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "model metadata", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "model metadata", body = replies::ModelMetadata), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn version_metadata(
@@ -120,7 +125,7 @@ async fn metadata(
     p: &aiaas_types::Principal,
     name: &str,
     version: Option<&str>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<replies::ModelMetadata>> {
     let details = s
         .platform
         .models()
@@ -138,17 +143,22 @@ async fn metadata(
         .iter()
         .map(|v| v.version.to_string())
         .collect();
-    Ok(Json(json!({
-        "name": details.model.name,
-        "versions": versions,
-        "platform": "aiaas_text_classifier",
-        "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [
-            {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1]},
-            {"name": OUTPUT_PROBS, "datatype": "FP32", "shape": [-1, chosen.labels.len()]}
+    let tensor = |name, datatype, shape| replies::TensorMetadata {
+        name,
+        datatype,
+        shape,
+    };
+    Ok(Json(replies::ModelMetadata {
+        name: details.model.name,
+        versions,
+        platform: "aiaas_text_classifier",
+        inputs: vec![tensor(INPUT, "BYTES", vec![-1])],
+        outputs: vec![
+            tensor(OUTPUT_LABEL, "BYTES", vec![-1]),
+            tensor(OUTPUT_PROBS, "FP32", vec![-1, chosen.labels.len() as i64]),
         ],
-        "parameters": {"version": chosen.version, "labels": chosen.labels, "architecture": chosen.architecture}
-    })))
+        parameters: json!({"version": chosen.version, "labels": chosen.labels, "architecture": chosen.architecture}),
+    }))
 }
 
 #[utoipa::path(
@@ -157,7 +167,7 @@ async fn metadata(
     tag = "kserve",
     summary = "Model ready",
     params(("name" = String, Path)),
-    responses((status = 200, description = "ready", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "ready", body = replies::ModelReady), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn model_ready(
@@ -174,7 +184,7 @@ async fn model_ready(
     tag = "kserve",
     summary = "Model version ready",
     params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "ready", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "ready", body = replies::ModelReady), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn version_ready(
@@ -190,7 +200,7 @@ async fn readiness(
     p: &aiaas_types::Principal,
     name: &str,
     version: Option<&str>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<replies::ModelReady>)> {
     let ready = s
         .platform
         .models()
@@ -202,7 +212,13 @@ async fn readiness(
     } else {
         StatusCode::BAD_REQUEST
     };
-    Ok((status, Json(json!({"name": name, "ready": ready}))))
+    Ok((
+        status,
+        Json(replies::ModelReady {
+            name: name.to_string(),
+            ready,
+        }),
+    ))
 }
 
 #[utoipa::path(
@@ -212,7 +228,7 @@ async fn readiness(
     summary = "Inference (JSON or binary tensors)",
     params(("name" = String, Path)),
     request_body = tensors::InferRequest,
-    responses((status = 200, description = "KServe v2 inference response", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "KServe v2 inference response (JSON, or JSON + binary section)", body = replies::InferResponse), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn infer(
@@ -232,7 +248,7 @@ async fn infer(
     summary = "Inference on a version",
     params(("name" = String, Path), ("version" = String, Path)),
     request_body = tensors::InferRequest,
-    responses((status = 200, description = "KServe v2 inference response", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "KServe v2 inference response (JSON, or JSON + binary section)", body = replies::InferResponse), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn version_infer(

@@ -296,24 +296,32 @@ pub(super) fn encode_response(
     let mut binary = Vec::new();
     let mut tensors = Vec::new();
     for (t, as_binary) in &outputs {
-        let mut v = json!({"name": t.name, "datatype": t.datatype(), "shape": t.shape});
+        let mut out = super::replies::OutputTensor {
+            name: t.name,
+            datatype: t.datatype(),
+            shape: t.shape.clone(),
+            data: None,
+            parameters: None,
+        };
         if *as_binary {
             let raw = t.raw();
-            v["parameters"] = json!({"binary_data_size": raw.len()});
+            out.parameters = Some(json!({"binary_data_size": raw.len()}));
             binary.extend_from_slice(&raw);
         } else {
-            v["data"] = t.json_data();
+            out.data = Some(t.json_data());
         }
-        tensors.push(v);
+        tensors.push(out);
     }
-    let mut body = json!({"model_name": model, "model_version": version, "outputs": tensors});
-    if let Some(id) = id {
-        body["id"] = json!(id);
-    }
+    let body = super::replies::InferResponse {
+        model_name: model.to_string(),
+        model_version: version.to_string(),
+        id: id.map(str::to_string),
+        outputs: tensors,
+    };
     if !outputs.iter().any(|(_, b)| *b) {
         return Json(body).into_response();
     }
-    let head = body.to_string().into_bytes();
+    let head = serde_json::to_vec(&body).unwrap_or_default();
     let head_len = head.len();
     let mut all = head;
     all.extend_from_slice(&binary);
