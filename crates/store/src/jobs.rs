@@ -263,7 +263,6 @@ impl Metadata {
 }
 
 fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
-    let status: String = row.try_get("status")?;
     let config: String = row.try_get("config")?;
     let report: Option<String> = row.try_get("report")?;
     Ok(JobRecord {
@@ -274,8 +273,7 @@ fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
         test_dataset_id: row.try_get("test_dataset_id")?,
         config: parse_json("jobs.config", &config)?,
         deploy: row.try_get::<i64, _>("deploy")? != 0,
-        status: JobStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("jobs.status {status:?}")))?,
+        status: crate::parsed(row, "status", JobStatus::parse)?,
         cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
         error: row.try_get("error")?,
         report: report.map(|r| parse_json("jobs.report", &r)).transpose()?,

@@ -407,17 +407,15 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// A text column read into one of the domain's enums (role, task, format, PII mode): a
-/// value none of them names is a corrupt row, not a default.
+/// A text column read into one of the domain's enums (role, task, format, PII mode, job
+/// status): a value none of them names is a corrupt row, not a default.
 pub(crate) fn parsed<T>(
     row: &sqlx::any::AnyRow,
     column: &str,
     parse: fn(&str) -> Option<T>,
 ) -> Result<T> {
     use sqlx::Row;
-    let text: String = row.try_get(column)?;
-    parse(&text)
-        .ok_or_else(|| StoreError::Corrupt(format!("{column} {text:?} is not one aiaas knows")))
+    known(column, &row.try_get::<String, _>(column)?, parse)
 }
 
 /// As `parsed`, for a column that may be NULL.
@@ -428,11 +426,12 @@ pub(crate) fn parsed_opt<T>(
 ) -> Result<Option<T>> {
     use sqlx::Row;
     let text: Option<String> = row.try_get(column)?;
-    text.map(|t| {
-        parse(&t)
-            .ok_or_else(|| StoreError::Corrupt(format!("{column} {t:?} is not one aiaas knows")))
-    })
-    .transpose()
+    text.map(|t| known(column, &t, parse)).transpose()
+}
+
+fn known<T>(column: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("{column} {text:?} is not one aiaas knows")))
 }
 
 #[cfg(test)]

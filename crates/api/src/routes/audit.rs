@@ -63,7 +63,7 @@ impl From<Filters> for AuditQuery {
     tag = "audit",
     summary = "Audit entries (filters: tenant, key, action, outcome, since, until, after, limit)",
     params(Filters),
-    responses((status = 200, description = "entries, oldest first", body = crate::wire::AuditList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "entries, oldest first", body = crate::wire::AuditList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadAudit.as_str()))),
 )]
 async fn list(
@@ -84,7 +84,7 @@ async fn list(
     tag = "audit",
     summary = "Audit entries as JSON lines",
     params(Filters),
-    responses((status = 200, description = "one entry per line", body = String, content_type = "application/x-ndjson"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "one entry per line", body = String, content_type = "application/x-ndjson"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadAudit.as_str()))),
 )]
 async fn export(
@@ -101,13 +101,14 @@ async fn export(
         let page = s.platform.audit_log().entries(&p, query.clone()).await?;
         let Some(last) = page.last() else { break };
         query.after_seq = Some(last.seq);
-        for e in &page {
-            let e = wire::AuditEntry::from(e.clone());
+        let full = page.len() == 10_000;
+        written += page.len() as i64;
+        for e in page {
+            let e = wire::AuditEntry::from(e);
             lines.extend_from_slice(serde_json::to_string(&e).unwrap_or_default().as_bytes());
             lines.push(b'\n');
         }
-        written += page.len() as i64;
-        if written >= total_limit || page.len() < 10_000 {
+        if written >= total_limit || !full {
             break;
         }
     }
@@ -123,7 +124,7 @@ async fn export(
     path = "/api/v1/audit/verify",
     tag = "audit",
     summary = "Verify the audit hash chain (admin)",
-    responses((status = 200, description = "ok, entries, head, problems", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "ok, entries, head, problems", body = Object), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
 )]
 async fn verify(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {

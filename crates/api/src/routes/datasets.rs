@@ -51,7 +51,7 @@ struct UploadQuery {
     summary = "Upload a dataset",
     params(UploadQuery),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 201, description = "the data set, validated, with statistics", body = crate::wire::Dataset), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 201, description = "the data set, validated, with statistics", body = crate::wire::Dataset), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::WriteData.as_str()))),
 )]
 async fn upload_dataset(
@@ -230,7 +230,7 @@ fn dataset_name_from_file(file: &str) -> String {
     path = "/api/v1/datasets",
     tag = "datasets",
     summary = "List datasets",
-    responses((status = 200, description = "data sets", body = crate::wire::DatasetList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "data sets", body = crate::wire::DatasetList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
 )]
 async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -245,7 +245,7 @@ async fn list_datasets(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<im
     tag = "datasets",
     summary = "A dataset with its statistics",
     params(("id" = String, Path)),
-    responses((status = 200, description = "the data set", body = crate::wire::Dataset), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the data set", body = crate::wire::Dataset), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
 )]
 async fn get_dataset(
@@ -270,7 +270,7 @@ struct PreviewQuery {
     tag = "datasets",
     summary = "First rows (query: limit)",
     params(("id" = String, Path), PreviewQuery),
-    responses((status = 200, description = "the first rows", body = crate::wire::PreviewRows), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the first rows", body = crate::wire::PreviewRows), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
 )]
 async fn preview_dataset(
@@ -295,7 +295,7 @@ async fn preview_dataset(
     tag = "datasets",
     summary = "Delete a dataset not used by jobs",
     params(("id" = String, Path)),
-    responses((status = 204, description = "deleted"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 204, description = "deleted"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::WriteData.as_str()))),
 )]
 async fn delete_dataset(

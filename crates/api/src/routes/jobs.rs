@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "training",
     summary = "Start a training job",
     request_body = crate::wire::SubmitJob,
-    responses((status = 202, description = "queued", body = crate::wire::Job), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 202, description = "queued", body = crate::wire::Job), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Train.as_str()))),
 )]
 async fn create_job(
@@ -60,7 +60,7 @@ struct ListQuery {
     tag = "training",
     summary = "List training jobs, newest first (query: limit)",
     params(ListQuery),
-    responses((status = 200, description = "jobs", body = crate::wire::JobList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "jobs", body = crate::wire::JobList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
 )]
 async fn list_jobs(
@@ -81,7 +81,7 @@ async fn list_jobs(
     tag = "training",
     summary = "A job with its report",
     params(("id" = String, Path)),
-    responses((status = 200, description = "the job", body = crate::wire::Job), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the job", body = crate::wire::Job), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
 )]
 async fn get_job(
@@ -98,7 +98,7 @@ async fn get_job(
     tag = "training",
     summary = "Cancel a job",
     params(("id" = String, Path)),
-    responses((status = 200, description = "the job", body = crate::wire::Job), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the job", body = crate::wire::Job), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Train.as_str()))),
 )]
 async fn cancel_job(
@@ -119,7 +119,7 @@ async fn cancel_job(
     tag = "training",
     summary = "Job events as server-sent events (Last-Event-ID resumes)",
     params(("id" = String, Path)),
-    responses((status = 200, description = "events, then `end`", body = String, content_type = "text/event-stream"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "events, then `end`", body = String, content_type = "text/event-stream"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadData.as_str()))),
 )]
 async fn job_events(

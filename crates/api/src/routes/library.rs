@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/api/v1/usage",
     tag = "library",
     summary = "Usage per key, model and day",
-    responses((status = 200, description = "usage rows", body = crate::wire::UsageList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "usage rows", body = crate::wire::UsageList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn usage(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -55,7 +55,7 @@ async fn usage(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoR
     operation_id = "list_library_models",
     tag = "library",
     summary = "Models in the library (LLMs, encoders)",
-    responses((status = 200, description = "library models", body = crate::wire::LibraryList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "library models", body = crate::wire::LibraryList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -69,7 +69,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoRe
     path = "/api/v1/library/catalogue",
     tag = "library",
     summary = "The catalogue of models to pull",
-    responses((status = 200, description = "catalogue models", body = crate::wire::Catalogue), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "catalogue models", body = crate::wire::Catalogue), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn catalogue(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -99,7 +99,7 @@ struct PullBody {
     tag = "library",
     summary = "Pull a model (admin; NDJSON progress unless stream is false)",
     request_body = PullBody,
-    responses((status = 201, description = "pulled (stream: false)", body = crate::wire::LibraryEntry), (status = 200, description = "progress lines, then the model", body = String, content_type = "application/x-ndjson"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 201, description = "pulled (stream: false)", body = crate::wire::LibraryEntry), (status = 200, description = "progress lines, then the model", body = String, content_type = "application/x-ndjson"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
 )]
 async fn pull(
@@ -183,7 +183,7 @@ impl Drop for CancelOnDrop {
     tag = "library",
     summary = "A library model's details",
     params(("name" = String, Path)),
-    responses((status = 200, description = "the model", body = crate::wire::LibraryShown), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the model", body = crate::wire::LibraryShown), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn show(
@@ -202,7 +202,7 @@ async fn show(
     tag = "library",
     summary = "Remove a library model (admin)",
     params(("name" = String, Path)),
-    responses((status = 204, description = "removed"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 204, description = "removed"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
 )]
 async fn remove(
@@ -221,7 +221,7 @@ async fn remove(
     summary = "Serving settings (admin)",
     params(("name" = String, Path)),
     request_body = crate::wire::LibrarySettings,
-    responses((status = 200, description = "the model", body = crate::wire::LibraryEntry), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the model", body = crate::wire::LibraryEntry), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
 )]
 async fn set_settings(
@@ -244,7 +244,7 @@ async fn set_settings(
     tag = "library",
     summary = "Load a model now (admin)",
     params(("name" = String, Path)),
-    responses((status = 200, description = "loaded", body = crate::wire::LoadState), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "loaded", body = crate::wire::LoadState), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
 )]
 async fn load(
@@ -266,7 +266,7 @@ async fn load(
     tag = "library",
     summary = "Unload a model now (admin)",
     params(("name" = String, Path)),
-    responses((status = 200, description = "unloaded", body = crate::wire::LoadState), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "unloaded", body = crate::wire::LoadState), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageLibrary.as_str()))),
 )]
 async fn unload(
@@ -287,7 +287,7 @@ async fn unload(
     path = "/api/v1/ps",
     tag = "library",
     summary = "Loaded models: memory, slots, idle time",
-    responses((status = 200, description = "loaded models", body = crate::wire::RunningList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "loaded models", body = crate::wire::RunningList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn ps(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {

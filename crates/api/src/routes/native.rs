@@ -43,7 +43,7 @@ struct CreateTenant {
     tag = "tenants",
     summary = "Create a tenant (admin)",
     request_body = CreateTenant,
-    responses((status = 201, description = "created", body = crate::wire::TenantBody), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 201, description = "created", body = crate::wire::TenantBody), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
 )]
 async fn create_tenant(
@@ -60,7 +60,7 @@ async fn create_tenant(
     path = "/api/v1/tenants",
     tag = "tenants",
     summary = "List tenants (admin)",
-    responses((status = 200, description = "tenants", body = crate::wire::TenantList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "tenants", body = crate::wire::TenantList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
 )]
 async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -75,7 +75,7 @@ async fn list_tenants(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<imp
     tag = "keys",
     summary = "Create an API key; the secret is returned once",
     request_body = crate::wire::CreateKey,
-    responses((status = 201, description = "the key and, this once, its secret", body = crate::wire::CreatedKey), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 201, description = "the key and, this once, its secret", body = crate::wire::CreatedKey), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
 )]
 async fn create_key(
@@ -97,7 +97,7 @@ async fn create_key(
     path = "/api/v1/me",
     tag = "keys",
     summary = "The calling key, its tenant and permissions",
-    responses((status = 200, description = "the key, its tenant and permissions", body = crate::wire::Me), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the key, its tenant and permissions", body = crate::wire::Me), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -111,7 +111,7 @@ async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResp
     path = "/api/v1/keys",
     tag = "keys",
     summary = "List API keys (no secrets)",
-    responses((status = 200, description = "keys", body = crate::wire::KeyList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "keys", body = crate::wire::KeyList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
 )]
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -130,7 +130,7 @@ async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl I
     summary = "Set a key's limits, IP allow-list and (if given) model allow-list",
     params(("id" = String, Path)),
     request_body = crate::wire::UpdateKey,
-    responses((status = 200, description = "the key", body = crate::wire::ApiKey), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the key", body = crate::wire::ApiKey), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
 )]
 async fn set_key_limits(
@@ -155,7 +155,7 @@ async fn set_key_limits(
     summary = "Set a tenant's limits (admin)",
     params(("id" = String, Path)),
     request_body = aiaas_types::Limits,
-    responses((status = 200, description = "the tenant", body = crate::wire::TenantBody), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the tenant", body = crate::wire::TenantBody), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageTenants.as_str()))),
 )]
 async fn set_tenant_limits(
@@ -178,16 +178,12 @@ async fn set_tenant_limits(
 struct TenantPrivacy {
     /// `mask`, `label` or `pseudonymise`: applied to every text the tenant's keys send
     /// to a model.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "wire::present")]
     inputs: Option<Option<String>>,
     /// The same for every text a model returns to the tenant's keys (streamed replies
     /// too).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "wire::present")]
     outputs: Option<Option<String>>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 #[utoipa::path(
@@ -197,7 +193,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     summary = "Set a tenant's PII policies for model inputs and outputs (owner, admin); a field left out keeps its value, null turns it off",
     params(("id" = String, Path)),
     request_body = TenantPrivacy,
-    responses((status = 200, description = "the tenant", body = crate::wire::TenantBody), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the tenant", body = crate::wire::TenantBody), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
 )]
 async fn set_tenant_privacy(
@@ -238,7 +234,7 @@ async fn set_tenant_privacy(
     tag = "keys",
     summary = "Revoke an API key",
     params(("id" = String, Path)),
-    responses((status = 200, description = "the revoked key", body = crate::wire::ApiKey), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the revoked key", body = crate::wire::ApiKey), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ManageKeys.as_str()))),
 )]
 async fn revoke_key(
@@ -256,7 +252,7 @@ async fn revoke_key(
     path = "/api/v1/models",
     tag = "models",
     summary = "List models",
-    responses((status = 200, description = "models", body = crate::wire::ModelList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "models", body = crate::wire::ModelList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl IntoResponse> {
@@ -272,7 +268,7 @@ async fn list_models(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<impl
     tag = "models",
     summary = "A model: versions, aliases, deployment",
     params(("name" = String, Path)),
-    responses((status = 200, description = "the model", body = crate::wire::ModelShown), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the model", body = crate::wire::ModelShown), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn get_model(
@@ -291,7 +287,7 @@ async fn get_model(
     tag = "models",
     summary = "One version (number or alias)",
     params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "the version", body = crate::wire::ModelVersion), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the version", body = crate::wire::ModelVersion), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn get_version(
@@ -313,7 +309,7 @@ async fn get_version(
     tag = "models",
     summary = "Delete a model and its versions",
     params(("name" = String, Path)),
-    responses((status = 204, description = "deleted"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 204, description = "deleted"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
 )]
 async fn delete_model(
@@ -339,7 +335,7 @@ struct SetAlias {
     summary = "Point an alias at a version",
     params(("name" = String, Path)),
     request_body = SetAlias,
-    responses((status = 200, description = "the alias", body = crate::wire::Alias), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the alias", body = crate::wire::Alias), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
 )]
 async fn set_alias(
@@ -363,7 +359,7 @@ async fn set_alias(
     summary = "Deploy a version (default: latest)",
     params(("name" = String, Path)),
     request_body = Option<crate::wire::Deploy>,
-    responses((status = 200, description = "the deployment", body = crate::wire::Deployment), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "the deployment", body = crate::wire::Deployment), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
 )]
 async fn deploy(
@@ -390,7 +386,7 @@ async fn deploy(
     tag = "models",
     summary = "Undeploy",
     params(("name" = String, Path)),
-    responses((status = 204, description = "undeployed"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 204, description = "undeployed"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
 )]
 async fn undeploy(
@@ -419,7 +415,7 @@ struct PredictBody {
     summary = "Classify texts (name, name:version or name:alias)",
     params(("name" = String, Path)),
     request_body = PredictBody,
-    responses((status = 200, description = "one prediction per text", body = crate::wire::Predictions), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "one prediction per text", body = crate::wire::Predictions), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn predict(

@@ -65,7 +65,7 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     path = "/metrics",
     tag = "operations",
     summary = "Prometheus metrics (an admin or metrics key; --metrics-listen serves them without one)",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadMetrics.as_str()))),
 )]
 async fn metrics(

@@ -37,7 +37,7 @@ struct MaskBody {
     tag = "privacy",
     summary = "Find and mask personal data (mode mask, label or pseudonymise)",
     request_body = MaskBody,
-    responses((status = 200, description = "masked texts, findings and counts per kind", body = Object), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "masked texts, findings and counts per kind", body = Object), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn mask(

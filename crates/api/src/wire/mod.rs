@@ -87,6 +87,15 @@ pub(crate) struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// The error answers every authenticated operation may give (401, 403, 404, 409, 413,
+/// 429, ...), declared once for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum Refused {
+    #[response(status = "4XX", description = "refused: see the error")]
+    Refused(ErrorBody),
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
     pub code: String,

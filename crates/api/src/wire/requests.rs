@@ -174,7 +174,7 @@ impl From<LibrarySettings> for aiaas_core::ServingSettings {
 
 /// For `Option<Option<T>>` fields: present (even as null) gives `Some`, absent `None`
 /// (with `#[serde(default)]`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -92,7 +92,7 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     tag = "kserve",
     summary = "Model metadata",
     params(("name" = String, Path)),
-    responses((status = 200, description = "model metadata", body = replies::ModelMetadata), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "model metadata", body = replies::ModelMetadata), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn model_metadata(
@@ -109,7 +109,7 @@ async fn model_metadata(
     tag = "kserve",
     summary = "Model version metadata",
     params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "model metadata", body = replies::ModelMetadata), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "model metadata", body = replies::ModelMetadata), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn version_metadata(
@@ -167,7 +167,7 @@ async fn metadata(
     tag = "kserve",
     summary = "Model ready",
     params(("name" = String, Path)),
-    responses((status = 200, description = "ready", body = replies::ModelReady), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "ready", body = replies::ModelReady), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn model_ready(
@@ -184,7 +184,7 @@ async fn model_ready(
     tag = "kserve",
     summary = "Model version ready",
     params(("name" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "ready", body = replies::ModelReady), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "ready", body = replies::ModelReady), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn version_ready(
@@ -228,7 +228,7 @@ async fn readiness(
     summary = "Inference (JSON or binary tensors)",
     params(("name" = String, Path)),
     request_body = tensors::InferRequest,
-    responses((status = 200, description = "KServe v2 inference response (JSON, or JSON + binary section)", body = replies::InferResponse), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "KServe v2 inference response (JSON, or JSON + binary section)", body = replies::InferResponse), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn infer(
@@ -248,7 +248,7 @@ async fn infer(
     summary = "Inference on a version",
     params(("name" = String, Path), ("version" = String, Path)),
     request_body = tensors::InferRequest,
-    responses((status = 200, description = "KServe v2 inference response (JSON, or JSON + binary section)", body = replies::InferResponse), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "KServe v2 inference response (JSON, or JSON + binary section)", body = replies::InferResponse), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn version_infer(

@@ -60,7 +60,7 @@ fn fingerprint() -> String {
     operation_id = "openai_list_models",
     tag = "openai",
     summary = "Models (OpenAI format)",
-    responses((status = 200, description = "OpenAI model list", body = replies::ModelObjectList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "OpenAI model list", body = replies::ModelObjectList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn list_models(
@@ -85,7 +85,7 @@ async fn list_models(
     tag = "openai",
     summary = "One model (OpenAI format)",
     params(("id" = String, Path)),
-    responses((status = 200, description = "OpenAI model object", body = replies::ModelObject), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "OpenAI model object", body = replies::ModelObject), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
 )]
 async fn get_model(
@@ -109,7 +109,7 @@ async fn get_model(
     tag = "openai",
     summary = "Chat completion (OpenAI; SSE when stream)",
     request_body = schema::ChatCompletionBody,
-    responses((status = 200, description = "chat.completion, or SSE chunks (`text/event-stream`) when stream", body = replies::ChatCompletion), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "chat.completion, or SSE chunks (`text/event-stream`) when stream", body = replies::ChatCompletion), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn chat_completions(
@@ -165,7 +165,7 @@ async fn chat_completions(
     tag = "openai",
     summary = "Text completion (OpenAI; SSE when stream)",
     request_body = schema::CompletionBody,
-    responses((status = 200, description = "text_completion, or SSE chunks (`text/event-stream`) when stream", body = replies::TextCompletion), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "text_completion, or SSE chunks (`text/event-stream`) when stream", body = replies::TextCompletion), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn completions(
@@ -224,7 +224,7 @@ async fn completions(
     tag = "openai",
     summary = "Embeddings (OpenAI format)",
     request_body = schema::EmbeddingBody,
-    responses((status = 200, description = "OpenAI embedding list", body = replies::EmbeddingList), (status = "4XX", description = "refused: see the error", body = crate::wire::ErrorBody)),
+    responses((status = 200, description = "OpenAI embedding list", body = replies::EmbeddingList), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn embeddings(
