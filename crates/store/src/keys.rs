@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant};
+use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant, INSTALLATION};
 
 const KEY_COLUMNS: &str = "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, \
      revoked_at, created_at, limits, allowed_ips";
@@ -31,7 +31,7 @@ impl Metadata {
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
         let rows = sqlx::query(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at"
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id <> '{INSTALLATION}' ORDER BY created_at"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -40,7 +40,7 @@ impl Metadata {
 
     pub async fn tenant(&self, id: &str) -> Result<Option<Tenant>> {
         let row = sqlx::query(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1 AND id <> '{INSTALLATION}'"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -50,7 +50,7 @@ impl Metadata {
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
         let row = sqlx::query(&format!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1 AND id <> '{INSTALLATION}'"
         ))
         .bind(name)
         .fetch_optional(&self.pool)

@@ -15,7 +15,7 @@ mod jobs;
 pub use jobs::JobOutcome;
 mod keys;
 mod library;
-pub use library::{LibraryModelRecord, UsageRecord};
+pub use library::{LibraryModelRecord, UsageRecord, INSTALLATION};
 mod migrate;
 mod model_files;
 mod models;
@@ -310,9 +310,11 @@ impl Metadata {
                     .await?
             }
             None => {
-                sqlx::query(&format!("{select} ORDER BY {order}"))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(&format!(
+                    "{select} WHERE tenant_id <> '{INSTALLATION}' ORDER BY {order}"
+                ))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         Ok(rows)

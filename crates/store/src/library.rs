@@ -8,18 +8,24 @@ use sqlx::Row;
 
 use crate::{parse_json, Metadata, Result, StoreError};
 
+/// The owner of installation-wide models: a reserved tenants row that no key belongs to
+/// and that no listing shows.
+pub const INSTALLATION: &str = "installation";
+
 /// A model in the library: installation-wide, callable by every tenant's keys (subject to
-/// their allow-lists).
+/// their allow-lists). Read from the one model registry: the `models` row owned by
+/// [`INSTALLATION`], the version its deployment serves, and that deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LibraryModelRecord {
+    /// The model's id (its pulled files live under `library/<id>` in a shared store).
     pub id: String,
+    /// The model's name, which is also its folder in the model cache.
     pub name: String,
     pub task: Task,
     pub format: Format,
     pub source: String,
     pub license: String,
-    /// Folder under the model cache.
-    pub dir: String,
+    /// The pulled files: objects with a name, size and digest.
     pub files: serde_json::Value,
     pub size_bytes: i64,
     /// Default request parameters (temperature, …) from the catalogue.
@@ -41,74 +47,107 @@ pub struct UsageRecord {
     pub completion_tokens: i64,
 }
 
-const COLUMNS: &str = "id, name, task, format, source, license, dir, files, size_bytes, defaults, \
-                       settings, created_at";
+/// A library model: the installation's model, the version its deployment serves, and the
+/// deployment's settings.
+const LIBRARY_SELECT: &str = "SELECT m.id, m.name, m.task, m.created_at, v.format, v.source, \
+     v.license, v.files, v.size_bytes, v.config, d.serving FROM models m \
+     JOIN deployments d ON d.model_id = m.id \
+     JOIN model_versions v ON v.model_id = m.id AND v.version = d.version \
+     WHERE m.tenant_id = 'installation'";
 
 impl Metadata {
-    /// Register a pulled model; a name already taken is a conflict.
+    /// Register a pulled model as an installation-wide model with its first version,
+    /// deployed, in one transaction; a name already taken is a conflict.
     pub async fn insert_library_model(&self, m: &LibraryModelRecord) -> Result<()> {
-        let done = sqlx::query(&format!(
-            "INSERT INTO library_models ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12) ON CONFLICT (name) DO NOTHING"
-        ))
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO models (id, tenant_id, name, task, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, name) DO NOTHING",
+        )
         .bind(&m.id)
+        .bind(INSTALLATION)
         .bind(&m.name)
         .bind(m.task.as_str())
-        .bind(m.format.as_str())
-        .bind(&m.source)
-        .bind(&m.license)
-        .bind(&m.dir)
-        .bind(m.files.to_string())
-        .bind(m.size_bytes)
-        .bind(m.defaults.to_string())
-        .bind(m.settings.to_string())
         .bind(m.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!("model {:?}", m.name)));
         }
+        sqlx::query(
+            "INSERT INTO model_versions (model_id, version, architecture, labels, \
+             artifact_prefix, files, report, config, job_id, dataset_id, created_at, format, \
+             source, license, size_bytes) \
+             VALUES ($1, 1, $2, '[]', $3, $4, '{}', $5, NULL, NULL, $6, $2, $7, $8, $9)",
+        )
+        .bind(&m.id)
+        .bind(m.format.as_str())
+        .bind(format!("library/{}", m.id))
+        .bind(m.files.to_string())
+        .bind(m.defaults.to_string())
+        .bind(m.created_at)
+        .bind(&m.source)
+        .bind(&m.license)
+        .bind(m.size_bytes)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO deployments (model_id, version, max_batch, max_delay_ms, \
+             queue_capacity, pii_inputs, created_at, updated_at, serving) \
+             VALUES ($1, 1, 0, 0, 0, NULL, $2, $2, $3)",
+        )
+        .bind(&m.id)
+        .bind(m.created_at)
+        .bind(m.settings.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         Ok(())
     }
 
     pub async fn library_model(&self, name: &str) -> Result<Option<LibraryModelRecord>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM library_models WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("{LIBRARY_SELECT} AND m.name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(library_from_row).transpose()
     }
 
     pub async fn library_models(&self) -> Result<Vec<LibraryModelRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM library_models ORDER BY name"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{LIBRARY_SELECT} ORDER BY m.name"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(library_from_row).collect()
     }
 
+    /// Replace how a library model is served (its deployment's settings).
     pub async fn set_library_settings(
         &self,
         name: &str,
         settings: &serde_json::Value,
     ) -> Result<bool> {
-        let done = sqlx::query("UPDATE library_models SET settings = $1 WHERE name = $2")
-            .bind(settings.to_string())
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE deployments SET serving = $1, updated_at = $2 WHERE model_id = \
+             (SELECT id FROM models WHERE tenant_id = $3 AND name = $4)",
+        )
+        .bind(settings.to_string())
+        .bind(aiaas_types::now_ms())
+        .bind(INSTALLATION)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        self.invalidate(crate::cache::Topic::Models).await;
         Ok(done.rows_affected() > 0)
     }
 
+    /// Unregister a library model (its versions and deployment with it).
     pub async fn delete_library_model(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM library_models WHERE name = $1")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let Some(m) = self.model_by_name(INSTALLATION, name).await? else {
+            return Ok(false);
+        };
+        self.delete_model(&m.id).await?;
+        Ok(true)
     }
 
     /// Add one request's tokens to a key's usage of the day.
@@ -204,11 +243,10 @@ fn library_from_row(r: &AnyRow) -> Result<LibraryModelRecord> {
         format: crate::parsed(r, "format", aiaas_types::Format::parse)?,
         source: r.try_get("source")?,
         license: r.try_get("license")?,
-        dir: r.try_get("dir")?,
-        files: parse_json("files", &r.try_get::<String, _>("files")?)?,
+        files: parse_json("model_versions.files", &r.try_get::<String, _>("files")?)?,
         size_bytes: r.try_get("size_bytes")?,
-        defaults: parse_json("defaults", &r.try_get::<String, _>("defaults")?)?,
-        settings: parse_json("settings", &r.try_get::<String, _>("settings")?)?,
+        defaults: parse_json("model_versions.config", &r.try_get::<String, _>("config")?)?,
+        settings: parse_json("deployments.serving", &r.try_get::<String, _>("serving")?)?,
         created_at: r.try_get("created_at")?,
     })
 }

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "version_formats",
         include_str!("../migrations/0008_version_formats.sql"),
     ),
+    (
+        9,
+        "one_registry",
+        include_str!("../migrations/0009_one_registry.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use crate::{
     parse_json, AliasRecord, DeploymentRecord, DeploymentSettings, Metadata, ModelRecord,
-    ModelVersionRecord, NewModelVersion, Result, StoreError,
+    ModelVersionRecord, NewModelVersion, Result, StoreError, INSTALLATION,
 };
 
 const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact_prefix, files, \
@@ -237,10 +237,14 @@ impl Metadata {
         Ok(found)
     }
 
+    /// The deployments of tenants' models (library models are served by the library).
     pub async fn deployments(&self) -> Result<Vec<DeploymentRecord>> {
-        let rows = sqlx::query(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE model_id IN \
+             (SELECT id FROM models WHERE tenant_id <> '{INSTALLATION}')"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(deployment_from_row).collect()
     }
 
@@ -296,7 +300,7 @@ fn version_from_row(row: &AnyRow) -> Result<ModelVersionRecord> {
         architecture: row.try_get("architecture")?,
         labels: strings("model_versions.labels", parse_json("labels", &labels)?)?,
         artifact_prefix: row.try_get("artifact_prefix")?,
-        files: strings("model_versions.files", parse_json("files", &files)?)?,
+        files: file_names(parse_json("model_versions.files", &files)?)?,
         report: parse_json("model_versions.report", &report)?,
         config: parse_json("model_versions.config", &config)?,
         job_id: row.try_get("job_id")?,
@@ -304,6 +308,21 @@ fn version_from_row(row: &AnyRow) -> Result<ModelVersionRecord> {
         created_at: row.try_get("created_at")?,
         format: crate::parsed(row, "format", aiaas_types::Format::parse)?,
     })
+}
+
+/// The names in a version's file list: a JSON array of names, or of objects with a
+/// `name` (pulled models also record each file's size and digest).
+pub(crate) fn file_names(files: serde_json::Value) -> Result<Vec<String>> {
+    let corrupt = || StoreError::Corrupt(format!("model_versions.files: {files}"));
+    let list = files.as_array().ok_or_else(corrupt)?;
+    list.iter()
+        .map(|f| {
+            f.as_str()
+                .or_else(|| f.get("name")?.as_str())
+                .map(str::to_string)
+                .ok_or_else(corrupt)
+        })
+        .collect()
 }
 
 fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {

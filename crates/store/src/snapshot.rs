@@ -25,12 +25,15 @@ impl Metadata {
         Ok(())
     }
 
-    /// Artifact keys and key prefixes the rows refer to (datasets' files, model versions'
-    /// folders).
+    /// Artifact keys and key prefixes the rows refer to (datasets' files, the folders of
+    /// tenants' model versions; library models are pulled again, not backed up).
     pub async fn referenced_artifacts(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT artifact_key FROM datasets UNION SELECT artifact_prefix FROM model_versions",
-        )
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT artifact_key FROM datasets UNION SELECT v.artifact_prefix FROM \
+             model_versions v JOIN models m ON m.id = v.model_id \
+             WHERE m.tenant_id <> '{}'",
+            crate::INSTALLATION
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())

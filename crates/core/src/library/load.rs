@@ -175,7 +175,7 @@ impl Library {
         let settings = ServingSettings::of(record);
         let c = &self.inner.config;
         self.ensure_cached(record).await?;
-        let dir = self.library_cache_dir().join(&record.dir);
+        let dir = self.library_cache_dir().join(&record.name);
         let names = file_names(record);
         let label = record.name.clone();
         let p = self.clone();
@@ -232,7 +232,7 @@ impl Library {
     /// and sha256 recorded at the pull (a copy that fails is deleted, never loaded), then
     /// keep the cache under its size bound. The folder's time marks its last use.
     pub(crate) async fn ensure_cached(&self, record: &LibraryModelRecord) -> Result<()> {
-        let dir = self.library_cache_dir().join(&record.dir);
+        let dir = self.library_cache_dir().join(&record.name);
         if !self.inner.artifacts.is_shared() {
             return Ok(());
         }
@@ -341,7 +341,7 @@ impl Library {
         let mut present: Vec<(std::time::SystemTime, u64, String)> = records
             .iter()
             .filter_map(|r| {
-                let meta = std::fs::metadata(cache.join(&r.dir)).ok()?;
+                let meta = std::fs::metadata(cache.join(&r.name)).ok()?;
                 Some((
                     meta.modified().ok()?,
                     r.size_bytes.max(0) as u64,

@@ -339,7 +339,7 @@ impl Library {
             .library_models()
             .await?
             .iter()
-            .map(|r| (cache.join(&r.dir), file_names(r)))
+            .map(|r| (cache.join(&r.name), file_names(r)))
             .collect();
         tokio::task::spawn_blocking(move || {
             let mut sealed = 0;
@@ -508,12 +508,6 @@ impl Library {
             let _ = puller.remove(&m.name);
             return Err(e.into());
         }
-        let cache = self.library_cache_dir();
-        let dir = m
-            .dir
-            .strip_prefix(&cache)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| m.name.clone());
         let id = aiaas_types::new_id();
         if self.inner.artifacts.is_shared() {
             // Replicas fetch the weights from the shared store: files first, row last.
@@ -545,7 +539,6 @@ impl Library {
             format: m.format,
             source: m.source.clone(),
             license: m.license.clone().unwrap_or_default(),
-            dir,
             files: serde_json::to_value(&m.files).unwrap_or_default(),
             size_bytes: m.size_bytes as i64,
             defaults: m.defaults.clone(),

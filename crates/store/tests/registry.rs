@@ -1,0 +1,291 @@
+//! The one model registry: library models (installation-wide) and tenants' trained
+//! models are rows of the same tables, apart only in their owner. Run on a real SQLite
+//! file and on a real PostgreSQL (`AIAAS_TEST_POSTGRES_URL`, required in CI through
+//! `AIAAS_REQUIRE_POSTGRES=1`), like `store.rs`.
+
+use aiaas_store::{
+    DeploymentSettings, LibraryModelRecord, Metadata, NewModelVersion, StoreError, INSTALLATION,
+};
+use aiaas_types::{Format, Task};
+use serde_json::json;
+
+/// A fresh database URL and what drops it afterwards.
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_admin: Option<(String, String)>,
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
+        Db {
+            url,
+            _dir: Some(dir),
+            pg_admin: None,
+        }
+    }
+
+    async fn postgres() -> Option<Db> {
+        let admin = match std::env::var("AIAAS_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert!(
+                    std::env::var("AIAAS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                    "AIAAS_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL with scripts/pg.sh)"
+                );
+                eprintln!("skipped: AIAAS_TEST_POSTGRES_URL is not set");
+                return None;
+            }
+        };
+        let name = format!("registry_{}", aiaas_types::new_id().replace('-', ""));
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("the test PostgreSQL answers");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        Some(Db {
+            url: format!("{base}/{name}"),
+            _dir: None,
+            pg_admin: Some((admin, name)),
+        })
+    }
+
+    async fn drop_database(self) {
+        if let Some((admin, name)) = self.pg_admin {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap();
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::Db::sqlite();
+                    super::$name(&db.url).await;
+                    db.drop_database().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::Db::postgres().await else { return };
+                    super::$name(&db.url).await;
+                    db.drop_database().await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    library_models_are_installation_models_in_the_one_registry,
+    library_models_of_an_older_schema_move_into_the_registry,
+);
+
+fn pulled(name: &str) -> LibraryModelRecord {
+    LibraryModelRecord {
+        id: aiaas_types::new_id(),
+        name: name.into(),
+        task: Task::Chat,
+        format: Format::Gguf,
+        source: "catalogue:qwen".into(),
+        license: "apache-2.0".into(),
+        files: json!([{"name": "model.gguf", "size": 10, "sha256": "ab"}]),
+        size_bytes: 10,
+        defaults: json!({"temperature": 0.7}),
+        settings: json!({}),
+        created_at: 1,
+    }
+}
+
+async fn library_models_are_installation_models_in_the_one_registry(url: &str) {
+    let db = Metadata::connect(url).await.unwrap();
+    let acme = db.create_tenant("acme").await.unwrap();
+    // A tenant's trained model of the same name lives beside the library's.
+    let trained = db
+        .insert_model_version(&NewModelVersion {
+            tenant_id: acme.id.clone(),
+            model_name: "qwen".into(),
+            task: Task::TextClassification,
+            format: Format::AiaasClassifier,
+            architecture: "avgpool".into(),
+            labels: vec!["a".into()],
+            artifact_prefix: "models/acme/qwen/1".into(),
+            files: vec!["model.json".into()],
+            report: json!({}),
+            config: json!({}),
+            job_id: None,
+            dataset_id: None,
+        })
+        .await
+        .unwrap();
+    let settings = DeploymentSettings {
+        max_batch: 8,
+        max_delay_ms: 2,
+        queue_capacity: 64,
+        pii_inputs: None,
+    };
+    db.upsert_deployment(&trained.model_id, 1, settings)
+        .await
+        .unwrap();
+
+    let record = pulled("qwen");
+    db.insert_library_model(&record).await.unwrap();
+    assert!(matches!(
+        db.insert_library_model(&pulled("qwen")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(db.library_models().await.unwrap(), vec![record.clone()]);
+    assert_eq!(
+        db.library_model("qwen").await.unwrap(),
+        Some(record.clone())
+    );
+
+    // In the registry: a model owned by the installation, version 1, deployed.
+    let model = db
+        .model_by_name(INSTALLATION, "qwen")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (model.id.as_str(), model.task),
+        (record.id.as_str(), Task::Chat)
+    );
+    let version = db.model_version(&model.id, 1).await.unwrap().unwrap();
+    assert_eq!(version.format, Format::Gguf);
+    assert_eq!(version.files, vec!["model.gguf".to_string()]);
+    assert_eq!(version.artifact_prefix, format!("library/{}", record.id));
+    assert_eq!(db.deployment(&model.id).await.unwrap().unwrap().version, 1);
+
+    // Never listed as a tenant, a tenant's model or a classifier deployment; never backed
+    // up (pulled again instead).
+    let tenants = db.tenants().await.unwrap();
+    assert!(tenants.iter().all(|t| t.id != INSTALLATION), "{tenants:?}");
+    assert!(db.tenant(INSTALLATION).await.unwrap().is_none());
+    let all: Vec<_> = db.models(None).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].tenant_id, acme.id);
+    let deployments = db.deployments().await.unwrap();
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0].model_id, trained.model_id);
+    let referenced = db.referenced_artifacts().await.unwrap();
+    assert_eq!(referenced, vec!["models/acme/qwen/1".to_string()]);
+
+    // Settings are the deployment's; removal takes the version and deployment along.
+    assert!(db
+        .set_library_settings("qwen", &json!({"slots": 2}))
+        .await
+        .unwrap());
+    let changed = db.library_model("qwen").await.unwrap().unwrap();
+    assert_eq!(changed.settings, json!({"slots": 2}));
+    assert!(!db.set_library_settings("nope", &json!({})).await.unwrap());
+    assert!(db.delete_library_model("qwen").await.unwrap());
+    assert!(!db.delete_library_model("qwen").await.unwrap());
+    assert!(db.library_models().await.unwrap().is_empty());
+    assert!(db.model_version(&model.id, 1).await.unwrap().is_none());
+    assert!(db.deployment(&model.id).await.unwrap().is_none());
+    // The tenant's model is untouched.
+    assert!(db.model_by_name(&acme.id, "qwen").await.unwrap().is_some());
+    db.close().await;
+}
+
+/// The SQL statements of a migration file (comments dropped), as the store runs them.
+fn statements(sql: &str) -> Vec<String> {
+    let code: Vec<&str> = sql.lines().map(|l| l.split("--").next().unwrap()).collect();
+    code.join("\n")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A database as the release before the one registry left it (migrations 1 to 8), with
+/// a pulled model in `library_models`, opens with that model in the registry.
+async fn library_models_of_an_older_schema_move_into_the_registry(url: &str) {
+    const OLD: [&str; 8] = [
+        include_str!("../migrations/0001_foundation.sql"),
+        include_str!("../migrations/0002_library.sql"),
+        include_str!("../migrations/0003_audit.sql"),
+        include_str!("../migrations/0004_limits.sql"),
+        include_str!("../migrations/0005_privacy.sql"),
+        include_str!("../migrations/0006_output_privacy.sql"),
+        include_str!("../migrations/0007_replicas.sql"),
+        include_str!("../migrations/0008_version_formats.sql"),
+    ];
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         applied_at BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (i, sql) in OLD.iter().enumerate() {
+        for statement in statements(sql) {
+            sqlx::query(&statement).execute(&pool).await.unwrap();
+        }
+        sqlx::query("INSERT INTO schema_migrations VALUES ($1, 'old', 0)")
+            .bind(i as i64 + 1)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO library_models (id, name, task, format, source, license, dir, files, \
+         size_bytes, defaults, settings, created_at) VALUES ('lib-1', 'minilm', 'embedding', \
+         'hf-encoder', 'catalogue:minilm', 'apache-2.0', 'minilm', \
+         '[{\"name\":\"model.safetensors\",\"size\":5}]', 5, '{}', '{\"max_batch\":16}', 7)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let db = Metadata::connect(url).await.unwrap();
+    let moved = db.library_model("minilm").await.unwrap().unwrap();
+    assert_eq!(
+        moved,
+        LibraryModelRecord {
+            id: "lib-1".into(),
+            name: "minilm".into(),
+            task: Task::Embedding,
+            format: Format::HfEncoder,
+            source: "catalogue:minilm".into(),
+            license: "apache-2.0".into(),
+            files: json!([{"name": "model.safetensors", "size": 5}]),
+            size_bytes: 5,
+            defaults: json!({}),
+            settings: json!({"max_batch": 16}),
+            created_at: 7,
+        }
+    );
+    let version = db.model_version("lib-1", 1).await.unwrap().unwrap();
+    assert_eq!(version.artifact_prefix, "library/lib-1");
+    // A second pull of the same name is still a conflict after the move.
+    assert!(matches!(
+        db.insert_library_model(&LibraryModelRecord {
+            name: "minilm".into(),
+            ..pulled("x")
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    db.close().await;
+}
