@@ -2,6 +2,7 @@
 //! word2vec.c and gensim: min_count vocabulary, unigram^0.75 noise (alias sampling), gensim's frequent-word
 //! sub-sampling, linear learning-rate decay, reduced (dynamic) windows and Hogwild threads.
 
+mod rows;
 mod sgd;
 
 use std::collections::HashMap;

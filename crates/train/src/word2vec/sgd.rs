@@ -3,16 +3,16 @@
 //!
 //! The matrices are shared as relaxed atomics, each `AtomicU64` holding two `f32`s:
 //! threads read and write rows without locks, exactly as word2vec.c and gensim do, but
-//! the races are defined behaviour in Rust instead of undefined. A relaxed load or store
-//! is a plain move on x86-64 and AArch64, but the compiler does not vectorise atomics:
-//! each row is copied into a local buffer once (two floats per move), so the arithmetic
-//! stays vectorised. `bench/word2vec.sh` measures what this costs against the unsound
+//! the races are defined behaviour in Rust instead of undefined. Rows move through
+//! rows.rs (eight floats per instruction where the CPU has AVX) into local buffers, where
+//! the arithmetic is vectorised. `bench/word2vec.sh` measures this against the unsound
 //! raw-pointer version (README: word2vec).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use aiaas_types::{Word2VecMode, Word2VecParams};
 
+use super::rows::{add_row, add_to_row, dot_row, load, train_row, Row};
 use super::{bounded, next_random, Corpus, NoiseTable, MAX_SENTENCE};
 
 /// A zeroed f32 buffer aligned to 2 MiB and, on Linux, marked for transparent huge pages:
@@ -126,60 +126,6 @@ pub(super) struct SharedWeights<'a> {
     pub(super) syn1: &'a [AtomicU64],
 }
 
-/// One row of a shared matrix: `dim / 2` pairs of floats (`dim` is even here).
-type Row<'a> = &'a [AtomicU64];
-
-/// The two floats of a pair: the first in the low half, as `HugeBuffer` lays them out on
-/// a little-endian machine (on a big-endian one every row is permuted the same way, which
-/// changes no dot product).
-#[inline(always)]
-fn unpack(bits: u64) -> [f32; 2] {
-    [
-        f32::from_bits(bits as u32),
-        f32::from_bits((bits >> 32) as u32),
-    ]
-}
-
-#[inline(always)]
-fn pack(pair: &[f32]) -> u64 {
-    u64::from(pair[0].to_bits()) | (u64::from(pair[1].to_bits()) << 32)
-}
-
-/// `out = row`.
-#[inline(always)]
-fn load(row: Row<'_>, out: &mut [f32]) {
-    for (o, a) in out.chunks_exact_mut(2).zip(row) {
-        o.copy_from_slice(&unpack(a.load(Relaxed)));
-    }
-}
-
-/// `row = values`.
-#[inline(always)]
-fn store(row: Row<'_>, values: &[f32]) {
-    for (a, v) in row.iter().zip(values.chunks_exact(2)) {
-        a.store(pack(v), Relaxed);
-    }
-}
-
-/// `acc += row`.
-#[inline(always)]
-fn add_row(row: Row<'_>, acc: &mut [f32]) {
-    for (s, a) in acc.chunks_exact_mut(2).zip(row) {
-        let [x, y] = unpack(a.load(Relaxed));
-        s[0] += x;
-        s[1] += y;
-    }
-}
-
-/// `row += x`, read afresh: another thread may have moved the row meanwhile.
-#[inline(always)]
-fn add_to_row(row: Row<'_>, x: &[f32]) {
-    for (a, xi) in row.iter().zip(x.chunks_exact(2)) {
-        let [r0, r1] = unpack(a.load(Relaxed));
-        a.store(pack(&[r0 + xi[0], r1 + xi[1]]), Relaxed);
-    }
-}
-
 pub(super) struct Job<'a> {
     pub(super) corpus: &'a Corpus,
     pub(super) keep: &'a [u64],
@@ -199,8 +145,6 @@ const PROGRESS_CHUNK: u64 = 10_000;
 struct Scratch {
     /// The hidden vector: a context word's input vector, or CBOW's context mean.
     l1: Vec<f32>,
-    /// An output vector being updated.
-    l2: Vec<f32>,
     /// The gradient for the input side.
     neu1e: Vec<f32>,
 }
@@ -246,7 +190,6 @@ impl Job<'_> {
         let mut sentence: Vec<u32> = Vec::with_capacity(MAX_SENTENCE);
         let mut scratch = Scratch {
             l1: vec![0f32; dim],
-            l2: vec![0f32; dim],
             neu1e: vec![0f32; dim],
         };
         let mut effective = 0u64;
@@ -366,11 +309,10 @@ impl Job<'_> {
         for (d, &target) in targets[..n].iter().enumerate() {
             let label = if d == 0 { 1.0 } else { 0.0 };
             let output = c.row1(target);
-            load(output, &mut s.l2);
-            let g = self.sigmoid.gradient(dot(&s.l1, &s.l2), label, c.alpha);
-            axpy(g, &s.l2, &mut s.neu1e);
-            axpy(g, &s.l1, &mut s.l2);
-            store(output, &s.l2);
+            let g = self
+                .sigmoid
+                .gradient(dot_row(output, &s.l1), label, c.alpha);
+            train_row(output, g, &s.l1, &mut s.neu1e);
         }
         rng
     }
