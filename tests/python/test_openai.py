@@ -209,6 +209,63 @@ def test_completions(client, chat_model):
     assert all(len(t) <= 2 for t in r.choices[0].logprobs.top_logprobs)
 
 
+def sse_chunks(server, path, body):
+    """The JSON chunks of a streamed reply, read raw (no client library in between)."""
+    r = server.api("POST", path, json=body, stream=True, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    chunks, done = [], False
+    for line in r.iter_lines(decode_unicode=True):
+        if not line.startswith("data: "):
+            continue
+        data = line[len("data: "):]
+        if data == "[DONE]":
+            done = True
+            continue
+        chunks.append(json.loads(data))
+    assert done, "the stream ends with [DONE]"
+    return chunks
+
+
+def closed(schema):
+    """The schema with no properties beyond those it names, all the way down (the
+    generated document leaves objects open; here an undocumented field must fail)."""
+    if isinstance(schema, dict):
+        out = {k: closed(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(schema, list):
+        return [closed(v) for v in schema]
+    return schema
+
+
+def test_streamed_chunks_match_the_documented_schemas(server, chat_model):
+    doc = server.api("GET", "/openapi.json").json()
+    components = closed(doc["components"])
+    for path, schema_name, extra in [
+        ("/v1/chat/completions", "ChatCompletionChunk",
+         {"messages": [{"role": "user", "content": "Say hi."}], "logprobs": True, "top_logprobs": 2}),
+        ("/v1/completions", "TextCompletionChunk", {"prompt": "Once upon a time", "logprobs": 1}),
+    ]:
+        op = doc["paths"][path]["post"]["responses"]["200"]["content"]
+        ref = op["text/event-stream"]["schema"]["$ref"]
+        assert ref == "#/components/schemas/" + schema_name
+        validator = jsonschema.Draft202012Validator({"$ref": ref, "components": components})
+        for usage in (False, True):
+            body = {"model": chat_model, "max_tokens": 6, "temperature": 0, "stream": True, "n": 2, **extra}
+            if usage:
+                body["stream_options"] = {"include_usage": True}
+            chunks = sse_chunks(server, path, body)
+            assert len(chunks) > 4
+            for chunk in chunks:
+                errors = [e.message for e in validator.iter_errors(chunk)]
+                assert not errors, (path, chunk, errors)
+                assert ("usage" in chunk) == usage, chunk
+            if usage:
+                assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
 # ------------------------------------------------------------------ embeddings
 
 def cosine(a, b):

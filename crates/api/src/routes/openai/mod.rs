@@ -109,7 +109,7 @@ async fn get_model(
     tag = "openai",
     summary = "Chat completion (OpenAI; SSE when stream)",
     request_body = schema::ChatCompletionBody,
-    responses((status = 200, description = "chat.completion, or SSE chunks (`text/event-stream`) when stream", body = replies::ChatCompletion), crate::wire::Refused),
+    responses((status = 200, description = "chat.completion; with `stream`, server-sent events each carrying a chat.completion.chunk, then `[DONE]`", content((replies::ChatCompletion = "application/json"), (replies::ChatCompletionChunk = "text/event-stream"))), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn chat_completions(
@@ -165,7 +165,7 @@ async fn chat_completions(
     tag = "openai",
     summary = "Text completion (OpenAI; SSE when stream)",
     request_body = schema::CompletionBody,
-    responses((status = 200, description = "text_completion, or SSE chunks (`text/event-stream`) when stream", body = replies::TextCompletion), crate::wire::Refused),
+    responses((status = 200, description = "text_completion; with `stream`, server-sent events each carrying a text_completion chunk, then `[DONE]`", content((replies::TextCompletion = "application/json"), (replies::TextCompletionChunk = "text/event-stream"))), crate::wire::Refused),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
 )]
 async fn completions(
@@ -324,14 +324,6 @@ fn finish_reason(r: Option<FinishReason>) -> Option<&'static str> {
         Some(FinishReason::Length) => Some("length"),
         None => None,
     }
-}
-
-fn finish(r: Option<FinishReason>) -> Value {
-    json!(finish_reason(r))
-}
-
-fn usage(prompt: usize, cached: usize, completion: usize) -> Value {
-    json!(replies::UsageBody::new(prompt, cached, completion))
 }
 
 /// Cached prompt tokens of a request: each prompt counts once (as in `prompt_tokens`),

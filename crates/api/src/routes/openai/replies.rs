@@ -1,6 +1,6 @@
-//! The OpenAI response bodies (non-streamed) as the API's own types: what the handlers
-//! send and what the OpenAPI document describes are the same structs. Streamed chunks
-//! are built in `stream.rs` around the same `UsageBody`.
+//! The OpenAI response bodies as the API's own types: what the handlers send and what the
+//! OpenAPI document describes are the same structs, streamed chunks included (sent by
+//! `stream.rs` as the `data:` of each server-sent event).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -149,4 +149,63 @@ pub(super) struct EmbeddingList {
     pub data: Vec<EmbeddingItem>,
     pub model: String,
     pub usage: EmbeddingUsage,
+}
+
+/// What a chat chunk adds to its choice: the role once, first; then text.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(super) struct ChatDelta {
+    /// `assistant`, in each choice's first chunk only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ChatChunkChoice {
+    pub index: usize,
+    /// Empty in the chunk that ends the choice.
+    pub delta: ChatDelta,
+    /// `{"content": [...]}` as in `ChatChoice`, for this chunk's tokens, when asked for.
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<Value>,
+    /// Null until the choice's last chunk: then `stop` or `length`.
+    pub finish_reason: Option<&'static str>,
+}
+
+/// One server-sent event of `POST /v1/chat/completions` with `stream: true`; the stream
+/// ends with `data: [DONE]`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ChatCompletionChunk {
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    pub object: &'static str,
+    pub created: i64,
+    pub model: String,
+    pub system_fingerprint: String,
+    /// Empty in the final usage chunk.
+    pub choices: Vec<ChatChunkChoice>,
+    /// With `stream_options.include_usage` only: null on every chunk but the last, which
+    /// has no choices and the request's usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UsageBody>)]
+    pub usage: Option<Option<UsageBody>>,
+}
+
+/// One server-sent event of `POST /v1/completions` with `stream: true` (choices carry
+/// text pieces); the stream ends with `data: [DONE]`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TextCompletionChunk {
+    pub id: String,
+    /// Always `text_completion`.
+    pub object: &'static str,
+    pub created: i64,
+    pub model: String,
+    pub system_fingerprint: String,
+    /// Empty in the final usage chunk.
+    pub choices: Vec<TextChoice>,
+    /// As in `ChatCompletionChunk`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<UsageBody>)]
+    pub usage: Option<Option<UsageBody>>,
 }

@@ -11,8 +11,11 @@ use axum::response::sse::{Event, Sse};
 use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
+use super::replies::{
+    ChatChunkChoice, ChatCompletionChunk, ChatDelta, TextChoice, TextCompletionChunk, UsageBody,
+};
 use super::{
-    cached_per_prompt, chat_logprobs, completion_logprobs, created, fingerprint, finish, usage,
+    cached_per_prompt, chat_logprobs, completion_logprobs, created, fingerprint, finish_reason,
     Kind,
 };
 use crate::error::ApiError;
@@ -25,15 +28,13 @@ pub(super) fn stream_response(
     kind: Kind,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let total = g.events.choices();
-    let object = match kind {
-        Kind::Chat => "chat.completion.chunk",
-        Kind::Completion => "text_completion",
-    };
     let mut chunks = Chunks {
-        envelope: json!({
-            "id": id, "object": object, "created": created(), "model": g.model,
-            "system_fingerprint": fingerprint(), "choices": [],
-        }),
+        envelope: Envelope {
+            id,
+            created: created(),
+            model: g.model,
+            system_fingerprint: fingerprint(),
+        },
         kind,
         include_usage,
         prompt_tokens: g.prompt_tokens.iter().sum(),
@@ -46,10 +47,11 @@ pub(super) fn stream_response(
     };
     if kind == Kind::Chat {
         for i in 0..total {
-            chunks.push(
-                json!([{"index": i, "delta": {"role": "assistant", "content": ""},
-                "logprobs": null, "finish_reason": null}]),
-            );
+            let delta = ChatDelta {
+                role: Some("assistant"),
+                content: Some(String::new()),
+            };
+            chunks.push(Piece::chat(i, delta, None, None));
         }
     }
     let stream =
@@ -70,10 +72,53 @@ pub(super) fn stream_response(
     Sse::new(stream)
 }
 
+/// What every chunk of one reply repeats.
+struct Envelope {
+    id: String,
+    created: i64,
+    model: String,
+    system_fingerprint: String,
+}
+
+/// One choice's part of a chunk.
+enum Piece {
+    Chat(ChatChunkChoice),
+    Text(TextChoice),
+}
+
+impl Piece {
+    fn chat(
+        index: usize,
+        delta: ChatDelta,
+        logprobs: Option<Value>,
+        finish_reason: Option<&'static str>,
+    ) -> Piece {
+        Piece::Chat(ChatChunkChoice {
+            index,
+            delta,
+            logprobs,
+            finish_reason,
+        })
+    }
+
+    fn text(
+        index: usize,
+        text: String,
+        logprobs: Option<Value>,
+        finish_reason: Option<&'static str>,
+    ) -> Piece {
+        Piece::Text(TextChoice {
+            index,
+            text,
+            logprobs,
+            finish_reason,
+        })
+    }
+}
+
 /// What the stream has sent so far, and the chunks waiting to go.
 struct Chunks {
-    /// `id`, `object`, `created`, `model`, `system_fingerprint`: the same on every chunk.
-    envelope: Value,
+    envelope: Envelope,
     kind: Kind,
     include_usage: bool,
     prompt_tokens: usize,
@@ -86,31 +131,61 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn push(&mut self, choices: Value) {
-        self.push_with_usage(choices, None);
+    fn push(&mut self, piece: Piece) {
+        self.send(Some(piece), None);
     }
 
-    fn push_with_usage(&mut self, choices: Value, usage_v: Option<Value>) {
-        let mut v = self.envelope.clone();
-        v["choices"] = choices;
-        if self.include_usage {
-            v["usage"] = usage_v.unwrap_or(Value::Null);
-        }
-        self.out.push_back(Event::default().data(v.to_string()));
+    /// One chunk: a choice's piece, or none (the usage chunk).
+    fn send(&mut self, piece: Option<Piece>, usage: Option<UsageBody>) {
+        let e = &self.envelope;
+        let usage = self.include_usage.then_some(usage);
+        let body = match (self.kind, piece) {
+            (Kind::Chat, piece) => serde_json::to_string(&ChatCompletionChunk {
+                id: e.id.clone(),
+                object: "chat.completion.chunk",
+                created: e.created,
+                model: e.model.clone(),
+                system_fingerprint: e.system_fingerprint.clone(),
+                choices: match piece {
+                    Some(Piece::Chat(c)) => vec![c],
+                    _ => Vec::new(),
+                },
+                usage,
+            }),
+            (Kind::Completion, piece) => serde_json::to_string(&TextCompletionChunk {
+                id: e.id.clone(),
+                object: "text_completion",
+                created: e.created,
+                model: e.model.clone(),
+                system_fingerprint: e.system_fingerprint.clone(),
+                choices: match piece {
+                    Some(Piece::Text(c)) => vec![c],
+                    _ => Vec::new(),
+                },
+                usage,
+            }),
+        };
+        // Serialising these structs cannot fail (strings, numbers and JSON values only).
+        let body = body.unwrap_or_default();
+        self.out.push_back(Event::default().data(body));
     }
 
     fn on_event(&mut self, i: usize, event: GenEvent) {
         let logprobs = |l: &[aiaas_core::TokenLogprob], kind: Kind| match (l.is_empty(), kind) {
-            (true, _) => Value::Null,
-            (false, Kind::Chat) => chat_logprobs(l),
-            (false, Kind::Completion) => completion_logprobs(l, 0),
+            (true, _) => None,
+            (false, Kind::Chat) => Some(chat_logprobs(l)),
+            (false, Kind::Completion) => Some(completion_logprobs(l, 0)),
         };
         let piece = match event {
             GenEvent::Text { text, logprobs: l } => match self.kind {
-                Kind::Chat => json!([{"index": i, "delta": {"content": text},
-                    "logprobs": logprobs(&l, Kind::Chat), "finish_reason": null}]),
-                Kind::Completion => json!([{"index": i, "text": text,
-                    "logprobs": logprobs(&l, Kind::Completion), "finish_reason": null}]),
+                Kind::Chat => {
+                    let delta = ChatDelta {
+                        role: None,
+                        content: Some(text),
+                    };
+                    Piece::chat(i, delta, logprobs(&l, Kind::Chat), None)
+                }
+                Kind::Completion => Piece::text(i, text, logprobs(&l, Kind::Completion), None),
             },
             GenEvent::Done { reason, usage: u } => {
                 self.ended += 1;
@@ -118,11 +193,10 @@ impl Chunks {
                 if let Some(c) = self.cached.get_mut(i) {
                     *c = u.cached_tokens;
                 }
+                let reason = finish_reason(Some(reason));
                 match self.kind {
-                    Kind::Chat => json!([{"index": i, "delta": {}, "logprobs": null,
-                        "finish_reason": finish(Some(reason))}]),
-                    Kind::Completion => json!([{"index": i, "text": "", "logprobs": null,
-                        "finish_reason": finish(Some(reason))}]),
+                    Kind::Chat => Piece::chat(i, ChatDelta::default(), None, reason),
+                    Kind::Completion => Piece::text(i, String::new(), None, reason),
                 }
             }
             GenEvent::Error(e) => {
@@ -160,12 +234,12 @@ impl Chunks {
             return;
         }
         if self.include_usage && self.ended == self.cached.len() {
-            let u = usage(
+            let u = UsageBody::new(
                 self.prompt_tokens,
                 cached_per_prompt(&self.cached, self.prompts),
                 self.completion_tokens,
             );
-            self.push_with_usage(json!([]), Some(u));
+            self.send(None, Some(u));
         }
         self.out.push_back(Event::default().data("[DONE]"));
         self.finished = true;
