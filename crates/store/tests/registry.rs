@@ -1,7 +1,6 @@
 //! The one model registry: library models (installation-wide) and tenants' trained
-//! models are rows of the same tables, apart only in their owner. Run on a real SQLite
-//! file and on a real PostgreSQL (`AIAAS_TEST_POSTGRES_URL`, required in CI through
-//! `AIAAS_REQUIRE_POSTGRES=1`), like `store.rs`.
+//! models are rows of the same tables, apart only in their owner. Run on SQLite and on
+//! PostgreSQL (common/mod.rs).
 
 use aiaas_store::{
     DeploymentSettings, LibraryModelRecord, Metadata, NewModelVersion, StoreError, INSTALLATION,
@@ -9,88 +8,15 @@ use aiaas_store::{
 use aiaas_types::{Format, Task};
 use serde_json::json;
 
-/// A fresh database URL and what drops it afterwards.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg_admin: Option<(String, String)>,
+mod common;
+
+/// Each body gets the URL of an empty database (the upgrade test lays out an old schema
+/// first).
+async fn fixture(blank: &common::Blank) -> String {
+    blank.url.clone()
 }
 
-impl Db {
-    fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
-        Db {
-            url,
-            _dir: Some(dir),
-            pg_admin: None,
-        }
-    }
-
-    async fn postgres() -> Option<Db> {
-        let admin = match std::env::var("AIAAS_TEST_POSTGRES_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert!(
-                    std::env::var("AIAAS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "AIAAS_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL with scripts/pg.sh)"
-                );
-                eprintln!("skipped: AIAAS_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
-        let name = format!("registry_{}", aiaas_types::new_id().replace('-', ""));
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("the test PostgreSQL answers");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        Some(Db {
-            url: format!("{base}/{name}"),
-            _dir: None,
-            pg_admin: Some((admin, name)),
-        })
-    }
-
-    async fn drop_database(self) {
-        if let Some((admin, name)) = self.pg_admin {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                .await
-                .unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-}
-
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::Db::sqlite();
-                    super::$name(&db.url).await;
-                    db.drop_database().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres().await else { return };
-                    super::$name(&db.url).await;
-                    db.drop_database().await;
-                }
-            )*
-        }
-    };
-}
+async fn finish(_: String) {}
 
 on_both_databases!(
     library_models_are_installation_models_in_the_one_registry,

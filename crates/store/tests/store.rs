@@ -1,8 +1,7 @@
-//! Integration tests of the metadata store. Every test body runs twice: against a real
-//! SQLite file, and against a real PostgreSQL (a fresh database per test in the cluster
-//! named by `AIAAS_TEST_POSTGRES_URL`, which `scripts/test.sh` starts with
-//! `scripts/pg.sh`). Without that variable the PostgreSQL half is skipped with a notice,
-//! unless `AIAAS_REQUIRE_POSTGRES=1` (set by the test script), which makes it a failure.
+//! Integration tests of the metadata store, each run on SQLite and on PostgreSQL
+//! (common/mod.rs).
+
+mod common;
 
 use aiaas_store::{
     ApiKeyRecord, AuditRecord, Backend, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob,
@@ -10,100 +9,31 @@ use aiaas_store::{
 };
 use aiaas_types::{Format, Task};
 
-/// A database for one test: where it lives, so it can be reopened, and how to drop it.
+/// A migrated database for one test, and where it lives (to reopen it).
 struct Db {
     url: String,
     meta: Metadata,
-    _dir: Option<tempfile::TempDir>,
-    pg_admin: Option<(String, String)>,
+}
+
+async fn fixture(blank: &common::Blank) -> Db {
+    let meta = Metadata::connect(&blank.url).await.unwrap();
+    if blank.url.starts_with("postgres") {
+        assert_eq!(meta.backend(), Backend::Postgres);
+    }
+    Db {
+        url: blank.url.clone(),
+        meta,
+    }
+}
+
+async fn finish(db: Db) {
+    db.meta.close().await;
 }
 
 impl Db {
-    async fn sqlite() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
-        let meta = Metadata::connect(&url).await.unwrap();
-        Db {
-            url,
-            meta,
-            _dir: Some(dir),
-            pg_admin: None,
-        }
-    }
-
-    async fn postgres() -> Option<Db> {
-        let admin = match std::env::var("AIAAS_TEST_POSTGRES_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert!(
-                    std::env::var("AIAAS_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                    "AIAAS_TEST_POSTGRES_URL is not set (scripts/test.sh starts PostgreSQL with scripts/pg.sh)"
-                );
-                eprintln!("skipped: AIAAS_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
-        let name = format!("store_{}", aiaas_types::new_id().replace('-', ""));
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("the test PostgreSQL answers");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        let url = format!("{base}/{name}");
-        let meta = Metadata::connect(&url).await.unwrap();
-        assert_eq!(meta.backend(), Backend::Postgres);
-        Some(Db {
-            url,
-            meta,
-            _dir: None,
-            pg_admin: Some((admin, name)),
-        })
-    }
-
     async fn reopen(&self) -> Metadata {
         Metadata::connect(&self.url).await.unwrap()
     }
-
-    async fn drop_database(self) {
-        self.meta.close().await;
-        if let Some((admin, name)) = self.pg_admin {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                .await
-                .unwrap();
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-}
-
-/// Each named test body, as `sqlite::NAME` and `postgres::NAME`.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let db = super::Db::sqlite().await;
-                    super::$name(&db).await;
-                    db.drop_database().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::Db::postgres().await else { return };
-                    super::$name(&db).await;
-                    db.drop_database().await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_databases!(
