@@ -1,11 +1,13 @@
-"""Fixtures: a real `aiaas serve` on port 0 with a fresh data directory, and a small
-deployed classifier trained through the HTTP API."""
+"""Fixtures: a real `aiaas serve` on port 0 with a fresh data directory, a small
+deployed classifier trained through the HTTP API, the library's chat and embedding
+models, and an `openai` client pointed at the server."""
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 
+import openai
 import pytest
 import requests
 
@@ -102,3 +104,33 @@ def topics_model(server):
         time.sleep(0.5)
     assert job["status"] == "succeeded", job
     return "topics"
+
+
+CHAT = "smollm2-135m-instruct"
+EMBED = "all-minilm-l6-v2"
+
+
+def pull(server, source, name=None):
+    body = {"source": source, "stream": False}
+    if name:
+        body["name"] = name
+    r = server.api("POST", "/api/v1/library/pull", json=body, timeout=600)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+@pytest.fixture(scope="session")
+def chat_model(server):
+    pull(server, CHAT)
+    return CHAT
+
+
+@pytest.fixture(scope="session")
+def embed_model(server):
+    pull(server, EMBED)
+    return EMBED
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    return openai.OpenAI(base_url=server.base + "/v1", api_key=ADMIN_KEY, max_retries=0, timeout=120)

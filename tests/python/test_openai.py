@@ -15,38 +15,10 @@ import openai
 import pytest
 import requests
 
-from conftest import ADMIN_KEY
+from conftest import ADMIN_KEY, CHAT, EMBED, pull  # noqa: F401  (fixtures live in conftest)
 
-CHAT = "smollm2-135m-instruct"
-EMBED = "all-minilm-l6-v2"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE = os.path.join(HERE, "..", "fixtures", "embed", "reference.json")
-
-
-def pull(server, source, name=None):
-    body = {"source": source, "stream": False}
-    if name:
-        body["name"] = name
-    r = server.api("POST", "/api/v1/library/pull", json=body, timeout=600)
-    assert r.status_code in (200, 201), r.text
-    return r.json()
-
-
-@pytest.fixture(scope="session")
-def chat_model(server):
-    pull(server, CHAT)
-    return CHAT
-
-
-@pytest.fixture(scope="session")
-def embed_model(server):
-    pull(server, EMBED)
-    return EMBED
-
-
-@pytest.fixture(scope="session")
-def client(server):
-    return openai.OpenAI(base_url=server.base + "/v1", api_key=ADMIN_KEY, max_retries=0, timeout=120)
 
 
 def ask(client, model, text, **kw):

@@ -453,7 +453,7 @@ fn openai_request_schemas_cover_every_field_the_handlers_read() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes/openai");
     let mut read = std::collections::BTreeSet::new();
-    for file in ["request.rs", "valid.rs"] {
+    for file in ["request.rs", "valid.rs", "tools.rs"] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         for method in [
             "get",
@@ -481,6 +481,15 @@ fn openai_request_schemas_cover_every_field_the_handlers_read() {
         "include_usage",
         "text",
         "content",
+        "function",
+        "name",
+        "description",
+        "parameters",
+        "strict",
+        "id",
+        "arguments",
+        "tool_call_id",
+        "tool_calls",
     ] {
         read.remove(nested);
     }

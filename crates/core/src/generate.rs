@@ -7,7 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiaas_engine::llm::{self, ChatMessage, GenEvent, GenerateRequest, LlmError, SamplingParams};
+use aiaas_engine::llm::{
+    self, ChatMessage, Constraint, GenEvent, GenerateRequest, LlmError, SamplingParams, ToolChoice,
+    ToolRequest, ToolSyntax,
+};
 use aiaas_engine::Engine;
 use aiaas_privacy::Policy;
 use aiaas_store::{LibraryModelRecord, Metadata, UsageRecord};
@@ -63,6 +66,8 @@ pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
     pub options: GenerationOptions,
+    /// Function tools the model may call (llm's tools.rs).
+    pub tools: Option<ToolRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +93,9 @@ pub struct Generation {
     pub prompt_tokens: Vec<usize>,
     /// Every choice's events as one stream (`n` choices per prompt, prompt-major).
     pub events: GenerationEvents,
+    /// Set when the model may call tools: how to read the calls out of each choice's
+    /// finished text.
+    pub tools: Option<ToolSyntax>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -153,33 +161,60 @@ impl Inference {
             .await?;
         refuse_masked_logprobs(&output, &req.options)?;
         let mut messages = req.messages;
+        // Every text the model will read: contents, and the arguments of earlier calls.
+        let mut texts: Vec<&mut String> = Vec::new();
+        for ChatMessage {
+            content,
+            tool_calls,
+            ..
+        } in messages.iter_mut()
+        {
+            texts.push(content);
+            for call in tool_calls.iter_mut() {
+                texts.push(&mut call.arguments);
+            }
+        }
         self.inner
             .privacy
-            .mask_model_inputs(
-                principal,
-                privacy.pii_inputs,
-                messages.iter_mut().map(|m| &mut m.content),
-            )
+            .mask_model_inputs(principal, privacy.pii_inputs, texts)
             .await?;
+        let tools = req.tools.filter(|t| !t.tools.is_empty());
+        let calling = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
+        if calling && req.options.response_format != ResponseFormat::Text {
+            return Err(CoreError::InvalidInput(
+                "response_format cannot be combined with tools that may be called: the reply's format is the tool calls' (use tool_choice \"none\" for a formatted answer)".into(),
+            ));
+        }
         let runtime = self
             .inner
             .library
             .generator_for(&record, req.options.keep_alive)
             .await?;
         let rt = runtime.clone();
-        let prompt = tokio::task::spawn_blocking(move || {
-            let text = rt.model().render_chat(&messages)?;
-            rt.model().tokenize(&text)
+        let (prompt, constraint, syntax) = tokio::task::spawn_blocking(move || {
+            let model = rt.model();
+            let (text, constraint, syntax) = match &tools {
+                Some(t) => {
+                    let plan = model.render_tool_chat(&messages, t)?;
+                    let syntax = (t.choice != ToolChoice::None).then_some(plan.syntax);
+                    (plan.prompt, plan.constraint, syntax)
+                }
+                None => (model.render_chat(&messages)?, None, None),
+            };
+            Ok::<_, LlmError>((model.tokenize(&text)?, constraint, syntax))
         })
         .await??;
-        self.admit_sequences(
+        let mut generation = self.admit_sequences(
             principal,
             &record,
             &runtime,
             vec![prompt],
             &req.options,
+            constraint,
             output,
-        )
+        )?;
+        generation.tools = syntax;
+        Ok(generation)
     }
 
     /// Start a text completion: `n` sequences for each prompt.
@@ -225,7 +260,15 @@ impl Inference {
                 .collect::<Result<Vec<_>, LlmError>>()
         })
         .await??;
-        self.admit_sequences(principal, &record, &runtime, tokens, &req.options, output)
+        self.admit_sequences(
+            principal,
+            &record,
+            &runtime,
+            tokens,
+            &req.options,
+            None,
+            output,
+        )
     }
 
     /// Embed texts with a library embedding model.
@@ -302,7 +345,9 @@ impl Inference {
         })
     }
 
-    /// Admit every sequence or none.
+    /// Admit every sequence or none. `constraint`, when given, is the replies' grammar
+    /// (tool calls); otherwise `response_format` decides.
+    #[allow(clippy::too_many_arguments)]
     fn admit_sequences(
         &self,
         principal: &Principal,
@@ -310,6 +355,7 @@ impl Inference {
         runtime: &aiaas_engine::GeneratorRuntime,
         prompts: Vec<Vec<i32>>,
         o: &GenerationOptions,
+        constraint: Option<Constraint>,
         output: Option<Policy>,
     ) -> Result<Generation> {
         let defaults = &record.defaults;
@@ -319,10 +365,15 @@ impl Inference {
                 .and_then(serde_json::Value::as_f64)
                 .map_or(fallback, |v| v as f32)
         };
-        let grammar = match &o.response_format {
-            ResponseFormat::Text => None,
-            ResponseFormat::JsonObject => Some(llm::json_object_grammar()?),
-            ResponseFormat::JsonSchema(schema) => Some(llm::json_schema_grammar(schema)?),
+        let grammar = match (constraint, &o.response_format) {
+            (Some(c), _) => Some(c),
+            (None, ResponseFormat::Text) => None,
+            (None, ResponseFormat::JsonObject) => {
+                Some(Constraint::always(llm::json_object_grammar()?))
+            }
+            (None, ResponseFormat::JsonSchema(schema)) => {
+                Some(Constraint::always(llm::json_schema_grammar(schema)?))
+            }
         };
         let n = o.n.max(1);
         let mut choices = Vec::with_capacity(prompts.len() * n);
@@ -359,6 +410,7 @@ impl Inference {
             model: record.name.clone(),
             prompt_tokens,
             events,
+            tools: None,
         })
     }
 

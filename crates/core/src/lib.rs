@@ -26,7 +26,10 @@ mod privacy;
 mod runtime_key;
 mod tenants;
 
-pub use aiaas_engine::llm::{ChatMessage, FinishReason, GenEvent, ModelInfo, TokenLogprob};
+pub use aiaas_engine::llm::{
+    ChatMessage, FinishReason, GenEvent, ModelInfo, ParsedReply, TokenLogprob, ToolCall,
+    ToolChoice, ToolRequest, ToolSpec, ToolSyntax,
+};
 pub use aiaas_engine::{BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};

@@ -13,6 +13,7 @@ mod sampling;
 mod scheduler;
 mod sequence;
 mod template;
+mod tools;
 
 use std::num::NonZeroU16;
 use std::path::Path;
@@ -25,7 +26,10 @@ use llama_cpp_2::token::LlamaToken;
 
 pub use sampling::{SamplingParams, TokenLogprob, TopLogprob};
 pub use scheduler::{GenerationObserver, Generator, GeneratorSettings, GeneratorStats};
-pub use template::{ChatMessage, ChatTemplate};
+pub use template::{ChatMessage, ChatTemplate, TemplateCaps, ToolCall};
+pub use tools::{
+    Constraint, ParsedReply, ToolChoice, ToolPrompt, ToolRequest, ToolSpec, ToolSyntax,
+};
 
 /// Errors of loading and running generative models.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -161,6 +165,21 @@ impl LlmModel {
         }
     }
 
+    /// The prompt of a conversation with tools, the reply's constraint, and the syntax
+    /// to read calls back in (tools.rs).
+    pub fn render_tool_chat(
+        &self,
+        messages: &[ChatMessage],
+        tools: &ToolRequest,
+    ) -> Result<ToolPrompt, LlmError> {
+        match &self.template {
+            Some(t) => tools.plan(t, messages),
+            None => Err(LlmError::InvalidRequest(
+                "this model has no chat template: use the completions endpoint".into(),
+            )),
+        }
+    }
+
     /// Token ids of a prompt: the model's BOS added when it wants one (once, even when
     /// the rendered template already starts with it), special tokens parsed. Blocking.
     pub fn tokenize(&self, text: &str) -> Result<Vec<i32>, LlmError> {
@@ -212,8 +231,9 @@ pub struct GenerateRequest {
     pub max_tokens: Option<usize>,
     /// Strings that end the reply; never emitted.
     pub stop: Vec<String>,
-    /// When set, a llama.cpp grammar (GBNF) the reply must follow.
-    pub grammar: Option<String>,
+    /// When set, a llama.cpp grammar (GBNF) the reply must follow (from its start, or
+    /// lazily from a trigger).
+    pub grammar: Option<Constraint>,
     /// Number of most likely alternatives to report per token (`None`: no logprobs).
     pub logprobs: Option<usize>,
     /// Give up after this long (queue wait included).

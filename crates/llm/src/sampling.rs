@@ -53,11 +53,12 @@ impl SamplingParams {
 /// How many generated tokens the presence/frequency penalties look back over.
 const PENALTY_WINDOW: i32 = 4096;
 
-/// The sampler chain of one sequence. `grammar` is GBNF with root rule `root`.
+/// The sampler chain of one sequence. `grammar` is GBNF with root rule `root`, applied
+/// from the start or once its trigger pattern matches.
 pub(crate) fn build_sampler(
     model: &LlamaModel,
     params: &SamplingParams,
-    grammar: Option<&str>,
+    grammar: Option<&crate::Constraint>,
     seed: u32,
 ) -> Result<LlamaSampler, LlmError> {
     let mut chain = Vec::new();
@@ -71,10 +72,19 @@ pub(crate) fn build_sampler(
         ));
     }
     if let Some(g) = grammar {
-        chain.push(
-            LlamaSampler::grammar(model, g, "root")
-                .map_err(|e| LlmError::InvalidRequest(format!("the grammar is invalid: {e}")))?,
-        );
+        let invalid = |e| LlmError::InvalidRequest(format!("the grammar is invalid: {e}"));
+        let sampler = match &g.trigger {
+            None => LlamaSampler::grammar(model, &g.gbnf, "root").map_err(invalid)?,
+            Some(pattern) => LlamaSampler::grammar_lazy_patterns(
+                model,
+                &g.gbnf,
+                "root",
+                std::slice::from_ref(pattern),
+                &[],
+            )
+            .map_err(invalid)?,
+        };
+        chain.push(sampler);
     }
     if params.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());

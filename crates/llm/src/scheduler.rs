@@ -426,7 +426,7 @@ impl<'m> Scheduler<'m> {
             let sampler = match build_sampler(
                 self.model,
                 &job.request.sampling,
-                job.request.grammar.as_deref(),
+                job.request.grammar.as_ref(),
                 seed,
             ) {
                 Ok(s) => s,

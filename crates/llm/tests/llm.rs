@@ -51,12 +51,7 @@ fn greedy(prompt: Vec<i32>, max_tokens: usize) -> GenerateRequest {
 
 fn chat_prompt(text: &str) -> Vec<i32> {
     let m = model();
-    let rendered = m
-        .render_chat(&[ChatMessage {
-            role: "user".into(),
-            content: text.into(),
-        }])
-        .unwrap();
+    let rendered = m.render_chat(&[ChatMessage::new("user", text)]).unwrap();
     m.tokenize(&rendered).unwrap()
 }
 
@@ -103,12 +98,7 @@ fn metadata_and_template() {
     assert_eq!(m.info().architecture, "llama");
     assert!(m.info().context_length >= 2048);
     assert!(m.has_chat_template());
-    let prompt = m
-        .render_chat(&[ChatMessage {
-            role: "user".into(),
-            content: "Hi".into(),
-        }])
-        .unwrap();
+    let prompt = m.render_chat(&[ChatMessage::new("user", "Hi")]).unwrap();
     // SmolLM2's own template adds its default system message (llama.cpp's built-in
     // ChatML matching drops it).
     assert!(prompt.starts_with("<|im_start|>system\n"), "{prompt}");
@@ -228,7 +218,9 @@ async fn logprobs_and_json_grammar() {
 
     let schema = r#"{"type":"object","properties":{"name":{"type":"string","maxLength":20},"age":{"type":"integer"}},"required":["name","age"]}"#;
     let mut req = greedy(chat_prompt("Describe a person as JSON."), 80);
-    req.grammar = Some(aiaas_llm::json_schema_grammar(schema).unwrap());
+    req.grammar = Some(aiaas_llm::Constraint::always(
+        aiaas_llm::json_schema_grammar(schema).unwrap(),
+    ));
     let (text, reason, _) = run(g.submit(req).unwrap()).await;
     assert_eq!(reason, FinishReason::Stop, "{text}");
     let v: serde_json::Value =
@@ -322,10 +314,7 @@ async fn shared_prompt_prefixes_are_reused_within_a_scope() {
 
     // The next turn of the conversation starts with the whole previous prompt.
     let m = model();
-    let turn = |role: &str, content: &str| ChatMessage {
-        role: role.into(),
-        content: content.into(),
-    };
+    let turn = |role: &str, content: &str| ChatMessage::new(role, content);
     let follow_up = m
         .tokenize(
             &m.render_chat(&[
@@ -355,5 +344,133 @@ async fn shared_prompt_prefixes_are_reused_within_a_scope() {
     assert_eq!(
         g.stats().cached_tokens_total as usize,
         shared + (question.len() - 1) + follow_up_cached
+    );
+}
+
+// ---------------------------------------------------------------- tools
+
+fn weather_tools(choice: aiaas_llm::ToolChoice, parallel: bool) -> aiaas_llm::ToolRequest {
+    aiaas_llm::ToolRequest {
+        tools: vec![
+            aiaas_llm::ToolSpec {
+                name: "get_weather".into(),
+                description: "Current weather in a city".into(),
+                parameters: serde_json::json!({"type": "object", "properties": {
+                    "city": {"type": "string", "maxLength": 40},
+                    "unit": {"enum": ["celsius", "fahrenheit"]}},
+                    "required": ["city", "unit"]}),
+                strict: true,
+            },
+            aiaas_llm::ToolSpec {
+                name: "get_time".into(),
+                description: "Current time in a time zone".into(),
+                parameters: serde_json::json!({"type": "object", "properties": {
+                    "zone": {"type": "string", "maxLength": 40}}, "required": ["zone"]}),
+                strict: false,
+            },
+        ],
+        choice,
+        parallel,
+    }
+}
+
+/// Generate under a tool plan, greedily, and read the reply back; a constrained reply
+/// (every call, and every generic reply) must end by itself.
+async fn tool_reply(g: &Generator, plan: aiaas_llm::ToolPrompt) -> aiaas_llm::ParsedReply {
+    let mut req = greedy(model().tokenize(&plan.prompt).unwrap(), 120);
+    let lazy = plan
+        .constraint
+        .as_ref()
+        .is_some_and(|c| c.trigger.is_some());
+    req.grammar = plan.constraint;
+    let (text, reason, _) = run(g.submit(req).unwrap()).await;
+    let reply = plan.syntax.parse(&text);
+    if !lazy || !reply.calls.is_empty() {
+        assert_eq!(reason, FinishReason::Stop, "{text}");
+    }
+    reply
+}
+
+fn assert_weather_call(call: &aiaas_llm::ToolCall) {
+    assert_eq!(call.name, "get_weather", "{call:?}");
+    let args: serde_json::Value = serde_json::from_str(&call.arguments).unwrap();
+    assert!(
+        args["city"].as_str().is_some_and(|c| c.len() <= 40),
+        "{args}"
+    );
+    assert!(
+        ["celsius", "fahrenheit"].contains(&args["unit"].as_str().unwrap()),
+        "{args}"
+    );
+}
+
+/// The model's own template knows no tools: the generic syntax, with the whole reply
+/// under a grammar. A forced call always parses and follows its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_tool_calls_parse_and_follow_their_schema() {
+    use aiaas_llm::ToolChoice;
+    let g = Generator::start(model(), "test", small(2, 8), None).unwrap();
+    let ask = [ChatMessage::new(
+        "user",
+        "What is the weather like in Lisbon?",
+    )];
+    let named = weather_tools(ToolChoice::Function("get_weather".into()), false);
+    let plan = model().render_tool_chat(&ask, &named).unwrap();
+    assert_eq!(plan.syntax, aiaas_llm::ToolSyntax::Generic);
+    let reply = tool_reply(&g, plan).await;
+    assert_eq!(reply.calls.len(), 1, "{reply:?}");
+    assert_weather_call(&reply.calls[0]);
+
+    let required = weather_tools(ToolChoice::Required, true);
+    let reply = tool_reply(&g, model().render_tool_chat(&ask, &required).unwrap()).await;
+    assert!(!reply.calls.is_empty(), "{reply:?}");
+    for c in &reply.calls {
+        assert!(
+            ["get_weather", "get_time"].contains(&c.name.as_str()),
+            "{c:?}"
+        );
+        serde_json::from_str::<serde_json::Value>(&c.arguments).unwrap();
+    }
+
+    // `auto`: a call or an answer, never anything else.
+    let auto = weather_tools(ToolChoice::Auto, false);
+    let chat = [ChatMessage::new("user", "Hello! How are you?")];
+    let reply = tool_reply(&g, model().render_tool_chat(&chat, &auto).unwrap()).await;
+    assert!(
+        reply.calls.len() == 1 || !reply.content.is_empty(),
+        "{reply:?}"
+    );
+}
+
+/// A template that writes Hermes `<tool_call>` blocks (as Qwen's do), on the same
+/// weights: forced calls are constrained from the first token, `auto` lazily.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hermes_tool_calls_on_real_weights() {
+    use aiaas_llm::{ChatTemplate, ToolChoice};
+    const HERMES: &str = "{% if tools %}<|im_start|>system\nYou may call functions.\n<tools>{% for t in tools %}\n{{ t | tojson }}{% endfor %}\n</tools>\nFor each call write <tool_call>\n{\"name\": <name>, \"arguments\": <args>}\n</tool_call><|im_end|>\n{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    let template = ChatTemplate::new(HERMES, "", "<|im_end|>").unwrap();
+    let g = Generator::start(model(), "test", small(2, 8), None).unwrap();
+    let ask = [ChatMessage::new(
+        "user",
+        "What is the weather like in Lisbon?",
+    )];
+    let forced = weather_tools(ToolChoice::Function("get_weather".into()), false);
+    let plan = forced.plan(&template, &ask).unwrap();
+    assert_eq!(plan.syntax, aiaas_llm::ToolSyntax::Hermes);
+    let reply = tool_reply(&g, plan).await;
+    assert_eq!(reply.calls.len(), 1, "{reply:?}");
+    assert_weather_call(&reply.calls[0]);
+
+    let auto = weather_tools(ToolChoice::Auto, false);
+    let plan = auto.plan(&template, &ask).unwrap();
+    assert!(plan.constraint.as_ref().unwrap().trigger.is_some());
+    let reply = tool_reply(&g, plan).await;
+    // Whatever the model chose, each call it opened parsed.
+    for c in &reply.calls {
+        serde_json::from_str::<serde_json::Value>(&c.arguments).unwrap();
+    }
+    assert!(
+        !reply.calls.is_empty() || !reply.content.is_empty(),
+        "{reply:?}"
     );
 }

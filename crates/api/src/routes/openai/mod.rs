@@ -14,6 +14,7 @@ mod replies;
 mod request;
 pub(crate) mod schema;
 mod stream;
+mod tools;
 mod valid;
 
 use replies::ModelObject;
@@ -129,20 +130,20 @@ async fn chat_completions(
     if mode.stream {
         return Ok(stream_response(generation, id, mode.include_usage, Kind::Chat).into_response());
     }
+    let tools = generation.tools;
     let reply = collect_all(generation).await?;
     let choices = reply
         .choices
         .iter()
         .enumerate()
-        .map(|(i, c)| replies::ChatChoice {
-            index: i,
-            message: replies::AssistantMessage {
-                role: "assistant",
-                content: c.text.clone(),
-                refusal: None,
-            },
-            logprobs: logprobs.then(|| chat_logprobs(&c.logprobs)),
-            finish_reason: finish_reason(c.finish_reason),
+        .map(|(i, c)| {
+            let (message, finish) = replies::AssistantMessage::of(&c.text, tools, c.finish_reason);
+            replies::ChatChoice {
+                index: i,
+                message,
+                logprobs: logprobs.then(|| chat_logprobs(&c.logprobs)),
+                finish_reason: finish,
+            }
         })
         .collect();
     let body = replies::ChatCompletion {
@@ -319,11 +320,7 @@ async fn collect_all(g: Generation) -> OResult<Reply> {
 }
 
 fn finish_reason(r: Option<FinishReason>) -> Option<&'static str> {
-    match r {
-        Some(FinishReason::Stop) => Some("stop"),
-        Some(FinishReason::Length) => Some("length"),
-        None => None,
-    }
+    replies::finish_reason(r, false)
 }
 
 /// Cached prompt tokens of a request: each prompt counts once (as in `prompt_tokens`),

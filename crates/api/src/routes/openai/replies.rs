@@ -71,9 +71,105 @@ impl UsageBody {
 pub(super) struct AssistantMessage {
     /// Always `assistant`.
     pub role: &'static str,
-    pub content: String,
+    /// The text; null when the reply only calls tools.
+    pub content: Option<String>,
     /// Always null: this server does not refuse with a message.
     pub refusal: Option<String>,
+    /// The tools the model called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
+}
+
+impl AssistantMessage {
+    /// A finished choice's message and finish reason: with tools, its calls read out of
+    /// the text (`tool_calls` when there are any).
+    pub(super) fn of(
+        text: &str,
+        tools: Option<aiaas_core::ToolSyntax>,
+        finish: Option<aiaas_core::FinishReason>,
+    ) -> (AssistantMessage, Option<&'static str>) {
+        let parsed = match tools {
+            Some(syntax) => syntax.parse(text),
+            None => aiaas_core::ParsedReply {
+                content: text.to_string(),
+                calls: Vec::new(),
+            },
+        };
+        let called = !parsed.calls.is_empty();
+        let message = AssistantMessage {
+            role: "assistant",
+            content: (!called || !parsed.content.is_empty()).then_some(parsed.content),
+            refusal: None,
+            tool_calls: called.then(|| parsed.calls.into_iter().map(ToolCallOut::from).collect()),
+        };
+        (message, finish_reason(finish, called))
+    }
+}
+
+/// `stop`, `length`, or `tool_calls` for a reply that called tools.
+pub(super) fn finish_reason(
+    r: Option<aiaas_core::FinishReason>,
+    called: bool,
+) -> Option<&'static str> {
+    match r {
+        Some(aiaas_core::FinishReason::Stop) if called => Some("tool_calls"),
+        Some(aiaas_core::FinishReason::Stop) => Some("stop"),
+        Some(aiaas_core::FinishReason::Length) => Some("length"),
+        None => None,
+    }
+}
+
+/// A function call in a reply.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ToolCallOut {
+    /// `call_...`, to answer with a `tool` message.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FunctionCall {
+    pub name: String,
+    /// The arguments as JSON text, valid under the tool's `parameters` schema.
+    pub arguments: String,
+}
+
+impl From<aiaas_core::ToolCall> for ToolCallOut {
+    fn from(c: aiaas_core::ToolCall) -> ToolCallOut {
+        ToolCallOut {
+            id: c.id,
+            kind: "function",
+            function: FunctionCall {
+                name: c.name,
+                arguments: c.arguments,
+            },
+        }
+    }
+}
+
+/// A piece of a streamed tool call: the first carries the id, type and name, the next
+/// ones fragments of the arguments (OpenAI's stream shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ToolCallDelta {
+    /// The call's position in the reply's calls.
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function`, with the id.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    pub function: FunctionDelta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FunctionDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The next fragment of the arguments' JSON text.
+    pub arguments: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,7 +179,7 @@ pub(super) struct ChatChoice {
     /// `{"content": [{"token", "logprob", "bytes", "top_logprobs"}]}` when asked for.
     #[schema(value_type = Option<Object>)]
     pub logprobs: Option<Value>,
-    /// `stop` or `length`.
+    /// `stop`, `length`, or `tool_calls` when the message calls tools.
     pub finish_reason: Option<&'static str>,
 }
 
@@ -159,6 +255,9 @@ pub(super) struct ChatDelta {
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Pieces of the tools called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,7 +268,7 @@ pub(super) struct ChatChunkChoice {
     /// `{"content": [...]}` as in `ChatChoice`, for this chunk's tokens, when asked for.
     #[schema(value_type = Option<Object>)]
     pub logprobs: Option<Value>,
-    /// Null until the choice's last chunk: then `stop` or `length`.
+    /// Null until the choice's last chunk: then `stop`, `length` or `tool_calls`.
     pub finish_reason: Option<&'static str>,
 }
 

@@ -11,11 +11,41 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct ChatMessageIn {
-    /// `system`, `developer` (read as system), `user` or `assistant`.
+    /// `system`, `developer` (read as system), `user`, `assistant` or `tool`.
     role: String,
-    /// Text, or a list of `{"type": "text", "text": ...}` parts.
+    /// Text, or a list of `{"type": "text", "text": ...}` parts (null for an assistant
+    /// turn that only called tools).
     #[schema(value_type = Object)]
     content: Value,
+    /// An assistant turn's calls: `{"id", "type": "function", "function": {"name",
+    /// "arguments"}}` with the arguments as JSON text.
+    #[schema(value_type = Option<Vec<Object>>)]
+    tool_calls: Option<Value>,
+    /// A `tool` turn: the id of the call it answers.
+    tool_call_id: Option<String>,
+}
+
+/// A function the model may call.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ToolIn {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    kind: String,
+    function: FunctionIn,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct FunctionIn {
+    /// 1 to 64 of `a-z A-Z 0-9 _ -`.
+    name: String,
+    description: Option<String>,
+    /// JSON schema of the arguments object; every call is decoded under it.
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<Value>,
+    /// Accepted; calls follow the schema either way.
+    strict: Option<bool>,
 }
 
 /// Sampling and serving options chat and text completions share.
@@ -63,6 +93,14 @@ pub(crate) struct ChatCompletionBody {
     logprobs: Option<bool>,
     /// 0 to 20 alternatives per token (with `logprobs: true`).
     top_logprobs: Option<u32>,
+    /// Up to 128 function tools.
+    tools: Option<Vec<ToolIn>>,
+    /// `none`, `auto` (the default with tools), `required`, or `{"type": "function",
+    /// "function": {"name": ...}}`.
+    #[schema(value_type = Option<Object>)]
+    tool_choice: Option<Value>,
+    /// More than one call per reply (default true).
+    parallel_tool_calls: Option<bool>,
     #[serde(flatten)]
     options: GenerationFields,
 }

@@ -12,7 +12,8 @@ use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
 use super::replies::{
-    ChatChunkChoice, ChatCompletionChunk, ChatDelta, TextChoice, TextCompletionChunk, UsageBody,
+    AssistantMessage, ChatChunkChoice, ChatCompletionChunk, ChatDelta, FunctionDelta, TextChoice,
+    TextCompletionChunk, ToolCallDelta, UsageBody,
 };
 use super::{
     cached_per_prompt, chat_logprobs, completion_logprobs, created, fingerprint, finish_reason,
@@ -29,6 +30,8 @@ pub(super) fn stream_response(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let total = g.events.choices();
     let mut chunks = Chunks {
+        tools: g.tools,
+        held: vec![String::new(); total],
         envelope: Envelope {
             id,
             created: created(),
@@ -50,6 +53,7 @@ pub(super) fn stream_response(
             let delta = ChatDelta {
                 role: Some("assistant"),
                 content: Some(String::new()),
+                tool_calls: None,
             };
             chunks.push(Piece::chat(i, delta, None, None));
         }
@@ -118,6 +122,10 @@ impl Piece {
 
 /// What the stream has sent so far, and the chunks waiting to go.
 struct Chunks {
+    /// With tools, each choice's text is held until it ends, then sent as its calls (or
+    /// its text) once parsed.
+    tools: Option<aiaas_core::ToolSyntax>,
+    held: Vec<String>,
     envelope: Envelope,
     kind: Kind,
     include_usage: bool,
@@ -177,22 +185,32 @@ impl Chunks {
             (false, Kind::Completion) => Some(completion_logprobs(l, 0)),
         };
         let piece = match event {
+            GenEvent::Text { text, .. } if self.tools.is_some() => {
+                if let Some(held) = self.held.get_mut(i) {
+                    held.push_str(&text);
+                }
+                return;
+            }
+            GenEvent::Done { reason, usage: u } if self.tools.is_some() => {
+                self.count_done(i, u.completion_tokens, u.cached_tokens);
+                self.send_tool_reply(i, reason);
+                if self.ended == self.cached.len() {
+                    self.end();
+                }
+                return;
+            }
             GenEvent::Text { text, logprobs: l } => match self.kind {
                 Kind::Chat => {
                     let delta = ChatDelta {
-                        role: None,
                         content: Some(text),
+                        ..ChatDelta::default()
                     };
                     Piece::chat(i, delta, logprobs(&l, Kind::Chat), None)
                 }
                 Kind::Completion => Piece::text(i, text, logprobs(&l, Kind::Completion), None),
             },
             GenEvent::Done { reason, usage: u } => {
-                self.ended += 1;
-                self.completion_tokens += u.completion_tokens;
-                if let Some(c) = self.cached.get_mut(i) {
-                    *c = u.cached_tokens;
-                }
+                self.count_done(i, u.completion_tokens, u.cached_tokens);
                 let reason = finish_reason(Some(reason));
                 match self.kind {
                     Kind::Chat => Piece::chat(i, ChatDelta::default(), None, reason),
@@ -208,6 +226,58 @@ impl Chunks {
         if self.ended == self.cached.len() {
             self.end();
         }
+    }
+
+    /// A choice ended after `completion` tokens, `cached` of its prompt reused.
+    fn count_done(&mut self, i: usize, completion: usize, cached: usize) {
+        self.ended += 1;
+        self.completion_tokens += completion;
+        if let Some(c) = self.cached.get_mut(i) {
+            *c = cached;
+        }
+    }
+
+    /// A finished choice of a tool conversation: its text, if any, then each call as
+    /// OpenAI streams them (id, type and name first, then the arguments), then the
+    /// finish reason.
+    fn send_tool_reply(&mut self, i: usize, reason: aiaas_core::FinishReason) {
+        let text = self.held.get_mut(i).map(std::mem::take).unwrap_or_default();
+        let (message, finish) = AssistantMessage::of(&text, self.tools, Some(reason));
+        if let Some(content) = message.content.filter(|c| !c.is_empty()) {
+            let delta = ChatDelta {
+                content: Some(content),
+                ..ChatDelta::default()
+            };
+            self.push(Piece::chat(i, delta, None, None));
+        }
+        for (index, call) in message.tool_calls.into_iter().flatten().enumerate() {
+            let opening = ToolCallDelta {
+                index,
+                id: Some(call.id),
+                kind: Some("function"),
+                function: FunctionDelta {
+                    name: Some(call.function.name),
+                    arguments: String::new(),
+                },
+            };
+            let arguments = ToolCallDelta {
+                index,
+                id: None,
+                kind: None,
+                function: FunctionDelta {
+                    name: None,
+                    arguments: call.function.arguments,
+                },
+            };
+            for part in [opening, arguments] {
+                let delta = ChatDelta {
+                    tool_calls: Some(vec![part]),
+                    ..ChatDelta::default()
+                };
+                self.push(Piece::chat(i, delta, None, None));
+            }
+        }
+        self.push(Piece::chat(i, ChatDelta::default(), None, finish));
     }
 
     /// An error ends the stream: one error object (a fixed message for a 5xx), then

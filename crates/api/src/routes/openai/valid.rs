@@ -5,7 +5,7 @@
 use aiaas_core::{ChatMessage, ChatRequest, CompletionRequest, EmbeddingRequest, KeepAlive};
 use serde_json::Value;
 
-use super::request::{message_content, options, stream_mode, Body, StreamMode};
+use super::request::{options, stream_mode, Body, StreamMode};
 use super::OResult;
 use crate::error::ApiError;
 
@@ -21,9 +21,9 @@ impl ValidChat {
     pub(super) fn from_body(body: Value) -> OResult<ValidChat> {
         let b = Body::new(body)?;
         let model = b.required_string("model")?;
-        b.refuse("tools", "this server does not call tools")?;
         b.refuse("functions", "this server does not call functions")?;
         let messages = messages(&b)?;
+        let tools = super::tools::tool_request(&b)?;
         let logprobs = match b.boolean("logprobs")? {
             Some(true) => Some(b.integer("top_logprobs", 0..=20)?.unwrap_or(0) as usize),
             _ => {
@@ -42,6 +42,7 @@ impl ValidChat {
                 model,
                 messages,
                 options,
+                tools,
             },
             logprobs: logprobs.is_some(),
             mode: stream_mode(&b)?,
@@ -50,7 +51,7 @@ impl ValidChat {
 }
 
 /// The conversation: a non-empty list of messages with known roles (`developer` is
-/// read as `system`).
+/// read as `system`), tool calls and results included.
 fn messages(b: &Body) -> OResult<Vec<ChatMessage>> {
     let raw = match b.get("messages") {
         Some(Value::Array(items)) if !items.is_empty() => items,
@@ -61,24 +62,10 @@ fn messages(b: &Body) -> OResult<Vec<ChatMessage>> {
             ))
         }
     };
-    let mut messages = Vec::with_capacity(raw.len());
-    for (i, m) in raw.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
-            ApiError::openai_param(&format!("messages[{i}].role"), "each message needs a role")
-        })?;
-        if !matches!(role, "system" | "developer" | "user" | "assistant") {
-            return Err(ApiError::openai_param(
-                &format!("messages[{i}].role"),
-                format!("role {role:?} is not supported (system, developer, user, assistant)"),
-            ));
-        }
-        let role = if role == "developer" { "system" } else { role };
-        messages.push(ChatMessage {
-            role: role.to_string(),
-            content: message_content(i, m)?,
-        });
-    }
-    Ok(messages)
+    raw.iter()
+        .enumerate()
+        .map(|(i, m)| super::tools::message(i, m))
+        .collect()
 }
 
 /// `POST /v1/completions`, validated.
