@@ -95,6 +95,11 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     }
     platform.job_lease = seconds("--job-lease", args.job_lease, 30.0, 2.0..=3600.0)?;
     platform.drain_timeout = seconds("--drain-timeout", args.drain_timeout, 30.0, 0.0..=3600.0)?;
+    let days = args.response_retention_days.unwrap_or(30.0);
+    if !days.is_finite() || !(0.001..=3650.0).contains(&days) {
+        bail!("--response-retention-days must be between 0.001 and 3650, got {days}");
+    }
+    platform.response_retention = std::time::Duration::from_secs_f64(days * 86_400.0);
     platform.demo = !args.no_demo && file.demo.unwrap_or(true);
     platform.max_upload_bytes = max_upload_mb * 1024 * 1024;
     platform.training_workers = training_workers;

@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// (it died); then another replica takes the job over.
     #[arg(long, env = "AIAAS_JOB_LEASE")]
     pub job_lease: Option<f64>,
+    /// Days a stored response (Responses API, `store: true`) is kept (default 30).
+    #[arg(long, env = "AIAAS_RESPONSE_RETENTION_DAYS")]
+    pub response_retention_days: Option<f64>,
     /// Seconds in-flight requests get to finish after SIGTERM before the server stops.
     #[arg(long, env = "AIAAS_DRAIN_TIMEOUT")]
     pub drain_timeout: Option<f64>,

@@ -66,6 +66,12 @@ impl ApiError {
         }
     }
 
+    /// The same error, naming the parameter at fault.
+    pub fn with_param(mut self, param: &str) -> ApiError {
+        self.param = Some(param.to_string());
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         CoreError::InvalidInput(message.into()).into()
     }

@@ -23,6 +23,7 @@ mod limits;
 mod models;
 mod platform;
 mod privacy;
+mod responses;
 mod runtime_key;
 mod tenants;
 
@@ -68,6 +69,7 @@ pub use privacy::{
     MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
     PSEUDONYM_SECRET_FILE,
 };
+pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};
 pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

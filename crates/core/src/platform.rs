@@ -19,6 +19,7 @@ use crate::library::Library;
 use crate::limits::Limiter;
 use crate::models::Models;
 use crate::privacy::Privacy;
+use crate::responses::Responses;
 use crate::tenants::Accounts;
 use crate::{CoreError, Result};
 
@@ -52,6 +53,8 @@ pub struct PlatformConfig {
     pub library: crate::library::LibraryConfig,
     /// Where the master keys encrypting every artifact come from.
     pub master_key: crate::MasterKeySource,
+    /// How long stored responses (Responses API) are kept.
+    pub response_retention: std::time::Duration,
 }
 
 impl PlatformConfig {
@@ -72,6 +75,7 @@ impl PlatformConfig {
             demo_data: None,
             library: crate::library::LibraryConfig::default(),
             master_key: crate::MasterKeySource::default_for(&data_dir),
+            response_retention: crate::responses::DEFAULT_RESPONSE_RETENTION,
         }
     }
 
@@ -145,6 +149,7 @@ struct Inner {
     models: Models,
     library: Library,
     inference: Inference,
+    responses: Responses,
     backups: Backups,
 }
 
@@ -252,6 +257,7 @@ impl Platform {
             privacy.clone(),
             limiter.clone(),
         );
+        let responses = Responses::new(meta.clone(), artifacts.clone(), config.response_retention);
         let backups = Backups::new(meta.clone(), artifacts, keys, config.data_dir.clone());
         Platform {
             inner: Arc::new(Inner {
@@ -274,6 +280,7 @@ impl Platform {
                 models,
                 library,
                 inference,
+                responses,
                 backups,
             }),
         }
@@ -320,6 +327,11 @@ impl Platform {
     /// Chat, completions and embeddings on library models, with usage per key.
     pub fn inference(&self) -> &Inference {
         &self.inner.inference
+    }
+
+    /// Stored responses of the Responses API.
+    pub fn responses(&self) -> &Responses {
+        &self.inner.responses
     }
 
     pub fn backups(&self) -> &Backups {
@@ -369,6 +381,9 @@ impl Platform {
             tracing::warn!(error = %e, "reconciling deployments failed");
         }
         self.inner.library.reconcile().await;
+        if let Err(e) = self.inner.responses.purge_expired().await {
+            tracing::warn!(error = %e, "purging expired responses failed");
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -22,6 +22,8 @@ mod models;
 mod rate_limits;
 pub use rate_limits::{Gcra, RateDecision};
 mod records;
+mod responses;
+pub use responses::ResponseRecord;
 mod s3;
 mod snapshot;
 

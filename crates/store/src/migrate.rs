@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "one_registry",
         include_str!("../migrations/0009_one_registry.sql"),
     ),
+    (
+        10,
+        "responses",
+        include_str!("../migrations/0010_responses.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

@@ -280,6 +280,7 @@ fn valid_body(path: &str) -> serde_json::Value {
         }
         "/v1/completions" => json!({"model": "m", "prompt": "hi"}),
         "/v1/embeddings" => json!({"model": "m", "input": "hi"}),
+        "/v1/responses" => json!({"model": "m", "input": "hi"}),
         "/api/v1/privacy/mask" => json!({"text": "hi"}),
         p if p.ends_with("/limits") => json!({"requests_per_minute": 100}),
         p if p.ends_with("/privacy") => json!({"inputs": null}),

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 mod replies;
 mod request;
+mod responses;
 pub(crate) mod schema;
 mod stream;
 mod tools;
@@ -37,6 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(chat_completions))
         .routes(routes!(completions))
         .routes(routes!(embeddings))
+        .routes(routes!(responses::create_response))
+        .routes(routes!(responses::get_response, responses::delete_response))
 }
 
 type OResult<T> = Result<T, ApiError>;

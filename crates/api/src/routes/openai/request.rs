@@ -24,6 +24,11 @@ impl Body {
         }
     }
 
+    /// The body's fields, to build a body from another.
+    pub(super) fn clone_fields(&self) -> Map<String, Value> {
+        self.0.clone()
+    }
+
     pub(super) fn get(&self, k: &str) -> Option<&Value> {
         self.0.get(k).filter(|v| !v.is_null())
     }

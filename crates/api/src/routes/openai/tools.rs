@@ -12,6 +12,24 @@ use crate::error::ApiError;
 /// Most tools per request (OpenAI's limit).
 const MAX_TOOLS: usize = 128;
 
+/// The Responses API's `tools` (flat: `{"type": "function", "name", "parameters", ...}`),
+/// read as Chat Completions' nested ones.
+pub(super) fn flat_tools(b: &Body) -> OResult<Option<ToolRequest>> {
+    let Some(Value::Array(items)) = b.get("tools") else {
+        return tool_request(b);
+    };
+    let nested: Vec<Value> = items
+        .iter()
+        .map(|t| match t.get("type").and_then(Value::as_str) {
+            Some("function") => serde_json::json!({"type": "function", "function": t}),
+            _ => t.clone(),
+        })
+        .collect();
+    let mut body = b.clone_fields();
+    body.insert("tools".into(), Value::Array(nested));
+    tool_request(&Body::new(Value::Object(body))?)
+}
+
 /// `tools`, `tool_choice` and `parallel_tool_calls`; `None` without tools.
 pub(super) fn tool_request(b: &Body) -> OResult<Option<ToolRequest>> {
     let parallel = b.boolean("parallel_tool_calls")?.unwrap_or(true);
@@ -134,9 +152,11 @@ fn tool_choice(b: &Body, tools: &[ToolSpec]) -> OResult<ToolChoice> {
             if v.get("type").and_then(Value::as_str) != Some("function") {
                 return Err(bad());
             }
+            // Chat Completions nest the name in `function`; the Responses API does not.
             let name = v
                 .get("function")
                 .and_then(|f| f.get("name"))
+                .or_else(|| v.get("name"))
                 .and_then(Value::as_str)
                 .ok_or_else(bad)?;
             if !tools.iter().any(|t| t.name == name) {
