@@ -3,7 +3,7 @@
 //! aliases and keys (always `NotFound`, nothing changed), roles are enforced (`Forbidden`),
 //! and the platform shuts down cleanly.
 
-use aiaas_core::{DeployRequest, JobStatus};
+use aiaas_core::{CoreError, DeployRequest, JobStatus};
 use aiaas_types::Role;
 
 #[path = "core/roles.rs"]
@@ -310,4 +310,73 @@ async fn another_tenants_dataset_id_neither_shadows_nor_reveals_a_name() {
         .unwrap();
     assert_eq!(own.id, a_data.id);
     w.platform.shutdown().await;
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .is_ok_and(|b| needle.is_empty() || b.windows(needle.len()).any(|w| w == needle))
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_responses_belong_to_their_tenant_are_sealed_and_expire() {
+    let w = World::start_with(|c| c.response_retention = std::time::Duration::from_secs(3)).await;
+    let responses = w.platform.responses();
+    let doc = br#"{"response": "the sky over Lisbon is sunny-7f3a"}"#.to_vec();
+    responses
+        .save(&w.acme.inference, "resp_0123abcd", doc.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        responses.get(&w.acme.owner, "resp_0123abcd").await.unwrap(),
+        doc
+    );
+    // Another tenant: not found, exactly like a missing id; nothing it can delete.
+    for attempt in [
+        responses
+            .get(&w.rival.owner, "resp_0123abcd")
+            .await
+            .map(|_| ()),
+        responses.delete(&w.rival.owner, "resp_0123abcd").await,
+        responses.get(&w.acme.owner, "resp_ffff").await.map(|_| ()),
+    ] {
+        assert!(
+            matches!(attempt, Err(CoreError::NotFound(_))),
+            "{attempt:?}"
+        );
+    }
+    // Ids are checked before they become artifact keys.
+    assert!(responses
+        .save(&w.acme.owner, "resp_../../x", b"{}".to_vec())
+        .await
+        .is_err());
+    // Sealed at rest: the text is nowhere in the data directory.
+    assert!(files_containing(w._dir.path(), b"sunny-7f3a").is_empty());
+    let stored = || files_containing(&w._dir.path().join("artifacts/responses"), b"");
+    assert_eq!(stored().len(), 1);
+    // Past the retention it is gone at once, and the reconcile loop removes its file.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(matches!(
+        responses.get(&w.acme.owner, "resp_0123abcd").await,
+        Err(CoreError::NotFound(_))
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !stored().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired response still stored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    w.shutdown().await;
 }

@@ -31,12 +31,18 @@ pub(crate) struct TenantKeys {
 
 impl World {
     pub(crate) async fn start() -> World {
+        World::start_with(|_| {}).await
+    }
+
+    /// As `start`, with the configuration changed by `adjust` first.
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut PlatformConfig)) -> World {
         let dir = tempfile::tempdir().unwrap();
         let mut config = PlatformConfig::new(dir.path());
         config.admin_key = Some(Secret::new(ADMIN_KEY));
         config.demo = false;
         // From "the environment": nothing written beside the temp dir.
         config.master_key = aiaas_core::MasterKeySource::Value("ef".repeat(32));
+        adjust(&mut config);
         let (platform, report) = Platform::open(config).await.unwrap();
         assert!(report.first_start && report.admin_key_from_env);
         assert!(report.new_admin_key.is_none());
