@@ -385,3 +385,24 @@ def test_metrics_report_generation(server, chat_model, client):
     assert usage.status_code == 200, usage.text
     rows = [u for u in usage.json()["usage"] if u["model"] == chat_model]
     assert rows and rows[0]["completion_tokens"] > 0
+
+
+def metric_total(text, name):
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def test_speculative_decoding_is_counted_and_changes_nothing(server, chat_model, client):
+    passage = ("The Tagus rises in eastern Spain, crosses the Iberian plateau and reaches the "
+               "Atlantic at Lisbon, where its estuary forms a wide natural harbour.")
+    before = metric_total(server.api("GET", "/metrics").text, "aiaas_llm_draft_accepted_tokens_total")
+    r = ask(client, chat_model, f"Repeat this text exactly:\n\n{passage}", temperature=0, max_tokens=80)
+    text = server.api("GET", "/metrics").text
+    assert metric_total(text, "aiaas_llm_draft_accepted_tokens_total") > before
+    assert metric_total(text, "aiaas_llm_draft_tokens_total") >= metric_total(
+        text, "aiaas_llm_draft_accepted_tokens_total")
+    # Streaming, which decodes the same way, gives the same greedy text.
+    streamed = "".join(c.choices[0].delta.content or "" for c in ask(
+        client, chat_model, f"Repeat this text exactly:\n\n{passage}", temperature=0, max_tokens=80,
+        stream=True) if c.choices)
+    assert streamed == r.choices[0].message.content

@@ -29,6 +29,7 @@ struct FileConfig {
     llm_slots: Option<usize>,
     llm_context: Option<u32>,
     llm_queue: Option<usize>,
+    llm_draft_tokens: Option<usize>,
     load_timeout: Option<f64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -466,6 +467,12 @@ fn library(args: &ServeArgs, file: &FileConfig) -> Result<aiaas_core::LibraryCon
             bail!("--llm-queue must be between 1 and 100000, got {q}");
         }
         c.generator.queue_capacity = q;
+    }
+    if let Some(d) = args.llm_draft_tokens.or(file.llm_draft_tokens) {
+        if d > 32 {
+            bail!("--llm-draft-tokens must be between 0 (off) and 32, got {d}");
+        }
+        c.generator.draft_tokens = d;
     }
     if let Some(t) = args.load_timeout.or(file.load_timeout) {
         if !(t > 0.0 && t <= 3600.0) {

@@ -141,6 +141,10 @@ pub struct ServeArgs {
     /// Requests waiting or running per LLM before 429.
     #[arg(long, env = "AIAAS_LLM_QUEUE")]
     pub llm_queue: Option<usize>,
+    /// Tokens a sequence drafts per step for speculative decoding by prompt lookup
+    /// (default 8; 0 turns it off). The output is the same either way.
+    #[arg(long, env = "AIAAS_LLM_DRAFT_TOKENS")]
+    pub llm_draft_tokens: Option<usize>,
     /// Seconds a request waits for its model to load before 503 + Retry-After.
     #[arg(long, env = "AIAAS_LOAD_TIMEOUT")]
     pub load_timeout: Option<f64>,

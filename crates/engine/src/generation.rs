@@ -157,6 +157,22 @@ impl GenerationObserver for Observer {
         );
     }
 
+    fn speculated(&self, drafted: usize, accepted: usize) {
+        let labels = self.labels();
+        self.metrics.inc(
+            "aiaas_llm_draft_tokens_total",
+            "Tokens drafted by speculative decoding (prompt lookup) and checked.",
+            &labels,
+            drafted as u64,
+        );
+        self.metrics.inc(
+            "aiaas_llm_draft_accepted_tokens_total",
+            "Drafted tokens the model kept (each saves a decode step).",
+            &labels,
+            accepted as u64,
+        );
+    }
+
     fn finished(&self, usage: &Usage, reason: Option<FinishReason>) {
         let labels = self.labels();
         self.metrics.inc(

@@ -12,6 +12,8 @@
 mod sampling;
 mod scheduler;
 mod sequence;
+mod serving;
+mod speculate;
 mod template;
 mod tools;
 
@@ -25,7 +27,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 pub use sampling::{SamplingParams, TokenLogprob, TopLogprob};
-pub use scheduler::{GenerationObserver, Generator, GeneratorSettings, GeneratorStats};
+pub use scheduler::Generator;
+pub use serving::{GenerationObserver, GeneratorSettings, GeneratorStats};
 pub use template::{ChatMessage, ChatTemplate, TemplateCaps, ToolCall};
 pub use tools::{
     Constraint, ParsedReply, ToolChoice, ToolPrompt, ToolRequest, ToolSpec, ToolSyntax,

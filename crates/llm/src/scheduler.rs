@@ -6,13 +6,14 @@
 //! generate, so running streams keep flowing). A request joins at the next step when a
 //! slot is free; a finished, cancelled (receiver dropped) or timed-out sequence leaves
 //! at once and its KV cache is cleared. Admission (queued + running) is bounded: past it,
-//! `QueueFull` at once.
+//! `QueueFull` at once. While few sequences generate, each may draft tokens from its own
+//! text (speculate.rs) that the same step checks.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
@@ -22,66 +23,14 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::sampling::{build_sampler, logprobs, random_seed, TopLogprob};
+use crate::sampling::{build_sampler, random_seed, token_logprob};
 use crate::sequence::{ReplyText, Step};
+use crate::serving::{GenerationObserver, GeneratorSettings, GeneratorStats};
+use crate::speculate::Drafting;
 use crate::{
     backend, piece_bytes, FinishReason, GenEvent, GenerateRequest, LlmError, LlmModel,
     TokenLogprob, Usage,
 };
-
-/// How a model is served.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GeneratorSettings {
-    /// Sequences decoded together (continuous batching width).
-    pub slots: usize,
-    /// Tokens of context per sequence (prompt + reply).
-    pub context_per_slot: u32,
-    /// Requests admitted at once, running and waiting; past it, `QueueFull`.
-    pub queue_capacity: usize,
-    /// Most tokens in one decode call.
-    pub batch_tokens: u32,
-    /// Prompt tokens per step while other sequences are generating.
-    pub prefill_chunk: u32,
-    /// CPU threads llama.cpp computes with.
-    pub threads: i32,
-}
-
-impl Default for GeneratorSettings {
-    fn default() -> Self {
-        GeneratorSettings {
-            slots: 8,
-            context_per_slot: 2048,
-            queue_capacity: 64,
-            batch_tokens: 512,
-            prefill_chunk: 128,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
-        }
-    }
-}
-
-/// A snapshot for operators and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
-pub struct GeneratorStats {
-    pub slots: usize,
-    pub slots_busy: usize,
-    pub waiting: usize,
-    pub kv_tokens_used: usize,
-    pub kv_tokens_capacity: usize,
-    pub requests_total: u64,
-    pub prompt_tokens_total: u64,
-    /// Prompt tokens reused from a slot's cache instead of computed.
-    pub cached_tokens_total: u64,
-    pub completion_tokens_total: u64,
-}
-
-/// Measurements the scheduler reports as it works (for the caller's metrics).
-pub trait GenerationObserver: Send + Sync {
-    fn queue_wait(&self, _wait: Duration) {}
-    fn first_token(&self, _ttft: Duration) {}
-    fn token_interval(&self, _interval: Duration) {}
-    fn decode_step(&self, _tokens: usize, _sequences: usize) {}
-    fn finished(&self, _usage: &Usage, _reason: Option<FinishReason>) {}
-}
 
 struct NoObserver;
 impl GenerationObserver for NoObserver {}
@@ -133,6 +82,8 @@ impl Generator {
                 .prefill_chunk
                 .clamp(16, settings.batch_tokens.max(64)),
             threads: settings.threads.max(1),
+            draft_tokens: settings.draft_tokens.min(32),
+            draft_max_sequences: settings.draft_max_sequences,
         };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -283,6 +234,10 @@ struct Sequence {
     generated: usize,
     /// The token to feed next while generating.
     next: Option<LlamaToken>,
+    /// Drafted tokens fed after `next` this step (speculative decoding), and whether the
+    /// sequence still drafts.
+    draft: Vec<i32>,
+    drafting: Drafting,
     /// Index in the current batch whose logits belong to this sequence.
     logits_at: Option<i32>,
     deadline: Option<Instant>,
@@ -333,7 +288,10 @@ impl<'m> Scheduler<'m> {
             .with_n_seq_max(settings.slots as u32)
             .with_kv_unified(false)
             .with_n_threads(settings.threads)
-            .with_n_threads_batch(settings.threads);
+            .with_n_threads_batch(settings.threads)
+            // Sliding-window caches keep every position: a rejected draft is removed from
+            // the end, which must not leave the window short of positions it pruned.
+            .with_swa_full(true);
         let ctx = model
             .new_context(backend, params)
             .map_err(|e| LlmError::Load(format!("cannot create a context: {e}")))?;
@@ -449,6 +407,8 @@ impl<'m> Scheduler<'m> {
                 n_past: cached,
                 generated: 0,
                 next: None,
+                draft: Vec::new(),
+                drafting: Drafting::default(),
                 logits_at: None,
                 deadline,
                 first_token: None,
@@ -539,9 +499,18 @@ impl<'m> Scheduler<'m> {
     fn step(&mut self) -> Result<(), LlmError> {
         self.batch.clear();
         let mut generating = 0;
+        let s = self.settings;
+        let decoding = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|q| q.next.is_some())
+            .count();
+        let speculate = s.draft_tokens > 0 && decoding <= s.draft_max_sequences;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(seq) = slot else { continue };
             seq.logits_at = None;
+            seq.draft.clear();
             if let Some(token) = seq.next {
                 seq.logits_at = Some(self.batch.n_tokens());
                 self.batch
@@ -550,6 +519,21 @@ impl<'m> Scheduler<'m> {
                 seq.n_past += 1;
                 seq.fed.push(token.0);
                 generating += 1;
+                if speculate {
+                    // Within the slot's context, the reply's max_tokens and the batch.
+                    let room = (s.context_per_slot as usize).saturating_sub(seq.n_past + 1);
+                    let left = seq.job.request.max_tokens.unwrap_or(usize::MAX);
+                    let left = left.saturating_sub(seq.generated + 1);
+                    let batch = (s.batch_tokens as usize)
+                        .saturating_sub(self.batch.n_tokens() as usize + s.slots);
+                    let max = s.draft_tokens.min(room).min(left).min(batch);
+                    seq.draft = seq.drafting.draft(&seq.job.request.prompt, &seq.fed, max);
+                    for (k, &d) in seq.draft.iter().enumerate() {
+                        self.batch
+                            .add(LlamaToken(d), (seq.n_past + k) as i32, &[i as i32], true)
+                            .map_err(|e| LlmError::Decode(e.to_string()))?;
+                    }
+                }
             }
         }
         let mut budget = self.settings.batch_tokens as usize - self.batch.n_tokens() as usize;
@@ -592,7 +576,10 @@ impl<'m> Scheduler<'m> {
         Ok(())
     }
 
-    /// Pick the next token of the sequence in slot `i` if this step produced its logits.
+    /// Sample the sequence in slot `i` at each position this step computed for it: after
+    /// its next token, then after each drafted token for as long as the sample equals
+    /// the draft (speculative decoding). Kept drafts join the sequence (they are in the
+    /// KV cache already); the rest leave the cache.
     fn sample(&mut self, i: usize) {
         let Some(seq) = self.slots[i].as_mut() else {
             return;
@@ -600,8 +587,49 @@ impl<'m> Scheduler<'m> {
         let Some(at) = seq.logits_at.take() else {
             return;
         };
-        let want = seq.job.request.logprobs;
-        let raw: Option<Vec<f32>> = want.map(|_| self.ctx.get_logits_ith(at).to_vec());
+        let draft = std::mem::take(&mut seq.draft);
+        let mut accepted = 0;
+        let ended = loop {
+            let here = at + accepted as i32;
+            let token = self.pick(i, here);
+            if let Some(end) = self.take_token(i, here, token) {
+                break Some(end);
+            }
+            let Some(seq) = self.slots[i].as_mut() else {
+                return;
+            };
+            if draft.get(accepted) == Some(&token.0) {
+                seq.fed.push(token.0);
+                seq.n_past += 1;
+                accepted += 1;
+                continue;
+            }
+            seq.next = Some(token);
+            break None;
+        };
+        if !draft.is_empty() {
+            if let Some(seq) = self.slots[i].as_mut() {
+                seq.drafting.record(draft.len(), accepted);
+                let keep = seq.n_past as u32;
+                let _ = self
+                    .ctx
+                    .clear_kv_cache_seq(Some(i as u32), Some(keep), None);
+            }
+            self.observer.speculated(draft.len(), accepted);
+            let mut stats = self.shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+            stats.draft_tokens_total += draft.len() as u64;
+            stats.draft_accepted_total += accepted as u64;
+        }
+        if let Some((reason, text)) = ended {
+            self.finish(i, reason, text);
+        }
+    }
+
+    /// Sample slot `i`'s token from the logits at batch index `at`.
+    fn pick(&mut self, i: usize, at: i32) -> LlamaToken {
+        let Some(seq) = self.slots[i].as_mut() else {
+            return LlamaToken(0);
+        };
         let token = if seq.argmax_only {
             LlamaToken(argmax(self.ctx.get_logits_ith(at)) as i32)
         } else {
@@ -616,54 +644,44 @@ impl<'m> Scheduler<'m> {
             Some(prev) => self.observer.token_interval(now - prev),
         }
         seq.last_token = Some(now);
+        token
+    }
+
+    /// What a sampled `token` (from the logits at `at`) does to slot `i`'s sequence:
+    /// `None` while it goes on (its text is sent), or how it ends with the text still
+    /// to send.
+    fn take_token(
+        &mut self,
+        i: usize,
+        at: i32,
+        token: LlamaToken,
+    ) -> Option<(FinishReason, String)> {
+        let seq = self.slots[i].as_mut()?;
         if self.model.vocab().is_eog(token) {
             // The end of the model's turn: whatever was held back belongs to the reply.
-            let rest = seq.reply.finish();
-            self.finish(i, FinishReason::Stop, rest);
-            return;
+            return Some((FinishReason::Stop, seq.reply.finish()));
         }
         seq.generated += 1;
         let bytes = piece_bytes(self.model, token, false);
-        if let (Some(top), Some(logits)) = (want, raw) {
-            let (lp, best) = logprobs(&logits, token.0 as usize, top);
-            let model = self.model;
-            let entry = |id: usize| {
-                let b = piece_bytes(model, LlamaToken(id as i32), false);
-                (String::from_utf8_lossy(&b).into_owned(), b)
-            };
-            seq.pending_logprobs.push(TokenLogprob {
-                token: String::from_utf8_lossy(&bytes).into_owned(),
-                bytes: bytes.clone(),
-                logprob: lp,
-                top_logprobs: best
-                    .into_iter()
-                    .map(|(id, logprob)| {
-                        let (token, bytes) = entry(id);
-                        TopLogprob {
-                            token,
-                            bytes,
-                            logprob,
-                        }
-                    })
-                    .collect(),
-            });
+        if let Some(top) = seq.job.request.logprobs {
+            let logits = self.ctx.get_logits_ith(at);
+            let entry = token_logprob(self.model, logits, token, &bytes, top);
+            seq.pending_logprobs.push(entry);
         }
         match seq.reply.push(&bytes) {
-            Step::Stopped(text) => self.finish(i, FinishReason::Stop, text),
-            Step::Text(text) => {
+            Step::Stopped(text) => Some((FinishReason::Stop, text)),
+            Step::Text(mut text) => {
                 let max_tokens = seq.job.request.max_tokens.unwrap_or(usize::MAX);
                 let full = seq.n_past + 1 >= self.settings.context_per_slot as usize;
                 if seq.generated >= max_tokens || full {
-                    let mut text = text;
                     text.push_str(&seq.reply.finish());
-                    self.finish(i, FinishReason::Length, text);
-                    return;
+                    return Some((FinishReason::Length, text));
                 }
                 let logprobs = std::mem::take(&mut seq.pending_logprobs);
                 if !text.is_empty() || !logprobs.is_empty() {
                     let _ = seq.job.events.send(GenEvent::Text { text, logprobs });
                 }
-                seq.next = Some(token);
+                None
             }
         }
     }

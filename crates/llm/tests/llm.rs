@@ -474,3 +474,54 @@ async fn hermes_tool_calls_on_real_weights() {
         "{reply:?}"
     );
 }
+
+// ---------------------------------------------------------------- speculative decoding
+
+/// Greedy replies are the same tokens with and without speculation, extractive prompts
+/// (where the drafts are kept) and free ones alike; so are seeded samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speculation_never_changes_the_output() {
+    let plain = Generator::start(
+        model(),
+        "plain",
+        GeneratorSettings {
+            draft_tokens: 0,
+            ..small(2, 8)
+        },
+        None,
+    )
+    .unwrap();
+    let fast = Generator::start(model(), "fast", small(2, 8), None).unwrap();
+    let passage = "The river Tagus rises in the mountains of eastern Spain, crosses the \
+                   Iberian plateau from east to west and reaches the Atlantic at Lisbon, \
+                   where its estuary forms one of the largest natural harbours in Europe.";
+    let prompts = [
+        format!("Repeat this text exactly:\n\n{passage}"),
+        format!("{passage}\n\nQuote the first sentence of the text above."),
+        "Write a short poem about the sea.".to_string(),
+        "List the numbers from one to twenty, one per line.".to_string(),
+    ];
+    for p in &prompts {
+        let (a, ra, na) = run(plain.submit(greedy(chat_prompt(p), 120)).unwrap()).await;
+        let (b, rb, nb) = run(fast.submit(greedy(chat_prompt(p), 120)).unwrap()).await;
+        assert_eq!((&a, ra, na), (&b, rb, nb), "prompt: {p}");
+        let seeded = |g: &Generator| {
+            let mut req = greedy(chat_prompt(p), 60);
+            req.sampling.temperature = 0.8;
+            req.sampling.seed = Some(11);
+            run(g.submit(req).unwrap())
+        };
+        assert_eq!(
+            seeded(&plain).await,
+            seeded(&fast).await,
+            "sampled, prompt: {p}"
+        );
+    }
+    let stats = fast.stats();
+    assert!(stats.draft_tokens_total > 0, "{stats:?}");
+    assert!(
+        stats.draft_accepted_total * 3 > stats.draft_tokens_total,
+        "quoting keeps most drafts: {stats:?}"
+    );
+    assert_eq!(plain.stats().draft_tokens_total, 0);
+}
