@@ -244,6 +244,21 @@ pub struct RunArgs {
     /// A system message for chat models.
     #[arg(long)]
     system: Option<String>,
+    /// A JSON file of function tools (OpenAI's `tools` list) the model may call; its
+    /// calls are shown, and in an interactive chat their results are asked for.
+    #[arg(long)]
+    tools: Option<std::path::PathBuf>,
+    /// none, auto (default), required, or the name of a tool to call.
+    #[arg(long, requires = "tools")]
+    tool_choice: Option<String>,
+}
+
+/// A tool call assembled from a stream's `delta.tool_calls` pieces.
+#[derive(Debug, Default)]
+struct StreamedCall {
+    id: String,
+    name: String,
+    arguments: String,
 }
 
 impl RunArgs {
@@ -259,12 +274,14 @@ impl RunArgs {
                 self.model
             );
         }
+        let tools = self.tools_json()?;
         let mut history: Vec<Value> = Vec::new();
         if let Some(s) = &self.system {
             history.push(json!({"role": "system", "content": s}));
         }
         if let Some(prompt) = &self.prompt {
-            self.turn(&c, &task, &mut history, prompt).await?;
+            self.turn(&c, &task, &tools, &mut history, Some(prompt))
+                .await?;
             return Ok(());
         }
         let interactive = std::io::stdin().is_terminal();
@@ -285,24 +302,68 @@ impl RunArgs {
             if line == "/bye" || line == "/exit" {
                 break;
             }
-            self.turn(&c, &task, &mut history, line).await?;
+            let mut prompt = Some(line.to_string());
+            // A reply that calls tools asks for their results, then goes on (the model
+            // then chooses: `--tool-choice` is for the turn after your message).
+            loop {
+                let choice = match (&prompt, &tools) {
+                    (None, Some((list, _))) => Some((list.clone(), json!("auto"))),
+                    _ => tools.clone(),
+                };
+                let calls = self
+                    .turn(&c, &task, &choice, &mut history, prompt.take().as_deref())
+                    .await?;
+                if calls.is_empty() || !tool_results(&calls, &mut history)? {
+                    break;
+                }
+            }
         }
         Ok(())
     }
 
-    /// One exchange: stream the reply to stdout and remember it.
+    /// `tools` and `tool_choice` for the request body, from `--tools` and `--tool-choice`.
+    fn tools_json(&self) -> Result<Option<(Value, Value)>> {
+        let Some(path) = &self.tools else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let tools: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        let tools = match tools {
+            Value::Array(_) => tools,
+            one @ Value::Object(_) => json!([one]),
+            _ => bail!("{} must hold a list of tools", path.display()),
+        };
+        let choice = match self.tool_choice.as_deref() {
+            None => json!("auto"),
+            Some(c @ ("none" | "auto" | "required")) => json!(c),
+            Some(name) => json!({"type": "function", "function": {"name": name}}),
+        };
+        Ok(Some((tools, choice)))
+    }
+
+    /// One exchange: stream the reply to stdout and remember it; the tools it called.
     async fn turn(
         &self,
         c: &crate::client::Client,
         task: &str,
+        tools: &Option<(Value, Value)>,
         history: &mut Vec<Value>,
-        prompt: &str,
-    ) -> Result<()> {
+        prompt: Option<&str>,
+    ) -> Result<Vec<StreamedCall>> {
         let chat = task == "chat";
+        let prompt = prompt.unwrap_or_default();
         let mut body = json!({"model": self.model, "stream": true});
         if chat {
-            history.push(json!({"role": "user", "content": prompt}));
+            if !prompt.is_empty() {
+                history.push(json!({"role": "user", "content": prompt}));
+            }
             body["messages"] = json!(history);
+            if let Some((list, choice)) = tools {
+                body["tools"] = list.clone();
+                body["tool_choice"] = choice.clone();
+            }
         } else {
             body["prompt"] = json!(prompt);
         }
@@ -328,6 +389,7 @@ impl RunArgs {
             .with_context(|| format!("cannot reach the server at {}", c.base))?;
         let resp = c.check(resp).await?;
         let mut reply = String::new();
+        let mut calls: Vec<StreamedCall> = Vec::new();
         let mut out = std::io::stdout();
         if !chat {
             print!("{prompt}");
@@ -352,13 +414,63 @@ impl RunArgs {
                 print!("{p}");
                 let _ = out.flush();
             }
+            for piece in v["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let index = piece["index"].as_u64().unwrap_or(0) as usize;
+                if calls.len() <= index {
+                    calls.resize_with(index + 1, StreamedCall::default);
+                }
+                let call = &mut calls[index];
+                let text = |k: &str| piece["function"][k].as_str().unwrap_or_default();
+                if let Some(id) = piece["id"].as_str() {
+                    call.id = id.to_string();
+                }
+                call.name.push_str(text("name"));
+                call.arguments.push_str(text("arguments"));
+            }
         }
-        println!();
+        for call in &calls {
+            println!(
+                "[tool call] {}({})  id {}",
+                call.name, call.arguments, call.id
+            );
+        }
+        if calls.is_empty() {
+            println!();
+        }
         if chat {
-            history.push(json!({"role": "assistant", "content": reply}));
+            let mut message = json!({"role": "assistant", "content": reply});
+            if !calls.is_empty() {
+                message["tool_calls"] = json!(calls
+                    .iter()
+                    .map(|c| json!({"id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments}}))
+                    .collect::<Vec<_>>());
+            }
+            history.push(message);
         }
-        Ok(())
+        Ok(calls)
     }
+}
+
+/// Ask on stdin for each call's result and add them to the conversation; false when
+/// stdin ended (nothing to continue with).
+fn tool_results(calls: &[StreamedCall], history: &mut Vec<Value>) -> Result<bool> {
+    let stdin = std::io::stdin();
+    for call in calls {
+        eprint!("result of {} ({})> ", call.name, call.id);
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(false);
+        }
+        history.push(json!({"role": "tool", "tool_call_id": call.id,
+            "content": line.trim_end_matches(['\r', '\n'])}));
+    }
+    Ok(true)
 }
 
 /// Lines of a streamed response body.

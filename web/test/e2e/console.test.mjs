@@ -195,6 +195,31 @@ step("playground: chat with the LLM, streamed", async () => {
   await shot("10-playground-chat");
 });
 
+step("playground: a tool call, its result pasted, and the answer", async () => {
+  await page.goto(base + "/#/playground/chat");
+  await page.getByRole("button", { name: "Clear conversation" }).click();
+  await page.getByText("Tools", { exact: true }).click();
+  await page.getByRole("button", { name: "Use an example" }).click();
+  await page.getByLabel("Tool choice").selectOption("required");
+  await page.getByLabel("Message").fill("What is the weather in Lisbon?");
+  await page.getByRole("button", { name: "Send" }).click();
+  const call = page.locator(".tool-call").first();
+  await call.waitFor({ timeout: 120_000 });
+  assert.match(await call.innerText(), /get_weather/);
+  const args = JSON.parse(await call.locator("pre").innerText());
+  assert.equal(typeof args.city, "string", "the arguments follow the tool's schema");
+  await shot("10b-playground-tool-call");
+  // The result goes back; with the choice at "none" the model answers in words.
+  await page.getByLabel("Tool choice").selectOption("none");
+  await page.getByLabel("Result of get_weather").first().fill('{"temperature": 21, "sky": "sunny"}');
+  await page.getByRole("button", { name: "Send tool results" }).click();
+  await page.locator(".msg.tool").first().waitFor({ timeout: 10_000 });
+  const answer = page.locator(".msg.assistant").last();
+  await page.getByLabel("Speed of the last answer").waitFor({ timeout: 120_000 });
+  assert.ok((await answer.innerText()).replace("Model:", "").trim().length > 0, "the model answered after the result");
+  assert.equal(await page.locator(".tool-results").count(), 0, "no call is left waiting");
+});
+
 step("playground: sentence similarity with the embedding model", async () => {
   await page.goto(base + "/#/playground/embeddings");
   const inputs = page.locator("#panel-embeddings input[type=text]");

@@ -61,6 +61,61 @@ async fn pull_list_show_run_ps_and_remove() {
         "{chat}"
     );
 
+    // Tool calls in the terminal: one-shot, and interactive (the result typed in).
+    let tools = data.path().join("tools.json");
+    std::fs::write(
+        &tools,
+        json!([{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                "required": ["city"]}}}])
+        .to_string(),
+    )
+    .unwrap();
+    let tools = tools.to_str().unwrap();
+    let called = ok(&cli(
+        &s,
+        ADMIN_KEY,
+        &[
+            "run",
+            CHAT,
+            "Weather in Paris?",
+            "--tools",
+            tools,
+            "--tool-choice",
+            "get_weather",
+        ],
+        None,
+    ));
+    let line = called
+        .lines()
+        .find(|l| l.starts_with("[tool call] get_weather("))
+        .unwrap_or_else(|| panic!("{called}"));
+    let args = &line["[tool call] get_weather(".len()..line.rfind(")  id call_").unwrap()];
+    let args: serde_json::Value = serde_json::from_str(args).unwrap();
+    assert!(args["city"].is_string(), "{line}");
+    let session = cli(
+        &s,
+        ADMIN_KEY,
+        &[
+            "run",
+            CHAT,
+            "--tools",
+            tools,
+            "--tool-choice",
+            "required",
+            "--max-tokens",
+            "100",
+        ],
+        Some("Weather in Oslo?\n{\"sky\": \"sunny\"}\n/bye\n"),
+    );
+    let (out, err) = (
+        String::from_utf8_lossy(&session.stdout),
+        String::from_utf8_lossy(&session.stderr),
+    );
+    assert!(session.status.success(), "{err}");
+    assert!(out.contains("[tool call] get_weather("), "{out}");
+    assert!(err.contains("result of get_weather (call_"), "{err}");
+
     let ps = ok(&cli(&s, ADMIN_KEY, &["ps"], None));
     assert!(
         ps.contains(CHAT) && ps.contains("generator") && ps.contains("/8"),

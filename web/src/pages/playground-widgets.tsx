@@ -1,0 +1,111 @@
+// Widgets the Playground's tabs share: the library's models of some tasks, a model
+// picker, a number field that accepts what is typed until it makes sense, a command.
+
+import type { ComponentChildren } from "preact";
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { useApi } from "../hooks";
+import type { LibraryModel } from "../types";
+
+/** The library's models of some tasks, with the one picked (kept while it exists). */
+export function useLibrary(tasks: string[]) {
+  const lib = useApi<{ models: LibraryModel[] }>("/api/v1/library");
+  const models = useMemo(() => (lib.data?.models ?? []).filter((m) => tasks.includes(m.task)), [lib.data]);
+  const [model, setModel] = useState("");
+  useEffect(() => {
+    if (models.length && !models.some((m) => m.name === model)) setModel(models[0].name);
+  }, [models]);
+  return { lib, models, model, setModel };
+}
+
+export function ModelSelect({
+  id,
+  label,
+  value,
+  onChange,
+  options,
+  disabled,
+}: {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (v: string) => void;
+  options: { value: string; label: string }[];
+  disabled?: boolean;
+}) {
+  return (
+    <label for={id}>
+      {label}
+      <select id={id} value={value} disabled={disabled} onChange={(e) => onChange((e.target as HTMLSelectElement).value)}>
+        {options.map((o) => (
+          <option value={o.value}>{o.label}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+export function libraryOption(m: LibraryModel) {
+  return { value: m.name, label: m.loaded ? m.name : `${m.name} (not loaded: the first call loads it)` };
+}
+
+/**
+ * A number input that lets the user type freely (an empty or half-typed value is kept
+ * as text) and reports only valid values, clamped on leaving the field.
+ */
+export function NumberField({
+  id,
+  label,
+  value,
+  min,
+  max,
+  step,
+  integer,
+  onChange,
+}: {
+  id?: string;
+  label?: string;
+  value: number;
+  min: number;
+  max: number;
+  step: number;
+  integer?: boolean;
+  onChange: (v: number) => void;
+}) {
+  const [text, setText] = useState(String(value));
+  useEffect(() => {
+    if (Number(text) !== value) setText(String(value));
+  }, [value]);
+  const parse = (raw: string) => {
+    if (raw.trim() === "") return undefined;
+    const v = integer ? Math.round(Number(raw)) : Number(raw);
+    return Number.isFinite(v) ? v : undefined;
+  };
+  return (
+    <input
+      type="number"
+      id={id}
+      aria-label={label}
+      inputMode={integer ? "numeric" : "decimal"}
+      min={min}
+      max={max}
+      step={step}
+      value={text}
+      onInput={(e) => {
+        const raw = (e.target as HTMLInputElement).value;
+        setText(raw);
+        const v = parse(raw);
+        if (v !== undefined && v >= min && v <= max) onChange(v);
+      }}
+      onBlur={() => {
+        const v = parse(text);
+        const clamped = v === undefined ? value : Math.min(max, Math.max(min, v));
+        if (clamped !== value) onChange(clamped);
+        setText(String(clamped));
+      }}
+    />
+  );
+}
+
+export function Cmd({ children }: { children: ComponentChildren }) {
+  return <code class="cmd">{children}</code>;
+}
