@@ -41,14 +41,16 @@ def metric(server, name):
 
 
 def single(server, prompts, max_tokens):
-    rates = []
+    """Median decode tok/s over the prompts, and each prompt's text."""
+    rates, texts = [], []
     for p in prompts:
         r = server.stream(p, max_tokens)
         if r.error:
             raise RuntimeError(f"{server.name}: {r.error}")
         if r.decode_rate:
             rates.append(r.decode_rate)
-    return median(rates)
+        texts.append("".join(r.text))
+    return median(rates), texts
 
 
 def main():
@@ -91,6 +93,9 @@ def main():
         for s in servers:  # warm-up
             s.stream(PROMPTS[7], 16)
         rates = {(s.name, k): [] for s in servers for k in sets}
+        # Greedy texts with and without drafts, per prompt set and round: they must agree.
+        texts = {}
+        same = total = 0
         acceptance = {k: [0.0, 0.0] for k in sets}
         for rnd in range(args.rounds):
             order = servers[rnd % 3:] + servers[:rnd % 3]
@@ -99,10 +104,15 @@ def main():
                     if s is on:
                         d0 = metric(on, "aiaas_llm_draft_tokens_total")
                         a0 = metric(on, "aiaas_llm_draft_accepted_tokens_total")
-                    rates[(s.name, kind)].append(single(s, prompts, args.max_tokens))
+                    rate, got = single(s, prompts, args.max_tokens)
+                    rates[(s.name, kind)].append(rate)
+                    texts[(s.name, kind)] = got
                     if s is on:
                         acceptance[kind][0] += metric(on, "aiaas_llm_draft_tokens_total") - d0
                         acceptance[kind][1] += metric(on, "aiaas_llm_draft_accepted_tokens_total") - a0
+                pairs = list(zip(texts[("aiaas", kind)], texts[("aiaas-no-draft", kind)]))
+                same += sum(a == b for a, b in pairs)
+                total += len(pairs)
                 log(f"   round {rnd + 1}/{args.rounds} {kind}: " + ", ".join(
                     f"{s.name} {rates[(s.name, kind)][-1]:.1f} tok/s" for s in servers))
         load = []
@@ -136,6 +146,7 @@ def main():
             f"| {kind} | {median(rates[('aiaas', kind)]):.1f} | {median(rates[('aiaas-no-draft', kind)]):.1f} "
             f"| {median(rates[('llama-server', kind)]):.1f} | {ratio('aiaas', 'llama-server', kind):.2f}x "
             f"| {ratio('aiaas', 'aiaas-no-draft', kind):.2f}x | {rate} |")
+    lines += ["", f"Greedy texts with and without drafts identical: **{same} of {total}** requests."]
     load_ratio = median([a / b for a, b in load]) if load else None
     if load:
         lines += ["", f"8 clients, aggregate tok/s (alternating pairs): aiaas "
