@@ -117,6 +117,9 @@ export interface ChatOptions {
   messages: ChatMessage[];
   temperature: number;
   maxTokens: number;
+  /** Function tools (OpenAI's `tools` list) and the tool choice, when any are set. */
+  tools?: unknown[];
+  toolChoice?: string;
 }
 
 /** The body of POST /v1/chat/completions, streamed with the usage chunk at the end. */
@@ -128,6 +131,7 @@ export function chatRequest(o: Omit<ChatOptions, "base">) {
     stream_options: { include_usage: true },
     temperature: o.temperature,
     max_tokens: o.maxTokens,
+    ...(o.tools?.length ? { tools: o.tools, tool_choice: o.toolChoice ?? "auto" } : {}),
   };
 }
 
@@ -145,12 +149,16 @@ export function chatPython(o: ChatOptions): string {
     `    messages=${pyValue(messages, 1)},`,
     `    temperature=${pyValue(o.temperature)},`,
     `    max_tokens=${pyValue(o.maxTokens)},`,
+    ...(o.tools?.length ? [`    tools=${pyValue(o.tools, 1)},`, `    tool_choice=${pyString(o.toolChoice ?? "auto")},`] : []),
     "    stream=True,",
     '    stream_options={"include_usage": True},',
     ")",
     "for chunk in stream:",
     "    if chunk.choices and chunk.choices[0].delta.content:",
     '        print(chunk.choices[0].delta.content, end="", flush=True)',
+    ...(o.tools?.length
+      ? ["    for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:", '        print(call.function.name or "", call.function.arguments or "", end="", flush=True)']
+      : []),
     "    if chunk.usage:",
     '        print(f"\\n[{chunk.usage.completion_tokens} tokens]")',
     "",

@@ -116,11 +116,8 @@ export function ChatTab() {
       if (epoch.current === run) setTurns((ts) => [...ts.slice(0, -1), turn]);
     };
     try {
-      const body: Record<string, unknown> = { ...chatRequest({ model, messages: [], temperature, maxTokens }), messages };
-      if (tools.length) {
-        body.tools = tools;
-        body.tool_choice = toolChoice;
-      }
+      // The conversation with its tool turns, in the request the snippets show too.
+      const body = { ...chatRequest({ model, messages: [], temperature, maxTokens, tools, toolChoice }), messages };
       for await (const ev of stream("POST", "/v1/chat/completions", body, { signal: ctl.signal })) {
         if (ev.data === "[DONE]") break;
         let chunk: any;
@@ -377,7 +374,7 @@ export function ChatTab() {
         </div>
       </form>
 
-      <CodePanel snippets={chatSnippets({ base: baseUrl(), model, messages: codeMessages, temperature, maxTokens })} />
+      <CodePanel snippets={chatSnippets({ base: baseUrl(), model, messages: codeMessages, temperature, maxTokens, tools, toolChoice })} />
     </div>
   );
 }

@@ -165,9 +165,11 @@ writeFileSync(
 class _Completions:
     def create(self, **kw):
         record("chat", kw)
+        calls = [Obj(function=Obj(name="get_weather", arguments='{"city": "Oslo"}'))] if kw.get("tools") else None
         return iter([
-            Obj(choices=[Obj(delta=Obj(content="Hel"))], usage=None),
-            Obj(choices=[Obj(delta=Obj(content="lo"))], usage=None),
+            Obj(choices=[Obj(delta=Obj(content="Hel", tool_calls=None))], usage=None),
+            Obj(choices=[Obj(delta=Obj(content="lo", tool_calls=None))], usage=None),
+            Obj(choices=[Obj(delta=Obj(content=None, tool_calls=calls))], usage=None),
             Obj(choices=[], usage=Obj(completion_tokens=2)),
         ])
 class _Chat:
@@ -311,6 +313,19 @@ describe("chat snippets", () => {
     });
   });
 
+  it("carries the tools and the tool choice when tools are set", () => {
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: {} } } }];
+    const o = { ...chatOpts("hi"), tools, toolChoice: "required" };
+    expect(chatRequest(o)).toMatchObject({ tools, tool_choice: "required" });
+    expect(chatRequest(chatOpts("hi"))).not.toHaveProperty("tools");
+    const code = chatPython(o);
+    expect(code).toContain('tool_choice="required"');
+    expect(code).toContain('"get_weather"');
+    expect(code).toContain("delta.tool_calls");
+    const words = shellWords(chatCurl(o), { AIAAS_API_KEY: "k" });
+    expect(JSON.parse(words[words.indexOf("-d") + 1])).toEqual(chatRequest(o));
+  });
+
   it.each(NASTY)("curl: the body is valid JSON equal to the request after shell unquoting (%j)", (text) => {
     const o = chatOpts(text);
     const code = chatCurl(o);
@@ -363,6 +378,10 @@ describe("chat snippets", () => {
       expect(stdout).toContain("Hello");
       expect(stdout).toContain("[2 tokens]");
     }
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }];
+    const { calls, stdout } = runPython(chatPython({ ...chatOpts("weather?"), tools, toolChoice: "auto" }));
+    expect(calls[1].data).toMatchObject({ tools, tool_choice: "auto" });
+    expect(stdout).toContain('get_weather {"city": "Oslo"}');
   }, SLOW);
 
   it("offers curl and Python, and never a key", () => {
