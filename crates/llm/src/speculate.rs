@@ -72,11 +72,22 @@ fn lookup(h: &History<'_>, max: usize) -> Vec<i32> {
             continue;
         }
         let tail = len - n;
-        // The latest earlier start whose n tokens equal the last n (not the tail itself).
-        let found = (0..tail)
-            .rev()
-            .find(|&start| (0..n).all(|k| h.at(start + k) == h.at(tail + k)));
-        if let Some(start) = found {
+        // Earlier starts whose n tokens equal the last n (not the tail itself), latest
+        // first: the latest one followed by a whole draft, else the latest one at all
+        // (a phrase the reply already repeated would otherwise cut a copied passage's
+        // draft short).
+        let mut fallback = None;
+        for start in (0..tail).rev() {
+            if !(0..n).all(|k| h.at(start + k) == h.at(tail + k)) {
+                continue;
+            }
+            if start + n + max <= len {
+                fallback = Some(start);
+                break;
+            }
+            fallback.get_or_insert(start);
+        }
+        if let Some(start) = fallback {
             let from = start + n;
             return (from..len.min(from + max)).map(|i| h.at(i)).collect();
         }
@@ -103,6 +114,16 @@ mod tests {
         assert_eq!(draft(&prompt, &[5, 6], 2), vec![10, 11]);
         // Across the prompt/reply border, and into the reply itself.
         assert_eq!(draft(&[7, 8], &[9, 7, 8], 4), vec![9, 7, 8]);
+        // A later occurrence with too short a continuation gives way to an earlier one
+        // followed by a whole draft (a passage being copied).
+        let passage = [5, 6, 1, 2, 3, 4, 9];
+        assert_eq!(draft(&passage, &[5, 6, 8, 5, 6], 4), vec![1, 2, 3, 4]);
+        assert_eq!(
+            draft(&passage, &[5, 6, 8, 5, 6], 9),
+            vec![1, 2, 3, 4, 9, 5, 6, 8, 5]
+        );
+        // No occurrence is followed by a whole draft: the latest one.
+        assert_eq!(draft(&passage, &[5, 6, 8, 5, 6], 11), vec![8, 5, 6]);
         // Nothing repeats: no draft; a single repeated token is not enough.
         assert!(draft(&[1, 2, 3], &[4, 5], 4).is_empty());
         assert!(draft(&[1, 2, 3], &[1], 4).is_empty());
