@@ -245,6 +245,14 @@ const JSON_SEEDS: &[(&str, &str)] = &[
         r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0.5, "stop": ["x"], "n": 2, "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}}, "stream": true}"#,
     ),
     (
+        "/v1/chat/completions",
+        r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]}, {"role": "tool", "tool_call_id": "call_1", "content": "ok"}], "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, "strict": true}}], "tool_choice": {"type": "function", "function": {"name": "f"}}, "parallel_tool_calls": false}"#,
+    ),
+    (
+        "/v1/responses",
+        r#"{"model": "m", "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}, {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}, {"type": "function_call_output", "call_id": "c", "output": "ok"}], "instructions": "be brief", "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}], "tool_choice": "required", "max_output_tokens": 5, "text": {"format": {"type": "json_schema", "name": "s", "schema": {"type": "object"}}}, "stream": true, "store": false, "previous_response_id": "resp_abc"}"#,
+    ),
+    (
         "/v1/completions",
         r#"{"model": "m", "prompt": ["a", "b"], "max_tokens": 3, "logprobs": 2, "echo": true}"#,
     ),
