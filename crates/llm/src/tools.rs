@@ -256,6 +256,20 @@ impl ToolRequest {
     }
 }
 
+impl ParsedReply {
+    /// A finished reply read back: with tools (`syntax`), its calls parsed out of it;
+    /// without, all text.
+    pub fn of(text: &str, syntax: Option<ToolSyntax>) -> ParsedReply {
+        match syntax {
+            Some(syntax) => syntax.parse(text),
+            None => ParsedReply {
+                content: text.to_string(),
+                calls: Vec::new(),
+            },
+        }
+    }
+}
+
 impl ToolSyntax {
     /// Read a finished reply: its text and its calls, each given an id.
     pub fn parse(self, text: &str) -> ParsedReply {

@@ -15,7 +15,7 @@ mod jobs;
 pub use jobs::JobOutcome;
 mod keys;
 mod library;
-pub use library::{LibraryModelRecord, UsageRecord, INSTALLATION};
+pub use library::{library_prefix, LibraryModelRecord, UsageRecord, INSTALLATION};
 mod migrate;
 mod model_files;
 mod models;

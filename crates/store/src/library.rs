@@ -47,13 +47,19 @@ pub struct UsageRecord {
     pub completion_tokens: i64,
 }
 
+/// Where a library model's sealed files live in a shared artifact store (the prefix
+/// its version row records; migration 0009 writes the same for models it moves).
+pub fn library_prefix(id: &str) -> String {
+    format!("library/{id}")
+}
+
 /// A library model: the installation's model, the version its deployment serves, and the
 /// deployment's settings.
 const LIBRARY_SELECT: &str = "SELECT m.id, m.name, m.task, m.created_at, v.format, v.source, \
      v.license, v.files, v.size_bytes, v.config, d.serving FROM models m \
      JOIN deployments d ON d.model_id = m.id \
      JOIN model_versions v ON v.model_id = m.id AND v.version = d.version \
-     WHERE m.tenant_id = 'installation'";
+     WHERE m.tenant_id = $1";
 
 impl Metadata {
     /// Register a pulled model as an installation-wide model with its first version,
@@ -82,7 +88,7 @@ impl Metadata {
         )
         .bind(&m.id)
         .bind(m.format.as_str())
-        .bind(format!("library/{}", m.id))
+        .bind(library_prefix(&m.id))
         .bind(m.files.to_string())
         .bind(m.defaults.to_string())
         .bind(m.created_at)
@@ -107,7 +113,8 @@ impl Metadata {
     }
 
     pub async fn library_model(&self, name: &str) -> Result<Option<LibraryModelRecord>> {
-        let row = sqlx::query(&format!("{LIBRARY_SELECT} AND m.name = $1"))
+        let row = sqlx::query(&format!("{LIBRARY_SELECT} AND m.name = $2"))
+            .bind(INSTALLATION)
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -116,6 +123,7 @@ impl Metadata {
 
     pub async fn library_models(&self) -> Result<Vec<LibraryModelRecord>> {
         let rows = sqlx::query(&format!("{LIBRARY_SELECT} ORDER BY m.name"))
+            .bind(INSTALLATION)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(library_from_row).collect()

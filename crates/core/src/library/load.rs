@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiaas_engine::GeneratorRuntime;
-use aiaas_store::LibraryModelRecord;
+use aiaas_store::{library_prefix, LibraryModelRecord};
 use aiaas_types::{Format, Principal};
 use tokio::sync::watch;
 
 use super::{
-    cache_mark, file_names, library_prefix, runtime_key, strip_tag, KeepAlive, Library,
-    LoadFailure, ServingSettings, CACHE_MARK,
+    cache_mark, file_names, runtime_key, strip_tag, KeepAlive, Library, LoadFailure,
+    ServingSettings, CACHE_MARK,
 };
 use crate::runtime_key::RuntimeKey;
 use crate::{CoreError, Result};

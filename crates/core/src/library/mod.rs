@@ -17,7 +17,9 @@ use aiaas_engine::llm::GeneratorSettings;
 use aiaas_engine::Engine;
 use aiaas_engine::{BatchSettings, LoadedModel, RuntimeKind};
 use aiaas_hub::{CancelFlag, HubError, InstalledModel, PullProgress, PullSource, Puller};
-use aiaas_store::{ArtifactStore, LibraryModelRecord, MasterKeys, Metadata, ModelFiles, ModelView};
+use aiaas_store::{
+    library_prefix, ArtifactStore, LibraryModelRecord, MasterKeys, Metadata, ModelFiles, ModelView,
+};
 use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -300,11 +302,6 @@ pub(crate) fn cache_mark(dir: &std::path::Path) -> Option<String> {
     std::fs::read_to_string(dir.join(CACHE_MARK))
         .ok()
         .map(|s| s.trim().to_string())
-}
-
-/// Where a library model's sealed files live in a shared artifact store.
-pub(crate) fn library_prefix(id: &str) -> String {
-    format!("library/{id}")
 }
 
 pub(crate) fn runtime_key(name: &str) -> String {

@@ -88,13 +88,7 @@ impl AssistantMessage {
         tools: Option<aiaas_core::ToolSyntax>,
         finish: Option<aiaas_core::FinishReason>,
     ) -> (AssistantMessage, Option<&'static str>) {
-        let parsed = match tools {
-            Some(syntax) => syntax.parse(text),
-            None => aiaas_core::ParsedReply {
-                content: text.to_string(),
-                calls: Vec::new(),
-            },
-        };
+        let parsed = aiaas_core::ParsedReply::of(text, tools);
         let called = !parsed.calls.is_empty();
         let message = AssistantMessage {
             role: "assistant",

@@ -273,19 +273,18 @@ fn messages(instructions: Option<&str>, items: &[Value]) -> Vec<ChatMessage> {
     out
 }
 
-/// The output items of a finished reply (its text, then its calls).
-fn output_items(text: &str, tools: Option<aiaas_core::ToolSyntax>) -> Vec<OutputItem> {
-    let parsed = match tools {
-        Some(syntax) => syntax.parse(text),
-        None => aiaas_core::ParsedReply {
-            content: text.to_string(),
-            calls: Vec::new(),
-        },
-    };
+/// The output items of a finished reply (its text as message `message_id`, then its
+/// calls).
+fn output_items(
+    text: &str,
+    tools: Option<aiaas_core::ToolSyntax>,
+    message_id: String,
+) -> Vec<OutputItem> {
+    let parsed = aiaas_core::ParsedReply::of(text, tools);
     let mut out = Vec::new();
     if !parsed.content.is_empty() || parsed.calls.is_empty() {
         out.push(OutputItem::Message {
-            id: item_id("msg"),
+            id: message_id,
             status: "completed".into(),
             role: "assistant".into(),
             content: vec![OutputText::new(parsed.content)],
@@ -479,7 +478,8 @@ pub(super) async fn create_response(
         reply.cached_tokens,
         reply.completion_tokens,
     );
-    let response = draft.response(output_items(text, tools), Some((usage, cut)));
+    let output = output_items(text, tools, item_id("msg"));
+    let response = draft.response(output, Some((usage, cut)));
     draft.keep(&s, &p, &response).await?;
     Ok(Json(response).into_response())
 }

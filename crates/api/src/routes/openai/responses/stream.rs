@@ -167,12 +167,11 @@ impl Events {
     }
 
     async fn finish(&mut self, reason: FinishReason, usage: ResponseUsage) {
-        let mut output = output_items(&self.text, self.tools);
-        for (index, item) in output.iter_mut().enumerate() {
+        let output = output_items(&self.text, self.tools, self.message_id.clone());
+        for (index, item) in output.iter().enumerate() {
             match item {
-                OutputItem::Message { id, content, .. } => {
+                OutputItem::Message { content, .. } => {
                     // Text streamed already, or (with tools) sent now in one delta.
-                    *id = self.message_id.clone();
                     let text: String = content.iter().map(|c| c.text.as_str()).collect();
                     if !self.opened {
                         self.open_message(index);
@@ -212,14 +211,15 @@ impl Events {
             name,
             arguments,
             ..
-        } = item.clone()
+        } = &item
         else {
             return;
         };
+        let (id, arguments) = (id.clone(), arguments.clone());
         let opening = OutputItem::FunctionCall {
             id: id.clone(),
-            call_id,
-            name,
+            call_id: call_id.clone(),
+            name: name.clone(),
             arguments: String::new(),
             status: "in_progress".into(),
         };
