@@ -141,8 +141,9 @@ pub struct ServeArgs {
     /// Requests waiting or running per LLM before 429.
     #[arg(long, env = "AIAAS_LLM_QUEUE")]
     pub llm_queue: Option<usize>,
-    /// Tokens a sequence drafts per step for speculative decoding by prompt lookup
-    /// (default 8; 0 turns it off). The output is the same either way.
+    /// Most tokens a sequence drafts per step for speculative decoding by prompt lookup
+    /// (default 16, at most 32; 0 turns it off). Each step drafts as many as pay on this
+    /// machine for this text. The output is the same either way.
     #[arg(long, env = "AIAAS_LLM_DRAFT_TOKENS")]
     pub llm_draft_tokens: Option<usize>,
     /// Seconds a request waits for its model to load before 503 + Retry-After.

@@ -133,6 +133,19 @@ pub(crate) fn logprobs(logits: &[f32], chosen: usize, top: usize) -> (f32, Vec<(
     (chosen_lp, best)
 }
 
+/// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
+pub(crate) fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_value = f32::NEG_INFINITY;
+    for (i, &v) in values.iter().enumerate() {
+        if v > best_value {
+            best = i;
+            best_value = v;
+        }
+    }
+    best
+}
+
 /// A seed for a request that gave none.
 pub(crate) fn random_seed() -> u32 {
     use std::hash::{BuildHasher, Hasher};
@@ -161,6 +174,12 @@ mod tests {
         assert!((total - 1.0).abs() < 1e-5);
         let (_, none) = logprobs(&logits, 0, 0);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[0.5, 2.0, -1.0, 2.0]), 1);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, -3.0]), 1);
     }
 
     #[test]

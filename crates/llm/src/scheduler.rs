@@ -23,10 +23,10 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use crate::sampling::{build_sampler, random_seed, token_logprob};
+use crate::sampling::{argmax, build_sampler, random_seed, token_logprob};
 use crate::sequence::{ReplyText, Step};
 use crate::serving::{GenerationObserver, GeneratorSettings, GeneratorStats};
-use crate::speculate::Drafting;
+use crate::speculate::{Drafting, StepCosts};
 use crate::{
     backend, piece_bytes, FinishReason, GenEvent, GenerateRequest, LlmError, LlmModel,
     TokenLogprob, Usage,
@@ -267,6 +267,8 @@ struct Scheduler<'m> {
     slots: Vec<Option<Sequence>>,
     leftovers: Vec<Leftover>,
     releases: u64,
+    /// What decode steps cost here by the positions they compute (for draft lengths).
+    costs: StepCosts,
     /// The sliding attention window of models that have one (Gemma 2/3): a cache whose
     /// old positions were dropped can only be cut where the window is still whole.
     sliding_window: Option<usize>,
@@ -308,6 +310,7 @@ impl<'m> Scheduler<'m> {
             ctx,
             leftovers: (0..settings.slots).map(|_| Leftover::default()).collect(),
             releases: 0,
+            costs: StepCosts::default(),
             sliding_window,
             batch: LlamaBatch::new(settings.batch_tokens as usize, settings.slots as i32),
             settings,
@@ -527,7 +530,10 @@ impl<'m> Scheduler<'m> {
                     let batch = (s.batch_tokens as usize)
                         .saturating_sub(self.batch.n_tokens() as usize + s.slots);
                     let max = s.draft_tokens.min(room).min(left).min(batch);
-                    seq.draft = seq.drafting.draft(&seq.job.request.prompt, &seq.fed, max);
+                    // Positions this step computes besides this sequence's next token.
+                    let others = self.batch.n_tokens() as usize - 1 + (decoding - generating);
+                    let (prompt, fed) = (&seq.job.request.prompt, &seq.fed);
+                    seq.draft = seq.drafting.draft(prompt, fed, max, others, &self.costs);
                     for (k, &d) in seq.draft.iter().enumerate() {
                         self.batch
                             .add(LlamaToken(d), (seq.n_past + k) as i32, &[i as i32], true)
@@ -536,7 +542,8 @@ impl<'m> Scheduler<'m> {
                 }
             }
         }
-        let mut budget = self.settings.batch_tokens as usize - self.batch.n_tokens() as usize;
+        let outputs = self.batch.n_tokens() as usize;
+        let mut budget = self.settings.batch_tokens as usize - outputs;
         if generating > 0 {
             budget = budget.min(self.settings.prefill_chunk as usize);
         }
@@ -565,6 +572,7 @@ impl<'m> Scheduler<'m> {
         if tokens == 0 {
             return Ok(());
         }
+        let started = Instant::now();
         self.ctx
             .decode(&mut self.batch)
             .map_err(|e| LlmError::Decode(e.to_string()))?;
@@ -572,6 +580,10 @@ impl<'m> Scheduler<'m> {
             .decode_step(tokens, self.slots.iter().filter(|s| s.is_some()).count());
         for i in 0..self.slots.len() {
             self.sample(i);
+        }
+        if tokens == outputs {
+            // A step of generating sequences only: what its number of positions costs.
+            self.costs.record(tokens, started.elapsed().as_secs_f64());
         }
         Ok(())
     }
@@ -589,9 +601,11 @@ impl<'m> Scheduler<'m> {
         };
         let draft = std::mem::take(&mut seq.draft);
         let mut accepted = 0;
+        let mut first = None;
         let ended = loop {
             let here = at + accepted as i32;
             let token = self.pick(i, here);
+            first.get_or_insert(token.0);
             if let Some(end) = self.take_token(i, here, token) {
                 break Some(end);
             }
@@ -607,9 +621,11 @@ impl<'m> Scheduler<'m> {
             seq.next = Some(token);
             break None;
         };
+        if let (Some(seq), Some(first)) = (self.slots[i].as_mut(), first) {
+            seq.drafting.record(draft.len(), accepted, first);
+        }
         if !draft.is_empty() {
             if let Some(seq) = self.slots[i].as_mut() {
-                seq.drafting.record(draft.len(), accepted);
                 let keep = seq.n_past as u32;
                 let _ = self
                     .ctx
@@ -768,19 +784,6 @@ fn common_prefix(a: &[i32], b: &[i32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Index of the largest value (the first one on ties, as llama.cpp's greedy sampler).
-fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    let mut best_value = f32::NEG_INFINITY;
-    for (i, &v) in values.iter().enumerate() {
-        if v > best_value {
-            best = i;
-            best_value = v;
-        }
-    }
-    best
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -788,11 +791,5 @@ mod tests {
         assert_eq!(super::common_prefix(&[1, 2, 3], &[1, 2, 4, 5]), 2);
         assert_eq!(super::common_prefix(&[], &[1]), 0);
         assert_eq!(super::common_prefix(&[7, 8], &[7, 8, 9]), 2);
-    }
-
-    #[test]
-    fn argmax_takes_the_first_of_equal_maxima() {
-        assert_eq!(super::argmax(&[0.5, 2.0, -1.0, 2.0]), 1);
-        assert_eq!(super::argmax(&[f32::NEG_INFINITY, -3.0]), 1);
     }
 }

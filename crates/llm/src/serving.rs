@@ -21,7 +21,8 @@ pub struct GeneratorSettings {
     /// CPU threads llama.cpp computes with.
     pub threads: i32,
     /// Most tokens a sequence drafts per step for speculative decoding (prompt lookup;
-    /// 0: off).
+    /// 0: off). Each step drafts as many as its measured costs and the sequence's
+    /// record make pay, up to this.
     pub draft_tokens: usize,
     /// Sequences draft only while at most this many are generating: with more, one
     /// batch already shares each read of the weights among them.
@@ -37,7 +38,7 @@ impl Default for GeneratorSettings {
             batch_tokens: 512,
             prefill_chunk: 128,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
-            draft_tokens: 8,
+            draft_tokens: 16,
             draft_max_sequences: 2,
         }
     }
