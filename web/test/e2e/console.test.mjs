@@ -178,7 +178,9 @@ step("playground: classify a sentence and get the right label", async () => {
 
 step("playground: chat with the LLM, streamed", async () => {
   await page.goto(base + "/#/playground/chat");
-  await page.getByLabel("Message").fill("Say hello in one short sentence.");
+  // A reply of several sentences: a short greeting can arrive within one render (a
+  // step that keeps drafted tokens sends several at once).
+  await page.getByLabel("Message").fill("Describe the sea in three sentences.");
   await page.getByRole("button", { name: "Send" }).click();
   const reply = page.locator(".msg.assistant").last();
   await reply.waitFor({ timeout: 120_000 });
