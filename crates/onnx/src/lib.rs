@@ -22,7 +22,7 @@ use std::sync::{Mutex, OnceLock};
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
-use ort::value::{DynMapValueType, DynValue, ValueType};
+use ort::value::{DynMapValueType, DynValue, TensorElementType, ValueType};
 
 pub use tensor::{DataType, Tensor, TensorData};
 
@@ -231,38 +231,50 @@ impl OnnxModel {
 /// with the classes in key order as labels.
 fn zipmap(name: &str, value: &DynValue) -> Result<Tensor, OnnxError> {
     let run = |e: ort::Error| OnnxError::Run(format!("output `{name}`: {e}"));
+    let text_keys = matches!(
+        value.dtype(),
+        ValueType::Sequence(m) if matches!(m.as_ref(), ValueType::Map { key: TensorElementType::String, .. })
+    );
     let rows = value
         .try_extract_sequence::<DynMapValueType>()
         .map_err(run)?;
-    let mut labels: Vec<String> = Vec::new();
+    // The classes of the first row; every other row must have the same.
+    let (mut int_keys, mut text): (Vec<i64>, Vec<String>) = (Vec::new(), Vec::new());
     let mut data = Vec::new();
     for (r, row) in rows.iter().enumerate() {
-        let mut pairs: Vec<(String, f32)> = match row.try_extract_map::<i64, f32>() {
-            Ok(m) => {
-                let mut p: Vec<(i64, f32)> = m.into_iter().collect();
-                p.sort_by_key(|(k, _)| *k);
-                p.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        let same = if text_keys {
+            let mut kv = row.try_extract_key_values::<String, f32>().map_err(run)?;
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            data.extend(kv.iter().map(|(_, v)| *v));
+            let keys = kv.into_iter().map(|(k, _)| k);
+            if r == 0 {
+                text = keys.collect();
+                true
+            } else {
+                keys.eq(text.iter().cloned())
             }
-            Err(_) => {
-                let mut p: Vec<(String, f32)> = row
-                    .try_extract_map::<String, f32>()
-                    .map_err(run)?
-                    .into_iter()
-                    .collect();
-                p.sort_by(|a, b| a.0.cmp(&b.0));
-                p
+        } else {
+            let mut kv = row.try_extract_key_values::<i64, f32>().map_err(run)?;
+            kv.sort_by_key(|(k, _)| *k);
+            data.extend(kv.iter().map(|(_, v)| *v));
+            if r == 0 {
+                int_keys = kv.iter().map(|(k, _)| *k).collect();
+                true
+            } else {
+                kv.iter().map(|(k, _)| *k).eq(int_keys.iter().copied())
             }
         };
-        let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
-        if r == 0 {
-            labels = keys;
-        } else if keys != labels {
+        if !same {
             return Err(OnnxError::Run(format!(
                 "output `{name}`: rows have different classes"
             )));
         }
-        data.extend(pairs.drain(..).map(|(_, v)| v));
     }
+    let labels = if text_keys {
+        text
+    } else {
+        int_keys.iter().map(i64::to_string).collect()
+    };
     Ok(Tensor {
         name: name.to_string(),
         shape: vec![rows.len(), labels.len()],
