@@ -230,55 +230,46 @@ impl OnnxModel {
 /// A ZipMap output (one map per row, class → probability) as a `[rows, classes]` tensor
 /// with the classes in key order as labels.
 fn zipmap(name: &str, value: &DynValue) -> Result<Tensor, OnnxError> {
-    let run = |e: ort::Error| OnnxError::Run(format!("output `{name}`: {e}"));
     let text_keys = matches!(
         value.dtype(),
         ValueType::Sequence(m) if matches!(m.as_ref(), ValueType::Map { key: TensorElementType::String, .. })
     );
+    let (labels, rows, data) = if text_keys {
+        zipmap_rows::<String>(name, value)?
+    } else {
+        zipmap_rows::<i64>(name, value)?
+    };
+    Ok(Tensor {
+        name: name.to_string(),
+        shape: vec![rows, labels.len()],
+        data: TensorData::Fp32(data),
+        labels: Some(labels),
+    })
+}
+
+/// The classes (of the first row; every row must have the same), the number of rows, and
+/// the probabilities row by row in class order, of a ZipMap output keyed by `K`.
+fn zipmap_rows<K>(name: &str, value: &DynValue) -> Result<(Vec<String>, usize, Vec<f32>), OnnxError>
+where
+    K: ort::value::IntoTensorElementType + Clone + std::hash::Hash + Eq + Ord + std::fmt::Display,
+{
+    let run = |e: ort::Error| OnnxError::Run(format!("output `{name}`: {e}"));
     let rows = value
         .try_extract_sequence::<DynMapValueType>()
         .map_err(run)?;
-    // The classes of the first row; every other row must have the same.
-    let (mut int_keys, mut text): (Vec<i64>, Vec<String>) = (Vec::new(), Vec::new());
+    let mut classes: Vec<K> = Vec::new();
     let mut data = Vec::new();
     for (r, row) in rows.iter().enumerate() {
-        let same = if text_keys {
-            let mut kv = row.try_extract_key_values::<String, f32>().map_err(run)?;
-            kv.sort_by(|a, b| a.0.cmp(&b.0));
-            data.extend(kv.iter().map(|(_, v)| *v));
-            let keys = kv.into_iter().map(|(k, _)| k);
-            if r == 0 {
-                text = keys.collect();
-                true
-            } else {
-                keys.eq(text.iter().cloned())
-            }
-        } else {
-            let mut kv = row.try_extract_key_values::<i64, f32>().map_err(run)?;
-            kv.sort_by_key(|(k, _)| *k);
-            data.extend(kv.iter().map(|(_, v)| *v));
-            if r == 0 {
-                int_keys = kv.iter().map(|(k, _)| *k).collect();
-                true
-            } else {
-                kv.iter().map(|(k, _)| *k).eq(int_keys.iter().copied())
-            }
-        };
-        if !same {
+        let mut kv = row.try_extract_key_values::<K, f32>().map_err(run)?;
+        kv.sort_by(|a, b| a.0.cmp(&b.0));
+        data.extend(kv.iter().map(|(_, v)| *v));
+        if r == 0 {
+            classes = kv.into_iter().map(|(k, _)| k).collect();
+        } else if !kv.iter().map(|(k, _)| k).eq(classes.iter()) {
             return Err(OnnxError::Run(format!(
                 "output `{name}`: rows have different classes"
             )));
         }
     }
-    let labels = if text_keys {
-        text
-    } else {
-        int_keys.iter().map(i64::to_string).collect()
-    };
-    Ok(Tensor {
-        name: name.to_string(),
-        shape: vec![rows.len(), labels.len()],
-        data: TensorData::Fp32(data),
-        labels: Some(labels),
-    })
+    Ok((classes.iter().map(K::to_string).collect(), rows.len(), data))
 }

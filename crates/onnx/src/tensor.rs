@@ -6,33 +6,20 @@ use ort::value::{DynValue, TensorElementType, ValueType};
 use crate::{OnnxError, TensorSpec};
 
 /// KServe v2's tensor datatypes (the names are the protocol's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataType {
-    #[serde(rename = "BOOL")]
     Bool,
-    #[serde(rename = "UINT8")]
     Uint8,
-    #[serde(rename = "UINT16")]
     Uint16,
-    #[serde(rename = "UINT32")]
     Uint32,
-    #[serde(rename = "UINT64")]
     Uint64,
-    #[serde(rename = "INT8")]
     Int8,
-    #[serde(rename = "INT16")]
     Int16,
-    #[serde(rename = "INT32")]
     Int32,
-    #[serde(rename = "INT64")]
     Int64,
-    #[serde(rename = "FP16")]
     Fp16,
-    #[serde(rename = "FP32")]
     Fp32,
-    #[serde(rename = "FP64")]
     Fp64,
-    #[serde(rename = "BYTES")]
     Bytes,
 }
 
@@ -94,6 +81,13 @@ impl DataType {
             TensorElementType::String => DataType::Bytes,
             _ => return None,
         })
+    }
+}
+
+/// Written as its KServe name.
+impl serde::Serialize for DataType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
