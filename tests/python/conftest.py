@@ -1,6 +1,7 @@
 """Fixtures: a real `aiaas serve` on port 0 with a fresh data directory, a small
 deployed classifier trained through the HTTP API, the library's chat and embedding
 models, and an `openai` client pointed at the server."""
+import glob
 import os
 import shutil
 import subprocess
@@ -46,7 +47,11 @@ def server():
     wheels = os.path.join(
         os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache")), "wheels")
     # Models are pulled from the wheels the set-up script cached (no network needed).
-    env = dict(os.environ, AIAAS_ADMIN_KEY=ADMIN_KEY, AIAAS_LOG="warn", AIAAS_WHEEL_DIRS=wheels)
+    data = os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache"))
+    onnxruntime = sorted(glob.glob(os.path.join(data, "onnxruntime", "libonnxruntime.so*")))
+    assert onnxruntime, "no libonnxruntime.so under the test data (run scripts/setup.sh --test)"
+    env = dict(os.environ, AIAAS_ADMIN_KEY=ADMIN_KEY, AIAAS_LOG="warn", AIAAS_WHEEL_DIRS=wheels,
+               AIAAS_ONNXRUNTIME=onnxruntime[-1])
     log = open(os.path.join(data_dir, "server.log"), "w")
     proc = subprocess.Popen(
         [_binary(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--no-demo",

@@ -22,6 +22,7 @@ struct FileConfig {
     max_delay_ms: Option<u64>,
     queue_capacity: Option<usize>,
     models_dir: Option<PathBuf>,
+    onnxruntime: Option<PathBuf>,
     wheel_dirs: Option<Vec<PathBuf>>,
     pypi_index: Option<String>,
     max_model_memory: Option<String>,
@@ -69,6 +70,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     };
     // Read first: the fields below are moved out of `file`.
     let library_config = library(args, &file)?;
+    let onnxruntime = file.onnxruntime.clone();
     let tls = tls_files(args, &file)?;
     let batch = batch_settings(&file)?;
     let listen = listen_address(args, file.listen, tls.is_some(), file.allow_insecure_http)?;
@@ -108,6 +110,16 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     platform.admin_key = admin_key(args)?;
     platform.library = library_config;
     platform.master_key = master_key_source(args, &platform.data_dir);
+    platform.onnxruntime = args.onnxruntime.clone().or(onnxruntime);
+    if let Some(lib) = &platform.onnxruntime {
+        if !lib.is_file() {
+            bail!(
+                "--onnxruntime {} is not a file (run scripts/setup.sh, which puts \
+                 libonnxruntime.so under <data-dir>/cache/onnxruntime)",
+                lib.display()
+            );
+        }
+    }
     if platform.demo {
         // The README's OpenAI examples work minutes after the first start.
         platform.library.first_start_pulls =

@@ -23,6 +23,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the server's arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
@@ -111,6 +113,10 @@ pub struct ServeArgs {
     /// Training jobs run at once.
     #[arg(long, env = "AIAAS_TRAINING_WORKERS")]
     pub training_workers: Option<usize>,
+    /// ONNX Runtime's shared library (libonnxruntime.so) for uploaded ONNX models
+    /// (default: the newest in <data-dir>/cache/onnxruntime, where the set-up script puts it).
+    #[arg(long, env = "AIAAS_ONNXRUNTIME")]
+    pub onnxruntime: Option<PathBuf>,
     /// Where pulled models are kept (default: <data-dir>/models).
     #[arg(long, env = "AIAAS_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,

@@ -66,6 +66,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::kserve::router())
         .merge(routes::audit::router())
         .merge(routes::privacy::router())
+        .merge(routes::uploads::router())
         .merge(openapi::router())
         .merge(console::router())
 }

@@ -81,6 +81,7 @@ impl From<EngineError> for CoreError {
                 CoreError::Unavailable(e.to_string())
             }
             EngineError::Load(_) | EngineError::Inference(_) => CoreError::Internal(e.to_string()),
+            EngineError::InvalidInput(m) => CoreError::InvalidInput(m),
         }
     }
 }

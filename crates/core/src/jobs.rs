@@ -553,7 +553,7 @@ impl TrainingJobs {
         })
         .await;
         let _ = event_writer.await;
-        Ok(trained??)
+        trained?
     }
 
     async fn register_version(

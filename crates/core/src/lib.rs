@@ -26,6 +26,7 @@ mod privacy;
 mod responses;
 mod runtime_key;
 mod tenants;
+mod tensor_models;
 
 pub use aiaas_engine::llm::{
     ChatMessage, FinishReason, GenEvent, ModelInfo, ParsedReply, TokenLogprob, ToolCall,
@@ -70,6 +71,8 @@ pub use privacy::{
     PSEUDONYM_SECRET_FILE,
 };
 pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};
+pub use tensor_models::TensorAnswer;
+pub use aiaas_engine::onnx;
 pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -68,6 +68,13 @@ pub struct Predictions {
     pub predictions: Vec<ClassPrediction>,
 }
 
+/// A deployed model and the version answering a request.
+pub(crate) struct Serving {
+    pub(crate) model: ModelRecord,
+    pub(crate) version: ModelVersionRecord,
+    pub(crate) deployment: DeploymentRecord,
+}
+
 /// `name`, `name:3` or `name:alias`.
 struct ModelRef<'a> {
     name: &'a str,
@@ -92,7 +99,17 @@ fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
         max_batch: d.max_batch,
         max_delay_ms: d.max_delay_ms,
         queue_capacity: d.queue_capacity,
-        pii_inputs: d.pii_inputs.clone(),
+        pii_inputs: d.pii_inputs,
+    }
+}
+
+/// How a runtime loaded for a deployment batches (a tensor model's own configuration
+/// may narrow it).
+fn batch_of(settings: &DeploymentSettings) -> BatchSettings {
+    BatchSettings {
+        max_batch: settings.max_batch.max(1) as usize,
+        max_delay: Duration::from_millis(settings.max_delay_ms.max(0) as u64),
+        queue_capacity: settings.queue_capacity.max(1) as usize,
     }
 }
 
@@ -119,6 +136,8 @@ pub(crate) struct ModelsConfig {
     pub(crate) privacy: Privacy,
     /// Serving settings of a first deployment.
     pub(crate) batch: BatchSettings,
+    /// ONNX Runtime's shared library, when installed (uploaded ONNX models need it).
+    pub(crate) onnxruntime: Option<std::path::PathBuf>,
 }
 
 impl Models {
@@ -126,6 +145,11 @@ impl Models {
         Models {
             inner: Arc::new(config),
         }
+    }
+
+    /// What the service is built from (for its other modules: tensor_models.rs).
+    pub(crate) fn inner(&self) -> &ModelsConfig {
+        &self.inner
     }
 
     pub async fn list(&self, principal: &Principal) -> Result<Vec<ModelSummary>> {
@@ -307,26 +331,17 @@ impl Models {
                 texts.len()
             )));
         }
-        let r = parse_ref(reference);
-        let model = self.find_model(principal, r.name).await?;
-        let deployment = self
-            .inner
-            .meta
-            .deployment(&model.id)
-            .await?
-            .ok_or_else(|| {
-                CoreError::Conflict(format!(
-                    "model {:?} is not deployed; deploy it with POST /api/v1/models/{}/deploy",
-                    model.name, model.name
-                ))
-            })?;
-        let version = match r.selector {
-            None => {
-                self.resolve_version(&model, Some(&deployment.version.to_string()))
-                    .await?
-            }
-            Some(s) => self.resolve_version(&model, Some(s)).await?,
-        };
+        let Serving {
+            model,
+            version,
+            deployment,
+        } = self.serving(principal, reference).await?;
+        if version.format != Format::AiaasClassifier {
+            return Err(CoreError::InvalidInput(format!(
+                "model {:?} takes tensors, not texts: call it through KServe v2 (POST /v2/models/{}/infer)",
+                model.name, model.name
+            )));
+        }
         let model_mode = deployment.pii_inputs;
         self.inner
             .privacy
@@ -358,6 +373,36 @@ impl Models {
             version: version.version,
             labels,
             predictions,
+        })
+    }
+
+    /// The deployed model a reference names (`name`, `name:version`, `name:alias`) and the
+    /// version that answers it.
+    pub(crate) async fn serving(&self, principal: &Principal, reference: &str) -> Result<Serving> {
+        let r = parse_ref(reference);
+        let model = self.find_model(principal, r.name).await?;
+        let deployment = self
+            .inner
+            .meta
+            .deployment(&model.id)
+            .await?
+            .ok_or_else(|| {
+                CoreError::Conflict(format!(
+                    "model {:?} is not deployed; deploy it with POST /api/v1/models/{}/deploy",
+                    model.name, model.name
+                ))
+            })?;
+        let version = match r.selector {
+            None => {
+                self.resolve_version(&model, Some(&deployment.version.to_string()))
+                    .await?
+            }
+            Some(s) => self.resolve_version(&model, Some(s)).await?,
+        };
+        Ok(Serving {
+            model,
+            version,
+            deployment,
         })
     }
 
@@ -468,7 +513,8 @@ impl Models {
             .collect();
         let mut stale = Vec::new();
         for m in self.inner.engine.loaded() {
-            if m.kind != aiaas_engine::RuntimeKind::Classifier {
+            use aiaas_engine::RuntimeKind;
+            if !matches!(m.kind, RuntimeKind::Classifier | RuntimeKind::Tensor) {
                 continue;
             }
             let Some((model_id, version)) = RuntimeKey::model_version(&m.key) else {
@@ -476,11 +522,18 @@ impl Models {
             };
             let keep = match deployments.get(&model_id) {
                 None => false,
-                Some(d) if version == d.version => m.batch.is_none_or(|b| {
-                    b.max_batch as i64 == d.max_batch
-                        && b.max_delay.as_millis() as i64 == d.max_delay_ms
-                        && b.queue_capacity as i64 == d.queue_capacity
-                }),
+                Some(d) if version == d.version => {
+                    let mut want = batch_of(&settings_of(d));
+                    if m.kind == RuntimeKind::Tensor {
+                        if let Some(v) = self.inner.meta.model_version(&model_id, version).await? {
+                            want = crate::tensor_models::batch_settings(
+                                &crate::tensor_models::config_of(&v)?,
+                                want,
+                            );
+                        }
+                    }
+                    m.batch.is_none_or(|b| b == want)
+                }
                 // Another version, addressed as `name:N`: kept while the model is deployed.
                 Some(_) => true,
             };
@@ -527,7 +580,7 @@ impl Models {
     }
 
     /// The runtime key of a version, loading it on first use.
-    async fn ensure_loaded(
+    pub(crate) async fn ensure_loaded(
         &self,
         model: &ModelRecord,
         version: &ModelVersionRecord,
@@ -546,18 +599,14 @@ impl Models {
     }
 
     /// Load (or reload) a version's runtime; the caller holds `inner.loading`.
-    async fn load_unlocked(
+    pub(crate) async fn load_unlocked(
         &self,
         model: &ModelRecord,
         version: &ModelVersionRecord,
         settings: DeploymentSettings,
     ) -> Result<String> {
         let key = runtime_key(&model.id, version.version);
-        let batch = BatchSettings {
-            max_batch: settings.max_batch.max(1) as usize,
-            max_delay: Duration::from_millis(settings.max_delay_ms.max(0) as u64),
-            queue_capacity: settings.queue_capacity.max(1) as usize,
-        };
+        let batch = batch_of(&settings);
         let p = self.clone();
         // Metrics name a runtime by tenant, model and version: names repeat across tenants.
         let tenant = self
@@ -582,6 +631,25 @@ impl Models {
                         files.insert(name.clone(), bytes);
                     }
                     p.inner.engine.load_classifier(&k, &label, &files, batch)?;
+                    Ok::<_, CoreError>(())
+                })
+                .await??;
+            }
+            Format::Onnx => {
+                let runtime = self.onnx_runtime()?;
+                let config = crate::tensor_models::config_of(&v)?;
+                let batch = crate::tensor_models::batch_settings(&config, batch);
+                tokio::task::spawn_blocking(move || {
+                    let bytes = p
+                        .inner
+                        .artifacts
+                        .get(&format!("{}/{}", v.artifact_prefix, crate::tensor_models::ONNX_FILE))?;
+                    let load = aiaas_engine::OnnxLoad {
+                        runtime,
+                        bytes: &bytes,
+                        threads: config.threads,
+                    };
+                    p.inner.engine.load_onnx(&k, &label, load, batch)?;
                     Ok::<_, CoreError>(())
                 })
                 .await??;
@@ -619,7 +687,7 @@ impl Models {
     }
 
     /// A model of the caller's tenant that the caller's key may use (its allow-list).
-    async fn find_model(&self, principal: &Principal, name: &str) -> Result<ModelRecord> {
+    pub(crate) async fn find_model(&self, principal: &Principal, name: &str) -> Result<ModelRecord> {
         let not_found = || CoreError::NotFound(format!("no model {name:?}"));
         let model = self
             .inner

@@ -55,6 +55,10 @@ pub struct PlatformConfig {
     pub master_key: crate::MasterKeySource,
     /// How long stored responses (Responses API) are kept.
     pub response_retention: std::time::Duration,
+    /// ONNX Runtime's shared library for uploaded ONNX models; `None`: the newest
+    /// `libonnxruntime.so*` in `<data_dir>/cache/onnxruntime` (where the set-up script
+    /// puts it), if any.
+    pub onnxruntime: Option<PathBuf>,
 }
 
 impl PlatformConfig {
@@ -76,6 +80,7 @@ impl PlatformConfig {
             library: crate::library::LibraryConfig::default(),
             master_key: crate::MasterKeySource::default_for(&data_dir),
             response_retention: crate::responses::DEFAULT_RESPONSE_RETENTION,
+            onnxruntime: None,
         }
     }
 
@@ -226,6 +231,10 @@ impl Platform {
             loading: loading.clone(),
             privacy: privacy.clone(),
             batch: config.batch,
+            onnxruntime: crate::tensor_models::find_onnxruntime(
+                config.onnxruntime.clone(),
+                &config.data_dir,
+            ),
         });
         let jobs = TrainingJobs::new(crate::jobs::JobsConfig {
             meta: meta.clone(),
@@ -367,7 +376,7 @@ impl Platform {
                 tick.tick().await;
                 p.inner.library.reap_idle().await;
                 n += 1;
-                if n % RECONCILE_TICKS == 0 {
+                if n.is_multiple_of(RECONCILE_TICKS) {
                     p.reconcile().await;
                 }
             }

@@ -10,6 +10,8 @@ use aiaas_types::Role;
 mod roles;
 #[path = "core/support.rs"]
 mod support;
+#[path = "core/tensor_models.rs"]
+mod tensor_models;
 
 use support::*;
 

@@ -8,6 +8,7 @@
 mod generation;
 pub mod metrics;
 mod runtime;
+mod tensors;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,10 +17,13 @@ use std::time::{Duration, Instant};
 
 pub use aiaas_embed::{EmbedOptions, Embedder, Embedding};
 pub use aiaas_llm as llm;
+pub use aiaas_onnx as onnx;
 pub use aiaas_train::{Classifier, ModelFiles};
 pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
 use runtime::{BatchModel, BatchRuntime};
+pub use tensors::TensorRequest;
+use tensors::TensorModel;
 
 /// Errors of the serving engine.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,9 @@ pub enum EngineError {
     Load(String),
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The request does not fit the model (names the input or output).
+    #[error("{0}")]
+    InvalidInput(String),
     #[error("model {0} was unloaded while the request waited")]
     Stopped(String),
 }
@@ -66,6 +73,8 @@ pub enum RuntimeKind {
     Classifier,
     Generator,
     Embedder,
+    /// An uploaded ONNX model (typed tensors in and out).
+    Tensor,
 }
 
 /// Requests waiting per model, refreshed at each scrape (see `refresh_gauges`).
@@ -99,25 +108,37 @@ pub struct Prediction {
 }
 
 impl BatchModel for Classifier {
-    type Output = Prediction;
-    fn run(&self, inputs: &[&str]) -> Result<Vec<Prediction>, String> {
-        self.predict(inputs)
-            .map(|rows| {
-                rows.into_iter()
-                    .map(|probabilities| Prediction { probabilities })
-                    .collect()
-            })
-            .map_err(|e| e.to_string())
+    type Input = Vec<String>;
+    type Output = Vec<Prediction>;
+    fn rows(texts: &Vec<String>) -> usize {
+        texts.len()
+    }
+    fn run(&self, requests: Vec<Vec<String>>) -> Vec<Result<Vec<Prediction>, String>> {
+        runtime::run_texts(requests, |texts| {
+            self.predict(texts)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|probabilities| Prediction { probabilities })
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
 /// Embedders always truncate to the model's length; the caller sees the `truncated` flag
 /// and decides whether that is an error.
 impl BatchModel for Embedder {
-    type Output = Embedding;
-    fn run(&self, inputs: &[&str]) -> Result<Vec<Embedding>, String> {
-        self.embed(inputs, EmbedOptions { truncate: true })
-            .map_err(|e| e.to_string())
+    type Input = Vec<String>;
+    type Output = Vec<Embedding>;
+    fn rows(texts: &Vec<String>) -> usize {
+        texts.len()
+    }
+    fn run(&self, requests: Vec<Vec<String>>) -> Vec<Result<Vec<Embedding>, String>> {
+        runtime::run_texts(requests, |texts| {
+            self.embed(texts, EmbedOptions { truncate: true })
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -125,6 +146,8 @@ enum Runtime {
     Classifier(Arc<BatchRuntime<Classifier>>),
     Embedder(Arc<BatchRuntime<Embedder>>),
     Generator(Arc<GeneratorRuntime>),
+    /// The runtime, and the model itself for checking requests before they queue.
+    Tensor(Arc<BatchRuntime<TensorModel>>, Arc<aiaas_onnx::OnnxModel>),
 }
 
 struct Entry {
@@ -152,6 +175,7 @@ impl Entry {
         match &self.runtime {
             Runtime::Classifier(r) => r.queued(),
             Runtime::Embedder(r) => r.queued(),
+            Runtime::Tensor(r, _) => r.queued(),
             Runtime::Generator(g) => g.generator().in_flight(),
         }
     }
@@ -160,9 +184,19 @@ impl Entry {
         match &self.runtime {
             Runtime::Classifier(r) => r.label(),
             Runtime::Embedder(r) => r.label(),
+            Runtime::Tensor(r, _) => r.label(),
             Runtime::Generator(g) => g.generator().label(),
         }
     }
+}
+
+/// What `Engine::load_onnx` loads.
+pub struct OnnxLoad<'a> {
+    pub runtime: &'a aiaas_onnx::Runtime,
+    /// The `.onnx` file.
+    pub bytes: &'a [u8],
+    /// Intra-op threads (0: ONNX Runtime's default).
+    pub threads: usize,
 }
 
 /// All runtimes of this process, by deployment key.
@@ -237,6 +271,40 @@ impl Engine {
         Ok(())
     }
 
+    /// Prepare an ONNX model (`bytes`, an `.onnx` file) with `threads` intra-op threads
+    /// and start its inference thread; `settings.max_batch` 1 runs each request alone.
+    /// Blocking.
+    pub fn load_onnx(
+        &self,
+        key: &str,
+        label: &str,
+        model: OnnxLoad<'_>,
+        settings: BatchSettings,
+    ) -> Result<(), EngineError> {
+        let started = Instant::now();
+        let onnx = aiaas_onnx::OnnxModel::load(model.runtime, model.bytes, model.threads)
+            .map_err(|e| EngineError::Load(e.to_string()))?;
+        let onnx = Arc::new(onnx);
+        let runtime = BatchRuntime::start(
+            label.to_string(),
+            TensorModel {
+                model: onnx.clone(),
+                merge: settings.max_batch > 1,
+            },
+            settings,
+            self.metrics.clone(),
+        );
+        // ONNX Runtime's session holds the graph and its prepared weights: about twice
+        // the file.
+        let memory = 2 * model.bytes.len() as u64;
+        self.insert(
+            key,
+            Entry::new(Runtime::Tensor(Arc::new(runtime), onnx), memory),
+        );
+        self.loaded_event(label, "load", started.elapsed());
+        Ok(())
+    }
+
     /// Load a GGUF model and start its generation scheduler. Blocking.
     pub fn load_generator(
         &self,
@@ -301,6 +369,7 @@ impl Engine {
                         (RuntimeKind::Classifier, None, None, Some(r.settings()))
                     }
                     Runtime::Embedder(r) => (RuntimeKind::Embedder, None, None, Some(r.settings())),
+                    Runtime::Tensor(r, _) => (RuntimeKind::Tensor, None, None, Some(r.settings())),
                     Runtime::Generator(g) => {
                         let s = g.generator().stats();
                         (
@@ -405,6 +474,29 @@ impl Engine {
         .await
     }
 
+    /// Run typed tensors through the ONNX model under `key`: checked against its signature
+    /// at once (`InvalidInput` naming the input), then queued and batched.
+    pub async fn infer_tensors(
+        &self,
+        key: &str,
+        request: TensorRequest,
+    ) -> Result<Vec<aiaas_onnx::Tensor>, EngineError> {
+        let entry = self
+            .get(key)
+            .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
+        if let Runtime::Tensor(_, model) = &entry.runtime {
+            model
+                .check_request(&request.inputs, request.outputs.as_deref())
+                .map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+        }
+        drop(entry);
+        self.run_batch(key, request, |r| match r {
+            Runtime::Tensor(t, _) => Some(t.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     /// Embed texts on the embedding runtime under `key` (truncated to the model's length;
     /// see `Embedding::truncated`).
     pub async fn embed(
@@ -423,14 +515,14 @@ impl Engine {
     async fn run_batch<M: BatchModel>(
         &self,
         key: &str,
-        texts: Vec<String>,
+        input: M::Input,
         pick: impl Fn(&Runtime) -> Option<Arc<BatchRuntime<M>>>,
-    ) -> Result<Vec<M::Output>, EngineError> {
+    ) -> Result<M::Output, EngineError> {
         let runtime = self
             .get(key)
             .and_then(|e| pick(&e.runtime))
             .ok_or_else(|| EngineError::NotLoaded(key.to_string()))?;
-        let answer = runtime.submit(texts)?;
+        let answer = runtime.submit(input)?;
         // Not held across the wait: dropping the last reference joins the runtime's thread,
         // which must not happen on an async worker.
         drop(runtime);

@@ -1,5 +1,5 @@
-//! One encoder model's inference thread (a classifier, an embedding model): a bounded
-//! queue in front, dynamic batching inside.
+//! One batched model's inference thread (a classifier, an embedding model, an uploaded
+//! ONNX model): a bounded queue in front, dynamic batching inside.
 //!
 //! Admission counts queued and running requests; a full queue answers at once
 //! (`QueueFull`) instead of letting latency grow without bound. Requests whose caller
@@ -15,16 +15,44 @@ use tokio::sync::oneshot;
 
 use crate::{BatchSettings, EngineError, Metrics};
 
-/// A model that maps a batch of texts to one output each, on the runtime's thread.
+/// A model that answers a batch of requests at once, on the runtime's thread.
 pub(crate) trait BatchModel: Send + 'static {
+    /// One request: its texts, its tensors.
+    type Input: Send + 'static;
+    /// The answer to one request.
     type Output: Send + 'static;
-    fn run(&self, inputs: &[&str]) -> Result<Vec<Self::Output>, String>;
+    /// Rows a request adds to a batch (what `max_batch` counts).
+    fn rows(input: &Self::Input) -> usize;
+    /// One answer per request, in order.
+    fn run(&self, inputs: Vec<Self::Input>) -> Vec<Result<Self::Output, String>>;
 }
 
-type Reply<O> = oneshot::Sender<Result<Vec<O>, EngineError>>;
+/// Run texts of several requests as one batch and hand each request its rows back (a
+/// failure is every request's).
+pub(crate) fn run_texts<O>(
+    requests: Vec<Vec<String>>,
+    run: impl FnOnce(&[&str]) -> Result<Vec<O>, String>,
+) -> Vec<Result<Vec<O>, String>> {
+    let texts: Vec<&str> = requests
+        .iter()
+        .flat_map(|r| r.iter().map(String::as_str))
+        .collect();
+    match run(&texts) {
+        Ok(outputs) => {
+            let mut rows = outputs.into_iter();
+            requests
+                .iter()
+                .map(|r| Ok(rows.by_ref().take(r.len()).collect()))
+                .collect()
+        }
+        Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
 
-struct Request<O> {
-    texts: Vec<String>,
+type Reply<O> = oneshot::Sender<Result<O, EngineError>>;
+
+struct Request<I, O> {
+    input: I,
     reply: Reply<O>,
     enqueued: Instant,
 }
@@ -32,7 +60,7 @@ struct Request<O> {
 pub(crate) struct BatchRuntime<M: BatchModel> {
     label: String,
     settings: BatchSettings,
-    sender: Option<SyncSender<Request<M::Output>>>,
+    sender: Option<SyncSender<Request<M::Input, M::Output>>>,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -46,7 +74,7 @@ impl<M: BatchModel> BatchRuntime<M> {
         metrics: Arc<Metrics>,
     ) -> BatchRuntime<M> {
         let (sender, receiver) =
-            mpsc::sync_channel::<Request<M::Output>>(settings.queue_capacity.max(1));
+            mpsc::sync_channel::<Request<M::Input, M::Output>>(settings.queue_capacity.max(1));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             label: label.clone(),
@@ -81,11 +109,11 @@ impl<M: BatchModel> BatchRuntime<M> {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Admit a request or refuse it at once; the future resolves with its predictions.
+    /// Admit a request or refuse it at once; the future resolves with its answer.
     pub(crate) fn submit(
         &self,
-        texts: Vec<String>,
-    ) -> Result<impl Future<Output = Result<Vec<M::Output>, EngineError>>, EngineError> {
+        input: M::Input,
+    ) -> Result<impl Future<Output = Result<M::Output, EngineError>>, EngineError> {
         let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if admitted >= self.settings.queue_capacity {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -98,7 +126,7 @@ impl<M: BatchModel> BatchRuntime<M> {
         self.set_depth();
         let (reply, answer) = oneshot::channel();
         let request = Request {
-            texts,
+            input,
             reply,
             enqueued: Instant::now(),
         };
@@ -170,16 +198,16 @@ struct Worker<M: BatchModel> {
 }
 
 impl<M: BatchModel> Worker<M> {
-    fn run(self, receiver: mpsc::Receiver<Request<M::Output>>) {
+    fn run(self, receiver: mpsc::Receiver<Request<M::Input, M::Output>>) {
         while let Ok(first) = receiver.recv() {
             let mut batch = vec![first];
-            let mut texts = batch[0].texts.len();
+            let mut rows = M::rows(&batch[0].input);
             let deadline = Instant::now() + self.settings.max_delay;
-            while texts < self.settings.max_batch {
+            while rows < self.settings.max_batch {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match receiver.recv_timeout(left) {
                     Ok(r) => {
-                        texts += r.texts.len();
+                        rows += M::rows(&r.input);
                         batch.push(r);
                     }
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
@@ -189,12 +217,12 @@ impl<M: BatchModel> Worker<M> {
         }
     }
 
-    fn run_batch(&self, batch: Vec<Request<M::Output>>) {
+    fn run_batch(&self, batch: Vec<Request<M::Input, M::Output>>) {
         let done = batch.len();
-        let live: Vec<Request<M::Output>> =
-            batch.into_iter().filter(|r| !r.reply.is_closed()).collect();
         let model = [("model", self.label.as_str())];
-        for r in &live {
+        let mut inputs = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for r in batch.into_iter().filter(|r| !r.reply.is_closed()) {
             self.metrics.observe(
                 "aiaas_inference_queue_wait_seconds",
                 "Time a request waited in its model's queue.",
@@ -202,26 +230,33 @@ impl<M: BatchModel> Worker<M> {
                 crate::metrics::LATENCY_BUCKETS,
                 r.enqueued.elapsed().as_secs_f64(),
             );
+            inputs.push(r.input);
+            replies.push(r.reply);
         }
-        let inputs: Vec<&str> = live
-            .iter()
-            .flat_map(|r| r.texts.iter().map(String::as_str))
-            .collect();
-        if !inputs.is_empty() {
+        let rows: usize = inputs.iter().map(M::rows).sum();
+        if rows > 0 {
             self.metrics.observe(
                 "aiaas_inference_batch_size",
-                "Texts per forward pass.",
+                "Rows (texts, tensor rows) per forward pass.",
                 &model,
                 crate::metrics::BATCH_BUCKETS,
-                inputs.len() as f64,
+                rows as f64,
             );
         }
         let started = Instant::now();
+        let n = inputs.len();
         // A panic in a model must not kill the runtime thread (it would stay registered
         // but never answer): it becomes this batch's error.
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.run(&inputs)))
-                .unwrap_or_else(|_| Err("the model panicked on this batch".into()));
+        let results = if n == 0 {
+            Vec::new()
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.run(inputs)))
+                .unwrap_or_else(|_| {
+                    (0..n)
+                        .map(|_| Err("the model panicked on this batch".into()))
+                        .collect()
+                })
+        };
         self.metrics.observe(
             "aiaas_inference_duration_seconds",
             "Time of one batched forward pass.",
@@ -232,20 +267,20 @@ impl<M: BatchModel> Worker<M> {
         // Release the admission slots before answering: a caller that sends its next
         // request as soon as it has an answer must find its slot free.
         self.in_flight.fetch_sub(done, Ordering::AcqRel);
-        match result {
-            Ok(outputs) => {
-                let mut rows = outputs.into_iter();
-                for r in live {
-                    let answer: Vec<M::Output> = rows.by_ref().take(r.texts.len()).collect();
-                    let _ = r.reply.send(Ok(answer));
+        let mut logged = false;
+        let mut results = results.into_iter();
+        for reply in replies {
+            let answer = results
+                .next()
+                .unwrap_or_else(|| Err("the model gave fewer answers than requests".into()));
+            let answer = answer.map_err(|e| {
+                if !logged {
+                    tracing::error!(model = %self.label, error = %e, "batch inference failed");
+                    logged = true;
                 }
-            }
-            Err(e) => {
-                tracing::error!(model = %self.label, error = %e, "batch inference failed");
-                for r in live {
-                    let _ = r.reply.send(Err(EngineError::Inference(e.clone())));
-                }
-            }
+                EngineError::Inference(e)
+            });
+            let _ = reply.send(answer);
         }
         publish_depth(&self.metrics, &self.label, &self.in_flight);
     }

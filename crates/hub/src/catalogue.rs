@@ -253,6 +253,12 @@ impl CatalogueEntry {
                     "aiaas-classifier models are trained here, not pulled",
                 ))
             }
+            Format::Onnx => {
+                return Err(invalid(
+                    &self.name,
+                    "onnx models are uploaded to a tenant (POST /api/v1/models/{name}/versions), not pulled",
+                ))
+            }
             Format::Gguf => has("model.gguf"),
             Format::HfEncoder => {
                 has("config.json")

@@ -223,6 +223,10 @@ pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
              the library holds pulled models only",
             dir.display()
         ))),
+        Format::Onnx => Err(HubError::InvalidInput(format!(
+            "{} holds an ONNX model: upload it to a tenant with POST /api/v1/models/{{name}}/versions",
+            dir.display()
+        ))),
         Format::Gguf => {
             let meta = read_gguf_metadata(&dir.join("model.gguf"))?;
             let mut defaults = Map::new();

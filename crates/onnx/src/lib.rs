@@ -15,6 +15,7 @@
 //! calls it from its own worker threads, never from the async runtime); one session per
 //! loaded version, shared behind a mutex.
 
+mod config;
 mod tensor;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{DynMapValueType, DynValue, TensorElementType, ValueType};
 
+pub use config::{ConfigRequest, DynamicBatching, ModelConfig, DEFAULT_MAX_BATCH_SIZE, MAX_BATCH_SIZE};
 pub use tensor::{DataType, Tensor, TensorData};
 
 /// Errors of loading and running ONNX models.
@@ -79,7 +81,8 @@ impl Runtime {
 
 /// One input or output of a model: its name, element type and dimensions (-1 where a
 /// dimension varies).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TensorSpec {
     pub name: String,
     pub datatype: DataType,
@@ -102,21 +105,24 @@ pub struct OnnxModel {
 }
 
 impl OnnxModel {
-    /// Parse and prepare `bytes` (an `.onnx` file) with `threads` intra-op threads.
+    /// Parse and prepare `bytes` (an `.onnx` file) with `threads` intra-op threads (0:
+    /// ONNX Runtime's default, one per physical core).
     /// Every input and output must be a tensor of a KServe datatype, or (outputs only) a
     /// ZipMap's sequence of maps.
     pub fn load(runtime: &Runtime, bytes: &[u8], threads: usize) -> Result<OnnxModel, OnnxError> {
         let invalid = |e: ort::Error| OnnxError::InvalidModel(e.to_string());
-        let session = Session::builder(&runtime.env)
+        let mut builder = Session::builder(&runtime.env)
             .map_err(invalid)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| invalid(e.into()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| invalid(e.into()))?
             .with_inter_threads(1)
-            .map_err(|e| invalid(e.into()))?
-            .commit_from_memory(bytes)
-            .map_err(invalid)?;
+            .map_err(|e| invalid(e.into()))?;
+        if threads > 0 {
+            builder = builder
+                .with_intra_threads(threads)
+                .map_err(|e| invalid(e.into()))?;
+        }
+        let session = builder.commit_from_memory(bytes).map_err(invalid)?;
         let spec = |name: &str, ty: &ValueType, output: bool| -> Result<TensorSpec, OnnxError> {
             let (datatype, dims) = match ty {
                 ValueType::Tensor { ty, shape, .. } => (DataType::of(*ty), shape.to_vec()),
@@ -175,23 +181,65 @@ impl OnnxModel {
         inputs: Vec<Tensor>,
         outputs: Option<&[String]>,
     ) -> Result<Vec<Tensor>, OnnxError> {
+        let wanted = self.check_request(&inputs, outputs)?;
         let mut inputs = inputs;
         let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
         for spec in &self.signature.inputs {
-            let Some(at) = inputs.iter().position(|t| t.name == spec.name) else {
+            if let Some(at) = inputs.iter().position(|t| t.name == spec.name) {
+                let t = inputs.swap_remove(at);
+                values.push((spec.name.clone(), t.into_value()?));
+            }
+        }
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let run = |e: ort::Error| OnnxError::Run(e.to_string());
+        let result = session.run(values).map_err(run)?;
+        wanted
+            .into_iter()
+            .map(|spec| {
+                let value = result.get(&spec.name).ok_or_else(|| {
+                    OnnxError::Run(format!("output `{}` was not produced", spec.name))
+                })?;
+                match value.dtype() {
+                    ValueType::Sequence(_) => zipmap(&spec.name, value),
+                    _ => Tensor::from_value(&spec.name, spec.datatype, value),
+                }
+            })
+            .collect()
+    }
+
+    /// Check a request without running it: each of the model's inputs given once, each
+    /// fitting its spec, and every output asked for one the model has. Returns the specs
+    /// of the outputs to give.
+    pub fn check_request(
+        &self,
+        inputs: &[Tensor],
+        outputs: Option<&[String]>,
+    ) -> Result<Vec<&TensorSpec>, OnnxError> {
+        for spec in &self.signature.inputs {
+            let mut given = inputs.iter().filter(|t| t.name == spec.name);
+            let Some(t) = given.next() else {
                 return Err(OnnxError::InvalidInput(format!(
                     "input `{}` is missing",
                     spec.name
                 )));
             };
-            let t = inputs.swap_remove(at);
+            if given.next().is_some() {
+                return Err(OnnxError::InvalidInput(format!(
+                    "input `{}` is given twice",
+                    spec.name
+                )));
+            }
             t.check(spec)?;
-            values.push((spec.name.clone(), t.into_value()?));
         }
-        if let Some(extra) = inputs.first() {
+        if let Some(extra) = inputs
+            .iter()
+            .find(|t| !self.signature.inputs.iter().any(|s| s.name == t.name))
+        {
+            let names: Vec<&str> = self.signature.inputs.iter().map(|s| s.name.as_str()).collect();
             return Err(OnnxError::InvalidInput(format!(
-                "the model has no input `{}` (or it was given twice)",
-                extra.name
+                "the model has no input `{}` (its inputs: {})",
+                extra.name,
+                names.join(", ")
             )));
         }
         let wanted: Vec<&TensorSpec> = match outputs {
@@ -209,21 +257,7 @@ impl OnnxModel {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let run = |e: ort::Error| OnnxError::Run(e.to_string());
-        let result = session.run(values).map_err(run)?;
-        wanted
-            .into_iter()
-            .map(|spec| {
-                let value = result.get(&spec.name).ok_or_else(|| {
-                    OnnxError::Run(format!("output `{}` was not produced", spec.name))
-                })?;
-                match value.dtype() {
-                    ValueType::Sequence(_) => zipmap(&spec.name, value),
-                    _ => Tensor::from_value(&spec.name, spec.datatype, value),
-                }
-            })
-            .collect()
+        Ok(wanted)
     }
 }
 

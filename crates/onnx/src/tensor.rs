@@ -91,6 +91,19 @@ impl serde::Serialize for DataType {
     }
 }
 
+/// Read from its KServe name.
+impl<'de> serde::Deserialize<'de> for DataType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        DataType::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown datatype {name:?}; expected one of {}",
+                DataType::ALL.map(DataType::name).join(", ")
+            ))
+        })
+    }
+}
+
 /// A tensor's elements, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
@@ -156,6 +169,29 @@ impl TensorData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Elements `range` (row-major positions) as a new vector of the same type.
+    fn slice(&self, range: std::ops::Range<usize>) -> TensorData {
+        macro_rules! part {
+            ($($variant:ident),*) => {
+                match self { $(TensorData::$variant(v) => TensorData::$variant(v[range].to_vec()),)* }
+            };
+        }
+        part!(Bool, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Fp16, Fp32, Fp64, Bytes)
+    }
+
+    /// Append `other` (the same type: the caller checked).
+    fn extend(&mut self, other: TensorData) -> Result<(), TensorData> {
+        macro_rules! join {
+            ($($variant:ident),*) => {
+                match (self, other) {
+                    $((TensorData::$variant(a), TensorData::$variant(b)) => { a.extend(b); Ok(()) })*
+                    (_, other) => Err(other),
+                }
+            };
+        }
+        join!(Bool, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Fp16, Fp32, Fp64, Bytes)
+    }
 }
 
 /// A named tensor: an input given to a model or an output it gave. `labels` names the
@@ -176,6 +212,70 @@ impl Tensor {
             data,
             labels: None,
         }
+    }
+
+    /// Rows along the first dimension (1 for a scalar).
+    pub fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Whether `other` can be stacked under this tensor along the first dimension: the
+    /// same name, datatype and trailing dimensions.
+    pub fn stacks_with(&self, other: &Tensor) -> bool {
+        self.name == other.name
+            && self.data.datatype() == other.data.datatype()
+            && !self.shape.is_empty()
+            && self.shape.get(1..) == other.shape.get(1..)
+    }
+
+    /// Stack tensors along the first dimension (each must `stacks_with` the first).
+    pub fn concat(parts: Vec<Tensor>) -> Result<Tensor, OnnxError> {
+        let mut parts = parts.into_iter();
+        let mut out = parts
+            .next()
+            .ok_or_else(|| OnnxError::InvalidInput("nothing to stack".into()))?;
+        for t in parts {
+            if !out.stacks_with(&t) {
+                return Err(OnnxError::InvalidInput(format!(
+                    "tensor `{}` of shape {:?} cannot be stacked with shape {:?}",
+                    t.name, t.shape, out.shape
+                )));
+            }
+            out.shape[0] += t.shape[0];
+            out.data
+                .extend(t.data)
+                .map_err(|_| OnnxError::InvalidInput("datatypes differ".into()))?;
+        }
+        Ok(out)
+    }
+
+    /// Cut this tensor along the first dimension into parts of `rows` rows each (their
+    /// sum must be the first dimension).
+    pub fn split(&self, rows: &[usize]) -> Result<Vec<Tensor>, OnnxError> {
+        let total: usize = rows.iter().sum();
+        if self.shape.first() != Some(&total) {
+            return Err(OnnxError::Run(format!(
+                "output `{}` has shape {:?}, not {total} rows, so a batch cannot be split back",
+                self.name, self.shape
+            )));
+        }
+        let stride: usize = self.shape[1..].iter().product();
+        let mut at = 0;
+        Ok(rows
+            .iter()
+            .map(|&n| {
+                let mut shape = self.shape.clone();
+                shape[0] = n;
+                let data = self.data.slice(at * stride..(at + n) * stride);
+                at += n;
+                Tensor {
+                    name: self.name.clone(),
+                    shape,
+                    data,
+                    labels: self.labels.clone(),
+                }
+            })
+            .collect())
     }
 
     /// Whether this tensor fits input `spec`: its datatype, its rank, every fixed
@@ -317,6 +417,25 @@ mod tests {
             assert_eq!(serde_json::to_value(d).unwrap(), d.name());
         }
         assert_eq!(DataType::parse("FLOAT32"), None);
+    }
+
+    #[test]
+    fn tensors_stack_and_split_along_the_first_dimension() {
+        let a = Tensor::new("x", vec![1, 2], TensorData::Int64(vec![1, 2]));
+        let b = Tensor::new("x", vec![2, 2], TensorData::Int64(vec![3, 4, 5, 6]));
+        let both = Tensor::concat(vec![a.clone(), b.clone()]).unwrap();
+        assert_eq!(both.shape, vec![3, 2]);
+        assert_eq!(both.data, TensorData::Int64(vec![1, 2, 3, 4, 5, 6]));
+        assert_eq!(both.split(&[1, 2]).unwrap(), vec![a.clone(), b]);
+        assert!(both.split(&[1, 1]).is_err());
+        let other = Tensor::new("x", vec![1, 3], TensorData::Int64(vec![0; 3]));
+        assert!(!a.stacks_with(&other));
+        assert!(Tensor::concat(vec![a.clone(), other]).is_err());
+        let floats = Tensor::new("x", vec![1, 2], TensorData::Fp32(vec![0.0; 2]));
+        assert!(Tensor::concat(vec![a, floats]).is_err());
+        let text = Tensor::new("s", vec![2], TensorData::Bytes(vec![b"a".to_vec(), b"bc".to_vec()]));
+        let parts = text.split(&[1, 1]).unwrap();
+        assert_eq!(parts[1].data, TensorData::Bytes(vec![b"bc".to_vec()]));
     }
 
     #[test]

@@ -22,14 +22,17 @@ pub enum Task {
     Completion,
     /// Text to a fixed-size vector.
     Embedding,
+    /// A model of the user's own (uploaded ONNX): typed tensors in and out.
+    Tensor,
 }
 
 impl Task {
-    pub const ALL: [Task; 4] = [
+    pub const ALL: [Task; 5] = [
         Task::TextClassification,
         Task::Chat,
         Task::Completion,
         Task::Embedding,
+        Task::Tensor,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Task {
             Task::Chat => "chat",
             Task::Completion => "completion",
             Task::Embedding => "embedding",
+            Task::Tensor => "tensor",
         }
     }
 
@@ -65,16 +69,25 @@ pub enum Format {
     /// `*.safetensors` (a BERT-family encoder).
     #[serde(rename = "hf-encoder", alias = "hf")]
     HfEncoder,
+    /// One `model.onnx` file uploaded by a tenant, served on ONNX Runtime.
+    #[serde(rename = "onnx")]
+    Onnx,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::AiaasClassifier, Format::Gguf, Format::HfEncoder];
+    pub const ALL: [Format; 4] = [
+        Format::AiaasClassifier,
+        Format::Gguf,
+        Format::HfEncoder,
+        Format::Onnx,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Format::AiaasClassifier => "aiaas-classifier",
             Format::Gguf => "gguf",
             Format::HfEncoder => "hf-encoder",
+            Format::Onnx => "onnx",
         }
     }
 
@@ -204,10 +217,10 @@ mod tests {
 
     #[test]
     fn unknown_names_say_what_is_expected() {
-        let e = "onnx".parse::<Format>().unwrap_err();
+        let e = "tflite".parse::<Format>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown format \"onnx\"; expected one of: aiaas-classifier, gguf, hf-encoder"
+            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx"
         );
         assert!("Chat".parse::<Task>().is_err());
         assert!("".parse::<PiiMode>().is_err());

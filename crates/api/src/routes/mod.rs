@@ -9,3 +9,4 @@ pub mod native;
 pub mod openai;
 pub mod ops;
 pub mod privacy;
+pub mod uploads;

@@ -215,11 +215,12 @@ impl Library {
                 })
                 .await??;
             }
-            // Trained classifiers load through the models service, never as library models.
-            Format::AiaasClassifier => {
+            // Tenants' models (trained or uploaded) load through the models service,
+            // never as library models.
+            Format::AiaasClassifier | Format::Onnx => {
                 return Err(CoreError::InvalidInput(format!(
-                    "{} is a trained classifier, not a library model",
-                    record.name
+                    "{} is a tenant's {} model, not a library model",
+                    record.name, record.format
                 )));
             }
         }

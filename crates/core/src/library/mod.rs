@@ -42,8 +42,8 @@ impl KeepAlive {
     /// Ollama's forms: `"5m"`, `"30s"`, `"1h"`, `"0"`, `"-1"`, or a number of seconds.
     pub fn parse(text: &str) -> Option<KeepAlive> {
         let t = text.trim();
-        if t.starts_with('-') {
-            return t[1..]
+        if let Some(rest) = t.strip_prefix('-') {
+            return rest
                 .trim_end_matches(['s', 'm', 'h'])
                 .parse::<f64>()
                 .ok()

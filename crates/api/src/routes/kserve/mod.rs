@@ -1,14 +1,18 @@
-//! KServe v2 / Open Inference Protocol (REST; JSON tensors and the binary tensor
-//! extension) for the classifiers:
-//! health, server and model metadata, model readiness and `infer`.
+//! KServe v2 / Open Inference Protocol (REST; JSON tensors, the binary tensor extension
+//! and the classification extension) for the tenants' models: health, server and model
+//! metadata, model readiness and `infer`.
 //!
-//! A classifier takes one BYTES input tensor of texts (any shape; flattened row-major)
-//! and returns `label` (BYTES, one per text) and `probabilities` (FP32, texts x classes).
+//! An uploaded ONNX model takes and gives the tensors of its graph (metadata from the
+//! version's configuration). A trained text classifier takes one BYTES input tensor of
+//! texts (any shape; flattened row-major) and returns `label` (BYTES, one per text) and
+//! `probabilities` (FP32, texts x classes).
 
 mod replies;
 mod tensors;
 
+use aiaas_core::onnx::{Tensor, TensorData};
 use aiaas_core::CoreError;
+use aiaas_types::Format;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -143,21 +147,47 @@ async fn metadata(
         .iter()
         .map(|v| v.version.to_string())
         .collect();
-    let tensor = |name, datatype, shape| replies::TensorMetadata {
-        name,
+    let tensor = |name: &str, datatype: &'static str, shape: Vec<i64>| replies::TensorMetadata {
+        name: name.to_string(),
         datatype,
         shape,
+    };
+    let specs = |list: &[aiaas_core::onnx::TensorSpec]| {
+        list.iter()
+            .map(|t| tensor(&t.name, t.datatype.name(), t.dims.clone()))
+            .collect()
+    };
+    let (platform, inputs, outputs, parameters) = match chosen.format {
+        Format::Onnx => {
+            let config: aiaas_core::onnx::ModelConfig =
+                serde_json::from_value(chosen.config.clone()).map_err(|e| {
+                    ApiError::kserve(CoreError::Internal(format!("unreadable configuration: {e}")))
+                })?;
+            (
+                "onnxruntime_onnx",
+                specs(&config.inputs),
+                specs(&config.outputs),
+                json!({"version": chosen.version, "labels": chosen.labels,
+                       "architecture": chosen.architecture, "max_batch_size": config.max_batch_size}),
+            )
+        }
+        _ => (
+            "aiaas_text_classifier",
+            vec![tensor(INPUT, "BYTES", vec![-1])],
+            vec![
+                tensor(OUTPUT_LABEL, "BYTES", vec![-1]),
+                tensor(OUTPUT_PROBS, "FP32", vec![-1, chosen.labels.len() as i64]),
+            ],
+            json!({"version": chosen.version, "labels": chosen.labels, "architecture": chosen.architecture}),
+        ),
     };
     Ok(Json(replies::ModelMetadata {
         name: details.model.name,
         versions,
-        platform: "aiaas_text_classifier",
-        inputs: vec![tensor(INPUT, "BYTES", vec![-1])],
-        outputs: vec![
-            tensor(OUTPUT_LABEL, "BYTES", vec![-1]),
-            tensor(OUTPUT_PROBS, "FP32", vec![-1, chosen.labels.len() as i64]),
-        ],
-        parameters: json!({"version": chosen.version, "labels": chosen.labels, "architecture": chosen.architecture}),
+        platform,
+        inputs,
+        outputs,
+        parameters,
     }))
 }
 
@@ -271,19 +301,90 @@ async fn run_infer(
 ) -> ApiResult<Response> {
     let bad = |m: String| ApiError::kserve(CoreError::InvalidInput(m));
     let request = tensors::decode_request(headers, body).map_err(bad)?;
-    let texts = request.texts;
-    let n = texts.len();
     let reference = match version {
         Some(v) => format!("{name}:{v}"),
         None => name.to_string(),
     };
+    let chosen = s
+        .platform
+        .models()
+        .get_version(p, name, version)
+        .await
+        .map_err(ApiError::kserve)?;
+    let (model, version, outputs, labels) = match chosen.format {
+        Format::Onnx => {
+            let wanted = request
+                .outputs
+                .as_ref()
+                .map(|list| list.iter().map(|o| o.name.clone()).collect());
+            let answer = s
+                .platform
+                .models()
+                .infer_tensors(p, &reference, request.inputs, wanted)
+                .await
+                .map_err(ApiError::kserve)?;
+            (answer.model, answer.version, answer.outputs, answer.labels)
+        }
+        _ => classify_texts(s, p, &reference, request.inputs).await?,
+    };
+    let wanted: Vec<tensors::WantedOutput> = match request.outputs {
+        Some(list) => list,
+        None => outputs
+            .iter()
+            .map(|t| tensors::WantedOutput {
+                name: t.name.clone(),
+                binary: request.binary_default,
+                classification: None,
+            })
+            .collect(),
+    };
+    let mut given = Vec::with_capacity(wanted.len());
+    for w in &wanted {
+        let t = outputs
+            .iter()
+            .find(|t| t.name == w.name)
+            .ok_or_else(|| bad(format!("model {model:?} has no output {:?}", w.name)))?;
+        let t = match w.classification {
+            Some(k) => tensors::classify(t, k, labels.as_deref()).map_err(bad)?,
+            None => t.clone(),
+        };
+        given.push((t, w.binary));
+    }
+    Ok(tensors::encode_response(
+        &model,
+        &version.to_string(),
+        request.id.as_deref(),
+        given,
+    ))
+}
+
+/// A trained text classifier on the one BYTES input: its `label` and `probabilities`.
+async fn classify_texts(
+    s: &AppState,
+    p: &aiaas_types::Principal,
+    reference: &str,
+    inputs: Vec<Tensor>,
+) -> ApiResult<(String, i64, Vec<Tensor>, Option<Vec<String>>)> {
+    let bad = |m: String| ApiError::kserve(CoreError::InvalidInput(m));
+    let n_inputs = inputs.len();
+    let Some(input) = inputs.into_iter().next().filter(|_| n_inputs == 1) else {
+        return Err(bad(format!(
+            "expected exactly one input tensor (the texts), got {n_inputs}"
+        )));
+    };
+    let texts = tensors::texts(input).map_err(bad)?;
+    let n = texts.len();
     let result = s
         .platform
         .models()
-        .predict(p, &reference, texts)
+        .predict(p, reference, texts)
         .await
         .map_err(ApiError::kserve)?;
-    let labels: Vec<String> = result.predictions.iter().map(|p| p.label.clone()).collect();
+    let labels: Vec<Vec<u8>> = result
+        .predictions
+        .iter()
+        .map(|p| p.label.clone().into_bytes())
+        .collect();
     let probabilities: Vec<f32> = result
         .predictions
         .iter()
@@ -294,22 +395,13 @@ async fn run_infer(
                 .map(|l| p.probabilities.get(l).copied().unwrap_or(0.0))
         })
         .collect();
-    let mut outputs = Vec::new();
-    for wanted in &request.outputs {
-        let tensor = match wanted.name.as_str() {
-            OUTPUT_LABEL => tensors::Tensor::bytes(OUTPUT_LABEL, vec![n], labels.clone()),
-            _ => tensors::Tensor::fp32(
-                OUTPUT_PROBS,
-                vec![n, result.labels.len()],
-                probabilities.clone(),
-            ),
-        };
-        outputs.push((tensor, wanted.binary));
-    }
-    Ok(tensors::encode_response(
-        &result.model,
-        &result.version.to_string(),
-        request.id.as_deref(),
-        outputs,
-    ))
+    let outputs = vec![
+        Tensor::new(OUTPUT_LABEL, vec![n], TensorData::Bytes(labels)),
+        Tensor::new(
+            OUTPUT_PROBS,
+            vec![n, result.labels.len()],
+            TensorData::Fp32(probabilities),
+        ),
+    ];
+    Ok((result.model, result.version, outputs, Some(result.labels)))
 }

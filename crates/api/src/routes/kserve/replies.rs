@@ -35,7 +35,7 @@ pub(super) struct ModelReady {
 /// A tensor's name, type and shape (-1: any size).
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct TensorMetadata {
-    pub name: &'static str,
+    pub name: String,
     pub datatype: &'static str,
     pub shape: Vec<i64>,
 }
@@ -48,7 +48,8 @@ pub(super) struct ModelMetadata {
     pub platform: &'static str,
     pub inputs: Vec<TensorMetadata>,
     pub outputs: Vec<TensorMetadata>,
-    /// `version`, `labels`, `architecture` of the version described.
+    /// `version`, `labels`, `architecture` of the version described (and an ONNX
+    /// model's `max_batch_size`).
     #[schema(value_type = Object)]
     pub parameters: Value,
 }
@@ -57,7 +58,7 @@ pub(super) struct ModelMetadata {
 /// binary section after the JSON.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct OutputTensor {
-    pub name: &'static str,
+    pub name: String,
     pub datatype: &'static str,
     pub shape: Vec<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,31 +1,37 @@
-//! Tensors on the wire: the JSON form, and the binary tensor extension used by Triton
-//! and KServe clients (a JSON header of `Inference-Header-Content-Length` bytes followed
-//! by the raw tensor data; BYTES elements are each a 4-byte little-endian length and
-//! the bytes).
+//! Tensors on the wire, in every KServe v2 datatype: the JSON form, and the binary tensor
+//! extension used by Triton and KServe clients (a JSON header of
+//! `Inference-Header-Content-Length` bytes followed by the raw tensor data, each tensor's
+//! elements little-endian, BOOL one byte, BYTES each a 4-byte little-endian length and
+//! the bytes); and the classification extension on outputs.
 
+use aiaas_core::onnx::{DataType, Tensor, TensorData};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use half::f16;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{OUTPUT_LABEL, OUTPUT_PROBS};
-
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
-/// A classification request with its texts decoded.
+/// An inference request with its tensors decoded.
 #[derive(Debug)]
 pub(super) struct DecodedRequest {
     pub id: Option<String>,
-    pub texts: Vec<String>,
-    pub outputs: Vec<WantedOutput>,
+    pub inputs: Vec<Tensor>,
+    /// The outputs asked for (`None`: every output the model serves).
+    pub outputs: Option<Vec<WantedOutput>>,
+    /// `binary_data_output`: outputs not asked for by name go in the binary section.
+    pub binary_default: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct WantedOutput {
     pub name: String,
     /// Return this output in the binary section.
     pub binary: bool,
+    /// The classification extension: the top `k` classes as `value:index[:label]`.
+    pub classification: Option<usize>,
 }
 
 /// A KServe v2 inference request (the JSON part; binary tensor data follows it when
@@ -34,9 +40,9 @@ pub(super) struct WantedOutput {
 pub(crate) struct InferRequest {
     #[serde(default)]
     id: Option<String>,
-    /// Exactly one: the texts, datatype `BYTES`.
+    /// The model's inputs (a text classifier: one BYTES tensor of texts).
     inputs: Vec<InferInput>,
-    /// `label` and/or `probabilities` (default: both).
+    /// The outputs wanted (default: all).
     #[serde(default)]
     outputs: Option<Vec<RequestedOutput>>,
     /// `binary_data_output`: every output in the binary section.
@@ -49,6 +55,7 @@ pub(crate) struct InferRequest {
 pub(crate) struct InferInput {
     name: String,
     shape: Vec<i64>,
+    /// BOOL, UINT8-64, INT8-64, FP16, FP32, FP64 or BYTES.
     datatype: String,
     /// The elements, nested by shape or flat (absent when sent as binary data).
     #[serde(default)]
@@ -62,17 +69,15 @@ pub(crate) struct InferInput {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct RequestedOutput {
     name: String,
-    /// `binary_data`: this output in the binary section.
+    /// `binary_data`: this output in the binary section; `classification`: the top k
+    /// classes instead of the tensor.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     parameters: Option<Map<String, Value>>,
 }
 
-fn flag(params: &Option<Map<String, Value>>, key: &str) -> Option<bool> {
-    params
-        .as_ref()
-        .and_then(|p| p.get(key))
-        .and_then(Value::as_bool)
+fn param<'a>(params: &'a Option<Map<String, Value>>, key: &str) -> Option<&'a Value> {
+    params.as_ref().and_then(|p| p.get(key))
 }
 
 /// Parse an infer request body (JSON, or JSON header + binary data).
@@ -80,25 +85,58 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
     let (head, binary) = split_body(headers, body)?;
     let req: InferRequest =
         serde_json::from_slice(head).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let [input] = req.inputs.as_slice() else {
+    if req.inputs.is_empty() {
+        return Err("the request has no inputs".into());
+    }
+    let mut rest = binary;
+    let mut inputs = Vec::with_capacity(req.inputs.len());
+    for input in &req.inputs {
+        inputs.push(decode_input(input, &mut rest)?);
+    }
+    if !rest.is_empty() {
         return Err(format!(
-            "expected exactly one input tensor, got {}",
-            req.inputs.len()
-        ));
-    };
-    if input.datatype != "BYTES" {
-        return Err(format!(
-            "input {:?} has datatype {}; text classifiers take BYTES",
-            input.name, input.datatype
+            "{} bytes of binary data follow the inputs' declared binary_data_size",
+            rest.len()
         ));
     }
-    let texts = input_texts(input, binary)?;
-    let binary_default = flag(&req.parameters, "binary_data_output").unwrap_or(false);
-    let outputs = wanted_outputs(&req, binary_default)?;
+    let binary_default = param(&req.parameters, "binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let outputs = match &req.outputs {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|o| wanted_output(o, binary_default))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
     Ok(DecodedRequest {
         id: req.id,
-        texts,
+        inputs,
         outputs,
+        binary_default,
+    })
+}
+
+fn wanted_output(o: &RequestedOutput, binary_default: bool) -> Result<WantedOutput, String> {
+    let classification = match param(&o.parameters, "classification") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(k) if k >= 1 => Some(k as usize),
+            _ => {
+                return Err(format!(
+                    "output {:?}: classification must be a count of classes, at least 1",
+                    o.name
+                ))
+            }
+        },
+    };
+    Ok(WantedOutput {
+        name: o.name.clone(),
+        binary: param(&o.parameters, "binary_data")
+            .and_then(Value::as_bool)
+            .unwrap_or(binary_default),
+        classification,
     })
 }
 
@@ -124,81 +162,143 @@ fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(&'a [u8], &'a 
     })
 }
 
-/// The texts of the input tensor, from its binary tail or its JSON data, checked against
-/// its shape.
-fn input_texts(input: &InferInput, binary: &[u8]) -> Result<Vec<String>, String> {
-    let binary_size = input
-        .parameters
-        .as_ref()
-        .and_then(|p| p.get("binary_data_size"))
-        .and_then(Value::as_u64);
-    let texts = match (binary_size, &input.data) {
-        (Some(size), _) => {
-            let size = size as usize;
-            if size > binary.len() {
-                return Err(format!(
-                    "input {:?} declares {size} binary bytes but {} follow the header",
-                    input.name,
-                    binary.len()
-                ));
-            }
-            decode_bytes_elements(&binary[..size])?
-        }
-        (None, Some(data)) => {
-            let mut texts = Vec::new();
-            flatten(data, &mut texts)?;
-            texts
-        }
-        (None, None) => return Err(format!("input {:?} has no data", input.name)),
-    };
+/// One input tensor, from the binary tail (taking its bytes off `rest`) or its JSON data,
+/// checked against its declared shape.
+fn decode_input(input: &InferInput, rest: &mut &[u8]) -> Result<Tensor, String> {
+    let name = &input.name;
+    let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
+        format!(
+            "input {name:?} has datatype {:?}; KServe's are {}",
+            input.datatype,
+            DataType::ALL.map(DataType::name).join(", ")
+        )
+    })?;
     if input.shape.iter().any(|d| *d < 0) {
-        return Err("shape dimensions must be non-negative".into());
-    }
-    let declared = input
-        .shape
-        .iter()
-        .try_fold(1i64, |acc, d| acc.checked_mul(*d))
-        .ok_or_else(|| format!("input {:?} has a shape too large to hold", input.name))?;
-    if declared != texts.len() as i64 {
         return Err(format!(
-            "input {:?} has shape {:?} ({declared} elements) but {} data elements",
-            input.name,
-            input.shape,
-            texts.len()
+            "input {name:?}: shape dimensions must be non-negative, got {:?}",
+            input.shape
         ));
     }
-    Ok(texts)
+    let elements = input
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .filter(|&n| n <= 1 << 31)
+        .ok_or_else(|| format!("input {name:?} has a shape too large to hold"))?;
+    let binary_size = param(&input.parameters, "binary_data_size").and_then(Value::as_u64);
+    let data = match (binary_size, &input.data) {
+        (Some(size), _) => {
+            let size = size as usize;
+            if size > rest.len() {
+                return Err(format!(
+                    "input {name:?} declares {size} binary bytes but {} follow",
+                    rest.len()
+                ));
+            }
+            let (mine, others) = rest.split_at(size);
+            *rest = others;
+            from_binary(datatype, mine).map_err(|e| format!("input {name:?}: {e}"))?
+        }
+        (None, Some(data)) => {
+            let mut leaves = Vec::with_capacity(elements);
+            flatten(data, &mut leaves);
+            from_json(datatype, &leaves).map_err(|e| format!("input {name:?}: {e}"))?
+        }
+        (None, None) => return Err(format!("input {name:?} has no data")),
+    };
+    if data.len() != elements {
+        return Err(format!(
+            "input {name:?} has shape {:?} ({elements} elements) but {} data elements",
+            input.shape,
+            data.len()
+        ));
+    }
+    let shape = input.shape.iter().map(|&d| d as usize).collect();
+    Ok(Tensor::new(name.clone(), shape, data))
 }
 
-/// The outputs asked for (both by default), each binary or JSON.
-fn wanted_outputs(req: &InferRequest, binary_default: bool) -> Result<Vec<WantedOutput>, String> {
-    Ok(match &req.outputs {
-        None => [OUTPUT_LABEL, OUTPUT_PROBS]
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        leaf => out.push(leaf),
+    }
+}
+
+/// JSON elements as a tensor of `datatype`; a value of another kind, or out of the
+/// type's range, is an error naming its position.
+fn from_json(datatype: DataType, leaves: &[&Value]) -> Result<TensorData, String> {
+    fn each<T>(
+        leaves: &[&Value],
+        what: &str,
+        read: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
+        leaves
             .iter()
-            .map(|n| WantedOutput {
-                name: n.to_string(),
-                binary: binary_default,
-            })
-            .collect(),
-        Some(list) => list
-            .iter()
-            .map(|o| {
-                if o.name != OUTPUT_LABEL && o.name != OUTPUT_PROBS {
-                    return Err(format!(
-                        "unknown output {:?}; this model has {OUTPUT_LABEL:?} and {OUTPUT_PROBS:?}",
-                        o.name
-                    ));
-                }
-                Ok(WantedOutput {
-                    name: o.name.clone(),
-                    binary: flag(&o.parameters, "binary_data").unwrap_or(binary_default),
-                })
-            })
-            .collect::<Result<_, String>>()?,
+            .enumerate()
+            .map(|(i, v)| read(v).ok_or_else(|| format!("element {i} ({v}) is not {what}")))
+            .collect()
+    }
+    fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value) -> Option<T> {
+        match v.as_i64() {
+            Some(i) => T::try_from(i).ok(),
+            None => v.as_u64().and_then(|u| T::try_from(u).ok()),
+        }
+    }
+    Ok(match datatype {
+        DataType::Bool => TensorData::Bool(each(leaves, "true or false", Value::as_bool)?),
+        DataType::Uint8 => TensorData::Uint8(each(leaves, "a UINT8", int)?),
+        DataType::Uint16 => TensorData::Uint16(each(leaves, "a UINT16", int)?),
+        DataType::Uint32 => TensorData::Uint32(each(leaves, "a UINT32", int)?),
+        DataType::Uint64 => TensorData::Uint64(each(leaves, "a UINT64", int)?),
+        DataType::Int8 => TensorData::Int8(each(leaves, "an INT8", int)?),
+        DataType::Int16 => TensorData::Int16(each(leaves, "an INT16", int)?),
+        DataType::Int32 => TensorData::Int32(each(leaves, "an INT32", int)?),
+        DataType::Int64 => TensorData::Int64(each(leaves, "an INT64", int)?),
+        DataType::Fp16 => TensorData::Fp16(each(leaves, "a number", |v| {
+            v.as_f64().map(f16::from_f64)
+        })?),
+        DataType::Fp32 => TensorData::Fp32(each(leaves, "a number", |v| {
+            v.as_f64().map(|x| x as f32)
+        })?),
+        DataType::Fp64 => TensorData::Fp64(each(leaves, "a number", Value::as_f64)?),
+        DataType::Bytes => TensorData::Bytes(each(leaves, "a string", |v| {
+            v.as_str().map(|s| s.as_bytes().to_vec())
+        })?),
     })
 }
 
-fn decode_bytes_elements(mut raw: &[u8]) -> Result<Vec<String>, String> {
+/// Raw little-endian elements as a tensor of `datatype`.
+fn from_binary(datatype: DataType, raw: &[u8]) -> Result<TensorData, String> {
+    fn fixed<const N: usize, T>(raw: &[u8], read: impl Fn([u8; N]) -> T) -> Result<Vec<T>, String> {
+        if !raw.len().is_multiple_of(N) {
+            return Err(format!(
+                "{} binary bytes are not a whole number of {N}-byte elements",
+                raw.len()
+            ));
+        }
+        Ok(raw
+            .chunks_exact(N)
+            .map(|c| read(c.try_into().unwrap_or([0; N])))
+            .collect())
+    }
+    Ok(match datatype {
+        DataType::Bool => TensorData::Bool(fixed(raw, |[b]: [u8; 1]| b != 0)?),
+        DataType::Uint8 => TensorData::Uint8(raw.to_vec()),
+        DataType::Uint16 => TensorData::Uint16(fixed(raw, u16::from_le_bytes)?),
+        DataType::Uint32 => TensorData::Uint32(fixed(raw, u32::from_le_bytes)?),
+        DataType::Uint64 => TensorData::Uint64(fixed(raw, u64::from_le_bytes)?),
+        DataType::Int8 => TensorData::Int8(fixed(raw, i8::from_le_bytes)?),
+        DataType::Int16 => TensorData::Int16(fixed(raw, i16::from_le_bytes)?),
+        DataType::Int32 => TensorData::Int32(fixed(raw, i32::from_le_bytes)?),
+        DataType::Int64 => TensorData::Int64(fixed(raw, i64::from_le_bytes)?),
+        DataType::Fp16 => TensorData::Fp16(fixed(raw, f16::from_le_bytes)?),
+        DataType::Fp32 => TensorData::Fp32(fixed(raw, f32::from_le_bytes)?),
+        DataType::Fp64 => TensorData::Fp64(fixed(raw, f64::from_le_bytes)?),
+        DataType::Bytes => TensorData::Bytes(bytes_elements(raw)?),
+    })
+}
+
+fn bytes_elements(mut raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     while !raw.is_empty() {
         if raw.len() < 4 {
@@ -209,80 +309,121 @@ fn decode_bytes_elements(mut raw: &[u8]) -> Result<Vec<String>, String> {
         if len > raw.len() {
             return Err("a BYTES element runs past the end of the binary data".into());
         }
-        let text = std::str::from_utf8(&raw[..len])
-            .map_err(|_| format!("BYTES element {} is not valid UTF-8", out.len()))?;
-        out.push(text.to_string());
+        out.push(raw[..len].to_vec());
         raw = &raw[len..];
     }
     Ok(out)
 }
 
-fn flatten(v: &Value, out: &mut Vec<String>) -> Result<(), String> {
-    match v {
-        Value::String(s) => {
-            out.push(s.clone());
-            Ok(())
-        }
-        Value::Array(items) => items.iter().try_for_each(|i| flatten(i, out)),
-        other => Err(format!("BYTES data must be strings, got {other}")),
+/// The elements of a BYTES tensor as text (a classifier's input).
+pub(super) fn texts(t: Tensor) -> Result<Vec<String>, String> {
+    match t.data {
+        TensorData::Bytes(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                String::from_utf8(b)
+                    .map_err(|_| format!("input {:?}: element {i} is not valid UTF-8", t.name))
+            })
+            .collect(),
+        other => Err(format!(
+            "input {:?} has datatype {}; text classifiers take BYTES",
+            t.name,
+            other.datatype().name()
+        )),
     }
 }
 
-/// An output tensor.
-pub(super) struct Tensor {
-    name: &'static str,
-    shape: Vec<usize>,
-    data: TensorData,
+/// The classification extension: the top `k` classes of each row of `t` (its last
+/// dimension), as BYTES `value:index` or `value:index:label`, best first.
+pub(super) fn classify(t: &Tensor, k: usize, labels: Option<&[String]>) -> Result<Tensor, String> {
+    let classes = *t.shape.last().unwrap_or(&1);
+    // Each score with its text in its own type's shortest form (0.7, not 0.69999...).
+    fn scored<T: Copy + std::fmt::Display>(v: &[T], f: impl Fn(T) -> f64) -> Vec<(f64, String)> {
+        v.iter().map(|&x| (f(x), x.to_string())).collect()
+    }
+    let scores: Vec<(f64, String)> = match &t.data {
+        TensorData::Fp16(v) => scored(v, f16::to_f64),
+        TensorData::Fp32(v) => scored(v, f64::from),
+        TensorData::Fp64(v) => scored(v, |x| x),
+        TensorData::Int32(v) => scored(v, f64::from),
+        TensorData::Int64(v) => scored(v, |x| x as f64),
+        other => {
+            return Err(format!(
+                "output {:?} is {}; classification needs numbers",
+                t.name,
+                other.datatype().name()
+            ))
+        }
+    };
+    let labels = t.labels.as_deref().or(labels).filter(|l| l.len() == classes);
+    let k = k.min(classes);
+    let mut out = Vec::new();
+    for row in scores.chunks(classes.max(1)) {
+        let mut order: Vec<usize> = (0..row.len()).collect();
+        order.sort_by(|&a, &b| row[b].0.total_cmp(&row[a].0));
+        for &i in order.iter().take(k) {
+            let text = match labels {
+                Some(l) => format!("{}:{i}:{}", row[i].1, l[i]),
+                None => format!("{}:{i}", row[i].1),
+            };
+            out.push(text.into_bytes());
+        }
+    }
+    let mut shape = t.shape.clone();
+    match shape.last_mut() {
+        Some(last) => *last = k,
+        None => shape.push(k),
+    }
+    Ok(Tensor::new(t.name.clone(), shape, TensorData::Bytes(out)))
 }
 
-enum TensorData {
-    Bytes(Vec<String>),
-    Fp32(Vec<f32>),
-}
-
-impl Tensor {
-    pub fn bytes(name: &'static str, shape: Vec<usize>, data: Vec<String>) -> Tensor {
-        Tensor {
-            name,
-            shape,
-            data: TensorData::Bytes(data),
-        }
+fn raw(t: &Tensor) -> Vec<u8> {
+    fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+        v.iter().flat_map(|&x| f(x)).collect()
     }
-
-    pub fn fp32(name: &'static str, shape: Vec<usize>, data: Vec<f32>) -> Tensor {
-        Tensor {
-            name,
-            shape,
-            data: TensorData::Fp32(data),
-        }
-    }
-
-    fn datatype(&self) -> &'static str {
-        match self.data {
-            TensorData::Bytes(_) => "BYTES",
-            TensorData::Fp32(_) => "FP32",
-        }
-    }
-
-    fn raw(&self) -> Vec<u8> {
-        match &self.data {
-            TensorData::Bytes(items) => {
-                let mut out = Vec::new();
-                for s in items {
-                    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                    out.extend_from_slice(s.as_bytes());
-                }
-                out
+    match &t.data {
+        TensorData::Bool(v) => v.iter().map(|&b| b as u8).collect(),
+        TensorData::Uint8(v) => v.clone(),
+        TensorData::Uint16(v) => le(v, u16::to_le_bytes),
+        TensorData::Uint32(v) => le(v, u32::to_le_bytes),
+        TensorData::Uint64(v) => le(v, u64::to_le_bytes),
+        TensorData::Int8(v) => le(v, i8::to_le_bytes),
+        TensorData::Int16(v) => le(v, i16::to_le_bytes),
+        TensorData::Int32(v) => le(v, i32::to_le_bytes),
+        TensorData::Int64(v) => le(v, i64::to_le_bytes),
+        TensorData::Fp16(v) => le(v, f16::to_le_bytes),
+        TensorData::Fp32(v) => le(v, f32::to_le_bytes),
+        TensorData::Fp64(v) => le(v, f64::to_le_bytes),
+        TensorData::Bytes(items) => {
+            let mut out = Vec::new();
+            for s in items {
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s);
             }
-            TensorData::Fp32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            out
         }
     }
+}
 
-    fn json_data(&self) -> Value {
-        match &self.data {
-            TensorData::Bytes(items) => json!(items),
-            TensorData::Fp32(v) => json!(v),
-        }
+fn json_data(t: &Tensor) -> Value {
+    match &t.data {
+        TensorData::Bool(v) => json!(v),
+        TensorData::Uint8(v) => json!(v),
+        TensorData::Uint16(v) => json!(v),
+        TensorData::Uint32(v) => json!(v),
+        TensorData::Uint64(v) => json!(v),
+        TensorData::Int8(v) => json!(v),
+        TensorData::Int16(v) => json!(v),
+        TensorData::Int32(v) => json!(v),
+        TensorData::Int64(v) => json!(v),
+        TensorData::Fp16(v) => json!(v.iter().map(|x| x.to_f32()).collect::<Vec<_>>()),
+        TensorData::Fp32(v) => json!(v),
+        TensorData::Fp64(v) => json!(v),
+        TensorData::Bytes(items) => json!(items
+            .iter()
+            .map(|b| String::from_utf8_lossy(b))
+            .collect::<Vec<_>>()),
     }
 }
 
@@ -297,18 +438,18 @@ pub(super) fn encode_response(
     let mut tensors = Vec::new();
     for (t, as_binary) in &outputs {
         let mut out = super::replies::OutputTensor {
-            name: t.name,
-            datatype: t.datatype(),
+            name: t.name.clone(),
+            datatype: t.data.datatype().name(),
             shape: t.shape.clone(),
             data: None,
             parameters: None,
         };
         if *as_binary {
-            let raw = t.raw();
+            let raw = raw(t);
             out.parameters = Some(json!({"binary_data_size": raw.len()}));
             binary.extend_from_slice(&raw);
         } else {
-            out.data = Some(t.json_data());
+            out.data = Some(json_data(t));
         }
         tensors.push(out);
     }
@@ -318,126 +459,30 @@ pub(super) fn encode_response(
         id: id.map(str::to_string),
         outputs: tensors,
     };
-    if !outputs.iter().any(|(_, b)| *b) {
-        return Json(body).into_response();
-    }
-    let head = serde_json::to_vec(&body).unwrap_or_default();
-    let head_len = head.len();
-    let mut all = head;
-    all.extend_from_slice(&binary);
-    let mut response = all.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&head_len.to_string()) {
-        headers.insert(HEADER_LENGTH, v);
+    let mut response = if outputs.iter().any(|(_, b)| *b) {
+        let head = serde_json::to_vec(&body).unwrap_or_default();
+        let head_len = head.len();
+        let mut all = head;
+        all.extend_from_slice(&binary);
+        let mut response = all.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&head_len.to_string()) {
+            headers.insert(HEADER_LENGTH, v);
+        }
+        response
+    } else {
+        Json(body).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(version) {
+        response.headers_mut().insert("x-aiaas-model-version", v);
     }
     response
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn binary_body(texts: &[&str], shape: &str) -> (HeaderMap, Vec<u8>) {
-        let mut raw = Vec::new();
-        for t in texts {
-            raw.extend_from_slice(&(t.len() as u32).to_le_bytes());
-            raw.extend_from_slice(t.as_bytes());
-        }
-        let head = format!(
-            r#"{{"inputs":[{{"name":"text","shape":{shape},"datatype":"BYTES","parameters":{{"binary_data_size":{}}}}}],"outputs":[{{"name":"label","parameters":{{"binary_data":true}}}}]}}"#,
-            raw.len()
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            HEADER_LENGTH,
-            HeaderValue::from_str(&head.len().to_string()).unwrap(),
-        );
-        let mut body = head.into_bytes();
-        body.extend_from_slice(&raw);
-        (headers, body)
-    }
-
-    #[test]
-    fn binary_bytes_inputs_decode() {
-        let (headers, body) = binary_body(&["héllo", "world"], "[2]");
-        let r = decode_request(&headers, &body).unwrap();
-        assert_eq!(r.texts, vec!["héllo", "world"]);
-        assert_eq!(r.outputs.len(), 1);
-        assert!(r.outputs[0].binary);
-        let (headers, body) = binary_body(&["a"], "[2]");
-        assert!(decode_request(&headers, &body)
-            .unwrap_err()
-            .contains("shape"));
-        let (headers, mut body) = binary_body(&["abc"], "[1]");
-        body.truncate(body.len() - 1);
-        assert!(decode_request(&headers, &body).is_err());
-    }
-
-    #[test]
-    fn json_inputs_follow_the_declared_shape() {
-        let h = HeaderMap::new();
-        let ok = decode_request(
-            &h,
-            br#"{"inputs":[{"name":"t","shape":[2,1],"datatype":"BYTES","data":[["a"],["b"]]}]}"#,
-        )
-        .unwrap();
-        assert_eq!(ok.texts, vec!["a", "b"]);
-        assert_eq!(ok.outputs.len(), 2);
-        assert!(decode_request(
-            &h,
-            br#"{"inputs":[{"name":"t","shape":[3],"datatype":"BYTES","data":["a"]}]}"#
-        )
-        .unwrap_err()
-        .contains("shape"));
-        assert!(decode_request(
-            &h,
-            br#"{"inputs":[{"name":"t","shape":[1],"datatype":"FP32","data":[1.0]}]}"#
-        )
-        .unwrap_err()
-        .contains("BYTES"));
-        assert!(decode_request(&h, br#"{"inputs":[]}"#).is_err());
-        assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[4294967296,4294967296,4294967296],"datatype":"BYTES","data":["a"]}]}"#)
-            .unwrap_err()
-            .contains("too large"));
-        assert!(decode_request(&h, br#"{"inputs":[{"name":"t","shape":[1],"datatype":"BYTES","data":["a"]}],"outputs":[{"name":"x"}]}"#)
-            .unwrap_err()
-            .contains("unknown output"));
-    }
-
-    #[tokio::test]
-    async fn binary_outputs_encode_after_the_json_header() {
-        let r = encode_response(
-            "m",
-            "1",
-            Some("r"),
-            vec![
-                (
-                    Tensor::bytes(OUTPUT_LABEL, vec![1], vec!["ab".into()]),
-                    true,
-                ),
-                (
-                    Tensor::fp32(OUTPUT_PROBS, vec![1, 2], vec![0.25, 0.75]),
-                    false,
-                ),
-            ],
-        );
-        let len: usize = r.headers()[HEADER_LENGTH]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(
-            r.headers()[header::CONTENT_TYPE],
-            "application/octet-stream"
-        );
-        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
-        let head: Value = serde_json::from_slice(&body[..len]).unwrap();
-        assert_eq!(head["outputs"][0]["parameters"]["binary_data_size"], 6);
-        assert_eq!(head["outputs"][1]["data"], json!([0.25, 0.75]));
-        assert_eq!(&body[len..], &[2, 0, 0, 0, b'a', b'b']);
-    }
-}
+#[path = "tensors_tests.rs"]
+mod tests;

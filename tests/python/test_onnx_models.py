@@ -1,0 +1,160 @@
+"""Uploaded ONNX models (scikit-learn models converted with skl2onnx by the set-up
+script) served over KServe v2 to NVIDIA's `tritonclient`, unchanged: JSON and binary
+tensors, requested outputs, the classification extension, and the refusals (bad files,
+wrong shapes and datatypes, another tenant's model) with nothing stored."""
+import json
+import os
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from conftest import ADMIN_KEY
+
+ONNX_DIR = os.path.join(
+    os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache")), "onnx")
+
+
+def auth(key=ADMIN_KEY):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def reference(name):
+    with open(os.path.join(ONNX_DIR, name + ".json")) as f:
+        ref = json.load(f)
+    with open(os.path.join(ONNX_DIR, name + ".onnx"), "rb") as f:
+        ref["bytes"] = f.read()
+    ref["rows"] = np.array(ref["rows"], dtype=np.float32)
+    ref["proba"] = np.array(ref["proba"])
+    return ref
+
+
+@pytest.fixture(scope="module")
+def iris(server):
+    """The scaler + logistic regression pipeline, uploaded as a raw body."""
+    ref = reference("iris_pipeline")
+    r = server.api("POST", "/api/v1/models/iris/versions", data=ref["bytes"],
+                   headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+    assert r.json()["format"] == "onnx"
+    assert server.api("POST", "/api/v1/models/iris/deploy", json={}).status_code == 200
+    return ref
+
+
+@pytest.fixture(scope="module")
+def gbt(server):
+    """The gradient-boosted trees, uploaded as a multipart form with a configuration."""
+    ref = reference("breast_cancer_gbt")
+    config = {"labels": ["malignant", "benign"], "max_batch_size": 16,
+              "dynamic_batching": {"max_queue_delay_ms": 1}}
+    r = server.api("POST", "/api/v1/models/gbt/versions",
+                   files={"file": ("gbt.onnx", ref["bytes"]), "config": (None, json.dumps(config))})
+    assert r.status_code == 201, r.text
+    assert r.json()["labels"] == ["malignant", "benign"]
+    assert server.api("POST", "/api/v1/models/gbt/deploy", json={}).status_code == 200
+    return ref
+
+
+def client(server):
+    return httpclient.InferenceServerClient(url=server.hostport)
+
+
+def test_metadata_comes_from_the_graph(server, iris, gbt):
+    c = client(server)
+    meta = c.get_model_metadata("iris", headers=auth())
+    assert meta["platform"] == "onnxruntime_onnx"
+    assert meta["inputs"] == [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]
+    assert [o["name"] for o in meta["outputs"]] == ["output_label", "output_probability"]
+    assert meta["outputs"][0]["datatype"] == "INT64"
+    assert c.is_model_ready("gbt", headers=auth())
+    shown = server.api("GET", "/api/v1/models/gbt/versions/1").json()
+    assert shown["config"]["max_batch_size"] == 16
+    assert shown["config"]["inputs"][0]["dims"] == [-1, 30]
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_probabilities_equal_scikit_learns(server, iris, gbt, binary):
+    c = client(server)
+    for name, ref, probs_name, label_name in [("iris", iris, "output_probability", "output_label"),
+                                              ("gbt", gbt, "probabilities", "label")]:
+        inp = httpclient.InferInput(ref["input"], list(ref["rows"].shape), "FP32")
+        inp.set_data_from_numpy(ref["rows"], binary_data=binary)
+        outputs = [httpclient.InferRequestedOutput(probs_name, binary_data=binary),
+                   httpclient.InferRequestedOutput(label_name, binary_data=binary)]
+        result = c.infer(name, [inp], outputs=outputs, headers=auth(), request_id="7")
+        probs = result.as_numpy(probs_name)
+        assert probs.shape == ref["proba"].shape
+        assert np.abs(probs - ref["proba"]).max() < 1e-5
+        assert result.as_numpy(label_name).tolist() == ref["label"]
+        assert result.get_response()["id"] == "7"
+        assert result.get_response()["model_version"] == "1"
+
+
+def test_classification_extension_names_the_classes(server, gbt):
+    inp = httpclient.InferInput("X", [2, 30], "FP32")
+    inp.set_data_from_numpy(gbt["rows"][:2])
+    out = httpclient.InferRequestedOutput("probabilities", class_count=1)
+    result = client(server).infer("gbt", [inp], outputs=[out], headers=auth())
+    top = [t.decode() if isinstance(t, bytes) else t for t in result.as_numpy("probabilities").ravel()]
+    for row, text in enumerate(top):
+        value, index, label = text.split(":")
+        best = int(np.argmax(gbt["proba"][row]))
+        assert int(index) == best and label == ["malignant", "benign"][best]
+        assert abs(float(value) - gbt["proba"][row][best]) < 1e-5
+
+
+def test_concurrent_requests_are_batched_and_answered_each_their_own(server, iris):
+    c = httpclient.InferenceServerClient(url=server.hostport, concurrency=8)
+    pending = []
+    for r in range(len(iris["rows"])):
+        inp = httpclient.InferInput("X", [1, 4], "FP32")
+        inp.set_data_from_numpy(iris["rows"][r:r + 1], binary_data=True)
+        out = httpclient.InferRequestedOutput("output_probability", binary_data=True)
+        pending.append(c.async_infer("iris", [inp], outputs=[out], headers=auth()))
+    for r, p in enumerate(pending):
+        probs = p.get_result().as_numpy("output_probability")
+        assert np.abs(probs[0] - iris["proba"][r]).max() < 1e-5
+
+
+def test_wrong_tensors_are_400s_naming_the_input(server, iris):
+    c = client(server)
+    wrong_type = httpclient.InferInput("X", [1, 4], "FP64")
+    wrong_type.set_data_from_numpy(np.zeros((1, 4), dtype=np.float64))
+    with pytest.raises(InferenceServerException, match="input `X`: the model takes FP32, not FP64"):
+        c.infer("iris", [wrong_type], headers=auth())
+    wrong_shape = httpclient.InferInput("X", [1, 3], "FP32")
+    wrong_shape.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32))
+    with pytest.raises(InferenceServerException, match=r"input `X`: shape \[1, 3\] does not fit"):
+        c.infer("iris", [wrong_shape], headers=auth())
+    r = requests.post(f"{server.base}/v2/models/iris/infer", headers=auth(),
+                      json={"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]})
+    assert r.status_code == 400 and "4 elements" in r.json()["error"]
+    ok = requests.post(f"{server.base}/v2/models/iris/infer", headers=auth(),
+                       json={"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [[5.1, 3.5, 1.4, 0.2]]}]})
+    assert ok.status_code == 200 and ok.headers["x-aiaas-model-version"] == "1"
+
+
+def test_bad_files_store_nothing_and_other_tenants_see_nothing(server, iris):
+    before = server.api("GET", "/api/v1/models").json()
+    for body in [b"definitely not onnx", iris["bytes"][:200]]:
+        r = server.api("POST", "/api/v1/models/broken/versions", data=body,
+                       headers={"content-type": "application/octet-stream"})
+        assert r.status_code == 400, r.text
+        assert "cannot be loaded" in r.json()["error"]["message"]
+    r = server.api("POST", "/api/v1/models/broken/versions?max_batch_size=8&config=%7B%22threads%22%3A%20999%7D",
+                   data=iris["bytes"], headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 400 and "threads" in r.json()["error"]["message"]
+    assert server.api("GET", "/api/v1/models").json() == before
+    assert server.api("GET", "/api/v1/models/broken").status_code == 404
+
+    assert server.api("POST", "/api/v1/tenants", json={"name": "onnx-other"}).status_code == 201
+    key = server.api("POST", "/api/v1/keys", json={"name": "other", "role": "owner",
+                                                   "tenant": "onnx-other"}).json()["secret"]
+    inp = httpclient.InferInput("X", [1, 4], "FP32")
+    inp.set_data_from_numpy(iris["rows"][:1])
+    with pytest.raises(InferenceServerException, match="no model"):
+        client(server).infer("iris", [inp], headers=auth(key))
+    with pytest.raises(InferenceServerException, match="no model"):
+        client(server).get_model_metadata("iris", headers=auth(key))
