@@ -158,3 +158,17 @@ def test_bad_files_store_nothing_and_other_tenants_see_nothing(server, iris):
         client(server).infer("iris", [inp], headers=auth(key))
     with pytest.raises(InferenceServerException, match="no model"):
         client(server).get_model_metadata("iris", headers=auth(key))
+
+
+def test_the_queue_policy_is_a_deployment_setting(server, iris):
+    r = server.api("POST", "/api/v1/models/iris/deploy", json={"max_queue_time_ms": 1500})
+    assert r.status_code == 200, r.text
+    assert r.json()["max_queue_time_ms"] == 1500
+    shown = server.api("GET", "/api/v1/models/iris").json()
+    assert shown["deployment"]["max_queue_time_ms"] == 1500
+    r = server.api("POST", "/api/v1/models/iris/deploy", json={"max_queue_time_ms": -5})
+    assert r.status_code == 400 and "max_queue_time_ms" in r.json()["error"]["message"]
+    # Still served, with the policy in place.
+    inp = httpclient.InferInput("X", [1, 4], "FP32")
+    inp.set_data_from_numpy(iris["rows"][:1])
+    assert client(server).infer("iris", [inp], headers=auth()).as_numpy("output_label").tolist() == iris["label"][:1]

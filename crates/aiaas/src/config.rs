@@ -21,6 +21,7 @@ struct FileConfig {
     max_batch: Option<usize>,
     max_delay_ms: Option<u64>,
     queue_capacity: Option<usize>,
+    max_queue_time_ms: Option<u64>,
     models_dir: Option<PathBuf>,
     onnxruntime: Option<PathBuf>,
     wheel_dirs: Option<Vec<PathBuf>>,
@@ -199,13 +200,21 @@ fn batch_settings(file: &FileConfig) -> Result<aiaas_core::BatchSettings> {
             .map(std::time::Duration::from_millis)
             .unwrap_or(defaults.max_delay),
         queue_capacity: file.queue_capacity.unwrap_or(defaults.queue_capacity),
+        max_queue_time: file
+            .max_queue_time_ms
+            .filter(|&ms| ms > 0)
+            .map(std::time::Duration::from_millis),
     };
     // The same ranges as a deployment's settings over the API.
     if !(1..=4096).contains(&batch.max_batch)
         || !(1..=100_000).contains(&batch.queue_capacity)
         || batch.max_delay > std::time::Duration::from_secs(10)
+        || file.max_queue_time_ms.is_some_and(|ms| ms > 600_000)
     {
-        bail!("max_batch must be 1-4096, queue_capacity 1-100000 and max_delay_ms 0-10000");
+        bail!(
+            "max_batch must be 1-4096, queue_capacity 1-100000, max_delay_ms 0-10000 \
+             and max_queue_time_ms 0-600000"
+        );
     }
     Ok(batch)
 }

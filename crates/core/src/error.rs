@@ -77,6 +77,10 @@ impl From<EngineError> for CoreError {
                 message: e.to_string(),
                 retry_after_secs: 1,
             },
+            EngineError::QueueTimeout { waited, .. } => CoreError::Overloaded {
+                message: e.to_string(),
+                retry_after_secs: waited.as_secs_f64().ceil().max(1.0) as u64,
+            },
             EngineError::NotLoaded(_) | EngineError::Stopped(_) => {
                 CoreError::Unavailable(e.to_string())
             }

@@ -48,6 +48,9 @@ pub struct DeployRequest {
     pub max_batch: Option<i64>,
     pub max_delay_ms: Option<i64>,
     pub queue_capacity: Option<i64>,
+    /// The queue policy: refuse (429) a request expected to wait longer than this in the
+    /// model's queue; 0: no limit.
+    pub max_queue_time_ms: Option<i64>,
     /// PII masking of every text sent to the model: a mode, or null for the callers'
     /// tenant policies.
     pub pii_inputs: Option<Option<aiaas_privacy::Mode>>,
@@ -100,6 +103,7 @@ fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
         max_delay_ms: d.max_delay_ms,
         queue_capacity: d.queue_capacity,
         pii_inputs: d.pii_inputs,
+        max_queue_time_ms: d.max_queue_time_ms,
     }
 }
 
@@ -110,6 +114,8 @@ fn batch_of(settings: &DeploymentSettings) -> BatchSettings {
         max_batch: settings.max_batch.max(1) as usize,
         max_delay: Duration::from_millis(settings.max_delay_ms.max(0) as u64),
         queue_capacity: settings.queue_capacity.max(1) as usize,
+        max_queue_time: (settings.max_queue_time_ms > 0)
+            .then(|| Duration::from_millis(settings.max_queue_time_ms as u64)),
     }
 }
 
@@ -272,13 +278,17 @@ impl Models {
                 Some(mode) => mode,
                 None => current.pii_inputs,
             },
+            max_queue_time_ms: req.max_queue_time_ms.unwrap_or(current.max_queue_time_ms),
         };
         if !(1..=4096).contains(&settings.max_batch)
             || !(0..=10_000).contains(&settings.max_delay_ms)
             || !(1..=100_000).contains(&settings.queue_capacity)
+            || !(0..=600_000).contains(&settings.max_queue_time_ms)
         {
             return Err(CoreError::InvalidInput(
-                "max_batch must be 1-4096, max_delay_ms 0-10000 and queue_capacity 1-100000".into(),
+                "max_batch must be 1-4096, max_delay_ms 0-10000, queue_capacity 1-100000 \
+                 and max_queue_time_ms 0-600000 (0: no limit)"
+                    .into(),
             ));
         }
         self.deploy_record(&model, &version, settings).await
@@ -463,6 +473,7 @@ impl Models {
             max_delay_ms: b.max_delay.as_millis() as i64,
             queue_capacity: b.queue_capacity as i64,
             pii_inputs: None,
+            max_queue_time_ms: b.max_queue_time.map_or(0, |t| t.as_millis() as i64),
         }
     }
 

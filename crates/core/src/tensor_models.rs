@@ -65,6 +65,7 @@ pub(crate) fn batch_settings(config: &ModelConfig, deployed: BatchSettings) -> B
             std::time::Duration::from_millis(d.max_queue_delay_ms)
         }),
         queue_capacity: deployed.queue_capacity,
+        max_queue_time: deployed.max_queue_time,
     }
 }
 

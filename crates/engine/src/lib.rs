@@ -30,6 +30,14 @@ use tensors::TensorModel;
 pub enum EngineError {
     #[error("model {model} is overloaded: {queued} requests queued")]
     QueueFull { model: String, queued: usize },
+    /// The queue policy: the request would wait (or has waited) `waited` in the queue,
+    /// past the deployment's `limit`.
+    #[error("model {model} is overloaded: a request would wait {} ms in its queue, over the limit of {} ms", waited.as_millis(), limit.as_millis())]
+    QueueTimeout {
+        model: String,
+        waited: Duration,
+        limit: Duration,
+    },
     #[error("model {0} is not loaded")]
     NotLoaded(String),
     #[error("model files could not be loaded: {0}")]
@@ -54,6 +62,11 @@ pub struct BatchSettings {
     pub max_delay: Duration,
     /// Requests admitted (queued + running); past it, `QueueFull`.
     pub queue_capacity: usize,
+    /// The queue policy (Triton's is the anchor): a request expected to wait longer than
+    /// this before its batch runs is refused at once, and one that has waited longer
+    /// when its batch forms is answered the same (`QueueTimeout`), so admitted requests
+    /// keep their latency under overload. `None`: no limit.
+    pub max_queue_time: Option<Duration>,
 }
 
 impl Default for BatchSettings {
@@ -62,6 +75,7 @@ impl Default for BatchSettings {
             max_batch: 32,
             max_delay: Duration::ZERO,
             queue_capacity: 256,
+            max_queue_time: None,
         }
     }
 }

@@ -2,14 +2,17 @@
 //! ONNX model): a bounded queue in front, dynamic batching inside.
 //!
 //! Admission counts queued and running requests; a full queue answers at once
-//! (`QueueFull`) instead of letting latency grow without bound. Requests whose caller
+//! (`QueueFull`) instead of letting latency grow without bound. With a queue policy
+//! (`max_queue_time`), a request is also refused at once when the rows ahead of it would
+//! take longer than that at the measured time of a batch, and answered the same when it
+//! has waited longer by the time its batch forms (`QueueTimeout`). Requests whose caller
 //! has gone away (closed reply channel) are dropped before they cost a forward pass.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -53,8 +56,39 @@ type Reply<O> = oneshot::Sender<Result<O, EngineError>>;
 
 struct Request<I, O> {
     input: I,
+    rows: usize,
     reply: Reply<O>,
     enqueued: Instant,
+}
+
+/// What is queued and how long a batch takes: the queue policy's estimate of a wait.
+#[derive(Default)]
+struct Load {
+    /// Rows admitted and not yet answered.
+    rows: AtomicUsize,
+    /// Moving average of a batch's run time in nanoseconds (0: none measured yet).
+    batch_nanos: AtomicU64,
+}
+
+impl Load {
+    /// How long a request admitted now would wait before its batch runs: the batches
+    /// the rows ahead of it make, at the measured time of one.
+    fn expected_wait(&self, max_batch: usize) -> Duration {
+        let batches = self.rows.load(Ordering::Relaxed).div_ceil(max_batch.max(1));
+        Duration::from_nanos(
+            self.batch_nanos
+                .load(Ordering::Relaxed)
+                .saturating_mul(batches as u64),
+        )
+    }
+
+    /// Fold a batch's run time into the average (only the runtime's thread writes it).
+    fn record_batch(&self, took: Duration) {
+        let new = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.batch_nanos.load(Ordering::Relaxed);
+        let avg = if old == 0 { new } else { old - old / 8 + new / 8 };
+        self.batch_nanos.store(avg, Ordering::Relaxed);
+    }
 }
 
 pub(crate) struct BatchRuntime<M: BatchModel> {
@@ -62,6 +96,7 @@ pub(crate) struct BatchRuntime<M: BatchModel> {
     settings: BatchSettings,
     sender: Option<SyncSender<Request<M::Input, M::Output>>>,
     in_flight: Arc<AtomicUsize>,
+    load: Arc<Load>,
     metrics: Arc<Metrics>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -76,11 +111,13 @@ impl<M: BatchModel> BatchRuntime<M> {
         let (sender, receiver) =
             mpsc::sync_channel::<Request<M::Input, M::Output>>(settings.queue_capacity.max(1));
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let load = Arc::new(Load::default());
         let worker = Worker {
             label: label.clone(),
             model,
             settings,
             in_flight: in_flight.clone(),
+            load: load.clone(),
             metrics: metrics.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -92,6 +129,7 @@ impl<M: BatchModel> BatchRuntime<M> {
             settings,
             sender: Some(sender),
             in_flight,
+            load,
             metrics,
             thread,
         }
@@ -114,6 +152,18 @@ impl<M: BatchModel> BatchRuntime<M> {
         &self,
         input: M::Input,
     ) -> Result<impl Future<Output = Result<M::Output, EngineError>>, EngineError> {
+        if let Some(limit) = self.settings.max_queue_time {
+            let waited = self.load.expected_wait(self.settings.max_batch);
+            if waited > limit {
+                self.reject();
+                return Err(EngineError::QueueTimeout {
+                    model: self.label.clone(),
+                    waited,
+                    limit,
+                });
+            }
+        }
+        let rows = M::rows(&input);
         let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if admitted >= self.settings.queue_capacity {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -124,9 +174,11 @@ impl<M: BatchModel> BatchRuntime<M> {
             });
         }
         self.set_depth();
+        self.load.rows.fetch_add(rows, Ordering::AcqRel);
         let (reply, answer) = oneshot::channel();
         let request = Request {
             input,
+            rows,
             reply,
             enqueued: Instant::now(),
         };
@@ -142,6 +194,7 @@ impl<M: BatchModel> BatchRuntime<M> {
         };
         if let Err(e) = sent {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.load.rows.fetch_sub(rows, Ordering::AcqRel);
             self.set_depth();
             if matches!(e, EngineError::QueueFull { .. }) {
                 self.reject();
@@ -153,17 +206,22 @@ impl<M: BatchModel> BatchRuntime<M> {
     }
 
     fn reject(&self) {
-        self.metrics.inc(
-            "aiaas_inference_rejections_total",
-            "Requests refused because the model's queue was full.",
-            &[("model", &self.label)],
-            1,
-        );
+        count_rejection(&self.metrics, &self.label, 1);
     }
 
     fn set_depth(&self) {
         publish_depth(&self.metrics, &self.label, &self.in_flight);
     }
+}
+
+/// Requests refused by a model's queue (full, or the queue policy's wait).
+fn count_rejection(metrics: &Metrics, label: &str, n: u64) {
+    metrics.inc(
+        "aiaas_inference_rejections_total",
+        "Requests refused because the model's queue was full or the wait too long.",
+        &[("model", label)],
+        n,
+    );
 }
 
 /// The queue-depth gauge of one model, from its admission counter.
@@ -194,6 +252,7 @@ struct Worker<M: BatchModel> {
     model: M,
     settings: BatchSettings,
     in_flight: Arc<AtomicUsize>,
+    load: Arc<Load>,
     metrics: Arc<Metrics>,
 }
 
@@ -218,8 +277,10 @@ impl<M: BatchModel> Worker<M> {
     }
 
     fn run_batch(&self, batch: Vec<Request<M::Input, M::Output>>) {
-        let done = batch.len();
         let model = [("model", self.label.as_str())];
+        let (batch, expired) = self.expire(batch);
+        let done = batch.len();
+        let done_rows: usize = batch.iter().map(|r| r.rows).sum();
         let mut inputs = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         for r in batch.into_iter().filter(|r| !r.reply.is_closed()) {
@@ -243,6 +304,10 @@ impl<M: BatchModel> Worker<M> {
                 rows as f64,
             );
         }
+        // Answered only now: their slots were released first.
+        for (reply, e) in expired {
+            let _ = reply.send(Err(e));
+        }
         let started = Instant::now();
         let n = inputs.len();
         // A panic in a model must not kill the runtime thread (it would stay registered
@@ -257,15 +322,20 @@ impl<M: BatchModel> Worker<M> {
                         .collect()
                 })
         };
+        let took = started.elapsed();
         self.metrics.observe(
             "aiaas_inference_duration_seconds",
             "Time of one batched forward pass.",
             &model,
             crate::metrics::LATENCY_BUCKETS,
-            started.elapsed().as_secs_f64(),
+            took.as_secs_f64(),
         );
+        if n > 0 {
+            self.load.record_batch(took);
+        }
         // Release the admission slots before answering: a caller that sends its next
         // request as soon as it has an answer must find its slot free.
+        self.load.rows.fetch_sub(done_rows, Ordering::AcqRel);
         self.in_flight.fetch_sub(done, Ordering::AcqRel);
         let mut logged = false;
         let mut results = results.into_iter();
@@ -283,5 +353,128 @@ impl<M: BatchModel> Worker<M> {
             let _ = reply.send(answer);
         }
         publish_depth(&self.metrics, &self.label, &self.in_flight);
+    }
+
+    /// Under a queue policy, take out the requests that have waited past it: their slots
+    /// are released here, and they are answered `QueueTimeout` before the batch runs.
+    #[allow(clippy::type_complexity)]
+    fn expire(
+        &self,
+        batch: Vec<Request<M::Input, M::Output>>,
+    ) -> (Vec<Request<M::Input, M::Output>>, Vec<(Reply<M::Output>, EngineError)>) {
+        let Some(limit) = self.settings.max_queue_time else {
+            return (batch, Vec::new());
+        };
+        let (late, keep): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|r| r.enqueued.elapsed() > limit);
+        if late.is_empty() {
+            return (keep, Vec::new());
+        }
+        let rows: usize = late.iter().map(|r| r.rows).sum();
+        self.load.rows.fetch_sub(rows, Ordering::AcqRel);
+        self.in_flight.fetch_sub(late.len(), Ordering::AcqRel);
+        count_rejection(&self.metrics, &self.label, late.len() as u64);
+        let expired = late
+            .into_iter()
+            .map(|r| {
+                let e = EngineError::QueueTimeout {
+                    model: self.label.clone(),
+                    waited: r.enqueued.elapsed(),
+                    limit,
+                };
+                (r.reply, e)
+            })
+            .collect();
+        (keep, expired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model whose every batch takes `0` and echoes its inputs: the queue's logic
+    /// without a real model's variable cost (the engine's integration tests use real
+    /// classifiers).
+    struct Paced(Duration);
+
+    impl BatchModel for Paced {
+        type Input = u32;
+        type Output = u32;
+        fn rows(_: &u32) -> usize {
+            1
+        }
+        fn run(&self, inputs: Vec<u32>) -> Vec<Result<u32, String>> {
+            std::thread::sleep(self.0);
+            inputs.into_iter().map(Ok).collect()
+        }
+    }
+
+    /// Batches of one taking 300 ms; requests may wait 750 ms: the third in line waits
+    /// 600 ms, the fourth 900 ms (150 ms of slack either way).
+    fn paced() -> BatchRuntime<Paced> {
+        let settings = BatchSettings {
+            max_batch: 1,
+            max_delay: Duration::ZERO,
+            queue_capacity: 100,
+            max_queue_time: Some(Duration::from_millis(750)),
+        };
+        BatchRuntime::start(
+            "paced".into(),
+            Paced(Duration::from_millis(300)),
+            settings,
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_queue_policy_refuses_at_once_what_would_wait_too_long() {
+        let rt = paced();
+        // A first request measures a batch.
+        assert_eq!(rt.submit(0).unwrap().await.unwrap(), 0);
+        let mut admitted = Vec::new();
+        let mut refused = 0;
+        for i in 1..=10 {
+            match rt.submit(i) {
+                Ok(answer) => admitted.push((i, answer)),
+                Err(EngineError::QueueTimeout { waited, limit, .. }) => {
+                    assert!(waited > limit);
+                    refused += 1;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!((admitted.len(), refused), (3, 7));
+        for (i, answer) in admitted {
+            assert_eq!(answer.await.unwrap(), i);
+        }
+        assert_eq!(rt.load.rows.load(Ordering::Acquire), 0);
+        assert_eq!(rt.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_that_waited_past_the_policy_are_answered_without_running() {
+        let rt = paced();
+        // Nothing measured yet: all five are admitted; the fourth and fifth have waited
+        // 900 and 1200 ms by the time their turn comes.
+        let answers: Vec<_> = (0..5).map(|i| rt.submit(i).unwrap()).collect();
+        let results = futures_join(answers).await;
+        for (i, r) in results.iter().enumerate().take(3) {
+            assert_eq!(r.as_ref().unwrap(), &(i as u32));
+        }
+        for r in &results[3..] {
+            assert!(matches!(r, Err(EngineError::QueueTimeout { .. })), "{r:?}");
+        }
+        assert_eq!(rt.queued(), 0);
+        let text = rt.metrics.render();
+        assert!(text.contains(r#"aiaas_inference_rejections_total{model="paced"} 2"#), "{text}");
+    }
+
+    async fn futures_join<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+        let mut out = Vec::new();
+        for f in futures {
+            out.push(f.await);
+        }
+        out
     }
 }

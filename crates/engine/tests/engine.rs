@@ -20,6 +20,7 @@ async fn concurrent_batched_answers_equal_direct_predictions() {
             max_batch: 16,
             max_delay: Duration::from_millis(10),
             queue_capacity: 1024,
+            max_queue_time: None,
         };
         engine
             .load_classifier("m", "model", files, settings)
@@ -64,6 +65,7 @@ async fn requests_arriving_together_share_a_batch() {
         max_batch: 64,
         max_delay: Duration::from_millis(500),
         queue_capacity: 64,
+        max_queue_time: None,
     };
     engine
         .load_classifier("m", "together", files, settings)
@@ -108,6 +110,7 @@ async fn batches_never_exceed_max_batch() {
         max_batch: 4,
         max_delay: Duration::from_millis(300),
         queue_capacity: 64,
+        max_queue_time: None,
     };
     engine
         .load_classifier("m", "small", files, settings)
@@ -144,6 +147,7 @@ async fn a_full_queue_refuses_at_once_and_recovers() {
         max_batch: 32,
         max_delay: Duration::from_millis(300),
         queue_capacity: 1,
+        max_queue_time: None,
     };
     engine
         .load_classifier("m", "tight", files, settings)
@@ -250,6 +254,7 @@ async fn unload_lets_a_queued_request_finish() {
         max_batch: 32,
         max_delay: Duration::from_millis(300),
         queue_capacity: 8,
+        max_queue_time: None,
     };
     engine.load_classifier("m", "m", files, settings).unwrap();
     let text = topic_text(2);
@@ -281,6 +286,7 @@ async fn a_caller_sending_one_request_at_a_time_is_never_refused() {
         max_batch: 1,
         max_delay: Duration::ZERO,
         queue_capacity: 1,
+        max_queue_time: None,
     };
     engine
         .load_classifier("m", "m", model_files(Architecture::TfidfLogreg), settings)
@@ -304,6 +310,7 @@ async fn reloading_a_key_replaces_its_settings() {
         max_batch: 3,
         max_delay: Duration::ZERO,
         queue_capacity: 7,
+        max_queue_time: None,
     };
     engine.load_classifier("m", "v2", files, second).unwrap();
     let loaded = engine.loaded();

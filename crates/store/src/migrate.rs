@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "responses",
         include_str!("../migrations/0010_responses.sql"),
     ),
+    (
+        11,
+        "queue_policy",
+        include_str!("../migrations/0011_queue_policy.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

@@ -11,7 +11,7 @@ use crate::{
 const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact_prefix, files, \
                                report, config, job_id, dataset_id, created_at, format";
 const DEPLOYMENT_COLUMNS: &str =
-    "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, created_at, updated_at";
+    "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, max_queue_time_ms, created_at, updated_at";
 
 impl Metadata {
     /// A tenant's model by name (cached when found).
@@ -199,10 +199,11 @@ impl Metadata {
     ) -> Result<DeploymentRecord> {
         let now = aiaas_types::now_ms();
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
              ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, max_batch = excluded.max_batch, \
              max_delay_ms = excluded.max_delay_ms, queue_capacity = excluded.queue_capacity, \
-             pii_inputs = excluded.pii_inputs, updated_at = excluded.updated_at"
+             pii_inputs = excluded.pii_inputs, max_queue_time_ms = excluded.max_queue_time_ms, \
+             updated_at = excluded.updated_at"
         ))
         .bind(model_id)
         .bind(version)
@@ -210,6 +211,7 @@ impl Metadata {
         .bind(s.max_delay_ms)
         .bind(s.queue_capacity)
         .bind(s.pii_inputs.map(|m| m.as_str()))
+        .bind(s.max_queue_time_ms)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -333,6 +335,7 @@ fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {
         max_delay_ms: row.try_get("max_delay_ms")?,
         queue_capacity: row.try_get("queue_capacity")?,
         pii_inputs: crate::parsed_opt(row, "pii_inputs", aiaas_types::PiiMode::parse)?,
+        max_queue_time_ms: row.try_get("max_queue_time_ms")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -90,6 +90,8 @@ pub struct DeploymentRecord {
     pub queue_capacity: i64,
     /// Masking mode applied to every text sent to this model, whoever calls it.
     pub pii_inputs: Option<PiiMode>,
+    /// The queue policy: longest expected wait before a request is refused (0: none).
+    pub max_queue_time_ms: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -199,4 +201,6 @@ pub struct DeploymentSettings {
     pub queue_capacity: i64,
     /// Masking mode for every text sent to the model (`None`: the caller's tenant policy).
     pub pii_inputs: Option<PiiMode>,
+    /// Longest expected wait in the queue before a request is refused (0: no limit).
+    pub max_queue_time_ms: i64,
 }

@@ -61,6 +61,7 @@ async fn library_models_are_installation_models_in_the_one_registry(url: &str) {
         .await
         .unwrap();
     let settings = DeploymentSettings {
+        max_queue_time_ms: 250,
         max_batch: 8,
         max_delay_ms: 2,
         queue_capacity: 64,

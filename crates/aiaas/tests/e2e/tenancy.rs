@@ -134,6 +134,11 @@ async fn a_tenant_cannot_see_or_change_another_tenants_objects() {
             continue;
         }
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            // An upload names a model of the caller's own: B uploading under A's model's
+            // name makes B's model (its tenancy is tested with the ONNX models).
+            if method == "POST" && path == "/api/v1/models/{name}/versions" {
+                continue;
+            }
             let send = |target: String| {
                 let server = &server;
                 let b_owner = &b_owner;

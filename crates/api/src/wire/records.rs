@@ -195,6 +195,8 @@ pub(crate) struct Deployment {
     pub max_batch: i64,
     pub max_delay_ms: i64,
     pub queue_capacity: i64,
+    /// The queue policy: longest expected wait before a request is refused (0: none).
+    pub max_queue_time_ms: i64,
     pub pii_inputs: Option<PiiMode>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -208,6 +210,7 @@ impl From<DeploymentRecord> for Deployment {
             max_batch: d.max_batch,
             max_delay_ms: d.max_delay_ms,
             queue_capacity: d.queue_capacity,
+            max_queue_time_ms: d.max_queue_time_ms,
             pii_inputs: d.pii_inputs,
             created_at: d.created_at,
             updated_at: d.updated_at,

@@ -111,6 +111,10 @@ pub(crate) struct Deploy {
     pub max_delay_ms: Option<i64>,
     #[serde(default)]
     pub queue_capacity: Option<i64>,
+    /// The queue policy: a request expected to wait longer than this in the model's
+    /// queue is refused at once (429 + Retry-After); 0: no limit.
+    #[serde(default)]
+    pub max_queue_time_ms: Option<i64>,
     /// PII masking of every text sent to the model: a mode, or null for the callers'
     /// tenant policies.
     #[serde(default, deserialize_with = "present")]
@@ -125,6 +129,7 @@ impl From<Deploy> for aiaas_core::DeployRequest {
             max_batch: d.max_batch,
             max_delay_ms: d.max_delay_ms,
             queue_capacity: d.queue_capacity,
+            max_queue_time_ms: d.max_queue_time_ms,
             pii_inputs: d.pii_inputs,
         }
     }
@@ -147,6 +152,10 @@ pub(crate) struct LibrarySettings {
     /// Texts per forward pass (embedders).
     #[serde(default)]
     pub max_batch: Option<usize>,
+    /// The queue policy (embedders): refuse a request expected to wait longer than
+    /// this; 0: no limit.
+    #[serde(default)]
+    pub max_queue_time_ms: Option<u64>,
     /// Seconds an idle model stays loaded; -1 forever.
     #[serde(default)]
     pub keep_alive_secs: Option<i64>,
@@ -165,6 +174,7 @@ impl From<LibrarySettings> for aiaas_core::ServingSettings {
             context_length: s.context_length,
             queue_capacity: s.queue_capacity,
             max_batch: s.max_batch,
+            max_queue_time_ms: s.max_queue_time_ms,
             keep_alive_secs: s.keep_alive_secs,
             pii_inputs: s.pii_inputs,
             pii_outputs: s.pii_outputs,

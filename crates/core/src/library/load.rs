@@ -207,6 +207,9 @@ impl Library {
                 let mut b = c.embed_batch;
                 b.max_batch = settings.max_batch.unwrap_or(b.max_batch);
                 b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
+                if let Some(ms) = settings.max_queue_time_ms {
+                    b.max_queue_time = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+                }
                 self.make_room(record.size_bytes.max(0) as u64).await?;
                 tokio::task::spawn_blocking(move || {
                     let view = p.model_view(&dir, &names)?;

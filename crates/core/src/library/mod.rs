@@ -111,6 +111,10 @@ pub struct ServingSettings {
     /// Texts per forward pass (embedders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_batch: Option<usize>,
+    /// The queue policy (embedders): refuse a request expected to wait longer (ms; 0:
+    /// no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue_time_ms: Option<u64>,
     /// Seconds an idle model stays loaded; -1 forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_secs: Option<i64>,

@@ -484,5 +484,4 @@ pub(super) fn encode_response(
 }
 
 #[cfg(test)]
-#[path = "tensors_tests.rs"]
 mod tests;
