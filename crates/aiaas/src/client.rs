@@ -1,7 +1,7 @@
 //! The CLI's client commands: each is one or two HTTP calls to a running server.
 //! Errors print as one line (the server's message and status) with a non-zero exit.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -410,6 +410,15 @@ pub struct ModelsArgs {
 #[derive(Subcommand, Debug)]
 enum ModelsCmd {
     List,
+    /// Upload an ONNX model as the next version of NAME (created on first upload).
+    Upload {
+        name: String,
+        /// The .onnx file.
+        file: PathBuf,
+        /// The configuration as a JSON file (Triton's config.pbtxt fields).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     Show {
         name: String,
     },
@@ -425,6 +434,9 @@ enum ModelsCmd {
         max_delay_ms: Option<i64>,
         #[arg(long)]
         queue_capacity: Option<i64>,
+        /// Refuse (429) requests expected to wait longer than this; 0: no limit.
+        #[arg(long)]
+        max_queue_time_ms: Option<i64>,
     },
     Undeploy {
         name: String,
@@ -470,14 +482,17 @@ impl ModelsArgs {
                 max_batch,
                 max_delay_ms,
                 queue_capacity,
+                max_queue_time_ms,
             } => {
                 let body = json!({"version": version, "alias": alias, "max_batch": max_batch,
-                                  "max_delay_ms": max_delay_ms, "queue_capacity": queue_capacity});
+                                  "max_delay_ms": max_delay_ms, "queue_capacity": queue_capacity,
+                                  "max_queue_time_ms": max_queue_time_ms});
                 let d = c
                     .post(&format!("/api/v1/models/{}/deploy", enc(&name)), body)
                     .await?;
                 println!("{name}: version {} deployed", d["version"]);
             }
+            ModelsCmd::Upload { name, file, config } => upload_model(&c, &name, &file, config).await?,
             ModelsCmd::Undeploy { name } => {
                 c.post(
                     &format!("/api/v1/models/{}/undeploy", enc(&name)),
@@ -541,4 +556,72 @@ impl PredictArgs {
         }
         Ok(())
     }
+}
+
+/// `models upload`: the file streamed as the request body behind a progress bar, the
+/// configuration (checked to be JSON here) in the query string.
+async fn upload_model(c: &Client, name: &str, file: &Path, config: Option<PathBuf>) -> Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use tokio::io::AsyncReadExt;
+
+    let f = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("cannot open {}", file.display()))?;
+    let len = f.metadata().await?.len();
+    let mut query = Vec::new();
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str::<Value>(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        query.push(("config", text));
+    }
+    let bar = ProgressBar::new(len).with_style(
+        ProgressStyle::with_template("{bytes:>10}/{total_bytes} [{bar:30}] {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let counted = bar.clone();
+    let chunks = futures_util::stream::unfold(Some(f), move |f| {
+        let bar = counted.clone();
+        async move {
+            let mut f = f?;
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    bar.inc(n as u64);
+                    Some((Ok::<_, std::io::Error>(buf), Some(f)))
+                }
+                // The error ends the body; nothing is read after it.
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    let rb = c
+        .req(reqwest::Method::POST, &format!("/api/v1/models/{}/versions", enc(name)))
+        .query(&query)
+        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(reqwest::Body::wrap_stream(chunks));
+    let sent = c.send(rb).await;
+    bar.finish_and_clear();
+    let v = sent?;
+    let tensors = |key: &str| -> String {
+        v["config"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| format!("{} {} {}", t["name"].as_str().unwrap_or_default(), t["datatype"].as_str().unwrap_or_default(), t["dims"]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "{name}: version {} uploaded ({}); inputs: {}; outputs: {}",
+        v["version"],
+        v["architecture"].as_str().unwrap_or_default(),
+        tensors("inputs"),
+        tensors("outputs")
+    );
+    Ok(())
 }

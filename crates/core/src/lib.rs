@@ -32,7 +32,7 @@ pub use aiaas_engine::llm::{
     ChatMessage, FinishReason, GenEvent, ModelInfo, ParsedReply, TokenLogprob, ToolCall,
     ToolChoice, ToolRequest, ToolSpec, ToolSyntax,
 };
-pub use aiaas_engine::{BatchSettings, Metrics};
+pub use aiaas_engine::{arrived_at, BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
 pub use aiaas_store::{

@@ -22,6 +22,7 @@ pub use aiaas_train::{Classifier, ModelFiles};
 pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
 use runtime::{BatchModel, BatchRuntime};
+pub use runtime::arrived_at;
 pub use tensors::TensorRequest;
 use tensors::TensorModel;
 

@@ -59,6 +59,21 @@ struct Request<I, O> {
     rows: usize,
     reply: Reply<O>,
     enqueued: Instant,
+    /// When the request reached the server (the queue policy's clock).
+    arrived: Instant,
+}
+
+tokio::task_local! {
+    /// When the request the current task serves reached the server.
+    static ARRIVED: Instant;
+}
+
+/// Run `work` (a request's handling) with `at` as its arrival: the queue policy counts
+/// the wait of any inference it submits from `at`, so time spent before the model's
+/// queue (parsing, authentication, a busy HTTP layer) counts as waiting too. Without
+/// it, a request's wait starts at its model's queue.
+pub async fn arrived_at<F: Future>(at: Instant, work: F) -> F::Output {
+    ARRIVED.scope(at, work).await
 }
 
 /// What is queued and how long a batch takes: the queue policy's estimate of a wait.
@@ -152,8 +167,11 @@ impl<M: BatchModel> BatchRuntime<M> {
         &self,
         input: M::Input,
     ) -> Result<impl Future<Output = Result<M::Output, EngineError>>, EngineError> {
+        let now = Instant::now();
+        let arrived = ARRIVED.try_with(|a| *a).unwrap_or(now);
         if let Some(limit) = self.settings.max_queue_time {
-            let waited = self.load.expected_wait(self.settings.max_batch);
+            let waited = now.saturating_duration_since(arrived)
+                + self.load.expected_wait(self.settings.max_batch);
             if waited > limit {
                 self.reject();
                 return Err(EngineError::QueueTimeout {
@@ -180,7 +198,8 @@ impl<M: BatchModel> BatchRuntime<M> {
             input,
             rows,
             reply,
-            enqueued: Instant::now(),
+            enqueued: now,
+            arrived,
         };
         let sent = match &self.sender {
             Some(s) => s.try_send(request).map_err(|e| match e {
@@ -366,7 +385,7 @@ impl<M: BatchModel> Worker<M> {
             return (batch, Vec::new());
         };
         let (late, keep): (Vec<_>, Vec<_>) =
-            batch.into_iter().partition(|r| r.enqueued.elapsed() > limit);
+            batch.into_iter().partition(|r| r.arrived.elapsed() > limit);
         if late.is_empty() {
             return (keep, Vec::new());
         }
@@ -379,7 +398,7 @@ impl<M: BatchModel> Worker<M> {
             .map(|r| {
                 let e = EngineError::QueueTimeout {
                     model: self.label.clone(),
-                    waited: r.enqueued.elapsed(),
+                    waited: r.arrived.elapsed(),
                     limit,
                 };
                 (r.reply, e)

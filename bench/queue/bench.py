@@ -1,0 +1,116 @@
+"""Driver of bench/queue/run.sh: starts `aiaas serve` with the demo (the news classifier
+trained from BBC News at first start), waits for it, then runs the overload client
+(crates/aiaas/examples/overload.rs) twice: without a queue policy and with
+max_queue_time_ms = the unloaded p99 of the first run."""
+import argparse
+import json
+import math
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+MODEL = "news-classifier"
+
+
+def call(url, key, method="GET", body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {key}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def ms(v):
+    """Milliseconds, or - where there was nothing to measure."""
+    return "-" if v is None else f"{v:.2f}"
+
+
+def pinned(cpu, argv):
+    """argv on CPU `cpu` alone (the server and the load generator each get their own
+    core, so the client's work does not queue the server's), where taskset exists."""
+    cores = os.cpu_count() or 1
+    if cores < 2 or not shutil.which("taskset"):
+        return argv
+    return ["taskset", "-c", str(cpu % cores)] + argv
+
+
+def overload(load, url, key, seconds, connections):
+    out = subprocess.run(pinned(1, [load, url, key, MODEL, str(seconds), str(connections)]),
+                         check=True, capture_output=True, text=True).stdout
+    print(out, end="", flush=True)
+    return {p["phase"]: p for p in map(json.loads, out.splitlines())}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--load", required=True)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=512)
+    args = ap.parse_args()
+    data = tempfile.mkdtemp(prefix="aiaas-queue-")
+    key = "aiaas_" + secrets.token_hex(32)
+    env = dict(os.environ, AIAAS_ADMIN_KEY=key, AIAAS_LOG="warn")
+    proc = subprocess.Popen(pinned(0, [args.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+                                       "--master-key-file", os.path.join(data, "master.key")]),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        url = None
+        while url is None:
+            line = proc.stdout.readline()
+            if not line:
+                raise SystemExit("the server did not start")
+            if line.startswith("listening on "):
+                url = line.split()[-1]
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            status, m = call(f"{url}/api/v1/models/{MODEL}", key)
+            if status == 200 and m.get("deployment"):
+                break
+            time.sleep(2)
+        else:
+            raise SystemExit("the demo classifier was not deployed within 15 minutes")
+        rows = []
+        status, _ = call(f"{url}/api/v1/models/{MODEL}/deploy", key, "POST", {"max_queue_time_ms": 0})
+        assert status == 200
+        off = overload(args.load, url, key, args.seconds, args.connections)
+        limit = max(1, math.ceil(off["unloaded"]["ok_p99_ms"]))
+        status, _ = call(f"{url}/api/v1/models/{MODEL}/deploy", key, "POST", {"max_queue_time_ms": limit})
+        assert status == 200
+        on = overload(args.load, url, key, args.seconds, args.connections)
+        for name, r in [("no queue policy", off), (f"max_queue_time_ms {limit}", on)]:
+            u, c, o = r["unloaded"], r["capacity"], r["overload"]
+            rows.append(
+                f"| {name} | {ms(u['ok_p50_ms'])} / {ms(u['ok_p99_ms'])} | {c['ok_per_s']:.0f} | "
+                f"{o['ok_per_s']:.0f} | {ms(o['ok_p50_ms'])} / {ms(o['ok_p99_ms'])} | "
+                f"**{o['ok_p99_ms'] / u['ok_p99_ms']:.2f}x** | {o['refused']} ({ms(o['refused_p99_ms'])}) | "
+                f"{o['other']} |")
+        table = "\n".join([
+            f"news-classifier predict, one text per request; overload = {args.connections} connections "
+            f"each sending its next request on an answer, {args.seconds:g} s; capacity = 64 connections",
+            "",
+            "| deployment | unloaded p50 / p99 ms | capacity req/s | admitted req/s under overload "
+            "| admitted p50 / p99 ms | admitted p99 / unloaded p99 | refused 429 (p99 ms) | other |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+        ])
+        print(table)
+        os.makedirs("bench/out", exist_ok=True)
+        with open("bench/out/queue.md", "w") as f:
+            f.write(table + "\n")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

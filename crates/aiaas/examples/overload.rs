@@ -1,0 +1,172 @@
+//! Overload client for `bench/queue/run.sh`: measures a deployed model's predict endpoint
+//! unloaded (one request at a time), its capacity (closed loop, 64 connections), then
+//! under CONNECTIONS clients (default 512) each sending its next request as soon as it
+//! has an answer, and reports the admitted requests' latency, the refused ones' (429)
+//! latency, and anything else (`other`: errors, and requests with no answer within
+//! 30 s).
+//!
+//!     cargo run --release -p aiaas --example overload -- URL KEY MODEL [SECONDS] [CONNECTIONS]
+//!
+//! Prints one JSON object per phase on stdout.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const TEXT: &str = "The striker scored twice in the cup final at the stadium.";
+
+#[derive(Default)]
+struct Outcomes {
+    ok: Vec<f64>,
+    refused: Vec<f64>,
+    other: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn summary(phase: &str, mut o: Outcomes, seconds: f64, extra: serde_json::Value) -> serde_json::Value {
+    o.ok.sort_by(f64::total_cmp);
+    o.refused.sort_by(f64::total_cmp);
+    let mut v = json!({
+        "phase": phase,
+        "ok": o.ok.len(),
+        "refused": o.refused.len(),
+        "other": o.other,
+        "ok_per_s": o.ok.len() as f64 / seconds,
+        "ok_p50_ms": percentile(&o.ok, 0.50),
+        "ok_p99_ms": percentile(&o.ok, 0.99),
+        "refused_p99_ms": percentile(&o.refused, 0.99),
+    });
+    if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+        v.extend(extra.clone());
+    }
+    v
+}
+
+struct Target {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Target {
+    /// One predict call: its status (0: no answer) and milliseconds.
+    async fn call(&self) -> (u16, f64) {
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .json(&json!({"texts": [TEXT]}))
+            .send()
+            .await;
+        let status = match sent {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let _ = r.bytes().await;
+                s
+            }
+            Err(_) => 0,
+        };
+        (status, started.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+fn record(o: &mut Outcomes, (status, ms): (u16, f64)) {
+    match status {
+        200 => o.ok.push(ms),
+        429 => o.refused.push(ms),
+        _ => o.other += 1,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 3 {
+        eprintln!("usage: overload URL KEY MODEL [SECONDS] [CONNECTIONS]");
+        std::process::exit(2);
+    }
+    let seconds: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let connections: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(512);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    let target = Arc::new(Target {
+        http,
+        url: format!("{}/api/v1/models/{}/predict", args[0].trim_end_matches('/'), args[2]),
+        key: args[1].clone(),
+    });
+
+    // Unloaded: one request at a time.
+    for _ in 0..50 {
+        target.call().await;
+    }
+    let mut unloaded = Outcomes::default();
+    let started = Instant::now();
+    for _ in 0..500 {
+        record(&mut unloaded, target.call().await);
+    }
+    println!("{}", summary("unloaded", unloaded, started.elapsed().as_secs_f64(), json!({})));
+
+    // Capacity: 64 connections, each sending its next request on an answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let t = target.clone();
+        tasks.spawn(async move {
+            let mut o = Outcomes::default();
+            while Instant::now() < deadline {
+                record(&mut o, t.call().await);
+            }
+            o
+        });
+    }
+    let mut closed = Outcomes::default();
+    while let Some(Ok(o)) = tasks.join_next().await {
+        closed.ok.extend(o.ok);
+        closed.refused.extend(o.refused);
+        closed.other += o.other;
+    }
+    let capacity = closed.ok.len() as f64 / 5.0;
+    println!("{}", summary("capacity", closed, 5.0, json!({"connections": 64})));
+
+    // Overload: CONNECTIONS clients, each sending its next request as soon as it has
+    // an answer (a refusal included), so the queue holds as many requests as there are
+    // connections: many times what the model answers within its unloaded latency.
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let t = target.clone();
+        tasks.spawn(async move {
+            let mut o = Outcomes::default();
+            while Instant::now() < deadline {
+                record(&mut o, t.call().await);
+            }
+            o
+        });
+    }
+    let mut overload = Outcomes::default();
+    while let Some(Ok(o)) = tasks.join_next().await {
+        overload.ok.extend(o.ok);
+        overload.refused.extend(o.refused);
+        overload.other += o.other;
+    }
+    println!(
+        "{}",
+        summary(
+            "overload",
+            overload,
+            seconds,
+            json!({"connections": connections, "capacity_per_s": capacity}),
+        )
+    );
+}
