@@ -17,6 +17,7 @@
 
 mod config;
 mod tensor;
+mod zipmap;
 
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -102,6 +103,8 @@ pub struct Signature {
 pub struct OnnxModel {
     session: Mutex<Session>,
     signature: Signature,
+    /// The classes of outputs that were a ZipMap's (see zipmap.rs), by output name.
+    labels: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl OnnxModel {
@@ -110,6 +113,18 @@ impl OnnxModel {
     /// Every input and output must be a tensor of a KServe datatype, or (outputs only) a
     /// ZipMap's sequence of maps.
     pub fn load(runtime: &Runtime, bytes: &[u8], threads: usize) -> Result<OnnxModel, OnnxError> {
+        // A ZipMap at the end of the graph is replaced by its probabilities tensor; should
+        // the rewritten graph not load, the model loads as it came.
+        if let Some(unzipped) = zipmap::unzip(bytes) {
+            if let Ok(mut model) = OnnxModel::load_graph(runtime, &unzipped.bytes, threads) {
+                model.labels = unzipped.labels;
+                return Ok(model);
+            }
+        }
+        OnnxModel::load_graph(runtime, bytes, threads)
+    }
+
+    fn load_graph(runtime: &Runtime, bytes: &[u8], threads: usize) -> Result<OnnxModel, OnnxError> {
         let invalid = |e: ort::Error| OnnxError::InvalidModel(e.to_string());
         let mut builder = Session::builder(&runtime.env)
             .map_err(invalid)?
@@ -167,6 +182,7 @@ impl OnnxModel {
                 outputs,
                 producer,
             },
+            labels: Default::default(),
         })
     }
 
@@ -201,7 +217,10 @@ impl OnnxModel {
                 })?;
                 match value.dtype() {
                     ValueType::Sequence(_) => zipmap(&spec.name, value),
-                    _ => Tensor::from_value(&spec.name, spec.datatype, value),
+                    _ => Tensor::from_value(&spec.name, spec.datatype, value).map(|mut t| {
+                        t.labels = self.labels.get(&spec.name).cloned();
+                        t
+                    }),
                 }
             })
             .collect()

@@ -128,6 +128,17 @@ fn a_scaler_and_logistic_regression_pipeline_gives_scikit_learns_probabilities()
         (DataType::Fp32, &[4i64][..])
     );
     assert_eq!(sig.producer.as_deref(), Some("skl2onnx"));
+    // The ZipMap at the end was taken out at load: its output is the probabilities
+    // tensor, declared with its classes.
+    let probabilities = sig
+        .outputs
+        .iter()
+        .find(|o| o.name == "output_probability")
+        .expect("the ZipMap's output keeps its name");
+    assert_eq!(
+        (probabilities.datatype, probabilities.dims.as_slice()),
+        (DataType::Fp32, &[-1i64, 3][..])
+    );
     let out = r.model.run(vec![r.input()], None).unwrap();
     r.check(&out);
     // The ZipMap output came back as a [rows, classes] tensor with the classes as labels.
