@@ -136,12 +136,13 @@ PY
   fi
 
   # ONNX test models: scikit-learn models converted with skl2onnx, scikit-learn's own
-  # probabilities beside them (rebuilt when the script changes).
+  # probabilities beside them, and the MiniLM encoder as an ONNX graph (rebuilt when the
+  # script changes).
   onnx_dir="$data_cache/onnx"
   maker="$(dirname "$0")/../tests/onnx/make_models.py"
   if ! cmp -s "$maker" "$onnx_dir/.made-by"; then
     echo "setup: building the ONNX test models into $onnx_dir" >&2
-    "$pyenv_dir/bin/python" "$maker" "$onnx_dir"
+    "$pyenv_dir/bin/python" "$maker" "$onnx_dir" "$wheels"
     cp "$maker" "$onnx_dir/.made-by"
   fi
 fi

