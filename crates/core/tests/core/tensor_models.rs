@@ -134,7 +134,13 @@ async fn an_uploaded_pipeline_serves_scikit_learns_probabilities_in_batches() {
 
     let refused = models.infer_tensors(dev, "iris", vec![iris.tensor(0..2)], None).await;
     assert!(matches!(refused, Err(CoreError::Conflict(m)) if m.contains("not deployed")));
-    models.deploy(dev, "iris", DeployRequest::default()).await.unwrap();
+    // A batch waits up to 200 ms for more rows: the requests sent together below meet in
+    // batches however fast the model answers.
+    let batching = DeployRequest {
+        max_delay_ms: Some(200),
+        ..DeployRequest::default()
+    };
+    models.deploy(dev, "iris", batching).await.unwrap();
 
     let n = iris.rows.len();
     let all = models
