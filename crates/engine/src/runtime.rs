@@ -429,18 +429,18 @@ mod tests {
         }
     }
 
-    /// Batches of one taking 300 ms; requests may wait 750 ms: the third in line waits
-    /// 600 ms, the fourth 900 ms (150 ms of slack either way).
+    /// Batches of one taking 400 ms; requests may wait 1000 ms: the third in line waits
+    /// 800 ms, the fourth 1200 ms (a batch may overrun by 100 ms before the count moves).
     fn paced() -> BatchRuntime<Paced> {
         let settings = BatchSettings {
             max_batch: 1,
             max_delay: Duration::ZERO,
             queue_capacity: 100,
-            max_queue_time: Some(Duration::from_millis(750)),
+            max_queue_time: Some(Duration::from_millis(1000)),
         };
         BatchRuntime::start(
             "paced".into(),
-            Paced(Duration::from_millis(300)),
+            Paced(Duration::from_millis(400)),
             settings,
             Arc::new(Metrics::new()),
         )
@@ -475,7 +475,7 @@ mod tests {
     async fn requests_that_waited_past_the_policy_are_answered_without_running() {
         let rt = paced();
         // Nothing measured yet: all five are admitted; the fourth and fifth have waited
-        // 900 and 1200 ms by the time their turn comes.
+        // 1200 and 1600 ms by the time their turn comes.
         let answers: Vec<_> = (0..5).map(|i| rt.submit(i).unwrap()).collect();
         let results = futures_join(answers).await;
         for (i, r) in results.iter().enumerate().take(3) {
