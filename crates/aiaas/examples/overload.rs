@@ -30,7 +30,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-fn summary(phase: &str, mut o: Outcomes, seconds: f64, extra: serde_json::Value) -> serde_json::Value {
+fn summary(
+    phase: &str,
+    mut o: Outcomes,
+    seconds: f64,
+    extra: serde_json::Value,
+) -> serde_json::Value {
     o.ok.sort_by(f64::total_cmp);
     o.refused.sort_by(f64::total_cmp);
     let mut v = json!({
@@ -86,6 +91,30 @@ fn record(o: &mut Outcomes, (status, ms): (u16, f64)) {
     }
 }
 
+/// `connections` clients for `length`, each sending its next request as soon as it has
+/// an answer (a refusal included).
+async fn closed_loop(target: &Arc<Target>, connections: usize, length: Duration) -> Outcomes {
+    let deadline = Instant::now() + length;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let t = target.clone();
+        tasks.spawn(async move {
+            let mut o = Outcomes::default();
+            while Instant::now() < deadline {
+                record(&mut o, t.call().await);
+            }
+            o
+        });
+    }
+    let mut all = Outcomes::default();
+    while let Some(Ok(o)) = tasks.join_next().await {
+        all.ok.extend(o.ok);
+        all.refused.extend(o.refused);
+        all.other += o.other;
+    }
+    all
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,7 +131,11 @@ async fn main() {
         .expect("HTTP client");
     let target = Arc::new(Target {
         http,
-        url: format!("{}/api/v1/models/{}/predict", args[0].trim_end_matches('/'), args[2]),
+        url: format!(
+            "{}/api/v1/models/{}/predict",
+            args[0].trim_end_matches('/'),
+            args[2]
+        ),
         key: args[1].clone(),
     });
 
@@ -115,51 +148,28 @@ async fn main() {
     for _ in 0..500 {
         record(&mut unloaded, target.call().await);
     }
-    println!("{}", summary("unloaded", unloaded, started.elapsed().as_secs_f64(), json!({})));
+    println!(
+        "{}",
+        summary(
+            "unloaded",
+            unloaded,
+            started.elapsed().as_secs_f64(),
+            json!({})
+        )
+    );
 
     // Capacity: 64 connections, each sending its next request on an answer.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..64 {
-        let t = target.clone();
-        tasks.spawn(async move {
-            let mut o = Outcomes::default();
-            while Instant::now() < deadline {
-                record(&mut o, t.call().await);
-            }
-            o
-        });
-    }
-    let mut closed = Outcomes::default();
-    while let Some(Ok(o)) = tasks.join_next().await {
-        closed.ok.extend(o.ok);
-        closed.refused.extend(o.refused);
-        closed.other += o.other;
-    }
+    let closed = closed_loop(&target, 64, Duration::from_secs(5)).await;
     let capacity = closed.ok.len() as f64 / 5.0;
-    println!("{}", summary("capacity", closed, 5.0, json!({"connections": 64})));
+    println!(
+        "{}",
+        summary("capacity", closed, 5.0, json!({"connections": 64}))
+    );
 
     // Overload: CONNECTIONS clients, each sending its next request as soon as it has
     // an answer (a refusal included), so the queue holds as many requests as there are
     // connections: many times what the model answers within its unloaded latency.
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..connections {
-        let t = target.clone();
-        tasks.spawn(async move {
-            let mut o = Outcomes::default();
-            while Instant::now() < deadline {
-                record(&mut o, t.call().await);
-            }
-            o
-        });
-    }
-    let mut overload = Outcomes::default();
-    while let Some(Ok(o)) = tasks.join_next().await {
-        overload.ok.extend(o.ok);
-        overload.refused.extend(o.refused);
-        overload.other += o.other;
-    }
+    let overload = closed_loop(&target, connections, Duration::from_secs_f64(seconds)).await;
     println!(
         "{}",
         summary(

@@ -492,7 +492,9 @@ impl ModelsArgs {
                     .await?;
                 println!("{name}: version {} deployed", d["version"]);
             }
-            ModelsCmd::Upload { name, file, config } => upload_model(&c, &name, &file, config).await?,
+            ModelsCmd::Upload { name, file, config } => {
+                upload_model(&c, &name, &file, config).await?
+            }
             ModelsCmd::Undeploy { name } => {
                 c.post(
                     &format!("/api/v1/models/{}/undeploy", enc(&name)),
@@ -599,7 +601,10 @@ async fn upload_model(c: &Client, name: &str, file: &Path, config: Option<PathBu
         }
     });
     let rb = c
-        .req(reqwest::Method::POST, &format!("/api/v1/models/{}/versions", enc(name)))
+        .req(
+            reqwest::Method::POST,
+            &format!("/api/v1/models/{}/versions", enc(name)),
+        )
         .query(&query)
         .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
         .header(reqwest::header::CONTENT_LENGTH, len)
@@ -612,7 +617,14 @@ async fn upload_model(c: &Client, name: &str, file: &Path, config: Option<PathBu
             .as_array()
             .into_iter()
             .flatten()
-            .map(|t| format!("{} {} {}", t["name"].as_str().unwrap_or_default(), t["datatype"].as_str().unwrap_or_default(), t["dims"]))
+            .map(|t| {
+                format!(
+                    "{} {} {}",
+                    t["name"].as_str().unwrap_or_default(),
+                    t["datatype"].as_str().unwrap_or_default(),
+                    t["dims"]
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };

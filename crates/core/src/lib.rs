@@ -32,6 +32,7 @@ pub use aiaas_engine::llm::{
     ChatMessage, FinishReason, GenEvent, ModelInfo, ParsedReply, TokenLogprob, ToolCall,
     ToolChoice, ToolRequest, ToolSpec, ToolSyntax,
 };
+pub use aiaas_engine::onnx;
 pub use aiaas_engine::{arrived_at, BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
@@ -71,9 +72,8 @@ pub use privacy::{
     PSEUDONYM_SECRET_FILE,
 };
 pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};
-pub use tensor_models::TensorAnswer;
-pub use aiaas_engine::onnx;
 pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};
+pub use tensor_models::TensorAnswer;
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

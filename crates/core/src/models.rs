@@ -651,10 +651,11 @@ impl Models {
                 let config = crate::tensor_models::config_of(&v)?;
                 let batch = crate::tensor_models::batch_settings(&config, batch);
                 tokio::task::spawn_blocking(move || {
-                    let bytes = p
-                        .inner
-                        .artifacts
-                        .get(&format!("{}/{}", v.artifact_prefix, crate::tensor_models::ONNX_FILE))?;
+                    let bytes = p.inner.artifacts.get(&format!(
+                        "{}/{}",
+                        v.artifact_prefix,
+                        crate::tensor_models::ONNX_FILE
+                    ))?;
                     let load = aiaas_engine::OnnxLoad {
                         runtime,
                         bytes: &bytes,
@@ -698,7 +699,11 @@ impl Models {
     }
 
     /// A model of the caller's tenant that the caller's key may use (its allow-list).
-    pub(crate) async fn find_model(&self, principal: &Principal, name: &str) -> Result<ModelRecord> {
+    pub(crate) async fn find_model(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<ModelRecord> {
         let not_found = || CoreError::NotFound(format!("no model {name:?}"));
         let model = self
             .inner

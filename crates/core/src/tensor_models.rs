@@ -30,25 +30,13 @@ pub struct TensorAnswer {
 /// The ONNX Runtime library to use: the one given, or the newest `libonnxruntime.so*`
 /// the set-up script put in `<data dir>/cache/onnxruntime`.
 pub(crate) fn find_onnxruntime(given: Option<PathBuf>, data_dir: &Path) -> Option<PathBuf> {
-    if given.is_some() {
-        return given;
-    }
-    let dir = data_dir.join("cache").join("onnxruntime");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
-        })
-        .collect();
-    found.sort();
-    found.pop()
+    given.or_else(|| Runtime::find_in(&data_dir.join("cache").join("onnxruntime")))
 }
 
-/// A stored version's configuration.
+/// A stored version's configuration (read in place, not copied: it is read per request).
 pub(crate) fn config_of(version: &ModelVersionRecord) -> Result<ModelConfig> {
-    serde_json::from_value(version.config.clone()).map_err(|e| {
+    use serde::Deserialize;
+    ModelConfig::deserialize(&version.config).map_err(|e| {
         CoreError::Internal(format!(
             "version {} of model {} has an unreadable configuration: {e}",
             version.version, version.model_id
@@ -183,7 +171,10 @@ impl Models {
         let config = config_of(&version)?;
         let outputs = match outputs {
             Some(names) => {
-                if let Some(n) = names.iter().find(|n| !config.outputs.iter().any(|o| &o.name == *n)) {
+                if let Some(n) = names
+                    .iter()
+                    .find(|n| !config.outputs.iter().any(|o| &o.name == *n))
+                {
                     return Err(CoreError::InvalidInput(format!(
                         "model {:?} has no output {n:?} (its outputs: {})",
                         model.name,

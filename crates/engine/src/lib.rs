@@ -21,10 +21,10 @@ pub use aiaas_onnx as onnx;
 pub use aiaas_train::{Classifier, ModelFiles};
 pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
-use runtime::{BatchModel, BatchRuntime};
 pub use runtime::arrived_at;
-pub use tensors::TensorRequest;
+use runtime::{BatchModel, BatchRuntime};
 use tensors::TensorModel;
+pub use tensors::TensorRequest;
 
 /// Errors of the serving engine.
 #[derive(Debug, thiserror::Error)]

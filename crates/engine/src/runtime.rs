@@ -101,7 +101,11 @@ impl Load {
     fn record_batch(&self, took: Duration) {
         let new = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let old = self.batch_nanos.load(Ordering::Relaxed);
-        let avg = if old == 0 { new } else { old - old / 8 + new / 8 };
+        let avg = if old == 0 {
+            new
+        } else {
+            old - old / 8 + new / 8
+        };
         self.batch_nanos.store(avg, Ordering::Relaxed);
     }
 }
@@ -380,7 +384,10 @@ impl<M: BatchModel> Worker<M> {
     fn expire(
         &self,
         batch: Vec<Request<M::Input, M::Output>>,
-    ) -> (Vec<Request<M::Input, M::Output>>, Vec<(Reply<M::Output>, EngineError)>) {
+    ) -> (
+        Vec<Request<M::Input, M::Output>>,
+        Vec<(Reply<M::Output>, EngineError)>,
+    ) {
         let Some(limit) = self.settings.max_queue_time else {
             return (batch, Vec::new());
         };
@@ -486,7 +493,10 @@ mod tests {
         }
         assert_eq!(rt.queued(), 0);
         let text = rt.metrics.render();
-        assert!(text.contains(r#"aiaas_inference_rejections_total{model="paced"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"aiaas_inference_rejections_total{model="paced"} 2"#),
+            "{text}"
+        );
     }
 
     async fn futures_join<F: Future>(futures: Vec<F>) -> Vec<F::Output> {

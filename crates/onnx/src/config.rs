@@ -57,7 +57,10 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     /// Check `request` against the graph's `signature` and fill in what it leaves out.
-    pub fn resolve(request: ConfigRequest, signature: &Signature) -> Result<ModelConfig, OnnxError> {
+    pub fn resolve(
+        request: ConfigRequest,
+        signature: &Signature,
+    ) -> Result<ModelConfig, OnnxError> {
         let bad = |m: String| Err(OnnxError::InvalidInput(format!("config: {m}")));
         let inputs = match request.inputs {
             None => signature.inputs.clone(),
@@ -94,7 +97,9 @@ impl ModelConfig {
             .find(|t| t.dims.first().is_none_or(|&d| d >= 0));
         let max_batch_size = match (request.max_batch_size, fixed) {
             (Some(n), _) if n > MAX_BATCH_SIZE => {
-                return bad(format!("max_batch_size must be at most {MAX_BATCH_SIZE}, got {n}"))
+                return bad(format!(
+                    "max_batch_size must be at most {MAX_BATCH_SIZE}, got {n}"
+                ))
             }
             (Some(n), Some(t)) if n > 0 => {
                 return bad(format!(
@@ -120,7 +125,9 @@ impl ModelConfig {
         }
         let threads = request.threads.unwrap_or(0);
         if threads > 64 {
-            return bad(format!("threads must be 0 (ONNX Runtime's choice) to 64, got {threads}"));
+            return bad(format!(
+                "threads must be 0 (ONNX Runtime's choice) to 64, got {threads}"
+            ));
         }
         if let Some(labels) = &request.labels {
             if labels.is_empty() || labels.iter().any(|l| l.is_empty() || l.len() > 256) {
@@ -228,17 +235,31 @@ mod tests {
         assert_eq!(ok.max_batch_size, 8);
         assert_eq!(ok.output_names(), vec!["probabilities"]);
         let cases = [
-            (r#"{"inputs": [{"name": "y", "datatype": "FP32", "dims": [-1, 4]}]}"#, "input `x` of the model is not listed"),
-            (r#"{"inputs": [{"name": "x", "datatype": "FP64", "dims": [-1, 4]}]}"#, "is FP32 in the model, not FP64"),
-            (r#"{"inputs": [{"name": "x", "datatype": "FP32", "dims": [-1, 5]}]}"#, "does not fit"),
-            (r#"{"outputs": [{"name": "z", "datatype": "FP32", "dims": [-1]}]}"#, "no output `z` (its outputs: label, probabilities)"),
+            (
+                r#"{"inputs": [{"name": "y", "datatype": "FP32", "dims": [-1, 4]}]}"#,
+                "input `x` of the model is not listed",
+            ),
+            (
+                r#"{"inputs": [{"name": "x", "datatype": "FP64", "dims": [-1, 4]}]}"#,
+                "is FP32 in the model, not FP64",
+            ),
+            (
+                r#"{"inputs": [{"name": "x", "datatype": "FP32", "dims": [-1, 5]}]}"#,
+                "does not fit",
+            ),
+            (
+                r#"{"outputs": [{"name": "z", "datatype": "FP32", "dims": [-1]}]}"#,
+                "no output `z` (its outputs: label, probabilities)",
+            ),
             (r#"{"outputs": []}"#, "at least one output"),
             (r#"{"max_batch_size": 5000}"#, "at most 4096"),
             (r#"{"threads": 100}"#, "threads"),
             (r#"{"labels": []}"#, "labels"),
         ];
         for (json, want) in cases {
-            let e = ModelConfig::resolve(request(json), &signature(-1)).unwrap_err().to_string();
+            let e = ModelConfig::resolve(request(json), &signature(-1))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{json}: {e}");
         }
         let e = ModelConfig::resolve(request(r#"{"max_batch_size": 4}"#), &signature(1))

@@ -26,7 +26,9 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{DynMapValueType, DynValue, TensorElementType, ValueType};
 
-pub use config::{ConfigRequest, DynamicBatching, ModelConfig, DEFAULT_MAX_BATCH_SIZE, MAX_BATCH_SIZE};
+pub use config::{
+    ConfigRequest, DynamicBatching, ModelConfig, DEFAULT_MAX_BATCH_SIZE, MAX_BATCH_SIZE,
+};
 pub use tensor::{DataType, Tensor, TensorData};
 
 /// Errors of loading and running ONNX models.
@@ -72,6 +74,21 @@ impl Runtime {
             })
             .as_ref()
             .map_err(|e| OnnxError::Runtime(e.clone()))
+    }
+
+    /// The newest `libonnxruntime.so*` in `dir` (where the set-up script puts the one it
+    /// takes from PyPI's wheel), if any.
+    pub fn find_in(dir: &Path) -> Option<std::path::PathBuf> {
+        let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
+            })
+            .collect();
+        found.sort();
+        found.pop()
     }
 
     /// ONNX Runtime's build description (its git branch names the release).
@@ -254,7 +271,12 @@ impl OnnxModel {
             .iter()
             .find(|t| !self.signature.inputs.iter().any(|s| s.name == t.name))
         {
-            let names: Vec<&str> = self.signature.inputs.iter().map(|s| s.name.as_str()).collect();
+            let names: Vec<&str> = self
+                .signature
+                .inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect();
             return Err(OnnxError::InvalidInput(format!(
                 "the model has no input `{}` (its inputs: {})",
                 extra.name,

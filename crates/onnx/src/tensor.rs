@@ -177,7 +177,9 @@ impl TensorData {
                 match self { $(TensorData::$variant(v) => TensorData::$variant(v[range].to_vec()),)* }
             };
         }
-        part!(Bool, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Fp16, Fp32, Fp64, Bytes)
+        part!(
+            Bool, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Fp16, Fp32, Fp64, Bytes
+        )
     }
 
     /// Append `other` (the same type: the caller checked).
@@ -190,7 +192,9 @@ impl TensorData {
                 }
             };
         }
-        join!(Bool, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Fp16, Fp32, Fp64, Bytes)
+        join!(
+            Bool, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Fp16, Fp32, Fp64, Bytes
+        )
     }
 }
 
@@ -433,7 +437,11 @@ mod tests {
         assert!(Tensor::concat(vec![a.clone(), other]).is_err());
         let floats = Tensor::new("x", vec![1, 2], TensorData::Fp32(vec![0.0; 2]));
         assert!(Tensor::concat(vec![a, floats]).is_err());
-        let text = Tensor::new("s", vec![2], TensorData::Bytes(vec![b"a".to_vec(), b"bc".to_vec()]));
+        let text = Tensor::new(
+            "s",
+            vec![2],
+            TensorData::Bytes(vec![b"a".to_vec(), b"bc".to_vec()]),
+        );
         let parts = text.split(&[1, 1]).unwrap();
         assert_eq!(parts[1].data, TensorData::Bytes(vec![b"bc".to_vec()]));
     }

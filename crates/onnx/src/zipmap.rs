@@ -47,8 +47,12 @@ pub(crate) fn unzip(bytes: &[u8]) -> Option<Unzipped> {
         .collect::<Option<_>>()?;
     let mut labels = HashMap::new();
     for n in nodes.iter().filter(|n| n.is_zipmap()) {
-        let [input] = n.inputs.as_slice() else { return None };
-        let [output] = n.outputs.as_slice() else { return None };
+        let [input] = n.inputs.as_slice() else {
+            return None;
+        };
+        let [output] = n.outputs.as_slice() else {
+            return None;
+        };
         // Only where the maps leave the graph: nothing else may consume them.
         if nodes.iter().any(|m| m.inputs.contains(output)) || input.is_empty() {
             return None;
@@ -79,7 +83,11 @@ pub(crate) fn unzip(bytes: &[u8]) -> Option<Unzipped> {
                 match name.as_ref().and_then(|n| labels.get(n)) {
                     Some((classes, _)) => {
                         let name = name.unwrap_or_default();
-                        write_bytes(&mut graph_out, GRAPH_OUTPUT, &float_matrix(&name, classes.len()));
+                        write_bytes(
+                            &mut graph_out,
+                            GRAPH_OUTPUT,
+                            &float_matrix(&name, classes.len()),
+                        );
                     }
                     None => graph_out.extend_from_slice(f.raw),
                 }
@@ -188,7 +196,11 @@ struct Node<'a> {
 
 impl<'a> Node<'a> {
     fn read(bytes: &'a [u8]) -> Option<Node<'a>> {
-        let text = |f: &Field| f.payload.and_then(|p| std::str::from_utf8(p).ok()).map(str::to_string);
+        let text = |f: &Field| {
+            f.payload
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .map(str::to_string)
+        };
         let mut node = Node {
             inputs: Vec::new(),
             outputs: Vec::new(),

@@ -16,19 +16,12 @@ fn data() -> PathBuf {
 
 fn runtime() -> &'static Runtime {
     let dir = data().join("onnxruntime");
-    let lib = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh --test)", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libonnxruntime.so"))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no libonnxruntime.so in {} (run scripts/setup.sh --test)",
-                dir.display()
-            )
-        });
+    let lib = Runtime::find_in(&dir).unwrap_or_else(|| {
+        panic!(
+            "no libonnxruntime.so in {} (run scripts/setup.sh --test)",
+            dir.display()
+        )
+    });
     Runtime::load(&lib).expect("ONNX Runtime loads")
 }
 

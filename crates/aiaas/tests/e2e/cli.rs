@@ -138,14 +138,14 @@ async fn cli_uploads_trains_predicts_and_reports_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_uploads_an_onnx_model_and_deploys_it_with_a_queue_policy() {
-    let test_data = std::path::PathBuf::from(
-        std::env::var("AIAAS_TEST_DATA")
-            .unwrap_or_else(|_| format!("{}/.cache/aiaas-data-cache", std::env::var("HOME").unwrap_or_default())),
-    );
-    let lib = std::fs::read_dir(test_data.join("onnxruntime"))
-        .expect("run scripts/setup.sh --test")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().contains("libonnxruntime.so"))
+    let test_data =
+        std::path::PathBuf::from(std::env::var("AIAAS_TEST_DATA").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/aiaas-data-cache",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        }));
+    let lib = aiaas_core::onnx::Runtime::find_in(&test_data.join("onnxruntime"))
         .expect("libonnxruntime.so (run scripts/setup.sh --test)");
     let model = test_data.join("onnx/iris_pipeline.onnx");
     let data = tempfile::tempdir().unwrap();
@@ -156,17 +156,37 @@ async fn cli_uploads_an_onnx_model_and_deploys_it_with_a_queue_policy() {
     });
     let s = &server;
     let config = data.path().join("config.json");
-    std::fs::write(&config, r#"{"max_batch_size": 8, "labels": ["setosa", "versicolor", "virginica"]}"#).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"max_batch_size": 8, "labels": ["setosa", "versicolor", "virginica"]}"#,
+    )
+    .unwrap();
     let out = ok(&aiaas(
         s,
         ADMIN_KEY,
-        &["models", "upload", "iris", model.to_str().unwrap(), "--config", config.to_str().unwrap()],
+        &[
+            "models",
+            "upload",
+            "iris",
+            model.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
     ));
-    assert!(out.contains("iris: version 1 uploaded (onnx (skl2onnx))"), "{out}");
+    assert!(
+        out.contains("iris: version 1 uploaded (onnx (skl2onnx))"),
+        "{out}"
+    );
     assert!(out.contains("inputs: X FP32 [-1,4]"), "{out}");
-    let out = ok(&aiaas(s, ADMIN_KEY, &["models", "deploy", "iris", "--max-queue-time-ms", "250"]));
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &["models", "deploy", "iris", "--max-queue-time-ms", "250"],
+    ));
     assert!(out.contains("version 1 deployed"), "{out}");
-    let (status, shown) = s.call("GET", "/api/v1/models/iris", Some(ADMIN_KEY), None).await;
+    let (status, shown) = s
+        .call("GET", "/api/v1/models/iris", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(shown["deployment"]["max_queue_time_ms"], 250);
     assert_eq!(shown["versions"][0]["config"]["max_batch_size"], 8);
@@ -174,11 +194,20 @@ async fn cli_uploads_an_onnx_model_and_deploys_it_with_a_queue_policy() {
     // A file that is not a model: one line naming the problem, nothing stored.
     let bad = data.path().join("bad.onnx");
     std::fs::write(&bad, b"not a model").unwrap();
-    let out = aiaas(s, ADMIN_KEY, &["models", "upload", "broken", bad.to_str().unwrap()]);
+    let out = aiaas(
+        s,
+        ADMIN_KEY,
+        &["models", "upload", "broken", bad.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("400") && err.contains("cannot be loaded"), "{err}");
-    let (status, _) = s.call("GET", "/api/v1/models/broken", Some(ADMIN_KEY), None).await;
+    assert!(
+        err.contains("400") && err.contains("cannot be loaded"),
+        "{err}"
+    );
+    let (status, _) = s
+        .call("GET", "/api/v1/models/broken", Some(ADMIN_KEY), None)
+        .await;
     assert_eq!(status, 404);
 }
 

@@ -74,7 +74,9 @@ fn parse_config(text: &str) -> ApiResult<Map<String, Value>> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::bad_request("config must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!("config is not valid JSON: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "config is not valid JSON: {e}"
+        ))),
     }
 }
 
@@ -100,17 +102,12 @@ async fn upload_version(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     let limit = s.platform.max_upload_bytes();
-    let too_large = || {
-        ApiError::from(CoreError::PayloadTooLarge(format!(
-            "the model exceeds the upload limit of {limit} bytes (--max-upload-mb)"
-        )))
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     let multipart = headers
         .get(header::CONTENT_TYPE)
@@ -128,7 +125,7 @@ async fn upload_version(
             let chunk =
                 chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
             if (bytes.len() + chunk.len()) as u64 > limit {
-                return Err(too_large());
+                return Err(too_large(limit));
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -140,6 +137,13 @@ async fn upload_version(
         .upload_onnx(&p, &name, bytes, config)
         .await?;
     Ok((StatusCode::CREATED, Json(wire::ModelVersion::from(v))))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    CoreError::PayloadTooLarge(format!(
+        "the model exceeds the upload limit of {limit} bytes (--max-upload-mb)"
+    ))
+    .into()
 }
 
 /// The `file` part (at most `limit` bytes) and the configuration: a `config` part of
@@ -165,10 +169,7 @@ async fn read_form(
                     .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
                 {
                     if (bytes.len() + chunk.len()) as u64 > limit {
-                        return Err(CoreError::PayloadTooLarge(format!(
-                            "the model exceeds the upload limit of {limit} bytes (--max-upload-mb)"
-                        ))
-                        .into());
+                        return Err(too_large(limit));
                     }
                     bytes.extend_from_slice(&chunk);
                 }

@@ -21,11 +21,7 @@ fn test_data() -> PathBuf {
 }
 
 fn onnxruntime() -> PathBuf {
-    let dir = test_data().join("onnxruntime");
-    std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh --test)", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().contains("libonnxruntime.so"))
+    aiaas_core::onnx::Runtime::find_in(&test_data().join("onnxruntime"))
         .expect("libonnxruntime.so (run scripts/setup.sh --test)")
 }
 
@@ -48,7 +44,13 @@ fn reference(name: &str) -> Reference {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
             .collect()
     };
     Reference {
@@ -72,7 +74,11 @@ impl Reference {
     fn tensor(&self, rows: std::ops::Range<usize>) -> Tensor {
         let width = self.rows[0].len();
         let data: Vec<f32> = self.rows[rows.clone()].iter().flatten().copied().collect();
-        Tensor::new(self.input.clone(), vec![rows.len(), width], TensorData::Fp32(data))
+        Tensor::new(
+            self.input.clone(),
+            vec![rows.len(), width],
+            TensorData::Fp32(data),
+        )
     }
 
     /// `probabilities` (rows x classes) equal scikit-learn's within 1e-5.
@@ -85,7 +91,10 @@ impl Reference {
         for (i, r) in rows.enumerate() {
             for c in 0..classes {
                 let (ours, theirs) = (p[i * classes + c] as f64, self.proba[r][c]);
-                assert!((ours - theirs).abs() < 1e-5, "row {r} class {c}: {ours} vs {theirs}");
+                assert!(
+                    (ours - theirs).abs() < 1e-5,
+                    "row {r} class {c}: {ours} vs {theirs}"
+                );
             }
         }
     }
@@ -125,14 +134,19 @@ async fn an_uploaded_pipeline_serves_scikit_learns_probabilities_in_batches() {
     assert_eq!((v.version, v.format), (1, Format::Onnx));
     assert_eq!(v.architecture, "onnx (skl2onnx)");
     assert_eq!(v.config["max_batch_size"], 32);
-    assert_eq!(v.config["inputs"][0], json!({"name": "X", "datatype": "FP32", "dims": [-1, 4]}));
+    assert_eq!(
+        v.config["inputs"][0],
+        json!({"name": "X", "datatype": "FP32", "dims": [-1, 4]})
+    );
     let details = models.get(dev, "iris").await.unwrap();
     assert_eq!(details.model.task, Task::Tensor);
     // The file is stored sealed: its bytes appear nowhere in the data directory.
     let needle = &iris.bytes[iris.bytes.len() / 2..iris.bytes.len() / 2 + 64];
     assert!(!contains_bytes(w._dir.path(), needle));
 
-    let refused = models.infer_tensors(dev, "iris", vec![iris.tensor(0..2)], None).await;
+    let refused = models
+        .infer_tensors(dev, "iris", vec![iris.tensor(0..2)], None)
+        .await;
     assert!(matches!(refused, Err(CoreError::Conflict(m)) if m.contains("not deployed")));
     // A batch waits up to 200 ms for more rows: the requests sent together below meet in
     // batches however fast the model answers.
@@ -150,7 +164,10 @@ async fn an_uploaded_pipeline_serves_scikit_learns_probabilities_in_batches() {
     assert_eq!((all.model.as_str(), all.version), ("iris", 1));
     assert_eq!(all.outputs[0].name, "output_label");
     assert_eq!(all.outputs[0].data, TensorData::Int64(iris.label.clone()));
-    assert_eq!(all.outputs[1].labels, Some(vec!["0".into(), "1".into(), "2".into()]));
+    assert_eq!(
+        all.outputs[1].labels,
+        Some(vec!["0".into(), "1".into(), "2".into()])
+    );
     iris.check(0..n, &all.outputs[1]);
 
     // One row per request, all at once: merged into batches and split back in order.
@@ -158,7 +175,12 @@ async fn an_uploaded_pipeline_serves_scikit_learns_probabilities_in_batches() {
         let tensor = iris.tensor(r..r + 1);
         async move {
             models
-                .infer_tensors(dev, "iris", vec![tensor], Some(vec!["output_probability".into()]))
+                .infer_tensors(
+                    dev,
+                    "iris",
+                    vec![tensor],
+                    Some(vec!["output_probability".into()]),
+                )
                 .await
         }
     }))
@@ -172,7 +194,10 @@ async fn an_uploaded_pipeline_serves_scikit_learns_probabilities_in_batches() {
     let passes = metric(&metrics, "aiaas_inference_batch_size_count", "iris");
     let rows = metric(&metrics, "aiaas_inference_batch_size_sum", "iris");
     assert_eq!(rows, (2 * n) as f64, "{metrics}");
-    assert!(passes < (n + 1) as f64, "no request was merged: {passes} passes for {n} requests");
+    assert!(
+        passes < (n + 1) as f64,
+        "no request was merged: {passes} passes for {n} requests"
+    );
     w.shutdown().await;
 }
 
@@ -187,13 +212,21 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
     let refusals = [
         (b"not an onnx file".to_vec(), None, "cannot be loaded"),
         (Vec::new(), None, "empty"),
-        (gbt.bytes[..gbt.bytes.len() / 2].to_vec(), None, "cannot be loaded"),
+        (
+            gbt.bytes[..gbt.bytes.len() / 2].to_vec(),
+            None,
+            "cannot be loaded",
+        ),
         (
             gbt.bytes.clone(),
             Some(json!({"inputs": [{"name": "X", "datatype": "FP64", "dims": [-1, 30]}]})),
             "is FP32 in the model, not FP64",
         ),
-        (gbt.bytes.clone(), Some(json!({"max_batch": 4})), "unknown field"),
+        (
+            gbt.bytes.clone(),
+            Some(json!({"max_batch": 4})),
+            "unknown field",
+        ),
     ];
     for (bytes, config, want) in refusals {
         match models.upload_onnx(acme, "gbt", bytes, config).await {
@@ -201,11 +234,20 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
             other => panic!("expected a refusal naming {want:?}, got {other:?}"),
         }
     }
-    assert!(matches!(models.get(acme, "gbt").await, Err(CoreError::NotFound(_))));
-    assert_eq!(files_under(&artifacts), before, "a refused upload left files behind");
+    assert!(matches!(
+        models.get(acme, "gbt").await,
+        Err(CoreError::NotFound(_))
+    ));
+    assert_eq!(
+        files_under(&artifacts),
+        before,
+        "a refused upload left files behind"
+    );
     let inference = &w.acme.inference;
     assert!(matches!(
-        models.upload_onnx(inference, "gbt", gbt.bytes.clone(), None).await,
+        models
+            .upload_onnx(inference, "gbt", gbt.bytes.clone(), None)
+            .await,
         Err(CoreError::Forbidden(_))
     ));
 
@@ -215,7 +257,10 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
         .await
         .unwrap();
     assert_eq!(v.labels, vec!["malignant", "benign"]);
-    models.deploy(acme, "gbt", DeployRequest::default()).await.unwrap();
+    models
+        .deploy(acme, "gbt", DeployRequest::default())
+        .await
+        .unwrap();
     let ok = models
         .infer_tensors(acme, "gbt", vec![gbt.tensor(0..3)], None)
         .await
@@ -237,7 +282,12 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
         }
     }
     let unknown = models
-        .infer_tensors(acme, "gbt", vec![gbt.tensor(0..1)], Some(vec!["nope".into()]))
+        .infer_tensors(
+            acme,
+            "gbt",
+            vec![gbt.tensor(0..1)],
+            Some(vec!["nope".into()]),
+        )
         .await;
     assert!(matches!(unknown, Err(CoreError::InvalidInput(m)) if m.contains("no output \"nope\"")));
     // Texts are for classifiers; another tenant sees no such model.
@@ -246,7 +296,9 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
         Err(CoreError::InvalidInput(m)) if m.contains("takes tensors")
     ));
     assert!(matches!(
-        models.infer_tensors(&w.rival.developer, "gbt", vec![gbt.tensor(0..1)], None).await,
+        models
+            .infer_tensors(&w.rival.developer, "gbt", vec![gbt.tensor(0..1)], None)
+            .await,
         Err(CoreError::NotFound(_))
     ));
     w.shutdown().await;

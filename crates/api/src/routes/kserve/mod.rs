@@ -161,7 +161,9 @@ async fn metadata(
         Format::Onnx => {
             let config: aiaas_core::onnx::ModelConfig =
                 serde_json::from_value(chosen.config.clone()).map_err(|e| {
-                    ApiError::kserve(CoreError::Internal(format!("unreadable configuration: {e}")))
+                    ApiError::kserve(CoreError::Internal(format!(
+                        "unreadable configuration: {e}"
+                    )))
                 })?;
             (
                 "onnxruntime_onnx",

@@ -254,12 +254,12 @@ fn from_json(datatype: DataType, leaves: &[&Value]) -> Result<TensorData, String
         DataType::Int16 => TensorData::Int16(each(leaves, "an INT16", int)?),
         DataType::Int32 => TensorData::Int32(each(leaves, "an INT32", int)?),
         DataType::Int64 => TensorData::Int64(each(leaves, "an INT64", int)?),
-        DataType::Fp16 => TensorData::Fp16(each(leaves, "a number", |v| {
-            v.as_f64().map(f16::from_f64)
-        })?),
-        DataType::Fp32 => TensorData::Fp32(each(leaves, "a number", |v| {
-            v.as_f64().map(|x| x as f32)
-        })?),
+        DataType::Fp16 => {
+            TensorData::Fp16(each(leaves, "a number", |v| v.as_f64().map(f16::from_f64))?)
+        }
+        DataType::Fp32 => {
+            TensorData::Fp32(each(leaves, "a number", |v| v.as_f64().map(|x| x as f32))?)
+        }
         DataType::Fp64 => TensorData::Fp64(each(leaves, "a number", Value::as_f64)?),
         DataType::Bytes => TensorData::Bytes(each(leaves, "a string", |v| {
             v.as_str().map(|s| s.as_bytes().to_vec())
@@ -356,7 +356,11 @@ pub(super) fn classify(t: &Tensor, k: usize, labels: Option<&[String]>) -> Resul
             ))
         }
     };
-    let labels = t.labels.as_deref().or(labels).filter(|l| l.len() == classes);
+    let labels = t
+        .labels
+        .as_deref()
+        .or(labels)
+        .filter(|l| l.len() == classes);
     let k = k.min(classes);
     let mut out = Vec::new();
     for row in scores.chunks(classes.max(1)) {

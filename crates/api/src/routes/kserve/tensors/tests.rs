@@ -141,7 +141,11 @@ fn json_inputs_follow_the_declared_shape_and_type() {
 
 #[test]
 fn classification_gives_the_top_classes_with_labels() {
-    let t = Tensor::new("p", vec![2, 3], TensorData::Fp32(vec![0.1, 0.7, 0.2, 0.5, 0.2, 0.3]));
+    let t = Tensor::new(
+        "p",
+        vec![2, 3],
+        TensorData::Fp32(vec![0.1, 0.7, 0.2, 0.5, 0.2, 0.3]),
+    );
     let labels = vec!["a".to_string(), "b".into(), "c".into()];
     let top = classify(&t, 2, Some(&labels)).unwrap();
     assert_eq!(top.shape, vec![2, 2]);
@@ -154,7 +158,10 @@ fn classification_gives_the_top_classes_with_labels() {
         .collect();
     assert_eq!(items, vec!["0.7:1:b", "0.2:2:c", "0.5:0:a", "0.3:2:c"]);
     let unlabelled = classify(&t, 1, None).unwrap();
-    assert_eq!(unlabelled.data, TensorData::Bytes(vec![b"0.7:1".to_vec(), b"0.5:0".to_vec()]));
+    assert_eq!(
+        unlabelled.data,
+        TensorData::Bytes(vec![b"0.7:1".to_vec(), b"0.5:0".to_vec()])
+    );
     let text = Tensor::new("s", vec![1], TensorData::Bytes(vec![b"x".to_vec()]));
     assert!(classify(&text, 1, None).is_err());
 }
@@ -171,7 +178,11 @@ async fn binary_outputs_encode_after_the_json_header() {
                 true,
             ),
             (
-                Tensor::new("probabilities", vec![1, 2], TensorData::Fp32(vec![0.25, 0.75])),
+                Tensor::new(
+                    "probabilities",
+                    vec![1, 2],
+                    TensorData::Fp32(vec![0.25, 0.75]),
+                ),
                 false,
             ),
             (
