@@ -5,6 +5,9 @@ probabilities scikit-learn itself gives as the reference (run by scripts/setup.s
   default ZipMap output (a sequence of class -> probability maps) and the label tensor;
 - breast_cancer_gbt.onnx: GradientBoostingClassifier on breast cancer, probabilities as
   a plain tensor (zipmap disabled);
+- iris_flaky.onnx: iris's input and a uniform `output_probability`, failing (a Gather
+  index out of range) on every row whose fourth feature is 10 or more: a version that
+  fails on purpose, on cue, for the canary tests;
 - minilm.onnx: all-MiniLM-L6-v2 (from the PyPI wheel the set-up script cached) as an
   fp32 graph built by bench/embed/minilm_onnx.py, with a second output: two inputs
   (input_ids, attention_mask, [batch, seq]), two outputs (sentence_embedding [batch, 384],
@@ -62,8 +65,38 @@ def main():
                   target_opset={"": 17, "ai.onnx.ml": 3})
     save(out, "breast_cancer_gbt", onx, xte, gbt)
 
+    flaky(out)
     if len(sys.argv) > 2:
         encoder(out, sys.argv[2])
+
+
+def flaky(out):
+    """iris_flaky.onnx: X (FP32 [-1, 4]) -> output_probability (FP32 [-1, 3], 1/3 each),
+    through a Gather whose index is the fourth feature: 10 or more is out of range."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    const = lambda name, value: helper.make_node(
+        "Constant", [], [name], value=numpy_helper.from_array(np.array(value), name))
+    nodes = [
+        const("starts", np.array([3], dtype=np.int64)),
+        const("ends", np.array([4], dtype=np.int64)),
+        const("axes", np.array([1], dtype=np.int64)),
+        helper.make_node("Slice", ["X", "starts", "ends", "axes"], ["column"]),
+        helper.make_node("Cast", ["column"], ["index"], to=TensorProto.INT64),
+        const("table", np.full((10, 3), 1.0 / 3.0, dtype=np.float32)),
+        helper.make_node("Gather", ["table", "index"], ["gathered"], axis=0),
+        helper.make_node("Squeeze", ["gathered", "axes"], ["output_probability"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "iris_flaky",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("output_probability", TensorProto.FLOAT, [None, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(out, "iris_flaky.onnx.tmp"))
+    os.replace(os.path.join(out, "iris_flaky.onnx.tmp"), os.path.join(out, "iris_flaky.onnx"))
 
 
 def encoder(out, wheels):

@@ -437,6 +437,32 @@ enum ModelsCmd {
         /// Refuse (429) requests expected to wait longer than this; 0: no limit.
         #[arg(long)]
         max_queue_time_ms: Option<i64>,
+        /// A canary version answering --canary-percent of the requests (a deploy
+        /// without it ends any canary).
+        #[arg(long)]
+        canary: Option<i64>,
+        #[arg(long, requires = "canary", default_value_t = 10)]
+        canary_percent: i64,
+        /// Roll the canary back by itself when its error rate exceeds the stable
+        /// version's by this much (0-1) over --rollback-window-secs.
+        #[arg(long, requires = "canary")]
+        max_error_rate_increase: Option<f64>,
+        #[arg(long, requires = "max_error_rate_increase", default_value_t = 60)]
+        rollback_window_secs: i64,
+        #[arg(long, requires = "max_error_rate_increase", default_value_t = 50)]
+        rollback_min_requests: i64,
+    },
+    /// Make the canary the deployed version.
+    Promote {
+        name: String,
+    },
+    /// End the canary: the stable version takes all traffic.
+    Rollback {
+        name: String,
+    },
+    /// What happened to the model: deploys, canaries, promotions, rollbacks.
+    Events {
+        name: String,
     },
     Undeploy {
         name: String,
@@ -483,14 +509,71 @@ impl ModelsArgs {
                 max_delay_ms,
                 queue_capacity,
                 max_queue_time_ms,
+                canary,
+                canary_percent,
+                max_error_rate_increase,
+                rollback_window_secs,
+                rollback_min_requests,
             } => {
-                let body = json!({"version": version, "alias": alias, "max_batch": max_batch,
+                let mut body = json!({"version": version, "alias": alias, "max_batch": max_batch,
                                   "max_delay_ms": max_delay_ms, "queue_capacity": queue_capacity,
                                   "max_queue_time_ms": max_queue_time_ms});
+                if let Some(v) = canary {
+                    body["canary"] = json!({"version": v, "percent": canary_percent});
+                }
+                if let Some(increase) = max_error_rate_increase {
+                    body["auto_rollback"] = json!({"max_error_rate_increase": increase,
+                        "window_secs": rollback_window_secs, "min_requests": rollback_min_requests});
+                }
                 let d = c
                     .post(&format!("/api/v1/models/{}/deploy", enc(&name)), body)
                     .await?;
-                println!("{name}: version {} deployed", d["version"]);
+                match d["canary"].as_object() {
+                    Some(k) => println!(
+                        "{name}: version {} deployed, canary version {} at {}%",
+                        d["version"], k["version"], k["percent"]
+                    ),
+                    None => println!("{name}: version {} deployed", d["version"]),
+                }
+            }
+            ModelsCmd::Promote { name } => {
+                let d = c
+                    .post(&format!("/api/v1/models/{}/promote", enc(&name)), json!({}))
+                    .await?;
+                println!("{name}: canary promoted, version {} deployed", d["version"]);
+            }
+            ModelsCmd::Rollback { name } => {
+                let d = c
+                    .post(
+                        &format!("/api/v1/models/{}/rollback", enc(&name)),
+                        json!({}),
+                    )
+                    .await?;
+                println!(
+                    "{name}: canary rolled back, version {} serves",
+                    d["version"]
+                );
+            }
+            ModelsCmd::Events { name } => {
+                let v = c
+                    .get(&format!("/api/v1/models/{}/events", enc(&name)))
+                    .await?;
+                for e in v.as_array().into_iter().flatten() {
+                    let at = e["at"].as_i64().unwrap_or_default();
+                    let when = jiff::Timestamp::from_millisecond(at)
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default();
+                    let reason = e["detail"]["reason"].as_str().unwrap_or_default();
+                    println!(
+                        "{when}  {:<20} {}",
+                        e["kind"].as_str().unwrap_or_default(),
+                        if reason.is_empty() {
+                            e["detail"].to_string()
+                        } else {
+                            reason.to_string()
+                        }
+                    );
+                }
             }
             ModelsCmd::Upload { name, file, config } => {
                 upload_model(&c, &name, &file, config).await?

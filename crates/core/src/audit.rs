@@ -57,6 +57,13 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
+/// Who an entry is by: a caller's key, nobody (not authenticated), or the platform.
+struct Actor {
+    tenant_id: Option<String>,
+    key_id: Option<String>,
+    role: Option<String>,
+}
+
 /// The chain's head as kept outside the database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainHead {
@@ -124,6 +131,26 @@ impl AuditLog {
     /// fails the caller: an entry that cannot be written is logged and counted in
     /// `aiaas_audit_write_failures_total`.
     pub async fn append(&self, actor: Option<&Principal>, event: AuditEvent) {
+        let actor = Actor {
+            tenant_id: actor.map(|p| p.tenant_id.clone()),
+            key_id: actor.map(|p| p.key_id.clone()),
+            role: actor.map(|p| p.role.as_str().to_string()),
+        };
+        self.append_as(actor, event).await
+    }
+
+    /// Append an entry for something the platform did by itself on a tenant's behalf
+    /// (an automatic rollback): the tenant's entry, role `system`, no key.
+    pub(crate) async fn append_system(&self, tenant_id: &str, event: AuditEvent) {
+        let actor = Actor {
+            tenant_id: Some(tenant_id.to_string()),
+            key_id: None,
+            role: Some("system".into()),
+        };
+        self.append_as(actor, event).await
+    }
+
+    async fn append_as(&self, actor: Actor, event: AuditEvent) {
         if let Err(e) = self.try_append(actor, event).await {
             tracing::error!(error = %e, "audit entry not written");
             self.inner.metrics.inc(
@@ -135,7 +162,7 @@ impl AuditLog {
         }
     }
 
-    async fn try_append(&self, actor: Option<&Principal>, event: AuditEvent) -> Result<()> {
+    async fn try_append(&self, actor: Actor, event: AuditEvent) -> Result<()> {
         let masker = aiaas_privacy::detector();
         let policy = aiaas_privacy::Policy::new(aiaas_privacy::Mode::Mask);
         let target = event.target.map(|t| masker.mask(&t, &policy).text);
@@ -153,9 +180,9 @@ impl AuditLog {
                 seq,
                 id: aiaas_types::new_id(),
                 at: aiaas_types::now_ms(),
-                tenant_id: actor.map(|p| p.tenant_id.clone()),
-                key_id: actor.map(|p| p.key_id.clone()),
-                role: actor.map(|p| p.role.as_str().to_string()),
+                tenant_id: actor.tenant_id.clone(),
+                key_id: actor.key_id.clone(),
+                role: actor.role.clone(),
                 action: event.action.clone(),
                 target: target.clone(),
                 outcome: event.outcome.as_str().to_string(),

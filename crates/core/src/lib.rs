@@ -11,8 +11,10 @@
 mod audit;
 mod auth;
 mod backup;
+mod canary;
 mod datasets;
 mod demo;
+mod deployments;
 mod error;
 mod events;
 mod generate;
@@ -40,8 +42,9 @@ pub use aiaas_store::{
     redact_url, Backend, LibraryModelRecord, S3Config, S3Credentials, UsageRecord,
 };
 pub use aiaas_store::{
-    AliasRecord, ApiKeyRecord, AuditRecord, DatasetRecord, DeploymentRecord, JobEventRecord,
-    JobRecord, JobStatus, ModelRecord, ModelVersionRecord, Tenant,
+    AliasRecord, ApiKeyRecord, AuditRecord, AutoRollback, Canary, DatasetRecord, DeploymentRecord,
+    JobEventRecord, JobRecord, JobStatus, ModelEventRecord, ModelRecord, ModelVersionRecord,
+    Tenant,
 };
 pub use audit::{
     entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditLog, AuditOutcome, AuditQuery,
@@ -51,7 +54,9 @@ pub use backup::{
     backup_data_dir, prune_backups, restore_backup, verify_backup, ArchiveReport, BackupReport,
     Backups, BACKUP_SUFFIX,
 };
+pub use canary::{CanaryRequest, Track, MAX_WINDOW_SECS};
 pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, Datasets, PreviewRow};
+pub use deployments::DeployRequest;
 pub use error::CoreError;
 pub use events::{collect, CollectedChoice, GenerationEvents};
 pub use generate::{
@@ -65,7 +70,7 @@ pub use library::{
     ServingSettings,
 };
 pub use limits::{Limiter, RateStatus};
-pub use models::{ClassPrediction, DeployRequest, ModelDetails, ModelSummary, Models, Predictions};
+pub use models::{ClassPrediction, ModelDetails, ModelSummary, Models, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{
     MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,

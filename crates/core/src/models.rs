@@ -1,18 +1,19 @@
-//! The model registry (models, versions, aliases), deployments and inference.
-//!
-//! A deployment is desired state in the database (model + version + batching); each
-//! replica's runtimes follow it: loading on deploy, at start, or on first use, and
-//! `reconcile_deployments` (every few seconds) unloading what a change elsewhere left.
+//! The model registry (models, versions, aliases), the version answering each request
+//! (stable, canary or named), its runtime loaded on first use, and inference. Deploying
+//! is in deployments.rs, canary releases in canary.rs, uploaded ONNX models in
+//! tensor_models.rs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use aiaas_engine::{BatchSettings, Engine};
+use aiaas_engine::{BatchSettings, Engine, Metrics};
 use aiaas_store::{ArtifactStore, DeploymentSettings, Metadata};
 use aiaas_types::{Format, Permission, Principal};
 
+use crate::audit::AuditLog;
 use crate::auth::{check_name, require};
+use crate::canary::{Track, Traffic};
+use crate::deployments::{batch_of, settings_of};
 use crate::privacy::Privacy;
 use crate::runtime_key::RuntimeKey;
 use crate::{AliasRecord, CoreError, DeploymentRecord, ModelRecord, ModelVersionRecord, Result};
@@ -38,24 +39,6 @@ pub struct ModelDetails {
     pub loaded: bool,
 }
 
-/// Which version to deploy and how to serve it.
-#[derive(Debug, Clone, Default)]
-pub struct DeployRequest {
-    /// A version number; or
-    pub version: Option<i64>,
-    /// an alias; neither means the latest version.
-    pub alias: Option<String>,
-    pub max_batch: Option<i64>,
-    pub max_delay_ms: Option<i64>,
-    pub queue_capacity: Option<i64>,
-    /// The queue policy: refuse (429) a request expected to wait longer than this in the
-    /// model's queue; 0: no limit.
-    pub max_queue_time_ms: Option<i64>,
-    /// PII masking of every text sent to the model: a mode, or null for the callers'
-    /// tenant policies.
-    pub pii_inputs: Option<Option<aiaas_privacy::Mode>>,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassPrediction {
     pub label: String,
@@ -76,6 +59,8 @@ pub(crate) struct Serving {
     pub(crate) model: ModelRecord,
     pub(crate) version: ModelVersionRecord,
     pub(crate) deployment: DeploymentRecord,
+    /// Which side of the deployment answers.
+    pub(crate) track: Track,
 }
 
 /// `name`, `name:3` or `name:alias`.
@@ -97,29 +82,8 @@ fn parse_ref(reference: &str) -> ModelRef<'_> {
     }
 }
 
-fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
-    DeploymentSettings {
-        max_batch: d.max_batch,
-        max_delay_ms: d.max_delay_ms,
-        queue_capacity: d.queue_capacity,
-        pii_inputs: d.pii_inputs,
-        max_queue_time_ms: d.max_queue_time_ms,
-    }
-}
-
-/// How a runtime loaded for a deployment batches (a tensor model's own configuration
-/// may narrow it).
-fn batch_of(settings: &DeploymentSettings) -> BatchSettings {
-    BatchSettings {
-        max_batch: settings.max_batch.max(1) as usize,
-        max_delay: Duration::from_millis(settings.max_delay_ms.max(0) as u64),
-        queue_capacity: settings.queue_capacity.max(1) as usize,
-        max_queue_time: (settings.max_queue_time_ms > 0)
-            .then(|| Duration::from_millis(settings.max_queue_time_ms as u64)),
-    }
-}
-
-fn runtime_key(model_id: &str, version: i64) -> String {
+/// The engine's name for a version's runtime.
+pub(crate) fn runtime_key(model_id: &str, version: i64) -> String {
     RuntimeKey::version(model_id, version).to_string()
 }
 
@@ -144,6 +108,12 @@ pub(crate) struct ModelsConfig {
     pub(crate) batch: BatchSettings,
     /// ONNX Runtime's shared library, when installed (uploaded ONNX models need it).
     pub(crate) onnxruntime: Option<std::path::PathBuf>,
+    /// Requests per version, by outcome.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Where automatic rollbacks are recorded.
+    pub(crate) audit: AuditLog,
+    /// This replica's canary split and outcome windows.
+    pub(crate) traffic: Traffic,
 }
 
 impl Models {
@@ -243,75 +213,13 @@ impl Models {
             .ok_or_else(|| CoreError::Internal("alias vanished".into()))
     }
 
-    pub async fn deploy(
-        &self,
-        principal: &Principal,
-        name: &str,
-        req: DeployRequest,
-    ) -> Result<DeploymentRecord> {
-        require(principal, Permission::Deploy)?;
-        let model = self.find_model(principal, name).await?;
-        let selector = match (&req.version, &req.alias) {
-            (Some(_), Some(_)) => {
-                return Err(CoreError::InvalidInput(
-                    "give either version or alias, not both".into(),
-                ))
-            }
-            (Some(v), None) => Some(v.to_string()),
-            (None, Some(a)) => Some(a.clone()),
-            (None, None) => None,
-        };
-        let version = match selector {
-            Some(s) => self.resolve_version(&model, Some(&s)).await?,
-            None => self.latest_version(&model).await?,
-        };
-        // Settings not given keep the current deployment's (a first deploy: the defaults).
-        let current = match self.inner.meta.deployment(&model.id).await? {
-            Some(d) => settings_of(&d),
-            None => self.default_settings(),
-        };
-        let settings = DeploymentSettings {
-            max_batch: req.max_batch.unwrap_or(current.max_batch),
-            max_delay_ms: req.max_delay_ms.unwrap_or(current.max_delay_ms),
-            queue_capacity: req.queue_capacity.unwrap_or(current.queue_capacity),
-            pii_inputs: match req.pii_inputs {
-                Some(mode) => mode,
-                None => current.pii_inputs,
-            },
-            max_queue_time_ms: req.max_queue_time_ms.unwrap_or(current.max_queue_time_ms),
-        };
-        if !(1..=4096).contains(&settings.max_batch)
-            || !(0..=10_000).contains(&settings.max_delay_ms)
-            || !(1..=100_000).contains(&settings.queue_capacity)
-            || !(0..=600_000).contains(&settings.max_queue_time_ms)
-        {
-            return Err(CoreError::InvalidInput(
-                "max_batch must be 1-4096, max_delay_ms 0-10000, queue_capacity 1-100000 \
-                 and max_queue_time_ms 0-600000 (0: no limit)"
-                    .into(),
-            ));
-        }
-        self.deploy_record(&model, &version, settings).await
-    }
-
-    pub async fn undeploy(&self, principal: &Principal, name: &str) -> Result<()> {
-        require(principal, Permission::Deploy)?;
-        let model = self.find_model(principal, name).await?;
-        if !self.inner.meta.delete_deployment(&model.id).await? {
-            return Err(CoreError::Conflict(format!(
-                "model {name:?} is not deployed"
-            )));
-        }
-        self.unload_versions(&model, None).await;
-        Ok(())
-    }
-
     pub async fn delete(&self, principal: &Principal, name: &str) -> Result<()> {
         require(principal, Permission::Deploy)?;
         let model = self.find_model(principal, name).await?;
         let versions = self.inner.meta.model_versions(&model.id).await?;
         self.inner.meta.delete_model(&model.id).await?;
-        self.unload_versions(&model, None).await;
+        self.inner.traffic.forget(&model.id);
+        self.unload_versions(&model, &[]).await;
         let artifacts = self.inner.artifacts.clone();
         tokio::task::spawn_blocking(move || {
             for v in versions {
@@ -341,11 +249,13 @@ impl Models {
                 texts.len()
             )));
         }
+        let serving = self.serving(principal, reference).await?;
         let Serving {
             model,
             version,
             deployment,
-        } = self.serving(principal, reference).await?;
+            ..
+        } = &serving;
         if version.format != Format::AiaasClassifier {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} takes tensors, not texts: call it through KServe v2 (POST /v2/models/{}/infer)",
@@ -357,8 +267,13 @@ impl Models {
             .privacy
             .mask_model_inputs(principal, model_mode, texts.iter_mut())
             .await?;
-        let key = self.ensure_loaded(&model, &version, &deployment).await?;
-        let predictions = self.inner.engine.classify(&key, texts).await?;
+        let answered = async {
+            let key = self.ensure_loaded(model, version, deployment).await?;
+            Ok(self.inner.engine.classify(&key, texts).await?)
+        }
+        .await;
+        self.settle(&serving, &answered);
+        let predictions = answered?;
         let labels = version.labels.clone();
         let predictions = predictions
             .into_iter()
@@ -379,7 +294,7 @@ impl Models {
             })
             .collect();
         Ok(Predictions {
-            model: model.name,
+            model: model.name.clone(),
             version: version.version,
             labels,
             predictions,
@@ -402,17 +317,21 @@ impl Models {
                     model.name, model.name
                 ))
             })?;
-        let version = match r.selector {
-            None => {
-                self.resolve_version(&model, Some(&deployment.version.to_string()))
-                    .await?
+        // A request naming no version goes to the stable version or, for its share, to
+        // the canary.
+        let (number, track) = match (r.selector, &deployment.canary) {
+            (Some(s), _) => (s.to_string(), Track::Pinned),
+            (None, Some(c)) if self.inner.traffic.to_canary(&model.id, c.percent) => {
+                (c.version.to_string(), Track::Canary)
             }
-            Some(s) => self.resolve_version(&model, Some(s)).await?,
+            (None, _) => (deployment.version.to_string(), Track::Stable),
         };
+        let version = self.resolve_version(&model, Some(&number)).await?;
         Ok(Serving {
             model,
             version,
             deployment,
+            track,
         })
     }
 
@@ -437,157 +356,7 @@ impl Models {
             return Ok(true);
         }
         // Load on demand counts as ready: the first call loads it.
-        Ok(version == d.version)
-    }
-
-    /// Deploy a freshly trained version (used by jobs with `deploy: true`).
-    pub(crate) async fn deploy_version_of(
-        &self,
-        tenant_id: &str,
-        name: &str,
-        version: i64,
-    ) -> Result<()> {
-        let model = self
-            .inner
-            .meta
-            .model_by_name(tenant_id, name)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("no model {name:?}")))?;
-        let v = self
-            .resolve_version(&model, Some(&version.to_string()))
-            .await?;
-        // A redeploy keeps the model's serving settings; a first deploy takes the defaults.
-        let settings = match self.inner.meta.deployment(&model.id).await? {
-            Some(d) => settings_of(&d),
-            None => self.default_settings(),
-        };
-        self.deploy_record(&model, &v, settings).await?;
-        Ok(())
-    }
-
-    /// Serving settings of a new deployment: the server's configured defaults.
-    fn default_settings(&self) -> DeploymentSettings {
-        let b = self.inner.batch;
-        DeploymentSettings {
-            max_batch: b.max_batch as i64,
-            max_delay_ms: b.max_delay.as_millis() as i64,
-            queue_capacity: b.queue_capacity as i64,
-            pii_inputs: None,
-            max_queue_time_ms: b.max_queue_time.map_or(0, |t| t.as_millis() as i64),
-        }
-    }
-
-    /// Load every deployment's runtime (at start); failures are logged, not fatal.
-    pub(crate) async fn load_deployments(&self) {
-        let deployments = match self.inner.meta.deployments().await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list deployments");
-                return;
-            }
-        };
-        for d in deployments {
-            let loaded = async {
-                let model = self.model_by_id(&d.model_id).await?;
-                let version = self
-                    .resolve_version(&model, Some(&d.version.to_string()))
-                    .await?;
-                self.ensure_loaded(&model, &version, &d).await
-            }
-            .await;
-            if let Err(e) = loaded {
-                tracing::error!(model = %d.model_id, error = %e, "deployment not loaded");
-            }
-        }
-    }
-
-    /// Bring this replica's loaded classifiers in line with the deployments in the
-    /// database, which other replicas may have changed: a runtime of a model no longer
-    /// deployed (undeployed, deleted) is unloaded, and so is the deployed version's
-    /// runtime when its batching settings changed (it loads again, with the new settings,
-    /// on its next request). Requests already resolve aliases and deployments from the
-    /// database, so they follow a change at once; this frees what the change left behind.
-    /// Returns how many runtimes were unloaded.
-    pub(crate) async fn reconcile_deployments(&self) -> Result<usize> {
-        // Not while a load (or a deploy, which records its deployment under the same
-        // lock) is under way: its runtime would look unwanted. The next tick will do.
-        let Ok(_guard) = self.inner.loading.try_lock() else {
-            return Ok(0);
-        };
-        let deployments: HashMap<String, DeploymentRecord> = self
-            .inner
-            .meta
-            .deployments()
-            .await?
-            .into_iter()
-            .map(|d| (d.model_id.clone(), d))
-            .collect();
-        let mut stale = Vec::new();
-        for m in self.inner.engine.loaded() {
-            use aiaas_engine::RuntimeKind;
-            if !matches!(m.kind, RuntimeKind::Classifier | RuntimeKind::Tensor) {
-                continue;
-            }
-            let Some((model_id, version)) = RuntimeKey::model_version(&m.key) else {
-                continue;
-            };
-            let keep = match deployments.get(&model_id) {
-                None => false,
-                Some(d) if version == d.version => {
-                    let mut want = batch_of(&settings_of(d));
-                    if m.kind == RuntimeKind::Tensor {
-                        if let Some(v) = self.inner.meta.model_version(&model_id, version).await? {
-                            want = crate::tensor_models::batch_settings(
-                                &crate::tensor_models::config_of(&v)?,
-                                want,
-                            );
-                        }
-                    }
-                    m.batch.is_none_or(|b| b == want)
-                }
-                // Another version, addressed as `name:N`: kept while the model is deployed.
-                Some(_) => true,
-            };
-            if !keep && m.in_flight == 0 {
-                stale.push(m.key);
-            }
-        }
-        let n = stale.len();
-        if n > 0 {
-            let p = self.clone();
-            tokio::task::spawn_blocking(move || {
-                for k in stale {
-                    tracing::info!(runtime = %k, "unloading a runtime its deployment no longer wants");
-                    p.inner.engine.unload(&k);
-                }
-            })
-            .await?;
-        }
-        Ok(n)
-    }
-
-    async fn deploy_record(
-        &self,
-        model: &ModelRecord,
-        version: &ModelVersionRecord,
-        settings: DeploymentSettings,
-    ) -> Result<DeploymentRecord> {
-        // Load first (replacing any runtime of this version, so new batching settings take
-        // effect), record the deployment only once it serves: a version that cannot load
-        // leaves the previous deployment in place.
-        let (key, record) = {
-            let _guard = self.inner.loading.lock().await;
-            let key = self.load_unlocked(model, version, settings.clone()).await?;
-            let record = self
-                .inner
-                .meta
-                .upsert_deployment(&model.id, version.version, settings)
-                .await?;
-            (key, record)
-        };
-        self.unload_versions(model, Some(&key)).await;
-        tracing::info!(model = %model.name, version = version.version, "deployed");
-        Ok(record)
+        Ok(version == d.version || d.canary.is_some_and(|c| c.version == version))
     }
 
     /// The runtime key of a version, loading it on first use.
@@ -677,27 +446,6 @@ impl Models {
         Ok(key)
     }
 
-    /// Unload every loaded version of a model (versions addressed as `name:N` load on
-    /// demand too), except `keep`.
-    async fn unload_versions(&self, model: &ModelRecord, keep: Option<&str>) {
-        let prefix = format!("{}:", model.id);
-        let keys: Vec<String> = self
-            .inner
-            .engine
-            .loaded()
-            .into_iter()
-            .map(|m| m.key)
-            .filter(|k| k.starts_with(&prefix) && Some(k.as_str()) != keep)
-            .collect();
-        let p = self.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for k in keys {
-                p.inner.engine.unload(&k);
-            }
-        })
-        .await;
-    }
-
     /// A model of the caller's tenant that the caller's key may use (its allow-list).
     pub(crate) async fn find_model(
         &self,
@@ -720,7 +468,7 @@ impl Models {
         Ok(model)
     }
 
-    async fn model_by_id(&self, id: &str) -> Result<ModelRecord> {
+    pub(crate) async fn model_by_id(&self, id: &str) -> Result<ModelRecord> {
         self.inner
             .meta
             .model(id)
@@ -728,7 +476,7 @@ impl Models {
             .ok_or_else(|| CoreError::NotFound(format!("no model {id}")))
     }
 
-    async fn latest_version(&self, model: &ModelRecord) -> Result<ModelVersionRecord> {
+    pub(crate) async fn latest_version(&self, model: &ModelRecord) -> Result<ModelVersionRecord> {
         self.inner
             .meta
             .model_versions(&model.id)
@@ -737,7 +485,7 @@ impl Models {
             .ok_or_else(|| CoreError::NotFound(format!("model {:?} has no versions", model.name)))
     }
 
-    async fn resolve_version(
+    pub(crate) async fn resolve_version(
         &self,
         model: &ModelRecord,
         selector: Option<&str>,

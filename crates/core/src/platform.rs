@@ -235,6 +235,9 @@ impl Platform {
                 config.onnxruntime.clone(),
                 &config.data_dir,
             ),
+            metrics: metrics.clone(),
+            audit: audit.clone(),
+            traffic: Default::default(),
         });
         let jobs = TrainingJobs::new(crate::jobs::JobsConfig {
             meta: meta.clone(),

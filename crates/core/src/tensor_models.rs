@@ -157,18 +157,20 @@ impl Models {
         outputs: Option<Vec<String>>,
     ) -> Result<TensorAnswer> {
         require(principal, Permission::Infer)?;
+        let serving = self.serving(principal, reference).await?;
         let Serving {
             model,
             version,
             deployment,
-        } = self.serving(principal, reference).await?;
+            ..
+        } = &serving;
         if version.format != Format::Onnx {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} version {} is a {} model: it takes texts (one BYTES input)",
                 model.name, version.version, model.task
             )));
         }
-        let config = config_of(&version)?;
+        let config = config_of(version)?;
         let outputs = match outputs {
             Some(names) => {
                 if let Some(n) = names
@@ -185,14 +187,19 @@ impl Models {
             }
             None => config.output_names(),
         };
-        let key = self.ensure_loaded(&model, &version, &deployment).await?;
-        let request = TensorRequest {
-            inputs,
-            outputs: Some(outputs),
-        };
-        let outputs = self.inner().engine.infer_tensors(&key, request).await?;
+        let answered = async {
+            let key = self.ensure_loaded(model, version, deployment).await?;
+            let request = TensorRequest {
+                inputs,
+                outputs: Some(outputs),
+            };
+            Ok(self.inner().engine.infer_tensors(&key, request).await?)
+        }
+        .await;
+        self.settle(&serving, &answered);
+        let outputs = answered?;
         Ok(TensorAnswer {
-            model: model.name,
+            model: model.name.clone(),
             version: version.version,
             outputs,
             labels: config.labels,

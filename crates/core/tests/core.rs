@@ -6,6 +6,8 @@
 use aiaas_core::{CoreError, DeployRequest, JobStatus};
 use aiaas_types::Role;
 
+#[path = "core/canary.rs"]
+mod canary;
 #[path = "core/roles.rs"]
 mod roles;
 #[path = "core/support.rs"]

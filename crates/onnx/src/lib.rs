@@ -53,6 +53,23 @@ pub struct Runtime {
     version: String,
 }
 
+fn ort_log(
+    level: ort::logging::LogLevel,
+    _category: &str,
+    _id: &str,
+    location: &str,
+    message: &str,
+) {
+    use ort::logging::LogLevel;
+    match level {
+        LogLevel::Verbose => tracing::trace!(target: "onnxruntime", location, "{message}"),
+        LogLevel::Info => tracing::debug!(target: "onnxruntime", location, "{message}"),
+        LogLevel::Warning | LogLevel::Error | LogLevel::Fatal => {
+            tracing::warn!(target: "onnxruntime", location, "{message}")
+        }
+    }
+}
+
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
 impl Runtime {
@@ -65,8 +82,12 @@ impl Runtime {
                     return Err(format!("{} is not a file", library.display()));
                 }
                 let builder = ort::init_from(library).map_err(|e| e.to_string())?;
+                // ONNX Runtime's own messages go to the server's log (not to stderr in its
+                // own format): a failed run is already the caller's error and counted, so
+                // its errors are warnings here.
                 let env = builder
                     .with_name("aiaas")
+                    .with_logger(std::sync::Arc::new(ort_log))
                     .build()
                     .map_err(|e| e.to_string())?;
                 let version = ort::info().to_string();
@@ -148,6 +169,8 @@ impl OnnxModel {
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| invalid(e.into()))?
             .with_inter_threads(1)
+            .map_err(|e| invalid(e.into()))?
+            .with_log_level(ort::logging::LogLevel::Warning)
             .map_err(|e| invalid(e.into()))?;
         if threads > 0 {
             builder = builder

@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue_policy",
         include_str!("../migrations/0011_queue_policy.sql"),
     ),
+    (12, "canary", include_str!("../migrations/0012_canary.sql")),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

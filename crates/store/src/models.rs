@@ -4,14 +4,16 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{
-    parse_json, AliasRecord, DeploymentRecord, DeploymentSettings, Metadata, ModelRecord,
-    ModelVersionRecord, NewModelVersion, Result, StoreError, INSTALLATION,
+    parse_json, AliasRecord, Canary, CanarySettings, DeploymentRecord, DeploymentSettings,
+    Metadata, ModelEventRecord, ModelRecord, ModelVersionRecord, NewModelVersion, Result,
+    StoreError, INSTALLATION,
 };
 
 const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact_prefix, files, \
                                report, config, job_id, dataset_id, created_at, format";
 const DEPLOYMENT_COLUMNS: &str =
-    "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, max_queue_time_ms, created_at, updated_at";
+    "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, max_queue_time_ms, \
+     canary_version, canary_percent, auto_rollback, canary_started_at, created_at, updated_at";
 
 impl Metadata {
     /// A tenant's model by name (cached when found).
@@ -191,19 +193,29 @@ impl Metadata {
             .collect()
     }
 
+    /// Record which version serves and how, with its canary (`None`: no canary). A
+    /// canary that stays the same version keeps its start time.
     pub async fn upsert_deployment(
         &self,
         model_id: &str,
         version: i64,
         s: DeploymentSettings,
+        canary: Option<&CanarySettings>,
     ) -> Result<DeploymentRecord> {
         let now = aiaas_types::now_ms();
+        let auto_rollback = canary
+            .and_then(|c| c.auto_rollback.as_ref())
+            .map(|a| serde_json::to_string(a).expect("plain numbers serialise"));
         sqlx::query(&format!(
-            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+            "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
              ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, max_batch = excluded.max_batch, \
              max_delay_ms = excluded.max_delay_ms, queue_capacity = excluded.queue_capacity, \
              pii_inputs = excluded.pii_inputs, max_queue_time_ms = excluded.max_queue_time_ms, \
-             updated_at = excluded.updated_at"
+             canary_started_at = CASE WHEN deployments.canary_version = excluded.canary_version \
+                 THEN deployments.canary_started_at ELSE excluded.canary_started_at END, \
+             canary_version = excluded.canary_version, canary_percent = excluded.canary_percent, \
+             auto_rollback = excluded.auto_rollback, updated_at = excluded.updated_at"
         ))
         .bind(model_id)
         .bind(version)
@@ -212,6 +224,10 @@ impl Metadata {
         .bind(s.queue_capacity)
         .bind(s.pii_inputs.map(|m| m.as_str()))
         .bind(s.max_queue_time_ms)
+        .bind(canary.map(|c| c.version))
+        .bind(canary.map_or(0, |c| c.percent))
+        .bind(auto_rollback)
+        .bind(canary.map(|_| now))
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -219,6 +235,99 @@ impl Metadata {
         self.deployment(model_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt("deployment vanished after upsert".into()))
+    }
+
+    /// End a model's canary, if `canary_version` is still its canary: promoted (it becomes
+    /// the deployed version) or rolled back (the stable version takes all traffic).
+    /// Returns the new deployment, or `None` when that canary had already ended (another
+    /// replica, or another request, ended it first).
+    pub async fn end_canary(
+        &self,
+        model_id: &str,
+        canary_version: i64,
+        promote: bool,
+    ) -> Result<Option<DeploymentRecord>> {
+        let version = if promote { "canary_version" } else { "version" };
+        let done = sqlx::query(&format!(
+            "UPDATE deployments SET version = {version}, canary_version = NULL, canary_percent = 0, \
+             auto_rollback = NULL, canary_started_at = NULL, updated_at = $3 \
+             WHERE model_id = $1 AND canary_version = $2"
+        ))
+        .bind(model_id)
+        .bind(canary_version)
+        .bind(aiaas_types::now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.invalidate(crate::cache::Topic::Models).await;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.deployment(model_id).await
+    }
+
+    /// Record something that happened to a model, with the model's next sequence number.
+    pub async fn append_model_event(
+        &self,
+        model_id: &str,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<ModelEventRecord> {
+        let at = aiaas_types::now_ms();
+        // Two replicas may take the same number; the primary key refuses the second,
+        // which takes the next.
+        for _ in 0..8 {
+            let inserted: std::result::Result<(i64,), _> = sqlx::query_as(
+                "INSERT INTO model_events (model_id, seq, at, kind, detail) \
+                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM model_events WHERE model_id = $1), $2, $3, $4) \
+                 RETURNING seq",
+            )
+            .bind(model_id)
+            .bind(at)
+            .bind(kind)
+            .bind(detail.to_string())
+            .fetch_one(&self.pool)
+            .await;
+            match inserted.map_err(|e| crate::conflict_or(e, || "taken".into())) {
+                Ok((seq,)) => {
+                    return Ok(ModelEventRecord {
+                        model_id: model_id.to_string(),
+                        seq,
+                        at,
+                        kind: kind.to_string(),
+                        detail: detail.clone(),
+                    })
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "model {model_id}: events are contended"
+        )))
+    }
+
+    /// A model's events, newest first, at most `limit`.
+    pub async fn model_events(&self, model_id: &str, limit: i64) -> Result<Vec<ModelEventRecord>> {
+        let rows = sqlx::query(
+            "SELECT model_id, seq, at, kind, detail FROM model_events WHERE model_id = $1 \
+             ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(model_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(ModelEventRecord {
+                    model_id: r.try_get("model_id")?,
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    kind: r.try_get("kind")?,
+                    detail: parse_json("model_events.detail", &detail)?,
+                })
+            })
+            .collect()
     }
 
     /// A model's deployment, or `None` when it is not deployed (both cached).
@@ -262,7 +371,12 @@ impl Metadata {
     /// Remove a model with its versions, aliases and deployment in one transaction.
     pub async fn delete_model(&self, model_id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for table in ["deployments", "model_aliases", "model_versions"] {
+        for table in [
+            "deployments",
+            "model_aliases",
+            "model_versions",
+            "model_events",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model_id = $1"))
                 .bind(model_id)
                 .execute(&mut *tx)
@@ -336,7 +450,29 @@ fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {
         queue_capacity: row.try_get("queue_capacity")?,
         pii_inputs: crate::parsed_opt(row, "pii_inputs", aiaas_types::PiiMode::parse)?,
         max_queue_time_ms: row.try_get("max_queue_time_ms")?,
+        canary: canary_from_row(row)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+fn canary_from_row(row: &AnyRow) -> Result<Option<Canary>> {
+    let Some(version) = row.try_get::<Option<i64>, _>("canary_version")? else {
+        return Ok(None);
+    };
+    let auto_rollback = match row.try_get::<Option<String>, _>("auto_rollback")? {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("deployments.auto_rollback: {e}")))?,
+        ),
+    };
+    Ok(Some(Canary {
+        version,
+        percent: row.try_get("canary_percent")?,
+        auto_rollback,
+        started_at: row
+            .try_get::<Option<i64>, _>("canary_started_at")?
+            .unwrap_or_default(),
+    }))
 }

@@ -92,8 +92,45 @@ pub struct DeploymentRecord {
     pub pii_inputs: Option<PiiMode>,
     /// The queue policy: longest expected wait before a request is refused (0: none).
     pub max_queue_time_ms: i64,
+    /// A second version taking a share of the traffic, while it proves itself.
+    pub canary: Option<Canary>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// The canary of a deployment: which version, how much of the traffic, and when the
+/// platform rolls it back by itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    pub version: i64,
+    /// Share of the requests that name no version, 0-100.
+    pub percent: i64,
+    pub auto_rollback: Option<AutoRollback>,
+    /// When this canary version started (epoch ms); kept while it stays the canary.
+    pub started_at: i64,
+}
+
+/// Roll the canary back when, over the last `window_secs`, its error rate exceeds the
+/// stable version's by more than `max_error_rate_increase`, once it has answered at
+/// least `min_requests` in that window.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoRollback {
+    pub max_error_rate_increase: f64,
+    pub window_secs: i64,
+    pub min_requests: i64,
+}
+
+/// Something that happened to a model (`deploy`, `canary.start`, `canary.promote`,
+/// `canary.rollback`, `canary.auto_rollback`), with its details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEventRecord {
+    pub model_id: String,
+    /// 1, 2, ... per model, in the order they happened.
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    pub detail: serde_json::Value,
 }
 
 /// Life of a training job: queued -> running -> succeeded | failed | cancelled.
@@ -203,4 +240,12 @@ pub struct DeploymentSettings {
     pub pii_inputs: Option<PiiMode>,
     /// Longest expected wait in the queue before a request is refused (0: no limit).
     pub max_queue_time_ms: i64,
+}
+
+/// The traffic split a deployment asks for: a canary version and its share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanarySettings {
+    pub version: i64,
+    pub percent: i64,
+    pub auto_rollback: Option<AutoRollback>,
 }

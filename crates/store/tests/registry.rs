@@ -3,7 +3,8 @@
 //! PostgreSQL (common/mod.rs).
 
 use aiaas_store::{
-    DeploymentSettings, LibraryModelRecord, Metadata, NewModelVersion, StoreError, INSTALLATION,
+    AutoRollback, CanarySettings, DeploymentSettings, LibraryModelRecord, Metadata,
+    NewModelVersion, StoreError, INSTALLATION,
 };
 use aiaas_types::{Format, Task};
 use serde_json::json;
@@ -21,6 +22,7 @@ async fn finish(_: String) {}
 on_both_databases!(
     library_models_are_installation_models_in_the_one_registry,
     library_models_of_an_older_schema_move_into_the_registry,
+    a_canary_ends_once_and_its_events_stay_with_the_model,
 );
 
 fn pulled(name: &str) -> LibraryModelRecord {
@@ -67,7 +69,7 @@ async fn library_models_are_installation_models_in_the_one_registry(url: &str) {
         queue_capacity: 64,
         pii_inputs: None,
     };
-    db.upsert_deployment(&trained.model_id, 1, settings)
+    db.upsert_deployment(&trained.model_id, 1, settings, None)
         .await
         .unwrap();
 
@@ -215,4 +217,104 @@ async fn library_models_of_an_older_schema_move_into_the_registry(url: &str) {
         Err(StoreError::Conflict(_))
     ));
     db.close().await;
+}
+
+fn version_of(tenant_id: &str, name: &str) -> NewModelVersion {
+    NewModelVersion {
+        tenant_id: tenant_id.into(),
+        model_name: name.into(),
+        task: Task::Tensor,
+        format: Format::Onnx,
+        architecture: "onnx".into(),
+        labels: vec![],
+        artifact_prefix: format!("models/{tenant_id}/{name}/{}", aiaas_types::new_id()),
+        files: vec!["model.onnx".into()],
+        report: json!({}),
+        config: json!({}),
+        job_id: None,
+        dataset_id: None,
+    }
+}
+
+async fn a_canary_ends_once_and_its_events_stay_with_the_model(url: &str) {
+    let db = Metadata::connect(url).await.unwrap();
+    let acme = db.create_tenant("acme").await.unwrap();
+    let v1 = db
+        .insert_model_version(&version_of(&acme.id, "m"))
+        .await
+        .unwrap();
+    db.insert_model_version(&version_of(&acme.id, "m"))
+        .await
+        .unwrap();
+    let model_id = v1.model_id.clone();
+    let settings = DeploymentSettings {
+        max_queue_time_ms: 0,
+        max_batch: 8,
+        max_delay_ms: 0,
+        queue_capacity: 64,
+        pii_inputs: None,
+    };
+    let rule = AutoRollback {
+        max_error_rate_increase: 0.05,
+        window_secs: 60,
+        min_requests: 50,
+    };
+    let canary = CanarySettings {
+        version: 2,
+        percent: 10,
+        auto_rollback: Some(rule),
+    };
+    let d = db
+        .upsert_deployment(&model_id, 1, settings.clone(), Some(&canary))
+        .await
+        .unwrap();
+    let c = d.canary.clone().expect("a canary");
+    assert_eq!(
+        (d.version, c.version, c.percent, c.auto_rollback),
+        (1, 2, 10, Some(rule))
+    );
+    assert!(c.started_at > 0);
+    // Changing the share keeps the canary's start; the window runs from it.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let moved = CanarySettings {
+        percent: 30,
+        ..canary.clone()
+    };
+    let d = db
+        .upsert_deployment(&model_id, 1, settings.clone(), Some(&moved))
+        .await
+        .unwrap();
+    let c2 = d.canary.unwrap();
+    assert_eq!((c2.percent, c2.started_at), (30, c.started_at));
+
+    // Rolled back once: the second attempt (another replica) finds it ended.
+    let d = db.end_canary(&model_id, 2, false).await.unwrap().unwrap();
+    assert_eq!((d.version, d.canary), (1, None));
+    assert_eq!(db.end_canary(&model_id, 2, false).await.unwrap(), None);
+    assert_eq!(db.end_canary(&model_id, 2, true).await.unwrap(), None);
+
+    // Promoted: the canary becomes the deployed version.
+    db.upsert_deployment(&model_id, 1, settings, Some(&canary))
+        .await
+        .unwrap();
+    let d = db.end_canary(&model_id, 2, true).await.unwrap().unwrap();
+    assert_eq!((d.version, d.canary), (2, None));
+    assert_eq!(db.deployment(&model_id).await.unwrap().unwrap().version, 2);
+
+    db.append_model_event(&model_id, "canary.start", &json!({"version": 2}))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    db.append_model_event(&model_id, "canary.promote", &json!({"version": 2}))
+        .await
+        .unwrap();
+    let events = db.model_events(&model_id, 10).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["canary.promote", "canary.start"]);
+    assert_eq!((events[0].seq, events[1].seq), (2, 1));
+    assert_eq!(events[0].detail, json!({"version": 2}));
+    assert_eq!(db.model_events(&model_id, 1).await.unwrap().len(), 1);
+    // Deleting the model takes its events along.
+    db.delete_model(&model_id).await.unwrap();
+    assert!(db.model_events(&model_id, 10).await.unwrap().is_empty());
 }

@@ -191,6 +191,62 @@ async fn cli_uploads_an_onnx_model_and_deploys_it_with_a_queue_policy() {
     assert_eq!(shown["deployment"]["max_queue_time_ms"], 250);
     assert_eq!(shown["versions"][0]["config"]["max_batch_size"], 8);
 
+    // A second version as a canary, with automatic rollback; its events; a rollback.
+    ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &["models", "upload", "iris", model.to_str().unwrap()],
+    ));
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &[
+            "models",
+            "deploy",
+            "iris",
+            "--version",
+            "1",
+            "--canary",
+            "2",
+            "--canary-percent",
+            "20",
+            "--max-error-rate-increase",
+            "0.1",
+        ],
+    ));
+    assert!(
+        out.contains("version 1 deployed, canary version 2 at 20%"),
+        "{out}"
+    );
+    let (_, shown) = s
+        .call("GET", "/api/v1/models/iris", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(
+        shown["deployment"]["canary"]["auto_rollback"],
+        serde_json::json!({"max_error_rate_increase": 0.1, "window_secs": 60, "min_requests": 50})
+    );
+    let out = ok(&aiaas(s, ADMIN_KEY, &["models", "rollback", "iris"]));
+    assert!(
+        out.contains("canary rolled back, version 1 serves"),
+        "{out}"
+    );
+    let out = ok(&aiaas(s, ADMIN_KEY, &["models", "events", "iris"]));
+    let kinds: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["canary.rollback", "canary.start", "deploy", "deploy"],
+        "{out}"
+    );
+    let out = aiaas(s, ADMIN_KEY, &["models", "promote", "iris"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no canary"),
+        "{out:?}"
+    );
+
     // A file that is not a model: one line naming the problem, nothing stored.
     let bad = data.path().join("bad.onnx");
     std::fs::write(&bad, b"not a model").unwrap();

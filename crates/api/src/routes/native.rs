@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Auth};
+use crate::extract::{ApiJson, ApiQuery, Auth};
 use crate::{wire, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -28,6 +28,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_alias))
         .routes(routes!(deploy))
         .routes(routes!(undeploy))
+        .routes(routes!(promote))
+        .routes(routes!(rollback))
+        .routes(routes!(model_events))
         .routes(routes!(predict))
 }
 
@@ -375,9 +378,84 @@ async fn deploy(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
     };
+    let req = aiaas_core::DeployRequest::try_from(req).map_err(ApiError::bad_request)?;
     Ok(Json(wire::Deployment::from(
-        s.platform.models().deploy(&p, &name, req.into()).await?,
+        s.platform.models().deploy(&p, &name, req).await?,
     )))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/promote",
+    tag = "models",
+    summary = "Make the canary the deployed version",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the deployment, without a canary", body = crate::wire::Deployment), crate::wire::Refused),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
+async fn promote(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::Deployment::from(
+        s.platform.models().promote(&p, &name).await?,
+    )))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/rollback",
+    tag = "models",
+    summary = "End the canary: the stable version takes all traffic",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "the deployment, without a canary", body = crate::wire::Deployment), crate::wire::Refused),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
+async fn rollback(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(wire::Deployment::from(
+        s.platform.models().rollback(&p, &name).await?,
+    )))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// Most events returned, newest first (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{name}/events",
+    tag = "models",
+    summary = "What happened to a model: deploys, canaries, promotions, rollbacks (newest first)",
+    params(("name" = String, Path), EventsQuery),
+    responses((status = 200, description = "the events", body = Vec<crate::wire::ModelEvent>), crate::wire::Refused),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::ReadModels.as_str()))),
+)]
+async fn model_events(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let events = s
+        .platform
+        .models()
+        .events(&p, &name, q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(wire::ModelEvent::from)
+            .collect::<Vec<_>>(),
+    ))
 }
 
 #[utoipa::path(
@@ -433,7 +511,11 @@ async fn predict(
             ))
         }
     };
-    Ok(Json(wire::Predictions::from(
-        s.platform.models().predict(&p, &name, texts).await?,
-    )))
+    let answer = s.platform.models().predict(&p, &name, texts).await?;
+    // The answering version (a canary answers a share of the requests).
+    let version = answer.version.to_string();
+    Ok((
+        [("x-aiaas-model-version", version)],
+        Json(wire::Predictions::from(answer)),
+    ))
 }

@@ -198,8 +198,45 @@ pub(crate) struct Deployment {
     /// The queue policy: longest expected wait before a request is refused (0: none).
     pub max_queue_time_ms: i64,
     pub pii_inputs: Option<PiiMode>,
+    /// A second version taking a share of the traffic, if any.
+    pub canary: Option<CanaryState>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A deployment's canary.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CanaryState {
+    pub version: i64,
+    pub percent: i64,
+    /// `{max_error_rate_increase, window_secs, min_requests}`, when set.
+    #[schema(value_type = Option<Object>)]
+    pub auto_rollback: Option<aiaas_core::AutoRollback>,
+    /// When this version became the canary (epoch ms).
+    pub started_at: i64,
+}
+
+/// Something that happened to a model: `deploy`, `undeploy`, `canary.start`,
+/// `canary.promote`, `canary.rollback`, `canary.auto_rollback` (with its reason).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ModelEvent {
+    /// 1, 2, ... per model, in the order they happened.
+    pub seq: i64,
+    pub at: i64,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<aiaas_core::ModelEventRecord> for ModelEvent {
+    fn from(e: aiaas_core::ModelEventRecord) -> ModelEvent {
+        ModelEvent {
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind,
+            detail: e.detail,
+        }
+    }
 }
 
 impl From<DeploymentRecord> for Deployment {
@@ -212,6 +249,12 @@ impl From<DeploymentRecord> for Deployment {
             queue_capacity: d.queue_capacity,
             max_queue_time_ms: d.max_queue_time_ms,
             pii_inputs: d.pii_inputs,
+            canary: d.canary.map(|c| CanaryState {
+                version: c.version,
+                percent: c.percent,
+                auto_rollback: c.auto_rollback,
+                started_at: c.started_at,
+            }),
             created_at: d.created_at,
             updated_at: d.updated_at,
         }

@@ -119,11 +119,86 @@ pub(crate) struct Deploy {
     /// tenant policies.
     #[serde(default, deserialize_with = "present")]
     pub pii_inputs: Option<Option<PiiMode>>,
+    /// A second version taking a share of the requests that name no version. A deploy
+    /// states the whole split: without `canary`, any canary ends.
+    #[serde(default)]
+    pub canary: Option<CanaryBody>,
+    /// Roll the canary back automatically (here or inside `canary`).
+    #[serde(default)]
+    pub auto_rollback: Option<AutoRollbackRule>,
 }
 
-impl From<Deploy> for aiaas_core::DeployRequest {
-    fn from(d: Deploy) -> aiaas_core::DeployRequest {
-        aiaas_core::DeployRequest {
+/// The canary of a deploy.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CanaryBody {
+    pub version: i64,
+    /// Share of the requests, 0-100.
+    pub percent: i64,
+    #[serde(default)]
+    pub auto_rollback: Option<AutoRollbackRule>,
+}
+
+/// When the platform rolls a canary back by itself: over the last `window_secs`, the
+/// canary has answered at least `min_requests` and its error rate (server errors) exceeds
+/// the stable version's by more than `max_error_rate_increase`.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AutoRollbackRule {
+    /// Default 0.05 (5 points).
+    #[serde(default = "default_increase")]
+    pub max_error_rate_increase: f64,
+    /// Default 60.
+    #[serde(default = "default_window")]
+    pub window_secs: i64,
+    /// Default 50.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: i64,
+}
+
+fn default_increase() -> f64 {
+    0.05
+}
+
+fn default_window() -> i64 {
+    60
+}
+
+fn default_min_requests() -> i64 {
+    50
+}
+
+impl From<AutoRollbackRule> for aiaas_core::AutoRollback {
+    fn from(r: AutoRollbackRule) -> aiaas_core::AutoRollback {
+        aiaas_core::AutoRollback {
+            max_error_rate_increase: r.max_error_rate_increase,
+            window_secs: r.window_secs,
+            min_requests: r.min_requests,
+        }
+    }
+}
+
+impl TryFrom<Deploy> for aiaas_core::DeployRequest {
+    type Error = String;
+
+    fn try_from(d: Deploy) -> Result<aiaas_core::DeployRequest, String> {
+        let canary =
+            match (d.canary, d.auto_rollback) {
+                (None, Some(_)) => return Err(
+                    "auto_rollback needs a canary: {\"canary\": {\"version\": N, \"percent\": P}}"
+                        .into(),
+                ),
+                (Some(c), Some(_)) if c.auto_rollback.is_some() => {
+                    return Err("give auto_rollback once, at the top or inside canary".into())
+                }
+                (None, None) => None,
+                (Some(c), top) => Some(aiaas_core::CanaryRequest {
+                    version: c.version,
+                    percent: c.percent,
+                    auto_rollback: c.auto_rollback.or(top).map(Into::into),
+                }),
+            };
+        Ok(aiaas_core::DeployRequest {
             version: d.version,
             alias: d.alias,
             max_batch: d.max_batch,
@@ -131,7 +206,8 @@ impl From<Deploy> for aiaas_core::DeployRequest {
             queue_capacity: d.queue_capacity,
             max_queue_time_ms: d.max_queue_time_ms,
             pii_inputs: d.pii_inputs,
-        }
+            canary,
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::World;
 
-fn test_data() -> PathBuf {
+pub(crate) fn test_data() -> PathBuf {
     std::env::var_os("AIAAS_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -26,15 +26,15 @@ fn onnxruntime() -> PathBuf {
 }
 
 /// A model file and scikit-learn's answers for its test rows.
-struct Reference {
-    bytes: Vec<u8>,
+pub(crate) struct Reference {
+    pub(crate) bytes: Vec<u8>,
     input: String,
-    rows: Vec<Vec<f32>>,
+    pub(crate) rows: Vec<Vec<f32>>,
     proba: Vec<Vec<f64>>,
     label: Vec<i64>,
 }
 
-fn reference(name: &str) -> Reference {
+pub(crate) fn reference(name: &str) -> Reference {
     let dir = test_data().join("onnx");
     let bytes = std::fs::read(dir.join(format!("{name}.onnx")))
         .unwrap_or_else(|e| panic!("{name}.onnx: {e} (run scripts/setup.sh --test)"));
@@ -71,7 +71,7 @@ fn reference(name: &str) -> Reference {
 }
 
 impl Reference {
-    fn tensor(&self, rows: std::ops::Range<usize>) -> Tensor {
+    pub(crate) fn tensor(&self, rows: std::ops::Range<usize>) -> Tensor {
         let width = self.rows[0].len();
         let data: Vec<f32> = self.rows[rows.clone()].iter().flatten().copied().collect();
         Tensor::new(
@@ -100,7 +100,7 @@ impl Reference {
     }
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let lib = onnxruntime();
     World::start_with(move |c| c.onnxruntime = Some(lib)).await
 }
@@ -305,7 +305,7 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
 }
 
 /// The value of `name{model="...label..."}` in a Prometheus text rendering.
-fn metric(text: &str, name: &str, label: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(name) && l.contains(label))
         .and_then(|l| l.rsplit(' ').next())
