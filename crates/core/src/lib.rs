@@ -27,6 +27,7 @@ mod platform;
 mod privacy;
 mod responses;
 mod runtime_key;
+mod tasks;
 mod tenants;
 mod tensor_models;
 
@@ -77,6 +78,7 @@ pub use privacy::{
     PSEUDONYM_SECRET_FILE,
 };
 pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};
+pub use tasks::{Ranked, TaskAnswer, TaskInput, TaskPrediction, MAX_ITEMS_PER_REQUEST};
 pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};
 pub use tensor_models::TensorAnswer;
 

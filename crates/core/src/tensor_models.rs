@@ -158,12 +158,22 @@ impl Models {
     ) -> Result<TensorAnswer> {
         require(principal, Permission::Infer)?;
         let serving = self.serving(principal, reference).await?;
+        self.infer_on(&serving, inputs, outputs).await
+    }
+
+    /// Run typed tensors through the version a request was routed to.
+    pub(crate) async fn infer_on(
+        &self,
+        serving: &Serving,
+        inputs: Vec<Tensor>,
+        outputs: Option<Vec<String>>,
+    ) -> Result<TensorAnswer> {
         let Serving {
             model,
             version,
             deployment,
             ..
-        } = &serving;
+        } = serving;
         if version.format != Format::Onnx {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} version {} is a {} model: it takes texts (one BYTES input)",
@@ -196,7 +206,7 @@ impl Models {
             Ok(self.inner().engine.infer_tensors(&key, request).await?)
         }
         .await;
-        self.settle(&serving, &answered);
+        self.settle(serving, &answered);
         let outputs = answered?;
         Ok(TensorAnswer {
             model: model.name.clone(),

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{OnnxError, Signature, TensorSpec};
+use crate::{OnnxError, Signature, TaskConfig, TensorSpec};
 
 /// Rows merged into one run when the graph allows batching and the user says nothing.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 32;
@@ -28,6 +28,9 @@ pub struct ConfigRequest {
     /// Names of the classes along the last dimension of a classification output, for
     /// the classification extension (a ZipMap output names its own).
     pub labels: Option<Vec<String>>,
+    /// Pre- and post-processing for the native predict: `image-classification` or
+    /// `tabular`.
+    pub task: Option<TaskConfig>,
 }
 
 /// How requests wait for each other.
@@ -53,6 +56,8 @@ pub struct ModelConfig {
     /// The tool that wrote the model, when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub producer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskConfig>,
 }
 
 impl ModelConfig {
@@ -134,7 +139,12 @@ impl ModelConfig {
                 return bad("labels must be a non-empty list of names of 1-256 bytes".into());
             }
         }
+        let task = request
+            .task
+            .map(|t| t.resolve(&inputs, &outputs, request.labels.as_deref()))
+            .transpose()?;
         Ok(ModelConfig {
+            task,
             max_batch_size,
             inputs,
             outputs,
@@ -273,5 +283,141 @@ mod tests {
         .unwrap_err()
         .to_string()
         .contains("unknown datatype"));
+    }
+
+    fn image_signature(dims: &[i64]) -> Signature {
+        Signature {
+            inputs: vec![spec("input", DataType::Fp32, dims)],
+            outputs: vec![spec("logits", DataType::Fp32, &[-1, 1000])],
+            producer: None,
+        }
+    }
+
+    #[test]
+    fn an_image_task_takes_its_size_from_the_graph_and_must_fit_it() {
+        let c = ModelConfig::resolve(
+            request(
+                r#"{"task": {"kind": "image-classification", "image": {"mean": [0.5, 0.5, 0.5]}}}"#,
+            ),
+            &image_signature(&[-1, 3, 224, 224]),
+        )
+        .unwrap();
+        let Some(TaskConfig::ImageClassification {
+            image,
+            output,
+            top_k,
+            softmax,
+        }) = &c.task
+        else {
+            panic!("{:?}", c.task)
+        };
+        assert_eq!(
+            (image.size, output.as_deref(), *top_k, *softmax),
+            (Some([224, 224]), Some("logits"), 5, None)
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["task"]["kind"], "image-classification");
+        assert_eq!(json["task"]["image"]["size"], serde_json::json!([224, 224]));
+        let cases = [
+            (
+                r#"{"task": {"kind": "image-classification", "image": {}}}"#,
+                &[-1, 3, -1, -1][..],
+                "size",
+            ),
+            (
+                r#"{"task": {"kind": "image-classification", "image": {"size": [100, 100]}}}"#,
+                &[-1, 3, 224, 224],
+                "differs",
+            ),
+            (
+                r#"{"task": {"kind": "image-classification", "image": {"layout": "NHWC"}}}"#,
+                &[-1, 3, 224, 224],
+                "channels",
+            ),
+            (
+                r#"{"task": {"kind": "image-classification", "image": {}, "output": "nope"}}"#,
+                &[-1, 3, 224, 224],
+                "no output",
+            ),
+            (
+                r#"{"task": {"kind": "image-classification", "image": {}, "top_k": 0}}"#,
+                &[-1, 3, 224, 224],
+                "top_k",
+            ),
+            (
+                r#"{"labels": ["a", "b"], "task": {"kind": "image-classification", "image": {}}}"#,
+                &[-1, 3, 224, 224],
+                "2 labels for the 1000 classes",
+            ),
+            (
+                r#"{"task": {"kind": "image-classification", "image": {}}}"#,
+                &[-1, 3, 224],
+                "4 dimensions",
+            ),
+        ];
+        for (json, dims, want) in cases {
+            let e = ModelConfig::resolve(request(json), &image_signature(dims))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{json}: {e}");
+        }
+        assert!(serde_json::from_str::<ConfigRequest>(
+            r#"{"task": {"kind": "image-classification", "image": {}, "extra": 1}}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<ConfigRequest>(r#"{"task": {"kind": "video"}}"#).is_err());
+    }
+
+    #[test]
+    fn a_tabular_task_names_the_columns_of_its_input() {
+        let c = ModelConfig::resolve(
+            request(r#"{"task": {"kind": "tabular", "columns": ["a", "b", "c", "d"], "output": "probabilities"}}"#),
+            &signature(-1),
+        )
+        .unwrap();
+        assert!(matches!(c.task, Some(TaskConfig::Tabular { .. })));
+        for (json, want) in [
+            (
+                r#"{"task": {"kind": "tabular", "columns": ["a", "b"]}}"#,
+                "takes 4 features, 2 columns",
+            ),
+            (
+                r#"{"task": {"kind": "tabular", "columns": ["a", "a", "c", "d"]}}"#,
+                "listed twice",
+            ),
+            (
+                r#"{"task": {"kind": "tabular", "columns": []}}"#,
+                "non-empty",
+            ),
+            (
+                r#"{"task": {"kind": "tabular", "columns": ["a", "b", "c", "d"], "output": "label"}}"#,
+                "FP32 or FP64",
+            ),
+        ] {
+            let e = ModelConfig::resolve(request(json), &signature(-1))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{json}: {e}");
+        }
+        // One input per feature, named as the columns.
+        let per_column = Signature {
+            inputs: vec![
+                spec("age", DataType::Fp32, &[-1, 1]),
+                spec("income", DataType::Fp64, &[-1, 1]),
+            ],
+            outputs: vec![spec("probabilities", DataType::Fp32, &[-1, 2])],
+            producer: None,
+        };
+        let c = ModelConfig::resolve(
+            request(r#"{"task": {"kind": "tabular", "columns": ["income", "age"]}}"#),
+            &per_column,
+        )
+        .unwrap();
+        assert!(c.task.is_some());
+        assert!(ModelConfig::resolve(
+            request(r#"{"task": {"kind": "tabular", "columns": ["income", "height"]}}"#),
+            &per_column,
+        )
+        .is_err());
     }
 }

@@ -16,6 +16,7 @@
 //! loaded version, shared behind a mutex.
 
 mod config;
+mod task;
 mod tensor;
 mod zipmap;
 
@@ -26,9 +27,11 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{DynMapValueType, DynValue, TensorElementType, ValueType};
 
+pub use aiaas_vision as vision;
 pub use config::{
     ConfigRequest, DynamicBatching, ModelConfig, DEFAULT_MAX_BATCH_SIZE, MAX_BATCH_SIZE,
 };
+pub use task::{tabular_layout, TabularLayout, TaskConfig, MAX_TOP_K};
 pub use tensor::{DataType, Tensor, TensorData};
 
 /// Errors of loading and running ONNX models.

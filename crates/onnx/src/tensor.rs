@@ -170,6 +170,62 @@ impl TensorData {
         self.len() == 0
     }
 
+    /// Numbers as a vector of `datatype` (whole numbers only for integer types);
+    /// `None` for BYTES, or a value the type cannot hold.
+    pub fn from_f64s(datatype: DataType, values: &[f64]) -> Option<TensorData> {
+        macro_rules! ints {
+            ($variant:ident, $t:ty) => {
+                values
+                    .iter()
+                    .map(|&v| {
+                        (v.is_finite()
+                            && v.fract() == 0.0
+                            && v >= <$t>::MIN as f64
+                            && v <= <$t>::MAX as f64)
+                            .then_some(v as $t)
+                    })
+                    .collect::<Option<Vec<$t>>>()
+                    .map(TensorData::$variant)
+            };
+        }
+        match datatype {
+            DataType::Fp32 => Some(TensorData::Fp32(values.iter().map(|&v| v as f32).collect())),
+            DataType::Fp64 => Some(TensorData::Fp64(values.to_vec())),
+            DataType::Fp16 => Some(TensorData::Fp16(
+                values.iter().map(|&v| half::f16::from_f64(v)).collect(),
+            )),
+            DataType::Uint8 => ints!(Uint8, u8),
+            DataType::Uint16 => ints!(Uint16, u16),
+            DataType::Uint32 => ints!(Uint32, u32),
+            DataType::Uint64 => ints!(Uint64, u64),
+            DataType::Int8 => ints!(Int8, i8),
+            DataType::Int16 => ints!(Int16, i16),
+            DataType::Int32 => ints!(Int32, i32),
+            DataType::Int64 => ints!(Int64, i64),
+            DataType::Bool => Some(TensorData::Bool(values.iter().map(|&v| v != 0.0).collect())),
+            DataType::Bytes => None,
+        }
+    }
+
+    /// Element `i` as a number (`None` for BYTES, or past the end).
+    pub fn f64_at(&self, i: usize) -> Option<f64> {
+        match self {
+            TensorData::Bool(v) => v.get(i).map(|&b| f64::from(u8::from(b))),
+            TensorData::Uint8(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Uint16(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Uint32(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Uint64(v) => v.get(i).map(|&x| x as f64),
+            TensorData::Int8(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Int16(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Int32(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Int64(v) => v.get(i).map(|&x| x as f64),
+            TensorData::Fp16(v) => v.get(i).map(|&x| x.to_f64()),
+            TensorData::Fp32(v) => v.get(i).map(|&x| f64::from(x)),
+            TensorData::Fp64(v) => v.get(i).copied(),
+            TensorData::Bytes(_) => None,
+        }
+    }
+
     /// Elements `range` (row-major positions) as a new vector of the same type.
     fn slice(&self, range: std::ops::Range<usize>) -> TensorData {
         macro_rules! part {

@@ -8,5 +8,6 @@ pub mod library;
 pub mod native;
 pub mod openai;
 pub mod ops;
+pub mod predict;
 pub mod privacy;
 pub mod uploads;

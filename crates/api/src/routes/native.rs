@@ -31,7 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(promote))
         .routes(routes!(rollback))
         .routes(routes!(model_events))
-        .routes(routes!(predict))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -474,48 +473,4 @@ async fn undeploy(
 ) -> ApiResult<impl IntoResponse> {
     s.platform.models().undeploy(&p, &name).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `{"texts": [...]}` or `{"text": "..."}`.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct PredictBody {
-    #[serde(default)]
-    texts: Option<Vec<String>>,
-    #[serde(default)]
-    text: Option<String>,
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/models/{name}/predict",
-    tag = "inference",
-    summary = "Classify texts (name, name:version or name:alias)",
-    params(("name" = String, Path)),
-    request_body = PredictBody,
-    responses((status = 200, description = "one prediction per text", body = crate::wire::Predictions), crate::wire::Refused),
-    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
-)]
-async fn predict(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(name): Path<String>,
-    ApiJson(body): ApiJson<PredictBody>,
-) -> ApiResult<impl IntoResponse> {
-    let texts = match (body.texts, body.text) {
-        (Some(t), None) => t,
-        (None, Some(t)) => vec![t],
-        _ => {
-            return Err(ApiError::bad_request(
-                "give either \"texts\": [...] or \"text\": \"...\"",
-            ))
-        }
-    };
-    let answer = s.platform.models().predict(&p, &name, texts).await?;
-    // The answering version (a canary answers a share of the requests).
-    let version = answer.version.to_string();
-    Ok((
-        [("x-aiaas-model-version", version)],
-        Json(wire::Predictions::from(answer)),
-    ))
 }

@@ -48,6 +48,70 @@ impl From<aiaas_core::Predictions> for Predictions {
     }
 }
 
+/// A task model's answers (`image-classification`, `tabular`): one per image or row.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskPredictions {
+    pub model: String,
+    pub version: i64,
+    pub task: String,
+    pub predictions: Vec<TaskPrediction>,
+}
+
+/// One image's or row's answer: its top class (when the model classifies), the best
+/// classes, and a tabular model's outputs by name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskPrediction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_k: Vec<RankedClass>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RankedClass {
+    pub label: String,
+    pub index: usize,
+    pub score: f32,
+}
+
+impl From<aiaas_core::Ranked> for RankedClass {
+    fn from(r: aiaas_core::Ranked) -> RankedClass {
+        RankedClass {
+            label: r.label,
+            index: r.index,
+            score: r.score,
+        }
+    }
+}
+
+impl From<aiaas_core::TaskAnswer> for TaskPredictions {
+    fn from(a: aiaas_core::TaskAnswer) -> TaskPredictions {
+        TaskPredictions {
+            model: a.model,
+            version: a.version,
+            task: a.task.to_string(),
+            predictions: a
+                .predictions
+                .into_iter()
+                .map(|p| TaskPrediction {
+                    label: p.top.as_ref().map(|t| t.label.clone()),
+                    index: p.top.as_ref().map(|t| t.index),
+                    score: p.top.as_ref().map(|t| t.score),
+                    top_k: super::all(p.top_k),
+                    outputs: p.outputs,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One row of a data set preview.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PreviewLine {

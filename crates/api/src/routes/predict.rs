@@ -1,0 +1,177 @@
+//! The native predict, `POST /api/v1/models/{name}/predict`, for every kind of tenant
+//! model: texts for trained classifiers (`{"texts": [...]}`), images for image
+//! classifiers (`{"images": [base64, ...]}` or a multipart form of files), rows of
+//! named features for tabular models (`{"rows": [{...}]}`).
+
+use aiaas_core::TaskInput;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth};
+use crate::{wire, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(predict))
+}
+
+/// One of: `texts` (or `text`) for a text classifier; `images` (base64, or data URLs)
+/// for an image classifier; `rows` (objects of feature name to number) for a tabular
+/// model. `top_k` sets how many classes each answer lists (task models).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PredictBody {
+    #[serde(default)]
+    texts: Option<Vec<String>>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    images: Option<Vec<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    rows: Option<Vec<Map<String, Value>>>,
+    #[serde(default)]
+    top_k: Option<usize>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/models/{name}/predict",
+    tag = "inference",
+    summary = "Predict with a model (name, name:version or name:alias): texts, images or rows",
+    params(("name" = String, Path)),
+    request_body = PredictBody,
+    responses(
+        (status = 200, description = "one prediction per text (wire::Predictions), image or row (wire::TaskPredictions)", body = crate::wire::Predictions),
+        crate::wire::Refused
+    ),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
+)]
+async fn predict(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    req: Request,
+) -> ApiResult<Response> {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let body = if multipart {
+        let form = Multipart::from_request(req, &s).await.map_err(|e| {
+            ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+        })?;
+        read_form(form).await?
+    } else {
+        let ApiJson(body) = ApiJson::<PredictBody>::from_request(req, &s).await?;
+        Body::Json(body)
+    };
+    let models = s.platform.models();
+    let (input, top_k) = match body {
+        Body::Form { images, top_k } => (TaskInput::Images(images), top_k),
+        Body::Json(b) => match (b.texts, b.text, b.images, b.rows) {
+            (Some(t), None, None, None) => return texts(&s, &p, &name, t).await,
+            (None, Some(t), None, None) => return texts(&s, &p, &name, vec![t]).await,
+            (None, None, Some(images), None) => {
+                let decoded = images
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| base64_image(b).map_err(|e| ApiError::bad_request(format!("images[{i}]: {e}"))))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                (TaskInput::Images(decoded), b.top_k)
+            }
+            (None, None, None, Some(rows)) => (TaskInput::Rows(rows), b.top_k),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give one of \"texts\": [...] (or \"text\"), \"images\": [base64, ...] or \"rows\": [{...}]",
+                ))
+            }
+        },
+    };
+    let answer = models.predict_task(&p, &name, input, top_k).await?;
+    let version = answer.version.to_string();
+    Ok((
+        [("x-aiaas-model-version", version)],
+        Json(wire::TaskPredictions::from(answer)),
+    )
+        .into_response())
+}
+
+async fn texts(
+    s: &AppState,
+    p: &aiaas_types::Principal,
+    name: &str,
+    texts: Vec<String>,
+) -> ApiResult<Response> {
+    let answer = s.platform.models().predict(p, name, texts).await?;
+    // The answering version (a canary answers a share of the requests).
+    let version = answer.version.to_string();
+    Ok((
+        [("x-aiaas-model-version", version)],
+        Json(wire::Predictions::from(answer)),
+    )
+        .into_response())
+}
+
+enum Body {
+    Json(PredictBody),
+    Form {
+        images: Vec<Vec<u8>>,
+        top_k: Option<usize>,
+    },
+}
+
+/// A multipart form: image files (any field name but `top_k`), and `top_k`.
+async fn read_form(mut form: Multipart) -> ApiResult<Body> {
+    let mut images = Vec::new();
+    let mut top_k = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {}", e.body_text())))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field.bytes().await.map_err(|e| {
+            ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+        })?;
+        if name == "top_k" {
+            let text = String::from_utf8_lossy(&bytes);
+            top_k = Some(text.trim().parse().map_err(|_| {
+                ApiError::bad_request(format!("top_k must be a number, got {text:?}"))
+            })?);
+        } else {
+            images.push(bytes.to_vec());
+        }
+    }
+    if images.is_empty() {
+        return Err(ApiError::bad_request("the form has no image file"));
+    }
+    Ok(Body::Form { images, top_k })
+}
+
+/// Base64 (standard, padded or not), or a `data:` URL holding it.
+fn base64_image(text: &str) -> Result<Vec<u8>, String> {
+    let payload = match text.strip_prefix("data:") {
+        Some(rest) => rest
+            .split_once(";base64,")
+            .map(|(_, b)| b)
+            .ok_or("a data URL must be base64 (data:image/png;base64,...)")?,
+        None => text,
+    };
+    let cleaned: String = payload
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(cleaned.trim_end_matches('='))
+        .map_err(|e| format!("not base64: {e}"))
+}
