@@ -7,7 +7,8 @@ throughput per server, clients (1, 8) and batch (1, 32), and the ratios (through
 ours/theirs, p99 theirs/ours). Run through bench/onnx/serve.sh.
 
 Every server runs alone while it is measured, on the same cores as the load generator
-(2 here): the client's own cost is in every figure alike.
+(2 here): the client's own cost is in every figure alike. Each client sends at least one
+request, so a cell whose requests take longer than the window still has a figure.
 """
 
 import argparse
@@ -58,7 +59,7 @@ def stop(proc):
 def load(port, model, make_inputs, outputs, clients, seconds, headers, binary):
     """Closed-loop clients; returns (p50 ms, p99 ms, requests/s, errors)."""
     latencies, errors, lock = [], [0], threading.Lock()
-    stop_at = time.time() + seconds
+    stop_at = 0.0  # set once the warm-up is done
 
     def worker():
         c = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}", connection_timeout=120,
@@ -66,7 +67,7 @@ def load(port, model, make_inputs, outputs, clients, seconds, headers, binary):
         inputs = make_inputs(binary)
         outs = [httpclient.InferRequestedOutput(o, binary_data=binary) for o in outputs]
         mine = []
-        while time.time() < stop_at:
+        while time.time() < stop_at or not mine:
             t = time.perf_counter()
             try:
                 c.infer(model, inputs, outputs=outs, headers=headers)
@@ -87,6 +88,7 @@ def load(port, model, make_inputs, outputs, clients, seconds, headers, binary):
                    headers=headers)
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     started = time.time()
+    stop_at = started + seconds
     for t in threads:
         t.start()
     for t in threads:

@@ -100,6 +100,18 @@ export async function api<T = unknown>(
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
+/** A multipart form POST (files); resolves to the parsed JSON answer. */
+export async function postForm<T = unknown>(path: string, form: FormData): Promise<T> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, { method: "POST", headers: headers(), body: form });
+  } catch {
+    throw new ApiError(0, "The server cannot be reached. Is aiaas still running?");
+  }
+  if (!resp.ok) throw await errorFrom(resp);
+  return (await resp.json()) as T;
+}
+
 /** A plain-text GET (e.g. /metrics). */
 export async function text(path: string, opts: RequestOptions = {}): Promise<string> {
   let resp: Response;

@@ -77,9 +77,17 @@ export interface TrainingReport {
   vocabulary: number;
 }
 
+export interface TensorSpec {
+  name: string;
+  datatype: string;
+  dims: number[];
+}
+
 export interface ModelVersion {
   model_id: string;
   version: number;
+  /** `aiaas-classifier` (trained here) or `onnx` (uploaded). */
+  format: string;
   architecture: string;
   labels: string[];
   files: string[];
@@ -97,8 +105,23 @@ export interface Deployment {
   max_delay_ms: number;
   queue_capacity: number;
   pii_inputs: string | null;
+  max_queue_time_ms: number;
+  canary: {
+    version: number;
+    percent: number;
+    auto_rollback: { max_error_rate_increase: number; window_secs: number; min_requests: number } | null;
+    started_at: number;
+  } | null;
   created_at: number;
   updated_at: number;
+}
+
+/** `GET /api/v1/models/{name}/events`. */
+export interface ModelEvent {
+  seq: number;
+  at: number;
+  kind: string;
+  detail: Record<string, unknown>;
 }
 
 export interface ModelDetails {

@@ -576,6 +576,16 @@ impl ModelsArgs {
                 }
             }
             ModelsCmd::Upload { name, file, config } => {
+                let config = match config {
+                    None => None,
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?;
+                        serde_json::from_str::<Value>(&text)
+                            .with_context(|| format!("{} is not JSON", path.display()))?;
+                        Some(text)
+                    }
+                };
                 upload_model(&c, &name, &file, config).await?
             }
             ModelsCmd::Undeploy { name } => {
@@ -645,7 +655,13 @@ impl PredictArgs {
 
 /// `models upload`: the file streamed as the request body behind a progress bar, the
 /// configuration (checked to be JSON here) in the query string.
-async fn upload_model(c: &Client, name: &str, file: &Path, config: Option<PathBuf>) -> Result<()> {
+/// Upload `file` as the next version of `name`, with `config` (JSON text), showing progress.
+pub(crate) async fn upload_model(
+    c: &Client,
+    name: &str,
+    file: &Path,
+    config: Option<String>,
+) -> Result<()> {
     use indicatif::{ProgressBar, ProgressStyle};
     use tokio::io::AsyncReadExt;
 
@@ -654,11 +670,7 @@ async fn upload_model(c: &Client, name: &str, file: &Path, config: Option<PathBu
         .with_context(|| format!("cannot open {}", file.display()))?;
     let len = f.metadata().await?.len();
     let mut query = Vec::new();
-    if let Some(path) = config {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str::<Value>(&text)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
+    if let Some(text) = config {
         query.push(("config", text));
     }
     let bar = ProgressBar::new(len).with_style(

@@ -21,11 +21,20 @@ pub struct PullArgs {
     /// Install under this name.
     #[arg(long)]
     name: Option<String>,
+    /// Take a local folder as an ONNX model even when it also holds other weights.
+    #[arg(long)]
+    onnx: bool,
 }
 
 impl PullArgs {
     pub async fn run(self) -> Result<()> {
         let c = self.conn.client()?;
+        // An ONNX model here (a file, or a Hugging Face export folder) becomes the next
+        // version of one of the tenant's models, uploaded from this machine.
+        if let Some(found) = local_onnx(std::path::Path::new(&self.source), self.onnx)? {
+            let name = self.name.clone().unwrap_or(found.name);
+            return crate::client::upload_model(&c, &name, &found.file, found.config).await;
+        }
         let resp = c
             .req(reqwest::Method::POST, "/api/v1/library/pull")
             .json(&json!({"source": self.source, "name": self.name}))
@@ -83,6 +92,82 @@ impl PullArgs {
         }
         bail!("the server closed the pull before it finished")
     }
+}
+
+/// A local ONNX model to upload: its file, its configuration, a default model name.
+struct LocalOnnx {
+    file: std::path::PathBuf,
+    config: Option<String>,
+    name: String,
+}
+
+/// `path` as an ONNX model: an `.onnx` file, or a folder with `model.onnx`,
+/// `onnx/model.onnx` or one `.onnx` file (and no other weights at its top, unless
+/// `force`), whose `config.json` may name the classes (`id2label`).
+fn local_onnx(path: &std::path::Path, force: bool) -> Result<Option<LocalOnnx>> {
+    let is_onnx = |p: &std::path::Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+    };
+    let name_of = |p: &std::path::Path| {
+        p.canonicalize()
+            .ok()
+            .and_then(|c| c.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "model".into())
+    };
+    if path.is_file() {
+        return Ok(is_onnx(path).then(|| LocalOnnx {
+            file: path.to_path_buf(),
+            config: None,
+            name: name_of(path),
+        }));
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Ok(None);
+    };
+    let top: Vec<std::path::PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    let other_weights = top.iter().any(|p| {
+        p.extension()
+            .is_some_and(|e| e == "safetensors" || e == "gguf" || e == "bin")
+    });
+    if other_weights && !force {
+        return Ok(None);
+    }
+    let singles: Vec<&std::path::PathBuf> = top.iter().filter(|p| is_onnx(p)).collect();
+    let file = [
+        path.join("model.onnx"),
+        path.join("onnx").join("model.onnx"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .or_else(|| (singles.len() == 1).then(|| singles[0].clone()));
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let config = match std::fs::read_to_string(path.join("config.json")) {
+        Err(_) => None,
+        Ok(text) => {
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", path.join("config.json").display()))?;
+            id2label(&v).map(|labels| json!({"labels": labels}).to_string())
+        }
+    };
+    Ok(Some(LocalOnnx {
+        file,
+        config,
+        name: name_of(path),
+    }))
+}
+
+/// A Hugging Face config's `id2label` as a list in index order (when it is 0..n).
+fn id2label(config: &Value) -> Option<Vec<String>> {
+    let map = config.get("id2label")?.as_object()?;
+    let mut labels = vec![None; map.len()];
+    for (k, v) in map {
+        let i: usize = k.parse().ok()?;
+        *labels.get_mut(i)? = Some(v.as_str()?.to_string());
+    }
+    labels.into_iter().collect()
 }
 
 #[derive(Args, Debug)]

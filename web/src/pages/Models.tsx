@@ -11,6 +11,7 @@ import { useAction, useApi, useInterval } from "../hooks";
 import { useCan } from "../me";
 import { href, navigate } from "../router";
 import type { LibraryModel, ModelDetails, ModelSummary, ModelVersion, Running } from "../types";
+import { CanaryPanel, EventsPanel, Signature, TryModel, UploadModel } from "./model-release";
 
 /** Serving state from /api/v1/ps: busy, loaded (idle) or unloaded. */
 function ServingState({ running }: { running?: Running }) {
@@ -51,8 +52,9 @@ export function ModelsPage() {
         )}
       </PageHeader>
       <ErrorBox error={act.error} />
+      {canDeploy && <UploadModel />}
       <section class="card" aria-labelledby="trained-h">
-        <h2 id="trained-h">Trained models</h2>
+        <h2 id="trained-h">Tenant models</h2>
         <ErrorBox error={models.error} />
         {!models.data && !models.error && <Loading />}
         {models.data && models.data.models.length === 0 && (
@@ -207,6 +209,7 @@ function TrainedModelPage({ name, selected }: { name: string; selected: string |
   const canDeploy = useCan("deploy");
   const act = useAction();
   const [alias, setAlias] = useState("");
+  const [tick, setTick] = useState(0);
   if (model.error) return <ErrorBox error={model.error} />;
   if (!model.data) return <Loading />;
   const m = model.data;
@@ -217,6 +220,7 @@ function TrainedModelPage({ name, selected }: { name: string; selected: string |
   const refresh = () => {
     model.reload();
     ps.reload();
+    setTick((t) => t + 1);
   };
   return (
     <>
@@ -234,7 +238,8 @@ function TrainedModelPage({ name, selected }: { name: string; selected: string |
         {m.task} · created {when(m.created_at)} ·{" "}
         {m.deployment ? (
           <>
-            <Badge kind="ok">deployed v{m.deployment.version}</Badge> <ServingState running={running} />
+            <Badge kind="ok">deployed v{m.deployment.version}</Badge>
+            {m.deployment.canary && <Badge kind="info">canary v{m.deployment.canary.version} · {m.deployment.canary.percent}%</Badge>} <ServingState running={running} />
           </>
         ) : (
           <Badge>not deployed</Badge>
@@ -313,7 +318,11 @@ function TrainedModelPage({ name, selected }: { name: string; selected: string |
         )}
       </section>
 
-      {shown && <VersionDetails version={shown} />}
+      <CanaryPanel model={m} onChange={refresh} />
+      {shown && shown.format === "onnx" && <Signature version={shown} />}
+      {shown && shown.format === "onnx" && <TryModel model={m} version={shown} />}
+      {shown && shown.format !== "onnx" && <VersionDetails version={shown} />}
+      <EventsPanel name={m.name} tick={tick} />
     </>
   );
 }
@@ -321,7 +330,8 @@ function TrainedModelPage({ name, selected }: { name: string; selected: string |
 /** The chosen candidate's validation (or test) metrics of a version. */
 function bestMetrics(v: ModelVersion) {
   const report = v.report;
-  if (!report) return null;
+  // Uploaded models have no training report (an empty object).
+  if (!report?.candidates) return null;
   const c = report.candidates.find((c) => c.architecture === report.architecture) ?? report.candidates[0];
   return c?.test ?? c?.validation ?? null;
 }

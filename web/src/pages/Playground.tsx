@@ -68,7 +68,7 @@ interface PredictResponse {
 function ClassifyTab() {
   const list = useApi<{ models: ModelSummary[] }>("/api/v1/models");
   const canTrain = useCan("train");
-  const deployed = useMemo(() => (list.data?.models ?? []).filter((m) => m.deployed_version != null), [list.data]);
+  const deployed = useMemo(() => (list.data?.models ?? []).filter((m) => m.deployed_version != null && m.task === "text-classification"), [list.data]);
   const [model, setModel] = useState("");
   const [text, setText] = useState("");
   const [result, setResult] = useState<{ answer: PredictResponse; ms: number; text: string } | undefined>(undefined);

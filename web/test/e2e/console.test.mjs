@@ -387,6 +387,68 @@ step("an owner sets its own tenant's PII policy, and sees no Tenants page", asyn
   assert.equal((await call("PUT", `/api/v1/tenants/${me.body.tenant.id}/privacy`, { outputs: null })).status, 200);
 });
 
+step("an ONNX model: uploaded with progress, its signature, tried by named fields, a canary started and rolled back, its events", async () => {
+  // As the admin again (the step before signed in as a tenant's owner): the API calls
+  // below are the admin's, in the same tenant.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await signIn(adminKey);
+  await page.goto(base + "/#/models");
+  await page.getByText("Upload an ONNX model").click();
+  const form = page.getByRole("form", { name: "Upload an ONNX model" });
+  await form.getByLabel("Model name").fill("iris");
+  await form.getByLabel(".onnx file").setInputFiles(path.join(DATA, "onnx", "iris_pipeline.onnx"));
+  const config = {
+    labels: ["setosa", "versicolor", "virginica"],
+    task: { kind: "tabular", columns: ["sepal_length", "sepal_width", "petal_length", "petal_width"], output: "output_probability" },
+  };
+  await form.getByLabel(/Configuration/).fill(JSON.stringify(config));
+  await form.getByRole("button", { name: "Upload" }).click();
+  await page.getByRole("heading", { name: "v1 signature" }).waitFor();
+  const signature = await page.locator("section", { has: page.getByRole("heading", { name: "v1 signature" }) }).innerText();
+  assert.match(signature, /X\s+FP32\s+\[-1, 4\]/);
+  assert.match(signature, /output_probability/);
+  assert.match(signature, /tabular/);
+  // A second version through the API, then deploy v1 and try it with the form.
+  const bytes = fs.readFileSync(path.join(DATA, "onnx", "iris_pipeline.onnx"));
+  const second = await fetch(`${base}/api/v1/models/iris/versions?config=${encodeURIComponent(JSON.stringify(config))}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${adminKey}`, "Content-Type": "application/octet-stream" },
+    body: bytes,
+  });
+  assert.equal(second.status, 201, await second.text());
+  assert.equal((await call("POST", "/api/v1/models/iris/deploy", { version: 1 })).status, 200);
+  await page.goto(base + "/#/models/iris?version=1");
+  await page.reload(); // the same address as after the upload: load what changed since
+  const tryIt = page.locator("section", { has: page.getByRole("heading", { name: "Try it" }) });
+  for (const [field, value] of [["sepal_length", "5.1"], ["sepal_width", "3.5"], ["petal_length", "1.4"], ["petal_width", "0.2"]]) {
+    await tryIt.getByLabel(field).fill(value);
+  }
+  await tryIt.getByRole("button", { name: "Predict" }).click();
+  await tryIt.getByRole("table", { name: "Predictions" }).waitFor();
+  assert.match(await tryIt.getByRole("table", { name: "Predictions" }).innerText(), /^Class\s+Score\s+setosa/);
+  await shot("22-onnx-model-signature-and-try");
+  // A canary of v2 at 30%, with automatic rollback; then rolled back by hand.
+  const canary = page.getByRole("form", { name: "Start a canary" });
+  await canary.getByLabel("Share of requests (%)").fill("30");
+  await canary.getByRole("button", { name: "Start the canary" }).click();
+  await page.getByText("v2 canary · 30%").waitFor();
+  const shown = await call("GET", "/api/v1/models/iris");
+  assert.equal(shown.body.deployment.canary.version, 2);
+  assert.equal(shown.body.deployment.canary.auto_rollback.max_error_rate_increase, 0.05);
+  for (let i = 0; i < 20; i++) {
+    const r = await call("POST", "/api/v1/models/iris/predict", { rows: [{ sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 }] });
+    assert.equal(r.status, 200);
+  }
+  // The split, read from the metrics (the admin may read them).
+  await page.getByLabel("Split").waitFor();
+  assert.match(await page.getByLabel("Split").innerText(), /6 requests · [0-9.]+%\s+v2/);
+  await shot("23-onnx-model-canary");
+  await page.getByRole("button", { name: "Roll back" }).click();
+  await page.getByText("v1 takes all traffic.").waitFor();
+  const events = await page.getByRole("table", { name: "Model events" }).innerText();
+  assert.match(events, /canary\.rollback[\s\S]*canary\.start[\s\S]*deploy/);
+});
+
 step("an inference-only key sees no training controls and gets the API's 403 if it forges the call", async () => {
   const created = await call("POST", "/api/v1/keys", { name: "app", role: "inference" });
   assert.equal(created.status, 201, JSON.stringify(created.body));

@@ -12,6 +12,14 @@ export const BIN = process.env.AIAAS_BIN ?? path.join(os.homedir(), ".cache/aiaa
 export const DATA = process.env.AIAAS_TEST_DATA ?? path.join(os.homedir(), ".cache/aiaas-data-cache");
 export const SCREENSHOTS = process.env.AIAAS_SCREENSHOTS ?? path.join(here, "../../test-results/screenshots");
 
+/** The newest libonnxruntime.so* the set-up script put under the test data. */
+function onnxRuntime() {
+  const dir = path.join(DATA, "onnxruntime");
+  const libs = fs.readdirSync(dir).filter((f) => f.startsWith("libonnxruntime.so")).sort();
+  if (libs.length === 0) throw new Error(`no libonnxruntime.so in ${dir} (run scripts/setup.sh --test)`);
+  return path.join(dir, libs[libs.length - 1]);
+}
+
 /** Starts `aiaas serve` on a free loopback port; resolves to {url, key, stop()}. */
 export async function startServer() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aiaas-console-"));
@@ -22,6 +30,8 @@ export async function startServer() {
       "--master-key-file", path.join(dir, "master.key"),
       // Catalogue pulls come from the wheels the set-up script cached (no network).
       "--wheel-dir", path.join(DATA, "wheels"),
+      // Uploaded ONNX models run on the libonnxruntime the set-up script fetched.
+      "--onnxruntime", onnxRuntime(),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );

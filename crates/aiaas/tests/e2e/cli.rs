@@ -247,6 +247,33 @@ async fn cli_uploads_an_onnx_model_and_deploys_it_with_a_queue_policy() {
         "{out:?}"
     );
 
+    // `aiaas pull` of a local .onnx file, and of a Hugging Face export folder whose
+    // config.json names the classes.
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &["pull", model.to_str().unwrap(), "--name", "iris-pulled"],
+    ));
+    assert!(out.contains("iris-pulled: version 1 uploaded"), "{out}");
+    let folder = data.path().join("iris-export");
+    std::fs::create_dir_all(folder.join("onnx")).unwrap();
+    std::fs::copy(&model, folder.join("onnx/model.onnx")).unwrap();
+    std::fs::write(
+        folder.join("config.json"),
+        r#"{"id2label": {"0": "setosa", "1": "versicolor", "2": "virginica"}}"#,
+    )
+    .unwrap();
+    let out = ok(&aiaas(s, ADMIN_KEY, &["pull", folder.to_str().unwrap()]));
+    assert!(out.contains("iris-export: version 1 uploaded"), "{out}");
+    let (status, shown) = s
+        .call("GET", "/api/v1/models/iris-export", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        shown["versions"][0]["labels"],
+        serde_json::json!(["setosa", "versicolor", "virginica"])
+    );
+
     // A file that is not a model: one line naming the problem, nothing stored.
     let bad = data.path().join("bad.onnx");
     std::fs::write(&bad, b"not a model").unwrap();

@@ -20,7 +20,8 @@ use crate::extract::{ApiJson, Auth};
 use crate::{wire, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(predict))
+    // Images and rows are bounded like tensors, not like other JSON bodies.
+    OpenApiRouter::new().routes(super::kserve::with_tensor_limit(routes!(predict)))
 }
 
 /// One of: `texts` (or `text`) for a text classifier; `images` (base64, or data URLs)

@@ -40,8 +40,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(version_metadata))
         .routes(routes!(model_ready))
         .routes(routes!(version_ready))
-        .routes(routes!(infer))
-        .routes(routes!(version_infer))
+        .routes(with_tensor_limit(routes!(infer)))
+        .routes(with_tensor_limit(routes!(version_infer)))
+}
+
+/// Tensors are bigger than other JSON bodies: a batch of 32 images of 224x224 is 19 MB.
+pub(crate) const TENSOR_LIMIT: usize = 256 * 1024 * 1024;
+
+/// What `routes!` gives for one route: its schemas, its paths and its handler.
+pub(crate) type RouteParts<S> = (
+    Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )>,
+    utoipa::openapi::path::Paths,
+    axum::routing::MethodRouter<S>,
+);
+
+/// An inference route, with the tensor body limit instead of the JSON one.
+pub(crate) fn with_tensor_limit<S: Clone + Send + Sync + 'static>(
+    (schemas, paths, route): RouteParts<S>,
+) -> RouteParts<S> {
+    (
+        schemas,
+        paths,
+        route.layer(axum::extract::DefaultBodyLimit::max(TENSOR_LIMIT)),
+    )
 }
 
 #[utoipa::path(
