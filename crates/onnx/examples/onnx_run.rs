@@ -2,7 +2,8 @@
 //! onnxruntime on the same library, model, rows and threads, and prints the ratio).
 //!
 //! `onnx_run LIBONNXRUNTIME MODEL.onnx REFERENCE.json BATCH ITERATIONS THREADS`
-//! prints one JSON line: the median and mean microseconds of one run.
+//! prints one JSON line: the median and mean microseconds of one run. REFERENCE.json has
+//! the `input` name and `rows`, and `row_shape` when a row is a flattened tensor.
 
 use std::time::Instant;
 
@@ -34,12 +35,17 @@ fn main() {
                 .collect()
         })
         .collect();
-    let width = rows[0].len();
     let flat: Vec<f32> = (0..batch)
         .flat_map(|i| rows[i % rows.len()].clone())
         .collect();
+    // A row is a vector, or (`row_shape`) a flattened tensor such as an image.
+    let mut shape = vec![batch];
+    match json["row_shape"].as_array() {
+        Some(dims) => shape.extend(dims.iter().map(|d| d.as_u64().unwrap() as usize)),
+        None => shape.push(rows[0].len()),
+    }
     let name = json["input"].as_str().unwrap();
-    let input = Tensor::new(name, vec![batch, width], TensorData::Fp32(flat));
+    let input = Tensor::new(name, shape, TensorData::Fp32(flat));
     for _ in 0..iterations / 10 + 1 {
         model.run(vec![input.clone()], None).unwrap();
     }

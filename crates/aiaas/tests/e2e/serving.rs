@@ -527,7 +527,7 @@ async fn large_bodies_follow_their_own_limits() {
     // closes that connection, which a pooled client could otherwise try to reuse.
     let huge = json!({"texts": ["x".repeat(17 * 1024 * 1024)]});
     let resp = reqwest::Client::new()
-        .post(server.url("/api/v1/models/any/predict"))
+        .post(server.url("/api/v1/privacy/mask"))
         .bearer_auth(ADMIN_KEY)
         .json(&huge)
         .send()
@@ -536,6 +536,21 @@ async fn large_bodies_follow_their_own_limits() {
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 413, "{v}");
+    // Inference takes tensors and images, bigger: the same body is read (and refused for
+    // what it says: no such model, not tensors), not turned away for its size.
+    for (path, want) in [
+        ("/api/v1/models/any/predict", 404),
+        ("/v2/models/any/infer", 400),
+    ] {
+        let resp = reqwest::Client::new()
+            .post(server.url(path))
+            .bearer_auth(ADMIN_KEY)
+            .json(&huge)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{path}");
+    }
     // curl -d sends form encoding by default: the body is still read as JSON.
     let resp = server
         .http
