@@ -100,6 +100,10 @@ impl From<aiaas_engine::llm::LlmError> for CoreError {
                 message: e.to_string(),
                 retry_after_secs: 1,
             },
+            LlmError::QueueTimeout { waited, .. } => CoreError::Overloaded {
+                message: e.to_string(),
+                retry_after_secs: waited.as_secs_f64().ceil().max(1.0) as u64,
+            },
             LlmError::Timeout => CoreError::TimedOut(e.to_string()),
             LlmError::Stopped(_) => CoreError::Unavailable(e.to_string()),
             LlmError::Load(_) | LlmError::Template(_) | LlmError::Decode(_) => {

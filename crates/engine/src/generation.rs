@@ -54,6 +54,7 @@ impl GeneratorRuntime {
         self.generator.submit(request).inspect_err(|e| {
             let reason = match e {
                 LlmError::QueueFull { .. } => "queue_full",
+                LlmError::QueueTimeout { .. } => "queue_timeout",
                 LlmError::ContextExceeded { .. } => "context_exceeded",
                 LlmError::InvalidRequest(_) => "invalid_request",
                 LlmError::Stopped(_) => "unloading",

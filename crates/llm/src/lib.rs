@@ -47,6 +47,14 @@ pub enum LlmError {
     ContextExceeded { tokens: usize, max: usize },
     #[error("model {model} is overloaded: {queued} requests queued")]
     QueueFull { model: String, queued: usize },
+    /// The queue policy: the request would wait (or has waited) `waited` for a slot,
+    /// past the limit.
+    #[error("model {model} is overloaded: a request would wait {} ms for a slot, over the limit of {} ms", waited.as_millis(), limit.as_millis())]
+    QueueTimeout {
+        model: String,
+        waited: std::time::Duration,
+        limit: std::time::Duration,
+    },
     #[error("the chat template failed: {0}")]
     Template(String),
     #[error("generation failed: {0}")]

@@ -84,6 +84,7 @@ impl Generator {
             threads: settings.threads.max(1),
             draft_tokens: settings.draft_tokens.min(32),
             draft_max_sequences: settings.draft_max_sequences,
+            max_queue_time: settings.max_queue_time,
         };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
@@ -99,19 +100,21 @@ impl Generator {
         let observer = observer.unwrap_or_else(|| Arc::new(NoObserver));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread_shared = shared.clone();
+        let thread_label = label.to_string();
         let thread = std::thread::Builder::new()
             .name(format!("llm-{label}"))
             .spawn(move || {
-                let scheduler = match Scheduler::new(&llama, settings, thread_shared, observer) {
-                    Ok(s) => {
-                        let _ = ready_tx.send(Ok(()));
-                        s
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
+                let scheduler =
+                    match Scheduler::new(&llama, settings, thread_shared, observer, thread_label) {
+                        Ok(s) => {
+                            let _ = ready_tx.send(Ok(()));
+                            s
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
                 scheduler.run();
             })
             .map_err(|e| LlmError::Load(format!("cannot start the scheduler thread: {e}")))?;
@@ -190,6 +193,19 @@ impl Generator {
             self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
             return Err(LlmError::Stopped(self.label.clone()));
         }
+        // The queue policy: the oldest waiting request has waited past the limit, so this
+        // one would too; refuse it now rather than let it time out in the queue.
+        if let Some(limit) = self.settings.max_queue_time {
+            let oldest = q.jobs.iter().map(|j| j.enqueued.elapsed()).max();
+            if let Some(waited) = oldest.filter(|w| *w > limit) {
+                self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
+                return Err(LlmError::QueueTimeout {
+                    model: self.label.clone(),
+                    waited,
+                    limit,
+                });
+            }
+        }
         q.jobs.push_back(Job {
             request,
             events: tx,
@@ -262,6 +278,8 @@ struct Scheduler<'m> {
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     settings: GeneratorSettings,
+    /// The model's name in errors.
+    label: String,
     shared: Arc<Shared>,
     observer: Arc<dyn GenerationObserver>,
     slots: Vec<Option<Sequence>>,
@@ -280,6 +298,7 @@ impl<'m> Scheduler<'m> {
         settings: GeneratorSettings,
         shared: Arc<Shared>,
         observer: Arc<dyn GenerationObserver>,
+        label: String,
     ) -> Result<Scheduler<'m>, LlmError> {
         let backend = backend()?;
         let n_ctx = settings.slots as u32 * settings.context_per_slot;
@@ -306,6 +325,7 @@ impl<'m> Scheduler<'m> {
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&w| w > 0);
         Ok(Scheduler {
+            label,
             model,
             ctx,
             leftovers: (0..settings.slots).map(|_| Leftover::default()).collect(),
@@ -370,6 +390,16 @@ impl<'m> Scheduler<'m> {
             let deadline = job.request.timeout.map(|t| job.enqueued + t);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let _ = job.events.send(GenEvent::Error(LlmError::Timeout));
+                self.release_admission();
+                continue;
+            }
+            let waited = job.enqueued.elapsed();
+            if let Some(limit) = self.settings.max_queue_time.filter(|l| waited > *l) {
+                let _ = job.events.send(GenEvent::Error(LlmError::QueueTimeout {
+                    model: self.label.clone(),
+                    waited,
+                    limit,
+                }));
                 self.release_admission();
                 continue;
             }

@@ -27,6 +27,11 @@ pub struct GeneratorSettings {
     /// Sequences draft only while at most this many are generating: with more, one
     /// batch already shares each read of the weights among them.
     pub draft_max_sequences: usize,
+    /// The queue policy: a request is refused at once while the oldest waiting request
+    /// has already waited longer than this (a new one would wait at least as long), and
+    /// one that has waited longer when a slot frees is answered `QueueTimeout` without
+    /// running. `None`: no limit (only `queue_capacity`).
+    pub max_queue_time: Option<Duration>,
 }
 
 impl Default for GeneratorSettings {
@@ -40,6 +45,7 @@ impl Default for GeneratorSettings {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
             draft_tokens: 16,
             draft_max_sequences: 2,
+            max_queue_time: None,
         }
     }
 }

@@ -277,6 +277,44 @@ async fn admission_cancellation_and_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_policy_refuses_what_would_wait_too_long() {
+    let mut settings = small(1, 8);
+    settings.max_queue_time = Some(Duration::from_millis(200));
+    let g = Generator::start(model(), "test", settings, None).unwrap();
+    let long = || greedy(chat_prompt("Write a very long essay about rivers."), 300);
+    // One request takes the only slot, the next waits: a fresh queue admits it.
+    let first = g.submit(long()).unwrap();
+    let mut second = g.submit(long()).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The waiting request has waited past the limit: a new one is refused at once.
+    match g.submit(long()) {
+        Err(LlmError::QueueTimeout { waited, limit, .. }) => {
+            assert!(waited > limit, "{waited:?} <= {limit:?}")
+        }
+        other => panic!("expected QueueTimeout, got {other:?}"),
+    }
+    // When the slot frees, the request that waited too long is answered without running.
+    drop(first);
+    match tokio::time::timeout(Duration::from_secs(30), second.recv()).await {
+        Ok(Some(GenEvent::Error(LlmError::QueueTimeout { waited, .. }))) => {
+            assert!(waited >= Duration::from_millis(400))
+        }
+        other => panic!("expected a QueueTimeout event, got {other:?}"),
+    }
+    // With nothing waiting, requests are admitted and answered again.
+    let t = std::time::Instant::now();
+    while g.in_flight() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the queue must empty"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (text, _, _) = run(g.submit(greedy(chat_prompt("Say hi."), 8)).unwrap()).await;
+    assert!(!text.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_prompt_prefixes_are_reused_within_a_scope() {
     let question = chat_prompt("Tell me about dogs.");
     let other = chat_prompt("Tell me about cats.");

@@ -190,6 +190,9 @@ impl Library {
                 let mut g = c.generator;
                 g.slots = settings.slots.unwrap_or(g.slots);
                 g.queue_capacity = settings.queue_capacity.unwrap_or(g.queue_capacity);
+                if let Some(ms) = settings.max_queue_time_ms {
+                    g.max_queue_time = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+                }
                 g.context_per_slot = settings
                     .context_length
                     .unwrap_or_else(|| g.context_per_slot.min(catalogue_ctx.unwrap_or(u32::MAX)));

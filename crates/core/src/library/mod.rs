@@ -111,8 +111,9 @@ pub struct ServingSettings {
     /// Texts per forward pass (embedders).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_batch: Option<usize>,
-    /// The queue policy (embedders): refuse a request expected to wait longer (ms; 0:
-    /// no limit).
+    /// The queue policy: refuse a request expected to wait longer (ms; 0: no limit).
+    /// Embedders: rows ahead x batch time; generators: while the oldest waiting request
+    /// has waited longer, and one that waited longer for a slot is refused unrun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_queue_time_ms: Option<u64>,
     /// Seconds an idle model stays loaded; -1 forever.
