@@ -7,6 +7,9 @@
 //!
 //!     cargo run --release -p aiaas --example overload -- URL KEY MODEL [SECONDS] [CONNECTIONS]
 //!
+//! MODEL is a tenant model (its native predict, one text) or `lib:NAME`, a library
+//! embedder (`/v1/embeddings`, one input).
+//!
 //! Prints one JSON object per phase on stdout.
 
 use std::sync::Arc;
@@ -58,6 +61,7 @@ struct Target {
     http: reqwest::Client,
     url: String,
     key: String,
+    body: serde_json::Value,
 }
 
 impl Target {
@@ -68,7 +72,7 @@ impl Target {
             .http
             .post(&self.url)
             .bearer_auth(&self.key)
-            .json(&json!({"texts": [TEXT]}))
+            .json(&self.body)
             .send()
             .await;
         let status = match sent {
@@ -129,14 +133,22 @@ async fn main() {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("HTTP client");
+    let base = args[0].trim_end_matches('/');
+    let (url, body) = match args[2].strip_prefix("lib:") {
+        Some(name) => (
+            format!("{base}/v1/embeddings"),
+            json!({"model": name, "input": TEXT}),
+        ),
+        None => (
+            format!("{base}/api/v1/models/{}/predict", args[2]),
+            json!({"texts": [TEXT]}),
+        ),
+    };
     let target = Arc::new(Target {
         http,
-        url: format!(
-            "{}/api/v1/models/{}/predict",
-            args[0].trim_end_matches('/'),
-            args[2]
-        ),
+        url,
         key: args[1].clone(),
+        body,
     });
 
     // Unloaded: one request at a time.
