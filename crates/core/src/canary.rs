@@ -217,10 +217,11 @@ impl Models {
     /// Count a request's outcome for the version that answered it (metrics, and the
     /// canary's window), and roll a failing canary back when its rule says so.
     pub(crate) fn settle<T>(&self, serving: &Serving, result: &Result<T>) {
+        let is_failure = failed(result);
         let outcome = match result {
             Ok(_) => "ok",
             Err(CoreError::Overloaded { .. }) => "refused",
-            Err(_) if failed(result) => "error",
+            Err(_) if is_failure => "error",
             Err(_) => "invalid",
         };
         let version = serving.version.version.to_string();
@@ -242,7 +243,6 @@ impl Models {
         let traffic = &self.inner().traffic;
         let now = aiaas_types::now_ms();
         let model_id = &serving.model.id;
-        let is_failure = failed(result);
         traffic.record(model_id, serving.version.version, is_failure, now);
         let Some(rule) = canary.auto_rollback else {
             return;

@@ -108,7 +108,7 @@ impl Models {
                 let tensors = image_tensors(&input.name, image, images, per_run).await?;
                 let mut scores = Vec::new();
                 for t in tensors {
-                    let answer = self.infer_on(&serving, vec![t], Some(vec![output.clone()])).await?;
+                    let answer = self.infer_on(&serving, &config, vec![t], Some(vec![output.clone()])).await?;
                     scores.extend(answer.outputs);
                 }
                 let k = top_k.unwrap_or(configured);
@@ -120,7 +120,7 @@ impl Models {
             }
             (Some(TaskConfig::Tabular { columns, output }), TaskInput::Rows(rows)) => {
                 let inputs = tabular_tensors(&columns, &config.inputs, &rows)?;
-                let answer = self.infer_on(&serving, inputs, None).await?;
+                let answer = self.infer_on(&serving, &config, inputs, None).await?;
                 tabular_predictions(&answer.outputs, output.as_deref(), labels.as_deref(), top_k, count)?
             }
             (Some(TaskConfig::ImageClassification { .. }), TaskInput::Rows(_)) => {

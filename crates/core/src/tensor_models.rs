@@ -158,13 +158,23 @@ impl Models {
     ) -> Result<TensorAnswer> {
         require(principal, Permission::Infer)?;
         let serving = self.serving(principal, reference).await?;
-        self.infer_on(&serving, inputs, outputs).await
+        let (model, version) = (&serving.model, &serving.version);
+        if version.format != Format::Onnx {
+            return Err(CoreError::InvalidInput(format!(
+                "model {:?} version {} is a {} model: it takes texts (one BYTES input)",
+                model.name, version.version, model.task
+            )));
+        }
+        let config = config_of(version)?;
+        self.infer_on(&serving, &config, inputs, outputs).await
     }
 
-    /// Run typed tensors through the version a request was routed to.
+    /// Run typed tensors through the (ONNX) version a request was routed to, whose
+    /// configuration the caller read.
     pub(crate) async fn infer_on(
         &self,
         serving: &Serving,
+        config: &ModelConfig,
         inputs: Vec<Tensor>,
         outputs: Option<Vec<String>>,
     ) -> Result<TensorAnswer> {
@@ -174,13 +184,6 @@ impl Models {
             deployment,
             ..
         } = serving;
-        if version.format != Format::Onnx {
-            return Err(CoreError::InvalidInput(format!(
-                "model {:?} version {} is a {} model: it takes texts (one BYTES input)",
-                model.name, version.version, model.task
-            )));
-        }
-        let config = config_of(version)?;
         let outputs = match outputs {
             Some(names) => {
                 if let Some(n) = names
@@ -212,7 +215,7 @@ impl Models {
             model: model.name.clone(),
             version: version.version,
             outputs,
-            labels: config.labels,
+            labels: config.labels.clone(),
         })
     }
 

@@ -191,12 +191,12 @@ impl ImageSpec {
                         short,
                     )
                 };
-                let resized = resize(img, nw, nh)?;
+                let resized = resample::bilinear(img, nw, nh);
                 let top = ((nh - h) as f64 / 2.0).round() as u32;
                 let left = ((nw - w) as f64 / 2.0).round() as u32;
                 image::imageops::crop_imm(&resized, left, top, w, h).to_image()
             }
-            None => resize(img, w, h)?,
+            None => resample::bilinear(img, w, h),
         };
         let (w, h) = (w as usize, h as usize);
         let order: [usize; 3] = match self.channels {
@@ -227,14 +227,6 @@ impl ImageSpec {
             Layout::Nhwc => [h, w, 3],
         })
     }
-}
-
-/// Resize as Pillow's bilinear resize does.
-fn resize(img: &RgbImage, width: u32, height: u32) -> Result<RgbImage, VisionError> {
-    if img.dimensions() == (width, height) {
-        return Ok(img.clone());
-    }
-    Ok(resample::bilinear(img, width, height))
 }
 
 #[cfg(test)]
