@@ -2,7 +2,9 @@
 trained from BBC News at first start, and the default embedder all-MiniLM-L6-v2 pulled at
 first start), waits for them, then runs the overload client
 (crates/aiaas/examples/overload.rs) on each twice: without a queue policy and with
-max_queue_time_ms = the unloaded p99 of the first run. The classifier's requests cost
+max_queue_time_ms = the unloaded p99 of the first run. Each run overloads twice: open
+loop at 10x the measured capacity (the issue's target), and a closed-loop swarm of
+--connections clients that resend at once on a refusal. The classifier's requests cost
 almost only HTTP; the embedder's are compute-bound."""
 import argparse
 import json
@@ -45,8 +47,11 @@ def pinned(cpu, argv):
     return ["taskset", "-c", str(cpu % cores)] + argv
 
 
-def overload(load, url, key, seconds, connections, model=MODEL):
-    out = subprocess.run(pinned(1, [load, url, key, model, str(seconds), str(connections)]),
+def overload(load, url, key, seconds, connections, model=MODEL, rate=None):
+    """The overload client's phases; `rate`: the open loop's requests a second (default:
+    10x the capacity it measures)."""
+    argv = [load, url, key, model, str(seconds), str(connections)] + ([f"{rate:.1f}"] if rate else [])
+    out = subprocess.run(pinned(1, argv),
                          check=True, capture_output=True, text=True).stdout
     print(out, end="", flush=True)
     return {p["phase"]: p for p in map(json.loads, out.splitlines())}
@@ -58,6 +63,7 @@ def main():
     ap.add_argument("--load", required=True)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--connections", type=int, default=512)
+    ap.add_argument("--only", choices=[MODEL, EMBEDDER], help="measure one of the two models")
     args = ap.parse_args()
     data = tempfile.mkdtemp(prefix="aiaas-queue-")
     key = "aiaas_" + secrets.token_hex(32)
@@ -93,37 +99,50 @@ def main():
             raise SystemExit("the default embedder was not pulled within 15 minutes")
         rows = []
         runs = []
-        status, _ = call(f"{url}/api/v1/models/{MODEL}/deploy", key, "POST", {"max_queue_time_ms": 0})
-        assert status == 200
-        off = overload(args.load, url, key, args.seconds, args.connections)
-        limit = max(1, math.ceil(off["unloaded"]["ok_p99_ms"]))
-        status, _ = call(f"{url}/api/v1/models/{MODEL}/deploy", key, "POST", {"max_queue_time_ms": limit})
-        assert status == 200
-        on = overload(args.load, url, key, args.seconds, args.connections)
-        runs += [(f"{MODEL}, no queue policy", off), (f"{MODEL}, max_queue_time_ms {limit}", on)]
-        settings = f"{url}/api/v1/library/{EMBEDDER}/settings"
-        status, _ = call(settings, key, "PUT", {"max_queue_time_ms": 0})
-        assert status == 200, status
-        off = overload(args.load, url, key, args.seconds, args.connections, "lib:" + EMBEDDER)
-        limit = max(1, math.ceil(off["unloaded"]["ok_p99_ms"]))
-        status, _ = call(settings, key, "PUT", {"max_queue_time_ms": limit})
-        assert status == 200, status
-        on = overload(args.load, url, key, args.seconds, args.connections, "lib:" + EMBEDDER)
-        runs += [(f"{EMBEDDER}, no queue policy", off), (f"{EMBEDDER}, max_queue_time_ms {limit}", on)]
+        def deploy(limit):
+            status, _ = call(f"{url}/api/v1/models/{MODEL}/deploy", key, "POST", {"max_queue_time_ms": limit})
+            assert status == 200, status
+
+        def settings(limit):
+            status, _ = call(f"{url}/api/v1/library/{EMBEDDER}/settings", key, "PUT",
+                             {"max_queue_time_ms": limit})
+            assert status == 200, status
+
+        for name, target, policy in [(MODEL, MODEL, deploy), (EMBEDDER, "lib:" + EMBEDDER, settings)]:
+            if args.only and name != args.only:
+                continue
+            policy(0)
+            off = overload(args.load, url, key, args.seconds, args.connections, target)
+            runs.append((f"{name}, no queue policy", off))
+            # The open loop offers 10x the capacity measured without a policy in every run
+            # (with one, the 64 connections of the capacity phase are refused in part).
+            rate = 10 * off["capacity"]["ok_per_s"]
+            # Two limits: one unloaded service time of queueing (p50), and the unloaded p99.
+            u = off["unloaded"]
+            for limit in sorted({max(1, math.ceil(u["ok_p50_ms"])), max(1, math.ceil(u["ok_p99_ms"]))}):
+                policy(limit)
+                on = overload(args.load, url, key, args.seconds, args.connections, target, rate)
+                runs.append((f"{name}, max_queue_time_ms {limit}", on))
         for name, r in runs:
-            u, c, o = r["unloaded"], r["capacity"], r["overload"]
-            rows.append(
-                f"| {name} | {ms(u['ok_p50_ms'])} / {ms(u['ok_p99_ms'])} | {c['ok_per_s']:.0f} | "
-                f"{o['ok_per_s']:.0f} | {ms(o['ok_p50_ms'])} / {ms(o['ok_p99_ms'])} | "
-                f"**{o['ok_p99_ms'] / u['ok_p99_ms']:.2f}x** | {o['refused']} ({ms(o['refused_p99_ms'])}) | "
-                f"{o['other']} |")
+            u, c = r["unloaded"], r["capacity"]
+            cells = [f"| {name} | {ms(u['ok_p50_ms'])} / {ms(u['ok_p99_ms'])} | {c['ok_per_s']:.0f}"]
+            for phase in ("open", "overload"):
+                o = r[phase]
+                offered = f"{o['offered_per_s']:.0f} offered, " if phase == "open" else ""
+                cells.append(
+                    f"{offered}{o['ok_per_s']:.0f} | {ms(o['ok_p50_ms'])} / {ms(o['ok_p99_ms'])} | "
+                    f"**{o['ok_p99_ms'] / u['ok_p99_ms']:.2f}x** | {o['refused']} ({ms(o['refused_p99_ms'])}) "
+                    f"| {o['other']}")
+            rows.append(" | ".join(cells) + " |")
         table = "\n".join([
-            f"{MODEL} predict and {EMBEDDER} embeddings, one text per request; overload = {args.connections} connections "
-            f"each sending its next request on an answer, {args.seconds:g} s; capacity = 64 connections",
+            f"{MODEL} predict and {EMBEDDER} embeddings, one text per request, {args.seconds:g} s per phase; "
+            f"capacity = 64 connections closed loop; open = open loop at 10x the capacity without a queue policy; "
+            f"swarm = {args.connections} connections each resending at once on any answer",
             "",
-            "| deployment | unloaded p50 / p99 ms | capacity req/s | admitted req/s under overload "
-            "| admitted p50 / p99 ms | admitted p99 / unloaded p99 | refused 429 (p99 ms) | other |",
-            "|---|---|---|---|---|---|---|---|",
+            "| deployment | unloaded p50 / p99 ms | capacity req/s "
+            "| open: admitted req/s | open: admitted p50 / p99 ms | open: p99 / unloaded p99 | open: refused 429 (p99 ms) | open: other "
+            "| swarm: admitted req/s | swarm: admitted p50 / p99 ms | swarm: p99 / unloaded p99 | swarm: refused 429 (p99 ms) | swarm: other |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
         ])
         print(table)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The queue policy under overload (issue 15): the demo news classifier's predict endpoint
-# unloaded, at its capacity (64 connections), and under 512 connections each sending its
-# next request on an answer, first without a queue policy, then with max_queue_time_ms set
-# to the unloaded p99. Prints a table with the ratios (admitted p99 under overload /
+# and the default embedder's /v1/embeddings, each unloaded, at capacity (64 connections),
+# then overloaded (open loop at 10x that capacity, and a swarm of 512 connections that
+# resend at once on a refusal), without a queue policy and with max_queue_time_ms at the
+# unloaded p50 and p99. Prints a table with the ratios (admitted p99 under overload /
 # unloaded p99) and writes bench/out/queue.md.
 #   bash bench/queue/run.sh
 #   BENCH_SECONDS=5 BENCH_CONNECTIONS=512 bash bench/queue/run.sh

@@ -278,6 +278,40 @@ def test_embeddings_base64_and_limits(server, client, embed_model):
         client.embeddings.create(model=CHAT, input="hi")
 
 
+def test_embedding_queue_policy_refuses_fast_and_loses_nothing(server):
+    """An embedder with a 1 ms queue policy under 32 concurrent clients: each request is
+    answered (200 with its vector) or refused (429 with Retry-After in OpenAI's error
+    format), never lost, and the refusals are counted."""
+    pull(server, EMBED, name="tight-embed")
+    r = server.api("PUT", "/api/v1/library/tight-embed/settings", json={"max_queue_time_ms": 1})
+    assert r.status_code == 200, r.text
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    text = "The river runs through the valley past the old mill and the bridge. " * 8
+
+    def one(i):
+        return requests.post(server.base + "/v1/embeddings", headers=headers, timeout=120,
+                             json={"model": "tight-embed", "input": f"{i} {text}"})
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(one, range(96)))
+    ok = [a for a in answers if a.status_code == 200]
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(ok) + len(refused) == len(answers), [a.text for a in answers if a.status_code not in (200, 429)]
+    assert ok and refused, (len(ok), len(refused))
+    for a in ok:
+        assert len(a.json()["data"][0]["embedding"]) == 384
+    for a in refused:
+        assert int(a.headers["Retry-After"]) >= 1
+        error = a.json()["error"]
+        assert error["type"] == "rate_limit_error" and "tight-embed" in error["message"], error
+    # Unloaded again: admitted.
+    assert one(0).status_code == 200
+    metrics = server.api("GET", "/metrics").text
+    counted = [line for line in metrics.splitlines()
+               if line.startswith("aiaas_inference_rejections_total") and "tight-embed" in line]
+    assert counted and float(counted[0].split()[-1]) >= len(refused), counted
+
+
 # ------------------------------------------------------------------ errors
 
 def test_error_cases(server, client, chat_model):

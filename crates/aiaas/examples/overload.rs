@@ -1,11 +1,15 @@
 //! Overload client for `bench/queue/run.sh`: measures a deployed model's predict endpoint
 //! unloaded (one request at a time), its capacity (closed loop, 64 connections), then
-//! under CONNECTIONS clients (default 512) each sending its next request as soon as it
-//! has an answer, and reports the admitted requests' latency, the refused ones' (429)
-//! latency, and anything else (`other`: errors, and requests with no answer within
-//! 30 s).
+//! overloaded twice: open loop at RATE requests a second (default: 10x that capacity;
+//! give the capacity measured without a queue policy, since a policy lowers what the
+//! 64 connections get through), requests sent on a fixed schedule whatever the answers,
+//! as independent users arrive, and closed loop with CONNECTIONS clients
+//! (default 512) each sending its next request as soon as it has an answer, a refusal
+//! included (a swarm that ignores `Retry-After`). Reports the admitted requests'
+//! latency, the refused ones' (429), and anything else (`other`: errors, and requests
+//! with no answer within 30 s).
 //!
-//!     cargo run --release -p aiaas --example overload -- URL KEY MODEL [SECONDS] [CONNECTIONS]
+//!     cargo run --release -p aiaas --example overload -- URL KEY MODEL [SECONDS] [CONNECTIONS] [RATE]
 //!
 //! MODEL is a tenant model (its native predict, one text) or `lib:NAME`, a library
 //! embedder (`/v1/embeddings`, one input).
@@ -119,6 +123,43 @@ async fn closed_loop(target: &Arc<Target>, connections: usize, length: Duration)
     all
 }
 
+/// Requests at `rate` a second for `length`, each on its own schedule whatever the answers
+/// to the earlier ones. At most `MAX_OPEN` are outstanding; a send due while that many are
+/// is skipped and counted (`unsent`): the client could not offer the rate.
+async fn open_loop(target: &Arc<Target>, rate: f64, length: Duration) -> (Outcomes, usize, usize) {
+    const MAX_OPEN: usize = 4096;
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_OPEN));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    let (mut sent, mut unsent) = (0usize, 0usize);
+    let mut due = 0u64;
+    while started.elapsed() < length {
+        // Send everything due by now (timers tick at about 1 ms, rates go far beyond).
+        let should = (started.elapsed().as_secs_f64() * rate) as u64;
+        while due < should {
+            due += 1;
+            match permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    sent += 1;
+                    let (t, tx) = (target.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let _ = tx.send(t.call().await);
+                        drop(permit);
+                    });
+                }
+                Err(_) => unsent += 1,
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    drop(tx);
+    let mut o = Outcomes::default();
+    while let Some(r) = rx.recv().await {
+        record(&mut o, r);
+    }
+    (o, sent, unsent)
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -128,6 +169,7 @@ async fn main() {
     }
     let seconds: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
     let connections: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(512);
+    let rate: Option<f64> = args.get(5).and_then(|s| s.parse().ok());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .timeout(Duration::from_secs(30))
@@ -178,10 +220,25 @@ async fn main() {
         summary("capacity", closed, 5.0, json!({"connections": 64}))
     );
 
+    // Open-loop overload: RATE (10x capacity), on schedule.
+    let length = Duration::from_secs_f64(seconds);
+    let rate = rate.unwrap_or(10.0 * capacity);
+    let (open, sent, unsent) = open_loop(&target, rate, length).await;
+    println!(
+        "{}",
+        summary(
+            "open",
+            open,
+            seconds,
+            json!({"offered_per_s": sent as f64 / seconds,
+                   "target_per_s": rate, "unsent": unsent}),
+        )
+    );
+
     // Overload: CONNECTIONS clients, each sending its next request as soon as it has
     // an answer (a refusal included), so the queue holds as many requests as there are
     // connections: many times what the model answers within its unloaded latency.
-    let overload = closed_loop(&target, connections, Duration::from_secs_f64(seconds)).await;
+    let overload = closed_loop(&target, connections, length).await;
     println!(
         "{}",
         summary(

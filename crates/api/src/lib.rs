@@ -112,9 +112,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let started = Instant::now();
-    // The queue policy counts a request's wait from here, its arrival, not from when it
-    // reaches its model's queue: time spent in the HTTP layer under load is wait too.
-    let response = aiaas_core::arrived_at(started, next.run(req)).await;
+    let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let metrics = state.platform.metrics();
     metrics.inc(

@@ -21,7 +21,7 @@ use crate::events::GenerationEvents;
 
 use crate::auth::require;
 use crate::library::Library;
-use crate::library::{KeepAlive, ServingSettings};
+use crate::library::{runtime_key, KeepAlive, ServingSettings};
 use crate::limits::Limiter;
 use crate::privacy::Privacy;
 use crate::{CoreError, Result};
@@ -277,6 +277,14 @@ impl Inference {
         principal: &Principal,
         req: EmbeddingRequest,
     ) -> Result<EmbeddingOutput> {
+        // Under overload the queue policy refuses most requests: refuse them before the
+        // database lookups below, which would otherwise cost a refusal more than the
+        // model's own share of the server (measured in bench/queue).
+        require(principal, Permission::Infer)?;
+        let name = crate::library::strip_tag(&req.model);
+        if principal.may_call_model(name) {
+            self.inner.engine.check_queue_policy(&runtime_key(name))?;
+        }
         let record = self.metered_model(principal, &req.model).await?;
         if record.task != Task::Embedding {
             return Err(CoreError::InvalidInput(format!(

@@ -36,7 +36,7 @@ pub use aiaas_engine::llm::{
     ToolChoice, ToolRequest, ToolSpec, ToolSyntax,
 };
 pub use aiaas_engine::onnx;
-pub use aiaas_engine::{arrived_at, BatchSettings, Metrics};
+pub use aiaas_engine::{BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
 pub use aiaas_store::{

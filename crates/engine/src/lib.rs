@@ -21,7 +21,6 @@ pub use aiaas_onnx as onnx;
 pub use aiaas_train::{Classifier, ModelFiles};
 pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
-pub use runtime::arrived_at;
 use runtime::{BatchModel, BatchRuntime};
 use tensors::TensorModel;
 pub use tensors::TensorRequest;
@@ -64,9 +63,9 @@ pub struct BatchSettings {
     /// Requests admitted (queued + running); past it, `QueueFull`.
     pub queue_capacity: usize,
     /// The queue policy (Triton's is the anchor): a request expected to wait longer than
-    /// this before its batch runs is refused at once, and one that has waited longer
-    /// when its batch forms is answered the same (`QueueTimeout`), so admitted requests
-    /// keep their latency under overload. `None`: no limit.
+    /// this in the model's queue before its batch runs is refused at once, and one that
+    /// has waited longer when its batch forms is answered the same (`QueueTimeout`), so
+    /// admitted requests keep their latency under overload. `None`: no limit.
     pub max_queue_time: Option<Duration>,
 }
 
@@ -524,6 +523,21 @@ impl Engine {
             _ => None,
         })
         .await
+    }
+
+    /// Whether the batch runtime under `key`, if one is loaded, would refuse a request
+    /// arriving now under its queue policy (`QueueTimeout`, counted as a rejection). Lets
+    /// a caller refuse before its own costly work; `submit` checks again regardless.
+    pub fn check_queue_policy(&self, key: &str) -> Result<(), EngineError> {
+        let Some(entry) = self.get(key) else {
+            return Ok(());
+        };
+        match &entry.runtime {
+            Runtime::Classifier(r) => r.check_queue_policy(),
+            Runtime::Embedder(r) => r.check_queue_policy(),
+            Runtime::Tensor(r, _) => r.check_queue_policy(),
+            Runtime::Generator(_) => Ok(()),
+        }
     }
 
     /// Submit texts to the batch runtime of kind `M` under `key` and wait for the answer.

@@ -4,9 +4,13 @@
 //! Admission counts queued and running requests; a full queue answers at once
 //! (`QueueFull`) instead of letting latency grow without bound. With a queue policy
 //! (`max_queue_time`), a request is also refused at once when the rows ahead of it would
-//! take longer than that at the measured time of a batch, and answered the same when it
-//! has waited longer by the time its batch forms (`QueueTimeout`). Requests whose caller
-//! has gone away (closed reply channel) are dropped before they cost a forward pass.
+//! take longer than that at the measured cost of a row, and answered the same when it
+//! has waited longer in the queue by the time its batch forms (`QueueTimeout`). As in
+//! Triton's queue policy, the clock is the model's queue alone: time a request spent
+//! before it (parsing, authentication, a busy HTTP layer) is not the model's to judge,
+//! and counting it would refuse everything while the model idles whenever the HTTP
+//! layer is the bottleneck (measured in bench/queue). Requests whose caller has gone
+//! away (closed reply channel) are dropped before they cost a forward pass.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -58,55 +62,71 @@ struct Request<I, O> {
     input: I,
     rows: usize,
     reply: Reply<O>,
+    /// When the request joined the model's queue (the queue policy's clock).
     enqueued: Instant,
-    /// When the request reached the server (the queue policy's clock).
-    arrived: Instant,
 }
 
-tokio::task_local! {
-    /// When the request the current task serves reached the server.
-    static ARRIVED: Instant;
-}
-
-/// Run `work` (a request's handling) with `at` as its arrival: the queue policy counts
-/// the wait of any inference it submits from `at`, so time spent before the model's
-/// queue (parsing, authentication, a busy HTTP layer) counts as waiting too. Without
-/// it, a request's wait starts at its model's queue.
-pub async fn arrived_at<F: Future>(at: Instant, work: F) -> F::Output {
-    ARRIVED.scope(at, work).await
-}
-
-/// What is queued and how long a batch takes: the queue policy's estimate of a wait.
+/// What is queued and what a row costs: the queue policy's estimate of a wait.
 #[derive(Default)]
 struct Load {
-    /// Rows admitted and not yet answered.
+    /// Rows admitted and not yet answered (the running batch's included).
     rows: AtomicUsize,
-    /// Moving average of a batch's run time in nanoseconds (0: none measured yet).
-    batch_nanos: AtomicU64,
+    /// Moving average of a row's share of its batch's run time, in nanoseconds (0: none
+    /// measured yet).
+    row_nanos: AtomicU64,
+    /// Rows of the batch running now (0: none).
+    running_rows: AtomicUsize,
+    /// When the running batch started, in nanoseconds since `epoch`.
+    running_since: AtomicU64,
+    epoch: Option<Instant>,
 }
 
 impl Load {
-    /// How long a request admitted now would wait before its batch runs: the batches
-    /// the rows ahead of it make, at the measured time of one.
-    fn expected_wait(&self, max_batch: usize) -> Duration {
-        let batches = self.rows.load(Ordering::Relaxed).div_ceil(max_batch.max(1));
-        Duration::from_nanos(
-            self.batch_nanos
-                .load(Ordering::Relaxed)
-                .saturating_mul(batches as u64),
-        )
+    /// How long a request admitted now would wait before its batch runs: the rows ahead
+    /// of it at the measured cost of a row. Per row rather than per batch: on a CPU a
+    /// batch costs about its rows (a per-batch figure measured on small batches would
+    /// promise a short wait behind a large one); where batching is nearly free (a GPU) the
+    /// full batches an overload forms measure a row cheap, and the estimate follows.
+    /// The running batch counts for what is left of it, so a request arriving as a
+    /// batch ends is not refused for the whole batch's time.
+    fn expected_wait(&self) -> Duration {
+        let row = self.row_nanos.load(Ordering::Relaxed);
+        let rows = self.rows.load(Ordering::Relaxed);
+        let running = self.running_rows.load(Ordering::Relaxed).min(rows);
+        let queued = row.saturating_mul((rows - running) as u64);
+        let left = if running == 0 {
+            0
+        } else {
+            let since = self.running_since.load(Ordering::Relaxed);
+            let elapsed = self.now_nanos().saturating_sub(since);
+            row.saturating_mul(running as u64).saturating_sub(elapsed)
+        };
+        Duration::from_nanos(queued.saturating_add(left))
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.epoch.map_or(0, |e| {
+            u64::try_from(e.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        })
+    }
+
+    /// A batch of `rows` starts (0: it ended).
+    fn running(&self, rows: usize) {
+        self.running_since
+            .store(self.now_nanos(), Ordering::Relaxed);
+        self.running_rows.store(rows, Ordering::Relaxed);
     }
 
     /// Fold a batch's run time into the average (only the runtime's thread writes it).
-    fn record_batch(&self, took: Duration) {
-        let new = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let old = self.batch_nanos.load(Ordering::Relaxed);
+    fn record_batch(&self, took: Duration, rows: usize) {
+        let new = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX) / rows.max(1) as u64;
+        let old = self.row_nanos.load(Ordering::Relaxed);
         let avg = if old == 0 {
             new
         } else {
             old - old / 8 + new / 8
         };
-        self.batch_nanos.store(avg, Ordering::Relaxed);
+        self.row_nanos.store(avg, Ordering::Relaxed);
     }
 }
 
@@ -130,7 +150,10 @@ impl<M: BatchModel> BatchRuntime<M> {
         let (sender, receiver) =
             mpsc::sync_channel::<Request<M::Input, M::Output>>(settings.queue_capacity.max(1));
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let load = Arc::new(Load::default());
+        let load = Arc::new(Load {
+            epoch: Some(Instant::now()),
+            ..Load::default()
+        });
         let worker = Worker {
             label: label.clone(),
             model,
@@ -171,20 +194,7 @@ impl<M: BatchModel> BatchRuntime<M> {
         &self,
         input: M::Input,
     ) -> Result<impl Future<Output = Result<M::Output, EngineError>>, EngineError> {
-        let now = Instant::now();
-        let arrived = ARRIVED.try_with(|a| *a).unwrap_or(now);
-        if let Some(limit) = self.settings.max_queue_time {
-            let waited = now.saturating_duration_since(arrived)
-                + self.load.expected_wait(self.settings.max_batch);
-            if waited > limit {
-                self.reject();
-                return Err(EngineError::QueueTimeout {
-                    model: self.label.clone(),
-                    waited,
-                    limit,
-                });
-            }
-        }
+        self.check_queue_policy()?;
         let rows = M::rows(&input);
         let admitted = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if admitted >= self.settings.queue_capacity {
@@ -202,8 +212,7 @@ impl<M: BatchModel> BatchRuntime<M> {
             input,
             rows,
             reply,
-            enqueued: now,
-            arrived,
+            enqueued: Instant::now(),
         };
         let sent = match &self.sender {
             Some(s) => s.try_send(request).map_err(|e| match e {
@@ -226,6 +235,25 @@ impl<M: BatchModel> BatchRuntime<M> {
         }
         let label = self.label.clone();
         Ok(async move { answer.await.unwrap_or(Err(EngineError::Stopped(label))) })
+    }
+
+    /// The queue policy's verdict on a request arriving now: refused (and counted) when
+    /// the rows ahead of it would take longer than the limit. Callers with costly work
+    /// before `submit` (database lookups) ask first, so an overload's refusals stay cheap.
+    pub(crate) fn check_queue_policy(&self) -> Result<(), EngineError> {
+        let Some(limit) = self.settings.max_queue_time else {
+            return Ok(());
+        };
+        let waited = self.load.expected_wait();
+        if waited > limit {
+            self.reject();
+            return Err(EngineError::QueueTimeout {
+                model: self.label.clone(),
+                waited,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     fn reject(&self) {
@@ -333,6 +361,7 @@ impl<M: BatchModel> Worker<M> {
         }
         let started = Instant::now();
         let n = inputs.len();
+        self.load.running(rows);
         // A panic in a model must not kill the runtime thread (it would stay registered
         // but never answer): it becomes this batch's error.
         let results = if n == 0 {
@@ -346,6 +375,7 @@ impl<M: BatchModel> Worker<M> {
                 })
         };
         let took = started.elapsed();
+        self.load.running(0);
         self.metrics.observe(
             "aiaas_inference_duration_seconds",
             "Time of one batched forward pass.",
@@ -354,7 +384,7 @@ impl<M: BatchModel> Worker<M> {
             took.as_secs_f64(),
         );
         if n > 0 {
-            self.load.record_batch(took);
+            self.load.record_batch(took, rows);
         }
         // Release the admission slots before answering: a caller that sends its next
         // request as soon as it has an answer must find its slot free.
@@ -391,8 +421,9 @@ impl<M: BatchModel> Worker<M> {
         let Some(limit) = self.settings.max_queue_time else {
             return (batch, Vec::new());
         };
-        let (late, keep): (Vec<_>, Vec<_>) =
-            batch.into_iter().partition(|r| r.arrived.elapsed() > limit);
+        let (late, keep): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|r| r.enqueued.elapsed() > limit);
         if late.is_empty() {
             return (keep, Vec::new());
         }
@@ -405,7 +436,7 @@ impl<M: BatchModel> Worker<M> {
             .map(|r| {
                 let e = EngineError::QueueTimeout {
                     model: self.label.clone(),
-                    waited: r.arrived.elapsed(),
+                    waited: r.enqueued.elapsed(),
                     limit,
                 };
                 (r.reply, e)
@@ -476,6 +507,27 @@ mod tests {
         }
         assert_eq!(rt.load.rows.load(Ordering::Acquire), 0);
         assert_eq!(rt.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_running_batch_counts_for_what_is_left_of_it() {
+        let rt = paced();
+        assert_eq!(rt.submit(0).unwrap().await.unwrap(), 0);
+        // Three admitted: they will wait 0, 400 and 800 ms.
+        let first: Vec<_> = (1..=3).map(|i| rt.submit(i).unwrap()).collect();
+        // 300 ms into the first one's batch: two rows queued (800 ms) and about 100 ms
+        // left of the running one, so the next would wait about 900 ms: admitted (a whole
+        // row for the running batch would make it 1200: refused), and served in time.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let fourth = rt.submit(4).expect("admitted: about 900 ms ahead of it");
+        assert!(
+            matches!(rt.submit(5), Err(EngineError::QueueTimeout { .. })),
+            "about 1300 ms ahead of the fifth"
+        );
+        for (i, answer) in (1..=3).zip(first) {
+            assert_eq!(answer.await.unwrap(), i);
+        }
+        assert_eq!(fourth.await.unwrap(), 4);
     }
 
     #[tokio::test]
