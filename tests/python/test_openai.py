@@ -374,6 +374,38 @@ def test_full_queue_answers_429_and_the_server_stays_healthy(server, client):
     assert server.api("GET", "/healthz").status_code == 200
 
 
+def test_a_stream_the_queue_policy_refuses_is_a_429_not_an_error_event(server, client):
+    """With a queue policy, a streamed reply starts (200 and its headers) only when its
+    sequence has a slot: one that waits past the limit is refused with 429 and
+    Retry-After, as a non-streamed one is."""
+    pull(server, CHAT, name="policy-queue")
+    r = server.api("PUT", "/api/v1/library/policy-queue/settings", json={"slots": 1, "max_queue_time_ms": 300})
+    assert r.status_code == 200, r.text
+    body = {"model": "policy-queue", "max_tokens": 300, "temperature": 0, "stream": True,
+            "messages": [{"role": "user", "content": "Write a long essay about rivers."}]}
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    url = server.base + "/v1/chat/completions"
+    held = requests.post(url, json=body, headers=headers, stream=True)
+    assert held.status_code == 200
+    refused = requests.post(url, json=body, headers=headers, stream=True)
+    assert refused.status_code == 429, refused.text
+    assert int(refused.headers["Retry-After"]) >= 1
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_error" and "policy-queue" in error["message"], error
+    held.close()
+    # The slot frees: a stream is admitted and streams its reply.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        ps = server.api("GET", "/api/v1/ps").json()["models"]
+        if not [m for m in ps if m["label"] == "policy-queue" and m["in_flight"] > 0]:
+            break
+        time.sleep(0.1)
+    chunks = list(client.chat.completions.create(
+        model="policy-queue", max_tokens=8, temperature=0, stream=True,
+        messages=[{"role": "user", "content": "Say hello."}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+
+
 def test_sixteen_concurrent_streams_equal_sequential_greedy_runs(client, chat_model):
     prompts = [f"Write a short sentence about the number {i}." for i in range(16)]
 

@@ -7,12 +7,15 @@
 //! receivers drop and the scheduler frees the slots at its next step), for the
 //! sequences that did end.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use aiaas_engine::llm::{FinishReason, GenEvent, TokenLogprob};
+use aiaas_engine::llm::{FinishReason, GenEvent, LlmError, TokenLogprob};
 use aiaas_privacy::{Policy, StreamMasker};
 use futures_util::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
+use futures_util::FutureExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{CoreError, Result};
@@ -21,9 +24,12 @@ use crate::{CoreError, Result};
 pub(crate) type UsageSink = Box<dyn FnOnce(usize) + Send>;
 
 /// Every choice's events of one generation: `(choice index, event)`. A choice ends with
-/// `Done` or `Error`; the stream ends when every choice has.
+/// `Done` or `Error`; the stream ends when every choice has. `Started` stays inside: it
+/// only serves [`GenerationEvents::started`].
 pub struct GenerationEvents {
     merged: SelectAll<BoxStream<'static, (usize, GenEvent)>>,
+    /// Events read while waiting for the choices to start, to be streamed first.
+    pending: VecDeque<(usize, GenEvent)>,
     choices: usize,
     ended: usize,
     completion_tokens: usize,
@@ -45,6 +51,7 @@ impl GenerationEvents {
         }));
         GenerationEvents {
             merged,
+            pending: VecDeque::new(),
             choices,
             ended: 0,
             completion_tokens: 0,
@@ -55,6 +62,74 @@ impl GenerationEvents {
     /// How many choices (sequences) the generation runs.
     pub fn choices(&self) -> usize {
         self.choices
+    }
+
+    /// Wait until every choice has a slot (`Started`), for at most `limit` after `since`
+    /// (when the requests were queued). A choice still queued then has waited past the
+    /// model's queue policy, and its generator would refuse it when a slot frees: it is
+    /// refused now (`QueueTimeout`, a 429), before a streamed reply has sent its headers.
+    /// An error that comes before the start is returned as it is; text that arrives
+    /// meanwhile is kept for the stream.
+    pub async fn started(&mut self, model: &str, since: Instant, limit: Duration) -> Result<()> {
+        let mut started = vec![false; self.choices];
+        let deadline = tokio::time::Instant::from_std(since + limit);
+        let mut late = false;
+        while started.iter().any(|s| !s) {
+            let next = if late {
+                // Past the deadline: only what has already arrived still counts.
+                match self.merged.next().now_or_never() {
+                    Some(next) => next,
+                    None => {
+                        return Err(LlmError::QueueTimeout {
+                            model: model.to_string(),
+                            waited: since.elapsed(),
+                            limit,
+                        }
+                        .into())
+                    }
+                }
+            } else {
+                match tokio::time::timeout_at(deadline, self.merged.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        late = true;
+                        continue;
+                    }
+                }
+            };
+            match next {
+                None => return Ok(()),
+                Some((i, GenEvent::Started)) => {
+                    if let Some(s) = started.get_mut(i) {
+                        *s = true;
+                    }
+                }
+                Some((i, GenEvent::Error(e))) => {
+                    if let Some(s) = started.get_mut(i) {
+                        if !*s {
+                            return Err(e.into());
+                        }
+                    }
+                    self.pending.push_back((i, GenEvent::Error(e)));
+                }
+                Some(other) => {
+                    self.note(&other.1);
+                    self.pending.push_back(other);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Count a choice's end (usage is recorded when the last one ends).
+    fn note(&mut self, event: &GenEvent) {
+        if let GenEvent::Done { usage, .. } = event {
+            self.ended += 1;
+            self.completion_tokens += usage.completion_tokens;
+            if self.ended == self.choices {
+                self.settle();
+            }
+        }
     }
 
     fn settle(&mut self) {
@@ -71,22 +146,21 @@ impl Stream for GenerationEvents {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let item = match this.merged.poll_next_unpin(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(item) => item,
-        };
-        match &item {
-            Some((_, GenEvent::Done { usage, .. })) => {
-                this.ended += 1;
-                this.completion_tokens += usage.completion_tokens;
-                if this.ended == this.choices {
-                    this.settle();
-                }
-            }
-            Some(_) => {}
-            None => this.settle(),
+        if let Some(item) = this.pending.pop_front() {
+            return Poll::Ready(Some(item));
         }
-        Poll::Ready(item)
+        loop {
+            let item = match this.merged.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match &item {
+                Some((_, GenEvent::Started)) => continue,
+                Some((_, event)) => this.note(event),
+                None => this.settle(),
+            }
+            return Poll::Ready(item);
+        }
     }
 }
 
@@ -162,7 +236,7 @@ fn masked(
                 (Some(last), Some(done))
             }
         }
-        error @ GenEvent::Error(_) => (Some(error), None),
+        other @ (GenEvent::Error(_) | GenEvent::Started) => (Some(other), None),
     }
 }
 
@@ -200,6 +274,7 @@ pub async fn collect(mut events: GenerationEvents) -> Result<Vec<CollectedChoice
                 }
             }
             GenEvent::Error(e) => return Err(e.into()),
+            GenEvent::Started => {}
         }
     }
     Err(CoreError::Unavailable(
@@ -309,6 +384,62 @@ mod tests {
         // scheduler sees its sends fail and frees the slot.
         assert_eq!(*seen.lock().unwrap(), vec![3]);
         assert!(b_tx.send(text("more")).is_err());
+    }
+
+    #[tokio::test]
+    async fn streams_wait_for_every_choice_to_start_and_keep_what_came_meanwhile() {
+        let (a_tx, a_rx) = unbounded_channel();
+        let (b_tx, b_rx) = unbounded_channel();
+        let (usage, seen) = sink();
+        let mut events = GenerationEvents::new(vec![a_rx, b_rx], None, usage);
+        for e in [GenEvent::Started, text("early"), done(1)] {
+            a_tx.send(e).unwrap();
+        }
+        b_tx.send(GenEvent::Started).unwrap();
+        events
+            .started("m", Instant::now(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        b_tx.send(text("late")).unwrap();
+        b_tx.send(done(2)).unwrap();
+        // What came while waiting is streamed first; `Started` never reaches the stream.
+        let choices = collect(events).await.unwrap();
+        assert_eq!(
+            (choices[0].text.as_str(), choices[1].text.as_str()),
+            ("early", "late")
+        );
+        assert_eq!(*seen.lock().unwrap(), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn a_choice_still_queued_at_the_limit_is_refused_as_overloaded() {
+        let (a_tx, a_rx) = unbounded_channel();
+        let (b_tx, b_rx) = unbounded_channel();
+        let (usage, _) = sink();
+        let mut events = GenerationEvents::new(vec![a_rx, b_rx], None, usage);
+        a_tx.send(GenEvent::Started).unwrap();
+        let queued = Instant::now();
+        let refused = events
+            .started("m", queued, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(queued.elapsed() >= Duration::from_millis(50));
+        assert!(
+            matches!(&refused, CoreError::Overloaded { retry_after_secs, .. } if *retry_after_secs >= 1),
+            "{refused:?}"
+        );
+        // An error before the start is the answer as it is.
+        let (tx, rx) = unbounded_channel();
+        let (usage, _) = sink();
+        let mut events = GenerationEvents::new(vec![rx], None, usage);
+        tx.send(GenEvent::Error(aiaas_engine::llm::LlmError::Timeout))
+            .unwrap();
+        let e = events
+            .started("m", Instant::now(), Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CoreError::TimedOut(_)), "{e:?}");
+        drop(b_tx);
     }
 
     #[tokio::test]

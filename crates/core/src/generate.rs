@@ -96,6 +96,26 @@ pub struct Generation {
     /// Set when the model may call tools: how to read the calls out of each choice's
     /// finished text.
     pub tools: Option<ToolSyntax>,
+    /// The model's queue policy, and when the sequences were queued.
+    queue_limit: Option<std::time::Duration>,
+    queued_at: std::time::Instant,
+}
+
+impl Generation {
+    /// Where the model has a queue policy, wait until every choice has a slot (at most
+    /// the policy's limit; see [`GenerationEvents::started`]); at once otherwise.
+    /// Streamed replies call this before their headers, so that a request the policy
+    /// refuses is a 429 with `Retry-After`, not an error event in a 200 stream.
+    pub async fn wait_for_slots(&mut self) -> Result<()> {
+        match self.queue_limit {
+            Some(limit) => {
+                self.events
+                    .started(&self.model, self.queued_at, limit)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -384,6 +404,7 @@ impl Inference {
             }
         };
         let n = o.n.max(1);
+        let queued_at = std::time::Instant::now();
         let mut choices = Vec::with_capacity(prompts.len() * n);
         let prompt_tokens: Vec<usize> = prompts.iter().map(Vec::len).collect();
         for prompt in prompts {
@@ -419,6 +440,8 @@ impl Inference {
             prompt_tokens,
             events,
             tools: None,
+            queue_limit: runtime.generator().settings().max_queue_time,
+            queued_at,
         })
     }
 

@@ -50,8 +50,11 @@ fn fixture() -> &'static Fixture {
             }
         };
         let embedder = Embedder::load(&dir).expect("load the model folder");
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/embed/reference.json");
+        // The manifest folder as cargo gives it when it runs the test (the binary may
+        // have been built from another checkout sharing the target folder).
+        let manifest = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        let path = Path::new(&manifest).join("../../tests/fixtures/embed/reference.json");
         let text = std::fs::read_to_string(&path).expect("reference.json");
         let reference = serde_json::from_str(&text).expect("parse reference.json");
         Fixture {

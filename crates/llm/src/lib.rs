@@ -267,9 +267,13 @@ pub struct Usage {
     pub total_time: std::time::Duration,
 }
 
-/// What a running sequence reports, in order: `Text`* then exactly one `Done` or `Error`.
+/// What a sequence reports, in order: `Started` when it gets a slot, `Text`*, then exactly
+/// one `Done` or `Error` (an `Error` may also come before `Started`: refused while queued).
 #[derive(Debug, Clone)]
 pub enum GenEvent {
+    /// The sequence has a slot and starts (sent once, before its first text): until it
+    /// comes, the request may still be refused for waiting too long.
+    Started,
     /// New text of the reply (possibly empty while a stop string might be forming), and
     /// the tokens sampled since the last event when logprobs were asked for.
     Text {

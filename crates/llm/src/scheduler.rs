@@ -428,6 +428,7 @@ impl<'m> Scheduler<'m> {
                 }
             };
             let reply = ReplyText::new(job.request.stop.clone());
+            let _ = job.events.send(GenEvent::Started);
             let (free, cached) = self.claim_slot(&job.request);
             self.slots[free] = Some(Sequence {
                 job,

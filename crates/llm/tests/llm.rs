@@ -64,6 +64,7 @@ async fn run(
         match ev {
             GenEvent::Text { text: t, .. } => text.push_str(&t),
             GenEvent::Done { reason, usage } => return (text, reason, usage.completion_tokens),
+            GenEvent::Started => {}
             GenEvent::Error(e) => panic!("generation failed: {e}"),
         }
     }
@@ -77,6 +78,7 @@ async fn run_usage(mut rx: tokio::sync::mpsc::UnboundedReceiver<GenEvent>) -> (S
         match ev {
             GenEvent::Text { text: t, .. } => text.push_str(&t),
             GenEvent::Done { usage, .. } => return (text, usage),
+            GenEvent::Started => {}
             GenEvent::Error(e) => panic!("generation failed: {e}"),
         }
     }
@@ -198,6 +200,7 @@ async fn logprobs_and_json_grammar() {
         match ev {
             GenEvent::Text { logprobs, .. } => entries.extend(logprobs),
             GenEvent::Done { .. } => break,
+            GenEvent::Started => {}
             GenEvent::Error(e) => panic!("{e}"),
         }
     }
@@ -283,7 +286,8 @@ async fn the_queue_policy_refuses_what_would_wait_too_long() {
     let g = Generator::start(model(), "test", settings, None).unwrap();
     let long = || greedy(chat_prompt("Write a very long essay about rivers."), 300);
     // One request takes the only slot, the next waits: a fresh queue admits it.
-    let first = g.submit(long()).unwrap();
+    let mut first = g.submit(long()).unwrap();
+    assert!(matches!(first.recv().await, Some(GenEvent::Started)));
     let mut second = g.submit(long()).unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     // The waiting request has waited past the limit: a new one is refused at once.

@@ -123,7 +123,7 @@ async fn chat_completions(
 ) -> OResult<Response> {
     let valid = ValidChat::from_body(body)?;
     let (logprobs, mode) = (valid.logprobs, valid.mode);
-    let generation = s
+    let mut generation = s
         .platform
         .inference()
         .chat(&p, valid.request)
@@ -131,6 +131,7 @@ async fn chat_completions(
         .map_err(oai)?;
     let id = format!("chatcmpl-{}", aiaas_types::new_id());
     if mode.stream {
+        generation.wait_for_slots().await.map_err(oai)?;
         return Ok(stream_response(generation, id, mode.include_usage, Kind::Chat).into_response());
     }
     let tools = generation.tools;
@@ -181,7 +182,7 @@ async fn completions(
     let (echo, logprobs, mode) = (valid.echo, valid.logprobs, valid.mode);
     let n = valid.request.options.n;
     let echoed = valid.request.prompts.clone();
-    let generation = s
+    let mut generation = s
         .platform
         .inference()
         .complete(&p, valid.request)
@@ -189,6 +190,7 @@ async fn completions(
         .map_err(oai)?;
     let id = format!("cmpl-{}", aiaas_types::new_id());
     if mode.stream {
+        generation.wait_for_slots().await.map_err(oai)?;
         return Ok(
             stream_response(generation, id, mode.include_usage, Kind::Completion).into_response(),
         );

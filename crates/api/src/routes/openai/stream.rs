@@ -221,6 +221,8 @@ impl Chunks {
                 self.error(e.into());
                 return;
             }
+            // Kept inside the generation's events; nothing to stream.
+            GenEvent::Started => return,
         };
         self.push(piece);
         if self.ended == self.cached.len() {

@@ -466,6 +466,8 @@ pub(super) async fn create_response(
         conversation,
     };
     if valid.stream {
+        let mut generation = generation;
+        generation.wait_for_slots().await.map_err(oai)?;
         return Ok(stream::events(s, p, draft, generation).into_response());
     }
     let tools = generation.tools;

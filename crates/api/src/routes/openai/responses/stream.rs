@@ -61,6 +61,8 @@ pub(super) fn events(
                         st.finish(reason, usage).await;
                     }
                     Some((_, GenEvent::Error(e))) => st.fail(e.into()),
+                    // Kept inside the generation's events; nothing to stream.
+                    Some((_, GenEvent::Started)) => {}
                     None => st.fail(aiaas_core::CoreError::Internal(
                         "generation ended early".into(),
                     )),
