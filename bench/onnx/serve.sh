@@ -26,7 +26,7 @@ venv bench/.venv-client "tritonclient[http]==2.73.0" "numpy<3" "requests==2.32.5
 venv bench/.venv-mlserver "mlserver==1.7.1" "mlserver-sklearn==1.7.1" "scikit-learn==1.6.1" "uvloop==0.21.0"
 venv bench/.venv-kserve "kserve==0.15.2" "onnxruntime==$ort_version"
 cargo build --release --locked -p aiaas --bin aiaas >&2
-bench/.venv-client/bin/python bench/onnx/serve.py --bin "$CARGO_TARGET_DIR/release/aiaas" \
+bench/.venv-client/bin/python -u bench/onnx/serve.py --bin "$CARGO_TARGET_DIR/release/aiaas" \
     --lib "$lib" --models "$data/onnx" --mlserver-venv bench/.venv-mlserver \
     --kserve-venv bench/.venv-kserve --seconds "${SERVE_SECONDS:-8}" \
     --threads "${SERVE_THREADS:-2}" --out bench/onnx/out
