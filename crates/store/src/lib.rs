@@ -438,6 +438,10 @@ fn known<T>(column: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T>
         .ok_or_else(|| StoreError::Corrupt(format!("{column} {text:?} is not one aiaas knows")))
 }
 
+fn parse_json(column: &str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -454,8 +458,4 @@ mod tests {
         assert_eq!(redact_url("postgres://aiaas@db/x"), "postgres://aiaas@db/x");
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
     }
-}
-
-fn parse_json(column: &str, text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
 }
