@@ -232,4 +232,5 @@ impl ImageSpec {
 #[cfg(test)]
 mod tests;
 
+pub mod geometry;
 mod resample;

@@ -1,0 +1,269 @@
+//! Plane geometry of text boxes, as a text detector's post-processing needs it: the
+//! convex hull and minimum-area rectangle of a region's points (OpenCV's `minAreaRect`
+//! and `boxPoints`), the corner order PaddleOCR's detectors use, a polygon's area and
+//! perimeter, and the reading order of boxes on a page.
+//!
+//! Written here rather than taken from `imageproc`: its `min_area_rect` skips the hull's
+//! closing edge (it can miss the minimum) and rounds the corners to the point type,
+//! where the detector needs float corners and the rectangle's shorter side.
+
+/// A point `(x, y)` in pixels (y grows downwards).
+pub type Point = (f64, f64);
+
+/// The convex hull of `points`, counter-clockwise in a y-up frame (Andrew's monotone
+/// chain), without repeated or collinear points. Fewer than three distinct points give
+/// those points.
+pub fn convex_hull(points: &[Point]) -> Vec<Point> {
+    let mut p: Vec<Point> = points.to_vec();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross =
+        |o: Point, a: Point, b: Point| (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0);
+    let mut hull: Vec<Point> = Vec::with_capacity(2 * p.len());
+    for pass in [p.clone(), p.iter().rev().copied().collect()] {
+        let floor = hull.len();
+        for q in pass {
+            while hull.len() >= floor + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// The smallest rectangle around some points, at any angle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RotatedRect {
+    /// The corners, in order around the rectangle.
+    pub corners: [Point; 4],
+    /// The lengths of its two sides.
+    pub width: f64,
+    pub height: f64,
+}
+
+impl RotatedRect {
+    /// The shorter side (what a detector compares with its minimum box size).
+    pub fn short_side(&self) -> f64 {
+        self.width.min(self.height)
+    }
+}
+
+/// The minimum-area rectangle around `points` (rotating calipers over every edge of the
+/// convex hull, the closing one included). `None` without points.
+pub fn min_area_rect(points: &[Point]) -> Option<RotatedRect> {
+    let hull = convex_hull(points);
+    match hull.len() {
+        0 => return None,
+        1 => {
+            let p = hull[0];
+            return Some(RotatedRect {
+                corners: [p; 4],
+                width: 0.0,
+                height: 0.0,
+            });
+        }
+        _ => {}
+    }
+    let mut best: Option<(f64, RotatedRect)> = None;
+    for i in 0..hull.len() {
+        let (a, b) = (hull[i], hull[(i + 1) % hull.len()]);
+        let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        if len == 0.0 {
+            continue;
+        }
+        // The edge's direction and its normal: every hull point projected on both.
+        let (ux, uy) = ((b.0 - a.0) / len, (b.1 - a.1) / len);
+        let (vx, vy) = (-uy, ux);
+        let (mut u_min, mut u_max, mut v_min, mut v_max) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in &hull {
+            let u = x * ux + y * uy;
+            let v = x * vx + y * vy;
+            u_min = u_min.min(u);
+            u_max = u_max.max(u);
+            v_min = v_min.min(v);
+            v_max = v_max.max(v);
+        }
+        let area = (u_max - u_min) * (v_max - v_min);
+        if best.as_ref().is_some_and(|(a, _)| *a <= area) {
+            continue;
+        }
+        let at = |u: f64, v: f64| (u * ux + v * vx, u * uy + v * vy);
+        let rect = RotatedRect {
+            corners: [
+                at(u_min, v_min),
+                at(u_max, v_min),
+                at(u_max, v_max),
+                at(u_min, v_max),
+            ],
+            width: u_max - u_min,
+            height: v_max - v_min,
+        };
+        best = Some((area, rect));
+    }
+    best.map(|(_, r)| r)
+}
+
+/// A rectangle's corners in the order PaddleOCR's detectors give a text box (its
+/// `get_mini_boxes`): sorted by x, the left pair ordered by y into top-left and
+/// bottom-left, the right pair into top-right and bottom-right; returned as
+/// `[top-left, top-right, bottom-right, bottom-left]`.
+pub fn box_corners(corners: [Point; 4]) -> [Point; 4] {
+    let mut p = corners;
+    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (tl, bl) = if p[1].1 > p[0].1 {
+        (p[0], p[1])
+    } else {
+        (p[1], p[0])
+    };
+    let (tr, br) = if p[3].1 > p[2].1 {
+        (p[2], p[3])
+    } else {
+        (p[3], p[2])
+    };
+    [tl, tr, br, bl]
+}
+
+/// A simple polygon's area (shoelace formula; positive whatever the orientation).
+pub fn polygon_area(polygon: &[Point]) -> f64 {
+    let n = polygon.len();
+    let twice: f64 = (0..n)
+        .map(|i| {
+            let (a, b) = (polygon[i], polygon[(i + 1) % n]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum();
+    twice.abs() / 2.0
+}
+
+/// A closed polygon's perimeter.
+pub fn polygon_perimeter(polygon: &[Point]) -> f64 {
+    let n = polygon.len();
+    (0..n)
+        .map(|i| {
+            let (a, b) = (polygon[i], polygon[(i + 1) % n]);
+            ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt()
+        })
+        .sum()
+}
+
+/// Text boxes (`[top-left, top-right, bottom-right, bottom-left]`) in reading order, as
+/// PaddleOCR's `sorted_boxes` orders them: by the top-left corner's y, then x; then boxes
+/// whose tops are within `line_tolerance` pixels of each other (one line) are put left to
+/// right. Returns the boxes' indices in that order.
+pub fn reading_order(boxes: &[[Point; 4]], line_tolerance: f64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    // Stable, as Python's `sorted`.
+    order.sort_by(|&a, &b| {
+        let (pa, pb) = (boxes[a][0], boxes[b][0]);
+        pa.1.total_cmp(&pb.1).then(pa.0.total_cmp(&pb.0))
+    });
+    for i in 0..order.len().saturating_sub(1) {
+        for j in (0..=i).rev() {
+            let (next, this) = (boxes[order[j + 1]][0], boxes[order[j]][0]);
+            if (next.1 - this.1).abs() < line_tolerance && next.0 < this.0 {
+                order.swap(j, j + 1);
+            } else {
+                break;
+            }
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    /// The points of a `w` x `h` rectangle turned by `angle` radians about `(cx, cy)`,
+    /// its edges sampled as a contour would be, and some points inside.
+    fn turned(cx: f64, cy: f64, w: f64, h: f64, angle: f64) -> Vec<Point> {
+        let (s, c) = angle.sin_cos();
+        let mut out = Vec::new();
+        for i in 0..=20 {
+            for j in 0..=20 {
+                let (u, v) = (w * (i as f64 / 20.0 - 0.5), h * (j as f64 / 20.0 - 0.5));
+                out.push((cx + u * c - v * s, cy + u * s + v * c));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_hull_keeps_only_the_outer_corners() {
+        let points = [
+            (0.0, 0.0),
+            (4.0, 0.0),
+            (4.0, 3.0),
+            (0.0, 3.0),
+            (2.0, 1.0),
+            (2.0, 0.0),
+            (0.0, 0.0),
+        ];
+        let mut hull = convex_hull(&points);
+        hull.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        assert_eq!(hull, vec![(0.0, 0.0), (0.0, 3.0), (4.0, 0.0), (4.0, 3.0)]);
+        assert_eq!(convex_hull(&[(1.0, 1.0), (1.0, 1.0)]), vec![(1.0, 1.0)]);
+    }
+
+    #[test]
+    fn the_minimum_rectangle_of_a_turned_box_is_that_box() {
+        for angle in [0.0f64, 0.3, -0.7, 1.2, std::f64::consts::FRAC_PI_4] {
+            let r = min_area_rect(&turned(50.0, 40.0, 30.0, 8.0, angle)).unwrap();
+            let (long, short) = (r.width.max(r.height), r.short_side());
+            assert!(close(long, 30.0) && close(short, 8.0), "{angle}: {r:?}");
+            assert!(close(polygon_area(&r.corners), 240.0), "{angle}: {r:?}");
+            // Centred where the box is.
+            let cx = r.corners.iter().map(|p| p.0).sum::<f64>() / 4.0;
+            let cy = r.corners.iter().map(|p| p.1).sum::<f64>() / 4.0;
+            assert!(close(cx, 50.0) && close(cy, 40.0), "{angle}: {r:?}");
+        }
+        // The closing edge of the hull counts: an obtuse triangle's rectangle lies along
+        // its longest side (area 10; 12 along the next best), the hull's last edge.
+        let r = min_area_rect(&[(0.0, 0.0), (10.0, 0.0), (12.0, 1.0)]).unwrap();
+        assert!(close(r.width * r.height, 10.0), "{r:?}");
+        assert!(min_area_rect(&[]).is_none());
+        assert_eq!(min_area_rect(&[(3.0, 4.0)]).unwrap().short_side(), 0.0);
+    }
+
+    #[test]
+    fn corners_come_in_the_detectors_order() {
+        let c = box_corners([(10.0, 20.0), (0.0, 0.0), (10.0, 0.0), (0.0, 20.0)]);
+        assert_eq!(c, [(0.0, 0.0), (10.0, 0.0), (10.0, 20.0), (0.0, 20.0)]);
+        // A box tilted down to the right.
+        let c = box_corners([(1.0, 10.0), (0.0, 1.0), (30.0, 4.0), (31.0, 13.0)]);
+        assert_eq!(c, [(0.0, 1.0), (30.0, 4.0), (31.0, 13.0), (1.0, 10.0)]);
+    }
+
+    #[test]
+    fn area_and_perimeter_of_a_polygon() {
+        let square = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)];
+        assert!(close(polygon_area(&square), 4.0));
+        assert!(close(polygon_perimeter(&square), 8.0));
+        let reversed: Vec<Point> = square.iter().rev().copied().collect();
+        assert!(close(polygon_area(&reversed), 4.0));
+    }
+
+    #[test]
+    fn boxes_read_top_to_bottom_and_left_to_right_within_a_line() {
+        let at = |x: f64, y: f64| [(x, y), (x + 10.0, y), (x + 10.0, y + 5.0), (x, y + 5.0)];
+        // Line one: two boxes whose tops differ by 4 pixels, the right one higher; line
+        // two below.
+        let boxes = [at(0.0, 50.0), at(40.0, 10.0), at(0.0, 14.0), at(20.0, 52.0)];
+        assert_eq!(reading_order(&boxes, 10.0), vec![2, 1, 0, 3]);
+        // Tops 10 or more apart are separate lines, whatever x says.
+        let boxes = [at(40.0, 0.0), at(0.0, 10.0)];
+        assert_eq!(reading_order(&boxes, 10.0), vec![0, 1]);
+        assert!(reading_order(&[], 10.0).is_empty());
+    }
+}
