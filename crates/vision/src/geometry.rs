@@ -53,6 +53,54 @@ impl RotatedRect {
     pub fn short_side(&self) -> f64 {
         self.width.min(self.height)
     }
+
+    /// The rectangle grown by `distance` on every side, about its centre.
+    ///
+    /// This is the minimum-area rectangle of the rectangle offset with round joins (what
+    /// a DB text detector's "unclip" computes with a polygon clipper): at any angle t
+    /// the bounding rectangle of the offset shape has area
+    /// (w|cos t| + h|sin t| + 2d)(w|sin t| + h|cos t| + 2d), which is smallest at t = 0.
+    pub fn grown(&self, distance: f64) -> RotatedRect {
+        let [a, b, _, d] = self.corners;
+        let unit = |from: Point, to: Point, len: f64| {
+            if len > 0.0 {
+                ((to.0 - from.0) / len, (to.1 - from.1) / len)
+            } else {
+                (0.0, 0.0)
+            }
+        };
+        // The directions of the two sides from the first corner.
+        let u = unit(a, b, self.width);
+        let v = unit(a, d, self.height);
+        let shift = |p: Point, su: f64, sv: f64| {
+            (
+                p.0 + distance * (su * u.0 + sv * v.0),
+                p.1 + distance * (su * u.1 + sv * v.1),
+            )
+        };
+        let [p0, p1, p2, p3] = self.corners;
+        RotatedRect {
+            corners: [
+                shift(p0, -1.0, -1.0),
+                shift(p1, 1.0, -1.0),
+                shift(p2, 1.0, 1.0),
+                shift(p3, -1.0, 1.0),
+            ],
+            width: self.width + 2.0 * distance,
+            height: self.height + 2.0 * distance,
+        }
+    }
+}
+
+/// How far a DB text detector grows a shrunk text region back ("unclip"): its area
+/// times `ratio` over its perimeter (PaddleOCR's `unclip_ratio`, 1.5 to 2).
+pub fn unclip_distance(polygon: &[Point], ratio: f64) -> f64 {
+    let perimeter = polygon_perimeter(polygon);
+    if perimeter == 0.0 {
+        0.0
+    } else {
+        polygon_area(polygon) * ratio / perimeter
+    }
 }
 
 /// The minimum-area rectangle around `points` (rotating calipers over every edge of the
@@ -234,6 +282,57 @@ mod tests {
         assert!(close(r.width * r.height, 10.0), "{r:?}");
         assert!(min_area_rect(&[]).is_none());
         assert_eq!(min_area_rect(&[(3.0, 4.0)]).unwrap().short_side(), 0.0);
+    }
+
+    #[test]
+    fn unclipping_grows_the_rectangle_on_every_side() {
+        for angle in [0.0f64, 0.4, -1.1] {
+            let r = min_area_rect(&turned(20.0, 30.0, 40.0, 10.0, angle)).unwrap();
+            let d = unclip_distance(&r.corners, 1.6);
+            // 400 x 1.6 / 100.
+            assert!(close(d, 6.4), "{d}");
+            let g = r.grown(d);
+            assert!(
+                close(g.width.max(g.height), 52.8) && close(g.short_side(), 22.8),
+                "{g:?}"
+            );
+            // The grown corners make the same rectangle the hull of an offset shape would:
+            // its own minimum rectangle, centred where the original was.
+            let again = min_area_rect(&g.corners).unwrap();
+            assert!(
+                close(polygon_area(&again.corners), 52.8 * 22.8),
+                "{again:?}"
+            );
+            let centre = |c: &[Point; 4]| {
+                (
+                    c.iter().map(|p| p.0).sum::<f64>() / 4.0,
+                    c.iter().map(|p| p.1).sum::<f64>() / 4.0,
+                )
+            };
+            let (a, b) = (centre(&r.corners), centre(&g.corners));
+            assert!(close(a.0, b.0) && close(a.1, b.1));
+            // Every point of the offset shape (the rectangle plus a disk of radius d) lies
+            // inside the grown rectangle.
+            let inside = |p: Point| {
+                let [q0, q1, _, q3] = g.corners;
+                let (ux, uy) = (q1.0 - q0.0, q1.1 - q0.1);
+                let (vx, vy) = (q3.0 - q0.0, q3.1 - q0.1);
+                let (px, py) = (p.0 - q0.0, p.1 - q0.1);
+                let s = (px * ux + py * uy) / (ux * ux + uy * uy);
+                let t = (px * vx + py * vy) / (vx * vx + vy * vy);
+                (-1e-9..=1.0 + 1e-9).contains(&s) && (-1e-9..=1.0 + 1e-9).contains(&t)
+            };
+            for c in r.corners {
+                for k in 0..16 {
+                    let a = k as f64 * std::f64::consts::PI / 8.0;
+                    assert!(
+                        inside((c.0 + d * a.cos(), c.1 + d * a.sin())),
+                        "{angle} {k}"
+                    );
+                }
+            }
+        }
+        assert_eq!(unclip_distance(&[(1.0, 1.0); 4], 1.6), 0.0);
     }
 
     #[test]
