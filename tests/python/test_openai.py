@@ -342,6 +342,19 @@ def test_error_cases(server, client, chat_model):
     assert e.value.status_code == 413
 
 
+def wait_until_idle(server, label, seconds=20):
+    """Wait until the loaded model `label` has nothing in flight (cancelled streams free
+    their slots at the scheduler's next step); fail if it still has after `seconds`."""
+    deadline = time.time() + seconds
+    while True:
+        ps = server.api("GET", "/api/v1/ps").json()["models"]
+        busy = [m for m in ps if m["label"] == label and m["in_flight"] > 0]
+        if not busy or time.time() >= deadline:
+            break
+        time.sleep(0.1)
+    assert not busy, ps
+
+
 def test_full_queue_answers_429_and_the_server_stays_healthy(server, client):
     pull(server, CHAT, name="narrow-queue")
     r = server.api("PUT", "/api/v1/library/narrow-queue/settings", json={"slots": 1, "queue_capacity": 2})
@@ -360,14 +373,7 @@ def test_full_queue_answers_429_and_the_server_stays_healthy(server, client):
     for h in held:
         h.close()
     # Cancelled streams free their slots: the queue drains and a new request is admitted.
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        ps = server.api("GET", "/api/v1/ps").json()["models"]
-        busy = [m for m in ps if m["label"] == "narrow-queue" and m["in_flight"] > 0]
-        if not busy:
-            break
-        time.sleep(0.1)
-    assert not busy, ps
+    wait_until_idle(server, "narrow-queue")
     r = requests.post(server.base + "/v1/chat/completions", headers=headers,
                       json={**body, "stream": False, "max_tokens": 4})
     assert r.status_code == 200, r.text
@@ -394,12 +400,7 @@ def test_a_stream_the_queue_policy_refuses_is_a_429_not_an_error_event(server, c
     assert error["type"] == "rate_limit_error" and "policy-queue" in error["message"], error
     held.close()
     # The slot frees: a stream is admitted and streams its reply.
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        ps = server.api("GET", "/api/v1/ps").json()["models"]
-        if not [m for m in ps if m["label"] == "policy-queue" and m["in_flight"] > 0]:
-            break
-        time.sleep(0.1)
+    wait_until_idle(server, "policy-queue")
     chunks = list(client.chat.completions.create(
         model="policy-queue", max_tokens=8, temperature=0, stream=True,
         messages=[{"role": "user", "content": "Say hello."}]))

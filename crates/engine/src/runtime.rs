@@ -67,7 +67,6 @@ struct Request<I, O> {
 }
 
 /// What is queued and what a row costs: the queue policy's estimate of a wait.
-#[derive(Default)]
 struct Load {
     /// Rows admitted and not yet answered (the running batch's included).
     rows: AtomicUsize,
@@ -78,10 +77,20 @@ struct Load {
     running_rows: AtomicUsize,
     /// When the running batch started, in nanoseconds since `epoch`.
     running_since: AtomicU64,
-    epoch: Option<Instant>,
+    epoch: Instant,
 }
 
 impl Load {
+    fn new() -> Load {
+        Load {
+            rows: AtomicUsize::new(0),
+            row_nanos: AtomicU64::new(0),
+            running_rows: AtomicUsize::new(0),
+            running_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
     /// How long a request admitted now would wait before its batch runs: the rows ahead
     /// of it at the measured cost of a row. Per row rather than per batch: on a CPU a
     /// batch costs about its rows (a per-batch figure measured on small batches would
@@ -105,9 +114,7 @@ impl Load {
     }
 
     fn now_nanos(&self) -> u64 {
-        self.epoch.map_or(0, |e| {
-            u64::try_from(e.elapsed().as_nanos()).unwrap_or(u64::MAX)
-        })
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// A batch of `rows` starts (0: it ended).
@@ -150,10 +157,7 @@ impl<M: BatchModel> BatchRuntime<M> {
         let (sender, receiver) =
             mpsc::sync_channel::<Request<M::Input, M::Output>>(settings.queue_capacity.max(1));
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let load = Arc::new(Load {
-            epoch: Some(Instant::now()),
-            ..Load::default()
-        });
+        let load = Arc::new(Load::new());
         let worker = Worker {
             label: label.clone(),
             model,
