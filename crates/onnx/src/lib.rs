@@ -233,6 +233,12 @@ impl OnnxModel {
         &self.signature
     }
 
+    /// A custom metadata entry of the model (`metadata_props`), when it has one.
+    pub fn custom_metadata(&self, key: &str) -> Option<String> {
+        let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        session.metadata().ok().and_then(|m| m.custom(key))
+    }
+
     /// Run the model on `inputs` (each of the model's inputs once, by name), returning
     /// the outputs named in `outputs` (all of them when `None`), in that order.
     pub fn run(

@@ -103,6 +103,88 @@ pub fn unclip_distance(polygon: &[Point], ratio: f64) -> f64 {
     }
 }
 
+/// A closed polygon offset outwards by `delta` with round joins, as the Clipper library
+/// (6.4, `ClipperOffset` with `JT_ROUND`, arc tolerance 0.25) computes it on integer
+/// coordinates: corners truncated to whole units, the polygon turned to positive
+/// orientation, each edge moved out along its normal, each convex corner filled with
+/// an arc of `pi / acos(1 - 0.25 / delta)` steps per turn, every point rounded half away
+/// from zero. For a convex polygon (a text box) this is the offset polygon Clipper gives;
+/// the rounding is what makes a detector's grown box lean by a pixel as PaddleOCR's does.
+pub fn offset_round(polygon: &[Point], delta: f64) -> Vec<Point> {
+    let mut src: Vec<(f64, f64)> = polygon.iter().map(|p| (p.0.trunc(), p.1.trunc())).collect();
+    src.dedup();
+    while src.len() > 1 && src.first() == src.last() {
+        src.pop();
+    }
+    let n = src.len();
+    if n < 3 || delta <= 0.0 {
+        return src;
+    }
+    // Positive orientation (Clipper's `Orientation`: area >= 0 in its frame).
+    let twice_area: f64 = (0..n)
+        .map(|i| {
+            let (a, b) = (src[i], src[(i + 1) % n]);
+            a.0 * b.1 - b.0 * a.1
+        })
+        .sum();
+    if twice_area < 0.0 {
+        src.reverse();
+    }
+    let round = |v: f64| {
+        if v < 0.0 {
+            (v - 0.5).trunc()
+        } else {
+            (v + 0.5).trunc()
+        }
+    };
+    let tolerance = if 0.25 > delta * 0.25 {
+        delta * 0.25
+    } else {
+        0.25
+    };
+    let mut steps = std::f64::consts::PI / (1.0 - tolerance / delta).acos();
+    if steps > delta * std::f64::consts::PI {
+        steps = delta * std::f64::consts::PI;
+    }
+    let (sin, cos) = (std::f64::consts::TAU / steps).sin_cos();
+    let per_rad = steps / std::f64::consts::TAU;
+    let normal = |a: (f64, f64), b: (f64, f64)| {
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        if dx == 0.0 && dy == 0.0 {
+            return (0.0, 0.0);
+        }
+        let f = 1.0 / (dx * dx + dy * dy).sqrt();
+        (dy * f, -dx * f)
+    };
+    let normals: Vec<(f64, f64)> = (0..n).map(|j| normal(src[j], src[(j + 1) % n])).collect();
+    let mut out = Vec::new();
+    let mut k = n - 1;
+    for j in 0..n {
+        let (nk, nj, p) = (normals[k], normals[j], src[j]);
+        let at = |nx: f64, ny: f64| (round(p.0 + nx * delta), round(p.1 + ny * delta));
+        let sin_a = nk.0 * nj.1 - nj.0 * nk.1;
+        let cos_a = nk.0 * nj.0 + nk.1 * nj.1;
+        if (sin_a * delta).abs() < 1.0 && cos_a > 0.0 {
+            out.push(at(nk.0, nk.1));
+        } else if sin_a.clamp(-1.0, 1.0) * delta < 0.0 {
+            out.push(at(nk.0, nk.1));
+            out.push(p);
+            out.push(at(nj.0, nj.1));
+        } else {
+            let a = sin_a.clamp(-1.0, 1.0).atan2(cos_a);
+            let count = (round(per_rad * a.abs()) as i64).max(1);
+            let (mut x, mut y) = nk;
+            for _ in 0..count {
+                out.push(at(x, y));
+                (x, y) = (x * cos - sin * y, x * sin + y * cos);
+            }
+            out.push(at(nj.0, nj.1));
+        }
+        k = j;
+    }
+    out
+}
+
 /// The minimum-area rectangle around `points` (rotating calipers over every edge of the
 /// convex hull, the closing one included). `None` without points.
 pub fn min_area_rect(points: &[Point]) -> Option<RotatedRect> {
@@ -364,5 +446,39 @@ mod tests {
         let boxes = [at(40.0, 0.0), at(0.0, 10.0)];
         assert_eq!(reading_order(&boxes, 10.0), vec![0, 1]);
         assert!(reading_order(&[], 10.0).is_empty());
+    }
+
+    #[test]
+    fn the_round_offset_hugs_the_grown_rectangle() {
+        // An axis-aligned box: every offset point lies on the rounded rectangle, its
+        // minimum rectangle is the box grown by the distance (to the pixel).
+        let quad = [(10.0, 20.0), (110.0, 20.0), (110.0, 50.0), (10.0, 50.0)];
+        let d = unclip_distance(&quad, 1.6);
+        let grown = offset_round(&quad, d);
+        assert!(grown.len() > 8, "round joins add arc points: {grown:?}");
+        let r = min_area_rect(&grown).unwrap();
+        assert!(
+            (r.width.max(r.height) - (100.0 + 2.0 * d)).abs() <= 1.0,
+            "{r:?} d={d}"
+        );
+        assert!(
+            (r.width.min(r.height) - (30.0 + 2.0 * d)).abs() <= 1.0,
+            "{r:?} d={d}"
+        );
+        for p in &grown {
+            // Integer points, never inside the box.
+            assert_eq!((p.0.fract(), p.1.fract()), (0.0, 0.0));
+            assert!(
+                p.0 <= 10.0 || p.0 >= 110.0 || p.1 <= 20.0 || p.1 >= 50.0,
+                "{p:?}"
+            );
+        }
+        // Either orientation gives the same shape; fractions are truncated first.
+        let mut reversed = quad;
+        reversed.reverse();
+        let a = min_area_rect(&offset_round(&reversed, d)).unwrap();
+        assert!((a.width * a.height - r.width * r.height).abs() < 1e-6);
+        let shifted = quad.map(|p| (p.0 + 0.7, p.1 + 0.2));
+        assert_eq!(offset_round(&shifted, d), grown);
     }
 }

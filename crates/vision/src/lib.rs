@@ -32,6 +32,27 @@ pub enum VisionError {
 /// Decode an image (format sniffed from its bytes), apply its EXIF orientation, and give
 /// its RGB pixels (an alpha channel is dropped, as `PIL.Image.convert("RGB")` does).
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, VisionError> {
+    decode_image(bytes, max_pixels).map(DynamicImage::into_rgb8)
+}
+
+/// Decode as `decode` does, but lay transparent pixels over white (what a document's
+/// reader sees: text drawn on a transparent page stays dark on light).
+pub fn decode_on_white(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, VisionError> {
+    let img = decode_image(bytes, max_pixels)?;
+    if !img.color().has_alpha() {
+        return Ok(img.into_rgb8());
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    Ok(RgbImage::from_fn(w, h, |x, y| {
+        let p = rgba.get_pixel(x, y).0;
+        let a = u32::from(p[3]);
+        let over = |c: u8| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([over(p[0]), over(p[1]), over(p[2])])
+    }))
+}
+
+fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, VisionError> {
     let decode_err = |e: image::ImageError| VisionError::Decode(e.to_string());
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -67,7 +88,7 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, VisionError> {
         None => DynamicImage::from_decoder(decoder).map_err(decode_err)?,
     };
     img.apply_orientation(orientation);
-    Ok(img.into_rgb8())
+    Ok(img)
 }
 
 /// A JPEG's RGB pixels by libjpeg-turbo (accurate integer IDCT, fancy upsampling: its
@@ -232,5 +253,6 @@ impl ImageSpec {
 #[cfg(test)]
 mod tests;
 
+pub mod cv;
 pub mod geometry;
 mod resample;
