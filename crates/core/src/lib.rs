@@ -67,8 +67,8 @@ pub use generate::{
 pub use jobs::{TrainRequest, TrainingJobs};
 pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, Rotation, RotationReport};
 pub use library::{
-    CatalogueItem, KeepAlive, Library, LibraryConfig, LibraryModel, LibraryModelDetails,
-    ServingSettings,
+    page_text, CatalogueItem, KeepAlive, Library, LibraryConfig, LibraryModel, LibraryModelDetails,
+    PageLines, ServingSettings, MAX_PAGES_PER_REQUEST,
 };
 pub use limits::{Limiter, RateStatus};
 pub use models::{ClassPrediction, ModelDetails, ModelSummary, Models, Predictions};

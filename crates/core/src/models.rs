@@ -436,7 +436,7 @@ impl Models {
                 .await??;
             }
             // Pulled formats live in the library, installation-wide, not as versions.
-            other @ (Format::Gguf | Format::HfEncoder) => {
+            other @ (Format::Gguf | Format::HfEncoder | Format::Ppocr) => {
                 return Err(CoreError::InvalidInput(format!(
                     "model {:?} version {} is stored as {other}, which serves from the library, not as a tenant model",
                     model.name, version.version
@@ -447,6 +447,18 @@ impl Models {
     }
 
     /// A model of the caller's tenant that the caller's key may use (its allow-list).
+    /// Whether the caller's tenant has a model of `reference`'s name (then a library
+    /// model of the same name is not the one meant).
+    pub async fn tenant_has(&self, principal: &Principal, reference: &str) -> Result<bool> {
+        let r = parse_ref(reference);
+        Ok(self
+            .inner
+            .meta
+            .model_by_name(&principal.tenant_id, r.name)
+            .await?
+            .is_some())
+    }
+
     pub(crate) async fn find_model(
         &self,
         principal: &Principal,

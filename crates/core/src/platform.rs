@@ -224,6 +224,8 @@ impl Platform {
             scratch: config.data_dir.join("tmp"),
             max_upload_bytes: config.max_upload_bytes,
         });
+        let onnxruntime =
+            crate::tensor_models::find_onnxruntime(config.onnxruntime.clone(), &config.data_dir);
         let models = Models::new(crate::models::ModelsConfig {
             meta: meta.clone(),
             artifacts: artifacts.clone(),
@@ -231,10 +233,7 @@ impl Platform {
             loading: loading.clone(),
             privacy: privacy.clone(),
             batch: config.batch,
-            onnxruntime: crate::tensor_models::find_onnxruntime(
-                config.onnxruntime.clone(),
-                &config.data_dir,
-            ),
+            onnxruntime: onnxruntime.clone(),
             metrics: metrics.clone(),
             audit: audit.clone(),
             traffic: Default::default(),
@@ -255,6 +254,7 @@ impl Platform {
             loading,
             master_keys: keys.clone(),
             scratch: config.data_dir.join("tmp"),
+            onnxruntime,
             cache_dir: config
                 .library
                 .cache_dir

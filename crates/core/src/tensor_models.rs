@@ -221,13 +221,19 @@ impl Models {
 
     /// ONNX Runtime, loaded on first use from the configured library.
     pub(crate) fn onnx_runtime(&self) -> Result<&'static Runtime> {
-        let path = self.inner().onnxruntime.as_deref().ok_or_else(|| {
-            CoreError::Unavailable(
-                "ONNX Runtime is not installed: run scripts/setup.sh, or start the server \
-                 with --onnxruntime PATH (a libonnxruntime.so)"
-                    .into(),
-            )
-        })?;
-        Runtime::load(path).map_err(|e| CoreError::Unavailable(e.to_string()))
+        load_onnxruntime(self.inner().onnxruntime.as_deref())
     }
+}
+
+/// ONNX Runtime from `path` (loaded once per process); `Unavailable` saying how to
+/// install it when there is none.
+pub(crate) fn load_onnxruntime(path: Option<&Path>) -> Result<&'static Runtime> {
+    let path = path.ok_or_else(|| {
+        CoreError::Unavailable(
+            "ONNX Runtime is not installed: run scripts/setup.sh, or start the server \
+             with --onnxruntime PATH (a libonnxruntime.so)"
+                .into(),
+        )
+    })?;
+    Runtime::load(path).map_err(|e| CoreError::Unavailable(e.to_string()))
 }

@@ -7,6 +7,7 @@
 
 mod generation;
 pub mod metrics;
+mod pages;
 mod runtime;
 mod tensors;
 
@@ -17,10 +18,12 @@ use std::time::{Duration, Instant};
 
 pub use aiaas_embed::{EmbedOptions, Embedder, Embedding};
 pub use aiaas_llm as llm;
+pub use aiaas_ocr as ocr;
 pub use aiaas_onnx as onnx;
 pub use aiaas_train::{Classifier, ModelFiles};
 pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
+pub use pages::OcrLoad;
 use runtime::{BatchModel, BatchRuntime};
 use tensors::TensorModel;
 pub use tensors::TensorRequest;
@@ -89,6 +92,8 @@ pub enum RuntimeKind {
     Embedder,
     /// An uploaded ONNX model (typed tensors in and out).
     Tensor,
+    /// A page reader (images in, lines of text out).
+    Ocr,
 }
 
 /// Requests waiting per model, refreshed at each scrape (see `refresh_gauges`).
@@ -162,6 +167,7 @@ enum Runtime {
     Generator(Arc<GeneratorRuntime>),
     /// The runtime, and the model itself for checking requests before they queue.
     Tensor(Arc<BatchRuntime<TensorModel>>, Arc<aiaas_onnx::OnnxModel>),
+    Ocr(Arc<BatchRuntime<aiaas_ocr::Ocr>>),
 }
 
 struct Entry {
@@ -190,6 +196,7 @@ impl Entry {
             Runtime::Classifier(r) => r.queued(),
             Runtime::Embedder(r) => r.queued(),
             Runtime::Tensor(r, _) => r.queued(),
+            Runtime::Ocr(r) => r.queued(),
             Runtime::Generator(g) => g.generator().in_flight(),
         }
     }
@@ -199,6 +206,7 @@ impl Entry {
             Runtime::Classifier(r) => r.label(),
             Runtime::Embedder(r) => r.label(),
             Runtime::Tensor(r, _) => r.label(),
+            Runtime::Ocr(r) => r.label(),
             Runtime::Generator(g) => g.generator().label(),
         }
     }
@@ -384,6 +392,7 @@ impl Engine {
                     }
                     Runtime::Embedder(r) => (RuntimeKind::Embedder, None, None, Some(r.settings())),
                     Runtime::Tensor(r, _) => (RuntimeKind::Tensor, None, None, Some(r.settings())),
+                    Runtime::Ocr(r) => (RuntimeKind::Ocr, None, None, Some(r.settings())),
                     Runtime::Generator(g) => {
                         let s = g.generator().stats();
                         (
@@ -536,6 +545,7 @@ impl Engine {
             Runtime::Classifier(r) => r.check_queue_policy(),
             Runtime::Embedder(r) => r.check_queue_policy(),
             Runtime::Tensor(r, _) => r.check_queue_policy(),
+            Runtime::Ocr(r) => r.check_queue_policy(),
             Runtime::Generator(_) => Ok(()),
         }
     }

@@ -260,6 +260,7 @@ impl CatalogueEntry {
                 ))
             }
             Format::Gguf => has("model.gguf"),
+            Format::Ppocr => has("det.onnx") && has("cls.onnx") && has("rec.onnx"),
             Format::HfEncoder => {
                 has("config.json")
                     && has("tokenizer.json")
@@ -313,8 +314,17 @@ mod tests {
         let names: Vec<_> = cat.entries().iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             names,
-            ["smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"]
+            [
+                "smollm2-135m-instruct",
+                "gemma-3-270m",
+                "all-minilm-l6-v2",
+                "ppocr-v4"
+            ]
         );
+        let ocr = cat.get("ppocr-v4").expect("ppocr-v4");
+        assert_eq!((ocr.task, ocr.format), (Task::Ocr, Format::Ppocr));
+        assert_eq!(ocr.files.len(), 3);
+        assert_eq!(ocr.defaults["limit_side_len"], 736);
 
         let smol = cat.get("smollm2-135m-instruct").expect("smollm2");
         assert_eq!((smol.task, smol.format), (Task::Chat, Format::Gguf));

@@ -245,6 +245,23 @@ pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
                 defaults: Value::Object(defaults),
             })
         }
+        Format::Ppocr => {
+            for file in ["det.onnx", "cls.onnx", "rec.onnx"] {
+                if !dir.join(file).is_file() {
+                    return Err(HubError::InvalidInput(format!(
+                        "{} is not a PaddleOCR model: {file} is missing",
+                        dir.display()
+                    )));
+                }
+            }
+            Ok(Assembled {
+                task: Task::Ocr,
+                format,
+                files: Vec::new(),
+                license: None,
+                defaults: Value::Object(Map::new()),
+            })
+        }
         Format::HfEncoder => {
             let config = read_json(&dir.join("config.json"))?.unwrap_or(Value::Null);
             let pooling = read_json(&dir.join("1_Pooling/config.json"))?;

@@ -109,20 +109,36 @@ pub struct Line {
     pub quad: [[f32; 2]; 4],
 }
 
-/// A loaded OCR model: the three networks and the recogniser's dictionary.
-pub struct Ocr {
+/// One copy of the three networks (each with its own ONNX Runtime sessions).
+struct Networks {
     detector: OnnxModel,
     classifier: OnnxModel,
     recogniser: OnnxModel,
+}
+
+/// A loaded OCR model: its instances of the three networks and the recogniser's
+/// dictionary.
+pub struct Ocr {
+    /// Pages are read in parallel, one per instance (Triton's instance group): on a CPU,
+    /// two single-threaded instances read more pages a second than one instance with two
+    /// threads (whose operators do not all spread over both), one instance with every
+    /// thread reads a lone page soonest.
+    instances: Vec<Networks>,
     dictionary: Vec<String>,
     settings: OcrSettings,
 }
 
 impl Ocr {
     /// Load a model folder (`det.onnx`, `cls.onnx`, `rec.onnx`; the dictionary is the
-    /// recogniser's `character` metadata, one entry per line) with `threads` intra-op
-    /// threads per network (0: ONNX Runtime's default).
-    pub fn load(runtime: &Runtime, dir: &Path, threads: usize) -> Result<Ocr, OcrError> {
+    /// recogniser's `character` metadata, one entry per line) as `instances` copies (at
+    /// least one), each network with `threads` intra-op threads (0: ONNX Runtime's
+    /// default, one per core).
+    pub fn load(
+        runtime: &Runtime,
+        dir: &Path,
+        threads: usize,
+        instances: usize,
+    ) -> Result<Ocr, OcrError> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read(&path).map_err(|source| OcrError::Io {
@@ -130,12 +146,28 @@ impl Ocr {
                 source,
             })
         };
-        let detector = OnnxModel::load(runtime, &read(DETECTOR_FILE)?, threads)?;
-        let classifier = OnnxModel::load(runtime, &read(CLASSIFIER_FILE)?, threads)?;
-        let recogniser = OnnxModel::load(runtime, &read(RECOGNISER_FILE)?, threads)?;
-        let characters = recogniser.custom_metadata("character").ok_or_else(|| {
-            OcrError::Model("the recogniser has no `character` dictionary in its metadata".into())
-        })?;
+        let (det, cls, rec) = (
+            read(DETECTOR_FILE)?,
+            read(CLASSIFIER_FILE)?,
+            read(RECOGNISER_FILE)?,
+        );
+        let instances = (0..instances.max(1))
+            .map(|_| {
+                Ok(Networks {
+                    detector: OnnxModel::load(runtime, &det, threads)?,
+                    classifier: OnnxModel::load(runtime, &cls, threads)?,
+                    recogniser: OnnxModel::load(runtime, &rec, threads)?,
+                })
+            })
+            .collect::<Result<Vec<_>, OcrError>>()?;
+        let characters = instances[0]
+            .recogniser
+            .custom_metadata("character")
+            .ok_or_else(|| {
+                OcrError::Model(
+                    "the recogniser has no `character` dictionary in its metadata".into(),
+                )
+            })?;
         let dictionary = python_lines(&characters);
         if dictionary.is_empty() {
             return Err(OcrError::Model(
@@ -143,12 +175,16 @@ impl Ocr {
             ));
         }
         Ok(Ocr {
-            detector,
-            classifier,
-            recogniser,
+            instances,
             dictionary,
             settings: OcrSettings::default(),
         })
+    }
+
+    /// The same model with other settings.
+    pub fn with_settings(mut self, settings: OcrSettings) -> Ocr {
+        self.settings = settings;
+        self
     }
 
     pub fn settings(&self) -> &OcrSettings {
@@ -162,11 +198,42 @@ impl Ocr {
 
     /// Read a page: its lines in reading order.
     pub fn read(&self, page: &RgbImage) -> Result<Vec<Line>, OcrError> {
+        self.read_on(&self.instances[0], page)
+    }
+
+    /// Read pages, as many at once as there are instances; answers in the pages' order.
+    pub fn read_pages(&self, pages: &[RgbImage]) -> Vec<Result<Vec<Line>, OcrError>> {
+        let workers = self.instances.len().min(pages.len());
+        if workers <= 1 {
+            return pages.iter().map(|p| self.read(p)).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut answers: Vec<Option<Result<Vec<Line>, OcrError>>> =
+            pages.iter().map(|_| None).collect();
+        let done = std::sync::Mutex::new(&mut answers);
+        std::thread::scope(|scope| {
+            for networks in &self.instances[..workers] {
+                let (next, done) = (&next, &done);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(page) = pages.get(i) else { break };
+                    let answer = self.read_on(networks, page);
+                    done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(answer);
+                });
+            }
+        });
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(OcrError::Model("a page was not read".into()))))
+            .collect()
+    }
+
+    fn read_on(&self, n: &Networks, page: &RgbImage) -> Result<Vec<Line>, OcrError> {
         let s = &self.settings;
         let (raw_w, raw_h) = page.dimensions();
         let (img, ratio) = bound(page, s);
         let (img, top) = pad_strip(img, s);
-        let quads = detect::detect(&self.detector, &img, s)?;
+        let quads = detect::detect(&n.detector, &img, s)?;
         let quads: Vec<Quad> = {
             let order = geometry::reading_order(&quads, s.line_tolerance);
             order.into_iter().map(|i| quads[i]).collect()
@@ -182,8 +249,8 @@ impl Ocr {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
-        recognise::upright(&self.classifier, &mut crops, s)?;
-        let texts = recognise::read(&self.recogniser, &self.dictionary, &crops, s)?;
+        recognise::upright(&n.classifier, &mut crops, s)?;
+        let texts = recognise::read(&n.recogniser, &self.dictionary, &crops, s)?;
         let back = |p: (f64, f64)| {
             let x = (p.0 * ratio.0).clamp(0.0, f64::from(raw_w));
             let y = ((p.1 - f64::from(top)) * ratio.1).clamp(0.0, f64::from(raw_h));
@@ -200,6 +267,23 @@ impl Ocr {
             })
             .collect())
     }
+}
+
+/// A page's text: its lines in reading order, those on one row (tops within
+/// `line_tolerance` pixels) joined by a space, rows by a newline.
+pub fn page_text(lines: &[Line], line_tolerance: f64) -> String {
+    let mut text = String::new();
+    let mut previous_top: Option<f32> = None;
+    for line in lines {
+        let top = line.quad[0][1];
+        if let Some(p) = previous_top {
+            let same_row = f64::from((top - p).abs()) < line_tolerance;
+            text.push(if same_row { ' ' } else { '\n' });
+        }
+        text.push_str(&line.text);
+        previous_top = Some(top);
+    }
+    text
 }
 
 /// Lines as Python's `str.splitlines` splits them.
@@ -281,6 +365,22 @@ fn pad_strip(img: RgbImage, s: &OcrSettings) -> (RgbImage, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_text_joins_a_row_with_spaces_and_rows_with_newlines() {
+        let line = |text: &str, x: f32, y: f32| Line {
+            text: text.into(),
+            confidence: 0.9,
+            quad: [[x, y], [x + 50.0, y], [x + 50.0, y + 20.0], [x, y + 20.0]],
+        };
+        let lines = [
+            line("Name:", 10.0, 10.0),
+            line("Ada", 80.0, 13.0),
+            line("Total", 10.0, 60.0),
+        ];
+        assert_eq!(page_text(&lines, 10.0), "Name: Ada\nTotal");
+        assert_eq!(page_text(&[], 10.0), "");
+    }
 
     #[test]
     fn dictionaries_split_as_python_does() {

@@ -26,7 +26,7 @@ fn ocr() -> Ocr {
         )
     });
     let runtime = Runtime::load(&lib).expect("ONNX Runtime loads");
-    Ocr::load(runtime, &data().join("ocr/ppocr-v4"), 0)
+    Ocr::load(runtime, &data().join("ocr/ppocr-v4"), 0, 2)
         .expect("the PP-OCRv4 models load (run scripts/setup.sh --test)")
 }
 
@@ -45,11 +45,23 @@ fn pages_read_as_rapidocr_reads_them_and_as_they_were_rendered() {
     let (mut lines, mut same_as_reference, mut rendered, mut read_right, mut boxes_off) =
         (0, 0, 0, 0, 0);
     let mut report = Vec::new();
-    for page in index.as_array().unwrap() {
+    let index = index.as_array().unwrap();
+    let images: Vec<_> = index
+        .iter()
+        .map(|page| {
+            let bytes = std::fs::read(dir.join(page["file"].as_str().unwrap())).unwrap();
+            vision::decode_on_white(&bytes, vision::MAX_PIXELS).unwrap()
+        })
+        .collect();
+    // All pages at once, over two instances; the first again alone.
+    let readings = ocr.read_pages(&images);
+    assert_eq!(
+        ocr.read(&images[0]).unwrap(),
+        *readings[0].as_ref().unwrap()
+    );
+    for (page, got) in index.iter().zip(readings) {
         let file = page["file"].as_str().unwrap();
-        let bytes = std::fs::read(dir.join(file)).unwrap();
-        let img = vision::decode_on_white(&bytes, vision::MAX_PIXELS).unwrap();
-        let got = ocr.read(&img).unwrap();
+        let got = got.unwrap();
         let reference = page["rapidocr"].as_array().unwrap();
         let texts: Vec<&str> = got.iter().map(|l| l.text.as_str()).collect();
         let expected: Vec<&str> = reference

@@ -180,6 +180,7 @@ impl OnnxModel {
                 .with_intra_threads(threads)
                 .map_err(|e| invalid(e.into()))?;
         }
+
         let session = builder.commit_from_memory(bytes).map_err(invalid)?;
         let spec = |name: &str, ty: &ValueType, output: bool| -> Result<TensorSpec, OnnxError> {
             let (datatype, dims) = match ty {

@@ -24,15 +24,18 @@ pub enum Task {
     Embedding,
     /// A model of the user's own (uploaded ONNX): typed tensors in and out.
     Tensor,
+    /// Images of pages to lines of text with their boxes.
+    Ocr,
 }
 
 impl Task {
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::TextClassification,
         Task::Chat,
         Task::Completion,
         Task::Embedding,
         Task::Tensor,
+        Task::Ocr,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Task {
             Task::Completion => "completion",
             Task::Embedding => "embedding",
             Task::Tensor => "tensor",
+            Task::Ocr => "ocr",
         }
     }
 
@@ -72,14 +76,19 @@ pub enum Format {
     /// One `model.onnx` file uploaded by a tenant, served on ONNX Runtime.
     #[serde(rename = "onnx")]
     Onnx,
+    /// PaddleOCR's three networks as ONNX: `det.onnx`, `cls.onnx`, `rec.onnx` (the
+    /// dictionary in the recogniser's metadata).
+    #[serde(rename = "ppocr")]
+    Ppocr,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::AiaasClassifier,
         Format::Gguf,
         Format::HfEncoder,
         Format::Onnx,
+        Format::Ppocr,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +97,7 @@ impl Format {
             Format::Gguf => "gguf",
             Format::HfEncoder => "hf-encoder",
             Format::Onnx => "onnx",
+            Format::Ppocr => "ppocr",
         }
     }
 
@@ -220,7 +230,7 @@ mod tests {
         let e = "tflite".parse::<Format>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx"
+            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr"
         );
         assert!("Chat".parse::<Task>().is_err());
         assert!("".parse::<PiiMode>().is_err());

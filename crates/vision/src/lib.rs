@@ -10,7 +10,8 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+pub use image::RgbImage;
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use serde::{Deserialize, Serialize};
 
 /// The default bound on an image's pixels (a 40-megapixel photo passes; a decompression

@@ -1,7 +1,8 @@
 //! The native predict, `POST /api/v1/models/{name}/predict`, for every kind of tenant
 //! model: texts for trained classifiers (`{"texts": [...]}`), images for image
 //! classifiers (`{"images": [base64, ...]}` or a multipart form of files), rows of
-//! named features for tabular models (`{"rows": [{...}]}`).
+//! named features for tabular models (`{"rows": [{...}]}`); images for an OCR model of
+//! the library (`ppocr-v4`) when the tenant has no model of that name.
 
 use aiaas_core::TaskInput;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
@@ -51,7 +52,7 @@ struct PredictBody {
     params(("name" = String, Path)),
     request_body = PredictBody,
     responses(
-        (status = 200, description = "one prediction per text (wire::Predictions), image or row (wire::TaskPredictions)", body = crate::wire::Predictions),
+        (status = 200, description = "one prediction per text (wire::Predictions), image or row (wire::TaskPredictions), or page an OCR model read (wire::PageReadings)", body = crate::wire::Predictions),
         crate::wire::Refused
     ),
     extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Infer.as_str()))),
@@ -98,6 +99,13 @@ async fn predict(
             }
         },
     };
+    // Images for a name the tenant has no model of: an OCR model of the library.
+    let input = match input {
+        TaskInput::Images(images) if !models.tenant_has(&p, &name).await? => {
+            return read_pages(&s, &p, &name, images, top_k).await
+        }
+        other => other,
+    };
     let answer = models.predict_task(&p, &name, input, top_k).await?;
     let version = answer.version.to_string();
     Ok((
@@ -121,6 +129,22 @@ async fn texts(
         Json(wire::Predictions::from(answer)),
     )
         .into_response())
+}
+
+async fn read_pages(
+    s: &AppState,
+    p: &aiaas_types::Principal,
+    name: &str,
+    images: Vec<Vec<u8>>,
+    top_k: Option<usize>,
+) -> ApiResult<Response> {
+    if top_k.is_some() {
+        return Err(ApiError::bad_request(
+            "top_k ranks a classifier's classes; an OCR model answers every line it reads",
+        ));
+    }
+    let read = s.platform.library().read_pages(p, name, images).await?;
+    Ok(Json(wire::PageReadings::from(read)).into_response())
 }
 
 enum Body {

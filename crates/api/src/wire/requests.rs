@@ -225,10 +225,16 @@ pub(crate) struct LibrarySettings {
     /// Requests admitted at once (running + waiting).
     #[serde(default)]
     pub queue_capacity: Option<usize>,
-    /// Texts per forward pass (embedders).
+    /// Texts per forward pass (embedders); pages per batch (OCR).
     #[serde(default)]
     pub max_batch: Option<usize>,
-    /// The queue policy (embedders): refuse a request expected to wait longer than
+    /// Intra-op threads per network (OCR, on ONNX Runtime); 0: one per core.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Copies of the model reading pages in parallel (OCR), each with `threads`.
+    #[serde(default)]
+    pub instances: Option<usize>,
+    /// The queue policy (embedders, OCR): refuse a request expected to wait longer than
     /// this; 0: no limit.
     #[serde(default)]
     pub max_queue_time_ms: Option<u64>,
@@ -250,6 +256,8 @@ impl From<LibrarySettings> for aiaas_core::ServingSettings {
             context_length: s.context_length,
             queue_capacity: s.queue_capacity,
             max_batch: s.max_batch,
+            threads: s.threads,
+            instances: s.instances,
             max_queue_time_ms: s.max_queue_time_ms,
             keep_alive_secs: s.keep_alive_secs,
             pii_inputs: s.pii_inputs,

@@ -112,6 +112,58 @@ impl From<aiaas_core::TaskAnswer> for TaskPredictions {
     }
 }
 
+/// An OCR model's reading (`POST /api/v1/models/{name}/predict` with images, on a
+/// library model of task `ocr`): one per image, in the order given.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PageReadings {
+    pub model: String,
+    /// `ocr`.
+    pub task: String,
+    pub predictions: Vec<PageReading>,
+}
+
+/// One page: its full text (lines in reading order; a row's lines joined by spaces, rows
+/// by newlines) and its lines.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PageReading {
+    pub text: String,
+    pub lines: Vec<TextLine>,
+}
+
+/// A line of text: what it says, the recogniser's confidence (0-1), and its box's
+/// corners in the image's pixels (top-left, top-right, bottom-right, bottom-left).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TextLine {
+    pub text: String,
+    pub confidence: f32,
+    #[serde(rename = "box")]
+    pub corners: [[f32; 2]; 4],
+}
+
+impl From<aiaas_core::PageLines> for PageReadings {
+    fn from(p: aiaas_core::PageLines) -> PageReadings {
+        PageReadings {
+            model: p.model,
+            task: Task::Ocr.as_str().to_string(),
+            predictions: p
+                .pages
+                .into_iter()
+                .map(|lines| PageReading {
+                    text: aiaas_core::page_text(&lines),
+                    lines: lines
+                        .into_iter()
+                        .map(|l| TextLine {
+                            text: l.text,
+                            confidence: l.confidence,
+                            corners: l.quad,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One row of a data set preview.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PreviewLine {
@@ -177,7 +229,7 @@ impl From<MaskedText> for Masked {
 pub(crate) struct RunningModel {
     pub key: String,
     pub label: String,
-    /// `classifier`, `generator` or `embedder`.
+    /// `classifier`, `generator`, `embedder`, `tensor` or `ocr`.
     #[schema(value_type = String)]
     pub kind: RuntimeKind,
     pub in_flight: usize,

@@ -19,6 +19,29 @@ use super::{
 use crate::runtime_key::RuntimeKey;
 use crate::{CoreError, Result};
 
+/// An OCR model's settings: RapidOCR's defaults, overridden by the catalogue's defaults
+/// under PaddleOCR's names.
+fn ocr_settings(defaults: &serde_json::Value) -> aiaas_engine::ocr::OcrSettings {
+    let mut s = aiaas_engine::ocr::OcrSettings::default();
+    let number = |k: &str| defaults.get(k).and_then(serde_json::Value::as_f64);
+    if let Some(v) = number("limit_side_len").filter(|v| *v >= 32.0 && *v <= 4096.0) {
+        s.limit_side = v as u32;
+    }
+    if let Some(v) = number("thresh").filter(|v| (0.0..1.0).contains(v)) {
+        s.threshold = v as f32;
+    }
+    if let Some(v) = number("box_thresh").filter(|v| (0.0..1.0).contains(v)) {
+        s.box_threshold = v as f32;
+    }
+    if let Some(v) = number("unclip_ratio").filter(|v| *v > 0.0 && *v < 10.0) {
+        s.unclip_ratio = v;
+    }
+    if let Some(v) = number("text_score").filter(|v| (0.0..=1.0).contains(v)) {
+        s.text_score = v as f32;
+    }
+    s
+}
+
 impl Library {
     /// Follow removals other replicas made: unload library models no longer in the
     /// database, and forget their cached weights.
@@ -217,6 +240,39 @@ impl Library {
                 tokio::task::spawn_blocking(move || {
                     let view = p.model_view(&dir, &names)?;
                     p.inner.engine.load_embedder(&key, &label, view.path(), b)?;
+                    Ok::<_, CoreError>(())
+                })
+                .await??;
+            }
+            Format::Ppocr => {
+                let runtime =
+                    crate::tensor_models::load_onnxruntime(self.inner.onnxruntime.as_deref())?;
+                let b = aiaas_engine::BatchSettings {
+                    // A page is a row; pages run one after another, so a batch only
+                    // gathers what is queued.
+                    max_batch: settings.max_batch.unwrap_or(4),
+                    max_delay: std::time::Duration::ZERO,
+                    queue_capacity: settings
+                        .queue_capacity
+                        .unwrap_or(c.embed_batch.queue_capacity),
+                    max_queue_time: settings
+                        .max_queue_time_ms
+                        .filter(|ms| *ms > 0)
+                        .map(std::time::Duration::from_millis),
+                };
+                let threads = settings.threads.unwrap_or(0);
+                let ocr = ocr_settings(&record.defaults);
+                self.make_room(2 * record.size_bytes.max(0) as u64).await?;
+                tokio::task::spawn_blocking(move || {
+                    let view = p.model_view(&dir, &names)?;
+                    let load = aiaas_engine::OcrLoad {
+                        runtime,
+                        dir: view.path(),
+                        threads,
+                        instances: settings.instances.unwrap_or(1),
+                        settings: ocr,
+                    };
+                    p.inner.engine.load_ocr(&key, &label, load, b)?;
                     Ok::<_, CoreError>(())
                 })
                 .await??;

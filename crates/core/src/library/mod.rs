@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 mod load;
+mod pages;
+
+pub use pages::{page_text, PageLines, MAX_PAGES_PER_REQUEST};
 
 use crate::runtime_key::RuntimeKey;
 
@@ -116,6 +119,12 @@ pub struct ServingSettings {
     /// has waited longer, and one that waited longer for a slot is refused unrun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_queue_time_ms: Option<u64>,
+    /// Intra-op threads per network (models on ONNX Runtime: OCR); 0: one per core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// Copies of the model reading requests in parallel (OCR; Triton's instance group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
     /// Seconds an idle model stays loaded; -1 forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive_secs: Option<i64>,
@@ -197,6 +206,8 @@ pub(crate) struct LibraryWiring {
     pub(crate) scratch: PathBuf,
     /// The model cache (`<data dir>/models` unless configured).
     pub(crate) cache_dir: PathBuf,
+    /// ONNX Runtime's library, for models that run on it (OCR).
+    pub(crate) onnxruntime: Option<PathBuf>,
     pub(crate) config: LibraryConfig,
 }
 
@@ -208,6 +219,7 @@ struct LibraryInner {
     master_keys: Arc<MasterKeys>,
     scratch: PathBuf,
     cache_dir: PathBuf,
+    onnxruntime: Option<PathBuf>,
     config: LibraryConfig,
     state: LibraryState,
 }
@@ -223,6 +235,7 @@ impl Library {
                 master_keys: w.master_keys,
                 scratch: w.scratch,
                 cache_dir: w.cache_dir,
+                onnxruntime: w.onnxruntime,
                 config: w.config,
                 state: LibraryState::default(),
             }),
@@ -648,9 +661,13 @@ impl Library {
                 .queue_capacity
                 .is_some_and(|q| !(1..=100_000).contains(&q))
             || settings.max_batch.is_some_and(|b| !(1..=4096).contains(&b))
+            || settings.threads.is_some_and(|t| t > 256)
+            || settings.instances.is_some_and(|i| !(1..=64).contains(&i))
         {
             return Err(CoreError::InvalidInput(
-                "slots must be 1-64, context_length 64-1048576, queue_capacity 1-100000 and max_batch 1-4096".into(),
+                "slots must be 1-64, context_length 64-1048576, queue_capacity 1-100000, \
+                 max_batch 1-4096, threads 0-256 and instances 1-64"
+                    .into(),
             ));
         }
         let value = serde_json::to_value(settings).unwrap_or_default();
