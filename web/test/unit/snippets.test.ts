@@ -16,6 +16,9 @@ import {
   embeddingsRequest,
   embeddingsSnippets,
   normalBase,
+  ocrCurl,
+  ocrPython,
+  ocrSnippets,
   predictPath,
   pyString,
   pyValue,
@@ -190,13 +193,18 @@ writeFileSync(
   join(work, "requests.py"),
   `from _record import record
 class _Resp:
+    def __init__(self, body):
+        self.body = body or {}
     def raise_for_status(self):
         pass
     def json(self):
+        if "images" in self.body:
+            return {"predictions": [{"text": "Hello world", "lines": [
+                {"text": "Hello world", "confidence": 0.97, "box": [[1, 2], [30, 2], [30, 12], [1, 12]]}]}]}
         return {"predictions": [{"label": "a", "confidence": 0.9, "probabilities": {"a": 0.9, "b": 0.1}}]}
 def post(url, headers=None, json=None, timeout=None):
     record("post", {"url": url, "headers": headers, "json": json})
-    return _Resp()
+    return _Resp(json)
 `,
 );
 
@@ -492,6 +500,52 @@ describe("embeddings snippets", () => {
       ...embeddingsSnippets({ base: BASE, model: "m", inputs: ["a", "b"] }),
     ].map((s) => s.id);
     expect(new Set(ids).size).toBe(6);
+  });
+});
+
+// ------------------------------------------------------------------ ocr
+
+describe("ocr snippets", () => {
+  const FILES = ["page.png", "my scan (1).jpg", "it's $HOME `id`.png", "发票.png"];
+
+  it.each(FILES)("curl: sends the file as a form field (%j)", (file) => {
+    const words = shellWords(ocrCurl({ base: BASE, model: "ppocr-v4", file }), { AIAAS_API_KEY: "k" });
+    expect(words).toContain(`${BASE}/api/v1/models/ppocr-v4/predict`);
+    expect(words).toContain("Authorization: Bearer k");
+    expect(words[words.indexOf("-F") + 1]).toBe(`page=@${file}`);
+  });
+
+  it.skipIf(!HAVE_BASH)("curl: bash passes curl exactly the form", () => {
+    for (const file of FILES) {
+      const args = runCurl(ocrCurl({ base: BASE, model: "ppocr-v4", file }));
+      expect(args[0]).toBe(`${BASE}/api/v1/models/ppocr-v4/predict`);
+      expect(args[args.length - 1]).toBe(`page=@${file}`);
+    }
+  }, SLOW);
+
+  it.skipIf(!HAVE_PYTHON)("python: reads the file, posts it as base64 and prints the lines", () => {
+    const file = join(work, "a page's scan.png");
+    writeFileSync(file, "PNG bytes", "utf8");
+    const { calls, stdout } = runPython(ocrPython({ base: BASE, model: "ppocr-v4", file }));
+    expect(calls).toEqual([
+      {
+        kind: "post",
+        data: {
+          url: `${BASE}/api/v1/models/ppocr-v4/predict`,
+          headers: { Authorization: "Bearer sk-test-123" },
+          json: { images: [btoa("PNG bytes")] },
+        },
+      },
+    ]);
+    expect(stdout).toContain("Hello world");
+    expect(stdout).toContain("0.97 [[1, 2], [30, 2], [30, 12], [1, 12]] Hello world");
+  }, SLOW);
+
+  it("offers curl and Python, with ids no other tab uses", () => {
+    const ocr = ocrSnippets({ base: BASE, model: "m", file: "p.png" });
+    expect(ocr.map((s) => s.label)).toEqual(["curl", "Python (requests)"]);
+    const ids = [...ocr, ...classifySnippets({ base: BASE, model: "m", text: "t" }), ...chatSnippets(chatOpts("x"))].map((s) => s.id);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
 

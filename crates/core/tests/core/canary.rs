@@ -147,7 +147,27 @@ async fn a_canary_takes_its_share_and_rolls_back_by_itself_when_it_fails() {
         assert_eq!(a.version, 1);
     }
 
-    // Why, in the model's events and the tenant's audit log.
+    // Why, in the model's events and the tenant's audit log (written by the rollback's
+    // task just after the deployment row changes: waited for).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let audited = w
+            .platform
+            .audit_log()
+            .entries(
+                &w.acme.owner,
+                AuditQuery {
+                    action: Some("models.auto_rollback".into()),
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        if !audited.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let events = models.events(dev, "iris", 10).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["canary.auto_rollback", "canary.start", "deploy"]);
