@@ -35,6 +35,7 @@ pub use aiaas_engine::llm::{
     ChatMessage, FinishReason, GenEvent, ModelInfo, ParsedReply, TokenLogprob, ToolCall,
     ToolChoice, ToolRequest, ToolSpec, ToolSyntax,
 };
+pub use aiaas_engine::ner;
 pub use aiaas_engine::onnx;
 pub use aiaas_engine::{BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
@@ -67,8 +68,9 @@ pub use generate::{
 pub use jobs::{TrainRequest, TrainingJobs};
 pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, Rotation, RotationReport};
 pub use library::{
-    page_text, CatalogueItem, KeepAlive, Library, LibraryConfig, LibraryModel, LibraryModelDetails,
-    PageLines, ServingSettings, MAX_PAGES_PER_REQUEST,
+    page_text, CatalogueItem, EntityAnswer, EntityOptions, KeepAlive, Library, LibraryConfig,
+    LibraryModel, LibraryModelDetails, PageLines, ServingSettings, MAX_PAGES_PER_REQUEST,
+    MAX_STRIDE, MAX_TEXTS_PER_REQUEST,
 };
 pub use limits::{Limiter, RateStatus};
 pub use models::{ClassPrediction, ModelDetails, ModelSummary, Models, Predictions};

@@ -436,7 +436,10 @@ impl Models {
                 .await??;
             }
             // Pulled formats live in the library, installation-wide, not as versions.
-            other @ (Format::Gguf | Format::HfEncoder | Format::Ppocr) => {
+            other @ (Format::Gguf
+            | Format::HfEncoder
+            | Format::Ppocr
+            | Format::OnnxTokenClassifier) => {
                 return Err(CoreError::InvalidInput(format!(
                     "model {:?} version {} is stored as {other}, which serves from the library, not as a tenant model",
                     model.name, version.version

@@ -5,6 +5,7 @@
 //!
 //! Architecture invariant: inference never runs on the async runtime's worker threads.
 
+mod entities;
 mod generation;
 pub mod metrics;
 mod pages;
@@ -18,9 +19,11 @@ use std::time::{Duration, Instant};
 
 pub use aiaas_embed::{EmbedOptions, Embedder, Embedding};
 pub use aiaas_llm as llm;
+pub use aiaas_ner as ner;
 pub use aiaas_ocr as ocr;
 pub use aiaas_onnx as onnx;
 pub use aiaas_train::{Classifier, ModelFiles};
+pub use entities::EntityRequest;
 pub use generation::GeneratorRuntime;
 pub use metrics::Metrics;
 pub use pages::OcrLoad;
@@ -94,6 +97,8 @@ pub enum RuntimeKind {
     Tensor,
     /// A page reader (images in, lines of text out).
     Ocr,
+    /// A token classifier (texts in, entities out).
+    Entities,
 }
 
 /// Requests waiting per model, refreshed at each scrape (see `refresh_gauges`).
@@ -168,6 +173,7 @@ enum Runtime {
     /// The runtime, and the model itself for checking requests before they queue.
     Tensor(Arc<BatchRuntime<TensorModel>>, Arc<aiaas_onnx::OnnxModel>),
     Ocr(Arc<BatchRuntime<aiaas_ocr::Ocr>>),
+    Entities(Arc<BatchRuntime<aiaas_ner::Ner>>),
 }
 
 struct Entry {
@@ -197,6 +203,7 @@ impl Entry {
             Runtime::Embedder(r) => r.queued(),
             Runtime::Tensor(r, _) => r.queued(),
             Runtime::Ocr(r) => r.queued(),
+            Runtime::Entities(r) => r.queued(),
             Runtime::Generator(g) => g.generator().in_flight(),
         }
     }
@@ -207,6 +214,7 @@ impl Entry {
             Runtime::Embedder(r) => r.label(),
             Runtime::Tensor(r, _) => r.label(),
             Runtime::Ocr(r) => r.label(),
+            Runtime::Entities(r) => r.label(),
             Runtime::Generator(g) => g.generator().label(),
         }
     }
@@ -393,6 +401,7 @@ impl Engine {
                     Runtime::Embedder(r) => (RuntimeKind::Embedder, None, None, Some(r.settings())),
                     Runtime::Tensor(r, _) => (RuntimeKind::Tensor, None, None, Some(r.settings())),
                     Runtime::Ocr(r) => (RuntimeKind::Ocr, None, None, Some(r.settings())),
+                    Runtime::Entities(r) => (RuntimeKind::Entities, None, None, Some(r.settings())),
                     Runtime::Generator(g) => {
                         let s = g.generator().stats();
                         (
@@ -546,6 +555,7 @@ impl Engine {
             Runtime::Embedder(r) => r.check_queue_policy(),
             Runtime::Tensor(r, _) => r.check_queue_policy(),
             Runtime::Ocr(r) => r.check_queue_policy(),
+            Runtime::Entities(r) => r.check_queue_policy(),
             Runtime::Generator(_) => Ok(()),
         }
     }

@@ -261,6 +261,9 @@ impl CatalogueEntry {
             }
             Format::Gguf => has("model.gguf"),
             Format::Ppocr => has("det.onnx") && has("cls.onnx") && has("rec.onnx"),
+            Format::OnnxTokenClassifier => {
+                has("model.onnx") && has("tokenizer.json") && has("config.json")
+            }
             Format::HfEncoder => {
                 has("config.json")
                     && has("tokenizer.json")

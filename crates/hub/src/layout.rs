@@ -262,6 +262,23 @@ pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
                 defaults: Value::Object(Map::new()),
             })
         }
+        Format::OnnxTokenClassifier => {
+            for file in ["model.onnx", "tokenizer.json", "config.json"] {
+                if !dir.join(file).is_file() {
+                    return Err(HubError::InvalidInput(format!(
+                        "{} is not an ONNX token classifier: {file} is missing",
+                        dir.display()
+                    )));
+                }
+            }
+            Ok(Assembled {
+                task: Task::TokenClassification,
+                format,
+                files: Vec::new(),
+                license: None,
+                defaults: Value::Object(Map::new()),
+            })
+        }
         Format::HfEncoder => {
             let config = read_json(&dir.join("config.json"))?.unwrap_or(Value::Null);
             let pooling = read_json(&dir.join("1_Pooling/config.json"))?;

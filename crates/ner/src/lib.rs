@@ -170,13 +170,20 @@ impl Ner {
         options: NerOptions,
     ) -> Result<Vec<Vec<Entity>>, NerError> {
         let windows_of = self.tokenise(texts, options.stride)?;
-        // Every window of every text, in order; run in padded batches.
+        // Every window of every text, run in padded batches of windows of similar length
+        // (a batch costs its longest window times its size: one long window among short
+        // ones would pad them all), the scores put back in order.
         let all: Vec<&tokenizers::Encoding> = windows_of.iter().flatten().collect();
-        let mut scores = Vec::with_capacity(all.len());
-        for batch in all.chunks(MAX_WINDOWS_PER_RUN) {
-            scores.extend(self.run(batch)?);
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&i| all[i].len());
+        let mut scored: Vec<Option<Vec<f32>>> = vec![None; all.len()];
+        for batch in order.chunks(MAX_WINDOWS_PER_RUN) {
+            let windows: Vec<&tokenizers::Encoding> = batch.iter().map(|&i| all[i]).collect();
+            for (&i, s) in batch.iter().zip(self.run(&windows)?) {
+                scored[i] = Some(s);
+            }
         }
-        let mut scores = scores.into_iter();
+        let mut scores = scored.into_iter().flatten();
         let mut out = Vec::with_capacity(texts.len());
         for (text, windows) in texts.iter().zip(&windows_of) {
             let chars: Vec<char> = text.chars().collect();

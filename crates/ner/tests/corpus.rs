@@ -123,3 +123,79 @@ fn windows_need_a_stride_shorter_than_the_window() {
         .unwrap();
     assert_eq!(found, vec![vec![], vec![]]);
 }
+
+/// Precision and recall per kind against the corpus's labels (exact spans, after joining
+/// pieces of one kind separated by nothing but spaces, as a masker would), for the
+/// README's figures; names must stay found.
+#[test]
+fn precision_and_recall_per_kind_on_the_labelled_corpus() {
+    use std::collections::BTreeMap;
+    let ner = ner();
+    let (items, _) = corpus();
+    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    for (name, aggregation) in [
+        ("simple", Aggregation::Simple),
+        ("first", Aggregation::First),
+    ] {
+        let found = ner
+            .recognise(
+                &texts,
+                NerOptions {
+                    aggregation,
+                    stride: 128,
+                },
+            )
+            .unwrap();
+        // (true positives, false positives, false negatives) per label.
+        let mut counts: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+        for ((got, item), text) in found.iter().zip(&items).zip(&texts) {
+            let chars: Vec<char> = text.chars().collect();
+            let mut joined: Vec<(String, usize, usize)> = Vec::new();
+            for e in got {
+                match joined.last_mut() {
+                    Some(last)
+                        if last.0 == e.label
+                            && chars[last.2..e.start].iter().all(|c| c.is_whitespace()) =>
+                    {
+                        last.2 = e.end
+                    }
+                    _ => joined.push((e.label.clone(), e.start, e.end)),
+                }
+            }
+            let want: Vec<(String, usize, usize)> = item["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["label"].as_str().unwrap().to_string(),
+                        e["start"].as_u64().unwrap() as usize,
+                        e["end"].as_u64().unwrap() as usize,
+                    )
+                })
+                .collect();
+            for g in &joined {
+                let c = counts.entry(g.0.clone()).or_default();
+                if want.contains(g) {
+                    c.0 += 1;
+                } else {
+                    c.1 += 1;
+                }
+            }
+            for w in &want {
+                if !joined.contains(w) {
+                    counts.entry(w.0.clone()).or_default().2 += 1;
+                }
+            }
+        }
+        println!("{name}: kind, precision, recall (true positives, false positives, missed)");
+        for (label, (tp, fp, missed)) in &counts {
+            let p = *tp as f64 / (tp + fp).max(1) as f64;
+            let r = *tp as f64 / (tp + missed).max(1) as f64;
+            println!("  {label:18} {p:.3} {r:.3} ({tp}, {fp}, {missed})");
+            if label == "GIVEN_NAME" || label == "SURNAME" {
+                assert!(r >= 0.95, "{name}: {label} recall {r:.3}");
+            }
+        }
+    }
+}

@@ -26,16 +26,19 @@ pub enum Task {
     Tensor,
     /// Images of pages to lines of text with their boxes.
     Ocr,
+    /// Texts to the entities in them (names, addresses, ...) with character spans.
+    TokenClassification,
 }
 
 impl Task {
-    pub const ALL: [Task; 6] = [
+    pub const ALL: [Task; 7] = [
         Task::TextClassification,
         Task::Chat,
         Task::Completion,
         Task::Embedding,
         Task::Tensor,
         Task::Ocr,
+        Task::TokenClassification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Task {
             Task::Embedding => "embedding",
             Task::Tensor => "tensor",
             Task::Ocr => "ocr",
+            Task::TokenClassification => "token-classification",
         }
     }
 
@@ -80,15 +84,20 @@ pub enum Format {
     /// dictionary in the recogniser's metadata).
     #[serde(rename = "ppocr")]
     Ppocr,
+    /// A token classifier as ONNX: `model.onnx`, `tokenizer.json`, `config.json` (its
+    /// `id2label`).
+    #[serde(rename = "onnx-token-classifier")]
+    OnnxTokenClassifier,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::AiaasClassifier,
         Format::Gguf,
         Format::HfEncoder,
         Format::Onnx,
         Format::Ppocr,
+        Format::OnnxTokenClassifier,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +107,7 @@ impl Format {
             Format::HfEncoder => "hf-encoder",
             Format::Onnx => "onnx",
             Format::Ppocr => "ppocr",
+            Format::OnnxTokenClassifier => "onnx-token-classifier",
         }
     }
 
@@ -230,7 +240,7 @@ mod tests {
         let e = "tflite".parse::<Format>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr"
+            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr, onnx-token-classifier"
         );
         assert!("Chat".parse::<Task>().is_err());
         assert!("".parse::<PiiMode>().is_err());

@@ -42,6 +42,13 @@ struct PredictBody {
     rows: Option<Vec<Map<String, Value>>>,
     #[serde(default)]
     top_k: Option<usize>,
+    /// NER models: how tokens become entities (`simple`, `first`, `max`, `average`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    aggregation: Option<aiaas_core::ner::Aggregation>,
+    /// NER models: tokens shared by consecutive windows of a long text (0-256).
+    #[serde(default)]
+    stride: Option<usize>,
 }
 
 #[utoipa::path(
@@ -81,8 +88,8 @@ async fn predict(
     let (input, top_k) = match body {
         Body::Form { images, top_k } => (TaskInput::Images(images), top_k),
         Body::Json(b) => match (b.texts, b.text, b.images, b.rows) {
-            (Some(t), None, None, None) => return texts(&s, &p, &name, t).await,
-            (None, Some(t), None, None) => return texts(&s, &p, &name, vec![t]).await,
+            (Some(t), None, None, None) => return texts(&s, &p, &name, t, entity_options(&b.aggregation, b.stride)).await,
+            (None, Some(t), None, None) => return texts(&s, &p, &name, vec![t], entity_options(&b.aggregation, b.stride)).await,
             (None, None, Some(images), None) => {
                 let decoded = images
                     .iter()
@@ -115,12 +122,45 @@ async fn predict(
         .into_response())
 }
 
+fn entity_options(
+    aggregation: &Option<aiaas_core::ner::Aggregation>,
+    stride: Option<usize>,
+) -> Option<aiaas_core::EntityOptions> {
+    (aggregation.is_some() || stride.is_some()).then_some(aiaas_core::EntityOptions {
+        aggregation: *aggregation,
+        stride,
+    })
+}
+
+/// Texts: the tenant's classifier of that name, else a token classifier (NER) of the
+/// library.
 async fn texts(
     s: &AppState,
     p: &aiaas_types::Principal,
     name: &str,
     texts: Vec<String>,
+    entity_options: Option<aiaas_core::EntityOptions>,
 ) -> ApiResult<Response> {
+    if !s.platform.models().tenant_has(p, name).await? {
+        match s.platform.library().find(p, name).await {
+            Ok(record) if record.task == aiaas_types::Task::TokenClassification => {
+                let options = entity_options.unwrap_or_default();
+                let found = s
+                    .platform
+                    .library()
+                    .recognise(p, name, texts, options)
+                    .await?;
+                return Ok(Json(wire::EntityPredictions::from(found)).into_response());
+            }
+            Err(e @ aiaas_core::CoreError::Forbidden(_)) => return Err(e.into()),
+            _ => {}
+        }
+    }
+    if entity_options.is_some() {
+        return Err(ApiError::bad_request(
+            "aggregation and stride apply to token-classification (NER) models",
+        ));
+    }
     let answer = s.platform.models().predict(p, name, texts).await?;
     // The answering version (a canary answers a share of the requests).
     let version = answer.version.to_string();

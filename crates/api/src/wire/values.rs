@@ -164,6 +164,64 @@ impl From<aiaas_core::PageLines> for PageReadings {
     }
 }
 
+/// A token classifier's answer (`POST /api/v1/models/{name}/predict` with texts, on a
+/// library model of task `token-classification`): one per text, in the order given.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EntityPredictions {
+    pub model: String,
+    /// `token-classification`.
+    pub task: String,
+    /// `simple`, `first`, `max` or `average`.
+    pub aggregation: String,
+    pub predictions: Vec<TextEntities>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TextEntities {
+    pub entities: Vec<FoundEntity>,
+}
+
+/// An entity: the model's label (`GIVEN_NAME`, `CITY`, ...), its score (0-1), its span as
+/// character offsets into the text (Unicode code points, end exclusive) and the text.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FoundEntity {
+    pub label: String,
+    pub score: f32,
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+impl From<aiaas_core::EntityAnswer> for EntityPredictions {
+    fn from(a: aiaas_core::EntityAnswer) -> EntityPredictions {
+        let aggregation = serde_json::to_value(a.aggregation)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        EntityPredictions {
+            model: a.model,
+            task: Task::TokenClassification.as_str().to_string(),
+            aggregation,
+            predictions: a
+                .entities
+                .into_iter()
+                .map(|entities| TextEntities {
+                    entities: entities
+                        .into_iter()
+                        .map(|e| FoundEntity {
+                            label: e.label,
+                            score: e.score,
+                            start: e.start,
+                            end: e.end,
+                            text: e.text,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One row of a data set preview.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct PreviewLine {

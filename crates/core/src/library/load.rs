@@ -58,6 +58,12 @@ impl Library {
         self.forget_removed_models().await;
     }
 
+    /// The library model `name` as the caller may see it (403 outside its key's
+    /// allow-list, 404 when there is none).
+    pub async fn find(&self, principal: &Principal, name: &str) -> Result<LibraryModelRecord> {
+        self.visible_library_model(principal, name).await
+    }
+
     pub(crate) async fn visible_library_model(
         &self,
         principal: &Principal,
@@ -273,6 +279,36 @@ impl Library {
                         settings: ocr,
                     };
                     p.inner.engine.load_ocr(&key, &label, load, b)?;
+                    Ok::<_, CoreError>(())
+                })
+                .await??;
+            }
+            Format::OnnxTokenClassifier => {
+                let runtime =
+                    crate::tensor_models::load_onnxruntime(self.inner.onnxruntime.as_deref())?;
+                let b = aiaas_engine::BatchSettings {
+                    max_batch: settings.max_batch.unwrap_or(c.embed_batch.max_batch),
+                    max_delay: std::time::Duration::ZERO,
+                    queue_capacity: settings
+                        .queue_capacity
+                        .unwrap_or(c.embed_batch.queue_capacity),
+                    max_queue_time: settings
+                        .max_queue_time_ms
+                        .filter(|ms| *ms > 0)
+                        .map(std::time::Duration::from_millis),
+                };
+                let threads = settings.threads.unwrap_or(0);
+                self.make_room(2 * record.size_bytes.max(0) as u64).await?;
+                tokio::task::spawn_blocking(move || {
+                    let view = p.model_view(&dir, &names)?;
+                    p.inner.engine.load_token_classifier(
+                        &key,
+                        &label,
+                        runtime,
+                        view.path(),
+                        threads,
+                        b,
+                    )?;
                     Ok::<_, CoreError>(())
                 })
                 .await??;

@@ -24,9 +24,11 @@ use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+mod entities;
 mod load;
 mod pages;
 
+pub use entities::{EntityAnswer, EntityOptions, MAX_STRIDE, MAX_TEXTS_PER_REQUEST};
 pub use pages::{page_text, PageLines, MAX_PAGES_PER_REQUEST};
 
 use crate::runtime_key::RuntimeKey;
