@@ -111,6 +111,19 @@ def topics_model(server):
     return "topics"
 
 
+def ner_corpus():
+    """The labelled corpus aiaas-pii-en-1 and the Python pipeline's entities on it (built by
+    scripts/setup.sh --test from tests/ner/make_corpus.py)."""
+    import json
+    folder = os.path.join(os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache")),
+                          "ner", "corpus")
+    with open(os.path.join(folder, "corpus.jsonl"), encoding="utf-8") as f:
+        items = [json.loads(l) for l in f]
+    with open(os.path.join(folder, "reference.json"), encoding="utf-8") as f:
+        reference = json.load(f)
+    return items, reference
+
+
 CHAT = "smollm2-135m-instruct"
 EMBED = "all-minilm-l6-v2"
 

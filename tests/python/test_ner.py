@@ -4,15 +4,12 @@ corpus aiaas-pii-en-1 (tests/ner/make_corpus.py) sent to the native predict, the
 compared with Hugging Face's token-classification pipeline on Python onnxruntime's
 logits of the same model (the reference the set-up script wrote)."""
 import json
-import os
 
 import pytest
 
-from conftest import pull
+from conftest import ner_corpus, pull
 
 NER = "pii-ner"
-CORPUS = os.path.join(os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache")),
-                      "ner", "corpus")
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +19,7 @@ def ner_model(server):
 
 
 def corpus():
-    with open(os.path.join(CORPUS, "corpus.jsonl"), encoding="utf-8") as f:
-        items = [json.loads(l) for l in f]
-    with open(os.path.join(CORPUS, "reference.json"), encoding="utf-8") as f:
-        reference = json.load(f)
-    return items, reference
+    return ner_corpus()
 
 
 def spans(entities):

@@ -32,6 +32,7 @@ impl Platform {
             text_column: Some("text".into()),
             label_column: Some("category".into()),
             mask_pii: None,
+            pii_detectors: Vec::new(),
         };
         let dataset = self.datasets().create(&admin, spec, upload).await?;
         let request = TrainRequest {

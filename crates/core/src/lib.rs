@@ -76,7 +76,7 @@ pub use limits::{Limiter, RateStatus};
 pub use models::{ClassPrediction, ModelDetails, ModelSummary, Models, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{
-    MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
+    Detection, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
     PSEUDONYM_SECRET_FILE,
 };
 pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};

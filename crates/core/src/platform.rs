@@ -59,6 +59,9 @@ pub struct PlatformConfig {
     /// `libonnxruntime.so*` in `<data_dir>/cache/onnxruntime` (where the set-up script
     /// puts it), if any.
     pub onnxruntime: Option<PathBuf>,
+    /// The library model masking runs on when a request or an upload asks for the `ner`
+    /// detector (a token-classification model: person names, addresses, ...).
+    pub pii_ner_model: String,
 }
 
 impl PlatformConfig {
@@ -81,6 +84,7 @@ impl PlatformConfig {
             master_key: crate::MasterKeySource::default_for(&data_dir),
             response_retention: crate::responses::DEFAULT_RESPONSE_RETENTION,
             onnxruntime: None,
+            pii_ner_model: "pii-ner".into(),
         }
     }
 
@@ -216,7 +220,30 @@ impl Platform {
         let limiter = Limiter::new(meta.clone());
         let accounts = Accounts::new(meta.clone(), limiter.clone(), config.admin_key.clone());
         let audit = AuditLog::new(meta.clone(), config.data_dir.clone(), metrics.clone());
-        let privacy = Privacy::new(meta.clone(), accounts.clone(), config.data_dir.clone());
+        let onnxruntime =
+            crate::tensor_models::find_onnxruntime(config.onnxruntime.clone(), &config.data_dir);
+        let library = Library::new(crate::library::LibraryWiring {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            engine: engine.clone(),
+            loading: loading.clone(),
+            master_keys: keys.clone(),
+            scratch: config.data_dir.join("tmp"),
+            onnxruntime: onnxruntime.clone(),
+            cache_dir: config
+                .library
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("models")),
+            config: config.library.clone(),
+        });
+        let privacy = Privacy::new(crate::privacy::PrivacyWiring {
+            meta: meta.clone(),
+            accounts: accounts.clone(),
+            data_dir: config.data_dir.clone(),
+            library: library.clone(),
+            ner_model: config.pii_ner_model.clone(),
+        });
         let datasets = Datasets::new(crate::datasets::DatasetsConfig {
             meta: meta.clone(),
             artifacts: artifacts.clone(),
@@ -224,8 +251,6 @@ impl Platform {
             scratch: config.data_dir.join("tmp"),
             max_upload_bytes: config.max_upload_bytes,
         });
-        let onnxruntime =
-            crate::tensor_models::find_onnxruntime(config.onnxruntime.clone(), &config.data_dir);
         let models = Models::new(crate::models::ModelsConfig {
             meta: meta.clone(),
             artifacts: artifacts.clone(),
@@ -246,21 +271,6 @@ impl Platform {
             replica_id: config.replica_id.clone(),
             workers: config.training_workers,
             lease: config.job_lease,
-        });
-        let library = Library::new(crate::library::LibraryWiring {
-            meta: meta.clone(),
-            artifacts: artifacts.clone(),
-            engine: engine.clone(),
-            loading,
-            master_keys: keys.clone(),
-            scratch: config.data_dir.join("tmp"),
-            onnxruntime,
-            cache_dir: config
-                .library
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| config.data_dir.join("models")),
-            config: config.library.clone(),
         });
         let inference = Inference::new(
             meta.clone(),

@@ -25,6 +25,7 @@ use rand::RngCore;
 use crate::auth::require;
 use aiaas_store::Metadata;
 
+use crate::library::Library;
 use crate::tenants::Accounts;
 use crate::{CoreError, Result};
 
@@ -38,8 +39,20 @@ const MAX_MASK_BYTES: usize = 8 * 1024 * 1024;
 pub struct MaskRequest {
     pub texts: Vec<String>,
     pub mode: Mode,
-    /// Only these kinds (None: every structured kind).
+    /// Only these kinds (None: every kind the detectors find).
     pub kinds: Option<Vec<Kind>>,
+    /// Who finds the personal data (empty: the rules).
+    pub detectors: Vec<Detection>,
+}
+
+/// What finds personal data: the exact rules (e-mail, phones, ids, cards, IPs), and/or
+/// the installation's NER model (names, addresses, URLs, id and account numbers; it costs
+/// milliseconds per text, so it is asked for). Where both find something the rules win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detection {
+    Rules,
+    Ner,
 }
 
 #[derive(Debug, Clone)]
@@ -63,9 +76,22 @@ pub struct Privacy {
     inner: Arc<PrivacyState>,
 }
 
+/// What the privacy service is built from.
+pub(crate) struct PrivacyWiring {
+    pub(crate) meta: Metadata,
+    pub(crate) accounts: Accounts,
+    pub(crate) data_dir: PathBuf,
+    /// Runs the NER model for the `ner` detector.
+    pub(crate) library: Library,
+    /// The library model the `ner` detector uses.
+    pub(crate) ner_model: String,
+}
+
 struct PrivacyState {
     meta: Metadata,
     accounts: Accounts,
+    library: Library,
+    ner_model: String,
     /// Where the pseudonym secret lives.
     data_dir: PathBuf,
     pseudonym_secret: OnceLock<Vec<u8>>,
@@ -74,12 +100,14 @@ struct PrivacyState {
 }
 
 impl Privacy {
-    pub(crate) fn new(meta: Metadata, accounts: Accounts, data_dir: PathBuf) -> Privacy {
+    pub(crate) fn new(w: PrivacyWiring) -> Privacy {
         Privacy {
             inner: Arc::new(PrivacyState {
-                meta,
-                accounts,
-                data_dir,
+                meta: w.meta,
+                accounts: w.accounts,
+                library: w.library,
+                ner_model: w.ner_model,
+                data_dir: w.data_dir,
                 pseudonym_secret: OnceLock::new(),
                 pii_policies: Mutex::new(HashMap::new()),
             }),
@@ -104,23 +132,24 @@ impl Privacy {
             Mode::Pseudonymise => Policy::pseudonymise(self.pseudonym_key(&principal.tenant_id)?),
             mode => Policy::new(mode),
         };
+        let found_by_model = if req.detectors.contains(&Detection::Ner) {
+            self.model_findings(&req.texts, req.kinds.as_deref())
+                .await?
+        } else {
+            vec![Vec::new(); req.texts.len()]
+        };
+        let rules = req.detectors.is_empty() || req.detectors.contains(&Detection::Rules);
         let kinds = req.kinds;
         tokio::task::spawn_blocking(move || {
-            let custom;
-            let detector = match &kinds {
-                Some(k) => {
-                    custom = aiaas_privacy::Detector::new(k);
-                    &custom
-                }
-                None => aiaas_privacy::detector(),
-            };
+            let detector = rule_detector(rules, kinds.as_deref());
             let mut counts = Counts::new();
             let results = req
                 .texts
                 .iter()
-                .map(|t| {
-                    let findings = detector.find(t);
-                    let masked = detector.mask(t, &policy);
+                .zip(&found_by_model)
+                .map(|(t, extra)| {
+                    let findings = detector.find_with(t, extra);
+                    let masked = detector.mask_with(t, extra, &policy);
                     for (k, n) in masked.counts {
                         *counts.entry(k).or_default() += n;
                     }
@@ -134,6 +163,47 @@ impl Privacy {
         })
         .await
         .map_err(|e| CoreError::Internal(format!("masking task failed: {e}")))
+    }
+
+    /// What the NER model finds in `texts` as findings (byte offsets; pieces of one
+    /// name or address joined), of `kinds` when given.
+    pub(crate) async fn model_findings(
+        &self,
+        texts: &[String],
+        kinds: Option<&[Kind]>,
+    ) -> Result<Vec<Vec<Finding>>> {
+        let entities = self
+            .inner
+            .library
+            .entities_for_masking(&self.inner.ner_model, texts.to_vec())
+            .await?;
+        Ok(texts
+            .iter()
+            .zip(entities)
+            .map(|(text, found)| {
+                // Character offsets to byte offsets.
+                let bytes: Vec<usize> = text
+                    .char_indices()
+                    .map(|(b, _)| b)
+                    .chain(std::iter::once(text.len()))
+                    .collect();
+                let findings = found
+                    .into_iter()
+                    .filter_map(|e| {
+                        let kind = Kind::of_entity(&e.label)?;
+                        if kinds.is_some_and(|k| !k.contains(&kind)) {
+                            return None;
+                        }
+                        Some(Finding {
+                            kind,
+                            start: *bytes.get(e.start)?,
+                            end: *bytes.get(e.end)?,
+                        })
+                    })
+                    .collect();
+                aiaas_privacy::join_entities(text, findings)
+            })
+            .collect())
     }
 
     /// Change the tenant's PII policies for model inputs and outputs (fields left `None`
@@ -257,6 +327,16 @@ impl Privacy {
             }
         };
         Ok(PseudonymKey::derive(secret, tenant_id))
+    }
+}
+
+/// The rules' detector: of `kinds` (every rule kind when `None`), or none at all when the
+/// rules are not asked for.
+pub(crate) fn rule_detector(rules: bool, kinds: Option<&[Kind]>) -> aiaas_privacy::Detector {
+    match (rules, kinds) {
+        (false, _) => aiaas_privacy::Detector::new(&[]),
+        (true, Some(k)) => aiaas_privacy::Detector::new(k),
+        (true, None) => aiaas_privacy::Detector::default(),
     }
 }
 

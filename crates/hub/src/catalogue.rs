@@ -321,9 +321,16 @@ mod tests {
                 "smollm2-135m-instruct",
                 "gemma-3-270m",
                 "all-minilm-l6-v2",
-                "ppocr-v4"
+                "ppocr-v4",
+                "pii-ner"
             ]
         );
+        let ner = cat.get("pii-ner").expect("pii-ner");
+        assert_eq!(
+            (ner.task, ner.format),
+            (Task::TokenClassification, Format::OnnxTokenClassifier)
+        );
+        assert!(ner.license.starts_with("CC-BY-4.0"));
         let ocr = cat.get("ppocr-v4").expect("ppocr-v4");
         assert_eq!((ocr.task, ocr.format), (Task::Ocr, Format::Ppocr));
         assert_eq!(ocr.files.len(), 3);

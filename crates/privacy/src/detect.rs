@@ -57,14 +57,30 @@ impl Detector {
         mask::apply(text, &self.find(text), policy)
     }
 
-    /// Like [`Detector::mask`], plus spans found elsewhere (an NER model's
-    /// [`Kind::Person`] spans, say). Where spans overlap the earliest start wins, then the
-    /// longest, then the more specific kind. Spans that are empty, run past the text or
-    /// cut a character in two are ignored rather than trusted.
+    /// Like [`Detector::mask`], plus spans found elsewhere (an NER model's [`Kind::Person`]
+    /// or [`Kind::Address`] spans, say). The rules' findings are exact and win: a span
+    /// that overlaps one is dropped. Among the other spans the earliest start wins, then
+    /// the longest, then the more specific kind. Spans that are empty, run past the text
+    /// or cut a character in two are ignored rather than trusted.
     pub fn mask_with(&self, text: &str, extra: &[Finding], policy: &Policy) -> Masked {
-        let mut all = self.find(text);
-        all.extend(extra.iter().filter(|f| is_valid_span(text, f)).cloned());
-        mask::apply(text, &keep_earliest(all), policy)
+        mask::apply(text, &self.find_with(text, extra), policy)
+    }
+
+    /// The findings [`Detector::mask_with`] rewrites.
+    pub fn find_with(&self, text: &str, extra: &[Finding]) -> Vec<Finding> {
+        let rules = self.find(text);
+        let overlaps_a_rule =
+            |f: &Finding| rules.iter().any(|r| r.start < f.end && f.start < r.end);
+        let mut all: Vec<Finding> = keep_earliest(
+            extra
+                .iter()
+                .filter(|f| is_valid_span(text, f) && !overlaps_a_rule(f))
+                .cloned()
+                .collect(),
+        );
+        all.extend(rules);
+        all.sort_by_key(|f| f.start);
+        all
     }
 
     /// Masks every string value in `value`, at any depth, in place, and returns the
@@ -258,14 +274,14 @@ mod tests {
         assert_eq!(masked.text, "张**的电话是138****5678");
         assert_eq!(masked.counts.get(&Kind::Person), Some(&1));
         assert_eq!(masked.counts.get(&Kind::Phone), Some(&1));
-        // An NER span overlapping a regex finding: the earlier start wins.
+        // An NER span overlapping a rule's finding: the rule's exact finding wins.
         let overlapping = Finding {
             kind: Kind::Person,
             start: "张伟的电话是".len() - 3,
             end: text.len(),
         };
         let masked = crate::detector().mask_with(text, &[overlapping], &label());
-        assert_eq!(masked.text, "张伟的电话[PERSON]");
+        assert_eq!(masked.text, "张伟的电话是[PHONE]");
     }
 
     #[test]

@@ -111,6 +111,10 @@ fn mask(kind: Kind, value: &str) -> String {
             let first: String = value.trim().chars().take(1).collect();
             format!("{first}**")
         }
+        // Nothing of an address, URL or account number is safe to keep.
+        Kind::Address | Kind::Url | Kind::IdNumber | Kind::BankAccount => {
+            format!("[{}]", kind.label())
+        }
     }
 }
 
@@ -149,7 +153,18 @@ fn normalise(kind: Kind, value: &str) -> String {
         Kind::Ipv6 => Ipv6Addr::from_str(value)
             .map(|a| a.to_string())
             .unwrap_or_else(|_| value.to_ascii_lowercase()),
-        Kind::Person => value.split_whitespace().collect::<Vec<_>>().join(" "),
+        Kind::Person | Kind::Address => value
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
+        Kind::Url => value.trim_end_matches('/').to_lowercase(),
+        Kind::IdNumber | Kind::BankAccount => value
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_uppercase(),
     }
 }
 

@@ -40,6 +40,8 @@ struct UploadQuery {
     label_column: Option<String>,
     /// `mask`, `label` or `pseudonymise`: personal data masked before storing.
     mask_pii: Option<aiaas_privacy::Mode>,
+    /// Who finds it, comma-separated: `rules` (default), `ner`, or `rules,ner`.
+    pii_detectors: Option<String>,
 }
 
 /// Upload a dataset: the raw CSV/JSONL as the body (`name` etc. in the query string),
@@ -103,6 +105,7 @@ async fn upload_dataset(
         text_column: q.text_column,
         label_column: q.label_column,
         mask_pii: q.mask_pii,
+        pii_detectors: parse_detectors(q.pii_detectors.as_deref())?,
     };
     let d = s.platform.datasets().create(&p, spec, upload).await?;
     Ok((StatusCode::CREATED, Json(wire::Dataset::from(d))))
@@ -163,12 +166,29 @@ async fn read_form(
     }
 }
 
+/// `rules`, `ner` or `rules,ner`.
+fn parse_detectors(text: Option<&str>) -> ApiResult<Vec<aiaas_core::Detection>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(|d| match d.trim() {
+            "rules" => Ok(aiaas_core::Detection::Rules),
+            "ner" => Ok(aiaas_core::Detection::Ner),
+            other => Err(ApiError::bad_request(format!(
+                "unknown pii detector {other:?}; use rules, ner or rules,ner"
+            ))),
+        })
+        .collect()
+}
+
 /// One non-file field of an upload form.
 fn set_form_field(q: &mut UploadQuery, name: &str, value: String) -> ApiResult<()> {
     match name {
         "name" => q.name = Some(value),
         "text_column" => q.text_column = Some(value),
         "label_column" => q.label_column = Some(value),
+        "pii_detectors" => q.pii_detectors = Some(value),
         "mask_pii" => {
             q.mask_pii = Some(aiaas_privacy::Mode::parse(&value).ok_or_else(|| {
                 ApiError::bad_request(format!(

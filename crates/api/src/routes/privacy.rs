@@ -1,6 +1,6 @@
 //! `/api/v1/privacy/mask`: the PII masking on its own, for callers that only want that.
 
-use aiaas_core::{CoreError, MaskRequest};
+use aiaas_core::{CoreError, Detection, MaskRequest};
 use aiaas_privacy::{Kind, Mode};
 use axum::extract::State;
 use axum::Json;
@@ -27,8 +27,14 @@ struct MaskBody {
     texts: Option<Vec<String>>,
     /// `mask` (keep the shape, default), `label` or `pseudonymise`.
     mode: Option<String>,
-    /// Only these kinds: email, phone, china_id, bank_card, ipv4, ipv6.
+    /// Only these kinds: email, phone, china_id, bank_card, ipv4, ipv6 (the rules);
+    /// person, address, url, id_number, bank_account (the `ner` detector).
     kinds: Option<Vec<String>>,
+    /// Who finds the data: `["rules"]` (the default), `["ner"]`, or both: the exact
+    /// rules and the installation's NER model (`pii-ner`; milliseconds per text); where
+    /// both find something the rules win.
+    #[schema(value_type = Option<Vec<String>>)]
+    detectors: Option<Vec<Detection>>,
 }
 
 #[utoipa::path(
@@ -62,24 +68,33 @@ async fn mask(
             "mode must be mask, label or pseudonymise, not {requested:?}"
         ))
     })?;
+    let detectors = body.detectors.unwrap_or_else(|| vec![Detection::Rules]);
+    let ner = detectors.contains(&Detection::Ner);
     let kinds = body
         .kinds
         .map(|ks| {
             ks.iter()
                 .map(|k| match Kind::parse(k) {
-                    Some(kind) if kind != Kind::Person => Ok(kind),
-                    _ => Err(CoreError::InvalidInput(format!(
-                        "unknown kind {k:?}: use email, phone, china_id, bank_card, ipv4 or ipv6"
+                    Some(kind) if ner || Kind::STRUCTURED.contains(&kind) => Ok(kind),
+                    Some(kind) => Err(CoreError::InvalidInput(format!(
+                        "kind {k:?} is found by the ner detector: add \"detectors\": [\"rules\", \"ner\"]",
+                        k = kind.name()
+                    ))),
+                    None => Err(CoreError::InvalidInput(format!(
+                        "unknown kind {k:?}: use email, phone, china_id, bank_card, ipv4, ipv6, \
+                         or with the ner detector person, address, url, id_number, bank_account"
                     ))),
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
-    let out = s
-        .platform
-        .privacy()
-        .mask_texts(&p, MaskRequest { texts, mode, kinds })
-        .await?;
+    let request = MaskRequest {
+        texts,
+        mode,
+        kinds,
+        detectors,
+    };
+    let out = s.platform.privacy().mask_texts(&p, request).await?;
     if single {
         let first = out.results.into_iter().next();
         Ok(Json(json!({

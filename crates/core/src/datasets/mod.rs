@@ -63,6 +63,9 @@ pub struct DatasetSpec {
     /// reported in `stats.pii`.
     #[serde(default)]
     pub mask_pii: Option<aiaas_privacy::Mode>,
+    /// Who finds the personal data when masking (empty: the rules); see `Detection`.
+    #[serde(default)]
+    pub pii_detectors: Vec<crate::privacy::Detection>,
 }
 
 /// One row of a preview.
@@ -255,7 +258,9 @@ impl Datasets {
             path: upload.path.clone(),
         };
         if let Some(mode) = spec.mask_pii {
-            ready = self.mask_upload(principal, mode, &upload, ready).await?;
+            ready = self
+                .mask_upload(principal, (mode, &spec.pii_detectors), &upload, ready)
+                .await?;
         }
         let id = aiaas_types::new_id();
         let key = format!(
@@ -291,10 +296,11 @@ impl Datasets {
     async fn mask_upload(
         &self,
         principal: &Principal,
-        mode: aiaas_privacy::Mode,
+        (mode, detectors): (aiaas_privacy::Mode, &[crate::privacy::Detection]),
         upload: &DatasetUpload,
         mut ready: Checked,
     ) -> Result<Checked> {
+        use crate::privacy::Detection;
         let policy = match mode {
             aiaas_privacy::Mode::Pseudonymise => aiaas_privacy::Policy::pseudonymise(
                 self.inner.privacy.pseudonym_key(&principal.tenant_id)?,
@@ -306,8 +312,18 @@ impl Datasets {
         let out = masked_path.clone();
         let key = upload.key.clone();
         let rows = std::mem::take(&mut ready.rows.rows);
+        let found_by_model = if detectors.contains(&Detection::Ner) {
+            let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+            self.inner.privacy.model_findings(&texts, None).await?
+        } else {
+            Vec::new()
+        };
+        let detector = crate::privacy::rule_detector(
+            detectors.is_empty() || detectors.contains(&Detection::Rules),
+            None,
+        );
         let (rows, counts) = tokio::task::spawn_blocking(move || {
-            mask_rows(rows, &policy, &out, &key).inspect_err(|_| {
+            mask_rows(rows, (&detector, &found_by_model), &policy, &out, &key).inspect_err(|_| {
                 let _ = std::fs::remove_file(&out);
             })
         })
@@ -318,7 +334,13 @@ impl Datasets {
         ready.rows.label_column = "label".into();
         ready.format = DatasetFormat::Jsonl;
         ready.path = masked_path;
-        ready.stats["pii"] = serde_json::json!({"mode": mode, "found": counts});
+        let detectors = if detectors.is_empty() {
+            &[Detection::Rules][..]
+        } else {
+            detectors
+        };
+        ready.stats["pii"] =
+            serde_json::json!({"mode": mode, "detectors": detectors, "found": counts});
         Ok(ready)
     }
 
@@ -470,20 +492,21 @@ fn refuse_unsupported_shape(upload: &DatasetUpload) -> Result<()> {
 /// encrypted under the upload's `key`.
 fn mask_rows(
     rows: Vec<Row>,
+    (detector, found_by_model): (&aiaas_privacy::Detector, &[Vec<aiaas_privacy::Finding>]),
     policy: &aiaas_privacy::Policy,
     out: &Path,
     key: &aiaas_crypto::KeyRing,
 ) -> Result<(Vec<Row>, aiaas_privacy::Counts)> {
     use std::io::Write;
-    let detector = aiaas_privacy::detector();
     let mut counts = aiaas_privacy::Counts::new();
     let sink = std::io::BufWriter::new(std::fs::File::create(out)?);
     let mut file = std::io::BufWriter::new(
         aiaas_crypto::Encryptor::new(key, sink, Default::default()).map_err(temp_crypto)?,
     );
     let mut masked = Vec::with_capacity(rows.len());
-    for row in rows {
-        let m = detector.mask(&row.text, policy);
+    for (i, row) in rows.into_iter().enumerate() {
+        let extra = found_by_model.get(i).map(Vec::as_slice).unwrap_or(&[]);
+        let m = detector.mask_with(&row.text, extra, policy);
         for (kind, n) in m.counts {
             *counts.entry(kind).or_default() += n;
         }

@@ -78,23 +78,69 @@ impl Library {
                 "stride must be 0-{MAX_STRIDE} tokens, got {stride}"
             )));
         }
-        let key = runtime_key(&record.name);
-        self.inner.engine.check_queue_policy(&key)?;
-        let timeout = self.inner.config.load_timeout;
-        self.ensure_library_loaded(&record, None, timeout).await?;
-        self.inner.engine.touch(&key);
-        let request = EntityRequest {
-            texts,
-            options: NerOptions {
-                aggregation,
-                stride,
-            },
-        };
-        let entities = self.inner.engine.recognise_entities(&key, request).await?;
+        let entities = self
+            .run_token_classifier(
+                &record,
+                texts,
+                NerOptions {
+                    aggregation,
+                    stride,
+                },
+            )
+            .await?;
         Ok(EntityAnswer {
             model: record.name,
             aggregation,
             entities,
         })
+    }
+
+    /// The entities in `texts` by the library's token classifier `name`, for masking
+    /// personal data: the platform's own use, so no key's allow-list applies; any number
+    /// of texts (run in chunks). `Conflict` saying how to install it when the model is
+    /// not in the library.
+    pub(crate) async fn entities_for_masking(
+        &self,
+        name: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<Entity>>> {
+        let record = self
+            .inner
+            .meta
+            .library_model(name)
+            .await?
+            .filter(|r| r.task == Task::TokenClassification)
+            .ok_or_else(|| {
+                CoreError::Conflict(format!(
+                    "the ner detector finds names and addresses with the library model {name:?}, \
+                     which is not installed: aiaas pull {name}"
+                ))
+            })?;
+        let options = NerOptions {
+            aggregation: Aggregation::First,
+            stride: 128,
+        };
+        let mut out = Vec::with_capacity(texts.len());
+        let mut texts = texts.into_iter().peekable();
+        while texts.peek().is_some() {
+            let chunk: Vec<String> = texts.by_ref().take(MAX_TEXTS_PER_REQUEST).collect();
+            out.extend(self.run_token_classifier(&record, chunk, options).await?);
+        }
+        Ok(out)
+    }
+
+    async fn run_token_classifier(
+        &self,
+        record: &aiaas_store::LibraryModelRecord,
+        texts: Vec<String>,
+        options: NerOptions,
+    ) -> Result<Vec<Vec<Entity>>> {
+        let key = runtime_key(&record.name);
+        self.inner.engine.check_queue_policy(&key)?;
+        let timeout = self.inner.config.load_timeout;
+        self.ensure_library_loaded(record, None, timeout).await?;
+        self.inner.engine.touch(&key);
+        let request = EntityRequest { texts, options };
+        Ok(self.inner.engine.recognise_entities(&key, request).await?)
     }
 }

@@ -232,6 +232,7 @@ pub(crate) async fn upload(
         text_column: None,
         label_column: None,
         mask_pii: None,
+        pii_detectors: Vec::new(),
     };
     let record = platform
         .datasets()

@@ -20,7 +20,7 @@ pub(crate) fn find(kind: Kind, text: &str, out: &mut Vec<Finding>) {
         Kind::BankCard => bank_card::find(text, out),
         Kind::Ipv4 => ip::find_v4(text, out),
         Kind::Ipv6 => ip::find_v6(text, out),
-        Kind::Person => {}
+        Kind::Person | Kind::Address | Kind::Url | Kind::IdNumber | Kind::BankAccount => {}
     }
 }
 

@@ -1,0 +1,81 @@
+"""PII masking with the NER detector: `/api/v1/privacy/mask` and dataset uploads with
+`detectors` rules + ner find names and addresses with the `pii-ner` library model, the
+exact rules keep e-mail, phones and ids; no name of the labelled corpus that the model
+found survives masking."""
+import json
+
+import pytest
+
+from conftest import ner_corpus, pull
+
+
+
+@pytest.fixture(scope="module")
+def ner_model(server):
+    pull(server, "pii-ner")
+    return "pii-ner"
+
+
+def corpus():
+    return ner_corpus()
+
+
+def test_names_and_addresses_are_masked_and_rules_win(server, ner_model):
+    text = "Please ship it to Mary Smith, 221 Baker Street, Springfield, IL 62704, or mail mary.smith@example.com."
+    r = server.api("POST", "/api/v1/privacy/mask",
+                   json={"text": text, "mode": "label", "detectors": ["rules", "ner"]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["text"] == "Please ship it to [PERSON], [ADDRESS], or mail [EMAIL].", body
+    kinds = [f["kind"] for f in body["findings"]]
+    assert kinds == ["person", "address", "email"], body
+    assert body["counts"] == {"person": 1, "address": 1, "email": 1}
+    # The rules alone (the default) leave the name and the address.
+    r = server.api("POST", "/api/v1/privacy/mask", json={"text": text, "mode": "label"})
+    assert r.json()["text"] == "Please ship it to Mary Smith, 221 Baker Street, Springfield, IL 62704, or mail [EMAIL]."
+    # Kinds restrict what is masked; model kinds need the ner detector.
+    r = server.api("POST", "/api/v1/privacy/mask",
+                   json={"text": text, "mode": "label", "detectors": ["ner"], "kinds": ["person"]})
+    assert r.json()["text"] == "Please ship it to [PERSON], 221 Baker Street, Springfield, IL 62704, or mail mary.smith@example.com."
+    r = server.api("POST", "/api/v1/privacy/mask", json={"text": text, "kinds": ["person"]})
+    assert r.status_code == 400 and "ner detector" in r.json()["error"]["message"], r.text
+    r = server.api("POST", "/api/v1/privacy/mask", json={"text": text, "detectors": ["magic"]})
+    assert r.status_code == 400, r.text
+
+
+def test_no_name_the_model_found_survives_masking(server, ner_model):
+    items, reference = corpus()
+    texts = [it["text"] for it in items[:120]]
+    r = server.api("POST", "/api/v1/privacy/mask",
+                   json={"texts": texts, "mode": "label", "detectors": ["rules", "ner"]}, timeout=300)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    checked = 0
+    for it, ref, res in zip(items, reference, results):
+        # Names of the corpus the model found (first strategy, as the masker uses).
+        found = {(e["start"], e["end"]) for e in ref["entities"]["first"] if e["label"] in ("GIVEN_NAME", "SURNAME")}
+        for e in it["entities"]:
+            if e["label"] in ("GIVEN_NAME", "SURNAME") and (e["start"], e["end"]) in found:
+                name = it["text"][e["start"]:e["end"]]
+                assert name not in res["text"].replace("[PERSON]", ""), (name, res["text"])
+                checked += 1
+    assert checked > 200, checked
+
+
+def test_a_dataset_upload_masks_names_before_storing(server, ner_model):
+    csv = ("text,label\n"
+           "\"Our new tenant, Patricia Johnson, asked for the keys on Monday.\",housing\n"
+           "\"The flat on Oak Street has two bedrooms.\",housing\n"
+           "\"Call me at (415) 555-2671 about the invoice.\",billing\n"
+           "\"The invoice is overdue by ten days.\",billing\n")
+    r = server.api("POST", "/api/v1/datasets?name=masked-names&mask_pii=label&pii_detectors=rules,ner",
+                   data=csv.encode())
+    assert r.status_code == 201, r.text
+    stats = r.json()["stats"]["pii"]
+    assert stats["detectors"] == ["rules", "ner"] and stats["found"]["person"] >= 1, stats
+    preview = server.api("GET", "/api/v1/datasets/masked-names/preview?limit=5").json()
+    text = json.dumps(preview)
+    assert "Patricia" not in text and "Johnson" not in text and "555-2671" not in text, text
+    assert "[PERSON]" in text and "[PHONE]" in text
+    r = server.api("POST", "/api/v1/datasets?name=bad-detectors&mask_pii=label&pii_detectors=magic", data=csv.encode())
+    assert r.status_code == 400 and "rules, ner" in r.json()["error"]["message"], r.text
