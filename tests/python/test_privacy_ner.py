@@ -79,3 +79,36 @@ def test_a_dataset_upload_masks_names_before_storing(server, ner_model):
     assert "[PERSON]" in text and "[PHONE]" in text
     r = server.api("POST", "/api/v1/datasets?name=bad-detectors&mask_pii=label&pii_detectors=magic", data=csv.encode())
     assert r.status_code == 400 and "rules, ner" in r.json()["error"]["message"], r.text
+
+
+def test_a_tenant_policy_with_the_ner_detector_masks_names_before_the_model(server, ner_model, embed_model):
+    assert server.api("POST", "/api/v1/tenants", json={"name": "ner-clinic"}).status_code == 201
+    key = server.api("POST", "/api/v1/keys", json={"name": "app", "role": "owner",
+                                                   "tenant": "ner-clinic"}).json()["secret"]
+    auth = {"Authorization": f"Bearer {key}"}
+    tenant = [t for t in server.api("GET", "/api/v1/tenants").json()["tenants"] if t["name"] == "ner-clinic"][0]
+
+    def embed(text):
+        r = server.http.post(server.base + "/v1/embeddings", json={"model": embed_model, "input": text},
+                             headers=auth, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()["data"][0]["embedding"]
+
+    raw = "Please call Mary Smith on 138 1234 5678 tomorrow."
+    masked = server.api("POST", "/api/v1/privacy/mask",
+                        json={"text": raw, "mode": "label", "detectors": ["rules", "ner"]}).json()["text"]
+    assert masked == "Please call [PERSON] on [PHONE] tomorrow.", masked
+    r = server.http.put(server.base + f"/api/v1/tenants/{tenant['id']}/privacy",
+                        json={"inputs": "label", "detectors": ["rules", "ner"]}, headers=auth, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["pii_detectors"] == ["rules", "ner"] and r.json()["pii_inputs"] == "label"
+    # The model sees the masked text: the same vector as the masked text's.
+    assert embed(raw) == embed(masked)
+    # Back to the rules: the name reaches the model again, the phone does not.
+    r = server.http.put(server.base + f"/api/v1/tenants/{tenant['id']}/privacy", json={"detectors": ["rules"]},
+                        headers=auth, timeout=60)
+    assert r.status_code == 200 and r.json()["pii_detectors"] == ["rules"], r.text
+    assert embed(raw) == embed("Please call Mary Smith on [PHONE] tomorrow.")
+    r = server.http.put(server.base + f"/api/v1/tenants/{tenant['id']}/privacy", json={"detectors": ["magic"]},
+                        headers=auth, timeout=60)
+    assert r.status_code == 400, r.text

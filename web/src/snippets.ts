@@ -323,3 +323,49 @@ export function ocrSnippets(o: OcrOptions): Snippet[] {
     { id: "ocr-python", label: "Python (requests)", code: ocrPython(o) },
   ];
 }
+
+// ---------------------------------------------------------------- entities (NER)
+
+export interface NerOptions {
+  base: string;
+  model: string;
+  text: string;
+  aggregation: string;
+}
+
+export function nerRequest(text: string, aggregation: string) {
+  return { texts: [text], aggregation };
+}
+
+export function nerCurl(o: NerOptions): string {
+  return curlCall(`${normalBase(o.base)}${predictPath(o.model)}`, nerRequest(o.text, o.aggregation));
+}
+
+export function nerPython(o: NerOptions): string {
+  return [
+    "import os",
+    "",
+    "import requests",
+    "",
+    `BASE = ${pyString(normalBase(o.base))}`,
+    `MODEL = ${pyString(encodeURIComponent(o.model))}`,
+    "",
+    "resp = requests.post(",
+    '    f"{BASE}/api/v1/models/{MODEL}/predict",',
+    `    headers={"Authorization": "Bearer " + os.environ["${KEY_VAR}"]},`,
+    `    json=${pyValue(nerRequest(o.text, o.aggregation), 1)},`,
+    "    timeout=60,",
+    ")",
+    "resp.raise_for_status()",
+    'for e in resp.json()["predictions"][0]["entities"]:',
+    '    print(e["label"], repr(e["text"]), e["start"], e["end"], f\'{e["score"]:.2f}\')',
+    "",
+  ].join("\n");
+}
+
+export function nerSnippets(o: NerOptions): Snippet[] {
+  return [
+    { id: "ner-curl", label: "curl", code: nerCurl(o) },
+    { id: "ner-python", label: "Python (requests)", code: nerPython(o) },
+  ];
+}

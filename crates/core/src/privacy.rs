@@ -216,17 +216,23 @@ impl Privacy {
     ) -> Result<crate::Tenant> {
         require(principal, Permission::ManageKeys)?;
         let t = self.inner.accounts.find_tenant(principal, tenant).await?;
-        if update.inputs.is_none() && update.outputs.is_none() {
+        if update.inputs.is_none() && update.outputs.is_none() && update.detectors.is_none() {
             return Err(CoreError::InvalidInput(
-                "give \"inputs\" and/or \"outputs\": mask, label, pseudonymise or null".into(),
+                "give \"inputs\" and/or \"outputs\" (mask, label, pseudonymise or null), or \
+                 \"detectors\" ([\"rules\"], [\"ner\"] or both)"
+                    .into(),
             ));
         }
         let keep = |current: Option<Mode>, change: Option<Option<Mode>>| change.unwrap_or(current);
         let inputs = keep(t.pii_inputs, update.inputs);
         let outputs = keep(t.pii_outputs, update.outputs);
+        let detectors: Vec<String> = match update.detectors {
+            Some(d) => d.iter().map(|d| d.as_str().to_string()).collect(),
+            None => t.pii_detectors.clone(),
+        };
         self.inner
             .meta
-            .set_tenant_privacy(&t.id, inputs, outputs)
+            .set_tenant_privacy(&t.id, inputs, outputs, &detectors)
             .await?;
         self.inner
             .pii_policies
@@ -236,6 +242,7 @@ impl Privacy {
         Ok(crate::Tenant {
             pii_inputs: inputs,
             pii_outputs: outputs,
+            pii_detectors: detectors,
             ..t
         })
     }
@@ -249,19 +256,27 @@ impl Privacy {
         model_mode: Option<Mode>,
         texts: impl IntoIterator<Item = &'a mut String>,
     ) -> Result<()> {
-        let mode = match model_mode {
+        let tenant = self.tenant_privacy(&principal.tenant_id).await?;
+        let mode = match model_mode.or(tenant.inputs) {
             Some(m) => m,
-            None => match self.tenant_privacy(&principal.tenant_id).await?.inputs {
-                Some(m) => m,
-                None => return Ok(()),
-            },
+            None => return Ok(()),
         };
         let policy = self.policy_for(principal, mode)?;
-        let detector = aiaas_privacy::detector();
-        for text in texts {
-            let masked = detector.mask(text, &policy);
+        let mut texts: Vec<&mut String> = texts.into_iter().collect();
+        // With the tenant's `ner` detector, names and addresses too.
+        let found_by_model = if tenant.detectors.contains(&Detection::Ner) {
+            let plain: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+            self.model_findings(&plain, None).await?
+        } else {
+            Vec::new()
+        };
+        let rules = tenant.detectors.is_empty() || tenant.detectors.contains(&Detection::Rules);
+        let detector = rule_detector(rules, None);
+        for (i, text) in texts.iter_mut().enumerate() {
+            let extra = found_by_model.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let masked = detector.mask_with(text, extra, &policy);
             if !masked.counts.is_empty() {
-                *text = masked.text;
+                **text = masked.text;
             }
         }
         Ok(())
@@ -298,19 +313,28 @@ impl Privacy {
             .get(tenant_id)
         {
             if at.elapsed() < TTL {
-                return Ok(*policy);
+                return Ok(policy.clone());
             }
         }
         let tenant = self.inner.meta.tenant(tenant_id).await?;
         let policy = ModelPrivacy {
             inputs: tenant.as_ref().and_then(|t| t.pii_inputs),
             outputs: tenant.as_ref().and_then(|t| t.pii_outputs),
+            detectors: tenant
+                .as_ref()
+                .map(|t| {
+                    t.pii_detectors
+                        .iter()
+                        .filter_map(|d| Detection::parse(d))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         self.inner
             .pii_policies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant_id.to_string(), (policy, Instant::now()));
+            .insert(tenant_id.to_string(), (policy.clone(), Instant::now()));
         Ok(policy)
     }
 
@@ -340,18 +364,39 @@ pub(crate) fn rule_detector(rules: bool, kinds: Option<&[Kind]>) -> aiaas_privac
     }
 }
 
-/// Masking modes for what goes into a model and what comes out (`None`: no masking).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Masking modes for what goes into a model and what comes out (`None`: no masking), and
+/// who finds the personal data in the inputs (empty: the rules).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelPrivacy {
     pub inputs: Option<Mode>,
     pub outputs: Option<Mode>,
+    pub detectors: Vec<Detection>,
 }
 
 /// A change to a tenant's policies: `None` keeps a field, `Some(None)` turns it off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrivacyUpdate {
     pub inputs: Option<Option<Mode>>,
     pub outputs: Option<Option<Mode>>,
+    /// Who finds the personal data in the inputs (`Some(vec![])`: back to the rules).
+    pub detectors: Option<Vec<Detection>>,
+}
+
+impl Detection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detection::Rules => "rules",
+            Detection::Ner => "ner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Detection> {
+        match text.trim() {
+            "rules" => Some(Detection::Rules),
+            "ner" => Some(Detection::Ner),
+            _ => None,
+        }
+    }
 }
 
 /// 32 random bytes (hex) in a 0600 file, created once; created exclusively so two

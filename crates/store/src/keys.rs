@@ -7,7 +7,7 @@ use crate::{conflict_or, ApiKeyRecord, Metadata, Result, StoreError, Tenant, INS
 
 const KEY_COLUMNS: &str = "id, tenant_id, name, role, secret_hash, allowed_models, expires_at, \
      revoked_at, created_at, limits, allowed_ips";
-const TENANT_COLUMNS: &str = "id, name, created_at, limits, pii_inputs, pii_outputs";
+const TENANT_COLUMNS: &str = "id, name, created_at, limits, pii_inputs, pii_outputs, pii_detectors";
 
 impl Metadata {
     pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
@@ -18,6 +18,7 @@ impl Metadata {
             limits: aiaas_types::Limits::default(),
             pii_inputs: None,
             pii_outputs: None,
+            pii_detectors: Vec::new(),
         };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
@@ -169,20 +170,24 @@ impl Metadata {
     }
 
     /// Set a tenant's PII policies for model inputs and outputs (each a mode name or
-    /// NULL for off); false when there is no such tenant.
+    /// NULL for off) and the detectors for its inputs (empty: NULL, the rules); false
+    /// when there is no such tenant.
     pub async fn set_tenant_privacy(
         &self,
         id: &str,
         inputs: Option<aiaas_types::PiiMode>,
         outputs: Option<aiaas_types::PiiMode>,
+        detectors: &[String],
     ) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE tenants SET pii_inputs = $1, pii_outputs = $2 WHERE id = $3")
-                .bind(inputs.map(|m| m.as_str()))
-                .bind(outputs.map(|m| m.as_str()))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE tenants SET pii_inputs = $1, pii_outputs = $2, pii_detectors = $3 WHERE id = $4",
+        )
+        .bind(inputs.map(|m| m.as_str()))
+        .bind(outputs.map(|m| m.as_str()))
+        .bind((!detectors.is_empty()).then(|| detectors.join(",")))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -217,6 +222,10 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
         limits: limits_from(row.try_get("limits")?, "tenants.limits")?,
         pii_inputs: crate::parsed_opt(row, "pii_inputs", aiaas_types::PiiMode::parse)?,
         pii_outputs: crate::parsed_opt(row, "pii_outputs", aiaas_types::PiiMode::parse)?,
+        pii_detectors: row
+            .try_get::<Option<String>, _>("pii_detectors")?
+            .map(|d| d.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
     })
 }
 

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_queue_policy.sql"),
     ),
     (12, "canary", include_str!("../migrations/0012_canary.sql")),
+    (
+        13,
+        "pii_detectors",
+        include_str!("../migrations/0013_pii_detectors.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

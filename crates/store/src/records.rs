@@ -13,6 +13,8 @@ pub struct Tenant {
     pub pii_inputs: Option<PiiMode>,
     /// Masking mode applied to every text a model returns to the tenant's keys.
     pub pii_outputs: Option<PiiMode>,
+    /// Who finds the personal data in the inputs: `rules`, `ner` (empty: the rules).
+    pub pii_detectors: Vec<String>,
 }
 
 /// A key's row. Not `Serialize`: responses are built by the API from its fields, so the

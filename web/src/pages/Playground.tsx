@@ -1,7 +1,7 @@
 // The Playground: try the models with the signed-in key, exactly as a client would.
 // Chat streams from /v1/chat/completions, Classify calls a deployed trained model,
-// Embeddings compares sentences, OCR reads an image; each tab shows the same call as
-// curl and Python.
+// Embeddings compares sentences, OCR reads an image, Entities finds names and addresses;
+// each tab shows the same call as curl and Python.
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, baseUrl } from "../api";
@@ -13,18 +13,20 @@ import { pct } from "../format";
 import { Bars, CodePanel, Empty, ErrorBox, Loading, PageHeader, Stat, Tabs } from "../components/ui";
 import { classifyRequest, classifySnippets, embeddingsRequest, embeddingsSnippets, predictPath } from "../snippets";
 import { ChatTab } from "./Chat";
+import { EntitiesTab } from "./Entities";
 import { OcrTab } from "./Ocr";
 import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
 
 export { generationStats } from "./Chat";
 
-type TabId = "chat" | "classify" | "embeddings" | "ocr";
+type TabId = "chat" | "classify" | "embeddings" | "ocr" | "entities";
 
 const TABS: { id: TabId; label: string }[] = [
   { id: "chat", label: "Chat" },
   { id: "classify", label: "Classify" },
   { id: "embeddings", label: "Embeddings" },
   { id: "ocr", label: "OCR" },
+  { id: "entities", label: "Entities" },
 ];
 
 function isTab(t: string | undefined): t is TabId {
@@ -54,6 +56,7 @@ export function PlaygroundPage({ tab }: { tab?: string }) {
           {t.id === "classify" && <ClassifyTab />}
           {t.id === "embeddings" && <EmbeddingsTab />}
           {t.id === "ocr" && <OcrTab />}
+          {t.id === "entities" && <EntitiesTab />}
         </section>
       ))}
     </div>

@@ -63,6 +63,8 @@ before(async () => {
   assert.ok([200, 201].includes(embedder.status), JSON.stringify(embedder.body));
   const ocr = await call("POST", "/api/v1/library/pull", { source: "ppocr-v4", stream: false });
   assert.ok([200, 201].includes(ocr.status), JSON.stringify(ocr.body));
+  const ner = await call("POST", "/api/v1/library/pull", { source: "pii-ner", stream: false });
+  assert.ok([200, 201].includes(ner.status), JSON.stringify(ner.body));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -257,6 +259,19 @@ step("playground: OCR draws the boxes over the image and lists the lines", async
   await lines.locator("li").nth(1).hover();
   assert.equal(await page.locator("#panel-ocr svg polygon.ocr-box.active").count(), 1);
   await shot("17b-playground-ocr");
+});
+
+step("playground: entities marked in the text and listed", async () => {
+  await page.goto(base + "/#/playground/entities");
+  await page.getByLabel("Aggregation").selectOption("first");
+  await page.locator("#ner-text").fill("Please ship the order to Mary Smith, 221 Baker Street, Springfield.");
+  await page.locator("#panel-entities").getByRole("button", { name: "Find entities" }).click();
+  const table = page.getByRole("table", { name: "Entities found" });
+  await table.waitFor({ timeout: 120_000 });
+  const rows = await table.locator("tbody tr").allInnerTexts();
+  assert.ok(rows.some((r) => r.includes("GIVEN_NAME") && r.includes("Mary")), rows.join("\n"));
+  assert.ok((await page.locator("#panel-entities mark.entity").count()) >= 3);
+  await shot("17c-playground-entities");
 });
 
 step("training: cancel a running job, compare two finished ones", async () => {

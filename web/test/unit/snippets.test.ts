@@ -15,6 +15,9 @@ import {
   embeddingsPython,
   embeddingsRequest,
   embeddingsSnippets,
+  nerCurl,
+  nerPython,
+  nerSnippets,
   normalBase,
   ocrCurl,
   ocrPython,
@@ -198,6 +201,9 @@ class _Resp:
     def raise_for_status(self):
         pass
     def json(self):
+        if "texts" in self.body and "aggregation" in self.body:
+            return {"predictions": [{"entities": [
+                {"label": "GIVEN_NAME", "text": "Mary", "start": 3, "end": 7, "score": 0.98}]}]}
         if "images" in self.body:
             return {"predictions": [{"text": "Hello world", "lines": [
                 {"text": "Hello world", "confidence": 0.97, "box": [[1, 2], [30, 2], [30, 12], [1, 12]]}]}]}
@@ -500,6 +506,29 @@ describe("embeddings snippets", () => {
       ...embeddingsSnippets({ base: BASE, model: "m", inputs: ["a", "b"] }),
     ].map((s) => s.id);
     expect(new Set(ids).size).toBe(6);
+  });
+});
+
+// ------------------------------------------------------------------ entities
+
+describe("entity snippets", () => {
+  it.each(NASTY)("curl: POSTs {texts: [text], aggregation} (%j)", (text) => {
+    const words = shellWords(nerCurl({ base: BASE, model: "pii-ner", text, aggregation: "first" }), { AIAAS_API_KEY: "k" });
+    expect(words).toContain(`${BASE}/api/v1/models/pii-ner/predict`);
+    expect(JSON.parse(words[words.indexOf("-d") + 1])).toEqual({ texts: [text], aggregation: "first" });
+  });
+
+  it.skipIf(!HAVE_PYTHON)("python: runs, posts the text and prints the entities", () => {
+    for (const text of NASTY.slice(0, 6)) {
+      const { calls, stdout } = runPython(nerPython({ base: BASE, model: "pii-ner", text, aggregation: "max" }));
+      expect(calls[0].data.json).toEqual({ texts: [text], aggregation: "max" });
+      expect(stdout).toContain("GIVEN_NAME 'Mary' 3 7 0.98");
+    }
+  }, SLOW);
+
+  it("offers curl and Python, with ids no other tab uses", () => {
+    const ids = [...nerSnippets({ base: BASE, model: "m", text: "t", aggregation: "simple" }), ...ocrSnippets({ base: BASE, model: "m", file: "p.png" })].map((s) => s.id);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });
 

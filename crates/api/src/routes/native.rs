@@ -186,6 +186,12 @@ struct TenantPrivacy {
     /// too).
     #[serde(default, deserialize_with = "wire::present")]
     outputs: Option<Option<String>>,
+    /// Who finds the personal data in the inputs: `["rules"]` (the default), `["ner"]`
+    /// (the NER model: names, addresses; milliseconds per text) or both. Outputs are
+    /// masked by the rules as they stream.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    detectors: Option<Vec<aiaas_core::Detection>>,
 }
 
 #[utoipa::path(
@@ -221,6 +227,7 @@ async fn set_tenant_privacy(
     let update = aiaas_core::PrivacyUpdate {
         inputs: mode("inputs", body.inputs)?,
         outputs: mode("outputs", body.outputs)?,
+        detectors: body.detectors,
     };
     let t = s
         .platform

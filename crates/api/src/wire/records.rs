@@ -20,6 +20,8 @@ pub(crate) struct TenantBody {
     pub limits: Limits,
     pub pii_inputs: Option<PiiMode>,
     pub pii_outputs: Option<PiiMode>,
+    /// Who finds the personal data in the inputs (`rules`, `ner`).
+    pub pii_detectors: Vec<String>,
 }
 
 impl From<Tenant> for TenantBody {
@@ -31,6 +33,11 @@ impl From<Tenant> for TenantBody {
             limits: t.limits,
             pii_inputs: t.pii_inputs,
             pii_outputs: t.pii_outputs,
+            pii_detectors: if t.pii_detectors.is_empty() {
+                vec!["rules".into()]
+            } else {
+                t.pii_detectors
+            },
         }
     }
 }
