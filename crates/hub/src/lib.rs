@@ -26,6 +26,7 @@
 //! `AlreadyExists` 409, `Checksum` 502, `Network` 502, `Cancelled` 499, `Io` 500.
 
 mod catalogue;
+pub mod ct2;
 mod error;
 mod fsutil;
 mod gguf;
