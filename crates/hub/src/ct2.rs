@@ -180,13 +180,16 @@ impl Ct2Model {
     }
 }
 
+/// Tensors by name: shape and FP32 values.
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// A Whisper model in CTranslate2's layout as Hugging Face's tensors (name -> shape,
 /// values) and config. `extra` is the CTranslate2 `config.json` (its `suppress_ids`
 /// become `suppress_tokens`).
 pub fn whisper_tensors(
     m: &Ct2Model,
     extra: &Value,
-) -> Result<(BTreeMap<String, (Vec<usize>, Vec<f32>)>, Value)> {
+) -> Result<(Tensors, Value)> {
     if m.spec != "WhisperSpec" {
         return Err(HubError::InvalidInput(format!(
             "a {} model is not a Whisper model",
