@@ -254,43 +254,65 @@ pub fn whisper_tensors(m: &Ct2Model, extra: &Value) -> Result<(Tensors, Value)> 
     put("model.encoder.embed_positions.weight".into(), s, v);
     let encoder_layers = m.layers("encoder");
     let decoder_layers = m.layers("decoder");
-    let qkv = [("q_proj", true), ("k_proj", false), ("v_proj", true)];
-    for i in 0..encoder_layers {
-        let (from, to) = (
-            format!("encoder/layer_{i}"),
-            format!("model.encoder.layers.{i}"),
-        );
-        split(
-            &mut put,
-            &format!("{from}/self_attention/linear_0"),
-            &qkv,
-            &format!("{to}.self_attn"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.self_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.self_attn_layer_norm"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_0"),
-            &format!("{to}.fc1"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_1"),
-            &format!("{to}.fc2"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/ffn/layer_norm"),
-            &format!("{to}.final_layer_norm"),
-        )?;
+    // The sub-layers of a layer: CTranslate2's name, Hugging Face's, and how it maps.
+    enum Part {
+        Linear,
+        Norm,
+        /// Self-attention's fused q, k, v.
+        Qkv,
+        /// Cross-attention's fused k, v.
+        Kv,
+    }
+    let shared = [
+        ("self_attention/linear_0", "self_attn", Part::Qkv),
+        (
+            "self_attention/linear_1",
+            "self_attn.out_proj",
+            Part::Linear,
+        ),
+        (
+            "self_attention/layer_norm",
+            "self_attn_layer_norm",
+            Part::Norm,
+        ),
+        ("ffn/linear_0", "fc1", Part::Linear),
+        ("ffn/linear_1", "fc2", Part::Linear),
+        ("ffn/layer_norm", "final_layer_norm", Part::Norm),
+    ];
+    let cross = [
+        ("attention/linear_0", "encoder_attn.q_proj", Part::Linear),
+        ("attention/linear_1", "encoder_attn", Part::Kv),
+        ("attention/linear_2", "encoder_attn.out_proj", Part::Linear),
+        (
+            "attention/layer_norm",
+            "encoder_attn_layer_norm",
+            Part::Norm,
+        ),
+    ];
+    let stacks = [
+        ("encoder", encoder_layers, &shared[..], &[][..]),
+        ("decoder", decoder_layers, &shared[..], &cross[..]),
+    ];
+    for (side, layers, own, more) in stacks {
+        for i in 0..layers {
+            for (from, to, part) in own.iter().chain(more) {
+                let from = format!("{side}/layer_{i}/{from}");
+                let to = format!("model.{side}.layers.{i}.{to}");
+                match part {
+                    Part::Linear => linear(&mut put, &from, &to)?,
+                    Part::Norm => norm(&mut put, &from, &to)?,
+                    Part::Qkv => split(
+                        &mut put,
+                        &from,
+                        &[("q_proj", true), ("k_proj", false), ("v_proj", true)],
+                        &to,
+                    )?,
+                    Part::Kv => {
+                        split(&mut put, &from, &[("k_proj", false), ("v_proj", true)], &to)?
+                    }
+                }
+            }
+        }
     }
     norm(&mut put, "encoder/layer_norm", "model.encoder.layer_norm")?;
     let (s, v) = whole("decoder/embeddings/weight")?;
@@ -299,64 +321,6 @@ pub fn whisper_tensors(m: &Ct2Model, extra: &Value) -> Result<(Tensors, Value)> 
     let (s, v) = whole("decoder/position_encodings/encodings")?;
     let text_ctx = s[0];
     put("model.decoder.embed_positions.weight".into(), s, v);
-    for i in 0..decoder_layers {
-        let (from, to) = (
-            format!("decoder/layer_{i}"),
-            format!("model.decoder.layers.{i}"),
-        );
-        split(
-            &mut put,
-            &format!("{from}/self_attention/linear_0"),
-            &qkv,
-            &format!("{to}.self_attn"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.self_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.self_attn_layer_norm"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/attention/linear_0"),
-            &format!("{to}.encoder_attn.q_proj"),
-        )?;
-        split(
-            &mut put,
-            &format!("{from}/attention/linear_1"),
-            &[("k_proj", false), ("v_proj", true)],
-            &format!("{to}.encoder_attn"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/attention/linear_2"),
-            &format!("{to}.encoder_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/attention/layer_norm"),
-            &format!("{to}.encoder_attn_layer_norm"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_0"),
-            &format!("{to}.fc1"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_1"),
-            &format!("{to}.fc2"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/ffn/layer_norm"),
-            &format!("{to}.final_layer_norm"),
-        )?;
-    }
     norm(&mut put, "decoder/layer_norm", "model.decoder.layer_norm")?;
     let heads = |name: &str| -> Result<usize> {
         m.get(name)?

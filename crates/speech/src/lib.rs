@@ -93,7 +93,7 @@ impl Transcriber {
             .map(|t| {
                 // The configured suppressions, and every special token but the end
                 // (timestamps included: this loop decodes without them).
-                if config.suppress_tokens.contains(&t) || t > eot || t == no_timestamps {
+                if config.suppress_tokens.contains(&t) || t > eot {
                     f32::NEG_INFINITY
                 } else {
                     0.0

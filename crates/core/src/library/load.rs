@@ -236,12 +236,7 @@ impl Library {
                 .await??;
             }
             Format::HfEncoder => {
-                let mut b = c.embed_batch;
-                b.max_batch = settings.max_batch.unwrap_or(b.max_batch);
-                b.queue_capacity = settings.queue_capacity.unwrap_or(b.queue_capacity);
-                if let Some(ms) = settings.max_queue_time_ms {
-                    b.max_queue_time = (ms > 0).then(|| std::time::Duration::from_millis(ms));
-                }
+                let b = settings.batch(c.embed_batch);
                 self.make_room(record.size_bytes.max(0) as u64).await?;
                 tokio::task::spawn_blocking(move || {
                     let view = p.model_view(&dir, &names)?;
@@ -253,19 +248,13 @@ impl Library {
             Format::Ppocr => {
                 let runtime =
                     crate::tensor_models::load_onnxruntime(self.inner.onnxruntime.as_deref())?;
-                let b = aiaas_engine::BatchSettings {
-                    // A page is a row; pages run one after another, so a batch only
-                    // gathers what is queued.
-                    max_batch: settings.max_batch.unwrap_or(4),
+                // A page is a row; pages run one after another, so a batch only gathers
+                // what is queued.
+                let b = settings.batch(aiaas_engine::BatchSettings {
+                    max_batch: 4,
                     max_delay: std::time::Duration::ZERO,
-                    queue_capacity: settings
-                        .queue_capacity
-                        .unwrap_or(c.embed_batch.queue_capacity),
-                    max_queue_time: settings
-                        .max_queue_time_ms
-                        .filter(|ms| *ms > 0)
-                        .map(std::time::Duration::from_millis),
-                };
+                    ..c.embed_batch
+                });
                 let threads = settings.threads.unwrap_or(0);
                 let ocr = ocr_settings(&record.defaults);
                 self.make_room(2 * record.size_bytes.max(0) as u64).await?;
@@ -286,17 +275,7 @@ impl Library {
             Format::OnnxTokenClassifier => {
                 let runtime =
                     crate::tensor_models::load_onnxruntime(self.inner.onnxruntime.as_deref())?;
-                let b = aiaas_engine::BatchSettings {
-                    max_batch: settings.max_batch.unwrap_or(c.embed_batch.max_batch),
-                    max_delay: std::time::Duration::ZERO,
-                    queue_capacity: settings
-                        .queue_capacity
-                        .unwrap_or(c.embed_batch.queue_capacity),
-                    max_queue_time: settings
-                        .max_queue_time_ms
-                        .filter(|ms| *ms > 0)
-                        .map(std::time::Duration::from_millis),
-                };
+                let b = settings.batch(c.embed_batch);
                 let threads = settings.threads.unwrap_or(0);
                 self.make_room(2 * record.size_bytes.max(0) as u64).await?;
                 tokio::task::spawn_blocking(move || {

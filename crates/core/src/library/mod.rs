@@ -144,6 +144,20 @@ impl ServingSettings {
     pub fn of(record: &LibraryModelRecord) -> ServingSettings {
         serde_json::from_value(record.settings.clone()).unwrap_or_default()
     }
+
+    /// `base` (the server's batching) with these settings' batch size, queue bound and
+    /// queue policy (`max_queue_time_ms` 0 turns the policy off).
+    pub(crate) fn batch(&self, base: BatchSettings) -> BatchSettings {
+        BatchSettings {
+            max_batch: self.max_batch.unwrap_or(base.max_batch),
+            queue_capacity: self.queue_capacity.unwrap_or(base.queue_capacity),
+            max_queue_time: match self.max_queue_time_ms {
+                Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
+                None => base.max_queue_time,
+            },
+            ..base
+        }
+    }
 }
 
 /// Server-wide library settings.
