@@ -5,12 +5,13 @@
 //!
 //! MODEL_DIR holds the converted model (model.safetensors, config.json, tokenizer.json).
 //! Prints one JSON line per round (seconds of compute, seconds of audio), then the last
-//! round's transcripts.
+//! round's transcripts. SPEECH_BEAM (5; 1 is greedy) and SPEECH_TIMESTAMPS (1) set the
+//! decoding; the rest is aiaas's defaults (faster-whisper's).
 
 use std::path::Path;
 use std::time::Instant;
 
-use aiaas_speech::{audio, Transcriber};
+use aiaas_speech::{audio, Options, Transcriber};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -20,6 +21,18 @@ fn main() {
     }
     let t = Transcriber::load(Path::new(&args[1])).expect("model");
     let rounds: usize = args[2].parse().expect("rounds");
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let options = Options {
+        beam_size: env("SPEECH_BEAM", 5),
+        best_of: env("SPEECH_BEAM", 5),
+        timestamps: env("SPEECH_TIMESTAMPS", 1) == 1,
+        ..Options::default()
+    };
     let clips: Vec<Vec<u8>> = args[3..]
         .iter()
         .map(|p| std::fs::read(p).expect("clip"))
@@ -31,7 +44,7 @@ fn main() {
         texts.clear();
         for bytes in &clips {
             let samples = audio::decode(bytes, 3600.0).expect("decode");
-            let out = t.transcribe(&samples).expect("transcribe");
+            let out = t.transcribe(&samples, &options).expect("transcribe");
             audio_seconds += out.duration;
             texts.push(out.text);
         }

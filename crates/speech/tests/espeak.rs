@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use aiaas_speech::{audio, Transcriber};
+use aiaas_speech::{audio, Options, Transcriber};
 
 fn data() -> PathBuf {
     std::env::var_os("AIAAS_TEST_DATA")
@@ -72,7 +72,7 @@ fn espeak_sentences_are_transcribed() {
             .expect("espeak-ng runs (scripts/setup.sh --test installs it)");
         assert!(status.success());
         let samples = audio::decode(&std::fs::read(&wav).unwrap(), 600.0).unwrap();
-        let got = t.transcribe(&samples).unwrap();
+        let got = t.transcribe(&samples, &Options::default()).unwrap();
         let (e, n) = wer(&words(s), &words(&got.text));
         println!("{s:?} -> {:?} ({e}/{n})", got.text);
         errors += e;
