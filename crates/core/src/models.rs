@@ -439,7 +439,8 @@ impl Models {
             other @ (Format::Gguf
             | Format::HfEncoder
             | Format::Ppocr
-            | Format::OnnxTokenClassifier) => {
+            | Format::OnnxTokenClassifier
+            | Format::Whisper) => {
                 return Err(CoreError::InvalidInput(format!(
                     "model {:?} version {} is stored as {other}, which serves from the library, not as a tenant model",
                     model.name, version.version

@@ -11,6 +11,7 @@ pub mod metrics;
 mod pages;
 mod runtime;
 mod tensors;
+mod transcripts;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,6 +23,7 @@ pub use aiaas_llm as llm;
 pub use aiaas_ner as ner;
 pub use aiaas_ocr as ocr;
 pub use aiaas_onnx as onnx;
+pub use aiaas_speech as speech;
 pub use aiaas_train::{Classifier, ModelFiles};
 pub use entities::EntityRequest;
 pub use generation::GeneratorRuntime;
@@ -30,6 +32,7 @@ pub use pages::OcrLoad;
 use runtime::{BatchModel, BatchRuntime};
 use tensors::TensorModel;
 pub use tensors::TensorRequest;
+pub use transcripts::SpeechRequest;
 
 /// Errors of the serving engine.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,8 @@ pub enum RuntimeKind {
     Ocr,
     /// A token classifier (texts in, entities out).
     Entities,
+    /// A speech recogniser (audio in, timed text out).
+    Speech,
 }
 
 /// Requests waiting per model, refreshed at each scrape (see `refresh_gauges`).
@@ -174,6 +179,11 @@ enum Runtime {
     Tensor(Arc<BatchRuntime<TensorModel>>, Arc<aiaas_onnx::OnnxModel>),
     Ocr(Arc<BatchRuntime<aiaas_ocr::Ocr>>),
     Entities(Arc<BatchRuntime<aiaas_ner::Ner>>),
+    /// The runtime, and the model itself for checking requests before they queue.
+    Speech(
+        Arc<BatchRuntime<Arc<aiaas_speech::Transcriber>>>,
+        Arc<aiaas_speech::Transcriber>,
+    ),
 }
 
 struct Entry {
@@ -204,6 +214,7 @@ impl Entry {
             Runtime::Tensor(r, _) => r.queued(),
             Runtime::Ocr(r) => r.queued(),
             Runtime::Entities(r) => r.queued(),
+            Runtime::Speech(r, _) => r.queued(),
             Runtime::Generator(g) => g.generator().in_flight(),
         }
     }
@@ -215,6 +226,7 @@ impl Entry {
             Runtime::Tensor(r, _) => r.label(),
             Runtime::Ocr(r) => r.label(),
             Runtime::Entities(r) => r.label(),
+            Runtime::Speech(r, _) => r.label(),
             Runtime::Generator(g) => g.generator().label(),
         }
     }
@@ -402,6 +414,7 @@ impl Engine {
                     Runtime::Tensor(r, _) => (RuntimeKind::Tensor, None, None, Some(r.settings())),
                     Runtime::Ocr(r) => (RuntimeKind::Ocr, None, None, Some(r.settings())),
                     Runtime::Entities(r) => (RuntimeKind::Entities, None, None, Some(r.settings())),
+                    Runtime::Speech(r, _) => (RuntimeKind::Speech, None, None, Some(r.settings())),
                     Runtime::Generator(g) => {
                         let s = g.generator().stats();
                         (
@@ -556,6 +569,7 @@ impl Engine {
             Runtime::Tensor(r, _) => r.check_queue_policy(),
             Runtime::Ocr(r) => r.check_queue_policy(),
             Runtime::Entities(r) => r.check_queue_policy(),
+            Runtime::Speech(r, _) => r.check_queue_policy(),
             Runtime::Generator(_) => Ok(()),
         }
     }

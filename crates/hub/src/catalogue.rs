@@ -264,6 +264,11 @@ impl CatalogueEntry {
             Format::OnnxTokenClassifier => {
                 has("model.onnx") && has("tokenizer.json") && has("config.json")
             }
+            Format::Whisper => {
+                (has("model.bin") || has("model.safetensors"))
+                    && has("config.json")
+                    && has("tokenizer.json")
+            }
             Format::HfEncoder => {
                 has("config.json")
                     && has("tokenizer.json")
@@ -322,7 +327,8 @@ mod tests {
                 "gemma-3-270m",
                 "all-minilm-l6-v2",
                 "ppocr-v4",
-                "pii-ner"
+                "pii-ner",
+                "whisper-tiny-en"
             ]
         );
         let ner = cat.get("pii-ner").expect("pii-ner");
@@ -331,6 +337,11 @@ mod tests {
             (Task::TokenClassification, Format::OnnxTokenClassifier)
         );
         assert!(ner.license.starts_with("CC-BY-4.0"));
+        let whisper = cat.get("whisper-tiny-en").expect("whisper-tiny-en");
+        assert_eq!(
+            (whisper.task, whisper.format),
+            (Task::SpeechToText, Format::Whisper)
+        );
         let ocr = cat.get("ppocr-v4").expect("ppocr-v4");
         assert_eq!((ocr.task, ocr.format), (Task::Ocr, Format::Ppocr));
         assert_eq!(ocr.files.len(), 3);

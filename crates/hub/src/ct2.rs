@@ -383,8 +383,59 @@ pub fn convert_whisper(dir: &Path) -> Result<()> {
     let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
     std::fs::write(dir.join("config.json"), text)
         .map_err(|e| HubError::io("write config.json", e))?;
+    add_timestamp_tokens(dir, &config)?;
     std::fs::remove_file(dir.join("model.bin")).map_err(|e| HubError::io("remove model.bin", e))?;
     Ok(())
+}
+
+/// Complete `tokenizer.json` with Whisper's timestamp tokens (`<|0.00|>` to `<|30.00|>`,
+/// every 20 ms, after `<|notimestamps|>`), which faster-whisper's tokenizer files leave
+/// out: the vocabulary then names every token the model emits. A tokenizer that has
+/// them already is left as it is.
+fn add_timestamp_tokens(dir: &Path, config: &Value) -> Result<()> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        // The folder's check (catalogue, loader) names the missing tokenizer.
+        return Ok(());
+    }
+    let bytes = std::fs::read(&path).map_err(|e| HubError::io("read tokenizer.json", e))?;
+    let mut tokenizer: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| HubError::InvalidInput(format!("tokenizer.json: {e}")))?;
+    let vocab = config["vocab_size"].as_u64().unwrap_or(0);
+    let Some(added) = tokenizer["added_tokens"].as_array_mut() else {
+        return Err(HubError::InvalidInput(
+            "tokenizer.json has no added_tokens".into(),
+        ));
+    };
+    let id_of = |name: &str| {
+        added
+            .iter()
+            .find(|t| t["content"] == name)
+            .and_then(|t| t["id"].as_u64())
+    };
+    if id_of("<|0.00|>").is_some() {
+        return Ok(());
+    }
+    let Some(no_timestamps) = id_of("<|notimestamps|>") else {
+        return Err(HubError::InvalidInput(
+            "tokenizer.json has no <|notimestamps|> token".into(),
+        ));
+    };
+    let begin = no_timestamps + 1;
+    for id in begin..vocab {
+        let seconds = (id - begin) as f64 * 0.02;
+        added.push(json!({
+            "id": id,
+            "content": format!("<|{seconds:.2}|>"),
+            "single_word": false,
+            "lstrip": false,
+            "rstrip": false,
+            "normalized": false,
+            "special": true,
+        }));
+    }
+    let text = serde_json::to_vec(&tokenizer).unwrap_or_default();
+    std::fs::write(&path, text).map_err(|e| HubError::io("write tokenizer.json", e))
 }
 
 #[cfg(test)]

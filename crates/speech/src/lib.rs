@@ -52,6 +52,8 @@ const N_FFT: usize = 400;
 const WINDOW_FRAMES: usize = 3000;
 const FRAME_SECONDS: f64 = HOP as f64 / SAMPLE_RATE as f64;
 const TIME_PRECISION: f64 = 0.02;
+/// Largest beam (and number of samples) a request may ask for.
+pub const MAX_BEAM: usize = 10;
 
 /// How to transcribe (faster-whisper's defaults).
 #[derive(Debug, Clone)]
@@ -223,6 +225,42 @@ impl Transcriber {
         self.multilingual
     }
 
+    /// Refuse options the model cannot honour: a language it does not know, a beam or
+    /// sample count out of bounds, a temperature out of [0, 1].
+    pub fn check(&self, options: &Options) -> Result<(), SpeechError> {
+        if let Some(l) = &options.language {
+            let known = if self.multilingual {
+                self.specials.languages.iter().any(|(c, _)| c == l)
+            } else {
+                l == "en"
+            };
+            if !known {
+                return Err(SpeechError::Invalid(if self.multilingual {
+                    format!("the model does not know the language {l:?}")
+                } else {
+                    format!("this model transcribes English only, not {l:?}")
+                }));
+            }
+        }
+        if !(1..=MAX_BEAM).contains(&options.beam_size)
+            || !(1..=MAX_BEAM).contains(&options.best_of)
+        {
+            return Err(SpeechError::Invalid(format!(
+                "beam_size and best_of must be 1-{MAX_BEAM}"
+            )));
+        }
+        if options
+            .temperatures
+            .iter()
+            .any(|t| !(0.0..=1.0).contains(t))
+        {
+            return Err(SpeechError::Invalid(
+                "temperature must be between 0 and 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Transcribe 16 kHz mono samples.
     pub fn transcribe(
         &self,
@@ -254,21 +292,8 @@ impl Transcriber {
                 .to_vec(),
             _ => Vec::new(),
         };
+        self.check(options)?;
         let mut language = options.language.clone();
-        if let Some(l) = &language {
-            let known = if self.multilingual {
-                s.languages.iter().any(|(c, _)| c == l)
-            } else {
-                l == "en"
-            };
-            if !known {
-                return Err(SpeechError::Invalid(if self.multilingual {
-                    format!("the model does not know the language {l:?}")
-                } else {
-                    format!("this model transcribes English only, not {l:?}")
-                }));
-            }
-        }
         let rules = Rules {
             specials: s,
             suppress: &self.suppress,

@@ -28,10 +28,12 @@ pub enum Task {
     Ocr,
     /// Texts to the entities in them (names, addresses, ...) with character spans.
     TokenClassification,
+    /// Audio to its transcript, with timed segments.
+    SpeechToText,
 }
 
 impl Task {
-    pub const ALL: [Task; 7] = [
+    pub const ALL: [Task; 8] = [
         Task::TextClassification,
         Task::Chat,
         Task::Completion,
@@ -39,6 +41,7 @@ impl Task {
         Task::Tensor,
         Task::Ocr,
         Task::TokenClassification,
+        Task::SpeechToText,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Task {
             Task::Tensor => "tensor",
             Task::Ocr => "ocr",
             Task::TokenClassification => "token-classification",
+            Task::SpeechToText => "speech-to-text",
         }
     }
 
@@ -88,16 +92,21 @@ pub enum Format {
     /// `id2label`).
     #[serde(rename = "onnx-token-classifier")]
     OnnxTokenClassifier,
+    /// OpenAI's Whisper in Hugging Face's layout: `model.safetensors`, `config.json`,
+    /// `tokenizer.json` (a pull converts faster-whisper's CTranslate2 `model.bin`).
+    #[serde(rename = "whisper")]
+    Whisper,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::AiaasClassifier,
         Format::Gguf,
         Format::HfEncoder,
         Format::Onnx,
         Format::Ppocr,
         Format::OnnxTokenClassifier,
+        Format::Whisper,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +117,7 @@ impl Format {
             Format::Onnx => "onnx",
             Format::Ppocr => "ppocr",
             Format::OnnxTokenClassifier => "onnx-token-classifier",
+            Format::Whisper => "whisper",
         }
     }
 
@@ -240,7 +250,7 @@ mod tests {
         let e = "tflite".parse::<Format>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr, onnx-token-classifier"
+            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr, onnx-token-classifier, whisper"
         );
         assert!("Chat".parse::<Task>().is_err());
         assert!("".parse::<PiiMode>().is_err());

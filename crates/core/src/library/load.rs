@@ -292,6 +292,23 @@ impl Library {
                 })
                 .await??;
             }
+            Format::Whisper => {
+                // A recording is a request; recordings run one after another.
+                let b = settings.batch(aiaas_engine::BatchSettings {
+                    max_batch: 1,
+                    max_delay: std::time::Duration::ZERO,
+                    ..c.embed_batch
+                });
+                self.make_room(record.size_bytes.max(0) as u64).await?;
+                tokio::task::spawn_blocking(move || {
+                    let view = p.model_view(&dir, &names)?;
+                    p.inner
+                        .engine
+                        .load_transcriber(&key, &label, view.path(), b)?;
+                    Ok::<_, CoreError>(())
+                })
+                .await??;
+            }
             // Tenants' models (trained or uploaded) load through the models service,
             // never as library models.
             Format::AiaasClassifier | Format::Onnx => {

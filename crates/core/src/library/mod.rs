@@ -27,9 +27,13 @@ use tokio::sync::watch;
 mod entities;
 mod load;
 mod pages;
+mod transcripts;
 
 pub use entities::{EntityAnswer, EntityOptions, MAX_STRIDE, MAX_TEXTS_PER_REQUEST};
 pub use pages::{page_text, PageLines, MAX_PAGES_PER_REQUEST};
+pub use transcripts::{
+    Segment, Transcript, Transcription, TranscriptionRequest, MAX_AUDIO_SECONDS,
+};
 
 use crate::runtime_key::RuntimeKey;
 

@@ -1,5 +1,5 @@
-//! The OpenAI-compatible API (`/v1`): chat completions, completions, embeddings and
-//! models, faithful enough that the official clients work with only `base_url` and
+//! The OpenAI-compatible API (`/v1`): chat completions, completions, embeddings,
+//! audio transcriptions (audio.rs) and models, faithful enough that the official clients work with only `base_url` and
 //! `api_key` changed. Requests are read as JSON values and checked field by field so a
 //! bad parameter is named in the error (`param`), as OpenAI does.
 
@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+mod audio;
 mod replies;
 mod request;
 mod responses;
@@ -40,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(embeddings))
         .routes(routes!(responses::create_response))
         .routes(routes!(responses::get_response, responses::delete_response))
+        .merge(audio::router())
 }
 
 type OResult<T> = Result<T, ApiError>;
