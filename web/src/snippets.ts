@@ -369,3 +369,48 @@ export function nerSnippets(o: NerOptions): Snippet[] {
     { id: "ner-python", label: "Python (requests)", code: nerPython(o) },
   ];
 }
+
+// ---------------------------------------------------------------- speech to text
+
+export interface SpeechOptions {
+  base: string;
+  model: string;
+  /** The recording's file name, as the snippets read it from disk. */
+  file: string;
+}
+
+export function speechCurl(o: SpeechOptions): string {
+  return [
+    `# export ${KEY_VAR}=<your key>`,
+    `curl ${shellQuote(`${normalBase(o.base)}/v1/audio/transcriptions`)} \\`,
+    `  -H "Authorization: Bearer $${KEY_VAR}" \\`,
+    `  -F ${shellQuote(`file=@${o.file}`)} -F ${shellQuote(`model=${o.model}`)} \\`,
+    "  -F response_format=verbose_json",
+    "",
+  ].join("\n");
+}
+
+export function speechPython(o: SpeechOptions): string {
+  return [
+    "import os",
+    "",
+    "from openai import OpenAI",
+    "",
+    `client = OpenAI(base_url=${pyString(`${normalBase(o.base)}/v1`)}, api_key=os.environ["${KEY_VAR}"])`,
+    `with open(${pyString(o.file)}, "rb") as f:`,
+    "    t = client.audio.transcriptions.create(",
+    `        model=${pyString(o.model)}, file=f,`,
+    '        response_format="verbose_json", timestamp_granularities=["segment"],',
+    "    )",
+    "for s in t.segments:",
+    '    print(f"{s.start:7.2f} {s.end:7.2f} {s.text}")',
+    "",
+  ].join("\n");
+}
+
+export function speechSnippets(o: SpeechOptions): Snippet[] {
+  return [
+    { id: "speech-curl", label: "curl", code: speechCurl(o) },
+    { id: "speech-python", label: "Python (openai)", code: speechPython(o) },
+  ];
+}

@@ -58,7 +58,7 @@ pub(crate) fn invalid_key() -> CoreError {
 }
 
 /// The single permission gate every core operation passes through.
-pub(crate) fn require(principal: &Principal, permission: Permission) -> Result<(), CoreError> {
+pub fn require(principal: &Principal, permission: Permission) -> Result<(), CoreError> {
     if principal.role.can(permission) {
         Ok(())
     } else {

@@ -52,6 +52,7 @@ pub use audit::{
     entry_hash, verify_chain, verify_data_dir, AuditEvent, AuditLog, AuditOutcome, AuditQuery,
     AuditVerification, ChainHead, GENESIS, HEAD_FILE,
 };
+pub use auth::require;
 pub use backup::{
     backup_data_dir, prune_backups, restore_backup, verify_backup, ArchiveReport, BackupReport,
     Backups, BACKUP_SUFFIX,

@@ -5,16 +5,16 @@
 //!
 //! Layout for speed on CPU: hidden states stay `[batch * seq_len, hidden]` contiguous from
 //! embedding to output; Q, K and V are one `[hidden, 3 * hidden]` weight (one matmul);
-//! weights are packed once at load for the AVX-512 kernel (kernels/linear.rs), or
+//! weights are packed once at load for the AVX-512 kernel (aiaas-kernels' linear.rs), or
 //! transposed to `[in, out]` for candle's matmul elsewhere; activation, residual and
-//! LayerNorm run fused in place on each matmul's output (kernels/mod.rs).
+//! LayerNorm run fused in place on each matmul's output (aiaas-kernels).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use crate::error::{EmbedError, Result};
-use crate::kernels::{Activation, Attention, BiasActivation, PackedLinear, ResidualNorm};
+use aiaas_kernels::{Activation, Attention, Dense, PackedLinear, ResidualNorm};
 
 /// The fields of Hugging Face `config.json` the encoder uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -167,62 +167,27 @@ impl Bert {
     }
 }
 
-/// A linear layer `x W^T + b`: the prepacked AVX-512 kernel where the CPU has it, else
-/// candle's matmul on the weight transposed once at load plus the fused bias kernel.
-enum Dense {
-    Packed(PackedLinear),
-    Candle {
-        /// `[in, out]`, contiguous.
-        weight_t: Tensor,
-        bias: Vec<f32>,
-    },
-}
-
-impl Dense {
-    /// Loads and concatenates the `[out, in]` weights and biases of `parts` along `out`.
-    fn load(
-        vb: &VarBuilder,
-        parts: &[&str],
-        dims: (usize, &[usize]),
-        packed: bool,
-    ) -> Result<Self> {
-        let (in_dim, out_dims) = dims;
-        let mut weights = Vec::with_capacity(parts.len());
-        let mut bias = Vec::new();
-        for (part, &out) in parts.iter().zip(out_dims) {
-            let vb = vb.pp(*part);
-            weights.push(vb.get((out, in_dim), "weight").map_err(shape_err(part))?);
-            bias.extend(
-                vb.get(out, "bias")
-                    .map_err(shape_err(part))?
-                    .to_vec1::<f32>()?,
-            );
-        }
-        let weight = Tensor::cat(&weights, 0)?;
-        if packed {
-            let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
-            return Ok(Dense::Packed(PackedLinear::new(
-                &w,
-                &bias,
-                in_dim,
-                bias.len(),
-            )));
-        }
-        let weight_t = weight.t()?.contiguous()?;
-        Ok(Dense::Candle { weight_t, bias })
+/// Loads and concatenates the `[out, in]` weights and biases of `parts` along `out`, as
+/// one layer (Q, K and V as one matmul).
+fn load_dense(
+    vb: &VarBuilder,
+    parts: &[&str],
+    dims: (usize, &[usize]),
+    packed: bool,
+) -> Result<Dense> {
+    let (in_dim, out_dims) = dims;
+    let mut weights = Vec::with_capacity(parts.len());
+    let mut bias = Vec::new();
+    for (part, &out) in parts.iter().zip(out_dims) {
+        let vb = vb.pp(*part);
+        weights.push(vb.get((out, in_dim), "weight").map_err(shape_err(part))?);
+        bias.extend(
+            vb.get(out, "bias")
+                .map_err(shape_err(part))?
+                .to_vec1::<f32>()?,
+        );
     }
-
-    /// `act(x W^T + b)` for `x` of `[rows, in]`.
-    fn forward(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let (y, bias, cols) = match self {
-            Dense::Packed(linear) => (x.apply_op1_no_bwd(linear)?, None, linear.out_dim()),
-            Dense::Candle { weight_t, bias } => {
-                (x.matmul(weight_t)?, Some(bias.as_slice()), bias.len())
-            }
-        };
-        y.inplace_op1(&BiasActivation { bias, cols, act })?;
-        Ok(y)
-    }
+    Ok(Dense::new(&Tensor::cat(&weights, 0)?, bias, packed)?)
 }
 
 /// `weight` and `bias` of a LayerNorm, as plain vectors for the fused kernel.
@@ -329,17 +294,17 @@ impl Layer {
         let eps = cfg.layer_norm_eps;
         let attn = vb.pp("attention");
         Ok(Self {
-            qkv: Dense::load(
+            qkv: load_dense(
                 &attn.pp("self"),
                 &["query", "key", "value"],
                 (h, &[h, h, h]),
                 packed,
             )?,
-            attention_out: Dense::load(&attn.pp("output"), &["dense"], (h, &[h]), packed)?,
+            attention_out: load_dense(&attn.pp("output"), &["dense"], (h, &[h]), packed)?,
             attention_norm: Norm::load(attn.pp("output").pp("LayerNorm"), h, eps)?,
-            intermediate: Dense::load(&vb.pp("intermediate"), &["dense"], (h, &[i]), packed)?,
+            intermediate: load_dense(&vb.pp("intermediate"), &["dense"], (h, &[i]), packed)?,
             act: cfg.hidden_act,
-            output: Dense::load(&vb.pp("output"), &["dense"], (i, &[h]), packed)?,
+            output: load_dense(&vb.pp("output"), &["dense"], (i, &[h]), packed)?,
             output_norm: Norm::load(vb.pp("output").pp("LayerNorm"), h, eps)?,
         })
     }

@@ -10,7 +10,7 @@
 //!
 //! Speed: the encoder (bert.rs) keeps activations contiguous, fuses Q/K/V into one
 //! projection, runs linear layers on weights packed once at load for an AVX-512 kernel
-//! (candle's matmul on other CPUs) and fuses the element-wise steps (kernels/).
+//! (candle's matmul on other CPUs) and fuses the element-wise steps (aiaas-kernels).
 //!
 //! Threads: all numeric work (tokenizer, matmuls, kernels) runs on the embedder's own rayon
 //! pool, sized to the threads the process may use unless [`EmbedderConfig::threads`] says
@@ -20,15 +20,14 @@ mod batching;
 mod bert;
 mod error;
 mod folder;
-mod kernels;
 mod pooling;
 mod tokenize;
 
 use std::path::Path;
 
+pub use aiaas_kernels::Activation;
 pub use bert::Config as BertConfig;
 pub use error::{EmbedError, Result};
-pub use kernels::Activation;
 pub use pooling::Pooling;
 
 use bert::{Bert, BertInput};

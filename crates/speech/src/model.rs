@@ -4,11 +4,19 @@
 //! keys and values computed once per window and shared by every beam: the beams' queries
 //! ride in one matrix against them instead of copying the encoder's output per beam.
 //!
+//! The encoder, where the time goes (1500 positions per window whatever the speech),
+//! runs on aiaas-kernels' fused ops: Q, K and V as one matmul, attention straight from
+//! that projection with a vectorised softmax, bias and exact GELU fused in place on each
+//! matmul's output.
+//!
 //! Weights are the Hugging Face layout that aiaas-hub's ct2.rs converts faster-whisper's
 //! CTranslate2 files into.
 
+use aiaas_kernels::{
+    math, Activation, Attention as FusedAttention, BiasActivation, Dense, PackedLinear,
+};
 use candle_core::{Device, Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Conv1dConfig, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 
 /// The parts of a Hugging Face Whisper `config.json` the model needs.
@@ -89,13 +97,9 @@ impl Attention {
         Ok((k, v))
     }
 
-    /// Self-attention over `x` ([b, t, d]) after the `cache`d positions, which grow by t.
-    fn forward_self(
-        &self,
-        x: &Tensor,
-        cache: &mut Option<(Tensor, Tensor)>,
-        causal: bool,
-    ) -> Result<Tensor> {
+    /// Causal self-attention over `x` ([b, t, d]) after the `cache`d positions, which
+    /// grow by t.
+    fn forward_self(&self, x: &Tensor, cache: &mut Option<(Tensor, Tensor)>) -> Result<Tensor> {
         let q = self.heads(&self.q.forward(x)?)?;
         let (k, v) = self.keys_values(x)?;
         let (k, v) = match cache.take() {
@@ -105,7 +109,7 @@ impl Attention {
         let t = q.dim(2)?;
         let total = k.dim(2)?;
         let mut scores = q.matmul(&k.transpose(2, 3)?.contiguous()?)?;
-        if causal && t > 1 {
+        if t > 1 {
             let past = total - t;
             let mask: Vec<f32> = (0..t)
                 .flat_map(|i| {
@@ -142,43 +146,122 @@ impl Attention {
 }
 
 struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
 }
 
 impl Mlp {
+    fn load(d: usize, vb: &VarBuilder, packed: bool) -> Result<Mlp> {
+        Ok(Mlp {
+            fc1: dense(&[(vb.pp("fc1"), true)], (d, 4 * d), packed)?,
+            fc2: dense(&[(vb.pp("fc2"), true)], (4 * d, d), packed)?,
+        })
+    }
+
+    /// `x` is `[rows, d]`. Whisper's GELU is the exact (erf) one.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // Whisper's GELU is the exact (erf) one.
-        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+        let h = self.fc1.forward(x, Activation::Gelu)?;
+        self.fc2.forward(&h, Activation::Identity)
+    }
+
+    /// For `[b, t, d]`.
+    fn forward_3d(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        self.forward(&x.reshape((b * t, d))?)?.reshape((b, t, d))
     }
 }
 
+/// One layer of the `(vb, has_bias)` parts' `[out, in]` weights stacked along `out`
+/// (a part without bias adds zeros).
+fn dense(parts: &[(VarBuilder, bool)], dims: (usize, usize), packed: bool) -> Result<Dense> {
+    let (i, o) = dims;
+    let mut weights = Vec::new();
+    let mut bias = Vec::new();
+    for (vb, has_bias) in parts {
+        weights.push(vb.get((o, i), "weight")?);
+        if *has_bias {
+            bias.extend(vb.get(o, "bias")?.to_vec1::<f32>()?);
+        } else {
+            bias.extend(std::iter::repeat_n(0.0, o));
+        }
+    }
+    Dense::new(&Tensor::cat(&weights, 0)?, bias, packed)
+}
+
+/// An encoder layer on the fused kernels; hidden states are `[positions, d]`.
+struct EncoderBlock {
+    attn_ln: LayerNorm,
+    qkv: Dense,
+    out: Dense,
+    mlp_ln: LayerNorm,
+    mlp: Mlp,
+    heads: usize,
+}
+
+impl EncoderBlock {
+    fn load(d: usize, heads: usize, vb: VarBuilder, packed: bool) -> Result<EncoderBlock> {
+        let a = vb.pp("self_attn");
+        let qkv = [
+            (a.pp("q_proj"), true),
+            (a.pp("k_proj"), false),
+            (a.pp("v_proj"), true),
+        ];
+        Ok(EncoderBlock {
+            attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
+            qkv: dense(&qkv, (d, d), packed)?,
+            out: dense(&[(a.pp("out_proj"), true)], (d, d), packed)?,
+            mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
+            mlp: Mlp::load(d, &vb, packed)?,
+            heads,
+        })
+    }
+
+    /// `mask` is `[1, positions]` of zeros (every position attends to every other).
+    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (n, d) = x.dims2()?;
+        let qkv = self
+            .qkv
+            .forward(&self.attn_ln.forward(x)?, Activation::Identity)?;
+        // softmax(q k^T / sqrt(dh)) v: Whisper's dh^-1/4 on queries and keys both.
+        let attention = FusedAttention {
+            batch: 1,
+            seq_len: n,
+            heads: self.heads,
+            head_dim: d / self.heads,
+        };
+        let context = qkv.apply_op2_no_bwd(mask, &attention)?;
+        let x = (x + self.out.forward(&context, Activation::Identity)?)?;
+        &x + self.mlp.forward(&self.mlp_ln.forward(&x)?)?
+    }
+}
+
+/// Exact GELU in place on a contiguous tensor whose last dimension is `cols`.
+fn gelu_in_place(x: &Tensor) -> Result<()> {
+    x.inplace_op1(&BiasActivation {
+        bias: None,
+        cols: x.dim(D::Minus1)?,
+        act: Activation::Gelu,
+    })
+}
+
+/// A decoder layer: self-attention over the text so far, cross-attention to the audio.
 struct Block {
     attn: Attention,
     attn_ln: LayerNorm,
-    cross: Option<(Attention, LayerNorm)>,
+    cross: Attention,
+    cross_ln: LayerNorm,
     mlp: Mlp,
     mlp_ln: LayerNorm,
 }
 
 impl Block {
-    fn load(d: usize, heads: usize, cross: bool, vb: VarBuilder) -> Result<Block> {
-        let cross = if cross {
-            Some((
-                Attention::load(d, heads, vb.pp("encoder_attn"))?,
-                layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-            ))
-        } else {
-            None
-        };
+    fn load(d: usize, heads: usize, vb: VarBuilder, packed: bool) -> Result<Block> {
         Ok(Block {
             attn: Attention::load(d, heads, vb.pp("self_attn"))?,
             attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
-            cross,
-            mlp: Mlp {
-                fc1: linear(d, 4 * d, true, vb.pp("fc1"))?,
-                fc2: linear(4 * d, d, true, vb.pp("fc2"))?,
-            },
+            cross: Attention::load(d, heads, vb.pp("encoder_attn"))?,
+            cross_ln: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
+            mlp: Mlp::load(d, &vb, packed)?,
             mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
         })
     }
@@ -189,9 +272,11 @@ pub struct Whisper {
     conv1: Conv1d,
     conv2: Conv1d,
     encoder_positions: Tensor,
-    encoder: Vec<Block>,
+    encoder: Vec<EncoderBlock>,
     encoder_ln: LayerNorm,
-    tokens: Embedding,
+    /// The token embeddings, `[vocab, d]` row-major: the decoder's input and, tied, its
+    /// output projection.
+    tokens: Vec<f32>,
     decoder_positions: Tensor,
     decoder: Vec<Block>,
     decoder_ln: LayerNorm,
@@ -246,32 +331,29 @@ impl Whisper {
         };
         let enc = vb.pp("model.encoder");
         let dec = vb.pp("model.decoder");
-        let blocks = |n: usize, heads: usize, cross: bool, vb: &VarBuilder| {
-            (0..n)
-                .map(|i| Block::load(d, heads, cross, vb.pp(format!("layers.{i}"))))
-                .collect::<Result<Vec<_>>>()
-        };
+        let packed = PackedLinear::supported();
+        let (eh, dh) = (
+            config.encoder_attention_heads,
+            config.decoder_attention_heads,
+        );
         Ok(Whisper {
             conv1: conv(config.num_mel_bins, 1, enc.pp("conv1"))?,
             conv2: conv(d, 2, enc.pp("conv2"))?,
             encoder_positions: enc
                 .get((config.max_source_positions, d), "embed_positions.weight")?,
-            encoder: blocks(
-                config.encoder_layers,
-                config.encoder_attention_heads,
-                false,
-                &enc,
-            )?,
+            encoder: (0..config.encoder_layers)
+                .map(|i| EncoderBlock::load(d, eh, enc.pp(format!("layers.{i}")), packed))
+                .collect::<Result<_>>()?,
             encoder_ln: layer_norm(d, enc.pp("layer_norm"))?,
-            tokens: Embedding::new(dec.get((config.vocab_size, d), "embed_tokens.weight")?, d),
+            tokens: dec
+                .get((config.vocab_size, d), "embed_tokens.weight")?
+                .flatten_all()?
+                .to_vec1()?,
             decoder_positions: dec
                 .get((config.max_target_positions, d), "embed_positions.weight")?,
-            decoder: blocks(
-                config.decoder_layers,
-                config.decoder_attention_heads,
-                true,
-                &dec,
-            )?,
+            decoder: (0..config.decoder_layers)
+                .map(|i| Block::load(d, dh, dec.pp(format!("layers.{i}")), packed))
+                .collect::<Result<_>>()?,
             decoder_ln: layer_norm(d, dec.pp("layer_norm"))?,
             config,
         })
@@ -280,27 +362,24 @@ impl Whisper {
     /// Encode one window of log-mel frames ([1, mels, 3000]) and prepare the decoder's
     /// state for it.
     pub fn encode(&self, mel: &Tensor) -> Result<DecoderState> {
-        let x = self.conv1.forward(mel)?.gelu_erf()?;
-        let x = self.conv2.forward(&x)?.gelu_erf()?.transpose(1, 2)?;
-        let n = x.dim(1)?;
-        let mut x = x.broadcast_add(&self.encoder_positions.narrow(0, 0, n)?)?;
+        let x = self.conv1.forward(mel)?;
+        gelu_in_place(&x)?;
+        let x = self.conv2.forward(&x)?;
+        gelu_in_place(&x)?;
+        // [1, d, n] -> [n, d]
+        let x = x.squeeze(0)?.t()?.contiguous()?;
+        let n = x.dim(0)?;
+        let mut x = (x + self.encoder_positions.narrow(0, 0, n)?)?;
+        let mask = Tensor::zeros((1, n), candle_core::DType::F32, mel.device())?;
         for b in &self.encoder {
-            let mut cache = None;
-            x = (&x
-                + b.attn
-                    .forward_self(&b.attn_ln.forward(&x)?, &mut cache, false)?)?;
-            x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
+            x = b.forward(&x, &mask)?;
         }
-        let x = self.encoder_ln.forward(&x)?;
+        let x = self.encoder_ln.forward(&x)?.unsqueeze(0)?;
         let cross = self
             .decoder
             .iter()
             .map(|b| {
-                let (attn, _) = b
-                    .cross
-                    .as_ref()
-                    .expect("decoder blocks attend to the audio");
-                let (k, v) = attn.keys_values(&x)?;
+                let (k, v) = b.cross.keys_values(&x)?;
                 // [1, heads, n, dh] -> [heads, n, dh]
                 Ok((k.squeeze(0)?, v.squeeze(0)?))
             })
@@ -320,7 +399,7 @@ impl Whisper {
         let last = self
             .decoder_ln
             .forward(&x.narrow(1, t - 1, 1)?.squeeze(1)?)?;
-        last.matmul(&self.tokens.embeddings().t()?)
+        self.logits(&last)
     }
 
     /// The logits at every position of `tokens` ([1, t]) fed after the state's
@@ -330,24 +409,70 @@ impl Whisper {
         let x = self
             .decoder_ln
             .forward(&self.hidden(state, tokens)?.squeeze(0)?)?;
-        x.matmul(&self.tokens.embeddings().t()?)
+        self.logits(&x)
+    }
+
+    /// `x` (`[rows, d]`) against every token's embedding: `[rows, vocab]`. Each step
+    /// reads the 80 MB embedding once, in parallel blocks of tokens, every row's dot
+    /// product taken while a token's embedding is in cache; a general GEMM would pack
+    /// the whole matrix again at every step for a handful of rows.
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        use rayon::prelude::*;
+        let d = self.config.d_model;
+        let vocab = self.config.vocab_size;
+        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let rows = xs.len() / d;
+        const BLOCK: usize = 512;
+        let blocks: Vec<Vec<f32>> = self
+            .tokens
+            .par_chunks(BLOCK * d)
+            .map(|block| {
+                let mut out = Vec::with_capacity(rows * block.len() / d);
+                for emb in block.chunks_exact(d) {
+                    out.extend(xs.chunks_exact(d).map(|x| math::dot(emb, x)));
+                }
+                out
+            })
+            .collect();
+        let mut out = vec![0f32; rows * vocab];
+        let mut token = 0;
+        for block in &blocks {
+            for scores in block.chunks_exact(rows) {
+                for (r, &v) in scores.iter().enumerate() {
+                    out[r * vocab + token] = v;
+                }
+                token += 1;
+            }
+        }
+        Tensor::from_vec(out, (rows, vocab), x.device())
+    }
+
+    /// The embeddings of `tokens` (`[b, t]`): `[b, t, d]`.
+    fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
+        let d = self.config.d_model;
+        let (b, t) = tokens.dims2()?;
+        let mut out = Vec::with_capacity(b * t * d);
+        for id in tokens.flatten_all()?.to_vec1::<u32>()? {
+            let at = id as usize * d;
+            let row = self.tokens.get(at..at + d).ok_or_else(|| {
+                candle_core::Error::Msg(format!("token {id} is outside the vocabulary"))
+            })?;
+            out.extend_from_slice(row);
+        }
+        Tensor::from_vec(out, (b, t, d), tokens.device())
     }
 
     fn hidden(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor> {
         let (_, t) = tokens.dims2()?;
         let positions = self.decoder_positions.narrow(0, state.len, t)?;
-        let mut x = self.tokens.forward(tokens)?.broadcast_add(&positions)?;
+        let mut x = self.embed(tokens)?.broadcast_add(&positions)?;
         for (i, b) in self.decoder.iter().enumerate() {
             x = (&x
                 + b.attn
-                    .forward_self(&b.attn_ln.forward(&x)?, &mut state.cache[i], true)?)?;
-            let (attn, ln) = b
-                .cross
-                .as_ref()
-                .expect("decoder blocks attend to the audio");
+                    .forward_self(&b.attn_ln.forward(&x)?, &mut state.cache[i])?)?;
             let (k, v) = &state.cross[i];
-            x = (&x + attn.forward_cross(&ln.forward(&x)?, k, v)?)?;
-            x = (&x + b.mlp.forward(&b.mlp_ln.forward(&x)?)?)?;
+            x = (&x + b.cross.forward_cross(&b.cross_ln.forward(&x)?, k, v)?)?;
+            x = (&x + b.mlp.forward_3d(&b.mlp_ln.forward(&x)?)?)?;
         }
         state.len += t;
         Ok(x)

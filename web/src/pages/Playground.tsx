@@ -1,6 +1,7 @@
 // The Playground: try the models with the signed-in key, exactly as a client would.
 // Chat streams from /v1/chat/completions, Classify calls a deployed trained model,
-// Embeddings compares sentences, OCR reads an image, Entities finds names and addresses;
+// Embeddings compares sentences, OCR reads an image, Entities finds names and addresses,
+// Speech transcribes a recording;
 // each tab shows the same call as curl and Python.
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
@@ -15,11 +16,12 @@ import { classifyRequest, classifySnippets, embeddingsRequest, embeddingsSnippet
 import { ChatTab } from "./Chat";
 import { EntitiesTab } from "./Entities";
 import { OcrTab } from "./Ocr";
+import { SpeechTab } from "./Speech";
 import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
 
 export { generationStats } from "./Chat";
 
-type TabId = "chat" | "classify" | "embeddings" | "ocr" | "entities";
+type TabId = "chat" | "classify" | "embeddings" | "ocr" | "entities" | "speech";
 
 const TABS: { id: TabId; label: string }[] = [
   { id: "chat", label: "Chat" },
@@ -27,6 +29,7 @@ const TABS: { id: TabId; label: string }[] = [
   { id: "embeddings", label: "Embeddings" },
   { id: "ocr", label: "OCR" },
   { id: "entities", label: "Entities" },
+  { id: "speech", label: "Speech" },
 ];
 
 function isTab(t: string | undefined): t is TabId {
@@ -56,6 +59,7 @@ export function PlaygroundPage({ tab }: { tab?: string }) {
           {t.id === "classify" && <ClassifyTab />}
           {t.id === "embeddings" && <EmbeddingsTab />}
           {t.id === "ocr" && <OcrTab />}
+          {t.id === "speech" && <SpeechTab />}
           {t.id === "entities" && <EntitiesTab />}
         </section>
       ))}

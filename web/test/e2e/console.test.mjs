@@ -10,7 +10,9 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { DATA, SCREENSHOTS, call as apiCall, pullChatModel, startServer } from "./harness.mjs";
@@ -65,6 +67,8 @@ before(async () => {
   assert.ok([200, 201].includes(ocr.status), JSON.stringify(ocr.body));
   const ner = await call("POST", "/api/v1/library/pull", { source: "pii-ner", stream: false });
   assert.ok([200, 201].includes(ner.status), JSON.stringify(ner.body));
+  const speech = await call("POST", "/api/v1/library/pull", { source: "whisper-tiny-en", stream: false });
+  assert.ok([200, 201].includes(speech.status), JSON.stringify(speech.body));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -259,6 +263,21 @@ step("playground: OCR draws the boxes over the image and lists the lines", async
   await lines.locator("li").nth(1).hover();
   assert.equal(await page.locator("#panel-ocr svg polygon.ocr-box.active").count(), 1);
   await shot("17b-playground-ocr");
+});
+
+step("playground: speech transcribed with its segment times", async () => {
+  // A sentence spoken by espeak-ng (scripts/setup.sh --test installs it).
+  const wav = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "aiaas-speech-")), "meeting.wav");
+  execFileSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", wav, "Our meeting has been moved to the third floor conference room."]);
+  await page.goto(base + "/#/playground/speech");
+  await page.locator("#speech-file").setInputFiles(wav);
+  const segments = page.getByRole("list", { name: "Transcript, segment by segment" });
+  await segments.waitFor({ timeout: 120_000 });
+  const text = (await segments.innerText()).toLowerCase();
+  assert.match(text, /meeting has been moved to the third floor conference room/);
+  assert.match(text, /0:00\.\d – 0:0\d\.\d/);
+  assert.match(await page.locator("#panel-speech").innerText(), /english/);
+  await shot("17c-playground-speech");
 });
 
 step("playground: entities marked in the text and listed", async () => {

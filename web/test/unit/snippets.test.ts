@@ -22,6 +22,9 @@ import {
   ocrCurl,
   ocrPython,
   ocrSnippets,
+  speechCurl,
+  speechPython,
+  speechSnippets,
   predictPath,
   pyString,
   pyValue,
@@ -626,5 +629,30 @@ describe("playground maths", () => {
       tokens: 0,
       tokensPerSecond: null,
     });
+  });
+});
+
+// ------------------------------------------------------------------ speech
+
+describe("speech snippets", () => {
+  it("curl: posts the file and the model as a form to the OpenAI audio route", () => {
+    const code = speechCurl({ base: BASE, model: "whisper-tiny-en", file: "it's $HOME.mp3" });
+    expect(code).toContain("/v1/audio/transcriptions");
+    expect(code).toContain("-F 'model=whisper-tiny-en'");
+    // The file name is quoted for the shell: no expansion of $HOME, the quote kept.
+    expect(code).toContain(`-F 'file=@it'\\''s $HOME.mp3'`);
+  });
+
+  it("python: the openai client with segments", () => {
+    const code = speechPython({ base: BASE, model: "whisper-tiny-en", file: "a.flac" });
+    expect(code).toContain("from openai import OpenAI");
+    expect(code).toContain('client.audio.transcriptions.create(');
+    expect(code).toContain('model="whisper-tiny-en", file=f,');
+    expect(code).toContain("for s in t.segments:");
+  });
+
+  it("has ids no other tab uses", () => {
+    const ids = [...speechSnippets({ base: BASE, model: "m", file: "a.wav" }), ...ocrSnippets({ base: BASE, model: "m", file: "p.png" })].map((s) => s.id);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 });

@@ -190,6 +190,8 @@ async fn transcriptions(
     Auth(p): Auth,
     req: Request,
 ) -> OResult<Response> {
+    // Before the upload is read: a key that may not infer is refused without it.
+    aiaas_core::require(&p, aiaas_types::Permission::Infer).map_err(oai)?;
     let multipart = Multipart::from_request(req, &s).await.map_err(|e| {
         field_error(
             "file",

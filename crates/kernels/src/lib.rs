@@ -1,4 +1,5 @@
-//! CPU kernels of the encoder, as candle custom ops on contiguous `[rows, cols]` tensors:
+//! CPU kernels of the transformer encoders (aiaas-embed's BERT, aiaas-speech's Whisper),
+//! as candle custom ops on contiguous `[rows, cols]` tensors:
 //! the linear layer with prepacked weights (linear.rs, AVX-512), attention straight from the
 //! fused QKV projection (attention.rs), and, in place on each projection's fresh output,
 //! activation (plus bias on the non-AVX-512 path) and residual + LayerNorm (here).
@@ -9,16 +10,18 @@
 //! variance. These loops auto-vectorise (math.rs) and split rows over the current rayon pool.
 
 mod attention;
+mod dense;
 mod linear;
-pub(crate) mod math;
+pub mod math;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout};
 use rayon::prelude::*;
 use serde::Deserialize;
 
-pub(crate) use attention::Attention;
-pub(crate) use linear::PackedLinear;
+pub use attention::Attention;
+pub use dense::Dense;
+pub use linear::PackedLinear;
 
 /// A feed-forward activation, named as in Hugging Face `config.json` (`hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -38,7 +41,7 @@ pub enum Activation {
 
 impl Activation {
     #[inline(always)]
-    fn apply(self, x: f32) -> f32 {
+    pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::Gelu => 0.5 * x * (1.0 + math::erf(x * std::f32::consts::FRAC_1_SQRT_2)),
             Activation::GeluTanh => {
@@ -53,7 +56,7 @@ impl Activation {
 
 /// `x = act(x + bias)` in place, `x` being `[rows, cols]` (`bias`, when given, has `cols`
 /// values).
-pub(crate) struct BiasActivation<'a> {
+pub struct BiasActivation<'a> {
     pub bias: Option<&'a [f32]>,
     pub cols: usize,
     pub act: Activation,
@@ -95,7 +98,7 @@ fn add_bias_then(x: &mut [f32], cols: usize, bias: Option<&[f32]>, f: impl Fn(f3
 
 /// `y = LayerNorm(y + residual) * gamma + beta` in place (post-LN BERT's "add & norm"),
 /// `y` and `residual` being `[rows, gamma.len()]`.
-pub(crate) struct ResidualNorm<'a> {
+pub struct ResidualNorm<'a> {
     pub gamma: &'a [f32],
     pub beta: &'a [f32],
     pub eps: f32,

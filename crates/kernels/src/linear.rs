@@ -28,7 +28,7 @@ fn rows_per_task(in_dim: usize) -> usize {
 }
 
 /// A linear layer with its weight packed for the AVX-512 kernel.
-pub(crate) struct PackedLinear {
+pub struct PackedLinear {
     in_dim: usize,
     out_dim: usize,
     /// `[panels][in_dim][NR]`.

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::math;
 
 /// Shapes of one attention call.
-pub(crate) struct Attention {
+pub struct Attention {
     pub batch: usize,
     pub seq_len: usize,
     pub heads: usize,

@@ -7,7 +7,7 @@ use std::f32::consts::LOG2_E;
 /// `e^x` to about 2 ulp for `x` in [-87, 88]; smaller inputs give ~1e-38 instead of 0
 /// (harmless in softmax), larger ones saturate at e^88.
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+pub fn exp(x: f32) -> f32 {
     // Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial.
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     const LN2_HI: f32 = 0.693_359_4;
@@ -34,7 +34,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// 0.9277, `1 - exp(poly)` above). Both branches are computed and one selected, so a loop
 /// over it vectorises.
 #[inline(always)]
-pub(crate) fn erf(x: f32) -> f32 {
+pub fn erf(x: f32) -> f32 {
     let t = x.abs();
     let s = x * x;
     let r = -1.728_534_7e-5 * t + 3.831_971_3e-4;
@@ -61,7 +61,7 @@ pub(crate) fn erf(x: f32) -> f32 {
 
 /// `tanh(x)`, as `1 - 2 / (e^{2x} + 1)` (saturates cleanly at ±1).
 #[inline(always)]
-pub(crate) fn tanh(x: f32) -> f32 {
+pub fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
@@ -69,7 +69,7 @@ const LANES: usize = 16;
 
 /// Sum of a slice, in 16 lanes.
 #[inline]
-pub(crate) fn sum(xs: &[f32]) -> f32 {
+pub fn sum(xs: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
     let rest: f32 = chunks.remainder().iter().sum();
@@ -81,9 +81,30 @@ pub(crate) fn sum(xs: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest
 }
 
+/// Dot product of two slices of one length, in 16 lanes.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 /// Sum of squared deviations from `mean`, in 16 lanes.
 #[inline]
-pub(crate) fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
+pub fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
     let mut acc = [0f32; LANES];
     let chunks = xs.chunks_exact(LANES);
     let rest: f32 = chunks
@@ -101,7 +122,7 @@ pub(crate) fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
 
 /// Largest element (NEG_INFINITY for an empty slice), in 16 lanes.
 #[inline]
-pub(crate) fn max(xs: &[f32]) -> f32 {
+pub fn max(xs: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = xs.chunks_exact(LANES);
     let rest = chunks
@@ -119,6 +140,18 @@ pub(crate) fn max(xs: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_matches_f64_at_every_length() {
+        for n in [0, 1, 15, 16, 17, 384, 1000] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 7.0).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            assert!((dot(&a, &b) as f64 - want).abs() < 1e-4, "n = {n}");
+        }
+        // Slices of different lengths: the shorter one's length.
+        assert_eq!(dot(&[1.0, 2.0, 3.0], &[1.0, 1.0]), 3.0);
+    }
 
     #[test]
     fn exp_matches_std() {
