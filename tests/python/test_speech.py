@@ -185,6 +185,42 @@ def test_timed_formats_are_monotonic_and_within_the_clip(client, speech_model, l
     assert plain.strip() == verbose.text.strip()
 
 
+def test_word_timestamps_follow_faster_whispers(client, speech_model, clips):
+    """Words timed by cross-attention alignment, as faster-whisper's word_timestamps."""
+    from faster_whisper import WhisperModel
+    data = os.environ.get("AIAAS_TEST_DATA", os.path.expanduser("~/.cache/aiaas-data-cache"))
+    model = WhisperModel(os.path.join(data, "speech", "whisper-tiny-en-ct2"), device="cpu",
+                         compute_type="float32", cpu_threads=2)
+    starts, ends, compared = [], [], 0
+    for sentence, path in clips[1:5]:
+        with open(path, "rb") as f:
+            r = client.audio.transcriptions.create(model=speech_model, file=f, response_format="verbose_json",
+                                                   timestamp_granularities=["word"])
+        assert r.words and not r.segments, r
+        # The words make the text; their times run forward.
+        assert " ".join(w.word for w in r.words) == r.text.strip()
+        last = 0.0
+        for w in r.words:
+            assert last <= w.start <= w.end <= r.duration + 0.01, r.words
+            last = w.end
+        segments, _ = model.transcribe(path, beam_size=5, word_timestamps=True)
+        theirs = [w for s in segments for w in s.words]
+        if [w.word.strip() for w in theirs] != [w.word for w in r.words]:
+            continue
+        compared += 1
+        starts += [abs(a.start - b.start) for a, b in zip(r.words, theirs)]
+        ends += [abs(a.end - b.end) for a, b in zip(r.words, theirs)]
+    assert compared >= 3, compared
+    assert sum(starts) / len(starts) <= 0.1 and max(starts) <= 0.5, starts
+    assert sum(ends) / len(ends) <= 0.1 and max(ends) <= 0.5, ends
+    # Both granularities: segments and words.
+    sentence, path = clips[2]
+    with open(path, "rb") as f:
+        r = client.audio.transcriptions.create(model=speech_model, file=f, response_format="verbose_json",
+                                               timestamp_granularities=["segment", "word"])
+    assert r.segments and r.words
+
+
 def test_streamed_deltas_add_up_to_the_text(client, speech_model, long_clip):
     with open(long_clip, "rb") as f:
         whole = client.audio.transcriptions.create(model=speech_model, file=f).text
@@ -220,7 +256,9 @@ def test_bad_requests_get_clear_errors(server, client, speech_model, chat_model,
         ({"model": (None, speech_model)}, {}, 400, "no file"),
         ({"file": ("a.wav", audio)}, {"model": speech_model, "response_format": "docx"}, 400, "response_format"),
         ({"file": ("a.wav", audio)}, {"model": speech_model, "temperature": "2"}, 400, "between 0 and 1"),
-        ({"file": ("a.wav", audio)}, {"model": speech_model, "timestamp_granularities[]": "word"}, 400, "word timestamps"),
+        ({"file": ("a.wav", audio)}, {"model": speech_model, "timestamp_granularities[]": "word"}, 400, "verbose_json"),
+        ({"file": ("a.wav", audio)}, {"model": speech_model, "timestamp_granularities[]": "letter",
+                                      "response_format": "verbose_json"}, 400, "timestamp_granularities"),
         ({"file": ("a.wav", audio)}, {"model": speech_model, "stream": "true", "response_format": "srt"}, 400, "streamed"),
         ({"file": ("a.wav", audio)}, {"model": speech_model, "speed": "2"}, 400, "unknown field"),
         ({"file": ("a.wav", audio)}, {"model": chat_model}, 400, "speech-to-text"),
@@ -233,9 +271,19 @@ def test_bad_requests_get_clear_errors(server, client, speech_model, chat_model,
         r = post(files, data)
         assert r.status_code == status, (data, r.text)
         assert words_ in r.json()["error"]["message"], (data, r.text)
-    # Over the upload limit: 413, the server unharmed.
-    r = post({"file": ("big.wav", b"\0" * (101 * 1024 * 1024))}, {"model": speech_model})
-    assert r.status_code == 413, r.text[:200]
+    # Over the upload limit: 413 as soon as the headers say so (the client need not send
+    # 101 MiB first), the server unharmed.
+    import http.client
+    conn = http.client.HTTPConnection(server.hostport, timeout=60)
+    conn.putrequest("POST", "/v1/audio/transcriptions")
+    conn.putheader("Authorization", f"Bearer {ADMIN_KEY}")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Content-Length", str(101 * 1024 * 1024))
+    conn.endheaders()
+    conn.send(b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n\r\n")
+    big = conn.getresponse()
+    assert big.status == 413 and b"100 MiB" in big.read(), big.status
+    conn.close()
     with open(path, "rb") as f:
         assert client.audio.transcriptions.create(model=speech_model, file=f).text
 

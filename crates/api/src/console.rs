@@ -16,8 +16,10 @@ mod files {
 }
 
 /// Scripts and styles only from this origin, no framing, no inline script: a key pasted
-/// into the console cannot be read by injected code from elsewhere.
+/// into the console cannot be read by injected code from elsewhere. Media may come from
+/// `blob:` URLs: the Speech tab plays back the recording it sent, held in the page.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   media-src 'self' blob:; \
                    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
                    form-action 'self'; frame-ancestors 'none'";
 

@@ -71,8 +71,8 @@ pub use keys_at_rest::{load_existing, rotate_master, MasterKeySource, Rotation, 
 pub use library::{
     page_text, CatalogueItem, EntityAnswer, EntityOptions, KeepAlive, Library, LibraryConfig,
     LibraryModel, LibraryModelDetails, PageLines, Segment, ServingSettings, Transcript,
-    Transcription, TranscriptionRequest, MAX_AUDIO_SECONDS, MAX_PAGES_PER_REQUEST, MAX_STRIDE,
-    MAX_TEXTS_PER_REQUEST,
+    Transcription, TranscriptionRequest, Word, MAX_AUDIO_SECONDS, MAX_PAGES_PER_REQUEST,
+    MAX_STRIDE, MAX_TEXTS_PER_REQUEST,
 };
 pub use limits::{Limiter, RateStatus};
 pub use models::{ClassPrediction, ModelDetails, ModelSummary, Models, Predictions};

@@ -5,7 +5,7 @@
 //!
 //! MODEL_DIR holds the converted model (model.safetensors, config.json, tokenizer.json).
 //! Prints one JSON line per round (seconds of compute, seconds of audio), then the last
-//! round's transcripts. SPEECH_BEAM (5; 1 is greedy) and SPEECH_TIMESTAMPS (1) set the
+//! round's transcripts (and words, with SPEECH_WORDS=1). SPEECH_BEAM (5; 1 is greedy) and SPEECH_TIMESTAMPS (1) set the
 //! decoding; the rest is aiaas's defaults (faster-whisper's).
 
 use std::path::Path;
@@ -31,6 +31,7 @@ fn main() {
         beam_size: env("SPEECH_BEAM", 5),
         best_of: env("SPEECH_BEAM", 5),
         timestamps: env("SPEECH_TIMESTAMPS", 1) == 1,
+        word_timestamps: env("SPEECH_WORDS", 0) == 1,
         ..Options::default()
     };
     let clips: Vec<Vec<u8>> = args[3..]
@@ -38,15 +39,23 @@ fn main() {
         .map(|p| std::fs::read(p).expect("clip"))
         .collect();
     let mut texts = Vec::new();
+    let mut words = Vec::new();
     for round in 0..rounds {
         let started = Instant::now();
         let mut audio_seconds = 0.0;
         texts.clear();
+        words.clear();
         for bytes in &clips {
             let samples = audio::decode(bytes, 3600.0).expect("decode");
             let out = t.transcribe(&samples, &options).expect("transcribe");
             audio_seconds += out.duration;
             texts.push(out.text);
+            words.push(
+                out.segments
+                    .iter()
+                    .flat_map(|s| s.words.clone())
+                    .collect::<Vec<_>>(),
+            );
         }
         let seconds = started.elapsed().as_secs_f64();
         println!(
@@ -54,5 +63,5 @@ fn main() {
             serde_json::json!({"round": round, "seconds": seconds, "audio_seconds": audio_seconds})
         );
     }
-    println!("{}", serde_json::json!({ "texts": texts }));
+    println!("{}", serde_json::json!({ "texts": texts, "words": words }));
 }

@@ -16,13 +16,16 @@ use candle_nn::VarBuilder;
 use rand::SeedableRng;
 use tokenizers::Tokenizer;
 
+mod align;
 pub mod audio;
 mod generate;
 pub mod mel;
 pub mod model;
+mod words;
 
 use generate::{Decoded, Rules, Search, Specials};
 use model::{Config, Whisper};
+use words::WindowAt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {
@@ -73,6 +76,9 @@ pub struct Options {
     pub condition_on_previous_text: bool,
     /// Segment timestamps; without them each window is one segment.
     pub timestamps: bool,
+    /// Word timestamps (cross-attention alignment); the next window then starts after
+    /// the last word heard, as faster-whisper does.
+    pub word_timestamps: bool,
     pub seed: u64,
 }
 
@@ -90,6 +96,7 @@ impl Default for Options {
             no_speech_threshold: Some(0.6),
             condition_on_previous_text: true,
             timestamps: true,
+            word_timestamps: false,
             seed: 0,
         }
     }
@@ -109,6 +116,18 @@ pub struct Segment {
     pub avg_logprob: f32,
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
+    /// With `word_timestamps`: the segment's words (punctuation joined to them).
+    pub words: Vec<Word>,
+}
+
+/// A word and when it was said (seconds from the start of the audio).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Word {
+    /// As decoded: with its leading space, punctuation attached.
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub probability: f32,
 }
 
 /// What was said.
@@ -303,6 +322,7 @@ impl Transcriber {
         let mut segments: Vec<Segment> = Vec::new();
         let mut prompt_reset_since = 0;
         let mut seek = 0;
+        let mut last_speech = 0.0;
         while seek < content {
             let time_offset = seek as f64 * FRAME_SECONDS;
             let size = WINDOW_FRAMES.min(content - seek);
@@ -325,12 +345,7 @@ impl Transcriber {
                 prompt.extend_from_slice(&previous[previous.len().saturating_sub(max)..]);
             }
             let sot_at = prompt.len();
-            prompt.push(s.sot);
-            if self.multilingual {
-                let lt = s.languages.iter().find(|(c, _)| *c == lang).map(|x| x.1);
-                prompt.extend(lt);
-                prompt.push(s.transcribe);
-            }
+            prompt.extend(self.sot_sequence(&lang));
             if !options.timestamps {
                 prompt.push(s.no_timestamps);
             }
@@ -350,16 +365,20 @@ impl Transcriber {
                 }
             }
             let previous_seek = seek;
-            let (pieces, next) = self.split(&decoded.tokens, time_offset, size, seek);
+            let Split {
+                pieces,
+                next,
+                single_ending,
+            } = self.split(&decoded.tokens, time_offset, size, seek);
             seek = next;
+            let mut fresh = Vec::new();
             for (start, end, tokens) in pieces {
                 let text = self.text(&tokens)?;
                 if start == end || text.trim().is_empty() {
                     continue;
                 }
-                all_tokens.extend_from_slice(&tokens);
-                let segment = Segment {
-                    id: segments.len(),
+                fresh.push(Segment {
+                    id: segments.len() + fresh.len(),
                     seek: previous_seek,
                     start: round2(start),
                     end: round2(end.min(duration.max(start))),
@@ -369,7 +388,28 @@ impl Transcriber {
                     avg_logprob,
                     compression_ratio,
                     no_speech_prob: decoded.no_speech_prob,
+                    words: Vec::new(),
+                });
+            }
+            if options.word_timestamps && !fresh.is_empty() {
+                let at = WindowAt {
+                    offset: time_offset,
+                    frames: size,
+                    language: &lang,
                 };
+                self.add_words(&encoded, &mut fresh, at, &mut last_speech)?;
+                let last_word_end = fresh
+                    .iter()
+                    .rev()
+                    .find_map(|s| s.words.last())
+                    .map(|w| w.end);
+                if let Some(end) = last_word_end.filter(|e| !single_ending && *e > time_offset) {
+                    seek = (end / FRAME_SECONDS).round() as usize;
+                }
+            }
+            for mut segment in fresh {
+                segment.end = segment.end.min(duration).max(segment.start);
+                all_tokens.extend_from_slice(&segment.tokens);
                 if !on_segment(&segment) {
                     return Err(SpeechError::Cancelled);
                 }
@@ -484,13 +524,7 @@ impl Transcriber {
     /// Split a window's tokens at its timestamp pairs into (start, end, tokens) and
     /// say where the next window starts: after the window when it ended on a single
     /// timestamp (or had none), else at the last complete segment's end.
-    fn split(
-        &self,
-        tokens: &[u32],
-        time_offset: f64,
-        size: usize,
-        seek: usize,
-    ) -> (Vec<(f64, f64, Vec<u32>)>, usize) {
+    fn split(&self, tokens: &[u32], time_offset: f64, size: usize, seek: usize) -> Split {
         let tb = self.specials.timestamp_begin;
         let at = |t: u32| time_offset + f64::from(t - tb) * TIME_PRECISION;
         let single_ending =
@@ -506,10 +540,11 @@ impl Transcriber {
                 }
             }
             let start = time_offset;
-            return (
-                vec![(start, start + duration, tokens.to_vec())],
-                seek + size,
-            );
+            return Split {
+                pieces: vec![(start, start + duration, tokens.to_vec())],
+                next: seek + size,
+                single_ending,
+            };
         }
         let mut slices = consecutive;
         if single_ending {
@@ -528,7 +563,22 @@ impl Transcriber {
             // Timestamps step two frames.
             seek + (tokens[from - 1] - tb) as usize * 2
         };
-        (pieces, next)
+        Split {
+            pieces,
+            next,
+            single_ending,
+        }
+    }
+
+    /// The start of transcript, with the language and task on multilingual models.
+    fn sot_sequence(&self, language: &str) -> Vec<u32> {
+        let s = &self.specials;
+        let mut out = vec![s.sot];
+        if self.multilingual {
+            out.extend(s.languages.iter().find(|(c, _)| c == language).map(|x| x.1));
+            out.push(s.transcribe);
+        }
+        out
     }
 
     /// The text of tokens, timestamps and special tokens left out.
@@ -544,7 +594,15 @@ impl Transcriber {
     }
 }
 
-fn round2(x: f64) -> f64 {
+/// A window's tokens split at their timestamps: (start, end, tokens) per segment,
+/// where the next window starts, and whether the window ended on a lone timestamp.
+struct Split {
+    pieces: Vec<(f64, f64, Vec<u32>)>,
+    next: usize,
+    single_ending: bool,
+}
+
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 

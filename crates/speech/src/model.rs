@@ -35,6 +35,10 @@ pub struct Config {
     pub suppress_tokens: Vec<u32>,
     #[serde(default)]
     pub begin_suppress_tokens: Vec<u32>,
+    /// (decoder layer, head) pairs whose cross-attention follows the audio a token was
+    /// heard in (word timestamps); when absent, every head of the later half of layers.
+    #[serde(default)]
+    pub alignment_heads: Vec<(usize, usize)>,
 }
 
 fn linear(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
@@ -127,7 +131,13 @@ impl Attention {
 
     /// Cross-attention of every sequence's queries ([b, t, d]) over one window's keys
     /// and values ([heads, n, dh]): the b x t queries of a head form one matrix.
-    fn forward_cross(&self, x: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    fn forward_cross(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        scores: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let dh = d / self.heads;
         // [b, heads, t, dh] -> [heads, b * t, dh]
@@ -136,7 +146,11 @@ impl Attention {
             .transpose(0, 1)?
             .contiguous()?
             .reshape((self.heads, b * t, dh))?;
-        let w = candle_nn::ops::softmax_last_dim(&q.matmul(&k.transpose(1, 2)?)?)?;
+        let qk = q.matmul(&k.transpose(1, 2)?)?;
+        if let Some(keep) = scores {
+            keep.push(qk.clone());
+        }
+        let w = candle_nn::ops::softmax_last_dim(&qk)?;
         let y = w
             .matmul(v)?
             .reshape((self.heads, b, t, dh))?
@@ -462,7 +476,43 @@ impl Whisper {
         Tensor::from_vec(out, (b, t, d), tokens.device())
     }
 
+    /// The decoder over `tokens` (`[1, t]`) from a fresh state of the window, keeping
+    /// each layer's cross-attention scores (`[heads, t, frames]`, before the softmax)
+    /// and the logits at every position: what word alignment reads.
+    pub fn align_pass(
+        &self,
+        window: &DecoderState,
+        tokens: &[u32],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut state = window.fork();
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let mut scores = Vec::new();
+        let x = self.hidden_keeping(&mut state, &input, Some(&mut scores))?;
+        let x = self.decoder_ln.forward(&x.squeeze(0)?)?;
+        Ok((self.logits(&x)?, scores))
+    }
+
+    /// The (layer, head) pairs that align text to audio.
+    pub fn alignment_heads(&self) -> Vec<(usize, usize)> {
+        let c = &self.config;
+        if !c.alignment_heads.is_empty() {
+            return c.alignment_heads.clone();
+        }
+        (c.decoder_layers / 2..c.decoder_layers)
+            .flat_map(|l| (0..c.decoder_attention_heads).map(move |h| (l, h)))
+            .collect()
+    }
+
     fn hidden(&self, state: &mut DecoderState, tokens: &Tensor) -> Result<Tensor> {
+        self.hidden_keeping(state, tokens, None)
+    }
+
+    fn hidden_keeping(
+        &self,
+        state: &mut DecoderState,
+        tokens: &Tensor,
+        mut scores: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
         let (_, t) = tokens.dims2()?;
         let positions = self.decoder_positions.narrow(0, state.len, t)?;
         let mut x = self.embed(tokens)?.broadcast_add(&positions)?;
@@ -471,7 +521,10 @@ impl Whisper {
                 + b.attn
                     .forward_self(&b.attn_ln.forward(&x)?, &mut state.cache[i])?)?;
             let (k, v) = &state.cross[i];
-            x = (&x + b.cross.forward_cross(&b.cross_ln.forward(&x)?, k, v)?)?;
+            let keep = scores.as_deref_mut();
+            x = (&x
+                + b.cross
+                    .forward_cross(&b.cross_ln.forward(&x)?, k, v, keep)?)?;
             x = (&x + b.mlp.forward_3d(&b.mlp_ln.forward(&x)?)?)?;
         }
         state.len += t;

@@ -88,3 +88,55 @@ fn undecodable_audio_is_refused() {
     let e = audio::decode(b"not audio at all", 600.0).unwrap_err();
     assert!(e.to_string().contains("cannot be decoded"), "{e}");
 }
+
+#[test]
+fn words_are_timed_in_order_within_their_segments() {
+    let (_dir, t) = model();
+    let work = tempfile::tempdir().unwrap();
+    let wav = work.path().join("long.wav");
+    // Two sentences with a pause: words on both sides of it.
+    let text = "Please send the quarterly report to the finance team before Friday. ... \
+                Our meeting has been moved to the third floor conference room.";
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs");
+    assert!(status.success());
+    let samples = audio::decode(&std::fs::read(&wav).unwrap(), 600.0).unwrap();
+    let options = Options {
+        word_timestamps: true,
+        ..Options::default()
+    };
+    let got = t.transcribe(&samples, &options).unwrap();
+    let mut last = 0.0;
+    let mut heard = Vec::new();
+    for s in &got.segments {
+        assert!(!s.words.is_empty(), "{s:?}");
+        // The words make the segment's text.
+        let joined: String = s.words.iter().map(|w| w.word.as_str()).collect();
+        assert_eq!(joined.trim(), s.text.trim());
+        for w in &s.words {
+            assert!(last <= w.start && w.start <= w.end, "{w:?} after {last}");
+            assert!(
+                s.start <= w.start && w.end <= s.end + 1e-9,
+                "{w:?} in {s:?}"
+            );
+            assert!((0.0..=1.0).contains(&w.probability));
+            last = w.end;
+            heard.push(w.word.trim().to_lowercase());
+        }
+    }
+    assert!(last <= got.duration + 0.01);
+    // "meeting" is heard after the pause, well after "report".
+    let at = |word: &str| {
+        got.segments
+            .iter()
+            .flat_map(|s| &s.words)
+            .find(|w| w.word.to_lowercase().contains(word))
+            .map(|w| w.start)
+            .unwrap_or_else(|| panic!("{word} in {heard:?}"))
+    };
+    assert!(at("meeting") > at("report") + 1.0);
+}

@@ -32,7 +32,7 @@ mod transcripts;
 pub use entities::{EntityAnswer, EntityOptions, MAX_STRIDE, MAX_TEXTS_PER_REQUEST};
 pub use pages::{page_text, PageLines, MAX_PAGES_PER_REQUEST};
 pub use transcripts::{
-    Segment, Transcript, Transcription, TranscriptionRequest, MAX_AUDIO_SECONDS,
+    Segment, Transcript, Transcription, TranscriptionRequest, Word, MAX_AUDIO_SECONDS,
 };
 
 use crate::runtime_key::RuntimeKey;

@@ -3,7 +3,7 @@
 //! the catalogue's decoding settings under what the request asks.
 
 use aiaas_engine::speech::{audio, Options, SpeechError};
-pub use aiaas_engine::speech::{Segment, Transcript};
+pub use aiaas_engine::speech::{Segment, Transcript, Word};
 use aiaas_types::{Permission, Principal, Task};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -26,6 +26,8 @@ pub struct TranscriptionRequest {
     /// 0 (or none): beam search, falling back to sampling at rising temperatures where
     /// a window fails; above 0: sampling at that temperature only.
     pub temperature: Option<f32>,
+    /// Word timestamps too (each segment's words with their times).
+    pub words: bool,
     /// Each segment as soon as it is decoded (streamed replies).
     pub segments: Option<UnboundedSender<Segment>>,
 }
@@ -59,6 +61,7 @@ impl Library {
             .map(|l| l.trim().to_ascii_lowercase())
             .filter(|l| !l.is_empty());
         options.prompt = request.prompt;
+        options.word_timestamps = request.words;
         match request.temperature {
             Some(t) if !(0.0..=1.0).contains(&t) => {
                 return Err(CoreError::InvalidInput(format!(

@@ -2,7 +2,8 @@
 //! `language`, `prompt`, `response_format`, `temperature`, `timestamp_granularities[]`,
 //! `stream`), so `client.audio.transcriptions.create` works unchanged. Replies as
 //! OpenAI's: `json` (`{"text"}`), `text`, `srt`, `vtt`, `verbose_json` (language,
-//! duration, segments with their times); `stream=true` sends each segment as a
+//! duration, segments with their times, words with theirs when
+//! `timestamp_granularities[]` asks); `stream=true` sends each segment as a
 //! `transcript.text.delta` event as soon as it is decoded, then `transcript.text.done`.
 
 use std::convert::Infallible;
@@ -63,6 +64,8 @@ struct Form {
     model: String,
     format: Format,
     stream: bool,
+    /// `timestamp_granularities[]`, when given: (segments, words).
+    granularities: Option<(bool, bool)>,
     request: TranscriptionRequest,
 }
 
@@ -71,12 +74,16 @@ fn field_error(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::openai_param(param, message)
 }
 
+fn too_large() -> ApiError {
+    ApiError::openai(aiaas_core::CoreError::PayloadTooLarge(format!(
+        "the upload is over the {} MiB allowed",
+        MAX_AUDIO_BYTES / (1024 * 1024)
+    )))
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::openai(aiaas_core::CoreError::PayloadTooLarge(format!(
-            "the upload is over the {} MiB allowed",
-            MAX_AUDIO_BYTES / (1024 * 1024)
-        )))
+        too_large()
     } else {
         ApiError::openai(aiaas_core::CoreError::InvalidInput(format!(
             "invalid multipart body: {}",
@@ -85,9 +92,24 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// The form; on a bad field the rest of the body is still read (and dropped), so the
+/// connection stays usable for the client's next request.
 async fn read_form(mut form: Multipart) -> OResult<Form> {
+    let out = read_fields(&mut form).await;
+    if out.is_err() {
+        while let Ok(Some(field)) = form.next_field().await {
+            if field.bytes().await.is_err() {
+                break;
+            }
+        }
+    }
+    out
+}
+
+async fn read_fields(form: &mut Multipart) -> OResult<Form> {
     let mut file = None;
     let (mut model, mut format, mut stream) = (None, Format::Json, false);
+    let mut granularities: Option<(bool, bool)> = None;
     let mut request = TranscriptionRequest::default();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
@@ -120,13 +142,8 @@ async fn read_form(mut form: Multipart) -> OResult<Form> {
                 request.temperature = Some(t);
             }
             "timestamp_granularities[]" | "timestamp_granularities" => match text.trim() {
-                "segment" => {}
-                "word" => {
-                    return Err(field_error(
-                        "timestamp_granularities",
-                        "word timestamps are not available yet; ask for \"segment\"",
-                    ))
-                }
+                "segment" => granularities.get_or_insert((false, false)).0 = true,
+                "word" => granularities.get_or_insert((false, false)).1 = true,
                 other => {
                     return Err(field_error(
                         "timestamp_granularities",
@@ -157,6 +174,13 @@ async fn read_form(mut form: Multipart) -> OResult<Form> {
     let model = model
         .filter(|m| !m.is_empty())
         .ok_or_else(|| field_error("model", "model is required (e.g. whisper-tiny-en)"))?;
+    if granularities.is_some() && format != Format::VerboseJson {
+        return Err(field_error(
+            "timestamp_granularities",
+            "timestamp_granularities needs response_format=verbose_json",
+        ));
+    }
+    request.words = granularities.is_some_and(|g| g.1);
     if stream && !matches!(format, Format::Json | Format::Text) {
         return Err(field_error(
             "stream",
@@ -168,6 +192,7 @@ async fn read_form(mut form: Multipart) -> OResult<Form> {
         model,
         format,
         stream,
+        granularities,
         request,
     })
 }
@@ -192,6 +217,28 @@ async fn transcriptions(
 ) -> OResult<Response> {
     // Before the upload is read: a key that may not infer is refused without it.
     aiaas_core::require(&p, aiaas_types::Permission::Infer).map_err(oai)?;
+    // A declared length over the limit is refused before any of the body is read.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_AUDIO_BYTES as u64) {
+        return Err(too_large());
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !is_form {
+        // Read (and drop) the body first, so the connection stays usable.
+        let _ = axum::body::to_bytes(req.into_body(), MAX_AUDIO_BYTES).await;
+        return Err(field_error(
+            "file",
+            "send the audio as multipart/form-data (fields file and model)",
+        ));
+    }
     let multipart = Multipart::from_request(req, &s).await.map_err(|e| {
         field_error(
             "file",
@@ -209,14 +256,14 @@ async fn transcriptions(
         .transcribe(&p, &form.model, form.request)
         .await
         .map_err(oai)?;
-    Ok(reply(form.format, &out))
+    Ok(reply(form.format, form.granularities, &out))
 }
 
 fn usage(seconds: f64) -> Value {
     json!({"type": "duration", "seconds": seconds.ceil() as u64})
 }
 
-fn reply(format: Format, out: &Transcription) -> Response {
+fn reply(format: Format, granularities: Option<(bool, bool)>, out: &Transcription) -> Response {
     let t = &out.transcript;
     let plain =
         |body: String, kind: &'static str| ([(header::CONTENT_TYPE, kind)], body).into_response();
@@ -244,15 +291,28 @@ fn reply(format: Format, out: &Transcription) -> Response {
                     })
                 })
                 .collect();
-            Json(json!({
+            let mut body = json!({
                 "task": "transcribe",
                 "language": language_name(&t.language),
                 "duration": t.duration,
                 "text": t.text,
-                "segments": segments,
                 "usage": usage(t.duration),
-            }))
-            .into_response()
+            });
+            // Segments unless only words were asked for; words when asked for.
+            let (with_segments, with_words) = granularities.unwrap_or((true, false));
+            if with_segments {
+                body["segments"] = Value::Array(segments);
+            }
+            if with_words {
+                let words: Vec<Value> = t
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.words)
+                    .map(|w| json!({"word": w.word.trim(), "start": w.start, "end": w.end}))
+                    .collect();
+                body["words"] = Value::Array(words);
+            }
+            Json(body).into_response()
         }
     }
 }
