@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Speech real-time factor: aiaas's Whisper tiny.en (candle, weights converted from
 # faster-whisper's CTranslate2 files) against faster-whisper on the same files, on
-# sentences spoken by espeak-ng (six short clips and one of about 35 s), the same
+# sentences spoken by espeak-ng (six short clips and one of about 25 s), the same
 # threads; faster-whisper's default decoding on both sides (beam 5, timestamps).
 #   bash bench/speech/run.sh      # table on stdout and in bench/speech/out/speech.md
 # Settings (environment): SPEECH_ROUNDS (3), SPEECH_THREADS (2).
@@ -32,7 +32,7 @@ Our meeting has been moved to the third floor conference room.
 She bought three apples, two oranges and a loaf of bread.
 Remember to back up your files before installing the new version of the software.
 TEXT
-# And one recording of all six with pauses (about 35 s): two windows, seeking.
+# And one recording of all six with pauses (about 25 s): several segments in a window.
 espeak-ng -v en-us -s 150 -w "$work/clip_long.wav" "$(sed -n 's/$/ .../p' <<'TEXT'
 The quick brown fox jumps over the lazy dog.
 Please send the quarterly report to the finance team before Friday.

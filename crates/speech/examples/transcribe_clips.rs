@@ -50,6 +50,20 @@ fn main() {
             let out = t.transcribe(&samples, &options).expect("transcribe");
             audio_seconds += out.duration;
             texts.push(out.text);
+            if std::env::var_os("SPEECH_SEGMENTS").is_some() {
+                for s in &out.segments {
+                    eprintln!(
+                        "seek {} {:.2}-{:.2} t={} lp={:.3} ns={:.3} {:?}",
+                        s.seek,
+                        s.start,
+                        s.end,
+                        s.temperature,
+                        s.avg_logprob,
+                        s.no_speech_prob,
+                        s.text
+                    );
+                }
+            }
             words.push(
                 out.segments
                     .iter()

@@ -196,7 +196,7 @@ fn beam(
                 .filter(|(_, v)| v.is_finite())
                 .map(|(t, &v)| (t as u32, v))
                 .collect();
-            let keep = (size + 1).min(best.len());
+            let keep = (2 * size).min(best.len());
             if keep == 0 {
                 continue;
             }
@@ -204,20 +204,31 @@ fn beam(
             best.truncate(keep);
             candidates.extend(best.into_iter().map(|(t, v)| (b, t, sum + v)));
         }
+        // CTranslate2's rule (faster-whisper's engine): of the 2 x beam best candidates,
+        // an end among the first `beam` finishes that hypothesis and the next candidate
+        // that does not end takes its place; ends ranked lower are not hypotheses.
         candidates.sort_by(|a, b| b.2.total_cmp(&a.2));
+        candidates.truncate(2 * size);
         let mut next: Vec<(Vec<u32>, f32)> = Vec::new();
         let mut origin: Vec<u32> = Vec::new();
-        for (b, t, score) in candidates {
+        let mut secondary = size;
+        for k in 0..size.min(candidates.len()) {
+            let (mut b, mut t, mut score) = candidates[k];
             if t == eot {
-                if finished.len() < wanted {
-                    finished.push((beams[b].0.clone(), score));
+                finished.push((beams[b].0.clone(), score));
+                while secondary < candidates.len() && candidates[secondary].1 == eot {
+                    secondary += 1;
                 }
-            } else if next.len() < size {
-                let mut tokens = beams[b].0.clone();
-                tokens.push(t);
-                next.push((tokens, score));
-                origin.push(b as u32);
+                let Some(&replacement) = candidates.get(secondary) else {
+                    continue;
+                };
+                secondary += 1;
+                (b, t, score) = replacement;
             }
+            let mut tokens = beams[b].0.clone();
+            tokens.push(t);
+            next.push((tokens, score));
+            origin.push(b as u32);
         }
         if finished.len() >= wanted || next.is_empty() {
             break;

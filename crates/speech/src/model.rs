@@ -41,6 +41,78 @@ pub struct Config {
     pub alignment_heads: Vec<(usize, usize)>,
 }
 
+/// `xs` (rows of `d`) times the transpose of `w` (rows of `d`, one per output), plus
+/// `bias`: `[rows, outputs]`. The weight is read once, in parallel blocks of its rows,
+/// every input row's dot product taken while a weight row is in cache: for the few
+/// rows of a decoding step (one per beam) this beats a general GEMM, which packs the
+/// whole weight again at every call.
+fn times_rows(w: &[f32], xs: &[f32], d: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 512;
+    let rows = xs.len() / d;
+    let outputs = w.len() / d;
+    let blocks: Vec<Vec<f32>> = w
+        .par_chunks(BLOCK * d)
+        .map(|block| {
+            let mut out = Vec::with_capacity(rows * block.len() / d);
+            for row in block.chunks_exact(d) {
+                out.extend(xs.chunks_exact(d).map(|x| math::dot(row, x)));
+            }
+            out
+        })
+        .collect();
+    let mut out = vec![0f32; rows * outputs];
+    let mut o = 0;
+    for block in &blocks {
+        for scores in block.chunks_exact(rows.max(1)) {
+            let b = bias.map_or(0.0, |b| b[o]);
+            for (r, &v) in scores.iter().enumerate() {
+                out[r * outputs + o] = v + b;
+            }
+            o += 1;
+        }
+    }
+    out
+}
+
+/// A decoder's linear layer: by [`times_rows`] for a decoding step's few rows, by
+/// candle's matmul for longer inputs (a prompt, the audio's keys and values).
+struct StepLinear {
+    linear: Linear,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl StepLinear {
+    /// Rows up to which a step's product is taken row by row.
+    const FEW: usize = 32;
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let rows = x.elem_count() / self.inputs;
+        if rows > Self::FEW {
+            return self.linear.forward(x);
+        }
+        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let out = times_rows(&self.weight, &xs, self.inputs, self.bias.as_deref());
+        let mut dims = x.dims().to_vec();
+        *dims.last_mut().expect("a matrix") = self.outputs;
+        Tensor::from_vec(out, dims, x.device())
+    }
+}
+
+fn step_linear(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<StepLinear> {
+    let linear = linear(i, o, bias, vb)?;
+    Ok(StepLinear {
+        weight: linear.weight().flatten_all()?.to_vec1()?,
+        bias: linear.bias().map(|b| b.to_vec1()).transpose()?,
+        linear,
+        inputs: i,
+        outputs: o,
+    })
+}
+
 fn linear(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     let w = vb.get((o, i), "weight")?;
     let b = if bias { Some(vb.get(o, "bias")?) } else { None };
@@ -56,20 +128,20 @@ fn layer_norm(n: usize, vb: VarBuilder) -> Result<LayerNorm> {
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    q: StepLinear,
+    k: StepLinear,
+    v: StepLinear,
+    out: StepLinear,
     heads: usize,
 }
 
 impl Attention {
     fn load(d: usize, heads: usize, vb: VarBuilder) -> Result<Attention> {
         Ok(Attention {
-            q: linear(d, d, true, vb.pp("q_proj"))?,
-            k: linear(d, d, false, vb.pp("k_proj"))?,
-            v: linear(d, d, true, vb.pp("v_proj"))?,
-            out: linear(d, d, true, vb.pp("out_proj"))?,
+            q: step_linear(d, d, true, vb.pp("q_proj"))?,
+            k: step_linear(d, d, false, vb.pp("k_proj"))?,
+            v: step_linear(d, d, true, vb.pp("v_proj"))?,
+            out: step_linear(d, d, true, vb.pp("out_proj"))?,
             heads,
         })
     }
@@ -177,12 +249,6 @@ impl Mlp {
         let h = self.fc1.forward(x, Activation::Gelu)?;
         self.fc2.forward(&h, Activation::Identity)
     }
-
-    /// For `[b, t, d]`.
-    fn forward_3d(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        self.forward(&x.reshape((b * t, d))?)?.reshape((b, t, d))
-    }
 }
 
 /// One layer of the `(vb, has_bias)` parts' `[out, in]` weights stacked along `out`
@@ -264,20 +330,29 @@ struct Block {
     attn_ln: LayerNorm,
     cross: Attention,
     cross_ln: LayerNorm,
-    mlp: Mlp,
+    fc1: StepLinear,
+    fc2: StepLinear,
     mlp_ln: LayerNorm,
 }
 
 impl Block {
-    fn load(d: usize, heads: usize, vb: VarBuilder, packed: bool) -> Result<Block> {
+    fn load(d: usize, heads: usize, vb: VarBuilder) -> Result<Block> {
         Ok(Block {
             attn: Attention::load(d, heads, vb.pp("self_attn"))?,
             attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
             cross: Attention::load(d, heads, vb.pp("encoder_attn"))?,
             cross_ln: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-            mlp: Mlp::load(d, &vb, packed)?,
+            fc1: step_linear(d, 4 * d, true, vb.pp("fc1"))?,
+            fc2: step_linear(4 * d, d, true, vb.pp("fc2"))?,
             mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
         })
+    }
+
+    /// The feed-forward part on `[b, t, d]`.
+    fn mlp(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.fc1.forward(x)?;
+        gelu_in_place(&h)?;
+        self.fc2.forward(&h)
     }
 }
 
@@ -366,7 +441,7 @@ impl Whisper {
             decoder_positions: dec
                 .get((config.max_target_positions, d), "embed_positions.weight")?,
             decoder: (0..config.decoder_layers)
-                .map(|i| Block::load(d, dh, dec.pp(format!("layers.{i}")), packed))
+                .map(|i| Block::load(d, dh, dec.pp(format!("layers.{i}"))))
                 .collect::<Result<_>>()?,
             decoder_ln: layer_norm(d, dec.pp("layer_norm"))?,
             config,
@@ -431,34 +506,11 @@ impl Whisper {
     /// product taken while a token's embedding is in cache; a general GEMM would pack
     /// the whole matrix again at every step for a handful of rows.
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        use rayon::prelude::*;
         let d = self.config.d_model;
-        let vocab = self.config.vocab_size;
         let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
         let rows = xs.len() / d;
-        const BLOCK: usize = 512;
-        let blocks: Vec<Vec<f32>> = self
-            .tokens
-            .par_chunks(BLOCK * d)
-            .map(|block| {
-                let mut out = Vec::with_capacity(rows * block.len() / d);
-                for emb in block.chunks_exact(d) {
-                    out.extend(xs.chunks_exact(d).map(|x| math::dot(emb, x)));
-                }
-                out
-            })
-            .collect();
-        let mut out = vec![0f32; rows * vocab];
-        let mut token = 0;
-        for block in &blocks {
-            for scores in block.chunks_exact(rows) {
-                for (r, &v) in scores.iter().enumerate() {
-                    out[r * vocab + token] = v;
-                }
-                token += 1;
-            }
-        }
-        Tensor::from_vec(out, (rows, vocab), x.device())
+        let out = times_rows(&self.tokens, &xs, d, None);
+        Tensor::from_vec(out, (rows, self.config.vocab_size), x.device())
     }
 
     /// The embeddings of `tokens` (`[b, t]`): `[b, t, d]`.
@@ -525,7 +577,7 @@ impl Whisper {
             x = (&x
                 + b.cross
                     .forward_cross(&b.cross_ln.forward(&x)?, k, v, keep)?)?;
-            x = (&x + b.mlp.forward_3d(&b.mlp_ln.forward(&x)?)?)?;
+            x = (&x + b.mlp(&b.mlp_ln.forward(&x)?)?)?;
         }
         state.len += t;
         Ok(x)
