@@ -112,3 +112,30 @@ def test_a_tenant_policy_with_the_ner_detector_masks_names_before_the_model(serv
     r = server.http.put(server.base + f"/api/v1/tenants/{tenant['id']}/privacy", json={"detectors": ["magic"]},
                         headers=auth, timeout=60)
     assert r.status_code == 400, r.text
+
+
+def test_a_model_policy_with_the_ner_detector_masks_names_for_every_caller(server, ner_model, embed_model):
+    """The library model's own input policy names its detectors (over the tenants')."""
+    def embed(text):
+        r = server.api("POST", "/v1/embeddings", json={"model": embed_model, "input": text})
+        assert r.status_code == 200, r.text
+        return r.json()["data"][0]["embedding"]
+
+    raw = "Send the results to Patricia Johnson at 42 Elm Street, Springfield."
+    masked = server.api("POST", "/api/v1/privacy/mask",
+                        json={"text": raw, "mode": "label", "detectors": ["ner"]}).json()["text"]
+    assert "Patricia" not in masked and "[PERSON]" in masked, masked
+    settings = f"/api/v1/library/{embed_model}/settings"
+    try:
+        r = server.api("PUT", settings, json={"pii_inputs": "label", "pii_detectors": ["ner"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["settings"]["pii_detectors"] == ["ner"], r.text
+        assert embed(raw) == embed(masked)
+        # The rules alone leave the name (and here everything else) to the model.
+        r = server.api("PUT", settings, json={"pii_inputs": "label", "pii_detectors": ["rules"]})
+        assert r.status_code == 200, r.text
+        assert embed(raw) != embed(masked)
+        r = server.api("PUT", settings, json={"pii_inputs": "label", "pii_detectors": ["magic"]})
+        assert r.status_code == 400, r.text
+    finally:
+        assert server.api("PUT", settings, json={}).status_code == 200

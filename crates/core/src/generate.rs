@@ -196,7 +196,11 @@ impl Inference {
         }
         self.inner
             .privacy
-            .mask_model_inputs(principal, privacy.pii_inputs, texts)
+            .mask_model_inputs(
+                principal,
+                (privacy.pii_inputs, privacy.pii_detectors.as_deref()),
+                texts,
+            )
             .await?;
         let tools = req.tools.filter(|t| !t.tools.is_empty());
         let calling = tools.as_ref().is_some_and(|t| t.choice != ToolChoice::None);
@@ -265,7 +269,11 @@ impl Inference {
         let mut prompts = req.prompts;
         self.inner
             .privacy
-            .mask_model_inputs(principal, privacy.pii_inputs, prompts.iter_mut())
+            .mask_model_inputs(
+                principal,
+                (privacy.pii_inputs, privacy.pii_detectors.as_deref()),
+                prompts.iter_mut(),
+            )
             .await?;
         let runtime = self
             .inner
@@ -318,10 +326,14 @@ impl Inference {
             )));
         }
         let mut inputs = req.inputs;
-        let pii_inputs = ServingSettings::of(&record).pii_inputs;
+        let serving = ServingSettings::of(&record);
         self.inner
             .privacy
-            .mask_model_inputs(principal, pii_inputs, inputs.iter_mut())
+            .mask_model_inputs(
+                principal,
+                (serving.pii_inputs, serving.pii_detectors.as_deref()),
+                inputs.iter_mut(),
+            )
             .await?;
         let key = self
             .inner

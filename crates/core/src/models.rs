@@ -265,7 +265,7 @@ impl Models {
         let model_mode = deployment.pii_inputs;
         self.inner
             .privacy
-            .mask_model_inputs(principal, model_mode, texts.iter_mut())
+            .mask_model_inputs(principal, (model_mode, None), texts.iter_mut())
             .await?;
         let answered = async {
             let key = self.ensure_loaded(model, version, deployment).await?;

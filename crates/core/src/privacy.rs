@@ -249,11 +249,12 @@ impl Privacy {
 
     /// Apply the input policy to texts about to reach a model: masked in place when the
     /// model's own policy (`model_mode`) or else the caller's tenant asks for it (the
-    /// model never sees the original).
+    /// model never sees the original), found by the model's detectors when it names
+    /// them, else the tenant's.
     pub(crate) async fn mask_model_inputs<'a>(
         &self,
         principal: &Principal,
-        model_mode: Option<Mode>,
+        (model_mode, model_detectors): (Option<Mode>, Option<&[Detection]>),
         texts: impl IntoIterator<Item = &'a mut String>,
     ) -> Result<()> {
         let tenant = self.tenant_privacy(&principal.tenant_id).await?;
@@ -263,14 +264,15 @@ impl Privacy {
         };
         let policy = self.policy_for(principal, mode)?;
         let mut texts: Vec<&mut String> = texts.into_iter().collect();
-        // With the tenant's `ner` detector, names and addresses too.
-        let found_by_model = if tenant.detectors.contains(&Detection::Ner) {
+        let detectors = model_detectors.unwrap_or(&tenant.detectors);
+        // With the `ner` detector, names and addresses too.
+        let found_by_model = if detectors.contains(&Detection::Ner) {
             let plain: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
             self.model_findings(&plain, None).await?
         } else {
             Vec::new()
         };
-        let rules = tenant.detectors.is_empty() || tenant.detectors.contains(&Detection::Rules);
+        let rules = detectors.is_empty() || detectors.contains(&Detection::Rules);
         let detector = rule_detector(rules, None);
         for (i, text) in texts.iter_mut().enumerate() {
             let extra = found_by_model.get(i).map(Vec::as_slice).unwrap_or(&[]);

@@ -247,6 +247,11 @@ pub(crate) struct LibrarySettings {
     /// PII masking of every text the model returns, whoever calls it.
     #[serde(default)]
     pub pii_outputs: Option<PiiMode>,
+    /// What finds personal data in the texts sent to the model: `["rules"]`, `["ner"]`
+    /// or both (over the tenant's detectors).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub pii_detectors: Option<Vec<aiaas_core::Detection>>,
 }
 
 impl From<LibrarySettings> for aiaas_core::ServingSettings {
@@ -262,6 +267,7 @@ impl From<LibrarySettings> for aiaas_core::ServingSettings {
             keep_alive_secs: s.keep_alive_secs,
             pii_inputs: s.pii_inputs,
             pii_outputs: s.pii_outputs,
+            pii_detectors: s.pii_detectors,
         }
     }
 }

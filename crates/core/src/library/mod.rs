@@ -105,7 +105,7 @@ impl KeepAlive {
 }
 
 /// How a library model is served; unset fields take the server's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServingSettings {
     /// Sequences generated at once (LLMs).
@@ -140,6 +140,10 @@ pub struct ServingSettings {
     /// PII masking of every text the model returns, whoever calls it (over the tenant's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii_outputs: Option<aiaas_privacy::Mode>,
+    /// What finds the personal data in the texts sent to the model (over the tenant's
+    /// detectors): the rules, the NER model, or both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii_detectors: Option<Vec<crate::privacy::Detection>>,
 }
 
 impl ServingSettings {
