@@ -139,3 +139,52 @@ def test_a_model_policy_with_the_ner_detector_masks_names_for_every_caller(serve
         assert r.status_code == 400, r.text
     finally:
         assert server.api("PUT", settings, json={}).status_code == 200
+
+
+def test_a_deployment_policy_with_the_ner_detector_masks_names_before_the_classifier(server, ner_model):
+    """A deployed classifier's own input policy names its detectors: with `ner` the name
+    never reaches it (its answer to the raw text is its answer to the masked text)."""
+    import time
+    rows = ["text,label"]
+    for i in range(30):
+        rows.append(f"Patricia Johnson wrote about rain and snow {i},weather")
+        rows.append(f"a note about the bank loan and market profit {i},finance")
+    r = server.api("POST", "/api/v1/datasets?name=named-notes", data=("\n".join(rows) + "\n").encode())
+    assert r.status_code == 201, r.text
+    r = server.api("POST", "/api/v1/jobs", json={"dataset": "named-notes", "model": "named-notes", "deploy": True,
+                                                 "config": {"architecture": "tfidf-logreg"}})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    for _ in range(600):
+        state = server.api("GET", f"/api/v1/jobs/{job}").json()["status"]
+        if state in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    assert state == "succeeded", state
+
+    raw = "Patricia Johnson asked about the bank loan."
+    masked = server.api("POST", "/api/v1/privacy/mask",
+                        json={"text": raw, "mode": "label", "detectors": ["rules", "ner"]}).json()["text"]
+    assert "Patricia" not in masked, masked
+
+    def scores(text):
+        r = server.api("POST", "/api/v1/models/named-notes/predict", json={"texts": [text]})
+        assert r.status_code == 200, r.text
+        return r.json()["predictions"][0]
+
+    plain = scores(raw)
+    assert plain != scores(masked)
+    r = server.api("POST", "/api/v1/models/named-notes/deploy",
+                   json={"version": 1, "pii_inputs": "label", "pii_detectors": ["rules", "ner"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["pii_detectors"] == ["rules", "ner"], r.text
+    assert scores(raw) == scores(masked)
+    # A redeploy that does not mention them keeps the detectors; [] hands them back to
+    # the callers' tenants (the rules here: the name reaches the model again).
+    r = server.api("POST", "/api/v1/models/named-notes/deploy", json={"version": 1})
+    assert r.status_code == 200 and r.json()["pii_detectors"] == ["rules", "ner"], r.text
+    r = server.api("POST", "/api/v1/models/named-notes/deploy", json={"version": 1, "pii_detectors": []})
+    assert r.status_code == 200 and r.json()["pii_detectors"] == [], r.text
+    assert scores(raw) == plain
+    r = server.api("POST", "/api/v1/models/named-notes/deploy", json={"version": 1, "pii_detectors": ["magic"]})
+    assert r.status_code == 400, r.text

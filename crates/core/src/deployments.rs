@@ -33,6 +33,9 @@ pub struct DeployRequest {
     /// PII masking of every text sent to the model: a mode, or null for the callers'
     /// tenant policies.
     pub pii_inputs: Option<Option<aiaas_privacy::Mode>>,
+    /// Who finds personal data in those texts; an empty list: the callers' tenants'
+    /// detectors; absent: unchanged.
+    pub pii_detectors: Option<Vec<crate::privacy::Detection>>,
     /// A second version taking a share of the traffic. A deploy states the whole split:
     /// without a canary, any canary ends.
     pub canary: Option<CanaryRequest>,
@@ -44,6 +47,7 @@ pub(crate) fn settings_of(d: &DeploymentRecord) -> DeploymentSettings {
         max_delay_ms: d.max_delay_ms,
         queue_capacity: d.queue_capacity,
         pii_inputs: d.pii_inputs,
+        pii_detectors: d.pii_detectors.clone(),
         max_queue_time_ms: d.max_queue_time_ms,
     }
 }
@@ -101,6 +105,10 @@ impl Models {
             pii_inputs: match req.pii_inputs {
                 Some(mode) => mode,
                 None => current.pii_inputs,
+            },
+            pii_detectors: match req.pii_detectors {
+                Some(list) => list.iter().map(|d| d.as_str().to_string()).collect(),
+                None => current.pii_detectors,
             },
             max_queue_time_ms: req.max_queue_time_ms.unwrap_or(current.max_queue_time_ms),
         };
@@ -197,6 +205,7 @@ impl Models {
             max_delay_ms: b.max_delay.as_millis() as i64,
             queue_capacity: b.queue_capacity as i64,
             pii_inputs: None,
+            pii_detectors: Vec::new(),
             max_queue_time_ms: b.max_queue_time.map_or(0, |t| t.as_millis() as i64),
         }
     }

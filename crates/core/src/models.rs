@@ -14,7 +14,7 @@ use crate::audit::AuditLog;
 use crate::auth::{check_name, require};
 use crate::canary::{Track, Traffic};
 use crate::deployments::{batch_of, settings_of};
-use crate::privacy::Privacy;
+use crate::privacy::{Detection, Privacy};
 use crate::runtime_key::RuntimeKey;
 use crate::{AliasRecord, CoreError, DeploymentRecord, ModelRecord, ModelVersionRecord, Result};
 
@@ -263,9 +263,15 @@ impl Models {
             )));
         }
         let model_mode = deployment.pii_inputs;
+        let detectors: Vec<Detection> = deployment
+            .pii_detectors
+            .iter()
+            .filter_map(|d| Detection::parse(d))
+            .collect();
+        let model_detectors = (!detectors.is_empty()).then_some(detectors.as_slice());
         self.inner
             .privacy
-            .mask_model_inputs(principal, (model_mode, None), texts.iter_mut())
+            .mask_model_inputs(principal, (model_mode, model_detectors), texts.iter_mut())
             .await?;
         let answered = async {
             let key = self.ensure_loaded(model, version, deployment).await?;

@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pii_detectors",
         include_str!("../migrations/0013_pii_detectors.sql"),
     ),
+    (
+        14,
+        "deployment_pii_detectors",
+        include_str!("../migrations/0014_deployment_pii_detectors.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

@@ -13,7 +13,8 @@ const VERSION_COLUMNS: &str = "model_id, version, architecture, labels, artifact
                                report, config, job_id, dataset_id, created_at, format";
 const DEPLOYMENT_COLUMNS: &str =
     "model_id, version, max_batch, max_delay_ms, queue_capacity, pii_inputs, max_queue_time_ms, \
-     canary_version, canary_percent, auto_rollback, canary_started_at, created_at, updated_at";
+     canary_version, canary_percent, auto_rollback, canary_started_at, created_at, updated_at, \
+     pii_detectors";
 
 impl Metadata {
     /// A tenant's model by name (cached when found).
@@ -208,10 +209,11 @@ impl Metadata {
             .map(|a| serde_json::to_string(a).expect("plain numbers serialise"));
         sqlx::query(&format!(
             "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13) \
              ON CONFLICT (model_id) DO UPDATE SET version = excluded.version, max_batch = excluded.max_batch, \
              max_delay_ms = excluded.max_delay_ms, queue_capacity = excluded.queue_capacity, \
              pii_inputs = excluded.pii_inputs, max_queue_time_ms = excluded.max_queue_time_ms, \
+             pii_detectors = excluded.pii_detectors, \
              canary_started_at = CASE WHEN deployments.canary_version = excluded.canary_version \
                  THEN deployments.canary_started_at ELSE excluded.canary_started_at END, \
              canary_version = excluded.canary_version, canary_percent = excluded.canary_percent, \
@@ -229,6 +231,7 @@ impl Metadata {
         .bind(auto_rollback)
         .bind(canary.map(|_| now))
         .bind(now)
+        .bind((!s.pii_detectors.is_empty()).then(|| s.pii_detectors.join(",")))
         .execute(&self.pool)
         .await?;
         self.invalidate(crate::cache::Topic::Models).await;
@@ -449,6 +452,10 @@ fn deployment_from_row(row: &AnyRow) -> Result<DeploymentRecord> {
         max_delay_ms: row.try_get("max_delay_ms")?,
         queue_capacity: row.try_get("queue_capacity")?,
         pii_inputs: crate::parsed_opt(row, "pii_inputs", aiaas_types::PiiMode::parse)?,
+        pii_detectors: row
+            .try_get::<Option<String>, _>("pii_detectors")?
+            .map(|d| d.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
         max_queue_time_ms: row.try_get("max_queue_time_ms")?,
         canary: canary_from_row(row)?,
         created_at: row.try_get("created_at")?,

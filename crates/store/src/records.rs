@@ -92,6 +92,8 @@ pub struct DeploymentRecord {
     pub queue_capacity: i64,
     /// Masking mode applied to every text sent to this model, whoever calls it.
     pub pii_inputs: Option<PiiMode>,
+    /// Who finds the personal data in those texts (empty: the callers' tenants').
+    pub pii_detectors: Vec<String>,
     /// The queue policy: longest expected wait before a request is refused (0: none).
     pub max_queue_time_ms: i64,
     /// A second version taking a share of the traffic, while it proves itself.
@@ -240,6 +242,9 @@ pub struct DeploymentSettings {
     pub queue_capacity: i64,
     /// Masking mode for every text sent to the model (`None`: the caller's tenant policy).
     pub pii_inputs: Option<PiiMode>,
+    /// Who finds the personal data in those texts: `rules`, `ner` (empty: the caller's
+    /// tenant's detectors).
+    pub pii_detectors: Vec<String>,
     /// Longest expected wait in the queue before a request is refused (0: no limit).
     pub max_queue_time_ms: i64,
 }

@@ -68,6 +68,7 @@ async fn library_models_are_installation_models_in_the_one_registry(url: &str) {
         max_delay_ms: 2,
         queue_capacity: 64,
         pii_inputs: None,
+        pii_detectors: Vec::new(),
     };
     db.upsert_deployment(&trained.model_id, 1, settings, None)
         .await
@@ -253,6 +254,7 @@ async fn a_canary_ends_once_and_its_events_stay_with_the_model(url: &str) {
         max_delay_ms: 0,
         queue_capacity: 64,
         pii_inputs: None,
+        pii_detectors: Vec::new(),
     };
     let rule = AutoRollback {
         max_error_rate_increase: 0.05,

@@ -205,6 +205,8 @@ pub(crate) struct Deployment {
     /// The queue policy: longest expected wait before a request is refused (0: none).
     pub max_queue_time_ms: i64,
     pub pii_inputs: Option<PiiMode>,
+    /// Who finds personal data in the texts sent to it (empty: the callers' tenants').
+    pub pii_detectors: Vec<String>,
     /// A second version taking a share of the traffic, if any.
     pub canary: Option<CanaryState>,
     pub created_at: i64,
@@ -256,6 +258,7 @@ impl From<DeploymentRecord> for Deployment {
             queue_capacity: d.queue_capacity,
             max_queue_time_ms: d.max_queue_time_ms,
             pii_inputs: d.pii_inputs,
+            pii_detectors: d.pii_detectors,
             canary: d.canary.map(|c| CanaryState {
                 version: c.version,
                 percent: c.percent,

@@ -119,6 +119,11 @@ pub(crate) struct Deploy {
     /// tenant policies.
     #[serde(default, deserialize_with = "present")]
     pub pii_inputs: Option<Option<PiiMode>>,
+    /// Who finds personal data in those texts: `["rules"]`, `["ner"]` or both; `[]`:
+    /// the callers' tenants' detectors.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub pii_detectors: Option<Vec<aiaas_core::Detection>>,
     /// A second version taking a share of the requests that name no version. A deploy
     /// states the whole split: without `canary`, any canary ends.
     #[serde(default)]
@@ -206,6 +211,7 @@ impl TryFrom<Deploy> for aiaas_core::DeployRequest {
             queue_capacity: d.queue_capacity,
             max_queue_time_ms: d.max_queue_time_ms,
             pii_inputs: d.pii_inputs,
+            pii_detectors: d.pii_detectors,
             canary,
         })
     }
