@@ -20,28 +20,19 @@ trap 'rm -rf "$work"' EXIT
 cp "$data"/speech/whisper-tiny-en-ct2/{model.bin,config.json,tokenizer.json} "$work/"
 mkdir "$work/ct2" && cp "$data"/speech/whisper-tiny-en-ct2/* "$work/ct2/"
 cargo run --release -q -p aiaas-hub --example convert_whisper -- "$work" >&2
+sentences='The quick brown fox jumps over the lazy dog.
+Please send the quarterly report to the finance team before Friday.
+The weather tomorrow will be sunny with a light breeze from the west.
+Our meeting has been moved to the third floor conference room.
+She bought three apples, two oranges and a loaf of bread.
+Remember to back up your files before installing the new version of the software.'
 i=0
 while IFS= read -r line; do
   espeak-ng -v en-us -s 150 -w "$work/clip$i.wav" "$line"
   i=$((i + 1))
-done <<'TEXT'
-The quick brown fox jumps over the lazy dog.
-Please send the quarterly report to the finance team before Friday.
-The weather tomorrow will be sunny with a light breeze from the west.
-Our meeting has been moved to the third floor conference room.
-She bought three apples, two oranges and a loaf of bread.
-Remember to back up your files before installing the new version of the software.
-TEXT
+done <<<"$sentences"
 # And one recording of all six with pauses (about 25 s): several segments in a window.
-espeak-ng -v en-us -s 150 -w "$work/clip_long.wav" "$(sed -n 's/$/ .../p' <<'TEXT'
-The quick brown fox jumps over the lazy dog.
-Please send the quarterly report to the finance team before Friday.
-The weather tomorrow will be sunny with a light breeze from the west.
-Our meeting has been moved to the third floor conference room.
-She bought three apples, two oranges and a loaf of bread.
-Remember to back up your files before installing the new version of the software.
-TEXT
-)"
+espeak-ng -v en-us -s 150 -w "$work/clip_long.wav" "$(sed 's/$/ .../' <<<"$sentences")"
 mkdir -p bench/speech/out
 "$venv/bin/python" bench/speech/compare.py --binary "$CARGO_TARGET_DIR/release/examples/transcribe_clips" \
     --converted "$work" --ct2 "$work/ct2" --threads "${SPEECH_THREADS:-2}" --rounds "${SPEECH_ROUNDS:-3}" \

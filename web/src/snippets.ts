@@ -273,24 +273,31 @@ export function embeddingsSnippets(o: EmbeddingsOptions): Snippet[] {
 
 // ---------------------------------------------------------------- ocr
 
-export interface OcrOptions {
+/** A call that sends one file (an image, a recording) to a model. */
+export interface FileOptions {
   base: string;
   model: string;
-  /** The image's file name, as the snippets read it from disk. */
+  /** The file's name, as the snippets read it from disk. */
   file: string;
 }
 
-export function ocrCurl(o: OcrOptions): string {
+/** A multipart POST with the key from the environment: each of `fields` is one form
+ * field, `name=value` or `name=@path` for a file, quoted for the shell. */
+function curlForm(url: string, fields: string[]): string {
   return [
     `# export ${KEY_VAR}=<your key>`,
-    `curl ${shellQuote(`${normalBase(o.base)}${predictPath(o.model)}`)} \\`,
+    `curl ${shellQuote(url)} \\`,
     `  -H "Authorization: Bearer $${KEY_VAR}" \\`,
-    `  -F ${shellQuote(`page=@${o.file}`)}`,
+    `  ${fields.map((f) => `-F ${shellQuote(f)}`).join(" ")}`,
     "",
   ].join("\n");
 }
 
-export function ocrPython(o: OcrOptions): string {
+export function ocrCurl(o: FileOptions): string {
+  return curlForm(`${normalBase(o.base)}${predictPath(o.model)}`, [`page=@${o.file}`]);
+}
+
+export function ocrPython(o: FileOptions): string {
   return [
     "import base64",
     "import os",
@@ -317,7 +324,7 @@ export function ocrPython(o: OcrOptions): string {
   ].join("\n");
 }
 
-export function ocrSnippets(o: OcrOptions): Snippet[] {
+export function ocrSnippets(o: FileOptions): Snippet[] {
   return [
     { id: "ocr-curl", label: "curl", code: ocrCurl(o) },
     { id: "ocr-python", label: "Python (requests)", code: ocrPython(o) },
@@ -372,25 +379,15 @@ export function nerSnippets(o: NerOptions): Snippet[] {
 
 // ---------------------------------------------------------------- speech to text
 
-export interface SpeechOptions {
-  base: string;
-  model: string;
-  /** The recording's file name, as the snippets read it from disk. */
-  file: string;
+export function speechCurl(o: FileOptions): string {
+  return curlForm(`${normalBase(o.base)}/v1/audio/transcriptions`, [
+    `file=@${o.file}`,
+    `model=${o.model}`,
+    "response_format=verbose_json",
+  ]);
 }
 
-export function speechCurl(o: SpeechOptions): string {
-  return [
-    `# export ${KEY_VAR}=<your key>`,
-    `curl ${shellQuote(`${normalBase(o.base)}/v1/audio/transcriptions`)} \\`,
-    `  -H "Authorization: Bearer $${KEY_VAR}" \\`,
-    `  -F ${shellQuote(`file=@${o.file}`)} -F ${shellQuote(`model=${o.model}`)} \\`,
-    "  -F response_format=verbose_json",
-    "",
-  ].join("\n");
-}
-
-export function speechPython(o: SpeechOptions): string {
+export function speechPython(o: FileOptions): string {
   return [
     "import os",
     "",
@@ -408,7 +405,7 @@ export function speechPython(o: SpeechOptions): string {
   ].join("\n");
 }
 
-export function speechSnippets(o: SpeechOptions): Snippet[] {
+export function speechSnippets(o: FileOptions): Snippet[] {
   return [
     { id: "speech-curl", label: "curl", code: speechCurl(o) },
     { id: "speech-python", label: "Python (openai)", code: speechPython(o) },

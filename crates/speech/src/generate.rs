@@ -120,7 +120,7 @@ impl Rules<'_> {
     }
 }
 
-fn log_softmax(row: &[f32]) -> Vec<f32> {
+pub(crate) fn log_softmax(row: &[f32]) -> Vec<f32> {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
     row.iter().map(|x| x - lse).collect()

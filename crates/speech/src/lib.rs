@@ -49,7 +49,7 @@ impl From<candle_core::Error> for SpeechError {
 
 /// Whisper's audio constants: 16 kHz, a frame every 10 ms, 30-second windows, a
 /// timestamp step of 20 ms (two frames).
-pub const SAMPLE_RATE: usize = 16_000;
+pub const SAMPLE_RATE: usize = audio::SAMPLE_RATE as usize;
 const HOP: usize = 160;
 const N_FFT: usize = 400;
 const WINDOW_FRAMES: usize = 3000;
@@ -381,7 +381,7 @@ impl Transcriber {
                     id: segments.len() + fresh.len(),
                     seek: previous_seek,
                     start: round2(start),
-                    end: round2(end.min(duration.max(start))),
+                    end: round2(end),
                     text,
                     tokens,
                     temperature,

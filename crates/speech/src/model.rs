@@ -583,8 +583,3 @@ impl Whisper {
         Ok(x)
     }
 }
-
-/// Softmax's log over the last dimension.
-pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    candle_nn::ops::log_softmax(x, D::Minus1)
-}

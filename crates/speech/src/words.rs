@@ -2,7 +2,7 @@
 //! (align.rs does the matrix, the path and the word grouping), then OpenAI's
 //! corrections of over-long words and of the segments' bounds.
 
-use crate::{align, model, round2, Segment, SpeechError, Transcriber, Word};
+use crate::{align, generate, model, round2, Segment, SpeechError, Transcriber, Word};
 
 /// Where a window is: its start (seconds), its frames of audio, its language.
 pub(crate) struct WindowAt<'a> {
@@ -100,12 +100,7 @@ impl Transcriber {
             .to_vec2::<f32>()?
             .iter()
             .zip(&text)
-            .map(|(row, &t)| {
-                let row = &row[..eot];
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = row.iter().map(|x| (x - max).exp()).sum();
-                (row[t as usize] - max).exp() / sum
-            })
+            .map(|(row, &t)| generate::log_softmax(&row[..eot])[t as usize].exp())
             .collect();
         let spaces = !matches!(at.language, "zh" | "ja" | "th" | "lo" | "my" | "yue");
         let words = align::words(self.pieces(&text)?, s.eot, spaces);

@@ -5,7 +5,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, baseUrl, stream } from "../api";
-import { CodePanel, Empty, ErrorBox, Loading, Stat } from "../components/ui";
+import { CodePanel, ErrorBox, Stat } from "../components/ui";
 import { type ChatMessage, chatRequest, chatSnippets } from "../snippets";
 import {
   EXAMPLE_TOOLS,
@@ -17,7 +17,7 @@ import {
   parseTools,
   prettyArguments,
 } from "../tools";
-import { Cmd, ModelSelect, NumberField, libraryOption, useLibrary } from "./playground-widgets";
+import { ModelSelect, NumberField, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
 
 /** Speed of one streamed answer. */
 export interface GenerationStats {
@@ -48,7 +48,8 @@ interface Turn extends ToolTurn {
 }
 
 export function ChatTab() {
-  const { lib, models, model, setModel } = useLibrary(["chat", "completion"]);
+  const library = useLibrary(["chat", "completion"]);
+  const { models, model, setModel } = library;
   const [turns, setTurns] = useState<Turn[]>([]);
   const [draft, setDraft] = useState("");
   const [system, setSystem] = useState("");
@@ -184,20 +185,8 @@ export function ChatTab() {
     input.current?.focus();
   };
 
-  if (lib.loading && !lib.data) return <Loading what="Loading models" />;
-  if (lib.error) return <ErrorBox error={lib.error} title="The model library could not be read" />;
-  if (models.length === 0) {
-    return (
-      <Empty title="No chat model in the library yet">
-        <p>
-          An admin pulls one onto the server, for instance <Cmd>aiaas pull smollm2-135m-instruct</Cmd> (a small, fast chat model).
-        </p>
-        <button type="button" class="secondary small" onClick={lib.reload}>
-          Check again
-        </button>
-      </Empty>
-    );
-  }
+  const gate = libraryGate(library, "chat", "smollm2-135m-instruct", "a small, fast chat model");
+  if (gate) return gate;
 
   const snippetMessages: ChatMessage[] = [...prefix, ...history, ...(draft.trim() ? [{ role: "user" as const, content: draft.trim() }] : [])];
   const codeMessages = snippetMessages.some((m) => m.role === "user") ? snippetMessages : [...snippetMessages, { role: "user" as const, content: "Hello!" }];

@@ -5,9 +5,9 @@ import { useState } from "preact/hooks";
 import { api, baseUrl } from "../api";
 import { useAction } from "../hooks";
 import { pct } from "../format";
-import { CodePanel, Empty, ErrorBox, Loading } from "../components/ui";
+import { CodePanel, ErrorBox } from "../components/ui";
 import { nerSnippets, predictPath } from "../snippets";
-import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
+import { ModelSelect, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
 
 export interface FoundEntity {
   label: string;
@@ -50,7 +50,8 @@ export function labelSlot(label: string): number {
 }
 
 export function EntitiesTab() {
-  const { lib, models, model, setModel } = useLibrary(["token-classification"]);
+  const library = useLibrary(["token-classification"]);
+  const { models, model, setModel } = library;
   const [text, setText] = useState(EXAMPLE);
   const [aggregation, setAggregation] = useState("simple");
   const [result, setResult] = useState<{ text: string; entities: FoundEntity[]; ms: number } | undefined>(undefined);
@@ -64,20 +65,8 @@ export function EntitiesTab() {
     if (answer) setResult({ text: sent, entities: answer.predictions[0]?.entities ?? [], ms: performance.now() - start });
   };
 
-  if (lib.loading && !lib.data) return <Loading what="Loading models" />;
-  if (lib.error) return <ErrorBox error={lib.error} title="The model library could not be read" />;
-  if (models.length === 0) {
-    return (
-      <Empty title="No entity model in the library yet">
-        <p>
-          An admin pulls one onto the server, for instance <Cmd>aiaas pull pii-ner</Cmd>.
-        </p>
-        <button type="button" class="secondary small" onClick={lib.reload}>
-          Check again
-        </button>
-      </Empty>
-    );
-  }
+  const gate = libraryGate(library, "entity", "pii-ner");
+  if (gate) return gate;
 
   return (
     <div class="card">

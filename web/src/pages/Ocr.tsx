@@ -6,9 +6,9 @@ import { useEffect, useState } from "preact/hooks";
 import { api, baseUrl } from "../api";
 import { useAction } from "../hooks";
 import { pct } from "../format";
-import { CodePanel, Empty, ErrorBox, Loading, Stat } from "../components/ui";
+import { CodePanel, ErrorBox, Loading, Stat } from "../components/ui";
 import { ocrSnippets, predictPath } from "../snippets";
-import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
+import { ModelSelect, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
 
 interface TextLine {
   text: string;
@@ -44,7 +44,8 @@ function imageSize(url: string): Promise<{ width: number; height: number }> {
 }
 
 export function OcrTab() {
-  const { lib, models, model, setModel } = useLibrary(["ocr"]);
+  const library = useLibrary(["ocr"]);
+  const { models, model, setModel } = library;
   const [page, setPage] = useState<{ name: string; url: string; width: number; height: number } | undefined>(undefined);
   const [result, setResult] = useState<{ answer: OcrResponse; ms: number } | undefined>(undefined);
   const [active, setActive] = useState<number | null>(null);
@@ -83,20 +84,8 @@ export function OcrTab() {
     if (page && model) void read(page, model);
   }, [model]);
 
-  if (lib.loading && !lib.data) return <Loading what="Loading models" />;
-  if (lib.error) return <ErrorBox error={lib.error} title="The model library could not be read" />;
-  if (models.length === 0) {
-    return (
-      <Empty title="No OCR model in the library yet">
-        <p>
-          An admin pulls one onto the server, for instance <Cmd>aiaas pull ppocr-v4</Cmd>.
-        </p>
-        <button type="button" class="secondary small" onClick={lib.reload}>
-          Check again
-        </button>
-      </Empty>
-    );
-  }
+  const gate = libraryGate(library, "OCR", "ppocr-v4");
+  if (gate) return gate;
 
   const reading = result?.answer.predictions[0];
   const mean = reading && reading.lines.length ? reading.lines.reduce((s, l) => s + l.confidence, 0) / reading.lines.length : undefined;

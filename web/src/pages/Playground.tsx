@@ -17,7 +17,7 @@ import { ChatTab } from "./Chat";
 import { EntitiesTab } from "./Entities";
 import { OcrTab } from "./Ocr";
 import { SpeechTab } from "./Speech";
-import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
+import { ModelSelect, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
 
 export { generationStats } from "./Chat";
 
@@ -226,7 +226,8 @@ interface EmbeddingsResponse {
 }
 
 function EmbeddingsTab() {
-  const { lib, models, model, setModel } = useLibrary(["embedding"]);
+  const library = useLibrary(["embedding"]);
+  const { models, model, setModel } = library;
   const [rows, setRows] = useState<{ id: number; text: string }[]>(() => EXAMPLES.map((text, id) => ({ id, text })));
   const nextId = useRef(EXAMPLES.length);
   const [result, setResult] = useState<{ sentences: string[]; matrix: number[][]; dimension: number; tokens?: number } | undefined>(
@@ -274,20 +275,8 @@ function EmbeddingsTab() {
     setFocusRow(rest[Math.min(at, rest.length - 1)].id);
   };
 
-  if (lib.loading && !lib.data) return <Loading what="Loading models" />;
-  if (lib.error) return <ErrorBox error={lib.error} title="The model library could not be read" />;
-  if (models.length === 0) {
-    return (
-      <Empty title="No embedding model in the library yet">
-        <p>
-          An admin pulls one onto the server, for instance <Cmd>aiaas pull all-minilm-l6-v2</Cmd>.
-        </p>
-        <button type="button" class="secondary small" onClick={lib.reload}>
-          Check again
-        </button>
-      </Empty>
-    );
-  }
+  const gate = libraryGate(library, "embedding", "all-minilm-l6-v2");
+  if (gate) return gate;
 
   const pair = result ? mostSimilarPair(result.matrix) : null;
 

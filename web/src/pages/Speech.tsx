@@ -5,10 +5,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { baseUrl, postForm } from "../api";
 import { useAction } from "../hooks";
-import { CodePanel, Empty, ErrorBox, Loading, Stat } from "../components/ui";
+import { CodePanel, ErrorBox, Loading, Stat } from "../components/ui";
 import { speechSnippets } from "../snippets";
 import { clock, encodeWav } from "../wav";
-import { Cmd, ModelSelect, libraryOption, useLibrary } from "./playground-widgets";
+import { ModelSelect, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
 
 export interface SpeechSegment {
   id: number;
@@ -60,7 +60,8 @@ async function startRecording(): Promise<Recorder> {
 }
 
 export function SpeechTab() {
-  const { lib, models, model, setModel } = useLibrary(["speech-to-text"]);
+  const library = useLibrary(["speech-to-text"]);
+  const { models, model, setModel } = library;
   const [clip, setClip] = useState<{ name: string; blob: Blob; url: string } | undefined>(undefined);
   const [result, setResult] = useState<{ answer: VerboseTranscript; ms: number } | undefined>(undefined);
   const [recorder, setRecorder] = useState<Recorder | undefined>(undefined);
@@ -117,20 +118,8 @@ export function SpeechTab() {
     void a.play();
   };
 
-  if (lib.loading && !lib.data) return <Loading what="Loading models" />;
-  if (lib.error) return <ErrorBox error={lib.error} title="The model library could not be read" />;
-  if (models.length === 0) {
-    return (
-      <Empty title="No speech-to-text model in the library yet">
-        <p>
-          An admin pulls one onto the server, for instance <Cmd>aiaas pull whisper-tiny-en</Cmd>.
-        </p>
-        <button type="button" class="secondary small" onClick={lib.reload}>
-          Check again
-        </button>
-      </Empty>
-    );
-  }
+  const gate = libraryGate(library, "speech-to-text", "whisper-tiny-en");
+  if (gate) return gate;
 
   const t = result?.answer;
   return (

@@ -1,9 +1,11 @@
-// Widgets the Playground's tabs share: the library's models of some tasks, a model
-// picker, a number field that accepts what is typed until it makes sense, a command.
+// Widgets the Playground's tabs share: the library's models of some tasks, what a tab
+// shows until it has one, a model picker, a number field that accepts what is typed
+// until it makes sense, a command.
 
-import type { ComponentChildren } from "preact";
+import type { ComponentChildren, JSX } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { useApi } from "../hooks";
+import { Empty, ErrorBox, Loading } from "../components/ui";
 import type { LibraryModel } from "../types";
 
 /** The library's models of some tasks, with the one picked (kept while it exists). */
@@ -15,6 +17,34 @@ export function useLibrary(tasks: string[]) {
     if (models.length && !models.some((m) => m.name === model)) setModel(models[0].name);
   }, [models]);
   return { lib, models, model, setModel };
+}
+
+/**
+ * What a tab shows until it has a model to call: the library loading, its error, or how
+ * an admin pulls one (`kind` names the models, `pull` the command's model, `why` says
+ * what it is); null once there is one.
+ */
+export function libraryGate(
+  library: ReturnType<typeof useLibrary>,
+  kind: string,
+  pull: string,
+  why?: string,
+): JSX.Element | null {
+  const { lib, models } = library;
+  if (lib.loading && !lib.data) return <Loading what="Loading models" />;
+  if (lib.error) return <ErrorBox error={lib.error} title="The model library could not be read" />;
+  if (models.length > 0) return null;
+  return (
+    <Empty title={`No ${kind} model in the library yet`}>
+      <p>
+        An admin pulls one onto the server, for instance <Cmd>aiaas pull {pull}</Cmd>
+        {why ? ` (${why}).` : "."}
+      </p>
+      <button type="button" class="secondary small" onClick={lib.reload}>
+        Check again
+      </button>
+    </Empty>
+  );
 }
 
 export function ModelSelect({
