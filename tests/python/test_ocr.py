@@ -139,3 +139,47 @@ def test_parallel_instances_read_the_same_lines(server, ocr_model):
     loaded = [m for m in server.api("GET", "/api/v1/ps").json()["models"] if m["label"] == OCR]
     assert [m["kind"] for m in loaded] == ["ocr"], server.api("GET", "/api/v1/ps").text
     assert server.api("PUT", f"/api/v1/library/{OCR}/settings", json={}).status_code == 200
+
+
+def test_an_output_policy_masks_the_lines_read(server, ocr_model):
+    """With the model's output policy (rules and the NER model) the names and e-mail
+    addresses read off a page are masked in its lines and in its full text."""
+    import io
+    from PIL import Image, ImageDraw, ImageFont
+    pull(server, "pii-ner")
+    img = Image.new("RGB", (1000, 170), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 34)
+    draw.text((40, 30), "Please call Mary Johnson tomorrow.", fill="black", font=font)
+    draw.text((40, 100), "Write to mary.johnson@example.com", fill="black", font=font)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    page = base64.b64encode(buf.getvalue()).decode()
+
+    def lines():
+        r = server.api("POST", f"/api/v1/models/{OCR}/predict", json={"images": [page]})
+        assert r.status_code == 200, r.text
+        reading = r.json()["predictions"][0]
+        return [l["text"] for l in reading["lines"]], reading["text"]
+
+    plain, _ = lines()
+    assert any("Mary Johnson" in l for l in plain) and "mary.johnson@example.com" in plain, plain
+
+    def replaced(names):
+        out = [l.replace("Mary Johnson", "[PERSON]") if names else l for l in plain]
+        return [l.replace("mary.johnson@example.com", "[EMAIL]") for l in out]
+
+    settings = f"/api/v1/library/{OCR}/settings"
+    try:
+        r = server.api("PUT", settings, json={"pii_outputs": "label", "pii_detectors": ["rules", "ner"]})
+        assert r.status_code == 200, r.text
+        masked, text = lines()
+        assert masked == replaced(names=True), masked
+        assert "Mary" not in text and "[PERSON]" in text and "[EMAIL]" in text, text
+        # The rules alone: the e-mail address only.
+        r = server.api("PUT", settings, json={"pii_outputs": "label", "pii_detectors": ["rules"]})
+        assert r.status_code == 200, r.text
+        masked, _ = lines()
+        assert masked == replaced(names=False), masked
+    finally:
+        assert server.api("PUT", settings, json={}).status_code == 200

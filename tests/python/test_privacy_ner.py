@@ -188,3 +188,44 @@ def test_a_deployment_policy_with_the_ner_detector_masks_names_before_the_classi
     assert scores(raw) == plain
     r = server.api("POST", "/api/v1/models/named-notes/deploy", json={"version": 1, "pii_detectors": ["magic"]})
     assert r.status_code == 400, r.text
+
+
+def test_a_model_output_policy_with_the_ner_detector_masks_names_in_replies(server, ner_model, chat_model, client):
+    """A library model's output policy with `ner`: the names in its replies are masked,
+    streamed (held back to sentence ends) or not, and the rules alone leave them."""
+    messages = [{"role": "user", "content": "Write two sentences about a doctor called Mary Smith who lives in Boston."}]
+
+    def reply(stream=False):
+        kw = dict(model=chat_model, messages=messages, temperature=0, max_tokens=80, seed=7)
+        if not stream:
+            return client.chat.completions.create(**kw).choices[0].message.content
+        chunks = client.chat.completions.create(stream=True, **kw)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    plain = reply()
+    found = server.api("POST", "/api/v1/privacy/mask",
+                       json={"text": plain, "mode": "label", "detectors": ["rules", "ner"]}).json()
+    names = {plain.encode()[f["start"]:f["end"]].decode() for f in found["findings"] if f["kind"] == "person"}
+    assert names, (plain, found)
+    settings = f"/api/v1/library/{chat_model}/settings"
+    try:
+        r = server.api("PUT", settings, json={"pii_outputs": "label", "pii_detectors": ["rules", "ner"]})
+        assert r.status_code == 200, r.text
+        whole, streamed = reply(), reply(stream=True)
+        assert whole == streamed, (whole, streamed)
+        for name in names:
+            for part in name.split():
+                assert part not in whole, (part, whole)
+        assert "[PERSON]" in whole, whole
+        # Masked replies keep the rest of the text: what is left outside the labels is
+        # the plain reply's.
+        for piece in whole.split("[PERSON]"):
+            for word in piece.split():
+                if not word.startswith("["):
+                    assert word in plain, (word, whole, plain)
+        # The rules alone leave the names.
+        r = server.api("PUT", settings, json={"pii_outputs": "label", "pii_detectors": ["rules"]})
+        assert r.status_code == 200, r.text
+        assert all(name in reply() for name in names)
+    finally:
+        assert server.api("PUT", settings, json={}).status_code == 200

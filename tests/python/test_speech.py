@@ -304,3 +304,36 @@ def test_keys_see_speech_as_their_allow_list_says(server, speech_model, clips):
     bad = openai.OpenAI(base_url=server.base + "/v1", api_key=ADMIN_KEY + "x", max_retries=0, timeout=120)
     with open(path, "rb") as f, pytest.raises(openai.AuthenticationError):
         bad.audio.transcriptions.create(model=speech_model, file=f)
+
+
+def test_an_output_policy_masks_names_in_transcripts(server, client, speech_model, clips):
+    """With the model's output policy (rules and the NER model) the names in a transcript
+    are masked, in every format and streamed; word timestamps are refused meanwhile."""
+    pull(server, "pii-ner")
+    path = os.path.join(os.path.dirname(clips[0][1]), "name.wav")
+    speak("Please call Mary Johnson about the invoice.", path)
+
+    def transcribe(**kw):
+        with open(path, "rb") as f:
+            return client.audio.transcriptions.create(model=speech_model, file=f, **kw)
+
+    plain = transcribe().text
+    assert "Mary Johnson" in plain, plain
+    settings = f"/api/v1/library/{speech_model}/settings"
+    try:
+        r = server.api("PUT", settings, json={"pii_outputs": "label", "pii_detectors": ["rules", "ner"]})
+        assert r.status_code == 200, r.text
+        masked = transcribe().text
+        assert masked == plain.replace("Mary Johnson", "[PERSON]"), (plain, masked)
+        verbose = transcribe(response_format="verbose_json")
+        assert "Mary" not in verbose.text and all(not s.tokens for s in verbose.segments), verbose
+        assert "Mary" not in transcribe(response_format="srt")
+        events = list(transcribe(stream=True))
+        deltas = "".join(e.delta for e in events if e.type == "transcript.text.delta")
+        assert "Mary" not in deltas and "[PERSON]" in deltas, deltas
+        with pytest.raises(openai.BadRequestError) as e:
+            transcribe(response_format="verbose_json", timestamp_granularities=["word"])
+        assert "masked" in str(e.value)
+    finally:
+        assert server.api("PUT", settings, json={}).status_code == 200
+    assert transcribe().text == plain

@@ -1,8 +1,8 @@
 //! One event stream per generation, from the scheduler to the HTTP layer: every
 //! choice's events tagged with the choice's index and merged in the order they happen
 //! (`select_all` over one `unfold` per choice: kept combinators, no forwarding tasks).
-//! Outputs are PII-masked per choice as they pass (`StreamMasker` holds back what could
-//! still grow into a finding). The request's usage is recorded once: when every
+//! Outputs are PII-masked per choice as they pass (`ReplyMasker` holds back what could
+//! still grow into a finding, or with the NER detector, to a sentence end). The request's usage is recorded once: when every
 //! sequence has ended, or, if the stream is dropped first (the client went away: the
 //! receivers drop and the scheduler frees the slots at its next step), for the
 //! sequences that did end.
@@ -13,11 +13,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use aiaas_engine::llm::{FinishReason, GenEvent, LlmError, TokenLogprob};
-use aiaas_privacy::{Policy, StreamMasker};
 use futures_util::stream::{self, BoxStream, SelectAll, Stream, StreamExt};
 use futures_util::FutureExt;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::privacy::{OutputMasking, ReplyMasker};
 use crate::{CoreError, Result};
 
 /// What to do with the completion tokens of the sequences that ended (record usage).
@@ -39,14 +39,12 @@ pub struct GenerationEvents {
 impl GenerationEvents {
     pub(crate) fn new(
         receivers: Vec<UnboundedReceiver<GenEvent>>,
-        output: Option<Policy>,
+        output: Option<OutputMasking>,
         usage: UsageSink,
     ) -> GenerationEvents {
         let choices = receivers.len();
         let merged = stream::select_all(receivers.into_iter().enumerate().map(|(i, rx)| {
-            let masker = output
-                .clone()
-                .map(|policy| StreamMasker::new(aiaas_privacy::detector().clone(), policy));
+            let masker = output.as_ref().map(OutputMasking::stream);
             choice_stream(rx, masker).map(move |ev| (i, ev)).boxed()
         }));
         GenerationEvents {
@@ -173,11 +171,11 @@ impl Drop for GenerationEvents {
 /// One sequence's events, masked, ending after its `Done` or `Error`.
 fn choice_stream(
     rx: UnboundedReceiver<GenEvent>,
-    masker: Option<StreamMasker>,
+    masker: Option<ReplyMasker>,
 ) -> impl Stream<Item = GenEvent> + Send + 'static {
     struct Choice {
         rx: UnboundedReceiver<GenEvent>,
-        masker: Option<StreamMasker>,
+        masker: Option<ReplyMasker>,
         held: Option<GenEvent>,
         ended: bool,
     }
@@ -197,7 +195,10 @@ fn choice_stream(
         loop {
             let event = c.rx.recv().await?;
             c.ended = matches!(event, GenEvent::Done { .. } | GenEvent::Error(_));
-            let (first, then) = masked(c.masker.as_mut(), event);
+            let (first, then) = masked(c.masker.as_mut(), event).await;
+            if matches!(first, Some(GenEvent::Error(_))) {
+                c.ended = true;
+            }
             if let Some(first) = first {
                 c.held = then;
                 return Some((first, c));
@@ -207,25 +208,28 @@ fn choice_stream(
 }
 
 /// An event with the output policy applied: text the masker holds back yields nothing
-/// yet; `Done` first flushes what it held.
-fn masked(
-    masker: Option<&mut StreamMasker>,
+/// yet; `Done` first flushes what it held. A masker that fails (the NER model went
+/// away mid-reply) ends the choice with an error rather than release unmasked text.
+async fn masked(
+    masker: Option<&mut ReplyMasker>,
     event: GenEvent,
 ) -> (Option<GenEvent>, Option<GenEvent>) {
     let Some(m) = masker else {
         return (Some(event), None);
     };
+    let failed =
+        |e: CoreError| GenEvent::Error(LlmError::Decode(format!("masking the reply failed: {e}")));
     match event {
-        GenEvent::Text { text, logprobs } => {
-            let text = m.push(&text);
-            if text.is_empty() {
-                (None, None)
-            } else {
-                (Some(GenEvent::Text { text, logprobs }), None)
-            }
-        }
+        GenEvent::Text { text, logprobs } => match m.push(&text).await {
+            Err(e) => (Some(failed(e)), None),
+            Ok(text) if text.is_empty() => (None, None),
+            Ok(text) => (Some(GenEvent::Text { text, logprobs }), None),
+        },
         done @ GenEvent::Done { .. } => {
-            let rest = m.finish();
+            let rest = match m.finish().await {
+                Ok(rest) => rest,
+                Err(e) => return (Some(failed(e)), None),
+            };
             if rest.is_empty() {
                 (Some(done), None)
             } else {
@@ -349,8 +353,8 @@ mod tests {
     async fn outputs_are_masked_across_chunks_before_done() {
         let (tx, rx) = unbounded_channel();
         let (usage, _) = sink();
-        let policy = Policy::new(Mode::Label);
-        let events = GenerationEvents::new(vec![rx], Some(policy), usage);
+        let masking = OutputMasking::rules(aiaas_privacy::Policy::new(Mode::Label));
+        let events = GenerationEvents::new(vec![rx], Some(masking), usage);
         // An address split across chunks is still found: the masker holds back the part
         // that could grow into a finding and flushes it before `Done`.
         for e in [text("write to jane.doe@exa"), text("mple.com"), done(4)] {

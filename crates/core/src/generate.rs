@@ -12,7 +12,6 @@ use aiaas_engine::llm::{
     ToolRequest, ToolSyntax,
 };
 use aiaas_engine::Engine;
-use aiaas_privacy::Policy;
 use aiaas_store::{LibraryModelRecord, Metadata, UsageRecord};
 use aiaas_types::{Permission, Principal, Task};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -23,7 +22,7 @@ use crate::auth::require;
 use crate::library::Library;
 use crate::library::{runtime_key, KeepAlive, ServingSettings};
 use crate::limits::Limiter;
-use crate::privacy::Privacy;
+use crate::privacy::{OutputMasking, Privacy};
 use crate::{CoreError, Result};
 
 /// Most choices (`n`) and prompts per request.
@@ -177,7 +176,10 @@ impl Inference {
         let output = self
             .inner
             .privacy
-            .output_policy(principal, privacy.pii_outputs)
+            .output_masking(
+                principal,
+                (privacy.pii_outputs, privacy.pii_detectors.as_deref()),
+            )
             .await?;
         refuse_masked_logprobs(&output, &req.options)?;
         let mut messages = req.messages;
@@ -263,7 +265,10 @@ impl Inference {
         let output = self
             .inner
             .privacy
-            .output_policy(principal, privacy.pii_outputs)
+            .output_masking(
+                principal,
+                (privacy.pii_outputs, privacy.pii_detectors.as_deref()),
+            )
             .await?;
         refuse_masked_logprobs(&output, &req.options)?;
         let mut prompts = req.prompts;
@@ -396,7 +401,7 @@ impl Inference {
         prompts: Vec<Vec<i32>>,
         o: &GenerationOptions,
         constraint: Option<Constraint>,
-        output: Option<Policy>,
+        output: Option<OutputMasking>,
     ) -> Result<Generation> {
         let defaults = &record.defaults;
         let default_f32 = |k: &str, fallback: f32| {
@@ -473,7 +478,7 @@ impl Inference {
         model: &str,
         prompt_tokens: usize,
         choices: Vec<UnboundedReceiver<GenEvent>>,
-        output: Option<Policy>,
+        output: Option<OutputMasking>,
     ) -> GenerationEvents {
         let p = self.clone();
         let principal = principal.clone();
@@ -529,7 +534,7 @@ impl Inference {
 
 /// `YYYY-MM-DD` (UTC) of an epoch-milliseconds time.
 /// Token log-probabilities would show the unmasked tokens of a masked reply.
-fn refuse_masked_logprobs(output: &Option<Policy>, o: &GenerationOptions) -> Result<()> {
+fn refuse_masked_logprobs(output: &Option<OutputMasking>, o: &GenerationOptions) -> Result<()> {
     if output.is_some() && o.logprobs.is_some() {
         return Err(CoreError::InvalidInput(
             "logprobs are not available here: this model's replies are masked by a PII policy"

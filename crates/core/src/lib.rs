@@ -78,8 +78,8 @@ pub use limits::{Limiter, RateStatus};
 pub use models::{ClassPrediction, ModelDetails, ModelSummary, Models, Predictions};
 pub use platform::{Platform, PlatformConfig, StartupReport};
 pub use privacy::{
-    Detection, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, Privacy, PrivacyUpdate,
-    PSEUDONYM_SECRET_FILE,
+    Detection, MaskOutput, MaskRequest, MaskedText, ModelPrivacy, OutputMasking, Privacy,
+    PrivacyUpdate, PSEUDONYM_SECRET_FILE,
 };
 pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};
 pub use tasks::{Ranked, TaskAnswer, TaskInput, TaskPrediction, MAX_ITEMS_PER_REQUEST};

@@ -186,9 +186,9 @@ struct TenantPrivacy {
     /// too).
     #[serde(default, deserialize_with = "wire::present")]
     outputs: Option<Option<String>>,
-    /// Who finds the personal data in the inputs: `["rules"]` (the default), `["ner"]`
-    /// (the NER model: names, addresses; milliseconds per text) or both. Outputs are
-    /// masked by the rules as they stream.
+    /// Who finds the personal data in model inputs and outputs: `["rules"]` (the
+    /// default), `["ner"]` (the NER model: names, addresses; milliseconds per text) or
+    /// both. With the NER model, streamed replies are held back to sentence ends.
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     detectors: Option<Vec<aiaas_core::Detection>>,

@@ -183,7 +183,12 @@ async fn read_pages(
             "top_k ranks a classifier's classes; an OCR model answers every line it reads",
         ));
     }
-    let read = s.platform.library().read_pages(p, name, images).await?;
+    let output = s.platform.privacy().library_output_masking(p, name).await?;
+    let read = s
+        .platform
+        .library()
+        .read_pages(p, name, images, output)
+        .await?;
     Ok(Json(wire::PageReadings::from(read)).into_response())
 }
 

@@ -20,7 +20,7 @@ pub(crate) struct TenantBody {
     pub limits: Limits,
     pub pii_inputs: Option<PiiMode>,
     pub pii_outputs: Option<PiiMode>,
-    /// Who finds the personal data in the inputs (`rules`, `ner`).
+    /// Who finds the personal data in model inputs and outputs (`rules`, `ner`).
     pub pii_detectors: Vec<String>,
 }
 

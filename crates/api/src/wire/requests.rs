@@ -253,8 +253,8 @@ pub(crate) struct LibrarySettings {
     /// PII masking of every text the model returns, whoever calls it.
     #[serde(default)]
     pub pii_outputs: Option<PiiMode>,
-    /// What finds personal data in the texts sent to the model: `["rules"]`, `["ner"]`
-    /// or both (over the tenant's detectors).
+    /// What finds personal data in the texts sent to the model and in its replies:
+    /// `["rules"]`, `["ner"]` or both (over the tenant's detectors).
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     pub pii_detectors: Option<Vec<aiaas_core::Detection>>,

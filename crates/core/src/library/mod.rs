@@ -140,8 +140,8 @@ pub struct ServingSettings {
     /// PII masking of every text the model returns, whoever calls it (over the tenant's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii_outputs: Option<aiaas_privacy::Mode>,
-    /// What finds the personal data in the texts sent to the model (over the tenant's
-    /// detectors): the rules, the NER model, or both.
+    /// What finds the personal data in the texts sent to the model and in what it
+    /// returns (over the tenant's detectors): the rules, the NER model, or both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii_detectors: Option<Vec<crate::privacy::Detection>>,
 }

@@ -9,6 +9,7 @@ use aiaas_types::{Permission, Principal, Task};
 
 use super::{runtime_key, Library};
 use crate::auth::require;
+use crate::privacy::{mask_lines, OutputMasking};
 use crate::{CoreError, Result};
 
 /// A page's full text: rows of lines joined by newlines, a row's lines by spaces.
@@ -31,12 +32,15 @@ pub struct PageLines {
 }
 
 impl Library {
-    /// Read the text on `images` (PNG, JPEG, WebP or BMP bytes) with the OCR model `name`.
+    /// Read the text on `images` (PNG, JPEG, WebP or BMP bytes) with the OCR model `name`;
+    /// the lines masked under the caller's output policy for it (`output`, from
+    /// [`crate::Privacy::library_output_masking`]).
     pub async fn read_pages(
         &self,
         principal: &Principal,
         name: &str,
         images: Vec<Vec<u8>>,
+        output: Option<OutputMasking>,
     ) -> Result<PageLines> {
         require(principal, Permission::Infer)?;
         let record = self.visible_library_model(principal, name).await?;
@@ -73,7 +77,10 @@ impl Library {
         let timeout = self.inner.config.load_timeout;
         self.ensure_library_loaded(&record, None, timeout).await?;
         self.inner.engine.touch(&key);
-        let pages = self.inner.engine.read_pages(&key, pages).await?;
+        let mut pages = self.inner.engine.read_pages(&key, pages).await?;
+        if let Some(masking) = &output {
+            mask_lines(masking, &mut pages).await?;
+        }
         Ok(PageLines {
             model: record.name,
             pages,

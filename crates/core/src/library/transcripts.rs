@@ -9,6 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::{runtime_key, Library};
 use crate::auth::require;
+use crate::privacy::{mask_transcript, OutputMasking};
 use crate::{CoreError, Result};
 
 /// Longest recording accepted, in seconds (two hours).
@@ -30,6 +31,10 @@ pub struct TranscriptionRequest {
     pub words: bool,
     /// Each segment as soon as it is decoded (streamed replies).
     pub segments: Option<UnboundedSender<Segment>>,
+    /// The caller's output policy for this model
+    /// ([`crate::Privacy::library_output_masking`]): segments are masked before they
+    /// are sent or returned, and word timestamps refused.
+    pub output: Option<OutputMasking>,
 }
 
 /// A transcript and the model that made it.
@@ -61,6 +66,13 @@ impl Library {
             .map(|l| l.trim().to_ascii_lowercase())
             .filter(|l| !l.is_empty());
         options.prompt = request.prompt;
+        if request.words && request.output.is_some() {
+            return Err(CoreError::InvalidInput(
+                "word timestamps are not available here: this model's transcripts are masked \
+                 by a PII policy (a word-by-word mask would miss what spans words)"
+                    .into(),
+            ));
+        }
         options.word_timestamps = request.words;
         match request.temperature {
             Some(t) if !(0.0..=1.0).contains(&t) => {
@@ -85,7 +97,33 @@ impl Library {
         let timeout = self.inner.config.load_timeout;
         self.ensure_library_loaded(&record, None, timeout).await?;
         self.inner.engine.touch(&key);
-        let transcript = self
+        // With an output policy each decoded segment is masked on its way out, in order.
+        let segments = match (request.segments, &request.output) {
+            (Some(out), Some(masking)) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Segment>();
+                let masking = masking.clone();
+                tokio::spawn(async move {
+                    while let Some(segment) = rx.recv().await {
+                        let mut one = Transcript {
+                            text: String::new(),
+                            language: String::new(),
+                            duration: 0.0,
+                            segments: vec![segment],
+                        };
+                        // A failure ends the stream; the whole transcript's masking
+                        // below fails the same way and reports it.
+                        if mask_transcript(&masking, &mut one).await.is_err()
+                            || out.send(one.segments.remove(0)).is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                Some(tx)
+            }
+            (segments, _) => segments,
+        };
+        let mut transcript = self
             .inner
             .engine
             .transcribe(
@@ -93,10 +131,13 @@ impl Library {
                 aiaas_engine::SpeechRequest {
                     samples,
                     options,
-                    segments: request.segments,
+                    segments,
                 },
             )
             .await?;
+        if let Some(masking) = &request.output {
+            mask_transcript(masking, &mut transcript).await?;
+        }
         Ok(Transcription {
             model: record.name,
             transcript,

@@ -247,6 +247,12 @@ async fn transcriptions(
     })?;
     let mut form = read_form(multipart).await?;
     form.request.audio = std::mem::take(&mut form.file);
+    form.request.output = s
+        .platform
+        .privacy()
+        .library_output_masking(&p, &form.model)
+        .await
+        .map_err(oai)?;
     if form.stream {
         return stream(s, p, form).await;
     }

@@ -4,8 +4,9 @@
 //! Policies: a tenant may ask for its keys' model inputs and/or outputs to be masked; a
 //! deployed model (a trained model's deployment, or a library model's serving settings)
 //! may carry its own mode, which then applies to every caller and takes precedence over
-//! the tenant's. Outputs are masked as they stream ([`aiaas_privacy::StreamMasker`]), so a
-//! value split across tokens is still caught.
+//! the tenant's. Either names its detectors (the rules, the NER model, or both) for inputs
+//! and outputs alike. Outputs are masked as they stream (replies.rs), so a value split
+//! across tokens is still caught.
 //!
 //! Pseudonyms are HMAC-SHA256 tokens under a key derived per tenant from one installation
 //! secret (`pseudonym.key` in the data directory, 0600, created on first use). It is kept
@@ -22,12 +23,17 @@ use aiaas_privacy::{Counts, Finding, Kind, Mode, Policy, PseudonymKey};
 use aiaas_types::{Permission, Principal};
 use rand::RngCore;
 
-use crate::auth::require;
 use aiaas_store::Metadata;
 
+use crate::auth::require;
 use crate::library::Library;
 use crate::tenants::Accounts;
 use crate::{CoreError, Result};
+
+mod replies;
+
+pub(crate) use replies::{mask_lines, mask_transcript};
+pub use replies::{OutputMasking, ReplyMasker};
 
 /// The secret the per-tenant pseudonym keys derive from.
 pub const PSEUDONYM_SECRET_FILE: &str = "pseudonym.key";
@@ -284,18 +290,53 @@ impl Privacy {
         Ok(())
     }
 
-    /// The policy for what a model returns to the caller: the model's own (`model_mode`),
-    /// else the caller's tenant's; `None` when neither asks for masking.
-    pub(crate) async fn output_policy(
+    /// How what a model returns to the caller is masked: by the model's own policy
+    /// (`model_mode`), else the caller's tenant's, with the model's detectors when it
+    /// names them, else the tenant's; `None` when neither asks for masking. With the
+    /// `ner` detector its model must be installed (409 now rather than mid-reply).
+    pub(crate) async fn output_masking(
         &self,
         principal: &Principal,
-        model_mode: Option<Mode>,
-    ) -> Result<Option<Policy>> {
-        let mode = match model_mode {
-            Some(m) => Some(m),
-            None => self.tenant_privacy(&principal.tenant_id).await?.outputs,
+        (model_mode, model_detectors): (Option<Mode>, Option<&[Detection]>),
+    ) -> Result<Option<OutputMasking>> {
+        let tenant = self.tenant_privacy(&principal.tenant_id).await?;
+        let Some(mode) = model_mode.or(tenant.outputs) else {
+            return Ok(None);
         };
-        mode.map(|m| self.policy_for(principal, m)).transpose()
+        let policy = self.policy_for(principal, mode)?;
+        let detectors = model_detectors.unwrap_or(&tenant.detectors);
+        let rules = detectors.is_empty() || detectors.contains(&Detection::Rules);
+        let ner = if detectors.contains(&Detection::Ner) {
+            self.inner
+                .library
+                .entities_for_masking(&self.inner.ner_model, Vec::new())
+                .await?;
+            Some(self.clone())
+        } else {
+            None
+        };
+        Ok(Some(OutputMasking::new(policy, rules, ner)))
+    }
+
+    /// How the library model `name`'s outputs to this caller are masked (its serving
+    /// settings, else the caller's tenant's policy): for the tasks whose answers are
+    /// text (OCR lines, transcripts).
+    pub async fn library_output_masking(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<Option<OutputMasking>> {
+        let record = self
+            .inner
+            .library
+            .visible_library_model(principal, name)
+            .await?;
+        let settings = crate::library::ServingSettings::of(&record);
+        self.output_masking(
+            principal,
+            (settings.pii_outputs, settings.pii_detectors.as_deref()),
+        )
+        .await
     }
 
     fn policy_for(&self, principal: &Principal, mode: Mode) -> Result<Policy> {
@@ -367,7 +408,7 @@ pub(crate) fn rule_detector(rules: bool, kinds: Option<&[Kind]>) -> aiaas_privac
 }
 
 /// Masking modes for what goes into a model and what comes out (`None`: no masking), and
-/// who finds the personal data in the inputs (empty: the rules).
+/// who finds the personal data in both (empty: the rules).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelPrivacy {
     pub inputs: Option<Mode>,
@@ -380,7 +421,8 @@ pub struct ModelPrivacy {
 pub struct PrivacyUpdate {
     pub inputs: Option<Option<Mode>>,
     pub outputs: Option<Option<Mode>>,
-    /// Who finds the personal data in the inputs (`Some(vec![])`: back to the rules).
+    /// Who finds the personal data in inputs and outputs (`Some(vec![])`: back to the
+    /// rules).
     pub detectors: Option<Vec<Detection>>,
 }
 
