@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod openapi;
 mod routes;
+mod uploads;
 mod wire;
 
 use std::time::{Duration, Instant};

@@ -17,6 +17,7 @@ mod demo;
 mod deployments;
 mod error;
 mod events;
+mod files;
 mod generate;
 mod jobs;
 mod keys_at_rest;
@@ -30,6 +31,7 @@ mod runtime_key;
 mod tasks;
 mod tenants;
 mod tensor_models;
+mod uploads;
 
 pub use aiaas_engine::llm::{
     ChatMessage, FinishReason, GenEvent, ModelInfo, ParsedReply, TokenLogprob, ToolCall,
@@ -41,7 +43,7 @@ pub use aiaas_engine::{BatchSettings, Metrics};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
 pub use aiaas_store::{
-    redact_url, Backend, LibraryModelRecord, S3Config, S3Credentials, UsageRecord,
+    redact_url, Backend, FileRecord, LibraryModelRecord, S3Config, S3Credentials, UsageRecord,
 };
 pub use aiaas_store::{
     AliasRecord, ApiKeyRecord, AuditRecord, AutoRollback, Canary, DatasetRecord, DeploymentRecord,
@@ -58,10 +60,14 @@ pub use backup::{
     Backups, BACKUP_SUFFIX,
 };
 pub use canary::{CanaryRequest, Track, MAX_WINDOW_SECS};
-pub use datasets::{DatasetFormat, DatasetSpec, DatasetUpload, Datasets, PreviewRow};
+pub use datasets::{DatasetFormat, DatasetSpec, Datasets, PreviewRow};
 pub use deployments::DeployRequest;
 pub use error::CoreError;
 pub use events::{collect, CollectedChoice, GenerationEvents};
+pub use files::{
+    Example, ExampleFormat, Examples, FilePage, FileSpec, Files, Role, TrainingMessage,
+    MAX_LIST as MAX_FILES_LISTED,
+};
 pub use generate::{
     ChatRequest, CompletionRequest, EmbeddingOutput, EmbeddingRequest, Generation,
     GenerationOptions, Inference, ResponseFormat, MAX_CHOICES, MAX_EMBEDDING_INPUTS,
@@ -85,6 +91,7 @@ pub use responses::{Responses, DEFAULT_RESPONSE_RETENTION};
 pub use tasks::{Ranked, TaskAnswer, TaskInput, TaskPrediction, MAX_ITEMS_PER_REQUEST};
 pub use tenants::{Accounts, CreatedKey, Identity, KeyLimits, NewKey};
 pub use tensor_models::TensorAnswer;
+pub use uploads::Upload;
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 

@@ -13,6 +13,7 @@ use crate::audit::AuditLog;
 use crate::auth;
 use crate::backup::Backups;
 use crate::datasets::Datasets;
+use crate::files::Files;
 use crate::generate::Inference;
 use crate::jobs::TrainingJobs;
 use crate::library::Library;
@@ -154,6 +155,7 @@ struct Inner {
     audit: AuditLog,
     privacy: Privacy,
     datasets: Datasets,
+    files: Files,
     jobs: TrainingJobs,
     models: Models,
     library: Library,
@@ -251,6 +253,13 @@ impl Platform {
             scratch: config.data_dir.join("tmp"),
             max_upload_bytes: config.max_upload_bytes,
         });
+        let files = Files::new(crate::files::FilesConfig {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            privacy: privacy.clone(),
+            scratch: config.data_dir.join("tmp"),
+            max_upload_bytes: config.max_upload_bytes,
+        });
         let models = Models::new(crate::models::ModelsConfig {
             meta: meta.clone(),
             artifacts: artifacts.clone(),
@@ -298,6 +307,7 @@ impl Platform {
                 audit,
                 privacy,
                 datasets,
+                files,
                 jobs,
                 models,
                 library,
@@ -330,6 +340,11 @@ impl Platform {
 
     pub fn datasets(&self) -> &Datasets {
         &self.inner.datasets
+    }
+
+    /// Files of the OpenAI files API (training files).
+    pub fn files(&self) -> &Files {
+        &self.inner.files
     }
 
     pub fn jobs(&self) -> &TrainingJobs {

@@ -11,6 +11,8 @@ mod audit;
 mod cache;
 pub use audit::{AuditFilter, AuditRecord};
 mod datasets;
+mod files;
+pub use files::{FileQuery, FileRecord};
 mod jobs;
 pub use jobs::JobOutcome;
 mod keys;

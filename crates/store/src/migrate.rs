@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deployment_pii_detectors",
         include_str!("../migrations/0014_deployment_pii_detectors.sql"),
     ),
+    (15, "files", include_str!("../migrations/0015_files.sql")),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

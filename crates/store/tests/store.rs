@@ -4,8 +4,8 @@
 mod common;
 
 use aiaas_store::{
-    ApiKeyRecord, AuditRecord, Backend, DatasetRecord, JobOutcome, JobStatus, Metadata, NewJob,
-    NewModelVersion, StoreError,
+    ApiKeyRecord, AuditRecord, Backend, DatasetRecord, FileQuery, FileRecord, JobOutcome,
+    JobStatus, Metadata, NewJob, NewModelVersion, StoreError,
 };
 use aiaas_types::{Format, Task};
 
@@ -46,7 +46,86 @@ on_both_databases!(
     a_job_whose_lease_ran_out_is_claimed_again_and_the_old_worker_is_locked_out,
     concurrent_audit_appends_from_several_connections_form_one_chain,
     model_versions_keep_their_task_and_format,
+    files_page_by_cursor_within_their_tenant,
 );
+
+async fn files_page_by_cursor_within_their_tenant(fx: &Db) {
+    let db = &fx.meta;
+    let a = db.create_tenant("acme").await.unwrap();
+    let b = db.create_tenant("other").await.unwrap();
+    let file = |tenant: &str, i: i64, purpose: &str| FileRecord {
+        id: format!("file-{i:03}"),
+        tenant_id: tenant.into(),
+        filename: format!("f{i}.jsonl"),
+        purpose: purpose.into(),
+        bytes: 10 * i,
+        format: "chat".into(),
+        examples: i,
+        masked: (i % 2 == 0).then(|| "label".to_string()),
+        artifact_key: format!("files/{tenant}/file-{i:03}"),
+        // Two files per millisecond: ties are ordered by id.
+        created_at: 1_000 + i / 2,
+    };
+    for i in 0..7 {
+        db.insert_file(&file(&a.id, i, "fine-tune")).await.unwrap();
+    }
+    db.insert_file(&file(&a.id, 7, "batch")).await.unwrap();
+    db.insert_file(&file(&b.id, 8, "fine-tune")).await.unwrap();
+    assert_eq!(
+        db.file("file-003").await.unwrap(),
+        Some(file(&a.id, 3, "fine-tune"))
+    );
+    let page = |after: Option<FileRecord>, ascending: bool| {
+        let tenant = a.id.clone();
+        async move {
+            let q = FileQuery {
+                purpose: Some("fine-tune"),
+                after: after.as_ref(),
+                limit: 3,
+                ascending,
+            };
+            db.files(&tenant, q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| f.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None, true).await, ["file-000", "file-001", "file-002"]);
+    let after = db.file("file-002").await.unwrap();
+    assert_eq!(
+        page(after, true).await,
+        ["file-003", "file-004", "file-005"]
+    );
+    let after = db.file("file-005").await.unwrap();
+    assert_eq!(page(after, true).await, ["file-006"]);
+    assert_eq!(
+        page(None, false).await,
+        ["file-006", "file-005", "file-004"]
+    );
+    let after = db.file("file-004").await.unwrap();
+    assert_eq!(
+        page(after, false).await,
+        ["file-003", "file-002", "file-001"]
+    );
+    // No purpose filter: the other purpose too, never the other tenant's.
+    let all = db
+        .files(
+            &a.id,
+            FileQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 8);
+    assert!(all.iter().all(|f| f.tenant_id == a.id));
+    assert!(db.delete_file("file-003").await.unwrap());
+    assert!(!db.delete_file("file-003").await.unwrap());
+    assert_eq!(db.file("file-003").await.unwrap(), None);
+}
 
 async fn model_versions_keep_their_task_and_format(fx: &Db) {
     let db = &fx.meta;

@@ -135,6 +135,38 @@ async fn news_classifier_worked_example_end_to_end() {
     let oversize = train_csv.repeat(3);
     let (status, v) = server.upload(&dev, "name=huge", oversize).await;
     assert_eq!(status, 413, "{v}");
+    // A training file past the limit too (OpenAI's files API, streamed through a form).
+    let line =
+        br#"{"prompt": "the quick brown fox jumps over the lazy dog", "completion": " yes"}"#;
+    let big: Vec<u8> = line
+        .iter()
+        .chain(b"\n")
+        .copied()
+        .cycle()
+        .take(12 << 20)
+        .collect();
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "fine-tune")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(big).file_name("big.jsonl"),
+        );
+    let resp = server
+        .http
+        .post(server.url("/v1/files"))
+        .bearer_auth(&dev)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("limit"),
+        "{v}"
+    );
+    let (_, v) = server.call("GET", "/v1/files", Some(&dev), None).await;
+    assert_eq!(v["data"], json!([]), "{v}");
     let (status, _) = server
         .upload(
             &dev,

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Auth};
+use crate::uploads::{field_into_upload, refuse_declared_oversize, DRAIN_LIMIT};
 use crate::{wire, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -63,17 +64,7 @@ async fn upload_dataset(
     headers: HeaderMap,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
-    let limit = s.platform.max_upload_bytes();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_LIMIT)) {
-        return Err(aiaas_core::CoreError::PayloadTooLarge(format!(
-            "upload exceeds the limit of {limit} bytes"
-        ))
-        .into());
-    }
+    refuse_declared_oversize(&headers, s.platform.max_upload_bytes())?;
     let multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -116,7 +107,7 @@ async fn upload_dataset(
 /// its `.jsonl` extension the format when nothing else does).
 async fn read_form(
     mut form: Multipart,
-    upload: &mut aiaas_core::DatasetUpload,
+    upload: &mut aiaas_core::Upload,
     q: &mut UploadQuery,
 ) -> ApiResult<()> {
     let mut got_file = false;
@@ -129,22 +120,7 @@ async fn read_form(
         if name == "file" && !got_file {
             got_file = true;
             let file_name = field.file_name().map(str::to_string);
-            while let Some(chunk) = field
-                .chunk()
-                .await
-                .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
-            {
-                if let Err(e) = upload.write_chunk(&chunk).await {
-                    let mut drained = 0u64;
-                    while let Ok(Some(c)) = field.chunk().await {
-                        drained += c.len() as u64;
-                        if drained > DRAIN_LIMIT {
-                            break;
-                        }
-                    }
-                    return Err(e.into());
-                }
-            }
+            field_into_upload(&mut field, upload).await?;
             if q.name.is_none() {
                 q.name = file_name.as_deref().map(dataset_name_from_file);
             }
@@ -215,10 +191,6 @@ fn set_form_field(q: &mut UploadQuery, name: &str, value: String) -> ApiResult<(
     }
     Ok(())
 }
-
-/// Past the upload limit, read (and discard) a bounded remainder of the body before
-/// answering 413, so that clients still sending get the response instead of a reset.
-const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
 
 async fn drain(stream: &mut axum::body::BodyDataStream) {
     let mut drained = 0u64;

@@ -1,4 +1,4 @@
-//! Datasets: streamed uploads (CSV or JSONL) with a size limit, validation that names
+//! Datasets: streamed uploads (CSV or JSONL; uploads.rs) with a size limit, validation that names
 //! the offending line, statistics and previews. The file is kept as an artifact owned by
 //! its tenant; the row in the database is written last, so a failed upload leaves nothing.
 
@@ -9,12 +9,12 @@ use std::sync::Arc;
 use aiaas_train::LabelledText;
 use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use crate::auth::{check_name, require};
 use aiaas_store::{ArtifactStore, Metadata};
 
 use crate::privacy::Privacy;
+use crate::uploads::{temp_crypto, temp_opener, Upload};
 use crate::{CoreError, DatasetRecord, Result};
 
 mod parse;
@@ -76,110 +76,6 @@ pub struct PreviewRow {
     pub label: String,
 }
 
-/// An upload in progress: bytes go to a temporary file as they arrive, bounded by the
-/// size limit, encrypted under a key that lives only in this value's memory (so the
-/// plaintext never touches the disk, even while it is parsed). Dropping it unfinished
-/// removes the file.
-pub struct DatasetUpload {
-    path: PathBuf,
-    file: Option<tokio::fs::File>,
-    /// Seals into memory; each write drains it into `file`.
-    sealer: Option<aiaas_crypto::Encryptor<Vec<u8>>>,
-    key: Arc<aiaas_crypto::KeyRing>,
-    bytes: u64,
-    limit: u64,
-    head: Vec<u8>,
-}
-
-impl DatasetUpload {
-    async fn create(path: PathBuf, limit: u64) -> Result<DatasetUpload> {
-        let key = Arc::new(aiaas_crypto::KeyRing::generate().map_err(temp_crypto)?);
-        let sealer = aiaas_crypto::Encryptor::new(&key, Vec::new(), Default::default())
-            .map_err(temp_crypto)?;
-        let file = tokio::fs::File::create(&path).await?;
-        Ok(DatasetUpload {
-            path,
-            file: Some(file),
-            sealer: Some(sealer),
-            key,
-            bytes: 0,
-            limit,
-            head: Vec::new(),
-        })
-    }
-
-    pub async fn write_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        self.bytes += chunk.len() as u64;
-        if self.bytes > self.limit {
-            return Err(CoreError::PayloadTooLarge(format!(
-                "upload exceeds the limit of {} bytes",
-                self.limit
-            )));
-        }
-        if self.head.len() < 64 {
-            let take = (64 - self.head.len()).min(chunk.len());
-            self.head.extend_from_slice(&chunk[..take]);
-        }
-        let (Some(file), Some(sealer)) = (&mut self.file, &mut self.sealer) else {
-            return Err(CoreError::Internal("upload already finished".into()));
-        };
-        std::io::Write::write_all(sealer, chunk)?;
-        let sealed = std::mem::take(sealer.get_mut());
-        Ok(file.write_all(&sealed).await?)
-    }
-
-    /// Feed a whole local file (used by the demo and the CLI's offline paths).
-    pub async fn write_file(&mut self, path: &Path) -> Result<()> {
-        use tokio::io::AsyncReadExt;
-        let mut f = tokio::fs::File::open(path).await?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            self.write_chunk(&buf[..n]).await?;
-        }
-    }
-
-    async fn finish(&mut self) -> Result<()> {
-        if let (Some(mut f), Some(sealer)) = (self.file.take(), self.sealer.take()) {
-            let rest = sealer.finish().map_err(temp_crypto)?;
-            f.write_all(&rest).await?;
-            f.flush().await?;
-            f.sync_all().await?;
-        }
-        Ok(())
-    }
-
-    /// Opens the finished upload's plaintext, decrypting as it reads.
-    fn opener(&self) -> impl Fn() -> Result<Box<dyn Read + Send>> + Sync + Send + 'static {
-        temp_opener(self.path.clone(), self.key.clone())
-    }
-
-    /// The first byte that is neither white space nor part of a UTF-8 byte-order mark.
-    fn first_significant(&self) -> Option<u8> {
-        self.head
-            .iter()
-            .copied()
-            .find(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF)
-    }
-
-    fn detected_format(&self) -> DatasetFormat {
-        if self.first_significant() == Some(b'{') {
-            DatasetFormat::Jsonl
-        } else {
-            DatasetFormat::Csv
-        }
-    }
-}
-
-impl Drop for DatasetUpload {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// The datasets service: uploads, validation, the stored files and their rows.
 #[derive(Clone)]
 pub struct Datasets {
@@ -204,13 +100,9 @@ impl Datasets {
         }
     }
 
-    pub async fn begin_upload(&self, principal: &Principal) -> Result<DatasetUpload> {
+    pub async fn begin_upload(&self, principal: &Principal) -> Result<Upload> {
         require(principal, Permission::WriteData)?;
-        let path = self
-            .inner
-            .scratch
-            .join(format!("{}.upload", aiaas_types::new_id()));
-        DatasetUpload::create(path, self.inner.max_upload_bytes).await
+        Upload::begin(&self.inner.scratch, self.inner.max_upload_bytes).await
     }
 
     /// Validate an upload and register it as a dataset of the caller's tenant.
@@ -218,7 +110,7 @@ impl Datasets {
         &self,
         principal: &Principal,
         spec: DatasetSpec,
-        mut upload: DatasetUpload,
+        mut upload: Upload,
     ) -> Result<DatasetRecord> {
         require(principal, Permission::WriteData)?;
         check_name("dataset", &spec.name)?;
@@ -235,7 +127,7 @@ impl Datasets {
         }
         upload.finish().await?;
         refuse_unsupported_shape(&upload)?;
-        let format = spec.format.unwrap_or_else(|| upload.detected_format());
+        let format = spec.format.unwrap_or_else(|| detected_format(&upload));
         let columns = (spec.text_column.clone(), spec.label_column.clone());
         let open = upload.opener();
         let (parsed, stats) = tokio::task::spawn_blocking(move || {
@@ -278,7 +170,7 @@ impl Datasets {
             text_column: parsed.text_column,
             label_column: parsed.label_column,
             row_count: parsed.rows.len() as i64,
-            byte_count: upload.bytes as i64,
+            byte_count: upload.bytes() as i64,
             artifact_key: key.clone(),
             stats,
             created_at: aiaas_types::now_ms(),
@@ -297,7 +189,7 @@ impl Datasets {
         &self,
         principal: &Principal,
         (mode, detectors): (aiaas_privacy::Mode, &[crate::privacy::Detection]),
-        upload: &DatasetUpload,
+        upload: &Upload,
         mut ready: Checked,
     ) -> Result<Checked> {
         use crate::privacy::Detection;
@@ -346,7 +238,7 @@ impl Datasets {
 
     /// Move a sealed temp file into the artifact store under `key` (re-encrypted under the
     /// master keys), deleting the temp file either way.
-    async fn store_upload(&self, key: &str, path: &Path, upload: &DatasetUpload) -> Result<()> {
+    async fn store_upload(&self, key: &str, path: &Path, upload: &Upload) -> Result<()> {
         let artifacts = self.inner.artifacts.clone();
         let put_key = key.to_string();
         let path = path.to_path_buf();
@@ -474,10 +366,19 @@ struct Checked {
     path: PathBuf,
 }
 
+/// JSON Lines when the upload starts with `{`, else CSV.
+fn detected_format(upload: &Upload) -> DatasetFormat {
+    if upload.first_significant() == Some(b'{') {
+        DatasetFormat::Jsonl
+    } else {
+        DatasetFormat::Csv
+    }
+}
+
 /// Refuse what is neither CSV nor JSON Lines before parsing it as either.
-fn refuse_unsupported_shape(upload: &DatasetUpload) -> Result<()> {
+fn refuse_unsupported_shape(upload: &Upload) -> Result<()> {
     match upload.first_significant() {
-        None if upload.bytes as usize <= upload.head.len() => {
+        None if upload.bytes() as usize <= upload.head.len() => {
             Err(CoreError::InvalidInput("the upload is empty".into()))
         }
         Some(b'[') => Err(CoreError::InvalidInput(
@@ -528,52 +429,4 @@ fn mask_rows(
         .map_err(|e| CoreError::Internal(format!("writing the masked data set: {e}")))?
         .sync_all()?;
     Ok((masked, counts))
-}
-
-/// Opens a temporary file written under an upload's in-memory key, decrypting.
-fn temp_opener(
-    path: PathBuf,
-    key: Arc<aiaas_crypto::KeyRing>,
-) -> impl Fn() -> Result<Box<dyn Read + Send>> + Sync + Send + 'static {
-    move || {
-        let file = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&path)?);
-        let plain = aiaas_crypto::Decryptor::new(&key, file).map_err(temp_crypto)?;
-        Ok(Box::new(plain) as Box<dyn Read + Send>)
-    }
-}
-
-/// The upload's own temporary encryption failed: nothing a user did.
-fn temp_crypto(e: aiaas_crypto::CryptoError) -> CoreError {
-    CoreError::Internal(format!("encrypting the upload's temporary file: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn an_upload_never_reaches_the_disk_in_plaintext() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.upload");
-        let mut upload = DatasetUpload::create(path.clone(), 1 << 30).await.unwrap();
-        let row = "write to jane.doe@example.org about the bond market,finance\n";
-        let content = format!("text,label\n{}", row.repeat(5000));
-        for piece in content.as_bytes().chunks(7919) {
-            upload.write_chunk(piece).await.unwrap();
-        }
-        upload.finish().await.unwrap();
-        let on_disk = std::fs::read(&path).unwrap();
-        assert!(aiaas_crypto::is_encrypted(&on_disk));
-        assert!(!on_disk.windows(8).any(|w| w == b"jane.doe"));
-        let mut back = String::new();
-        (upload.opener())()
-            .unwrap()
-            .read_to_string(&mut back)
-            .unwrap();
-        assert_eq!(back, content);
-        let parsed = super::parse(&upload.opener(), DatasetFormat::Csv, None, None, None).unwrap();
-        assert_eq!(parsed.rows.len(), 5000);
-        drop(upload);
-        assert!(!path.exists(), "an abandoned upload leaves no file");
-    }
 }

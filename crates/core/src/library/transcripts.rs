@@ -98,11 +98,12 @@ impl Library {
         self.ensure_library_loaded(&record, None, timeout).await?;
         self.inner.engine.touch(&key);
         // With an output policy each decoded segment is masked on its way out, in order.
+        let mut forwarder = None;
         let segments = match (request.segments, &request.output) {
             (Some(out), Some(masking)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Segment>();
                 let masking = masking.clone();
-                tokio::spawn(async move {
+                forwarder = Some(tokio::spawn(async move {
                     while let Some(segment) = rx.recv().await {
                         let mut one = Transcript {
                             text: String::new(),
@@ -118,7 +119,7 @@ impl Library {
                             break;
                         }
                     }
-                });
+                }));
                 Some(tx)
             }
             (segments, _) => segments,
@@ -135,6 +136,11 @@ impl Library {
                 },
             )
             .await?;
+        // Every masked segment is on its way out before the transcript is (the sender
+        // went with the request).
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
         if let Some(masking) = &request.output {
             mask_transcript(masking, &mut transcript).await?;
         }

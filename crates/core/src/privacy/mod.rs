@@ -256,17 +256,17 @@ impl Privacy {
     /// Apply the input policy to texts about to reach a model: masked in place when the
     /// model's own policy (`model_mode`) or else the caller's tenant asks for it (the
     /// model never sees the original), found by the model's detectors when it names
-    /// them, else the tenant's.
+    /// them, else the tenant's. Returns the mode applied, if any.
     pub(crate) async fn mask_model_inputs<'a>(
         &self,
         principal: &Principal,
         (model_mode, model_detectors): (Option<Mode>, Option<&[Detection]>),
         texts: impl IntoIterator<Item = &'a mut String>,
-    ) -> Result<()> {
+    ) -> Result<Option<Mode>> {
         let tenant = self.tenant_privacy(&principal.tenant_id).await?;
         let mode = match model_mode.or(tenant.inputs) {
             Some(m) => m,
-            None => return Ok(()),
+            None => return Ok(None),
         };
         let policy = self.policy_for(principal, mode)?;
         let mut texts: Vec<&mut String> = texts.into_iter().collect();
@@ -287,7 +287,7 @@ impl Privacy {
                 **text = masked.text;
             }
         }
-        Ok(())
+        Ok(Some(mode))
     }
 
     /// How what a model returns to the caller is masked: by the model's own policy

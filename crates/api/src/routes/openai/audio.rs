@@ -393,22 +393,25 @@ async fn stream(s: AppState, p: aiaas_types::Principal, form: Form) -> OResult<R
         segment = rx.recv() => segment,
         done = &mut job => {
             finished = Some(done);
-            None
+            // Segments sent before the job ended are still in the channel.
+            rx.try_recv().ok()
         }
+    };
+    let outcome = match finished {
+        Some(done) => Outcome::Finished(done),
+        None => Outcome::Running(job),
     };
     if first.is_none() {
         // Over before a segment: an error is the request's, a transcript has no speech.
-        let done = match finished {
-            Some(done) => done,
-            None => job.await,
-        };
-        let out = done
+        let out = outcome
+            .result()
+            .await
             .map_err(|e| ApiError::openai(aiaas_core::CoreError::Internal(e.to_string())))?
             .map_err(oai)?;
         let done = futures_util::stream::iter([Ok::<_, Infallible>(done_event(&out))]);
         return Ok(Sse::new(done).into_response());
     }
-    Ok(Sse::new(events(first, rx, job)).into_response())
+    Ok(Sse::new(events(first, rx, outcome)).into_response())
 }
 
 fn delta_event(segment: &Segment) -> Event {
@@ -425,18 +428,34 @@ fn done_event(out: &Transcription) -> Event {
 }
 
 type Job = tokio::task::JoinHandle<aiaas_core::Result<Transcription>>;
+type JobResult = Result<aiaas_core::Result<Transcription>, tokio::task::JoinError>;
+
+/// The transcription job, still running or already over.
+enum Outcome {
+    Running(Job),
+    Finished(JobResult),
+}
+
+impl Outcome {
+    async fn result(self) -> JobResult {
+        match self {
+            Outcome::Running(job) => job.await,
+            Outcome::Finished(done) => done,
+        }
+    }
+}
 
 /// Deltas as segments arrive, then the whole text (or the error). Dropping the stream
 /// (the client left) drops the receiver, which stops the transcription.
 fn events(
     first: Option<Segment>,
     rx: mpsc::UnboundedReceiver<Segment>,
-    job: Job,
+    job: Outcome,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct State {
         pending: Option<Segment>,
         rx: mpsc::UnboundedReceiver<Segment>,
-        job: Option<Job>,
+        job: Option<Outcome>,
     }
     let state = State {
         pending: first,
@@ -451,7 +470,7 @@ fn events(
             return Some((Ok(delta_event(&s)), st));
         }
         let job = st.job.take()?;
-        let event = match job.await {
+        let event = match job.result().await {
             Ok(Ok(out)) => done_event(&out),
             Ok(Err(e)) => error_event(&e.to_string()),
             Err(e) => error_event(&e.to_string()),

@@ -1,5 +1,5 @@
 //! The OpenAI-compatible API (`/v1`): chat completions, completions, embeddings,
-//! audio transcriptions (audio.rs) and models, faithful enough that the official clients work with only `base_url` and
+//! audio transcriptions (audio.rs), files (files.rs) and models, faithful enough that the official clients work with only `base_url` and
 //! `api_key` changed. Requests are read as JSON values and checked field by field so a
 //! bad parameter is named in the error (`param`), as OpenAI does.
 
@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 mod audio;
+mod files;
 mod replies;
 mod request;
 mod responses;
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(responses::create_response))
         .routes(routes!(responses::get_response, responses::delete_response))
         .merge(audio::router())
+        .merge(files::router())
 }
 
 type OResult<T> = Result<T, ApiError>;
