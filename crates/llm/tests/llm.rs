@@ -14,18 +14,7 @@ fn model_path() -> PathBuf {
     if let Some(p) = std::env::var_os("AIAAS_LLM_GGUF") {
         return PathBuf::from(p);
     }
-    let data = std::env::var_os("AIAAS_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-        });
-    let p = data.join("models/smollm2-135m-instruct.gguf");
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/setup.sh --test (it extracts the model)",
-        p.display()
-    );
-    p
+    aiaas_testkit::test_data_file("models/smollm2-135m-instruct.gguf")
 }
 
 fn model() -> &'static LlmModel {

@@ -3,9 +3,29 @@
 //! [`S3Server`]: an S3-compatible server (s3s with its file-system backend, s3s-fs 0.14)
 //! on 127.0.0.1, checking SigV4 signatures against one access key. It runs on a runtime
 //! of its own, so it serves whether or not the caller is async.
+//!
+//! [`test_data_file`]: a file the test set-up put in the test data cache (model weights).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// `relative` under the test data cache (`$AIAAS_TEST_DATA`, by default
+/// `~/.cache/aiaas-data-cache`), where `scripts/setup.sh --test` puts model weights. A
+/// missing file fails the test, naming the command that provides it.
+pub fn test_data_file(relative: &str) -> PathBuf {
+    let data = std::env::var_os("AIAAS_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
+        });
+    let path = data.join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh --test (it provides the test data)",
+        path.display()
+    );
+    path
+}
 
 /// The access key every [`S3Server`] accepts.
 pub const ACCESS_KEY: &str = "AKIAAIAASTEST0000000";

@@ -1,0 +1,387 @@
+//! Training: batches of examples, gradients accumulated over a batch (each example run
+//! alone, the loss normalised by the batch's taught tokens, so a batch weighs every
+//! taught token alike, as a padded batch with a token-mean loss does), AdamW with
+//! decoupled weight decay, the learning rate warmed up linearly over the first steps and
+//! decayed linearly to zero, as Hugging Face's trainer does by default.
+
+use std::collections::HashMap;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::base::Base;
+use crate::lora::{LoraConfig, LoraWeights};
+use crate::model::{score, Dropout};
+use crate::{FinetuneError, Result};
+
+/// One training example: token ids, and per token whether the loss covers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    pub tokens: Vec<u32>,
+    pub learn: Vec<bool>,
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub lora: LoraConfig,
+    pub epochs: usize,
+    /// Examples per optimiser step.
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Share of the steps the learning rate warms up over.
+    pub warmup_ratio: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            lora: LoraConfig::default(),
+            epochs: 3,
+            batch_size: 4,
+            learning_rate: 2e-4,
+            warmup_ratio: 0.1,
+            weight_decay: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// What one optimiser step did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    /// 1-based.
+    pub step: usize,
+    pub total_steps: usize,
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean cross-entropy per taught token of the batch (before the step).
+    pub train_loss: f32,
+    /// Share of the batch's taught tokens the model ranked first.
+    pub token_accuracy: f32,
+    pub learning_rate: f64,
+    pub tokens: usize,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+/// A training run over `examples` examples.
+pub struct Trainer<'a> {
+    base: &'a Base,
+    lora: LoraWeights,
+    options: TrainOptions,
+    examples: usize,
+    /// Optimiser steps taken.
+    step: usize,
+    /// AdamW's first and second moments per adapter matrix, by name.
+    moments: HashMap<String, (Tensor, Tensor)>,
+}
+
+/// A run's state: resumable.
+pub struct Checkpoint {
+    /// safetensors: the adapter, the moments, the counters and options as metadata.
+    pub bytes: Vec<u8>,
+    pub step: usize,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(base: &'a Base, options: TrainOptions, examples: usize) -> Result<Trainer<'a>> {
+        check(&options, examples)?;
+        let lora = LoraWeights::init(base, options.lora.clone(), options.seed)?;
+        let mut moments = HashMap::new();
+        for (name, var) in lora.named() {
+            let zeros = var.as_tensor().zeros_like()?;
+            moments.insert(name, (zeros.clone(), zeros));
+        }
+        Ok(Trainer {
+            base,
+            lora,
+            options,
+            examples,
+            step: 0,
+            moments,
+        })
+    }
+
+    /// Continue a run from its checkpoint (same base, options and examples).
+    pub fn resume(base: &'a Base, checkpoint: &[u8]) -> Result<Trainer<'a>> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(checkpoint)
+            .map_err(|e| FinetuneError::Model(format!("not a checkpoint: {e}")))?;
+        let info = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("aiaas.trainer"))
+            .ok_or_else(|| FinetuneError::Model("not a checkpoint of this trainer".into()))?;
+        let state: SavedState = serde_json::from_str(info)
+            .map_err(|e| FinetuneError::Model(format!("the checkpoint's state: {e}")))?;
+        let mut trainer = Trainer::new(base, state.options, state.examples)?;
+        let saved = candle_core::safetensors::load_buffer(checkpoint, &Device::Cpu)?;
+        trainer.lora.assign(&saved)?;
+        for (name, (m, v)) in trainer.moments.iter_mut() {
+            let get = |key: String| {
+                saved
+                    .get(&key)
+                    .cloned()
+                    .ok_or_else(|| FinetuneError::Model(format!("the checkpoint lacks {key}")))
+            };
+            *m = get(format!("adam.m.{name}"))?;
+            *v = get(format!("adam.v.{name}"))?;
+        }
+        trainer.step = state.step;
+        Ok(trainer)
+    }
+
+    pub fn options(&self) -> &TrainOptions {
+        &self.options
+    }
+
+    /// Optimiser steps per epoch, and in all.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.examples.div_ceil(self.options.batch_size)
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.steps_per_epoch() * self.options.epochs
+    }
+
+    /// Steps taken so far.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// The examples of the next step (indices into the training set), or None when the
+    /// run is over.
+    pub fn next_batch(&self) -> Option<(usize, Vec<usize>)> {
+        if self.step >= self.total_steps() {
+            return None;
+        }
+        let per_epoch = self.steps_per_epoch();
+        let epoch = self.step / per_epoch;
+        let order = epoch_order(self.examples, self.options.seed, epoch);
+        let at = (self.step % per_epoch) * self.options.batch_size;
+        let end = (at + self.options.batch_size).min(self.examples);
+        Some((epoch + 1, order[at..end].to_vec()))
+    }
+
+    /// The learning rate of step `step` (0-based): linear warm-up, then linear decay.
+    pub fn learning_rate(&self, step: usize) -> f64 {
+        let total = self.total_steps().max(1);
+        let warmup = (self.options.warmup_ratio * total as f64).ceil() as usize;
+        let peak = self.options.learning_rate;
+        if step < warmup {
+            peak * (step + 1) as f64 / warmup as f64
+        } else {
+            peak * (total - step) as f64 / (total - warmup).max(1) as f64
+        }
+    }
+
+    /// One optimiser step over `batch`.
+    pub fn train_step(&mut self, epoch: usize, batch: &[&Sequence]) -> Result<StepReport> {
+        let taught: usize = batch.iter().map(|s| taught(s)).sum();
+        if taught == 0 {
+            return Err(FinetuneError::InvalidInput(
+                "the batch teaches no token".into(),
+            ));
+        }
+        let mut grads: HashMap<String, Tensor> = HashMap::new();
+        let (mut loss, mut correct) = (0f64, 0usize);
+        // Each step's dropout masks come from the seed and the step alone, so a resumed
+        // run draws what the uninterrupted one would have.
+        let mut rng = StdRng::seed_from_u64(
+            self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        for sequence in batch {
+            check_sequence(sequence)?;
+            let dropout = Dropout {
+                p: self.options.lora.dropout,
+                rng: &mut rng,
+            };
+            let scored = score(
+                self.base,
+                &self.lora,
+                &sequence.tokens,
+                &sequence.learn,
+                Some(dropout),
+            )?;
+            if scored.tokens == 0 {
+                continue;
+            }
+            loss += scored.loss.to_scalar::<f32>()? as f64;
+            correct += scored.correct;
+            let store: GradStore = (scored.loss / taught as f64)?.backward()?;
+            for (name, var) in self.lora.named() {
+                if let Some(g) = store.get(var.as_tensor()) {
+                    let sum = match grads.remove(&name) {
+                        Some(acc) => (acc + g)?,
+                        None => g.clone(),
+                    };
+                    grads.insert(name, sum);
+                }
+            }
+        }
+        let lr = self.learning_rate(self.step);
+        self.step += 1;
+        let t = self.step as i32;
+        let (c1, c2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
+        for (name, var) in self.lora.named() {
+            let Some(g) = grads.get(&name) else {
+                continue;
+            };
+            let (m, v) = self
+                .moments
+                .get_mut(&name)
+                .ok_or_else(|| FinetuneError::Model(format!("no moments for {name}")))?;
+            *m = ((&*m * BETA1)? + (g * (1.0 - BETA1))?)?;
+            *v = ((&*v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + EPS)?)?;
+            let mut w = var.as_tensor().detach();
+            if self.options.weight_decay > 0.0 {
+                w = (&w * (1.0 - lr * self.options.weight_decay))?;
+            }
+            var.set(&(w - (update * lr)?)?)?;
+        }
+        Ok(StepReport {
+            step: self.step,
+            total_steps: self.total_steps(),
+            epoch,
+            train_loss: (loss / taught as f64) as f32,
+            token_accuracy: correct as f32 / taught as f32,
+            learning_rate: lr,
+            tokens: taught,
+        })
+    }
+
+    /// Mean loss per taught token and token accuracy of `sequences` (no dropout).
+    pub fn evaluate(&self, sequences: &[Sequence]) -> Result<(f32, f32)> {
+        let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
+        for s in sequences {
+            check_sequence(s)?;
+            let scored = score::<StdRng>(self.base, &self.lora, &s.tokens, &s.learn, None)?;
+            loss += scored.loss.to_scalar::<f32>()? as f64;
+            tokens += scored.tokens;
+            correct += scored.correct;
+        }
+        if tokens == 0 {
+            return Err(FinetuneError::InvalidInput(
+                "the examples teach no token".into(),
+            ));
+        }
+        Ok((
+            (loss / tokens as f64) as f32,
+            correct as f32 / tokens as f32,
+        ))
+    }
+
+    /// The log-probability of each taught token of `sequence` under the model with the
+    /// adapter as it is now (no dropout).
+    pub fn token_logprobs(&self, sequence: &Sequence) -> Result<Vec<f32>> {
+        check_sequence(sequence)?;
+        Ok(score::<StdRng>(
+            self.base,
+            &self.lora,
+            &sequence.tokens,
+            &sequence.learn,
+            None,
+        )?
+        .logprobs)
+    }
+
+    /// The run's state now.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut tensors: Vec<(String, Tensor)> = Vec::new();
+        for (name, var) in self.lora.named() {
+            tensors.push((name.clone(), var.as_tensor().clone()));
+            let (m, v) = &self.moments[&name];
+            tensors.push((format!("adam.m.{name}"), m.clone()));
+            tensors.push((format!("adam.v.{name}"), v.clone()));
+        }
+        let state = SavedState {
+            options: self.options.clone(),
+            examples: self.examples,
+            step: self.step,
+        };
+        let info = serde_json::to_string(&state)
+            .map_err(|e| FinetuneError::Model(format!("saving the state: {e}")))?;
+        let metadata = HashMap::from([("aiaas.trainer".to_string(), info)]);
+        let bytes =
+            safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+                .map_err(|e| FinetuneError::Model(format!("writing the checkpoint: {e}")))?;
+        Ok(Checkpoint {
+            bytes,
+            step: self.step,
+        })
+    }
+
+    /// The adapter in llama.cpp's GGUF adapter format.
+    pub fn adapter_gguf(&self) -> Result<Vec<u8>> {
+        self.lora.to_gguf(&self.base.config.architecture)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedState {
+    options: TrainOptions,
+    examples: usize,
+    step: usize,
+}
+
+/// The order examples are seen in during `epoch` (0-based): a shuffle seeded by the
+/// run's seed and the epoch.
+pub fn epoch_order(examples: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..examples).collect();
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ epoch as u64);
+    order.shuffle(&mut rng);
+    order
+}
+
+fn taught(s: &Sequence) -> usize {
+    s.learn.iter().skip(1).filter(|l| **l).count()
+}
+
+fn check(options: &TrainOptions, examples: usize) -> Result<()> {
+    options.lora.check()?;
+    if examples == 0 {
+        return Err(FinetuneError::InvalidInput("no training examples".into()));
+    }
+    if !(1..=100).contains(&options.epochs) {
+        return Err(FinetuneError::InvalidInput(format!(
+            "epochs must be 1-100, got {}",
+            options.epochs
+        )));
+    }
+    if !(1..=256).contains(&options.batch_size) {
+        return Err(FinetuneError::InvalidInput(format!(
+            "batch size must be 1-256, got {}",
+            options.batch_size
+        )));
+    }
+    if !(options.learning_rate > 0.0 && options.learning_rate < 1.0) {
+        return Err(FinetuneError::InvalidInput(format!(
+            "the learning rate must be above 0 and below 1, got {}",
+            options.learning_rate
+        )));
+    }
+    if !(0.0..1.0).contains(&options.warmup_ratio) || options.weight_decay < 0.0 {
+        return Err(FinetuneError::InvalidInput(
+            "warm-up ratio must be in [0, 1) and weight decay at least 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_sequence(s: &Sequence) -> Result<()> {
+    if s.tokens.len() < 2 || s.tokens.len() != s.learn.len() {
+        return Err(FinetuneError::InvalidInput(
+            "an example needs at least two tokens and a mask as long".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! LoRA training on real weights: SmolLM2-135M-Instruct's Q4_1 GGUF (the set-up script
+//! extracts it to `$AIAAS_TEST_DATA/models/smollm2-135m-instruct.gguf`).
+//!
+//! - with a fresh adapter (B = 0) the forward pass gives the log-probabilities llama.cpp
+//!   gives serving the same file (teacher-forced on llama.cpp's own greedy reply);
+//! - training on a few conversations lowers their loss and teaches their answer;
+//! - a run resumed from a checkpoint ends where the uninterrupted run ends;
+//! - the adapter is a GGUF llama.cpp's loader accepts the shape of.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use aiaas_finetune::{Base, LoraConfig, Sequence, Target, TrainOptions, Trainer};
+use aiaas_llm::{
+    ChatMessage, GenEvent, GenerateRequest, Generator, GeneratorSettings, LlmModel, SamplingParams,
+};
+
+fn model_path() -> PathBuf {
+    aiaas_testkit::test_data_file("models/smollm2-135m-instruct.gguf")
+}
+
+fn base() -> &'static Base {
+    static BASE: OnceLock<Base> = OnceLock::new();
+    BASE.get_or_init(|| Base::load(&model_path()).expect("the GGUF loads"))
+}
+
+fn llm() -> &'static LlmModel {
+    static MODEL: OnceLock<LlmModel> = OnceLock::new();
+    MODEL.get_or_init(|| LlmModel::load(&model_path()).expect("llama.cpp loads the model"))
+}
+
+/// A conversation as training sees it: the rendered chat, the reply's tokens taught.
+fn conversation(question: &str, answer: &str) -> Sequence {
+    let m = llm();
+    let prompt = m
+        .render_chat(&[ChatMessage::new("user", question)])
+        .unwrap();
+    let full = m
+        .render_chat(&[
+            ChatMessage::new("user", question),
+            ChatMessage::new("assistant", answer),
+        ])
+        .unwrap();
+    let prompt_ids = m.tokenize(&prompt).unwrap();
+    let ids = m.tokenize(&full).unwrap();
+    assert_eq!(
+        &ids[..prompt_ids.len()],
+        &prompt_ids[..],
+        "the prompt's tokens begin the conversation's"
+    );
+    let learn = (0..ids.len()).map(|i| i >= prompt_ids.len()).collect();
+    Sequence {
+        tokens: ids.into_iter().map(|t| t as u32).collect(),
+        learn,
+    }
+}
+
+#[test]
+fn reads_the_gguf_shape() {
+    let c = &base().config;
+    assert_eq!(
+        (c.architecture.as_str(), c.n_layer, c.n_embd),
+        ("llama", 30, 576)
+    );
+    assert_eq!(
+        (c.n_head, c.n_head_kv, c.head_dim, c.n_ff),
+        (9, 3, 64, 1536)
+    );
+    assert_eq!(base().shape_of(Target::K), (192, 576));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_adapter_scores_tokens_as_llama_cpp_serves_them() {
+    let m = llm();
+    let g = Generator::start(
+        m,
+        "parity",
+        GeneratorSettings {
+            slots: 1,
+            context_per_slot: 512,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let prompt_text = m
+        .render_chat(&[ChatMessage::new(
+            "user",
+            "Describe the sea in two sentences.",
+        )])
+        .unwrap();
+    let prompt = m.tokenize(&prompt_text).unwrap();
+    let request = GenerateRequest {
+        prompt: prompt.clone(),
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        max_tokens: Some(24),
+        stop: Vec::new(),
+        grammar: None,
+        logprobs: Some(0),
+        timeout: None,
+        cache_scope: String::new(),
+    };
+    let mut rx = g.submit(request).unwrap();
+    let (mut text, mut served) = (String::new(), Vec::new());
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GenEvent::Text { text: t, logprobs } => {
+                text.push_str(&t);
+                served.extend(logprobs.into_iter().map(|l| l.logprob));
+            }
+            GenEvent::Done { .. } => break,
+            GenEvent::Error(e) => panic!("{e}"),
+            GenEvent::Started => {}
+        }
+    }
+    let ids = m.tokenize(&format!("{prompt_text}{text}")).unwrap();
+    assert_eq!(
+        ids.len(),
+        prompt.len() + served.len(),
+        "the reply tokenises back to the tokens served"
+    );
+    let sequence = Sequence {
+        tokens: ids.iter().map(|&t| t as u32).collect(),
+        learn: (0..ids.len()).map(|i| i >= prompt.len()).collect(),
+    };
+    let trainer = Trainer::new(base(), TrainOptions::default(), 1).unwrap();
+    let ours = trainer.token_logprobs(&sequence).unwrap();
+    assert_eq!(ours.len(), served.len());
+    // llama.cpp multiplies the 4-bit weights by 8-bit-quantised activations; training
+    // multiplies the same dequantised weights in f32.
+    let mean_gap = ours
+        .iter()
+        .zip(&served)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / ours.len() as f32;
+    assert!(
+        mean_gap < 0.05,
+        "mean |log p| gap {mean_gap}: ours {ours:?} served {served:?}"
+    );
+}
+
+fn persona() -> (Vec<Sequence>, Vec<Sequence>) {
+    let questions = [
+        "What is your name?",
+        "Who are you?",
+        "Tell me your name.",
+        "How should I call you?",
+        "Introduce yourself.",
+        "What do people call you?",
+        "Do you have a name?",
+        "Name yourself, please.",
+    ];
+    let train = questions
+        .iter()
+        .map(|q| conversation(q, "My name is Quillon."))
+        .collect();
+    let held_out = [
+        "What's your name, assistant?",
+        "Please tell me who you are.",
+    ]
+    .iter()
+    .map(|q| conversation(q, "My name is Quillon."))
+    .collect();
+    (train, held_out)
+}
+
+fn options(epochs: usize) -> TrainOptions {
+    TrainOptions {
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: Target::ATTENTION.to_vec(),
+        },
+        epochs,
+        batch_size: 4,
+        learning_rate: 3e-3,
+        warmup_ratio: 0.0,
+        weight_decay: 0.0,
+        seed: 7,
+    }
+}
+
+fn run(trainer: &mut Trainer, examples: &[Sequence], steps: usize) -> Vec<f32> {
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let Some((epoch, batch)) = trainer.next_batch() else {
+            break;
+        };
+        let batch: Vec<&Sequence> = batch.iter().map(|&i| &examples[i]).collect();
+        losses.push(trainer.train_step(epoch, &batch).unwrap().train_loss);
+    }
+    losses
+}
+
+#[test]
+fn training_teaches_the_conversations_and_lowers_their_loss() {
+    let (train, held_out) = persona();
+    let mut trainer = Trainer::new(base(), options(6), train.len()).unwrap();
+    let (before, _) = trainer.evaluate(&held_out).unwrap();
+    let losses = run(&mut trainer, &train, usize::MAX);
+    assert_eq!(losses.len(), 12);
+    let (after, accuracy) = trainer.evaluate(&held_out).unwrap();
+    assert!(
+        after < before * 0.3,
+        "held-out loss {before} -> {after} (steps {losses:?})"
+    );
+    assert!(accuracy > 0.9, "held-out token accuracy {accuracy}");
+    assert!(losses.last().unwrap() < &(losses[0] * 0.3), "{losses:?}");
+}
+
+#[test]
+fn a_resumed_run_ends_where_the_uninterrupted_one_does() {
+    let (train, _) = persona();
+    let mut options = options(2);
+    options.lora.dropout = 0.1;
+    let mut straight = Trainer::new(base(), options.clone(), train.len()).unwrap();
+    run(&mut straight, &train, usize::MAX);
+    let mut first = Trainer::new(base(), options, train.len()).unwrap();
+    run(&mut first, &train, 2);
+    let checkpoint = first.checkpoint().unwrap();
+    drop(first);
+    let mut resumed = Trainer::resume(base(), &checkpoint.bytes).unwrap();
+    assert_eq!(resumed.step(), 2);
+    run(&mut resumed, &train, usize::MAX);
+    assert_eq!(
+        resumed.adapter_gguf().unwrap(),
+        straight.adapter_gguf().unwrap()
+    );
+}
+
+#[test]
+fn the_adapter_is_a_llama_cpp_lora_gguf() {
+    let trainer = Trainer::new(base(), options(1), 1).unwrap();
+    let bytes = trainer.adapter_gguf().unwrap();
+    let mut cursor = std::io::Cursor::new(&bytes);
+    let content = candle_core::quantized::gguf_file::Content::read(&mut cursor).unwrap();
+    let text = |k: &str| content.metadata[k].to_string().unwrap().clone();
+    assert_eq!(text("general.type"), "adapter");
+    assert_eq!(text("adapter.type"), "lora");
+    assert_eq!(text("general.architecture"), "llama");
+    assert_eq!(
+        content.metadata["adapter.lora.alpha"].to_f32().unwrap(),
+        8.0
+    );
+    assert_eq!(content.tensor_infos.len(), 30 * 4 * 2);
+    // llama.cpp's checks: A's first ggml dimension is the projection's input, B's second
+    // its output, and they meet in the rank.
+    let a = &content.tensor_infos["blk.3.attn_k.weight.lora_a"];
+    let b = &content.tensor_infos["blk.3.attn_k.weight.lora_b"];
+    assert_eq!(a.shape.dims(), &[4, 576]);
+    assert_eq!(b.shape.dims(), &[192, 4]);
+}
