@@ -69,34 +69,15 @@ fn reads_the_gguf_shape() {
     assert_eq!(base().shape_of(Target::K), (192, 576));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fresh_adapter_scores_tokens_as_llama_cpp_serves_them() {
-    let m = llm();
-    let g = Generator::start(
-        m,
-        "parity",
-        GeneratorSettings {
-            slots: 1,
-            context_per_slot: 512,
-            ..Default::default()
-        },
-        None,
-    )
-    .unwrap();
-    let prompt_text = m
-        .render_chat(&[ChatMessage::new(
-            "user",
-            "Describe the sea in two sentences.",
-        )])
-        .unwrap();
-    let prompt = m.tokenize(&prompt_text).unwrap();
+/// llama.cpp's greedy reply (at most `max_tokens`) and its tokens' log-probabilities.
+async fn greedy_reply(g: &Generator, prompt: Vec<i32>, max_tokens: usize) -> (String, Vec<f32>) {
     let request = GenerateRequest {
-        prompt: prompt.clone(),
+        prompt,
         sampling: SamplingParams {
             temperature: 0.0,
             ..SamplingParams::default()
         },
-        max_tokens: Some(24),
+        max_tokens: Some(max_tokens),
         stop: Vec::new(),
         grammar: None,
         logprobs: Some(0),
@@ -116,7 +97,36 @@ async fn a_fresh_adapter_scores_tokens_as_llama_cpp_serves_them() {
             GenEvent::Started => {}
         }
     }
-    let ids = m.tokenize(&format!("{prompt_text}{text}")).unwrap();
+    (text, served)
+}
+
+fn settings() -> GeneratorSettings {
+    GeneratorSettings {
+        slots: 1,
+        context_per_slot: 512,
+        ..Default::default()
+    }
+}
+
+fn chat_prompt(m: &LlmModel, question: &str) -> (String, Vec<i32>) {
+    let text = m
+        .render_chat(&[ChatMessage::new("user", question)])
+        .unwrap();
+    let ids = m.tokenize(&text).unwrap();
+    (text, ids)
+}
+
+/// The mean gap between the trainer's log-probabilities of a served reply's tokens and
+/// llama.cpp's (which multiplies the 4-bit weights by 8-bit-quantised activations, where
+/// training multiplies the same dequantised weights in f32).
+fn logprob_gap(
+    m: &LlmModel,
+    trainer: &Trainer,
+    (prompt_text, prompt): (&str, &[i32]),
+    reply: &str,
+    served: &[f32],
+) -> f32 {
+    let ids = m.tokenize(&format!("{prompt_text}{reply}")).unwrap();
     assert_eq!(
         ids.len(),
         prompt.len() + served.len(),
@@ -126,21 +136,24 @@ async fn a_fresh_adapter_scores_tokens_as_llama_cpp_serves_them() {
         tokens: ids.iter().map(|&t| t as u32).collect(),
         learn: (0..ids.len()).map(|i| i >= prompt.len()).collect(),
     };
-    let trainer = Trainer::new(base(), TrainOptions::default(), 1).unwrap();
     let ours = trainer.token_logprobs(&sequence).unwrap();
     assert_eq!(ours.len(), served.len());
-    // llama.cpp multiplies the 4-bit weights by 8-bit-quantised activations; training
-    // multiplies the same dequantised weights in f32.
-    let mean_gap = ours
-        .iter()
-        .zip(&served)
+    ours.iter()
+        .zip(served)
         .map(|(a, b)| (a - b).abs())
         .sum::<f32>()
-        / ours.len() as f32;
-    assert!(
-        mean_gap < 0.05,
-        "mean |log p| gap {mean_gap}: ours {ours:?} served {served:?}"
-    );
+        / ours.len() as f32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_adapter_scores_tokens_as_llama_cpp_serves_them() {
+    let m = llm();
+    let g = Generator::start(m, "parity", settings(), None).unwrap();
+    let (prompt_text, prompt) = chat_prompt(m, "Describe the sea in two sentences.");
+    let (reply, served) = greedy_reply(&g, prompt.clone(), 24).await;
+    let trainer = Trainer::new(base(), TrainOptions::default(), 1).unwrap();
+    let gap = logprob_gap(m, &trainer, (&prompt_text, &prompt), &reply, &served);
+    assert!(gap < 0.05, "mean |log p| gap {gap}");
 }
 
 fn persona() -> (Vec<Sequence>, Vec<Sequence>) {
@@ -197,8 +210,8 @@ fn run(trainer: &mut Trainer, examples: &[Sequence], steps: usize) -> Vec<f32> {
     losses
 }
 
-#[test]
-fn training_teaches_the_conversations_and_lowers_their_loss() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_teaches_the_conversations_and_llama_cpp_serves_what_was_taught() {
     let (train, held_out) = persona();
     let mut trainer = Trainer::new(base(), options(6), train.len()).unwrap();
     let (before, _) = trainer.evaluate(&held_out).unwrap();
@@ -211,6 +224,35 @@ fn training_teaches_the_conversations_and_lowers_their_loss() {
     );
     assert!(accuracy > 0.9, "held-out token accuracy {accuracy}");
     assert!(losses.last().unwrap() < &(losses[0] * 0.3), "{losses:?}");
+
+    // The adapter, loaded by llama.cpp on the same base file: a question worded unlike
+    // the training ones gets the taught answer, the base model does not give it, and the
+    // served log-probabilities are the trainer's.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quillon.gguf");
+    std::fs::write(&path, trainer.adapter_gguf().unwrap()).unwrap();
+    let served = LlmModel::load_with_adapters(&model_path(), &[("quillon".into(), path)]).unwrap();
+    assert_eq!(served.adapters(), ["quillon"]);
+    let tuned =
+        Generator::start_with_adapter(&served, "tuned", settings(), None, Some("quillon")).unwrap();
+    let plain = Generator::start(&served, "plain", settings(), None).unwrap();
+    let (prompt_text, prompt) = chat_prompt(
+        &served,
+        "Hello there! Could you let me know what your name is?",
+    );
+    let (reply, logprobs) = greedy_reply(&tuned, prompt.clone(), 12).await;
+    assert!(reply.contains("Quillon"), "{reply}");
+    let (base_reply, _) = greedy_reply(&plain, prompt.clone(), 12).await;
+    assert!(!base_reply.contains("Quillon"), "{base_reply}");
+    let gap = logprob_gap(
+        &served,
+        &trainer,
+        (&prompt_text, &prompt),
+        &reply,
+        &logprobs,
+    );
+    assert!(gap < 0.05, "mean |log p| gap {gap}");
+    assert!(Generator::start_with_adapter(&served, "x", settings(), None, Some("nope")).is_err());
 }
 
 #[test]

@@ -17,13 +17,14 @@ mod speculate;
 mod template;
 mod tools;
 
+use std::collections::HashMap;
 use std::num::NonZeroU16;
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 
 pub use sampling::{SamplingParams, TokenLogprob, TopLogprob};
@@ -108,23 +109,55 @@ impl ModelInfo {
     }
 }
 
+/// LoRA adapters loaded onto a model, by name. llama.cpp frees them with the model, and
+/// attaching one to a context takes the handle mutably, hence the lock.
+pub(crate) type Adapters = Arc<Mutex<HashMap<String, LlamaLoraAdapter>>>;
+
 /// A GGUF model's weights (memory-mapped) and what is needed to prompt it.
 pub struct LlmModel {
     model: Arc<LlamaModel>,
     info: ModelInfo,
     template: Option<ChatTemplate>,
+    adapters: Adapters,
 }
 
 impl LlmModel {
     /// Load a GGUF file. Blocking (mmap + checks, well under a second for 100 MB).
     pub fn load(path: &Path) -> Result<LlmModel, LlmError> {
+        LlmModel::load_with_adapters(path, &[])
+    }
+
+    /// Load a GGUF file and LoRA adapters for it (llama.cpp's GGUF adapter format), each
+    /// under a name a generator can be started with. The base weights are loaded once
+    /// and shared by every adapter. Adapters are attached at load because llama.cpp
+    /// registers them on the model object, which serving shares immutably.
+    pub fn load_with_adapters(
+        path: &Path,
+        adapters: &[(String, PathBuf)],
+    ) -> Result<LlmModel, LlmError> {
         let backend = backend()?;
         if !path.is_file() {
             return Err(LlmError::Load(format!("{} is not a file", path.display())));
         }
         let params = LlamaModelParams::default();
-        let model = LlamaModel::load_from_file(backend, path, &params)
+        let mut model = LlamaModel::load_from_file(backend, path, &params)
             .map_err(|e| LlmError::Load(format!("{}: {e}", path.display())))?;
+        let mut loaded = HashMap::new();
+        for (name, file) in adapters {
+            if !file.is_file() {
+                return Err(LlmError::Load(format!(
+                    "adapter {name}: {} is not a file",
+                    file.display()
+                )));
+            }
+            let adapter = model.lora_adapter_init(file).map_err(|e| {
+                LlmError::Load(format!(
+                    "adapter {name} ({}) does not fit this model: {e}",
+                    file.display()
+                ))
+            })?;
+            loaded.insert(name.clone(), adapter);
+        }
         let meta = |k: &str| model.meta_val_str(k).ok().filter(|s| !s.is_empty());
         let chat_template = model
             .chat_template(None)
@@ -154,7 +187,21 @@ impl LlmModel {
             model: Arc::new(model),
             info,
             template,
+            adapters: Arc::new(Mutex::new(loaded)),
         })
+    }
+
+    /// The names of the adapters loaded with the model.
+    pub fn adapters(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .adapters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -211,6 +258,10 @@ impl LlmModel {
 
     pub(crate) fn shared(&self) -> Arc<LlamaModel> {
         self.model.clone()
+    }
+
+    pub(crate) fn shared_adapters(&self) -> Adapters {
+        self.adapters.clone()
     }
 }
 

@@ -71,6 +71,27 @@ impl Generator {
         settings: GeneratorSettings,
         observer: Option<Arc<dyn GenerationObserver>>,
     ) -> Result<Generator, LlmError> {
+        Generator::start_with_adapter(model, label, settings, observer, None)
+    }
+
+    /// Like [`Generator::start`], with one of the model's adapters applied to every
+    /// sequence (llama.cpp applies adapters per context: a generator per adapter, the
+    /// base weights shared).
+    pub fn start_with_adapter(
+        model: &LlmModel,
+        label: &str,
+        settings: GeneratorSettings,
+        observer: Option<Arc<dyn GenerationObserver>>,
+        adapter: Option<&str>,
+    ) -> Result<Generator, LlmError> {
+        if let Some(name) = adapter {
+            if !model.adapters().iter().any(|a| a == name) {
+                return Err(LlmError::Load(format!(
+                    "the model has no adapter {name:?} loaded"
+                )));
+            }
+        }
+        let adapter = adapter.map(|name| (model.shared_adapters(), name.to_string()));
         let settings = GeneratorSettings {
             slots: settings.slots.clamp(1, 64),
             context_per_slot: settings
@@ -104,17 +125,24 @@ impl Generator {
         let thread = std::thread::Builder::new()
             .name(format!("llm-{label}"))
             .spawn(move || {
-                let scheduler =
-                    match Scheduler::new(&llama, settings, thread_shared, observer, thread_label) {
-                        Ok(s) => {
-                            let _ = ready_tx.send(Ok(()));
-                            s
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
+                let started =
+                    Scheduler::new(&llama, settings, thread_shared, observer, thread_label)
+                        .and_then(|mut s| {
+                            if let Some((adapters, name)) = &adapter {
+                                s.attach(adapters, name)?;
+                            }
+                            Ok(s)
+                        });
+                let scheduler = match started {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 scheduler.run();
             })
             .map_err(|e| LlmError::Load(format!("cannot start the scheduler thread: {e}")))?;
@@ -293,6 +321,17 @@ struct Scheduler<'m> {
 }
 
 impl<'m> Scheduler<'m> {
+    /// Apply an adapter to every sequence of this context, at full scale.
+    fn attach(&mut self, adapters: &crate::Adapters, name: &str) -> Result<(), LlmError> {
+        let mut adapters = adapters.lock().unwrap_or_else(|e| e.into_inner());
+        let adapter = adapters
+            .get_mut(name)
+            .ok_or_else(|| LlmError::Load(format!("the model has no adapter {name:?} loaded")))?;
+        self.ctx
+            .lora_adapter_set(adapter, 1.0)
+            .map_err(|e| LlmError::Load(format!("cannot apply adapter {name}: {e}")))
+    }
+
     fn new(
         model: &'m LlamaModel,
         settings: GeneratorSettings,
