@@ -29,26 +29,16 @@ fn llm() -> &'static LlmModel {
     MODEL.get_or_init(|| LlmModel::load(&model_path()).expect("llama.cpp loads the model"))
 }
 
-/// A conversation as training sees it: the rendered chat, the reply's tokens taught.
+/// A conversation as training sees it: rendered with the model's template, the reply's
+/// tokens (its end of turn included) taught.
 fn conversation(question: &str, answer: &str) -> Sequence {
-    let m = llm();
-    let prompt = m
-        .render_chat(&[ChatMessage::new("user", question)])
+    let messages = [
+        ChatMessage::new("user", question),
+        ChatMessage::new("assistant", answer),
+    ];
+    let (ids, learn) = llm()
+        .chat_example_tokens(&messages, &[false, true])
         .unwrap();
-    let full = m
-        .render_chat(&[
-            ChatMessage::new("user", question),
-            ChatMessage::new("assistant", answer),
-        ])
-        .unwrap();
-    let prompt_ids = m.tokenize(&prompt).unwrap();
-    let ids = m.tokenize(&full).unwrap();
-    assert_eq!(
-        &ids[..prompt_ids.len()],
-        &prompt_ids[..],
-        "the prompt's tokens begin the conversation's"
-    );
-    let learn = (0..ids.len()).map(|i| i >= prompt_ids.len()).collect();
     Sequence {
         tokens: ids.into_iter().map(|t| t as u32).collect(),
         learn,

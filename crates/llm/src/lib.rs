@@ -16,6 +16,7 @@ mod serving;
 mod speculate;
 mod template;
 mod tools;
+mod training;
 
 use std::collections::HashMap;
 use std::num::NonZeroU16;

@@ -121,6 +121,17 @@ impl ChatTemplate {
         messages: &[ChatMessage],
         tools: Option<&serde_json::Value>,
     ) -> Result<String, LlmError> {
+        self.render_turns(messages, tools, true)
+    }
+
+    /// The conversation as the template writes it, with or without the opening of a
+    /// next assistant turn (without: a finished conversation, as training reads it).
+    pub fn render_turns(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, LlmError> {
         let template = self
             .env
             .get_template("chat")
@@ -130,7 +141,7 @@ impl ChatTemplate {
             .render(context! {
                 messages => messages,
                 tools => tools.map(Value::from_serialize),
-                add_generation_prompt => true,
+                add_generation_prompt => add_generation_prompt,
                 bos_token => self.bos,
                 eos_token => self.eos,
             })

@@ -556,3 +556,56 @@ async fn speculation_never_changes_the_output() {
     );
     assert_eq!(plain.stats().draft_tokens_total, 0);
 }
+
+#[test]
+fn training_examples_read_as_serving_prompts_and_teach_only_the_replies() {
+    let m = model();
+    let messages = [
+        ChatMessage::new("user", "Hi"),
+        ChatMessage::new("assistant", "Hello! How can I help?"),
+        ChatMessage::new("user", "What is 2+2?"),
+        ChatMessage::new("assistant", "It is 4."),
+    ];
+    let (ids, learn) = m
+        .chat_example_tokens(&messages, &[false, true, false, true])
+        .unwrap();
+    assert_eq!(ids.len(), learn.len());
+    // What serving reads for the last turn is where the example begins.
+    let prompt = m.tokenize(&m.render_chat(&messages[..3]).unwrap()).unwrap();
+    assert_eq!(&ids[..prompt.len()], &prompt[..]);
+    assert!(learn[prompt.len()] && !learn[prompt.len() - 1]);
+    let taught: String = ids
+        .iter()
+        .zip(&learn)
+        .filter(|(_, l)| **l)
+        .map(|(&t, _)| m.token_text(t))
+        .collect();
+    assert_eq!(taught.trim(), "Hello! How can I help?\nIt is 4.");
+    // Each reply's end-of-turn token is taught: the model learns to stop.
+    let end = m.tokenize("<|im_end|>").unwrap();
+    assert_eq!(end.len(), 1);
+    let taught_ends = ids
+        .iter()
+        .zip(&learn)
+        .filter(|(&t, &l)| l && t == end[0])
+        .count();
+    assert_eq!(taught_ends, 2);
+    // A reply with weight 0 is read, not taught.
+    let (_, learn) = m
+        .chat_example_tokens(&messages, &[false, false, false, true])
+        .unwrap();
+    let (_, all) = m
+        .chat_example_tokens(&messages, &[false, true, false, true])
+        .unwrap();
+    assert!(learn.iter().filter(|l| **l).count() < all.iter().filter(|l| **l).count());
+    assert!(m
+        .chat_example_tokens(&messages, &[true, false, false, false])
+        .is_err());
+
+    let (ids, learn) = m.completion_example_tokens("2 + 2 =", " 4").unwrap();
+    let prompt = m.tokenize("2 + 2 =").unwrap();
+    assert_eq!(&ids[..prompt.len()], &prompt[..]);
+    assert!(learn[..prompt.len()].iter().all(|l| !l));
+    assert!(learn[prompt.len()..].iter().all(|l| *l));
+    assert_eq!(m.token_text(ids[ids.len() - 2]).trim(), "4");
+}
