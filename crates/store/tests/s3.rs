@@ -29,13 +29,19 @@ use aiaas_store::{
 const BUCKET: &str = "aiaas-test";
 const PREFIX: &str = "deploy/artifacts";
 
-/// The s3s-fs server of one test (aiaas-testkit), with its bucket `aiaas-test`.
-struct Server(aiaas_testkit::S3Server);
+/// The s3s-fs server of one test (aiaas-testkit), with its bucket `aiaas-test`; its
+/// folder (the second field, held only to be dropped) is removed after the server stops
+/// (fields drop in order).
+struct Server(
+    aiaas_testkit::S3Server,
+    #[allow(dead_code)] tempfile::TempDir,
+);
 
 impl Server {
     fn start() -> Server {
-        let root = tempfile::tempdir().unwrap().keep();
-        Server(aiaas_testkit::S3Server::start_at(&root, "127.0.0.1:0", BUCKET).unwrap())
+        let root = tempfile::tempdir().unwrap();
+        let server = aiaas_testkit::S3Server::start_at(root.path(), "127.0.0.1:0", BUCKET).unwrap();
+        Server(server, root)
     }
 
     fn root(&self) -> &Path {
