@@ -4,12 +4,12 @@
 //! wire formats.
 
 mod audit;
+mod bodies;
 mod console;
 mod error;
 mod extract;
 mod openapi;
 mod routes;
-mod uploads;
 mod wire;
 
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aiaas_core::{DatasetFormat, DatasetSpec};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::StreamExt;
@@ -14,9 +14,9 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::bodies::{field_into_upload, refuse_declared_oversize, DRAIN_LIMIT};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Auth};
-use crate::uploads::{field_into_upload, refuse_declared_oversize, DRAIN_LIMIT};
 use crate::{wire, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -65,10 +65,7 @@ async fn upload_dataset(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     refuse_declared_oversize(&headers, s.platform.max_upload_bytes())?;
-    let multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let multipart = crate::bodies::is_multipart(&headers);
     let mut upload = s.platform.datasets().begin_upload(&p).await?;
     let mut q = query;
     if multipart {

@@ -6,7 +6,7 @@
 
 use aiaas_core::TaskInput;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
@@ -71,10 +71,7 @@ async fn predict(
     headers: HeaderMap,
     req: Request,
 ) -> ApiResult<Response> {
-    let multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let multipart = crate::bodies::is_multipart(&headers);
     let body = if multipart {
         let form = Multipart::from_request(req, &s).await.map_err(|e| {
             ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))

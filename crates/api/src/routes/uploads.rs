@@ -109,10 +109,7 @@ async fn upload_version(
     if declared.is_some_and(|n| n > limit.saturating_add(64 * 1024)) {
         return Err(too_large(limit));
     }
-    let multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let multipart = crate::bodies::is_multipart(&headers);
     let (bytes, config) = if multipart {
         let form = Multipart::from_request(req, &s).await.map_err(|e| {
             ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))

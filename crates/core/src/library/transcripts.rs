@@ -9,7 +9,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::{runtime_key, Library};
 use crate::auth::require;
-use crate::privacy::{mask_transcript, OutputMasking};
+use crate::privacy::{join_segments, mask_segments, mask_transcript, OutputMasking};
 use crate::{CoreError, Result};
 
 /// Longest recording accepted, in seconds (two hours).
@@ -97,28 +97,24 @@ impl Library {
         let timeout = self.inner.config.load_timeout;
         self.ensure_library_loaded(&record, None, timeout).await?;
         self.inner.engine.touch(&key);
-        // With an output policy each decoded segment is masked on its way out, in order.
+        // With an output policy each decoded segment is masked on its way out, in order,
+        // and kept for the transcript (each is read by the detectors once).
         let mut forwarder = None;
         let segments = match (request.segments, &request.output) {
             (Some(out), Some(masking)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Segment>();
                 let masking = masking.clone();
                 forwarder = Some(tokio::spawn(async move {
-                    while let Some(segment) = rx.recv().await {
-                        let mut one = Transcript {
-                            text: String::new(),
-                            language: String::new(),
-                            duration: 0.0,
-                            segments: vec![segment],
-                        };
-                        // A failure ends the stream; the whole transcript's masking
-                        // below fails the same way and reports it.
-                        if mask_transcript(&masking, &mut one).await.is_err()
-                            || out.send(one.segments.remove(0)).is_err()
-                        {
+                    let mut masked = Vec::new();
+                    while let Some(mut segment) = rx.recv().await {
+                        mask_segments(&masking, std::slice::from_mut(&mut segment)).await?;
+                        // The client left: dropping the receiver stops the transcription.
+                        if out.send(segment.clone()).is_err() {
                             break;
                         }
+                        masked.push(segment);
                     }
+                    Ok::<_, CoreError>(masked)
                 }));
                 Some(tx)
             }
@@ -137,12 +133,18 @@ impl Library {
             )
             .await?;
         // Every masked segment is on its way out before the transcript is (the sender
-        // went with the request).
-        if let Some(forwarder) = forwarder {
-            let _ = forwarder.await;
-        }
-        if let Some(masking) = &request.output {
-            mask_transcript(masking, &mut transcript).await?;
+        // went with the request), and the transcript is made of them.
+        let streamed = match forwarder {
+            Some(forwarder) => Some(forwarder.await??),
+            None => None,
+        };
+        match (streamed, &request.output) {
+            (Some(masked), _) if masked.len() == transcript.segments.len() => {
+                transcript.segments = masked;
+                join_segments(&mut transcript);
+            }
+            (_, Some(masking)) => mask_transcript(masking, &mut transcript).await?,
+            (_, None) => {}
         }
         Ok(Transcription {
             model: record.name,

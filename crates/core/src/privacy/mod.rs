@@ -32,7 +32,7 @@ use crate::{CoreError, Result};
 
 mod replies;
 
-pub(crate) use replies::{mask_lines, mask_transcript};
+pub(crate) use replies::{join_segments, mask_lines, mask_segments, mask_transcript};
 pub use replies::{OutputMasking, ReplyMasker};
 
 /// The secret the per-tenant pseudonym keys derive from.

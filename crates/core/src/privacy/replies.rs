@@ -79,20 +79,34 @@ pub(crate) async fn mask_transcript(
     masking: &OutputMasking,
     transcript: &mut aiaas_engine::speech::Transcript,
 ) -> Result<()> {
-    let texts = transcript.segments.iter().map(|s| s.text.clone()).collect();
+    mask_segments(masking, &mut transcript.segments).await?;
+    join_segments(transcript);
+    Ok(())
+}
+
+/// Segments masked in place (streamed ones, one at a time).
+pub(crate) async fn mask_segments(
+    masking: &OutputMasking,
+    segments: &mut [aiaas_engine::speech::Segment],
+) -> Result<()> {
+    let texts = segments.iter().map(|s| s.text.clone()).collect();
     let masked = masking.mask_texts(texts).await?;
-    for (segment, text) in transcript.segments.iter_mut().zip(masked) {
+    for (segment, text) in segments.iter_mut().zip(masked) {
         segment.text = text;
         // The token ids would spell out what was masked.
         segment.tokens.clear();
     }
+    Ok(())
+}
+
+/// The transcript's text from its segments again.
+pub(crate) fn join_segments(transcript: &mut aiaas_engine::speech::Transcript) {
     let text: String = transcript
         .segments
         .iter()
         .map(|s| s.text.as_str())
         .collect();
     transcript.text = text.trim().to_string();
-    Ok(())
 }
 
 /// Pages' lines masked, each line as a text.

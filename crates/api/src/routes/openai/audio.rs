@@ -226,11 +226,7 @@ async fn transcriptions(
     if declared.is_some_and(|n| n > MAX_AUDIO_BYTES as u64) {
         return Err(too_large());
     }
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let is_form = crate::bodies::is_multipart(req.headers());
     if !is_form {
         // Read (and drop) the body first, so the connection stays usable.
         let _ = axum::body::to_bytes(req.into_body(), MAX_AUDIO_BYTES).await;

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{oai, OResult};
+use crate::bodies::{field_into_upload, refuse_declared_oversize, DRAIN_LIMIT};
 use crate::error::ApiError;
 use crate::extract::Auth;
-use crate::uploads::{field_into_upload, refuse_declared_oversize, DRAIN_LIMIT};
 use crate::AppState;
 
 pub(super) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -118,11 +118,7 @@ async fn create_file(State(s): State<AppState>, Auth(p): Auth, req: Request) -> 
     // declares more than the limit, a body that is not a form.
     let mut upload = files.begin_upload(&p).await.map_err(oai)?;
     refuse_declared_oversize(req.headers(), s.platform.max_upload_bytes()).map_err(oai)?;
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let is_form = crate::bodies::is_multipart(req.headers());
     if !is_form {
         // Read (and drop) a bounded body first, so the connection stays usable.
         let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT as usize).await;

@@ -1,4 +1,5 @@
-//! Streamed uploads, shared by the routes that take them (data sets, files): a body that
+//! Request bodies that are uploads or forms, shared by the routes that take them (data
+//! sets, files, models, audio, images): whether a body is a multipart form; a body that
 //! declares more than the limit is refused before any of it is read; a form's file part
 //! streams into the core's sealed `Upload`, and past the limit a bounded rest of it is
 //! read and dropped before the 413, so a client still sending gets the answer rather
@@ -10,6 +11,14 @@ use axum::http::{header, HeaderMap};
 
 /// At most this much of a body is read (and dropped) past the limit.
 pub(crate) const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
+
+/// Whether the body is a `multipart/form-data` form.
+pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
 
 /// 413 for a body that declares more than `limit` (and more than would be drained).
 pub(crate) fn refuse_declared_oversize(headers: &HeaderMap, limit: u64) -> Result<(), CoreError> {
