@@ -18,6 +18,8 @@ struct FileConfig {
     demo: Option<bool>,
     max_upload_mb: Option<u64>,
     training_workers: Option<usize>,
+    fine_tuning_workers: Option<usize>,
+    checkpoint_every: Option<f64>,
     max_batch: Option<usize>,
     max_delay_ms: Option<u64>,
     queue_capacity: Option<usize>,
@@ -88,6 +90,13 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     if training_workers == 0 || training_workers > 64 {
         bail!("training workers must be between 1 and 64, got {training_workers}");
     }
+    let fine_tuning_workers = args
+        .fine_tuning_workers
+        .or(file.fine_tuning_workers)
+        .unwrap_or(1);
+    if fine_tuning_workers > 16 {
+        bail!("fine-tuning workers must be between 0 and 16, got {fine_tuning_workers}");
+    }
     let mut platform = aiaas_core::PlatformConfig::new(data_dir);
     platform.database_url = args.database_url.clone().filter(|u| !u.is_empty());
     if let Some(url) = &platform.database_url {
@@ -107,6 +116,13 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     platform.demo = !args.no_demo && file.demo.unwrap_or(true);
     platform.max_upload_bytes = max_upload_mb * 1024 * 1024;
     platform.training_workers = training_workers;
+    platform.fine_tuning_workers = fine_tuning_workers;
+    platform.checkpoint_every = seconds(
+        "--checkpoint-every",
+        args.checkpoint_every.or(file.checkpoint_every),
+        120.0,
+        1.0..=86_400.0,
+    )?;
     platform.batch = batch;
     platform.admin_key = admin_key(args)?;
     platform.library = library_config;

@@ -113,6 +113,13 @@ pub struct ServeArgs {
     /// Training jobs run at once.
     #[arg(long, env = "AIAAS_TRAINING_WORKERS")]
     pub training_workers: Option<usize>,
+    /// Fine-tuning jobs run at once (0: this replica trains none).
+    #[arg(long, env = "AIAAS_FINE_TUNING_WORKERS")]
+    pub fine_tuning_workers: Option<usize>,
+    /// A running fine-tuning job saves a checkpoint at each epoch's end and at least
+    /// this often, in seconds (default 120).
+    #[arg(long, env = "AIAAS_CHECKPOINT_EVERY")]
+    pub checkpoint_every: Option<f64>,
     /// ONNX Runtime's shared library (libonnxruntime.so) for uploaded ONNX models
     /// (default: the newest in <data-dir>/cache/onnxruntime, where the set-up script puts it).
     #[arg(long, env = "AIAAS_ONNXRUNTIME")]

@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     ),
     security(("bearer" = [])),
     components(schemas(crate::wire::ErrorBody)),
-    paths(crate::routes::openai::get_model),
+    paths(crate::routes::openai::get_model, crate::routes::openai::delete_model),
     modifiers(&BearerScheme)
 )]
 pub(crate) struct ApiDoc;

@@ -125,6 +125,17 @@ pub struct EmbeddingOutput {
     pub prompt_tokens: usize,
 }
 
+/// What a request's `model` names: a library model, or a tenant's fine-tuned model (a
+/// LoRA adapter served on its library base).
+struct Target {
+    /// The library model that serves it (the base of a fine-tuned model).
+    record: LibraryModelRecord,
+    /// The name the caller used, in replies and usage.
+    name: String,
+    /// The adapter to apply (a fine-tuned model's name).
+    adapter: Option<String>,
+}
+
 /// The inference service of library models: chat, completions and embeddings, usage
 /// recorded per key, token quotas checked before and charged after.
 #[derive(Clone)]
@@ -162,7 +173,8 @@ impl Inference {
 
     /// Start a chat completion: `n` sequences of one conversation.
     pub async fn chat(&self, principal: &Principal, req: ChatRequest) -> Result<Generation> {
-        let record = self.metered_model(principal, &req.model).await?;
+        let target = self.metered_model(principal, &req.model).await?;
+        let record = &target.record;
         if record.task == Task::Embedding {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
@@ -172,7 +184,7 @@ impl Inference {
         if req.messages.is_empty() {
             return Err(CoreError::InvalidInput("messages must not be empty".into()));
         }
-        let privacy = ServingSettings::of(&record);
+        let privacy = ServingSettings::of(record);
         let output = self
             .inner
             .privacy
@@ -211,10 +223,10 @@ impl Inference {
                 "response_format cannot be combined with tools that may be called: the reply's format is the tool calls' (use tool_choice \"none\" for a formatted answer)".into(),
             ));
         }
-        let runtime = self
+        let (runtime, generator) = self
             .inner
             .library
-            .generator_for(&record, req.options.keep_alive)
+            .generator_with(record, target.adapter.as_deref(), req.options.keep_alive)
             .await?;
         let rt = runtime.clone();
         let (prompt, constraint, syntax) = tokio::task::spawn_blocking(move || {
@@ -232,8 +244,8 @@ impl Inference {
         .await??;
         let mut generation = self.admit_sequences(
             principal,
-            &record,
-            &runtime,
+            &target,
+            (&runtime, &generator),
             vec![prompt],
             &req.options,
             constraint,
@@ -249,7 +261,8 @@ impl Inference {
         principal: &Principal,
         req: CompletionRequest,
     ) -> Result<Generation> {
-        let record = self.metered_model(principal, &req.model).await?;
+        let target = self.metered_model(principal, &req.model).await?;
+        let record = &target.record;
         if record.task == Task::Embedding {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is an embedding model: use /v1/embeddings",
@@ -261,7 +274,7 @@ impl Inference {
                 "give 1 to {MAX_CHOICES} prompts (times n) per request"
             )));
         }
-        let privacy = ServingSettings::of(&record);
+        let privacy = ServingSettings::of(record);
         let output = self
             .inner
             .privacy
@@ -280,10 +293,10 @@ impl Inference {
                 prompts.iter_mut(),
             )
             .await?;
-        let runtime = self
+        let (runtime, generator) = self
             .inner
             .library
-            .generator_for(&record, req.options.keep_alive)
+            .generator_with(record, target.adapter.as_deref(), req.options.keep_alive)
             .await?;
         let rt = runtime.clone();
         let tokens = tokio::task::spawn_blocking(move || {
@@ -295,8 +308,8 @@ impl Inference {
         .await??;
         self.admit_sequences(
             principal,
-            &record,
-            &runtime,
+            &target,
+            (&runtime, &generator),
             tokens,
             &req.options,
             None,
@@ -318,8 +331,9 @@ impl Inference {
         if principal.may_call_model(name) {
             self.inner.engine.check_queue_policy(&runtime_key(name))?;
         }
-        let record = self.metered_model(principal, &req.model).await?;
-        if record.task != Task::Embedding {
+        let target = self.metered_model(principal, &req.model).await?;
+        let record = target.record;
+        if record.task != Task::Embedding || target.adapter.is_some() {
             return Err(CoreError::InvalidInput(format!(
                 "model {:?} is not an embedding model",
                 record.name
@@ -370,23 +384,44 @@ impl Inference {
         })
     }
 
-    /// A library model the caller may call (its key's allow-list).
-    async fn callable_model(
-        &self,
-        principal: &Principal,
-        name: &str,
-    ) -> Result<LibraryModelRecord> {
+    /// A library model, or a fine-tuned model of the caller's tenant, that the caller
+    /// may call (its key's allow-list).
+    async fn callable_model(&self, principal: &Principal, name: &str) -> Result<Target> {
         require(principal, Permission::Infer)?;
+        if crate::finetune::is_fine_tuned_name(name) {
+            if !principal.may_call_model(name) {
+                return Err(CoreError::Forbidden(format!(
+                    "this API key may not use model {name:?}"
+                )));
+            }
+            let base =
+                crate::finetune::base_of(&self.inner.meta, &principal.tenant_id, name).await?;
+            let record = self.inner.meta.library_model(&base).await?.ok_or_else(|| {
+                CoreError::NotFound(format!(
+                    "model {name:?} was fine-tuned on {base:?}, which is no longer in the library"
+                ))
+            })?;
+            return Ok(Target {
+                record,
+                name: name.to_string(),
+                adapter: Some(name.to_string()),
+            });
+        }
         let name = crate::library::strip_tag(name);
         if !principal.may_call_model(name) {
             return Err(CoreError::Forbidden(format!(
                 "this API key may not use model {name:?}"
             )));
         }
-        self.inner.meta.library_model(name).await?.ok_or_else(|| {
+        let record = self.inner.meta.library_model(name).await?.ok_or_else(|| {
             CoreError::NotFound(format!(
                 "no model {name:?}; an admin can pull it with `aiaas pull {name}`"
             ))
+        })?;
+        Ok(Target {
+            name: record.name.clone(),
+            record,
+            adapter: None,
         })
     }
 
@@ -396,14 +431,14 @@ impl Inference {
     fn admit_sequences(
         &self,
         principal: &Principal,
-        record: &LibraryModelRecord,
-        runtime: &aiaas_engine::GeneratorRuntime,
+        target: &Target,
+        (runtime, generator): (&aiaas_engine::GeneratorRuntime, &llm::Generator),
         prompts: Vec<Vec<i32>>,
         o: &GenerationOptions,
         constraint: Option<Constraint>,
         output: Option<OutputMasking>,
     ) -> Result<Generation> {
-        let defaults = &record.defaults;
+        let defaults = &target.record.defaults;
         let default_f32 = |k: &str, fallback: f32| {
             defaults
                 .get(k)
@@ -447,27 +482,27 @@ impl Inference {
                     cache_scope: principal.tenant_id.clone(),
                 };
                 // Dropping the receivers already admitted cancels their sequences.
-                choices.push(runtime.submit(request)?);
+                choices.push(runtime.submit_to(generator, request)?);
             }
         }
         let prompt_total = prompt_tokens.iter().sum();
-        let events = self.account(principal, &record.name, prompt_total, choices, output);
+        let events = self.account(principal, &target.name, prompt_total, choices, output);
         Ok(Generation {
-            model: record.name.clone(),
+            model: target.name.clone(),
             prompt_tokens,
             events,
             tools: None,
-            queue_limit: runtime.generator().settings().max_queue_time,
+            queue_limit: generator.settings().max_queue_time,
             queued_at,
         })
     }
 
     /// A model the caller may call now: allowed (404/403 otherwise) and within the key's
     /// and tenant's token limits (429 otherwise).
-    async fn metered_model(&self, principal: &Principal, name: &str) -> Result<LibraryModelRecord> {
-        let record = self.callable_model(principal, name).await?;
+    async fn metered_model(&self, principal: &Principal, name: &str) -> Result<Target> {
+        let target = self.callable_model(principal, name).await?;
         self.inner.limiter.check_token_quota(principal).await?;
-        Ok(record)
+        Ok(target)
     }
 
     /// The generation's one event stream; it records the request's usage when its

@@ -202,6 +202,7 @@ impl TrainingJobs {
             .config
             .meta
             .insert_job(&NewJob {
+                kind: aiaas_store::JobKind::Classifier,
                 tenant_id: dataset.tenant_id.clone(),
                 model_name: req.model,
                 dataset_id: dataset.id,
@@ -605,10 +606,6 @@ impl TrainingJobs {
         Ok(record.version)
     }
 
-    /// While a job trains: follow cancel requests made through the database (e.g. on
-    /// another replica) every second, and renew the job's lease every third of it. A
-    /// renewal refused means another worker owns the job now: training stops (`lost`).
-    /// A renewal that fails (database away) is retried; the lease covers the gap.
     fn spawn_job_watcher(
         &self,
         job_id: &str,
@@ -616,40 +613,14 @@ impl TrainingJobs {
         flag: Arc<AtomicBool>,
         lost: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
-        let p = self.clone();
-        let id = job_id.to_string();
-        let worker = worker.to_string();
-        let lease = self.lease_ms();
-        let renew_every = Duration::from_millis((lease / 3).max(500) as u64);
-        tokio::spawn(async move {
-            let mut last_renewal = std::time::Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_secs(1).min(renew_every)).await;
-                if let Ok(true) = p.inner.config.meta.cancel_requested(&id).await {
-                    flag.store(true, Ordering::SeqCst);
-                    return;
-                }
-                if last_renewal.elapsed() >= renew_every {
-                    match p
-                        .inner
-                        .config
-                        .meta
-                        .renew_job_lease(&id, &worker, lease)
-                        .await
-                    {
-                        Ok(true) => last_renewal = std::time::Instant::now(),
-                        Ok(false) => {
-                            lost.store(true, Ordering::SeqCst);
-                            flag.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(job = %id, error = %e, "renewing a job's lease failed; retrying")
-                        }
-                    }
-                }
-            }
-        })
+        watch_job(
+            self.inner.config.meta.clone(),
+            job_id,
+            worker,
+            self.lease_ms(),
+            flag,
+            lost,
+        )
     }
 
     pub(crate) async fn append_event(&self, job_id: &str, event: &TrainEvent) {
@@ -667,6 +638,46 @@ impl TrainingJobs {
             tracing::warn!(job = %job_id, error = %e, "could not store a job event");
         }
     }
+}
+
+/// While a job runs: follow cancel requests made through the database (e.g. on another
+/// replica) every second, and renew the job's lease every third of it. A renewal refused
+/// means another worker owns the job now: the job stops (`lost`). A renewal that fails
+/// (database away) is retried; the lease covers the gap.
+pub(crate) fn watch_job(
+    meta: Metadata,
+    job_id: &str,
+    worker: &str,
+    lease: i64,
+    flag: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let id = job_id.to_string();
+    let worker = worker.to_string();
+    let renew_every = Duration::from_millis((lease / 3).max(500) as u64);
+    tokio::spawn(async move {
+        let mut last_renewal = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1).min(renew_every)).await;
+            if let Ok(true) = meta.cancel_requested(&id).await {
+                flag.store(true, Ordering::SeqCst);
+                return;
+            }
+            if last_renewal.elapsed() >= renew_every {
+                match meta.renew_job_lease(&id, &worker, lease).await {
+                    Ok(true) => last_renewal = std::time::Instant::now(),
+                    Ok(false) => {
+                        lost.store(true, Ordering::SeqCst);
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "renewing a job's lease failed; retrying")
+                    }
+                }
+            }
+        }
+    })
 }
 
 fn pretty(v: &serde_json::Value) -> Vec<u8> {

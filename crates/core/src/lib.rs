@@ -18,6 +18,7 @@ mod deployments;
 mod error;
 mod events;
 mod files;
+mod finetune;
 mod generate;
 mod jobs;
 mod keys_at_rest;
@@ -67,6 +68,11 @@ pub use events::{collect, CollectedChoice, GenerationEvents};
 pub use files::{
     Example, ExampleFormat, Examples, FilePage, FileSpec, Files, Role, TrainingMessage,
     MAX_LIST as MAX_FILES_LISTED,
+};
+pub use finetune::{
+    FineTuneCheckpoint, FineTuneEvent, FineTuneJob, FineTuneRequest, FineTunedModel, FineTuning,
+    Hyperparameters, JobError, LoraSpec, Page, Setting, FINE_TUNED_PREFIX,
+    MAX_PAGE as MAX_FINE_TUNING_PAGE,
 };
 pub use generate::{
     ChatRequest, CompletionRequest, EmbeddingOutput, EmbeddingRequest, Generation,

@@ -441,6 +441,13 @@ impl Models {
                 })
                 .await??;
             }
+            // A fine-tuned model serves on its library base (library/adapters.rs).
+            Format::LoraAdapter => {
+                return Err(CoreError::InvalidInput(format!(
+                    "model {:?} is fine-tuned: it serves on its base model through /v1/chat/completions and /v1/completions, with no deployment",
+                    model.name
+                )));
+            }
             // Pulled formats live in the library, installation-wide, not as versions.
             other @ (Format::Gguf
             | Format::HfEncoder

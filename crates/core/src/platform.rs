@@ -14,6 +14,7 @@ use crate::auth;
 use crate::backup::Backups;
 use crate::datasets::Datasets;
 use crate::files::Files;
+use crate::finetune::FineTuning;
 use crate::generate::Inference;
 use crate::jobs::TrainingJobs;
 use crate::library::Library;
@@ -42,6 +43,12 @@ pub struct PlatformConfig {
     pub max_upload_bytes: u64,
     /// Training jobs run at once by this process.
     pub training_workers: usize,
+    /// Fine-tuning jobs run at once by this process (0: none here; another replica
+    /// trains them).
+    pub fine_tuning_workers: usize,
+    /// A running fine-tuning job saves a checkpoint at each epoch's end and at least
+    /// this often.
+    pub checkpoint_every: std::time::Duration,
     /// Seed the demo (news data set, `news-classifier`) on an empty data directory.
     pub demo: bool,
     /// Admin key from the environment, instead of a generated one.
@@ -77,6 +84,8 @@ impl PlatformConfig {
             drain_timeout: std::time::Duration::from_secs(30),
             max_upload_bytes: 100 * 1024 * 1024,
             training_workers: 1,
+            fine_tuning_workers: 1,
+            checkpoint_every: std::time::Duration::from_secs(120),
             demo: false,
             admin_key: None,
             batch: BatchSettings::default(),
@@ -157,6 +166,7 @@ struct Inner {
     datasets: Datasets,
     files: Files,
     jobs: TrainingJobs,
+    fine_tuning: FineTuning,
     models: Models,
     library: Library,
     inference: Inference,
@@ -281,6 +291,17 @@ impl Platform {
             workers: config.training_workers,
             lease: config.job_lease,
         });
+        let fine_tuning = FineTuning::new(crate::finetune::FineTuningConfig {
+            meta: meta.clone(),
+            artifacts: artifacts.clone(),
+            library: library.clone(),
+            files: files.clone(),
+            models: models.clone(),
+            replica_id: config.replica_id.clone(),
+            workers: config.fine_tuning_workers,
+            lease: config.job_lease,
+            checkpoint_every: config.checkpoint_every,
+        });
         let inference = Inference::new(
             meta.clone(),
             engine.clone(),
@@ -309,6 +330,7 @@ impl Platform {
                 datasets,
                 files,
                 jobs,
+                fine_tuning,
                 models,
                 library,
                 inference,
@@ -351,6 +373,11 @@ impl Platform {
         &self.inner.jobs
     }
 
+    /// Fine-tuning jobs and fine-tuned models (OpenAI's fine-tuning API).
+    pub fn fine_tuning(&self) -> &FineTuning {
+        &self.inner.fine_tuning
+    }
+
     /// Trained models: versions, aliases, deployments, predict.
     pub fn models(&self) -> &Models {
         &self.inner.models
@@ -379,6 +406,7 @@ impl Platform {
     /// first start. Returns at once.
     pub fn start(&self, report: &StartupReport) {
         self.inner.jobs.spawn_workers();
+        self.inner.fine_tuning.spawn_workers();
         let p = self.clone();
         let seed_demo = report.first_start && self.inner.demo;
         tokio::spawn(async move {
@@ -418,6 +446,7 @@ impl Platform {
             tracing::warn!(error = %e, "reconciling deployments failed");
         }
         self.inner.library.reconcile().await;
+        self.inner.fine_tuning.reconcile().await;
         if let Err(e) = self.inner.responses.purge_expired().await {
             tracing::warn!(error = %e, "purging expired responses failed");
         }
@@ -478,6 +507,7 @@ impl Platform {
     pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         self.inner.jobs.begin_shutdown();
+        self.inner.fine_tuning.begin_shutdown();
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -489,6 +519,7 @@ impl Platform {
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.inner.jobs.join_workers().await;
+        self.inner.fine_tuning.join_workers().await;
         let engine = self.inner.engine.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for m in engine.loaded() {

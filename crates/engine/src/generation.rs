@@ -2,8 +2,9 @@
 //! (`Generator`), and the metrics the scheduler reports (time to first token, time per
 //! output token, tokens, running/waiting sequences, KV-cache use).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aiaas_llm::{FinishReason, GenerationObserver, Generator, GeneratorSettings, LlmModel, Usage};
@@ -16,10 +17,23 @@ const TOKEN_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0,
 ];
 
-/// A generative model being served.
+/// A LoRA adapter to load with a model: the name its generator is asked for by, and
+/// the GGUF file (read at load; the file may go once the load returns).
+#[derive(Debug, Clone)]
+pub struct AdapterFile {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// A generative model being served: the weights once, the base model's generator, and a
+/// generator per adapter in use (llama.cpp applies adapters per context, so each adapter
+/// served gets a context of its own over the shared weights, started on first use).
 pub struct GeneratorRuntime {
     model: LlmModel,
-    generator: Generator,
+    generator: Arc<Generator>,
+    settings: GeneratorSettings,
+    /// Adapters' generators by adapter name.
+    adapted: Mutex<HashMap<String, Arc<Generator>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -28,9 +42,15 @@ impl GeneratorRuntime {
         path: &Path,
         label: &str,
         settings: GeneratorSettings,
+        adapters: &[AdapterFile],
         metrics: Arc<Metrics>,
     ) -> Result<GeneratorRuntime, EngineError> {
-        let model = LlmModel::load(path).map_err(|e| EngineError::Load(e.to_string()))?;
+        let adapters: Vec<(String, PathBuf)> = adapters
+            .iter()
+            .map(|a| (a.name.clone(), a.path.clone()))
+            .collect();
+        let model = LlmModel::load_with_adapters(path, &adapters)
+            .map_err(|e| EngineError::Load(e.to_string()))?;
         let observer = Arc::new(Observer {
             label: label.to_string(),
             metrics: metrics.clone(),
@@ -39,9 +59,61 @@ impl GeneratorRuntime {
             .map_err(|e| EngineError::Load(e.to_string()))?;
         Ok(GeneratorRuntime {
             model,
-            generator,
+            generator: Arc::new(generator),
+            settings,
+            adapted: Mutex::new(HashMap::new()),
             metrics,
         })
+    }
+
+    /// The base model's generator (no adapter).
+    pub fn base_generator(&self) -> Arc<Generator> {
+        self.generator.clone()
+    }
+
+    /// Whether the model was loaded with this adapter.
+    pub fn has_adapter(&self, name: &str) -> bool {
+        self.model.adapters().iter().any(|a| a == name)
+    }
+
+    /// The generator applying adapter `name`, started on first use (blocking: it
+    /// creates a llama.cpp context). Its metrics are labelled with the adapter's name.
+    pub fn adapter_generator(&self, name: &str) -> Result<Arc<Generator>, EngineError> {
+        let mut adapted = self.adapted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = adapted.get(name) {
+            return Ok(g.clone());
+        }
+        let observer = Arc::new(Observer {
+            label: name.to_string(),
+            metrics: self.metrics.clone(),
+        });
+        let g = Arc::new(
+            Generator::start_with_adapter(
+                &self.model,
+                name,
+                self.settings,
+                Some(observer),
+                Some(name),
+            )
+            .map_err(|e| EngineError::Load(e.to_string()))?,
+        );
+        adapted.insert(name.to_string(), g.clone());
+        Ok(g)
+    }
+
+    /// Whether any of its generators has a sequence running or waiting.
+    pub fn busy(&self) -> bool {
+        let busy = |g: &Generator| {
+            let s = g.stats();
+            s.slots_busy + s.waiting > 0
+        };
+        busy(&self.generator)
+            || self
+                .adapted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .any(|g| busy(g))
     }
 
     /// Admit one sequence; refusals are counted by reason.
@@ -50,8 +122,18 @@ impl GeneratorRuntime {
         request: aiaas_llm::GenerateRequest,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<aiaas_llm::GenEvent>, aiaas_llm::LlmError>
     {
+        self.submit_to(&self.generator, request)
+    }
+
+    /// Admit one sequence to `generator` (the base model's or an adapter's).
+    pub fn submit_to(
+        &self,
+        generator: &Generator,
+        request: aiaas_llm::GenerateRequest,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<aiaas_llm::GenEvent>, aiaas_llm::LlmError>
+    {
         use aiaas_llm::LlmError;
-        self.generator.submit(request).inspect_err(|e| {
+        generator.submit(request).inspect_err(|e| {
             let reason = match e {
                 LlmError::QueueFull { .. } => "queue_full",
                 LlmError::QueueTimeout { .. } => "queue_timeout",
@@ -63,7 +145,7 @@ impl GeneratorRuntime {
             self.metrics.inc(
                 "aiaas_llm_rejections_total",
                 "Generation requests refused at admission, by reason.",
-                &[("model", self.generator.label()), ("reason", reason)],
+                &[("model", generator.label()), ("reason", reason)],
                 1,
             );
         })
@@ -77,14 +159,17 @@ impl GeneratorRuntime {
         &self.generator
     }
 
-    /// Weights plus the KV cache (f16 keys and values for every slot's context).
+    /// Weights plus the KV cache (f16 keys and values for every slot's context) of the
+    /// base model's generator and of each adapter's started so far.
     pub fn memory_bytes(&self) -> u64 {
         let info = self.model.info();
         let s = self.generator.settings();
+        let contexts = 1 + self.adapted.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
         let kv = info
             .kv_bytes_per_token()
             .saturating_mul(s.slots as u64)
-            .saturating_mul(u64::from(s.context_per_slot));
+            .saturating_mul(u64::from(s.context_per_slot))
+            .saturating_mul(contexts);
         info.size_bytes.saturating_add(kv)
     }
 }

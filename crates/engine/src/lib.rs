@@ -26,7 +26,7 @@ pub use aiaas_onnx as onnx;
 pub use aiaas_speech as speech;
 pub use aiaas_train::{Classifier, ModelFiles};
 pub use entities::EntityRequest;
-pub use generation::GeneratorRuntime;
+pub use generation::{AdapterFile, GeneratorRuntime};
 pub use metrics::Metrics;
 pub use pages::OcrLoad;
 use runtime::{BatchModel, BatchRuntime};
@@ -347,23 +347,44 @@ impl Engine {
         Ok(())
     }
 
-    /// Load a GGUF model and start its generation scheduler. Blocking.
+    /// Load a GGUF model with its LoRA adapters and start its generation scheduler.
+    /// Blocking. A runtime already under `key` (a reload, e.g. for an adapter trained
+    /// since) is replaced at once for new requests and dropped on a thread of its own
+    /// once its running sequences end (at most ten minutes later).
     pub fn load_generator(
         &self,
         key: &str,
         label: &str,
         path: &Path,
         settings: llm::GeneratorSettings,
+        adapters: &[generation::AdapterFile],
     ) -> Result<Arc<GeneratorRuntime>, EngineError> {
         let started = Instant::now();
         let runtime = Arc::new(GeneratorRuntime::load(
             path,
             label,
             settings,
+            adapters,
             self.metrics.clone(),
         )?);
         let memory = runtime.memory_bytes();
+        let replaced = self.generator(key);
         self.insert(key, Entry::new(Runtime::Generator(runtime.clone()), memory));
+        if let Some(old) = replaced {
+            let retire = move || {
+                let since = Instant::now();
+                while old.busy() && since.elapsed() < Duration::from_secs(600) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                drop(old);
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name("llm-retire".into())
+                .spawn(retire)
+            {
+                tracing::warn!(error = %e, "could not retire a replaced generator on a thread");
+            }
+        }
         self.loaded_event(label, "load", started.elapsed());
         Ok(runtime)
     }

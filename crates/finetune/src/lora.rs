@@ -62,11 +62,17 @@ impl Target {
         }
     }
 
-    /// Either name.
+    /// The short name: `q`, `k`, `v`, `o`, `gate`, `up`, `down`.
+    pub fn short_name(self) -> &'static str {
+        let hf = self.hf_name();
+        &hf[..hf.len() - "_proj".len()]
+    }
+
+    /// The short, GGUF or Hugging Face name.
     pub fn parse(name: &str) -> Option<Target> {
         Target::ALL
             .into_iter()
-            .find(|t| t.hf_name() == name || t.gguf_name() == name)
+            .find(|t| t.short_name() == name || t.hf_name() == name || t.gguf_name() == name)
     }
 }
 

@@ -259,6 +259,12 @@ impl CatalogueEntry {
                     "onnx models are uploaded to a tenant (POST /api/v1/models/{name}/versions), not pulled",
                 ))
             }
+            Format::LoraAdapter => {
+                return Err(invalid(
+                    &self.name,
+                    "lora-adapter models are fine-tuned here (POST /v1/fine_tuning/jobs), not pulled",
+                ))
+            }
             Format::Gguf => has("model.gguf"),
             Format::Ppocr => has("det.onnx") && has("cls.onnx") && has("rec.onnx"),
             Format::OnnxTokenClassifier => {

@@ -227,11 +227,20 @@ pub(crate) fn inspect(dir: &Path, format: Format) -> Result<Assembled> {
             "{} holds an ONNX model: upload it to a tenant with POST /api/v1/models/{{name}}/versions",
             dir.display()
         ))),
+        Format::LoraAdapter => Err(HubError::InvalidInput(format!(
+            "{} holds a LoRA adapter: adapters are made by fine-tuning jobs \
+             (POST /v1/fine_tuning/jobs), the library holds pulled models only",
+            dir.display()
+        ))),
         Format::Gguf => {
             let meta = read_gguf_metadata(&dir.join("model.gguf"))?;
             let mut defaults = Map::new();
             if let Some(n) = meta.context_length() {
                 defaults.insert("context_length".into(), json!(n));
+            }
+            // What fine-tuning checks a base model against.
+            if let Some(a) = meta.architecture() {
+                defaults.insert("architecture".into(), json!(a));
             }
             Ok(Assembled {
                 task: if meta.has_chat_template() {

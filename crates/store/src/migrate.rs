@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0014_deployment_pii_detectors.sql"),
     ),
     (15, "files", include_str!("../migrations/0015_files.sql")),
+    (
+        16,
+        "fine_tuning",
+        include_str!("../migrations/0016_fine_tuning.sql"),
+    ),
 ];
 
 pub(crate) async fn run(meta: &Metadata) -> Result<()> {

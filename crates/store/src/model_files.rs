@@ -43,6 +43,36 @@ impl ModelView {
     }
 }
 
+impl ModelView {
+    /// A view of plaintext read from `files` (name, content): each copied into anonymous
+    /// memory, as [`ModelFiles::view`] does with sealed files (for artifacts a loader
+    /// wants as paths: a fine-tuned adapter). Names are plain file names.
+    pub fn of_readers(
+        scratch: &Path,
+        files: Vec<(String, Box<dyn Read + Send>)>,
+    ) -> Result<ModelView> {
+        let view_dir = scratch.join(format!("view-{}", aiaas_types::new_id()));
+        std::fs::create_dir_all(&view_dir).map_err(io(&view_dir))?;
+        let mut view = ModelView {
+            dir: view_dir,
+            _memory: Vec::new(),
+        };
+        for (name, mut reader) in files {
+            let target = file_path(&view.dir, &name)?;
+            let (mut memory, at) = anonymous_file(&name, &target)?;
+            copy_large(&mut reader, &mut memory).map_err(|e| match aiaas_crypto_failure(&e) {
+                Some(c) => integrity(Path::new(&name), c),
+                None => io(Path::new(&name))(e),
+            })?;
+            if let Some(at) = at {
+                link(&at, &target)?;
+            }
+            view._memory.push(memory);
+        }
+        Ok(view)
+    }
+}
+
 impl Drop for ModelView {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -126,6 +126,33 @@ impl Metadata {
         Ok(record)
     }
 
+    /// Versions of one format whose `architecture` is `architecture`, with their
+    /// model's name (the LoRA adapters trained on a library model: their architecture
+    /// is the base model's name), for every tenant.
+    pub async fn versions_of(
+        &self,
+        format: aiaas_types::Format,
+        architecture: &str,
+    ) -> Result<Vec<(String, ModelVersionRecord)>> {
+        let columns = VERSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("v.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT m.name AS model_name, {columns} FROM model_versions v \
+             JOIN models m ON m.id = v.model_id WHERE v.format = $1 AND v.architecture = $2 \
+             ORDER BY v.created_at"
+        ))
+        .bind(format.as_str())
+        .bind(architecture)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("model_name")?, version_from_row(r)?)))
+            .collect()
+    }
+
     pub async fn model_versions(&self, model_id: &str) -> Result<Vec<ModelVersionRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_id = $1 ORDER BY version"

@@ -140,6 +140,8 @@ pub struct ModelEventRecord {
 /// Life of a training job: queued -> running -> succeeded | failed | cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
+    /// A fine-tuning job whose files are being checked before it queues.
+    ValidatingFiles,
     Queued,
     Running,
     Succeeded,
@@ -150,6 +152,7 @@ pub enum JobStatus {
 impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            JobStatus::ValidatingFiles => "validating_files",
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
             JobStatus::Succeeded => "succeeded",
@@ -160,6 +163,7 @@ impl JobStatus {
 
     pub fn parse(s: &str) -> Option<JobStatus> {
         Some(match s {
+            "validating_files" => JobStatus::ValidatingFiles,
             "queued" => JobStatus::Queued,
             "running" => JobStatus::Running,
             "succeeded" => JobStatus::Succeeded,
@@ -177,9 +181,36 @@ impl JobStatus {
     }
 }
 
+/// What a job trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A text classifier from a data set (`aiaas_train`).
+    Classifier,
+    /// A LoRA adapter of a library LLM from a training file (`aiaas_finetune`).
+    FineTune,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Classifier => "classifier",
+            JobKind::FineTune => "fine-tune",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "classifier" => Some(JobKind::Classifier),
+            "fine-tune" => Some(JobKind::FineTune),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRecord {
     pub id: String,
+    pub kind: JobKind,
     pub tenant_id: String,
     pub model_name: String,
     pub dataset_id: String,
@@ -199,6 +230,21 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
 }
 
+/// A checkpoint a fine-tuning job saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRecord {
+    pub id: String,
+    pub job_id: String,
+    /// Optimiser steps done when it was saved.
+    pub step: i64,
+    pub metrics: serde_json::Value,
+    /// The trainer's state (adapter and optimiser), to resume from.
+    pub artifact_key: String,
+    /// The adapter alone, as llama.cpp loads it.
+    pub adapter_key: String,
+    pub created_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobEventRecord {
     pub seq: i64,
@@ -209,6 +255,7 @@ pub struct JobEventRecord {
 /// A new job as submitted.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    pub kind: JobKind,
     pub tenant_id: String,
     pub model_name: String,
     pub dataset_id: String,

@@ -26,12 +26,14 @@ impl Metadata {
     }
 
     /// Artifact keys and key prefixes the rows refer to (datasets' files, uploaded
-    /// files, stored responses, the folders of tenants' model versions; library models are pulled
+    /// files, stored responses, fine-tuning checkpoints, the folders of tenants' model versions; library models are pulled
     /// again, not backed up).
     pub async fn referenced_artifacts(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(&format!(
             "SELECT artifact_key FROM datasets UNION SELECT artifact_key FROM files \
              UNION SELECT artifact_key FROM responses \
+             UNION SELECT artifact_key FROM job_checkpoints \
+             UNION SELECT adapter_key FROM job_checkpoints \
              UNION SELECT v.artifact_prefix FROM \
              model_versions v JOIN models m ON m.id = v.model_id \
              WHERE m.tenant_id <> '{}'",

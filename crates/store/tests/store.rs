@@ -4,8 +4,8 @@
 mod common;
 
 use aiaas_store::{
-    ApiKeyRecord, AuditRecord, Backend, DatasetRecord, FileQuery, FileRecord, JobOutcome,
-    JobStatus, Metadata, NewJob, NewModelVersion, StoreError,
+    ApiKeyRecord, AuditRecord, Backend, CheckpointRecord, DatasetRecord, FileQuery, FileRecord,
+    JobKind, JobOutcome, JobStatus, Metadata, NewJob, NewModelVersion, StoreError,
 };
 use aiaas_types::{Format, Task};
 
@@ -47,6 +47,7 @@ on_both_databases!(
     concurrent_audit_appends_from_several_connections_form_one_chain,
     model_versions_keep_their_task_and_format,
     files_page_by_cursor_within_their_tenant,
+    fine_tuning_jobs_validate_queue_apart_and_keep_checkpoints,
 );
 
 async fn files_page_by_cursor_within_their_tenant(fx: &Db) {
@@ -187,6 +188,7 @@ async fn dataset(db: &Metadata, tenant: &str, name: &str) -> DatasetRecord {
 
 fn new_job(tenant: &str, dataset: &str) -> NewJob {
     NewJob {
+        kind: aiaas_store::JobKind::Classifier,
         tenant_id: tenant.into(),
         model_name: "m".into(),
         dataset_id: dataset.into(),
@@ -251,6 +253,7 @@ async fn each_job_is_claimed_exactly_once_by_concurrent_workers(fx: &Db) {
     let ds = dataset(db, &t.id, "news").await;
     for _ in 0..40 {
         db.insert_job(&NewJob {
+            kind: aiaas_store::JobKind::Classifier,
             tenant_id: t.id.clone(),
             model_name: "m".into(),
             dataset_id: ds.id.clone(),
@@ -289,6 +292,7 @@ async fn cancel_and_finish_follow_the_state_machine(fx: &Db) {
     let t = db.create_tenant("acme").await.unwrap();
     let ds = dataset(db, &t.id, "news").await;
     let new = NewJob {
+        kind: aiaas_store::JobKind::Classifier,
         tenant_id: t.id.clone(),
         model_name: "m".into(),
         dataset_id: ds.id.clone(),
@@ -333,6 +337,7 @@ async fn events_get_consecutive_sequence_numbers(fx: &Db) {
     let ds = dataset(db, &t.id, "news").await;
     let job = db
         .insert_job(&NewJob {
+            kind: aiaas_store::JobKind::Classifier,
             tenant_id: t.id.clone(),
             model_name: "m".into(),
             dataset_id: ds.id,
@@ -464,4 +469,111 @@ async fn an_unreachable_postgres_is_a_clear_error() {
     let message = err.to_string();
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+async fn fine_tuning_jobs_validate_queue_apart_and_keep_checkpoints(fx: &Db) {
+    let db = &fx.meta;
+    let t = db.create_tenant("acme").await.unwrap();
+    let other = db.create_tenant("other").await.unwrap();
+    let new = |tenant: &str| NewJob {
+        kind: JobKind::FineTune,
+        tenant_id: tenant.into(),
+        model_name: "smollm2".into(),
+        dataset_id: "file-1".into(),
+        test_dataset_id: None,
+        config: serde_json::json!({"n_epochs": "auto"}),
+        deploy: false,
+    };
+    let job = db.insert_job(&new(&t.id)).await.unwrap();
+    assert!(job.id.starts_with("ftjob-"), "{}", job.id);
+    assert_eq!(
+        (job.kind, job.status),
+        (JobKind::FineTune, JobStatus::ValidatingFiles)
+    );
+    // Not claimable while validating; never claimed by classifier workers.
+    assert!(db
+        .claim_next_job_of(JobKind::FineTune, "w", LEASE)
+        .await
+        .unwrap()
+        .is_none());
+    let resolved = serde_json::json!({"n_epochs": 3});
+    assert!(db.end_validation(&job.id, &resolved, Ok(())).await.unwrap());
+    assert!(!db
+        .end_validation(&job.id, &resolved, Err("late".into()))
+        .await
+        .unwrap());
+    assert!(db.claim_next_job("w", LEASE).await.unwrap().is_none());
+    assert!(
+        db.jobs(None).await.unwrap().is_empty(),
+        "classifier listings leave them out"
+    );
+    let claimed = db
+        .claim_next_job_of(JobKind::FineTune, "w", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (claimed.id.as_str(), claimed.config.clone()),
+        (job.id.as_str(), resolved)
+    );
+    let checkpoint = |step: i64| CheckpointRecord {
+        id: format!("ftckpt-{step}"),
+        job_id: job.id.clone(),
+        step,
+        metrics: serde_json::json!({"train_loss": 1.0 / step as f64}),
+        artifact_key: format!("finetune/{step}/trainer.safetensors"),
+        adapter_key: format!("finetune/{step}/adapter.gguf"),
+        created_at: step,
+    };
+    assert!(db.insert_checkpoint("w", &checkpoint(3)).await.unwrap());
+    assert!(db.insert_checkpoint("w", &checkpoint(6)).await.unwrap());
+    assert!(!db
+        .insert_checkpoint("intruder", &checkpoint(9))
+        .await
+        .unwrap());
+    let steps: Vec<i64> = db
+        .checkpoints(&job.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.step)
+        .collect();
+    assert_eq!(steps, [6, 3]);
+    let referenced = db.referenced_artifacts().await.unwrap();
+    assert!(
+        referenced.contains(&"finetune/6/adapter.gguf".to_string()),
+        "{referenced:?}"
+    );
+    for i in 0..5 {
+        db.append_job_event(&job.id, &serde_json::json!({"message": i}))
+            .await
+            .unwrap();
+    }
+    let newest = db.job_events_page(&job.id, None, 2).await.unwrap();
+    let seqs: Vec<i64> = newest.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [5, 4]);
+    let older = db.job_events_page(&job.id, Some(4), 10).await.unwrap();
+    assert_eq!(older.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 2, 1]);
+    // Pages of a tenant's jobs, newest first, by cursor; another tenant's are apart.
+    let mut ids = vec![job.id.clone()];
+    for _ in 0..3 {
+        ids.push(db.insert_job(&new(&t.id)).await.unwrap().id);
+    }
+    db.insert_job(&new(&other.id)).await.unwrap();
+    let first = db
+        .jobs_page(JobKind::FineTune, &t.id, None, 2)
+        .await
+        .unwrap();
+    let second = db
+        .jobs_page(JobKind::FineTune, &t.id, Some(&first[1].id), 10)
+        .await
+        .unwrap();
+    let paged: Vec<String> = first.iter().chain(&second).map(|j| j.id.clone()).collect();
+    ids.reverse();
+    assert_eq!(paged, ids);
+    // A validating or queued job is cancelled at once.
+    assert_eq!(
+        db.request_cancel(&ids[0]).await.unwrap(),
+        Some(JobStatus::Cancelled)
+    );
 }

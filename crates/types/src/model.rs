@@ -96,10 +96,14 @@ pub enum Format {
     /// `tokenizer.json` (a pull converts faster-whisper's CTranslate2 `model.bin`).
     #[serde(rename = "whisper")]
     Whisper,
+    /// A LoRA adapter a fine-tuning job trained for a library GGUF model: `adapter.gguf`
+    /// (llama.cpp's GGUF adapter format), served on its base model's weights.
+    #[serde(rename = "lora-adapter")]
+    LoraAdapter,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::AiaasClassifier,
         Format::Gguf,
         Format::HfEncoder,
@@ -107,6 +111,7 @@ impl Format {
         Format::Ppocr,
         Format::OnnxTokenClassifier,
         Format::Whisper,
+        Format::LoraAdapter,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +123,7 @@ impl Format {
             Format::Ppocr => "ppocr",
             Format::OnnxTokenClassifier => "onnx-token-classifier",
             Format::Whisper => "whisper",
+            Format::LoraAdapter => "lora-adapter",
         }
     }
 

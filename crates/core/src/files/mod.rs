@@ -217,6 +217,26 @@ impl Files {
         Ok(record)
     }
 
+    /// A tenant's file by id (`None` when it has none of that id).
+    pub(crate) async fn of_tenant(&self, tenant_id: &str, id: &str) -> Result<Option<FileRecord>> {
+        Ok(self
+            .inner
+            .meta
+            .file(id)
+            .await?
+            .filter(|f| f.tenant_id == tenant_id))
+    }
+
+    /// A stored file's examples, read and checked again line by line (for training).
+    pub(crate) async fn examples(&self, record: &FileRecord) -> Result<Examples> {
+        let (artifacts, key) = (self.inner.artifacts.clone(), record.artifact_key.clone());
+        tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::new(artifacts.open(&key)?);
+            examples::read_examples(reader)
+        })
+        .await?
+    }
+
     /// A file of the caller's tenant; any other (another tenant's, a missing one) is a
     /// 404 alike.
     async fn visible(&self, principal: &Principal, id: &str) -> Result<FileRecord> {

@@ -211,29 +211,9 @@ impl Library {
         // The one place a library format picks its loader and runtime.
         match record.format {
             Format::Gguf => {
-                let catalogue_ctx = record
-                    .defaults
-                    .get("context_length")
-                    .and_then(serde_json::Value::as_u64)
-                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
-                let mut g = c.generator;
-                g.slots = settings.slots.unwrap_or(g.slots);
-                g.queue_capacity = settings.queue_capacity.unwrap_or(g.queue_capacity);
-                if let Some(ms) = settings.max_queue_time_ms {
-                    g.max_queue_time = (ms > 0).then(|| std::time::Duration::from_millis(ms));
-                }
-                g.context_per_slot = settings
-                    .context_length
-                    .unwrap_or_else(|| g.context_per_slot.min(catalogue_ctx.unwrap_or(u32::MAX)));
                 let needed = std::fs::metadata(dir.join("model.gguf")).map_or(0, |m| m.len());
                 self.make_room(needed).await?;
-                tokio::task::spawn_blocking(move || {
-                    let view = p.model_view(&dir, &names)?;
-                    let path = view.path().join("model.gguf");
-                    p.inner.engine.load_generator(&key, &label, &path, g)?;
-                    Ok::<_, CoreError>(())
-                })
-                .await??;
+                self.load_gguf(record).await?;
             }
             Format::HfEncoder => {
                 let b = settings.batch(c.embed_batch);
@@ -309,9 +289,9 @@ impl Library {
                 })
                 .await??;
             }
-            // Tenants' models (trained or uploaded) load through the models service,
-            // never as library models.
-            Format::AiaasClassifier | Format::Onnx => {
+            // Tenants' models (trained, uploaded or fine-tuned) load through their own
+            // services, never as library models.
+            Format::AiaasClassifier | Format::Onnx | Format::LoraAdapter => {
                 return Err(CoreError::InvalidInput(format!(
                     "{} is a tenant's {} model, not a library model",
                     record.name, record.format
@@ -319,6 +299,49 @@ impl Library {
             }
         }
         tracing::info!(model = %record.name, "model loaded");
+        Ok(())
+    }
+
+    /// Load (or reload) a GGUF library model with the LoRA adapters fine-tuned on it;
+    /// the caller holds the load lock and has made room.
+    pub(crate) async fn load_gguf(&self, record: &LibraryModelRecord) -> Result<()> {
+        let settings = ServingSettings::of(record);
+        let c = &self.inner.config;
+        let catalogue_ctx = record
+            .defaults
+            .get("context_length")
+            .and_then(serde_json::Value::as_u64)
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+        let mut g = c.generator;
+        g.slots = settings.slots.unwrap_or(g.slots);
+        g.queue_capacity = settings.queue_capacity.unwrap_or(g.queue_capacity);
+        if let Some(ms) = settings.max_queue_time_ms {
+            g.max_queue_time = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+        }
+        g.context_per_slot = settings
+            .context_length
+            .unwrap_or_else(|| g.context_per_slot.min(catalogue_ctx.unwrap_or(u32::MAX)));
+        let adapters = self.adapters_of(&record.name).await?;
+        let dir = self.library_cache_dir().join(&record.name);
+        let names = file_names(record);
+        let (key, label) = (runtime_key(&record.name), record.name.clone());
+        let p = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let view = p.model_view(&dir, &names)?;
+            let path = view.path().join("model.gguf");
+            let (_adapter_view, files) = p.adapter_files(&adapters)?;
+            if let Err(e) = p.inner.engine.load_generator(&key, &label, &path, g, &files) {
+                if files.is_empty() {
+                    return Err(e.into());
+                }
+                // One tenant's unreadable adapter must not take the base model away
+                // from everyone: serve the base, and the adapters fail on their own.
+                tracing::warn!(model = %label, error = %e, "loading the model's adapters failed; loading it without them");
+                p.inner.engine.load_generator(&key, &label, &path, g, &[])?;
+            }
+            Ok::<_, CoreError>(())
+        })
+        .await??;
         Ok(())
     }
 

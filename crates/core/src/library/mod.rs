@@ -24,6 +24,8 @@ use aiaas_types::{Permission, Principal};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+mod adapters;
+pub(crate) use adapters::ADAPTER_FILE;
 mod entities;
 mod load;
 mod pages;

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 mod audio;
 mod files;
+mod fine_tuning;
 mod replies;
 mod request;
 mod responses;
@@ -36,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_models))
         // A model id may hold slashes: a catch-all segment, documented as `{id}` through
         // `ApiDoc`'s `paths(..)` (a `routes!` path is also the route, which has no `*`).
-        .route("/v1/models/{*id}", get(get_model))
+        .route("/v1/models/{*id}", get(get_model).delete(delete_model))
         .routes(routes!(chat_completions))
         .routes(routes!(completions))
         .routes(routes!(embeddings))
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(responses::get_response, responses::delete_response))
         .merge(audio::router())
         .merge(files::router())
+        .merge(fine_tuning::router())
 }
 
 type OResult<T> = Result<T, ApiError>;
@@ -76,10 +78,16 @@ async fn list_models(
     Auth(p): Auth,
 ) -> OResult<Json<replies::ModelObjectList>> {
     let models = s.platform.library().list(&p).await.map_err(oai)?;
-    let data = models
+    let mut data: Vec<ModelObject> = models
         .iter()
         .map(|m| ModelObject::new(&m.record.name, m.record.created_at, m.record.task))
         .collect();
+    // The caller's tenant's fine-tuned models (no other tenant's).
+    for m in s.platform.fine_tuning().models(&p).await.map_err(oai)? {
+        let mut object = ModelObject::new(&m.name, m.created_at, m.task);
+        object.owned_by = p.tenant_id.clone();
+        data.push(object);
+    }
     Ok(Json(replies::ModelObjectList {
         object: "list",
         data,
@@ -101,12 +109,53 @@ async fn get_model(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> OResult<Json<ModelObject>> {
+    if id.starts_with(aiaas_core::FINE_TUNED_PREFIX) {
+        let m = s
+            .platform
+            .fine_tuning()
+            .models(&p)
+            .await
+            .map_err(oai)?
+            .into_iter()
+            .find(|m| m.name == id)
+            .ok_or_else(|| oai(CoreError::NotFound(format!("no model {id:?}"))))?;
+        let mut object = ModelObject::new(&m.name, m.created_at, m.task);
+        object.owned_by = p.tenant_id.clone();
+        return Ok(Json(object));
+    }
     let m = s.platform.library().get(&p, &id).await.map_err(oai)?;
     Ok(Json(ModelObject::new(
         &m.record.name,
         m.record.created_at,
         m.record.task,
     )))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/models/{id}",
+    operation_id = "openai_delete_model",
+    tag = "openai",
+    summary = "Delete a fine-tuned model (OpenAI format)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "deleted", body = replies::DeletedModel), crate::wire::Refused),
+    extensions(("x-aiaas-permission" = json!(aiaas_types::Permission::Deploy.as_str()))),
+)]
+async fn delete_model(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> OResult<Json<replies::DeletedModel>> {
+    s.platform
+        .fine_tuning()
+        .delete_model(&p, &id)
+        .await
+        .map_err(oai)?;
+    Ok(Json(replies::DeletedModel {
+        id,
+        object: "model",
+        deleted: true,
+    }))
 }
 
 // ---------------------------------------------------------------- chat

@@ -14,7 +14,8 @@ pub(super) struct ModelObject {
     pub object: &'static str,
     /// Seconds since the epoch.
     pub created: i64,
-    pub owned_by: &'static str,
+    /// `aiaas` for the library's models, the tenant for its fine-tuned ones.
+    pub owned_by: String,
     /// `chat`, `completion` or `embedding` (an aiaas extension).
     pub task: aiaas_types::Task,
 }
@@ -25,10 +26,19 @@ impl ModelObject {
             id: name.to_string(),
             object: "model",
             created: created_ms / 1000,
-            owned_by: "aiaas",
+            owned_by: "aiaas".into(),
             task,
         }
     }
+}
+
+/// `DELETE /v1/models/{id}`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DeletedModel {
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    pub deleted: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
