@@ -5,6 +5,7 @@ mod audit_cli;
 mod backup_cli;
 mod client;
 mod config;
+mod finetune_cli;
 mod jobs_cli;
 mod library_cli;
 mod log_mask;
@@ -39,6 +40,8 @@ enum Command {
     Train(jobs_cli::TrainArgs),
     /// List, show and cancel training jobs.
     Jobs(jobs_cli::JobsArgs),
+    /// Fine-tune a library LLM on a training file (OpenAI's fine-tuning API).
+    Finetune(finetune_cli::FinetuneArgs),
     /// The model registry and deployments.
     Models(client::ModelsArgs),
     /// Classify texts with a deployed model.
@@ -245,6 +248,7 @@ fn main() {
             Command::Datasets(c) => c.run().await,
             Command::Train(c) => c.run().await,
             Command::Jobs(c) => c.run().await,
+            Command::Finetune(c) => c.run().await,
             Command::Models(c) => c.run().await,
             Command::Predict(c) => c.run().await,
             Command::Pull(c) => c.run().await,

@@ -446,10 +446,15 @@ impl FineTuning {
 
     /// Delete a fine-tuned model of the caller's tenant (its adapter's files too).
     pub async fn delete_model(&self, principal: &Principal, name: &str) -> Result<()> {
+        require(principal, Permission::Deploy)?;
         if !is_fine_tuned_name(name) {
-            return Err(CoreError::InvalidInput(format!(
-                "{name:?} is not a fine-tuned model: library models are removed with DELETE /api/v1/library/{{name}} by an admin"
-            )));
+            let library = self.inner.config.meta.library_model(name).await?;
+            return Err(match library {
+                Some(_) => CoreError::InvalidInput(format!(
+                    "{name:?} is a library model, not a fine-tuned one: an admin removes it with DELETE /api/v1/library/{{name}}"
+                )),
+                None => CoreError::NotFound(format!("no model {name:?}")),
+            });
         }
         base_of(&self.inner.config.meta, &principal.tenant_id, name).await?;
         self.inner.config.models.delete(principal, name).await

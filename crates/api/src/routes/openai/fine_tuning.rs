@@ -460,6 +460,8 @@ async fn create_job(
     Auth(p): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> OResult<Json<JobObject>> {
+    // A key that may not train learns nothing about the body.
+    aiaas_core::require(&p, aiaas_types::Permission::Train).map_err(oai)?;
     let req = request(body)?;
     let job = s
         .platform
