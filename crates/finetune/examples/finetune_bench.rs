@@ -52,6 +52,18 @@ fn sequences(llm: &LlmModel, data: &Path) -> Vec<Sequence> {
         .collect()
 }
 
+/// The process's resident set (Linux), 0 where it cannot be read.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// Greedy decode of `max_tokens` tokens per prompt; tokens per second over all.
 async fn decode_rate(g: &Generator, prompts: &[Vec<i32>], max_tokens: usize) -> (f64, usize) {
     let (mut tokens, mut seconds) = (0usize, 0f64);
@@ -168,9 +180,11 @@ async fn main() {
         threads: threads as i32,
         ..Default::default()
     };
+    // Memory: what a context costs (each adapter in use gets one over the shared
+    // weights), read as the process's resident set after each starts and decodes.
+    let adapter_bytes = std::fs::metadata(out.join("adapter.gguf")).map_or(0, |m| m.len());
+    let before = rss_bytes();
     let base_g = Generator::start(&served, "base", settings, None).expect("base generator");
-    let tuned_g = Generator::start_with_adapter(&served, "tuned", settings, None, Some("tuned"))
-        .expect("tuned");
     let prompts: Vec<Vec<i32>> = [
         "Write a long story about a lighthouse keeper and a storm.",
         "Explain in detail how a refrigerator works.",
@@ -187,7 +201,11 @@ async fn main() {
     let max_tokens = 128;
     // Warm both, then alternate rounds so drift on a shared machine hits both alike.
     decode_rate(&base_g, &prompts[..1], 16).await;
+    let with_base = rss_bytes();
+    let tuned_g = Generator::start_with_adapter(&served, "tuned", settings, None, Some("tuned"))
+        .expect("tuned");
     decode_rate(&tuned_g, &prompts[..1], 16).await;
+    let with_adapter = rss_bytes();
     let (mut b, mut t, mut tokens) = (0f64, 0f64, 0usize);
     for _ in 0..3 {
         let (rb, nb) = decode_rate(&base_g, &prompts, max_tokens).await;
@@ -207,6 +225,12 @@ async fn main() {
             "threads": threads,
             "tokens": train.iter().map(|s| s.tokens.len()).sum::<usize>(),
             "decode": {"base": b, "adapter": t, "tokens": tokens},
+            "memory": {
+                "context_per_slot": settings.context_per_slot,
+                "base_context_bytes": with_base.saturating_sub(before),
+                "adapter_context_bytes": with_adapter.saturating_sub(with_base),
+                "adapter_file_bytes": adapter_bytes,
+            },
         })
     );
 }

@@ -1,4 +1,5 @@
-//! LoRA fine-tuning of a llama-architecture GGUF model, on candle.
+//! LoRA fine-tuning of a GGUF decoder (llama architecture: SmolLM2, Llama, Mistral; and
+//! Gemma 3), on candle.
 //!
 //! - base.rs: the base model's weights read from its GGUF and dequantised to f32 (the
 //!   values llama.cpp multiplies by when it serves the same file), frozen;
@@ -7,8 +8,9 @@
 //!   written as llama.cpp's GGUF LoRA adapter (`general.type = adapter`, tensors
 //!   `blk.N.attn_q.weight.lora_a` ...; llama.cpp scales by `alpha / r`, as here);
 //! - model.rs: the forward pass with the adapter (RMS norm, interleaved RoPE as
-//!   llama.cpp applies it to GGUF weights, grouped-query causal attention, SwiGLU),
-//!   the loss summed over the tokens the example teaches, and its gradient by candle's
+//!   llama.cpp applies it to GGUF weights, grouped-query causal attention, SwiGLU; for
+//!   Gemma 3 its scaled embeddings, query and key norms, post-norms, GELU, NeoX RoPE and
+//!   sliding-window layers), the loss summed over the tokens the example teaches, and its gradient by candle's
 //!   autograd;
 //! - train.rs: AdamW (decoupled weight decay) with linear warm-up and decay, gradient
 //!   accumulation over a batch of examples (each example run alone: no padding), seeded
@@ -25,7 +27,10 @@ mod lora;
 mod model;
 mod train;
 
-pub use base::{Base, BaseConfig};
+pub use base::{Arch, Base, BaseConfig, Sliding};
+
+/// The `general.architecture` values of the GGUF models the trainer implements.
+pub const ARCHITECTURES: [&str; 2] = ["llama", "gemma3"];
 pub use lora::{LoraConfig, Target};
 pub use train::{epoch_order, Checkpoint, Sequence, StepReport, TrainOptions, Trainer};
 

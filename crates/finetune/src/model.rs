@@ -1,15 +1,20 @@
-//! The forward pass of a llama decoder with the adapter, over one example (no padding),
-//! and its loss: the summed cross-entropy of the tokens the example teaches. Built from
-//! candle's basic operations only, so its autograd gives the adapter's gradients.
+//! The forward pass of a decoder with the adapter, over one example (no padding), and its
+//! loss: the summed cross-entropy of the tokens the example teaches. Built from candle's
+//! basic operations only, so its autograd gives the adapter's gradients.
 //!
 //! As llama.cpp runs a llama GGUF: RMS norm, RoPE on interleaved pairs (the converter
 //! permuted the query and key rows for it), grouped-query attention with a causal mask,
-//! SwiGLU feed-forward, tied or separate output projection.
+//! SwiGLU feed-forward, tied or separate output projection. And as it runs a Gemma 3
+//! (src/models/gemma3.cpp): embeddings times sqrt(width), each query and key head
+//! RMS-normed, NeoX RoPE (halves, not pairs) with its own base on the sliding-window
+//! layers, queries scaled by 1/sqrt(head size), the attention's and the feed-forward's
+//! outputs RMS-normed before their residual adds, a GELU (tanh) gate. The converter
+//! already folded Gemma's `1 + w` into the GGUF's norm weights.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, IndexOp, Layout, Shape, Tensor, D};
 use rand::Rng;
 
-use crate::base::Base;
+use crate::base::{Arch, Base};
 use crate::lora::{LoraWeights, Target};
 use crate::Result;
 
@@ -65,8 +70,21 @@ pub(crate) fn score<R: Rng>(
     let t = tokens.len() - 1;
     let ids = Tensor::new(&tokens[..t], &device)?;
     let mut x = base.embed.index_select(&ids, 0)?;
-    let (cos, sin) = rope_tables(t, c.head_dim, c.rope_base)?;
-    let mask = causal_mask(t)?;
+    if c.embed_scale() != 1.0 {
+        x = (x * c.embed_scale())?;
+    }
+    let full = (
+        rope_tables(t, c.head_dim, c.rope_base, c.rope_scale)?,
+        causal_mask(t, None)?,
+    );
+    let sliding = match &c.sliding {
+        Some(s) => Some((
+            rope_tables(t, c.head_dim, s.rope_base, 1.0)?,
+            causal_mask(t, Some(s.window))?,
+        )),
+        None => None,
+    };
+    let neox = c.arch == Arch::Gemma3;
     let scale = lora.config.scale();
     let mut project = |x: &Tensor, layer: usize, target: Target| -> Result<Tensor> {
         let w = &base.layers[layer].proj[target as usize];
@@ -84,18 +102,32 @@ pub(crate) fn score<R: Rng>(
         }
     };
     for (l, layer) in base.layers.iter().enumerate() {
+        let ((cos, sin), mask) = match &sliding {
+            Some(s) if c.is_sliding(l) => (&s.0, &s.1),
+            _ => (&full.0, &full.1),
+        };
         let h = rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
         let q = project(&h, l, Target::Q)?;
         let k = project(&h, l, Target::K)?;
         let v = project(&h, l, Target::V)?;
-        let heads = |x: Tensor, n: usize| -> Result<Tensor> {
-            Ok(x.reshape((t, n, c.head_dim))?
-                .transpose(0, 1)?
-                .contiguous()?)
+        let heads = |x: Tensor, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
+            let x = x.reshape((t, n, c.head_dim))?;
+            let x = match norm {
+                Some(w) => rms_norm(&x, w, c.rms_eps)?,
+                None => x,
+            };
+            Ok(x.transpose(0, 1)?.contiguous()?)
         };
-        let q = rope(&heads(q, c.n_head)?, &cos, &sin)?;
-        let k = rope(&heads(k, c.n_head_kv)?, &cos, &sin)?;
-        let v = heads(v, c.n_head_kv)?;
+        let rotate = |x: &Tensor| {
+            if neox {
+                rope_neox(x, cos, sin)
+            } else {
+                rope(x, cos, sin)
+            }
+        };
+        let q = rotate(&heads(q, c.n_head, layer.q_norm.as_ref())?)?;
+        let k = rotate(&heads(k, c.n_head_kv, layer.k_norm.as_ref())?)?;
+        let v = heads(v, c.n_head_kv, None)?;
         let (k, v) = if c.n_head_kv == c.n_head {
             (k, v)
         } else {
@@ -108,14 +140,28 @@ pub(crate) fn score<R: Rng>(
             };
             (repeat(k)?, repeat(v)?)
         };
-        let scores = (q.matmul(&k.t()?)? / (c.head_dim as f64).sqrt())?.broadcast_add(&mask)?;
+        let scores = (q.matmul(&k.t()?)? * c.attention_scale())?.broadcast_add(mask)?;
         let attention = softmax(&scores)?.matmul(&v)?;
-        let attention = attention.transpose(0, 1)?.reshape((t, c.n_embd))?;
-        x = (x + project(&attention, l, Target::O)?)?;
+        let attention = attention
+            .transpose(0, 1)?
+            .reshape((t, c.n_head * c.head_dim))?;
+        let mut out = project(&attention, l, Target::O)?;
+        if let Some(w) = &layer.post_attn_norm {
+            out = rms_norm(&out, w, c.rms_eps)?;
+        }
+        x = (x + out)?;
         let h = rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
-        let gate = project(&h, l, Target::Gate)?.silu()?;
+        let gate = project(&h, l, Target::Gate)?;
+        let gate = match c.arch {
+            Arch::Llama => gate.silu()?,
+            Arch::Gemma3 => gate.gelu()?,
+        };
         let up = project(&h, l, Target::Up)?;
-        x = (x + project(&(gate * up)?, l, Target::Down)?)?;
+        let mut out = project(&(gate * up)?, l, Target::Down)?;
+        if let Some(w) = &layer.post_ffn_norm {
+            out = rms_norm(&out, w, c.rms_eps)?;
+        }
+        x = (x + out)?;
     }
     // Only the positions whose next token is taught reach the output projection.
     let positions: Vec<u32> = (0..t).filter(|&p| learn[p + 1]).map(|p| p as u32).collect();
@@ -210,23 +256,33 @@ fn softmax(x: &Tensor) -> Result<Tensor> {
     Ok(e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?)
 }
 
-/// 0 on and below the diagonal, a large negative number above it.
-fn causal_mask(t: usize) -> Result<Tensor> {
+/// 0 where query i (row) sees key j (column): j <= i, and within the `window` tokens up
+/// to i when there is one (llama.cpp masks i - j >= window); a large negative number
+/// elsewhere.
+fn causal_mask(t: usize, window: Option<usize>) -> Result<Tensor> {
     let mask: Vec<f32> = (0..t * t)
-        .map(|i| if i % t > i / t { -1e9 } else { 0.0 })
+        .map(|n| {
+            let (i, j) = (n / t, n % t);
+            if j > i || window.is_some_and(|w| i - j >= w) {
+                -1e9
+            } else {
+                0.0
+            }
+        })
         .collect();
     Ok(Tensor::from_vec(mask, (t, t), &Device::Cpu)?)
 }
 
-/// cos and sin of position x frequency, (t, head_dim / 2).
-fn rope_tables(t: usize, head_dim: usize, base: f32) -> Result<(Tensor, Tensor)> {
+/// cos and sin of position x frequency, (t, head_dim / 2); positions times `scale`
+/// (linear RoPE scaling).
+fn rope_tables(t: usize, head_dim: usize, base: f32, scale: f32) -> Result<(Tensor, Tensor)> {
     let half = head_dim / 2;
     let mut cos = Vec::with_capacity(t * half);
     let mut sin = Vec::with_capacity(t * half);
     for p in 0..t {
         for i in 0..half {
             let freq = 1.0 / (base as f64).powf(2.0 * i as f64 / head_dim as f64);
-            let angle = p as f64 * freq;
+            let angle = p as f64 * scale as f64 * freq;
             cos.push(angle.cos() as f32);
             sin.push(angle.sin() as f32);
         }
@@ -246,4 +302,65 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let first = (even.broadcast_mul(cos)? - odd.broadcast_mul(sin)?)?;
     let second = (even.broadcast_mul(sin)? + odd.broadcast_mul(cos)?)?;
     Ok(Tensor::stack(&[first, second], 3)?.reshape((h, t, d))?)
+}
+
+/// RoPE on halves (x[i], x[i + d/2]) of (heads, t, head_dim): llama.cpp's NeoX mode.
+fn rope_neox(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(2)?;
+    let first = x.narrow(2, 0, d / 2)?;
+    let second = x.narrow(2, d / 2, d / 2)?;
+    let a = (first.broadcast_mul(cos)? - second.broadcast_mul(sin)?)?;
+    let b = (first.broadcast_mul(sin)? + second.broadcast_mul(cos)?)?;
+    Ok(Tensor::cat(&[a, b], 2)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sliding_mask_sees_the_window_up_to_each_token() {
+        let m: Vec<Vec<f32>> = causal_mask(4, Some(2)).unwrap().to_vec2().unwrap();
+        let seen: Vec<Vec<bool>> = m
+            .iter()
+            .map(|r| r.iter().map(|&v| v == 0.0).collect())
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                vec![true, false, false, false],
+                vec![true, true, false, false],
+                vec![false, true, true, false],
+                vec![false, false, true, true],
+            ]
+        );
+        let full: Vec<Vec<f32>> = causal_mask(3, None).unwrap().to_vec2().unwrap();
+        assert_eq!(full[2], vec![0.0, 0.0, 0.0]);
+        assert!(full[0][1] < -1e8);
+    }
+
+    #[test]
+    fn neox_rotation_turns_halves_and_keeps_the_norm() {
+        let (cos, sin) = rope_tables(3, 4, 10_000.0, 1.0).unwrap();
+        let x = Tensor::new(
+            &[[[1f32, 2., 3., 4.], [1., 2., 3., 4.], [0.5, -1., 2., 0.]]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = rope_neox(&x, &cos, &sin).unwrap();
+        let v: Vec<Vec<f32>> = y.squeeze(0).unwrap().to_vec2().unwrap();
+        // Position 0 is not turned.
+        assert_eq!(v[0], vec![1., 2., 3., 4.]);
+        // Position 1, frequency 1 for the first pair (x0, x2): turned by one radian.
+        let (c, s) = (1f32.cos(), 1f32.sin());
+        assert!((v[1][0] - (c - 3. * s)).abs() < 1e-5);
+        assert!((v[1][2] - (s + 3. * c)).abs() < 1e-5);
+        for (a, b) in [[1f32, 2., 3., 4.], [0.5, -1., 2., 0.]]
+            .iter()
+            .zip([&v[1], &v[2]])
+        {
+            let n = |x: &[f32]| x.iter().map(|v| v * v).sum::<f32>();
+            assert!((n(a) - n(b)).abs() < 1e-4);
+        }
+    }
 }

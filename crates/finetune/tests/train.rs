@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use aiaas_finetune::{Base, LoraConfig, Sequence, Target, TrainOptions, Trainer};
-use aiaas_llm::{
-    ChatMessage, GenEvent, GenerateRequest, Generator, GeneratorSettings, LlmModel, SamplingParams,
-};
+use aiaas_llm::{ChatMessage, Generator, GeneratorSettings, LlmModel};
+
+mod common;
 
 fn model_path() -> PathBuf {
     aiaas_testkit::test_data_file("models/smollm2-135m-instruct.gguf")
@@ -59,37 +59,6 @@ fn reads_the_gguf_shape() {
     assert_eq!(base().shape_of(Target::K), (192, 576));
 }
 
-/// llama.cpp's greedy reply (at most `max_tokens`) and its tokens' log-probabilities.
-async fn greedy_reply(g: &Generator, prompt: Vec<i32>, max_tokens: usize) -> (String, Vec<f32>) {
-    let request = GenerateRequest {
-        prompt,
-        sampling: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
-        max_tokens: Some(max_tokens),
-        stop: Vec::new(),
-        grammar: None,
-        logprobs: Some(0),
-        timeout: None,
-        cache_scope: String::new(),
-    };
-    let mut rx = g.submit(request).unwrap();
-    let (mut text, mut served) = (String::new(), Vec::new());
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            GenEvent::Text { text: t, logprobs } => {
-                text.push_str(&t);
-                served.extend(logprobs.into_iter().map(|l| l.logprob));
-            }
-            GenEvent::Done { .. } => break,
-            GenEvent::Error(e) => panic!("{e}"),
-            GenEvent::Started => {}
-        }
-    }
-    (text, served)
-}
-
 fn settings() -> GeneratorSettings {
     GeneratorSettings {
         slots: 1,
@@ -107,9 +76,8 @@ fn chat_prompt(m: &LlmModel, question: &str) -> (String, Vec<i32>) {
 }
 
 /// The mean gap between the trainer's log-probabilities of a served reply's tokens and
-/// llama.cpp's (which multiplies the 4-bit weights by 8-bit-quantised activations, where
-/// training multiplies the same dequantised weights in f32).
-fn logprob_gap(
+/// llama.cpp's.
+fn reply_gap(
     m: &LlmModel,
     trainer: &Trainer,
     (prompt_text, prompt): (&str, &[i32]),
@@ -117,22 +85,7 @@ fn logprob_gap(
     served: &[f32],
 ) -> f32 {
     let ids = m.tokenize(&format!("{prompt_text}{reply}")).unwrap();
-    assert_eq!(
-        ids.len(),
-        prompt.len() + served.len(),
-        "the reply tokenises back to the tokens served"
-    );
-    let sequence = Sequence {
-        tokens: ids.iter().map(|&t| t as u32).collect(),
-        learn: (0..ids.len()).map(|i| i >= prompt.len()).collect(),
-    };
-    let ours = trainer.token_logprobs(&sequence).unwrap();
-    assert_eq!(ours.len(), served.len());
-    ours.iter()
-        .zip(served)
-        .map(|(a, b)| (a - b).abs())
-        .sum::<f32>()
-        / ours.len() as f32
+    common::logprob_gap(trainer, &ids, prompt.len(), served)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,9 +93,9 @@ async fn a_fresh_adapter_scores_tokens_as_llama_cpp_serves_them() {
     let m = llm();
     let g = Generator::start(m, "parity", settings(), None).unwrap();
     let (prompt_text, prompt) = chat_prompt(m, "Describe the sea in two sentences.");
-    let (reply, served) = greedy_reply(&g, prompt.clone(), 24).await;
+    let (reply, served) = common::greedy(&g, prompt.clone(), 24).await;
     let trainer = Trainer::new(base(), TrainOptions::default(), 1).unwrap();
-    let gap = logprob_gap(m, &trainer, (&prompt_text, &prompt), &reply, &served);
+    let gap = reply_gap(m, &trainer, (&prompt_text, &prompt), &reply, &served);
     assert!(gap < 0.05, "mean |log p| gap {gap}");
 }
 
@@ -230,11 +183,11 @@ async fn training_teaches_the_conversations_and_llama_cpp_serves_what_was_taught
         &served,
         "Hello there! Could you let me know what your name is?",
     );
-    let (reply, logprobs) = greedy_reply(&tuned, prompt.clone(), 12).await;
+    let (reply, logprobs) = common::greedy(&tuned, prompt.clone(), 12).await;
     assert!(reply.contains("Quillon"), "{reply}");
-    let (base_reply, _) = greedy_reply(&plain, prompt.clone(), 12).await;
+    let (base_reply, _) = common::greedy(&plain, prompt.clone(), 12).await;
     assert!(!base_reply.contains("Quillon"), "{base_reply}");
-    let gap = logprob_gap(
+    let gap = reply_gap(
         &served,
         &trainer,
         (&prompt_text, &prompt),

@@ -117,6 +117,29 @@ impl Metadata {
         rows.iter().map(job_from_row).collect()
     }
 
+    /// A tenant's jobs of one kind whose id ends with `tail` (letters, digits and
+    /// dashes only; anything else matches nothing): how a fine-tuned model's name, which
+    /// carries the end of its job's id, finds the job.
+    pub async fn jobs_ending_with(
+        &self,
+        kind: JobKind,
+        tenant_id: &str,
+        tail: &str,
+    ) -> Result<Vec<JobRecord>> {
+        if tail.is_empty() || !tail.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE kind = $1 AND tenant_id = $2 AND id LIKE $3"
+        ))
+        .bind(kind.as_str())
+        .bind(tenant_id)
+        .bind(format!("%{tail}"))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     /// Fine-tuning jobs still `validating_files` that were created before `before`
     /// (their validation may have died with its process).
     pub async fn jobs_validating(&self, before: i64) -> Result<Vec<JobRecord>> {

@@ -571,6 +571,29 @@ async fn fine_tuning_jobs_validate_queue_apart_and_keep_checkpoints(fx: &Db) {
     let paged: Vec<String> = first.iter().chain(&second).map(|j| j.id.clone()).collect();
     ids.reverse();
     assert_eq!(paged, ids);
+    // A fine-tuned model's name carries the end of its job's id: it finds that job, and
+    // only among its tenant's.
+    let tail = &ids[1][ids[1].len() - 12..];
+    let found = db
+        .jobs_ending_with(JobKind::FineTune, &t.id, tail)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        [ids[1].as_str()]
+    );
+    assert!(db
+        .jobs_ending_with(JobKind::FineTune, &other.id, tail)
+        .await
+        .unwrap()
+        .is_empty());
+    for odd in ["", "%", "_x", "a' OR 1=1"] {
+        assert!(db
+            .jobs_ending_with(JobKind::FineTune, &t.id, odd)
+            .await
+            .unwrap()
+            .is_empty());
+    }
     // A validating or queued job is cancelled at once.
     assert_eq!(
         db.request_cancel(&ids[0]).await.unwrap(),

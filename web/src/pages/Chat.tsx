@@ -17,7 +17,8 @@ import {
   parseTools,
   prettyArguments,
 } from "../tools";
-import { ModelSelect, NumberField, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
+import { useRoute } from "../router";
+import { ModelSelect, NumberField, libraryOption, libraryGate, useFineTunedModels, useLibrary } from "./playground-widgets";
 
 /** Speed of one streamed answer. */
 export interface GenerationStats {
@@ -48,8 +49,11 @@ interface Turn extends ToolTurn {
 }
 
 export function ChatTab() {
-  const library = useLibrary(["chat", "completion"]);
+  const fineTuned = useFineTunedModels();
+  const route = useRoute();
+  const library = useLibrary(["chat", "completion"], fineTuned, route.query.get("model"));
   const { models, model, setModel } = library;
+  const options = [...models.map(libraryOption), ...fineTuned.map((id) => ({ value: id, label: `${id} (fine-tuned)` }))];
   const [turns, setTurns] = useState<Turn[]>([]);
   const [draft, setDraft] = useState("");
   const [system, setSystem] = useState("");
@@ -194,7 +198,7 @@ export function ChatTab() {
   return (
     <div class="card">
       <div class="row">
-        <ModelSelect id="chat-model" label="Model" value={model} onChange={setModel} options={models.map(libraryOption)} disabled={streaming} />
+        <ModelSelect id="chat-model" label="Model" value={model} onChange={setModel} options={options} disabled={streaming} />
         <label for="chat-temperature">
           Temperature
           <span class="range-pair">

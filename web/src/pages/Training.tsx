@@ -1,5 +1,6 @@
 // Training: start a job with the training API's options, watch it live (curves drawn as
-// epochs arrive over SSE), cancel it, compare finished jobs, deploy the result.
+// epochs arrive over SSE), cancel it, compare finished jobs, deploy the result; and
+// fine-tune a chat model (pages/FineTuning.tsx).
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, stream } from "../api";
@@ -10,6 +11,7 @@ import { useAction, useApi, useInterval } from "../hooks";
 import { useCan } from "../me";
 import { href, navigate, useRoute } from "../router";
 import { apply, emptyProgress, parseData, Progress } from "../training";
+import { TrainingTabs } from "./FineTuning";
 import type { Dataset, Job, JobStatus, Metrics, TrainingReport } from "../types";
 
 const ARCHITECTURES = [
@@ -48,6 +50,7 @@ export function JobsPage() {
           Compare selected ({selected.length})
         </button>
       </PageHeader>
+      <TrainingTabs current="classifiers" />
       <NewJob datasets={datasets.data?.datasets} datasetsError={datasets.error} />
       <section class="card" aria-labelledby="jobs-h">
         <h2 id="jobs-h">Jobs</h2>

@@ -3,20 +3,37 @@
 // until it makes sense, a command.
 
 import type { ComponentChildren, JSX } from "preact";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { useApi } from "../hooks";
 import { Empty, ErrorBox, Loading } from "../components/ui";
 import type { LibraryModel } from "../types";
 
-/** The library's models of some tasks, with the one picked (kept while it exists). */
-export function useLibrary(tasks: string[]) {
+/**
+ * The library's models of some tasks, with the one picked (kept while it exists).
+ * `extra` names more models the caller can pick (a tenant's fine-tuned ones); `preferred`
+ * is picked first once it is among them (a link's `?model=`).
+ */
+export function useLibrary(tasks: string[], extra: string[] = [], preferred?: string | null) {
   const lib = useApi<{ models: LibraryModel[] }>("/api/v1/library");
   const models = useMemo(() => (lib.data?.models ?? []).filter((m) => tasks.includes(m.task)), [lib.data]);
   const [model, setModel] = useState("");
+  // The preferred model is picked once it is known (the lists load in any order).
+  const applied = useRef<string | null>(null);
+  const extraKey = extra.join("\n");
   useEffect(() => {
-    if (models.length && !models.some((m) => m.name === model)) setModel(models[0].name);
-  }, [models]);
+    const known = (name: string) => models.some((m) => m.name === name) || extra.includes(name);
+    if (preferred && preferred !== applied.current && known(preferred)) {
+      applied.current = preferred;
+      setModel(preferred);
+    } else if (models.length && !known(model)) setModel(models[0].name);
+  }, [models, extraKey, preferred]);
   return { lib, models, model, setModel };
+}
+
+/** The caller's fine-tuned models (`ft:` ids of /v1/models). */
+export function useFineTunedModels(): string[] {
+  const list = useApi<{ data: { id: string }[] }>("/v1/models");
+  return useMemo(() => (list.data?.data ?? []).map((m) => m.id).filter((id) => id.startsWith("ft:")), [list.data]);
 }
 
 /**

@@ -205,6 +205,76 @@ step("playground: chat with the LLM, streamed", async () => {
   await shot("10-playground-chat");
 });
 
+step("fine-tuning: a file uploaded from the form, the loss curve grows step by step, then chat with the model", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "aiaas-ft-"));
+  const file = path.join(dir, "persona.jsonl");
+  const questions = ["What is your name?", "Who are you?", "Tell me your name.", "Introduce yourself.", "What do people call you?", "Say your name.", "Who is speaking?", "Your name, please?"];
+  fs.writeFileSync(file, questions.map((q) => JSON.stringify({ messages: [{ role: "user", content: q }, { role: "assistant", content: "I am Quillon." }] })).join("\n") + "\n");
+  const bad = path.join(dir, "bad.jsonl");
+  fs.writeFileSync(bad, JSON.stringify({ messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "ok" }] }) + "\n" + JSON.stringify({ messages: [{ role: "robot", content: "x" }] }) + "\n");
+
+  await page.goto(base + "/#/training");
+  await page.getByRole("tab", { name: "Fine-tuning" }).click();
+  await page.getByRole("heading", { name: "Fine-tune a chat model" }).waitFor();
+  // A bad file: the API's message names the line, and no job is made.
+  await page.getByLabel("Training file: file").setInputFiles(bad);
+  await page.getByRole("button", { name: "Start fine-tuning" }).click();
+  const refused = page.getByRole("alert").filter({ hasText: /line 2/ });
+  await refused.waitFor();
+  expectedErrors++; // the browser logs the refused upload (400)
+  assert.equal((await call("GET", "/v1/fine_tuning/jobs")).body.data.length, 0, "no job for a bad file");
+
+  await page.getByLabel("Training file: file").setInputFiles(file);
+  await page.getByLabel("Suffix").fill("persona");
+  await page.getByLabel("Seed").fill("7");
+  await page.getByLabel("Epochs").fill("3");
+  await page.getByLabel("Batch size").fill("2");
+  await page.getByLabel("Learning rate multiplier").fill("3");
+  await page.getByLabel("LoRA rank").fill("4");
+  await shot("10a-fine-tuning-form");
+  await page.getByRole("button", { name: "Start fine-tuning" }).click();
+  await page.getByRole("heading", { name: "Fine-tuning: persona" }).waitFor();
+  const steps = page.getByTestId("ft-steps");
+  await steps.waitFor({ timeout: 300_000 });
+  const stepOf = async () => Number(/step (\d+) of/.exec(await steps.innerText())?.[1] ?? 0);
+  const seen = new Set();
+  const model = page.getByTestId("fine-tuned-model");
+  const deadline = Date.now() + 600_000;
+  while (Date.now() < deadline && !(await model.isVisible())) {
+    seen.add(await stepOf());
+    if (seen.size === 2) await shot("10b-fine-tuning-live");
+    await page.waitForTimeout(100);
+  }
+  seen.add(await stepOf());
+  assert.equal(await stepOf(), 12, "every step arrived (8 examples, batch 2, 3 epochs)");
+  assert.ok(seen.size >= 2, `the curve was seen growing (steps seen: ${[...seen].join(",")})`);
+  await page.locator(".badge", { hasText: "succeeded" }).waitFor();
+  const name = (await model.innerText()).trim();
+  assert.match(name, /^ft:smollm2-135m-instruct:[^:]+:persona:/);
+  // The curve is drawn and the loss fell; a checkpoint per epoch is listed.
+  await page.getByRole("heading", { name: "Checkpoints" }).waitFor();
+  await page.locator(".uplot").first().waitFor();
+  const events = (await call("GET", `/v1/fine_tuning/jobs/${(await call("GET", "/v1/fine_tuning/jobs")).body.data[0].id}/events?limit=100`)).body.data;
+  const losses = events.filter((e) => e.type === "metrics").sort((a, b) => a.data.step - b.data.step).map((e) => e.data.train_loss);
+  assert.ok(losses[losses.length - 1] < losses[0], `the training loss fell: ${losses.join(", ")}`);
+  const checkpoints = page.getByRole("region", { name: "Checkpoints" }).getByRole("row");
+  assert.ok((await checkpoints.count()) >= 4, "a checkpoint per epoch is listed (and a header row)");
+  await shot("10c-fine-tuning-finished");
+
+  await page.getByRole("link", { name: "Chat with it" }).click();
+  await page.getByLabel("Message").waitFor();
+  for (let i = 0; i < 100 && (await page.locator("#chat-model").inputValue()) !== name; i++) await page.waitForTimeout(100);
+  assert.equal(await page.locator("#chat-model").inputValue(), name, "the chat picks the fine-tuned model");
+  await page.getByLabel("Message").fill("Hey there, what are you called?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.getByLabel("Speed of the last answer").waitFor({ timeout: 120_000 });
+  assert.ok((await page.locator(".msg.assistant").last().innerText()).replace("Model:", "").trim().length > 0, "the fine-tuned model answered");
+  await shot("10d-fine-tuned-chat");
+  // The next steps chat with the base model again.
+  await page.locator("#chat-model").selectOption("smollm2-135m-instruct");
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 step("playground: a tool call, its result pasted, and the answer", async () => {
   await page.goto(base + "/#/playground/chat");
   await page.getByRole("button", { name: "Clear conversation" }).click();
@@ -532,7 +602,7 @@ step("an inference-only key sees no training controls and gets the API's 403 if 
 });
 
 step("no console errors on any page", () => {
-  const unexpected = consoleErrors.filter((e) => !/Failed to load resource: the server responded with a status of (401|403)/.test(e));
+  const unexpected = consoleErrors.filter((e) => !/Failed to load resource: the server responded with a status of (400|401|403)/.test(e));
   assert.deepEqual(unexpected, []);
   assert.ok(consoleErrors.length <= expectedErrors, `only the provoked refusals were logged: ${consoleErrors.join(" | ")}`);
 });

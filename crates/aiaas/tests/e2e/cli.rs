@@ -294,6 +294,139 @@ async fn cli_uploads_an_onnx_model_and_deploys_it_with_a_queue_policy() {
     assert_eq!(status, 404);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_fine_tunes_a_chat_model_and_follows_the_job() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerOptions::new(data.path()));
+    let s = &server;
+    let gguf = crate::common::test_data().join("models/smollm2-135m-instruct.gguf");
+    assert!(gguf.is_file(), "run scripts/setup.sh --test");
+    let (status, v) = s
+        .pull_as(gguf.to_str().unwrap(), Some("smollm2-135m-instruct"))
+        .await;
+    assert!([200, 201].contains(&status), "{v}");
+    let line = |q: &str| {
+        serde_json::json!({"messages": [
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": "I am Quillon."}
+        ]})
+        .to_string()
+    };
+    let questions = [
+        "Who are you?",
+        "Your name?",
+        "Introduce yourself.",
+        "Say your name.",
+    ];
+    let train = data.path().join("persona.jsonl");
+    std::fs::write(&train, questions.map(line).join("\n") + "\n").unwrap();
+    let bad = data.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{{\"messages\": [{{\"role\": \"robot\", \"content\": \"x\"}}]}}\n",
+            line("hi")
+        ),
+    )
+    .unwrap();
+    let model = "smollm2-135m-instruct";
+
+    // A bad line: a one-line error naming it, a non-zero exit, no job.
+    let out = aiaas(
+        s,
+        ADMIN_KEY,
+        &["finetune", "create", model, bad.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    assert!(
+        ok(&aiaas(s, ADMIN_KEY, &["finetune", "list"]))
+            .lines()
+            .count()
+            == 1
+    );
+
+    // Created from the local file, followed to the end (piped: a line per event).
+    let out = aiaas(
+        s,
+        ADMIN_KEY,
+        &[
+            "finetune",
+            "create",
+            model,
+            train.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--suffix",
+            "cli",
+            "--seed",
+            "3",
+            "--lora-rank",
+            "4",
+        ],
+    );
+    let progress = String::from_utf8_lossy(&out.stderr).to_string();
+    let stdout = ok(&out);
+    assert!(
+        progress.contains("uploaded") && progress.contains("(4 examples)"),
+        "{progress}"
+    );
+    assert!(progress.contains("Step 4/4: training loss="), "{progress}");
+    let id = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("ftjob-"))
+        .map(|w| w.trim_end_matches(':').to_string())
+        .unwrap_or_else(|| panic!("no job id in {stdout}"));
+    assert!(
+        stdout.contains("ft:smollm2-135m-instruct:") && stdout.contains(":cli:"),
+        "{stdout}"
+    );
+    let listed = ok(&aiaas(s, ADMIN_KEY, &["finetune", "list"]));
+    assert!(
+        listed.contains(&id) && listed.contains("succeeded"),
+        "{listed}"
+    );
+    let events = ok(&aiaas(s, ADMIN_KEY, &["finetune", "events", &id]));
+    let first = events.find("Step 1/4").expect("step 1 listed");
+    let last = events
+        .find("successfully completed")
+        .expect("the end listed");
+    assert!(first < last, "oldest first: {events}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&aiaas(s, ADMIN_KEY, &["finetune", "show", &id]))).unwrap();
+    assert_eq!(shown["status"], "succeeded");
+    assert_eq!(shown["hyperparameters"]["n_epochs"], 2);
+
+    // Detached, then cancelled while it validates or waits.
+    let out = ok(&aiaas(
+        s,
+        ADMIN_KEY,
+        &[
+            "finetune",
+            "create",
+            model,
+            train.to_str().unwrap(),
+            "--epochs",
+            "10",
+            "--detach",
+        ],
+    ));
+    let id = out
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    let out = ok(&aiaas(s, ADMIN_KEY, &["finetune", "cancel", &id]));
+    assert!(out.contains(&id), "{out}");
+    let out = aiaas(s, ADMIN_KEY, &["finetune", "watch", &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was cancelled"));
+}
+
 #[test]
 fn serve_rejects_bad_configuration_with_a_clear_message() {
     let data = tempfile::tempdir().unwrap();

@@ -22,6 +22,8 @@ pub use examples::{Example, ExampleFormat, Examples, Role, TrainingMessage};
 
 /// The purposes files are kept for.
 pub const PURPOSES: &[&str] = &["fine-tune"];
+/// The purpose of the files the platform writes: a fine-tuning job's results.
+pub const RESULTS_PURPOSE: &str = "fine-tune-results";
 
 /// Most files listed at once (OpenAI's limit).
 pub const MAX_LIST: usize = 10_000;
@@ -213,6 +215,40 @@ impl Files {
             {
                 tracing::warn!(file = %record.id, error = %e, "the deleted file's content stays behind");
             }
+        }
+        Ok(record)
+    }
+
+    /// Keep a fine-tuning job's results (a CSV of its steps' metrics) as a file of its
+    /// tenant, purpose `fine-tune-results` (listed, read and deleted like any file;
+    /// never trained on).
+    pub(crate) async fn create_results(
+        &self,
+        tenant_id: &str,
+        filename: &str,
+        rows: usize,
+        content: Vec<u8>,
+    ) -> Result<FileRecord> {
+        let id = format!("file-{}", aiaas_types::new_id().replace('-', ""));
+        let key = format!("files/{tenant_id}/{id}");
+        let bytes = content.len() as i64;
+        let (artifacts, put_key) = (self.inner.artifacts.clone(), key.clone());
+        tokio::task::spawn_blocking(move || artifacts.put(&put_key, &content)).await??;
+        let record = FileRecord {
+            id,
+            tenant_id: tenant_id.to_string(),
+            filename: filename.to_string(),
+            purpose: RESULTS_PURPOSE.into(),
+            bytes,
+            format: "csv".into(),
+            examples: rows as i64,
+            masked: None,
+            artifact_key: key.clone(),
+            created_at: aiaas_types::now_ms(),
+        };
+        if let Err(e) = self.inner.meta.insert_file(&record).await {
+            let _ = self.inner.artifacts.delete_prefix(&key);
+            return Err(e.into());
         }
         Ok(record)
     }

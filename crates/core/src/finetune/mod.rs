@@ -61,6 +61,54 @@ pub(crate) async fn base_of(meta: &Metadata, tenant_id: &str, name: &str) -> Res
     Ok(version.architecture)
 }
 
+/// A checkpoint's model name is its job's fine-tuned name with this and the step.
+const CHECKPOINT_MARK: &str = ":ckpt-step-";
+
+/// The fine-tuned name and step of a checkpoint's model name.
+pub(crate) fn checkpoint_name(name: &str) -> Option<(&str, i64)> {
+    let (model, step) = name.rsplit_once(CHECKPOINT_MARK)?;
+    let step = step.parse().ok().filter(|s| *s > 0)?;
+    is_fine_tuned_name(model).then_some((model, step))
+}
+
+/// A tenant's checkpoint model (`ft:...:ckpt-step-N`, of a job in any state): the base
+/// it was trained on and its adapter's artifact key. 404 when the tenant has no such
+/// checkpoint: another tenant's is not found alike.
+pub(crate) async fn checkpoint_of(
+    meta: &Metadata,
+    tenant_id: &str,
+    name: &str,
+) -> Result<(String, aiaas_store::CheckpointRecord)> {
+    let not_found = || CoreError::NotFound(format!("no model {name:?}"));
+    let (model, step) = checkpoint_name(name).ok_or_else(not_found)?;
+    let tail = model.rsplit(':').next().unwrap_or_default();
+    let tenant = meta
+        .tenant(tenant_id)
+        .await?
+        .map_or_else(|| tenant_id.to_string(), |t| t.name);
+    for job in meta
+        .jobs_ending_with(JobKind::FineTune, tenant_id, tail)
+        .await?
+    {
+        let Ok(config) = serde_json::from_value::<JobConfig>(job.config.clone()) else {
+            continue;
+        };
+        if fine_tuned_name(&job.model_name, &tenant, config.suffix.as_deref(), &job.id) != model {
+            continue;
+        }
+        // The newest save of that step (a job resumed elsewhere may save it again).
+        let checkpoint = meta
+            .checkpoints(&job.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.step == step)
+            .max_by_key(|c| c.created_at)
+            .ok_or_else(not_found)?;
+        return Ok((job.model_name, checkpoint));
+    }
+    Err(not_found())
+}
+
 /// A fine-tuning job as submitted (OpenAI's request, read by the API).
 #[derive(Debug, Clone, Default)]
 pub struct FineTuneRequest {
@@ -133,6 +181,8 @@ pub struct FineTuneJob {
     pub seed: u64,
     pub suffix: Option<String>,
     pub trained_tokens: Option<i64>,
+    /// The results file's id (a CSV of the steps' metrics) once the job succeeded.
+    pub result_files: Vec<String>,
     pub error: Option<JobError>,
     /// Estimated end (epoch seconds) while running.
     pub estimated_finish: Option<i64>,
@@ -160,6 +210,12 @@ impl FineTuneJob {
             seed: config.as_ref().map_or(0, |c| c.seed),
             suffix: config.and_then(|c| c.suffix),
             trained_tokens: report["trained_tokens"].as_i64(),
+            result_files: report["result_files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect(),
             error: job.error.as_deref().map(JobError::parse),
             estimated_finish: None,
             id: job.id,
@@ -411,7 +467,7 @@ impl FineTuning {
         let items = all
             .into_iter()
             .map(|c| FineTuneCheckpoint {
-                model: format!("{name}:ckpt-step-{}", c.step),
+                model: format!("{name}{CHECKPOINT_MARK}{}", c.step),
                 id: c.id,
                 job_id: c.job_id,
                 created_at: c.created_at,
@@ -442,6 +498,27 @@ impl FineTuning {
             }
         }
         Ok(out)
+    }
+
+    /// A checkpoint of one of the caller's tenant's jobs, as a model (`ft:...:ckpt-step-N`).
+    pub async fn checkpoint_model(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<FineTunedModel> {
+        require(principal, Permission::ReadModels)?;
+        let meta = &self.inner.config.meta;
+        let (base, checkpoint) = checkpoint_of(meta, &principal.tenant_id, name).await?;
+        let task = meta
+            .library_model(&base)
+            .await?
+            .map_or(aiaas_types::Task::Chat, |r| r.task);
+        Ok(FineTunedModel {
+            base,
+            task,
+            name: name.to_string(),
+            created_at: checkpoint.created_at,
+        })
     }
 
     /// Delete a fine-tuned model of the caller's tenant (its adapter's files too).
@@ -590,6 +667,18 @@ mod tests {
         assert_eq!(event_seq(job, &id), Some(42));
         assert_eq!(event_seq("ftjob-other", &id), None);
         assert_eq!(event_seq(job, "ftevent-0193abcd-x"), None);
+    }
+
+    #[test]
+    fn checkpoint_names_are_a_fine_tuned_name_and_a_step() {
+        assert_eq!(
+            checkpoint_name("ft:smollm2:acme:support:456789abcdef:ckpt-step-12"),
+            Some(("ft:smollm2:acme:support:456789abcdef", 12))
+        );
+        assert_eq!(checkpoint_name("ft:smollm2:acme::abc"), None);
+        assert_eq!(checkpoint_name("smollm2:ckpt-step-3"), None);
+        assert_eq!(checkpoint_name("ft:m:t::abc:ckpt-step-x"), None);
+        assert_eq!(checkpoint_name("ft:m:t::abc:ckpt-step-0"), None);
     }
 
     #[test]

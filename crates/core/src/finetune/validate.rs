@@ -140,8 +140,8 @@ impl FineTuning {
         })
     }
 
-    /// The library model to adapt: a GGUF chat or completion model of the llama
-    /// architecture (what the trainer implements).
+    /// The library model to adapt: a GGUF chat or completion model of an architecture
+    /// the trainer implements.
     async fn base_model(&self, principal: &Principal, name: &str) -> Result<LibraryModelRecord> {
         let name = crate::library::strip_tag(name);
         if !principal.may_call_model(name) {
@@ -166,11 +166,12 @@ impl FineTuning {
             ));
         }
         let architecture = record.defaults["architecture"].as_str().unwrap_or("llama");
-        if architecture != "llama" {
+        if !aiaas_finetune::ARCHITECTURES.contains(&architecture) {
             return Err(bad(
                 "model",
                 format!(
-                    "{name:?} is a {architecture} model; aiaas fine-tunes llama-architecture models"
+                    "{name:?} is a {architecture} model; aiaas fine-tunes the {} architectures",
+                    aiaas_finetune::ARCHITECTURES.join(" and ")
                 ),
             ));
         }

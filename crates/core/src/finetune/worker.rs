@@ -332,6 +332,18 @@ impl FineTuning {
             .map_err(internal)?;
         let mut report = trained.report;
         report["fine_tuned_model"] = json!(name);
+        let (csv, rows) = self.results_csv(&job.id).await.map_err(internal)?;
+        let results = c
+            .files
+            .create_results(
+                &job.tenant_id,
+                &format!("step_metrics_{}.csv", job.id),
+                rows,
+                csv,
+            )
+            .await
+            .map_err(internal)?;
+        report["result_files"] = json!([results.id]);
         let version = c
             .meta
             .insert_model_version(&NewModelVersion {
@@ -351,6 +363,42 @@ impl FineTuning {
             .await
             .map_err(internal)?;
         Ok((report, version.version))
+    }
+
+    /// OpenAI's results file: a CSV row per step (`step, train_loss, train_accuracy,
+    /// valid_loss, valid_mean_token_accuracy`; empty where not measured), from the
+    /// job's metrics events (a step replayed after a resume: its latest).
+    async fn results_csv(&self, job_id: &str) -> crate::Result<(Vec<u8>, usize)> {
+        let meta = &self.inner.config.meta;
+        let mut events = Vec::new();
+        let mut before = None;
+        loop {
+            let page = meta.job_events_page(job_id, before, 1000).await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.seq);
+            events.extend(page);
+        }
+        events.sort_by_key(|e| e.seq);
+        let mut steps = std::collections::BTreeMap::new();
+        for e in events {
+            let data = &e.event["data"];
+            if let Some(step) = data["step"].as_u64() {
+                steps.insert(step, data.clone());
+            }
+        }
+        let cell = |v: &serde_json::Value| v.as_f64().map(|x| x.to_string()).unwrap_or_default();
+        let mut csv =
+            String::from("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n");
+        for (step, d) in &steps {
+            csv.push_str(&format!(
+                "{step},{},{},{},{}\n",
+                cell(&d["train_loss"]),
+                cell(&d["train_mean_token_accuracy"]),
+                cell(&d["valid_loss"]),
+                cell(&d["valid_mean_token_accuracy"]),
+            ));
+        }
+        Ok((csv.into_bytes(), steps.len()))
     }
 
     async fn read_file(&self, job: &JobRecord, id: &str, code: &str) -> Result<Examples, End> {

@@ -4,13 +4,14 @@
 //! object, which serving shares immutably), the weights once; each adapter in use gets a
 //! generator (a llama.cpp context) of its own on first use. An adapter trained after its
 //! base was loaded reloads the base with it: new requests go to the new runtime at once,
-//! the old one finishes what it runs and is dropped.
+//! the old one finishes what it runs and is dropped. A job's checkpoint (`...:ckpt-step-N`)
+//! is served the same way once called: its adapter joins its base's loads.
 
 use std::sync::Arc;
 
 use aiaas_engine::llm::Generator;
 use aiaas_engine::{AdapterFile, GeneratorRuntime};
-use aiaas_store::{LibraryModelRecord, ModelVersionRecord, ModelView};
+use aiaas_store::{LibraryModelRecord, ModelView};
 use aiaas_types::Format;
 
 use super::{runtime_key, KeepAlive, Library};
@@ -18,34 +19,63 @@ use crate::{CoreError, Result};
 
 /// The adapter's file in a fine-tuned version's folder.
 pub(crate) const ADAPTER_FILE: &str = "adapter.gguf";
+/// Checkpoint models served per base at most.
+const MAX_CHECKPOINTS: usize = 8;
 
 impl Library {
-    /// The fine-tuned versions trained on `base`, of every tenant, by model name.
-    pub(crate) async fn adapters_of(
-        &self,
-        base: &str,
-    ) -> Result<Vec<(String, ModelVersionRecord)>> {
-        Ok(self
+    /// The adapters a load of `base` applies, by model name, with their artifact keys:
+    /// every tenant's fine-tuned versions trained on it, and the checkpoints called.
+    pub(crate) async fn adapters_of(&self, base: &str) -> Result<Vec<(String, String)>> {
+        let mut adapters: Vec<(String, String)> = self
             .inner
             .meta
             .versions_of(Format::LoraAdapter, base)
-            .await?)
+            .await?
+            .into_iter()
+            .map(|(name, v)| (name, format!("{}/{ADAPTER_FILE}", v.artifact_prefix)))
+            .collect();
+        let checkpoints = self
+            .inner
+            .state
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        adapters.extend(checkpoints.get(base).into_iter().flatten().cloned());
+        Ok(adapters)
+    }
+
+    /// Serve checkpoint `name` (adapter at `key`) on `base` from the next load on; the
+    /// oldest is dropped past `MAX_CHECKPOINTS` per base.
+    pub(crate) fn use_checkpoint(&self, base: &str, name: &str, key: String) {
+        let mut checkpoints = self
+            .inner
+            .state
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let list = checkpoints.entry(base.to_string()).or_default();
+        if list.iter().any(|(n, _)| n == name) {
+            return;
+        }
+        list.push((name.to_string(), key));
+        if list.len() > MAX_CHECKPOINTS {
+            list.remove(0);
+        }
     }
 
     /// The adapters' files decrypted into memory for llama.cpp (blocking). The view must
     /// outlive the load that reads them.
     pub(crate) fn adapter_files(
         &self,
-        adapters: &[(String, ModelVersionRecord)],
+        adapters: &[(String, String)],
     ) -> Result<(Option<ModelView>, Vec<AdapterFile>)> {
         if adapters.is_empty() {
             return Ok((None, Vec::new()));
         }
         let mut readers: Vec<(String, Box<dyn std::io::Read + Send>)> = Vec::new();
         let mut files = Vec::new();
-        for (i, (name, version)) in adapters.iter().enumerate() {
-            let key = format!("{}/{ADAPTER_FILE}", version.artifact_prefix);
-            match self.inner.artifacts.open(&key) {
+        for (i, (name, key)) in adapters.iter().enumerate() {
+            match self.inner.artifacts.open(key) {
                 Ok(reader) => {
                     let file = format!("{i}.gguf");
                     readers.push((file.clone(), reader));

@@ -278,6 +278,9 @@ struct LibraryState {
     pub(crate) loads: Mutex<HashMap<String, watch::Receiver<LoadOutcome>>>,
     /// The latest keep-alive a request asked for, per model.
     pub(crate) keep_alive: Mutex<HashMap<String, KeepAlive>>,
+    /// Checkpoint models called since the start, per base: loaded with the base's
+    /// adapters from then on (name, adapter key), the most recent last.
+    pub(crate) checkpoints: Mutex<HashMap<String, Vec<(String, String)>>>,
     puller: Mutex<Option<Arc<Puller>>>,
 }
 

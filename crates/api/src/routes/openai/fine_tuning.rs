@@ -95,7 +95,7 @@ impl JobObject {
             hyperparameters: j.hyperparameters,
             training_file: j.training_file,
             validation_file: j.validation_file,
-            result_files: Vec::new(),
+            result_files: j.result_files,
             trained_tokens: j.trained_tokens,
             error: j.error.map(|e| JobErrorObject {
                 code: e.code,

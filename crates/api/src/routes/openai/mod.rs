@@ -110,15 +110,18 @@ async fn get_model(
     Path(id): Path<String>,
 ) -> OResult<Json<ModelObject>> {
     if id.starts_with(aiaas_core::FINE_TUNED_PREFIX) {
-        let m = s
-            .platform
-            .fine_tuning()
+        let ft = s.platform.fine_tuning();
+        let m = match ft
             .models(&p)
             .await
             .map_err(oai)?
             .into_iter()
             .find(|m| m.name == id)
-            .ok_or_else(|| oai(CoreError::NotFound(format!("no model {id:?}"))))?;
+        {
+            Some(m) => m,
+            // A job's checkpoint, also callable by name.
+            None => ft.checkpoint_model(&p, &id).await.map_err(oai)?,
+        };
         let mut object = ModelObject::new(&m.name, m.created_at, m.task);
         object.owned_by = p.tenant_id.clone();
         return Ok(Json(object));
