@@ -256,7 +256,7 @@ mod tests {
         let e = "tflite".parse::<Format>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr, onnx-token-classifier, whisper"
+            "unknown format \"tflite\"; expected one of: aiaas-classifier, gguf, hf-encoder, onnx, ppocr, onnx-token-classifier, whisper, lora-adapter"
         );
         assert!("Chat".parse::<Task>().is_err());
         assert!("".parse::<PiiMode>().is_err());
