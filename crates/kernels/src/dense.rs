@@ -1,6 +1,6 @@
 //! A linear layer `act(x W^T + b)`: the prepacked AVX-512 kernel where the CPU has it,
 //! else candle's matmul on the weight transposed once at load, then the fused in-place
-//! bias + activation kernel either way.
+//! bias + activation kernel (the packed kernel applies both as it writes its output).
 
 use candle_core::Tensor;
 
@@ -33,13 +33,17 @@ impl Dense {
 
     /// `act(x W^T + b)` for `x` of `[rows, in]`.
     pub fn forward(&self, x: &Tensor, act: Activation) -> candle_core::Result<Tensor> {
-        let (y, bias, cols) = match self {
-            Dense::Packed(linear) => (x.apply_op1_no_bwd(linear)?, None, linear.out_dim()),
+        match self {
+            Dense::Packed(linear) => linear.apply(x, act),
             Dense::Candle { weight_t, bias } => {
-                (x.matmul(weight_t)?, Some(bias.as_slice()), bias.len())
+                let y = x.matmul(weight_t)?;
+                y.inplace_op1(&BiasActivation {
+                    bias: Some(bias),
+                    cols: bias.len(),
+                    act,
+                })?;
+                Ok(y)
             }
-        };
-        y.inplace_op1(&BiasActivation { bias, cols, act })?;
-        Ok(y)
+        }
     }
 }
