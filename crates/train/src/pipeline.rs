@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use aiaas_types::{
     Architecture, CandidateReport, EmbeddingInit, EpochStats, EvalMetrics, TrainConfig, TrainEvent,
-    TrainReport, Word2VecReport,
+    TrainReport, Trial, Word2VecReport,
 };
 
+use crate::fit::loss_and_accuracy;
 use crate::fit::{fit, predict_all, Examples, FitOptions, Net, Predictor};
 use crate::metrics::{argmax, evaluate};
 use crate::model::{Body, Classifier, ModelSpec, TokenizerSpec};
@@ -18,7 +19,7 @@ use crate::nets::textcnn::TextCnn;
 use crate::nets::{initial_embeddings, NetSpec};
 use crate::split::stratified_split;
 use crate::text::tokenize;
-use crate::tfidf::{train_logreg, TfidfVectorizer};
+use crate::tfidf::{train_logreg, Analyzer, Logreg, TfidfVectorizer, DEFAULT_C};
 use crate::vocab::TokenVocab;
 use crate::word2vec::{train_word2vec, WordVectors};
 use crate::{LabelledText, TrainControl, TrainError, TrainedModel};
@@ -70,13 +71,8 @@ pub(crate) fn train_with_classifier(
     let mut refit = None;
     let mut vocabulary = embeddings.vocab.len();
     if config.architecture == Architecture::Auto && config.refit && !data.val.labels.is_empty() {
-        let (report, refitted, vocab) = refit_winner(
-            config,
-            classifier.architecture(),
-            train_rows,
-            test_rows,
-            control,
-        )?;
+        let (report, refitted, vocab) =
+            refit_winner(config, &classifier, train_rows, test_rows, control)?;
         classifier = refitted;
         refit = Some(report);
         vocabulary = vocab;
@@ -102,16 +98,21 @@ pub(crate) fn train_with_classifier(
 /// scikit-learn's `refit`: selection used the validation split, the kept model uses it too.
 fn refit_winner(
     config: &TrainConfig,
-    arch: Architecture,
+    winner: &Classifier,
     train_rows: &[LabelledText],
     test_rows: Option<&[LabelledText]>,
     control: &TrainControl<'_>,
 ) -> Result<(CandidateReport, Classifier, usize), TrainError> {
+    let arch = winner.architecture();
     phase(control, &format!("refit:{}", arch.as_str()));
     let refit_config = TrainConfig {
         architecture: arch,
         validation_split: 0.0,
         early_stopping_patience: None,
+        // The settings the search chose, not a new search (there is no validation split).
+        tfidf: winner
+            .tfidf_options()
+            .unwrap_or_else(|| config.tfidf.clone()),
         ..config.clone()
     };
     let data = Prepared::new(&refit_config, train_rows, test_rows.unwrap_or(&[]))?;
@@ -145,6 +146,8 @@ fn best_candidate(outcomes: &[(CandidateReport, Classifier)]) -> usize {
 /// Tokenised texts and label indices of one split.
 #[derive(Default)]
 struct Split {
+    /// The raw texts (character n-grams are taken from these).
+    texts: Vec<String>,
     tokens: Vec<Vec<String>>,
     labels: Vec<usize>,
 }
@@ -207,10 +210,12 @@ impl Prepared {
         let y: Vec<usize> = rows.iter().map(|r| index[r.label.as_str()]).collect();
         let (train_idx, val_idx) = stratified_split(&y, config.validation_split, config.seed);
         let split = |idx: &[usize]| Split {
+            texts: idx.iter().map(|&i| rows[i].text.clone()).collect(),
             tokens: idx.iter().map(|&i| tokenize(&rows[i].text)).collect(),
             labels: idx.iter().map(|&i| y[i]).collect(),
         };
         let test = Split {
+            texts: test_rows.iter().map(|r| r.text.clone()).collect(),
             tokens: test_rows.iter().map(|r| tokenize(&r.text)).collect(),
             labels: test_rows.iter().map(|r| index[r.label.as_str()]).collect(),
         };
@@ -287,8 +292,10 @@ fn train_candidate(
         seed: config.seed ^ 0x5EED_F0BA_7C4E_5EED,
     };
     if arch == Architecture::TfidfLogreg {
-        let (evals, classifier) = train_tfidf(data, control)?;
-        return Ok((report(arch, evals, started), classifier));
+        let (evals, classifier, trials) = train_tfidf(config, data, control)?;
+        let mut report = report(arch, evals, started);
+        report.trials = trials;
+        return Ok((report, classifier));
     }
 
     // Recurrent networks step through time one token at a time; long sequences make them
@@ -349,24 +356,129 @@ fn train_candidate(
     ))
 }
 
-/// The TF-IDF + logistic regression baseline: no word vectors, no network.
+/// The TF-IDF + logistic regression baseline: no word vectors, no network. With a
+/// validation split and no fixed `c`/`min_df`, every pair of the small grid below is fitted
+/// and the one with the best validation accuracy (then loss) is kept; every one is a trial
+/// in the report.
 fn train_tfidf(
+    config: &TrainConfig,
     data: &Prepared,
     control: &TrainControl<'_>,
-) -> Result<(Evals, Classifier), TrainError> {
-    let vectorizer = TfidfVectorizer::fit(&data.train.tokens, data.labels.len())?;
-    let encode =
-        |s: &Split| -> Vec<_> { s.tokens.iter().map(|t| vectorizer.transform(t)).collect() };
-    let (train, val, test) = (encode(&data.train), encode(&data.val), encode(&data.test));
-    let train_ex = examples(&train, &data.train);
+) -> Result<(Evals, Classifier, Vec<Trial>), TrainError> {
+    let opts = &config.tfidf;
+    let texts: Vec<&str> = data.train.texts.iter().map(String::as_str).collect();
+    let analyzer = Analyzer::resolve(opts.analyzer, opts.ngram_max, &texts);
+    let terms = |s: &Split| -> Vec<Vec<String>> {
+        s.texts
+            .iter()
+            .zip(&s.tokens)
+            .map(|(text, tokens)| analyzer.terms(text, Some(tokens)))
+            .collect()
+    };
+    let (train_terms, val_terms, test_terms) =
+        (terms(&data.train), terms(&data.val), terms(&data.test));
+    let has_val = !data.val.labels.is_empty();
+    // The defaults first: ties keep them.
+    let cs = match opts.c {
+        Some(c) => vec![c],
+        None if has_val => vec![DEFAULT_C, 1.0, 100.0],
+        None => vec![DEFAULT_C],
+    };
+    let default_min_df = TfidfVectorizer::default_min_df(data.train.labels.len());
+    let min_dfs = match opts.min_df {
+        Some(m) => vec![m],
+        None if has_val => vec![default_min_df, 3 - default_min_df],
+        None => vec![default_min_df],
+    };
+    let searching = cs.len() * min_dfs.len() > 1;
+    let classes = data.labels.len();
+    let mut trials = Vec::new();
+    let mut best: Option<Fitted> = None;
+    let mut first_error = None;
+    for &min_df in &min_dfs {
+        let vectorizer = match TfidfVectorizer::fit(&train_terms, analyzer, min_df, classes) {
+            Ok(v) => v,
+            // A min_df no term reaches, on a tiny corpus: the other one may still work.
+            Err(e) if searching => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let train: Vec<_> = train_terms
+            .iter()
+            .map(|t| vectorizer.transform(t))
+            .collect();
+        let val: Vec<_> = val_terms.iter().map(|t| vectorizer.transform(t)).collect();
+        let train_ex = examples(&train, &data.train);
+        let val_ex = (!val.is_empty()).then(|| examples(&val, &data.val));
+        for &c in &cs {
+            if searching {
+                phase(control, &format!("tfidf-logreg:c={c},min_df={min_df}"));
+            }
+            let started = Instant::now();
+            let (net, curve) = train_logreg(
+                vectorizer.len(),
+                classes,
+                &train_ex,
+                val_ex.as_ref(),
+                c,
+                control,
+            )?;
+            let (val_loss, val_accuracy) = match &val_ex {
+                Some(v) => loss_and_accuracy(&net, v, control)?,
+                None => (f64::NAN, f64::NAN),
+            };
+            let mut settings = serde_json::Map::new();
+            settings.insert("analyzer".into(), serde_json::json!(analyzer.kind));
+            settings.insert("ngram_max".into(), serde_json::json!(analyzer.ngram_max));
+            settings.insert("c".into(), serde_json::json!(c));
+            settings.insert("min_df".into(), serde_json::json!(min_df));
+            trials.push(Trial {
+                settings,
+                val_accuracy,
+                val_loss,
+                seconds: started.elapsed().as_secs_f64(),
+                chosen: false,
+            });
+            let better = best.as_ref().is_none_or(|b| {
+                val_accuracy > b.val_accuracy
+                    || (val_accuracy == b.val_accuracy && val_loss < b.val_loss)
+            });
+            if better {
+                let index = trials.len() - 1;
+                best = Some(Fitted {
+                    val_accuracy,
+                    val_loss,
+                    trial: index,
+                    vectorizer: vectorizer.clone(),
+                    net,
+                    curve,
+                    c,
+                });
+            }
+        }
+    }
+    let Some(Fitted {
+        trial: index,
+        vectorizer,
+        net,
+        curve,
+        c,
+        ..
+    }) = best
+    else {
+        return Err(first_error.unwrap_or_else(|| {
+            TrainError::InvalidData("no TF-IDF setting could be fitted".into())
+        }));
+    };
+    trials[index].chosen = true;
+    if !searching {
+        trials.clear();
+    }
+    let val: Vec<_> = val_terms.iter().map(|t| vectorizer.transform(t)).collect();
     let val_ex = (!val.is_empty()).then(|| examples(&val, &data.val));
-    let (net, curve) = train_logreg(
-        vectorizer.len(),
-        data.labels.len(),
-        &train_ex,
-        val_ex.as_ref(),
-        control,
-    )?;
+    let test: Vec<_> = test_terms.iter().map(|t| vectorizer.transform(t)).collect();
     let evals = evaluate_splits(&net, curve, data, val_ex.as_ref(), &test, control)?;
     let spec = ModelSpec {
         format_version: 1,
@@ -375,10 +487,22 @@ fn train_tfidf(
         tokenizer: TokenizerSpec::new(None),
         vocabulary: vectorizer.terms().to_vec(),
         net: None,
-        tfidf: Some(TfidfVectorizer::spec()),
+        tfidf: Some(vectorizer.spec(c)),
     };
     let body = Body::Tfidf(vectorizer, net);
-    Ok((evals, Classifier::new(spec, body)))
+    Ok((evals, Classifier::new(spec, body), trials))
+}
+
+/// The best TF-IDF fit so far in `train_tfidf`'s search.
+struct Fitted {
+    val_accuracy: f64,
+    val_loss: f64,
+    /// Its index among the trials.
+    trial: usize,
+    vectorizer: TfidfVectorizer,
+    net: Logreg,
+    curve: Vec<EpochStats>,
+    c: f64,
 }
 
 fn examples<'a, I>(inputs: &'a [I], s: &Split) -> Examples<'a, I> {
@@ -432,6 +556,7 @@ fn report(
 ) -> CandidateReport {
     CandidateReport {
         architecture: arch,
+        trials: Vec::new(),
         curve,
         validation,
         test,

@@ -48,7 +48,7 @@ fn jieba() -> &'static jieba_rs::Jieba {
 
 /// CJK unified ideographs (and their extensions / compatibility block): the scripts where words
 /// are not separated by spaces and `unicode_words` would yield one token per character.
-fn is_cjk_ideograph(c: char) -> bool {
+pub(crate) fn is_cjk_ideograph(c: char) -> bool {
     matches!(c as u32,
         0x3400..=0x4DBF
         | 0x4E00..=0x9FFF

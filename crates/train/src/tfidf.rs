@@ -1,18 +1,21 @@
-//! The classic baseline: TF-IDF features (unigrams + bigrams, sublinear tf, smooth idf,
-//! l2-normalised, vocabulary capped by document frequency) and multinomial logistic regression
-//! with L2, trained to convergence by L-BFGS on sparse features, in plain Rust. `epochs`,
-//! `batch_size` and `learning_rate` of the configuration do not apply (the problem is convex).
+//! The classic baseline: TF-IDF features (word or character n-grams, sublinear tf, smooth
+//! idf, l2-normalised, vocabulary capped by document frequency) and multinomial logistic
+//! regression with L2, trained to convergence by L-BFGS on sparse features, in plain Rust.
+//! `epochs`, `batch_size` and `learning_rate` of the configuration do not apply (the
+//! problem is convex); its strength `C` and the vectorizer's `min_df` are searched on the
+//! validation split (pipeline.rs).
 
 use std::collections::HashMap;
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use aiaas_types::{Architecture, EpochStats, TrainEvent};
+use aiaas_types::{Architecture, EpochStats, TfidfAnalyzer, TrainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::fit::{loss_and_accuracy, Examples, Predictor};
 use crate::nets::{softmax, to_safetensors, StoredTensors};
+use crate::text::{is_cjk_ideograph, tokenize};
 use crate::{TrainControl, TrainError};
 
 /// Most features kept (by document frequency), as scikit-learn's `max_features`.
@@ -21,56 +24,187 @@ const MAX_FEATURES: usize = 50_000;
 /// Most weights (features x classes) of the logistic regression: L-BFGS keeps about twenty
 /// vectors of this size, so with many classes fewer features are kept.
 const MAX_WEIGHTS: usize = 5_000_000;
-/// Corpora at least this large drop terms seen in a single document (noise, mostly bigrams).
+/// Without a search, corpora at least this large drop terms seen in a single document
+/// (noise, mostly bigrams).
 const MIN_DF2_DOCS: usize = 50;
-/// Inverse L2 strength, as scikit-learn's `C` (objective: C * sum of losses + |W|^2 / 2).
-const LOGREG_C: f64 = 10.0;
+/// Inverse L2 strength without a search, as scikit-learn's `C` (objective:
+/// C * sum of losses + |W|^2 / 2).
+pub(crate) const DEFAULT_C: f64 = 10.0;
 
-/// Settings stored in model.json.
+/// Settings stored in model.json. Models written before the analyzer existed read as
+/// word uni- and bigrams.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TfidfSpec {
+    /// "word" or "char" (never "auto": resolved at training).
+    #[serde(default = "word_analyzer")]
+    pub analyzer: TfidfAnalyzer,
     pub ngram_max: usize,
     pub sublinear_tf: bool,
     pub norm: String,
+    /// The vectorizer's `min_df` and the regression's `C` (informational: the weights
+    /// carry them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_df: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<f64>,
+}
+
+fn word_analyzer() -> TfidfAnalyzer {
+    TfidfAnalyzer::Word
 }
 
 /// A sparse, l2-normalised feature vector: (column, value), columns ascending.
 pub(crate) type SparseVec = Vec<(u32, f32)>;
 
+/// Which terms a text has, for a resolved analyzer (word or char).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Analyzer {
+    pub kind: TfidfAnalyzer,
+    pub ngram_max: usize,
+}
+
+impl Analyzer {
+    /// `auto` resolved on the training texts: char n-grams when more than half of their
+    /// letters are CJK (ideographs, kana, hangul).
+    pub(crate) fn resolve(kind: TfidfAnalyzer, ngram_max: usize, texts: &[&str]) -> Analyzer {
+        let kind = match kind {
+            TfidfAnalyzer::Auto => {
+                let (mut cjk, mut letters) = (0usize, 0usize);
+                for c in texts
+                    .iter()
+                    .flat_map(|t| t.chars())
+                    .filter(|c| c.is_alphabetic())
+                {
+                    letters += 1;
+                    cjk += usize::from(is_cjk(c));
+                }
+                if 2 * cjk > letters {
+                    TfidfAnalyzer::Char
+                } else {
+                    TfidfAnalyzer::Word
+                }
+            }
+            other => other,
+        };
+        Analyzer {
+            kind,
+            ngram_max: ngram_max.max(1),
+        }
+    }
+
+    /// The terms of `text`, repeated as often as they occur. `tokens`, when given, are
+    /// `tokenize(text)` (the word analyzer reuses them instead of segmenting again).
+    pub(crate) fn terms(&self, text: &str, tokens: Option<&[String]>) -> Vec<String> {
+        match self.kind {
+            TfidfAnalyzer::Char => char_ngrams(text, self.ngram_max),
+            _ => {
+                let owned;
+                let tokens = match tokens {
+                    Some(t) => t,
+                    None => {
+                        owned = tokenize(text);
+                        &owned
+                    }
+                };
+                word_ngrams(tokens, self.ngram_max)
+            }
+        }
+    }
+}
+
+/// CJK ideographs, kana and hangul syllables: scripts written without spaces between words
+/// (hangul uses spaces between phrases, but char n-grams are what works there too).
+fn is_cjk(c: char) -> bool {
+    is_cjk_ideograph(c) || matches!(c as u32, 0x3040..=0x30FF | 0xAC00..=0xD7AF)
+}
+
+/// 1..=n-grams of words, joined by a space.
+fn word_ngrams(tokens: &[String], n: usize) -> Vec<String> {
+    let mut out: Vec<String> = tokens.to_vec();
+    for len in 2..=n {
+        out.extend(tokens.windows(len).map(|w| w.join(" ")));
+    }
+    out
+}
+
+/// 1..=n-grams of the characters of the lower-cased text, each run of whitespace as one
+/// space (scikit-learn's `analyzer="char"`).
+fn char_ngrams(text: &str, n: usize) -> Vec<String> {
+    let mut chars: Vec<char> = Vec::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_whitespace() {
+            if chars.last() != Some(&' ') {
+                chars.push(' ');
+            }
+        } else {
+            chars.push(c);
+        }
+    }
+    let mut out = Vec::with_capacity(chars.len() * n);
+    for len in 1..=n {
+        out.extend(chars.windows(len).map(|w| w.iter().collect::<String>()));
+    }
+    out
+}
+
+#[derive(Clone)]
 pub(crate) struct TfidfVectorizer {
+    analyzer: Analyzer,
+    min_df: usize,
     terms: Vec<String>,
     index: HashMap<String, u32>,
     idf: Vec<f32>,
 }
 
 impl TfidfVectorizer {
-    /// Fit on tokenised training texts for a classifier of `classes` classes.
-    pub(crate) fn fit(docs: &[Vec<String>], classes: usize) -> Result<TfidfVectorizer, TrainError> {
-        let mut df: HashMap<String, u32> = HashMap::new();
+    /// The `min_df` used when none is given: 2 on corpora of `MIN_DF2_DOCS` or more.
+    pub(crate) fn default_min_df(docs: usize) -> usize {
+        if docs >= MIN_DF2_DOCS {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Fit on the training texts' terms (`Analyzer::terms` of each) for a classifier of
+    /// `classes` classes, keeping terms in at least `min_df` texts.
+    pub(crate) fn fit(
+        docs: &[Vec<String>],
+        analyzer: Analyzer,
+        min_df: usize,
+        classes: usize,
+    ) -> Result<TfidfVectorizer, TrainError> {
+        let mut df: HashMap<&str, u32> = HashMap::new();
         for doc in docs {
-            let mut seen: Vec<String> = terms_of(doc);
+            let mut seen: Vec<&str> = doc.iter().map(String::as_str).collect();
             seen.sort_unstable();
             seen.dedup();
             for t in seen {
                 *df.entry(t).or_insert(0) += 1;
             }
         }
-        let min_df = if docs.len() >= MIN_DF2_DOCS { 2 } else { 1 };
-        let mut kept: Vec<(String, u32)> = df.into_iter().filter(|(_, d)| *d >= min_df).collect();
-        kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let min_df = min_df.max(1);
+        let mut kept: Vec<(&str, u32)> = df
+            .into_iter()
+            .filter(|(_, d)| *d as usize >= min_df)
+            .collect();
+        kept.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         kept.truncate(MAX_FEATURES.min(MAX_WEIGHTS / classes.max(1)));
         if kept.is_empty() {
-            return Err(TrainError::InvalidData(
-                "the training texts contain no words to build TF-IDF features from".into(),
-            ));
+            return Err(TrainError::InvalidData(format!(
+                "the training texts contain no term in at least {min_df} texts to build TF-IDF \
+                 features from"
+            )));
         }
         let n = docs.len() as f64;
         let idf = kept
             .iter()
             .map(|(_, d)| (((1.0 + n) / (1.0 + f64::from(*d))).ln() + 1.0) as f32)
             .collect();
-        let terms: Vec<String> = kept.into_iter().map(|(t, _)| t).collect();
+        let terms: Vec<String> = kept.into_iter().map(|(t, _)| t.to_string()).collect();
         Ok(TfidfVectorizer {
+            analyzer,
+            min_df,
             index: index_of(&terms),
             terms,
             idf,
@@ -82,25 +216,42 @@ impl TfidfVectorizer {
         terms: Vec<String>,
         st: &StoredTensors,
     ) -> Result<TfidfVectorizer, TrainError> {
-        if spec.ngram_max != 2 || !spec.sublinear_tf || spec.norm != "l2" {
+        if !spec.sublinear_tf
+            || spec.norm != "l2"
+            || spec.analyzer == TfidfAnalyzer::Auto
+            || !(1..=5).contains(&spec.ngram_max)
+        {
             return Err(TrainError::InvalidModel(
                 "unsupported tfidf settings".into(),
             ));
         }
         let idf = st.flat("tfidf.idf", &[terms.len()])?;
         Ok(TfidfVectorizer {
+            analyzer: Analyzer {
+                kind: spec.analyzer,
+                ngram_max: spec.ngram_max,
+            },
+            min_df: spec.min_df.unwrap_or(1),
             index: index_of(&terms),
             terms,
             idf,
         })
     }
 
-    pub(crate) fn spec() -> TfidfSpec {
+    /// The settings to store, with the regression's `c`.
+    pub(crate) fn spec(&self, c: f64) -> TfidfSpec {
         TfidfSpec {
-            ngram_max: 2,
+            analyzer: self.analyzer.kind,
+            ngram_max: self.analyzer.ngram_max,
             sublinear_tf: true,
             norm: "l2".into(),
+            min_df: Some(self.min_df),
+            c: Some(c),
         }
+    }
+
+    pub(crate) fn analyzer(&self) -> Analyzer {
+        self.analyzer
     }
 
     pub(crate) fn terms(&self) -> &[String] {
@@ -111,11 +262,11 @@ impl TfidfVectorizer {
         self.terms.len()
     }
 
-    /// TF-IDF vector of a tokenised text: (1 + ln tf) * idf, l2-normalised.
-    pub(crate) fn transform(&self, tokens: &[String]) -> SparseVec {
+    /// TF-IDF vector of a text's terms: (1 + ln tf) * idf, l2-normalised.
+    pub(crate) fn transform(&self, terms: &[String]) -> SparseVec {
         let mut counts: HashMap<u32, u32> = HashMap::new();
-        for t in terms_of(tokens) {
-            if let Some(&i) = self.index.get(&t) {
+        for t in terms {
+            if let Some(&i) = self.index.get(t) {
                 *counts.entry(i).or_insert(0) += 1;
             }
         }
@@ -130,13 +281,6 @@ impl TfidfVectorizer {
         }
         v
     }
-}
-
-/// Unigrams and space-joined bigrams of a token list.
-fn terms_of(tokens: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = tokens.to_vec();
-    out.extend(tokens.windows(2).map(|w| format!("{} {}", w[0], w[1])));
-    out
 }
 
 fn index_of(terms: &[String]) -> HashMap<String, u32> {
@@ -203,6 +347,7 @@ pub(crate) fn train_logreg(
     classes: usize,
     train: &Examples<'_, SparseVec>,
     validation: Option<&Examples<'_, SparseVec>>,
+    c: f64,
     control: &TrainControl<'_>,
 ) -> Result<(Logreg, Vec<EpochStats>), TrainError> {
     let n = train.inputs.len();
@@ -214,7 +359,7 @@ pub(crate) fn train_logreg(
         ys: &train.labels,
         features,
         classes,
-        l2: 1.0 / (LOGREG_C * n as f64),
+        l2: 1.0 / (c * n as f64),
     };
     let epochs = MAX_ITERATIONS / ITERATIONS_PER_EPOCH;
     let mut lbfgs = Lbfgs::new(vec![0.0; features * classes + classes], &problem);
@@ -450,13 +595,21 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    const WORDS: Analyzer = Analyzer {
+        kind: TfidfAnalyzer::Word,
+        ngram_max: 2,
+    };
+
     #[test]
     fn tfidf_matches_hand_computation() {
-        let docs = vec![toks("a b a"), toks("b c")];
-        let v = TfidfVectorizer::fit(&docs, 2).unwrap();
+        let docs: Vec<Vec<String>> = ["a b a", "b c"]
+            .iter()
+            .map(|t| WORDS.terms(t, Some(&toks(t))))
+            .collect();
+        let v = TfidfVectorizer::fit(&docs, WORDS, 1, 2).unwrap();
         // Terms: a, b, c, "a b", "b a", "b c"; b is in both documents.
         assert_eq!(v.len(), 6);
-        let x = v.transform(&toks("a a b"));
+        let x = v.transform(&WORDS.terms("a a b", None));
         let idf1 = (3.0f32 / 2.0).ln() + 1.0;
         let (ta, tb, tab) = ((1.0 + 2f32.ln()) * idf1, 1.0, idf1);
         let norm = (ta * ta + tb * tb + tab * tab).sqrt();
@@ -469,5 +622,49 @@ mod tests {
         assert!((get("a b") - tab / norm).abs() < 1e-6);
         assert_eq!(get("c"), 0.0);
         assert!(v.transform(&[]).is_empty());
+        // min_df 2 keeps the one term in both texts.
+        assert_eq!(
+            TfidfVectorizer::fit(&docs, WORDS, 2, 2).unwrap().terms(),
+            ["b"]
+        );
+    }
+
+    #[test]
+    fn char_ngrams_as_scikit_learn_makes_them() {
+        // analyzer="char", ngram_range=(1, 2): lower-cased, whitespace runs as one space.
+        let got = char_ngrams("Ab  c", 2);
+        assert_eq!(got, ["a", "b", " ", "c", "ab", "b ", " c"]);
+        assert_eq!(char_ngrams("北京大学", 1), ["北", "京", "大", "学"]);
+        assert_eq!(char_ngrams("北京", 3), ["北", "京", "北京"]);
+    }
+
+    #[test]
+    fn auto_picks_characters_for_cjk_texts_only() {
+        let zh = ["今天的天气很好", "股市大涨 ETF"];
+        let en = ["the weather is fine today", "markets rally 北京"];
+        assert_eq!(
+            Analyzer::resolve(TfidfAnalyzer::Auto, 2, &zh).kind,
+            TfidfAnalyzer::Char
+        );
+        assert_eq!(
+            Analyzer::resolve(TfidfAnalyzer::Auto, 2, &en).kind,
+            TfidfAnalyzer::Word
+        );
+        assert_eq!(
+            Analyzer::resolve(TfidfAnalyzer::Auto, 2, &["日本語のテキスト"]).kind,
+            TfidfAnalyzer::Char
+        );
+        assert_eq!(
+            Analyzer::resolve(TfidfAnalyzer::Word, 2, &zh).kind,
+            TfidfAnalyzer::Word
+        );
+    }
+
+    #[test]
+    fn old_model_settings_read_as_word_bigrams() {
+        let spec: TfidfSpec =
+            serde_json::from_str(r#"{"ngram_max":2,"sublinear_tf":true,"norm":"l2"}"#).unwrap();
+        assert_eq!(spec.analyzer, TfidfAnalyzer::Word);
+        assert_eq!(spec.min_df, None);
     }
 }

@@ -20,6 +20,6 @@ pub use secret::Secret;
 pub use time::{format_utc, next_month_start_ms, now_ms, utc_date, utc_day, utc_stamp};
 pub use training::{
     Architecture, CandidateReport, ClassMetrics, EmbeddingInit, EpochStats, EvalMetrics,
-    TrainConfig, TrainEvent, TrainReport, Word2VecMode, Word2VecParams, Word2VecReport,
-    MAX_BATCH_ACTIVATIONS, MAX_CLASSES, MAX_EMBEDDING_WEIGHTS,
+    TfidfAnalyzer, TfidfOptions, TrainConfig, TrainEvent, TrainReport, Trial, Word2VecMode,
+    Word2VecParams, Word2VecReport, MAX_BATCH_ACTIVATIONS, MAX_CLASSES, MAX_EMBEDDING_WEIGHTS,
 };

@@ -132,6 +132,49 @@ impl Default for EmbeddingInit {
     }
 }
 
+/// What `tfidf-logreg` counts as a term.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TfidfAnalyzer {
+    /// Character n-grams when most letters of the training texts are CJK (Chinese,
+    /// Japanese, Korean: no spaces between words, so a segmenter's mistakes cost words),
+    /// word n-grams otherwise.
+    #[default]
+    Auto,
+    /// n-grams of the tokenizer's words (unicode words; jieba for CJK ideographs).
+    Word,
+    /// n-grams of characters of the lower-cased text, whitespace runs as one space
+    /// (scikit-learn's `analyzer="char"`).
+    Char,
+}
+
+/// Settings of `tfidf-logreg`. Left out, the regularisation strength `c` and `min_df` are
+/// searched on the validation split (every trial in the report); given, they are used.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TfidfOptions {
+    pub analyzer: TfidfAnalyzer,
+    /// Longest n-gram (shortest is 1): default 2.
+    pub ngram_max: usize,
+    /// Inverse L2 strength, scikit-learn's `C`; `None`: searched over 1, 10, 100.
+    pub c: Option<f64>,
+    /// Terms in fewer training texts are dropped; `None`: searched over 1 and 2.
+    pub min_df: Option<usize>,
+}
+
+impl Default for TfidfOptions {
+    fn default() -> Self {
+        TfidfOptions {
+            analyzer: TfidfAnalyzer::Auto,
+            ngram_max: 2,
+            c: None,
+            min_df: None,
+        }
+    }
+}
+
 /// Everything a training job needs to know besides the data.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,6 +214,8 @@ pub struct TrainConfig {
     /// For `auto`: once the winner is chosen on the validation split, train it again on
     /// training + validation data (as scikit-learn's `refit`); the kept model is the refit.
     pub refit: bool,
+    /// Settings of `tfidf-logreg` (features, regularisation).
+    pub tfidf: TfidfOptions,
 }
 
 impl Default for TrainConfig {
@@ -196,6 +241,7 @@ impl Default for TrainConfig {
             threads: 0,
             candidates: Vec::new(),
             refit: true,
+            tfidf: TfidfOptions::default(),
         }
     }
 }
@@ -257,6 +303,13 @@ impl TrainConfig {
         }
         if let Some(p) = self.early_stopping_patience {
             range("early_stopping_patience", p, 1, 1000)?;
+        }
+        range("tfidf.ngram_max", self.tfidf.ngram_max, 1, 5)?;
+        if let Some(c) = self.tfidf.c {
+            range("tfidf.c", c, 1e-4, 1e6)?;
+        }
+        if let Some(m) = self.tfidf.min_df {
+            range("tfidf.min_df", m, 1, 1_000_000)?;
         }
         if self.candidates.contains(&Architecture::Auto) {
             return Err("candidates cannot contain auto".into());
@@ -348,10 +401,26 @@ pub struct Word2VecReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateReport {
     pub architecture: Architecture,
+    /// Settings tried on the validation split before the kept one (`tfidf-logreg`'s `c`
+    /// and `min_df`), in the order tried; empty when nothing was searched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<Trial>,
     pub curve: Vec<EpochStats>,
     pub validation: Option<EvalMetrics>,
     pub test: Option<EvalMetrics>,
     pub train_seconds: f64,
+}
+
+/// One setting tried in a search, scored on the validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// The settings, by name (`{"c": 10.0, "min_df": 2, "analyzer": "char"}`).
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub val_accuracy: f64,
+    pub val_loss: f64,
+    pub seconds: f64,
+    /// Whether this is the setting kept.
+    pub chosen: bool,
 }
 
 /// What a finished training job records and a model version keeps.
