@@ -59,3 +59,23 @@ def test_errors_reach_the_client(server, topics_model):
     bad.set_data_from_numpy(np.array([1.0], dtype=np.float32))
     with pytest.raises(InferenceServerException, match="BYTES"):
         c.infer(topics_model, [bad], headers=auth())
+
+
+def test_explanation_as_an_extra_output(server, topics_model):
+    """`parameters.explain` adds an `explanation` BYTES output: one JSON document per text."""
+    import json
+
+    text = "bake bread in the oven with flour"
+    inp = httpclient.InferInput("text", [1], "BYTES")
+    inp.set_data_from_numpy(np.array([text.encode()], dtype=np.object_))
+    result = client(server).infer(topics_model, [inp], headers=auth(),
+                                  parameters={"explain": {"top_k": 3}})
+    (doc,) = result.as_numpy("explanation")
+    e = json.loads(doc)
+    assert e["method"] == "exact" and e["target"] == "cooking"
+    assert len(e["tokens"]) == 3
+    for t in e["tokens"]:
+        assert text[t["start"]:t["end"]] == t["token"]
+    # Without the parameter there is no such output.
+    plain = client(server).infer(topics_model, [inp], headers=auth())
+    assert plain.as_numpy("explanation") is None

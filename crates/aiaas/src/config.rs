@@ -17,6 +17,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     demo: Option<bool>,
     max_upload_mb: Option<u64>,
+    max_explain_texts: Option<usize>,
     training_workers: Option<usize>,
     fine_tuning_workers: Option<usize>,
     checkpoint_every: Option<f64>,
@@ -115,6 +116,14 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig> {
     platform.response_retention = std::time::Duration::from_secs_f64(days * 86_400.0);
     platform.demo = !args.no_demo && file.demo.unwrap_or(true);
     platform.max_upload_bytes = max_upload_mb * 1024 * 1024;
+    let max_explain = args
+        .max_explain_texts
+        .or(file.max_explain_texts)
+        .unwrap_or(16);
+    if !(1..=1024).contains(&max_explain) {
+        bail!("max explain texts must be between 1 and 1024, got {max_explain}");
+    }
+    platform.max_explain_texts = max_explain;
     platform.training_workers = training_workers;
     platform.fine_tuning_workers = fine_tuning_workers;
     platform.checkpoint_every = seconds(

@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// Largest dataset upload, in MB.
     #[arg(long, env = "AIAAS_MAX_UPLOAD_MB")]
     pub max_upload_mb: Option<u64>,
+    /// Most texts one predict request may ask explanations for (each costs a prediction
+    /// per token with occlusion); larger requests get 400.
+    #[arg(long, env = "AIAAS_MAX_EXPLAIN_TEXTS")]
+    pub max_explain_texts: Option<usize>,
     /// Training jobs run at once.
     #[arg(long, env = "AIAAS_TRAINING_WORKERS")]
     pub training_workers: Option<usize>,

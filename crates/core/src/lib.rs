@@ -41,6 +41,7 @@ pub use aiaas_engine::llm::{
 pub use aiaas_engine::ner;
 pub use aiaas_engine::onnx;
 pub use aiaas_engine::{BatchSettings, Metrics};
+pub use aiaas_engine::{ExplainMethod, ExplainOptions, Explanation, TokenAttribution};
 pub use aiaas_engine::{LoadedModel, RuntimeKind};
 pub use aiaas_hub::{CancelFlag, PullProgress};
 pub use aiaas_store::{

@@ -44,6 +44,8 @@ pub struct ClassPrediction {
     pub label: String,
     pub confidence: f32,
     pub probabilities: BTreeMap<String, f32>,
+    /// Per-token attributions, when asked for.
+    pub explanation: Option<aiaas_engine::Explanation>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +116,8 @@ pub(crate) struct ModelsConfig {
     pub(crate) audit: AuditLog,
     /// This replica's canary split and outcome windows.
     pub(crate) traffic: Traffic,
+    /// Most texts one request may ask explanations for.
+    pub(crate) max_explain_texts: usize,
 }
 
 impl Models {
@@ -237,11 +241,33 @@ impl Models {
         &self,
         principal: &Principal,
         reference: &str,
+        texts: Vec<String>,
+    ) -> Result<Predictions> {
+        self.predict_explained(principal, reference, texts, None)
+            .await
+    }
+
+    /// `predict`; with `explain`, each prediction carries its per-token attributions
+    /// (offsets into the text the model saw: after masking, where the deployment masks
+    /// personal data).
+    pub async fn predict_explained(
+        &self,
+        principal: &Principal,
+        reference: &str,
         mut texts: Vec<String>,
+        explain: Option<aiaas_engine::ExplainOptions>,
     ) -> Result<Predictions> {
         require(principal, Permission::Infer)?;
         if texts.is_empty() {
             return Err(CoreError::InvalidInput("give at least one text".into()));
+        }
+        if explain.is_some() && texts.len() > self.inner.max_explain_texts {
+            return Err(CoreError::InvalidInput(format!(
+                "explain is limited to {} texts per request (each costs extra predictions), \
+                 got {}: split the request",
+                self.inner.max_explain_texts,
+                texts.len()
+            )));
         }
         if texts.len() > MAX_TEXTS_PER_REQUEST {
             return Err(CoreError::InvalidInput(format!(
@@ -262,6 +288,9 @@ impl Models {
                 model.name, model.name
             )));
         }
+        if let Some(opts) = &explain {
+            check_explain(opts, version)?;
+        }
         let model_mode = deployment.pii_inputs;
         let detectors: Vec<Detection> = deployment
             .pii_detectors
@@ -275,7 +304,7 @@ impl Models {
             .await?;
         let answered = async {
             let key = self.ensure_loaded(model, version, deployment).await?;
-            Ok(self.inner.engine.classify(&key, texts).await?)
+            Ok(self.inner.engine.classify(&key, texts, explain).await?)
         }
         .await;
         self.settle(&serving, &answered);
@@ -296,6 +325,7 @@ impl Models {
                     label: labels.get(best).cloned().unwrap_or_default(),
                     confidence,
                     probabilities: labels.iter().cloned().zip(p.probabilities).collect(),
+                    explanation: p.explanation,
                 }
             })
             .collect();
@@ -545,4 +575,24 @@ impl Models {
             CoreError::NotFound(format!("model {:?} has no version {number}", model.name))
         })
     }
+}
+
+/// An explanation the version cannot give is the caller's mistake (400), found before
+/// the request queues: an unknown target class, or exact attributions of a network.
+fn check_explain(opts: &aiaas_engine::ExplainOptions, version: &ModelVersionRecord) -> Result<()> {
+    if let Some(target) = &opts.target {
+        if !version.labels.contains(target) {
+            return Err(CoreError::InvalidInput(format!(
+                "explain.target {target:?} is not a label of this model ({})",
+                version.labels.join(", ")
+            )));
+        }
+    }
+    if opts.method == aiaas_engine::ExplainMethod::Exact && version.architecture != "tfidf-logreg" {
+        return Err(CoreError::InvalidInput(format!(
+            "exact attributions exist for tfidf-logreg models; this one is {}: use \"occlusion\"",
+            version.architecture
+        )));
+    }
+    Ok(())
 }

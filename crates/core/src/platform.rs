@@ -41,6 +41,8 @@ pub struct PlatformConfig {
     pub drain_timeout: std::time::Duration,
     /// Largest dataset upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// Most texts one predict request may ask explanations for.
+    pub max_explain_texts: usize,
     /// Training jobs run at once by this process.
     pub training_workers: usize,
     /// Fine-tuning jobs run at once by this process (0: none here; another replica
@@ -83,6 +85,7 @@ impl PlatformConfig {
             job_lease: std::time::Duration::from_secs(30),
             drain_timeout: std::time::Duration::from_secs(30),
             max_upload_bytes: 100 * 1024 * 1024,
+            max_explain_texts: 16,
             training_workers: 1,
             fine_tuning_workers: 1,
             checkpoint_every: std::time::Duration::from_secs(120),
@@ -281,6 +284,7 @@ impl Platform {
             metrics: metrics.clone(),
             audit: audit.clone(),
             traffic: Default::default(),
+            max_explain_texts: config.max_explain_texts,
         });
         let jobs = TrainingJobs::new(crate::jobs::JobsConfig {
             meta: meta.clone(),

@@ -24,7 +24,9 @@ pub use aiaas_ner as ner;
 pub use aiaas_ocr as ocr;
 pub use aiaas_onnx as onnx;
 pub use aiaas_speech as speech;
-pub use aiaas_train::{Classifier, ModelFiles};
+pub use aiaas_train::{
+    Classifier, ExplainMethod, ExplainOptions, Explanation, ModelFiles, TokenAttribution,
+};
 pub use entities::EntityRequest;
 pub use generation::{AdapterFile, GeneratorRuntime};
 pub use metrics::Metrics;
@@ -130,28 +132,71 @@ pub struct LoadedModel {
     pub batch: Option<BatchSettings>,
 }
 
-/// Class probabilities for one text, in the model's label order.
+/// Class probabilities for one text, in the model's label order, and its explanation when
+/// one was asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
     pub probabilities: Vec<f32>,
+    pub explanation: Option<Explanation>,
+}
+
+/// Texts for a classifier, to be explained or not. Plain requests are batched together;
+/// an explained one runs on its own (its cost grows with its texts' lengths).
+pub struct ClassifyRequest {
+    pub texts: Vec<String>,
+    pub explain: Option<ExplainOptions>,
 }
 
 impl BatchModel for Classifier {
-    type Input = Vec<String>;
+    type Input = ClassifyRequest;
     type Output = Vec<Prediction>;
-    fn rows(texts: &Vec<String>) -> usize {
-        texts.len()
+    fn rows(request: &ClassifyRequest) -> usize {
+        request.texts.len()
     }
-    fn run(&self, requests: Vec<Vec<String>>) -> Vec<Result<Vec<Prediction>, String>> {
-        runtime::run_texts(requests, |texts| {
+    fn run(&self, requests: Vec<ClassifyRequest>) -> Vec<Result<Vec<Prediction>, String>> {
+        let (explained, plain): (Vec<_>, Vec<_>) = requests
+            .into_iter()
+            .enumerate()
+            .partition(|(_, r)| r.explain.is_some());
+        let mut out: Vec<Option<Result<Vec<Prediction>, String>>> =
+            (0..explained.len() + plain.len()).map(|_| None).collect();
+        let (order, texts): (Vec<usize>, Vec<Vec<String>>) =
+            plain.into_iter().map(|(i, r)| (i, r.texts)).unzip();
+        let answers = runtime::run_texts(texts, |texts| {
             self.predict(texts)
                 .map(|rows| {
                     rows.into_iter()
-                        .map(|probabilities| Prediction { probabilities })
+                        .map(|probabilities| Prediction {
+                            probabilities,
+                            explanation: None,
+                        })
                         .collect()
                 })
                 .map_err(|e| e.to_string())
-        })
+        });
+        for (i, answer) in order.into_iter().zip(answers) {
+            out[i] = Some(answer);
+        }
+        for (i, request) in explained {
+            let opts = request.explain.unwrap_or_default();
+            let answer = request
+                .texts
+                .iter()
+                .map(|text| {
+                    let probabilities = self.predict(&[text.as_str()])?.remove(0);
+                    let explanation = self.explain(text, &opts)?;
+                    Ok(Prediction {
+                        probabilities,
+                        explanation: Some(explanation),
+                    })
+                })
+                .collect::<Result<Vec<_>, aiaas_train::TrainError>>()
+                .map_err(|e| e.to_string());
+            out[i] = Some(answer);
+        }
+        out.into_iter()
+            .map(|o| o.expect("every request answered"))
+            .collect()
     }
 }
 
@@ -532,8 +577,9 @@ impl Engine {
         &self,
         key: &str,
         texts: Vec<String>,
+        explain: Option<ExplainOptions>,
     ) -> Result<Vec<Prediction>, EngineError> {
-        self.run_batch(key, texts, |r| match r {
+        self.run_batch(key, ClassifyRequest { texts, explain }, |r| match r {
             Runtime::Classifier(c) => Some(c.clone()),
             _ => None,
         })

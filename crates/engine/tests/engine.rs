@@ -34,7 +34,7 @@ async fn concurrent_batched_answers_equal_direct_predictions() {
                 let mut answers = Vec::new();
                 for i in 0..15u64 {
                     let texts = request_texts(task * 100 + i);
-                    let got = engine.classify("m", texts.clone()).await;
+                    let got = engine.classify("m", texts.clone(), None).await;
                     answers.push((texts, got));
                 }
                 answers
@@ -184,7 +184,10 @@ async fn a_full_queue_refuses_at_once_and_recovers() {
 
     // Once the admitted request has been answered and accounted, capacity is free again.
     wait_until("the queue drains", || engine.loaded()[0].in_flight == 0).await;
-    let again = engine.classify("m", vec![topic_text(1)]).await.unwrap();
+    let again = engine
+        .classify("m", vec![topic_text(1)], None)
+        .await
+        .unwrap();
     assert_eq!(
         again[0].probabilities,
         direct.predict(&[topic_text(1).as_str()]).unwrap()[0]
@@ -202,7 +205,7 @@ async fn an_unknown_key_is_not_loaded() {
             BatchSettings::default(),
         )
         .unwrap();
-    match engine.classify("unknown", vec!["goal".into()]).await {
+    match engine.classify("unknown", vec!["goal".into()], None).await {
         Err(EngineError::NotLoaded(key)) => assert_eq!(key, "unknown"),
         other => panic!("expected NotLoaded, got {other:?}"),
     }
@@ -230,7 +233,7 @@ async fn unload_stops_a_runtime_once() {
     assert!(!engine.unload("a"));
     assert!(!engine.is_loaded("a"));
     assert!(matches!(
-        engine.classify("a", vec!["vote".into()]).await,
+        engine.classify("a", vec!["vote".into()], None).await,
         Err(EngineError::NotLoaded(_))
     ));
     assert_eq!(engine.loaded().len(), 1);
@@ -238,7 +241,7 @@ async fn unload_stops_a_runtime_once() {
     // The other runtime is untouched.
     assert_eq!(
         engine
-            .classify("b", vec!["vote".into()])
+            .classify("b", vec!["vote".into()], None)
             .await
             .unwrap()
             .len(),
@@ -261,7 +264,7 @@ async fn unload_lets_a_queued_request_finish() {
     let pending = {
         let engine = engine.clone();
         let text = text.clone();
-        tokio::spawn(async move { engine.classify("m", vec![text]).await })
+        tokio::spawn(async move { engine.classify("m", vec![text], None).await })
     };
     wait_until("the request is queued", || {
         engine.loaded().first().is_some_and(|m| m.in_flight == 1)
@@ -294,7 +297,7 @@ async fn a_caller_sending_one_request_at_a_time_is_never_refused() {
     // The admission slot is released before the answer is sent, so the next request of
     // the same caller always finds it free.
     for i in 0..2000u64 {
-        let answer = engine.classify("m", vec![topic_text(i)]).await;
+        let answer = engine.classify("m", vec![topic_text(i)], None).await;
         assert!(answer.is_ok(), "request {i}: {:?}", answer.err());
     }
 }
@@ -318,7 +321,11 @@ async fn reloading_a_key_replaces_its_settings() {
     assert_eq!(loaded[0].label, "v2");
     assert_eq!(loaded[0].batch, Some(second));
     assert_eq!(models_loaded(&engine), Some(1.0));
-    assert!(engine.classify("m", Vec::new()).await.unwrap().is_empty());
+    assert!(engine
+        .classify("m", Vec::new(), None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -355,7 +362,7 @@ async fn corrupt_files_are_a_load_error_and_keep_the_old_runtime() {
     assert_eq!(engine.loaded()[0].label, "m");
     assert_eq!(
         engine
-            .classify("m", vec![topic_text(0)])
+            .classify("m", vec![topic_text(0)], None)
             .await
             .unwrap()
             .len(),
@@ -465,7 +472,7 @@ async fn concurrent(
             let engine = engine.clone();
             let key = key.to_string();
             tokio::spawn(async move {
-                let got = engine.classify(&key, texts.clone()).await;
+                let got = engine.classify(&key, texts.clone(), None).await;
                 (texts, got)
             })
         })

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod text;
 pub mod word2vec;
 
+mod explain;
 mod fit;
 mod model;
 mod nets;
@@ -27,10 +28,11 @@ mod vocab;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
+pub use explain::{ExplainMethod, ExplainOptions, Explanation, TokenAttribution};
 pub use metrics::evaluate;
 pub use model::Classifier;
 pub use pipeline::train;
-pub use text::tokenize;
+pub use text::{tokenize, tokenize_spans};
 pub use word2vec::{train_word2vec, WordVectors};
 
 /// One training example.

@@ -128,6 +128,10 @@ impl Classifier {
         Ok(Classifier { spec, vocab, body })
     }
 
+    pub(crate) fn body(&self) -> &Body {
+        &self.body
+    }
+
     pub fn labels(&self) -> &[String] {
         &self.spec.labels
     }

@@ -8,6 +8,11 @@ use unicode_segmentation::UnicodeSegmentation;
 /// runs of CJK ideographs are segmented into words with jieba (built once, lazily: it takes a
 /// noticeable fraction of a second to build its dictionary). Punctuation dropped; digits kept.
 pub fn tokenize(text: &str) -> Vec<String> {
+    tokenize_spans(text).into_iter().map(|(t, _)| t).collect()
+}
+
+/// `tokenize` with each token's byte range in `text` (explanations point at the words).
+pub fn tokenize_spans(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
     let mut out = Vec::new();
     let mut run_start = 0;
     let mut run_is_cjk = false;
@@ -18,26 +23,37 @@ pub fn tokenize(text: &str) -> Vec<String> {
             continue;
         }
         if cjk != run_is_cjk {
-            push_run(&text[run_start..i], run_is_cjk, &mut out);
+            push_run(text, run_start..i, run_is_cjk, &mut out);
             run_start = i;
             run_is_cjk = cjk;
         }
     }
     if run_start < text.len() {
-        push_run(&text[run_start..], run_is_cjk, &mut out);
+        push_run(text, run_start..text.len(), run_is_cjk, &mut out);
     }
     out
 }
 
-fn push_run(run: &str, cjk: bool, out: &mut Vec<String>) {
+fn push_run(
+    text: &str,
+    run: std::ops::Range<usize>,
+    cjk: bool,
+    out: &mut Vec<(String, std::ops::Range<usize>)>,
+) {
+    let at = run.start;
+    let run = &text[run];
     if cjk {
         for token in jieba().cut(run, true) {
             if token.word.chars().any(char::is_alphanumeric) {
-                out.push(token.word.to_lowercase());
+                let span = at + token.byte_start..at + token.byte_end;
+                out.push((token.word.to_lowercase(), span));
             }
         }
     } else {
-        out.extend(run.unicode_words().map(str::to_lowercase));
+        out.extend(
+            run.unicode_word_indices()
+                .map(|(i, w)| (w.to_lowercase(), at + i..at + i + w.len())),
+        );
     }
 }
 
@@ -74,6 +90,21 @@ mod tests {
     fn empty_and_punctuation_only_give_nothing() {
         assert!(tokenize("").is_empty());
         assert!(tokenize("  ?!... ，。").is_empty());
+    }
+
+    #[test]
+    fn spans_point_at_the_words() {
+        let text = "Ünïcode café, 北京大学 rocks";
+        for (token, span) in tokenize_spans(text) {
+            assert_eq!(text[span].to_lowercase(), token);
+        }
+        assert_eq!(
+            tokenize_spans(text)
+                .iter()
+                .map(|(t, _)| t.clone())
+                .collect::<Vec<_>>(),
+            tokenize(text)
+        );
     }
 
     #[test]

@@ -130,19 +130,44 @@ fn word_ngrams(tokens: &[String], n: usize) -> Vec<String> {
 /// 1..=n-grams of the characters of the lower-cased text, each run of whitespace as one
 /// space (scikit-learn's `analyzer="char"`).
 fn char_ngrams(text: &str, n: usize) -> Vec<String> {
-    let mut chars: Vec<char> = Vec::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        if c.is_whitespace() {
-            if chars.last() != Some(&' ') {
-                chars.push(' ');
-            }
-        } else {
-            chars.push(c);
-        }
-    }
+    let chars: Vec<char> = char_units(text).into_iter().map(|(c, _)| c).collect();
     let mut out = Vec::with_capacity(chars.len() * n);
     for len in 1..=n {
         out.extend(chars.windows(len).map(|w| w.iter().collect::<String>()));
+    }
+    out
+}
+
+/// The characters char n-grams are made of, each with the byte range of the character of
+/// `text` it comes from: lower-cased (a character whose lower case is several keeps its
+/// range for each), a run of whitespace as one space (the run's first character).
+pub(crate) fn char_units(text: &str) -> Vec<(char, std::ops::Range<usize>)> {
+    let mut out: Vec<(char, std::ops::Range<usize>)> = Vec::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let span = i..i + c.len_utf8();
+        if c.is_whitespace() {
+            if out.last().map(|u| u.0) != Some(' ') {
+                out.push((' ', span));
+            }
+        } else {
+            out.extend(c.to_lowercase().map(|l| (l, span.clone())));
+        }
+    }
+    out
+}
+
+/// Every n-gram occurrence (1..=n units) of a sequence of units: the term and the units it
+/// covers.
+pub(crate) fn occurrences(
+    units: &[String],
+    n: usize,
+    joiner: &str,
+) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
+    for len in 1..=n.max(1) {
+        for start in 0..units.len().saturating_sub(len - 1) {
+            out.push((units[start..start + len].join(joiner), start..start + len));
+        }
     }
     out
 }
@@ -262,6 +287,11 @@ impl TfidfVectorizer {
         self.terms.len()
     }
 
+    /// The column of a term, if it is a feature.
+    pub(crate) fn column(&self, term: &str) -> Option<u32> {
+        self.index.get(term).copied()
+    }
+
     /// TF-IDF vector of a text's terms: (1 + ln tf) * idf, l2-normalised.
     pub(crate) fn transform(&self, terms: &[String]) -> SparseVec {
         let mut counts: HashMap<u32, u32> = HashMap::new();
@@ -311,6 +341,15 @@ impl Logreg {
             w: st.flat("logreg.weight", &[classes, features])?,
             b: st.flat("logreg.bias", &[classes])?,
         })
+    }
+
+    /// Class `k`'s weight of feature `f` and its bias.
+    pub(crate) fn weight(&self, k: usize, f: u32) -> f32 {
+        self.w[k * self.features + f as usize]
+    }
+
+    pub(crate) fn bias(&self, k: usize) -> f32 {
+        self.b[k]
     }
 
     fn probabilities(&self, x: &SparseVec, p: &mut [f32]) {

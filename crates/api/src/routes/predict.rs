@@ -49,6 +49,29 @@ struct PredictBody {
     /// NER models: tokens shared by consecutive windows of a long text (0-256).
     #[serde(default)]
     stride: Option<usize>,
+    /// Text classifiers: `true`, or `{"method": "auto" | "exact" | "occlusion",
+    /// "top_k": n, "target": "label"}`: each prediction gets the tokens of its text with
+    /// their character offsets and attributions toward the predicted (or `target`) class.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    explain: Option<Value>,
+}
+
+/// `explain` of a request: absent, `false` or `null` is none; `true` the defaults; an
+/// object the options.
+pub(crate) fn explain_options(
+    value: Option<&Value>,
+) -> Result<Option<aiaas_core::ExplainOptions>, String> {
+    match value {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
+        Some(Value::Bool(true)) => Ok(Some(Default::default())),
+        Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
+            .map(Some)
+            .map_err(|e| format!("explain: {e}")),
+        Some(other) => Err(format!(
+            "explain must be true, false or an object of method, top_k and target; got {other}"
+        )),
+    }
 }
 
 #[utoipa::path(
@@ -85,8 +108,14 @@ async fn predict(
     let (input, top_k) = match body {
         Body::Form { images, top_k } => (TaskInput::Images(images), top_k),
         Body::Json(b) => match (b.texts, b.text, b.images, b.rows) {
-            (Some(t), None, None, None) => return texts(&s, &p, &name, t, entity_options(&b.aggregation, b.stride)).await,
-            (None, Some(t), None, None) => return texts(&s, &p, &name, vec![t], entity_options(&b.aggregation, b.stride)).await,
+            (Some(t), None, None, None) => {
+                let explain = explain_options(b.explain.as_ref()).map_err(ApiError::bad_request)?;
+                return texts(&s, &p, &name, t, entity_options(&b.aggregation, b.stride), explain).await;
+            }
+            (None, Some(t), None, None) => {
+                let explain = explain_options(b.explain.as_ref()).map_err(ApiError::bad_request)?;
+                return texts(&s, &p, &name, vec![t], entity_options(&b.aggregation, b.stride), explain).await;
+            }
             (None, None, Some(images), None) => {
                 let decoded = images
                     .iter()
@@ -137,10 +166,16 @@ async fn texts(
     name: &str,
     texts: Vec<String>,
     entity_options: Option<aiaas_core::EntityOptions>,
+    explain: Option<aiaas_core::ExplainOptions>,
 ) -> ApiResult<Response> {
     if !s.platform.models().tenant_has(p, name).await? {
         match s.platform.library().find(p, name).await {
             Ok(record) if record.task == aiaas_types::Task::TokenClassification => {
+                if explain.is_some() {
+                    return Err(ApiError::bad_request(
+                        "explain applies to text classifiers, not token-classification (NER) models",
+                    ));
+                }
                 let options = entity_options.unwrap_or_default();
                 let found = s
                     .platform
@@ -158,7 +193,11 @@ async fn texts(
             "aggregation and stride apply to token-classification (NER) models",
         ));
     }
-    let answer = s.platform.models().predict(p, name, texts).await?;
+    let answer = s
+        .platform
+        .models()
+        .predict_explained(p, name, texts, explain)
+        .await?;
     // The answering version (a canary answers a share of the requests).
     let version = answer.version.to_string();
     Ok((

@@ -16,6 +16,11 @@ pub(crate) struct Prediction {
     pub label: String,
     pub confidence: f32,
     pub probabilities: BTreeMap<String, f32>,
+    /// With `explain`: `{method, target, score, base, tokens: [{token, start, end,
+    /// attribution}]}` (offsets in characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub explanation: Option<aiaas_core::Explanation>,
 }
 
 impl From<ClassPrediction> for Prediction {
@@ -24,6 +29,7 @@ impl From<ClassPrediction> for Prediction {
             label: p.label,
             confidence: p.confidence,
             probabilities: p.probabilities,
+            explanation: p.explanation,
         }
     }
 }

@@ -30,6 +30,8 @@ use crate::AppState;
 const INPUT: &str = "text";
 const OUTPUT_LABEL: &str = "label";
 const OUTPUT_PROBS: &str = "probabilities";
+/// With `parameters.explain`: one JSON explanation per text.
+const OUTPUT_EXPLANATION: &str = "explanation";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -351,7 +353,11 @@ async fn run_infer(
                 .map_err(ApiError::kserve)?;
             (answer.model, answer.version, answer.outputs, answer.labels)
         }
-        _ => classify_texts(s, p, &reference, request.inputs).await?,
+        _ => {
+            let explain = crate::routes::predict::explain_options(request.explain.as_ref())
+                .map_err(|e| ApiError::kserve(CoreError::InvalidInput(e)))?;
+            classify_texts(s, p, &reference, request.inputs, explain).await?
+        }
     };
     let wanted: Vec<tensors::WantedOutput> = match request.outputs {
         Some(list) => list,
@@ -384,12 +390,15 @@ async fn run_infer(
     ))
 }
 
-/// A trained text classifier on the one BYTES input: its `label` and `probabilities`.
+/// A trained text classifier on the one BYTES input: its `label` and `probabilities`, and
+/// with `parameters.explain` an `explanation` output (one JSON document per text, as the
+/// native API's `explanation`).
 async fn classify_texts(
     s: &AppState,
     p: &aiaas_types::Principal,
     reference: &str,
     inputs: Vec<Tensor>,
+    explain: Option<aiaas_core::ExplainOptions>,
 ) -> ApiResult<(String, i64, Vec<Tensor>, Option<Vec<String>>)> {
     let bad = |m: String| ApiError::kserve(CoreError::InvalidInput(m));
     let n_inputs = inputs.len();
@@ -403,7 +412,7 @@ async fn classify_texts(
     let result = s
         .platform
         .models()
-        .predict(p, reference, texts)
+        .predict_explained(p, reference, texts, explain)
         .await
         .map_err(ApiError::kserve)?;
     let labels: Vec<Vec<u8>> = result
@@ -421,7 +430,16 @@ async fn classify_texts(
                 .map(|l| p.probabilities.get(l).copied().unwrap_or(0.0))
         })
         .collect();
-    let outputs = vec![
+    let explanations: Option<Vec<Vec<u8>>> = result
+        .predictions
+        .iter()
+        .map(|p| {
+            p.explanation
+                .as_ref()
+                .map(|e| serde_json::to_vec(e).unwrap_or_default())
+        })
+        .collect();
+    let mut outputs = vec![
         Tensor::new(OUTPUT_LABEL, vec![n], TensorData::Bytes(labels)),
         Tensor::new(
             OUTPUT_PROBS,
@@ -429,5 +447,12 @@ async fn classify_texts(
             TensorData::Fp32(probabilities),
         ),
     ];
+    if let Some(explanations) = explanations {
+        outputs.push(Tensor::new(
+            OUTPUT_EXPLANATION,
+            vec![n],
+            TensorData::Bytes(explanations),
+        ));
+    }
     Ok((result.model, result.version, outputs, Some(result.labels)))
 }

@@ -23,6 +23,8 @@ pub(super) struct DecodedRequest {
     pub outputs: Option<Vec<WantedOutput>>,
     /// `binary_data_output`: outputs not asked for by name go in the binary section.
     pub binary_default: bool,
+    /// `parameters.explain` (text classifiers): `true` or the options object.
+    pub explain: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,7 @@ pub(super) fn decode_request(headers: &HeaderMap, body: &[u8]) -> Result<Decoded
     };
     Ok(DecodedRequest {
         id: req.id,
+        explain: param(&req.parameters, "explain").cloned(),
         inputs,
         outputs,
         binary_default,
