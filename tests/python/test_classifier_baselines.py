@@ -89,3 +89,7 @@ def test_tfidf_logreg_reaches_scikit_learns_best_baseline(server, corpus):
     expected = "char" if language == "chinese" else "word"
     assert all(t["settings"]["analyzer"] == expected for t in trials), trials
     assert ours >= max(baselines.values()), (ours, baselines)
+    # Global importance: the terms weighing most toward and against each class.
+    top = candidate["top_features"]
+    assert sorted(c["label"] for c in top) == sorted(report["labels"])
+    assert all(len(c["toward"]) == 20 and c["toward"][0]["weight"] > 0 for c in top)

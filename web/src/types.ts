@@ -58,8 +58,15 @@ export interface EpochPoint {
   val_accuracy?: number | null;
 }
 
+export interface FeatureWeight {
+  feature: string;
+  weight: number;
+}
+
 export interface Candidate {
   architecture: string;
+  /** tfidf-logreg: per class, the features weighing most toward and against it. */
+  top_features?: { label: string; toward: FeatureWeight[]; against: FeatureWeight[] }[];
   curve: EpochPoint[];
   validation: Metrics | null;
   test: Metrics | null;

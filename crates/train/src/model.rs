@@ -128,6 +128,33 @@ impl Classifier {
         Ok(Classifier { spec, vocab, body })
     }
 
+    /// Per class, the `k` features with the largest weights toward it and against it
+    /// (tfidf-logreg; empty for the networks, whose importance is per input).
+    pub fn top_features(&self, k: usize) -> Vec<aiaas_types::ClassFeatures> {
+        let Body::Tfidf(vectorizer, logreg) = &self.body else {
+            return Vec::new();
+        };
+        let terms = vectorizer.terms();
+        self.spec
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(class, label)| {
+                let mut order: Vec<u32> = (0..terms.len() as u32).collect();
+                order.sort_by(|&a, &b| logreg.weight(class, b).total_cmp(&logreg.weight(class, a)));
+                let pick = |f: &u32| aiaas_types::FeatureWeight {
+                    feature: terms[*f as usize].clone(),
+                    weight: logreg.weight(class, *f),
+                };
+                aiaas_types::ClassFeatures {
+                    label: label.clone(),
+                    toward: order.iter().take(k).map(pick).collect(),
+                    against: order.iter().rev().take(k).map(pick).collect(),
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn body(&self) -> &Body {
         &self.body
     }

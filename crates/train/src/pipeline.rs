@@ -295,6 +295,7 @@ fn train_candidate(
         let (evals, classifier, trials) = train_tfidf(config, data, control)?;
         let mut report = report(arch, evals, started);
         report.trials = trials;
+        report.top_features = classifier.top_features(TOP_FEATURES);
         return Ok((report, classifier));
     }
 
@@ -493,6 +494,9 @@ fn train_tfidf(
     Ok((evals, Classifier::new(spec, body), trials))
 }
 
+/// Features per class and direction in a tfidf-logreg report.
+const TOP_FEATURES: usize = 20;
+
 /// The best TF-IDF fit so far in `train_tfidf`'s search.
 struct Fitted {
     val_accuracy: f64,
@@ -557,6 +561,7 @@ fn report(
     CandidateReport {
         architecture: arch,
         trials: Vec::new(),
+        top_features: Vec::new(),
         curve,
         validation,
         test,

@@ -293,3 +293,22 @@ fn top_k_and_target_are_honoured() {
         .unwrap_err();
     assert!(err.to_string().contains("weather"), "{err}");
 }
+
+#[test]
+fn top_features_name_each_topics_words() {
+    let model = tfidf(&read("bbc-train.csv"));
+    let top = model.top_features(10);
+    assert_eq!(top.len(), model.labels().len());
+    for class in &top {
+        assert_eq!((class.toward.len(), class.against.len()), (10, 10));
+        assert!(class.toward.windows(2).all(|w| w[0].weight >= w[1].weight));
+        assert!(class.against.windows(2).all(|w| w[0].weight <= w[1].weight));
+        assert!(class.toward[9].weight > 0.0 && class.against[9].weight < 0.0);
+    }
+    let sports = top.iter().find(|c| c.label == "sports").unwrap();
+    let words: Vec<&str> = sports.toward.iter().map(|f| f.feature.as_str()).collect();
+    let expected = [
+        "match", "cup", "game", "players", "club", "coach", "season", "win", "champion",
+    ];
+    assert!(words.iter().any(|w| expected.contains(w)), "{words:?}");
+}

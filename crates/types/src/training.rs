@@ -405,10 +405,31 @@ pub struct CandidateReport {
     /// and `min_df`), in the order tried; empty when nothing was searched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<Trial>,
+    /// Global importance where the model defines it (`tfidf-logreg`: per class, the terms
+    /// with the largest weights toward it, and against it); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_features: Vec<ClassFeatures>,
     pub curve: Vec<EpochStats>,
     pub validation: Option<EvalMetrics>,
     pub test: Option<EvalMetrics>,
     pub train_seconds: f64,
+}
+
+/// A class's most important features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassFeatures {
+    pub label: String,
+    /// Largest weights first.
+    pub toward: Vec<FeatureWeight>,
+    /// Most negative weights first.
+    pub against: Vec<FeatureWeight>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureWeight {
+    /// The term (a word, a space-joined word bigram, or characters).
+    pub feature: String,
+    pub weight: f32,
 }
 
 /// One setting tried in a search, scored on the validation split.

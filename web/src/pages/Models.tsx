@@ -393,6 +393,26 @@ function VersionDetails({ version }: { version: ModelVersion }) {
           </>
         )}
       </section>
+      {chosen?.top_features && chosen.top_features.length > 0 && (
+        <section class="card" aria-labelledby="features-h">
+          <h2 id="features-h">Top features per class</h2>
+          <p class="muted small">The terms with the largest weights toward each class in the model (global importance; a prediction's own reasons are in the playground).</p>
+          <div class="top-features">
+            {chosen.top_features.map((c) => (
+              <div>
+                <h3>{c.label}</h3>
+                <ol aria-label={`Top features of ${c.label}`}>
+                  {c.toward.slice(0, 10).map((f) => (
+                    <li>
+                      {f.feature} <span class="muted small">{f.weight.toFixed(2)}</span>
+                    </li>
+                  ))}
+                </ol>
+              </div>
+            ))}
+          </div>
+        </section>
+      )}
       {report && report.candidates.some((c) => c.curve.length > 0) && (
         <section class="card" aria-labelledby="curves-h">
           <h2 id="curves-h">Training curves</h2>

@@ -18,6 +18,7 @@ import { EntitiesTab } from "./Entities";
 import { OcrTab } from "./Ocr";
 import { SpeechTab } from "./Speech";
 import { ModelSelect, libraryOption, libraryGate, useLibrary } from "./playground-widgets";
+import { type Explanation, highlightSegments } from "../explain";
 
 export { generationStats } from "./Chat";
 
@@ -73,7 +74,7 @@ interface PredictResponse {
   model: string;
   version: number;
   labels: string[];
-  predictions: { label: string; confidence: number; probabilities: Record<string, number> }[];
+  predictions: { label: string; confidence: number; probabilities: Record<string, number>; explanation?: Explanation }[];
 }
 
 function ClassifyTab() {
@@ -93,7 +94,7 @@ function ClassifyTab() {
     const t = text.trim();
     if (!t || !model || action.busy) return;
     const start = performance.now();
-    const answer = await action.run(() => api<PredictResponse>("POST", predictPath(model), classifyRequest(t)));
+    const answer = await action.run(() => api<PredictResponse>("POST", predictPath(model), { ...classifyRequest(t), explain: true }));
     if (answer) setResult({ answer, ms: performance.now() - start, text: t });
   };
 
@@ -176,9 +177,41 @@ function ClassifyTab() {
             {result.answer.model} version {result.answer.version} · answered in {Math.round(result.ms)} ms
           </p>
           <Bars label="Probability of every label" items={items} max={1} />
+          {prediction.explanation && <Highlights text={result.text} explanation={prediction.explanation} />}
         </div>
       )}
       <CodePanel snippets={classifySnippets({ base: baseUrl(), model, text: text.trim() || "Shares rose after the earnings report." })} />
+    </div>
+  );
+}
+
+/** The text with each token shaded by how much it pushed toward (green) or against (red)
+ * the predicted label. */
+function Highlights({ text, explanation }: { text: string; explanation: Explanation }) {
+  const how =
+    explanation.method === "exact"
+      ? "each word's share of the label's score (the model's weight times the word's TF-IDF value)"
+      : "how much the label's probability falls without the word";
+  return (
+    <div class="explanation">
+      <p class="muted small">
+        Why {explanation.target}: <span class="toward">green</span> pushed toward it, <span class="against">red</span> against ({how}).
+      </p>
+      <p class="explained-text" aria-label={`Words that pushed toward or against ${explanation.target}`}>
+        {highlightSegments(text, explanation.tokens).map((s) =>
+          s.weight === null ? (
+            s.text
+          ) : (
+            <mark
+              class={s.weight >= 0 ? "toward" : "against"}
+              style={{ "--strength": Math.abs(s.weight).toFixed(3) }}
+              title={`${s.attribution! >= 0 ? "+" : ""}${s.attribution!.toPrecision(3)}`}
+            >
+              {s.text}
+            </mark>
+          ),
+        )}
+      </p>
     </div>
   );
 }

@@ -181,6 +181,11 @@ step("playground: classify a sentence and get the right label", async () => {
   const label = page.locator(".prediction-label strong");
   await label.waitFor({ timeout: 60_000 });
   assert.equal((await label.innerText()).trim(), "business");
+  // The words behind the answer, highlighted: the finance words push toward business.
+  const toward = page.locator(".explained-text mark.toward");
+  await toward.first().waitFor();
+  const words = (await toward.allInnerTexts()).map((w) => w.toLowerCase());
+  assert.ok(words.some((w) => ["shares", "bank", "profits", "investors", "stock"].includes(w)), words.join(", "));
   await shot("09-playground-classify");
 });
 
