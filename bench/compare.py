@@ -87,6 +87,14 @@ def rows(ours, peer):
     row("auto test macro-F1", get(ours, "auto", "macro_f1"),
         get(peer, "sklearn_tfidf_logreg", "macro_f1"), frac, show_ratio=False)
     row("auto train seconds", get(ours, "auto", "train_seconds"), NO_PEER, secs, show_ratio=False)
+
+    # Both corpora against the better of scikit-learn's word and character baselines.
+    for corpus, ours_at in (("bbc", ()), ("zh-news", ("zh-news",))):
+        best = get(peer, "sklearn_baselines", corpus, "best")
+        for arch in ("tfidf-logreg", "auto"):
+            a = get(ours, *ours_at, arch, "accuracy")
+            row(f"{corpus} {arch} accuracy vs sklearn's best", a, best, frac, ">= sklearn's best",
+                None if a is None or best is None else a >= best - EPS)
     return out
 
 

@@ -293,6 +293,45 @@ def sklearn_tfidf_logreg(train_labels, train_docs, test_labels, test_docs):
     return result
 
 
+def sklearn_baselines(data_dir):
+    """scikit-learn's two TF-IDF + logistic regression baselines on the raw texts of both
+    corpora (the same split aiaas trains on): word 1-2-grams (jieba words for Chinese) and
+    character 1-2-grams, each TfidfVectorizer(sublinear_tf=True, min_df=2,
+    max_features=50000) + LogisticRegression(C=10, max_iter=1000)."""
+    import csv
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def read(name):
+        with open(os.path.join(data_dir, name), encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [r["text"] for r in rows], [r["category"] for r in rows]
+
+    out = {}
+    for corpus, language in (("bbc", "english"), ("zh-news", "chinese")):
+        train_x, train_y = read(f"{corpus}-train.csv")
+        test_x, test_y = read(f"{corpus}-test.csv")
+        common = dict(ngram_range=(1, 2), sublinear_tf=True, min_df=2, max_features=50000)
+        if language == "chinese":
+            import jieba
+
+            jieba.setLogLevel(60)
+            word = TfidfVectorizer(tokenizer=jieba.lcut, token_pattern=None, **common)
+        else:
+            word = TfidfVectorizer(**common)
+        scores = {}
+        for name, vec in (("word", word), ("char", TfidfVectorizer(analyzer="char", **common))):
+            clf = LogisticRegression(C=10.0, max_iter=1000)
+            clf.fit(vec.fit_transform(train_x), train_y)
+            pred = clf.predict(vec.transform(test_x))
+            scores[name] = float(sum(p == y for p, y in zip(pred, test_y)) / len(test_y))
+        scores["best"] = max(scores["word"], scores["char"])
+        out[corpus] = scores
+        log(f"sklearn baselines on {corpus}: {scores}")
+    return out
+
+
 def blas_info():
     try:
         from threadpoolctl import threadpool_info
@@ -309,6 +348,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", required=True, help="directory with train.tsv and test.tsv")
     ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--data", help="directory with bbc-*.csv and zh-news-*.csv (both sklearn "
+                    "baselines on raw texts)")
     ap.add_argument("--w2v-repeats", type=int, default=5,
                     help="word2vec timing runs per mode; the median is reported (default 5)")
     ap.add_argument("--skip-keras", action="store_true", help="leave out the Keras part")
@@ -364,6 +405,8 @@ def main():
         versions["keras"] = keras_version
 
     out["sklearn_tfidf_logreg"] = sklearn_tfidf_logreg(train_labels, train_docs, test_labels, test_docs)
+    if args.data:
+        out["sklearn_baselines"] = sklearn_baselines(args.data)
     out["versions"] = versions
     out["machine"] = {
         "cpus": os.cpu_count(),

@@ -27,7 +27,8 @@ echo "== Python: gensim, Keras, scikit-learn" >&2
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be set on this machine for old OpenBLAS builds;
 # they slow a current numpy, so the Python side runs without them (this command only).
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
-    bench/.venv/bin/python bench/python_baseline.py --tokens "$out/tokens" --out "$out/peer.json" --w2v-repeats 1
+    bench/.venv/bin/python bench/python_baseline.py --tokens "$out/tokens" --out "$out/peer.json" --w2v-repeats 1 \
+    --data "$AIAAS_TEST_DATA"
 
 # word2vec throughput: alternate one aiaas run and one gensim run, ROUNDS times, so both
 # sides are measured under the same machine conditions; medians replace the figures above.

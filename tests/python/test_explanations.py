@@ -1,6 +1,10 @@
 """`explain` on the native predict API, with the deployed `topics` tfidf-logreg model:
 exact attributions with character offsets, the predicted or an asked-for class, top_k,
-occlusion, and the refusals (bad options, too many texts)."""
+occlusion, and the refusals (bad options, too many texts); and integrated gradients on
+a network trained on the same data."""
+import pytest
+
+from conftest import _synthetic_csv, wait_for_job
 
 
 def predict(server, model, body):
@@ -54,8 +58,44 @@ def test_refusals(server, topics_model):
     assert r.status_code == 400 and "explain" in r.json()["error"]["message"]
     r = predict(server, topics_model, {"text": "rain", "explain": 3})
     assert r.status_code == 400
+    r = predict(server, topics_model, {"text": "rain", "explain": {"method": "integrated-gradients"}})
+    assert r.status_code == 400 and "exact" in r.json()["error"]["message"]
     r = predict(server, topics_model, {"texts": ["rain"] * 17, "explain": True})
     assert r.status_code == 400 and "16" in r.json()["error"]["message"]
     # Without explain the same batch is fine and carries no explanation.
     r = predict(server, topics_model, {"texts": ["rain"] * 17})
     assert r.status_code == 200 and "explanation" not in r.json()["predictions"][0]
+
+
+@pytest.fixture(scope="module")
+def topics_net(server):
+    """An avgpool network on the topics data, deployed as `topics-net`."""
+    r = server.api("POST", "/api/v1/datasets?name=topics-net", data=_synthetic_csv().encode())
+    assert r.status_code == 201, r.text
+    r = server.api("POST", "/api/v1/jobs", json={
+        "dataset": "topics-net", "model": "topics-net", "deploy": True,
+        "config": {"architecture": "avgpool", "embedding": {"init": "random"}, "epochs": 30,
+                   "learning_rate": 0.01},
+    })
+    assert r.status_code == 202, r.text
+    wait_for_job(server, r.json()["id"], 300)
+    return "topics-net"
+
+
+def test_integrated_gradients_on_a_network(server, topics_net):
+    text = "stock market bank loan and interest"
+    r = predict(server, topics_net, {"text": text, "explain": {"steps": 128}})
+    assert r.status_code == 200, r.text
+    answer = r.json()["predictions"][0]
+    e = answer["explanation"]
+    assert e["method"] == "integrated-gradients" and e["target"] == answer["label"] == "finance"
+    total = sum(t["attribution"] for t in e["tokens"])
+    assert abs(total - (e["score"] - e["base"]) - e["completeness_gap"]) < 1e-3
+    assert abs(e["completeness_gap"]) <= 0.05 * max(abs(e["score"] - e["base"]), 1.0)
+    for t in e["tokens"]:
+        assert text[t["start"]:t["end"]] == t["token"]
+    # Exact attributions are tfidf-logreg's; a network says so.
+    r = predict(server, topics_net, {"text": text, "explain": {"method": "exact"}})
+    assert r.status_code == 400 and "integrated-gradients" in r.json()["error"]["message"]
+    r = predict(server, topics_net, {"text": text, "explain": {"steps": 0}})
+    assert r.status_code == 400 and "steps" in r.json()["error"]["message"]

@@ -9,10 +9,12 @@ export interface TokenAttribution {
 }
 
 export interface Explanation {
-  method: "exact" | "occlusion";
+  method: "exact" | "integrated-gradients" | "occlusion";
   target: string;
   score: number;
   base: number;
+  /** integrated-gradients: how far the attributions' sum is from `score - base`. */
+  completeness_gap?: number;
   tokens: TokenAttribution[];
 }
 

@@ -588,11 +588,31 @@ fn check_explain(opts: &aiaas_engine::ExplainOptions, version: &ModelVersionReco
             )));
         }
     }
-    if opts.method == aiaas_engine::ExplainMethod::Exact && version.architecture != "tfidf-logreg" {
-        return Err(CoreError::InvalidInput(format!(
-            "exact attributions exist for tfidf-logreg models; this one is {}: use \"occlusion\"",
-            version.architecture
-        )));
+    let tfidf = version.architecture == "tfidf-logreg";
+    match opts.method {
+        aiaas_engine::ExplainMethod::Exact if !tfidf => {
+            return Err(CoreError::InvalidInput(format!(
+                "exact attributions exist for tfidf-logreg models; this one is {}: use \
+                 \"integrated-gradients\" or \"occlusion\"",
+                version.architecture
+            )))
+        }
+        aiaas_engine::ExplainMethod::IntegratedGradients if tfidf => {
+            return Err(CoreError::InvalidInput(
+                "integrated gradients explain the networks; tfidf-logreg's attributions are \
+                 exact: use \"exact\" (or \"occlusion\")"
+                    .into(),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(steps) = opts.steps {
+        if !(1..=aiaas_engine::MAX_IG_STEPS).contains(&steps) {
+            return Err(CoreError::InvalidInput(format!(
+                "explain.steps must be between 1 and {}, got {steps}",
+                aiaas_engine::MAX_IG_STEPS
+            )));
+        }
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ pub use aiaas_onnx as onnx;
 pub use aiaas_speech as speech;
 pub use aiaas_train::{
     Classifier, ExplainMethod, ExplainOptions, Explanation, ModelFiles, TokenAttribution,
+    MAX_IG_STEPS,
 };
 pub use entities::EntityRequest;
 pub use generation::{AdapterFile, GeneratorRuntime};

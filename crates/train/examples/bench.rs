@@ -227,11 +227,40 @@ fn run() -> Result<(), String> {
             })).collect::<Vec<_>>(),
         })
     };
+    // The Chinese headlines (scripts/zh_news.py): tfidf-logreg and auto as shipped.
+    let zh_train = read_csv(&a.data.join("zh-news-train.csv"))?;
+    let zh_test = read_csv(&a.data.join("zh-news-test.csv"))?;
+    let zh_tfidf = timed_train(
+        &TrainConfig {
+            architecture: Architecture::TfidfLogreg,
+            threads: 2,
+            ..TrainConfig::default()
+        },
+        &zh_train,
+        &zh_test,
+        control(),
+    )?;
+    let started = Instant::now();
+    let zh_auto = timed_train(
+        &TrainConfig {
+            architecture: Architecture::Auto,
+            threads: 2,
+            ..TrainConfig::default()
+        },
+        &zh_train,
+        &zh_test,
+        control(),
+    )?;
+    let zh_auto_seconds = started.elapsed().as_secs_f64();
     let out = json!({
         "word2vec": w2v,
         "avgpool": avgpool_json,
         "tfidf-logreg": summary(&tfidf, None),
         "auto": summary(&auto, Some(auto_seconds)),
+        "zh-news": {
+            "tfidf-logreg": summary(&zh_tfidf, None),
+            "auto": summary(&zh_auto, Some(zh_auto_seconds)),
+        },
     });
     if let Some(dir) = a.out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;

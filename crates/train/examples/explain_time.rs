@@ -1,5 +1,6 @@
 //! Latency of one explanation per text on BBC News test articles (about 400 words):
-//! tfidf-logreg's exact attributions and occlusion on tfidf-logreg and avgpool, against a
+//! tfidf-logreg's exact attributions, avgpool's integrated gradients (64 steps) and
+//! occlusion on both, against a
 //! plain prediction of the same text. Prints one line per method.
 //!
 //! ```sh
@@ -80,6 +81,11 @@ fn main() {
             Some(ExplainMethod::Occlusion),
         ),
         ("avgpool predict only", &avgpool, None),
+        (
+            "avgpool integrated grads",
+            &avgpool,
+            Some(ExplainMethod::IntegratedGradients),
+        ),
         (
             "avgpool occlusion",
             &avgpool,

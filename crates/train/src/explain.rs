@@ -4,6 +4,13 @@
 //!   text, weight x TF-IDF value. Each feature's product is shared equally among the tokens
 //!   (words, or characters for a character model) of its occurrences, so the attributions
 //!   plus the bias add up to the logit (to float rounding).
+//! - `integrated-gradients` (the networks: avgpool, textcnn, gru, lstm): the gradient of
+//!   the class's logit with respect to each token's vector, averaged along the straight
+//!   path from a baseline where every token's vector is zero (so the baseline is "no
+//!   words": avgpool's pooled vector is 0), dotted with the token's vector. The
+//!   attributions add up to `score - base` (the logit at the text minus at the baseline)
+//!   up to the integral's discretisation: `completeness_gap` reports the difference
+//!   (`steps` midpoints, 64 by default). Tokens past the model's `max_len` get 0.
 //! - `occlusion` (any classifier): a token's attribution is how much the class's
 //!   probability falls when the token is cut out of the text (negative: it rises). One
 //!   batch of `tokens + 1` predictions.
@@ -23,12 +30,18 @@ use aiaas_types::TfidfAnalyzer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExplainMethod {
-    /// `exact` where the model has it (tfidf-logreg), else `occlusion`.
+    /// `exact` for tfidf-logreg, `integrated-gradients` for the networks.
     #[default]
     Auto,
     Exact,
+    IntegratedGradients,
     Occlusion,
 }
+
+/// Integration points of `integrated-gradients` when not given.
+pub const DEFAULT_IG_STEPS: usize = 64;
+/// Most integration points a request may ask for.
+pub const MAX_IG_STEPS: usize = 512;
 
 /// What to explain.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +52,8 @@ pub struct ExplainOptions {
     pub top_k: Option<usize>,
     /// The class to explain (a label); the predicted one when absent.
     pub target: Option<String>,
+    /// `integrated-gradients`: points of the path integral (1 to 512, default 64).
+    pub steps: Option<usize>,
 }
 
 /// One token's share.
@@ -61,8 +76,13 @@ pub struct Explanation {
     /// What the attributions add up to: `exact`: the logit, `score = base + sum`;
     /// `occlusion`: the probability of the class (`score`) they each take away.
     pub score: f32,
-    /// `exact`: the class's bias; `occlusion`: 0.
+    /// `exact`: the class's bias; `integrated-gradients`: the logit at the baseline;
+    /// `occlusion`: 0.
     pub base: f32,
+    /// `integrated-gradients`: `sum of attributions - (score - base)`, the error of the
+    /// discretised integral (0 for an exact decomposition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness_gap: Option<f32>,
     pub tokens: Vec<TokenAttribution>,
 }
 
@@ -95,9 +115,25 @@ impl Classifier {
             (ExplainMethod::Exact, None) => {
                 return Err(TrainError::InvalidData(format!(
                     "exact attributions exist for tfidf-logreg models; this one is {}: use \
-                     \"occlusion\"",
+                     \"integrated-gradients\" or \"occlusion\"",
                     self.architecture().as_str()
                 )))
+            }
+            (ExplainMethod::IntegratedGradients, Some(_)) => {
+                return Err(TrainError::InvalidData(
+                    "integrated gradients explain the networks; tfidf-logreg's attributions \
+                     are exact: use \"exact\" (or \"occlusion\")"
+                        .into(),
+                ))
+            }
+            (ExplainMethod::Auto | ExplainMethod::IntegratedGradients, None) => {
+                let steps = opts.steps.unwrap_or(DEFAULT_IG_STEPS);
+                if !(1..=MAX_IG_STEPS).contains(&steps) {
+                    return Err(TrainError::InvalidData(format!(
+                        "explain.steps must be between 1 and {MAX_IG_STEPS}, got {steps}"
+                    )));
+                }
+                self.integrated_gradients(text, target, steps)?
             }
             _ => self.occlusion(text, target, probabilities[target])?,
         };
@@ -119,6 +155,48 @@ impl Classifier {
             }
         }
         Ok(explanation)
+    }
+
+    /// Integrated gradients over the tokenizer's words (the ids the network reads).
+    fn integrated_gradients(
+        &self,
+        text: &str,
+        target: usize,
+        steps: usize,
+    ) -> Result<Explanation, TrainError> {
+        let spans = tokenize_spans(text);
+        let words: Vec<String> = spans.iter().map(|(t, _)| t.clone()).collect();
+        let ids = self.encode(&words)?;
+        let (shares, score, base) = match self.body() {
+            Body::Avgpool(n) => n.integrated_gradients(&ids, target, steps),
+            Body::Textcnn(n) => n.integrated_gradients(&ids, target, steps)?,
+            Body::Rnn(n) => n.integrated_gradients(&ids, target, steps)?,
+            Body::Tfidf(..) => {
+                return Err(TrainError::Backend(
+                    "tfidf-logreg has no gradients path".into(),
+                ))
+            }
+        };
+        let chars = CharIndex::new(text);
+        let tokens: Vec<TokenAttribution> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, (token, span))| TokenAttribution {
+                token: token.clone(),
+                start: chars.at(span.start),
+                end: chars.at(span.end),
+                attribution: shares.get(i).copied().unwrap_or(0.0),
+            })
+            .collect();
+        let total: f32 = shares.iter().sum();
+        Ok(Explanation {
+            method: ExplainMethod::IntegratedGradients,
+            target: String::new(),
+            score,
+            base,
+            completeness_gap: Some(total - (score - base)),
+            tokens,
+        })
     }
 
     /// Occlusion over the tokenizer's words.
@@ -146,6 +224,7 @@ impl Classifier {
             target: String::new(),
             score,
             base: 0.0,
+            completeness_gap: None,
             tokens,
         })
     }
@@ -218,6 +297,7 @@ fn exact(
         target: String::new(),
         score,
         base,
+        completeness_gap: None,
         tokens,
     }
 }

@@ -28,7 +28,9 @@ mod vocab;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-pub use explain::{ExplainMethod, ExplainOptions, Explanation, TokenAttribution};
+pub use explain::{
+    ExplainMethod, ExplainOptions, Explanation, TokenAttribution, DEFAULT_IG_STEPS, MAX_IG_STEPS,
+};
 pub use metrics::evaluate;
 pub use model::Classifier;
 pub use pipeline::train;

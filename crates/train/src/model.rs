@@ -155,6 +155,16 @@ impl Classifier {
             .collect()
     }
 
+    /// The ids a network reads for a tokenised text (its vocabulary, truncated to its
+    /// `max_len`).
+    pub(crate) fn encode(&self, tokens: &[String]) -> Result<Vec<u32>, TrainError> {
+        let vocab = self
+            .vocab
+            .as_ref()
+            .ok_or_else(|| TrainError::InvalidModel("vocabulary is missing".into()))?;
+        Ok(vocab.encode(tokens, self.spec.tokenizer.max_len.unwrap_or(usize::MAX)))
+    }
+
     pub(crate) fn body(&self) -> &Body {
         &self.body
     }

@@ -235,6 +235,13 @@ fn attributions_are_faithful_on_the_bbc_test_split() {
         &rows,
     );
     let sample: Vec<&str> = texts.iter().step_by(4).copied().collect();
+    let gradients = faithfulness(&avgpool, &sample, ExplainMethod::IntegratedGradients);
+    eprintln!(
+        "avgpool, integrated gradients: faithful on {:.1}% of {} texts",
+        gradients * 100.0,
+        sample.len()
+    );
+    assert!(gradients >= 0.9, "{gradients}");
     let occlusion = faithfulness(&avgpool, &sample, ExplainMethod::Occlusion);
     eprintln!(
         "avgpool, occlusion: faithful on {:.1}% of {} texts",
@@ -312,3 +319,94 @@ fn top_features_name_each_topics_words() {
     ];
     assert!(words.iter().any(|w| expected.contains(w)), "{words:?}");
 }
+
+/// The networks on a small slice of BBC News (the first 60 words of 400 articles), quick
+/// to train even for the recurrent ones.
+fn small_bbc() -> (Vec<LabelledText>, Vec<String>) {
+    let short = |r: &LabelledText| {
+        r.text
+            .split_whitespace()
+            .take(60)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let rows: Vec<LabelledText> = read("bbc-train.csv")
+        .iter()
+        .take(400)
+        .map(|r| LabelledText {
+            text: short(r),
+            label: r.label.clone(),
+        })
+        .collect();
+    let test = read("bbc-test.csv").iter().take(12).map(short).collect();
+    (rows, test)
+}
+
+#[test]
+fn integrated_gradients_are_complete_for_every_network() {
+    let (rows, test) = small_bbc();
+    for arch in [
+        Architecture::Avgpool,
+        Architecture::Textcnn,
+        Architecture::Gru,
+        Architecture::Lstm,
+    ] {
+        let model = fit(
+            &TrainConfig {
+                architecture: arch,
+                embedding: EmbeddingInit::Random,
+                embedding_dim: 32,
+                filters: 16,
+                rnn_hidden: 16,
+                epochs: 4,
+                ..TrainConfig::default()
+            },
+            &rows,
+        );
+        let mut worst = 0f32;
+        for text in &test {
+            let e = explain(&model, text, ExplainMethod::Auto, None);
+            assert_eq!(e.method, ExplainMethod::IntegratedGradients);
+            let gap = e.completeness_gap.unwrap();
+            let sum: f32 = e.tokens.iter().map(|t| t.attribution).sum();
+            assert!(
+                (sum - (e.score - e.base) - gap).abs() < 1e-3,
+                "the gap is what it says"
+            );
+            // Relative to the change it explains (at least 1 logit).
+            let relative = gap.abs() / (e.score - e.base).abs().max(1.0);
+            worst = worst.max(relative);
+            for t in &e.tokens {
+                assert_eq!(chars(text, t.start, t.end).to_lowercase(), t.token);
+            }
+        }
+        // `score` is the network's logit: the softmax of every class's is the prediction.
+        let text = test[0].as_str();
+        let scores: Vec<f32> = model
+            .labels()
+            .iter()
+            .map(|l| explain(&model, text, ExplainMethod::IntegratedGradients, Some(l)).score)
+            .collect();
+        let probabilities = model.predict(&[text]).unwrap().remove(0);
+        for (p, q) in softmax(&scores).iter().zip(&probabilities) {
+            assert!(
+                (p - q).abs() < 1e-4,
+                "{arch:?}: softmax of the scores {p} vs {q}"
+            );
+        }
+        let e = explain(&model, text, ExplainMethod::Auto, None);
+        assert!(
+            e.tokens.iter().any(|t| t.attribution.abs() > 1e-3),
+            "{arch:?}: {e:?}"
+        );
+        eprintln!(
+            "{arch:?}: largest completeness gap {:.5} of score - base (64 steps)",
+            worst
+        );
+        assert!(worst <= IG_TOLERANCE, "{arch:?}: gap {worst}");
+    }
+}
+
+/// The stated tolerance of integrated gradients' completeness at the default 64 steps:
+/// the attributions add up to the logit's change within 5% of it (or of 1 logit).
+const IG_TOLERANCE: f32 = 0.05;

@@ -188,10 +188,11 @@ function ClassifyTab() {
 /** The text with each token shaded by how much it pushed toward (green) or against (red)
  * the predicted label. */
 function Highlights({ text, explanation }: { text: string; explanation: Explanation }) {
-  const how =
-    explanation.method === "exact"
-      ? "each word's share of the label's score (the model's weight times the word's TF-IDF value)"
-      : "how much the label's probability falls without the word";
+  const how = {
+    exact: "each word's share of the label's score (the model's weight times the word's TF-IDF value)",
+    "integrated-gradients": "integrated gradients: each word's share of the label's score against a text without words",
+    occlusion: "how much the label's probability falls without the word",
+  }[explanation.method];
   return (
     <div class="explanation">
       <p class="muted small">

@@ -188,6 +188,63 @@ impl AvgPool {
     }
 }
 
+impl AvgPool {
+    /// Integrated gradients of class `target`'s logit for one text's ids, from the baseline
+    /// of all-zero token vectors (pooled vector 0) along the straight path, by the midpoint
+    /// rule with `steps` points: per id, and the logit at the text and at the baseline.
+    /// Ids the network skips (padding, out of vocabulary) get 0.
+    pub(crate) fn integrated_gradients(
+        &self,
+        ids: &[u32],
+        target: usize,
+        steps: usize,
+    ) -> (Vec<f32>, f32, f32) {
+        let (d, h) = (self.dim, self.hidden);
+        let mut pooled = vec![0.0; d];
+        let n = self.pool(ids, &mut pooled);
+        let logit = |q: &[f32]| -> f32 {
+            let mut out = self.w.b2[target];
+            for j in 0..h {
+                let z = dot(&self.w.w1[j * d..(j + 1) * d], q) + self.w.b1[j];
+                out += self.w.w2[target * h + j] * z.max(0.0);
+            }
+            out
+        };
+        // The gradient of the logit with respect to the pooled vector, averaged over the
+        // path: W1^T (w2[target] * relu'(z1)) at each point.
+        let mut grad = vec![0.0f32; d];
+        let mut q = vec![0.0f32; d];
+        for s in 0..steps.max(1) {
+            let alpha = (s as f32 + 0.5) / steps.max(1) as f32;
+            q.iter_mut().zip(&pooled).for_each(|(q, p)| *q = alpha * p);
+            for j in 0..h {
+                let row = &self.w.w1[j * d..(j + 1) * d];
+                if dot(row, &q) + self.w.b1[j] > 0.0 {
+                    axpy(
+                        self.w.w2[target * h + j] / steps.max(1) as f32,
+                        row,
+                        &mut grad,
+                    );
+                }
+            }
+        }
+        // Each token's vector enters the mean with weight 1/n.
+        let inv = 1.0 / n.max(1) as f32;
+        let shares = ids
+            .iter()
+            .map(|&id| {
+                let id = id as usize;
+                if id == PAD as usize || id >= self.vocab {
+                    0.0
+                } else {
+                    dot(&self.w.emb[id * d..(id + 1) * d], &grad) * inv
+                }
+            })
+            .collect();
+        (shares, logit(&pooled), logit(&vec![0.0; d]))
+    }
+}
+
 impl Predictor for AvgPool {
     type Input = Vec<u32>;
 

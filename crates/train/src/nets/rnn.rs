@@ -264,6 +264,52 @@ fn sigmoid(x: &Tensor) -> Result<Tensor, TrainError> {
     Ok(candle_nn::ops::sigmoid(x)?)
 }
 
+impl Rnn {
+    /// Integrated gradients of class `target`'s logit for one text's ids (see
+    /// `nets::integrated_gradients`): the backward direction reads the same token vectors
+    /// in reverse, so both directions' gradients reach each token.
+    pub(crate) fn integrated_gradients(
+        &self,
+        ids: &[u32],
+        target: usize,
+        steps: usize,
+    ) -> Result<(Vec<f32>, f32, f32), TrainError> {
+        let (padded, mask) = id_batch(&[&ids.to_vec()], 1, false)?;
+        let x = self.embedding.forward(&padded)?; // [1, L, D]
+        let len = x.dim(1)?;
+        let reversed = Tensor::from_vec(
+            (0..len as u32).rev().collect::<Vec<u32>>(),
+            len,
+            &candle_core::Device::Cpu,
+        )?;
+        let forward = |x: &Tensor| -> Result<Tensor, TrainError> {
+            let batch = x.dim(0)?;
+            let mut projected = Vec::with_capacity(self.directions.len());
+            for (i, dir) in self.directions.iter().enumerate() {
+                let xi = if i == 1 {
+                    x.index_select(&reversed, 1)?
+                } else {
+                    x.clone()
+                };
+                // Time-major, as `project` lays it out: [L, B, G*H].
+                let xt = xi.transpose(0, 1)?.contiguous()?;
+                projected.push(
+                    xt.broadcast_matmul(&dir.w_ih.t()?)?
+                        .broadcast_add(&dir.b_ih)?,
+                );
+            }
+            let xi = Tensor::stack(&projected, 1)?;
+            let steps = (0..len).map(|t| xi.get(t)).collect::<Result<Vec<_>, _>>()?;
+            let mask = Tensor::ones((batch, len), candle_core::DType::F32, x.device())?;
+            self.recur(&steps, &mask)
+        };
+        let (mut shares, at_text, at_base) =
+            super::integrated_gradients(&x, &mask, forward, target, steps)?;
+        shares.truncate(ids.len());
+        Ok((shares, at_text, at_base))
+    }
+}
+
 impl Predictor for Rnn {
     type Input = Vec<u32>;
 

@@ -96,10 +96,23 @@ impl TextCnn {
         inputs: &[&Vec<u32>],
         dropout: Option<&mut StdRng>,
     ) -> Result<Tensor, TrainError> {
-        let widest = self.convs.iter().map(|c| c.0).max().unwrap_or(1);
         // Texts shorter than the widest kernel are padded so every convolution has an output.
-        let (ids, _mask) = id_batch(inputs, widest, false)?;
+        let (ids, _mask) = id_batch(inputs, self.widest(), false)?;
         let x = self.embedding.forward(&ids)?;
+        self.forward_embedded(&x, dropout)
+    }
+
+    /// The widest convolution: texts are padded to at least this many positions.
+    fn widest(&self) -> usize {
+        self.convs.iter().map(|c| c.0).max().unwrap_or(1)
+    }
+
+    /// Logits from the token vectors `[B, L, D]` (L at least `widest()`).
+    fn forward_embedded(
+        &self,
+        x: &Tensor,
+        dropout: Option<&mut StdRng>,
+    ) -> Result<Tensor, TrainError> {
         let (batch, len, dim) = x.dims3()?;
         let mut pooled = Vec::with_capacity(self.convs.len());
         for (k, w, b) in &self.convs {
@@ -132,6 +145,29 @@ impl TextCnn {
         Ok(features
             .matmul(&self.out_w.t()?)?
             .broadcast_add(&self.out_b)?)
+    }
+}
+
+impl TextCnn {
+    /// Integrated gradients of class `target`'s logit for one text's ids (see
+    /// `nets::integrated_gradients`).
+    pub(crate) fn integrated_gradients(
+        &self,
+        ids: &[u32],
+        target: usize,
+        steps: usize,
+    ) -> Result<(Vec<f32>, f32, f32), TrainError> {
+        let (padded, mask) = id_batch(&[&ids.to_vec()], self.widest(), false)?;
+        let x = self.embedding.forward(&padded)?;
+        let (mut shares, at_text, at_base) = super::integrated_gradients(
+            &x,
+            &mask,
+            |x| self.forward_embedded(x, None),
+            target,
+            steps,
+        )?;
+        shares.truncate(ids.len());
+        Ok((shares, at_text, at_base))
     }
 }
 
