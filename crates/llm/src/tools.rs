@@ -442,14 +442,22 @@ fn parse_generic(text: &str) -> ParsedReply {
         calls: Vec::new(),
     };
     let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text.trim()) else {
-        return as_text(); // cut short (max_tokens): what was written, as text
+        // Cut short (max_tokens): the calls written whole before the cut, else the text.
+        let calls = complete_calls(text);
+        if calls.is_empty() {
+            return as_text();
+        }
+        return ParsedReply {
+            content: String::new(),
+            calls: distinct(calls),
+        };
     };
     if let Some(Value::Array(calls)) = obj.get("tool_calls") {
         let calls: Option<Vec<ToolCall>> = calls.iter().map(read_call).collect();
         return match calls {
             Some(calls) => ParsedReply {
                 content: String::new(),
-                calls,
+                calls: distinct(calls),
             },
             None => as_text(),
         };
@@ -461,6 +469,47 @@ fn parse_generic(text: &str) -> ParsedReply {
         },
         _ => as_text(),
     }
+}
+
+/// The calls of a `{"tool_calls": [...` reply cut off before its end, each one that was
+/// written whole (a small model can repeat a call until `max_tokens` stops it).
+fn complete_calls(text: &str) -> Vec<ToolCall> {
+    let Some(list) = text
+        .find("\"tool_calls\"")
+        .and_then(|at| text[at..].find('[').map(|open| at + open + 1))
+    else {
+        return Vec::new();
+    };
+    let mut calls = Vec::new();
+    let mut rest = &text[list..];
+    loop {
+        rest = rest.trim_start().trim_start_matches(',').trim_start();
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+        match values.next() {
+            Some(Ok(value)) => match read_call(&value) {
+                Some(call) => calls.push(call),
+                None => break,
+            },
+            _ => break, // the cut-off call, or the list's end
+        }
+        rest = &rest[values.byte_offset()..];
+    }
+    calls
+}
+
+/// The calls without repeats: a call of the same tool with the same arguments as an
+/// earlier one in the same reply is a model repeating itself, answered once.
+fn distinct(calls: Vec<ToolCall>) -> Vec<ToolCall> {
+    let mut out: Vec<ToolCall> = Vec::with_capacity(calls.len());
+    for call in calls {
+        if !out
+            .iter()
+            .any(|c| c.name == call.name && c.arguments == call.arguments)
+        {
+            out.push(call);
+        }
+    }
+    out
 }
 
 fn parse_hermes(text: &str) -> ParsedReply {
@@ -488,7 +537,7 @@ fn parse_hermes(text: &str) -> ParsedReply {
     content.push_str(rest);
     ParsedReply {
         content: content.trim().to_string(),
-        calls,
+        calls: distinct(calls),
     }
 }
 
@@ -509,6 +558,25 @@ mod tests {
                 "required": ["city"]}),
             strict: false,
         }
+    }
+
+    #[test]
+    fn a_reply_cut_off_keeps_its_whole_calls_once() {
+        let call = r#"{"name": "get_weather", "arguments": { "city": "Oslo" }}"#;
+        let cut = format!(r#"{{ "tool_calls": [{call}, {call}, {{"name": "get_weather", "argu"#);
+        let reply = ToolSyntax::Generic.parse(&cut);
+        assert_eq!(reply.calls.len(), 1, "{reply:?}");
+        assert_eq!(reply.calls[0].name, "get_weather");
+        let args: Value = serde_json::from_str(&reply.calls[0].arguments).unwrap();
+        assert_eq!(args, json!({"city": "Oslo"}));
+        assert!(reply.content.is_empty());
+        // Two different calls both stay; a reply with no whole call stays text.
+        let other = r#"{"name": "get_weather", "arguments": {"city": "Bergen"}}"#;
+        let whole = format!(r#"{{"tool_calls": [{call}, {other}, {call}]}}"#);
+        assert_eq!(ToolSyntax::Generic.parse(&whole).calls.len(), 2);
+        let nothing = r#"{"tool_calls": [{"name": "get_wea"#;
+        let reply = ToolSyntax::Generic.parse(nothing);
+        assert!(reply.calls.is_empty() && reply.content == nothing);
     }
 
     fn request(choice: ToolChoice) -> ToolRequest {
