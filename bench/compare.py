@@ -2,7 +2,8 @@
 """Print the aiaas-vs-Python benchmark table, with ratios (aiaas / peer) and PASS/FAIL
 against the targets, and write it as markdown (default bench/out/report.md).
 
-  compare.py --ours bench/out/aiaas.json --peer bench/out/peer.json [--report FILE] [--strict]
+  compare.py --ours bench/out/aiaas.json --peer bench/out/peer.json [--glove FILE]
+      [--report FILE] [--strict]
 
 --strict exits 1 when a target is missed or a figure is missing. Standard library only.
 """
@@ -43,7 +44,7 @@ def ratio(a, b):
     return a / b
 
 
-def rows(ours, peer):
+def rows(ours, peer, glove=None):
     """(metric, aiaas, peer, ratio, target, result) with result PASS/FAIL/MISSING/''."""
     out = []
 
@@ -95,6 +96,17 @@ def rows(ours, peer):
             a = get(ours, *ours_at, arch, "accuracy")
             row(f"{corpus} {arch} accuracy vs sklearn's best", a, best, frac, ">= sklearn's best",
                 None if a is None or best is None else a >= best - EPS)
+
+    # GloVe against mittens (bench/glove_reference.py) on the same counts: the reference's
+    # second run is its own run-to-run agreement, the bar for aiaas's agreement with it.
+    if glove is not None:
+        row("GloVe train seconds (vs mittens)", get(ours, "glove", "seconds"),
+            get(glove, "reference_seconds"), secs)
+        a, p = get(glove, "overlap_ours_reference"), get(glove, "overlap_reference_reference")
+        row("GloVe 10-NN overlap with mittens (peer: mittens run 2)", a, p, frac, ">= 0.8x",
+            None if a is None or p is None else a >= 0.8 * p - EPS)
+        a, p = get(glove, "analogy_ours"), get(glove, "analogy_reference")
+        row(f"GloVe analogy accuracy ({get(glove, 'analogy_questions')} questions)", a, p, frac)
     return out
 
 
@@ -153,6 +165,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ours", required=True, help="aiaas JSON")
     ap.add_argument("--peer", required=True, help="python_baseline.py JSON")
+    ap.add_argument("--glove", help="glove_reference.py JSON (GloVe against mittens)")
     ap.add_argument("--report", default=os.path.join(here, "out", "report.md"),
                     help="markdown report to write (default bench/out/report.md)")
     ap.add_argument("--strict", action="store_true", help="exit 1 unless every target passes")
@@ -163,7 +176,11 @@ def main():
     with open(args.peer, encoding="utf-8") as f:
         peer = json.load(f)
 
-    data = rows(ours, peer)
+    glove = None
+    if args.glove:
+        with open(args.glove, encoding="utf-8") as f:
+            glove = json.load(f)
+    data = rows(ours, peer, glove)
     extra = notes(ours, peer)
     print(table_text(data))
     for line in extra:

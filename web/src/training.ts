@@ -1,20 +1,22 @@
-// Folding a training job's event stream into what the job page draws: phases, word2vec
-// progress and the per-epoch curve of each architecture tried. Pure, so it is unit-tested.
+// Folding a training job's event stream into what the job page draws: phases, word-vector
+// (word2vec or GloVe) progress and the per-epoch curve of each architecture and search
+// trial. Pure, so it is unit-tested.
 
 import type { EpochPoint } from "./types";
 
 export interface Progress {
   phases: string[];
-  word2vec: { epoch: number; epochs: number } | null;
-  /** Curves by architecture, in the order they were trained. */
-  curves: { architecture: string; epochs: number; points: EpochPoint[] }[];
+  /** The word vectors being trained before the networks. */
+  embedding: { name: "word2vec" | "glove"; epoch: number; epochs: number } | null;
+  /** Curves by architecture and search trial (absent: the first), in the order trained. */
+  curves: { architecture: string; trial?: string; epochs: number; points: EpochPoint[] }[];
   candidates: { architecture: string; validation_accuracy: number; validation_macro_f1: number }[];
   end: { status: string; error: string | null; model_version: number | null } | null;
   error: string | null;
   lastId?: string;
 }
 
-export const emptyProgress = (): Progress => ({ phases: [], word2vec: null, curves: [], candidates: [], end: null, error: null });
+export const emptyProgress = (): Progress => ({ phases: [], embedding: null, curves: [], candidates: [], end: null, error: null });
 
 /** Apply one event (`event` name, parsed `data`) to the progress so far (a new object). */
 export function apply(p: Progress, event: string, data: unknown, id?: string): Progress {
@@ -25,10 +27,12 @@ export function apply(p: Progress, event: string, data: unknown, id?: string): P
       if (typeof d.name === "string" && !p.phases.includes(d.name)) next.phases = [...p.phases, d.name];
       break;
     case "word2vec_epoch":
-      next.word2vec = { epoch: Number(d.epoch), epochs: Number(d.epochs) };
+    case "glove_epoch":
+      next.embedding = { name: event === "glove_epoch" ? "glove" : "word2vec", epoch: Number(d.epoch), epochs: Number(d.epochs) };
       break;
     case "epoch": {
       const arch = String(d.architecture ?? "model");
+      const trial = typeof d.trial === "string" ? d.trial : undefined;
       const point: EpochPoint = {
         epoch: Number(d.epoch),
         seconds: d.seconds,
@@ -38,9 +42,9 @@ export function apply(p: Progress, event: string, data: unknown, id?: string): P
         val_accuracy: d.val_accuracy ?? null,
       };
       const curves = p.curves.map((c) => ({ ...c }));
-      let curve = curves.find((c) => c.architecture === arch);
+      let curve = curves.find((c) => c.architecture === arch && c.trial === trial);
       if (!curve) {
-        curve = { architecture: arch, epochs: Number(d.epochs), points: [] };
+        curve = { architecture: arch, ...(trial ? { trial } : {}), epochs: Number(d.epochs), points: [] };
         curves.push(curve);
       }
       // A replayed event (after a reconnect) replaces the point of the same epoch.

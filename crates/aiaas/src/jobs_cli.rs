@@ -118,14 +118,12 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
             continue;
         };
         match ev["type"].as_str().unwrap_or_default() {
-            "epoch" | "word2vec_epoch" if plain => eprintln!("{}", plain_progress(&ev)),
-            "epoch" | "word2vec_epoch" => {
+            "epoch" | "word2vec_epoch" | "glove_epoch" if plain => {
+                eprintln!("{}", plain_progress(&ev))
+            }
+            "epoch" | "word2vec_epoch" | "glove_epoch" => {
                 let total = ev["epochs"].as_u64().unwrap_or(1);
-                let name = if ev["type"] == "epoch" {
-                    ev["architecture"].as_str().unwrap_or("train").to_string()
-                } else {
-                    "word2vec".to_string()
-                };
+                let name = progress_name(&ev);
                 let b = match &bar {
                     Some(b) if b.prefix() == name => b.clone(),
                     _ => {
@@ -147,6 +145,8 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
                     ));
                 } else if let Some(w) = ev["words_per_second"].as_f64() {
                     b.set_message(format!("{:.0} words/s", w));
+                } else if let Some(cost) = ev["cost"].as_f64() {
+                    b.set_message(format!("cost {cost:.4}"));
                 }
             }
             "log" => eprintln!("{}", ev["message"].as_str().unwrap_or_default()),
@@ -154,6 +154,21 @@ async fn follow(c: &Client, id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What an epoch event trains: the word vectors, or an architecture (and its search trial).
+fn progress_name(ev: &Value) -> String {
+    match ev["type"].as_str() {
+        Some("word2vec_epoch") => "word2vec".into(),
+        Some("glove_epoch") => "glove".into(),
+        _ => {
+            let arch = ev["architecture"].as_str().unwrap_or("train");
+            match ev["trial"].as_str() {
+                Some(trial) => format!("{arch} {trial}"),
+                None => arch.to_string(),
+            }
+        }
+    }
 }
 
 /// One line for a progress event, for logs.
@@ -165,9 +180,15 @@ fn plain_progress(ev: &Value) -> String {
             ev["words_per_second"].as_f64().unwrap_or(0.0)
         );
     }
+    if ev["type"] == "glove_epoch" {
+        return format!(
+            "glove epoch {of}: cost {:.4}",
+            ev["cost"].as_f64().unwrap_or(0.0)
+        );
+    }
     let mut line = format!(
         "{} epoch {of}: loss {:.4} accuracy {:.4}",
-        ev["architecture"].as_str().unwrap_or("train"),
+        progress_name(ev),
         ev["train_loss"].as_f64().unwrap_or(0.0),
         ev["train_accuracy"].as_f64().unwrap_or(0.0)
     );
@@ -278,5 +299,26 @@ impl JobsArgs {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_name_the_vectors_and_the_search_trial() {
+        let glove =
+            serde_json::json!({"type": "glove_epoch", "epoch": 3, "epochs": 15, "cost": 0.04213});
+        assert_eq!(plain_progress(&glove), "glove epoch 3/15: cost 0.0421");
+        let trial = serde_json::json!({"type": "epoch", "architecture": "avgpool",
+            "trial": "lr=0.003 init=glove", "epoch": 2, "epochs": 10,
+            "train_loss": 0.5, "train_accuracy": 0.8});
+        assert_eq!(
+            plain_progress(&trial),
+            "avgpool lr=0.003 init=glove epoch 2/10: loss 0.5000 accuracy 0.8000"
+        );
+        let first = serde_json::json!({"type": "epoch", "architecture": "avgpool"});
+        assert_eq!(progress_name(&first), "avgpool");
     }
 }

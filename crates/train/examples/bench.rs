@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use aiaas_train::{train, train_word2vec, LabelledText, TrainControl};
 use aiaas_types::{
-    Architecture, EmbeddingInit, TrainConfig, TrainReport, Word2VecMode, Word2VecParams,
+    Architecture, EmbeddingInit, GloveParams, TrainConfig, TrainReport, Word2VecMode,
+    Word2VecParams,
 };
 use serde_json::{json, Value};
 
@@ -80,6 +81,20 @@ fn read_csv(path: &Path) -> Result<Vec<LabelledText>, String> {
     Ok(rows)
 }
 
+/// Word vectors in word2vec's text format.
+fn write_vectors(path: &Path, v: &aiaas_train::WordVectors) -> Result<(), String> {
+    let mut text = format!("{} {}\n", v.len(), v.dim);
+    for (word, row) in v.words.iter().zip(v.vectors.chunks_exact(v.dim)) {
+        text.push_str(word);
+        for x in row {
+            text.push(' ');
+            text.push_str(&x.to_string());
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn write_tokens(path: &Path, rows: &[LabelledText]) -> Result<Vec<Vec<String>>, String> {
     let tokenised: Vec<Vec<String>> = rows
         .iter()
@@ -112,6 +127,10 @@ fn w2v_params(mode: Word2VecMode) -> Word2VecParams {
         threads: 2,
     }
 }
+
+/// `auto`'s time budget here: enough for every candidate's first trial and most of the
+/// search on a 2-core machine.
+const AUTO_BUDGET: f64 = 300.0;
 
 fn run() -> Result<(), String> {
     let a = args()?;
@@ -169,6 +188,27 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
 
+    // GloVe on the 2,000 most frequent words, for bench/glove_reference.py (mittens on
+    // the same counts); its vectors are written next to the tokens.
+    let glove_params = GloveParams {
+        vector_size: 50,
+        min_count: 1,
+        max_vocab: 2000,
+        epochs: 50,
+        threads: 2,
+        ..GloveParams::default()
+    };
+    let (vectors, glove) = aiaas_train::train_glove(&sentences, &glove_params, 42, &control())
+        .map_err(|e| e.to_string())?;
+    write_vectors(&a.tokens.join("glove-vectors.txt"), &vectors)?;
+    eprintln!(
+        "glove: {} pairs x {} epochs in {:.2}s",
+        glove.pairs, glove.epochs, glove.seconds
+    );
+    let glove_json = json!({"seconds": glove.seconds, "count_seconds": glove.count_seconds,
+        "pairs": glove.pairs, "epochs": glove.epochs, "vocabulary": glove.vocabulary,
+        "cost": glove.cost.last()});
+
     // The founding example: word2vec (skip-gram) init, avgpool, 10 epochs, batch 32,
     // Adam 1e-3, validation split 0.2 — the same settings as the Keras side.
     let founding = TrainConfig {
@@ -205,6 +245,7 @@ fn run() -> Result<(), String> {
         &TrainConfig {
             architecture: Architecture::Auto,
             threads: 2,
+            time_budget_secs: Some(AUTO_BUDGET),
             ..TrainConfig::default()
         },
         &train_rows,
@@ -219,6 +260,8 @@ fn run() -> Result<(), String> {
             "accuracy": c.and_then(|c| c.test.as_ref()).map(|m| m.accuracy),
             "macro_f1": c.and_then(|c| c.test.as_ref()).map(|m| m.macro_f1),
             "train_seconds": seconds.unwrap_or(r.seconds),
+            "search": r.search,
+            "trials": r.candidates.iter().map(|c| c.trials.len()).sum::<usize>(),
             "candidates": r.candidates.iter().map(|c| json!({
                 "architecture": c.architecture.as_str(),
                 "validation_macro_f1": c.validation.as_ref().map(|m| m.macro_f1),
@@ -245,6 +288,7 @@ fn run() -> Result<(), String> {
         &TrainConfig {
             architecture: Architecture::Auto,
             threads: 2,
+            time_budget_secs: Some(AUTO_BUDGET),
             ..TrainConfig::default()
         },
         &zh_train,
@@ -254,6 +298,7 @@ fn run() -> Result<(), String> {
     let zh_auto_seconds = started.elapsed().as_secs_f64();
     let out = json!({
         "word2vec": w2v,
+        "glove": glove_json,
         "avgpool": avgpool_json,
         "tfidf-logreg": summary(&tfidf, None),
         "auto": summary(&auto, Some(auto_seconds)),

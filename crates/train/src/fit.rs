@@ -42,6 +42,17 @@ pub(crate) struct FitOptions {
     pub batch_size: usize,
     pub patience: Option<usize>,
     pub seed: u64,
+    /// A time budget's end: the batch that finds it passed ends the epoch, and that epoch
+    /// is the last (the net keeps its best epoch so far, as with early stopping).
+    pub deadline: Option<Instant>,
+    /// Which of a search's trials this is (in the epoch events).
+    pub trial: Option<String>,
+}
+
+/// What [`fit`] did: the learning curve, and whether the deadline cut it short.
+pub(crate) struct Fitted {
+    pub curve: Vec<EpochStats>,
+    pub cut_short: bool,
 }
 
 /// Examples of one split: inputs and label indices.
@@ -50,15 +61,16 @@ pub(crate) struct Examples<'a, I> {
     pub labels: Vec<usize>,
 }
 
-/// Train `net` for the configured epochs; returns the learning curve. With early stopping the
-/// net ends holding the weights of its best validation-loss epoch.
+/// Train `net` for the configured epochs (or until the deadline); returns the learning
+/// curve. With early stopping the net ends holding the weights of its best validation-loss
+/// epoch.
 pub(crate) fn fit<N: Net>(
     net: &mut N,
     train: &Examples<'_, N::Input>,
     validation: Option<&Examples<'_, N::Input>>,
     opts: &FitOptions,
     control: &TrainControl<'_>,
-) -> Result<Vec<EpochStats>, TrainError> {
+) -> Result<Fitted, TrainError> {
     let n = train.inputs.len();
     if n == 0 {
         return Err(TrainError::InvalidData("no training examples".into()));
@@ -72,14 +84,21 @@ pub(crate) fn fit<N: Net>(
     let batch_size = opts.batch_size.max(1);
     let mut batch_inputs = Vec::with_capacity(batch_size);
     let mut batch_labels = Vec::with_capacity(batch_size);
+    let mut cut_short = false;
     for epoch in 1..=opts.epochs {
         let started = Instant::now();
         order.shuffle(&mut rng);
-        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         for chunk in order.chunks(batch_size) {
             if control.cancel.load(Ordering::Relaxed) {
                 return Err(TrainError::Cancelled);
             }
+            // At least one batch, so that a cut epoch still has statistics.
+            if seen > 0 && opts.deadline.is_some_and(|d| Instant::now() >= d) {
+                cut_short = true;
+                break;
+            }
+            seen += chunk.len();
             batch_inputs.clear();
             batch_labels.clear();
             batch_inputs.extend(chunk.iter().map(|&i| train.inputs[i]));
@@ -97,8 +116,8 @@ pub(crate) fn fit<N: Net>(
         };
         let stats = EpochStats {
             epoch,
-            train_loss: loss_sum / n as f64,
-            train_accuracy: correct as f64 / n as f64,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
             val_loss,
             val_accuracy,
             seconds: started.elapsed().as_secs_f64(),
@@ -111,6 +130,7 @@ pub(crate) fn fit<N: Net>(
         (control.on_event)(TrainEvent::Epoch {
             architecture: opts.architecture,
             epochs: opts.epochs,
+            trial: opts.trial.clone(),
             stats: stats.clone(),
         });
         curve.push(stats);
@@ -125,11 +145,15 @@ pub(crate) fn fit<N: Net>(
                 }
             }
         }
+        if cut_short || opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            cut_short |= epoch < opts.epochs;
+            break;
+        }
     }
     if let Some((_, snapshot)) = best {
         net.restore(snapshot)?;
     }
-    Ok(curve)
+    Ok(Fitted { curve, cut_short })
 }
 
 /// Batch size for inference passes (no gradients, so larger than training batches).

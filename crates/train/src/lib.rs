@@ -12,6 +12,7 @@
 //! `Word2VecParams::threads`, or `TrainConfig::threads` when that is 0). candle's CPU kernels
 //! pick their own thread count.
 
+pub mod glove;
 pub mod metrics;
 pub mod text;
 pub mod word2vec;
@@ -31,6 +32,7 @@ use std::sync::atomic::AtomicBool;
 pub use explain::{
     ExplainMethod, ExplainOptions, Explanation, TokenAttribution, DEFAULT_IG_STEPS, MAX_IG_STEPS,
 };
+pub use glove::train_glove;
 pub use metrics::evaluate;
 pub use model::Classifier;
 pub use pipeline::train;

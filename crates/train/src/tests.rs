@@ -242,6 +242,124 @@ fn auto_keeps_the_best_validation_candidate_and_reports_all() {
 }
 
 #[test]
+fn auto_searches_each_network_and_refits_the_chosen_settings() {
+    let rows = synthetic(180, 8);
+    let config = TrainConfig {
+        candidates: vec![Architecture::TfidfLogreg, Architecture::Avgpool],
+        ..small_config(Architecture::Auto)
+    };
+    let (model, _) = quiet(|c| train_with_classifier(&config, &rows, None, c)).unwrap();
+    let r = &model.report;
+    let avgpool = &r.candidates[1];
+    // The configured trial, the other two initialisations, the learning rate x3 and /3.
+    let tried: Vec<(String, f64)> = avgpool
+        .trials
+        .iter()
+        .map(|t| {
+            (
+                t.settings["init"].as_str().unwrap().to_string(),
+                t.settings["learning_rate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tried.len(), 5, "{tried:?}");
+    assert_eq!(
+        &tried[..3].iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        &["word2vec", "glove", "random"]
+    );
+    assert!(tried[..3].iter().all(|t| t.1 == 0.01));
+    let lrs: Vec<f64> = tried[3..].iter().map(|t| t.1).collect();
+    assert!((lrs[0] - 0.03).abs() < 1e-12 && (lrs[1] - 0.01 / 3.0).abs() < 1e-12);
+    // The learning-rate trials use the best initialisation of the first three.
+    let best_init = avgpool.trials[..3]
+        .iter()
+        .max_by(|a, b| {
+            a.val_accuracy
+                .total_cmp(&b.val_accuracy)
+                .then(b.val_loss.total_cmp(&a.val_loss))
+        })
+        .unwrap()
+        .settings["init"]
+        .clone();
+    assert!(tried[3..]
+        .iter()
+        .all(|t| t.0 == best_init.as_str().unwrap()));
+    // Early stopping chose each trial's epochs; exactly one trial is kept, and the
+    // candidate's validation figures are its.
+    assert!(avgpool.trials.iter().all(|t| {
+        let (e, run) = (
+            t.settings["epochs"].as_u64().unwrap(),
+            t.settings["epochs_run"].as_u64().unwrap(),
+        );
+        e >= 1 && e <= run && run <= 15
+    }));
+    let chosen: Vec<_> = avgpool.trials.iter().filter(|t| t.chosen).collect();
+    assert_eq!(chosen.len(), 1);
+    assert_eq!(
+        avgpool.validation.as_ref().unwrap().accuracy,
+        chosen[0].val_accuracy
+    );
+    assert!(avgpool
+        .trials
+        .iter()
+        .all(|t| t.val_accuracy <= chosen[0].val_accuracy));
+    assert!(r.glove.is_some() && r.word2vec.is_some());
+    let search = r.search.as_ref().unwrap();
+    assert_eq!(search.trials, r.candidates[0].trials.len() + 5);
+    assert_eq!(
+        (search.skipped, search.cut_short, search.refit_skipped),
+        (0, false, false)
+    );
+    // The refit trains the winner again for its chosen trial's epochs.
+    let refit = r.refit.as_ref().unwrap();
+    if r.architecture == Architecture::Avgpool {
+        assert_eq!(
+            refit.curve.len() as u64,
+            chosen[0].settings["epochs"].as_u64().unwrap()
+        );
+    }
+    // Without `search`, one trial per network and none listed.
+    let plain = TrainConfig {
+        search: false,
+        ..config
+    };
+    let (model, _) = quiet(|c| train_with_classifier(&plain, &rows, None, c)).unwrap();
+    assert!(model.report.candidates[1].trials.is_empty());
+    assert!(model.report.glove.is_none());
+}
+
+#[test]
+fn a_time_budget_bounds_the_search() {
+    let rows = synthetic(600, 9);
+    // Left alone, textcnn would train 1000 epochs: the budget must stop it, leave avgpool
+    // out, and end the job in time.
+    let config = TrainConfig {
+        candidates: vec![Architecture::Textcnn, Architecture::Avgpool],
+        epochs: 1000,
+        early_stopping_patience: Some(1000),
+        time_budget_secs: Some(1.0),
+        ..small_config(Architecture::Auto)
+    };
+    let started = Instant::now();
+    let (model, _) = quiet(|c| train_with_classifier(&config, &rows, None, c)).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let r = &model.report;
+    let search = r.search.as_ref().unwrap();
+    assert!(search.seconds <= 1.0, "{search:?}");
+    assert!(seconds < 1.5, "the job took {seconds}s");
+    assert!(search.cut_short && search.skipped >= 1, "{search:?}");
+    assert_eq!(r.candidates.len(), 1, "avgpool had no time left");
+    let trial = &r.candidates[0].trials[0];
+    assert_eq!(trial.settings["cut_short"], serde_json::json!(true));
+    assert!(trial.settings["epochs_run"].as_u64().unwrap() < 1000);
+    // The cut model is a working one.
+    assert_eq!(
+        Classifier::from_files(&model.files).unwrap().architecture(),
+        Architecture::Textcnn
+    );
+}
+
+#[test]
 fn auto_without_refit_keeps_the_selected_candidate() {
     let rows = synthetic(120, 6);
     let config = TrainConfig {
@@ -408,7 +526,12 @@ fn read_bbc(name: &str) -> Vec<LabelledText> {
 }
 
 fn bbc_run(config: &TrainConfig) -> (crate::TrainedModel, f64) {
-    let (train_rows, test_rows) = (read_bbc("bbc-train.csv"), read_bbc("bbc-test.csv"));
+    // BBC_CORPUS=zh-news: the Chinese headlines instead.
+    let corpus = std::env::var("BBC_CORPUS").unwrap_or_else(|_| "bbc".into());
+    let (train_rows, test_rows) = (
+        read_bbc(&format!("{corpus}-train.csv")),
+        read_bbc(&format!("{corpus}-test.csv")),
+    );
     let started = Instant::now();
     let cancel = AtomicBool::new(false);
     let on_event = |e: TrainEvent| match e {
@@ -443,6 +566,12 @@ fn print_summary(model: &crate::TrainedModel, secs: f64) {
         eprintln!(
             "{:?}: train {:.2}s test accuracy {:.4} macro-F1 {:.4}",
             c.architecture, c.train_seconds, t.accuracy, t.macro_f1
+        );
+    }
+    if let Some(t) = r.refit.as_ref().and_then(|c| c.test.as_ref()) {
+        eprintln!(
+            "refit: test accuracy {:.4} macro-F1 {:.4}",
+            t.accuracy, t.macro_f1
         );
     }
     eprintln!("total {secs:.2}s, kept {:?}", r.architecture);
@@ -485,6 +614,7 @@ fn bbc_other_architectures() {
         Ok("gru") => Architecture::Gru,
         Ok("lstm") => Architecture::Lstm,
         Ok("auto") => Architecture::Auto,
+        Ok("avgpool") => Architecture::Avgpool,
         _ => Architecture::Textcnn,
     };
     let epochs = std::env::var("BBC_EPOCHS")
@@ -493,6 +623,7 @@ fn bbc_other_architectures() {
         .unwrap_or(5);
     let embedding = match std::env::var("BBC_EMBEDDING").as_deref() {
         Ok("random") => EmbeddingInit::Random,
+        Ok("glove") => EmbeddingInit::Glove(aiaas_types::GloveParams::default()),
         Ok("cbow") => EmbeddingInit::Word2vec(Word2VecParams {
             mode: aiaas_types::Word2VecMode::Cbow,
             ..Word2VecParams::default()
@@ -503,9 +634,19 @@ fn bbc_other_architectures() {
         architecture: arch,
         epochs,
         embedding,
+        time_budget_secs: std::env::var("BBC_BUDGET")
+            .ok()
+            .and_then(|b| b.parse().ok()),
         ..TrainConfig::default()
     });
     print_summary(&model, secs);
+    for c in &model.report.candidates {
+        for t in &c.trials {
+            eprintln!("  {:?} {t:?}", c.architecture);
+        }
+    }
+    eprintln!("glove {:?}", model.report.glove);
+    eprintln!("search {:?}", model.report.search);
 }
 
 #[test]

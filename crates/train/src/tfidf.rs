@@ -427,6 +427,7 @@ pub(crate) fn train_logreg(
                 seconds: started.elapsed().as_secs_f64(),
             };
             (control.on_event)(TrainEvent::Epoch {
+                trial: None,
                 architecture: Architecture::TfidfLogreg,
                 epochs,
                 stats: stats.clone(),

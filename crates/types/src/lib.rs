@@ -20,7 +20,7 @@ pub use secret::Secret;
 pub use time::{format_utc, next_month_start_ms, now_ms, utc_date, utc_day, utc_stamp};
 pub use training::{
     Architecture, CandidateReport, ClassFeatures, ClassMetrics, EmbeddingInit, EpochStats,
-    EvalMetrics, FeatureWeight, TfidfAnalyzer, TfidfOptions, TrainConfig, TrainEvent, TrainReport,
-    Trial, Word2VecMode, Word2VecParams, Word2VecReport, MAX_BATCH_ACTIVATIONS, MAX_CLASSES,
-    MAX_EMBEDDING_WEIGHTS,
+    EvalMetrics, FeatureWeight, GloveParams, GloveReport, SearchReport, TfidfAnalyzer,
+    TfidfOptions, TrainConfig, TrainEvent, TrainReport, Trial, Word2VecMode, Word2VecParams,
+    Word2VecReport, MAX_BATCH_ACTIVATIONS, MAX_CLASSES, MAX_EMBEDDING_WEIGHTS,
 };

@@ -86,16 +86,74 @@ impl Default for Word2VecParams {
     }
 }
 
+/// GloVe (Pennington, Socher and Manning, 2014): a weighted least-squares fit of word and
+/// context vectors to the logarithm of the corpus's co-occurrence counts (each pair within
+/// `window` words counted 1/distance), weighted by `min(1, (x / x_max)^alpha)`, trained by
+/// AdaGrad over the non-zero counts as the reference glove.c does. A word's vector is its
+/// word vector plus its context vector.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GloveParams {
+    pub vector_size: usize,
+    /// Words on each side counted as co-occurring.
+    pub window: usize,
+    pub min_count: usize,
+    /// Keep at most this many words, the most frequent (glove.c's `-max-vocab`); 0: no
+    /// limit but the embedding table's.
+    pub max_vocab: usize,
+    /// Passes over the co-occurrence counts.
+    pub epochs: usize,
+    /// Counts at or above this weigh fully.
+    pub x_max: f64,
+    pub alpha: f64,
+    /// AdaGrad's initial step.
+    pub learning_rate: f64,
+    /// Worker threads; 0 means one per available core.
+    pub threads: usize,
+}
+
+impl Default for GloveParams {
+    fn default() -> Self {
+        // glove.c's demo settings for a small corpus (x_max 10, 15 iterations), at the
+        // classifier's width and word2vec's min_count.
+        GloveParams {
+            vector_size: 100,
+            window: 10,
+            min_count: 2,
+            max_vocab: 0,
+            epochs: 15,
+            x_max: 10.0,
+            alpha: 0.75,
+            learning_rate: 0.05,
+            threads: 0,
+        }
+    }
+}
+
 /// How the classifier's embedding table starts. In JSON: `{"init": "word2vec", ...params}`
-/// (`init` may be left out: word2vec) or `{"init": "random"}`.
+/// (`init` may be left out: word2vec), `{"init": "glove", ...params}` or `{"init": "random"}`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "init", rename_all = "kebab-case")]
 pub enum EmbeddingInit {
     /// Train word2vec on the training texts first and copy its vectors in.
     Word2vec(Word2VecParams),
+    /// Train GloVe on the training texts first and copy its vectors in.
+    Glove(GloveParams),
     /// Random initialisation.
     Random,
+}
+
+impl EmbeddingInit {
+    /// The name `init` takes in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EmbeddingInit::Word2vec(_) => "word2vec",
+            EmbeddingInit::Glove(_) => "glove",
+            EmbeddingInit::Random => "random",
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for EmbeddingInit {
@@ -115,12 +173,15 @@ impl<'de> Deserialize<'de> for EmbeddingInit {
             "word2vec" => Word2VecParams::deserialize(serde_json::Value::Object(fields))
                 .map(EmbeddingInit::Word2vec)
                 .map_err(|e| D::Error::custom(format!("embedding: {e}"))),
+            "glove" => GloveParams::deserialize(serde_json::Value::Object(fields))
+                .map(EmbeddingInit::Glove)
+                .map_err(|e| D::Error::custom(format!("embedding: {e}"))),
             "random" if fields.is_empty() => Ok(EmbeddingInit::Random),
             "random" => Err(D::Error::custom(
                 "embedding with init \"random\" takes no other fields (use embedding_dim for its width)",
             )),
             other => Err(D::Error::custom(format!(
-                "unknown embedding.init {other:?}: use \"word2vec\" or \"random\""
+                "unknown embedding.init {other:?}: use \"word2vec\", \"glove\" or \"random\""
             ))),
         }
     }
@@ -184,7 +245,8 @@ pub struct TrainConfig {
     pub embedding: EmbeddingInit,
     /// Keep the embedding table fixed during classifier training.
     pub freeze_embeddings: bool,
-    /// Embedding width when `embedding` is `random` (word2vec's `vector_size` otherwise).
+    /// Embedding width when `embedding` is `random` (word2vec's or GloVe's `vector_size`
+    /// otherwise).
     pub embedding_dim: usize,
     /// Width of the hidden dense layer (the founding example's 24).
     pub hidden_units: usize,
@@ -216,6 +278,16 @@ pub struct TrainConfig {
     pub refit: bool,
     /// Settings of `tfidf-logreg` (features, regularisation).
     pub tfidf: TfidfOptions,
+    /// For `auto`: besides the configured settings, try a few others per network candidate
+    /// on the validation split (the learning rate x3 and /3, the other embedding
+    /// initialisations; epochs chosen by early stopping) and keep the best. Every trial is
+    /// in the report.
+    pub search: bool,
+    /// For `auto`: a bound on the whole search in seconds (embedding training, every trial,
+    /// and the refit, which is skipped when the time left would not cover it). A trial
+    /// still running at the bound stops there with its best epoch so far; no trial starts
+    /// that would not end in time. `None`: no bound.
+    pub time_budget_secs: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -242,6 +314,8 @@ impl Default for TrainConfig {
             candidates: Vec::new(),
             refit: true,
             tfidf: TfidfOptions::default(),
+            search: true,
+            time_budget_secs: None,
         }
     }
 }
@@ -320,6 +394,20 @@ impl TrainConfig {
                 self.architecture.as_str()
             ));
         }
+        if let Some(t) = self.time_budget_secs {
+            range("time_budget_secs", t, 1.0, 7.0 * 24.0 * 3600.0)?;
+        }
+        if let EmbeddingInit::Glove(g) = &self.embedding {
+            range("embedding.vector_size", g.vector_size, 2, 1024)?;
+            range("embedding.window", g.window, 1, 50)?;
+            range("embedding.min_count", g.min_count, 1, 1_000_000)?;
+            range("embedding.max_vocab", g.max_vocab, 0, 100_000_000)?;
+            range("embedding.epochs", g.epochs, 1, 200)?;
+            range("embedding.x_max", g.x_max, 1e-3, 1e9)?;
+            range("embedding.alpha", g.alpha, 0.0, 2.0)?;
+            range("embedding.learning_rate", g.learning_rate, 1e-6, 1.0)?;
+            range("embedding.threads", g.threads, 0, 256)?;
+        }
         if let EmbeddingInit::Word2vec(w) = &self.embedding {
             range("embedding.vector_size", w.vector_size, 2, 1024)?;
             range("embedding.window", w.window, 1, 50)?;
@@ -397,6 +485,21 @@ pub struct Word2VecReport {
     pub words_per_second: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GloveReport {
+    pub vocabulary: usize,
+    /// Non-zero co-occurrence counts (ordered pairs of words) trained on.
+    pub pairs: u64,
+    pub epochs: usize,
+    /// The weighted least-squares cost per pair after each epoch (half the weighted
+    /// squared error, as glove.c prints it).
+    pub cost: Vec<f64>,
+    /// Counting co-occurrences.
+    pub count_seconds: f64,
+    /// Counting and training.
+    pub seconds: f64,
+}
+
 /// The result of training one architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateReport {
@@ -455,12 +558,33 @@ pub struct TrainReport {
     pub test_samples: u64,
     pub vocabulary: usize,
     pub word2vec: Option<Word2VecReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glove: Option<GloveReport>,
     pub candidates: Vec<CandidateReport>,
     /// For `auto` with `refit`: the winner trained again on training + validation data;
     /// this is the kept model, and its `test` metrics are the model's.
     #[serde(default)]
     pub refit: Option<CandidateReport>,
+    /// For `auto` with `search`: what the search spent and left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
     pub seconds: f64,
+}
+
+/// How an `auto` search went against its time budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchReport {
+    pub time_budget_secs: Option<f64>,
+    /// From the first embedding or trial to the kept model (the refit included).
+    pub seconds: f64,
+    /// Trials run (every candidate's, `tfidf-logreg`'s grid included).
+    pub trials: usize,
+    /// Trials not started because they would not have ended within the budget.
+    pub skipped: usize,
+    /// A trial was stopped by the budget (it keeps its best epoch so far).
+    pub cut_short: bool,
+    /// The refit was left out for lack of time (the kept model is the searched one).
+    pub refit_skipped: bool,
 }
 
 impl TrainReport {
@@ -487,9 +611,18 @@ pub enum TrainEvent {
         epochs: usize,
         words_per_second: f64,
     },
+    GloveEpoch {
+        epoch: usize,
+        epochs: usize,
+        cost: f64,
+    },
     Epoch {
         architecture: Architecture,
         epochs: usize,
+        /// For `auto`'s search: the trial's settings ("lr=0.003 init=glove"); absent for
+        /// a candidate's first trial.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trial: Option<String>,
         #[serde(flatten)]
         stats: EpochStats,
     },
@@ -531,7 +664,7 @@ mod tests {
                 assert_eq!(w.epochs, 3);
                 assert_eq!(w.window, 5);
             }
-            EmbeddingInit::Random => panic!("expected word2vec"),
+            other => panic!("expected word2vec, got {other:?}"),
         }
         assert!(serde_json::from_str::<TrainConfig>(r#"{"epoch":3}"#).is_err());
     }
@@ -544,8 +677,17 @@ mod tests {
         );
         let c: TrainConfig = serde_json::from_str(r#"{"embedding":{"init":"random"}}"#).unwrap();
         assert_eq!(c.embedding, EmbeddingInit::Random);
+        let c: TrainConfig =
+            serde_json::from_str(r#"{"embedding":{"init":"glove","x_max":100}}"#).unwrap();
+        assert!(
+            matches!(c.embedding, EmbeddingInit::Glove(ref g) if g.x_max == 100.0 && g.window == 10)
+        );
+        c.validate().unwrap();
+        let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
         for bad in [
-            r#"{"embedding":{"init":"glove"}}"#,
+            r#"{"embedding":{"init":"fasttext"}}"#,
+            r#"{"embedding":{"init":"glove","mode":"cbow"}}"#,
             r#"{"embedding":{"init":"random","window":3}}"#,
             r#"{"embedding":{"windows":3}}"#,
             r#"{"embedding":{"init":3}}"#,
@@ -628,6 +770,7 @@ mod tests {
         let e = TrainEvent::Epoch {
             architecture: Architecture::Avgpool,
             epochs: 10,
+            trial: None,
             stats: EpochStats {
                 epoch: 1,
                 train_loss: 0.5,
@@ -641,5 +784,8 @@ mod tests {
         assert_eq!(v["type"], "epoch");
         assert_eq!(v["architecture"], "avgpool");
         assert_eq!(v["val_accuracy"], 0.85);
+        assert!(v.get("trial").is_none());
+        let back: TrainEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
     }
 }

@@ -278,7 +278,7 @@ export function JobPage({ id }: { id: string }) {
       : (report?.candidates ?? []).map((c) => ({ architecture: c.architecture, epochs: c.curve.length, points: c.curve }));
   const running = j.status === "queued" || j.status === "running";
   const metrics = jobMetrics(report);
-  const w2v = progress.word2vec;
+  const emb = progress.embedding;
   return (
     <>
       <PageHeader title={`Job: ${j.model_name}`}>
@@ -333,12 +333,12 @@ export function JobPage({ id }: { id: string }) {
             ))}
           </ol>
         )}
-        {w2v && running && w2v.epoch < w2v.epochs && (
+        {emb && running && emb.epoch < emb.epochs && (
           <div>
             <p class="small">
-              word2vec: epoch {w2v.epoch} of {w2v.epochs}
+              {emb.name}: epoch {emb.epoch} of {emb.epochs}
             </p>
-            <ProgressBar value={w2v.epoch / w2v.epochs} label="word2vec training" />
+            <ProgressBar value={emb.epoch / emb.epochs} label={`${emb.name} training`} />
           </div>
         )}
         {curves.length === 0 && !running && <Empty title="No per-epoch curve recorded for this job" />}
@@ -347,7 +347,8 @@ export function JobPage({ id }: { id: string }) {
           return (
             <div class="curve" data-architecture={c.architecture}>
               <h3>
-                {c.architecture}{" "}
+                {c.architecture}
+                {"trial" in c && c.trial ? ` (${c.trial})` : ""}{" "}
                 <span class="muted small" data-testid="epochs-done">
                   epoch {last?.epoch ?? 0} of {c.epochs}
                 </span>

@@ -18,7 +18,7 @@ describe("training progress", () => {
     ];
     const p = events.reduce((acc, [e, d], i) => apply(acc, e, parseData(d), String(i + 1)), emptyProgress());
     expect(p.phases).toEqual(["prepare", "word2vec", "train:avgpool"]);
-    expect(p.word2vec).toEqual({ epoch: 2, epochs: 5 });
+    expect(p.embedding).toEqual({ name: "word2vec", epoch: 2, epochs: 5 });
     expect(p.curves).toHaveLength(1);
     expect(p.curves[0].points.map((q) => q.val_accuracy)).toEqual([0.57, 0.73]);
     expect(p.candidates[0].validation_macro_f1).toBe(0.7);
@@ -34,6 +34,19 @@ describe("training progress", () => {
     expect(p.curves.map((c) => c.architecture)).toEqual(["avgpool", "textcnn"]);
     expect(p.curves[0].points).toHaveLength(1);
     expect(p.curves[0].points[0].train_loss).toBe(0.9);
+  });
+
+  it("gives each search trial its own curve and follows GloVe's epochs", () => {
+    let p = emptyProgress();
+    p = apply(p, "glove_epoch", { epoch: 3, epochs: 15, cost: 0.04 });
+    expect(p.embedding).toEqual({ name: "glove", epoch: 3, epochs: 15 });
+    p = apply(p, "epoch", { architecture: "avgpool", epoch: 1, epochs: 10, train_loss: 1, train_accuracy: 0.1 });
+    p = apply(p, "epoch", { architecture: "avgpool", trial: "lr=0.003 init=glove", epoch: 1, epochs: 10, train_loss: 0.8, train_accuracy: 0.3 });
+    p = apply(p, "epoch", { architecture: "avgpool", trial: "lr=0.003 init=glove", epoch: 2, epochs: 10, train_loss: 0.6, train_accuracy: 0.5 });
+    expect(p.curves.map((c) => [c.architecture, c.trial, c.points.length])).toEqual([
+      ["avgpool", undefined, 1],
+      ["avgpool", "lr=0.003 init=glove", 2],
+    ]);
   });
 
   it("keeps the stream's error message", () => {

@@ -2,8 +2,8 @@
 //! word2vec.c and gensim: min_count vocabulary, unigram^0.75 noise (alias sampling), gensim's frequent-word
 //! sub-sampling, linear learning-rate decay, reduced (dynamic) windows and Hogwild threads.
 
-mod rows;
-mod sgd;
+pub(crate) mod rows;
+pub(crate) mod sgd;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +12,9 @@ use std::time::Instant;
 use aiaas_types::{TrainEvent, Word2VecParams, Word2VecReport};
 use rand::{Rng, SeedableRng};
 
+pub(crate) use sgd::HugeBuffer;
 pub(crate) use sgd::{axpy, dot};
-use sgd::{HugeBuffer, Job, SharedWeights, SigmoidTable};
+use sgd::{Job, SharedWeights, SigmoidTable};
 
 use crate::{TrainControl, TrainError};
 
@@ -179,7 +180,7 @@ fn input_vectors(words: usize, dim: usize, stride: usize, rng: &mut impl Rng) ->
 }
 
 /// Threads to train on: as asked (0: one per core), never more than sentences.
-fn thread_count(asked: usize, sentences: usize) -> usize {
+pub(crate) fn thread_count(asked: usize, sentences: usize) -> usize {
     match asked {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -211,15 +212,15 @@ fn run_epoch(
     })
 }
 
-struct Vocab {
-    words: Vec<String>,
-    counts: Vec<u64>,
-    index: HashMap<String, u32>,
+pub(crate) struct Vocab {
+    pub(crate) words: Vec<String>,
+    pub(crate) counts: Vec<u64>,
+    pub(crate) index: HashMap<String, u32>,
 }
 
 impl Vocab {
     /// The words seen `min_count` times or more, the `max_words` most frequent of them.
-    fn build(sentences: &[Vec<String>], min_count: usize, max_words: usize) -> Vocab {
+    pub(crate) fn build(sentences: &[Vec<String>], min_count: usize, max_words: usize) -> Vocab {
         let mut counts: HashMap<&str, u64> = HashMap::new();
         for s in sentences {
             for w in s {
@@ -248,15 +249,15 @@ impl Vocab {
 
 /// The corpus as word indices (out-of-vocabulary words removed before windowing, as in gensim),
 /// with sentence boundaries. Long sentences are split at 10,000 words like gensim does.
-struct Corpus {
-    tokens: Vec<u32>,
-    sentences: Vec<std::ops::Range<usize>>,
+pub(crate) struct Corpus {
+    pub(crate) tokens: Vec<u32>,
+    pub(crate) sentences: Vec<std::ops::Range<usize>>,
 }
 
 const MAX_SENTENCE: usize = 10_000;
 
 impl Corpus {
-    fn encode(sentences: &[Vec<String>], index: &HashMap<String, u32>) -> Corpus {
+    pub(crate) fn encode(sentences: &[Vec<String>], index: &HashMap<String, u32>) -> Corpus {
         let mut tokens = Vec::new();
         let mut ranges = Vec::new();
         for s in sentences {

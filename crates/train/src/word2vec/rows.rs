@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One row of a shared matrix: `dim / 2` pairs of floats (`dim` is even here).
-pub(super) type Row<'a> = &'a [AtomicU64];
+pub(crate) type Row<'a> = &'a [AtomicU64];
 
 /// The two floats of a pair: the first in the low half, as `HugeBuffer` lays them out on
 /// a little-endian machine (on a big-endian one every row is permuted the same way, which
@@ -53,7 +53,7 @@ fn vector_part(floats: usize) -> usize {
 
 /// `out = row`.
 #[inline(always)]
-pub(super) fn load(row: Row<'_>, out: &mut [f32]) {
+pub(crate) fn load(row: Row<'_>, out: &mut [f32]) {
     let n = vector_part(out.len().min(row.len() * 2));
     if n > 0 {
         // SAFETY: `n` floats are inside both `row` and `out` (see `vector_part`).
@@ -64,10 +64,9 @@ pub(super) fn load(row: Row<'_>, out: &mut [f32]) {
     }
 }
 
-/// `row = values` (training writes rows through `train_row` and `add_to_row`; the tests
-/// set rows up with this).
-#[cfg(test)]
-fn store(row: Row<'_>, values: &[f32]) {
+/// `row = values`.
+#[inline(always)]
+pub(crate) fn store(row: Row<'_>, values: &[f32]) {
     let n = vector_part(values.len().min(row.len() * 2));
     if n > 0 {
         // SAFETY: as in `load`; the destination is the shared row (see the module docs).

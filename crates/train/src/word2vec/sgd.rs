@@ -18,7 +18,7 @@ use super::{bounded, next_random, Corpus, NoiseTable, MAX_SENTENCE};
 /// A zeroed f32 buffer aligned to 2 MiB and, on Linux, marked for transparent huge pages:
 /// word2vec touches random rows of two matrices of several MB, and with 4 KiB pages
 /// nearly every row access is also a TLB miss. (NumPy does the same for gensim's arrays.)
-pub(super) struct HugeBuffer {
+pub(crate) struct HugeBuffer {
     ptr: std::ptr::NonNull<f32>,
     len: usize,
     layout: std::alloc::Layout,
@@ -27,7 +27,7 @@ pub(super) struct HugeBuffer {
 const HUGE_PAGE: usize = 2 * 1024 * 1024;
 
 impl HugeBuffer {
-    pub(super) fn zeroed(len: usize) -> HugeBuffer {
+    pub(crate) fn zeroed(len: usize) -> HugeBuffer {
         let bytes = (len.max(1) * std::mem::size_of::<f32>()).next_multiple_of(HUGE_PAGE);
         let layout = match std::alloc::Layout::from_size_align(bytes, HUGE_PAGE) {
             Ok(l) => l,
@@ -50,7 +50,7 @@ impl HugeBuffer {
     /// The buffer as atomic pairs of floats, for threads that update it at once (an odd
     /// last float is left out). The `&mut` borrow keeps every plain access out while the
     /// atomic view lives.
-    pub(super) fn as_atomic_pairs(&mut self) -> &[AtomicU64] {
+    pub(crate) fn as_atomic_pairs(&mut self) -> &[AtomicU64] {
         // SAFETY: AtomicU64 has the size and bit validity of u64 (two f32s); the buffer is
         // aligned to 2 MiB, so every pair is 8-byte aligned; the memory is initialised
         // and exclusively borrowed for the view's lifetime (what the unstable
