@@ -76,6 +76,15 @@ export interface Candidate {
 export interface TrainingReport {
   architecture: string;
   candidates: Candidate[];
+  /** `auto`'s search: what it cost and what its time budget left out. */
+  search?: {
+    time_budget_secs: number | null;
+    seconds: number;
+    trials: number;
+    skipped: number;
+    cut_short: boolean;
+    refit_skipped: boolean;
+  };
   labels: string[];
   seconds: number;
   train_samples: number;

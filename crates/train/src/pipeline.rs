@@ -136,8 +136,14 @@ pub(crate) fn train_with_classifier(
         });
         outcomes.push(search.finish(searching));
         if auto && config.refit && !data.val.labels.is_empty() {
+            // Kept only while the refit can still end in time (else it is skipped anyway,
+            // and holding its time back would only leave candidates out).
             let leader = &outcomes[best_candidate(&outcomes)].0;
-            budget.kept_back.set(refit_estimate(leader, &data));
+            let estimate = refit_estimate(leader, &data);
+            budget.kept_back.set(0.0);
+            if budget.allows_last(estimate) {
+                budget.kept_back.set(estimate);
+            }
         }
     }
     let best = best_candidate(&outcomes);
@@ -561,6 +567,8 @@ fn refit_winner(
         refit_config.learning_rate = net.learning_rate;
         refit_config.embedding = net.init.clone();
         refit_config.epochs = net.epochs.unwrap_or(config.epochs);
+        // The width the search trained at (random vectors take `embedding_dim`).
+        refit_config.embedding_dim = embedding_width(config);
     }
     let data = Prepared::new(&refit_config, train_rows, test_rows.unwrap_or(&[]))?;
     let mut embeddings = Embeddings::new(&refit_config, &data, &[arch])?;
@@ -715,7 +723,8 @@ impl Embeddings {
         data: &Prepared,
         candidates: &[Architecture],
     ) -> Result<Embeddings, TrainError> {
-        let max_words = aiaas_types::MAX_EMBEDDING_WEIGHTS / config.embedding_dim.max(1);
+        // Rows of the embedding table, at the width it is trained at.
+        let max_words = aiaas_types::MAX_EMBEDDING_WEIGHTS / embedding_width(config).max(1);
         let vocab = TokenVocab::build(&data.train.tokens, config.min_count, max_words);
         let needs_embeddings = candidates.iter().any(|a| a.uses_embeddings());
         // Only padding and unknown: every text would look the same to the network.
@@ -725,14 +734,9 @@ impl Embeddings {
                 config.min_count
             )));
         }
-        let dim = match &config.embedding {
-            EmbeddingInit::Word2vec(p) => p.vector_size,
-            EmbeddingInit::Glove(p) => p.vector_size,
-            EmbeddingInit::Random => config.embedding_dim,
-        };
         Ok(Embeddings {
             vocab,
-            dim,
+            dim: embedding_width(config),
             trained: Vec::new(),
             word2vec_report: None,
             glove_report: None,
@@ -796,6 +800,15 @@ impl Embeddings {
             return 0.0;
         }
         2.0 * self.trained.iter().map(|t| t.2).fold(0.0, f64::max)
+    }
+}
+
+/// The embedding width a configuration trains at.
+fn embedding_width(config: &TrainConfig) -> usize {
+    match &config.embedding {
+        EmbeddingInit::Word2vec(p) => p.vector_size,
+        EmbeddingInit::Glove(p) => p.vector_size,
+        EmbeddingInit::Random => config.embedding_dim,
     }
 }
 

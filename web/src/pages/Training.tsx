@@ -128,6 +128,8 @@ function NewJob({ datasets, datasetsError }: { datasets?: Dataset[]; datasetsErr
   const [lr, setLr] = useState(0.001);
   const [split, setSplit] = useState(0.2);
   const [seed, setSeed] = useState(42);
+  const [init, setInit] = useState("word2vec");
+  const [budget, setBudget] = useState("");
   const [deploy, setDeploy] = useState(false);
   const act = useAction();
   useEffect(() => {
@@ -167,7 +169,16 @@ function NewJob({ datasets, datasetsError }: { datasets?: Dataset[]; datasetsErr
               dataset,
               model,
               deploy,
-              config: { architecture, epochs, batch_size: batch, learning_rate: lr, validation_split: split, seed },
+              config: {
+                architecture,
+                epochs,
+                batch_size: batch,
+                learning_rate: lr,
+                validation_split: split,
+                seed,
+                embedding: { init },
+                ...(architecture === "auto" && budget !== "" ? { time_budget_secs: Number(budget) } : {}),
+              },
             }),
           );
           if (job) navigate(href("training", job.id));
@@ -211,6 +222,27 @@ function NewJob({ datasets, datasetsError }: { datasets?: Dataset[]; datasetsErr
           {numberInput("Learning rate", lr, setLr, { min: 0.000001, max: 1, step: "any" })}
           {numberInput("Validation split", split, setSplit, { min: 0.05, max: 0.5, step: 0.05 })}
           {numberInput("Seed", seed, setSeed, { min: 0, step: 1 })}
+          <label>
+            Word vectors
+            <select value={init} onChange={(e) => setInit((e.target as HTMLSelectElement).value)}>
+              <option value="word2vec">word2vec</option>
+              <option value="glove">GloVe</option>
+              <option value="random">random</option>
+            </select>
+          </label>
+          {architecture === "auto" && (
+            <label>
+              Time budget (s)
+              <input
+                type="number"
+                min={1}
+                step={1}
+                value={budget}
+                placeholder="none"
+                onInput={(e) => setBudget((e.target as HTMLInputElement).value)}
+              />
+            </label>
+          )}
         </div>
         <label>
           <input type="checkbox" checked={deploy} onChange={(e) => setDeploy((e.target as HTMLInputElement).checked)} />
@@ -372,6 +404,15 @@ export function JobPage({ id }: { id: string }) {
           {report && report.candidates.length > 1 && (
             <p class="small">
               Tried: {report.candidates.map((c) => `${c.architecture} ${pct(c.validation?.accuracy)}`).join(", ")}; kept {report.architecture}.
+            </p>
+          )}
+          {report?.search && (
+            <p class="small" data-testid="search-summary">
+              Search: {report.search.trials} trials in {duration(report.search.seconds)}
+              {report.search.time_budget_secs != null && <> of a {duration(report.search.time_budget_secs)} budget</>}
+              {report.search.skipped > 0 && <>, {report.search.skipped} left out for time</>}
+              {report.search.cut_short && <>, one stopped at the budget</>}
+              {report.search.refit_skipped && <>, no refit (no time left)</>}.
             </p>
           )}
         </section>
