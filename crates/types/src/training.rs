@@ -396,6 +396,12 @@ impl TrainConfig {
         }
         if let Some(t) = self.time_budget_secs {
             range("time_budget_secs", t, 1.0, 7.0 * 24.0 * 3600.0)?;
+            if self.architecture != Architecture::Auto {
+                return Err(format!(
+                    "time_budget_secs applies only to architecture auto, not {}",
+                    self.architecture.as_str()
+                ));
+            }
         }
         if let EmbeddingInit::Glove(g) = &self.embedding {
             range("embedding.vector_size", g.vector_size, 2, 1024)?;
@@ -707,6 +713,26 @@ mod tests {
             ..TrainConfig::default()
         };
         assert!(c.validate().unwrap_err().contains("auto"));
+        let c = TrainConfig {
+            time_budget_secs: Some(60.0),
+            ..TrainConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("time_budget_secs applies only"));
+        let c = TrainConfig {
+            architecture: Architecture::Auto,
+            time_budget_secs: Some(0.5),
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("time_budget_secs"));
+        let c = TrainConfig {
+            architecture: Architecture::Auto,
+            time_budget_secs: Some(60.0),
+            ..TrainConfig::default()
+        };
+        c.validate().unwrap();
     }
 
     #[test]
