@@ -605,12 +605,14 @@ fn phase(control: &TrainControl<'_>, name: &str) {
     });
 }
 
-/// Index of the best candidate: highest validation macro-F1, ties to the first. Without a
-/// validation split, the highest final training accuracy decides instead.
+/// Index of the best candidate: highest validation accuracy (scikit-learn's default
+/// score for classifiers, and what the trials within a candidate are ranked by), then
+/// macro-F1, ties to the first. Without a validation split, the highest final training
+/// accuracy decides instead.
 fn best_candidate<T>(outcomes: &[(CandidateReport, Classifier, T)]) -> usize {
     let score = |r: &CandidateReport| match &r.validation {
-        Some(v) => v.macro_f1,
-        None => r.curve.last().map_or(0.0, |e| e.train_accuracy),
+        Some(v) => (v.accuracy, v.macro_f1),
+        None => (r.curve.last().map_or(0.0, |e| e.train_accuracy), 0.0),
     };
     let mut best = 0;
     for (i, (r, _, _)) in outcomes.iter().enumerate() {

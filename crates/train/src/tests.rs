@@ -203,8 +203,11 @@ fn auto_keeps_the_best_validation_candidate_and_reports_all() {
     .unwrap();
     let r = &model.report;
     assert_eq!(r.candidates.len(), 2);
-    let f1 = |i: usize| r.candidates[i].validation.as_ref().unwrap().macro_f1;
-    let winner = if f1(1) > f1(0) { 1 } else { 0 };
+    let score = |i: usize| {
+        let v = r.candidates[i].validation.as_ref().unwrap();
+        (v.accuracy, v.macro_f1)
+    };
+    let winner = if score(1) > score(0) { 1 } else { 0 };
     assert_eq!(r.architecture, r.candidates[winner].architecture);
     assert_eq!(
         Classifier::from_files(&model.files).unwrap().architecture(),

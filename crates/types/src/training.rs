@@ -18,7 +18,7 @@ pub enum Architecture {
     Lstm,
     /// TF-IDF features -> multinomial logistic regression.
     TfidfLogreg,
-    /// Train several candidates, keep the best on validation macro-F1.
+    /// Train several candidates, keep the best on validation accuracy (then macro-F1).
     Auto,
 }
 
