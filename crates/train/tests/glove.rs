@@ -16,14 +16,6 @@ use aiaas_types::GloveParams;
 const TOP: usize = 2000;
 const DIM: usize = 50;
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("AIAAS_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/aiaas-data-cache")
-        })
-}
-
 fn python() -> PathBuf {
     let env = std::env::var_os("AIAAS_PYENV")
         .map(PathBuf::from)
@@ -51,7 +43,7 @@ fn read_texts(path: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn glove_agrees_with_the_reference_implementation_on_bbc_news() {
-    let docs = read_texts(&data_dir().join("bbc-train.csv"));
+    let docs = read_texts(&aiaas_testkit::test_data_file("bbc-train.csv"));
     let params = GloveParams {
         vector_size: DIM,
         min_count: 1,
