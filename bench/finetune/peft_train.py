@@ -58,7 +58,7 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
     seqs = data["sequences"]
     per_epoch = math.ceil(len(seqs) / o["batch_size"])
-    losses, timed_tokens, timed_s = [], 0, 0.0
+    losses, timed_tokens, timed_s, step_rates = [], 0, 0.0, []
     for i, batch in enumerate(steps):
         t0 = time.perf_counter()
         opt.zero_grad()
@@ -99,12 +99,14 @@ def main():
         if i > 0:  # the first step warms caches on both sides and is left out
             timed_tokens += tokens
             timed_s += dt
+            step_rates.append(tokens / dt)
         losses.append(total_loss)
         print(json.dumps({"step": i + 1, "loss": total_loss, "seconds": dt, "tokens": tokens}),
               file=sys.stderr)
     last = losses[-per_epoch:]
     print(json.dumps({
         "tokens_per_second": timed_tokens / timed_s,
+        "step_rates": step_rates,
         "final_loss": sum(last) / len(last),
         "first_loss": losses[0],
         "steps": total,

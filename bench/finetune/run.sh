@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LoRA fine-tuning: aiaas's trainer (crates/finetune, candle) against Hugging Face
+# LoRA fine-tuning: aiaas's trainer (crates/finetune) against Hugging Face
 # transformers + PEFT on PyTorch CPU, side by side in one run, on the same GGUF base
 # (SmolLM2-135M-Instruct; transformers dequantises the same file), the same token
 # sequences and batches (aiaas writes them, PEFT reads them), the same LoRA shape,
@@ -38,7 +38,7 @@ python3 bench/finetune/make_data.py > "$out/data.jsonl"
 echo "== building aiaas-finetune's finetune_bench (release)" >&2
 cargo build --release --quiet -p aiaas-finetune --example finetune_bench
 
-echo "== aiaas (candle), $threads threads" >&2
+echo "== aiaas, $threads threads" >&2
 RAYON_NUM_THREADS="$threads" "$CARGO_TARGET_DIR/release/examples/finetune_bench" \
     "$model" "$out/data.jsonl" "$out" --epochs "$epochs" --threads "$threads" > "$out/aiaas.json"
 echo "== transformers + PEFT, one example per forward (as aiaas), $threads threads" >&2
@@ -49,19 +49,24 @@ echo "== transformers + PEFT, a padded batch per forward, $threads threads" >&2
     --threads "$threads" --padded 2> "$out/peft_padded.log" > "$out/peft_padded.json"
 
 python3 - "$out" <<'PY'
-import json, sys
+import json, statistics, sys
 out = sys.argv[1]
 ours = json.load(open(f"{out}/aiaas.json"))
 rows = [("transformers + PEFT (per example)", json.load(open(f"{out}/peft.json"))),
         ("transformers + PEFT (padded batch)", json.load(open(f"{out}/peft_padded.json")))]
 print(f"training tokens/s, {ours['threads']} threads, {ours['steps']} steps of {ours['batch_size']} examples "
       f"({ours['tokens']} tokens an epoch)")
-print(f"{'trainer':36} {'tokens/s':>9} {'ratio':>6} {'final loss':>11} {'loss gap':>9}")
-print(f"{'aiaas (candle)':36} {ours['tokens_per_second']:9.1f} {1.0:6.2f} {ours['final_loss']:11.4f} {'':>9}")
+# tokens/s over all timed steps, and the median of the steps' own rates (a shared
+# machine's bursts of load slow some steps of either run; the median sets them aside).
+# ratio = aiaas / the row's.
+med = lambda r: statistics.median(r['step_rates'])
+print(f"{'trainer':36} {'tokens/s':>9} {'ratio':>6} {'median':>7} {'ratio':>6} {'final loss':>11} {'loss gap':>9}")
+print(f"{'aiaas':36} {ours['tokens_per_second']:9.1f} {1.0:6.2f} {med(ours):7.1f} {1.0:6.2f} "
+      f"{ours['final_loss']:11.4f} {'':>9}")
 for name, r in rows:
     gap = (ours['final_loss'] - r['final_loss']) / r['final_loss']
     print(f"{name:36} {r['tokens_per_second']:9.1f} {ours['tokens_per_second'] / r['tokens_per_second']:6.2f} "
-          f"{r['final_loss']:11.4f} {gap:+9.1%}")
+          f"{med(r):7.1f} {med(ours) / med(r):6.2f} {r['final_loss']:11.4f} {gap:+9.1%}")
 d = ours["decode"]
 print(f"decode tok/s (llama.cpp, greedy, {d['tokens']} tokens each): base {d['base']:.1f}, "
       f"with the adapter {d['adapter']:.1f}, ratio {d['adapter'] / d['base']:.2f}")

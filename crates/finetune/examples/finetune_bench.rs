@@ -143,6 +143,7 @@ async fn main() {
     let mut batches: Vec<Vec<usize>> = Vec::new();
     let mut losses = Vec::new();
     let (mut timed_tokens, mut timed_s) = (0usize, 0f64);
+    let mut step_rates = Vec::new();
     while let Some((epoch, picked)) = trainer.next_batch() {
         let refs: Vec<&Sequence> = picked.iter().map(|&i| &train[i]).collect();
         let tokens: usize = refs.iter().map(|s| s.tokens.len()).sum();
@@ -153,6 +154,7 @@ async fn main() {
         if !batches.is_empty() {
             timed_tokens += tokens;
             timed_s += dt;
+            step_rates.push(tokens as f64 / dt);
         }
         eprintln!(
             "{}",
@@ -218,6 +220,7 @@ async fn main() {
         "{}",
         json!({
             "tokens_per_second": timed_tokens as f64 / timed_s,
+            "step_rates": step_rates,
             "final_loss": last.iter().sum::<f32>() / last.len() as f32,
             "first_loss": losses[0],
             "steps": losses.len(),

@@ -1,19 +1,23 @@
 //! Time training steps on a GGUF (bench/finetune runs it beside PEFT):
 //!
-//!   step_time MODEL.gguf TOKENS STEPS
+//!   step_time MODEL.gguf TOKENS STEPS [DROPOUT]
 //!
 //! Prints one JSON line per step: seconds and tokens (one example of TOKENS tokens,
-//! every token taught).
+//! every token taught; the default adapter, its dropout DROPOUT, 0.05 by default).
 
 use std::time::Instant;
 
-use aiaas_finetune::{Base, Sequence, TrainOptions, Trainer};
+use aiaas_finetune::{Base, LoraConfig, Sequence, TrainOptions, Trainer};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, model, tokens, steps] = &args[..] else {
-        eprintln!("usage: step_time MODEL.gguf TOKENS STEPS");
-        std::process::exit(2);
+    let (model, tokens, steps, dropout) = match &args[..] {
+        [_, m, t, s] => (m, t, s, "0.05"),
+        [_, m, t, s, d] => (m, t, s, d.as_str()),
+        _ => {
+            eprintln!("usage: step_time MODEL.gguf TOKENS STEPS [DROPOUT]");
+            std::process::exit(2);
+        }
     };
     let base = Base::load(std::path::Path::new(model)).expect("model");
     let n: usize = tokens.parse().expect("tokens");
@@ -24,6 +28,10 @@ fn main() {
     };
     let options = TrainOptions {
         batch_size: 1,
+        lora: LoraConfig {
+            dropout: dropout.parse().expect("dropout"),
+            ..LoraConfig::default()
+        },
         ..TrainOptions::default()
     };
     let steps: usize = steps.parse().expect("steps");

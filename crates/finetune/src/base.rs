@@ -1,12 +1,15 @@
 //! The frozen base model: a llama or gemma3 GGUF read with candle's GGUF reader, every
 //! weight dequantised to f32 by the same block formats llama.cpp uses, so training sees
-//! exactly the values serving multiplies by. Weights keep candle's row-major layout of
-//! the GGUF tensors: a projection is (out, in) and is applied as `x W^T`.
+//! exactly the values serving multiplies by. Weights keep the row-major layout of the
+//! GGUF tensors: a projection is (out, in) and is applied as `x W^T`. A layer's query,
+//! key and value projections are stacked into one matrix, and its gate and up
+//! projections into another, so each group is one matrix product (engine.rs).
 
 use std::path::Path;
 
+use aiaas_kernels::PackedLinear;
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
 use crate::lora::Target;
 use crate::{FinetuneError, Result};
@@ -69,27 +72,81 @@ impl BaseConfig {
     }
 }
 
+/// A row-major f32 matrix.
+pub(crate) struct Matrix {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) data: Vec<f32>,
+}
+
 pub(crate) struct Layer {
-    pub(crate) attn_norm: Tensor,
-    pub(crate) ffn_norm: Tensor,
-    /// q, k, v, o, gate, up, down, in `Target` order.
-    pub(crate) proj: [Tensor; 7],
+    pub(crate) attn_norm: Vec<f32>,
+    pub(crate) ffn_norm: Vec<f32>,
+    /// The query, key and value projections' rows, stacked: `(q + 2 kv) x n_embd`.
+    pub(crate) qkv: Matrix,
+    pub(crate) o: Matrix,
+    /// The gate and up projections' rows, stacked: `2 n_ff x n_embd`.
+    pub(crate) gate_up: Matrix,
+    pub(crate) down: Matrix,
     /// Gemma 3: RMS norms of each query and key head, of the attention's and of the
     /// feed-forward's output.
-    pub(crate) q_norm: Option<Tensor>,
-    pub(crate) k_norm: Option<Tensor>,
-    pub(crate) post_attn_norm: Option<Tensor>,
-    pub(crate) post_ffn_norm: Option<Tensor>,
+    pub(crate) q_norm: Option<Vec<f32>>,
+    pub(crate) k_norm: Option<Vec<f32>>,
+    pub(crate) post_attn_norm: Option<Vec<f32>>,
+    pub(crate) post_ffn_norm: Option<Vec<f32>>,
+    /// `qkv`, `o`, `gate_up` and `down` again, packed for aiaas-kernels' AVX-512 product
+    /// (forward passes; the backward passes read the matrices above), where the CPU has
+    /// AVX-512.
+    pub(crate) packed: Option<Box<[PackedLinear; 4]>>,
+}
+
+impl Layer {
+    /// Packs the projections for the forward pass where the CPU runs the packed kernel.
+    /// gemm, given a weight to multiply by transposed, ran these products at 50-150
+    /// GFLOP/s on a 2-core AVX-512 Xeon; packed, at 130-190 (crates/finetune/examples/
+    /// gemm_probe.rs). It doubles the layers' memory.
+    pub(crate) fn pack(&mut self) {
+        if !PackedLinear::supported() {
+            return;
+        }
+        let pack = |m: &Matrix| PackedLinear::new(&m.data, &vec![0.0; m.rows], m.cols, m.rows);
+        self.packed = Some(Box::new([
+            pack(&self.qkv),
+            pack(&self.o),
+            pack(&self.gate_up),
+            pack(&self.down),
+        ]));
+    }
+
+    /// A projection's weight, `(out, in)` row-major, and its first column in the output
+    /// of the matrix it is stacked in.
+    pub(crate) fn weight(&self, c: &BaseConfig, target: Target) -> (&[f32], usize) {
+        let (q, kv, d, ff) = (
+            c.n_head * c.head_dim,
+            c.n_head_kv * c.head_dim,
+            c.n_embd,
+            c.n_ff,
+        );
+        match target {
+            Target::Q => (&self.qkv.data[..q * d], 0),
+            Target::K => (&self.qkv.data[q * d..(q + kv) * d], q),
+            Target::V => (&self.qkv.data[(q + kv) * d..], q + kv),
+            Target::O => (&self.o.data, 0),
+            Target::Gate => (&self.gate_up.data[..ff * d], 0),
+            Target::Up => (&self.gate_up.data[ff * d..], ff),
+            Target::Down => (&self.down.data, 0),
+        }
+    }
 }
 
 /// A base model's weights, frozen.
 pub struct Base {
     pub config: BaseConfig,
-    pub(crate) embed: Tensor,
+    pub(crate) embed: Matrix,
     pub(crate) layers: Vec<Layer>,
-    pub(crate) out_norm: Tensor,
-    /// The output projection (the token embeddings where they are tied).
-    pub(crate) output: Tensor,
+    pub(crate) out_norm: Vec<f32>,
+    /// The output projection; `None` where it is tied to the token embeddings.
+    pub(crate) output: Option<Matrix>,
 }
 
 impl Base {
@@ -160,62 +217,120 @@ impl Base {
             }
             _ => None,
         };
+        let n_head_kv = count("attention.head_count_kv").unwrap_or(n_head);
+        let n_ff = count("feed_forward_length")?;
+        if n_head_kv == 0 || !n_head.is_multiple_of(n_head_kv) || !head_dim.is_multiple_of(2) {
+            return Err(FinetuneError::Model("unsupported attention heads".into()));
+        }
         let device = Device::Cpu;
-        let mut tensor = |name: &str| -> Result<Tensor> {
+        // Each tensor with the shape the metadata implies, `(rows, cols)` = `(out, in)`.
+        let mut tensor = |name: &str, rows: Option<usize>, cols: usize| -> Result<Matrix> {
             let q = content
                 .tensor(&mut file, name, &device)
                 .map_err(|e| FinetuneError::Model(format!("the GGUF's tensor {name}: {e}")))?;
-            Ok(q.dequantize(&device)?)
+            let t = q.dequantize(&device)?;
+            let dims = t.dims().to_vec();
+            let fits = match (rows, dims.as_slice()) {
+                (Some(r), &[a, b]) => a == r && b == cols,
+                (None, &[_, b]) => b == cols,
+                (None, &[a]) => cols == a,
+                _ => false,
+            };
+            if !fits {
+                return Err(FinetuneError::Model(format!(
+                    "the GGUF's {name} is {dims:?}, its metadata implies {:?}",
+                    (rows, cols)
+                )));
+            }
+            Ok(Matrix {
+                rows: if dims.len() == 2 { dims[0] } else { 1 },
+                cols,
+                data: t.flatten_all()?.to_vec1()?,
+            })
         };
-        let embed = tensor("token_embd.weight")?;
+        let (q, kv) = (n_head * head_dim, n_head_kv * head_dim);
+        let embed = tensor("token_embd.weight", None, n_embd)?;
+        let vector = |m: Matrix| m.data;
+        let stack = |parts: Vec<Matrix>| -> Matrix {
+            let cols = parts[0].cols;
+            let rows = parts.iter().map(|m| m.rows).sum();
+            let mut data = Vec::with_capacity(rows * cols);
+            for p in parts {
+                data.extend_from_slice(&p.data);
+            }
+            Matrix { rows, cols, data }
+        };
         let mut layers = Vec::with_capacity(n_layer);
         for l in 0..n_layer {
-            let mut proj = Vec::with_capacity(7);
-            for target in Target::ALL {
-                proj.push(tensor(&format!("blk.{l}.{}.weight", target.gguf_name()))?);
-            }
-            let proj: [Tensor; 7] = proj
-                .try_into()
-                .map_err(|_| FinetuneError::Model("a layer lacks a projection".into()))?;
-            let mut gemma = |name: &str| -> Result<Option<Tensor>> {
+            let mut proj = |target: Target, rows: usize, cols: usize| {
+                tensor(
+                    &format!("blk.{l}.{}.weight", target.gguf_name()),
+                    Some(rows),
+                    cols,
+                )
+            };
+            let qkv = stack(vec![
+                proj(Target::Q, q, n_embd)?,
+                proj(Target::K, kv, n_embd)?,
+                proj(Target::V, kv, n_embd)?,
+            ]);
+            let o = proj(Target::O, n_embd, q)?;
+            let gate_up = stack(vec![
+                proj(Target::Gate, n_ff, n_embd)?,
+                proj(Target::Up, n_ff, n_embd)?,
+            ]);
+            let down = proj(Target::Down, n_embd, n_ff)?;
+            let mut norm = |name: &str, width: usize| -> Result<Vec<f32>> {
+                Ok(vector(tensor(
+                    &format!("blk.{l}.{name}.weight"),
+                    None,
+                    width,
+                )?))
+            };
+            let mut gemma = |name: &str, width: usize| -> Result<Option<Vec<f32>>> {
                 match arch {
                     Arch::Llama => Ok(None),
-                    Arch::Gemma3 => Ok(Some(tensor(&format!("blk.{l}.{name}.weight"))?)),
+                    Arch::Gemma3 => Ok(Some(norm(name, width)?)),
                 }
             };
             let (q_norm, k_norm, post_attn_norm, post_ffn_norm) = (
-                gemma("attn_q_norm")?,
-                gemma("attn_k_norm")?,
-                gemma("post_attention_norm")?,
-                gemma("post_ffw_norm")?,
+                gemma("attn_q_norm", head_dim)?,
+                gemma("attn_k_norm", head_dim)?,
+                gemma("post_attention_norm", n_embd)?,
+                gemma("post_ffw_norm", n_embd)?,
             );
-            layers.push(Layer {
-                attn_norm: tensor(&format!("blk.{l}.attn_norm.weight"))?,
-                ffn_norm: tensor(&format!("blk.{l}.ffn_norm.weight"))?,
-                proj,
+            let mut layer = Layer {
+                attn_norm: norm("attn_norm", n_embd)?,
+                ffn_norm: norm("ffn_norm", n_embd)?,
+                qkv,
+                o,
+                gate_up,
+                down,
                 q_norm,
                 k_norm,
                 post_attn_norm,
                 post_ffn_norm,
-            });
+                packed: None,
+            };
+            layer.pack();
+            layers.push(layer);
         }
-        let out_norm = tensor("output_norm.weight")?;
+        let out_norm = vector(tensor("output_norm.weight", None, n_embd)?);
         let output = if content.tensor_infos.contains_key("output.weight") {
-            tensor("output.weight")?
+            Some(tensor("output.weight", None, n_embd)?)
         } else {
-            embed.clone()
+            None
         };
-        let (vocab, _) = embed.dims2()?;
         let config = BaseConfig {
             architecture,
             arch,
             n_layer,
             n_embd,
             n_head,
-            n_head_kv: count("attention.head_count_kv").unwrap_or(n_head),
+            n_head_kv,
             head_dim,
-            n_ff: count("feed_forward_length")?,
-            vocab,
+            n_ff,
+            vocab: embed.rows,
             rope_base,
             rope_scale,
             rms_eps,
@@ -228,41 +343,24 @@ impl Base {
             out_norm,
             output,
         };
-        base.check()?;
         Ok(base)
     }
 
     /// (out, in) of a projection.
     pub fn shape_of(&self, target: Target) -> (usize, usize) {
-        let dims = self.layers[0].proj[target as usize].dims();
-        (dims[0], dims[1])
+        let c = &self.config;
+        let (q, kv) = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim);
+        match target {
+            Target::Q => (q, c.n_embd),
+            Target::K | Target::V => (kv, c.n_embd),
+            Target::O => (c.n_embd, q),
+            Target::Gate | Target::Up => (c.n_ff, c.n_embd),
+            Target::Down => (c.n_embd, c.n_ff),
+        }
     }
 
-    fn check(&self) -> Result<()> {
-        let c = &self.config;
-        let kv = c.n_head_kv * c.head_dim;
-        let q = c.n_head * c.head_dim;
-        let want = [
-            (Target::Q, (q, c.n_embd)),
-            (Target::K, (kv, c.n_embd)),
-            (Target::V, (kv, c.n_embd)),
-            (Target::O, (c.n_embd, q)),
-            (Target::Gate, (c.n_ff, c.n_embd)),
-            (Target::Up, (c.n_ff, c.n_embd)),
-            (Target::Down, (c.n_embd, c.n_ff)),
-        ];
-        for (target, shape) in want {
-            if self.shape_of(target) != shape {
-                return Err(FinetuneError::Model(format!(
-                    "the GGUF's {} is {:?}, its metadata implies {shape:?}",
-                    target.gguf_name(),
-                    self.shape_of(target)
-                )));
-            }
-        }
-        if !c.n_head.is_multiple_of(c.n_head_kv) || !c.head_dim.is_multiple_of(2) {
-            return Err(FinetuneError::Model("unsupported attention heads".into()));
-        }
-        Ok(())
+    /// The output projection, `(vocab, n_embd)`.
+    pub(crate) fn output(&self) -> &Matrix {
+        self.output.as_ref().unwrap_or(&self.embed)
     }
 }

@@ -1,5 +1,5 @@
 //! LoRA fine-tuning of a GGUF decoder (llama architecture: SmolLM2, Llama, Mistral; and
-//! Gemma 3), on candle.
+//! Gemma 3).
 //!
 //! - base.rs: the base model's weights read from its GGUF and dequantised to f32 (the
 //!   values llama.cpp multiplies by when it serves the same file), frozen;
@@ -7,11 +7,12 @@
 //!   projection, `B` zero at the start, so training starts from the base model exactly),
 //!   written as llama.cpp's GGUF LoRA adapter (`general.type = adapter`, tensors
 //!   `blk.N.attn_q.weight.lora_a` ...; llama.cpp scales by `alpha / r`, as here);
-//! - model.rs: the forward pass with the adapter (RMS norm, interleaved RoPE as
+//! - engine.rs: the forward pass with the adapter (RMS norm, interleaved RoPE as
 //!   llama.cpp applies it to GGUF weights, grouped-query causal attention, SwiGLU; for
 //!   Gemma 3 its scaled embeddings, query and key norms, post-norms, GELU, NeoX RoPE and
-//!   sliding-window layers), the loss summed over the tokens the example teaches, and its gradient by candle's
-//!   autograd;
+//!   sliding-window layers), the loss summed over the tokens the example teaches, and
+//!   the backward pass to the adapter's gradients, written out by hand on `gemm`
+//!   (reference.rs, test-only, computes the same with candle's autograd);
 //! - train.rs: AdamW (decoupled weight decay) with linear warm-up and decay, gradient
 //!   accumulation over a batch of examples (each example run alone: no padding), seeded
 //!   LoRA initialisation, dropout and epoch order, so a run is reproducible; checkpoints
@@ -23,8 +24,10 @@
 //! ids and, per token, whether the loss covers it.
 
 mod base;
+mod engine;
 mod lora;
-mod model;
+#[cfg(test)]
+mod reference;
 mod train;
 
 pub use base::{Arch, Base, BaseConfig, Sliding};

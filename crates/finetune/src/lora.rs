@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -126,16 +126,31 @@ impl LoraConfig {
     }
 }
 
-/// One projection's pair.
+/// One projection's pair, row-major: `a` is `rank x inp`, `b` is `out x rank`.
 pub(crate) struct Pair {
-    pub(crate) a: Var,
-    pub(crate) b: Var,
+    pub(crate) layer: usize,
+    pub(crate) target: Target,
+    pub(crate) inp: usize,
+    pub(crate) out: usize,
+    pub(crate) a: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+}
+
+impl Pair {
+    /// The GGUF names of `a` and `b`.
+    pub(crate) fn names(&self) -> (String, String) {
+        let stem = format!("blk.{}.{}.weight", self.layer, self.target.gguf_name());
+        (format!("{stem}.lora_a"), format!("{stem}.lora_b"))
+    }
 }
 
 /// The adapter's matrices, trainable.
 pub(crate) struct LoraWeights {
     pub(crate) config: LoraConfig,
-    pairs: HashMap<(usize, Target), Pair>,
+    /// By layer, then target.
+    pub(crate) pairs: Vec<Pair>,
+    /// `layer * 7 + target` to the pair's index.
+    index: Vec<Option<usize>>,
 }
 
 impl LoraWeights {
@@ -143,10 +158,11 @@ impl LoraWeights {
     pub(crate) fn init(base: &Base, config: LoraConfig, seed: u64) -> Result<LoraWeights> {
         config.check()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut pairs = HashMap::new();
         let mut targets = config.targets.clone();
         targets.sort();
         targets.dedup();
+        let mut pairs = Vec::new();
+        let mut index = vec![None; base.config.n_layer * Target::ALL.len()];
         for layer in 0..base.config.n_layer {
             for &target in &targets {
                 let (out, inp) = base.shape_of(target);
@@ -154,62 +170,71 @@ impl LoraWeights {
                 let a: Vec<f32> = (0..config.rank * inp)
                     .map(|_| rng.random_range(-bound..bound))
                     .collect();
-                let a = Var::from_tensor(&Tensor::from_vec(a, (config.rank, inp), &Device::Cpu)?)?;
-                let b = Var::zeros((out, config.rank), candle_core::DType::F32, &Device::Cpu)?;
-                pairs.insert((layer, target), Pair { a, b });
+                index[layer * Target::ALL.len() + target as usize] = Some(pairs.len());
+                pairs.push(Pair {
+                    layer,
+                    target,
+                    inp,
+                    out,
+                    a,
+                    b: vec![0.0; out * config.rank],
+                });
             }
         }
         Ok(LoraWeights {
             config: LoraConfig { targets, ..config },
             pairs,
+            index,
         })
     }
 
-    pub(crate) fn pair(&self, layer: usize, target: Target) -> Option<&Pair> {
-        self.pairs.get(&(layer, target))
+    /// The index of a projection's pair in `pairs`.
+    pub(crate) fn find(&self, layer: usize, target: Target) -> Option<usize> {
+        self.index[layer * Target::ALL.len() + target as usize]
     }
 
-    /// Every matrix by its GGUF tensor name, in name order.
-    pub(crate) fn named(&self) -> Vec<(String, &Var)> {
+    /// Every matrix as a tensor by its GGUF name, in name order.
+    pub(crate) fn named(&self) -> Result<Vec<(String, Tensor)>> {
+        let r = self.config.rank;
         let mut out = Vec::with_capacity(self.pairs.len() * 2);
-        for (&(layer, target), pair) in &self.pairs {
-            let stem = format!("blk.{layer}.{}.weight", target.gguf_name());
-            out.push((format!("{stem}.lora_a"), &pair.a));
-            out.push((format!("{stem}.lora_b"), &pair.b));
+        for pair in &self.pairs {
+            let (a, b) = pair.names();
+            out.push((a, Tensor::from_slice(&pair.a, (r, pair.inp), &Device::Cpu)?));
+            out.push((b, Tensor::from_slice(&pair.b, (pair.out, r), &Device::Cpu)?));
         }
         out.sort_by(|x, y| x.0.cmp(&y.0));
-        out
+        Ok(out)
     }
 
     /// Put saved values back (a checkpoint's).
-    pub(crate) fn assign(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        for (name, var) in self.named() {
-            let value = saved
-                .get(&name)
-                .ok_or_else(|| FinetuneError::Model(format!("the checkpoint lacks {name}")))?;
-            if value.dims() != var.dims() {
-                return Err(FinetuneError::Model(format!(
-                    "the checkpoint's {name} is {:?}, the adapter's {:?}",
-                    value.dims(),
-                    var.dims()
-                )));
+    pub(crate) fn assign(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
+        let r = self.config.rank;
+        for pair in &mut self.pairs {
+            let (a, b) = pair.names();
+            let shapes = [(r, pair.inp), (pair.out, r)];
+            for ((name, dst), shape) in [(a, &mut pair.a), (b, &mut pair.b)].into_iter().zip(shapes)
+            {
+                let value = saved
+                    .get(&name)
+                    .ok_or_else(|| FinetuneError::Model(format!("the checkpoint lacks {name}")))?;
+                if value.dims() != [shape.0, shape.1] {
+                    return Err(FinetuneError::Model(format!(
+                        "the checkpoint's {name} is {:?}, the adapter's {shape:?}",
+                        value.dims()
+                    )));
+                }
+                *dst = value.flatten_all()?.to_vec1()?;
             }
-            var.set(value)?;
         }
         Ok(())
     }
 
     /// The adapter as llama.cpp loads it (`--lora`, `llama_adapter_lora_init`).
     pub(crate) fn to_gguf(&self, architecture: &str) -> Result<Vec<u8>> {
-        let named = self.named();
-        let tensors: Vec<(String, QTensor)> = named
-            .iter()
-            .map(|(name, var)| {
-                Ok((
-                    name.clone(),
-                    QTensor::quantize(var.as_tensor(), GgmlDType::F32)?,
-                ))
-            })
+        let tensors: Vec<(String, QTensor)> = self
+            .named()?
+            .into_iter()
+            .map(|(name, t)| Ok((name, QTensor::quantize(&t, GgmlDType::F32)?)))
             .collect::<Result<_>>()?;
         let general_type = gguf_file::Value::String("adapter".into());
         let arch = gguf_file::Value::String(architecture.into());

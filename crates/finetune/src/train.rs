@@ -5,8 +5,8 @@
 //! decayed linearly to zero, as Hugging Face's trainer does by default.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
-use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -14,8 +14,8 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::base::Base;
+use crate::engine::{score, zero_gradients, Dropout, Workspace};
 use crate::lora::{LoraConfig, LoraWeights};
-use crate::model::{score, Dropout};
 use crate::{FinetuneError, Result};
 
 /// One training example: token ids, and per token whether the loss covers it.
@@ -81,8 +81,10 @@ pub struct Trainer<'a> {
     examples: usize,
     /// Optimiser steps taken.
     step: usize,
-    /// AdamW's first and second moments per adapter matrix, by name.
-    moments: HashMap<String, (Tensor, Tensor)>,
+    /// AdamW's first and second moments per adapter pair: `(m_a, v_a, m_b, v_b)`.
+    moments: Vec<[Vec<f32>; 4]>,
+    /// The forward and backward passes' buffers, reused from example to example.
+    workspace: Mutex<Workspace>,
 }
 
 /// A run's state: resumable.
@@ -96,11 +98,14 @@ impl<'a> Trainer<'a> {
     pub fn new(base: &'a Base, options: TrainOptions, examples: usize) -> Result<Trainer<'a>> {
         check(&options, examples)?;
         let lora = LoraWeights::init(base, options.lora.clone(), options.seed)?;
-        let mut moments = HashMap::new();
-        for (name, var) in lora.named() {
-            let zeros = var.as_tensor().zeros_like()?;
-            moments.insert(name, (zeros.clone(), zeros));
-        }
+        let moments = lora
+            .pairs
+            .iter()
+            .map(|p| {
+                let (a, b) = (vec![0.0; p.a.len()], vec![0.0; p.b.len()]);
+                [a.clone(), a, b.clone(), b]
+            })
+            .collect();
         Ok(Trainer {
             base,
             lora,
@@ -108,6 +113,7 @@ impl<'a> Trainer<'a> {
             examples,
             step: 0,
             moments,
+            workspace: Mutex::new(Workspace::default()),
         })
     }
 
@@ -125,15 +131,28 @@ impl<'a> Trainer<'a> {
         let mut trainer = Trainer::new(base, state.options, state.examples)?;
         let saved = candle_core::safetensors::load_buffer(checkpoint, &Device::Cpu)?;
         trainer.lora.assign(&saved)?;
-        for (name, (m, v)) in trainer.moments.iter_mut() {
-            let get = |key: String| {
-                saved
-                    .get(&key)
-                    .cloned()
-                    .ok_or_else(|| FinetuneError::Model(format!("the checkpoint lacks {key}")))
-            };
-            *m = get(format!("adam.m.{name}"))?;
-            *v = get(format!("adam.v.{name}"))?;
+        for (pair, moments) in trainer.lora.pairs.iter().zip(trainer.moments.iter_mut()) {
+            let (a, b) = pair.names();
+            let names = [
+                format!("adam.m.{a}"),
+                format!("adam.v.{a}"),
+                format!("adam.m.{b}"),
+                format!("adam.v.{b}"),
+            ];
+            for (key, dst) in names.iter().zip(moments.iter_mut()) {
+                let value = saved
+                    .get(key)
+                    .ok_or_else(|| FinetuneError::Model(format!("the checkpoint lacks {key}")))?;
+                let value: Vec<f32> = value.flatten_all()?.to_vec1()?;
+                if value.len() != dst.len() {
+                    return Err(FinetuneError::Model(format!(
+                        "the checkpoint's {key} has {} values, the adapter's {}",
+                        value.len(),
+                        dst.len()
+                    )));
+                }
+                *dst = value;
+            }
         }
         trainer.step = state.step;
         Ok(trainer)
@@ -191,62 +210,56 @@ impl<'a> Trainer<'a> {
                 "the batch teaches no token".into(),
             ));
         }
-        let mut grads: HashMap<String, Tensor> = HashMap::new();
+        let mut grads = zero_gradients(&self.lora);
         let (mut loss, mut correct) = (0f64, 0usize);
         // Each step's dropout masks come from the seed and the step alone, so a resumed
         // run draws what the uninterrupted one would have.
         let mut rng = StdRng::seed_from_u64(
             self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
         );
-        for sequence in batch {
-            check_sequence(sequence)?;
-            let dropout = Dropout {
-                p: self.options.lora.dropout,
-                rng: &mut rng,
-            };
-            let scored = score(
-                self.base,
-                &self.lora,
-                &sequence.tokens,
-                &sequence.learn,
-                Some(dropout),
-            )?;
-            if scored.tokens == 0 {
-                continue;
-            }
-            loss += scored.loss.to_scalar::<f32>()? as f64;
-            correct += scored.correct;
-            let store: GradStore = (scored.loss / taught as f64)?.backward()?;
-            for (name, var) in self.lora.named() {
-                if let Some(g) = store.get(var.as_tensor()) {
-                    let sum = match grads.remove(&name) {
-                        Some(acc) => (acc + g)?,
-                        None => g.clone(),
-                    };
-                    grads.insert(name, sum);
-                }
+        {
+            let mut workspace = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
+            for sequence in batch {
+                check_sequence(sequence, self.base.config.vocab)?;
+                let dropout = Dropout {
+                    p: self.options.lora.dropout,
+                    rng: &mut rng,
+                };
+                let scored = score(
+                    self.base,
+                    &self.lora,
+                    &sequence.tokens,
+                    &sequence.learn,
+                    Some(dropout),
+                    Some((&mut grads, 1.0 / taught as f32)),
+                    &mut workspace,
+                );
+                loss += scored.loss;
+                correct += scored.correct;
             }
         }
         let lr = self.learning_rate(self.step);
         self.step += 1;
         let t = self.step as i32;
         let (c1, c2) = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
-        for (name, var) in self.lora.named() {
-            let Some(g) = grads.get(&name) else {
-                continue;
-            };
-            let (m, v) = self
-                .moments
-                .get_mut(&name)
-                .ok_or_else(|| FinetuneError::Model(format!("no moments for {name}")))?;
-            *m = ((&*m * BETA1)? + (g * (1.0 - BETA1))?)?;
-            *v = ((&*v * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let update = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + EPS)?)?;
-            let mut w = var.as_tensor().detach();
-            if self.options.weight_decay > 0.0 {
-                w = (&w * (1.0 - lr * self.options.weight_decay))?;
+        let decay = (1.0 - lr * self.options.weight_decay) as f32;
+        let (b1, b2, eps, lr32) = (BETA1 as f32, BETA2 as f32, EPS as f32, lr as f32);
+        let (c1, c2) = (c1 as f32, c2 as f32);
+        for ((pair, (da, db)), [ma, va, mb, vb]) in self
+            .lora
+            .pairs
+            .iter_mut()
+            .zip(&grads)
+            .zip(self.moments.iter_mut())
+        {
+            for (w, g, m, v) in [(&mut pair.a, da, ma, va), (&mut pair.b, db, mb, vb)] {
+                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    let update = (*m / c1) / ((*v / c2).sqrt() + eps);
+                    *w = *w * decay - lr32 * update;
+                }
             }
-            var.set(&(w - (update * lr)?)?)?;
         }
         Ok(StepReport {
             step: self.step,
@@ -262,10 +275,19 @@ impl<'a> Trainer<'a> {
     /// Mean loss per taught token and token accuracy of `sequences` (no dropout).
     pub fn evaluate(&self, sequences: &[Sequence]) -> Result<(f32, f32)> {
         let (mut loss, mut tokens, mut correct) = (0f64, 0usize, 0usize);
+        let mut workspace = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         for s in sequences {
-            check_sequence(s)?;
-            let scored = score::<StdRng>(self.base, &self.lora, &s.tokens, &s.learn, None)?;
-            loss += scored.loss.to_scalar::<f32>()? as f64;
+            check_sequence(s, self.base.config.vocab)?;
+            let scored = score::<StdRng>(
+                self.base,
+                &self.lora,
+                &s.tokens,
+                &s.learn,
+                None,
+                None,
+                &mut workspace,
+            );
+            loss += scored.loss;
             tokens += scored.tokens;
             correct += scored.correct;
         }
@@ -283,25 +305,36 @@ impl<'a> Trainer<'a> {
     /// The log-probability of each taught token of `sequence` under the model with the
     /// adapter as it is now (no dropout).
     pub fn token_logprobs(&self, sequence: &Sequence) -> Result<Vec<f32>> {
-        check_sequence(sequence)?;
+        check_sequence(sequence, self.base.config.vocab)?;
+        let mut workspace = self.workspace.lock().unwrap_or_else(|e| e.into_inner());
         Ok(score::<StdRng>(
             self.base,
             &self.lora,
             &sequence.tokens,
             &sequence.learn,
             None,
-        )?
+            None,
+            &mut workspace,
+        )
         .logprobs)
     }
 
     /// The run's state now.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
-        let mut tensors: Vec<(String, Tensor)> = Vec::new();
-        for (name, var) in self.lora.named() {
-            tensors.push((name.clone(), var.as_tensor().clone()));
-            let (m, v) = &self.moments[&name];
-            tensors.push((format!("adam.m.{name}"), m.clone()));
-            tensors.push((format!("adam.v.{name}"), v.clone()));
+        let mut tensors: Vec<(String, Tensor)> = self.lora.named()?;
+        let r = self.lora.config.rank;
+        for (pair, [ma, va, mb, vb]) in self.lora.pairs.iter().zip(&self.moments) {
+            let (a, b) = pair.names();
+            for (name, m, v, shape) in [(a, ma, va, (r, pair.inp)), (b, mb, vb, (pair.out, r))] {
+                tensors.push((
+                    format!("adam.m.{name}"),
+                    Tensor::from_slice(m, shape, &Device::Cpu)?,
+                ));
+                tensors.push((
+                    format!("adam.v.{name}"),
+                    Tensor::from_slice(v, shape, &Device::Cpu)?,
+                ));
+            }
         }
         let state = SavedState {
             options: self.options.clone(),
@@ -377,11 +410,16 @@ fn check(options: &TrainOptions, examples: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_sequence(s: &Sequence) -> Result<()> {
+fn check_sequence(s: &Sequence, vocab: usize) -> Result<()> {
     if s.tokens.len() < 2 || s.tokens.len() != s.learn.len() {
         return Err(FinetuneError::InvalidInput(
             "an example needs at least two tokens and a mask as long".into(),
         ));
+    }
+    if let Some(id) = s.tokens.iter().find(|&&id| id as usize >= vocab) {
+        return Err(FinetuneError::InvalidInput(format!(
+            "token id {id} is outside the model's vocabulary of {vocab}"
+        )));
     }
     Ok(())
 }

@@ -100,9 +100,35 @@ impl PackedLinear {
 
     /// `x` is `[rows, in_dim]` row-major; returns `act(x W^T + b)`, `[rows, out_dim]`.
     fn forward(&self, x: &[f32], rows: usize, act: Activation) -> Vec<f32> {
+        let mut out = vec![0f32; rows * self.out_dim];
+        self.forward_into(x, rows, act, &mut out, self.out_dim);
+        out
+    }
+
+    /// `out = x W^T + b` for `x` of `[rows, in_dim]` row-major, into the first `out_dim`
+    /// columns of `out`'s rows, which lie `out_stride` apart (a matrix the result is a
+    /// column block of, as a fused projection's output is).
+    pub fn matmul_into(&self, x: &[f32], rows: usize, out: &mut [f32], out_stride: usize) {
+        self.forward_into(x, rows, Activation::Identity, out, out_stride);
+    }
+
+    fn forward_into(
+        &self,
+        x: &[f32],
+        rows: usize,
+        act: Activation,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
         assert!(Self::supported(), "PackedLinear without AVX-512");
         assert_eq!(x.len(), rows * self.in_dim, "input shape");
-        let mut out: Vec<f32> = Vec::with_capacity(rows * self.out_dim);
+        if rows == 0 {
+            return;
+        }
+        assert!(
+            out_stride >= self.out_dim && out.len() >= (rows - 1) * out_stride + self.out_dim,
+            "output shape"
+        );
         let n_panels = self.out_dim.div_ceil(NR);
         let task_rows = rows_per_task(self.in_dim);
         let row_blocks = rows.div_ceil(task_rows);
@@ -127,21 +153,18 @@ impl PackedLinear {
                 let x = &x[first * self.in_dim..last * self.in_dim];
                 self.panel_rows(x, panel, next, bias, sums);
                 for (i, row) in sums.chunks_exact(NR).enumerate() {
-                    // Safety: row first+i, columns p*NR..p*NR+cols of `out` lie inside its
-                    // capacity (rows * out_dim) and belong to this task alone (one panel,
-                    // one block of rows); `out` outlives the parallel loop. `row` has NR
+                    // Safety: row first+i, columns p*NR..p*NR+cols of `out` lie inside it
+                    // (asserted above: the last row starts at (rows-1) * out_stride and
+                    // has out_dim columns) and belong to this task alone (one panel, one
+                    // block of rows); `out` outlives the parallel loop. `row` has NR
                     // values; the CPU has AVX-512F (asserted above).
                     unsafe {
-                        let dst = dst.at((first + i) * self.out_dim + p * NR);
+                        let dst = dst.at((first + i) * out_stride + p * NR);
                         store_row(row.as_ptr(), dst, cols, act);
                     }
                 }
             });
         });
-        // Safety: every element was written above: the tasks cover all panels (so all
-        // `out_dim` columns) of all blocks of rows.
-        unsafe { out.set_len(rows * self.out_dim) };
-        out
     }
 
     /// `sums = x W_p^T + bias` for the rows of `x` (`[rows, in_dim]`) and one packed panel,

@@ -1,36 +1,24 @@
-//! The forward pass of a decoder with the adapter, over one example (no padding), and its
-//! loss: the summed cross-entropy of the tokens the example teaches. Built from candle's
-//! basic operations only, so its autograd gives the adapter's gradients.
-//!
-//! As llama.cpp runs a llama GGUF: RMS norm, RoPE on interleaved pairs (the converter
-//! permuted the query and key rows for it), grouped-query attention with a causal mask,
-//! SwiGLU feed-forward, tied or separate output projection. And as it runs a Gemma 3
-//! (src/models/gemma3.cpp): embeddings times sqrt(width), each query and key head
-//! RMS-normed, NeoX RoPE (halves, not pairs) with its own base on the sliding-window
-//! layers, queries scaled by 1/sqrt(head size), the attention's and the feed-forward's
-//! outputs RMS-normed before their residual adds, a GELU (tanh) gate. The converter
-//! already folded Gemma's `1 + w` into the GGUF's norm weights.
+//! The forward pass and loss of engine.rs again, on candle's tensors, with the adapter's
+//! gradients from candle's autograd: the reference the hand-written backward pass is
+//! tested against (the trainer's first implementation). Test-only.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, IndexOp, Layout, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, Device, IndexOp, Layout, Shape, Tensor, Var, D};
 use rand::Rng;
 
 use crate::base::{Arch, Base};
+use crate::engine::Gradients;
 use crate::lora::{LoraWeights, Target};
 use crate::Result;
 
-/// What one example's forward pass gave.
-pub(crate) struct Scored {
-    /// Summed negative log-likelihood of the taught tokens (a scalar in the graph).
-    pub(crate) loss: Tensor,
-    /// Each taught token's log-probability, in order.
+/// The reference's answer for one example.
+pub(crate) struct Reference {
+    pub(crate) loss: f64,
     pub(crate) logprobs: Vec<f32>,
-    pub(crate) tokens: usize,
-    /// Taught tokens the model ranked first.
-    pub(crate) correct: usize,
+    /// d (scale * loss) / d (A, B), per pair of `LoraWeights::pairs`.
+    pub(crate) gradients: Gradients,
 }
 
-/// Dropout masks drawn from the trainer's generator (candle's own CPU generator cannot be
-/// seeded), scaled by 1/(1-p).
+/// Dropout masks drawn as engine.rs draws them.
 pub(crate) struct Dropout<'a, R: Rng> {
     pub(crate) p: f32,
     pub(crate) rng: &'a mut R,
@@ -41,35 +29,40 @@ impl<R: Rng> Dropout<'_, R> {
         if self.p <= 0.0 {
             return Ok(x.clone());
         }
-        let keep = 1.0 / (1.0 - self.p);
-        let n = x.elem_count();
-        let mask: Vec<f32> = (0..n)
-            .map(|_| {
-                if self.rng.random::<f32>() < self.p {
-                    0.0
-                } else {
-                    keep
-                }
-            })
-            .collect();
+        let mut mask = Vec::new();
+        crate::engine::dropout_factors(self.rng, self.p, x.elem_count(), &mut mask);
         Ok((x * Tensor::from_vec(mask, x.shape(), x.device())?)?)
     }
 }
 
-/// The loss of one example: `tokens` (at least two), `learn[i]` whether token i is taught
-/// (predicted from the tokens before it). `dropout` only while training.
+/// The loss of one example (`tokens`, `learn[i]` whether token i is taught) and the
+/// gradients of `scale * loss`; `dropout` draws its masks as engine.rs does.
 pub(crate) fn score<R: Rng>(
     base: &Base,
     lora: &LoraWeights,
     tokens: &[u32],
     learn: &[bool],
     mut dropout: Option<Dropout<'_, R>>,
-) -> Result<Scored> {
+    grad_scale: f64,
+) -> Result<Reference> {
     let c = &base.config;
     let device = Device::Cpu;
     let t = tokens.len() - 1;
+    let matrix = |m: &crate::base::Matrix| Tensor::from_slice(&m.data, (m.rows, m.cols), &device);
+    let vector = |v: &[f32]| Tensor::from_slice(v, v.len(), &device);
+    let vars: Vec<(Var, Var)> = lora
+        .pairs
+        .iter()
+        .map(|p| -> Result<(Var, Var)> {
+            let r = lora.config.rank;
+            Ok((
+                Var::from_tensor(&Tensor::from_slice(&p.a, (r, p.inp), &device)?)?,
+                Var::from_tensor(&Tensor::from_slice(&p.b, (p.out, r), &device)?)?,
+            ))
+        })
+        .collect::<Result<_>>()?;
     let ids = Tensor::new(&tokens[..t], &device)?;
-    let mut x = base.embed.index_select(&ids, 0)?;
+    let mut x = matrix(&base.embed)?.index_select(&ids, 0)?;
     if c.embed_scale() != 1.0 {
         x = (x * c.embed_scale())?;
     }
@@ -87,16 +80,17 @@ pub(crate) fn score<R: Rng>(
     let neox = c.arch == Arch::Gemma3;
     let scale = lora.config.scale();
     let mut project = |x: &Tensor, layer: usize, target: Target| -> Result<Tensor> {
-        let w = &base.layers[layer].proj[target as usize];
-        let y = frozen_linear(x, w)?;
-        match lora.pair(layer, target) {
+        let (out, inp) = base.shape_of(target);
+        let w = Tensor::from_slice(base.layers[layer].weight(c, target).0, (out, inp), &device)?;
+        let y = frozen_linear(x, &w)?;
+        match lora.find(layer, target).map(|i| &vars[i]) {
             None => Ok(y),
-            Some(pair) => {
+            Some((a, b)) => {
                 let input = match dropout.as_mut() {
                     Some(d) => d.apply(x)?,
                     None => x.clone(),
                 };
-                let delta = input.matmul(&pair.a.t()?)?.matmul(&pair.b.t()?)?;
+                let delta = input.matmul(&a.t()?)?.matmul(&b.t()?)?;
                 Ok((y + (delta * scale)?)?)
             }
         }
@@ -106,14 +100,14 @@ pub(crate) fn score<R: Rng>(
             Some(s) if c.is_sliding(l) => (&s.0, &s.1),
             _ => (&full.0, &full.1),
         };
-        let h = rms_norm(&x, &layer.attn_norm, c.rms_eps)?;
+        let h = rms_norm(&x, &vector(&layer.attn_norm)?, c.rms_eps)?;
         let q = project(&h, l, Target::Q)?;
         let k = project(&h, l, Target::K)?;
         let v = project(&h, l, Target::V)?;
-        let heads = |x: Tensor, n: usize, norm: Option<&Tensor>| -> Result<Tensor> {
+        let heads = |x: Tensor, n: usize, norm: Option<&Vec<f32>>| -> Result<Tensor> {
             let x = x.reshape((t, n, c.head_dim))?;
             let x = match norm {
-                Some(w) => rms_norm(&x, w, c.rms_eps)?,
+                Some(w) => rms_norm(&x, &vector(w)?, c.rms_eps)?,
                 None => x,
             };
             Ok(x.transpose(0, 1)?.contiguous()?)
@@ -147,10 +141,10 @@ pub(crate) fn score<R: Rng>(
             .reshape((t, c.n_head * c.head_dim))?;
         let mut out = project(&attention, l, Target::O)?;
         if let Some(w) = &layer.post_attn_norm {
-            out = rms_norm(&out, w, c.rms_eps)?;
+            out = rms_norm(&out, &vector(w)?, c.rms_eps)?;
         }
         x = (x + out)?;
-        let h = rms_norm(&x, &layer.ffn_norm, c.rms_eps)?;
+        let h = rms_norm(&x, &vector(&layer.ffn_norm)?, c.rms_eps)?;
         let gate = project(&h, l, Target::Gate)?;
         let gate = match c.arch {
             Arch::Llama => gate.silu()?,
@@ -159,42 +153,40 @@ pub(crate) fn score<R: Rng>(
         let up = project(&h, l, Target::Up)?;
         let mut out = project(&(gate * up)?, l, Target::Down)?;
         if let Some(w) = &layer.post_ffn_norm {
-            out = rms_norm(&out, w, c.rms_eps)?;
+            out = rms_norm(&out, &vector(w)?, c.rms_eps)?;
         }
         x = (x + out)?;
     }
     // Only the positions whose next token is taught reach the output projection.
     let positions: Vec<u32> = (0..t).filter(|&p| learn[p + 1]).map(|p| p as u32).collect();
     let targets: Vec<u32> = positions.iter().map(|&p| tokens[p as usize + 1]).collect();
-    let n = positions.len();
-    if n == 0 {
-        return Ok(Scored {
-            loss: Tensor::zeros((), DType::F32, &device)?,
-            logprobs: Vec::new(),
-            tokens: 0,
-            correct: 0,
-        });
-    }
-    let x = rms_norm(&x, &base.out_norm, c.rms_eps)?;
+    let x = rms_norm(&x, &vector(&base.out_norm)?, c.rms_eps)?;
     let x = x.index_select(&Tensor::new(positions.as_slice(), &device)?, 0)?;
-    let logits = frozen_linear(&x, &base.output)?;
+    let logits = frozen_linear(&x, &matrix(base.output())?)?;
     let targets = Tensor::new(targets.as_slice(), &device)?;
-    let predicted: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-    let correct = predicted
-        .iter()
-        .zip(targets.to_vec1::<u32>()?)
-        .filter(|(p, t)| **p == *t)
-        .count();
     let max = logits.max_keepdim(D::Minus1)?.detach();
     let shifted = logits.broadcast_sub(&max)?;
     let log_z = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
     let log_p = shifted.broadcast_sub(&log_z)?;
     let picked = log_p.gather(&targets.unsqueeze(1)?, 1)?;
-    Ok(Scored {
-        loss: picked.sum_all()?.neg()?,
+    let loss = picked.sum_all()?.neg()?;
+    let store = (&loss * grad_scale)?.backward()?;
+    let gradients = vars
+        .iter()
+        .map(|(a, b)| -> Result<(Vec<f32>, Vec<f32>)> {
+            let grad = |v: &Var| -> Result<Vec<f32>> {
+                Ok(match store.get(v.as_tensor()) {
+                    Some(g) => g.flatten_all()?.to_vec1()?,
+                    None => vec![0.0; v.elem_count()],
+                })
+            };
+            Ok((grad(a)?, grad(b)?))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Reference {
+        loss: loss.to_scalar::<f32>()? as f64,
         logprobs: picked.flatten_all()?.to_vec1()?,
-        tokens: n,
-        correct,
+        gradients,
     })
 }
 
