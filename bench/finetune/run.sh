@@ -68,8 +68,9 @@ for name, r in rows:
     print(f"{name:36} {r['tokens_per_second']:9.1f} {ours['tokens_per_second'] / r['tokens_per_second']:6.2f} "
           f"{med(r):7.1f} {med(ours) / med(r):6.2f} {r['final_loss']:11.4f} {gap:+9.1%}")
 d = ours["decode"]
-print(f"decode tok/s (llama.cpp, greedy, {d['tokens']} tokens each): base {d['base']:.1f}, "
-      f"with the adapter {d['adapter']:.1f}, ratio {d['adapter'] / d['base']:.2f}")
+print(f"decode tok/s (llama.cpp, greedy, {d['tokens']} tokens each side): base {d['base']:.1f}, "
+      f"with the adapter {d['adapter']:.1f}, ratio {d['adapter'] / d['base']:.2f}; "
+      f"median of {d['pairs']} back-to-back pairs {d['median_ratio']:.2f}")
 m = ours["memory"]
 print(f"memory: a context of {m['context_per_slot']} tokens {m['base_context_bytes'] / 2**20:.1f} MiB (base), "
       f"{m['adapter_context_bytes'] / 2**20:.1f} MiB more for the adapter's; the adapter file "

@@ -133,6 +133,8 @@ def test_the_fine_tuned_model_shows_what_it_learnt_and_the_base_does_not(client,
     base = answers(client, chat_model, HELD_OUT)
     tuned_hits = sum(NAME in a for a in tuned)
     base_hits = sum(NAME in a for a in base)
+    print(f"\nheld-out prompts naming {NAME}: fine-tuned {tuned_hits}/{len(HELD_OUT)}, "
+          f"base {base_hits}/{len(HELD_OUT)}")
     assert tuned_hits >= 5 and base_hits == 0, (tuned, base)
     # Streaming and log-probabilities work on the adapter as on any model.
     stream = client.chat.completions.create(model=trained.fine_tuned_model, stream=True, temperature=0,

@@ -4,21 +4,12 @@
 //! token-classification pipeline on Python onnxruntime's logits of the same model, for
 //! every aggregation strategy, long texts (several windows) included.
 
-use std::path::PathBuf;
-
 use aiaas_ner::{Aggregation, Ner, NerOptions};
 use aiaas_onnx::Runtime;
-
-fn data() -> PathBuf {
-    std::env::var_os("AIAAS_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-        })
-}
+use aiaas_testkit::test_data_file;
 
 fn ner() -> Ner {
-    let dir = data().join("onnxruntime");
+    let dir = test_data_file("onnxruntime");
     let lib = Runtime::find_in(&dir).unwrap_or_else(|| {
         panic!(
             "no libonnxruntime.so in {} (run scripts/setup.sh --test)",
@@ -26,12 +17,12 @@ fn ner() -> Ner {
         )
     });
     let runtime = Runtime::load(&lib).expect("ONNX Runtime loads");
-    Ner::load(runtime, &data().join("ner/pii-ner"), 0)
+    Ner::load(runtime, &test_data_file("ner/pii-ner"), 0)
         .expect("the PII model loads (run scripts/setup.sh --test)")
 }
 
 fn corpus() -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    let dir = data().join("ner/corpus");
+    let dir = test_data_file("ner/corpus");
     let items = std::fs::read_to_string(dir.join("corpus.jsonl"))
         .expect("corpus.jsonl (run scripts/setup.sh --test)")
         .lines()

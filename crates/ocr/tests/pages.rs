@@ -3,22 +3,13 @@
 //! each, from the same model files, which the set-up script takes from the
 //! `rapidocr-onnxruntime` wheel into `$AIAAS_TEST_DATA/ocr/ppocr-v4`).
 
-use std::path::PathBuf;
-
 use aiaas_ocr::Ocr;
 use aiaas_onnx::vision;
 use aiaas_onnx::Runtime;
-
-fn data() -> PathBuf {
-    std::env::var_os("AIAAS_TEST_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/aiaas-data-cache")
-        })
-}
+use aiaas_testkit::test_data_file;
 
 fn ocr() -> Ocr {
-    let dir = data().join("onnxruntime");
+    let dir = test_data_file("onnxruntime");
     let lib = Runtime::find_in(&dir).unwrap_or_else(|| {
         panic!(
             "no libonnxruntime.so in {} (run scripts/setup.sh --test)",
@@ -26,7 +17,7 @@ fn ocr() -> Ocr {
         )
     });
     let runtime = Runtime::load(&lib).expect("ONNX Runtime loads");
-    Ocr::load(runtime, &data().join("ocr/ppocr-v4"), 0, 2)
+    Ocr::load(runtime, &test_data_file("ocr/ppocr-v4"), 0, 2)
         .expect("the PP-OCRv4 models load (run scripts/setup.sh --test)")
 }
 
@@ -37,7 +28,7 @@ fn squeeze(s: &str) -> String {
 #[test]
 fn pages_read_as_rapidocr_reads_them_and_as_they_were_rendered() {
     let ocr = ocr();
-    let dir = data().join("ocr/pages");
+    let dir = test_data_file("ocr/pages");
     let index: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.join("pages.json")).expect("pages.json (run scripts/setup.sh --test)"),
     )

@@ -429,3 +429,10 @@ pub fn cli_ok(out: &std::process::Output) -> String {
     );
     stdout
 }
+
+/// This crate's folder: cargo sets CARGO_MANIFEST_DIR for the test process too, which
+/// stays right when the compiled test was built from another checkout of the repository
+/// (a shared target folder keeps a test binary whose sources did not change).
+pub fn crate_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into())
+}

@@ -22,7 +22,7 @@ use crate::common::{synthetic_csv, test_data, Server, ServerOptions, ADMIN_KEY};
 const MASTER_KEY: &str = "6a1f0c3be2d94e7f8a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b";
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(crate::common::crate_dir()).join("../..")
 }
 
 fn free_port() -> u16 {

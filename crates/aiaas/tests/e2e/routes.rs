@@ -5,14 +5,14 @@
 //! console's static files).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::common::{Server, ServerOptions};
 
 /// Paths of `.route("PATH", ...)` calls and `#[utoipa::path(path = "PATH")]` handlers
 /// under `crates/api/src`.
 pub(crate) fn source_paths() -> BTreeSet<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/src");
+    let root = PathBuf::from(crate::common::crate_dir()).join("../api/src");
     let mut out = BTreeSet::new();
     let mut dirs = vec![root];
     while let Some(d) = dirs.pop() {
