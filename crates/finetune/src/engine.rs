@@ -1345,7 +1345,7 @@ fn lora_backward(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -1372,7 +1372,7 @@ mod tests {
     /// A small random decoder: two layers, grouped-query heads; the Gemma one with a
     /// sliding window of 3 on its first layer and tied output, the llama one with RoPE
     /// scaling and its own output projection.
-    fn tiny(arch: Arch) -> Base {
+    pub(crate) fn tiny(arch: Arch) -> Base {
         let mut rng = StdRng::seed_from_u64(arch as u64 + 1);
         let gemma = arch == Arch::Gemma3;
         let (n_layer, d, heads, kv, hd, ff, vocab) =

@@ -5,6 +5,9 @@
 //! of its own, so it serves whether or not the caller is async.
 //!
 //! [`test_data_file`]: a file the test set-up put in the test data cache (model weights).
+//!
+//! [`read_text_label_csv`]: a labelled corpus's rows (the BBC News and Chinese headline
+//! CSVs the set-up converts).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,21 @@ pub fn test_data_file(relative: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The first two columns (text, label) of each row of a CSV file with a header row.
+/// An unreadable file or row fails the caller, naming the file.
+pub fn read_text_label_csv(path: &Path) -> Vec<(String, String)> {
+    let fail = |e: csv::Error| -> ! { panic!("{}: {e}", path.display()) };
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| fail(e));
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap_or_else(|e| fail(e));
+            let column = |i| r.get(i).unwrap_or_default().to_string();
+            (column(0), column(1))
+        })
+        .collect()
 }
 
 /// The access key every [`S3Server`] accepts.

@@ -68,17 +68,8 @@ fn args() -> Result<Args, String> {
 }
 
 fn read_csv(path: &Path) -> Result<Vec<LabelledText>, String> {
-    let mut reader =
-        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut rows = Vec::new();
-    for r in reader.records() {
-        let r = r.map_err(|e| format!("{}: {e}", path.display()))?;
-        rows.push(LabelledText {
-            text: r.get(0).unwrap_or_default().to_string(),
-            label: r.get(1).unwrap_or_default().to_string(),
-        });
-    }
-    Ok(rows)
+    let rows = aiaas_testkit::read_text_label_csv(path);
+    Ok(rows.into_iter().map(LabelledText::from).collect())
 }
 
 /// Word vectors in word2vec's text format.

@@ -16,17 +16,8 @@ use aiaas_train::{train, Classifier, ExplainMethod, ExplainOptions, LabelledText
 use aiaas_types::{Architecture, EmbeddingInit, TfidfOptions, TrainConfig};
 
 fn read(path: &std::path::Path) -> Vec<LabelledText> {
-    let mut reader = csv::Reader::from_path(path).expect("csv");
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("row");
-            LabelledText {
-                text: r[0].to_string(),
-                label: r[1].to_string(),
-            }
-        })
-        .collect()
+    let rows = aiaas_testkit::read_text_label_csv(path);
+    rows.into_iter().map(LabelledText::from).collect()
 }
 
 fn fit(config: &TrainConfig, rows: &[LabelledText]) -> Classifier {

@@ -46,6 +46,12 @@ pub struct LabelledText {
     pub label: String,
 }
 
+impl From<(String, String)> for LabelledText {
+    fn from((text, label): (String, String)) -> Self {
+        LabelledText { text, label }
+    }
+}
+
 /// The files of a trained model version, by name ("weights.safetensors", "model.json").
 pub type ModelFiles = BTreeMap<String, Vec<u8>>;
 

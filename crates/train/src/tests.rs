@@ -511,21 +511,10 @@ fn corrupt_or_missing_files_are_invalid_model() {
 
 // ---- BBC News benchmarks (ignored: they need the converted corpus) ----
 
-const BBC_DIR: &str = "/root/.cache/aiaas-data-cache";
-
 fn read_bbc(name: &str) -> Vec<LabelledText> {
-    let path = format!("{BBC_DIR}/{name}");
-    let mut reader = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            LabelledText {
-                text: r[0].to_string(),
-                label: r[1].to_string(),
-            }
-        })
-        .collect()
+    let path = aiaas_testkit::test_data_file(name);
+    let rows = aiaas_testkit::read_text_label_csv(&path);
+    rows.into_iter().map(LabelledText::from).collect()
 }
 
 fn bbc_run(config: &TrainConfig) -> (crate::TrainedModel, f64) {

@@ -14,17 +14,8 @@ use aiaas_types::{Architecture, EmbeddingInit, TfidfOptions, TrainConfig};
 
 fn read(name: &str) -> Vec<LabelledText> {
     let path = aiaas_testkit::test_data_file(name);
-    let mut reader = csv::Reader::from_path(&path).unwrap();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            LabelledText {
-                text: r[0].to_string(),
-                label: r[1].to_string(),
-            }
-        })
-        .collect()
+    let rows = aiaas_testkit::read_text_label_csv(&path);
+    rows.into_iter().map(LabelledText::from).collect()
 }
 
 fn fit(config: &TrainConfig, rows: &[LabelledText]) -> Classifier {

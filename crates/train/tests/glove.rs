@@ -32,13 +32,8 @@ fn python() -> PathBuf {
 }
 
 fn read_texts(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (scripts/setup.sh --test fetches it)",
-            path.display()
-        )
-    });
-    reader.records().map(|r| tokenize(&r.unwrap()[0])).collect()
+    let rows = aiaas_testkit::read_text_label_csv(path);
+    rows.iter().map(|(text, _)| tokenize(text)).collect()
 }
 
 #[test]
