@@ -453,7 +453,7 @@ impl Heads {
             })
             .collect();
         resize(out, t * self.n * d);
-        scatter(&heads, out, self.n * d, d, |h| h * d);
+        scatter(&heads, out, self.n * d, d);
     }
 
     /// The gradients of the queries, keys and values from the output's (`d_out`, `t x n
@@ -561,10 +561,10 @@ impl Heads {
     }
 }
 
-/// Copies each part (`t x d`) into the columns `col(part)` of `out` (rows `rs` apart).
-fn scatter(parts: &[Vec<f32>], out: &mut [f32], rs: usize, d: usize, col: impl Fn(usize) -> usize) {
+/// Copies part `h` (`t x d`) into columns `h d..(h + 1) d` of `out` (rows `rs` apart).
+fn scatter(parts: &[Vec<f32>], out: &mut [f32], rs: usize, d: usize) {
     for (h, part) in parts.iter().enumerate() {
-        let c = col(h);
+        let c = h * d;
         for (dst, src) in out.chunks_exact_mut(rs).zip(part.chunks_exact(d)) {
             dst[c..c + d].copy_from_slice(src);
         }
@@ -1327,10 +1327,12 @@ fn lora_backward(
             true,
         );
     } else {
-        let mut tmp = vec![0f32; t * pair.inp];
+        // `dropped` (x', read above) is free again: it takes du A, which dx adds where the
+        // mask kept x.
+        let tmp = dropped;
         matmul(
             (t, pair.inp, r),
-            &mut tmp,
+            tmp,
             pair.inp,
             false,
             View::rows(d_u, r),
@@ -1338,7 +1340,7 @@ fn lora_backward(
             1.0,
             true,
         );
-        for ((dx, v), k) in dx.iter_mut().zip(&tmp).zip(keep) {
+        for ((dx, v), k) in dx.iter_mut().zip(tmp.iter()).zip(keep) {
             *dx += v * k;
         }
     }
